@@ -1,0 +1,1 @@
+"""Amaranth gateware of the logic die and the definitions every layer shares."""

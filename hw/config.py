@@ -1,0 +1,121 @@
+"""The one frozen configuration object of the logic die, and its named presets.
+
+Every layer (gateware, golden models, compiler, runtime, tests) takes a :class:`Config` in its constructor
+and reads structural parameters from it only. Presets are looked up by name with :func:`preset`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from hw.errors import UserError
+
+__all__ = ["Config", "PRESETS", "preset", "preset_names"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Structural parameters of one logic-die instance.
+
+    Array geometry: the systolic array has ``array_rows`` (R) rows along the reduction dimension K and
+    ``array_cols`` (C) columns along the output-channel dimension N; it performs R*C int8 MACs per cycle.
+    """
+
+    name: str
+    #: Systolic array rows (reduction dimension, K) and columns (output channels, N).
+    array_rows: int
+    array_cols: int
+    #: Depthwise / vector unit lanes (channels processed per cycle).
+    vector_lanes: int
+    #: Total on-die SRAM in bytes (weights + activations + program), split into ``sram_banks`` banks.
+    sram_bytes: int
+    sram_banks: int
+    #: Width of one SRAM bank word in bytes.
+    sram_word_bytes: int
+    #: CSI-2 receiver input width in bytes per clock.
+    csi2_lanes_bytes: int
+    #: Pixels per clock of the ISP datapath.
+    isp_pixels_per_clock: int
+    #: Largest sensor line the line buffers hold (pixels).
+    max_line_pixels: int
+    #: Target clock of the die in MHz (used for KPI ms figures and as the synthesis constraint).
+    clock_mhz: float
+    #: Accumulator width (TFLite int8 semantics need 32).
+    acc_bits: int = 32
+
+    def __post_init__(self):
+        for f in ("array_rows", "array_cols", "vector_lanes", "sram_bytes", "sram_banks",
+                  "sram_word_bytes", "csi2_lanes_bytes", "isp_pixels_per_clock", "max_line_pixels"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"Config.{f} must be a positive int, got {v!r}")
+        if self.sram_bytes % (self.sram_banks * self.sram_word_bytes):
+            raise ValueError("Config.sram_bytes must be a multiple of sram_banks * sram_word_bytes")
+        if self.acc_bits != 32:
+            raise ValueError("Config.acc_bits must be 32 (TFLite int8 semantics)")
+
+    @property
+    def pes(self) -> int:
+        """Number of processing elements (MACs per cycle) of the systolic array."""
+        return self.array_rows * self.array_cols
+
+    @property
+    def sram_bank_words(self) -> int:
+        return self.sram_bytes // (self.sram_banks * self.sram_word_bytes)
+
+    def replace(self, **changes) -> Config:
+        """A copy with some fields changed (the object itself is frozen)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """Short stable hash of every field; build directories are keyed by it."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+KiB = 1024
+MiB = 1024 * KiB
+
+PRESETS: dict[str, Config] = {
+    # IMX500-class: 16x16 array, 8 MiB on-die SRAM.
+    "default": Config(name="default", array_rows=16, array_cols=16, vector_lanes=16,
+                      sram_bytes=8 * MiB, sram_banks=16, sram_word_bytes=16,
+                      csi2_lanes_bytes=4, isp_pixels_per_clock=1, max_line_pixels=4096,
+                      clock_mhz=400.0),
+    # Fits an ECP5-85k (156 18x18 DSPs, 208 EBRs = 468 KiB) with room for the pixel path.
+    "ecp5": Config(name="ecp5", array_rows=8, array_cols=8, vector_lanes=8,
+                   sram_bytes=384 * KiB, sram_banks=8, sram_word_bytes=8,
+                   csi2_lanes_bytes=4, isp_pixels_per_clock=1, max_line_pixels=4096,
+                   clock_mhz=150.0),
+    # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
+    "ice40": Config(name="ice40", array_rows=2, array_cols=2, vector_lanes=2,
+                    sram_bytes=128 * KiB, sram_banks=4, sram_word_bytes=2,
+                    csi2_lanes_bytes=1, isp_pixels_per_clock=1, max_line_pixels=640,
+                    clock_mhz=24.0),
+    # Small and fast to simulate; large SRAM so any test model fits.
+    "tiny": Config(name="tiny", array_rows=4, array_cols=4, vector_lanes=4,
+                   sram_bytes=1 * MiB, sram_banks=4, sram_word_bytes=4,
+                   csi2_lanes_bytes=4, isp_pixels_per_clock=1, max_line_pixels=4096,
+                   clock_mhz=100.0),
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def preset(name: str | Config) -> Config:
+    """Return the preset called ``name`` (a Config passes through unchanged)."""
+    if isinstance(name, Config):
+        return name
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UserError(f"unknown config preset {name!r}; choose one of "
+                        f"{', '.join(PRESETS)}") from None

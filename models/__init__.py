@@ -1,0 +1,1 @@
+"""Bit-exact NumPy golden models (imports hw only)."""

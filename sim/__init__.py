@@ -1,0 +1,1 @@
+"""Simulation: sensor model, Verilator toolchain, build cache, harness (imports hw, models)."""

@@ -1,0 +1,93 @@
+"""Build an Amaranth component with Verilator (cached by hash) and run a cocotb test module on it.
+
+Contract:
+- The Verilog is generated from the component; the build directory is
+  ``build/cocotb/<top>-<sha256(verilog, flags)[:16]>``, so structural parameters (config presets) build once
+  and stimulus variations (seeds, back-pressure) reuse the build. A file lock makes concurrent pytest-xdist
+  workers share one build safely.
+- ``test_module`` is a dotted module name importable from the project root (e.g. ``tests.hw.tb_gemm``).
+- Test parameters reach the cocotb module as JSON in the environment variable ``LOGICDIE_TB`` (read it with
+  :func:`tb_params`).
+- ``WAVES=1`` in the environment (or ``waves=True``) builds with FST tracing and writes ``dump.fst`` in the
+  run directory, whose path is printed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from sim.toolchain import build_dir, project_root, setup_env
+
+__all__ = ["verilog_of", "run_cocotb", "tb_params", "VERILATOR_FLAGS"]
+
+#: Amaranth's Verilog has width-extension warnings by construction; they are not errors.
+VERILATOR_FLAGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
+
+
+def verilog_of(component, name: str) -> str:
+    """Verilog text of an Amaranth ``wiring.Component`` with top module ``name``."""
+    from amaranth.back import verilog
+
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def _waves_requested(waves: bool | None) -> bool:
+    if waves is not None:
+        return waves
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+def run_cocotb(component, top: str, test_module: str, params: dict | None = None, *,
+               testcase: str | None = None, waves: bool | None = None, seed: int = 1) -> Path:
+    """Build ``component`` as Verilog module ``top`` and run cocotb ``test_module`` against it.
+
+    Raises (via cocotb's runner) if any cocotb test fails. Returns the run directory.
+    """
+    from cocotb_tools.runner import get_runner
+
+    setup_env()
+    waves = _waves_requested(waves)
+    text = verilog_of(component, top)
+    flags = list(VERILATOR_FLAGS) + (["--trace-fst", "--trace-structs"] if waves else [])
+    key = hashlib.sha256((text + "\0" + " ".join(flags)).encode()).hexdigest()[:16]
+    bdir = build_dir("cocotb", f"{top}-{key}")
+    src = bdir / f"{top}.v"
+    with open(bdir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runner = get_runner("verilator")
+        if not src.exists() or src.read_text() != text:
+            src.write_text(text)
+        # Verilator's runner rebuilds only when sources are newer than the model (make semantics).
+        runner.build(verilog_sources=[src], hdl_toplevel=top, build_dir=bdir,
+                     build_args=flags, waves=waves, always=False, log_file=bdir / "build.log")
+    rundir = Path(tempfile.mkdtemp(prefix="run-", dir=bdir))
+    # The simulator's embedded Python imports the test module by dotted name (e.g. "tests.hw.tb_gemm").
+    pypath = os.pathsep.join(p for p in (str(project_root()), os.environ.get("PYTHONPATH")) if p)
+    env = {"LOGICDIE_TB": json.dumps(params or {}), "PYTHONPATH": pypath}
+    results = runner.test(test_module=test_module, hdl_toplevel=top, build_dir=bdir,
+                          test_dir=rundir, testcase=testcase, seed=seed, extra_env=env,
+                          waves=waves, log_file=rundir / "sim.log")
+    _raise_on_failures(results)
+    if waves:
+        print(f"waves: {rundir}")
+    return rundir
+
+
+def _raise_on_failures(results_xml: Path) -> None:
+    from cocotb_tools.check_results import get_results
+
+    num_tests, num_failed = get_results(results_xml)
+    if num_tests == 0:
+        raise AssertionError(f"cocotb ran no test ({results_xml})")
+    if num_failed:
+        raise AssertionError(f"{num_failed} of {num_tests} cocotb tests failed ({results_xml})")
+
+
+def tb_params() -> dict:
+    """Inside a cocotb test: the parameters passed by :func:`run_cocotb`."""
+    return json.loads(os.environ.get("LOGICDIE_TB", "{}"))

@@ -1,0 +1,1 @@
+"""Host stack: importer, compiler, runtime, CLI (top layer)."""

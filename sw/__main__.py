@@ -1,0 +1,3 @@
+from sw.cli import entry
+
+entry()
