@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Quant", "Tensor", "Op", "Graph"]
+__all__ = ["Quant", "Tensor", "Op", "Graph", "SPEC_OPS"]
+
+#: The ops every backend must support (SPEC section 4). Anything else is rejected with a clear error.
+SPEC_OPS = (
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "MUL",
+    "PAD", "MEAN", "RESHAPE", "SQUEEZE", "SOFTMAX", "LOGISTIC", "TRANSPOSE", "CONCATENATION",
+    "RESIZE_NEAREST_NEIGHBOR", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
+)
 
 
 @dataclass

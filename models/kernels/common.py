@@ -1,0 +1,78 @@
+"""Helpers shared by the golden kernels: TFLM's padding arithmetic, activation ranges, requant constants."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.arith import mbqm, quantize_multiplier, tfl_round
+from models.graph import Graph, Op, Tensor
+
+__all__ = ["out_size", "same_padding", "activation_range", "per_channel_multipliers", "requant",
+           "tensor", "qparams"]
+
+
+def tensor(g: Graph, op: Op, i: int, role: str = "in") -> Tensor | None:
+    idx = (op.inputs if role == "in" else op.outputs)[i] if i < len(
+        op.inputs if role == "in" else op.outputs) else -1
+    return g.tensor(idx)
+
+
+def qparams(t: Tensor) -> tuple[float, int]:
+    """(scale, zero_point) of a per-tensor quantized tensor (scale as the float32 TFLM stores)."""
+    if t.quant is None:
+        return 1.0, 0
+    return float(t.quant.scale[0]), int(t.quant.zero_point[0])
+
+
+def out_size(padding: str, size: int, filt: int, stride: int, dilation: int = 1) -> int:
+    """TFLite ComputeOutSize."""
+    eff = (filt - 1) * dilation + 1
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    return (size - eff + stride) // stride
+
+
+def same_padding(padding: str, size: int, filt: int, stride: int, dilation: int, out: int):
+    """TFLite ComputePaddingWithOffset: (pad_before, pad_after) for one spatial dimension."""
+    eff = (filt - 1) * dilation + 1
+    total = max(0, (out - 1) * stride + eff - size)
+    if padding == "VALID":
+        total = max(0, (out - 1) * stride + eff - size)
+    before = total // 2
+    return before, total - before
+
+
+def activation_range(act: str, out: Tensor, qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
+    """TFLite CalculateActivationRangeQuantized (float32 division, std::round)."""
+    scale, zp = qparams(out)
+    s = np.float32(scale)
+
+    def q(f: float) -> int:
+        return zp + int(tfl_round(float(np.float32(f) / s)))
+
+    if act == "RELU":
+        return max(qmin, q(0.0)), qmax
+    if act == "RELU6":
+        return max(qmin, q(0.0)), min(qmax, q(6.0))
+    if act == "RELU_N1_TO_1":
+        return max(qmin, q(-1.0)), min(qmax, q(1.0))
+    return qmin, qmax
+
+
+def per_channel_multipliers(in_scale: float, w_scales: np.ndarray, out_scale: float, n: int):
+    """Per-output-channel (multiplier, shift) arrays as TFLM's PopulateConvolutionQuantizationParams."""
+    w_scales = np.asarray(w_scales, dtype=np.float32)
+    if w_scales.size == 1:
+        w_scales = np.repeat(w_scales, n)
+    mult = np.empty(n, np.int64)
+    shift = np.empty(n, np.int64)
+    for c in range(n):
+        eff = float(np.float32(in_scale)) * float(w_scales[c]) / float(np.float32(out_scale))
+        mult[c], shift[c] = quantize_multiplier(eff)
+    return mult, shift
+
+
+def requant(acc: np.ndarray, mult, shift, out_zp: int, lo: int, hi: int, dtype=np.int8) -> np.ndarray:
+    """int32 accumulators -> MultiplyByQuantizedMultiplier -> + zp -> clamp -> int8 (per last axis)."""
+    y = mbqm(acc, mult, shift) + out_zp
+    return np.clip(y, lo, hi).astype(dtype)

@@ -1,0 +1,152 @@
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, int8 per-channel, exactly as TFLM's reference kernels.
+
+Accumulation: sum(w * (x - zp_in)) + bias in int32, computed exactly (float64 GEMM is exact here: every
+partial sum is an integer below 2^53), then per-channel MultiplyByQuantizedMultiplier, + zp_out, clamp.
+Padding positions contribute zero, as TFLM skips them: the input is padded with its zero point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from hw.errors import UserError
+from models.kernels import kernel
+from models.kernels.common import (activation_range, out_size, per_channel_multipliers, qparams,
+                                   requant, same_padding)
+
+__all__ = ["conv_geometry"]
+
+
+def conv_geometry(op, in_shape, fh, fw):
+    """(out_h, out_w, (pad_top, pad_bottom), (pad_left, pad_right), stride_h, stride_w, dh, dw)."""
+    o = op.options
+    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
+    dh, dw = int(o.get("dilation_h", 1)), int(o.get("dilation_w", 1))
+    pad = o.get("padding", "VALID")
+    _, h, w, _ = in_shape
+    oh, ow = out_size(pad, h, fh, sh, dh), out_size(pad, w, fw, sw, dw)
+    return (oh, ow, same_padding(pad, h, fh, sh, dh, oh), same_padding(pad, w, fw, sw, dw, ow),
+            sh, sw, dh, dw)
+
+
+def _padded(x, zp, ph, pw, need_h, need_w):
+    """Pad NHWC x with zp so that it has at least need_h x need_w spatial extent after the top/left pad."""
+    n, h, w, c = x.shape
+    bottom = max(0, need_h - h - ph[0])
+    right = max(0, need_w - w - pw[0])
+    if ph[0] == 0 and pw[0] == 0 and bottom == 0 and right == 0:
+        return x
+    return np.pad(x, ((0, 0), (ph[0], bottom), (pw[0], right), (0, 0)), constant_values=zp)
+
+
+def _windows(xs, fh, fw, oh, ow, sh, sw, dh, dw):
+    """(N, OH, OW, FH, FW, C) strided view of the padded input."""
+    eh, ew = (fh - 1) * dh + 1, (fw - 1) * dw + 1
+    v = sliding_window_view(xs, (eh, ew), axis=(1, 2))  # N, H', W', C, eh, ew
+    v = v[:, : (oh - 1) * sh + 1: sh, : (ow - 1) * sw + 1: sw, :, ::dh, ::dw]
+    return v.transpose(0, 1, 2, 4, 5, 3)
+
+
+@kernel("CONV_2D")
+def prepare_conv(op, g):
+    x_t, w_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
+    b_t = g.tensor(op.inputs[2]) if len(op.inputs) > 2 else None
+    y_t = g.tensors[op.outputs[0]]
+    if w_t.data is None:
+        raise UserError(f"CONV_2D op {op.index}: non-constant filter is not supported")
+    cout, fh, fw, cin_f = w_t.shape
+    in_scale, in_zp = qparams(x_t)
+    out_scale, out_zp = qparams(y_t)
+    mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
+    lo, hi = activation_range(op.options.get("activation", "NONE"), y_t)
+    oh, ow, ph, pw, sh, sw, dh, dw = conv_geometry(op, x_t.shape, fh, fw)
+    cin = x_t.shape[3]
+    groups = cin // cin_f
+    if groups != 1:
+        raise UserError(f"CONV_2D op {op.index}: grouped convolution ({groups} groups) "
+                        "is not supported")
+    w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
+    wmat = (w_t.data.astype(np.float64) - w_zp).reshape(cout, -1).T.copy()  # (FH*FW*C, Cout)
+    bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else \
+        np.zeros(cout, np.int64)
+    need_h, need_w = (oh - 1) * sh + (fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1
+    pointwise = fh == 1 and fw == 1 and sh == 1 and sw == 1
+
+    def run(ins):
+        x = ins[0]
+        n = x.shape[0]
+        xf = x.astype(np.float64) - in_zp
+        if pointwise:
+            cols = xf[:, :oh, :ow, :].reshape(-1, cin)
+        else:
+            xp = _padded(xf, 0.0, ph, pw, need_h, need_w)
+            cols = _windows(xp, fh, fw, oh, ow, sh, sw, dh, dw).reshape(n * oh * ow, -1)
+        acc = (cols @ wmat).astype(np.int64) + bias
+        return [requant(acc, mult, shift, out_zp, lo, hi).reshape(n, oh, ow, cout)]
+
+    return run
+
+
+@kernel("DEPTHWISE_CONV_2D")
+def prepare_depthwise(op, g):
+    x_t, w_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
+    b_t = g.tensor(op.inputs[2]) if len(op.inputs) > 2 else None
+    y_t = g.tensors[op.outputs[0]]
+    if w_t.data is None:
+        raise UserError(f"DEPTHWISE_CONV_2D op {op.index}: non-constant filter is not supported")
+    _, fh, fw, cout = w_t.shape
+    cin = x_t.shape[3]
+    mult_d = cout // cin
+    in_scale, in_zp = qparams(x_t)
+    out_scale, out_zp = qparams(y_t)
+    mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
+    lo, hi = activation_range(op.options.get("activation", "NONE"), y_t)
+    oh, ow, ph, pw, sh, sw, dh, dw = conv_geometry(op, x_t.shape, fh, fw)
+    w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
+    wts = (w_t.data[0].astype(np.int32) - w_zp)  # FH, FW, Cout
+    bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else \
+        np.zeros(cout, np.int64)
+    need_h, need_w = (oh - 1) * sh + (fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1
+
+    def run(ins):
+        x = ins[0]
+        xs = x.astype(np.int32) - in_zp
+        if mult_d > 1:
+            xs = np.repeat(xs, mult_d, axis=3)
+        xp = _padded(xs, 0, ph, pw, need_h, need_w)
+        acc = np.zeros((x.shape[0], oh, ow, cout), np.int32)
+        for ky in range(fh):
+            for kx in range(fw):
+                y0, x0 = ky * dh, kx * dw
+                acc += xp[:, y0: y0 + (oh - 1) * sh + 1: sh, x0: x0 + (ow - 1) * sw + 1: sw, :] \
+                    * wts[ky, kx]
+        return [requant(acc.astype(np.int64) + bias, mult, shift, out_zp, lo, hi)]
+
+    return run
+
+
+@kernel("FULLY_CONNECTED")
+def prepare_fc(op, g):
+    x_t, w_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
+    b_t = g.tensor(op.inputs[2]) if len(op.inputs) > 2 else None
+    y_t = g.tensors[op.outputs[0]]
+    if w_t.data is None:
+        raise UserError(f"FULLY_CONNECTED op {op.index}: non-constant weights are not supported")
+    units, depth = w_t.shape
+    in_scale, in_zp = qparams(x_t)
+    out_scale, out_zp = qparams(y_t)
+    mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, units)
+    lo, hi = activation_range(op.options.get("activation", "NONE"), y_t)
+    w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
+    wmat = (w_t.data.astype(np.float64) - w_zp).T.copy()
+    bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else \
+        np.zeros(units, np.int64)
+    out_shape = y_t.shape
+
+    def run(ins):
+        x = ins[0].reshape(-1, depth).astype(np.float64) - in_zp
+        acc = (x @ wmat).astype(np.int64) + bias
+        return [requant(acc, mult, shift, out_zp, lo, hi).reshape(out_shape)]
+
+    return run
