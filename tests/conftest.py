@@ -3,3 +3,7 @@
 from sim.toolchain import setup_env
 
 setup_env()
+
+from sw.cli import limit_blas_threads  # noqa: E402
+
+limit_blas_threads()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.arith import mbqm, quantize_multiplier, tfl_round
+from models.arith import INT32_MIN, mbqm, quantize_multiplier, tfl_round
 from models.graph import Graph, Op, Tensor
 
-__all__ = ["out_size", "same_padding", "activation_range", "per_channel_multipliers", "requant",
+__all__ = ["out_size", "same_padding", "activation_range", "per_channel_multipliers", "requant", "Requant",
            "tensor", "qparams"]
 
 
@@ -76,3 +76,31 @@ def requant(acc: np.ndarray, mult, shift, out_zp: int, lo: int, hi: int, dtype=n
     """int32 accumulators -> MultiplyByQuantizedMultiplier -> + zp -> clamp -> int8 (per last axis)."""
     y = mbqm(acc, mult, shift) + out_zp
     return np.clip(y, lo, hi).astype(dtype)
+
+
+class Requant:
+    """Per-channel requantization prepared once; ``__call__(acc)`` equals :func:`requant` (tested), using
+    in-place int64 passes: srdhm = (x*M + 2^30) >> 31, then rounding right shift, + zp, clamp."""
+
+    def __init__(self, mult, shift, out_zp: int, lo: int, hi: int, dtype=np.int8):
+        self.mult = np.asarray(mult, np.int64)
+        self.shift = np.asarray(shift, np.int64)
+        self.args = (self.mult, self.shift, out_zp, lo, hi, dtype)
+        self.fast = bool(np.all(self.shift < 0) and np.all(self.mult > INT32_MIN))
+        self.e = -self.shift
+        self.half_m1 = (np.int64(1) << self.e) >> 1
+        self.zp, self.lo, self.hi, self.dtype = out_zp, lo, hi, dtype
+
+    def __call__(self, acc: np.ndarray) -> np.ndarray:
+        if not self.fast:  # left shifts or saturation corner: the reference formulation
+            return requant(acc, *self.args)
+        x = np.multiply(acc, self.mult, dtype=np.int64)
+        x += 1 << 30
+        x >>= 31
+        neg = x < 0
+        x += self.half_m1
+        x -= neg
+        x >>= self.e
+        x += self.zp
+        np.clip(x, self.lo, self.hi, out=x)
+        return x.astype(self.dtype)

@@ -12,8 +12,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from hw.errors import UserError
 from models.kernels import kernel
-from models.kernels.common import (activation_range, out_size, per_channel_multipliers, qparams,
-                                   requant, same_padding)
+from models.kernels.common import (Requant, activation_range, out_size, per_channel_multipliers,
+                                   qparams, same_padding)
 
 __all__ = ["conv_geometry"]
 
@@ -28,6 +28,14 @@ def conv_geometry(op, in_shape, fh, fw):
     oh, ow = out_size(pad, h, fh, sh, dh), out_size(pad, w, fw, sw, dw)
     return (oh, ow, same_padding(pad, h, fh, sh, dh, oh), same_padding(pad, w, fw, sw, dw, ow),
             sh, sw, dh, dw)
+
+
+def _exact_float(wint: np.ndarray, in_zp: int):
+    """float32 when every partial sum of w*(x - zp) is an integer below 2^24 (exact in float32 GEMM),
+    float64 otherwise (exact below 2^53, always true here)."""
+    xmax = max(abs(-128 - in_zp), abs(127 - in_zp))
+    bound = int(np.abs(wint).sum(axis=0).max(initial=0)) * xmax
+    return np.float32 if bound < (1 << 24) else np.float64
 
 
 def _padded(x, zp, ph, pw, need_h, need_w):
@@ -67,23 +75,28 @@ def prepare_conv(op, g):
         raise UserError(f"CONV_2D op {op.index}: grouped convolution ({groups} groups) "
                         "is not supported")
     w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
-    wmat = (w_t.data.astype(np.float64) - w_zp).reshape(cout, -1).T.copy()  # (FH*FW*C, Cout)
+    wint = (w_t.data.astype(np.int64) - w_zp).reshape(cout, -1).T  # (FH*FW*C, Cout)
+    ftype = _exact_float(wint, in_zp)
+    wmat = wint.astype(ftype)
     bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else \
         np.zeros(cout, np.int64)
     need_h, need_w = (oh - 1) * sh + (fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1
     pointwise = fh == 1 and fw == 1 and sh == 1 and sw == 1
+    rq = Requant(mult, shift, out_zp, lo, hi)
 
     def run(ins):
         x = ins[0]
         n = x.shape[0]
-        xf = x.astype(np.float64) - in_zp
+        xf = x.astype(ftype)
+        xf -= in_zp
         if pointwise:
             cols = xf[:, :oh, :ow, :].reshape(-1, cin)
         else:
             xp = _padded(xf, 0.0, ph, pw, need_h, need_w)
             cols = _windows(xp, fh, fw, oh, ow, sh, sw, dh, dw).reshape(n * oh * ow, -1)
-        acc = (cols @ wmat).astype(np.int64) + bias
-        return [requant(acc, mult, shift, out_zp, lo, hi).reshape(n, oh, ow, cout)]
+        acc = (cols @ wmat).astype(np.int64)
+        acc += bias
+        return [rq(acc).reshape(n, oh, ow, cout)]
 
     return run
 
@@ -108,20 +121,52 @@ def prepare_depthwise(op, g):
     bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else \
         np.zeros(cout, np.int64)
     need_h, need_w = (oh - 1) * sh + (fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1
+    rq = Requant(mult, shift, out_zp, lo, hi)
+    _, h, w, _ = x_t.shape
+    ph_b, pw_r = max(0, need_h - h - ph[0]), max(0, need_w - w - pw[0])
+    hp, wp = ph[0] + h + ph_b, pw[0] + w + pw_r
+    # float32 accumulation is exact while every partial sum stays below 2^24 in magnitude
+    bound = int(np.abs(wts).sum(axis=(0, 1)).max(initial=0)) * max(abs(-128 - in_zp), abs(127 - in_zp))
+    acc_t = np.float32 if bound < (1 << 24) else np.float64
+    # Few channels: channel-major (N, C, H, W) keeps the tap loop on long contiguous rows.
+    chan_major = cout < 16
+    wk = wts.astype(acc_t)
+    if chan_major:
+        wk = np.ascontiguousarray(wk.transpose(2, 0, 1))[:, :, :, None, None]  # C, FH, FW, 1, 1
 
     def run(ins):
         x = ins[0]
-        xs = x.astype(np.int32) - in_zp
-        if mult_d > 1:
-            xs = np.repeat(xs, mult_d, axis=3)
-        xp = _padded(xs, 0, ph, pw, need_h, need_w)
-        acc = np.zeros((x.shape[0], oh, ow, cout), np.int32)
+        n = x.shape[0]
+        # padded, zero-point-subtracted input (padding contributes 0, as TFLM skips it)
+        if chan_major:
+            xp = np.zeros((n, cin, hp, wp), acc_t)
+            xp[:, :, ph[0]: ph[0] + h, pw[0]: pw[0] + w] = x.transpose(0, 3, 1, 2)
+            xp[:, :, ph[0]: ph[0] + h, pw[0]: pw[0] + w] -= in_zp
+            if mult_d > 1:
+                xp = np.repeat(xp, mult_d, axis=1)
+            acc = np.zeros((n, cout, oh, ow), acc_t)
+        else:
+            xp = np.zeros((n, hp, wp, cin), acc_t)
+            xp[:, ph[0]: ph[0] + h, pw[0]: pw[0] + w] = x
+            xp[:, ph[0]: ph[0] + h, pw[0]: pw[0] + w] -= in_zp
+            if mult_d > 1:
+                xp = np.repeat(xp, mult_d, axis=3)
+            acc = np.zeros((n, oh, ow, cout), acc_t)
+        tmp = np.empty_like(acc)
         for ky in range(fh):
             for kx in range(fw):
                 y0, x0 = ky * dh, kx * dw
-                acc += xp[:, y0: y0 + (oh - 1) * sh + 1: sh, x0: x0 + (ow - 1) * sw + 1: sw, :] \
-                    * wts[ky, kx]
-        return [requant(acc.astype(np.int64) + bias, mult, shift, out_zp, lo, hi)]
+                ys, xs = slice(y0, y0 + (oh - 1) * sh + 1, sh), slice(x0, x0 + (ow - 1) * sw + 1, sw)
+                if chan_major:
+                    np.multiply(xp[:, :, ys, xs], wk[:, ky, kx], out=tmp)
+                else:
+                    np.multiply(xp[:, ys, xs], wk[ky, kx], out=tmp)
+                acc += tmp
+        if chan_major:
+            acc = acc.transpose(0, 2, 3, 1)
+        acc = acc.astype(np.int64)
+        acc += bias
+        return [rq(acc)]
 
     return run
 
@@ -139,14 +184,21 @@ def prepare_fc(op, g):
     mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, units)
     lo, hi = activation_range(op.options.get("activation", "NONE"), y_t)
     w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
-    wmat = (w_t.data.astype(np.float64) - w_zp).T.copy()
+    wint = (w_t.data.astype(np.int64) - w_zp).T
+    ftype = _exact_float(wint, in_zp)
+    wmat = wint.astype(ftype)
+    rq = Requant(mult, shift, out_zp, lo, hi)
     bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else \
         np.zeros(units, np.int64)
     out_shape = y_t.shape
 
     def run(ins):
-        x = ins[0].reshape(-1, depth).astype(np.float64) - in_zp
-        acc = (x @ wmat).astype(np.int64) + bias
-        return [requant(acc, mult, shift, out_zp, lo, hi).reshape(out_shape)]
+        x = ins[0].reshape(-1, depth).astype(ftype)
+        x -= in_zp
+        acc = (x @ wmat).astype(np.int64)
+        acc += bias
+        y = rq(acc)
+        return [y.reshape(out_shape) if y.shape[0] == out_shape[0] else
+                y.reshape((-1,) + tuple(out_shape[1:]))]
 
     return run

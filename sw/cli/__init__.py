@@ -48,9 +48,17 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
 
 
+def limit_blas_threads() -> None:
+    """One BLAS thread: the golden model's GEMMs are small; threading only adds contention."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = None
     try:
+        limit_blas_threads()
         parser = build_parser()
         args = parser.parse_args(argv)
         result = args.func(args)
