@@ -90,6 +90,22 @@ class Graph:
     def output_tensors(self) -> list[Tensor]:
         return [self.tensors[i] for i in self.outputs]
 
+    def op_macs(self, op: Op) -> int:
+        """Multiply-accumulates of one op per inference (conv, depthwise, fully connected; else 0)."""
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            w = self.tensors[op.inputs[1]].shape
+            out = self.tensors[op.outputs[0]].shape
+            if op.kind == "CONV_2D":  # out NHWC, w OHWI
+                return int(np.prod(out)) * w[1] * w[2] * w[3]
+            if op.kind == "DEPTHWISE_CONV_2D":  # w 1HWC
+                return int(np.prod(out)) * w[1] * w[2]
+            return int(np.prod(out)) * w[1]  # FC: out [.., units], w [units, depth]
+        return 0
+
+    def macs(self) -> int:
+        """Multiply-accumulates of the whole graph per inference."""
+        return sum(self.op_macs(op) for op in self.ops)
+
     def op_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for op in self.ops:
