@@ -6,12 +6,13 @@ activations_common.cc (ReluQuantized, Relu6Quantized), leaky_relu_common.cc + Qu
 hard_swish_common.cc + reference_ops::HardSwish (int16 fixed point).
 
 Every op here is a pure function of its int8 input value(s), so ``prepare`` evaluates the reference
-arithmetic (vectorized) once over all 256 (unary) or 256x256 (binary) input codes and the per-inference
-function is a single table lookup with NumPy broadcasting (any rank, as TFLM's BroadcastBinaryOpSimple).
+arithmetic (vectorized) once over all 256 (unary) or 256x256 (binary) input codes and the
+per-inference function is a single table lookup with NumPy broadcasting (any rank, as TFLM's
+BroadcastBinaryOpSimple).
 
 TFLM quirks kept on purpose (the oracle does them):
-- RELU6 does not requantize: it clamps the raw input codes to [zp_in, q_in(6.0)] and ignores the output
-  tensor's quantization. RELU requantizes in -> out with its own multiplier.
+- RELU6 does not requantize: it clamps the raw input codes to [zp_in, q_in(6.0)] and ignores the
+  output tensor's quantization. RELU requantizes in -> out with its own multiplier.
 - ADD aborts in TFLM when 2*max(s1, s2) / (2^20 * s_out) >= 1; we raise UserError instead.
 """
 
@@ -65,28 +66,28 @@ def _unary(graph: Graph, op: Op, lut: np.ndarray):
 
     def fn(inputs):
         x = np.asarray(inputs[0], dtype=np.int8)
-        return [lut[x.view(np.uint8)].reshape(shape)]
+        return [lut.take(x.view(np.uint8)).reshape(shape)]
     return fn
 
 
 def _binary(graph: Graph, op: Op, lut2d: np.ndarray):
     """fn applying a [256, 256] int8 table with NumPy broadcasting of the two inputs."""
-    lut2d = np.asarray(lut2d, dtype=np.int8)
+    flat = np.ascontiguousarray(lut2d, dtype=np.int8).reshape(-1)
     shape = _out_shape(graph, op)
 
     def fn(inputs):
         a = np.asarray(inputs[0], dtype=np.int8).view(np.uint8)
         b = np.asarray(inputs[1], dtype=np.int8).view(np.uint8)
         try:
-            out = lut2d[a, b]
-        except IndexError:
+            idx = (a.astype(np.uint16) << 8) | b  # a's code * 256 + b's code, broadcast
+        except ValueError:
             raise UserError(f"{op.kind} op {op.index}: shapes {a.shape} and {b.shape} do not "
                             f"broadcast") from None
-        return [out if out.shape == shape else out.reshape(shape)]
+        return [flat.take(idx).reshape(shape)]
     return fn
 
 
-# --------------------------------------------------------------------------------------------- ADD / MUL
+# ---------------------------------------------------------------------------------- ADD / MUL
 @kernel("ADD")
 def prepare_add(op: Op, graph: Graph):
     s1, z1 = _qparams(graph, op.inputs[0], "input 1", op)
@@ -124,7 +125,7 @@ def prepare_mul(op: Op, graph: Graph):
     return _binary(graph, op, np.clip(raw, act_min, act_max))
 
 
-# ---------------------------------------------------------------------------------------- activations
+# -------------------------------------------------------------------------------- activations
 @kernel("RELU")
 def prepare_relu(op: Op, graph: Graph):
     si, zi = _qparams(graph, op.inputs[0], "input", op)

@@ -1,16 +1,18 @@
 """Golden int8 nonlinear kernels: SOFTMAX, LOGISTIC, MEAN.
 
 Bit-exact ports of TFLM's reference arithmetic (double-rounding MultiplyByQuantizedMultiplier):
-- SOFTMAX: softmax_common.cc CalculateSoftmaxParams (PreprocessSoftmaxScaling with beta, diff_min from
-  CalculateInputRadius(5, left_shift)) and reference_ops::Softmax<int8, int8> (gemmlowp
-  exp_on_negative_values on Q5.26, sum in Q12.19, GetReciprocal). TFLM requires output zp -128 and
-  scale exactly 1/256.
+- SOFTMAX: softmax_common.cc CalculateSoftmaxParams (PreprocessSoftmaxScaling with beta; diff_min
+  from CalculateInputRadius(5, left_shift)) and reference_ops::Softmax<int8, int8> (gemmlowp
+  exp_on_negative_values on Q5.26, sum in Q12.19, GetReciprocal). TFLM requires output zero point
+  -128 and scale exactly 1/256, and aborts (TFLITE_CHECK) when a row's sum of exponentials reaches
+  512, e.g. 512 or more elements equal to the row maximum: we raise UserError there.
 - LOGISTIC: logistic_common.cc (input_multiplier from frexp(scale * 2^27), input_range_radius) and
-  reference_integer_ops::Logistic (gemmlowp logistic on FixedPoint<int32, 4>). TFLM requires output zp
-  -128 and does NOT look at the output scale: the result is always on scale 1/256.
+  reference_integer_ops::Logistic (gemmlowp logistic on FixedPoint<int32, 4>). TFLM requires output
+  zero point -128 and never looks at the output scale: the result is always on scale 1/256.
 - MEAN: reduce_common.cc EvalMeanHelper for int8 -> reference_ops::QuantizedMeanOrSum (sum over the
-  resolved axes, 1/N folded into the multiplier with a floor(log2 N) pre-shift, capped at 32 and at
-  31 + shift), for every axis set (this TFLM version has no 4-D {1,2} special case for int8).
+  resolved axes, 1/N folded into the multiplier after a floor(log2 N) pre-shift capped at 32 and at
+  31 + shift) for every axis set: this TFLM version has no int8 special case for 4-D axes {1, 2}
+  and no plain integer-division path for equal input/output quantization.
 
 Per-model constant work (multipliers, exp/logistic tables over every possible int8 input or input
 difference) happens in ``prepare``; per-inference work is vectorized NumPy over whole tensors.
@@ -54,7 +56,7 @@ def _qparams(graph: Graph, idx: int, what: str, op: Op) -> tuple[float, int]:
     return t.quant.scalar()
 
 
-# -------------------------------------------------------------------------------------------- SOFTMAX
+# ------------------------------------------------------------------------------------ SOFTMAX
 _SCALED_DIFF_INTEGER_BITS = 5
 _ACCUMULATION_INTEGER_BITS = 12
 
@@ -67,7 +69,7 @@ def prepare_softmax(op: Op, graph: Graph):
         raise UserError(f"SOFTMAX op {op.index}: int8 output must have zero point -128 and scale "
                         f"1/256 (TFLM requires it), got {zo} and {so:g}")
     beta = float(np.float32(op.options.get("beta", 1.0)))
-    # PreprocessSoftmaxScaling (double-rounding build): cap at 2^31 - 1, then greater-than-one quantize.
+    # PreprocessSoftmaxScaling (double-rounding build): cap at 2^31 - 1, quantize (> 1).
     real = min(beta * si * float(1 << (31 - _SCALED_DIFF_INTEGER_BITS)), float((1 << 31) - 1))
     if not real > 1.0:
         raise UserError(f"SOFTMAX op {op.index}: beta * input scale is too small "
@@ -93,14 +95,15 @@ def prepare_softmax(op: Op, graph: Graph):
         shifted_scale, num_bits_over_unit = get_reciprocal(sum_of_exps, _ACCUMULATION_INTEGER_BITS)
         exponent = num_bits_over_unit + 31 - 8
         if np.any((exponent < 0) | (exponent > 31)):
-            raise UserError(f"SOFTMAX op {op.index}: reciprocal exponent out of range (TFLM aborts)")
+            raise UserError(f"SOFTMAX op {op.index}: a row's sum of exponentials reaches 512 "
+                            f"(too many values near the row maximum); TFLM aborts on this input")
         unsat = rdbpot(srdhm(shifted_scale, exp_q0[idx]), exponent)
         out = np.where(valid[idx], np.clip(unsat - 128, -128, 127), -128)
         return [out.astype(np.int8).reshape(out_shape)]
     return fn
 
 
-# ------------------------------------------------------------------------------------------- LOGISTIC
+# ----------------------------------------------------------------------------------- LOGISTIC
 @kernel("LOGISTIC")
 def prepare_logistic(op: Op, graph: Graph):
     si, zi = _qparams(graph, op.inputs[0], "input", op)
@@ -125,11 +128,11 @@ def prepare_logistic(op: Op, graph: Graph):
 
     def fn(inputs):
         x = np.asarray(inputs[0], dtype=np.int8)
-        return [lut[x.view(np.uint8)].reshape(out_shape)]
+        return [lut.take(x.view(np.uint8)).reshape(out_shape)]
     return fn
 
 
-# ----------------------------------------------------------------------------------------------- MEAN
+# --------------------------------------------------------------------------------------- MEAN
 def _axes(op: Op, graph: Graph, ndim: int) -> tuple[int, ...]:
     t = graph.tensor(op.inputs[1]) if len(op.inputs) > 1 else None
     if t is None or t.data is None:
