@@ -63,7 +63,7 @@ def run_cocotb(component, top: str, test_module: str, params: dict | None = None
         if not src.exists() or src.read_text() != text:
             src.write_text(text)
         # Verilator's runner rebuilds only when sources are newer than the model (make semantics).
-        runner.build(verilog_sources=[src], hdl_toplevel=top, build_dir=bdir,
+        runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir,
                      build_args=flags, waves=waves, always=False, log_file=bdir / "build.log")
     rundir = Path(tempfile.mkdtemp(prefix="run-", dir=bdir))
     # The simulator's embedded Python imports the test module by dotted name (e.g. "tests.hw.tb_gemm").
