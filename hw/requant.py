@@ -1,0 +1,184 @@
+"""Per-channel TFLite requantization pipeline at array width (SPEC sections 4 and 6).
+
+Per lane ``n`` of a beat (bit-exact with :func:`models.requant.requant`)::
+
+    x   = wrap32(acc[n] + bias[n])
+    xs  = wrap32(x << max(shift[n], 0))                          # left shift, int32 wrap
+    q   = SaturatingRoundingDoublingHighMul(xs, mult[n])         # = (xs*mult + 2**30) >> 31, saturated
+    r   = RoundingDivideByPOT(q, max(-shift[n], 0))              # round half away from zero
+    out = clamp(wrap32(r + zp), qmin, qmax)                      # int8
+
+``shift`` is in [-31, 31] (signed 6 bits). The 32x32 product is built from four 16x16 partial products
+(one 18x18 DSP each, registered inputs and outputs); every stage is registered for Fmax. Parameters travel
+with the data, so consecutive beats may use different parameters (no drain between channel tiles).
+
+Two components:
+
+- :class:`RequantCore` -- fixed latency :data:`RequantCore.latency`, no back-pressure: every valid input
+  beat leaves ``latency`` cycles later on ``o`` (``o.ready`` is ignored; the owner guarantees room).
+- :class:`Requant` -- the same core behind a credit counter and an output FIFO: a regular stream block
+  (``i`` may be back-pressured, ``o`` obeys ``o.ready``) that sustains one beat per cycle when ``o`` is
+  always ready.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SHIFT_BITS", "requant_in_layout", "requant_out_layout", "RequantCore", "Requant"]
+
+#: Width of the signed per-channel shift field: TFLite shifts in [-31, 31].
+SHIFT_BITS = 6
+
+
+def requant_in_layout(lanes: int) -> data.StructLayout:
+    """Input beat: per-lane accumulator and parameters, per-beat zero point and clamp range."""
+    return data.StructLayout({
+        "acc": data.ArrayLayout(signed(32), lanes),
+        "bias": data.ArrayLayout(signed(32), lanes),
+        "mult": data.ArrayLayout(signed(32), lanes),
+        "shift": data.ArrayLayout(signed(SHIFT_BITS), lanes),
+        "zp": signed(8),
+        "qmin": signed(8),
+        "qmax": signed(8),
+        "last": 1,
+    })
+
+
+def requant_out_layout(lanes: int) -> data.StructLayout:
+    return data.StructLayout({"data": data.ArrayLayout(signed(8), lanes), "last": 1})
+
+
+class RequantCore(wiring.Component):
+    """Fixed-latency requant pipeline without back-pressure (see module docstring)."""
+
+    #: Cycles from an input beat (``i.valid``) to its output beat (``o.valid``).
+    latency = 12
+
+    def __init__(self, lanes: int):
+        self.lanes = lanes
+        super().__init__({
+            "i": In(stream.Signature(requant_in_layout(lanes))),
+            "o": Out(stream.Signature(requant_out_layout(lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self.lanes
+
+        def reg(shape, name, src=None):
+            s = Signal(shape, name=name)
+            if src is not None:
+                m.d.sync += s.eq(src)
+            return s
+
+        # Valid/last/per-beat fields delay line (stage k holds the beat that entered k cycles ago).
+        valid = [self.i.valid]
+        last = [self.i.p.last]
+        for k in range(self.latency):
+            valid.append(reg(1, f"v{k + 1}", valid[-1]))
+            last.append(reg(1, f"l{k + 1}", last[-1]))
+        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.p.last.eq(last[-1])]
+
+        # Per-beat params: registered at S0, carried to where they are used.
+        zp = [reg(signed(8), "zp0", self.i.p.zp)]
+        qmin = [reg(signed(8), "qmin0", self.i.p.qmin)]
+        qmax = [reg(signed(8), "qmax0", self.i.p.qmax)]
+        for k in range(1, 11):
+            zp.append(reg(signed(8), f"zp{k}", zp[-1]))
+            qmin.append(reg(signed(8), f"qmin{k}", qmin[-1]))
+            qmax.append(reg(signed(8), f"qmax{k}", qmax[-1]))
+
+        for n in range(L):
+            p = f"n{n}_"
+            # S0: input register.
+            acc0 = reg(signed(32), p + "acc0", self.i.p.acc[n])
+            bias0 = reg(signed(32), p + "bias0", self.i.p.bias[n])
+            mult0 = reg(signed(32), p + "mult0", self.i.p.mult[n])
+            shift0 = reg(signed(SHIFT_BITS), p + "shift0", self.i.p.shift[n])
+            # S1: bias add, split shift into left/right amounts, rounding constants of the right shift.
+            x1 = reg(signed(32), p + "x1", (acc0 + bias0)[:32])
+            left1 = reg(5, p + "left1", Mux(shift0 > 0, shift0, 0)[:5])
+            right1 = reg(5, p + "right1", Mux(shift0 < 0, -shift0, 0)[:5])
+            mult1 = reg(signed(32), p + "mult1", mult0)
+            # S2, S3: x << left (wrap), in two steps of a 3-bit and a 2-bit (x8) amount.
+            x2 = reg(signed(32), p + "x2", (x1 << left1[:3])[:32])
+            left2 = reg(2, p + "left2", left1[3:])
+            mult2 = reg(signed(32), p + "mult2", mult1)
+            right2 = reg(5, p + "right2", right1)
+            xs3 = reg(signed(32), p + "xs3", (x2 << Cat(Const(0, 3), left2))[:32])
+            mult3 = reg(signed(32), p + "mult3", mult2)
+            right3 = reg(5, p + "right3", right2)
+            # S4: four partial products of xs * mult (16x16 pieces, low halves unsigned).
+            aL, aH = xs3[:16], xs3[16:].as_signed()
+            bL, bH = mult3[:16], mult3[16:].as_signed()
+            pLL = reg(32, p + "pLL", aL * bL)
+            pLH = reg(signed(33), p + "pLH", aL * bH)
+            pHL = reg(signed(33), p + "pHL", aH * bL)
+            pHH = reg(signed(32), p + "pHH", aH * bH)
+            ovf4 = reg(1, p + "ovf4", (xs3 == -(1 << 31)) & (mult3 == -(1 << 31)))
+            right4 = reg(5, p + "right4", right3)
+            # S5: middle terms plus the SRDHM nudge 2**30 (= 2**14 << 16).
+            mid5 = reg(signed(35), p + "mid5", pHL + pLH + (1 << 14))
+            hi5 = reg(signed(64), p + "hi5", Cat(pLL, pHH).as_signed())
+            ovf5 = reg(1, p + "ovf5", ovf4)
+            right5 = reg(5, p + "right5", right4)
+            # S6: q = (xs*mult + 2**30) >> 31; saturates only for INT32_MIN * INT32_MIN.
+            v = (hi5 + (mid5 << 16))[:64].as_signed()
+            q6 = reg(signed(32), p + "q6", Mux(ovf5, (1 << 31) - 1, (v >> 31)[:32]))
+            right6 = reg(5, p + "right6", right5)
+            half6 = reg(32, p + "half6", Mux(right5 != 0, (Const(1, 32) << right5) >> 1, 0))
+            # S7: add the RoundingDivideByPOT rounding constant (half, or half - 1 for negatives).
+            qr7 = reg(signed(34), p + "qr7",
+                      q6 + half6 - ((q6 < 0) & (right6 != 0)))
+            right7 = reg(5, p + "right7", right6)
+            # S8, S9: arithmetic right shift by 3-bit then 2-bit (x8) amount.
+            r8 = reg(signed(34), p + "r8", qr7 >> right7[:3])
+            right8 = reg(2, p + "right8", right7[3:])
+            r9 = reg(signed(32), p + "r9", (r8 >> Cat(Const(0, 3), right8))[:32])
+            # S10: output zero point (int32 wrap).
+            y10 = reg(signed(32), p + "y10", (r9 + zp[9])[:32])
+            # S11: clamp to [qmin, qmax].
+            y11 = reg(signed(8), p + "y11",
+                      Mux(y10 < qmin[10], qmin[10], Mux(y10 > qmax[10], qmax[10], y10[:8])))
+            m.d.comb += self.o.p.data[n].eq(y11)
+        return m
+
+
+class Requant(wiring.Component):
+    """Requant pipeline with stream flow control on both sides (see module docstring).
+
+    ``depth`` output FIFO entries; ``i.ready`` is high while fewer than ``depth`` beats are in the core
+    or the FIFO, so nothing is ever dropped. ``depth >= RequantCore.latency + 3`` gives full rate.
+    """
+
+    def __init__(self, lanes: int, depth: int | None = None):
+        self.lanes = lanes
+        self.depth = depth or RequantCore.latency + 4
+        super().__init__({
+            "i": In(stream.Signature(requant_in_layout(lanes))),
+            "o": Out(stream.Signature(requant_out_layout(lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = RequantCore(self.lanes)
+        width = requant_out_layout(self.lanes).size
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
+        count = Signal(range(self.depth + 1))
+        take = self.i.valid & self.i.ready
+        give = self.o.valid & self.o.ready
+        m.d.sync += count.eq(count + take - give)
+        m.d.comb += [
+            self.i.ready.eq(count < self.depth),
+            core.i.valid.eq(take),
+            core.i.payload.eq(self.i.payload),
+            q.w_en.eq(core.o.valid),
+            q.w_data.eq(core.o.payload),
+            self.o.valid.eq(q.r_rdy),
+            self.o.payload.eq(q.r_data),
+            q.r_en.eq(self.o.ready),
+        ]
+        return m

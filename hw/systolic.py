@@ -1,0 +1,170 @@
+"""Weight-stationary R x C int8 systolic array with double-buffered weights (SPEC section 6).
+
+Dataflow. PE(r, c) holds the weight W[r, c] of the current tile (r along the reduction dimension K, c along
+the output channels N). An activation vector ``a[R]`` enters skewed: element ``a[r]`` reaches row r ``r``
+cycles after row 0 and then moves one PE to the right per cycle; partial sums move one PE down per cycle,
+so column c's bottom PE emits ``sum_r a[r] * W[r, c]``; the outputs are de-skewed into one C-wide beat.
+
+Double buffering. Every PE has two weight registers (banks). ``w_in`` fills the bank not in use, one row
+(C weights) per beat, rows 0..R-1 in order; meanwhile activations stream through the other bank. A bank
+bit travels with each activation, so the switch to the next tile happens exactly on the first activation
+after a beat with ``last`` set, without draining the array. A released bank becomes writable C cycles
+after its last activation entered (it has then left every PE of row r by the time row r is rewritten).
+A long GEMM therefore streams R*C MACs/cycle as long as each tile is used for >= R + C activations.
+
+Interfaces (all ``stream.Signature``):
+
+- ``w_in``: payload ``ArrayLayout(signed(8), C)``, one weight row per beat. Ready when a bank is free.
+- ``a_in``: payload ``{data: ArrayLayout(signed(8), R), last, tag}``. Ready while a loaded tile is
+  current; ``last`` marks the tile's final activation. ``tag`` (``tag_bits`` wide, optional) is carried
+  unchanged to the output.
+- ``psum_out``: payload ``{data: ArrayLayout(signed(32), C), last, tag}``: ``a @ W`` for each accepted
+  activation, in order, exactly :data:`SystolicArray.latency` cycles after it was accepted.
+  **No back-pressure**: ``psum_out.ready`` is ignored; the consumer must take every beat (the GEMM engine
+  reserves room by credits before it admits an activation).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config
+
+__all__ = ["SystolicArray", "act_layout", "psum_layout", "psum_bits"]
+
+
+def psum_bits(rows: int) -> int:
+    """Width of the in-array partial sums: |sum of R int8*int8 products| <= R * 2**14."""
+    return 16 + (rows - 1).bit_length()
+
+
+def act_layout(config: Config, tag_bits: int = 0) -> data.StructLayout:
+    fields = {"data": data.ArrayLayout(signed(8), config.array_rows), "last": 1}
+    if tag_bits:
+        fields["tag"] = tag_bits
+    return data.StructLayout(fields)
+
+
+def psum_layout(config: Config, tag_bits: int = 0) -> data.StructLayout:
+    fields = {"data": data.ArrayLayout(signed(32), config.array_cols), "last": 1}
+    if tag_bits:
+        fields["tag"] = tag_bits
+    return data.StructLayout(fields)
+
+
+class SystolicArray(wiring.Component):
+    """R x C weight-stationary int8 MAC array (see module docstring for the contract)."""
+
+    def __init__(self, config: Config, tag_bits: int = 0):
+        self.config = config
+        self.rows, self.cols = config.array_rows, config.array_cols
+        self.tag_bits = tag_bits
+        #: Cycles from accepting an activation to its psum_out beat.
+        self.latency = self.rows + self.cols + 1
+        super().__init__({
+            "w_in": In(stream.Signature(data.ArrayLayout(signed(8), self.cols))),
+            "a_in": In(stream.Signature(act_layout(config, tag_bits))),
+            "psum_out": Out(stream.Signature(psum_layout(config, tag_bits))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.rows, self.cols
+        PW = psum_bits(R)
+
+        # ---- bank control ------------------------------------------------------------------------
+        loaded = Signal(2)
+        holdoff = [Signal(range(max(C, 2)), name=f"holdoff{b}") for b in range(2)]
+        wb = Signal()           # bank being written by w_in
+        rb = Signal()           # bank read by incoming activations
+        wrow = Signal(range(max(R, 2)))
+        w_take = self.w_in.valid & self.w_in.ready
+        a_take = self.a_in.valid & self.a_in.ready
+        m.d.comb += [
+            self.w_in.ready.eq(~loaded.bit_select(wb, 1) & (Mux(wb, holdoff[1], holdoff[0]) == 0)),
+            self.a_in.ready.eq(loaded.bit_select(rb, 1)),
+        ]
+        for b in range(2):
+            release = a_take & self.a_in.p.last & (rb == b)
+            with m.If(release):
+                m.d.sync += holdoff[b].eq(C - 1)
+            with m.Elif(holdoff[b] != 0):
+                m.d.sync += holdoff[b].eq(holdoff[b] - 1)
+            with m.If(release):
+                m.d.sync += loaded[b].eq(0)
+            with m.Elif(w_take & (wb == b) & (wrow == R - 1)):
+                m.d.sync += loaded[b].eq(1)
+        with m.If(w_take):
+            with m.If(wrow == R - 1):
+                m.d.sync += [wrow.eq(0), wb.eq(~wb)]
+            with m.Else():
+                m.d.sync += wrow.eq(wrow + 1)
+        with m.If(a_take & self.a_in.p.last):
+            m.d.sync += rb.eq(~rb)
+
+        # ---- weight banks --------------------------------------------------------------------------
+        wreg = [[[Signal(signed(8), name=f"w{b}_r{r}_c{c}") for c in range(C)] for r in range(R)]
+                for b in range(2)]
+        for b in range(2):
+            for r in range(R):
+                with m.If(w_take & (wb == b) & (wrow == r)):
+                    m.d.sync += [wreg[b][r][c].eq(self.w_in.p[c]) for c in range(C)]
+
+        # ---- input skew: row r delayed r cycles ------------------------------------------------------
+        row_a, row_b = [], []
+        for r in range(R):
+            a, bk = self.a_in.p.data[r], rb
+            for k in range(r):
+                a2 = Signal(signed(8), name=f"skew_a_r{r}_{k}")
+                b2 = Signal(name=f"skew_b_r{r}_{k}")
+                m.d.sync += [a2.eq(a), b2.eq(bk)]
+                a, bk = a2, b2
+            row_a.append(a)
+            row_b.append(bk)
+
+        # ---- PE grid -----------------------------------------------------------------------------
+        s_prev = [None] * C
+        for r in range(R):
+            a_left, b_left = row_a[r], row_b[r]
+            for c in range(C):
+                a_pe = Signal(signed(8), name=f"a_r{r}_c{c}")
+                b_pe = Signal(name=f"b_r{r}_c{c}")
+                w_pe = Signal(signed(8), name=f"wsel_r{r}_c{c}")
+                prod = Signal(signed(16), name=f"p_r{r}_c{c}")
+                s = Signal(signed(PW), name=f"s_r{r}_c{c}")
+                m.d.sync += [
+                    a_pe.eq(a_left),
+                    b_pe.eq(b_left),
+                    w_pe.eq(Mux(b_left, wreg[1][r][c], wreg[0][r][c])),
+                    prod.eq(a_pe * w_pe),
+                    s.eq(prod if r == 0 else s_prev[c] + prod),
+                ]
+                s_prev[c] = s
+                a_left, b_left = a_pe, b_pe
+
+        # ---- output de-skew: column c delayed C-1-c cycles ---------------------------------------------
+        for c in range(C):
+            s = s_prev[c]
+            for k in range(C - 1 - c):
+                s2 = Signal(signed(PW), name=f"deskew_c{c}_{k}")
+                m.d.sync += s2.eq(s)
+                s = s2
+            m.d.comb += self.psum_out.p.data[c].eq(s)
+
+        # ---- valid / last / tag delay line -----------------------------------------------------------
+        v, l = a_take, self.a_in.p.last
+        t = self.a_in.p.tag if self.tag_bits else None
+        for k in range(self.latency):
+            v2, l2 = Signal(name=f"dv{k}"), Signal(name=f"dl{k}")
+            m.d.sync += [v2.eq(v), l2.eq(l)]
+            v, l = v2, l2
+            if t is not None:
+                t2 = Signal(self.tag_bits, name=f"dt{k}")
+                m.d.sync += t2.eq(t)
+                t = t2
+        m.d.comb += [self.psum_out.valid.eq(v), self.psum_out.p.last.eq(l)]
+        if t is not None:
+            m.d.comb += self.psum_out.p.tag.eq(t)
+        return m

@@ -1,0 +1,147 @@
+"""Shared cocotb machinery of the array/requant/GEMM benches: payload packing and stream drivers.
+
+One coroutine steps every stream each cycle (drive after the rising edge, sample in the read-only phase),
+which is both correct for valid/ready handshakes and fast. Sources obey the stream rules (valid and
+payload held until accepted; idle gaps inserted only between beats); sinks apply random back-pressure.
+"""
+
+from __future__ import annotations
+
+import random
+
+from amaranth.hdl import Shape
+from amaranth.lib import data
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+
+
+def pack(layout, value) -> int:
+    """Bits (as an unsigned int) of ``value`` (dict / list / int) laid out as ``layout``."""
+    if isinstance(layout, data.StructLayout):
+        out = 0
+        for name, field in layout:
+            out |= pack(field.shape, value[name]) << field.offset
+        return out
+    if isinstance(layout, data.ArrayLayout):
+        w = Shape.cast(layout.elem_shape).width
+        out = 0
+        for i, v in enumerate(value):
+            out |= pack(layout.elem_shape, v) << (i * w)
+        return out
+    width = Shape.cast(layout).width
+    return int(value) & ((1 << width) - 1)
+
+
+def unpack(layout, bits: int):
+    """Inverse of :func:`pack` (signed fields come back negative where they are)."""
+    if isinstance(layout, data.StructLayout):
+        return {name: unpack(f.shape, bits >> f.offset) for name, f in layout}
+    if isinstance(layout, data.ArrayLayout):
+        w = Shape.cast(layout.elem_shape).width
+        return [unpack(layout.elem_shape, bits >> (i * w)) for i in range(layout.length)]
+    shape = Shape.cast(layout)
+    v = bits & ((1 << shape.width) - 1)
+    if shape.signed and v >> (shape.width - 1):
+        v -= 1 << shape.width
+    return v
+
+
+class Source:
+    """Drives ``valid``/``payload`` from a list of packed beats; ``idle`` is the gap probability."""
+
+    def __init__(self, valid, ready, payload, beats, rng: random.Random, idle: float = 0.0):
+        self.valid, self.ready, self.payload = valid, ready, payload
+        self.beats, self.rng, self.idle = list(beats), rng, idle
+        self.idx, self.showing = 0, False
+        self.first_cycle = self.last_cycle = None
+
+    def drive(self, cycle: int) -> None:
+        if not self.showing and self.idx < len(self.beats) and self.rng.random() >= self.idle:
+            self.showing = True
+            self.payload.value = self.beats[self.idx]
+        self.valid.value = int(self.showing)
+
+    def sample(self, cycle: int) -> None:
+        if self.showing and int(self.ready.value):
+            if self.first_cycle is None:
+                self.first_cycle = cycle
+            self.last_cycle = cycle
+            self.idx += 1
+            self.showing = False
+
+    @property
+    def done(self) -> bool:
+        return self.idx == len(self.beats)
+
+
+class Sink:
+    """Collects packed beats from ``valid``/``payload``; ``stall`` is the back-pressure probability.
+
+    ``ready`` may be None for a stream without back-pressure."""
+
+    def __init__(self, valid, ready, payload, rng: random.Random, stall: float = 0.0):
+        self.valid, self.ready, self.payload = valid, ready, payload
+        self.rng, self.stall = rng, stall
+        self.beats, self.cycles, self.rdy = [], [], 1
+
+    def drive(self, cycle: int) -> None:
+        if self.ready is not None:
+            self.rdy = int(self.rng.random() >= self.stall)
+            self.ready.value = self.rdy
+
+    def sample(self, cycle: int) -> None:
+        if self.rdy and int(self.valid.value):
+            self.beats.append(int(self.payload.value))
+            self.cycles.append(cycle)
+
+
+async def start(dut, sources=(), sinks=(), reset_cycles: int = 3, clock: bool = True) -> None:
+    """Start the clock (``clock``: once per cocotb test), zero every source/sink control, reset."""
+    if clock:
+        Clock(dut.clk, 10, unit="ns").start()
+    for s in sources:
+        s.valid.value = 0
+        s.payload.value = 0
+    for s in sinks:
+        if s.ready is not None:
+            s.ready.value = 0
+    dut.rst.value = 1
+    for _ in range(reset_cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def run(dut, sources, sinks, until, max_cycles: int, tick=None) -> int:
+    """Step all streams cycle by cycle until ``until()`` is true; returns the cycles spent."""
+    for cycle in range(max_cycles):
+        await RisingEdge(dut.clk)
+        for s in sources:
+            s.drive(cycle)
+        for s in sinks:
+            s.drive(cycle)
+        await ReadOnly()
+        for s in sources:
+            s.sample(cycle)
+        for s in sinks:
+            s.sample(cycle)
+        if tick is not None:
+            tick(cycle)
+        if until():
+            await RisingEdge(dut.clk)
+            for s in sources:
+                s.valid.value = 0
+            return cycle + 1
+    raise AssertionError(f"timeout after {max_cycles} cycles")
+
+
+async def idle_check(dut, sinks, cycles: int) -> None:
+    """Nothing left in flight: no sink sees another beat for ``cycles`` cycles."""
+    for s in sinks:
+        if s.ready is not None:
+            s.ready.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        for s in sinks:
+            assert not int(s.valid.value), "a beat appeared after the last expected one"
+    await RisingEdge(dut.clk)  # leave the read-only phase: the caller may drive signals again
