@@ -91,16 +91,55 @@ def prepare_softmax(op: Op, graph: Graph):
         depth = x.shape[-1] if x.ndim else 1
         rows = x.reshape(-1, depth).astype(np.int16)
         idx = rows.max(axis=1, keepdims=True) - rows  # -(x - max) in [0, 255]
-        sum_of_exps = wrap_int32(exp_acc[idx].sum(axis=1, keepdims=True))
-        shifted_scale, num_bits_over_unit = get_reciprocal(sum_of_exps, _ACCUMULATION_INTEGER_BITS)
-        exponent = num_bits_over_unit + 31 - 8
+        sums = exp_acc[idx].sum(axis=1, keepdims=True)
+        if sums.shape[0] <= _SCALAR_ROWS:  # per-row scalars: cheaper in Python ints
+            pairs = [_get_reciprocal_scalar(int(v)) for v in sums[:, 0]]
+            shifted_scale = np.array([[p[0]] for p in pairs], dtype=np.int64)
+            exponent = np.array([[p[1] + 31 - 8] for p in pairs], dtype=np.int64)
+        else:
+            shifted_scale, nbou = get_reciprocal(wrap_int32(sums), _ACCUMULATION_INTEGER_BITS)
+            exponent = nbou + 31 - 8
         if np.any((exponent < 0) | (exponent > 31)):
             raise UserError(f"SOFTMAX op {op.index}: a row's sum of exponentials reaches 512 "
                             f"(too many values near the row maximum); TFLM aborts on this input")
+        # excluded differences (< diff_min) have exp 0 here, giving unsat 0 -> -128 as TFLM writes
         unsat = rdbpot(srdhm(shifted_scale, exp_q0[idx]), exponent)
-        out = np.where(valid[idx], np.clip(unsat - 128, -128, 127), -128)
+        out = np.clip(unsat - 128, -128, 127)
         return [out.astype(np.int8).reshape(out_shape)]
     return fn
+
+
+_SCALAR_ROWS = 8
+
+
+def _get_reciprocal_scalar(x: int) -> tuple[int, int]:
+    """models.arith.get_reciprocal(wrap_int32(x), 12) on one Python int (same arithmetic)."""
+    x = ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    u = x & 0xFFFFFFFF
+    headroom_plus_one = 32 - u.bit_length()
+    num_bits_over_unit = _ACCUMULATION_INTEGER_BITS - headroom_plus_one
+    a = ((((u << headroom_plus_one) - (1 << 31)) & 0xFFFFFFFF) ^ (1 << 31)) - (1 << 31)
+
+    def srdhm_s(p: int, q: int) -> int:
+        if p == q == -(1 << 31):
+            return (1 << 31) - 1
+        return (p * q + (1 << 30)) >> 31
+
+    def wrap(v: int) -> int:
+        return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+    # one_over_one_plus_x_for_x_in_0_1(a)
+    s = a + (1 << 31) - 1
+    v = s + (1 if s >= 0 else -1)
+    half_denominator = v // 2 if v >= 0 else -((-v) // 2)
+    y = wrap(1515870810 + srdhm_s(half_denominator, -1010580540))
+    for _ in range(3):
+        one_minus = wrap((1 << 29) - srdhm_s(half_denominator, y))
+        t = srdhm_s(y, one_minus)  # Rescale<2> of an F4 value: saturating << 2
+        t = (1 << 31) - 1 if t > (1 << 29) - 1 else -(1 << 31) if t < -((1 << 29) - 1) else t << 2
+        y = wrap(y + t)
+    y = (1 << 31) - 1 if y > (1 << 30) - 1 else -(1 << 31) if y < -((1 << 30) - 1) else y << 1
+    return y, num_bits_over_unit
 
 
 # ----------------------------------------------------------------------------------- LOGISTIC
