@@ -155,6 +155,9 @@ def prepare_logistic(op: Op, graph: Graph):
     input_multiplier = int(tfl_round(frac * float(1 << 31)))
     if input_multiplier == 1 << 31:  # static_cast<int32_t>(2^31) on x86
         input_multiplier = -(1 << 31)
+    if input_left_shift < 0:
+        raise UserError(f"LOGISTIC op {op.index}: input scale {si:g} too small (TFLM needs "
+                        f"scale * 2^27 >= 0.5)")
     radius = calculate_input_radius(input_integer_bits, input_left_shift, 31)
     v = _CODES - zi
     inside = (v > -radius) & (v < radius)
