@@ -1,0 +1,469 @@
+"""The NPU instruction set: one definition shared by the compiler, the functional ISA simulator and the RTL
+decoder.
+
+Machine model (contract):
+
+- **SRAM**: the on-die SRAM, one byte-addressed space of ``config.sram_bytes`` bytes holding the program,
+  the weights, the per-channel requant tables and every activation tensor (NHWC, dense, int8 unless a host
+  op says otherwise). Addresses are 24 bits.
+- **Local buffers** of the array, each with two slots (double buffering): ``WBUF`` holds the weights of one
+  column tile, K x n_cols int8 row-major (K = k_h * k_w * in_c in (ky, kx, ci) order, the on-the-fly im2col
+  order); ``PBUF`` holds that tile's per-channel parameters, n_cols records of three little-endian int32
+  (bias, multiplier, shift). Sizes: :func:`buffer_sizes`.
+- **Three queues** (as TVM VTA): LOAD (``LOAD``: SRAM -> WBUF/PBUF), COMPUTE (``CONV`` on the systolic array;
+  ``DWCONV``, ``POOL``, ``ELTWISE``, ``LUT`` on the depthwise/vector unit; ``HOST`` calls the host), STORE
+  (``COPY``, ``FILL``: SRAM -> SRAM data movement). Each queue executes its instructions in program order;
+  queues run concurrently and synchronise only through **dependency tokens**: four flags per instruction,
+  ``pop_prev``/``pop_next`` (wait for and consume a token from the previous/next queue in the order
+  LOAD < COMPUTE < STORE) and ``push_prev``/``push_next`` (send one after finishing). Pops happen before the
+  instruction starts, pushes after it ends. ``SYNC`` waits for all queues; ``DONE`` ends the program.
+- **Arithmetic** is TFLite int8 (SPEC section 4): ``CONV``/``DWCONV`` accumulate ``(x - in_zp) * w`` in
+  int32 (positions outside the input, i.e. padding, contribute 0), add the bias, apply
+  MultiplyByQuantizedMultiplier(acc, mult, shift), add ``out_zp`` and clamp to [act_min, act_max].
+
+Every instruction is :data:`INSTR_BITS` = 256 bits wide, little-endian: bit 0 of the instruction is bit 0 of
+byte 0. The first 16 bits are the common header (opcode and the four dependency flags); the per-opcode
+fields follow (:data:`LAYOUTS`). :func:`encode` / :func:`decode` pack and unpack on the host;
+``python -m hw.isa --doc`` writes docs/isa.md from these definitions.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, enum
+
+__all__ = [
+    "Opcode",
+    "Queue",
+    "BufSel",
+    "PoolMode",
+    "EltMode",
+    "INSTR_BITS",
+    "INSTR_BYTES",
+    "LAYOUTS",
+    "HEADER",
+    "QUEUE_OF",
+    "encode",
+    "decode",
+    "encode_program",
+    "decode_program",
+    "Timing",
+    "buffer_sizes",
+    "PARAM_RECORD_BYTES",
+    "ELT_PARAM_WORDS",
+    "doc_markdown",
+    "WBUF_KMAX",
+]
+
+INSTR_BITS = 256
+INSTR_BYTES = INSTR_BITS // 8
+ADDR_BITS = 24
+#: Largest reduction depth K = k_h * k_w * in_c one CONV instruction may use (WBUF slot depth).
+WBUF_KMAX = 8192
+#: Bytes per output channel in a PBUF slot / DWCONV parameter table: int32 bias, multiplier, shift.
+PARAM_RECORD_BYTES = 12
+#: int32 words of an ELTWISE parameter block (see :data:`ELT_PARAM_FIELDS`).
+ELT_PARAM_FIELDS = (
+    "a_offset",
+    "a_mult",
+    "a_shift",
+    "b_offset",
+    "b_mult",
+    "b_shift",
+    "left_shift",
+    "out_mult",
+    "out_shift",
+    "out_offset",
+    "act_min",
+    "act_max",
+)
+ELT_PARAM_WORDS = len(ELT_PARAM_FIELDS)
+
+
+class Opcode(enum.Enum, shape=5):
+    """Instruction opcodes."""
+
+    NOP = 0  #: do nothing (may carry dependency flags); COMPUTE queue
+    LOAD = 1  #: SRAM -> WBUF/PBUF slot; LOAD queue
+    CONV = 2  #: conv / GEMM on the systolic array with on-the-fly im2col; COMPUTE queue
+    DWCONV = 3  #: depthwise conv on the vector unit; COMPUTE queue
+    POOL = 4  #: average / max pooling on the vector unit; COMPUTE queue
+    ELTWISE = 5  #: elementwise ADD / MUL with requant on the vector unit; COMPUTE queue
+    LUT = 6  #: int8 -> int8 table lookup (activations, int8 requant) on the vector unit; COMPUTE queue
+    COPY = 7  #: 2-D strided SRAM -> SRAM copy of byte rows; STORE queue
+    FILL = 8  #: 1-D strided fill of byte rows with a constant; STORE queue
+    HOST = 9  #: call the host to run one graph op on SRAM tensors (fallback); COMPUTE queue
+    SYNC = 10  #: wait until every queue is idle
+    DONE = 11  #: end of program: wait for all queues, raise done
+
+
+class Queue(enum.Enum, shape=2):
+    LOAD = 0
+    COMPUTE = 1
+    STORE = 2
+    ALL = 3
+
+
+class BufSel(enum.Enum, shape=2):
+    WBUF = 0
+    PBUF = 1
+
+
+class PoolMode(enum.Enum, shape=1):
+    AVG = 0
+    MAX = 1
+
+
+class EltMode(enum.Enum, shape=2):
+    ADD = 0
+    MUL = 1
+
+
+QUEUE_OF = {
+    Opcode.NOP: Queue.COMPUTE,
+    Opcode.LOAD: Queue.LOAD,
+    Opcode.CONV: Queue.COMPUTE,
+    Opcode.DWCONV: Queue.COMPUTE,
+    Opcode.POOL: Queue.COMPUTE,
+    Opcode.ELTWISE: Queue.COMPUTE,
+    Opcode.LUT: Queue.COMPUTE,
+    Opcode.COPY: Queue.STORE,
+    Opcode.FILL: Queue.STORE,
+    Opcode.HOST: Queue.COMPUTE,
+    Opcode.SYNC: Queue.ALL,
+    Opcode.DONE: Queue.ALL,
+}
+
+A = unsigned(ADDR_BITS)
+D = unsigned(12)  # spatial / channel dimension
+S8 = signed(8)
+
+_HEADER_FIELDS = {
+    "opcode": Opcode,
+    "pop_prev": unsigned(1),
+    "pop_next": unsigned(1),
+    "push_prev": unsigned(1),
+    "push_next": unsigned(1),
+    "_rsv": unsigned(7),
+}
+HEADER = data.StructLayout(_HEADER_FIELDS)
+
+_FIELDS: dict[Opcode, dict] = {
+    Opcode.NOP: {},
+    Opcode.SYNC: {},
+    Opcode.DONE: {},
+    Opcode.LOAD: {
+        "buf": BufSel,
+        "slot": unsigned(1),
+        "sram_addr": A,
+        "nbytes": A,
+    },
+    Opcode.CONV: {
+        "in_addr": A,
+        "out_addr": A,
+        "in_h": D,
+        "in_w": D,
+        "in_c": unsigned(16),
+        "out_h": D,
+        "out_w": D,
+        "out_pitch": unsigned(16),  # bytes between consecutive output pixels (>= n_cols)
+        "n_cols": D,  # output channels of this column tile
+        "k_h": unsigned(4),
+        "k_w": unsigned(4),
+        "stride_h": unsigned(3),
+        "stride_w": unsigned(3),
+        "pad_top": unsigned(4),
+        "pad_left": unsigned(4),
+        "wslot": unsigned(1),
+        "pslot": unsigned(1),
+        "in_zp": S8,
+        "out_zp": S8,
+        "act_min": S8,
+        "act_max": S8,
+    },
+    Opcode.DWCONV: {
+        "in_addr": A,
+        "out_addr": A,
+        "w_addr": A,
+        "p_addr": A,
+        "in_h": D,
+        "in_w": D,
+        "in_c": D,
+        "out_h": D,
+        "out_w": D,
+        "depth_mult": unsigned(4),
+        "k_h": unsigned(8),
+        "k_w": unsigned(8),
+        "stride_h": unsigned(3),
+        "stride_w": unsigned(3),
+        "pad_top": unsigned(4),
+        "pad_left": unsigned(4),
+        "in_zp": S8,
+        "out_zp": S8,
+        "act_min": S8,
+        "act_max": S8,
+    },
+    Opcode.POOL: {
+        "mode": PoolMode,
+        "in_addr": A,
+        "out_addr": A,
+        "in_h": D,
+        "in_w": D,
+        "in_c": D,
+        "out_h": D,
+        "out_w": D,
+        "k_h": unsigned(8),
+        "k_w": unsigned(8),
+        "stride_h": unsigned(4),
+        "stride_w": unsigned(4),
+        "pad_top": unsigned(4),
+        "pad_left": unsigned(4),
+        "act_min": S8,
+        "act_max": S8,
+    },
+    Opcode.ELTWISE: {
+        "mode": EltMode,
+        "b_scalar": unsigned(1),
+        "a_addr": A,
+        "b_addr": A,
+        "out_addr": A,
+        "count": A,
+        "p_addr": A,
+    },
+    Opcode.LUT: {
+        "in_addr": A,
+        "out_addr": A,
+        "count": A,
+        "lut_addr": A,
+    },
+    Opcode.COPY: {
+        "src_addr": A,
+        "dst_addr": A,
+        "row_bytes": unsigned(16),
+        "rows": unsigned(16),
+        "planes": unsigned(16),
+        "src_row_stride": A,
+        "src_plane_stride": A,
+        "dst_row_stride": A,
+        "dst_plane_stride": A,
+    },
+    Opcode.FILL: {
+        "dst_addr": A,
+        "row_bytes": unsigned(16),
+        "rows": unsigned(16),
+        "dst_row_stride": A,
+        "value": S8,
+    },
+    Opcode.HOST: {
+        "call": unsigned(16),  # index into the bundle's host-call table
+    },
+}
+
+_DOC = {
+    Opcode.LOAD: "Copy `nbytes` from SRAM `sram_addr` into slot `slot` of WBUF (weights) or PBUF "
+    "(per-channel bias/multiplier/shift records).",
+    Opcode.CONV: "Conv/GEMM of one column tile on the array. Input NHWC at `in_addr` "
+    "(in_h x in_w x in_c); im2col on the fly with kernel k_h x k_w, strides, top/left padding "
+    "(bottom/right padding implied by out_h/out_w; padded taps contribute 0). Weights WBUF[wslot] "
+    "(K x n_cols), params PBUF[pslot]. Output pixel p, channel j at "
+    "`out_addr + p*out_pitch + j`. FULLY_CONNECTED is a 1x1 CONV with in_h=1, in_w=batch.",
+    Opcode.DWCONV: "Depthwise conv on the vector unit: output channel c = ci*depth_mult + m; weights int8 "
+    "[k_h][k_w][in_c*depth_mult] at `w_addr`, per-channel 12-byte records at `p_addr`.",
+    Opcode.POOL: "AVG: sum over the valid (unpadded) window / valid count, rounded half away from zero "
+    "(TFLM); MAX: max over the valid window. Then clamp to [act_min, act_max]. No requant.",
+    Opcode.ELTWISE: "`count` elements a (op) b -> out; b_scalar broadcasts b[0]. TFLite quantized ADD (left "
+    "shift 20, per-input multipliers) or MUL; the 12 int32 parameters at `p_addr` are "
+    + ", ".join(ELT_PARAM_FIELDS)
+    + ".",
+    Opcode.LUT: "out[i] = lut[in[i] + 128] for `count` int8 elements; the 256-byte table is at `lut_addr`.",
+    Opcode.COPY: "for p < planes, r < rows: copy `row_bytes` bytes from src + p*src_plane_stride + "
+    "r*src_row_stride to dst + p*dst_plane_stride + r*dst_row_stride.",
+    Opcode.FILL: "for r < rows: set `row_bytes` bytes at dst + r*dst_row_stride to `value`.",
+    Opcode.HOST: "Stop the compute queue and let the host run host-call `call` of the bundle (a graph op "
+    "the NPU does not implement) on SRAM tensors.",
+    Opcode.SYNC: "Wait until the three queues are idle.",
+    Opcode.DONE: "Wait until the three queues are idle, then raise done.",
+    Opcode.NOP: "No operation (dependency flags still apply).",
+}
+
+
+def _build_layouts() -> dict[Opcode, data.StructLayout]:
+    out = {}
+    for op, fields in _FIELDS.items():
+        f = dict(_HEADER_FIELDS)
+        f.update(fields)
+        lay = data.StructLayout(f)
+        if lay.size > INSTR_BITS:
+            raise AssertionError(f"{op.name} layout is {lay.size} bits > {INSTR_BITS}")
+        out[op] = lay
+    return out
+
+
+#: Per-opcode instruction layouts (header first), each at most INSTR_BITS wide.
+LAYOUTS: dict[Opcode, data.StructLayout] = _build_layouts()
+
+# precomputed (name, offset, width, signed, enum) tuples for the host codec
+_CODEC = {
+    op: [
+        (
+            n,
+            f.offset,
+            f.width,
+            Shape.cast(f.shape).signed,
+            f.shape if isinstance(f.shape, type) and issubclass(f.shape, enum.Enum) else None,
+        )
+        for n, f in lay
+    ]
+    for op, lay in LAYOUTS.items()
+}
+
+
+def encode(fields: dict) -> bytes:
+    """Pack one instruction: ``fields`` has ``opcode`` (Opcode) and any of its layout's fields (absent: 0).
+
+    Raises ValueError for an unknown field or a value that does not fit its width.
+    """
+    op = Opcode(fields["opcode"])
+    word = 0
+    names = set()
+    for name, off, width, sgn, en in _CODEC[op]:
+        names.add(name)
+        v = fields.get(name, 0)
+        if en is not None:
+            v = en(v).value
+        v = int(v)
+        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if sgn else (0, (1 << width) - 1)
+        if not lo <= v <= hi:
+            raise ValueError(f"{op.name}.{name} = {v} does not fit in {width} bits")
+        word |= (v & ((1 << width) - 1)) << off
+    extra = set(fields) - names
+    if extra:
+        raise ValueError(f"{op.name} has no field(s) {sorted(extra)}")
+    return word.to_bytes(INSTR_BYTES, "little")
+
+
+def decode(raw: bytes) -> dict:
+    """Unpack one INSTR_BYTES instruction into a dict of every field (enums as enum members).
+
+    Raises ValueError for an unknown opcode.
+    """
+    if len(raw) != INSTR_BYTES:
+        raise ValueError(f"instruction must be {INSTR_BYTES} bytes, got {len(raw)}")
+    word = int.from_bytes(raw, "little")
+    code = word & 0x1F
+    try:
+        op = Opcode(code)
+    except ValueError:
+        raise ValueError(f"unknown opcode {code}") from None
+    out = {}
+    for name, off, width, sgn, en in _CODEC[op]:
+        v = (word >> off) & ((1 << width) - 1)
+        if sgn and v >> (width - 1):
+            v -= 1 << width
+        out[name] = en(v) if en is not None else v
+    out.pop("_rsv", None)
+    return out
+
+
+def encode_program(instrs: list[dict]) -> bytes:
+    return b"".join(encode(i) for i in instrs)
+
+
+def decode_program(raw: bytes) -> list[dict]:
+    if len(raw) % INSTR_BYTES:
+        raise ValueError(f"program length {len(raw)} is not a multiple of {INSTR_BYTES}")
+    return [decode(raw[i : i + INSTR_BYTES]) for i in range(0, len(raw), INSTR_BYTES)]
+
+
+def buffer_sizes(config) -> dict:
+    """Local buffer sizes in bytes per slot (two slots each) for a Config."""
+    return {
+        "wbuf_slot": WBUF_KMAX * config.array_cols,
+        "pbuf_slot": PARAM_RECORD_BYTES * config.array_cols,
+    }
+
+
+class Timing:
+    """The cycle model's per-unit constants, derived from a Config (shared with the RTL's targets).
+
+    - LOAD: ``load_latency + ceil(nbytes / load_bytes_per_cycle)``.
+    - CONV (weight-stationary R x C array, weights double-buffered in the PEs): per block of at most
+      ``acc_rows`` output pixels, each of the ceil(K / R) weight tiles streams max(block, R) cycles (a
+      weight tile takes R cycles to shift in, hidden behind the previous tile's stream), plus one
+      ``R + C`` fill/drain and ``requant_latency`` per instruction.
+    - DWCONV: ``vector_lanes`` channels per cycle, each lane ``dw_taps`` MACs per cycle:
+      out_h * out_w * ceil(C_out / lanes) * ceil(k_h * k_w / dw_taps) + pipeline latency.
+    - POOL: out_h * out_w * ceil(C / lanes) * ceil(k_h * k_w / dw_taps).
+    - ELTWISE / LUT: ceil(count / lanes).
+    - COPY / FILL: per row ``ceil(row_bytes / store_bytes_per_cycle)`` (at least 1).
+    - every instruction: ``issue`` cycles of decode overhead.
+    """
+
+    def __init__(self, config):
+        self.R = config.array_rows
+        self.C = config.array_cols
+        self.lanes = config.vector_lanes
+        bw = config.sram_word_bytes * config.sram_banks
+        self.load_bytes_per_cycle = max(1, bw // 2)
+        self.store_bytes_per_cycle = max(1, bw // 2)
+        self.load_latency = 8
+        self.requant_latency = 4
+        self.dw_taps = 9
+        self.vector_latency = 6
+        self.acc_rows = 512
+        self.issue = 1
+        self.host_cycles = 0
+
+
+def doc_markdown() -> str:
+    """docs/isa.md, generated from the definitions above."""
+    lines = [
+        "# logicdie NPU instruction set",
+        "",
+        "Generated by `python -m hw.isa --doc > docs/isa.md` from `hw/isa.py`; do not edit by hand.",
+        "",
+        "## Machine model",
+        "",
+    ]
+    lines += [
+        ln.strip() if not ln.startswith("  ") else ln
+        for ln in __doc__.split("Machine model (contract):")[1].splitlines()
+    ]
+    lines += [
+        "",
+        f"Instructions are {INSTR_BITS} bits ({INSTR_BYTES} bytes). Fields are listed as "
+        "`name: width @ bit offset`, `s` marks two's-complement signed fields.",
+        "",
+        "## Opcodes",
+        "",
+        "| opcode | value | queue | meaning |",
+        "|---|---|---|---|",
+    ]
+    for op in Opcode:
+        lines.append(f"| {op.name} | {op.value} | {QUEUE_OF[op].name} | {_DOC[op]} |")
+    lines += ["", "## Layouts", ""]
+    for op, lay in LAYOUTS.items():
+        lines += [
+            f"### {op.name} ({lay.size} bits used)",
+            "",
+            "| field | bits | offset |",
+            "|---|---|---|",
+        ]
+        for name, off, width, sgn, en in _CODEC[op]:
+            kind = f"enum {en.__name__}" if en is not None else ("s" if sgn else "u") + str(width)
+            lines.append(f"| {name} | {kind} | {off} |")
+        lines.append("")
+    lines += ["## Cycle model", "", Timing.__doc__.strip(), "", "## Enums", ""]
+    for en in (Queue, BufSel, PoolMode, EltMode):
+        lines.append(f"- `{en.__name__}`: " + ", ".join(f"{m.name}={m.value}" for m in en))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if "--doc" in sys.argv:
+        sys.stdout.write(doc_markdown())
+    else:
+        for op, lay in LAYOUTS.items():
+            print(f"{op.name:8s} {lay.size:4d} bits")

@@ -1,0 +1,558 @@
+"""Functional NPU ISA simulator with a cycle model (the contract the RTL NPU is held to).
+
+:class:`IsaSim` executes a compiled program instruction by instruction (each instruction vectorized with
+NumPy) on a model of the on-die SRAM and the array's local buffers (:mod:`hw.isa`), bit-exact with the
+golden graph. :func:`schedule` is the analytic cycle model: it replays the three queues (LOAD, COMPUTE,
+STORE) with their dependency tokens and the per-instruction costs of :class:`hw.isa.Timing`, giving each
+instruction a start and end cycle; it raises on a deadlock (a pop no push can satisfy) and checks that no
+two concurrently running instructions of different queues touch the same WBUF/PBUF slot or SRAM bytes with
+at least one writer (so executing in program order equals the hardware's concurrent execution).
+
+The simulator does not read bundle files (sim/ does not import sw/): it takes the program bytes, the memory
+image segments and the host-call table as plain data (``sw.bundle.Bundle`` provides them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from hw.isa import (
+    PARAM_RECORD_BYTES,
+    QUEUE_OF,
+    BufSel,
+    EltMode,
+    Opcode,
+    PoolMode,
+    Queue,
+    Timing,
+    buffer_sizes,
+    decode_program,
+)
+from models.arith import mbqm
+
+__all__ = ["IsaSim", "schedule", "Schedule", "SimError", "instr_cost"]
+
+
+class SimError(RuntimeError):
+    """The program is malformed (deadlock, hazard, out-of-range access): a compiler or bundle bug."""
+
+
+# ---------------------------------------------------------------------------------------------- cycle model
+def instr_cost(ins: dict, t: Timing) -> int:
+    """Cycles one instruction keeps its unit busy (Timing's formulas)."""
+    op = ins["opcode"]
+    if op == Opcode.LOAD:
+        return t.issue + t.load_latency + math.ceil(ins["nbytes"] / t.load_bytes_per_cycle)
+    if op == Opcode.CONV:
+        m = ins["out_h"] * ins["out_w"]
+        k = ins["k_h"] * ins["k_w"] * ins["in_c"]
+        nk = math.ceil(k / t.R)
+        full, rest = divmod(m, t.acc_rows)
+        stream = full * nk * max(t.acc_rows, t.R) + (nk * max(rest, t.R) if rest else 0)
+        return t.issue + stream + t.R + t.C + t.requant_latency
+    if op == Opcode.DWCONV:
+        c = ins["in_c"] * ins["depth_mult"]
+        return (
+            t.issue
+            + t.vector_latency
+            + ins["out_h"]
+            * ins["out_w"]
+            * math.ceil(c / t.lanes)
+            * math.ceil(ins["k_h"] * ins["k_w"] / t.dw_taps)
+        )
+    if op == Opcode.POOL:
+        return (
+            t.issue
+            + t.vector_latency
+            + ins["out_h"]
+            * ins["out_w"]
+            * math.ceil(ins["in_c"] / t.lanes)
+            * math.ceil(ins["k_h"] * ins["k_w"] / t.dw_taps)
+        )
+    if op in (Opcode.ELTWISE, Opcode.LUT):
+        return t.issue + t.vector_latency + math.ceil(ins["count"] / t.lanes)
+    if op == Opcode.COPY:
+        return t.issue + ins["planes"] * ins["rows"] * max(
+            1, math.ceil(ins["row_bytes"] / t.store_bytes_per_cycle)
+        )
+    if op == Opcode.FILL:
+        return t.issue + ins["rows"] * max(1, math.ceil(ins["row_bytes"] / t.store_bytes_per_cycle))
+    if op == Opcode.HOST:
+        return t.issue + t.host_cycles
+    return t.issue
+
+
+def _footprint(ins: dict) -> tuple[list, list]:
+    """(reads, writes): lists of ('sram', lo, hi) byte ranges and ('wbuf'|'pbuf', slot)."""
+    op = ins["opcode"]
+    r, w = [], []
+    if op == Opcode.LOAD:
+        r.append(("sram", ins["sram_addr"], ins["sram_addr"] + ins["nbytes"]))
+        w.append(("wbuf" if ins["buf"] == BufSel.WBUF else "pbuf", ins["slot"]))
+    elif op == Opcode.CONV:
+        r.append(("sram", ins["in_addr"], ins["in_addr"] + ins["in_h"] * ins["in_w"] * ins["in_c"]))
+        r += [("wbuf", ins["wslot"]), ("pbuf", ins["pslot"])]
+        n = ins["out_h"] * ins["out_w"]
+        w.append(
+            ("sram", ins["out_addr"], ins["out_addr"] + (n - 1) * ins["out_pitch"] + ins["n_cols"])
+        )
+    elif op == Opcode.DWCONV:
+        c = ins["in_c"]
+        co = c * ins["depth_mult"]
+        r.append(("sram", ins["in_addr"], ins["in_addr"] + ins["in_h"] * ins["in_w"] * c))
+        w.append(("sram", ins["out_addr"], ins["out_addr"] + ins["out_h"] * ins["out_w"] * co))
+    elif op == Opcode.POOL:
+        c = ins["in_c"]
+        r.append(("sram", ins["in_addr"], ins["in_addr"] + ins["in_h"] * ins["in_w"] * c))
+        w.append(("sram", ins["out_addr"], ins["out_addr"] + ins["out_h"] * ins["out_w"] * c))
+    elif op == Opcode.ELTWISE:
+        n = ins["count"]
+        r.append(("sram", ins["a_addr"], ins["a_addr"] + n))
+        r.append(("sram", ins["b_addr"], ins["b_addr"] + (1 if ins["b_scalar"] else n)))
+        w.append(("sram", ins["out_addr"], ins["out_addr"] + n))
+    elif op == Opcode.LUT:
+        r.append(("sram", ins["in_addr"], ins["in_addr"] + ins["count"]))
+        w.append(("sram", ins["out_addr"], ins["out_addr"] + ins["count"]))
+    elif op == Opcode.COPY:
+
+        def span(base, rs, ps):
+            return base, base + (ins["planes"] - 1) * ps + (ins["rows"] - 1) * rs + ins["row_bytes"]
+
+        r.append(("sram",) + span(ins["src_addr"], ins["src_row_stride"], ins["src_plane_stride"]))
+        w.append(("sram",) + span(ins["dst_addr"], ins["dst_row_stride"], ins["dst_plane_stride"]))
+    elif op == Opcode.FILL:
+        w.append(
+            (
+                "sram",
+                ins["dst_addr"],
+                ins["dst_addr"] + (ins["rows"] - 1) * ins["dst_row_stride"] + ins["row_bytes"],
+            )
+        )
+    elif op == Opcode.HOST:
+        r.append(("sram", 0, 1 << 30))  # the host may touch anything: never concurrent with others
+        w.append(("sram", 0, 1 << 30))
+    return r, w
+
+
+def _conflict(a, b) -> bool:
+    if a[0] != b[0]:
+        return False
+    if a[0] == "sram":
+        return a[1] < b[2] and b[1] < a[2]
+    return a[1] == b[1]
+
+
+@dataclass
+class Schedule:
+    """Result of :func:`schedule`: per-instruction [start, end) cycles, the total, and per-queue busy time."""
+
+    start: list[int]
+    end: list[int]
+    total: int
+    busy: dict[str, int] = field(default_factory=dict)
+
+
+def schedule(program: list[dict], config, check_hazards: bool = True) -> Schedule:
+    """Replay the queues with their tokens; raise SimError on deadlock, token misuse or a hazard."""
+    t = Timing(config)
+    n = len(program)
+    start = [0] * n
+    end = [0] * n
+    # tokens: FIFO of availability times, keyed (from_queue, to_queue)
+    tokens: dict[tuple[int, int], deque] = {
+        (0, 1): deque(),
+        (1, 0): deque(),
+        (1, 2): deque(),
+        (2, 1): deque(),
+    }
+    free = [0, 0, 0]
+    busy = [0, 0, 0]
+    # split into segments at SYNC/DONE barriers
+    seg_start = 0
+    barrier_time = 0
+    for i in range(n + 1):
+        is_barrier = i == n or program[i]["opcode"] in (Opcode.SYNC, Opcode.DONE)
+        if not is_barrier:
+            continue
+        queues = [deque(), deque(), deque()]
+        for j in range(seg_start, i):
+            q = QUEUE_OF[program[j]["opcode"]]
+            queues[q.value].append(j)
+        free = [max(f, barrier_time) for f in free]
+        while any(queues):
+            progressed = False
+            for q in range(3):
+                while queues[q]:
+                    j = queues[q][0]
+                    ins = program[j]
+                    need = []
+                    if ins["pop_prev"]:
+                        if q == 0:
+                            raise SimError(f"instruction {j}: LOAD cannot pop_prev")
+                        need.append((q - 1, q))
+                    if ins["pop_next"]:
+                        if q == 2:
+                            raise SimError(f"instruction {j}: STORE cannot pop_next")
+                        need.append((q + 1, q))
+                    if any(not tokens[k] for k in need):
+                        break
+                    s = free[q]
+                    for k in need:
+                        s = max(s, tokens[k].popleft())
+                    e = s + instr_cost(ins, t)
+                    start[j], end[j] = s, e
+                    free[q] = e
+                    busy[q] += e - s
+                    if ins["push_prev"]:
+                        if q == 0:
+                            raise SimError(f"instruction {j}: LOAD cannot push_prev")
+                        tokens[(q, q - 1)].append(e)
+                    if ins["push_next"]:
+                        if q == 2:
+                            raise SimError(f"instruction {j}: STORE cannot push_next")
+                        tokens[(q, q + 1)].append(e)
+                    queues[q].popleft()
+                    progressed = True
+            if not progressed:
+                stuck = [queues[q][0] for q in range(3) if queues[q]]
+                raise SimError(f"deadlock: instructions {stuck} wait for tokens never pushed")
+        barrier_time = max(free)
+        if i < n:
+            start[i] = barrier_time
+            end[i] = barrier_time + t.issue
+            barrier_time = end[i]
+            free = [barrier_time] * 3
+        seg_start = i + 1
+    total = max(end) if n else 0
+    if check_hazards:
+        _check_hazards(program, start, end)
+    return Schedule(start, end, total, {"load": busy[0], "compute": busy[1], "store": busy[2]})
+
+
+def _check_hazards(program, start, end):
+    """Instructions of different queues overlapping in time must not conflict (one writer)."""
+    order = sorted(range(len(program)), key=lambda j: start[j])
+    active: list[int] = []
+    fps = {}
+    for j in order:
+        active = [a for a in active if end[a] > start[j]]
+        if end[j] > start[j]:
+            if j not in fps:
+                fps[j] = _footprint(program[j])
+            rj, wj = fps[j]
+            qj = QUEUE_OF[program[j]["opcode"]]
+            for a in active:
+                if QUEUE_OF[program[a]["opcode"]] == qj:
+                    continue
+                ra, wa = fps[a]
+                for x in wj:
+                    for y in ra + wa:
+                        if _conflict(x, y):
+                            raise SimError(
+                                f"hazard: instructions {a} and {j} overlap in time on {x}"
+                            )
+                for x in rj:
+                    for y in wa:
+                        if _conflict(x, y):
+                            raise SimError(
+                                f"hazard: instructions {a} and {j} overlap in time on {x}"
+                            )
+            active.append(j)
+
+
+# ---------------------------------------------------------------------------------------------- execution
+class IsaSim:
+    """Functional simulator of one NPU instance.
+
+    ``program``: instruction bytes or decoded dicts; ``image``: list of (address, bytes) segments loaded
+    into SRAM by :meth:`reset`; ``host_calls``: the host-call table (list of dicts with ``inputs`` and
+    ``outputs``, each a list of dicts ``{"tensor", "addr", "shape", "dtype"}``); ``host_handler(call,
+    {tensor: array}) -> {tensor: array}`` runs a HOST instruction's op.
+    """
+
+    def __init__(self, config, program, image, host_calls=None, host_handler=None):
+        self.config = config
+        self.program = (
+            decode_program(program) if isinstance(program, bytes | bytearray) else program
+        )
+        self.image = image
+        self.host_calls = host_calls or []
+        self.host_handler = host_handler
+        self.timing = Timing(config)
+        sizes = buffer_sizes(config)
+        self.wbuf = [np.zeros(sizes["wbuf_slot"], np.int8) for _ in range(2)]
+        self.pbuf = [np.zeros(sizes["pbuf_slot"], np.int8) for _ in range(2)]
+        self.sram = np.zeros(config.sram_bytes, np.int8)
+        self._sched: Schedule | None = None
+        self._im2col_cache = None
+        self.reset()
+
+    # ------------------------------------------------------------------ memory
+    def reset(self) -> None:
+        """Clear SRAM and buffers and load the memory image."""
+        self.sram[:] = 0
+        for addr, blob in self.image:
+            self._write_bytes(addr, np.frombuffer(bytes(blob), np.int8))
+        self._im2col_cache = None
+
+    def _check(self, addr, n):
+        if addr < 0 or addr + n > self.sram.size:
+            raise SimError(f"SRAM access [{addr}, {addr + n}) outside 0..{self.sram.size}")
+
+    def _write_bytes(self, addr: int, b: np.ndarray) -> None:
+        self._check(addr, b.size)
+        self.sram[addr : addr + b.size] = b
+        c = self._im2col_cache
+        if c is not None and addr < c[1] and c[0] < addr + b.size:
+            self._im2col_cache = None
+
+    def write(self, addr: int, array: np.ndarray) -> None:
+        """Write an array's bytes (C order) at ``addr``."""
+        self._write_bytes(addr, np.frombuffer(np.ascontiguousarray(array).tobytes(), np.int8))
+
+    def read(self, addr: int, shape, dtype="int8") -> np.ndarray:
+        dt = np.dtype(dtype)
+        n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        self._check(addr, n)
+        return self.sram[addr : addr + n].view(np.uint8).copy().view(dt).reshape(shape)
+
+    def _i8(self, addr, n) -> np.ndarray:
+        self._check(addr, n)
+        return self.sram[addr : addr + n]
+
+    # ------------------------------------------------------------------ run
+    @property
+    def sched(self) -> Schedule:
+        if self._sched is None:
+            self._sched = schedule(self.program, self.config)
+        return self._sched
+
+    def run(self) -> Schedule:
+        """Execute the program once (SRAM must hold the inputs); return the cycle schedule."""
+        sched = self.sched
+        for j, ins in enumerate(self.program):
+            op = ins["opcode"]
+            fn = _EXEC.get(op)
+            if fn is not None:
+                try:
+                    fn(self, ins)
+                except SimError:
+                    raise
+                except (ValueError, IndexError) as e:
+                    raise SimError(f"instruction {j} ({op.name}): {e}") from e
+            if op == Opcode.DONE:
+                break
+        return sched
+
+    # ------------------------------------------------------------------ opcodes
+    def _load(self, ins):
+        buf = (self.wbuf if ins["buf"] == BufSel.WBUF else self.pbuf)[ins["slot"]]
+        n = ins["nbytes"]
+        if n > buf.size:
+            raise SimError(f"LOAD of {n} bytes overflows a {buf.size}-byte slot")
+        buf[:n] = self._i8(ins["sram_addr"], n)
+
+    def _im2col(self, ins, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, zp):
+        key = (ins["in_addr"], h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, zp)
+        cache = self._im2col_cache
+        if cache is not None and cache[2] == key:
+            return cache[3]
+        x = self._i8(ins["in_addr"], h * w * c).reshape(h, w, c).astype(np.float64) - zp
+        need_h, need_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+        pb, pr = max(0, need_h - h - pt), max(0, need_w - w - pl)
+        if pt or pl or pb or pr:
+            x = np.pad(x, ((pt, pb), (pl, pr), (0, 0)))
+        if kh == 1 and kw == 1:
+            cols = x[: (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :].reshape(oh * ow, c)
+        else:
+            v = sliding_window_view(x, (kh, kw), axis=(0, 1))  # H', W', C, kh, kw
+            v = v[: (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+            cols = v.transpose(0, 1, 3, 4, 2).reshape(oh * ow, kh * kw * c)
+        cols = np.ascontiguousarray(cols)
+        self._im2col_cache = (ins["in_addr"], ins["in_addr"] + h * w * c, key, cols)
+        return cols
+
+    @staticmethod
+    def _params(raw: np.ndarray, n: int):
+        p = raw[: n * PARAM_RECORD_BYTES].view(np.uint8).copy().view("<i4").reshape(n, 3)
+        return p[:, 0].astype(np.int64), p[:, 1].astype(np.int64), p[:, 2].astype(np.int64)
+
+    def _conv(self, ins):
+        h, w, c = ins["in_h"], ins["in_w"], ins["in_c"]
+        kh, kw = ins["k_h"], ins["k_w"]
+        oh, ow, n = ins["out_h"], ins["out_w"], ins["n_cols"]
+        k = kh * kw * c
+        if k * n > self.wbuf[0].size or n * PARAM_RECORD_BYTES > self.pbuf[0].size:
+            raise SimError("CONV tile exceeds the WBUF/PBUF slot")
+        cols = self._im2col(
+            ins,
+            h,
+            w,
+            c,
+            kh,
+            kw,
+            ins["stride_h"],
+            ins["stride_w"],
+            ins["pad_top"],
+            ins["pad_left"],
+            oh,
+            ow,
+            ins["in_zp"],
+        )
+        wt = self.wbuf[ins["wslot"]][: k * n].reshape(k, n).astype(np.float64)
+        bias, mult, shift = self._params(self.pbuf[ins["pslot"]], n)
+        acc = (cols @ wt).astype(np.int64) + bias
+        y = np.clip(mbqm(acc, mult, shift) + ins["out_zp"], ins["act_min"], ins["act_max"])
+        self._store_pixels(ins["out_addr"], ins["out_pitch"], y.astype(np.int8))
+
+    def _store_pixels(self, addr, pitch, y):
+        m, n = y.shape
+        if pitch == n:
+            self._write_bytes(addr, y.reshape(-1))
+            return
+        self._check(addr, (m - 1) * pitch + n)
+        view = np.lib.stride_tricks.as_strided(self.sram[addr:], shape=(m, n), strides=(pitch, 1))
+        view[...] = y
+        c = self._im2col_cache
+        if c is not None and addr < c[1] and c[0] < addr + (m - 1) * pitch + n:
+            self._im2col_cache = None
+
+    def _dwconv(self, ins):
+        h, w, c, dm = ins["in_h"], ins["in_w"], ins["in_c"], ins["depth_mult"]
+        kh, kw, sh, sw = ins["k_h"], ins["k_w"], ins["stride_h"], ins["stride_w"]
+        oh, ow, pt, pl = ins["out_h"], ins["out_w"], ins["pad_top"], ins["pad_left"]
+        co = c * dm
+        x = self._i8(ins["in_addr"], h * w * c).reshape(h, w, c).astype(np.int32) - ins["in_zp"]
+        if dm > 1:
+            x = np.repeat(x, dm, axis=2)
+        need_h, need_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+        pb, pr = max(0, need_h - h - pt), max(0, need_w - w - pl)
+        x = np.pad(x, ((pt, pb), (pl, pr), (0, 0)))
+        wts = self._i8(ins["w_addr"], kh * kw * co).reshape(kh, kw, co).astype(np.int32)
+        bias, mult, shift = self._params(self._i8(ins["p_addr"], co * PARAM_RECORD_BYTES), co)
+        acc = np.zeros((oh, ow, co), np.int32)
+        for ky in range(kh):
+            for kx in range(kw):
+                acc += (
+                    x[ky : ky + (oh - 1) * sh + 1 : sh, kx : kx + (ow - 1) * sw + 1 : sw, :]
+                    * wts[ky, kx]
+                )
+        y = np.clip(
+            mbqm(acc.astype(np.int64) + bias, mult, shift) + ins["out_zp"],
+            ins["act_min"],
+            ins["act_max"],
+        )
+        self._write_bytes(ins["out_addr"], y.astype(np.int8).reshape(-1))
+
+    def _pool(self, ins):
+        h, w, c = ins["in_h"], ins["in_w"], ins["in_c"]
+        kh, kw, sh, sw = ins["k_h"], ins["k_w"], ins["stride_h"], ins["stride_w"]
+        oh, ow, pt, pl = ins["out_h"], ins["out_w"], ins["pad_top"], ins["pad_left"]
+        x = self._i8(ins["in_addr"], h * w * c).reshape(h, w, c)
+        pb = max(0, (oh - 1) * sh + kh - h - pt)
+        pr = max(0, (ow - 1) * sw + kw - w - pl)
+        pads = ((pt, pb), (pl, pr), (0, 0))
+
+        def windows(a):
+            v = sliding_window_view(a, (kh, kw), axis=(0, 1))
+            return v[: (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+
+        if ins["mode"] == PoolMode.MAX:
+            y = windows(np.pad(x, pads, constant_values=-128)).max(axis=(-1, -2)).astype(np.int64)
+        else:
+            ones = np.pad(np.ones((h, w, 1), np.int64), pads)
+            count = windows(ones).sum(axis=(-1, -2))
+            acc = windows(np.pad(x.astype(np.int64), pads)).sum(axis=(-1, -2))
+            half = count // 2
+            num = np.where(acc > 0, acc + half, acc - half)
+            y = np.where(num >= 0, num // count, -((-num) // count))
+        y = np.clip(y, ins["act_min"], ins["act_max"])
+        self._write_bytes(ins["out_addr"], y.astype(np.int8).reshape(-1))
+
+    def _eltwise(self, ins):
+        n = ins["count"]
+        a = self._i8(ins["a_addr"], n).astype(np.int64)
+        b = self._i8(ins["b_addr"], 1 if ins["b_scalar"] else n).astype(np.int64)
+        p = self._i8(ins["p_addr"], 48).view(np.uint8).copy().view("<i4").astype(np.int64)
+        (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_off, lo, hi) = p
+        if ins["mode"] == EltMode.ADD:
+            sa = mbqm((a + a_off) << left, a_mult, a_shift)
+            sb = mbqm((b + b_off) << left, b_mult, b_shift)
+            y = mbqm(sa + sb, o_mult, o_shift) + o_off
+        elif ins["mode"] == EltMode.MUL:
+            y = mbqm((a + a_off) * (b + b_off), o_mult, o_shift) + o_off
+        else:
+            raise SimError(f"ELTWISE mode {ins['mode']} is not defined")
+        self._write_bytes(ins["out_addr"], np.clip(y, lo, hi).astype(np.int8))
+
+    def _lut(self, ins):
+        n = ins["count"]
+        lut = self._i8(ins["lut_addr"], 256)
+        x = self._i8(ins["in_addr"], n).astype(np.int16) + 128
+        self._write_bytes(ins["out_addr"], lut[x])
+
+    def _copy(self, ins):
+        rb, rows, planes = ins["row_bytes"], ins["rows"], ins["planes"]
+        if not (rb and rows and planes):
+            return
+        sp, sr, dp, dr = (
+            ins["src_plane_stride"],
+            ins["src_row_stride"],
+            ins["dst_plane_stride"],
+            ins["dst_row_stride"],
+        )
+        s0, d0 = ins["src_addr"], ins["dst_addr"]
+        self._check(s0, (planes - 1) * sp + (rows - 1) * sr + rb)
+        self._check(d0, (planes - 1) * dp + (rows - 1) * dr + rb)
+        st = np.lib.stride_tricks.as_strided
+        src = st(self.sram[s0:], shape=(planes, rows, rb), strides=(sp, sr, 1)).copy()
+        dst = st(self.sram[d0:], shape=(planes, rows, rb), strides=(dp, dr, 1))
+        dst[...] = src
+        self._im2col_cache = None
+
+    def _fill(self, ins):
+        rb, rows, dr = ins["row_bytes"], ins["rows"], ins["dst_row_stride"]
+        if not (rb and rows):
+            return
+        d0 = ins["dst_addr"]
+        self._check(d0, (rows - 1) * dr + rb)
+        dst = np.lib.stride_tricks.as_strided(self.sram[d0:], shape=(rows, rb), strides=(dr, 1))
+        dst[...] = ins["value"]
+        self._im2col_cache = None
+
+    def _host(self, ins):
+        k = ins["call"]
+        if k >= len(self.host_calls) or self.host_handler is None:
+            raise SimError(f"HOST call {k} has no handler")
+        call = self.host_calls[k]
+        vals = {
+            d["tensor"]: self.read(d["addr"], tuple(d["shape"]), d["dtype"]) for d in call["inputs"]
+        }
+        outs = self.host_handler(k, vals)
+        for d in call["outputs"]:
+            v = np.asarray(outs[d["tensor"]])
+            if tuple(v.shape) != tuple(d["shape"]) or v.dtype != np.dtype(d["dtype"]):
+                raise SimError(
+                    f"HOST call {k} returned {v.shape} {v.dtype} for tensor {d['tensor']}"
+                )
+            self.write(d["addr"], v)
+
+
+_EXEC = {
+    Opcode.LOAD: IsaSim._load,
+    Opcode.CONV: IsaSim._conv,
+    Opcode.DWCONV: IsaSim._dwconv,
+    Opcode.POOL: IsaSim._pool,
+    Opcode.ELTWISE: IsaSim._eltwise,
+    Opcode.LUT: IsaSim._lut,
+    Opcode.COPY: IsaSim._copy,
+    Opcode.FILL: IsaSim._fill,
+    Opcode.HOST: IsaSim._host,
+}
+
+_ = Queue  # re-exported meaning: QUEUE_OF maps opcodes to queues

@@ -1,0 +1,1218 @@
+"""The NPU compiler: graph IR -> passes -> ISA program + memory image (:class:`Compiled`).
+
+Passes, in order (docs/compiler.md):
+
+1. **Input prologue**: QUANTIZE (float -> int8) and TRANSPOSE ops directly at a graph input are absorbed: the
+   NPU's input is the tensor after them (the ISP writes it; the runtime applies them to a tensor input).
+2. **Host tail** (SPEC section 6): SOFTMAX / LOGISTIC / DEQUANTIZE ops whose results are only graph outputs run
+   on the host; the metadata carries the tensors they start from.
+3. **Fold PAD into conv**: a spatial PAD whose only readers are CONV_2D / DEPTHWISE_CONV_2D becomes their
+   top/left padding (bottom/right padding is implied by the output size).
+4. **Fuse activations**: a unary int8 op (RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, QUANTIZE, ...) after
+   a compute op is evaluated on all 256 input codes with the golden kernel; if it is a clamp on the
+   producer's output range it becomes the producer's activation range, otherwise a LUT instruction.
+5. **Lowering**: CONV_2D / FULLY_CONNECTED -> column tiles of the array (per-channel bias, multiplier and shift
+   from the golden kernels' TFLM constant code); DEPTHWISE_CONV_2D and MEAN over H, W -> DWCONV; pools -> POOL;
+   ADD / MUL -> ELTWISE; CONCATENATION / PAD -> COPY / FILL; RESHAPE / SQUEEZE -> buffer aliases; anything else
+   -> a HOST call running the golden kernel.
+6. **Memory planning**: constants, then activations (first fit over live ranges), then the program; a model
+   that does not fit the preset's SRAM raises UserError with the sizes.
+7. **Scheduling**: weight/parameter loads are double-buffered in WBUF/PBUF slots and issued one tile ahead;
+   dependency tokens make load, compute and store overlap safely (checked by the simulator's hazard check).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hw.config import Config, preset
+from hw.errors import UserError
+from hw.isa import (
+    ELT_PARAM_WORDS,
+    INSTR_BYTES,
+    PARAM_RECORD_BYTES,
+    WBUF_KMAX,
+    BufSel,
+    EltMode,
+    Opcode,
+    PoolMode,
+    decode_program,
+    encode_program,
+)
+from models.arith import activation_range_quantized, quantize_multiplier
+from models.graph import Graph, Op, Tensor
+from models.kernels import get_prepare
+from models.kernels.common import activation_range, out_size, per_channel_multipliers, same_padding
+
+__all__ = ["compile_graph", "Compiled", "TensorDesc", "LayerInfo", "HOST_TAIL_OPS"]
+
+HOST_TAIL_OPS = ("SOFTMAX", "LOGISTIC", "DEQUANTIZE")
+UNARY_LUT_OPS = (
+    "RELU",
+    "RELU6",
+    "RELU_N1_TO_1",
+    "LEAKY_RELU",
+    "HARD_SWISH",
+    "LOGISTIC",
+    "TANH",
+    "QUANTIZE",
+)
+ALIGN = 16
+
+
+@dataclass
+class TensorDesc:
+    """One tensor as the bundle and the metadata describe it."""
+
+    tensor: int
+    name: str
+    addr: int
+    shape: tuple
+    dtype: str
+    scale: float
+    zero_point: int
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["shape"] = list(self.shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TensorDesc:
+        return cls(
+            int(d["tensor"]),
+            str(d["name"]),
+            int(d["addr"]),
+            tuple(int(s) for s in d["shape"]),
+            str(d["dtype"]),
+            float(d["scale"]),
+            int(d["zero_point"]),
+        )
+
+
+@dataclass
+class LayerInfo:
+    """One compiled layer (a graph op plus what was fused into it) for reports and per-layer stats."""
+
+    name: str
+    kind: str
+    engine: str  # 'array', 'vector', 'store', 'host', 'alias'
+    ops: list
+    in_shapes: list
+    out_shape: list
+    macs: int
+    const_bytes: int = 0
+    act_bytes: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Compiled:
+    """Program, memory image and the descriptors the runtime needs (serialised by sw.bundle)."""
+
+    config: Config
+    program: list  # decoded instruction dicts
+    image: list  # [(addr, bytes)]
+    inputs: list  # TensorDesc of the NPU inputs (what the ISP writes)
+    outputs: list  # TensorDesc of the NPU outputs (carried in the metadata)
+    graph_inputs: list  # [{"tensor", "name", "shape", "dtype"}] of the model
+    graph_outputs: list  # tensor indices of the model's outputs
+    host_pre: list  # graph op indices run on the host before the NPU
+    host_post: list  # graph op indices run on the host after the NPU
+    host_calls: list  # HOST instruction table
+    layers: list  # LayerInfo
+    layer_of: list  # per instruction: index into layers (-1: none)
+    memory: dict
+    input_norm: dict
+    host_graph: Graph  # the graph (constants kept only where host ops need them)
+    macs: int = 0
+    warnings: list = field(default_factory=list)
+
+    @property
+    def program_bytes(self) -> bytes:
+        return encode_program(self.program)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _nbytes(t: Tensor) -> int:
+    return int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
+
+
+def _align(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+def _qp(t: Tensor) -> tuple[float, int]:
+    if t.quant is None or t.quant.scale.size == 0:
+        return 1.0, 0
+    return float(t.quant.scale[0]), int(t.quant.zero_point[0])
+
+
+def _params_blob(bias, mult, shift) -> bytes:
+    rec = np.stack(
+        [np.asarray(bias, np.int64), np.asarray(mult, np.int64), np.asarray(shift, np.int64)],
+        axis=1,
+    ).astype("<i4")
+    return rec.tobytes()
+
+
+def _unary_lut(op: Op, g: Graph) -> np.ndarray | None:
+    """The op's int8 -> int8 function on all 256 codes (index code + 128), or None if not int8 -> int8."""
+    x_t, y_t = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if x_t.dtype != "int8" or y_t.dtype != "int8" or x_t.quant is None or y_t.quant is None:
+        return None
+    if x_t.quant.per_channel or y_t.quant.per_channel:
+        return None
+    xs = dataclasses.replace(x_t, index=0, shape=(256,), data=None)
+    ys = dataclasses.replace(y_t, index=1, shape=(256,), data=None)
+    mini = Graph("lut", [xs, ys], [Op(0, op.kind, [0], [1], dict(op.options))], [0], [1])
+    fn = get_prepare(op.kind)(mini.ops[0], mini)
+    codes = np.arange(-128, 128, dtype=np.int8)
+    return np.asarray(fn([codes])[0], np.int8).reshape(256)
+
+
+@dataclass
+class _Node:
+    """A middle (NPU-side) graph op during the passes."""
+
+    op: Op
+    ins: list  # tensor indices read (after pad folding)
+    outs: list  # tensor indices written (after activation fusion)
+    fused: list = field(default_factory=list)
+    extra_pad: tuple = (0, 0, 0, 0)  # top, bottom, left, right folded from a PAD
+    act: tuple | None = None  # (lo, hi) override
+    lut: np.ndarray | None = None
+
+
+# ----------------------------------------------------------------------------------------------- compiler
+class _Compiler:
+    def __init__(self, graph: Graph, config: Config, host_tail: bool):
+        self.g = graph
+        self.cfg = config
+        self.host_tail = host_tail
+        self.warnings: list[str] = []
+        self.consumers: dict[int, list[int]] = {}
+        for op in graph.ops:
+            for i in op.inputs:
+                if i >= 0:
+                    self.consumers.setdefault(i, []).append(op.index)
+        self.producer = {o: op.index for op in graph.ops for o in op.outputs}
+
+    def is_const(self, i: int) -> bool:
+        return i >= 0 and self.g.tensors[i].data is not None
+
+    # -------------------------------------------------------------- passes 1, 2
+    def split_pre_post(self):
+        g = self.g
+        pre, frontier = [], {i: i for i in g.inputs}  # graph input -> current tensor
+        cur = dict(frontier)
+        for op in g.ops:
+            if op.kind not in ("QUANTIZE", "TRANSPOSE"):
+                continue
+            src = op.inputs[0]
+            owner = next((k for k, v in cur.items() if v == src), None)
+            if owner is None or self.consumers.get(src) != [op.index] or src in g.outputs:
+                continue
+            if op.kind == "QUANTIZE" and g.tensors[src].dtype != "float32":
+                continue
+            if op.kind == "TRANSPOSE" and any(not self.is_const(i) for i in op.inputs[1:]):
+                continue
+            pre.append(op.index)
+            cur[owner] = op.outputs[0]
+        self.pre = pre
+        self.npu_inputs = [cur[i] for i in g.inputs]
+        post: list[int] = []
+        if self.host_tail:
+            post_set: set[int] = set()
+            for op in reversed(g.ops):
+                if op.kind not in HOST_TAIL_OPS or op.index in pre:
+                    continue
+                ok = all(
+                    (o in g.outputs or self.consumers.get(o))
+                    and all(c in post_set for c in self.consumers.get(o, []))
+                    for o in op.outputs
+                )
+                if ok:
+                    post_set.add(op.index)
+            post = sorted(post_set)
+        self.post = post
+        post_outs = {o for k in post for o in g.ops[k].outputs}
+        outs: list[int] = []
+        for k in post:
+            for i in g.ops[k].inputs:
+                if i >= 0 and not self.is_const(i) and i not in post_outs and i not in outs:
+                    outs.append(i)
+        for o in g.outputs:
+            if o not in post_outs and o not in outs:
+                outs.append(o)
+        self.npu_outputs = outs
+        skip = set(pre) | set(post)
+        self.nodes = [
+            _Node(op, list(op.inputs), list(op.outputs)) for op in g.ops if op.index not in skip
+        ]
+
+    # -------------------------------------------------------------- pass 3: fold PAD
+    def fold_pads(self):
+        g = self.g
+        by_op = {n.op.index: n for n in self.nodes}
+        keep = []
+        for n in self.nodes:
+            op = n.op
+            if op.kind != "PAD" or len(op.inputs) < 2 or not self.is_const(op.inputs[1]):
+                keep.append(n)
+                continue
+            src, dst = op.inputs[0], op.outputs[0]
+            pads = g.tensors[op.inputs[1]].data.astype(np.int64).reshape(-1, 2)
+            readers = self.consumers.get(dst, [])
+            ok = (
+                len(g.tensors[src].shape) == 4
+                and pads.shape[0] == 4
+                and not pads[0].any()
+                and not pads[3].any()
+                and (pads >= 0).all()
+                and readers
+                and dst not in self.npu_outputs
+                and g.tensors[src].dtype == "int8"
+                and all(
+                    r in by_op
+                    and by_op[r].op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                    and by_op[r].op.inputs[0] == dst
+                    and dst not in by_op[r].op.inputs[1:]
+                    for r in readers
+                )
+            )
+            if not ok:
+                keep.append(n)
+                continue
+            for r in readers:
+                rn = by_op[r]
+                rn.ins[0] = src
+                rn.extra_pad = (int(pads[1][0]), int(pads[1][1]), int(pads[2][0]), int(pads[2][1]))
+                rn.fused.append(op.index)
+        self.nodes = keep
+
+    # -------------------------------------------------------------- pass 4: fuse activations
+    def fuse_activations(self):
+        g = self.g
+        producers = {}
+        for n in self.nodes:
+            for o in n.outs:
+                producers[o] = n
+        keep = []
+        for n in self.nodes:
+            op = n.op
+            if op.kind not in UNARY_LUT_OPS:
+                keep.append(n)
+                continue
+            lut = _unary_lut(op, g)
+            if lut is None:
+                keep.append(n)
+                continue
+            src = n.ins[0]
+            p = producers.get(src)
+            fusable = (
+                p is not None
+                and p.op.kind
+                in (
+                    "CONV_2D",
+                    "DEPTHWISE_CONV_2D",
+                    "FULLY_CONNECTED",
+                    "ADD",
+                    "MUL",
+                    "AVERAGE_POOL_2D",
+                    "MAX_POOL_2D",
+                    "MEAN",
+                )
+                and self.consumers.get(src) == [op.index]
+                and src not in self.npu_outputs
+                and len(p.outs) == 1
+            )
+            if fusable:
+                lo, hi = p.act if p.act is not None else self.act_range(p)
+                v = np.arange(lo, hi + 1)
+                f = lut[v + 128].astype(np.int64)
+                a, b = int(f[0]), int(f[-1])
+                nlo, nhi = max(lo, a), min(hi, b)
+                if nlo <= nhi and np.array_equal(f, np.clip(v, a, b)):
+                    p.act = (nlo, nhi)
+                    p.outs = [op.outputs[0]]
+                    p.fused.append(op.index)
+                    producers[op.outputs[0]] = p
+                    continue
+            n.lut = lut
+            keep.append(n)
+        self.nodes = keep
+
+    def act_range(self, n: _Node) -> tuple[int, int]:
+        g, op = self.g, n.op
+        y = g.tensors[op.outputs[0]]
+        if op.kind == "MEAN":
+            return -128, 127
+        if op.kind in ("ADD", "MUL"):
+            s, z = _qp(y)
+            return activation_range_quantized(op.options.get("activation", "NONE"), s, z)
+        return activation_range(op.options.get("activation", "NONE"), y)
+
+    # -------------------------------------------------------------- pass 5: lowering
+    def lower(self):
+        """Each node -> a list of items: ('conv', ...), ('compute', instr), ('store', [instrs]),
+        ('host', call), ('alias', src, dst). Constants are collected in self.consts."""
+        self.consts: list[tuple[str, bytes]] = []  # (key, blob), placed in order
+        self.aliases: dict[int, int] = {}
+        self.host_calls: list[dict] = []
+        self.layers: list[LayerInfo] = []
+        self.items: list[tuple] = []  # (layer_index, kind, payload)
+        for n in self.nodes:
+            li = len(self.layers)
+            engine, items = self.lower_node(n)
+            g = self.g
+            macs = (
+                g.op_macs(n.op)
+                if n.op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+                else 0
+            )
+            self.layers.append(
+                LayerInfo(
+                    name=f"{n.op.index}:{n.op.kind}"
+                    + "".join(f"+{g.ops[k].kind}" for k in n.fused),
+                    kind=n.op.kind,
+                    engine=engine,
+                    ops=[n.op.index] + list(n.fused),
+                    in_shapes=[
+                        list(g.tensors[i].shape) for i in n.ins if i >= 0 and not self.is_const(i)
+                    ],
+                    out_shape=list(g.tensors[n.outs[0]].shape) if n.outs else [],
+                    macs=int(macs),
+                )
+            )
+            for it in items:
+                self.items.append((li,) + it)
+
+    def const(self, blob: bytes) -> int:
+        """Register a constant blob; returns its key (index) for later address resolution."""
+        self.consts.append(blob)
+        return len(self.consts) - 1
+
+    def lower_node(self, n: _Node):
+        k = n.op.kind
+        try:
+            if k in ("CONV_2D", "FULLY_CONNECTED"):
+                return self.lower_conv(n)
+            if k == "DEPTHWISE_CONV_2D":
+                return self.lower_dw(n)
+            if k == "MEAN":
+                r = self.lower_mean(n)
+                if r is not None:
+                    return r
+            if k in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+                return self.lower_pool(n)
+            if k in ("ADD", "MUL"):
+                r = self.lower_eltwise(n)
+                if r is not None:
+                    return r
+            if k in ("RESHAPE", "SQUEEZE") and not self.is_const(n.ins[0]):
+                self.aliases[n.outs[0]] = n.ins[0]
+                return "alias", []
+            if n.lut is not None:
+                x = self.g.tensors[n.ins[0]]
+                key = self.const(n.lut.astype(np.int8).tobytes())
+                return "vector", [
+                    (
+                        "compute",
+                        {
+                            "opcode": Opcode.LUT,
+                            "in_addr": ("t", n.ins[0]),
+                            "out_addr": ("t", n.outs[0]),
+                            "count": _nbytes(x),
+                            "lut_addr": ("c", key),
+                        },
+                    )
+                ]
+            if k == "CONCATENATION":
+                r = self.lower_concat(n)
+                if r is not None:
+                    return r
+            if k == "PAD":
+                r = self.lower_pad(n)
+                if r is not None:
+                    return r
+        except _Fallback as e:
+            self.warnings.append(f"op {n.op.index} {k}: {e}; runs on the host")
+        return self.lower_host(n)
+
+    def lower_host(self, n: _Node):
+        """A HOST call running the node's graph ops (folded PAD and fused activations included, in
+        graph order) with the golden kernels."""
+        g = self.g
+        ops = sorted([n.op.index] + list(n.fused))
+        made = {o for k in ops for o in g.ops[k].outputs}
+        ins = []
+        for k in ops:
+            for i in g.ops[k].inputs:
+                if i >= 0 and not self.is_const(i) and i not in made and i not in ins:
+                    ins.append(i)
+        call = {"ops": ops, "inputs": ins, "outputs": list(n.outs)}
+        self.host_calls.append(call)
+        return "host", [("host", len(self.host_calls) - 1)]
+
+    def _geometry(self, n: _Node, fh, fw):
+        """Conv geometry on the (possibly PAD-folded) input: (h, w, oh, ow, sh, sw, pt, pl)."""
+        o = n.op.options
+        if int(o.get("dilation_h", 1)) != 1 or int(o.get("dilation_w", 1)) != 1:
+            raise _Fallback("dilation != 1")
+        sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
+        x = self.g.tensors[n.ins[0]]
+        _, h, w, _ = x.shape
+        et, eb, el, er = n.extra_pad
+        hp, wp = h + et + eb, w + el + er
+        pad = o.get("padding", "VALID")
+        oh, ow = out_size(pad, hp, fh, sh), out_size(pad, wp, fw, sw)
+        pt = same_padding(pad, hp, fh, sh, 1, oh)[0] + et
+        pl = same_padding(pad, wp, fw, sw, 1, ow)[0] + el
+        y = self.g.tensors[n.outs[0]]
+        if tuple(y.shape[1:3]) != (oh, ow):
+            raise UserError(
+                f"{n.op.kind} op {n.op.index}: output shape {y.shape} does not match "
+                f"the computed {oh}x{ow}"
+            )
+        if pt > 15 or pl > 15 or sh > 7 or sw > 7 or fh > 15 or fw > 15:
+            raise _Fallback("kernel, stride or padding beyond the instruction's range")
+        return h, w, oh, ow, sh, sw, pt, pl
+
+    def lower_conv(self, n: _Node):
+        g, cfg = self.g, self.cfg
+        op = n.op
+        x_t, w_t = g.tensors[n.ins[0]], g.tensors[op.inputs[1]]
+        b_t = g.tensor(op.inputs[2]) if len(op.inputs) > 2 else None
+        y_t = g.tensors[n.outs[0]]
+        if w_t.data is None or x_t.dtype != "int8" or y_t.dtype != "int8":
+            raise _Fallback("non-constant weights or non-int8 tensors")
+        w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
+        if w_zp != 0:
+            raise _Fallback("weight zero point != 0")
+        in_scale, in_zp = _qp(x_t)
+        out_scale, out_zp = _qp(g.tensors[op.outputs[0]])
+        if op.kind == "CONV_2D":
+            cout, fh, fw, cin = w_t.shape
+            if cin != x_t.shape[3]:
+                raise _Fallback("grouped convolution")
+            h, w, oh, ow, sh, sw, pt, pl = self._geometry(n, fh, fw)
+            wmat = w_t.data.reshape(cout, -1).T  # (K, Cout) in (ky, kx, ci) order
+        else:  # FULLY_CONNECTED as a 1x1 conv over the batch rows
+            cout, depth = w_t.shape
+            rows = int(np.prod(x_t.shape, dtype=np.int64)) // depth
+            fh = fw = sh = sw = 1
+            h, w, oh, ow, pt, pl, cin = 1, rows, 1, rows, 0, 0, depth
+            wmat = w_t.data.T
+        k = fh * fw * cin
+        if k > WBUF_KMAX:
+            raise _Fallback(f"reduction depth {k} exceeds the weight buffer ({WBUF_KMAX})")
+        if h > 4095 or w > 4095 or oh > 4095 or ow > 4095 or cin > 65535:
+            raise _Fallback("tensor dimensions beyond the instruction's range")
+        mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
+        lo, hi = n.act if n.act is not None else self.act_range(n)
+        bias = (
+            b_t.data.astype(np.int64)
+            if b_t is not None and b_t.data is not None
+            else np.zeros(cout, np.int64)
+        )
+        items = []
+        C = cfg.array_cols
+        wmat = np.ascontiguousarray(wmat.astype(np.int8))
+        for c0 in range(0, cout, C):
+            nc = min(C, cout - c0)
+            wkey = self.const(np.ascontiguousarray(wmat[:, c0 : c0 + nc]).tobytes())
+            pkey = self.const(
+                _params_blob(bias[c0 : c0 + nc], mult[c0 : c0 + nc], shift[c0 : c0 + nc])
+            )
+            ins = {
+                "opcode": Opcode.CONV,
+                "in_addr": ("t", n.ins[0]),
+                "out_addr": ("t", n.outs[0], c0),
+                "in_h": h,
+                "in_w": w,
+                "in_c": cin,
+                "out_h": oh,
+                "out_w": ow,
+                "out_pitch": cout,
+                "n_cols": nc,
+                "k_h": fh,
+                "k_w": fw,
+                "stride_h": sh,
+                "stride_w": sw,
+                "pad_top": pt,
+                "pad_left": pl,
+                "in_zp": in_zp,
+                "out_zp": out_zp,
+                "act_min": lo,
+                "act_max": hi,
+            }
+            items.append(("conv", ins, (wkey, k * nc), (pkey, nc * PARAM_RECORD_BYTES)))
+        return "array", items
+
+    def lower_dw(self, n: _Node):
+        g = self.g
+        op = n.op
+        x_t, w_t = g.tensors[n.ins[0]], g.tensors[op.inputs[1]]
+        b_t = g.tensor(op.inputs[2]) if len(op.inputs) > 2 else None
+        if w_t.data is None or x_t.dtype != "int8":
+            raise _Fallback("non-constant weights or non-int8 tensors")
+        w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
+        if w_zp != 0:
+            raise _Fallback("weight zero point != 0")
+        _, fh, fw, cout = w_t.shape
+        cin = x_t.shape[3]
+        dm = cout // cin
+        if dm * cin != cout or dm > 15 or cin > 4095:
+            raise _Fallback("depth multiplier or channel count beyond the instruction's range")
+        h, w, oh, ow, sh, sw, pt, pl = self._geometry(n, fh, fw)
+        in_scale, in_zp = _qp(x_t)
+        out_scale, out_zp = _qp(g.tensors[op.outputs[0]])
+        mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
+        lo, hi = n.act if n.act is not None else self.act_range(n)
+        bias = (
+            b_t.data.astype(np.int64)
+            if b_t is not None and b_t.data is not None
+            else np.zeros(cout, np.int64)
+        )
+        wkey = self.const(np.ascontiguousarray(w_t.data[0].astype(np.int8)).tobytes())
+        pkey = self.const(_params_blob(bias, mult, shift))
+        ins = {
+            "opcode": Opcode.DWCONV,
+            "in_addr": ("t", n.ins[0]),
+            "out_addr": ("t", n.outs[0]),
+            "w_addr": ("c", wkey),
+            "p_addr": ("c", pkey),
+            "in_h": h,
+            "in_w": w,
+            "in_c": cin,
+            "out_h": oh,
+            "out_w": ow,
+            "depth_mult": dm,
+            "k_h": fh,
+            "k_w": fw,
+            "stride_h": sh,
+            "stride_w": sw,
+            "pad_top": pt,
+            "pad_left": pl,
+            "in_zp": in_zp,
+            "out_zp": out_zp,
+            "act_min": lo,
+            "act_max": hi,
+        }
+        return "vector", [("compute", ins)]
+
+    def lower_mean(self, n: _Node):
+        """MEAN over H and W of an NHWC int8 tensor -> DWCONV with all-ones weights (TFLM's
+        QuantizedMeanOrSum: sum(x - zp_in) then MultiplyByQuantizedMultiplier(m / n) + zp_out)."""
+        g = self.g
+        op = n.op
+        x_t, y_t = g.tensors[n.ins[0]], g.tensors[n.outs[0]]
+        if (
+            len(x_t.shape) != 4
+            or x_t.shape[0] != 1
+            or x_t.dtype != "int8"
+            or not self.is_const(op.inputs[1])
+        ):
+            return None
+        axes = sorted({int(a) % 4 for a in g.tensors[op.inputs[1]].data.reshape(-1)})
+        _, h, w, c = x_t.shape
+        if axes != [1, 2] or h > 255 or w > 255 or c > 4095 or (h == 1 and w == 1):
+            return None
+        si, zi = _qp(x_t)
+        so, zo = _qp(g.tensors[op.outputs[0]])
+        multiplier, shift = quantize_multiplier(si / so)
+        cnt = h * w
+        pre = min(cnt.bit_length() - 1, 32, 31 + shift)
+        if pre < 0:
+            return None
+        multiplier = (multiplier << pre) // cnt
+        shift -= pre
+        lo, hi = n.act if n.act is not None else (-128, 127)
+        wkey = self.const(np.ones(h * w * c, np.int8).tobytes())
+        pkey = self.const(_params_blob(np.zeros(c), np.full(c, multiplier), np.full(c, shift)))
+        ins = {
+            "opcode": Opcode.DWCONV,
+            "in_addr": ("t", n.ins[0]),
+            "out_addr": ("t", n.outs[0]),
+            "w_addr": ("c", wkey),
+            "p_addr": ("c", pkey),
+            "in_h": h,
+            "in_w": w,
+            "in_c": c,
+            "out_h": 1,
+            "out_w": 1,
+            "depth_mult": 1,
+            "k_h": h,
+            "k_w": w,
+            "stride_h": 1,
+            "stride_w": 1,
+            "pad_top": 0,
+            "pad_left": 0,
+            "in_zp": zi,
+            "out_zp": zo,
+            "act_min": lo,
+            "act_max": hi,
+        }
+        return "vector", [("compute", ins)]
+
+    def lower_pool(self, n: _Node):
+        g = self.g
+        o = n.op.options
+        x_t = g.tensors[n.ins[0]]
+        if len(x_t.shape) != 4 or x_t.shape[0] != 1 or x_t.dtype != "int8":
+            raise _Fallback("pooling needs a 1xHxWxC int8 input")
+        fh, fw = int(o["filter_height"]), int(o["filter_width"])
+        sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
+        pad = o.get("padding", "VALID")
+        _, h, w, c = x_t.shape
+        oh, ow = out_size(pad, h, fh, sh), out_size(pad, w, fw, sw)
+        pt, pl = same_padding(pad, h, fh, sh, 1, oh)[0], same_padding(pad, w, fw, sw, 1, ow)[0]
+        if fh > 255 or fw > 255 or sh > 15 or sw > 15 or pt > 15 or pl > 15 or c > 4095:
+            raise _Fallback("pool geometry beyond the instruction's range")
+        lo, hi = n.act if n.act is not None else self.act_range(n)
+        ins = {
+            "opcode": Opcode.POOL,
+            "mode": PoolMode.AVG if n.op.kind == "AVERAGE_POOL_2D" else PoolMode.MAX,
+            "in_addr": ("t", n.ins[0]),
+            "out_addr": ("t", n.outs[0]),
+            "in_h": h,
+            "in_w": w,
+            "in_c": c,
+            "out_h": oh,
+            "out_w": ow,
+            "k_h": fh,
+            "k_w": fw,
+            "stride_h": sh,
+            "stride_w": sw,
+            "pad_top": pt,
+            "pad_left": pl,
+            "act_min": lo,
+            "act_max": hi,
+        }
+        return "vector", [("compute", ins)]
+
+    def lower_eltwise(self, n: _Node):
+        g = self.g
+        op = n.op
+        a, b = n.ins[0], n.ins[1]
+        ta, tb, ty = g.tensors[a], g.tensors[b], g.tensors[op.outputs[0]]
+        if any(t.dtype != "int8" or t.quant is None or t.quant.per_channel for t in (ta, tb, ty)):
+            return None
+        na, nb, ny = (int(np.prod(t.shape, dtype=np.int64)) for t in (ta, tb, ty))
+        if na == 1 and nb == ny:  # make b the scalar one (both ops are commutative)
+            a, b, ta, tb, na, nb = b, a, tb, ta, nb, na
+        if na != ny or nb not in (1, ny) or (nb == ny and tuple(ta.shape) != tuple(tb.shape)):
+            return None
+        if self.is_const(a):
+            return None
+        s1, z1 = _qp(ta)
+        s2, z2 = _qp(tb)
+        so, zo = _qp(ty)
+        lo, hi = n.act if n.act is not None else self.act_range(n)
+        if op.kind == "ADD":
+            left = 20
+            twice_max = 2.0 * max(s1, s2)
+            real_out = twice_max / ((1 << left) * so)
+            if not 0.0 < real_out < 1.0:
+                return None
+            m1, sh1 = quantize_multiplier(s1 / twice_max)
+            m2, sh2 = quantize_multiplier(s2 / twice_max)
+            mo, sho = quantize_multiplier(real_out)
+            p = [-z1, m1, sh1, -z2, m2, sh2, left, mo, sho, zo, lo, hi]
+            mode = EltMode.ADD
+        else:
+            mo, sho = quantize_multiplier(s1 * s2 / so)
+            p = [-z1, 0, 0, -z2, 0, 0, 0, mo, sho, zo, lo, hi]
+            mode = EltMode.MUL
+        assert len(p) == ELT_PARAM_WORDS
+        pkey = self.const(np.asarray(p, "<i4").tobytes())
+        b_ref = (
+            ("c", self.const(np.asarray(tb.data, np.int8).tobytes()))
+            if self.is_const(b)
+            else ("t", b)
+        )
+        ins = {
+            "opcode": Opcode.ELTWISE,
+            "mode": mode,
+            "b_scalar": int(nb == 1),
+            "a_addr": ("t", a),
+            "b_addr": b_ref,
+            "out_addr": ("t", n.outs[0]),
+            "count": ny,
+            "p_addr": ("c", pkey),
+        }
+        return "vector", [("compute", ins)]
+
+    def lower_concat(self, n: _Node):
+        g = self.g
+        op = n.op
+        y = g.tensors[op.outputs[0]]
+        if y.dtype != "int8" or op.options.get("activation", "NONE") != "NONE":
+            return None
+        rank = len(y.shape)
+        axis = int(op.options.get("axis", 0)) % rank
+        outer = int(np.prod(y.shape[:axis], dtype=np.int64))
+        inner_y = int(np.prod(y.shape[axis:], dtype=np.int64))
+        instrs = []
+        off = 0
+        for i in op.inputs:
+            t = g.tensors[i]
+            inner = int(np.prod(t.shape[axis:], dtype=np.int64))
+            src = (
+                ("c", self.const(np.asarray(t.data, np.int8).tobytes()))
+                if self.is_const(i)
+                else ("t", i)
+            )
+            instrs += _copy_rows(src, ("t", op.outputs[0], off), inner, outer, inner, inner_y)
+            off += inner
+        return "store", [("store", instrs)]
+
+    def lower_pad(self, n: _Node):
+        g = self.g
+        op = n.op
+        x, y = g.tensors[n.ins[0]], g.tensors[op.outputs[0]]
+        if (
+            not self.is_const(op.inputs[1])
+            or x.dtype != "int8"
+            or len(x.shape) != 4
+            or self.is_const(n.ins[0])
+        ):
+            return None
+        pads = g.tensors[op.inputs[1]].data.astype(np.int64).reshape(-1, 2)
+        if pads.shape[0] != 4 or pads[0].any() or (pads < 0).any():
+            return None
+        _, h, w, c = x.shape
+        _, ho, wo, co = y.shape
+        value = _qp(y)[1]
+        instrs = _fill_rows(("t", op.outputs[0], 0), _nbytes(y), value)
+        base = (int(pads[1][0]) * wo + int(pads[2][0])) * co + int(pads[3][0])
+        if h > 65535 or w > 65535 or c > 65535:
+            return None
+        instrs.append(
+            {
+                "opcode": Opcode.COPY,
+                "src_addr": ("t", n.ins[0]),
+                "dst_addr": ("t", op.outputs[0], base),
+                "row_bytes": c,
+                "rows": w,
+                "planes": h,
+                "src_row_stride": c,
+                "src_plane_stride": w * c,
+                "dst_row_stride": co,
+                "dst_plane_stride": wo * co,
+            }
+        )
+        return "store", [("store", instrs)]
+
+    # -------------------------------------------------------------- pass 6: memory
+    def root(self, t: int) -> int:
+        while t in self.aliases:
+            t = self.aliases[t]
+        return t
+
+    def plan_memory(self):
+        g, cfg = self.g, self.cfg
+        # constants
+        addr = 0
+        self.const_addr = []
+        for blob in self.consts:
+            self.const_addr.append(addr)
+            addr = _align(addr + len(blob))
+        const_end = addr
+        # activation live ranges on item index
+        n_items = len(self.items)
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+
+        def touch(t, k):
+            r = self.root(t)
+            first[r] = min(first.get(r, k), k)
+            last[r] = max(last.get(r, k), k)
+
+        for t in self.npu_inputs:
+            touch(t, -1)
+        for t in self.npu_outputs:
+            touch(t, n_items)
+        for k, it in enumerate(self.items):
+            for t in _tensor_refs(it):
+                touch(t, k)
+            if it[1] == "host":
+                call = self.host_calls[it[2]]
+                for t in call["inputs"] + call["outputs"]:
+                    touch(t, k)
+        sizes = {}
+        for r in first:
+            sizes[r] = _align(max(1, _nbytes(g.tensors[r])))
+        for t, s in list(self.aliases.items()):
+            r = self.root(t)
+            if r in sizes:
+                sizes[r] = max(sizes[r], _align(_nbytes(g.tensors[t])))
+        placed: list[tuple[int, int, int, int]] = []  # (addr, size, first, last)
+        self.act_addr: dict[int, int] = {}
+        for r in sorted(first, key=lambda r: (-sizes[r], first[r])):
+            a = const_end
+            cands = sorted(
+                (p for p in placed if not (p[3] < first[r] or last[r] < p[2])), key=lambda p: p[0]
+            )
+            for pa, ps, _, _ in cands:
+                if a + sizes[r] <= pa:
+                    break
+                a = max(a, _align(pa + ps))
+            placed.append((a, sizes[r], first[r], last[r]))
+            self.act_addr[r] = a
+        act_end = max([a + s for a, s, _, _ in placed], default=const_end)
+        self.mem = {
+            "const_bytes": const_end,
+            "activation_bytes": act_end - const_end,
+            "sram_bytes": cfg.sram_bytes,
+        }
+
+    def taddr(self, t: int) -> int:
+        return self.act_addr[self.root(t)]
+
+    def resolve(self, v):
+        if isinstance(v, tuple):
+            if v[0] == "t":
+                return self.taddr(v[1]) + (v[2] if len(v) > 2 else 0)
+            if v[0] == "c":
+                return self.const_addr[v[1]] + (v[2] if len(v) > 2 else 0)
+        return v
+
+    def fix(self, ins: dict) -> dict:
+        return {k: self.resolve(v) for k, v in ins.items()}
+
+    # -------------------------------------------------------------- pass 7: schedule + emit
+    def emit(self):
+        prog: list[dict] = []
+        layer_of: list[int] = []
+        loads = [it for it in self.items if it[1] == "conv"]
+        nloads = len(loads)
+        emitted = 0
+
+        def put(ins, layer):
+            prog.append(ins)
+            layer_of.append(layer)
+
+        def emit_load(j):
+            layer, _, _, (wk, wn), (pk, pn) = loads[j]
+            put(
+                {
+                    "opcode": Opcode.LOAD,
+                    "buf": BufSel.WBUF,
+                    "slot": j % 2,
+                    "sram_addr": self.const_addr[wk],
+                    "nbytes": wn,
+                    "pop_next": int(j >= 2),
+                },
+                layer,
+            )
+            put(
+                {
+                    "opcode": Opcode.LOAD,
+                    "buf": BufSel.PBUF,
+                    "slot": j % 2,
+                    "sram_addr": self.const_addr[pk],
+                    "nbytes": pn,
+                    "push_next": 1,
+                },
+                layer,
+            )
+
+        j = 0
+        for it in self.items:
+            layer, kind = it[0], it[1]
+            if kind == "conv":
+                while emitted <= min(j + 1, nloads - 1):
+                    emit_load(emitted)
+                    emitted += 1
+                ins = self.fix(it[2])
+                ins.update(wslot=j % 2, pslot=j % 2, pop_prev=1, push_prev=int(j + 2 < nloads))
+                put(ins, layer)
+                j += 1
+            elif kind == "compute":
+                put(self.fix(it[2]), layer)
+            elif kind == "host":
+                put({"opcode": Opcode.HOST, "call": it[2]}, layer)
+            elif kind == "store":
+                instrs = [self.fix(x) for x in it[2]]
+                if not instrs:
+                    continue
+                put({"opcode": Opcode.NOP, "push_next": 1}, layer)
+                instrs[0]["pop_prev"] = 1
+                instrs[-1]["push_prev"] = 1
+                for x in instrs:
+                    put(x, layer)
+                put({"opcode": Opcode.NOP, "pop_next": 1}, layer)
+        put({"opcode": Opcode.DONE}, -1)
+        try:
+            self.program = decode_program(encode_program(prog))  # validates every field's range
+        except ValueError as e:
+            raise UserError(
+                f"model '{self.g.name}' needs an instruction field beyond the ISA's range ({e})"
+            ) from None
+        self.layer_of = layer_of
+
+    # -------------------------------------------------------------- driver
+    def run(self) -> Compiled:
+        g, cfg = self.g, self.cfg
+        self.split_pre_post()
+        self.fold_pads()
+        self.fuse_activations()
+        self.lower()
+        self.plan_memory()
+        self.emit()
+        prog_addr = _align(self.mem["const_bytes"] + self.mem["activation_bytes"])
+        prog_bytes = len(self.program) * INSTR_BYTES
+        total = prog_addr + prog_bytes
+        self.mem.update(program_bytes=prog_bytes, program_addr=prog_addr, total_bytes=total)
+        if total > cfg.sram_bytes:
+            raise UserError(
+                f"model '{g.name}' needs {total:,} bytes of SRAM (weights/tables "
+                f"{self.mem['const_bytes']:,}, activations {self.mem['activation_bytes']:,}, program "
+                f"{prog_bytes:,}) but preset '{cfg.name}' has {cfg.sram_bytes:,}; use a larger preset "
+                f"or a smaller model"
+            )
+        image = [(self.const_addr[k], blob) for k, blob in enumerate(self.consts) if blob]
+        image.append((prog_addr, encode_program(self.program)))
+
+        def desc(t: int) -> TensorDesc:
+            tt = g.tensors[t]
+            s, z = _qp(tt)
+            return TensorDesc(t, tt.name, self.taddr(t), tuple(tt.shape), tt.dtype, s, z)
+
+        # per-layer SRAM use
+        for li, layer in enumerate(self.layers):
+            layer.const_bytes = sum(
+                len(self.consts[it[3][0]]) + len(self.consts[it[4][0]])
+                for it in self.items
+                if it[0] == li and it[1] == "conv"
+            )
+            layer.act_bytes = sum(
+                _nbytes(g.tensors[i])
+                for i in [*self.nodes[li].ins[:1], *self.nodes[li].outs]
+                if i >= 0
+            )
+        host_ops = set(self.pre) | set(self.post) | {k for c in self.host_calls for k in c["ops"]}
+        keep_const = {i for k in host_ops for i in g.ops[k].inputs if i >= 0}
+        host_graph = Graph(
+            g.name,
+            [
+                t if t.index in keep_const or t.data is None else dataclasses.replace(t, data=None)
+                for t in g.tensors
+            ],
+            list(g.ops),
+            list(g.inputs),
+            list(g.outputs),
+        )
+        calls = []
+        for c in self.host_calls:
+            calls.append(
+                {
+                    "ops": c["ops"],
+                    "inputs": [_iodesc(desc(t)) for t in c["inputs"]],
+                    "outputs": [_iodesc(desc(t)) for t in c["outputs"]],
+                }
+            )
+        ins = [desc(t) for t in self.npu_inputs]
+        return Compiled(
+            config=cfg,
+            program=self.program,
+            image=image,
+            inputs=ins,
+            outputs=[desc(t) for t in self.npu_outputs],
+            graph_inputs=[
+                {
+                    "tensor": i,
+                    "name": g.tensors[i].name,
+                    "shape": list(g.tensors[i].shape),
+                    "dtype": g.tensors[i].dtype,
+                }
+                for i in g.inputs
+            ],
+            graph_outputs=list(g.outputs),
+            host_pre=self.pre,
+            host_post=self.post,
+            host_calls=calls,
+            layers=self.layers,
+            layer_of=self.layer_of,
+            memory=self.mem,
+            input_norm=_input_norm(ins[0] if ins else None),
+            host_graph=host_graph,
+            macs=int(g.macs()),
+            warnings=self.warnings,
+        )
+
+
+class _Fallback(Exception):
+    """The op cannot be lowered to the NPU with these parameters: run it on the host."""
+
+
+def _iodesc(d: TensorDesc) -> dict:
+    return {"tensor": d.tensor, "addr": d.addr, "shape": list(d.shape), "dtype": d.dtype}
+
+
+def _tensor_refs(item) -> list[int]:
+    kind = item[1]
+    out = []
+    if kind in ("conv", "compute"):
+        vals = [item[2]]
+    elif kind == "store":
+        vals = item[2]
+    else:
+        return out
+    for ins in vals:
+        for v in ins.values():
+            if isinstance(v, tuple) and v[0] == "t":
+                out.append(v[1])
+    return out
+
+
+def _copy_rows(src, dst, row_bytes, rows, src_stride, dst_stride) -> list[dict]:
+    """COPY instructions moving ``rows`` rows (chunked to the 16-bit fields)."""
+    out = []
+    if row_bytes <= 0 or rows <= 0:
+        return out
+    if row_bytes > 65535:  # split each row into chunks
+        for r in range(rows):
+            for b0 in range(0, row_bytes, 65535):
+                nb = min(65535, row_bytes - b0)
+                out += _copy_rows(
+                    _off(src, r * src_stride + b0), _off(dst, r * dst_stride + b0), nb, 1, nb, nb
+                )
+        return out
+    for r0 in range(0, rows, 65535):
+        nr = min(65535, rows - r0)
+        out.append(
+            {
+                "opcode": Opcode.COPY,
+                "src_addr": _off(src, r0 * src_stride),
+                "dst_addr": _off(dst, r0 * dst_stride),
+                "row_bytes": row_bytes,
+                "rows": nr,
+                "planes": 1,
+                "src_row_stride": src_stride,
+                "src_plane_stride": 0,
+                "dst_row_stride": dst_stride,
+                "dst_plane_stride": 0,
+            }
+        )
+    return out
+
+
+def _fill_rows(dst, nbytes, value) -> list[dict]:
+    out = []
+    chunk = 65535
+    rows = nbytes // chunk
+    if rows:
+        out.append(
+            {
+                "opcode": Opcode.FILL,
+                "dst_addr": dst,
+                "row_bytes": chunk,
+                "rows": rows,
+                "dst_row_stride": chunk,
+                "value": value,
+            }
+        )
+    rest = nbytes - rows * chunk
+    if rest:
+        out.append(
+            {
+                "opcode": Opcode.FILL,
+                "dst_addr": _off(dst, rows * chunk),
+                "row_bytes": rest,
+                "rows": 1,
+                "dst_row_stride": rest,
+                "value": value,
+            }
+        )
+    return out
+
+
+def _off(ref, k):
+    if isinstance(ref, tuple):
+        return ref[:2] + ((ref[2] if len(ref) > 2 else 0) + k,)
+    return ref + k
+
+
+def _input_norm(d: TensorDesc | None) -> dict:
+    """ISP normalization for the NPU input (models.isp): q = ((u*mul + half) >> shift) + offset.
+
+    The IMX500 convention (SPEC section 5): an 8-bit value v maps to v - 128, i.e. the declared input range
+    [-1, 1] for a [-1, 1] model (person_detect) and [0, 1] at zero point -128."""
+    ch = int(d.shape[-1]) if d is not None and len(d.shape) == 4 else 1
+    return {
+        "mul": [1] * ch,
+        "shift": [0] * ch,
+        "offset": [-128] * ch,
+        "channels": ch,
+        "range": [-1.0, 1.0],
+        "size": [int(d.shape[2]), int(d.shape[1])] if d is not None and len(d.shape) == 4 else None,
+    }
+
+
+def compile_graph(
+    graph: Graph, config: Config | str = "default", *, host_tail: bool = True
+) -> Compiled:
+    """Compile a graph for a preset. Raises UserError for models that do not fit or cannot run."""
+    cfg = preset(config)
+    return _Compiler(graph, cfg, host_tail).run()
+
+
+def estimate(compiled: Compiled) -> dict:
+    """Cycle-model estimate (no data needed): total cycles, utilization and per-layer figures."""
+    from sim.isa_sim import schedule
+
+    sched = schedule(compiled.program, compiled.config)
+    return layer_stats(compiled, sched)
+
+
+def layer_stats(compiled: Compiled, sched) -> dict:
+    """Per-layer cycles: the span from the previous layer's last end to this layer's last end."""
+    cfg = compiled.config
+    n_layers = len(compiled.layers)
+    last_end = [0] * n_layers
+    busy = [0] * n_layers
+    for j, li in enumerate(compiled.layer_of):
+        if li >= 0:
+            last_end[li] = max(last_end[li], sched.end[j])
+            busy[li] += sched.end[j] - sched.start[j]
+    rows = []
+    prev = 0
+    for li, layer in enumerate(compiled.layers):
+        end = max(last_end[li], prev)
+        cyc = end - prev
+        prev = end
+        rows.append(
+            {
+                "layer": layer.name,
+                "kind": layer.kind,
+                "engine": layer.engine,
+                "out_shape": layer.out_shape,
+                "macs": layer.macs,
+                "cycles": cyc,
+                "utilization": (layer.macs / (cyc * cfg.pes)) if cyc else 0.0,
+                "const_bytes": layer.const_bytes,
+                "act_bytes": layer.act_bytes,
+            }
+        )
+    total = sched.total
+    return {
+        "cycles": total,
+        "macs": compiled.macs,
+        "pes": cfg.pes,
+        "utilization": compiled.macs / (total * cfg.pes) if total else 0.0,
+        "ms": total / (cfg.clock_mhz * 1e3),
+        "busy": sched.busy,
+        "layers": rows,
+    }
