@@ -239,7 +239,9 @@ class ModelBuilder:
 
     def depthwise_conv2d(self, x: T, w: T, bias=None, stride=1, padding: str = "SAME",
                          activation: str = "NONE", out_scale=None, out_zp=None, dilation=1) -> T:
-        """DEPTHWISE_CONV_2D: w is [1, KH, KW, C*mult] (quantized_dimension 3)."""
+        """DEPTHWISE_CONV_2D: w is [1, KH, KW, C*mult] (quantized_dimension 3). ``bias=None`` writes
+        a zero int32 bias: TFLM's int8 depthwise kernel crashes (segfault) without one, and
+        converters always emit it."""
         sh, sw = (stride, stride) if isinstance(stride, int) else stride
         dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
         n, h, wd, ci = x.shape
@@ -247,7 +249,7 @@ class ModelBuilder:
         if co % ci:
             raise ValueError("depthwise output channels must be a multiple of the input channels")
         oh, ow = conv_out_size(h, kh, sh, padding, dh), conv_out_size(wd, kw, sw, padding, dw)
-        bi = self._bias(bias, x, w, co)
+        bi = self._bias(np.zeros(co, np.int32) if bias is None else bias, x, w, co)
         y = self._out((n, oh, ow, co), x, out_scale, out_zp)
         opt = fb.DepthwiseConv2DOptionsT()
         opt.padding, opt.strideH, opt.strideW = _PAD[padding], sh, sw
