@@ -225,7 +225,7 @@ _FIELDS: dict[Opcode, dict] = {
     },
     Opcode.ELTWISE: {
         "mode": EltMode,
-        "b_scalar": unsigned(1),
+        "b_period": unsigned(16),  # 0: b has count elements; else b[i % b_period] (broadcast)
         "a_addr": A,
         "b_addr": A,
         "out_addr": A,
@@ -273,7 +273,7 @@ _DOC = {
     "[k_h][k_w][in_c*depth_mult] at `w_addr`, per-channel 12-byte records at `p_addr`.",
     Opcode.POOL: "AVG: sum over the valid (unpadded) window / valid count, rounded half away from zero "
     "(TFLM); MAX: max over the valid window. Then clamp to [act_min, act_max]. No requant.",
-    Opcode.ELTWISE: "`count` elements a (op) b -> out; b_scalar broadcasts b[0]. TFLite quantized ADD (left "
+    Opcode.ELTWISE: "`count` elements a (op) b -> out; b_period > 0 broadcasts b[i % b_period] (scalar: 1, per channel: C). TFLite quantized ADD (left "
     "shift 20, per-input multipliers) or MUL; the 12 int32 parameters at `p_addr` are "
     + ", ".join(ELT_PARAM_FIELDS)
     + ".",

@@ -87,7 +87,7 @@ def instr_cost(ins: dict, t: Timing) -> int:
     return t.issue
 
 
-def _footprint(ins: dict) -> tuple[list, list]:
+def _footprint(ins: dict, host_calls=None) -> tuple[list, list]:
     """(reads, writes): lists of ('sram', lo, hi) byte ranges and ('wbuf'|'pbuf', slot)."""
     op = ins["opcode"]
     r, w = [], []
@@ -113,7 +113,7 @@ def _footprint(ins: dict) -> tuple[list, list]:
     elif op == Opcode.ELTWISE:
         n = ins["count"]
         r.append(("sram", ins["a_addr"], ins["a_addr"] + n))
-        r.append(("sram", ins["b_addr"], ins["b_addr"] + (1 if ins["b_scalar"] else n)))
+        r.append(("sram", ins["b_addr"], ins["b_addr"] + (ins["b_period"] or n)))
         w.append(("sram", ins["out_addr"], ins["out_addr"] + n))
     elif op == Opcode.LUT:
         r.append(("sram", ins["in_addr"], ins["in_addr"] + ins["count"]))
@@ -134,8 +134,15 @@ def _footprint(ins: dict) -> tuple[list, list]:
             )
         )
     elif op == Opcode.HOST:
-        r.append(("sram", 0, 1 << 30))  # the host may touch anything: never concurrent with others
-        w.append(("sram", 0, 1 << 30))
+        call = host_calls[ins["call"]] if host_calls and ins["call"] < len(host_calls) else None
+        if call is None:  # unknown: the host may touch anything
+            r.append(("sram", 0, 1 << 30))
+            w.append(("sram", 0, 1 << 30))
+        else:
+            for lst, ds in ((r, call["inputs"]), (w, call["outputs"])):
+                for d in ds:
+                    n = int(np.prod(d["shape"], dtype=np.int64)) * np.dtype(d["dtype"]).itemsize
+                    lst.append(("sram", d["addr"], d["addr"] + n))
     return r, w
 
 
@@ -157,7 +164,7 @@ class Schedule:
     busy: dict[str, int] = field(default_factory=dict)
 
 
-def schedule(program: list[dict], config, check_hazards: bool = True) -> Schedule:
+def schedule(program: list[dict], config, check_hazards: bool = True, host_calls=None) -> Schedule:
     """Replay the queues with their tokens; raise SimError on deadlock, token misuse or a hazard."""
     t = Timing(config)
     n = len(program)
@@ -230,11 +237,11 @@ def schedule(program: list[dict], config, check_hazards: bool = True) -> Schedul
         seg_start = i + 1
     total = max(end) if n else 0
     if check_hazards:
-        _check_hazards(program, start, end)
+        _check_hazards(program, start, end, host_calls)
     return Schedule(start, end, total, {"load": busy[0], "compute": busy[1], "store": busy[2]})
 
 
-def _check_hazards(program, start, end):
+def _check_hazards(program, start, end, host_calls=None):
     """Instructions of different queues overlapping in time must not conflict (one writer)."""
     order = sorted(range(len(program)), key=lambda j: start[j])
     active: list[int] = []
@@ -243,7 +250,7 @@ def _check_hazards(program, start, end):
         active = [a for a in active if end[a] > start[j]]
         if end[j] > start[j]:
             if j not in fps:
-                fps[j] = _footprint(program[j])
+                fps[j] = _footprint(program[j], host_calls)
             rj, wj = fps[j]
             qj = QUEUE_OF[program[j]["opcode"]]
             for a in active:
@@ -329,7 +336,7 @@ class IsaSim:
     @property
     def sched(self) -> Schedule:
         if self._sched is None:
-            self._sched = schedule(self.program, self.config)
+            self._sched = schedule(self.program, self.config, host_calls=self.host_calls)
         return self._sched
 
     def run(self) -> Schedule:
@@ -477,7 +484,12 @@ class IsaSim:
     def _eltwise(self, ins):
         n = ins["count"]
         a = self._i8(ins["a_addr"], n).astype(np.int64)
-        b = self._i8(ins["b_addr"], 1 if ins["b_scalar"] else n).astype(np.int64)
+        per = ins["b_period"]
+        b = self._i8(ins["b_addr"], per or n).astype(np.int64)
+        if per:
+            if n % per:
+                raise SimError(f"ELTWISE count {n} is not a multiple of b_period {per}")
+            b = np.tile(b, n // per)
         p = self._i8(ins["p_addr"], 48).view(np.uint8).copy().view("<i4").astype(np.int64)
         (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_off, lo, hi) = p
         if ins["mode"] == EltMode.ADD:

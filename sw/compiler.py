@@ -441,6 +441,10 @@ class _Compiler:
                 r = self.lower_concat(n)
                 if r is not None:
                     return r
+            if k == "RESIZE_NEAREST_NEIGHBOR":
+                r = self.lower_resize(n)
+                if r is not None:
+                    return r
             if k == "PAD":
                 r = self.lower_pad(n)
                 if r is not None:
@@ -709,9 +713,12 @@ class _Compiler:
         if any(t.dtype != "int8" or t.quant is None or t.quant.per_channel for t in (ta, tb, ty)):
             return None
         na, nb, ny = (int(np.prod(t.shape, dtype=np.int64)) for t in (ta, tb, ty))
-        if na == 1 and nb == ny:  # make b the scalar one (both ops are commutative)
+        if na != ny:  # make a the full-size operand (both ops are commutative)
             a, b, ta, tb, na, nb = b, a, tb, ta, nb, na
-        if na != ny or nb not in (1, ny) or (nb == ny and tuple(ta.shape) != tuple(tb.shape)):
+        if na != ny or tuple(ta.shape) != tuple(ty.shape):
+            return None
+        period = _broadcast_period(tuple(ta.shape), tuple(tb.shape))
+        if period is None or period > 65535:
             return None
         if self.is_const(a):
             return None
@@ -744,7 +751,7 @@ class _Compiler:
         ins = {
             "opcode": Opcode.ELTWISE,
             "mode": mode,
-            "b_scalar": int(nb == 1),
+            "b_period": period,
             "a_addr": ("t", a),
             "b_addr": b_ref,
             "out_addr": ("t", n.outs[0]),
@@ -775,6 +782,38 @@ class _Compiler:
             )
             instrs += _copy_rows(src, ("t", op.outputs[0], off), inner, outer, inner, inner_y)
             off += inner
+        return "store", [("store", instrs)]
+
+    def lower_resize(self, n: _Node):
+        """RESIZE_NEAREST_NEIGHBOR by integer factors whose TFLite index map is plain replication
+        (out index o reads o // f): f_h * f_w strided COPYs."""
+        from models.kernels.shape import _nearest
+
+        g = self.g
+        op = n.op
+        x, y = g.tensors[n.ins[0]], g.tensors[op.outputs[0]]
+        if len(x.shape) != 4 or x.shape[0] != 1 or x.dtype != "int8":
+            return None
+        _, h, w, c = x.shape
+        _, oh, ow, _ = y.shape
+        if oh % h or ow % w:
+            return None
+        fh, fw = oh // h, ow // w
+        align = bool(op.options.get("align_corners", False))
+        half = bool(op.options.get("half_pixel_centers", False))
+        if not (np.array_equal(_nearest(oh, h, align, half), np.arange(oh) // fh)
+                and np.array_equal(_nearest(ow, w, align, half), np.arange(ow) // fw)):
+            return None
+        if h > 65535 or w > 65535 or c > 65535:
+            return None
+        instrs = []
+        for dy in range(fh):
+            for dx in range(fw):
+                instrs.append({"opcode": Opcode.COPY, "src_addr": ("t", n.ins[0]),
+                               "dst_addr": ("t", op.outputs[0], (dy * ow + dx) * c),
+                               "row_bytes": c, "rows": w, "planes": h,
+                               "src_row_stride": c, "src_plane_stride": w * c,
+                               "dst_row_stride": fw * c, "dst_plane_stride": fh * ow * c})
         return "store", [("store", instrs)]
 
     def lower_pad(self, n: _Node):
@@ -1057,6 +1096,25 @@ class _Fallback(Exception):
     """The op cannot be lowered to the NPU with these parameters: run it on the host."""
 
 
+def _broadcast_period(sa: tuple, sb: tuple) -> int | None:
+    """b_period for b broadcast against a (row-major): 0 same shape, k if b varies only along the
+    trailing k elements of a and is constant (size 1) on every leading axis; None otherwise."""
+    if sa == sb:
+        return 0
+    nb = int(np.prod(sb, dtype=np.int64))
+    if nb == 1:
+        return 1
+    sb = (1,) * (len(sa) - len(sb)) + tuple(sb)
+    if len(sb) != len(sa):
+        return None
+    k = len(sa)
+    while k > 0 and sb[k - 1] == sa[k - 1]:
+        k -= 1
+    if any(d != 1 for d in sb[:k]):
+        return None
+    return int(np.prod(sa[k:], dtype=np.int64))
+
+
 def _iodesc(d: TensorDesc) -> dict:
     return {"tensor": d.tensor, "addr": d.addr, "shape": list(d.shape), "dtype": d.dtype}
 
@@ -1173,7 +1231,7 @@ def estimate(compiled: Compiled) -> dict:
     """Cycle-model estimate (no data needed): total cycles, utilization and per-layer figures."""
     from sim.isa_sim import schedule
 
-    sched = schedule(compiled.program, compiled.config)
+    sched = schedule(compiled.program, compiled.config, host_calls=compiled.host_calls)
     return layer_stats(compiled, sched)
 
 
