@@ -1,7 +1,8 @@
 """The one frozen configuration object of the logic die, and its named presets.
 
-Every layer (gateware, golden models, compiler, runtime, tests) takes a :class:`Config` in its constructor
-and reads structural parameters from it only. Presets are looked up by name with :func:`preset`.
+Every layer (gateware, golden models, compiler, runtime, tests) takes a :class:`Config` in its
+constructor and reads structural parameters from it only. Presets are looked up by name with
+:func:`preset`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ __all__ = ["Config", "PRESETS", "preset", "preset_names"]
 class Config:
     """Structural parameters of one logic-die instance.
 
-    Array geometry: the systolic array has ``array_rows`` (R) rows along the reduction dimension K and
-    ``array_cols`` (C) columns along the output-channel dimension N; it performs R*C int8 MACs per cycle.
+    Array geometry: the systolic array has ``array_rows`` (R) rows along the reduction dimension K
+    and
+    ``array_cols`` (C) columns along the output-channel dimension N; it performs R*C int8 MACs per
+    cycle.
     """
 
     name: str
@@ -30,7 +33,8 @@ class Config:
     array_cols: int
     #: Depthwise / vector unit lanes (channels processed per cycle).
     vector_lanes: int
-    #: Total on-die SRAM in bytes (weights + activations + program), split into ``sram_banks`` banks.
+    # : Total on-die SRAM in bytes (weights + activations + program), split into ``sram_banks``
+    # banks.
     sram_bytes: int
     sram_banks: int
     #: Width of one SRAM bank word in bytes.
@@ -47,8 +51,17 @@ class Config:
     acc_bits: int = 32
 
     def __post_init__(self):
-        for f in ("array_rows", "array_cols", "vector_lanes", "sram_bytes", "sram_banks",
-                  "sram_word_bytes", "csi2_lanes_bytes", "isp_pixels_per_clock", "max_line_pixels"):
+        for f in (
+            "array_rows",
+            "array_cols",
+            "vector_lanes",
+            "sram_bytes",
+            "sram_banks",
+            "sram_word_bytes",
+            "csi2_lanes_bytes",
+            "isp_pixels_per_clock",
+            "max_line_pixels",
+        ):
             v = getattr(self, f)
             if not isinstance(v, int) or v <= 0:
                 raise ValueError(f"Config.{f} must be a positive int, got {v!r}")
@@ -84,25 +97,61 @@ MiB = 1024 * KiB
 
 PRESETS: dict[str, Config] = {
     # IMX500-class: 16x16 array, 8 MiB on-die SRAM.
-    "default": Config(name="default", array_rows=16, array_cols=16, vector_lanes=16,
-                      sram_bytes=8 * MiB, sram_banks=16, sram_word_bytes=16,
-                      csi2_lanes_bytes=4, isp_pixels_per_clock=1, max_line_pixels=4096,
-                      clock_mhz=400.0),
+    "default": Config(
+        name="default",
+        array_rows=16,
+        array_cols=16,
+        vector_lanes=16,
+        sram_bytes=8 * MiB,
+        sram_banks=16,
+        sram_word_bytes=16,
+        csi2_lanes_bytes=4,
+        isp_pixels_per_clock=1,
+        max_line_pixels=4096,
+        clock_mhz=400.0,
+    ),
     # Fits an ECP5-85k (156 18x18 DSPs, 208 EBRs = 468 KiB) with room for the pixel path.
-    "ecp5": Config(name="ecp5", array_rows=8, array_cols=8, vector_lanes=8,
-                   sram_bytes=384 * KiB, sram_banks=8, sram_word_bytes=8,
-                   csi2_lanes_bytes=4, isp_pixels_per_clock=1, max_line_pixels=4096,
-                   clock_mhz=150.0),
+    "ecp5": Config(
+        name="ecp5",
+        array_rows=8,
+        array_cols=8,
+        vector_lanes=8,
+        sram_bytes=384 * KiB,
+        sram_banks=8,
+        sram_word_bytes=8,
+        csi2_lanes_bytes=4,
+        isp_pixels_per_clock=1,
+        max_line_pixels=4096,
+        clock_mhz=150.0,
+    ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
-    "ice40": Config(name="ice40", array_rows=2, array_cols=2, vector_lanes=2,
-                    sram_bytes=128 * KiB, sram_banks=4, sram_word_bytes=2,
-                    csi2_lanes_bytes=1, isp_pixels_per_clock=1, max_line_pixels=640,
-                    clock_mhz=24.0),
+    "ice40": Config(
+        name="ice40",
+        array_rows=2,
+        array_cols=2,
+        vector_lanes=2,
+        sram_bytes=128 * KiB,
+        sram_banks=4,
+        sram_word_bytes=2,
+        csi2_lanes_bytes=1,
+        isp_pixels_per_clock=1,
+        max_line_pixels=640,
+        clock_mhz=24.0,
+    ),
     # Small and fast to simulate; large SRAM so any test model fits.
-    "tiny": Config(name="tiny", array_rows=4, array_cols=4, vector_lanes=4,
-                   sram_bytes=1 * MiB, sram_banks=4, sram_word_bytes=4,
-                   csi2_lanes_bytes=4, isp_pixels_per_clock=1, max_line_pixels=4096,
-                   clock_mhz=100.0),
+    "tiny": Config(
+        name="tiny",
+        array_rows=4,
+        array_cols=4,
+        vector_lanes=4,
+        sram_bytes=1 * MiB,
+        sram_banks=4,
+        sram_word_bytes=4,
+        csi2_lanes_bytes=4,
+        isp_pixels_per_clock=1,
+        max_line_pixels=4096,
+        clock_mhz=100.0,
+    ),
 }
 
 
@@ -117,5 +166,6 @@ def preset(name: str | Config) -> Config:
     try:
         return PRESETS[name]
     except KeyError:
-        raise UserError(f"unknown config preset {name!r}; choose one of "
-                        f"{', '.join(PRESETS)}") from None
+        raise UserError(
+            f"unknown config preset {name!r}; choose one of {', '.join(PRESETS)}"
+        ) from None

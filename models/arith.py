@@ -1,8 +1,8 @@
 """TFLite/gemmlowp fixed-point primitives, vectorized and bit-exact with TFLM's reference kernels.
 
-All functions take and return NumPy integer arrays (computed in int64, results in the int32 range) and
-broadcast their arguments. They are the single definition of requantization used by the golden kernels, the
-golden models of the hardware blocks and the compiler's constant generation.
+All functions take and return NumPy integer arrays (computed in int64, results in the int32 range)
+and broadcast their arguments. They are the single definition of requantization used by the golden
+kernels, the golden models of the hardware blocks and the compiler's constant generation.
 """
 
 from __future__ import annotations
@@ -11,8 +11,17 @@ import math
 
 import numpy as np
 
-__all__ = ["INT32_MIN", "INT32_MAX", "wrap_int32", "srdhm", "rdbpot", "mbqm",
-           "quantize_multiplier", "quantize_multiplier_smaller_than_one", "tfl_round"]
+__all__ = [
+    "INT32_MIN",
+    "INT32_MAX",
+    "wrap_int32",
+    "srdhm",
+    "rdbpot",
+    "mbqm",
+    "quantize_multiplier",
+    "quantize_multiplier_smaller_than_one",
+    "tfl_round",
+]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -27,8 +36,8 @@ def wrap_int32(x):
 def srdhm(a, b):
     """gemmlowp SaturatingRoundingDoublingHighMul(int32 a, int32 b).
 
-    The C code adds a nudge of 2^30 (or 1 - 2^30 when a*b < 0) and divides by 2^31 truncating toward zero;
-    both cases equal the arithmetic shift (a*b + 2^30) >> 31, which is what is computed here.
+    The C code adds a nudge of 2^30 (or 1 - 2^30 when a*b < 0) and divides by 2^31 truncating toward
+    zero; both cases equal the arithmetic shift (a*b + 2^30) >> 31, which is what is computed here.
     """
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
@@ -54,7 +63,8 @@ def rdbpot(x, exponent):
 def mbqm(x, multiplier, shift):
     """TFLite MultiplyByQuantizedMultiplier(int32 x, int32 multiplier, int shift) (double rounding).
 
-    shift > 0 is a left shift applied to x (int32 wrap, as the C code), shift <= 0 a rounding right shift.
+    shift > 0 is a left shift applied to x (int32 wrap, as the C code), shift <= 0 a rounding right
+    shift.
     """
     shift = np.asarray(shift, dtype=np.int64)
     x = np.asarray(x, dtype=np.int64)
@@ -92,11 +102,26 @@ def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
 # --- gemmlowp FixedPoint<int32> helpers and TFLM int16 helpers (nonlinear/elementwise kernels) ---
 # Values are int64 NumPy arrays holding int32 (or int16) quantities; every function broadcasts.
 
-__all__ += ["INT16_MIN", "INT16_MAX", "wrap_int16", "clz32", "srmpot", "rounding_half_sum",
-            "fp_one", "exp_on_negative_values", "one_over_one_plus_x_for_x_in_0_1", "fp_logistic",
-            "get_reciprocal", "calculate_input_radius", "srdhm16", "sdhm16", "rdbpot16",
-            "saturating_left_shift16", "downscale_int32_to_int16_multiplier",
-            "activation_range_quantized"]
+__all__ += [
+    "INT16_MIN",
+    "INT16_MAX",
+    "wrap_int16",
+    "clz32",
+    "srmpot",
+    "rounding_half_sum",
+    "fp_one",
+    "exp_on_negative_values",
+    "one_over_one_plus_x_for_x_in_0_1",
+    "fp_logistic",
+    "get_reciprocal",
+    "calculate_input_radius",
+    "srdhm16",
+    "sdhm16",
+    "rdbpot16",
+    "saturating_left_shift16",
+    "downscale_int32_to_int16_multiplier",
+    "activation_range_quantized",
+]
 
 INT16_MIN = -(1 << 15)
 INT16_MAX = (1 << 15) - 1
@@ -122,8 +147,7 @@ def srmpot(x, exponent: int):
     if exponent < 0:
         return rdbpot(x, -exponent)
     threshold = (1 << (31 - exponent)) - 1
-    return np.where(x > threshold, INT32_MAX,
-                    np.where(x < -threshold, INT32_MIN, x << exponent))
+    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, x << exponent))
 
 
 def rounding_half_sum(a, b):
@@ -150,8 +174,15 @@ def _exp_on_interval_between_negative_one_quarter_and_0_excl(a):
     return wrap_int32(constant_term + srdhm(constant_term, wrap_int32(x + poly)))
 
 
-_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
-               (2, 39332535), (3, 720401), (4, 242))
+_EXP_BARREL = (
+    (-2, 1672461947),
+    (-1, 1302514674),
+    (0, 790015084),
+    (1, 290630308),
+    (2, 39332535),
+    (3, 720401),
+    (4, 242),
+)
 
 
 def exp_on_negative_values(a, integer_bits: int):
@@ -162,7 +193,8 @@ def exp_on_negative_values(a, integer_bits: int):
     mask = one_quarter - 1
     a_mod_q_minus_q = wrap_int32((a & mask) - one_quarter)
     result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
-        srmpot(a_mod_q_minus_q, integer_bits))
+        srmpot(a_mod_q_minus_q, integer_bits)
+    )
     remainder = wrap_int32(a_mod_q_minus_q - a)
     for exponent, multiplier in _EXP_BARREL:
         if integer_bits > exponent:
@@ -192,7 +224,8 @@ def fp_logistic(a, integer_bits: int):
     positive = a > 0
     abs_input = np.where(positive, a, wrap_int32(-a))
     result_if_positive = one_over_one_plus_x_for_x_in_0_1(
-        exp_on_negative_values(wrap_int32(-abs_input), integer_bits))
+        exp_on_negative_values(wrap_int32(-abs_input), integer_bits)
+    )
     result_if_negative = wrap_int32(INT32_MAX - result_if_positive)
     return np.where(a == 0, 1 << 30, np.where(positive, result_if_positive, result_if_negative))
 
@@ -207,12 +240,16 @@ def get_reciprocal(x, x_integer_digits: int):
     return one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
 
 
-def calculate_input_radius(input_integer_bits: int, input_left_shift: int,
-                           total_signed_bits: int = 31) -> int:
+def calculate_input_radius(
+    input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31
+) -> int:
     """TFLite CalculateInputRadius (double arithmetic, floor)."""
-    max_input_rescaled = (1.0 * ((1 << input_integer_bits) - 1)
-                          * float(1 << (total_signed_bits - input_integer_bits))
-                          / float(1 << input_left_shift))
+    max_input_rescaled = (
+        1.0
+        * ((1 << input_integer_bits) - 1)
+        * float(1 << (total_signed_bits - input_integer_bits))
+        / float(1 << input_left_shift)
+    )
     return int(math.floor(max_input_rescaled))
 
 
@@ -256,8 +293,9 @@ def downscale_int32_to_int16_multiplier(m: int) -> int:
     return (m + (1 << 15)) >> 16
 
 
-def activation_range_quantized(activation: str, scale: float, zero_point: int,
-                               qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
+def activation_range_quantized(
+    activation: str, scale: float, zero_point: int, qmin: int = -128, qmax: int = 127
+) -> tuple[int, int]:
     """TFLite CalculateActivationRangeQuantized: fused activation -> (act_min, act_max).
 
     ``zero_point + int(round(float32(f) / float32(scale)))``, the division done in float32 as in C.

@@ -1,7 +1,8 @@
 """The golden graph executor: runs an imported model with the golden kernels, bit-exact with TFLM.
 
 Contract: ``GoldenModel(graph)`` prepares every op once (raises UserError naming an unsupported op);
-``run(inputs)`` takes one array per graph input (shape and dtype of the input tensor) and returns the outputs;
+``run(inputs)`` takes one array per graph input (shape and dtype of the input tensor) and returns
+the outputs;
 ``run_all(inputs)`` returns every tensor's value by tensor index (for layer-by-layer comparison).
 """
 
@@ -60,8 +61,12 @@ class GoldenModel:
                 vals[i] = v
             if not keep_all:
                 for i in op.inputs:
-                    if i >= 0 and self._last_use.get(i) == k and i not in keep \
-                            and i not in self._consts:
+                    if (
+                        i >= 0
+                        and self._last_use.get(i) == k
+                        and i not in keep
+                        and i not in self._consts
+                    ):
                         vals.pop(i, None)
         return vals
 

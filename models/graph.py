@@ -1,15 +1,17 @@
-"""The typed graph IR every layer shares: tensors with shapes, dtypes, quantization and constant data; ops with
-normalized options. Built by ``sw.tflite_import`` (validating as it reads), run by ``models.golden``,
-lowered by the compiler.
+"""The typed graph IR every layer shares: tensors with shapes, dtypes, quantization and constant
+data; ops with normalized options. Built by ``sw.tflite_import`` (validating as it reads), run by
+``models.golden``, lowered by the compiler.
 
 Conventions (contracts):
-- ``Tensor.shape`` is a tuple of ints in TFLite order (NHWC for 4-D activations, OHWI for conv filters,
-  1HWC for depthwise filters, [out, in] for FULLY_CONNECTED weights).
-- ``Tensor.dtype`` is a NumPy dtype name: 'int8', 'uint8', 'int16', 'int32', 'int64', 'float32', 'bool'.
-- ``Quant.scale`` is float32 and ``Quant.zero_point`` int64, both 1-D; length 1 means per-tensor, otherwise
-  per-channel along ``Quant.axis``.
+- ``Tensor.shape`` is a tuple of ints in TFLite order (NHWC for 4-D activations, OHWI for conv
+  filters, 1HWC for depthwise filters, [out, in] for FULLY_CONNECTED weights).
+- ``Tensor.dtype`` is a NumPy dtype name: 'int8', 'uint8', 'int16', 'int32', 'int64', 'float32',
+  'bool'.
+- ``Quant.scale`` is float32 and ``Quant.zero_point`` int64, both 1-D; length 1 means per-tensor,
+  otherwise per-channel along ``Quant.axis``.
 - ``Op.inputs`` holds tensor indices; -1 marks an absent optional input (e.g. no bias).
-- ``Op.options`` uses snake_case keys. Enumerated values are strings: ``padding`` in {'SAME', 'VALID'},
+- ``Op.options`` uses snake_case keys. Enumerated values are strings: ``padding`` in {'SAME',
+  'VALID'},
   ``activation`` in {'NONE', 'RELU', 'RELU_N1_TO_1', 'RELU6'}. Keys per op (only those used):
   CONV_2D: stride_h, stride_w, dilation_h, dilation_w, padding, activation;
   DEPTHWISE_CONV_2D: + depth_multiplier; FULLY_CONNECTED: activation, keep_num_dims;
@@ -27,11 +29,31 @@ import numpy as np
 
 __all__ = ["Quant", "Tensor", "Op", "Graph", "SPEC_OPS"]
 
-#: The ops every backend must support (SPEC section 4). Anything else is rejected with a clear error.
+# : The ops every backend must support (SPEC section 4). Anything else is rejected with a clear
+# error.
 SPEC_OPS = (
-    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "MUL",
-    "PAD", "MEAN", "RESHAPE", "SQUEEZE", "SOFTMAX", "LOGISTIC", "TRANSPOSE", "CONCATENATION",
-    "RESIZE_NEAREST_NEIGHBOR", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED",
+    "AVERAGE_POOL_2D",
+    "MAX_POOL_2D",
+    "ADD",
+    "MUL",
+    "PAD",
+    "MEAN",
+    "RESHAPE",
+    "SQUEEZE",
+    "SOFTMAX",
+    "LOGISTIC",
+    "TRANSPOSE",
+    "CONCATENATION",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "RELU",
+    "RELU6",
+    "LEAKY_RELU",
+    "HARD_SWISH",
+    "QUANTIZE",
+    "DEQUANTIZE",
 )
 
 
@@ -57,7 +79,9 @@ class Tensor:
     shape: tuple[int, ...]
     dtype: str
     quant: Quant | None = None
-    data: np.ndarray | None = None  # constant data (weights, biases, shapes), already shaped and typed
+    data: np.ndarray | None = (
+        None  # constant data (weights, biases, shapes), already shaped and typed
+    )
 
     @property
     def is_const(self) -> bool:
@@ -91,7 +115,7 @@ class Graph:
         return [self.tensors[i] for i in self.outputs]
 
     def op_macs(self, op: Op) -> int:
-        """Multiply-accumulates of one op per inference (conv, depthwise, fully connected; else 0)."""
+        """Multiply-accumulates of one op per inference (conv, depthwise, FC; else 0)."""
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             w = self.tensors[op.inputs[1]].shape
             out = self.tensors[op.outputs[0]].shape

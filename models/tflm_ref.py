@@ -1,6 +1,7 @@
 """The oracle: TFLite Micro's reference interpreter (PyPI ``tflite-micro``), wrapped.
 
-Every backend (golden, ISA simulator, RTL) is compared with :class:`TflmReference` element for element.
+Every backend (golden, ISA simulator, RTL) is compared with :class:`TflmReference` element for
+element.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ class TflmReference:
         try:
             self._it = runtime.Interpreter.from_bytes(bytes(model), **kwargs)
         except Exception as e:  # TFLM raises RuntimeError with its own log
-            raise UserError(f"TFLM reference interpreter rejected the model: "
-                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            raise UserError(
+                f"TFLM reference interpreter rejected the model: "
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            ) from None
         from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
         sg = fb.Model.GetRootAsModel(bytes(model), 0).Subgraphs(0)

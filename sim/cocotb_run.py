@@ -2,14 +2,16 @@
 
 Contract:
 - The Verilog is generated from the component; the build directory is
-  ``build/cocotb/<top>-<sha256(verilog, flags)[:16]>``, so structural parameters (config presets) build once
-  and stimulus variations (seeds, back-pressure) reuse the build. A file lock makes concurrent pytest-xdist
-  workers share one build safely.
-- ``test_module`` is a dotted module name importable from the project root (e.g. ``tests.hw.tb_gemm``).
-- Test parameters reach the cocotb module as JSON in the environment variable ``LOGICDIE_TB`` (read it with
+  ``build/cocotb/<top>-<sha256(verilog, flags)[:16]>``, so structural parameters (config presets)
+  build once and stimulus variations (seeds, back-pressure) reuse the build. A file lock makes
+  concurrent pytest-xdist workers share one build safely.
+- ``test_module`` is a dotted module name importable from the project root (e.g.
+  ``tests.hw.tb_gemm``).
+- Test parameters reach the cocotb module as JSON in the environment variable ``LOGICDIE_TB`` (read
+  it with
   :func:`tb_params`).
-- ``WAVES=1`` in the environment (or ``waves=True``) builds with FST tracing and writes ``dump.fst`` in the
-  run directory, whose path is printed.
+- ``WAVES=1`` in the environment (or ``waves=True``) builds with FST tracing and writes ``dump.fst``
+  in the run directory, whose path is printed.
 """
 
 from __future__ import annotations
@@ -42,8 +44,16 @@ def _waves_requested(waves: bool | None) -> bool:
     return os.environ.get("WAVES", "0") not in ("", "0")
 
 
-def run_cocotb(component, top: str, test_module: str, params: dict | None = None, *,
-               testcase: str | None = None, waves: bool | None = None, seed: int = 1) -> Path:
+def run_cocotb(
+    component,
+    top: str,
+    test_module: str,
+    params: dict | None = None,
+    *,
+    testcase: str | None = None,
+    waves: bool | None = None,
+    seed: int = 1,
+) -> Path:
     """Build ``component`` as Verilog module ``top`` and run cocotb ``test_module`` against it.
 
     Raises (via cocotb's runner) if any cocotb test fails. Returns the run directory.
@@ -63,15 +73,31 @@ def run_cocotb(component, top: str, test_module: str, params: dict | None = None
         if not src.exists() or src.read_text() != text:
             src.write_text(text)
         # Verilator's runner rebuilds only when sources are newer than the model (make semantics).
-        runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir,
-                     build_args=flags, waves=waves, always=False, log_file=bdir / "build.log")
+        runner.build(
+            sources=[src],
+            hdl_toplevel=top,
+            build_dir=bdir,
+            build_args=flags,
+            waves=waves,
+            always=False,
+            log_file=bdir / "build.log",
+        )
     rundir = Path(tempfile.mkdtemp(prefix="run-", dir=bdir))
-    # The simulator's embedded Python imports the test module by dotted name (e.g. "tests.hw.tb_gemm").
+    # The simulator's embedded Python imports the test module by dotted name (e.g.
+    # "tests.hw.tb_gemm").
     pypath = os.pathsep.join(p for p in (str(project_root()), os.environ.get("PYTHONPATH")) if p)
     env = {"LOGICDIE_TB": json.dumps(params or {}), "PYTHONPATH": pypath}
-    results = runner.test(test_module=test_module, hdl_toplevel=top, build_dir=bdir,
-                          test_dir=rundir, testcase=testcase, seed=seed, extra_env=env,
-                          waves=waves, log_file=rundir / "sim.log")
+    results = runner.test(
+        test_module=test_module,
+        hdl_toplevel=top,
+        build_dir=bdir,
+        test_dir=rundir,
+        testcase=testcase,
+        seed=seed,
+        extra_env=env,
+        waves=waves,
+        log_file=rundir / "sim.log",
+    )
     _raise_on_failures(results)
     if waves:
         print(f"waves: {rundir}")

@@ -1,9 +1,11 @@
 """TFLite flatbuffer → :class:`models.graph.Graph`, validating as it reads.
 
-Contract: :func:`load_tflite` accepts a path or the model bytes and either returns a graph whose every op is in
-:data:`models.graph.SPEC_OPS`, whose tensors have static shapes and whose constant buffers have exactly the size
-their shape and dtype require, or raises :class:`hw.errors.UserError` with one line naming the cause (missing or
-truncated file, not a TFLite flatbuffer, float-only model, unsupported op or activation, corrupt buffer).
+Contract: :func:`load_tflite` accepts a path or the model bytes and either returns a graph whose
+every op is in
+:data:`models.graph.SPEC_OPS`, whose tensors have static shapes and whose constant buffers have
+exactly the size their shape and dtype require, or raises :class:`hw.errors.UserError` with one line
+naming the cause (missing or truncated file, not a TFLite flatbuffer, float-only model, unsupported
+op or activation, corrupt buffer).
 """
 
 from __future__ import annotations
@@ -20,15 +22,30 @@ __all__ = ["load_tflite", "read_model_bytes"]
 
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 _PADDING = {0: "SAME", 1: "VALID"}
-_DTYPES = {"FLOAT32": "float32", "INT32": "int32", "UINT8": "uint8", "INT64": "int64", "BOOL": "bool",
-           "INT16": "int16", "INT8": "int8", "FLOAT64": "float64", "UINT32": "uint32",
-           "UINT16": "uint16", "UINT64": "uint64", "FLOAT16": "float16"}
-_RENAME = {"fused_activation_function": "activation", "dilation_w_factor": "dilation_w",
-           "dilation_h_factor": "dilation_h"}
+_DTYPES = {
+    "FLOAT32": "float32",
+    "INT32": "int32",
+    "UINT8": "uint8",
+    "INT64": "int64",
+    "BOOL": "bool",
+    "INT16": "int16",
+    "INT8": "int8",
+    "FLOAT64": "float64",
+    "UINT32": "uint32",
+    "UINT16": "uint16",
+    "UINT64": "uint64",
+    "FLOAT16": "float16",
+}
+_RENAME = {
+    "fused_activation_function": "activation",
+    "dilation_w_factor": "dilation_w",
+    "dilation_h_factor": "dilation_h",
+}
 
 
 def _schema():
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
     return fb
 
 
@@ -41,7 +58,7 @@ def _snake(name: str) -> str:
 
 
 def read_model_bytes(source: str | Path | bytes) -> bytes:
-    """The bytes of a model given by path or bytes; UserError if the file is missing or unreadable."""
+    """The bytes of a model given by path or bytes; UserError if missing or unreadable."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     path = Path(source)
@@ -58,24 +75,28 @@ def read_model_bytes(source: str | Path | bytes) -> bytes:
 def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
     """Import a TFLite int8 model (see module docstring for the contract)."""
     data = read_model_bytes(source)
-    label = name or (Path(source).name if not isinstance(source, (bytes, bytearray, memoryview))
-                     else "model")
+    label = name or (
+        Path(source).name if not isinstance(source, (bytes, bytearray, memoryview)) else "model"
+    )
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise UserError(f"{label} is not a TFLite flatbuffer (no 'TFL3' identifier); "
-                        "give a .tflite model file")
+        raise UserError(
+            f"{label} is not a TFLite flatbuffer (no 'TFL3' identifier); give a .tflite model file"
+        )
     fb = _schema()
     try:
         model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
     except Exception:
-        raise UserError(f"{label} is a truncated or corrupt TFLite flatbuffer; "
-                        "re-export the model") from None
+        raise UserError(
+            f"{label} is a truncated or corrupt TFLite flatbuffer; re-export the model"
+        ) from None
     try:
         return _convert(model, data, label, fb)
     except UserError:
         raise
     except (IndexError, ValueError, TypeError, AttributeError) as e:
-        raise UserError(f"{label} is a corrupt TFLite model ({type(e).__name__}: {e}); "
-                        "re-export the model") from None
+        raise UserError(
+            f"{label} is a corrupt TFLite model ({type(e).__name__}: {e}); re-export the model"
+        ) from None
 
 
 def _convert(model, data: bytes, label: str, fb) -> Graph:
@@ -94,15 +115,18 @@ def _convert(model, data: bytes, label: str, fb) -> Graph:
         dtype = _DTYPES[tname]
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         if any(d < 0 for d in shape):
-            raise UserError(f"{label}: tensor {i} has a dynamic shape {shape}; "
-                            "logicdie needs static shapes")
+            raise UserError(
+                f"{label}: tensor {i} has a dynamic shape {shape}; logicdie needs static shapes"
+            )
         quant = None
         q = t.quantization
         if q is not None and q.scale is not None and len(q.scale) > 0:
             zp = q.zeroPoint if q.zeroPoint is not None else np.zeros(len(q.scale), np.int64)
-            quant = Quant(scale=np.asarray(q.scale, dtype=np.float32),
-                          zero_point=np.asarray(zp, dtype=np.int64),
-                          axis=int(q.quantizedDimension))
+            quant = Quant(
+                scale=np.asarray(q.scale, dtype=np.float32),
+                zero_point=np.asarray(zp, dtype=np.int64),
+                axis=int(q.quantizedDimension),
+            )
         const = None
         if 0 < t.buffer < len(buffers):
             buf = buffers[t.buffer]
@@ -110,16 +134,19 @@ def _convert(model, data: bytes, label: str, fb) -> Graph:
             if buf.data is not None and len(buf.data):
                 raw = np.asarray(buf.data, dtype=np.uint8).tobytes()
             elif getattr(buf, "offset", 0) and buf.offset > 1:
-                raw = data[buf.offset:buf.offset + buf.size]
+                raw = data[buf.offset : buf.offset + buf.size]
             if raw is not None:
                 want = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
                 if len(raw) != want:
-                    raise UserError(f"{label}: tensor {i} buffer has {len(raw)} bytes, expected {want} "
-                                    "for its shape (corrupt model)")
+                    raise UserError(
+                        f"{label}: tensor {i} buffer has {len(raw)} bytes, expected {want} "
+                        "for its shape (corrupt model)"
+                    )
                 const = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
         tname_str = t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else str(t.name)
-        tensors.append(Tensor(index=i, name=tname_str, shape=shape, dtype=dtype, quant=quant,
-                              data=const))
+        tensors.append(
+            Tensor(index=i, name=tname_str, shape=shape, dtype=dtype, quant=quant, data=const)
+        )
 
     ops: list[Op] = []
     codes = model.operatorCodes or []
@@ -131,26 +158,39 @@ def _convert(model, data: bytes, label: str, fb) -> Graph:
         kind = op_names.get(code, f"BUILTIN_{code}")
         if kind == "CUSTOM":
             cname = oc.customCode.decode() if isinstance(oc.customCode, bytes) else oc.customCode
-            raise UserError(f"{label}: unsupported op CUSTOM ({cname}) at operator {k}; "
-                            f"logicdie supports {', '.join(SPEC_OPS)}")
+            raise UserError(
+                f"{label}: unsupported op CUSTOM ({cname}) at operator {k}; "
+                f"logicdie supports {', '.join(SPEC_OPS)}"
+            )
         if kind not in SPEC_OPS:
-            raise UserError(f"{label}: unsupported op {kind} at operator {k}; "
-                            f"logicdie supports {', '.join(SPEC_OPS)}")
+            raise UserError(
+                f"{label}: unsupported op {kind} at operator {k}; "
+                f"logicdie supports {', '.join(SPEC_OPS)}"
+            )
         inputs = [int(i) for i in (o.inputs if o.inputs is not None else [])]
         outputs = [int(i) for i in (o.outputs if o.outputs is not None else [])]
         for i in inputs + outputs:
             if i >= len(tensors):
-                raise UserError(f"{label}: operator {k} ({kind}) refers to tensor {i}, which does not "
-                                "exist (corrupt model)")
+                raise UserError(
+                    f"{label}: operator {k} ({kind}) refers to tensor {i}, which does not "
+                    "exist (corrupt model)"
+                )
         options = _options(o.builtinOptions)
         act = options.get("activation", "NONE")
         if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-            raise UserError(f"{label}: operator {k} ({kind}) has fused activation {act}; "
-                            "supported: NONE, RELU, RELU6")
+            raise UserError(
+                f"{label}: operator {k} ({kind}) has fused activation {act}; "
+                "supported: NONE, RELU, RELU6"
+            )
         ops.append(Op(index=k, kind=kind, inputs=inputs, outputs=outputs, options=options))
 
-    graph = Graph(name=label, tensors=tensors, ops=ops,
-                  inputs=[int(i) for i in sg.inputs], outputs=[int(i) for i in sg.outputs])
+    graph = Graph(
+        name=label,
+        tensors=tensors,
+        ops=ops,
+        inputs=[int(i) for i in sg.inputs],
+        outputs=[int(i) for i in sg.outputs],
+    )
     _check_quantized(graph, label)
     return graph
 
@@ -178,7 +218,7 @@ _FLOAT_OK = {"QUANTIZE": "inputs", "DEQUANTIZE": "outputs"}
 
 
 def _check_quantized(graph: Graph, label: str) -> None:
-    """Reject float models: every compute op must see int8 (or int32/int16 where TFLite uses them)."""
+    """Reject float models: compute ops must see int8 (int32/int16 where TFLite uses them)."""
     for op in graph.ops:
         allowed = _FLOAT_OK.get(op.kind)
         for role, idxs in (("inputs", op.inputs), ("outputs", op.outputs)):
@@ -189,4 +229,5 @@ def _check_quantized(graph: Graph, label: str) -> None:
                     raise UserError(
                         f"{label}: float model (op {op.index} {op.kind} has a float tensor "
                         f"'{graph.tensors[i].name}'); logicdie runs int8 quantized models: export "
-                        "with full-integer quantization")
+                        "with full-integer quantization"
+                    )

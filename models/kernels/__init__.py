@@ -1,10 +1,11 @@
 """Golden int8 kernels: TFLM reference arithmetic, vectorized NumPy.
 
-Registry contract: a kernel module decorates a *prepare* function with ``@kernel("OP_NAME")``. ``prepare(op,
-graph)`` runs once per op when a model is loaded (compute requant multipliers, reshape weights, ...) and
-returns ``fn(inputs: list[np.ndarray | None]) -> list[np.ndarray]``, called per inference with the op's input
-values in ``op.inputs`` order (constants included, ``None`` for absent optional inputs) and returning the
-output values in ``op.outputs`` order, with exactly the output tensors' shapes and dtypes.
+Registry contract: a kernel module decorates a *prepare* function with ``@kernel("OP_NAME")``.
+``prepare(op, graph)`` runs once per op when a model is loaded (compute requant multipliers, reshape
+weights, ...) and returns ``fn(inputs: list[np.ndarray | None]) -> list[np.ndarray]``, called per
+inference with the op's input values in ``op.inputs`` order (constants included, ``None`` for absent
+optional inputs) and returning the output values in ``op.outputs`` order, with exactly the output
+tensors' shapes and dtypes.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ __all__ = ["kernel", "get_prepare", "supported_ops", "KERNEL_MODULES"]
 _REGISTRY: dict[str, Callable] = {}
 
 #: Modules holding kernels; imported lazily on first lookup.
-KERNEL_MODULES = ["models.kernels.conv", "models.kernels.shape", "models.kernels.pool",
-                  "models.kernels.quant", "models.kernels.elementwise", "models.kernels.nonlinear"]
+KERNEL_MODULES = [
+    "models.kernels.conv",
+    "models.kernels.shape",
+    "models.kernels.pool",
+    "models.kernels.quant",
+    "models.kernels.elementwise",
+    "models.kernels.nonlinear",
+]
 _loaded = False
 
 
@@ -30,6 +37,7 @@ def kernel(name: str):
             raise RuntimeError(f"kernel {name} registered twice")
         _REGISTRY[name] = fn
         return fn
+
     return deco
 
 
@@ -55,5 +63,6 @@ def get_prepare(name: str) -> Callable:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UserError(f"unsupported op {name}: logicdie supports {', '.join(sorted(_REGISTRY))}") \
-            from None
+        raise UserError(
+            f"unsupported op {name}: logicdie supports {', '.join(sorted(_REGISTRY))}"
+        ) from None

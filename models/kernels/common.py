@@ -1,4 +1,4 @@
-"""Helpers shared by the golden kernels: TFLM's padding arithmetic, activation ranges, requant constants."""
+"""Golden-kernel helpers: TFLM's padding arithmetic, activation ranges, requant constants."""
 
 from __future__ import annotations
 
@@ -7,13 +7,24 @@ import numpy as np
 from models.arith import INT32_MIN, mbqm, quantize_multiplier, tfl_round
 from models.graph import Graph, Op, Tensor
 
-__all__ = ["out_size", "same_padding", "activation_range", "per_channel_multipliers", "requant", "Requant",
-           "tensor", "qparams"]
+__all__ = [
+    "out_size",
+    "same_padding",
+    "activation_range",
+    "per_channel_multipliers",
+    "requant",
+    "Requant",
+    "tensor",
+    "qparams",
+]
 
 
 def tensor(g: Graph, op: Op, i: int, role: str = "in") -> Tensor | None:
-    idx = (op.inputs if role == "in" else op.outputs)[i] if i < len(
-        op.inputs if role == "in" else op.outputs) else -1
+    idx = (
+        (op.inputs if role == "in" else op.outputs)[i]
+        if i < len(op.inputs if role == "in" else op.outputs)
+        else -1
+    )
     return g.tensor(idx)
 
 
@@ -60,7 +71,7 @@ def activation_range(act: str, out: Tensor, qmin: int = -128, qmax: int = 127) -
 
 
 def per_channel_multipliers(in_scale: float, w_scales: np.ndarray, out_scale: float, n: int):
-    """Per-output-channel (multiplier, shift) arrays as TFLM's PopulateConvolutionQuantizationParams."""
+    """Per-output-channel (multiplier, shift) arrays (TFLM PopulateConvolutionQuantizationParams)."""
     w_scales = np.asarray(w_scales, dtype=np.float32)
     if w_scales.size == 1:
         w_scales = np.repeat(w_scales, n)
@@ -72,8 +83,10 @@ def per_channel_multipliers(in_scale: float, w_scales: np.ndarray, out_scale: fl
     return mult, shift
 
 
-def requant(acc: np.ndarray, mult, shift, out_zp: int, lo: int, hi: int, dtype=np.int8) -> np.ndarray:
-    """int32 accumulators -> MultiplyByQuantizedMultiplier -> + zp -> clamp -> int8 (per last axis)."""
+def requant(
+    acc: np.ndarray, mult, shift, out_zp: int, lo: int, hi: int, dtype=np.int8
+) -> np.ndarray:
+    """int32 accumulators -> MultiplyByQuantizedMultiplier -> + zp -> clamp (per last axis)."""
     y = mbqm(acc, mult, shift) + out_zp
     return np.clip(y, lo, hi).astype(dtype)
 
@@ -114,8 +127,11 @@ class Requant:
         width = shape[-1] * shape[-2] if acc.ndim >= 2 and self.mult.size > 1 else shape[-1]
         if self.mult.size == 1:
             width = shape[-1]
-        mult, add, neg_fix, e31 = self._consts(width) if self.mult.size > 1 else \
-            (self.mult, self.add, self.neg_fix, self.e31)
+        mult, add, neg_fix, e31 = (
+            self._consts(width)
+            if self.mult.size > 1
+            else (self.mult, self.add, self.neg_fix, self.e31)
+        )
         x = np.multiply(acc.reshape(-1, width), mult, dtype=np.int64)
         neg = x < -(1 << 30)
         x += add

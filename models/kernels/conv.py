@@ -1,8 +1,10 @@
-"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, int8 per-channel, exactly as TFLM's reference kernels.
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, int8 per-channel, exactly as TFLM's reference
+kernels.
 
-Accumulation: sum(w * (x - zp_in)) + bias in int32, computed exactly (float64 GEMM is exact here: every
-partial sum is an integer below 2^53), then per-channel MultiplyByQuantizedMultiplier, + zp_out, clamp.
-Padding positions contribute zero, as TFLM skips them: the input is padded with its zero point.
+Accumulation: sum(w * (x - zp_in)) + bias in int32, computed exactly (float64 GEMM is exact here:
+every partial sum is an integer below 2^53), then per-channel MultiplyByQuantizedMultiplier, +
+zp_out, clamp. Padding positions contribute zero, as TFLM skips them: the input is padded with its
+zero point.
 """
 
 from __future__ import annotations
@@ -12,8 +14,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from hw.errors import UserError
 from models.kernels import kernel
-from models.kernels.common import (Requant, activation_range, out_size, per_channel_multipliers,
-                                   qparams, same_padding)
+from models.kernels.common import (
+    Requant,
+    activation_range,
+    out_size,
+    per_channel_multipliers,
+    qparams,
+    same_padding,
+)
 
 __all__ = ["conv_geometry"]
 
@@ -26,12 +34,21 @@ def conv_geometry(op, in_shape, fh, fw):
     pad = o.get("padding", "VALID")
     _, h, w, _ = in_shape
     oh, ow = out_size(pad, h, fh, sh, dh), out_size(pad, w, fw, sw, dw)
-    return (oh, ow, same_padding(pad, h, fh, sh, dh, oh), same_padding(pad, w, fw, sw, dw, ow),
-            sh, sw, dh, dw)
+    return (
+        oh,
+        ow,
+        same_padding(pad, h, fh, sh, dh, oh),
+        same_padding(pad, w, fw, sw, dw, ow),
+        sh,
+        sw,
+        dh,
+        dw,
+    )
 
 
 def _exact_float(wint: np.ndarray, in_zp: int):
-    """float32 when every partial sum of w*(x - zp) is an integer below 2^24 (exact in float32 GEMM),
+    """float32 when every partial sum of w*(x - zp) is an integer below 2^24 (exact in float32
+    GEMM),
     float64 otherwise (exact below 2^53, always true here)."""
     xmax = max(abs(-128 - in_zp), abs(127 - in_zp))
     bound = int(np.abs(wint).sum(axis=0).max(initial=0)) * xmax
@@ -39,7 +56,7 @@ def _exact_float(wint: np.ndarray, in_zp: int):
 
 
 def _padded(x, zp, ph, pw, need_h, need_w):
-    """Pad NHWC x with zp so that it has at least need_h x need_w spatial extent after the top/left pad."""
+    """Pad NHWC x with zp to at least need_h x need_w (top/left pad included)."""
     n, h, w, c = x.shape
     bottom = max(0, need_h - h - ph[0])
     right = max(0, need_w - w - pw[0])
@@ -52,7 +69,7 @@ def _windows(xs, fh, fw, oh, ow, sh, sw, dh, dw):
     """(N, OH, OW, FH, FW, C) strided view of the padded input."""
     eh, ew = (fh - 1) * dh + 1, (fw - 1) * dw + 1
     v = sliding_window_view(xs, (eh, ew), axis=(1, 2))  # N, H', W', C, eh, ew
-    v = v[:, : (oh - 1) * sh + 1: sh, : (ow - 1) * sw + 1: sw, :, ::dh, ::dw]
+    v = v[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
     return v.transpose(0, 1, 2, 4, 5, 3)
 
 
@@ -72,14 +89,18 @@ def prepare_conv(op, g):
     cin = x_t.shape[3]
     groups = cin // cin_f
     if groups != 1:
-        raise UserError(f"CONV_2D op {op.index}: grouped convolution ({groups} groups) "
-                        "is not supported")
+        raise UserError(
+            f"CONV_2D op {op.index}: grouped convolution ({groups} groups) is not supported"
+        )
     w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
     wint = (w_t.data.astype(np.int64) - w_zp).reshape(cout, -1).T  # (FH*FW*C, Cout)
     ftype = _exact_float(wint, in_zp)
     wmat = wint.astype(ftype)
-    bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else \
-        np.zeros(cout, np.int64)
+    bias = (
+        b_t.data.astype(np.int64)
+        if b_t is not None and b_t.data is not None
+        else np.zeros(cout, np.int64)
+    )
     need_h, need_w = (oh - 1) * sh + (fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1
     pointwise = fh == 1 and fw == 1 and sh == 1 and sw == 1
     rq = Requant(mult, shift, out_zp, lo, hi)
@@ -117,16 +138,21 @@ def prepare_depthwise(op, g):
     lo, hi = activation_range(op.options.get("activation", "NONE"), y_t)
     oh, ow, ph, pw, sh, sw, dh, dw = conv_geometry(op, x_t.shape, fh, fw)
     w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
-    wts = (w_t.data[0].astype(np.int32) - w_zp)  # FH, FW, Cout
-    bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else \
-        np.zeros(cout, np.int64)
+    wts = w_t.data[0].astype(np.int32) - w_zp  # FH, FW, Cout
+    bias = (
+        b_t.data.astype(np.int64)
+        if b_t is not None and b_t.data is not None
+        else np.zeros(cout, np.int64)
+    )
     need_h, need_w = (oh - 1) * sh + (fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1
     rq = Requant(mult, shift, out_zp, lo, hi)
     _, h, w, _ = x_t.shape
     ph_b, pw_r = max(0, need_h - h - ph[0]), max(0, need_w - w - pw[0])
     hp, wp = ph[0] + h + ph_b, pw[0] + w + pw_r
     # float32 accumulation is exact while every partial sum stays below 2^24 in magnitude
-    bound = int(np.abs(wts).sum(axis=(0, 1)).max(initial=0)) * max(abs(-128 - in_zp), abs(127 - in_zp))
+    bound = int(np.abs(wts).sum(axis=(0, 1)).max(initial=0)) * max(
+        abs(-128 - in_zp), abs(127 - in_zp)
+    )
     acc_t = np.float32 if bound < (1 << 24) else np.float64
     # Few channels: channel-major (N, C, H, W) keeps the tap loop on long contiguous rows.
     chan_major = cout < 16
@@ -140,15 +166,15 @@ def prepare_depthwise(op, g):
         # padded, zero-point-subtracted input (padding contributes 0, as TFLM skips it)
         if chan_major:
             xp = np.zeros((n, cin, hp, wp), acc_t)
-            xp[:, :, ph[0]: ph[0] + h, pw[0]: pw[0] + w] = x.transpose(0, 3, 1, 2)
-            xp[:, :, ph[0]: ph[0] + h, pw[0]: pw[0] + w] -= in_zp
+            xp[:, :, ph[0] : ph[0] + h, pw[0] : pw[0] + w] = x.transpose(0, 3, 1, 2)
+            xp[:, :, ph[0] : ph[0] + h, pw[0] : pw[0] + w] -= in_zp
             if mult_d > 1:
                 xp = np.repeat(xp, mult_d, axis=1)
             acc = np.zeros((n, cout, oh, ow), acc_t)
         else:
             xp = np.zeros((n, hp, wp, cin), acc_t)
-            xp[:, ph[0]: ph[0] + h, pw[0]: pw[0] + w] = x
-            xp[:, ph[0]: ph[0] + h, pw[0]: pw[0] + w] -= in_zp
+            xp[:, ph[0] : ph[0] + h, pw[0] : pw[0] + w] = x
+            xp[:, ph[0] : ph[0] + h, pw[0] : pw[0] + w] -= in_zp
             if mult_d > 1:
                 xp = np.repeat(xp, mult_d, axis=3)
             acc = np.zeros((n, oh, ow, cout), acc_t)
@@ -156,7 +182,10 @@ def prepare_depthwise(op, g):
         for ky in range(fh):
             for kx in range(fw):
                 y0, x0 = ky * dh, kx * dw
-                ys, xs = slice(y0, y0 + (oh - 1) * sh + 1, sh), slice(x0, x0 + (ow - 1) * sw + 1, sw)
+                ys, xs = (
+                    slice(y0, y0 + (oh - 1) * sh + 1, sh),
+                    slice(x0, x0 + (ow - 1) * sw + 1, sw),
+                )
                 if chan_major:
                     np.multiply(xp[:, :, ys, xs], wk[:, ky, kx], out=tmp)
                 else:
@@ -188,8 +217,11 @@ def prepare_fc(op, g):
     ftype = _exact_float(wint, in_zp)
     wmat = wint.astype(ftype)
     rq = Requant(mult, shift, out_zp, lo, hi)
-    bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else \
-        np.zeros(units, np.int64)
+    bias = (
+        b_t.data.astype(np.int64)
+        if b_t is not None and b_t.data is not None
+        else np.zeros(units, np.int64)
+    )
     out_shape = y_t.shape
 
     def run(ins):
@@ -198,7 +230,10 @@ def prepare_fc(op, g):
         acc = (x @ wmat).astype(np.int64)
         acc += bias
         y = rq(acc)
-        return [y.reshape(out_shape) if y.shape[0] == out_shape[0] else
-                y.reshape((-1,) + tuple(out_shape[1:]))]
+        return [
+            y.reshape(out_shape)
+            if y.shape[0] == out_shape[0]
+            else y.reshape((-1,) + tuple(out_shape[1:]))
+        ]
 
     return run

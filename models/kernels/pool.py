@@ -1,5 +1,7 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D, int8, as TFLM's reference_integer_ops (window clipped at the borders;
-average rounds half away from zero over the count of valid pixels; no requantization, clamp to activation)."""
+"""AVERAGE_POOL_2D and MAX_POOL_2D, int8, as TFLM's reference_integer_ops (window clipped at the
+borders;
+average rounds half away from zero over the count of valid pixels; no requantization, clamp to
+activation)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ def _geometry(op, x_shape):
 
 def _window_view(xp, fh, fw, oh, ow, sh, sw):
     v = sliding_window_view(xp, (fh, fw), axis=(1, 2))  # N, H', W', C, fh, fw
-    return v[:, : (oh - 1) * sh + 1: sh, : (ow - 1) * sw + 1: sw]
+    return v[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
 
 
 def _pad_amounts(h, w, fh, fw, sh, sw, oh, ow, ph, pw):

@@ -25,7 +25,7 @@ def prepare_quantize(op, g):
         def run(ins):
             v = (ins[0].astype(np.float32) / s).astype(np.float64)  # float32 division, as TFLM
             r = np.copysign(np.floor(np.abs(v) + 0.5), v)  # std::round, exact in float64
-            r = np.clip(np.nan_to_num(r), -(2.0 ** 31), 2.0 ** 31 - 1)
+            r = np.clip(np.nan_to_num(r), -(2.0**31), 2.0**31 - 1)
             return [np.clip(r.astype(np.int64) + out_zp, lo, hi).astype(y_t.dtype)]
 
         return run

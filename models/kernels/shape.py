@@ -1,7 +1,7 @@
 """Data-movement ops: PAD, RESHAPE, SQUEEZE, TRANSPOSE, CONCATENATION, RESIZE_NEAREST_NEIGHBOR.
 
-None of them changes values except PAD (fills with the output zero point for int8, as TFLM's pad.cc).
-CONCATENATION copies int8 values unchanged (TFLM's int8 concatenation does not requantize).
+None of them changes values except PAD (fills with the output zero point for int8, as TFLM's
+pad.cc). CONCATENATION copies int8 values unchanged (TFLM's int8 concatenation does not requantize).
 """
 
 from __future__ import annotations

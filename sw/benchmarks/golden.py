@@ -1,4 +1,5 @@
-"""Golden model vs TFLM reference interpreter: wall time per inference, and bit-exactness on the bench inputs.
+"""Golden model vs TFLM reference interpreter: wall time per inference, and bit-exactness on the
+bench inputs.
 
 Models: the shipped person_detect and a generated MobileNetV2-shaped network (models.zoo.generate).
 Both run single-threaded BLAS (see sw.cli.limit_blas_threads) on the same random inputs.
@@ -44,11 +45,16 @@ def run(quick: bool) -> dict:
         gm, ref = GoldenModel(g), TflmReference(data)
         rng = np.random.default_rng(0)
         xs = [random_inputs(g, rng) for _ in range(4)]
-        exact = all(np.array_equal(a, b) for x in xs
-                    for a, b in zip(gm.run(x), ref.run(x), strict=True))
+        exact = all(
+            np.array_equal(a, b) for x in xs for a, b in zip(gm.run(x), ref.run(x), strict=True)
+        )
         tg = _time(gm.run, xs, repeat)
         tr = _time(ref.run, xs, repeat)
-        out[name] = {"macs": g.macs(), "golden_ms_per_inference": round(tg * 1e3, 3),
-                     "tflm_ms_per_inference": round(tr * 1e3, 3),
-                     "speedup_vs_tflm": round(tr / tg, 2), "bit_exact": exact}
+        out[name] = {
+            "macs": g.macs(),
+            "golden_ms_per_inference": round(tg * 1e3, 3),
+            "tflm_ms_per_inference": round(tr * 1e3, 3),
+            "speedup_vs_tflm": round(tr / tg, 2),
+            "bit_exact": exact,
+        }
     return out

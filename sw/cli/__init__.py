@@ -1,10 +1,12 @@
 """``logicdie`` command line (SPEC section 8).
 
-Each subcommand lives in its own module ``sw/cli/<name>.py`` exposing ``register(subparsers)`` which adds
-its parser and sets ``func`` (called with the parsed args, returning an exit code and optionally a JSON
-dict). Every subcommand takes ``--json``: one JSON object on stdout and nothing else there.
+Each subcommand lives in its own module ``sw/cli/<name>.py`` exposing ``register(subparsers)`` which
+adds its parser and sets ``func`` (called with the parsed args, returning an exit code and
+optionally a JSON dict). Every subcommand takes ``--json``: one JSON object on stdout and nothing
+else there.
 
-Bad input raises :class:`hw.errors.UserError`; :func:`main` prints it as one line on stderr and exits 2.
+Bad input raises :class:`hw.errors.UserError`; :func:`main` prints it as one line on stderr and
+exits 2.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="logicdie", description="logic die of an intelligent vision sensor: "
-                "RTL generation, golden models, simulation and synthesis")
+    p = _Parser(
+        prog="logicdie",
+        description="logic die of an intelligent vision sensor: "
+        "RTL generation, golden models, simulation and synthesis",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in SUBCOMMANDS:
@@ -45,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Options every subcommand has."""
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object on stdout, nothing else"
+    )
 
 
 def limit_blas_threads() -> None:
@@ -77,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _json_default(o):
     import numpy as np
+
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):

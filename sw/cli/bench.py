@@ -11,11 +11,15 @@ from sw.cli import add_common
 
 
 def register(sub):
-    p = sub.add_parser("bench", help="performance figures (golden vs TFLM, array, pixel path, ISA)",
-                       description="Run the benchmarks and print their figures. Benchmarks measure; "
-                       "tests assert correctness.")
-    p.add_argument("--only", action="append", choices=BENCHMARKS,
-                   help="run only this benchmark (repeatable)")
+    p = sub.add_parser(
+        "bench",
+        help="performance figures (golden vs TFLM, array, pixel path, ISA)",
+        description="Run the benchmarks and print their figures. Benchmarks measure; "
+        "tests assert correctness.",
+    )
+    p.add_argument(
+        "--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)"
+    )
     p.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     add_common(p)
     p.set_defaults(func=run)

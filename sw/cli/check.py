@@ -1,7 +1,8 @@
-"""``logicdie check``: a backend against the TFLM reference interpreter on random inputs (SPEC section 8).
+"""``logicdie check``: a backend against the TFLM reference interpreter on random inputs (SPEC
+section 8).
 
-Exit 0 iff every output element of every input is equal. Inputs are uniform over int8 for int8 inputs and,
-for a float input, uniform over the real range its QUANTIZE op represents.
+Exit 0 iff every output element of every input is equal. Inputs are uniform over int8 for int8
+inputs and, for a float input, uniform over the real range its QUANTIZE op represents.
 """
 
 from __future__ import annotations
@@ -20,39 +21,60 @@ BACKENDS = ("golden", "isa", "rtl")
 
 
 def register(sub):
-    p = sub.add_parser("check", help="compare a backend with the TFLM reference on random inputs",
-                       description="Run N random inputs through a backend and through the TFLite Micro "
-                       "reference interpreter; exit 0 iff every output element is equal.")
+    p = sub.add_parser(
+        "check",
+        help="compare a backend with the TFLM reference on random inputs",
+        description="Run N random inputs through a backend and through the TFLite Micro "
+        "reference interpreter; exit 0 iff every output element is equal.",
+    )
     p.add_argument("model", help="TFLite int8 model (.tflite)")
-    p.add_argument("--backend", choices=BACKENDS, default="golden",
-                   help="golden (NumPy graph), isa (ISA simulator), rtl (Verilator)")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="golden",
+        help="golden (NumPy graph), isa (ISA simulator), rtl (Verilator)",
+    )
     p.add_argument("--inputs", type=int, default=10, metavar="N", help="random inputs (default 10)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    p.add_argument("--config", default="default", metavar="PRESET",
-                   help="hardware preset for isa/rtl (default, ecp5, ice40, tiny)")
+    p.add_argument(
+        "--config",
+        default="default",
+        metavar="PRESET",
+        help="hardware preset for isa/rtl (default, ecp5, ice40, tiny)",
+    )
     add_common(p)
     p.set_defaults(func=run)
 
 
 def random_inputs(graph, rng: np.random.Generator) -> list[np.ndarray]:
-    """One random input set: uniform int8, or uniform over the range a float input's QUANTIZE covers."""
+    """One random input set: uniform int8, or uniform over a float input's QUANTIZE range."""
     xs = []
     for idx in graph.inputs:
         t = graph.tensors[idx]
         if t.dtype == "int8":
             xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
         elif t.dtype == "float32":
-            q = next((graph.tensors[op.outputs[0]].quant for op in graph.ops
-                      if op.kind == "QUANTIZE" and op.inputs[0] == idx), None)
+            q = next(
+                (
+                    graph.tensors[op.outputs[0]].quant
+                    for op in graph.ops
+                    if op.kind == "QUANTIZE" and op.inputs[0] == idx
+                ),
+                None,
+            )
             if q is None:
-                raise UserError(f"float input '{t.name}' is not followed by a QUANTIZE op; "
-                                "give an int8-quantized model")
+                raise UserError(
+                    f"float input '{t.name}' is not followed by a QUANTIZE op; "
+                    "give an int8-quantized model"
+                )
             scale, zp = float(q.scale[0]), int(q.zero_point[0])
             lo, hi = scale * (-128 - zp), scale * (127 - zp)
             xs.append(rng.uniform(lo, hi, size=t.shape).astype(np.float32))
         else:
-            raise UserError(f"input '{t.name}' has type {t.dtype}; logicdie checks int8 or "
-                            "float32 (quantized in-graph) inputs")
+            raise UserError(
+                f"input '{t.name}' has type {t.dtype}; logicdie checks int8 or "
+                "float32 (quantized in-graph) inputs"
+            )
     return xs
 
 
@@ -87,8 +109,13 @@ def run(args):
     t_backend = t_ref = 0.0
     from tqdm import tqdm
 
-    for k in tqdm(range(args.inputs), desc=f"check {args.backend}", unit="input", file=sys.stderr,
-                  disable=not sys.stderr.isatty() or args.inputs < 5):
+    for k in tqdm(
+        range(args.inputs),
+        desc=f"check {args.backend}",
+        unit="input",
+        file=sys.stderr,
+        disable=not sys.stderr.isatty() or args.inputs < 5,
+    ):
         xs = random_inputs(graph, rng)
         t0 = time.perf_counter()
         got = backend.run(xs)
@@ -106,11 +133,19 @@ def run(args):
             if bad and first_bad is None:
                 first_bad = f"input {k}, output {o}: {bad} of {w.size} elements differ"
     macs = graph.macs()
-    out = {"model": str(args.model), "backend": args.backend, "config": config.name,
-           "inputs": args.inputs, "seed": args.seed, "bit_exact": mismatched == 0,
-           "mismatched_elements": mismatched, "compared_elements": compared, "macs": macs,
-           "backend_ms_per_inference": 1e3 * t_backend / args.inputs,
-           "reference_ms_per_inference": 1e3 * t_ref / args.inputs}
+    out = {
+        "model": str(args.model),
+        "backend": args.backend,
+        "config": config.name,
+        "inputs": args.inputs,
+        "seed": args.seed,
+        "bit_exact": mismatched == 0,
+        "mismatched_elements": mismatched,
+        "compared_elements": compared,
+        "macs": macs,
+        "backend_ms_per_inference": 1e3 * t_backend / args.inputs,
+        "reference_ms_per_inference": 1e3 * t_ref / args.inputs,
+    }
     if args.backend != "golden":
         cyc = int(round(float(np.mean(cycles)))) if cycles else None
         out["cycles"] = cyc
@@ -119,10 +154,14 @@ def run(args):
         out["first_mismatch"] = first_bad
     if not args.json:
         verdict = "BIT-EXACT" if out["bit_exact"] else "MISMATCH"
-        print(f"{verdict}: {out['model']} on {args.backend} ({config.name}) vs TFLM reference, "
-              f"{args.inputs} inputs, {mismatched} of {compared} elements differ")
-        print(f"  MACs/inference {macs:,}; {args.backend} {out['backend_ms_per_inference']:.2f} ms, "
-              f"TFLM {out['reference_ms_per_inference']:.2f} ms per inference")
+        print(
+            f"{verdict}: {out['model']} on {args.backend} ({config.name}) vs TFLM reference, "
+            f"{args.inputs} inputs, {mismatched} of {compared} elements differ"
+        )
+        print(
+            f"  MACs/inference {macs:,}; {args.backend} {out['backend_ms_per_inference']:.2f} ms, "
+            f"TFLM {out['reference_ms_per_inference']:.2f} ms per inference"
+        )
         if "cycles" in out and out["cycles"]:
             print(f"  cycles/inference {out['cycles']:,}; utilization {out['utilization']:.1%}")
         if first_bad:

@@ -41,9 +41,13 @@ EDGES = [I32_MIN, I32_MIN + 1, -(1 << 30), -65537, -3, -2, -1, 0, 1, 2, 3, 65535
 
 
 def _vals(rng, n):
-    return np.concatenate([np.array(EDGES, np.int64),
-                           rng.integers(I32_MIN, I32_MAX, n, endpoint=True),
-                           rng.integers(-4096, 4096, n)])
+    return np.concatenate(
+        [
+            np.array(EDGES, np.int64),
+            rng.integers(I32_MIN, I32_MAX, n, endpoint=True),
+            rng.integers(-4096, 4096, n),
+        ]
+    )
 
 
 def test_srdhm_matches_c():

@@ -1,4 +1,4 @@
-"""`logicdie check` contract (SPEC section 8): JSON keys, exit codes, bit-exactness on the shipped model."""
+"""`logicdie check` contract (SPEC section 8): JSON keys, exit codes, bit-exactness."""
 
 import json
 import subprocess
@@ -11,14 +11,16 @@ from sw.cli import main
 
 
 def _cli(*args):
-    p = subprocess.run([sys.executable, "-m", "sw", *args], capture_output=True, text=True,
-                       timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "sw", *args], capture_output=True, text=True, timeout=600
+    )
     return p.returncode, p.stdout, p.stderr
 
 
 def test_check_golden_json_contract():
-    code, out, err = _cli("check", str(PERSON_DETECT), "--backend", "golden", "--inputs", "3",
-                          "--json")
+    code, out, err = _cli(
+        "check", str(PERSON_DETECT), "--backend", "golden", "--inputs", "3", "--json"
+    )
     assert code == 0, err
     assert out.count("\n") == 1  # one JSON object, nothing else on stdout
     res = json.loads(out)
@@ -48,8 +50,9 @@ def test_check_exit_1_on_mismatch(monkeypatch, capsys):
     real_run = models.golden.GoldenModel.run
 
     def off_by_one(self, inputs):
-        return [(o.astype(np.int16) + 1).clip(-128, 127).astype(o.dtype) for o in
-                real_run(self, inputs)]
+        return [
+            (o.astype(np.int16) + 1).clip(-128, 127).astype(o.dtype) for o in real_run(self, inputs)
+        ]
 
     monkeypatch.setattr(models.golden.GoldenModel, "run", off_by_one)
     code = main(["check", str(PERSON_DETECT), "--inputs", "1", "--json"])
