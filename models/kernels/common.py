@@ -71,7 +71,7 @@ def activation_range(act: str, out: Tensor, qmin: int = -128, qmax: int = 127) -
 
 
 def per_channel_multipliers(in_scale: float, w_scales: np.ndarray, out_scale: float, n: int):
-    """Per-output-channel (multiplier, shift) arrays (TFLM PopulateConvolutionQuantizationParams)."""
+    """Per-channel (multiplier, shift) arrays (TFLM PopulateConvolutionQuantizationParams)."""
     w_scales = np.asarray(w_scales, dtype=np.float32)
     if w_scales.size == 1:
         w_scales = np.repeat(w_scales, n)
