@@ -100,11 +100,10 @@ def run(args):
     data = read_model_bytes(args.model)
     graph = load_tflite(data, name=Path(args.model).name)
     backend = _backend(args.backend, graph, config)
-    # TFLM aborts the whole process (uncatchable SIGABRT) on a few quantization corner cases (e.g.
-    # an
-    # ADD output scale below 2*max(s1, s2)/2^20, a softmax sum of exponentials reaching 512); the
-    # golden
-    # model raises a UserError for each, so it runs before the reference on every input as a guard.
+    # TFLM aborts the whole process (uncatchable SIGABRT) on a few quantization corner cases
+    # (e.g. an ADD output scale below 2*max(s1, s2)/2^20, a softmax sum of exponentials reaching
+    # 512); the golden model raises a UserError for each, so it runs before the reference on
+    # every input as a guard.
     from models.golden import GoldenModel
 
     guard = backend if args.backend == "golden" else GoldenModel(graph)
