@@ -255,3 +255,311 @@ def progress(iterable, total=None, desc="frames"):
         file=sys.stderr,
         disable=not sys.stderr.isatty() or (total is not None and total < 2),
     )
+
+
+# ------------------------------------------------------------------------------------------ pixel path
+def parse_sensor_mode(mode: str) -> tuple[int, int]:
+    """'full' (4056x3040), 'binned' (2028x1520) or 'WxH' (even) -> (width, height)."""
+    named = {"full": (4056, 3040), "binned": (2028, 1520)}
+    if mode in named:
+        return named[mode]
+    try:
+        w, h = (int(v) for v in mode.lower().split("x"))
+    except ValueError:
+        raise UserError(
+            f"bad sensor mode {mode!r}: use full, binned or WxH (e.g. 640x480)"
+        ) from None
+    if w < 4 or h < 4 or w % 2 or h % 2 or w > 4056 or h > 3040:
+        raise UserError(f"bad sensor mode {mode!r}: W and H must be even, 4..4056 x 4..3040")
+    return w, h
+
+
+def sensor_bursts(image: np.ndarray, mode: tuple[int, int], frame_number: int, seed: int = 0):
+    """Scene image -> the sensor's CSI-2 bursts (RAW10 Bayer RGGB, black level 64).
+
+    Uses the sensor model sim.sensor when present; otherwise a minimal stand-in with the same contract
+    (image scaled to the mode by a box filter, noiseless)."""
+    try:
+        from sim import sensor as _sensor  # the pixel-path engineer's model
+    except ImportError:
+        _sensor = None
+    if _sensor is not None and hasattr(_sensor, "frame_bursts"):
+        return _sensor.frame_bursts(image, mode, frame_number=frame_number, seed=seed)
+    from PIL import Image
+
+    from models.csi2 import frame_packets
+
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
+    w, h = mode
+    rgb = np.asarray(Image.fromarray(rgb).resize((w // 2, h // 2), Image.BOX), np.int64)
+    raw = np.empty((h, w), np.int64)
+    code = 64 + (rgb * (1023 - 64) + 127) // 255
+    raw[0::2, 0::2] = code[..., 0]
+    raw[0::2, 1::2] = code[..., 1]
+    raw[1::2, 0::2] = code[..., 1]
+    raw[1::2, 1::2] = code[..., 2]
+    return frame_packets(raw, frame_number)
+
+
+def raw_from_bursts(bursts, mode: tuple[int, int]) -> tuple[np.ndarray | None, int]:
+    """Golden CSI-2 RX: bursts -> (RAW10 frame or None, RX error flags of the frame)."""
+    from models.csi2 import parse
+
+    res = parse(bursts)
+    frames = res.frames()
+    flags = res.statuses[0][1] if res.statuses else 1
+    w, h = mode
+    if not frames or len(frames[0]) != h or any(ln.size != w for ln in frames[0]):
+        return None, flags or 1
+    return np.stack(frames[0]).astype(np.int64), flags
+
+
+class FrameResult(dict):
+    """One frame's outcome: keys frame_counter, valid, errors, outputs, npu_outputs, result, kpi,
+    packets, metadata_bytes (attribute access too)."""
+
+    __getattr__ = dict.__getitem__
+
+
+class Device:
+    """picamera2-IMX500-shaped device over a backend: frame in, metadata out, decoded on the host.
+
+    ``model``: TFLite path/bytes, bundle path/bytes, Graph or Compiled. ``output_mode``: 'metadata' or
+    'image+metadata'. ``fps``: frame rate whose period bounds the inference (slower -> invalid frame).
+    """
+
+    def __init__(
+        self,
+        model=None,
+        backend: str = "isa",
+        config: Config | str = "default",
+        sensor_mode: str = "640x480",
+        output_mode: str = "metadata",
+        fps: float = 30.0,
+        labels: list[str] | None = None,
+        seed: int = 0,
+    ):
+        from models.zoo import __file__ as zoo_init
+
+        if model is None:
+            model = Path(zoo_init).with_name("person_detect.tflite")
+        if output_mode not in ("metadata", "image+metadata"):
+            raise UserError(f"bad output mode {output_mode!r}: metadata or image+metadata")
+        self.config = preset(config)
+        self.backend = make_backend(backend, model, self.config)
+        self.compiled = self.backend.compiled
+        self.mode = parse_sensor_mode(sensor_mode)
+        self.output_mode = output_mode
+        self.fps = fps
+        self.seed = seed
+        self.frame_counter = 0
+        self.labels = labels or _default_labels(self.compiled)
+        d = self.compiled.inputs[0]
+        if len(d.shape) != 4 or d.shape[0] != 1 or d.shape[3] not in (1, 3) or d.dtype != "int8":
+            self.roi = None
+        else:
+            self.roi = _centered_roi(self.mode, d.shape[2], d.shape[1])
+        self._last: FrameResult | None = None
+        self._last_tensor = None
+
+    # ---- picamera2-shaped queries
+    def get_input_size(self) -> tuple[int, int]:
+        """(width, height) of the network input tensor."""
+        s = self.compiled.inputs[0].shape
+        return (int(s[2]), int(s[1])) if len(s) == 4 else (int(s[-1]), 1)
+
+    def get_output_shapes(self) -> list[tuple]:
+        g = self.compiled.host_graph
+        return [tuple(g.tensors[i].shape) for i in self.compiled.graph_outputs]
+
+    def set_inference_roi_abs(self, roi: tuple[int, int, int, int]) -> None:
+        """ROI (x, y, w, h) in sensor pixels that the ISP crops and resizes to the input tensor."""
+        from models.isp import IspParams
+
+        x, y, w, h = (int(v) for v in roi)
+        tw, th = self.get_input_size()
+        IspParams.make(
+            *self.mode, roi=(x, y, w, h), size=(tw, th), channels=self.compiled.inputs[0].shape[-1]
+        ).validate()
+        self.roi = (x, y, w, h)
+
+    def get_outputs(self, metadata: FrameResult | None = None, add_batch: bool = False):
+        """The model's outputs of the last (or given) frame, None if that frame is invalid."""
+        r = metadata or self._last
+        if r is None or not r["valid"]:
+            return None
+        outs = r["outputs"]
+        return [o[None] if add_batch else o for o in outs]
+
+    def get_kpi_info(self, metadata: FrameResult | None = None):
+        """(npu_ms, total_ms) of the last (or given) frame, as picamera2's (dnn, dsp) runtimes."""
+        r = metadata or self._last
+        if r is None:
+            return None
+        return r["kpi"]["ms_npu"], r["kpi"]["ms_total"]
+
+    def input_tensor_image(self) -> np.ndarray | None:
+        """The last input tensor as an 8-bit image (q + 128), HxW or HxWx3."""
+        t = self._last_tensor
+        if t is None:
+            return None
+        img = (t.astype(np.int16) + 128).astype(np.uint8)
+        img = img.reshape(img.shape[-3:]) if img.ndim == 4 else img
+        return img[..., 0] if img.shape[-1] == 1 else img
+
+    # ---- frames
+    def isp_params(self):
+        from models.isp import IspParams
+
+        tw, th = self.get_input_size()
+        n = self.compiled.input_norm
+        ch = self.compiled.inputs[0].shape[-1]
+        return IspParams.make(
+            *self.mode,
+            roi=self.roi,
+            size=(tw, th),
+            channels=ch,
+            norm_mul=tuple(n["mul"]) + (1,) * (3 - ch),
+            norm_shift=tuple(n["shift"]) + (0,) * (3 - ch),
+            norm_off=tuple(n["offset"]) + (-128,) * (3 - ch),
+        )
+
+    def capture(self, image: np.ndarray) -> FrameResult:
+        """One frame of a scene image: sensor -> CSI-2 -> RX -> ISP -> NPU -> metadata -> host."""
+        from models.isp import isp_frame
+
+        if self.roi is None:
+            raise UserError(
+                "this model's input is not an image (1xHxWx1 or 1xHxWx3 int8); feed tensors"
+            )
+        fc = self.frame_counter
+        bursts = sensor_bursts(image, self.mode, fc & 0xFFFF, seed=self.seed + fc)
+        raw, rx_flags = raw_from_bursts(bursts, self.mode)
+        p = self.isp_params()
+        cycles_isp = self.mode[0] * self.mode[1] // self.config.isp_pixels_per_clock
+        if raw is None:
+            return self._emit(None, rx_error=True, cycles_isp=cycles_isp)
+        tensor = isp_frame(raw, p)[None]
+        return self._emit(tensor, rx_error=bool(rx_flags), cycles_isp=cycles_isp)
+
+    def infer_tensor(self, tensor: np.ndarray) -> FrameResult:
+        """One frame from a ready int8 input tensor (skips sensor and ISP)."""
+        d = self.compiled.inputs[0]
+        t = np.asarray(tensor)
+        if t.size != int(np.prod(d.shape)) or t.dtype != np.int8:
+            raise UserError(
+                f"input tensor must be int8 with {int(np.prod(d.shape))} elements "
+                f"(shape {d.shape}), got {t.dtype} {t.shape}"
+            )
+        return self._emit(t.reshape(d.shape), rx_error=False, cycles_isp=0)
+
+    def _emit(self, tensor, rx_error: bool, cycles_isp: int) -> FrameResult:
+        from hw.metadata import MetaFlag
+        from models.metadata import Metadata, MetaTensor, frame_to_packets, pack, parse_stream
+
+        c = self.compiled
+        fc = self.frame_counter
+        self.frame_counter += 1
+        flags = 0
+        tensors = []
+        cycles_npu = 0
+        if tensor is not None:
+            self._last_tensor = tensor
+            npu_out = self.backend.run_npu([tensor])
+            cycles_npu = int(self.backend.last_cycles or 0)
+            tensors = [
+                MetaTensor(np.asarray(v).reshape(d.shape), d.scale, d.zero_point)
+                for v, d in zip(npu_out, c.outputs, strict=True)
+            ]
+        if rx_error:
+            flags |= MetaFlag.RX_ERROR
+        if tensor is None:
+            flags |= MetaFlag.ISP_ERROR
+        payload = sum(t.data.nbytes for t in tensors)
+        cycles_tx = (payload + 256) // max(1, self.config.csi2_lanes_bytes)
+        cycles_total = cycles_isp + cycles_npu + cycles_tx
+        budget = self.config.clock_mhz * 1e6 / self.fps if self.fps else float("inf")
+        if cycles_total > budget:
+            flags |= MetaFlag.TIMEOUT
+        if tensor is not None and not flags & (MetaFlag.TIMEOUT | MetaFlag.ISP_ERROR):
+            flags |= MetaFlag.VALID
+        else:
+            tensors = []
+        image = None
+        if self.output_mode == "image+metadata" and tensor is not None:
+            flags |= MetaFlag.IMAGE
+            image = tensor
+        md = Metadata(
+            fc,
+            int(flags),
+            tensors,
+            cycles_isp,
+            cycles_npu,
+            cycles_total,
+            int(round(self.config.clock_mhz * 1e3)),
+        )
+        blob = pack(md)
+        packets = frame_to_packets(blob, fc, image=image)
+        parsed = parse_stream(packets)
+        if len(parsed) != 1 or not parsed[0].ok:
+            raise RuntimeError(f"metadata round trip failed: {[p.error for p in parsed]}")
+        got = parsed[0].metadata
+        outputs = None
+        result = None
+        if got.valid:
+            outputs = self.backend.finish([t.data for t in got.tensors])
+            result = decode_result(outputs, c, self.labels)
+        r = FrameResult(
+            frame_counter=got.frame_counter,
+            valid=got.valid,
+            errors=got.error_names(),
+            outputs=outputs,
+            npu_outputs=[t.data for t in got.tensors],
+            result=result,
+            kpi=got.kpi(),
+            packets=len(packets),
+            metadata_bytes=len(blob),
+            image=parsed[0].image(),
+        )
+        self._last = r
+        return r
+
+
+def _centered_roi(mode, tw, th) -> tuple[int, int, int, int]:
+    """Largest even ROI centred in the sensor frame with the tensor's aspect ratio."""
+    sw, sh = mode
+    scale = min(sw / tw, sh / th)
+    w = max(2, int(tw * scale) // 2 * 2)
+    h = max(2, int(th * scale) // 2 * 2)
+    return ((sw - w) // 4 * 2, (sh - h) // 4 * 2, w, h)
+
+
+def _default_labels(compiled) -> list[str] | None:
+    g = compiled.host_graph
+    outs = [g.tensors[i].shape for i in compiled.graph_outputs]
+    if "person" in g.name.lower() and len(outs) == 1 and int(np.prod(outs[0])) == 2:
+        return ["no person", "person"]
+    return None
+
+
+def decode_result(outputs, compiled, labels=None) -> dict | None:
+    """Classification decode of a single [1, N] output: class index, label and score (dequantized)."""
+    g = compiled.host_graph
+    if len(outputs) != 1:
+        return {"outputs": len(outputs)}
+    o = np.asarray(outputs[0]).reshape(-1)
+    t = g.tensors[compiled.graph_outputs[0]]
+    k = int(np.argmax(o))
+    if t.quant is not None and t.dtype != "float32":
+        score = float((int(o[k]) - int(t.quant.zero_point[0])) * float(t.quant.scale[0]))
+    else:
+        score = float(o[k])
+    return {
+        "class": k,
+        "label": labels[k] if labels and k < len(labels) else f"class {k}",
+        "score": score,
+        "raw": int(o[k]) if o.dtype.kind in "iu" else float(o[k]),
+    }
