@@ -1,7 +1,9 @@
-"""Registry of the generated top-level designs, for `make lint`, `logicdie synth --top` and the harness.
+"""Registry of the generated top-level designs, for `make lint`, `logicdie synth --top` and the
+harness.
 
 Each entry maps a top name to ``"module:factory"``; ``factory(config)`` returns an Amaranth
-``wiring.Component`` with flat, plainly named ports. Imported lazily so hw/ modules stay independent.
+``wiring.Component`` with flat, plainly named ports. Imported lazily so hw/ modules stay
+independent.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from hw.errors import UserError
 __all__ = ["TOPS", "build_top"]
 
 TOPS: dict[str, str] = {
-    # "gemm": "hw.gemm:top",          (array issue)
+    "gemm": "hw.gemm:top",
     # "pixel": "hw.pixel_top:top",    (pixel-path issue: CSI-2 RX + ISP)
 }
 
@@ -23,7 +25,8 @@ def build_top(name: str, config: Config):
     try:
         target = TOPS[name]
     except KeyError:
-        raise UserError(f"unknown top {name!r}; choose one of {', '.join(TOPS) or '(none yet)'}") \
-            from None
+        raise UserError(
+            f"unknown top {name!r}; choose one of {', '.join(TOPS) or '(none yet)'}"
+        ) from None
     mod, fn = target.split(":")
     return getattr(importlib.import_module(mod), fn)(config)

@@ -1,0 +1,290 @@
+"""GEMM engine: systolic array + K-tile accumulation + per-channel requant (the block the NPU drives).
+
+Computes ``Y[M, N] = requant(A[M, K] @ W[K, N])`` (int8 in, int32 accumulation with wrap, int8 out),
+bit-exact with :func:`models.gemm.gemm`; K and N larger than the R x C array by tiling.
+
+Streams (all ``stream.Signature``; the order of beats is exactly :func:`models.gemm.streams`):
+
+- ``cmd`` {m, k_tiles, n_tiles, zp, qmin, qmax}: one GEMM. Accepted only while idle (``busy`` low).
+  ``k_tiles = ceil(K / R)``, ``n_tiles = ceil(N / C)``; zp/qmin/qmax: output zero point and fused-activation
+  clamp range (models.requant.activation_range).
+- ``params`` {bias[C], mult[C], shift[C]}: one beat per N tile (channels nt*C .. nt*C+C-1; padded channels
+  zero). The engine buffers up to two tiles ahead.
+- ``wgt`` int8[C]: weight rows W[k, nt*C:(nt+1)*C], for nt, for M block, for k tile: R rows (zero padded).
+- ``act`` int8[R]: activation slices A[m, kt*R:(kt+1)*R], for nt, for M block, for k tile: for each row m
+  of the block (zero padded along K).
+- ``out`` {data int8[C], last}: Y[m, nt*C:(nt+1)*C] for nt, for M block, for m; ``last`` on the final beat.
+
+Loop nest: N tiles (outer) > M blocks of :func:`m_block` rows > K tiles > rows. Each (M block, K tile)
+loads one weight tile into the array's free bank while the previous tile computes, so a long GEMM streams
+at R*C MACs/cycle. Partial sums of K tiles accumulate in a block-sized int32 buffer (read, add, write, with
+forwarding); the last K tile's sums go through the requant pipeline into an output FIFO. Activations of the
+last K tile are admitted only with a free output slot reserved (credits), so back-pressure on ``out``
+never loses data and the array itself never stalls.
+
+The input zero point is not an engine parameter: fold it into the bias
+(:func:`models.gemm.fold_input_zero_point`) and feed padding taps as the zero point.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config
+from hw.requant import SHIFT_BITS, RequantCore
+from hw.systolic import SystolicArray
+
+__all__ = ["m_block", "cmd_layout", "params_layout", "out_layout", "GemmEngine", "GemmTop", "top"]
+
+#: Width of the cmd size fields (M up to 65535 rows, K/N up to 65535 tiles).
+DIM_BITS = 16
+
+
+def m_block(config: Config) -> int:
+    """Rows per M block: >= 2 (R + C) so weight loads always hide behind compute; a power of two."""
+    need = 2 * (config.array_rows + config.array_cols) + 4
+    return 1 << (need - 1).bit_length()
+
+
+def cmd_layout() -> data.StructLayout:
+    return data.StructLayout({"m": DIM_BITS, "k_tiles": DIM_BITS, "n_tiles": DIM_BITS,
+                              "zp": signed(8), "qmin": signed(8), "qmax": signed(8)})
+
+
+def params_layout(config: Config) -> data.StructLayout:
+    C = config.array_cols
+    return data.StructLayout({"bias": data.ArrayLayout(signed(32), C),
+                              "mult": data.ArrayLayout(signed(32), C),
+                              "shift": data.ArrayLayout(signed(SHIFT_BITS), C)})
+
+
+def out_layout(config: Config) -> data.StructLayout:
+    return data.StructLayout({"data": data.ArrayLayout(signed(8), config.array_cols), "last": 1})
+
+
+class GemmEngine(wiring.Component):
+    """Tiled int8 GEMM with requant (see module docstring for the stream contract)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        R, C = config.array_rows, config.array_cols
+        self.mb = m_block(config)
+        self.mi_bits = (self.mb - 1).bit_length() or 1
+        self.tag = data.StructLayout({"mi": self.mi_bits, "first": 1, "lastk": 1, "nt_end": 1,
+                                      "final": 1})
+        self.array_latency = R + C + 1
+        #: Output FIFO entries = credits: covers array + accumulate + requant latency (full rate).
+        self.out_depth = self.array_latency + 2 + RequantCore.latency + 4
+        super().__init__({
+            "cmd": In(stream.Signature(cmd_layout())),
+            "params": In(stream.Signature(params_layout(config))),
+            "wgt": In(stream.Signature(data.ArrayLayout(signed(8), C))),
+            "act": In(stream.Signature(data.ArrayLayout(signed(8), R))),
+            "out": Out(stream.Signature(out_layout(config))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        C, MB = self.config.array_cols, self.mb
+        m.submodules.array = array = SystolicArray(self.config, tag_bits=self.tag.size)
+        m.submodules.rq = rq = RequantCore(C)
+        play = params_layout(self.config)
+        m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=play.size, depth=2)
+        olay = out_layout(self.config)
+        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=olay.size, depth=self.out_depth)
+        wiring.connect(m, wiring.flipped(self.wgt), array.w_in)
+
+        # ---- command registers -----------------------------------------------------------------------
+        cmd = Signal(cmd_layout())
+        busy = Signal()
+        m.d.comb += [self.busy.eq(busy), self.cmd.ready.eq(~busy)]
+        out_take = self.out.valid & self.out.ready
+        with m.If(self.cmd.valid & ~busy):
+            m.d.sync += [cmd.eq(self.cmd.p), busy.eq(1)]
+        with m.Elif(out_take & self.out.p.last):
+            m.d.sync += busy.eq(0)
+
+        # ---- params: push up to two N tiles ahead -------------------------------------------------
+        p_left = Signal(DIM_BITS)        # params beats still to accept for this GEMM
+        p_avail = Signal(2)              # pushed beats whose N tile admission has not passed
+        p_push = self.params.valid & self.params.ready
+        m.d.comb += [
+            self.params.ready.eq(busy & (p_left != 0) & pfifo.w_rdy),
+            pfifo.w_en.eq(p_push),
+            pfifo.w_data.eq(self.params.payload),
+        ]
+
+        # ---- admission of activations ----------------------------------------------------------------
+        mi = Signal(range(MB))
+        kt = Signal(DIM_BITS)
+        nt = Signal(DIM_BITS)
+        rows_left = Signal(DIM_BITS)     # M - m_base
+        blk_last = Signal(range(MB))     # index of the last row of this block
+        last_blk = Signal()
+        kt_last = Signal()
+        nt_last = Signal()
+        adm_done = Signal()              # every activation of this GEMM admitted
+        credits = Signal(range(self.out_depth + 1))   # last-K-tile beats admitted, not yet popped
+
+        last_row = mi == blk_last
+        need_credit = kt_last
+        ok = busy & ~adm_done & (p_avail != 0) & (~need_credit | (credits < self.out_depth))
+        m.d.comb += [
+            array.a_in.valid.eq(self.act.valid & ok),
+            self.act.ready.eq(array.a_in.ready & ok),
+            array.a_in.p.data.eq(self.act.payload),
+            array.a_in.p.last.eq(last_row),
+        ]
+        tag = data.View(self.tag, array.a_in.p.tag)
+        m.d.comb += [
+            tag.mi.eq(mi), tag.first.eq(kt == 0), tag.lastk.eq(kt_last),
+            tag.nt_end.eq(kt_last & last_blk & last_row),
+            tag.final.eq(kt_last & last_blk & last_row & nt_last),
+        ]
+        admit = self.act.valid & self.act.ready
+        nt_advance = admit & last_row & kt_last & last_blk
+
+        def block_regs(rows):
+            """blk_last/last_blk for a block starting with ``rows`` rows left."""
+            return [last_blk.eq(rows <= MB), blk_last.eq(Mux(rows <= MB, rows - 1, MB - 1))]
+
+        with m.If(self.cmd.valid & ~busy):
+            m.d.sync += [mi.eq(0), kt.eq(0), nt.eq(0), adm_done.eq(0),
+                         rows_left.eq(self.cmd.p.m), kt_last.eq(self.cmd.p.k_tiles == 1),
+                         nt_last.eq(self.cmd.p.n_tiles == 1), p_left.eq(self.cmd.p.n_tiles)]
+            m.d.sync += block_regs(self.cmd.p.m)
+        with m.Else():
+            with m.If(p_push):
+                m.d.sync += p_left.eq(p_left - 1)
+            with m.If(admit):
+                with m.If(~last_row):
+                    m.d.sync += mi.eq(mi + 1)
+                with m.Else():
+                    m.d.sync += mi.eq(0)
+                    with m.If(~kt_last):
+                        m.d.sync += [kt.eq(kt + 1), kt_last.eq(kt + 2 == cmd.k_tiles)]
+                    with m.Else():
+                        m.d.sync += [kt.eq(0), kt_last.eq(cmd.k_tiles == 1)]
+                        with m.If(~last_blk):
+                            m.d.sync += rows_left.eq(rows_left - MB)
+                            m.d.sync += block_regs(rows_left - MB)
+                        with m.Else():
+                            m.d.sync += [rows_left.eq(cmd.m), nt.eq(nt + 1),
+                                         nt_last.eq(nt + 2 == cmd.n_tiles)]
+                            m.d.sync += block_regs(cmd.m)
+                            with m.If(nt_last):
+                                m.d.sync += adm_done.eq(1)
+        m.d.sync += p_avail.eq(p_avail + p_push - nt_advance)
+        with m.If(self.cmd.valid & ~busy):
+            m.d.sync += p_avail.eq(0)
+
+        # ---- accumulate K tiles: read (stage 0), register (1), add + write or requant (2) ---------------
+        acc_shape = data.ArrayLayout(signed(32), C)
+        m.submodules.accmem = accmem = memory.Memory(shape=acc_shape, depth=MB, init=[])
+        rd = accmem.read_port()
+        wr = accmem.write_port()
+        po = array.psum_out
+        potag = data.View(self.tag, po.p.tag)
+        m.d.comb += [rd.addr.eq(potag.mi), po.ready.eq(1)]
+        v1, v2 = Signal(), Signal()
+        ps1, ps2 = Signal(acc_shape), Signal(acc_shape)
+        t1, t2 = Signal(self.tag), Signal(self.tag)
+        m.d.sync += [v1.eq(po.valid), ps1.eq(po.p.data), t1.eq(po.p.tag),
+                     v2.eq(v1), ps2.eq(ps1), t2.eq(t1)]
+        rdq = Signal(acc_shape)          # registered read data (EBR clock-to-out off the adder path)
+        m.d.sync += rdq.eq(rd.data)
+        # Forwarding of the two writes (cycles t-1, t-2) the read issued at t-2 could not see.
+        h1v, h2v = Signal(), Signal()
+        h1a, h2a = Signal(range(MB)), Signal(range(MB))
+        h1d, h2d = Signal(acc_shape), Signal(acc_shape)
+        fw1 = Signal()
+        fw2 = Signal()
+        m.d.sync += [fw1.eq(wr.en & (wr.addr == t1.mi)), fw2.eq(h1v & (h1a == t1.mi))]
+        base = Signal(acc_shape)
+        with m.If(t2.first):
+            m.d.comb += base.eq(0)
+        with m.Elif(fw1):
+            m.d.comb += base.eq(h1d)
+        with m.Elif(fw2):
+            m.d.comb += base.eq(h2d)
+        with m.Else():
+            m.d.comb += base.eq(rdq)
+        total = Signal(acc_shape)
+        m.d.comb += [total[n].eq(base[n] + ps2[n]) for n in range(C)]
+        m.d.comb += [wr.en.eq(v2 & ~t2.lastk), wr.addr.eq(t2.mi), wr.data.eq(total)]
+        m.d.sync += [h1v.eq(wr.en), h1a.eq(wr.addr), h1d.eq(total),
+                     h2v.eq(h1v), h2a.eq(h1a), h2d.eq(h1d)]
+
+        # ---- requant of the final K tile -------------------------------------------------------------
+        head = data.View(play, pfifo.r_data)
+        m.d.comb += [
+            rq.i.valid.eq(v2 & t2.lastk),
+            rq.i.p.acc.eq(total),
+            rq.i.p.bias.eq(head.bias), rq.i.p.mult.eq(head.mult), rq.i.p.shift.eq(head.shift),
+            rq.i.p.zp.eq(cmd.zp), rq.i.p.qmin.eq(cmd.qmin), rq.i.p.qmax.eq(cmd.qmax),
+            rq.i.p.last.eq(t2.final),
+            pfifo.r_en.eq(v2 & t2.lastk & t2.nt_end),
+        ]
+
+        # ---- output FIFO and credits -----------------------------------------------------------------
+        m.d.comb += [
+            ofifo.w_en.eq(rq.o.valid), ofifo.w_data.eq(rq.o.payload),
+            self.out.valid.eq(ofifo.r_rdy), self.out.payload.eq(ofifo.r_data),
+            ofifo.r_en.eq(self.out.ready),
+        ]
+        m.d.sync += credits.eq(credits + (admit & need_credit) - out_take)
+        return m
+
+
+class GemmTop(wiring.Component):
+    """:class:`GemmEngine` with flat, plainly named ports (for harnesses, lint and synthesis).
+
+    Vector ports pack lane i at bits [i*w, (i+1)*w): ``act_data`` (R x 8), ``wgt_data``/``out_data``
+    (C x 8), ``params_bias``/``params_mult`` (C x 32), ``params_shift`` (C x 6). Each stream X has
+    ``X_valid``/``X_ready``; ``out_last`` marks the final beat; ``busy`` is high from cmd to final beat.
+    """
+
+    def __init__(self, config: Config):
+        self.config = config
+        R, C = config.array_rows, config.array_cols
+        super().__init__({
+            "cmd_valid": In(1), "cmd_ready": Out(1), "cmd_m": In(DIM_BITS),
+            "cmd_k_tiles": In(DIM_BITS), "cmd_n_tiles": In(DIM_BITS),
+            "cmd_zp": In(8), "cmd_qmin": In(8), "cmd_qmax": In(8),
+            "params_valid": In(1), "params_ready": Out(1), "params_bias": In(32 * C),
+            "params_mult": In(32 * C), "params_shift": In(SHIFT_BITS * C),
+            "wgt_valid": In(1), "wgt_ready": Out(1), "wgt_data": In(8 * C),
+            "act_valid": In(1), "act_ready": Out(1), "act_data": In(8 * R),
+            "out_valid": Out(1), "out_ready": In(1), "out_data": Out(8 * C), "out_last": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = e = GemmEngine(self.config)
+        m.d.comb += [
+            e.cmd.valid.eq(self.cmd_valid), self.cmd_ready.eq(e.cmd.ready),
+            e.cmd.p.m.eq(self.cmd_m), e.cmd.p.k_tiles.eq(self.cmd_k_tiles),
+            e.cmd.p.n_tiles.eq(self.cmd_n_tiles), e.cmd.p.zp.eq(self.cmd_zp),
+            e.cmd.p.qmin.eq(self.cmd_qmin), e.cmd.p.qmax.eq(self.cmd_qmax),
+            e.params.valid.eq(self.params_valid), self.params_ready.eq(e.params.ready),
+            e.params.p.bias.eq(self.params_bias), e.params.p.mult.eq(self.params_mult),
+            e.params.p.shift.eq(self.params_shift),
+            e.wgt.valid.eq(self.wgt_valid), self.wgt_ready.eq(e.wgt.ready),
+            e.wgt.payload.eq(self.wgt_data),
+            e.act.valid.eq(self.act_valid), self.act_ready.eq(e.act.ready),
+            e.act.payload.eq(self.act_data),
+            self.out_valid.eq(e.out.valid), e.out.ready.eq(self.out_ready),
+            self.out_data.eq(e.out.p.data), self.out_last.eq(e.out.p.last),
+            self.busy.eq(e.busy),
+        ]
+        return m
+
+
+def top(config: Config) -> GemmTop:
+    """Factory registered as ``"gemm"`` in :data:`hw.tops.TOPS`."""
+    return GemmTop(config)
+
