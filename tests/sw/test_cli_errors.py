@@ -1,0 +1,119 @@
+"""Bad input to ``logicdie check`` (SPEC section 8): exit code 2, exactly one line on stderr naming
+the cause, no traceback, nothing on stdout (with or without --json).
+
+The CLI runs as a subprocess (``python -m sw``), as users and make targets run it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+from models.tflite_writer import ModelBuilder
+from models.zoo import PERSON_DETECT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "sw", *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=env)
+
+
+def _float_only_model() -> bytes:
+    """A float32 CONV_2D + ADD model (what a converter emits without int8 quantization)."""
+    b = ModelBuilder()
+    x = b.input((1, 8, 8, 3), "float32")
+    w = b.const(np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32))
+    bias = b.const(np.zeros(4, np.float32))
+    y = b.tensor((1, 8, 8, 4), "float32")
+    opt = fb.Conv2DOptionsT()
+    opt.padding, opt.strideH, opt.strideW = fb.Padding.SAME, 1, 1
+    opt.dilationHFactor = opt.dilationWFactor = 1
+    b.op("CONV_2D", [x, w, bias], [y], opt)
+    b.output(b.binary("ADD", y, y, options=fb.AddOptionsT()))
+    return b.finish()
+
+
+def _unsupported_op_model(kind: str) -> bytes:
+    b = ModelBuilder()
+    x = b.input((1, 8), "int8", 0.05, 0)
+    y = b.fully_connected(x, b.weights(np.random.default_rng(1).normal(size=(8, 8)), axis=None),
+                          np.zeros(8, np.int32), out_scale=0.1, out_zp=0)
+    if kind == "TANH":
+        z = b.unary("TANH", y, 1.0 / 128, 0)
+    else:
+        z = b.binary(kind, y, x, 0.1, 0, getattr(fb, f"{kind.capitalize()}OptionsT")())
+    b.output(z)
+    return b.finish()
+
+
+def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """name -> (argv after 'check', regex the one stderr line must match)."""
+    pd = PERSON_DETECT.read_bytes()
+    files = {
+        "truncated.tflite": pd[: len(pd) // 2],
+        "truncated_header.tflite": pd[:6],
+        "empty.tflite": b"",
+        "random.tflite": np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes(),
+        # the identifier is right but the offsets point nowhere
+        "bad_root.tflite": b"\xf0\xff\xff\x0f" + pd[4:],
+        "garbage_tfl3.tflite": b"\x10\x00\x00\x00TFL3"
+        + np.random.default_rng(1).integers(0, 256, 2048, np.uint8).tobytes(),
+        "float_only.tflite": _float_only_model(),
+        "tanh.tflite": _unsupported_op_model("TANH"),
+        "sub.tflite": _unsupported_op_model("SUB"),
+    }
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+    bad_model = r"truncat|corrupt|not a (valid )?tflite|flatbuffer|invalid|malformed|empty"
+    return {
+        "missing_file": ([str(tmp / "nosuch.tflite")], r"nosuch\.tflite|not found|no such|exist"),
+        "truncated_file": ([str(tmp / "truncated.tflite")], bad_model),
+        "truncated_header": ([str(tmp / "truncated_header.tflite")], bad_model),
+        "empty_file": ([str(tmp / "empty.tflite")], bad_model),
+        "random_bytes": ([str(tmp / "random.tflite")], bad_model),
+        "bad_root_offset": ([str(tmp / "bad_root.tflite")], bad_model),
+        "garbage_after_identifier": ([str(tmp / "garbage_tfl3.tflite")], bad_model),
+        "float_only_model": ([str(tmp / "float_only.tflite")], r"float|quantiz|int8"),
+        "unsupported_op_tanh": ([str(tmp / "tanh.tflite")], r"TANH"),
+        "unsupported_op_sub": ([str(tmp / "sub.tflite")], r"\bSUB\b"),
+        "unknown_preset": ([str(PERSON_DETECT), "--config", "nosuchpreset"],
+                           r"nosuchpreset|preset"),
+    }
+
+
+CASE_NAMES = ["missing_file", "truncated_file", "truncated_header", "empty_file", "random_bytes",
+              "bad_root_offset", "garbage_after_identifier", "float_only_model",
+              "unsupported_op_tanh", "unsupported_op_sub", "unknown_preset"]
+
+
+@pytest.mark.parametrize("json_flag", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_check_bad_input(tmp_path, case, json_flag):
+    argv, pattern = _cases(tmp_path)[case]
+    args = ["check", *argv, "--backend", "golden", "--inputs", "1"]
+    if json_flag:
+        args.append("--json")
+    r = _run(*args)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert len(lines) == 1, r.stderr
+    assert re.search(pattern, lines[0], re.IGNORECASE), lines[0]
+    assert r.stdout == ""
+
+
+def test_check_good_model_exits_zero(tmp_path):
+    """Control: the same invocation on a valid model succeeds (the errors above are the input's)."""
+    r = _run("check", str(PERSON_DETECT), "--backend", "golden", "--inputs", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    assert '"bit_exact": true' in r.stdout
