@@ -7,7 +7,7 @@ File layout (little-endian)::
     version  u32      BUNDLE_VERSION
     meta_len u32      length of the JSON metadata
     blob_len u64      length of the binary blob
-    meta     JSON (UTF-8): config, descriptors, layers, host graph (constants as blob offsets), ...
+    meta     zlib-compressed JSON (UTF-8): config, descriptors, layers, host graph (constants as blob offsets), ...
     blob     program bytes, memory image segments and host-op constants
     sha256   32 bytes over everything before it
 
@@ -22,6 +22,7 @@ import json
 import os
 import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,7 @@ def to_bytes(c: Compiled) -> bytes:
             "outputs": list(g.outputs),
         },
     }
-    mj = json.dumps(meta, default=_jsonable, separators=(",", ":")).encode()
+    mj = zlib.compress(json.dumps(meta, default=_jsonable, separators=(",", ":")).encode(), 6)
     body = _HDR.pack(BUNDLE_MAGIC, BUNDLE_VERSION, len(mj), blob.size) + mj + b"".join(blob.parts)
     return body + hashlib.sha256(body).digest()
 
@@ -146,7 +147,7 @@ def from_bytes(data: bytes, label: str = "bundle") -> Compiled:
     if hashlib.sha256(data[:end]).digest() != data[end:]:
         raise UserError(f"{label}: checksum mismatch (corrupt bundle); {hint}")
     try:
-        meta = json.loads(data[_HDR.size : _HDR.size + mlen])
+        meta = json.loads(zlib.decompress(data[_HDR.size : _HDR.size + mlen]))
         blob = memoryview(data)[_HDR.size + mlen : end]
 
         def part(ref):
@@ -200,7 +201,7 @@ def from_bytes(data: bytes, label: str = "bundle") -> Compiled:
         )
     except UserError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError) as e:
+    except (ValueError, KeyError, TypeError, IndexError, zlib.error) as e:
         raise UserError(
             f"{label}: malformed bundle contents ({type(e).__name__}: {e}); {hint}"
         ) from None
@@ -219,6 +220,9 @@ def save_bundle(c: Compiled, path: str | Path) -> int:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -367,6 +367,7 @@ class _Compiler:
         """Each node -> a list of items: ('conv', ...), ('compute', instr), ('store', [instrs]),
         ('host', call), ('alias', src, dst). Constants are collected in self.consts."""
         self.consts: list[tuple[str, bytes]] = []  # (key, blob), placed in order
+        self.const_layer: list[int] = []  # layer index of each constant
         self.aliases: dict[int, int] = {}
         self.host_calls: list[dict] = []
         self.layers: list[LayerInfo] = []
@@ -400,6 +401,7 @@ class _Compiler:
     def const(self, blob: bytes) -> int:
         """Register a constant blob; returns its key (index) for later address resolution."""
         self.consts.append(blob)
+        self.const_layer.append(len(self.layers))
         return len(self.consts) - 1
 
     def lower_node(self, n: _Node):
@@ -1032,9 +1034,7 @@ class _Compiler:
         # per-layer SRAM use
         for li, layer in enumerate(self.layers):
             layer.const_bytes = sum(
-                len(self.consts[it[3][0]]) + len(self.consts[it[4][0]])
-                for it in self.items
-                if it[0] == li and it[1] == "conv"
+                len(b) for b, k in zip(self.consts, self.const_layer, strict=True) if k == li
             )
             layer.act_bytes = sum(
                 _nbytes(g.tensors[i])
