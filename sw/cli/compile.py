@@ -10,16 +10,26 @@ from sw.cli import add_common
 
 
 def register(sub):
-    p = sub.add_parser("compile", help="compile a TFLite int8 model into an NPU bundle",
-                       description="Compile a TFLite int8 model for a hardware preset into one "
-                       "versioned, checksummed bundle (program, weights, requant tables, tensor "
-                       "descriptors, ISP input normalization).")
+    p = sub.add_parser(
+        "compile",
+        help="compile a TFLite int8 model into an NPU bundle",
+        description="Compile a TFLite int8 model for a hardware preset into one "
+        "versioned, checksummed bundle (program, weights, requant tables, tensor "
+        "descriptors, ISP input normalization).",
+    )
     p.add_argument("model", help="TFLite int8 model (.tflite)")
     p.add_argument("-o", "--output", required=True, metavar="BUNDLE", help="bundle file to write")
-    p.add_argument("--config", default="default", metavar="PRESET",
-                   help="hardware preset (default, ecp5, ice40, tiny)")
-    p.add_argument("--report", action="store_true",
-                   help="print per layer: op, shapes, MACs, estimated cycles, SRAM use")
+    p.add_argument(
+        "--config",
+        default="default",
+        metavar="PRESET",
+        help="hardware preset (default, ecp5, ice40, tiny)",
+    )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print per layer: op, shapes, MACs, estimated cycles, SRAM use",
+    )
     add_common(p)
     p.set_defaults(func=run)
 
@@ -27,34 +37,54 @@ def register(sub):
 def report_rows(compiled, est) -> list[dict]:
     rows = []
     for layer, st in zip(compiled.layers, est["layers"], strict=True):
-        rows.append({"layer": layer.name, "engine": layer.engine, "in_shapes": layer.in_shapes,
-                     "out_shape": layer.out_shape, "macs": layer.macs, "cycles": st["cycles"],
-                     "utilization": st["utilization"], "const_bytes": layer.const_bytes,
-                     "act_bytes": layer.act_bytes})
+        rows.append(
+            {
+                "layer": layer.name,
+                "engine": layer.engine,
+                "in_shapes": layer.in_shapes,
+                "out_shape": layer.out_shape,
+                "macs": layer.macs,
+                "cycles": st["cycles"],
+                "utilization": st["utilization"],
+                "const_bytes": layer.const_bytes,
+                "act_bytes": layer.act_bytes,
+            }
+        )
     return rows
 
 
 def format_report(compiled, est) -> str:
-    lines = [f"{'layer':34s} {'engine':6s} {'in':>16s} {'out':>16s} {'MACs':>11s} {'cycles':>9s} "
-             f"{'util':>6s} {'weights B':>10s} {'act B':>9s}"]
+    lines = [
+        f"{'layer':34s} {'engine':6s} {'in':>16s} {'out':>16s} {'MACs':>11s} {'cycles':>9s} "
+        f"{'util':>6s} {'weights B':>10s} {'act B':>9s}"
+    ]
     for r in report_rows(compiled, est):
         ins = "x".join(map(str, r["in_shapes"][0][1:])) if r["in_shapes"] else "-"
         out = "x".join(map(str, r["out_shape"][1:])) if r["out_shape"] else "-"
-        lines.append(f"{r['layer'][:34]:34s} {r['engine']:6s} {ins:>16s} {out:>16s} "
-                     f"{r['macs']:>11,} {r['cycles']:>9,} {r['utilization']:>6.1%} "
-                     f"{r['const_bytes']:>10,} {r['act_bytes']:>9,}")
+        lines.append(
+            f"{r['layer'][:34]:34s} {r['engine']:6s} {ins:>16s} {out:>16s} "
+            f"{r['macs']:>11,} {r['cycles']:>9,} {r['utilization']:>6.1%} "
+            f"{r['const_bytes']:>10,} {r['act_bytes']:>9,}"
+        )
     m = compiled.memory
-    lines.append(f"total: {compiled.macs:,} MACs, {est['cycles']:,} cycles "
-                 f"({est['ms']:.3f} ms at {compiled.config.clock_mhz:g} MHz), utilization "
-                 f"{est['utilization']:.1%} of {compiled.config.pes} PEs")
-    lines.append(f"SRAM: weights/tables {m['const_bytes']:,} + activations "
-                 f"{m['activation_bytes']:,} + program {m['program_bytes']:,} = "
-                 f"{m['total_bytes']:,} of {m['sram_bytes']:,} bytes")
+    lines.append(
+        f"total: {compiled.macs:,} MACs, {est['cycles']:,} cycles "
+        f"({est['ms']:.3f} ms at {compiled.config.clock_mhz:g} MHz), utilization "
+        f"{est['utilization']:.1%} of {compiled.config.pes} PEs"
+    )
+    lines.append(
+        f"SRAM: weights/tables {m['const_bytes']:,} + activations "
+        f"{m['activation_bytes']:,} + program {m['program_bytes']:,} = "
+        f"{m['total_bytes']:,} of {m['sram_bytes']:,} bytes"
+    )
     if compiled.host_pre or compiled.host_post:
         g = compiled.host_graph
-        lines.append("host: before NPU " + (", ".join(g.ops[k].kind for k in compiled.host_pre)
-                                            or "-") +
-                     "; after NPU " + (", ".join(g.ops[k].kind for k in compiled.host_post) or "-"))
+        lines.append(
+            "host: before NPU "
+            + (", ".join(g.ops[k].kind for k in compiled.host_pre) or "-")
+            + "; after NPU "
+            + (", ".join(g.ops[k].kind for k in compiled.host_post) or "-")
+        )
     for w in compiled.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
@@ -74,20 +104,32 @@ def run(args):
     compiled = compile_graph(graph, config)
     est = estimate(compiled)
     size = save_bundle(compiled, out)
-    payload = {"model": str(args.model), "bundle": str(out), "config": config.name,
-               "bundle_bytes": size, "instructions": len(compiled.program), "macs": compiled.macs,
-               "cycles": est["cycles"], "utilization": est["utilization"], "ms": est["ms"],
-               "memory": compiled.memory, "warnings": compiled.warnings,
-               "host_ops": {"pre": [graph.ops[k].kind for k in compiled.host_pre],
-                            "post": [graph.ops[k].kind for k in compiled.host_post],
-                            "fallback": [graph.ops[k].kind for c in compiled.host_calls
-                                         for k in c["ops"]]}}
+    payload = {
+        "model": str(args.model),
+        "bundle": str(out),
+        "config": config.name,
+        "bundle_bytes": size,
+        "instructions": len(compiled.program),
+        "macs": compiled.macs,
+        "cycles": est["cycles"],
+        "utilization": est["utilization"],
+        "ms": est["ms"],
+        "memory": compiled.memory,
+        "warnings": compiled.warnings,
+        "host_ops": {
+            "pre": [graph.ops[k].kind for k in compiled.host_pre],
+            "post": [graph.ops[k].kind for k in compiled.host_post],
+            "fallback": [graph.ops[k].kind for c in compiled.host_calls for k in c["ops"]],
+        },
+    }
     if args.report:
         payload["layers"] = report_rows(compiled, est)
     if not args.json:
         if args.report:
             print(format_report(compiled, est))
-        print(f"wrote {out} ({size:,} bytes, {len(compiled.program)} instructions) for preset "
-              f"'{config.name}': {est['cycles']:,} cycles estimated, utilization "
-              f"{est['utilization']:.1%}")
+        print(
+            f"wrote {out} ({size:,} bytes, {len(compiled.program)} instructions) for preset "
+            f"'{config.name}': {est['cycles']:,} cycles estimated, utilization "
+            f"{est['utilization']:.1%}"
+        )
     return 0, payload
