@@ -104,7 +104,7 @@ def pack(md: Metadata) -> bytes:
     for t in md.tensors:
         if not isinstance(t, MetaTensor):
             t = MetaTensor(np.asarray(t))
-        a = np.ascontiguousarray(t.data)
+        a = np.array(t.data, copy=None, order="C")  # keeps rank 0 (ascontiguousarray would not)
         if str(a.dtype) not in DTYPE_CODES or a.ndim > MAX_RANK:
             raise ValueError(f"metadata cannot carry a {a.dtype} tensor of rank {a.ndim}")
         if any(d > 0xFFFF for d in a.shape):
