@@ -49,14 +49,18 @@ def unpack(layout, bits: int):
 class Source:
     """Drives ``valid``/``payload`` from a list of packed beats; ``idle`` is the gap probability."""
 
-    def __init__(self, valid, ready, payload, beats, rng: random.Random, idle: float = 0.0):
+    def __init__(self, valid, ready, payload, beats, rng: random.Random, idle: float = 0.0,
+                 delay: int = 0):
         self.valid, self.ready, self.payload = valid, ready, payload
+        self.delay = delay
         self.beats, self.rng, self.idle = list(beats), rng, idle
         self.idx, self.showing = 0, False
         self.first_cycle = self.last_cycle = None
+        self.taken: list[int] = []     # cycles in which a beat was accepted
 
     def drive(self, cycle: int) -> None:
-        if not self.showing and self.idx < len(self.beats) and self.rng.random() >= self.idle:
+        if (not self.showing and self.idx < len(self.beats) and cycle >= self.delay
+                and self.rng.random() >= self.idle):
             self.showing = True
             self.payload.value = self.beats[self.idx]
         self.valid.value = int(self.showing)
@@ -66,6 +70,7 @@ class Source:
             if self.first_cycle is None:
                 self.first_cycle = cycle
             self.last_cycle = cycle
+            self.taken.append(cycle)
             self.idx += 1
             self.showing = False
 
