@@ -803,19 +803,30 @@ class _Compiler:
         fh, fw = oh // h, ow // w
         align = bool(op.options.get("align_corners", False))
         half = bool(op.options.get("half_pixel_centers", False))
-        if not (np.array_equal(_nearest(oh, h, align, half), np.arange(oh) // fh)
-                and np.array_equal(_nearest(ow, w, align, half), np.arange(ow) // fw)):
+        if not (
+            np.array_equal(_nearest(oh, h, align, half), np.arange(oh) // fh)
+            and np.array_equal(_nearest(ow, w, align, half), np.arange(ow) // fw)
+        ):
             return None
         if h > 65535 or w > 65535 or c > 65535:
             return None
         instrs = []
         for dy in range(fh):
             for dx in range(fw):
-                instrs.append({"opcode": Opcode.COPY, "src_addr": ("t", n.ins[0]),
-                               "dst_addr": ("t", op.outputs[0], (dy * ow + dx) * c),
-                               "row_bytes": c, "rows": w, "planes": h,
-                               "src_row_stride": c, "src_plane_stride": w * c,
-                               "dst_row_stride": fw * c, "dst_plane_stride": fh * ow * c})
+                instrs.append(
+                    {
+                        "opcode": Opcode.COPY,
+                        "src_addr": ("t", n.ins[0]),
+                        "dst_addr": ("t", op.outputs[0], (dy * ow + dx) * c),
+                        "row_bytes": c,
+                        "rows": w,
+                        "planes": h,
+                        "src_row_stride": c,
+                        "src_plane_stride": w * c,
+                        "dst_row_stride": fw * c,
+                        "dst_plane_stride": fh * ow * c,
+                    }
+                )
         return "store", [("store", instrs)]
 
     def lower_pad(self, n: _Node):
@@ -1249,6 +1260,8 @@ def layer_stats(compiled: Compiled, sched) -> dict:
     prev = 0
     for li, layer in enumerate(compiled.layers):
         end = max(last_end[li], prev)
+        if li == n_layers - 1:
+            end = max(end, sched.total)  # the final DONE belongs to the last layer
         cyc = end - prev
         prev = end
         rows.append(

@@ -1,0 +1,305 @@
+"""The functional ISA simulator against the golden graph (itself bit-exact with TFLM): person_detect,
+random multi-layer models from the TFLite writer, MobileNetV2-shaped networks; program checks (deadlock,
+hazards) and cycle-model properties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hw.config import preset
+from hw.isa import BufSel, Opcode, Timing
+from models.golden import GoldenModel
+from models.tflite_writer import ModelBuilder
+from sim.isa_sim import IsaSim, SimError, instr_cost, schedule
+from sw.compiler import compile_graph
+from sw.runtime import IsaBackend
+from sw.tflite_import import load_tflite
+
+ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
+
+
+def _inputs(graph, rng):
+    xs = []
+    for t in graph.input_tensors():
+        if t.dtype == "int8":
+            xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
+        else:
+            xs.append(rng.uniform(-3, 3, size=t.shape).astype(np.float32))
+    return xs
+
+
+def _assert_exact(graph, config, inputs_list):
+    isa = IsaBackend(compile_graph(graph, config))
+    gold = GoldenModel(graph)
+    for xs in inputs_list:
+        got, want = isa.run(xs), gold.run(xs)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            assert np.array_equal(g, w), f"{np.count_nonzero(g != w)} of {w.size} differ"
+    return isa
+
+
+@pytest.fixture(scope="module")
+def person_detect():
+    return load_tflite(ZOO / "person_detect.tflite")
+
+
+@pytest.mark.parametrize("config", ["default", "tiny"])
+def test_person_detect_bmps_and_random(person_detect, config):
+    rng = np.random.default_rng(0)
+    xs = [
+        [np.asarray(Image.open(ZOO / f)).view(np.int8).reshape(1, 96, 96, 1)]
+        for f in ("person.bmp", "no_person.bmp")
+    ]
+    xs += [_inputs(person_detect, rng) for _ in range(6)]
+    isa = _assert_exact(person_detect, config, xs)
+    assert isa.last_cycles > 0
+    st = isa.last_stats
+    assert sum(r["cycles"] for r in st["layers"]) == st["cycles"]
+
+
+# ------------------------------------------------------------------------------ random models
+def _conv_out_scale(in_scale, k, rng):
+    return float(in_scale * np.sqrt(k) * rng.uniform(0.1, 0.4))
+
+
+def random_model(seed: int) -> bytes:
+    """A random multi-layer int8 network exercising every lowering path of the compiler."""
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder(name=f"rand{seed}")
+    h, w = int(rng.integers(5, 17)), int(rng.integers(5, 17))
+    c = int(rng.integers(1, 9))
+    s = float(rng.uniform(0.02, 0.1))
+    x = b.input((1, h, w, c), "int8", s, int(rng.choice([-128, 127, int(rng.integers(-128, 128))])))
+    acts = ["NONE", "RELU", "RELU6"]
+    n_layers = int(rng.integers(3, 7))
+    for _ in range(n_layers):
+        kind = rng.choice(
+            ["conv", "dw", "padconv", "residual", "pool", "unary", "concat", "mulch", "resize"]
+        )
+        cur_s, cur_z = x.qparams
+        ci = x.shape[3]
+        if kind in ("conv", "padconv"):
+            k = int(rng.choice([1, 3, 5]))
+            co = int(rng.integers(1, 40))
+            stride = int(rng.choice([1, 2]))
+            if kind == "padconv":
+                p = [int(v) for v in rng.integers(0, 3, size=4)]
+                x = b.pad(x, [[0, 0], [p[0], p[1]], [p[2], p[3]], [0, 0]])
+            wt = b.weights(rng.normal(size=(co, k, k, ci)), axis=0)
+            x = b.conv2d(
+                x,
+                wt,
+                bias=rng.normal(size=co) * 0.5,
+                stride=stride,
+                padding="VALID" if kind == "padconv" or rng.random() < 0.3 else "SAME",
+                activation=str(rng.choice(acts)),
+                out_scale=_conv_out_scale(cur_s, k * k * ci, rng),
+                out_zp=int(rng.integers(-128, 128)),
+            )
+        elif kind == "dw":
+            k = int(rng.choice([3, 5]))
+            m = int(rng.choice([1, 1, 2]))
+            wt = b.depthwise_weights(rng.normal(size=(1, k, k, ci * m)))
+            x = b.depthwise_conv2d(
+                x,
+                wt,
+                bias=rng.normal(size=ci * m),
+                stride=int(rng.choice([1, 2])),
+                padding=str(rng.choice(["SAME", "VALID"]))
+                if x.shape[1] >= k and x.shape[2] >= k
+                else "SAME",
+                activation=str(rng.choice(acts)),
+                out_scale=_conv_out_scale(cur_s, k * k, rng),
+                out_zp=int(rng.integers(-128, 128)),
+            )
+        elif kind == "residual":
+            wt = b.weights(rng.normal(size=(ci, 1, 1, ci)), axis=0)
+            y = b.conv2d(x, wt, out_scale=_conv_out_scale(cur_s, ci, rng), out_zp=0)
+            x = b.add(
+                x,
+                y,
+                activation=str(rng.choice(acts)),
+                out_scale=float(cur_s * rng.uniform(1, 2)),
+                out_zp=int(rng.integers(-20, 20)),
+            )
+        elif kind == "pool":
+            f = int(rng.choice([2, 3]))
+            st = int(rng.choice([1, 2]))
+            pool = b.average_pool2d if rng.random() < 0.5 else b.max_pool2d
+            x = pool(x, filter=f, stride=st, padding="SAME")
+        elif kind == "unary":
+            op = rng.choice(["relu6", "relu", "leaky", "hswish", "quant"])
+            if op == "relu6":
+                x = b.relu6(x)
+            elif op == "relu":
+                x = b.relu(x, out_scale=float(cur_s * rng.uniform(0.5, 2)), out_zp=-128)
+            elif op == "leaky":
+                x = b.leaky_relu(x, alpha=float(rng.uniform(0.05, 0.3)))
+            elif op == "hswish":
+                x = b.hard_swish(
+                    x,
+                    out_scale=float(cur_s * rng.uniform(0.8, 1.5)),
+                    out_zp=int(rng.integers(-128, 0)),
+                )
+            else:
+                x = b.quantize(x, float(cur_s * rng.uniform(0.5, 2)), int(rng.integers(-128, 128)))
+        elif kind == "concat":
+            wt = b.weights(rng.normal(size=(int(rng.integers(1, 9)), 1, 1, ci)), axis=0)
+            y = b.conv2d(x, wt, out_scale=cur_s, out_zp=cur_z)
+            x = b.concatenation([x, y], axis=-1)
+        elif kind == "mulch":
+            g = b.const(rng.integers(-128, 128, size=(1, 1, 1, ci)), "int8", 0.01, 0)
+            x = b.mul(x, g, out_scale=float(cur_s * 0.5), out_zp=int(rng.integers(-10, 10)))
+        elif kind == "resize" and x.shape[1] <= 12:
+            x = b.resize_nearest_neighbor(
+                x, (x.shape[1] * 2, x.shape[2] * 2), half_pixel_centers=bool(rng.random() < 0.5)
+            )
+    tail = rng.choice(["mean_fc", "fc_softmax", "plain"])
+    if tail == "mean_fc":
+        x = b.mean(x, [1, 2], keep_dims=True, out_scale=x.qparams[0], out_zp=x.qparams[1])
+        x = b.reshape(x, (1, x.shape[3]))
+        wt = b.weights(rng.normal(size=(10, x.shape[1])), axis=None)
+        x = b.fully_connected(x, wt, bias=rng.normal(size=10), out_scale=0.1, out_zp=0)
+    elif tail == "fc_softmax":
+        x = b.reshape(x, (1, -1))
+        wt = b.weights(rng.normal(size=(5, x.shape[1])), axis=None)
+        x = b.fully_connected(
+            x, wt, out_scale=_conv_out_scale(x.qparams[0], x.shape[1], rng), out_zp=0
+        )
+        x = b.softmax(x)
+    b.output(x)
+    return b.finish()
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_models_bit_exact(seed):
+    g = load_tflite(random_model(seed), name=f"rand{seed}")
+    rng = np.random.default_rng(100 + seed)
+    config = "tiny" if seed % 2 else "default"
+    isa = _assert_exact(g, config, [_inputs(g, rng) for _ in range(3)])
+    # every compute op of these models is lowered to the NPU (no host fallback)
+    assert not isa.compiled.host_calls, isa.compiled.warnings
+
+
+def test_mobilenet_v2_shaped_bit_exact():
+    from models.zoo.generate import mobilenet_v2_like
+
+    g = load_tflite(mobilenet_v2_like(input_hw=(64, 64), alpha=0.35, num_classes=10, seed=1))
+    rng = np.random.default_rng(2)
+    isa = _assert_exact(g, "default", [_inputs(g, rng) for _ in range(2)])
+    assert not isa.compiled.host_calls
+    kinds = {layer.kind for layer in isa.compiled.layers}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD"} <= kinds
+
+
+def test_host_fallback_op_mid_graph_bit_exact():
+    rng = np.random.default_rng(4)
+    b = ModelBuilder()
+    x = b.input((1, 6, 8, 4), "int8", 0.05, 3)
+    wt = b.weights(rng.normal(size=(6, 3, 3, 4)), axis=0)
+    y = b.conv2d(x, wt, out_scale=0.2, out_zp=-5)
+    y = b.transpose(y, [0, 2, 1, 3])  # TRANSPOSE mid-graph: host call
+    wt2 = b.weights(rng.normal(size=(5, 1, 1, 6)), axis=0)
+    y = b.conv2d(y, wt2, out_scale=0.3, out_zp=1)
+    b.output(y)
+    g = load_tflite(b.finish())
+    isa = _assert_exact(g, "default", [_inputs(g, rng) for _ in range(3)])
+    assert [g.ops[k].kind for c in isa.compiled.host_calls for k in c["ops"]] == ["TRANSPOSE"]
+
+
+# ------------------------------------------------------------------------------ program checks
+def _tiny_program(extra_flags: dict):
+    cfg = preset("tiny")
+    load = {
+        "opcode": Opcode.LOAD,
+        "buf": BufSel.WBUF,
+        "slot": 0,
+        "sram_addr": 0,
+        "nbytes": 16,
+        "push_next": 1,
+        "pop_next": 0,
+        "pop_prev": 0,
+        "push_prev": 0,
+    }
+    conv = {
+        "opcode": Opcode.CONV,
+        "in_addr": 64,
+        "out_addr": 128,
+        "in_h": 2,
+        "in_w": 2,
+        "in_c": 4,
+        "out_h": 2,
+        "out_w": 2,
+        "out_pitch": 4,
+        "n_cols": 4,
+        "k_h": 1,
+        "k_w": 1,
+        "stride_h": 1,
+        "stride_w": 1,
+        "pad_top": 0,
+        "pad_left": 0,
+        "wslot": 0,
+        "pslot": 0,
+        "in_zp": 0,
+        "out_zp": 0,
+        "act_min": -128,
+        "act_max": 127,
+        "pop_prev": 1,
+        "pop_next": 0,
+        "push_prev": 0,
+        "push_next": 0,
+    }
+    conv.update(extra_flags.get("conv", {}))
+    load.update(extra_flags.get("load", {}))
+    return cfg, [
+        load,
+        conv,
+        {"opcode": Opcode.DONE, "pop_prev": 0, "pop_next": 0, "push_prev": 0, "push_next": 0},
+    ]
+
+
+def test_schedule_deadlock_and_hazard_detected():
+    cfg, prog = _tiny_program({})
+    sched = schedule(prog, cfg)
+    t = Timing(cfg)
+    assert sched.start[1] >= sched.end[0]  # the CONV waited for the LOAD's token
+    assert sched.end[1] - sched.start[1] == instr_cost(prog[1], t)
+    cfg, prog = _tiny_program({"load": {"push_next": 0}})
+    with pytest.raises(SimError, match="deadlock"):
+        schedule(prog, cfg)
+    # CONV does not wait: it overlaps the LOAD writing its weight slot
+    cfg, prog = _tiny_program({"conv": {"pop_prev": 0}, "load": {"push_next": 0}})
+    with pytest.raises(SimError, match="hazard"):
+        schedule(prog, cfg)
+
+
+def test_sim_rejects_out_of_range_access():
+    cfg, prog = _tiny_program({"conv": {"out_addr": cfg_size("tiny") - 2}})
+    sim = IsaSim(cfg, prog, [])
+    with pytest.raises(SimError, match="outside"):
+        sim.run()
+
+
+def cfg_size(name):
+    return preset(name).sram_bytes
+
+
+def test_cycle_model_properties(person_detect):
+    """Loads are hidden behind compute, and a large pointwise conv streams at >= 90 % of the array."""
+    c = compile_graph(person_detect, "default")
+    sched = schedule(c.program, c.config, host_calls=c.host_calls)
+    assert sched.busy["compute"] >= 0.95 * sched.total
+    b = ModelBuilder()
+    rng = np.random.default_rng(0)
+    x = b.input((1, 32, 32, 64), "int8", 0.05, 0)
+    y = b.conv2d(x, b.weights(rng.normal(size=(128, 1, 1, 64)), axis=0), out_scale=0.2, out_zp=0)
+    b.output(y)
+    g = load_tflite(b.finish())
+    cc = compile_graph(g, "default")
+    s = schedule(cc.program, cc.config)
+    assert g.macs() / (s.total * cc.config.pes) >= 0.9

@@ -1,0 +1,147 @@
+"""Compiler passes: PAD folding, activation fusion, host prologue/tail, requant constants, memory limits.
+Every compiled model is also run on the ISA simulator and compared with the golden graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hw.errors import UserError
+from hw.isa import PARAM_RECORD_BYTES, Opcode
+from models.arith import quantize_multiplier
+from models.golden import GoldenModel
+from models.tflite_writer import ModelBuilder
+from sw.compiler import compile_graph, estimate
+from sw.runtime import IsaBackend
+from sw.tflite_import import load_tflite
+
+
+def _check(g, config="default", n=3, seed=0):
+    c = compile_graph(g, config)
+    isa, gold = IsaBackend(c), GoldenModel(g)
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        xs = []
+        for t in g.input_tensors():
+            if t.dtype == "int8":
+                xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
+            else:
+                xs.append(rng.uniform(-2, 2, size=t.shape).astype(np.float32))
+        for a, b in zip(isa.run(xs), gold.run(xs), strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+    return c
+
+
+def _opcodes(c):
+    return [i["opcode"] for i in c.program]
+
+
+def test_pad_folded_into_conv():
+    rng = np.random.default_rng(1)
+    b = ModelBuilder()
+    x = b.input((1, 9, 7, 3), "int8", 0.05, -7)
+    p = b.pad(x, [[0, 0], [2, 1], [1, 2], [0, 0]])
+    y = b.conv2d(
+        p,
+        b.weights(rng.normal(size=(5, 3, 3, 3)), axis=0),
+        padding="VALID",
+        stride=2,
+        out_scale=0.3,
+        out_zp=4,
+    )
+    b.output(y)
+    g = load_tflite(b.finish())
+    c = _check(g)
+    assert [layer.kind for layer in c.layers] == ["CONV_2D"]
+    assert "PAD" in c.layers[0].name
+    assert Opcode.COPY not in _opcodes(c) and Opcode.FILL not in _opcodes(c)
+    conv = next(i for i in c.program if i["opcode"] == Opcode.CONV)
+    assert (conv["pad_top"], conv["pad_left"], conv["in_h"], conv["in_w"]) == (2, 1, 9, 7)
+
+
+def test_channel_pad_uses_fill_and_copy():
+    b = ModelBuilder()
+    x = b.input((1, 4, 5, 3), "int8", 0.05, 9)
+    y = b.pad(x, [[0, 0], [1, 0], [0, 2], [1, 2]])
+    y = b.max_pool2d(y, filter=2, stride=1)
+    b.output(y)
+    c = _check(load_tflite(b.finish()))
+    ops = _opcodes(c)
+    assert Opcode.FILL in ops and Opcode.COPY in ops and not c.host_calls
+
+
+def test_activation_fusion_clamp_vs_lut():
+    rng = np.random.default_rng(2)
+    b = ModelBuilder()
+    x = b.input((1, 6, 6, 4), "int8", 0.05, 0)
+    y = b.conv2d(x, b.weights(rng.normal(size=(8, 3, 3, 4)), axis=0), out_scale=0.1, out_zp=-3)
+    y = b.relu6(y)  # a clamp on the conv's output codes: fused, no extra instruction
+    y = b.conv2d(y, b.weights(rng.normal(size=(8, 1, 1, 8)), axis=0), out_scale=0.1, out_zp=0)
+    y = b.leaky_relu(y, alpha=0.1)  # not a clamp on the conv's range: a LUT instruction
+    y = b.leaky_relu(y, alpha=0.2)  # after a LUT: a LUT of its own
+    b.output(y)
+    g = load_tflite(b.finish())
+    c = _check(g)
+    names = [layer.name for layer in c.layers]
+    assert len(names) == 4 and names[0].endswith("+RELU6") and names[2].endswith("LEAKY_RELU")
+    assert _opcodes(c).count(Opcode.LUT) == 2
+
+
+def test_host_prologue_and_tail():
+    from models.zoo.generate import float_io_model, nchw_input_model
+
+    g = load_tflite(float_io_model())
+    c = _check(g)
+    assert [g.ops[k].kind for k in c.host_pre] == ["QUANTIZE"]
+    assert {g.ops[k].kind for k in c.host_post} <= {"SOFTMAX", "DEQUANTIZE", "LOGISTIC"}
+    assert c.host_post and not c.host_calls
+    g = load_tflite(nchw_input_model())
+    c = _check(g)
+    assert [g.ops[k].kind for k in c.host_pre] == ["TRANSPOSE"]
+    assert c.inputs[0].shape[-1] == g.tensors[g.inputs[0]].shape[1]  # NPU input is NHWC
+
+
+def test_requant_constants_are_tflm_quantize_multiplier():
+    """The PBUF records hold exactly QuantizeMultiplier(in_scale * w_scale[c] / out_scale)."""
+    rng = np.random.default_rng(3)
+    b = ModelBuilder()
+    x = b.input((1, 5, 5, 3), "int8", 0.037, 5)
+    w = b.weights(rng.normal(size=(20, 3, 3, 3)) * rng.uniform(0.01, 3, size=(20, 1, 1, 1)), axis=0)
+    y = b.conv2d(x, w, bias=rng.normal(size=20), out_scale=0.21, out_zp=-9)
+    b.output(y)
+    g = load_tflite(b.finish())
+    c = _check(g)
+    wt = g.tensors[g.ops[0].inputs[1]]
+    bias = g.tensors[g.ops[0].inputs[2]].data
+    image = dict(c.image)
+    loads = [i for i in c.program if i["opcode"] == Opcode.LOAD and i["buf"].name == "PBUF"]
+    recs = np.concatenate(
+        [np.frombuffer(image[ld["sram_addr"]], "<i4").reshape(-1, 3) for ld in loads]
+    )
+    assert recs.shape == (20, 3) and all(ld["nbytes"] % PARAM_RECORD_BYTES == 0 for ld in loads)
+    in_s = float(np.float32(0.037))
+    out_s = float(np.float32(0.21))
+    for ch in range(20):
+        m, s = quantize_multiplier(in_s * float(wt.quant.scale[ch]) / out_s)
+        assert tuple(recs[ch]) == (int(bias[ch]), m, s)
+
+
+def test_model_too_big_for_preset():
+    from pathlib import Path
+
+    g = load_tflite(Path(__file__).resolve().parents[2] / "models" / "zoo" / "person_detect.tflite")
+    with pytest.raises(UserError, match=r"needs [\d,]+ bytes of SRAM .* 'ice40' has 131,072"):
+        compile_graph(g, "ice40")
+
+
+def test_estimate_layers_sum_and_loads_overlap():
+    from models.zoo.generate import mobilenet_v2_like
+
+    g = load_tflite(mobilenet_v2_like(input_hw=(96, 96), alpha=0.5, num_classes=10, seed=3))
+    c = compile_graph(g, "default")
+    est = estimate(c)
+    assert sum(r["cycles"] for r in est["layers"]) == est["cycles"]
+    assert est["busy"]["load"] > 0
+    # loads run concurrently with compute: the total is far below the sum of busy times
+    assert est["cycles"] < est["busy"]["compute"] + 0.5 * est["busy"]["load"]
+    assert sum(r["macs"] for r in est["layers"]) == g.macs()
