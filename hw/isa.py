@@ -1,30 +1,31 @@
-"""The NPU instruction set: one definition shared by the compiler, the functional ISA simulator and the RTL
-decoder.
+"""The NPU instruction set: one definition shared by the compiler, the functional ISA simulator and
+the RTL decoder.
 
 Machine model (contract):
 
-- **SRAM**: the on-die SRAM, one byte-addressed space of ``config.sram_bytes`` bytes holding the program,
-  the weights, the per-channel requant tables and every activation tensor (NHWC, dense, int8 unless a host
-  op says otherwise). Addresses are 24 bits.
-- **Local buffers** of the array, each with two slots (double buffering): ``WBUF`` holds the weights of one
-  column tile, K x n_cols int8 row-major (K = k_h * k_w * in_c in (ky, kx, ci) order, the on-the-fly im2col
-  order); ``PBUF`` holds that tile's per-channel parameters, n_cols records of three little-endian int32
-  (bias, multiplier, shift). Sizes: :func:`buffer_sizes`.
-- **Three queues** (as TVM VTA): LOAD (``LOAD``: SRAM -> WBUF/PBUF), COMPUTE (``CONV`` on the systolic array;
-  ``DWCONV``, ``POOL``, ``ELTWISE``, ``LUT`` on the depthwise/vector unit; ``HOST`` calls the host), STORE
-  (``COPY``, ``FILL``: SRAM -> SRAM data movement). Each queue executes its instructions in program order;
-  queues run concurrently and synchronise only through **dependency tokens**: four flags per instruction,
-  ``pop_prev``/``pop_next`` (wait for and consume a token from the previous/next queue in the order
-  LOAD < COMPUTE < STORE) and ``push_prev``/``push_next`` (send one after finishing). Pops happen before the
-  instruction starts, pushes after it ends. ``SYNC`` waits for all queues; ``DONE`` ends the program.
-- **Arithmetic** is TFLite int8 (SPEC section 4): ``CONV``/``DWCONV`` accumulate ``(x - in_zp) * w`` in
-  int32 (positions outside the input, i.e. padding, contribute 0), add the bias, apply
+- **SRAM**: the on-die SRAM, one byte-addressed space of ``config.sram_bytes`` bytes holding the
+  program, the weights, the per-channel requant tables and every activation tensor (NHWC, dense,
+  int8 unless a host op says otherwise). Addresses are 24 bits.
+- **Local buffers** of the array, each with two slots (double buffering): ``WBUF`` holds the weights
+  of one column tile, K x n_cols int8 row-major (K = k_h * k_w * in_c in (ky, kx, ci) order, the
+  on-the-fly im2col order); ``PBUF`` holds that tile's per-channel parameters, n_cols records of
+  three little-endian int32 (bias, multiplier, shift). Sizes: :func:`buffer_sizes`.
+- **Three queues** (as TVM VTA): LOAD (``LOAD``: SRAM -> WBUF/PBUF), COMPUTE (``CONV`` on the
+  systolic array; ``DWCONV``, ``POOL``, ``ELTWISE``, ``LUT`` on the depthwise/vector unit; ``HOST``
+  calls the host), STORE (``COPY``, ``FILL``: SRAM -> SRAM data movement). Each queue executes its
+  instructions in program order; queues run concurrently and synchronise only through **dependency
+  tokens**: four flags per instruction, ``pop_prev``/``pop_next`` (wait for and consume a token from
+  the previous/next queue in the order LOAD < COMPUTE < STORE) and ``push_prev``/``push_next`` (send
+  one after finishing). Pops happen before the instruction starts, pushes after it ends. ``SYNC``
+  waits for all queues; ``DONE`` ends the program.
+- **Arithmetic** is TFLite int8 (SPEC section 4): ``CONV``/``DWCONV`` accumulate ``(x - in_zp) * w``
+  in int32 (positions outside the input, i.e. padding, contribute 0), add the bias, apply
   MultiplyByQuantizedMultiplier(acc, mult, shift), add ``out_zp`` and clamp to [act_min, act_max].
 
-Every instruction is :data:`INSTR_BITS` = 256 bits wide, little-endian: bit 0 of the instruction is bit 0 of
-byte 0. The first 16 bits are the common header (opcode and the four dependency flags); the per-opcode
-fields follow (:data:`LAYOUTS`). :func:`encode` / :func:`decode` pack and unpack on the host;
-``python -m hw.isa --doc`` writes docs/isa.md from these definitions.
+Every instruction is :data:`INSTR_BITS` = 256 bits wide, little-endian: bit 0 of the instruction is
+bit 0 of byte 0. The first 16 bits are the common header (opcode and the four dependency flags); the
+per-opcode fields follow (:data:`LAYOUTS`). :func:`encode` / :func:`decode` pack and unpack on the
+host; ``python -m hw.isa --doc`` writes docs/isa.md from these definitions.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Opcode(enum.Enum, shape=5):
     DWCONV = 3  #: depthwise conv on the vector unit; COMPUTE queue
     POOL = 4  #: average / max pooling on the vector unit; COMPUTE queue
     ELTWISE = 5  #: elementwise ADD / MUL with requant on the vector unit; COMPUTE queue
-    LUT = 6  #: int8 -> int8 table lookup (activations, int8 requant) on the vector unit; COMPUTE queue
+    LUT = 6  #: int8 -> int8 table lookup (activations, requant) on the vector unit; COMPUTE queue
     COPY = 7  #: 2-D strided SRAM -> SRAM copy of byte rows; STORE queue
     FILL = 8  #: 1-D strided fill of byte rows with a constant; STORE queue
     HOST = 9  #: call the host to run one graph op on SRAM tensors (fallback); COMPUTE queue
@@ -262,27 +263,43 @@ _FIELDS: dict[Opcode, dict] = {
 }
 
 _DOC = {
-    Opcode.LOAD: "Copy `nbytes` from SRAM `sram_addr` into slot `slot` of WBUF (weights) or PBUF "
-    "(per-channel bias/multiplier/shift records).",
-    Opcode.CONV: "Conv/GEMM of one column tile on the array. Input NHWC at `in_addr` "
-    "(in_h x in_w x in_c); im2col on the fly with kernel k_h x k_w, strides, top/left padding "
-    "(bottom/right padding implied by out_h/out_w; padded taps contribute 0). Weights WBUF[wslot] "
-    "(K x n_cols), params PBUF[pslot]. Output pixel p, channel j at "
-    "`out_addr + p*out_pitch + j`. FULLY_CONNECTED is a 1x1 CONV with in_h=1, in_w=batch.",
-    Opcode.DWCONV: "Depthwise conv on the vector unit: output channel c = ci*depth_mult + m; weights int8 "
-    "[k_h][k_w][in_c*depth_mult] at `w_addr`, per-channel 12-byte records at `p_addr`.",
-    Opcode.POOL: "AVG: sum over the valid (unpadded) window / valid count, rounded half away from zero "
-    "(TFLM); MAX: max over the valid window. Then clamp to [act_min, act_max]. No requant.",
-    Opcode.ELTWISE: "`count` elements a (op) b -> out; b_period > 0 broadcasts b[i % b_period] (scalar: 1, per channel: C). TFLite quantized ADD (left "
-    "shift 20, per-input multipliers) or MUL; the 12 int32 parameters at `p_addr` are "
-    + ", ".join(ELT_PARAM_FIELDS)
-    + ".",
-    Opcode.LUT: "out[i] = lut[in[i] + 128] for `count` int8 elements; the 256-byte table is at `lut_addr`.",
-    Opcode.COPY: "for p < planes, r < rows: copy `row_bytes` bytes from src + p*src_plane_stride + "
-    "r*src_row_stride to dst + p*dst_plane_stride + r*dst_row_stride.",
+    Opcode.LOAD: (
+        "Copy `nbytes` from SRAM `sram_addr` into slot `slot` of WBUF (weights) or PBUF "
+        "(per-channel bias/multiplier/shift records)."
+    ),
+    Opcode.CONV: (
+        "Conv/GEMM of one column tile on the array. Input NHWC at `in_addr` "
+        "(in_h x in_w x in_c); im2col on the fly with kernel k_h x k_w, strides, top/left "
+        "padding (bottom/right padding implied by out_h/out_w; padded taps contribute 0). "
+        "Weights WBUF[wslot] (K x n_cols), params PBUF[pslot]. Output pixel p, channel j at "
+        "`out_addr + p*out_pitch + j`. FULLY_CONNECTED is a 1x1 CONV with in_h=1, in_w=batch."
+    ),
+    Opcode.DWCONV: (
+        "Depthwise conv on the vector unit: output channel c = ci*depth_mult + m; weights int8 "
+        "[k_h][k_w][in_c*depth_mult] at `w_addr`, per-channel 12-byte records at `p_addr`. "
+        "MEAN over H, W is a DWCONV with an all-ones k_h = H, k_w = W kernel."
+    ),
+    Opcode.POOL: (
+        "AVG: sum over the valid (unpadded) window / valid count, rounded half away from zero "
+        "(TFLM); MAX: max over the valid window. Then clamp to [act_min, act_max]. No requant."
+    ),
+    Opcode.ELTWISE: (
+        "`count` elements a (op) b -> out; b_period > 0 broadcasts b[i % b_period] (scalar: 1, "
+        "per channel: C). TFLite quantized ADD (left shift 20, per-input multipliers) or MUL; "
+        "the 12 int32 parameters at `p_addr` are " + ", ".join(ELT_PARAM_FIELDS) + "."
+    ),
+    Opcode.LUT: (
+        "out[i] = lut[in[i] + 128] for `count` int8 elements; the 256-byte table is at `lut_addr`."
+    ),
+    Opcode.COPY: (
+        "for p < planes, r < rows: copy `row_bytes` bytes from src + p*src_plane_stride + "
+        "r*src_row_stride to dst + p*dst_plane_stride + r*dst_row_stride."
+    ),
     Opcode.FILL: "for r < rows: set `row_bytes` bytes at dst + r*dst_row_stride to `value`.",
-    Opcode.HOST: "Stop the compute queue and let the host run host-call `call` of the bundle (a graph op "
-    "the NPU does not implement) on SRAM tensors.",
+    Opcode.HOST: (
+        "Stop the compute queue and let the host run host-call `call` of the bundle (a graph op "
+        "the NPU does not implement) on SRAM tensors."
+    ),
     Opcode.SYNC: "Wait until the three queues are idle.",
     Opcode.DONE: "Wait until the three queues are idle, then raise done.",
     Opcode.NOP: "No operation (dependency flags still apply).",
@@ -321,7 +338,8 @@ _CODEC = {
 
 
 def encode(fields: dict) -> bytes:
-    """Pack one instruction: ``fields`` has ``opcode`` (Opcode) and any of its layout's fields (absent: 0).
+    """Pack one instruction: ``fields`` has ``opcode`` (Opcode) and any of its layout's fields
+    (absent: 0).
 
     Raises ValueError for an unknown field or a value that does not fit its width.
     """
@@ -390,8 +408,8 @@ class Timing:
 
     - LOAD: ``load_latency + ceil(nbytes / load_bytes_per_cycle)``.
     - CONV (weight-stationary R x C array, weights double-buffered in the PEs): per block of at most
-      ``acc_rows`` output pixels, each of the ceil(K / R) weight tiles streams max(block, R) cycles (a
-      weight tile takes R cycles to shift in, hidden behind the previous tile's stream), plus one
+      ``acc_rows`` output pixels, each of the ceil(K / R) weight tiles streams max(block, R) cycles
+      (a weight tile takes R cycles to shift in, hidden behind the previous tile's stream), plus one
       ``R + C`` fill/drain and ``requant_latency`` per instruction.
     - DWCONV: ``vector_lanes`` channels per cycle, each lane ``dw_taps`` MACs per cycle:
       out_h * out_w * ceil(C_out / lanes) * ceil(k_h * k_w / dw_taps) + pipeline latency.
@@ -422,7 +440,8 @@ def doc_markdown() -> str:
     lines = [
         "# logicdie NPU instruction set",
         "",
-        "Generated by `python -m hw.isa --doc > docs/isa.md` from `hw/isa.py`; do not edit by hand.",
+        "Generated by `python -m hw.isa --doc > docs/isa.md` from `hw/isa.py`; "
+        "do not edit by hand.",
         "",
         "## Machine model",
         "",

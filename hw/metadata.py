@@ -1,18 +1,19 @@
-"""The metadata output format (SPEC section 7), defined once for the RTL metadata TX and the host parser.
+"""The metadata output format (SPEC section 7), defined once for the RTL metadata TX and the host
+parser.
 
 One frame's metadata is a **blob** (all fields little-endian)::
 
-    header        HEADER_FIELDS (HEADER_BYTES bytes)
-    descriptors   n_tensors x TENSOR_FIELDS (TENSOR_BYTES bytes each)
-    payload       the tensors' bytes, each at its descriptor's ``offset`` (relative to the payload start),
+    header        HEADER_FIELDS (HEADER_BYTES bytes) descriptors   n_tensors x TENSOR_FIELDS
+    (TENSOR_BYTES bytes each) payload       the tensors' bytes, each at its descriptor's ``offset``
+    (relative to the payload start),
                   in descriptor order, each padded to PAYLOAD_ALIGN bytes
     crc32         u32 CRC-32 (ISO-HDLC, as zlib.crc32) over every byte before it
 
-On the wire it is one CSI-2 frame on virtual channel ``vc``: FS (WC = frame counter & 0xFFFF); in mode
-``image+metadata`` the input tensor as RAW8 long packets (one per tensor row, H lines of W*C bytes, int8 sent as
-its two's-complement byte), then the blob cut into EMBEDDED (0x12) long packets of at most ``line_bytes``
-bytes; FE. A frame whose inference did not finish in time has ``VALID`` clear (and ``TIMEOUT`` set) and carries
-no tensors: it is never merged with the next frame.
+On the wire it is one CSI-2 frame on virtual channel ``vc``: FS (WC = frame counter & 0xFFFF); in
+mode ``image+metadata`` the input tensor as RAW8 long packets (one per tensor row, H lines of W*C
+bytes, int8 sent as its two's-complement byte), then the blob cut into EMBEDDED (0x12) long packets
+of at most ``line_bytes`` bytes; FE. A frame whose inference did not finish in time has ``VALID``
+clear (and ``TIMEOUT`` set) and carries no tensors: it is never merged with the next frame.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ DTYPE_NAMES = {v: k for k, v in DTYPE_CODES.items()}
 
 
 def struct_layout(fields):
-    """The fields as an Amaranth ``data.StructLayout`` (byte-exact, little-endian bit order) for the TX."""
+    """The fields as an Amaranth ``data.StructLayout`` (byte-exact, little-endian bit order) for the
+    TX."""
     import struct
 
     from amaranth.hdl import unsigned

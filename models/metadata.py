@@ -1,12 +1,13 @@
-"""Metadata packer (golden model of the metadata TX) and host parser, for the format of hw/metadata.py.
+"""Metadata packer (golden model of the metadata TX) and host parser, for the format of
+hw/metadata.py.
 
-- :func:`pack` builds one frame's blob; :func:`unpack` parses and verifies it (MetadataError on anything
-  wrong: magic, version, sizes, CRC-32).
-- :func:`frame_to_packets` wraps a blob (and optionally the input tensor as RAW8 lines) into the CSI-2
-  bursts of one frame; :func:`parse_stream` turns a burst stream back into one :class:`ParsedFrame` per
-  FS..FE. A corrupt packet (header ECC beyond correction, payload CRC-16, wrong length, missing FS/FE)
-  gives that frame ``error`` set and ``metadata`` None: the frame is reported, never dropped or merged,
-  and the next FS starts cleanly.
+- :func:`pack` builds one frame's blob; :func:`unpack` parses and verifies it (MetadataError on
+  anything wrong: magic, version, sizes, CRC-32).
+- :func:`frame_to_packets` wraps a blob (and optionally the input tensor as RAW8 lines) into the
+  CSI-2 bursts of one frame; :func:`parse_stream` turns a burst stream back into one
+  :class:`ParsedFrame` per FS..FE. A corrupt packet (header ECC beyond correction, payload CRC-16,
+  wrong length, missing FS/FE) gives that frame ``error`` set and ``metadata`` None: the frame is
+  reported, never dropped or merged, and the next FS starts cleanly.
 """
 
 from __future__ import annotations
@@ -228,8 +229,9 @@ class ParsedFrame:
 
 
 def parse_stream(bursts) -> list[ParsedFrame]:
-    """Bursts -> one ParsedFrame per frame. Errors are recorded per frame (first one wins), never raised;
-    bytes outside a frame and a missing FE are reported as an error frame, never merged into the next."""
+    """Bursts -> one ParsedFrame per frame. Errors are recorded per frame (first one wins), never
+    raised; bytes outside a frame and a missing FE are reported as an error frame, never merged into
+    the next."""
     frames: list[ParsedFrame] = []
     cur: ParsedFrame | None = None
     chunks: list[bytes] = []

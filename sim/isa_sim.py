@@ -1,15 +1,16 @@
 """Functional NPU ISA simulator with a cycle model (the contract the RTL NPU is held to).
 
-:class:`IsaSim` executes a compiled program instruction by instruction (each instruction vectorized with
-NumPy) on a model of the on-die SRAM and the array's local buffers (:mod:`hw.isa`), bit-exact with the
-golden graph. :func:`schedule` is the analytic cycle model: it replays the three queues (LOAD, COMPUTE,
-STORE) with their dependency tokens and the per-instruction costs of :class:`hw.isa.Timing`, giving each
-instruction a start and end cycle; it raises on a deadlock (a pop no push can satisfy) and checks that no
-two concurrently running instructions of different queues touch the same WBUF/PBUF slot or SRAM bytes with
-at least one writer (so executing in program order equals the hardware's concurrent execution).
+:class:`IsaSim` executes a compiled program instruction by instruction (each instruction vectorized
+with NumPy) on a model of the on-die SRAM and the array's local buffers (:mod:`hw.isa`), bit-exact
+with the golden graph. :func:`schedule` is the analytic cycle model: it replays the three queues
+(LOAD, COMPUTE, STORE) with their dependency tokens and the per-instruction costs of
+:class:`hw.isa.Timing`, giving each instruction a start and end cycle; it raises on a deadlock (a
+pop no push can satisfy) and checks that no two concurrently running instructions of different
+queues touch the same WBUF/PBUF slot or SRAM bytes with at least one writer (so executing in program
+order equals the hardware's concurrent execution).
 
-The simulator does not read bundle files (sim/ does not import sw/): it takes the program bytes, the memory
-image segments and the host-call table as plain data (``sw.bundle.Bundle`` provides them).
+The simulator does not read bundle files (sim/ does not import sw/): it takes the program bytes, the
+memory image segments and the host-call table as plain data (``sw.bundle.Bundle`` provides them).
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ __all__ = ["IsaSim", "schedule", "Schedule", "SimError", "instr_cost"]
 
 
 class SimError(RuntimeError):
-    """The program is malformed (deadlock, hazard, out-of-range access): a compiler or bundle bug."""
+    """The program is malformed (deadlock, hazard, out-of-range access): a compiler or bundle
+    bug."""
 
 
-# ---------------------------------------------------------------------------------------------- cycle model
+# ----------------------------------------------------------------------------------------------
+# cycle model
 def instr_cost(ins: dict, t: Timing) -> int:
     """Cycles one instruction keeps its unit busy (Timing's formulas)."""
     op = ins["opcode"]
@@ -156,7 +159,8 @@ def _conflict(a, b) -> bool:
 
 @dataclass
 class Schedule:
-    """Result of :func:`schedule`: per-instruction [start, end) cycles, the total, and per-queue busy time."""
+    """Result of :func:`schedule`: per-instruction [start, end) cycles, the total, and per-queue
+    busy time."""
 
     start: list[int]
     end: list[int]
@@ -272,14 +276,15 @@ def _check_hazards(program, start, end, host_calls=None):
             active.append(j)
 
 
-# ---------------------------------------------------------------------------------------------- execution
+# ----------------------------------------------------------------------------------------------
+# execution
 class IsaSim:
     """Functional simulator of one NPU instance.
 
-    ``program``: instruction bytes or decoded dicts; ``image``: list of (address, bytes) segments loaded
-    into SRAM by :meth:`reset`; ``host_calls``: the host-call table (list of dicts with ``inputs`` and
-    ``outputs``, each a list of dicts ``{"tensor", "addr", "shape", "dtype"}``); ``host_handler(call,
-    {tensor: array}) -> {tensor: array}`` runs a HOST instruction's op.
+    ``program``: instruction bytes or decoded dicts; ``image``: list of (address, bytes) segments
+    loaded into SRAM by :meth:`reset`; ``host_calls``: the host-call table (list of dicts with
+    ``inputs`` and ``outputs``, each a list of dicts ``{"tensor", "addr", "shape", "dtype"}``);
+    ``host_handler(call, {tensor: array}) -> {tensor: array}`` runs a HOST instruction's op.
     """
 
     def __init__(self, config, program, image, host_calls=None, host_handler=None):

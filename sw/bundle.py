@@ -1,18 +1,16 @@
-"""The bundle: one versioned, checksummed file holding a compiled model (program, memory image, requant
-tables, tensor descriptors, host ops and the ISP input normalization).
+"""The bundle: one versioned, checksummed file holding a compiled model (program, memory image,
+requant tables, tensor descriptors, host ops and the ISP input normalization).
 
 File layout (little-endian)::
 
-    magic    8 bytes  b"LDBUNDLE"
-    version  u32      BUNDLE_VERSION
-    meta_len u32      length of the JSON metadata
-    blob_len u64      length of the binary blob
-    meta     zlib-compressed JSON (UTF-8): config, descriptors, layers, host graph (constants as blob offsets), ...
-    blob     program bytes, memory image segments and host-op constants
-    sha256   32 bytes over everything before it
+    magic    8 bytes  b"LDBUNDLE" version  u32      BUNDLE_VERSION meta_len u32      length of the
+    JSON metadata blob_len u64      length of the binary blob meta     zlib-compressed JSON (UTF-8):
+    config, descriptors, layers, host graph (constants as blob offsets), ... blob     program bytes,
+    memory image segments and host-op constants sha256   32 bytes over everything before it
 
-:func:`load_bundle` raises :class:`hw.errors.UserError` (one line, what to do) for a missing, truncated,
-corrupt or wrong-version file. :func:`save_bundle` writes atomically (temporary file + rename).
+:func:`load_bundle` raises :class:`hw.errors.UserError` (one line, what to do) for a missing,
+truncated, corrupt or wrong-version file. :func:`save_bundle` writes atomically (temporary file +
+rename).
 """
 
 from __future__ import annotations

@@ -2,23 +2,26 @@
 
 Passes, in order (docs/compiler.md):
 
-1. **Input prologue**: QUANTIZE (float -> int8) and TRANSPOSE ops directly at a graph input are absorbed: the
-   NPU's input is the tensor after them (the ISP writes it; the runtime applies them to a tensor input).
-2. **Host tail** (SPEC section 6): SOFTMAX / LOGISTIC / DEQUANTIZE ops whose results are only graph outputs run
-   on the host; the metadata carries the tensors they start from.
-3. **Fold PAD into conv**: a spatial PAD whose only readers are CONV_2D / DEPTHWISE_CONV_2D becomes their
-   top/left padding (bottom/right padding is implied by the output size).
-4. **Fuse activations**: a unary int8 op (RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, QUANTIZE, ...) after
-   a compute op is evaluated on all 256 input codes with the golden kernel; if it is a clamp on the
-   producer's output range it becomes the producer's activation range, otherwise a LUT instruction.
-5. **Lowering**: CONV_2D / FULLY_CONNECTED -> column tiles of the array (per-channel bias, multiplier and shift
-   from the golden kernels' TFLM constant code); DEPTHWISE_CONV_2D and MEAN over H, W -> DWCONV; pools -> POOL;
-   ADD / MUL -> ELTWISE; CONCATENATION / PAD -> COPY / FILL; RESHAPE / SQUEEZE -> buffer aliases; anything else
-   -> a HOST call running the golden kernel.
-6. **Memory planning**: constants, then activations (first fit over live ranges), then the program; a model
-   that does not fit the preset's SRAM raises UserError with the sizes.
-7. **Scheduling**: weight/parameter loads are double-buffered in WBUF/PBUF slots and issued one tile ahead;
-   dependency tokens make load, compute and store overlap safely (checked by the simulator's hazard check).
+1. **Input prologue**: QUANTIZE (float -> int8) and TRANSPOSE ops directly at a graph input are
+   absorbed: the NPU's input is the tensor after them (the ISP writes it; the runtime applies them
+   to a tensor input).
+2. **Host tail** (SPEC section 6): SOFTMAX / LOGISTIC / DEQUANTIZE ops whose results are only graph
+   outputs run on the host; the metadata carries the tensors they start from.
+3. **Fold PAD into conv**: a spatial PAD whose only readers are CONV_2D / DEPTHWISE_CONV_2D becomes
+   their top/left padding (bottom/right padding is implied by the output size).
+4. **Fuse activations**: a unary int8 op (RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, QUANTIZE,
+   ...) after a compute op is evaluated on all 256 input codes with the golden kernel; if it is a
+   clamp on the producer's output range it becomes the producer's activation range, otherwise a LUT
+   instruction.
+5. **Lowering**: CONV_2D / FULLY_CONNECTED -> column tiles of the array (per-channel bias,
+   multiplier and shift from the golden kernels' TFLM constant code); DEPTHWISE_CONV_2D and MEAN
+   over H, W -> DWCONV; pools -> POOL; ADD / MUL -> ELTWISE; CONCATENATION / PAD -> COPY / FILL;
+   RESHAPE / SQUEEZE -> buffer aliases; anything else -> a HOST call running the golden kernel.
+6. **Memory planning**: constants, then activations (first fit over live ranges), then the program;
+   a model that does not fit the preset's SRAM raises UserError with the sizes.
+7. **Scheduling**: weight/parameter loads are double-buffered in WBUF/PBUF slots and issued one tile
+   ahead; dependency tokens make load, compute and store overlap safely (checked by the simulator's
+   hazard check).
 """
 
 from __future__ import annotations
@@ -99,7 +102,8 @@ class TensorDesc:
 
 @dataclass
 class LayerInfo:
-    """One compiled layer (a graph op plus what was fused into it) for reports and per-layer stats."""
+    """One compiled layer (a graph op plus what was fused into it) for reports and per-layer
+    stats."""
 
     name: str
     kind: str
@@ -142,7 +146,8 @@ class Compiled:
         return encode_program(self.program)
 
 
-# ----------------------------------------------------------------------------------------------- helpers
+# -----------------------------------------------------------------------------------------------
+# helpers
 def _nbytes(t: Tensor) -> int:
     return int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
 
@@ -166,7 +171,8 @@ def _params_blob(bias, mult, shift) -> bytes:
 
 
 def _unary_lut(op: Op, g: Graph) -> np.ndarray | None:
-    """The op's int8 -> int8 function on all 256 codes (index code + 128), or None if not int8 -> int8."""
+    """The op's int8 -> int8 function on all 256 codes (index code + 128), or None if not int8 ->
+    int8."""
     x_t, y_t = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     if x_t.dtype != "int8" or y_t.dtype != "int8" or x_t.quant is None or y_t.quant is None:
         return None
@@ -193,7 +199,8 @@ class _Node:
     lut: np.ndarray | None = None
 
 
-# ----------------------------------------------------------------------------------------------- compiler
+# -----------------------------------------------------------------------------------------------
+# compiler
 class _Compiler:
     def __init__(self, graph: Graph, config: Config, host_tail: bool):
         self.g = graph
@@ -622,7 +629,7 @@ class _Compiler:
         QuantizedMeanOrSum: sum(x - zp_in) then MultiplyByQuantizedMultiplier(m / n) + zp_out)."""
         g = self.g
         op = n.op
-        x_t, y_t = g.tensors[n.ins[0]], g.tensors[n.outs[0]]
+        x_t = g.tensors[n.ins[0]]
         if (
             len(x_t.shape) != 4
             or x_t.shape[0] != 1
@@ -905,7 +912,7 @@ class _Compiler:
         sizes = {}
         for r in first:
             sizes[r] = _align(max(1, _nbytes(g.tensors[r])))
-        for t, s in list(self.aliases.items()):
+        for t in list(self.aliases):
             r = self.root(t)
             if r in sizes:
                 sizes[r] = max(sizes[r], _align(_nbytes(g.tensors[t])))
@@ -1030,9 +1037,9 @@ class _Compiler:
         if total > cfg.sram_bytes:
             raise UserError(
                 f"model '{g.name}' needs {total:,} bytes of SRAM (weights/tables "
-                f"{self.mem['const_bytes']:,}, activations {self.mem['activation_bytes']:,}, program "
-                f"{prog_bytes:,}) but preset '{cfg.name}' has {cfg.sram_bytes:,}; use a larger preset "
-                f"or a smaller model"
+                f"{self.mem['const_bytes']:,}, activations {self.mem['activation_bytes']:,}, "
+                f"program {prog_bytes:,}) but preset '{cfg.name}' has {cfg.sram_bytes:,}; use a "
+                f"larger preset or a smaller model"
             )
         image = [(self.const_addr[k], blob) for k, blob in enumerate(self.consts) if blob]
         image.append((prog_addr, encode_program(self.program)))
@@ -1217,8 +1224,8 @@ def _off(ref, k):
 def _input_norm(d: TensorDesc | None) -> dict:
     """ISP normalization for the NPU input (models.isp): q = ((u*mul + half) >> shift) + offset.
 
-    The IMX500 convention (SPEC section 5): an 8-bit value v maps to v - 128, i.e. the declared input range
-    [-1, 1] for a [-1, 1] model (person_detect) and [0, 1] at zero point -128."""
+    The IMX500 convention (SPEC section 5): an 8-bit value v maps to v - 128, i.e. the declared
+    input range [-1, 1] for a [-1, 1] model (person_detect) and [0, 1] at zero point -128."""
     ch = int(d.shape[-1]) if d is not None and len(d.shape) == 4 else 1
     return {
         "mul": [1] * ch,

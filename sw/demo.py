@@ -1,11 +1,12 @@
 """``make demo`` (``python -m sw.demo``): frame -> metadata on the shipped images and on photos.
 
-The shipped BMPs are 96x96 gray tensors in TFLM's raw-bytes convention (models/zoo/README.md): their bytes
-go straight into the NPU's input buffer. The scikit-image photos (astronaut, camera, coffee, chelsea) go the
-whole way: sensor model (RAW10 Bayer, CSI-2) -> golden CSI-2 RX -> golden ISP (luma, centred ROI, box
-resize, v - 128) -> ISA simulator -> metadata packets -> parser -> host softmax. Per frame it prints the
-frame counter, the class and score, and the KPI (estimated NPU cycles and ms at the preset's clock), and
-checks every result against the golden model run on the same input tensor.
+The shipped BMPs are 96x96 gray tensors in TFLM's raw-bytes convention (models/zoo/README.md): their
+bytes go straight into the NPU's input buffer. The scikit-image photos (astronaut, camera, coffee,
+chelsea) go the whole way: sensor model (RAW10 Bayer, CSI-2) -> golden CSI-2 RX -> golden ISP (luma,
+centred ROI, box resize, v - 128) -> ISA simulator -> metadata packets -> parser -> host softmax.
+Per frame it prints the frame counter, the class and score, and the KPI (estimated NPU cycles and ms
+at the preset's clock), and checks every result against the golden model run on the same input
+tensor.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Host runtime: backends over one compiled model and a picamera2-IMX500-shaped ``Device``.
 
-Backends (:func:`make_backend`): ``golden`` (NumPy graph executor) and ``isa`` (the functional ISA simulator
-with its cycle model); ``rtl`` arrives with the RTL NPU. Every backend has ``run(inputs) -> outputs``
-(graph inputs and outputs exactly as the model declares them, bit-exact with TFLM), ``run_npu(tensors)
--> NPU output tensors`` (what the ISP feeds and the metadata carries), ``last_cycles`` (None for golden)
-and ``last_stats`` (per-layer cycles/utilization for isa).
+Backends (:func:`make_backend`): ``golden`` (NumPy graph executor) and ``isa`` (the functional ISA
+simulator with its cycle model); ``rtl`` arrives with the RTL NPU. Every backend has ``run(inputs)
+-> outputs`` (graph inputs and outputs exactly as the model declares them, bit-exact with TFLM),
+``run_npu(tensors) -> NPU output tensors`` (what the ISP feeds and the metadata carries),
+``last_cycles`` (None for golden) and ``last_stats`` (per-layer cycles/utilization for isa).
 
-:class:`Device` runs the whole functional pipeline per frame: sensor model -> CSI-2 -> golden ISP -> backend
--> metadata packets -> parser -> decoded outputs, with the methods picamera2's IMX500 helper has
-(``get_outputs``, ``get_output_shapes``, ``get_input_size``, ``get_kpi_info``, ``input_tensor_image``,
-``set_inference_roi_abs``).
+:class:`Device` runs the whole functional pipeline per frame: sensor model -> CSI-2 -> golden ISP ->
+backend -> metadata packets -> parser -> decoded outputs, with the methods picamera2's IMX500 helper
+has (``get_outputs``, ``get_output_shapes``, ``get_input_size``, ``get_kpi_info``,
+``input_tensor_image``, ``set_inference_roi_abs``).
 """
 
 from __future__ import annotations
@@ -257,7 +257,8 @@ def progress(iterable, total=None, desc="frames"):
     )
 
 
-# ------------------------------------------------------------------------------------------ pixel path
+# ------------------------------------------------------------------------------------------ pixel
+# path
 def parse_sensor_mode(mode: str) -> tuple[int, int]:
     """'full' (4056x3040), 'binned' (2028x1520) or 'WxH' (even) -> (width, height)."""
     named = {"full": (4056, 3040), "binned": (2028, 1520)}
@@ -277,8 +278,8 @@ def parse_sensor_mode(mode: str) -> tuple[int, int]:
 def sensor_bursts(image: np.ndarray, mode: tuple[int, int], frame_number: int, seed: int = 0):
     """Scene image -> the sensor's CSI-2 bursts (RAW10 Bayer RGGB, black level 64).
 
-    Uses the sensor model sim.sensor when present; otherwise a minimal stand-in with the same contract
-    (image scaled to the mode by a box filter, noiseless)."""
+    Uses the sensor model sim.sensor when present; otherwise a minimal stand-in with the same
+    contract (image scaled to the mode by a box filter, noiseless)."""
     try:
         from sim import sensor as _sensor  # the pixel-path engineer's model
     except ImportError:
@@ -327,8 +328,9 @@ class FrameResult(dict):
 class Device:
     """picamera2-IMX500-shaped device over a backend: frame in, metadata out, decoded on the host.
 
-    ``model``: TFLite path/bytes, bundle path/bytes, Graph or Compiled. ``output_mode``: 'metadata' or
-    'image+metadata'. ``fps``: frame rate whose period bounds the inference (slower -> invalid frame).
+    ``model``: TFLite path/bytes, bundle path/bytes, Graph or Compiled. ``output_mode``: 'metadata'
+    or 'image+metadata'. ``fps``: frame rate whose period bounds the inference (slower -> invalid
+    frame).
     """
 
     def __init__(
@@ -546,7 +548,8 @@ def _default_labels(compiled) -> list[str] | None:
 
 
 def decode_result(outputs, compiled, labels=None) -> dict | None:
-    """Classification decode of a single [1, N] output: class index, label and score (dequantized)."""
+    """Classification decode of a single [1, N] output: class index, label and score
+    (dequantized)."""
     g = compiled.host_graph
     if len(outputs) != 1:
         return {"outputs": len(outputs)}

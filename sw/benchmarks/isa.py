@@ -1,6 +1,7 @@
-"""ISA cycle-model figures (SPEC section 9): cycles and MAC utilization, whole network and per layer, for
-person_detect and a MobileNetV2-shaped network on the ``default`` preset (estimates from the compiled
-program; the RTL's performance counters will be held to them within +-10 % per layer)."""
+"""ISA cycle-model figures (SPEC section 9): cycles and MAC utilization, whole network and per
+layer, for person_detect and a MobileNetV2-shaped network on the ``default`` preset (estimates from
+the compiled program; the RTL's performance counters will be held to them within +-10 % per
+layer)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,26 @@ def _figures(graph, config: str, per_layer: bool) -> dict:
         by_kind[r["kind"]][0] += r["cycles"]
         by_kind[r["kind"]][1] += r["macs"]
     pes = est["pes"]
-    out = {"config": config, "macs": est["macs"], "cycles": est["cycles"],
-           "utilization": est["utilization"], "ms_at_clock": est["ms"],
-           "instructions": len(c.program), "sram_bytes": c.memory["total_bytes"],
-           "compile_s": t_compile,
-           "by_op": {k: {"cycles": cy, "macs": m, "utilization": m / (cy * pes) if cy else 0.0}
-                     for k, (cy, m) in by_kind.items()},
-           "busy_cycles": est["busy"]}
+    out = {
+        "config": config,
+        "macs": est["macs"],
+        "cycles": est["cycles"],
+        "utilization": est["utilization"],
+        "ms_at_clock": est["ms"],
+        "instructions": len(c.program),
+        "sram_bytes": c.memory["total_bytes"],
+        "compile_s": t_compile,
+        "by_op": {
+            k: {"cycles": cy, "macs": m, "utilization": m / (cy * pes) if cy else 0.0}
+            for k, (cy, m) in by_kind.items()
+        },
+        "busy_cycles": est["busy"],
+    }
     if per_layer:
-        out["layers"] = [{k: r[k] for k in ("layer", "out_shape", "macs", "cycles", "utilization")}
-                         for r in est["layers"]]
+        out["layers"] = [
+            {k: r[k] for k in ("layer", "out_shape", "macs", "cycles", "utilization")}
+            for r in est["layers"]
+        ]
     return out
 
 
@@ -51,8 +62,10 @@ def run(quick: bool) -> dict:
     # functional simulation speed (ms per inference of the ISA simulator)
     for name, g in (("person_detect", pd), (key, mn)):
         b = make_backend("isa", g, "default")
-        x = [np.random.default_rng(0).integers(-128, 128, size=t.shape, dtype=np.int8)
-             for t in g.input_tensors()]
+        x = [
+            np.random.default_rng(0).integers(-128, 128, size=t.shape, dtype=np.int8)
+            for t in g.input_tensors()
+        ]
         b.run(x)
         t0 = time.perf_counter()
         b.run(x)

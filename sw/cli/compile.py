@@ -1,4 +1,5 @@
-"""``logicdie compile``: TFLite model -> bundle (SPEC section 8), with an optional per-layer report."""
+"""``logicdie compile``: TFLite model -> bundle (SPEC section 8), with an optional per-layer
+report."""
 
 from __future__ import annotations
 

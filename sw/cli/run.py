@@ -1,8 +1,8 @@
 """``logicdie run``: the functional frame -> metadata pipeline (SPEC section 8).
 
-Per frame: sensor model -> CSI-2 -> golden RX -> golden ISP -> backend (isa or golden) -> metadata packets ->
-parser -> host tail -> decoded result. Prints per frame the frame counter, valid flag, decoded result and
-KPI; ``--plot`` writes the per-layer cycles/utilization chart.
+Per frame: sensor model -> CSI-2 -> golden RX -> golden ISP -> backend (isa or golden) -> metadata
+packets -> parser -> host tail -> decoded result. Prints per frame the frame counter, valid flag,
+decoded result and KPI; ``--plot`` writes the per-layer cycles/utilization chart.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Metadata: pack -> parse round trips, CSI-2 framing, and corrupt blobs / packets (clear error per frame,
-nothing lost, the next frame intact)."""
+"""Metadata: pack -> parse round trips, CSI-2 framing, and corrupt blobs / packets (clear error per
+frame, nothing lost, the next frame intact)."""
 
 from __future__ import annotations
 

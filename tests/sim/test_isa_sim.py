@@ -1,6 +1,6 @@
-"""The functional ISA simulator against the golden graph (itself bit-exact with TFLM): person_detect,
-random multi-layer models from the TFLite writer, MobileNetV2-shaped networks; program checks (deadlock,
-hazards) and cycle-model properties."""
+"""The functional ISA simulator against the golden graph (itself bit-exact with TFLM):
+person_detect, random multi-layer models from the TFLite writer, MobileNetV2-shaped networks;
+program checks (deadlock, hazards) and cycle-model properties."""
 
 from __future__ import annotations
 
@@ -290,7 +290,8 @@ def cfg_size(name):
 
 
 def test_cycle_model_properties(person_detect):
-    """Loads are hidden behind compute, and a large pointwise conv streams at >= 90 % of the array."""
+    """Loads are hidden behind compute, and a large pointwise conv streams at >= 90 % of the
+    array."""
     c = compile_graph(person_detect, "default")
     sched = schedule(c.program, c.config, host_calls=c.host_calls)
     assert sched.busy["compute"] >= 0.95 * sched.total

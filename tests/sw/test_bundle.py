@@ -1,6 +1,6 @@
-"""Bundles: round trip (the ISA simulator runs a loaded bundle bit-exactly with the golden graph), and
-every bad bundle (truncated, corrupt, wrong magic/version, missing) rejected with a one-line UserError;
-``logicdie compile`` writes atomically and leaves nothing behind on error."""
+"""Bundles: round trip (the ISA simulator runs a loaded bundle bit-exactly with the golden graph),
+and every bad bundle (truncated, corrupt, wrong magic/version, missing) rejected with a one-line
+UserError; ``logicdie compile`` writes atomically and leaves nothing behind on error."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""``logicdie run``, ``logicdie check --backend isa`` and the demo: results checked against the golden
-model (itself bit-exact with TFLM) on the same input tensors."""
+"""``logicdie run``, ``logicdie check --backend isa`` and the demo: results checked against the
+golden model (itself bit-exact with TFLM) on the same input tensors."""
 
 from __future__ import annotations
 

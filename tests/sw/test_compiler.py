@@ -1,5 +1,5 @@
-"""Compiler passes: PAD folding, activation fusion, host prologue/tail, requant constants, memory limits.
-Every compiled model is also run on the ISA simulator and compared with the golden graph."""
+"""Compiler passes: PAD folding, activation fusion, host prologue/tail, requant constants, memory
+limits. Every compiled model is also run on the ISA simulator and compared with the golden graph."""
 
 from __future__ import annotations
 
