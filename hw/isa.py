@@ -18,9 +18,11 @@ Machine model (contract):
   the previous/next queue in the order LOAD < COMPUTE < STORE) and ``push_prev``/``push_next`` (send
   one after finishing). Pops happen before the instruction starts, pushes after it ends. ``SYNC``
   waits for all queues; ``DONE`` ends the program.
-- **Arithmetic** is TFLite int8 (SPEC section 4): ``CONV``/``DWCONV`` accumulate ``(x - in_zp) * w``
-  in int32 (positions outside the input, i.e. padding, contribute 0), add the bias, apply
-  MultiplyByQuantizedMultiplier(acc, mult, shift), add ``out_zp`` and clamp to [act_min, act_max].
+- **Arithmetic** is TFLite int8 (SPEC section 4): ``CONV``/``DWCONV`` accumulate ``x * w`` in int32
+  (wrapping) over the window, where taps outside the input (padding) read ``in_zp``, add the bias
+  (the compiler folds the input zero point in: ``bias - in_zp * sum(w)``, as hw/gemm.py expects),
+  apply MultiplyByQuantizedMultiplier(acc, mult, shift), add ``out_zp`` and clamp to
+  [act_min, act_max]. This equals TFLite's ``sum((x - in_zp) * w) + bias`` modulo 2**32.
 
 Every instruction is :data:`INSTR_BITS` = 256 bits wide, little-endian: bit 0 of the instruction is
 bit 0 of byte 0. The first 16 bits are the common header (opcode and the four dependency flags); the
@@ -407,10 +409,11 @@ class Timing:
     """The cycle model's per-unit constants, derived from a Config (shared with the RTL's targets).
 
     - LOAD: ``load_latency + ceil(nbytes / load_bytes_per_cycle)``.
-    - CONV (weight-stationary R x C array, weights double-buffered in the PEs): per block of at most
-      ``acc_rows`` output pixels, each of the ceil(K / R) weight tiles streams max(block, R) cycles
-      (a weight tile takes R cycles to shift in, hidden behind the previous tile's stream), plus one
-      ``R + C`` fill/drain and ``requant_latency`` per instruction.
+    - CONV (the GEMM engine of hw/gemm.py: weight-stationary R x C array, weights double-buffered
+      in the PEs, loop nest M blocks > K tiles > rows): per block of at most ``acc_rows`` =
+      ``hw.gemm.m_block`` output pixels, each of the ceil(K / R) weight tiles streams
+      max(block, R + C) cycles (a tile must serve R + C rows to hide the next tile's load), plus
+      ``array_latency`` (R + C + 1) and ``requant_latency`` per instruction.
     - DWCONV: ``vector_lanes`` channels per cycle, each lane ``dw_taps`` MACs per cycle:
       out_h * out_w * ceil(C_out / lanes) * ceil(k_h * k_w / dw_taps) + pipeline latency.
     - POOL: out_h * out_w * ceil(C / lanes) * ceil(k_h * k_w / dw_taps).
@@ -430,7 +433,10 @@ class Timing:
         self.requant_latency = 4
         self.dw_taps = 9
         self.vector_latency = 6
-        self.acc_rows = 512
+        from hw.gemm import m_block
+
+        self.acc_rows = m_block(config)
+        self.array_latency = self.R + self.C + 1
         self.issue = 1
         self.host_cycles = 0
 

@@ -34,7 +34,7 @@ from hw.isa import (
     buffer_sizes,
     decode_program,
 )
-from models.arith import mbqm
+from models.arith import mbqm, wrap_int32
 
 __all__ = ["IsaSim", "schedule", "Schedule", "SimError", "instr_cost"]
 
@@ -56,8 +56,9 @@ def instr_cost(ins: dict, t: Timing) -> int:
         k = ins["k_h"] * ins["k_w"] * ins["in_c"]
         nk = math.ceil(k / t.R)
         full, rest = divmod(m, t.acc_rows)
-        stream = full * nk * max(t.acc_rows, t.R) + (nk * max(rest, t.R) if rest else 0)
-        return t.issue + stream + t.R + t.C + t.requant_latency
+        per_tile = t.R + t.C  # a weight tile must serve >= R + C rows to hide the next load
+        stream = full * nk * max(t.acc_rows, per_tile) + (nk * max(rest, per_tile) if rest else 0)
+        return t.issue + stream + t.array_latency + t.requant_latency
     if op == Opcode.DWCONV:
         c = ins["in_c"] * ins["depth_mult"]
         return (
@@ -374,11 +375,11 @@ class IsaSim:
         cache = self._im2col_cache
         if cache is not None and cache[2] == key:
             return cache[3]
-        x = self._i8(ins["in_addr"], h * w * c).reshape(h, w, c).astype(np.float64) - zp
+        x = self._i8(ins["in_addr"], h * w * c).reshape(h, w, c).astype(np.float64)
         need_h, need_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
         pb, pr = max(0, need_h - h - pt), max(0, need_w - w - pl)
         if pt or pl or pb or pr:
-            x = np.pad(x, ((pt, pb), (pl, pr), (0, 0)))
+            x = np.pad(x, ((pt, pb), (pl, pr), (0, 0)), constant_values=zp)
         if kh == 1 and kw == 1:
             cols = x[: (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :].reshape(oh * ow, c)
         else:
@@ -418,7 +419,7 @@ class IsaSim:
         )
         wt = self.wbuf[ins["wslot"]][: k * n].reshape(k, n).astype(np.float64)
         bias, mult, shift = self._params(self.pbuf[ins["pslot"]], n)
-        acc = (cols @ wt).astype(np.int64) + bias
+        acc = wrap_int32((cols @ wt).astype(np.int64) + bias)
         y = np.clip(mbqm(acc, mult, shift) + ins["out_zp"], ins["act_min"], ins["act_max"])
         self._store_pixels(ins["out_addr"], ins["out_pitch"], y.astype(np.int8))
 
@@ -439,15 +440,19 @@ class IsaSim:
         kh, kw, sh, sw = ins["k_h"], ins["k_w"], ins["stride_h"], ins["stride_w"]
         oh, ow, pt, pl = ins["out_h"], ins["out_w"], ins["pad_top"], ins["pad_left"]
         co = c * dm
-        x = self._i8(ins["in_addr"], h * w * c).reshape(h, w, c).astype(np.int32) - ins["in_zp"]
+        x = self._i8(ins["in_addr"], h * w * c).reshape(h, w, c).astype(np.int64)
         if dm > 1:
             x = np.repeat(x, dm, axis=2)
         need_h, need_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
         pb, pr = max(0, need_h - h - pt), max(0, need_w - w - pl)
-        x = np.pad(x, ((pt, pb), (pl, pr), (0, 0)))
+        x = np.pad(x, ((pt, pb), (pl, pr), (0, 0)), constant_values=ins["in_zp"])
         wts = self._i8(ins["w_addr"], kh * kw * co).reshape(kh, kw, co).astype(np.int32)
         bias, mult, shift = self._params(self._i8(ins["p_addr"], co * PARAM_RECORD_BYTES), co)
-        acc = np.zeros((oh, ow, co), np.int32)
+        if oh == 1 and ow == 1:  # global pooling-sized kernels (MEAN): one reduction
+            acc = (x[:kh, :kw, :] * wts).sum(axis=(0, 1)).reshape(1, 1, co)
+            kh = 0  # skip the tap loop
+        else:
+            acc = np.zeros((oh, ow, co), np.int64)
         for ky in range(kh):
             for kx in range(kw):
                 acc += (
@@ -455,7 +460,7 @@ class IsaSim:
                     * wts[ky, kx]
                 )
         y = np.clip(
-            mbqm(acc.astype(np.int64) + bias, mult, shift) + ins["out_zp"],
+            mbqm(wrap_int32(acc + bias), mult, shift) + ins["out_zp"],
             ins["act_min"],
             ins["act_max"],
         )

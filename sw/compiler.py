@@ -46,6 +46,7 @@ from hw.isa import (
     encode_program,
 )
 from models.arith import activation_range_quantized, quantize_multiplier
+from models.gemm import fold_input_zero_point
 from models.graph import Graph, Op, Tensor
 from models.kernels import get_prepare
 from models.kernels.common import activation_range, out_size, per_channel_multipliers, same_padding
@@ -541,6 +542,7 @@ class _Compiler:
         items = []
         C = cfg.array_cols
         wmat = np.ascontiguousarray(wmat.astype(np.int8))
+        bias = fold_input_zero_point(bias, wmat, in_zp)  # the array computes sum(x * w) + bias
         for c0 in range(0, cout, C):
             nc = min(C, cout - c0)
             wkey = self.const(np.ascontiguousarray(wmat[:, c0 : c0 + nc]).tobytes())
@@ -597,7 +599,9 @@ class _Compiler:
             if b_t is not None and b_t.data is not None
             else np.zeros(cout, np.int64)
         )
-        wkey = self.const(np.ascontiguousarray(w_t.data[0].astype(np.int8)).tobytes())
+        wts = np.ascontiguousarray(w_t.data[0].astype(np.int8))  # KH, KW, Cout
+        bias = fold_input_zero_point(bias, wts.reshape(-1, cout), in_zp)
+        wkey = self.const(wts.tobytes())
         pkey = self.const(_params_blob(bias, mult, shift))
         ins = {
             "opcode": Opcode.DWCONV,
@@ -652,7 +656,9 @@ class _Compiler:
         shift -= pre
         lo, hi = n.act if n.act is not None else (-128, 127)
         wkey = self.const(np.ones(h * w * c, np.int8).tobytes())
-        pkey = self.const(_params_blob(np.zeros(c), np.full(c, multiplier), np.full(c, shift)))
+        pkey = self.const(
+            _params_blob(np.full(c, -zi * cnt), np.full(c, multiplier), np.full(c, shift))
+        )
         ins = {
             "opcode": Opcode.DWCONV,
             "in_addr": ("t", n.ins[0]),

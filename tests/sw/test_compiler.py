@@ -123,7 +123,9 @@ def test_requant_constants_are_tflm_quantize_multiplier():
     out_s = float(np.float32(0.21))
     for ch in range(20):
         m, s = quantize_multiplier(in_s * float(wt.quant.scale[ch]) / out_s)
-        assert tuple(recs[ch]) == (int(bias[ch]), m, s)
+        # the input zero point 5 is folded in: sum((x - 5) * w) = sum(x * w) - 5 * sum(w)
+        folded = int(bias[ch]) - 5 * int(wt.data[ch].astype(np.int64).sum())
+        assert tuple(recs[ch]) == (folded, m, s)
 
 
 def test_model_too_big_for_preset():
