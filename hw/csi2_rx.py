@@ -1,0 +1,313 @@
+"""CSI-2 receiver (packet layer): byte-stream bursts -> 10-bit pixel stream with frame/line markers.
+
+Behaviour is exactly :func:`models.csi2.parse` (see its docstring for the rules, counters and flags).
+
+Contract:
+
+* ``i``: ``config.csi2_lanes_bytes`` (1, 2 or 4) bytes per beat (:func:`hw.csi2.beat_layout`); every
+  burst (one packet, D-PHY SoT..EoT) starts at byte 0 of a beat and ends with ``last``.
+* ``o``: one pixel per beat (:data:`hw.csi2.PIXEL_LAYOUT`) at up to 1 pixel per clock; honours
+  ``o.ready``. Pixels of a long packet leave before its CRC is known; a bad packet flags its frame.
+* ``status`` / ``status_valid``: one record (a one-cycle strobe, never back-pressured) per closed frame (frame number from FS, :class:`hw.csi2.ErrorFlag` bits).
+* ``counters``: 32-bit counters in the order of :data:`hw.csi2.COUNTER_NAMES`.
+* Never hangs: a burst is always consumed up to ``last``; a header error drops the burst; the next FS
+  opens a new frame whatever the state.
+
+Per packet the RX spends one cycle decoding the header, one checking the CRC and a few draining the
+unpacker, so a line of W RAW10 pixels takes about W + 10 cycles at 4 bytes per beat.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config
+from hw.csi2 import (
+    COUNTER_NAMES,
+    CRC_SEED,
+    ECC_MASKS,
+    PIXEL_LAYOUT,
+    STATUS_LAYOUT,
+    DataType,
+    ErrorFlag,
+    beat_layout,
+    crc16_byte,
+    ecc_parity,
+)
+
+__all__ = ["Csi2Rx"]
+
+_CNT = {n: i for i, n in enumerate(COUNTER_NAMES)}
+
+
+def _crc_bytes(crc, data_bytes):
+    """CRC-16/MCRF4XX over ``data_bytes`` (list of 8-bit values) as flat XOR trees.
+
+    The CRC is linear over GF(2): each output bit is the parity of a fixed subset of the input bits
+    (16 CRC bits then 8 bits per byte), found here by evaluating unit vectors in Python.
+    """
+    k = len(data_bytes)
+    nin = 16 + 8 * k
+
+    def ref(vec):
+        c = vec & 0xFFFF
+        for i in range(k):
+            c = crc16_byte(c, (vec >> (16 + 8 * i)) & 0xFF)
+        return c
+
+    cols = [ref(1 << b) for b in range(nin)]
+    inputs = Cat(crc, *data_bytes)
+    masks = [sum(1 << b for b in range(nin) if (cols[b] >> o) & 1) for o in range(16)]
+    return Cat(*[(inputs & mk).xor() for mk in masks])
+
+
+class Csi2Rx(wiring.Component):
+    """The receiver (module docstring)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.nbytes = n = config.csi2_lanes_bytes
+        if n not in (1, 2, 4):
+            raise ValueError("hw.csi2_rx.Csi2Rx supports csi2_lanes_bytes of 1, 2 or 4")
+        super().__init__({
+            "i": In(stream.Signature(beat_layout(n))),
+            "o": Out(stream.Signature(PIXEL_LAYOUT)),
+            "status": Out(STATUS_LAYOUT),
+            "status_valid": Out(1),
+            "counters": Out(data.ArrayLayout(32, len(COUNTER_NAMES))),
+            "in_frame": Out(1),
+        })
+
+    def elaborate(self, platform):  # noqa: C901  (one FSM)
+        m = Module()
+        N = self.nbytes
+        beat = self.i.payload
+        take = Signal()
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        nb = Signal(range(N + 1))        # valid bytes in this beat
+        m.d.comb += nb.eq(Mux(beat.last, beat.n, N))
+
+        # ---- counters and frame state ------------------------------------------------------
+        inc = {name: Signal(name=f"inc_{name}") for name in COUNTER_NAMES}
+        cnt = [Signal(32, name=f"cnt_{name}") for name in COUNTER_NAMES]
+        for name, c in zip(COUNTER_NAMES, cnt, strict=True):
+            with m.If(inc[name]):
+                m.d.sync += c.eq(c + 1)
+            m.d.comb += self.counters[_CNT[name]].eq(c)
+        in_frame = Signal()
+        frame = Signal(16)
+        flags = Signal(8)
+        flag_set = Signal(8)               # OR'ed into flags this cycle (if a frame is open after)
+        pending_sof = Signal()
+        line_first = Signal()
+        m.d.comb += self.in_frame.eq(in_frame)
+
+        # ---- header ------------------------------------------------------------------------
+        hdr = Signal(32)
+        hb = Signal(range(4 // N + 1))     # header beats received
+        hdr_last = Signal()
+        h24 = hdr[:24]
+        ecc = hdr[24:]
+        syn = Signal(6)
+        m.d.comb += syn.eq(ecc[:6] ^ Cat(*[(h24 & mask).xor() for mask in ECC_MASKS]))
+        rsv = ecc[6:]
+        flip = Signal(24)
+        single = Signal()
+        m.d.comb += [
+            flip.eq(Cat(*[(syn == ecc_parity(1 << d)) for d in range(24)])),
+            single.eq((syn == 1) | (syn == 2) | (syn == 4) | (syn == 8) | (syn == 16) | (syn == 32)),
+        ]
+        hc = Signal(24)
+        ok, corrected, detected = Signal(), Signal(), Signal()
+        m.d.comb += [
+            hc.eq(h24 ^ Mux(rsv == 0, flip, 0)),
+            ok.eq((syn == 0) & (rsv == 0)),
+            corrected.eq(((syn == 0) & ((rsv == 1) | (rsv == 2)))
+                         | ((rsv == 0) & (single | (flip != 0)))),
+            detected.eq(~ok & ~corrected),
+        ]
+        dt = hc[:6]
+        wc_in = hc[8:24]
+
+        # ---- packet registers -------------------------------------------------------------
+        wc = Signal(16)
+        raw10 = Signal()
+        pix_en = Signal()
+        pos = Signal(18)
+        crc = Signal(16, init=CRC_SEED)
+        crc_rx = Signal(16)
+
+        # ---- byte buffer between the input side and the unpacker --------------------------
+        CAP = 8
+        buf = Signal(8 * CAP)
+        bcnt = Signal(range(CAP + 1))
+        push = Signal()
+        push_m = Signal(range(N + 1))
+        do_pop = Signal()
+        group = Mux(raw10, 5, 1)
+
+        # ---- emitter -------------------------------------------------------------------------
+        px = [Signal(10, name=f"px{k}") for k in range(4)]
+        ecount = Signal(range(5))
+        eidx = Signal(2)
+        o = self.o
+        m.d.comb += [o.valid.eq(ecount != 0), o.payload.pix.eq(Cat(*px).word_select(eidx, 10)),
+                     o.payload.sof.eq(pending_sof), o.payload.sol.eq(line_first)]
+        xfer = Signal()
+        m.d.comb += xfer.eq(o.valid & o.ready)
+        with m.If(xfer):
+            m.d.sync += [pending_sof.eq(0), line_first.eq(0)]
+        emit_free = Signal()
+        m.d.comb += emit_free.eq((ecount == 0) | ((ecount == 1) & o.ready))
+        m.d.comb += do_pop.eq(emit_free & (bcnt >= group))
+        with m.If(do_pop):
+            with m.If(raw10):
+                lsb = buf[32:40]
+                m.d.sync += [px[k].eq(Cat(lsb[2 * k:2 * k + 2], buf[8 * k:8 * k + 8]))
+                             for k in range(4)]
+                m.d.sync += [ecount.eq(4), eidx.eq(0)]
+            with m.Else():
+                m.d.sync += [px[0].eq(Cat(Const(0, 2), buf[:8])), ecount.eq(1), eidx.eq(0)]
+        with m.Elif(xfer):
+            m.d.sync += [ecount.eq(ecount - 1), eidx.eq(eidx + 1)]
+
+        # buffer update: pop `group` bytes from the front, append push_m bytes after the rest
+        base = Signal(range(CAP + 1))
+        m.d.comb += base.eq(bcnt - Mux(do_pop, group, 0))
+        shifted = Signal(8 * CAP)
+        m.d.comb += shifted.eq(Mux(do_pop, Mux(raw10, buf >> 40, buf >> 8), buf))
+        incoming = Signal(8 * CAP)
+        m.d.comb += incoming.eq(Cat(*beat.data) << (base * 8))
+        nbuf = Signal(8 * CAP)
+        for s in range(CAP):
+            m.d.comb += nbuf[8 * s:8 * s + 8].eq(
+                Mux(s < base, shifted[8 * s:8 * s + 8], incoming[8 * s:8 * s + 8]))
+        m.d.sync += [buf.eq(nbuf), bcnt.eq(base + Mux(push, push_m, 0))]
+
+        # ---- status output ----------------------------------------------------------------
+        st_v = Signal()
+        st_frame = Signal(16)
+        st_flags = Signal(8)
+        m.d.comb += [self.status_valid.eq(st_v), self.status.frame.eq(st_frame),
+                     self.status.flags.eq(st_flags)]
+        m.d.sync += st_v.eq(0)
+
+        def close_frame(extra):
+            f = flags | flag_set | extra
+            m.d.sync += [st_v.eq(1), st_frame.eq(frame), st_flags.eq(f)]
+            m.d.comb += inc["frames_flagged"].eq(f != 0)
+
+        # flags: OR in flag_set while a frame is open (FS overrides below)
+        with m.If(in_frame):
+            m.d.sync += flags.eq(flags | flag_set)
+
+        # ---- payload lane bookkeeping -----------------------------------------------------
+        rem = Signal(18)
+        m.d.comb += rem.eq(Mux(wc > pos, wc - pos, 0))
+        pay_m = Signal(range(N + 1))
+        m.d.comb += pay_m.eq(Mux(rem < nb, rem, nb))
+        cand = [crc] + [_crc_bytes(crc, [beat.data[i] for i in range(k)])
+                        for k in range(1, N + 1)]
+        crc_next = Signal(16)
+        with m.Switch(pay_m):
+            for k in range(N + 1):
+                with m.Case(k):
+                    m.d.comb += crc_next.eq(cand[k])
+
+        with m.FSM(name="rx"):
+            with m.State("HDR"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += hdr.word_select(hb, 8 * N).eq(Cat(*beat.data))
+                    with m.If(beat.last & ((hb * N + beat.n) < 4)):
+                        m.d.comb += [inc["length_errors"].eq(1),
+                                     flag_set.eq(ErrorFlag.LENGTH.value)]
+                        m.d.sync += hb.eq(0)
+                    with m.Elif(hb == 4 // N - 1):
+                        m.d.sync += [hb.eq(0), hdr_last.eq(beat.last)]
+                        m.next = "DECODE"
+                    with m.Else():
+                        m.d.sync += hb.eq(hb + 1)
+
+            with m.State("DECODE"):
+                with m.If(detected):
+                    m.d.comb += [inc["ecc_detected"].eq(1), flag_set.eq(ErrorFlag.ECC.value)]
+                    with m.If(hdr_last):
+                        m.next = "HDR"
+                    with m.Else():
+                        m.next = "DROP"
+                with m.Else():
+                    m.d.comb += inc["ecc_corrected"].eq(corrected)
+                    with m.If(dt < 0x10):
+                        ovl = ~hdr_last
+                        m.d.comb += inc["length_errors"].eq(ovl)
+                        with m.If(dt == DataType.FS.value):
+                            with m.If(in_frame):
+                                m.d.comb += inc["sync_errors"].eq(1)
+                                close_frame(ErrorFlag.SYNC.value)
+                            m.d.comb += inc["frames"].eq(1)
+                            m.d.sync += [in_frame.eq(1), frame.eq(wc_in), pending_sof.eq(1),
+                                         flags.eq(Mux(ovl, ErrorFlag.LENGTH.value, 0))]
+                        with m.Elif(dt == DataType.FE.value):
+                            with m.If(in_frame):
+                                close_frame(0)
+                                m.d.sync += [in_frame.eq(0), flags.eq(0)]
+                            with m.Else():
+                                m.d.comb += inc["sync_errors"].eq(1)
+                        with m.Else():
+                            m.d.comb += flag_set.eq(Mux(ovl, ErrorFlag.LENGTH.value, 0))
+                        with m.If(ovl):
+                            m.next = "DROP"
+                        with m.Else():
+                            m.next = "HDR"
+                    with m.Else():
+                        m.d.comb += inc["sync_errors"].eq(~in_frame)
+                        m.d.sync += [wc.eq(wc_in), raw10.eq(dt == DataType.RAW10.value),
+                                     pix_en.eq(in_frame & ((dt == DataType.RAW10.value)
+                                                           | (dt == DataType.RAW8.value))),
+                                     line_first.eq(1), pos.eq(0), crc.eq(CRC_SEED),
+                                     crc_rx.eq(0)]
+                        with m.If(hdr_last):
+                            m.d.comb += [inc["length_errors"].eq(1),
+                                         flag_set.eq(ErrorFlag.LENGTH.value)]
+                            m.next = "HDR"
+                        with m.Else():
+                            m.next = "PAYLOAD"
+
+            with m.State("PAYLOAD"):
+                m.d.comb += self.i.ready.eq(~pix_en | (base + N <= CAP))
+                with m.If(take):
+                    m.d.comb += [push.eq(pix_en), push_m.eq(pay_m)]
+                    m.d.sync += [crc.eq(crc_next), pos.eq(Mux(pos[-1], pos, pos + nb))]
+                    for k in range(N):
+                        pk = pos + k
+                        with m.If((k < nb) & (pk == wc)):
+                            m.d.sync += crc_rx[:8].eq(beat.data[k])
+                        with m.If((k < nb) & (pk == wc + 1)):
+                            m.d.sync += crc_rx[8:].eq(beat.data[k])
+                    with m.If(beat.last):
+                        m.next = "CHECK"
+
+            with m.State("CHECK"):
+                with m.If(pos < wc + 2):
+                    m.d.comb += [inc["length_errors"].eq(1), flag_set.eq(ErrorFlag.LENGTH.value)]
+                with m.Else():
+                    bad_crc = crc != crc_rx
+                    ovl = pos > wc + 2
+                    m.d.comb += [inc["crc_errors"].eq(bad_crc), inc["length_errors"].eq(ovl),
+                                 flag_set.eq(Mux(bad_crc, ErrorFlag.CRC.value, 0)
+                                             | Mux(ovl, ErrorFlag.LENGTH.value, 0))]
+                m.next = "DRAIN"
+
+            with m.State("DRAIN"):
+                with m.If((bcnt < group) & (ecount == 0)):
+                    m.d.sync += [bcnt.eq(0), line_first.eq(0)]
+                    m.next = "HDR"
+
+            with m.State("DROP"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(take & beat.last):
+                    m.next = "HDR"
+        return m
