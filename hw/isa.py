@@ -100,6 +100,7 @@ class Opcode(enum.Enum, shape=5):
     HOST = 9  #: call the host to run one graph op on SRAM tensors (fallback); COMPUTE queue
     SYNC = 10  #: wait until every queue is idle
     DONE = 11  #: end of program: wait for all queues, raise done
+    VMATMUL = 12  #: small-M matrix product (GEMV, FC at batch 1) on the vector unit; COMPUTE queue
 
 
 class Queue(enum.Enum, shape=2):
@@ -135,6 +136,7 @@ QUEUE_OF = {
     Opcode.COPY: Queue.STORE,
     Opcode.FILL: Queue.STORE,
     Opcode.HOST: Queue.COMPUTE,
+    Opcode.VMATMUL: Queue.COMPUTE,
     Opcode.SYNC: Queue.ALL,
     Opcode.DONE: Queue.ALL,
 }
@@ -262,6 +264,18 @@ _FIELDS: dict[Opcode, dict] = {
     Opcode.HOST: {
         "call": unsigned(16),  # index into the bundle's host-call table
     },
+    Opcode.VMATMUL: {
+        "in_addr": A,
+        "out_addr": A,
+        "w_addr": A,
+        "p_addr": A,
+        "m": unsigned(16),
+        "k": unsigned(16),
+        "n": unsigned(16),
+        "out_zp": S8,
+        "act_min": S8,
+        "act_max": S8,
+    },
 }
 
 _DOC = {
@@ -301,6 +315,13 @@ _DOC = {
     Opcode.HOST: (
         "Stop the compute queue and let the host run host-call `call` of the bundle (a graph op "
         "the NPU does not implement) on SRAM tensors."
+    ),
+    Opcode.VMATMUL: (
+        "out[i][j] = requant(sum_k in[i][k] * w[j][k] + bias[j]) for i < m, j < n on the vector "
+        "unit (each lane one output channel, dw_taps products per cycle): input m x k int8 at "
+        "`in_addr`, weights n x k int8 at `w_addr`, 12-byte records at `p_addr`, output m x n. "
+        "The compiler uses it instead of CONV when M is too small to fill the array (FC at "
+        "batch 1, 1x1 convs on tiny feature maps)."
     ),
     Opcode.SYNC: "Wait until the three queues are idle.",
     Opcode.DONE: "Wait until the three queues are idle, then raise done.",
@@ -418,6 +439,7 @@ class Timing:
       out_h * out_w * ceil(C_out / lanes) * ceil(k_h * k_w / dw_taps) + pipeline latency.
     - POOL: out_h * out_w * ceil(C / lanes) * ceil(k_h * k_w / dw_taps).
     - ELTWISE / LUT: ceil(count / lanes).
+    - VMATMUL: m * ceil(n / lanes) * ceil(k / dw_taps) + pipeline latency.
     - COPY / FILL: per row ``ceil(row_bytes / store_bytes_per_cycle)`` (at least 1).
     - every instruction: ``issue`` cycles of decode overhead.
     """

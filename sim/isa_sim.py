@@ -78,6 +78,12 @@ def instr_cost(ins: dict, t: Timing) -> int:
             * math.ceil(ins["in_c"] / t.lanes)
             * math.ceil(ins["k_h"] * ins["k_w"] / t.dw_taps)
         )
+    if op == Opcode.VMATMUL:
+        return (
+            t.issue
+            + t.vector_latency
+            + ins["m"] * math.ceil(ins["n"] / t.lanes) * math.ceil(ins["k"] / t.dw_taps)
+        )
     if op in (Opcode.ELTWISE, Opcode.LUT):
         return t.issue + t.vector_latency + math.ceil(ins["count"] / t.lanes)
     if op == Opcode.COPY:
@@ -119,6 +125,12 @@ def _footprint(ins: dict, host_calls=None) -> tuple[list, list]:
         r.append(("sram", ins["a_addr"], ins["a_addr"] + n))
         r.append(("sram", ins["b_addr"], ins["b_addr"] + (ins["b_period"] or n)))
         w.append(("sram", ins["out_addr"], ins["out_addr"] + n))
+    elif op == Opcode.VMATMUL:
+        m, k, n = ins["m"], ins["k"], ins["n"]
+        r.append(("sram", ins["in_addr"], ins["in_addr"] + m * k))
+        r.append(("sram", ins["w_addr"], ins["w_addr"] + n * k))
+        r.append(("sram", ins["p_addr"], ins["p_addr"] + n * PARAM_RECORD_BYTES))
+        w.append(("sram", ins["out_addr"], ins["out_addr"] + m * n))
     elif op == Opcode.LUT:
         r.append(("sram", ins["in_addr"], ins["in_addr"] + ins["count"]))
         w.append(("sram", ins["out_addr"], ins["out_addr"] + ins["count"]))
@@ -466,6 +478,15 @@ class IsaSim:
         )
         self._write_bytes(ins["out_addr"], y.astype(np.int8).reshape(-1))
 
+    def _vmatmul(self, ins):
+        m, k, n = ins["m"], ins["k"], ins["n"]
+        x = self._i8(ins["in_addr"], m * k).reshape(m, k).astype(np.float64)
+        wt = self._i8(ins["w_addr"], n * k).reshape(n, k).astype(np.float64)
+        bias, mult, shift = self._params(self._i8(ins["p_addr"], n * PARAM_RECORD_BYTES), n)
+        acc = wrap_int32((x @ wt.T).astype(np.int64) + bias)
+        y = np.clip(mbqm(acc, mult, shift) + ins["out_zp"], ins["act_min"], ins["act_max"])
+        self._write_bytes(ins["out_addr"], y.astype(np.int8).reshape(-1))
+
     def _pool(self, ins):
         h, w, c = ins["in_h"], ins["in_w"], ins["in_c"]
         kh, kw, sh, sw = ins["k_h"], ins["k_w"], ins["stride_h"], ins["stride_w"]
@@ -575,6 +596,7 @@ _EXEC = {
     Opcode.COPY: IsaSim._copy,
     Opcode.FILL: IsaSim._fill,
     Opcode.HOST: IsaSim._host,
+    Opcode.VMATMUL: IsaSim._vmatmul,
 }
 
 _ = Queue  # re-exported meaning: QUEUE_OF maps opcodes to queues

@@ -42,6 +42,7 @@ from hw.isa import (
     EltMode,
     Opcode,
     PoolMode,
+    Timing,
     decode_program,
     encode_program,
 )
@@ -50,6 +51,7 @@ from models.gemm import fold_input_zero_point
 from models.graph import Graph, Op, Tensor
 from models.kernels import get_prepare
 from models.kernels.common import activation_range, out_size, per_channel_multipliers, same_padding
+from sim.isa_sim import instr_cost
 
 __all__ = ["compile_graph", "Compiled", "TensorDesc", "LayerInfo", "HOST_TAIL_OPS"]
 
@@ -528,9 +530,10 @@ class _Compiler:
             h, w, oh, ow, pt, pl, cin = 1, rows, 1, rows, 0, 0, depth
             wmat = w_t.data.T
         k = fh * fw * cin
-        if k > WBUF_KMAX:
+        pointwise = (fh, fw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, w)
+        if k > WBUF_KMAX and not pointwise:
             raise _Fallback(f"reduction depth {k} exceeds the weight buffer ({WBUF_KMAX})")
-        if h > 4095 or w > 4095 or oh > 4095 or ow > 4095 or cin > 65535:
+        if (h > 4095 or w > 4095 or oh > 4095 or ow > 4095 or cin > 65535) and not pointwise:
             raise _Fallback("tensor dimensions beyond the instruction's range")
         mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
         lo, hi = n.act if n.act is not None else self.act_range(n)
@@ -543,6 +546,31 @@ class _Compiler:
         C = cfg.array_cols
         wmat = np.ascontiguousarray(wmat.astype(np.int8))
         bias = fold_input_zero_point(bias, wmat, in_zp)  # the array computes sum(x * w) + bias
+        base = {"out_zp": out_zp, "act_min": lo, "act_max": hi}
+        if pointwise:
+            m = oh * ow
+            vm = dict(
+                base,
+                opcode=Opcode.VMATMUL,
+                in_addr=("t", n.ins[0]),
+                out_addr=("t", n.outs[0]),
+                m=m,
+                k=k,
+                n=cout,
+            )
+            geo = dict(in_h=h, in_w=w, in_c=cin, out_h=oh, out_w=ow, k_h=1, k_w=1)
+            t = Timing(cfg)
+            arr_cost = sum(
+                instr_cost(dict(geo, opcode=Opcode.CONV, n_cols=min(C, cout - c0)), t)
+                for c0 in range(0, cout, C)
+            )
+            fits = max(m, k, cout) <= 65535
+            if fits and (k > WBUF_KMAX or instr_cost(vm, t) < arr_cost):
+                vm["w_addr"] = ("c", self.const(np.ascontiguousarray(wmat.T).tobytes()))
+                vm["p_addr"] = ("c", self.const(_params_blob(bias, mult, shift)))
+                return "vector", [("compute", vm)]
+            if k > WBUF_KMAX or not fits:
+                raise _Fallback("matrix dimensions beyond the instruction's range")
         for c0 in range(0, cout, C):
             nc = min(C, cout - c0)
             wkey = self.const(np.ascontiguousarray(wmat[:, c0 : c0 + nc]).tobytes())
