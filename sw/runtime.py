@@ -260,49 +260,17 @@ def progress(iterable, total=None, desc="frames"):
 # ------------------------------------------------------------------------------------------ pixel
 # path
 def parse_sensor_mode(mode: str) -> tuple[int, int]:
-    """'full' (4056x3040), 'binned' (2028x1520) or 'WxH' (even) -> (width, height)."""
-    named = {"full": (4056, 3040), "binned": (2028, 1520)}
-    if mode in named:
-        return named[mode]
-    try:
-        w, h = (int(v) for v in mode.lower().split("x"))
-    except ValueError:
-        raise UserError(
-            f"bad sensor mode {mode!r}: use full, binned or WxH (e.g. 640x480)"
-        ) from None
-    if w < 4 or h < 4 or w % 2 or h % 2 or w > 4056 or h > 3040:
-        raise UserError(f"bad sensor mode {mode!r}: W and H must be even, 4..4056 x 4..3040")
-    return w, h
+    """'full' (4056x3040), 'binned' (2028x1520) or 'WxH' -> (width, height) (sim.sensor's rules)."""
+    from sim.sensor import parse_mode
+
+    return parse_mode(mode)
 
 
 def sensor_bursts(image: np.ndarray, mode: tuple[int, int], frame_number: int, seed: int = 0):
-    """Scene image -> the sensor's CSI-2 bursts (RAW10 Bayer RGGB, black level 64).
+    """Scene image -> the sensor model's CSI-2 bursts (RAW10 Bayer RGGB, black level 64)."""
+    from sim.sensor import frame_bursts
 
-    Uses the sensor model sim.sensor when present; otherwise a minimal stand-in with the same
-    contract (image scaled to the mode by a box filter, noiseless)."""
-    try:
-        from sim import sensor as _sensor  # the pixel-path engineer's model
-    except ImportError:
-        _sensor = None
-    if _sensor is not None and hasattr(_sensor, "frame_bursts"):
-        return _sensor.frame_bursts(image, mode, frame_number=frame_number, seed=seed)
-    from PIL import Image
-
-    from models.csi2 import frame_packets
-
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
-    w, h = mode
-    rgb = np.asarray(Image.fromarray(rgb).resize((w // 2, h // 2), Image.BOX), np.int64)
-    raw = np.empty((h, w), np.int64)
-    code = 64 + (rgb * (1023 - 64) + 127) // 255
-    raw[0::2, 0::2] = code[..., 0]
-    raw[0::2, 1::2] = code[..., 1]
-    raw[1::2, 0::2] = code[..., 1]
-    raw[1::2, 1::2] = code[..., 2]
-    return frame_packets(raw, frame_number)
+    return frame_bursts(image, mode, frame_number=frame_number, seed=seed)
 
 
 def raw_from_bursts(bursts, mode: tuple[int, int]) -> tuple[np.ndarray | None, int]:

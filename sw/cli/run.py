@@ -16,7 +16,13 @@ from hw.config import preset
 from hw.errors import UserError
 from sw.cli import add_common
 
-SCENES = ("astronaut", "camera", "coffee", "chelsea", "gradient", "checker", "black")
+SYNTHETIC = ("gradient", "checker", "black")
+
+
+def _photos() -> tuple[str, ...]:
+    from sim.sensor import PHOTOS
+
+    return tuple(PHOTOS)
 
 
 def register(sub):
@@ -34,7 +40,9 @@ def register(sub):
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--image", nargs="+", metavar="P", help="image file(s) (PNG, JPEG, BMP, ...)")
-    src.add_argument("--scene", metavar="NAME", help=f"built-in scene: {', '.join(SCENES)}")
+    src.add_argument(
+        "--scene", metavar="NAME", help=f"built-in scene: {', '.join(_photos() + SYNTHETIC)}"
+    )
     p.add_argument(
         "--tensor",
         action="store_true",
@@ -80,10 +88,10 @@ def register(sub):
 
 
 def scene_image(name: str) -> np.ndarray:
-    if name in ("astronaut", "camera", "coffee", "chelsea"):
-        import skimage.data
+    if name in _photos():
+        from sim.sensor import load_image as photo
 
-        return np.asarray(getattr(skimage.data, name)())
+        return photo(name)
     if name == "gradient":
         return np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
     if name == "checker":
@@ -91,12 +99,15 @@ def scene_image(name: str) -> np.ndarray:
         return (((y // 20 + x // 20) % 2) * 255).astype(np.uint8)
     if name == "black":
         return np.zeros((240, 320), np.uint8)
-    raise UserError(f"unknown scene {name!r}; choose one of {', '.join(SCENES)}")
+    raise UserError(f"unknown scene {name!r}; choose one of {', '.join(_photos() + SYNTHETIC)}")
 
 
 def load_image(path: str) -> np.ndarray:
+    """An image file, or a scikit-image photo name (e.g. astronaut) when no such file exists."""
     from PIL import Image, UnidentifiedImageError
 
+    if not Path(path).exists() and path in _photos():
+        return scene_image(path)
     try:
         with Image.open(path) as im:
             if im.mode not in ("L", "RGB"):
