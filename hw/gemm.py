@@ -1,4 +1,5 @@
-"""GEMM engine: systolic array + K-tile accumulation + per-channel requant (the block the NPU drives).
+"""GEMM engine: systolic array + K-tile accumulation + per-channel requant (the block the NPU
+drives).
 
 Computes ``Y[M, N] = requant(A[M, K] @ W[K, N])`` (int8 in, int32 accumulation with wrap, int8 out),
 bit-exact with :func:`models.gemm.gemm`; K and N larger than the R x C array by tiling.
@@ -6,21 +7,23 @@ bit-exact with :func:`models.gemm.gemm`; K and N larger than the R x C array by 
 Streams (all ``stream.Signature``; the order of beats is exactly :func:`models.gemm.streams`):
 
 - ``cmd`` {m, k_tiles, n_tiles, zp, qmin, qmax}: one GEMM. Accepted only while idle (``busy`` low).
-  ``k_tiles = ceil(K / R)``, ``n_tiles = ceil(N / C)``; zp/qmin/qmax: output zero point and fused-activation
-  clamp range (models.requant.activation_range).
-- ``params`` {bias[C], mult[C], shift[C]}: one beat per N tile (channels nt*C .. nt*C+C-1; padded channels
-  zero). The engine buffers up to two tiles ahead.
-- ``wgt`` int8[C]: weight rows W[k, nt*C:(nt+1)*C], for nt, for M block, for k tile: R rows (zero padded).
-- ``act`` int8[R]: activation slices A[m, kt*R:(kt+1)*R], for nt, for M block, for k tile: for each row m
-  of the block (zero padded along K).
-- ``out`` {data int8[C], last}: Y[m, nt*C:(nt+1)*C] for nt, for M block, for m; ``last`` on the final beat.
+  ``k_tiles = ceil(K / R)``, ``n_tiles = ceil(N / C)``; zp/qmin/qmax: output zero point and
+  fused-activation clamp range (models.requant.activation_range).
+- ``params`` {bias[C], mult[C], shift[C]}: one beat per N tile (channels nt*C .. nt*C+C-1; padded
+  channels zero). The engine buffers up to two tiles ahead.
+- ``wgt`` int8[C]: weight rows W[k, nt*C:(nt+1)*C], for nt, for M block, for k tile: R rows (zero
+  padded).
+- ``act`` int8[R]: activation slices A[m, kt*R:(kt+1)*R], for nt, for M block, for k tile: for each
+  row m of the block (zero padded along K).
+- ``out`` {data int8[C], last}: Y[m, nt*C:(nt+1)*C] for nt, for M block, for m; ``last`` on the
+  final beat.
 
-Loop nest: N tiles (outer) > M blocks of :func:`m_block` rows > K tiles > rows. Each (M block, K tile)
-loads one weight tile into the array's free bank while the previous tile computes, so a long GEMM streams
-at R*C MACs/cycle. Partial sums of K tiles accumulate in a block-sized int32 buffer (read, add, write, with
-forwarding); the last K tile's sums go through the requant pipeline into an output FIFO. Activations of the
-last K tile are admitted only with a free output slot reserved (credits), so back-pressure on ``out``
-never loses data and the array itself never stalls.
+Loop nest: N tiles (outer) > M blocks of :func:`m_block` rows > K tiles > rows. Each (M block, K
+tile) loads one weight tile into the array's free bank while the previous tile computes, so a long
+GEMM streams at R*C MACs/cycle. Partial sums of K tiles accumulate in a block-sized int32 buffer
+(read, add, write, with forwarding); the last K tile's sums go through the requant pipeline into an
+output FIFO. Activations of the last K tile are admitted only with a free output slot reserved
+(credits), so back-pressure on ``out`` never loses data and the array itself never stalls.
 
 The input zero point is not an engine parameter: fold it into the bias
 (:func:`models.gemm.fold_input_zero_point`) and feed padding taps as the zero point.
@@ -97,7 +100,8 @@ class GemmEngine(wiring.Component):
         m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=olay.size, depth=self.out_depth)
         wiring.connect(m, wiring.flipped(self.wgt), array.w_in)
 
-        # ---- command registers -----------------------------------------------------------------------
+        # ---- command registers
+        # -----------------------------------------------------------------------
         cmd = Signal(cmd_layout())
         busy = Signal()
         m.d.comb += [self.busy.eq(busy), self.cmd.ready.eq(~busy)]
@@ -107,7 +111,8 @@ class GemmEngine(wiring.Component):
         with m.Elif(out_take & self.out.p.last):
             m.d.sync += busy.eq(0)
 
-        # ---- params: push up to two N tiles ahead -------------------------------------------------
+        # ---- params: push up to two N tiles ahead
+        # -------------------------------------------------
         p_left = Signal(DIM_BITS)        # params beats still to accept for this GEMM
         p_avail = Signal(2)              # pushed beats whose N tile admission has not passed
         p_push = self.params.valid & self.params.ready
@@ -117,7 +122,8 @@ class GemmEngine(wiring.Component):
             pfifo.w_data.eq(self.params.payload),
         ]
 
-        # ---- admission of activations ----------------------------------------------------------------
+        # ---- admission of activations
+        # ----------------------------------------------------------------
         mi = Signal(range(MB))
         kt = Signal(DIM_BITS)
         nt = Signal(DIM_BITS)
@@ -181,7 +187,8 @@ class GemmEngine(wiring.Component):
         with m.If(self.cmd.valid & ~busy):
             m.d.sync += p_avail.eq(0)
 
-        # ---- accumulate K tiles: read (stage 0), register (1), add + write or requant (2) ---------------
+        # ---- accumulate K tiles: read (stage 0), register (1), add + write or requant (2)
+        # ---------------
         acc_shape = data.ArrayLayout(signed(32), C)
         m.submodules.accmem = accmem = memory.Memory(shape=acc_shape, depth=MB, init=[])
         rd = accmem.read_port()
@@ -194,7 +201,7 @@ class GemmEngine(wiring.Component):
         t1, t2 = Signal(self.tag), Signal(self.tag)
         m.d.sync += [v1.eq(po.valid), ps1.eq(po.p.data), t1.eq(po.p.tag),
                      v2.eq(v1), ps2.eq(ps1), t2.eq(t1)]
-        rdq = Signal(acc_shape)          # registered read data (EBR clock-to-out off the adder path)
+        rdq = Signal(acc_shape)  # registered read data: EBR clock-to-out off the adder path
         m.d.sync += rdq.eq(rd.data)
         # Forwarding of the two writes (cycles t-1, t-2) the read issued at t-2 could not see.
         h1v, h2v = Signal(), Signal()
@@ -218,7 +225,8 @@ class GemmEngine(wiring.Component):
         m.d.sync += [h1v.eq(wr.en), h1a.eq(wr.addr), h1d.eq(total),
                      h2v.eq(h1v), h2a.eq(h1a), h2d.eq(h1d)]
 
-        # ---- requant of the final K tile -------------------------------------------------------------
+        # ---- requant of the final K tile
+        # -------------------------------------------------------------
         head = data.View(play, pfifo.r_data)
         m.d.comb += [
             rq.i.valid.eq(v2 & t2.lastk),
@@ -229,7 +237,8 @@ class GemmEngine(wiring.Component):
             pfifo.r_en.eq(v2 & t2.lastk & t2.nt_end),
         ]
 
-        # ---- output FIFO and credits -----------------------------------------------------------------
+        # ---- output FIFO and credits
+        # -----------------------------------------------------------------
         m.d.comb += [
             ofifo.w_en.eq(rq.o.valid), ofifo.w_data.eq(rq.o.payload),
             self.out.valid.eq(ofifo.r_rdy), self.out.payload.eq(ofifo.r_data),
@@ -244,7 +253,8 @@ class GemmTop(wiring.Component):
 
     Vector ports pack lane i at bits [i*w, (i+1)*w): ``act_data`` (R x 8), ``wgt_data``/``out_data``
     (C x 8), ``params_bias``/``params_mult`` (C x 32), ``params_shift`` (C x 6). Each stream X has
-    ``X_valid``/``X_ready``; ``out_last`` marks the final beat; ``busy`` is high from cmd to final beat.
+    ``X_valid``/``X_ready``; ``out_last`` marks the final beat; ``busy`` is high from cmd to final
+    beat.
     """
 
     def __init__(self, config: Config):

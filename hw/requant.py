@@ -4,21 +4,23 @@ Per lane ``n`` of a beat (bit-exact with :func:`models.requant.requant`)::
 
     x   = wrap32(acc[n] + bias[n])
     xs  = wrap32(x << max(shift[n], 0))                          # left shift, int32 wrap
-    q   = SaturatingRoundingDoublingHighMul(xs, mult[n])         # = (xs*mult + 2**30) >> 31, saturated
-    r   = RoundingDivideByPOT(q, max(-shift[n], 0))              # round half away from zero
-    out = clamp(wrap32(r + zp), qmin, qmax)                      # int8
+    q   = SaturatingRoundingDoublingHighMul(xs, mult[n])         # = (xs*mult + 2**30) >> 31,
+    saturated r   = RoundingDivideByPOT(q, max(-shift[n], 0))              # round half away from
+    zero out = clamp(wrap32(r + zp), qmin, qmax)                      # int8
 
-``shift`` is in [-31, 31] (signed 6 bits). The 32x32 product is built from four 16x16 partial products
-(one 18x18 DSP each, registered inputs and outputs); every stage is registered for Fmax. Parameters travel
-with the data, so consecutive beats may use different parameters (no drain between channel tiles).
+``shift`` is in [-31, 31] (signed 6 bits). The 32x32 product is built from four 16x16 partial
+products (one 18x18 DSP each, registered inputs and outputs); every stage is registered for Fmax.
+Parameters travel with the data, so consecutive beats may use different parameters (no drain between
+channel tiles).
 
 Two components:
 
-- :class:`RequantCore` -- fixed latency :data:`RequantCore.latency`, no back-pressure: every valid input
-  beat leaves ``latency`` cycles later on ``o`` (``o.ready`` is ignored; the owner guarantees room).
-- :class:`Requant` -- the same core behind a credit counter and an output FIFO: a regular stream block
-  (``i`` may be back-pressured, ``o`` obeys ``o.ready``) that sustains one beat per cycle when ``o`` is
-  always ready.
+- :class:`RequantCore` -- fixed latency :data:`RequantCore.latency`, no back-pressure: every valid
+  input beat leaves ``latency`` cycles later on ``o`` (``o.ready`` is ignored; the owner guarantees
+  room).
+- :class:`Requant` -- the same core behind a credit counter and an output FIFO: a regular stream
+  block (``i`` may be back-pressured, ``o`` obeys ``o.ready``) that sustains one beat per cycle when
+  ``o`` is always ready.
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ class RequantCore(wiring.Component):
             bias0 = reg(signed(32), p + "bias0", self.i.p.bias[n])
             mult0 = reg(signed(32), p + "mult0", self.i.p.mult[n])
             shift0 = reg(signed(SHIFT_BITS), p + "shift0", self.i.p.shift[n])
-            # S1: bias add, split shift into left/right amounts, rounding constants of the right shift.
+            # S1: bias add, split shift into left/right amounts, rounding constants of the right
+            # shift.
             x1 = reg(signed(32), p + "x1", (acc0 + bias0)[:32])
             left1 = reg(5, p + "left1", Mux(shift0 > 0, shift0, 0)[:5])
             right1 = reg(5, p + "right1", Mux(shift0 < 0, -shift0, 0)[:5])
@@ -150,8 +153,9 @@ class RequantCore(wiring.Component):
 class Requant(wiring.Component):
     """Requant pipeline with stream flow control on both sides (see module docstring).
 
-    ``depth`` output FIFO entries; ``i.ready`` is high while fewer than ``depth`` beats are in the core
-    or the FIFO, so nothing is ever dropped. ``depth >= RequantCore.latency + 3`` gives full rate.
+    ``depth`` output FIFO entries; ``i.ready`` is high while fewer than ``depth`` beats are in the
+    core or the FIFO, so nothing is ever dropped. ``depth >= RequantCore.latency + 3`` gives full
+    rate.
     """
 
     def __init__(self, lanes: int, depth: int | None = None):

@@ -1,27 +1,30 @@
 """Weight-stationary R x C int8 systolic array with double-buffered weights (SPEC section 6).
 
-Dataflow. PE(r, c) holds the weight W[r, c] of the current tile (r along the reduction dimension K, c along
-the output channels N). An activation vector ``a[R]`` enters skewed: element ``a[r]`` reaches row r ``r``
-cycles after row 0 and then moves one PE to the right per cycle; partial sums move one PE down per cycle,
-so column c's bottom PE emits ``sum_r a[r] * W[r, c]``; the outputs are de-skewed into one C-wide beat.
+Dataflow. PE(r, c) holds the weight W[r, c] of the current tile (r along the reduction dimension K,
+c along the output channels N). An activation vector ``a[R]`` enters skewed: element ``a[r]``
+reaches row r ``r`` cycles after row 0 and then moves one PE to the right per cycle; partial sums
+move one PE down per cycle, so column c's bottom PE emits ``sum_r a[r] * W[r, c]``; the outputs are
+de-skewed into one C-wide beat.
 
-Double buffering. Every PE has two weight registers (banks). ``w_in`` fills the bank not in use, one row
-(C weights) per beat, rows 0..R-1 in order; meanwhile activations stream through the other bank. A bank
-bit travels with each activation, so the switch to the next tile happens exactly on the first activation
-after a beat with ``last`` set, without draining the array. A released bank becomes writable C cycles
-after its last activation entered (it has then left every PE of row r by the time row r is rewritten).
-A long GEMM therefore streams R*C MACs/cycle as long as each tile is used for >= R + C activations.
+Double buffering. Every PE has two weight registers (banks). ``w_in`` fills the bank not in use, one
+row (C weights) per beat, rows 0..R-1 in order; meanwhile activations stream through the other bank.
+A bank bit travels with each activation, so the switch to the next tile happens exactly on the first
+activation after a beat with ``last`` set, without draining the array. A released bank becomes
+writable C cycles after its last activation entered (it has then left every PE of row r by the time
+row r is rewritten). A long GEMM therefore streams R*C MACs/cycle as long as each tile is used for
+>= R + C activations.
 
 Interfaces (all ``stream.Signature``):
 
-- ``w_in``: payload ``ArrayLayout(signed(8), C)``, one weight row per beat. Ready when a bank is free.
+- ``w_in``: payload ``ArrayLayout(signed(8), C)``, one weight row per beat. Ready when a bank is
+  free.
 - ``a_in``: payload ``{data: ArrayLayout(signed(8), R), last, tag}``. Ready while a loaded tile is
-  current; ``last`` marks the tile's final activation. ``tag`` (``tag_bits`` wide, optional) is carried
-  unchanged to the output.
-- ``psum_out``: payload ``{data: ArrayLayout(signed(32), C), last, tag}``: ``a @ W`` for each accepted
-  activation, in order, exactly :data:`SystolicArray.latency` cycles after it was accepted.
-  **No back-pressure**: ``psum_out.ready`` is ignored; the consumer must take every beat (the GEMM engine
-  reserves room by credits before it admits an activation).
+  current; ``last`` marks the tile's final activation. ``tag`` (``tag_bits`` wide, optional) is
+  carried unchanged to the output.
+- ``psum_out``: payload ``{data: ArrayLayout(signed(32), C), last, tag}``: ``a @ W`` for each
+  accepted activation, in order, exactly :data:`SystolicArray.latency` cycles after it was accepted.
+  **No back-pressure**: ``psum_out.ready`` is ignored; the consumer must take every beat (the GEMM
+  engine reserves room by credits before it admits an activation).
 """
 
 from __future__ import annotations
@@ -104,7 +107,8 @@ class SystolicArray(wiring.Component):
         with m.If(a_take & self.a_in.p.last):
             m.d.sync += rb.eq(~rb)
 
-        # ---- weight banks --------------------------------------------------------------------------
+        # ---- weight banks
+        # --------------------------------------------------------------------------
         wreg = [[[Signal(signed(8), name=f"w{b}_r{r}_c{c}") for c in range(C)] for r in range(R)]
                 for b in range(2)]
         for b in range(2):
@@ -112,7 +116,8 @@ class SystolicArray(wiring.Component):
                 with m.If(w_take & (wb == b) & (wrow == r)):
                     m.d.sync += [wreg[b][r][c].eq(self.w_in.p[c]) for c in range(C)]
 
-        # ---- input skew: row r delayed r cycles ------------------------------------------------------
+        # ---- input skew: row r delayed r cycles
+        # ------------------------------------------------------
         row_a, row_b = [], []
         for r in range(R):
             a, bk = self.a_in.p.data[r], rb
@@ -144,7 +149,8 @@ class SystolicArray(wiring.Component):
                 s_prev[c] = s
                 a_left, b_left = a_pe, b_pe
 
-        # ---- output de-skew: column c delayed C-1-c cycles ---------------------------------------------
+        # ---- output de-skew: column c delayed C-1-c cycles
+        # ---------------------------------------------
         for c in range(C):
             s = s_prev[c]
             for k in range(C - 1 - c):
@@ -153,7 +159,8 @@ class SystolicArray(wiring.Component):
                 s = s2
             m.d.comb += self.psum_out.p.data[c].eq(s)
 
-        # ---- valid / last / tag delay line -----------------------------------------------------------
+        # ---- valid / last / tag delay line
+        # -----------------------------------------------------------
         v, l = a_take, self.a_in.p.last
         t = self.a_in.p.tag if self.tag_bits else None
         for k in range(self.latency):

@@ -1,13 +1,15 @@
-"""Golden model of the GEMM engine (hw/gemm.py): int8 GEMM + per-channel requant, cycle-free, bit-exact.
+"""Golden model of the GEMM engine (hw/gemm.py): int8 GEMM + per-channel requant, cycle-free,
+bit-exact.
 
-``gemm`` is the arithmetic: ``Y[M, N] = requant(A[M, K] @ W[K, N], bias, mult, shift, zp, qmin, qmax)``
-with int32 (wrap-around) accumulation, exactly TFLite's FULLY_CONNECTED / CONV_2D (after im2col) once the
-input zero point is folded into the bias (:func:`fold_input_zero_point`).
+``gemm`` is the arithmetic: ``Y[M, N] = requant(A[M, K] @ W[K, N], bias, mult, shift, zp, qmin,
+qmax)`` with int32 (wrap-around) accumulation, exactly TFLite's FULLY_CONNECTED / CONV_2D (after
+im2col) once the input zero point is folded into the bias (:func:`fold_input_zero_point`).
 
-``streams`` is the engine's wire format: the beats its ``cmd``, ``params``, ``wgt`` and ``act`` streams
-expect and the beats ``out`` produces, in order. The loop nest is (outermost first) N tiles of C columns,
-M blocks of :func:`hw.gemm.m_block` rows, K tiles of R rows; zero padding fills partial tiles, padded
-channels get zero bias/multiplier/shift so their (ignored) output lanes are ``clamp(zp)``.
+``streams`` is the engine's wire format: the beats its ``cmd``, ``params``, ``wgt`` and ``act``
+streams expect and the beats ``out`` produces, in order. The loop nest is (outermost first) N tiles
+of C columns, M blocks of :func:`hw.gemm.m_block` rows, K tiles of R rows; zero padding fills
+partial tiles, padded channels get zero bias/multiplier/shift so their (ignored) output lanes are
+``clamp(zp)``.
 """
 
 from __future__ import annotations
@@ -24,19 +26,21 @@ __all__ = ["accumulate", "gemm", "fold_input_zero_point", "streams", "tiles"]
 
 def accumulate(a, w) -> np.ndarray:
     """int32 (wrap-around) ``a[M, K] @ w[K, N]``."""
-    return wrap_int32(np.asarray(a, dtype=np.int64) @ np.asarray(w, dtype=np.int64)).astype(np.int32)
+    prod = np.asarray(a, dtype=np.int64) @ np.asarray(w, dtype=np.int64)
+    return wrap_int32(prod).astype(np.int32)
 
 
 def gemm(a, w, bias, mult, shift, zero_point: int, qmin: int = -128, qmax: int = 127) -> np.ndarray:
-    """int8 ``Y[M, N]`` of the engine for int8 ``a[M, K]``, int8 ``w[K, N]`` and per-channel params."""
+    """int8 ``Y[M, N]`` of the engine for int8 ``a[M, K]``, int8 ``w[K, N]`` and per-channel
+    params."""
     return requant(accumulate(a, w), bias, mult, shift, zero_point, qmin, qmax)
 
 
 def fold_input_zero_point(bias, w, input_zero_point: int) -> np.ndarray:
     """Bias with the input zero point folded in: ``bias - zp_in * sum_k W[k, n]`` (int32 wrap).
 
-    TFLite computes ``sum (a - zp_in) * w + bias``; the engine computes ``sum a * w + bias'``; both are
-    equal modulo 2**32, i.e. bit-exact in int32. Padding taps must be fed as ``zp_in`` (not 0).
+    TFLite computes ``sum (a - zp_in) * w + bias``; the engine computes ``sum a * w + bias'``; both
+    are equal modulo 2**32, i.e. bit-exact in int32. Padding taps must be fed as ``zp_in`` (not 0).
     """
     w = np.asarray(w, dtype=np.int64)
     return wrap_int32(np.asarray(bias, dtype=np.int64) - int(input_zero_point) * w.sum(axis=0)) \

@@ -1,4 +1,5 @@
-"""Golden model of the per-channel requantization pipeline (hw/requant.py), cycle-free and bit-exact.
+"""Golden model of the per-channel requantization pipeline (hw/requant.py), cycle-free and
+bit-exact.
 
 Contract (TFLite int8, SPEC section 4), per output channel ``n``::
 
@@ -7,8 +8,9 @@ Contract (TFLite int8, SPEC section 4), per output channel ``n``::
     y   = wrap32(y + zero_point)                      # output zero point, int32 arithmetic as in C
     out = clamp(y, qmin, qmax)                        # fused activation range, int8
 
-``shift`` is TFLite's signed shift: > 0 shifts ``x`` left (int32 wrap), <= 0 is a rounding right shift;
-the hardware supports ``shift`` in [-31, 31]. ``qmin``/``qmax`` come from :func:`activation_range`.
+``shift`` is TFLite's signed shift: > 0 shifts ``x`` left (int32 wrap), <= 0 is a rounding right
+shift; the hardware supports ``shift`` in [-31, 31]. ``qmin``/``qmax`` come from
+:func:`activation_range`.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ def check_params(mult, shift, zero_point, qmin, qmax) -> None:
         raise ValueError("activation range must satisfy -128 <= qmin <= qmax <= 127")
 
 
-def requant(acc, bias, mult, shift, zero_point: int, qmin: int = -128, qmax: int = 127) -> np.ndarray:
-    """Requantize int32 accumulators ``acc[..., N]`` with per-channel ``bias/mult/shift[N]`` to int8."""
+def requant(acc, bias, mult, shift, zero_point: int, qmin: int = -128,
+            qmax: int = 127) -> np.ndarray:
+    """Requantize int32 accumulators ``acc[..., N]`` with per-channel ``bias/mult/shift[N]`` to
+    int8."""
     check_params(mult, shift, zero_point, qmin, qmax)
     x = wrap_int32(np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64))
     y = mbqm(x, np.asarray(mult, dtype=np.int64), np.asarray(shift, dtype=np.int64))
@@ -49,7 +53,8 @@ def requant(acc, bias, mult, shift, zero_point: int, qmin: int = -128, qmax: int
 
 
 def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
-    """TFLite CalculateActivationRangeQuantized for an int8 output with ``scale`` and ``zero_point``."""
+    """TFLite CalculateActivationRangeQuantized for an int8 output with ``scale`` and
+    ``zero_point``."""
     def q(v: float) -> int:
         return int(zero_point + tfl_round(v / scale))
 

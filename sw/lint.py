@@ -1,20 +1,23 @@
 """``python -m sw.lint``: ``verilator --lint-only`` on every registered top (hw/tops.py) per preset.
 
-Each top is generated for each preset (default, ecp5, ice40, tiny; ``--config`` narrows it) and linted
-with ``-Wall`` minus the waivers below. Exit 0 iff every top lints clean.
+Each top is generated for each preset (default, ecp5, ice40, tiny; ``--config`` narrows it) and
+linted with ``-Wall`` minus the waivers below. Exit 0 iff every top lints clean.
 
 Waivers (why each warning class is not a defect of the generated RTL):
 
-- ``WIDTHEXPAND``/``WIDTHTRUNC``: Amaranth emits explicit-width arithmetic whose Verilog relies on the
-  language's implicit extension/truncation (its semantics are defined by Amaranth, not by these widths).
-- ``UNUSEDSIGNAL``/``UNUSEDPARAM``: Amaranth keeps named intermediate signals and unused slices of wide
-  payloads (e.g. the high half of a product, unused payload fields of a stream) for readability and waves.
+- ``WIDTHEXPAND``/``WIDTHTRUNC``: Amaranth emits explicit-width arithmetic whose Verilog relies on
+  the language's implicit extension/truncation (its semantics are defined by Amaranth, not by these
+  widths).
+- ``UNUSEDSIGNAL``/``UNUSEDPARAM``: Amaranth keeps named intermediate signals and unused slices of
+  wide payloads (e.g. the high half of a product, unused payload fields of a stream) for readability
+  and waves.
 - ``DECLFILENAME``: one file holds the top and all its submodules.
 - ``PINCONNECTEMPTY``/``UNDRIVEN`` on unused submodule outputs are not waived: none are expected.
-- ``CASEINCOMPLETE``: Amaranth's ``Switch``/FSM lowering produces cases with a default branch elsewhere.
+- ``CASEINCOMPLETE``: Amaranth's ``Switch``/FSM lowering produces cases with a default branch
+  elsewhere.
 - ``GENUNNAMED``/``VARHIDDEN``: naming style of yosys' Verilog backend.
-- ``PROCASSINIT``: every Amaranth register has a power-on value (``init=``) declared on the ``reg`` *and*
-  a synchronous reset to the same value in its process; both are intended (FPGA init + reset).
+- ``PROCASSINIT``: every Amaranth register has a power-on value (``init=``) declared on the ``reg``
+  *and* a synchronous reset to the same value in its process; both are intended (FPGA init + reset).
 """
 
 from __future__ import annotations

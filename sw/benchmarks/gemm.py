@@ -1,11 +1,11 @@
 """GEMM engine benchmark: steady-state MACs/cycle over R x C, measured in RTL simulation.
 
 Runs the ``steady_state`` cocotb test of ``tests/hw/tb_gemm.py`` (Verilator, cached build) on a long
-GEMM with no input gaps and no output back-pressure. ``steady_macs_per_cycle_ratio`` = activation beats /
-cycles from the first to the last accepted activation (each beat is R*C MACs of array work; K and N are
-multiples of the array so no MAC is padding); ``end_to_end_macs_per_cycle_ratio`` includes pipeline fill
-and drain. The outputs are checked bit-exact against models.gemm by the same test. Also returns the last
-synthesis reports (build/synth/<target>/report.json) if present.
+GEMM with no input gaps and no output back-pressure. ``steady_macs_per_cycle_ratio`` = activation
+beats / cycles from the first to the last accepted activation (each beat is R*C MACs of array work;
+K and N are multiples of the array so no MAC is padding); ``end_to_end_macs_per_cycle_ratio``
+includes pipeline fill and drain. The outputs are checked bit-exact against models.gemm by the same
+test. Also returns the last synthesis reports (build/synth/<target>/report.json) if present.
 """
 
 from __future__ import annotations

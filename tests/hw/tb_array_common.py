@@ -1,8 +1,9 @@
 """Shared cocotb machinery of the array/requant/GEMM benches: payload packing and stream drivers.
 
-One coroutine steps every stream each cycle (drive after the rising edge, sample in the read-only phase),
-which is both correct for valid/ready handshakes and fast. Sources obey the stream rules (valid and
-payload held until accepted; idle gaps inserted only between beats); sinks apply random back-pressure.
+One coroutine steps every stream each cycle (drive after the rising edge, sample in the read-only
+phase), which is both correct for valid/ready handshakes and fast. Sources obey the stream rules
+(valid and payload held until accepted; idle gaps inserted only between beats); sinks apply random
+back-pressure.
 """
 
 from __future__ import annotations

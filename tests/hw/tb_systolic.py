@@ -1,4 +1,5 @@
-"""cocotb bench of hw.systolic.SystolicArray against models.systolic (run by tests/hw/test_systolic.py)."""
+"""cocotb bench of hw.systolic.SystolicArray against models.systolic (run by
+tests/hw/test_systolic.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Requant pipeline (hw/requant.py) cosimulated with cocotb on Verilator against models/requant.py."""
+"""Requant pipeline (hw/requant.py) cosimulated with cocotb on Verilator against
+models/requant.py."""
 
 import pytest
 

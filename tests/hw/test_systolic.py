@@ -1,4 +1,5 @@
-"""Systolic array (hw/systolic.py) cosimulated with cocotb on Verilator against models/systolic.py."""
+"""Systolic array (hw/systolic.py) cosimulated with cocotb on Verilator against
+models/systolic.py."""
 
 import pytest
 
