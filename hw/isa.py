@@ -38,6 +38,7 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 __all__ = [
+    "INSTR_LAYOUT",
     "Opcode",
     "Queue",
     "BufSel",
@@ -343,6 +344,13 @@ def _build_layouts() -> dict[Opcode, data.StructLayout]:
 
 #: Per-opcode instruction layouts (header first), each at most INSTR_BITS wide.
 LAYOUTS: dict[Opcode, data.StructLayout] = _build_layouts()
+
+#: The whole instruction word for the RTL decoder: ``data.View(INSTR_LAYOUT, word)``; ``.header``
+#: selects the queue, ``.conv`` / ``.load`` / ... read the fields of that opcode's layout.
+INSTR_LAYOUT = data.UnionLayout(
+    {"raw": unsigned(INSTR_BITS), "header": HEADER}
+    | {op.name.lower(): lay for op, lay in LAYOUTS.items()}
+)
 
 # precomputed (name, offset, width, signed, enum) tuples for the host codec
 _CODEC = {

@@ -91,3 +91,20 @@ def test_every_opcode_has_a_queue_and_docs_are_current():
         assert f"| {op.name} |" in doc
     path = Path(__file__).resolve().parents[2] / "docs" / "isa.md"
     assert path.read_text() == doc, "docs/isa.md is stale: run python -m hw.isa --doc > docs/isa.md"
+
+
+def test_rtl_union_layout_decodes_like_the_host():
+    """The decoder's view (INSTR_LAYOUT over the raw word) reads the same fields as decode()."""
+    from hw.isa import INSTR_LAYOUT
+
+    rng = np.random.default_rng(7)
+    for op in Opcode:
+        for _ in range(5):
+            f = _random_fields(op, rng)
+            word = int.from_bytes(encode(f), "little")
+            view = INSTR_LAYOUT.from_bits(word)
+            assert view.header.opcode == op
+            sub = getattr(view, op.name.lower())
+            for name, value in f.items():
+                got = getattr(sub, name)
+                assert (got if not isinstance(value, int) else int(got)) == value, (op, name)
