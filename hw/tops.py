@@ -17,7 +17,7 @@ __all__ = ["TOPS", "build_top"]
 
 TOPS: dict[str, str] = {
     "gemm": "hw.gemm:top",
-    # "pixel": "hw.pixel_top:top",    (pixel-path issue: CSI-2 RX + ISP)
+    "pixel": "hw.pixel_top:top",      # CSI-2 RX + ISP
 }
 
 

@@ -24,7 +24,7 @@ from hw.errors import UserError
 from hw.isp import PATTERNS, pattern_positions
 from models.csi2 import frame_packets
 
-__all__ = ["SENSOR_MODES", "parse_mode", "Sensor", "load_image", "PHOTOS"]
+__all__ = ["SENSOR_MODES", "parse_mode", "Sensor", "load_image", "PHOTOS", "frame_bursts"]
 
 SENSOR_MODES = {"full": (4056, 3040), "binned": (2028, 1520)}
 #: scikit-image photo names accepted wherever an image path is.
@@ -141,3 +141,13 @@ class Sensor:
         """(RAW frame, its bursts)."""
         raw = self.capture(image)
         return raw, self.packets(raw, frame_number)
+
+
+def frame_bursts(image, mode: tuple[int, int] | str, frame_number: int = 0, seed: int = 0,
+                 **sensor_kw) -> list[bytes]:
+    """One frame of ``image`` as CSI-2 bursts (default sensor: RGGB, black level 64, noiseless).
+
+    ``mode`` is a mode string or a (W, H) tuple. Used by the runtime (sw/runtime.py)."""
+    if not isinstance(mode, str):
+        mode = f"{mode[0]}x{mode[1]}"
+    return Sensor(mode, seed=seed, **sensor_kw).stream(image, frame_number)[1]
