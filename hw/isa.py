@@ -443,7 +443,8 @@ class Timing:
       ``hw.gemm.m_block`` output pixels, each of the ceil(K / R) weight tiles streams
       max(block, R + C) cycles (a tile must serve R + C rows to hide the next tile's load), plus
       ``array_latency`` (R + C + 1) and ``requant_latency`` per instruction.
-    - DWCONV: ``vector_lanes`` channels per cycle, each lane ``dw_taps`` MACs per cycle:
+    - DWCONV: ``vector_lanes`` channels per cycle, each lane ``dw_taps`` = min(9, R*C / lanes)
+      MACs per cycle:
       out_h * out_w * ceil(C_out / lanes) * ceil(k_h * k_w / dw_taps) + pipeline latency.
     - POOL: out_h * out_w * ceil(C / lanes) * ceil(k_h * k_w / dw_taps).
     - ELTWISE / LUT: ceil(count / lanes).
@@ -461,7 +462,9 @@ class Timing:
         self.store_bytes_per_cycle = max(1, bw // 2)
         self.load_latency = 8
         self.requant_latency = 4
-        self.dw_taps = 9
+        # taps per lane per cycle: a 3x3 window, but the vector unit never has more multipliers
+        # than the array (lanes * taps <= R * C), so MAC utilization stays <= 1
+        self.dw_taps = max(1, min(9, (self.R * self.C) // self.lanes))
         self.vector_latency = 6
         from hw.gemm import m_block
 

@@ -476,6 +476,8 @@ class _Compiler:
             for i in g.ops[k].inputs:
                 if i >= 0 and not self.is_const(i) and i not in made and i not in ins:
                     ins.append(i)
+        for k in ops:
+            get_prepare(g.ops[k].kind)  # UserError now, at compile time, for an unsupported op
         call = {"ops": ops, "inputs": ins, "outputs": list(n.outs)}
         self.host_calls.append(call)
         return "host", [("host", len(self.host_calls) - 1)]

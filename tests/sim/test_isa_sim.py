@@ -304,3 +304,13 @@ def test_cycle_model_properties(person_detect):
     cc = compile_graph(g, "default")
     s = schedule(cc.program, cc.config)
     assert g.macs() / (s.total * cc.config.pes) >= 0.9
+
+
+@pytest.mark.full
+def test_mobilenet_v2_224_bit_exact_default():
+    from models.zoo.generate import mobilenet_v2_like
+
+    g = load_tflite(mobilenet_v2_like(input_hw=(224, 224), alpha=1.0, seed=0))
+    rng = np.random.default_rng(5)
+    isa = _assert_exact(g, "default", [_inputs(g, rng) for _ in range(2)])
+    assert isa.compiled.macs == g.macs() and not isa.compiled.host_calls
