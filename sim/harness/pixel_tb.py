@@ -12,7 +12,8 @@ an npz, both named in the cocotb parameters (``sim.cocotb_run.tb_params``):
   how many output beats the case produced (``case_out_ends``).
 * out: ``beats`` (uint32: data[23:0], first << 24, last << 25), ``case_out_ends``, ``status``
   (frame << 8 | flags per status strobe), ``counters`` (final, COUNTER_NAMES order), ``hang``
-  (index of the case that hung, or -1), ``cycles`` (busy cycles: first input beat to last output beat),
+  (index of the case that hung, or -1), ``cycles`` (busy cycles: first input beat to the later of
+  the last input beat and the last output beat),
   ``case_cycles`` (cycles per case, first beat to quiet).
 """
 
@@ -83,7 +84,7 @@ async def stream_cases(dut):
     stuck = 0
     hang = -1
     cycle = 0
-    first_in = last_out = None
+    first_in = last_in = last_out = None
     case_start = 0
     ncase = len(case_ends)
     beat_case_end = [0] * ncase
@@ -112,6 +113,7 @@ async def stream_cases(dut):
             if int(in_ready.value):
                 if first_in is None:
                     first_in = cycle
+                last_in = cycle
                 idx += 1
                 showing = False
                 stuck = 0
@@ -141,7 +143,7 @@ async def stream_cases(dut):
     await RisingEdge(dut.clk)
     in_valid.value = 0
     counters = [int(getattr(dut, f"cnt_{n}").value) for n in COUNTER_NAMES]
-    busy = (last_out - first_in + 1) if (first_in is not None and last_out is not None) else 0
+    busy = (max(last_in, last_out or 0) - first_in + 1) if first_in is not None else 0
     np.savez(P["out"], beats=np.array(out_beats, dtype=np.uint32),
              case_out_ends=np.array(case_out_ends, dtype=np.int64),
              status=np.array(status, dtype=np.int64), counters=np.array(counters, dtype=np.int64),
