@@ -27,6 +27,7 @@ Passes, in order (docs/compiler.md):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -1257,28 +1258,60 @@ def _off(ref, k):
     return ref + k
 
 
-def _input_norm(d: TensorDesc | None) -> dict:
+def _input_norm(d: TensorDesc | None, input_range=None) -> dict:
     """ISP normalization for the NPU input (models.isp): q = ((u*mul + half) >> shift) + offset.
 
-    The IMX500 convention (SPEC section 5): an 8-bit value v maps to v - 128, i.e. the declared
-    input range [-1, 1] for a [-1, 1] model (person_detect) and [0, 1] at zero point -128."""
+    Default (``input_range`` None): the IMX500 convention of SPEC section 5, an 8-bit value v maps
+    to v - 128 (the real range [-1, 1] of a [-1, 1] model such as person_detect). With a declared
+    real range (lo, hi) for u = 0..255: q = round(u * (hi - lo) / (255 * scale)) +
+    round(lo / scale + zp), the ratio as a 16-bit multiplier with the largest shift <= 23 that
+    fits."""
     ch = int(d.shape[-1]) if d is not None and len(d.shape) == 4 else 1
+    size = [int(d.shape[2]), int(d.shape[1])] if d is not None and len(d.shape) == 4 else None
+    if input_range is None or d is None:
+        return {
+            "mul": [1] * ch,
+            "shift": [0] * ch,
+            "offset": [-128] * ch,
+            "channels": ch,
+            "range": None,
+            "size": size,
+        }
+    lo, hi = (float(v) for v in input_range)
+    if not hi > lo:
+        raise UserError(f"bad input range {lo:g},{hi:g}: give LO,HI with LO < HI")
+    ratio = (hi - lo) / (255.0 * d.scale)
+    shift = 23
+    while shift > 0 and round(ratio * (1 << shift)) > 65535:
+        shift -= 1
+    mul = int(round(ratio * (1 << shift)))
+    off = int(math.floor(lo / d.scale + d.zero_point + 0.5))
+    if not (0 < mul <= 65535 and -32768 <= off <= 32767):
+        raise UserError(
+            f"input range {lo:g},{hi:g} cannot be mapped to the input quantization "
+            f"(scale {d.scale:g}, zero point {d.zero_point}) by the ISP"
+        )
     return {
-        "mul": [1] * ch,
-        "shift": [0] * ch,
-        "offset": [-128] * ch,
+        "mul": [mul] * ch,
+        "shift": [shift] * ch,
+        "offset": [off] * ch,
         "channels": ch,
-        "range": [-1.0, 1.0],
-        "size": [int(d.shape[2]), int(d.shape[1])] if d is not None and len(d.shape) == 4 else None,
+        "range": [lo, hi],
+        "size": size,
     }
 
 
 def compile_graph(
-    graph: Graph, config: Config | str = "default", *, host_tail: bool = True
+    graph: Graph, config: Config | str = "default", *, host_tail: bool = True, input_range=None
 ) -> Compiled:
-    """Compile a graph for a preset. Raises UserError for models that do not fit or cannot run."""
+    """Compile a graph for a preset. ``input_range`` (lo, hi): the real range of the 8-bit pixels
+    for the ISP normalization (default: v - 128). Raises UserError for models that do not fit or
+    cannot run."""
     cfg = preset(config)
-    return _Compiler(graph, cfg, host_tail).run()
+    c = _Compiler(graph, cfg, host_tail).run()
+    if input_range is not None:
+        c.input_norm = _input_norm(c.inputs[0] if c.inputs else None, input_range)
+    return c
 
 
 def estimate(compiled: Compiled) -> dict:

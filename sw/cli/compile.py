@@ -27,6 +27,13 @@ def register(sub):
         help="hardware preset (default, ecp5, ice40, tiny)",
     )
     p.add_argument(
+        "--input-range",
+        default=None,
+        metavar="LO,HI",
+        help="real range of the 8-bit pixel values for the ISP normalization "
+        "(default: v - 128, i.e. [-1, 1]); write --input-range=-1,1 for a negative LO",
+    )
+    p.add_argument(
         "--report",
         action="store_true",
         help="print per layer: op, shapes, MACs, estimated cycles, SRAM use",
@@ -102,7 +109,15 @@ def run(args):
         raise UserError(f"output {out} is a directory; give a bundle file name")
     data = read_model_bytes(args.model)
     graph = load_tflite(data, name=Path(args.model).name)
-    compiled = compile_graph(graph, config)
+    rng = None
+    if args.input_range:
+        try:
+            rng = tuple(float(v) for v in args.input_range.split(","))
+            if len(rng) != 2:
+                raise ValueError
+        except ValueError:
+            raise UserError(f"bad --input-range {args.input_range!r}: give LO,HI") from None
+    compiled = compile_graph(graph, config, input_range=rng)
     est = estimate(compiled)
     size = save_bundle(compiled, out)
     payload = {
@@ -116,6 +131,7 @@ def run(args):
         "utilization": est["utilization"],
         "ms": est["ms"],
         "memory": compiled.memory,
+        "input_norm": compiled.input_norm,
         "warnings": compiled.warnings,
         "host_ops": {
             "pre": [graph.ops[k].kind for k in compiled.host_pre],

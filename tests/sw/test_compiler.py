@@ -147,3 +147,36 @@ def test_estimate_layers_sum_and_loads_overlap():
     # loads run concurrently with compute: the total is far below the sum of busy times
     assert est["cycles"] < est["busy"]["compute"] + 0.5 * est["busy"]["load"]
     assert sum(r["macs"] for r in est["layers"]) == g.macs()
+
+
+def test_input_range_normalization():
+    """A declared pixel range maps u to about u * (hi - lo) / (255 s) + lo / s + zp."""
+    from pathlib import Path
+
+    from models.isp import IspParams, normalize
+
+    g = load_tflite(Path(__file__).resolve().parents[2] / "models" / "zoo" / "person_detect.tflite")
+    s, zp = g.tensors[g.inputs[0]].quant.scalar()
+    u = np.arange(256).reshape(1, 256, 1)
+    for lo, hi in ((-1.0, 1.0), (0.0, 1.0), (-0.5, 2.0)):
+        n = compile_graph(g, "default", input_range=(lo, hi)).input_norm
+        p = IspParams.make(
+            4,
+            4,
+            size=(1, 1),
+            channels=1,
+            norm_mul=(n["mul"][0], 1, 1),
+            norm_shift=(n["shift"][0], 0, 0),
+            norm_off=(n["offset"][0], 0, 0),
+        )
+        got = normalize(u, p).reshape(-1).astype(np.int64)
+        want = np.clip(
+            np.floor(lo / s + zp + 0.5) + np.floor(u.reshape(-1) * (hi - lo) / (255 * s) + 0.5),
+            -128,
+            127,
+        )
+        assert np.abs(got - want).max() <= 1  # fixed-point multiplier vs real ratio
+        if (lo, hi) == (-1.0, 1.0):  # person_detect's own range: exactly the default v - 128
+            assert np.array_equal(got, np.clip(u.reshape(-1) - 128, -128, 127))
+    with pytest.raises(UserError, match="input range"):
+        compile_graph(g, "default", input_range=(1.0, 0.0))
