@@ -444,9 +444,10 @@ class Timing:
       max(block, R + C) cycles (a tile must serve R + C rows to hide the next tile's load), plus
       ``array_latency`` (R + C + 1) and ``requant_latency`` per instruction.
     - DWCONV: ``vector_lanes`` channels per cycle, each lane ``dw_taps`` = min(9, R*C / lanes)
-      MACs per cycle:
-      out_h * out_w * ceil(C_out / lanes) * ceil(k_h * k_w / dw_taps) + pipeline latency.
-    - POOL: out_h * out_w * ceil(C / lanes) * ceil(k_h * k_w / dw_taps).
+      MACs per cycle: G * ceil(k_h * k_w / dw_taps) + pipeline latency, where the lane groups
+      G = out_h * out_w * ceil(C_out / lanes), or ceil(out_h * out_w / floor(lanes / C_out)) when
+      C_out < lanes (several pixels side by side in the lanes).
+    - POOL: the same with C = in_c.
     - ELTWISE / LUT: ceil(count / lanes).
     - VMATMUL: m * ceil(n / lanes) * ceil(k / dw_taps) + pipeline latency.
     - COPY / FILL: per row ``ceil(row_bytes / store_bytes_per_cycle)`` (at least 1).

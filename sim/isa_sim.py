@@ -59,23 +59,12 @@ def instr_cost(ins: dict, t: Timing) -> int:
         per_tile = t.R + t.C  # a weight tile must serve >= R + C rows to hide the next load
         stream = full * nk * max(t.acc_rows, per_tile) + (nk * max(rest, per_tile) if rest else 0)
         return t.issue + stream + t.array_latency + t.requant_latency
-    if op == Opcode.DWCONV:
-        c = ins["in_c"] * ins["depth_mult"]
+    if op in (Opcode.DWCONV, Opcode.POOL):
+        c = ins["in_c"] * (ins["depth_mult"] if op == Opcode.DWCONV else 1)
         return (
             t.issue
             + t.vector_latency
-            + ins["out_h"]
-            * ins["out_w"]
-            * math.ceil(c / t.lanes)
-            * math.ceil(ins["k_h"] * ins["k_w"] / t.dw_taps)
-        )
-    if op == Opcode.POOL:
-        return (
-            t.issue
-            + t.vector_latency
-            + ins["out_h"]
-            * ins["out_w"]
-            * math.ceil(ins["in_c"] / t.lanes)
+            + _pixel_groups(ins["out_h"] * ins["out_w"], c, t.lanes)
             * math.ceil(ins["k_h"] * ins["k_w"] / t.dw_taps)
         )
     if op == Opcode.VMATMUL:
@@ -95,6 +84,14 @@ def instr_cost(ins: dict, t: Timing) -> int:
     if op == Opcode.HOST:
         return t.issue + t.host_cycles
     return t.issue
+
+
+def _pixel_groups(pixels: int, channels: int, lanes: int) -> int:
+    """Lane-cycles to cover pixels x channels: ceil(C / lanes) per pixel, or several pixels per
+    cycle when the channels fill only part of the lanes (floor(lanes / C) pixels side by side)."""
+    if channels >= lanes:
+        return pixels * math.ceil(channels / lanes)
+    return math.ceil(pixels / (lanes // channels))
 
 
 def _footprint(ins: dict, host_calls=None) -> tuple[list, list]:
