@@ -59,12 +59,14 @@ __all__ = [
     "ELT_PARAM_WORDS",
     "doc_markdown",
     "WBUF_KMAX",
+    "wbuf_kmax",
 ]
 
 INSTR_BITS = 256
 INSTR_BYTES = INSTR_BITS // 8
 ADDR_BITS = 24
-#: Largest reduction depth K = k_h * k_w * in_c one CONV instruction may use (WBUF slot depth).
+#: Upper bound of the reduction depth K = k_h * k_w * in_c of one CONV (WBUF slot depth); the
+#: preset's own bound is :func:`wbuf_kmax`.
 WBUF_KMAX = 8192
 #: Bytes per output channel in a PBUF slot / DWCONV parameter table: int32 bias, multiplier, shift.
 PARAM_RECORD_BYTES = 12
@@ -426,10 +428,17 @@ def decode_program(raw: bytes) -> list[dict]:
     return [decode(raw[i : i + INSTR_BYTES]) for i in range(0, len(raw), INSTR_BYTES)]
 
 
+def wbuf_kmax(config) -> int:
+    """Largest K one CONV may use on ``config``: the WBUF slot holds K x array_cols weights and is
+    sized at 1/64 of the SRAM per slot column (default 8192, ecp5 768, tiny 4096, ice40 1024),
+    at least 256 and at most WBUF_KMAX."""
+    return max(256, min(WBUF_KMAX, config.sram_bytes // (64 * config.array_cols)))
+
+
 def buffer_sizes(config) -> dict:
     """Local buffer sizes in bytes per slot (two slots each) for a Config."""
     return {
-        "wbuf_slot": WBUF_KMAX * config.array_cols,
+        "wbuf_slot": wbuf_kmax(config) * config.array_cols,
         "pbuf_slot": PARAM_RECORD_BYTES * config.array_cols,
     }
 

@@ -38,7 +38,6 @@ from hw.isa import (
     ELT_PARAM_WORDS,
     INSTR_BYTES,
     PARAM_RECORD_BYTES,
-    WBUF_KMAX,
     BufSel,
     EltMode,
     Opcode,
@@ -46,6 +45,7 @@ from hw.isa import (
     Timing,
     decode_program,
     encode_program,
+    wbuf_kmax,
 )
 from models.arith import activation_range_quantized, quantize_multiplier
 from models.gemm import fold_input_zero_point
@@ -534,8 +534,9 @@ class _Compiler:
             wmat = w_t.data.T
         k = fh * fw * cin
         pointwise = (fh, fw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, w)
-        if k > WBUF_KMAX and not pointwise:
-            raise _Fallback(f"reduction depth {k} exceeds the weight buffer ({WBUF_KMAX})")
+        kmax = wbuf_kmax(cfg)
+        if k > kmax and not pointwise:
+            raise _Fallback(f"reduction depth {k} exceeds the weight buffer ({kmax})")
         if (h > 4095 or w > 4095 or oh > 4095 or ow > 4095 or cin > 65535) and not pointwise:
             raise _Fallback("tensor dimensions beyond the instruction's range")
         mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
@@ -568,11 +569,12 @@ class _Compiler:
                 for c0 in range(0, cout, C)
             )
             fits = max(m, k, cout) <= 65535
-            if fits and (k > WBUF_KMAX or instr_cost(vm, t) < arr_cost):
+            small = m < t.R + t.C  # too few rows to keep the array's weight tiles busy
+            if fits and (k > kmax or (small and instr_cost(vm, t) < arr_cost)):
                 vm["w_addr"] = ("c", self.const(np.ascontiguousarray(wmat.T).tobytes()))
                 vm["p_addr"] = ("c", self.const(_params_blob(bias, mult, shift)))
                 return "vector", [("compute", vm)]
-            if k > WBUF_KMAX or not fits:
+            if k > kmax or not fits:
                 raise _Fallback("matrix dimensions beyond the instruction's range")
         for c0 in range(0, cout, C):
             nc = min(C, cout - c0)
