@@ -180,3 +180,25 @@ def test_input_range_normalization():
             assert np.array_equal(got, np.clip(u.reshape(-1) - 128, -128, 127))
     with pytest.raises(UserError, match="input range"):
         compile_graph(g, "default", input_range=(1.0, 0.0))
+
+
+def test_deep_reductions_beyond_the_weight_buffer():
+    """On ecp5 (WBUF depth 768): a 1x1 conv with K = 1024 runs as VMATMUL, a 3x3 conv with K = 900
+    falls back to the host (and says so); both bit-exact."""
+    from hw.config import preset
+    from hw.isa import wbuf_kmax
+
+    assert wbuf_kmax(preset("ecp5")) < 900
+    rng = np.random.default_rng(9)
+    b = ModelBuilder()
+    x = b.input((1, 4, 4, 1024), "int8", 0.05, 1)
+    y = b.conv2d(x, b.weights(rng.normal(size=(8, 1, 1, 1024)), axis=0), out_scale=1.0, out_zp=0)
+    b.output(y)
+    c = _check(load_tflite(b.finish()), "ecp5")
+    assert Opcode.VMATMUL in _opcodes(c) and Opcode.CONV not in _opcodes(c)
+    b = ModelBuilder()
+    x = b.input((1, 5, 5, 100), "int8", 0.05, 1)
+    y = b.conv2d(x, b.weights(rng.normal(size=(8, 3, 3, 100)), axis=0), out_scale=1.0, out_zp=0)
+    b.output(y)
+    c = _check(load_tflite(b.finish()), "ecp5")
+    assert len(c.host_calls) == 1 and "weight buffer" in c.warnings[0]
