@@ -14,11 +14,15 @@ from models.tflm_ref import TflmReference
 from sw.tflite_import import load_tflite
 
 
-#: Hypothesis settings for model-building property tests: deterministic (derandomized, no example
-#: database), no deadline (TFLM load time varies), bounded examples per test (CI tier budget).
 def golden_settings(max_examples: int) -> settings:
-    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
-                    print_blob=False,
+    """Hypothesis settings for model-building property tests: deterministic (derandomized, no
+    example database), no deadline (TFLM load time varies), bounded examples (CI tier budget).
+    For bug hunting, GOLDEN_EXAMPLES=K multiplies the examples and GOLDEN_RANDOM=1 draws fresh
+    random examples (not derandomized) on each run."""
+    scale = int(os.environ.get("GOLDEN_EXAMPLES", "1"))
+    fresh = os.environ.get("GOLDEN_RANDOM") == "1"
+    return settings(max_examples=max_examples * scale, deadline=None, derandomize=not fresh,
+                    database=None, print_blob=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
 

@@ -43,7 +43,8 @@ def _out_scale(draw, in_scale, w_scale, k):
     """An output scale near the accumulator's spread (so outputs are neither all saturated nor all
     zero), scaled by a drawn power of two."""
     spread = in_scale * w_scale * _STD * _STD * math.sqrt(k)
-    return float(spread / 64 * 2 ** draw(st.floats(-2, 2.5)))
+    # mostly multipliers < 1; sometimes > 1 (TFLite's positive shift path)
+    return float(spread / 64 * 2 ** draw(st.one_of(st.floats(-2, 2.5), st.floats(-14, -2))))
 
 
 def _bias(draw, rng, n, k):
@@ -108,11 +109,11 @@ def test_depthwise_conv2d(data):
     rng = np.random.default_rng(d(seeds))
     kh, kw, pad, h, w = _window(d)
     cin, mult = d(st.integers(1, 12)), d(st.sampled_from([1, 1, 1, 2, 3]))
-    s = d(strides)
+    s, n = d(strides), d(st.sampled_from([1, 1, 1, 2]))
     in_s, in_zp = d(log_uniform(0.002, 0.5)), d(zps)
     ws = _w_scales(d, rng, cin * mult, d(st.sampled_from([True, True, False])))
     b = ModelBuilder()
-    x = b.input((1, h, w, cin), "int8", in_s, in_zp)
+    x = b.input((n, h, w, cin), "int8", in_s, in_zp)
     wt = b.const(int8(rng, (1, kh, kw, cin * mult)), "int8", ws, 0, axis=3)
     k = kh * kw
     y = b.depthwise_conv2d(x, wt, _bias(d, rng, cin * mult, k), s, pad, d(acts),
@@ -192,9 +193,9 @@ def test_add_mul(data, kind):
     sa, sb = _broadcast_pair(d)
     s1, s2 = d(log_uniform(0.002, 0.5)), d(log_uniform(0.002, 0.5))
     if kind == "ADD":
-        out_s = max(s1, s2) * 2 ** d(st.floats(0, 3))
+        out_s = max(s1, s2) * 2 ** d(st.one_of(st.floats(0, 3), st.floats(-4, 0)))
     else:
-        out_s = s1 * s2 * _STD * _STD / 64 * 2 ** d(st.floats(-1, 3))
+        out_s = s1 * s2 * _STD * _STD / 64 * 2 ** d(st.one_of(st.floats(-1, 3), st.floats(-8, -1)))
     b = ModelBuilder()
     a = b.input(sa, "int8", s1, d(zps))
     if d(st.booleans()):
@@ -240,7 +241,8 @@ def test_leaky_relu(data):
     d = data.draw
     shape = _unary_shape(d)
     s = d(log_uniform(0.002, 0.5))
-    alpha = d(st.one_of(st.sampled_from([0.1, 0.2, 0.3, 0.01]), st.floats(0.0, 0.99)))
+    alpha = d(st.one_of(st.sampled_from([0.1, 0.2, 0.3, 0.01]), st.floats(0.0, 0.99),
+                        st.sampled_from([0.0, 1.0, 1.5])))
     b = ModelBuilder()
     x = b.input(shape, "int8", s, d(zps))
     b.output(b.leaky_relu(x, alpha, s * 2 ** d(st.floats(-2, 2)), d(zps)))
@@ -252,10 +254,10 @@ def test_leaky_relu(data):
 def test_hard_swish(data):
     d = data.draw
     shape = _unary_shape(d)
-    s = d(log_uniform(0.005, 0.2))
+    s = d(log_uniform(0.001, 1.0))
     b = ModelBuilder()
     x = b.input(shape, "int8", s, d(zps))
-    b.output(b.hard_swish(x, s * 2 ** d(st.floats(-2, 1)), d(zps)))
+    b.output(b.hard_swish(x, s * 2 ** d(st.floats(-3, 2)), d(zps)))
     check_bit_exact(b.finish(), seed=d(seeds))
 
 
@@ -265,7 +267,7 @@ def test_logistic(data):
     d = data.draw
     shape = _unary_shape(d)
     b = ModelBuilder()
-    x = b.input(shape, "int8", d(log_uniform(0.001, 0.5)), d(zps))
+    x = b.input(shape, "int8", d(log_uniform(0.0005, 2.0)), d(zps))
     b.output(b.logistic(x))
     check_bit_exact(b.finish(), seed=d(seeds))
 
@@ -301,7 +303,7 @@ def test_mean(data):
     b = ModelBuilder()
     x = b.input(shape, "int8", s, z)
     same = d(st.booleans())
-    out_s = None if same else s * 2 ** d(st.floats(-2, 2))
+    out_s = None if same else s * 2 ** d(st.floats(-3, 3))
     out_z = None if same else d(zps)
     b.output(b.mean(x, axes, d(st.booleans()), out_s, out_z))
     check_bit_exact(b.finish(), seed=d(seeds))
@@ -559,3 +561,30 @@ def test_golden_registers_every_spec_op(op):
     """Every op of SPEC section 4 has a golden kernel."""
     from models.kernels import supported_ops
     assert op in supported_ops()
+
+
+# ------------------------------------------------------------------- found by quantization fuzzing
+# Scale combinations where computing a multiplier in float32 instead of double (as this TFLM build
+# does) changes one rounding: rare (about 1 in 4000-8000 random scale pairs), so pinned here.
+@pytest.mark.parametrize("in_q, alpha, out_q", [
+    ((0.004802559968084097, 99), 0.1, (0.00047827966045588255, 0)),
+    ((0.49680912494659424, 86), 0.4714406728744507, (1.1195961236953735, 108)),
+    ((0.36787944117144233, 127), 1.5, (0.36787944117144233, 127)),
+])
+def test_leaky_relu_multiplier_rounding(in_q, alpha, out_q):
+    b = ModelBuilder()
+    x = b.input((1, 256), "int8", *in_q)
+    b.output(b.leaky_relu(x, alpha, *out_q))
+    check_bit_exact(b.finish())
+
+
+@pytest.mark.parametrize("in_q, out_q", [
+    ((0.2329544872045517, 98), (0.052547380328178406, -88)),
+    ((0.01273213792592287, -97), (0.05354209616780281, 65)),
+    ((0.0017559027764946222, 105), (0.003255576128140092, 127)),
+])
+def test_hard_swish_multiplier_rounding(in_q, out_q):
+    b = ModelBuilder()
+    x = b.input((1, 256), "int8", *in_q)
+    b.output(b.hard_swish(x, *out_q))
+    check_bit_exact(b.finish())
