@@ -550,6 +550,25 @@ def test_leaky_hard_swish_chain(data):
     check_bit_exact(net.finish(), seed=d(seeds))
 
 
+@golden_settings(20)
+@given(st.data())
+def test_shared_and_reused_tensors(data):
+    """A tensor read twice by one op (x * x), a constant as the first operand, and an intermediate
+    that is also a graph output while later ops still read it."""
+    d = data.draw
+    rng = np.random.default_rng(d(seeds))
+    shape = (1, d(st.integers(1, 6)), d(st.integers(1, 6)), d(st.integers(1, 6)))
+    s = d(log_uniform(0.005, 0.2))
+    b = ModelBuilder()
+    x = b.input(shape, "int8", s, d(zps))
+    sq = b.mul(x, x, "NONE", s * s * 64, d(zps))
+    c = b.const(int8(rng, (1, 1, 1, shape[3]), -128, 127), "int8", s, d(zps))
+    y = b.add(c, sq, d(acts), s * 4, d(zps))
+    z = b.max_pool2d(y, 1, 1, "VALID")
+    b.output(sq, z, y)
+    check_bit_exact(b.finish(), seed=d(seeds))
+
+
 SPEC_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
             "ADD", "MUL", "PAD", "MEAN", "RESHAPE", "SQUEEZE", "SOFTMAX", "LOGISTIC", "TRANSPOSE",
             "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH",
