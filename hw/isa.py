@@ -42,6 +42,7 @@ __all__ = [
     "Opcode",
     "Queue",
     "BufSel",
+    "AccMode",
     "PoolMode",
     "EltMode",
     "INSTR_BITS",
@@ -123,6 +124,15 @@ class PoolMode(enum.Enum, shape=1):
     MAX = 1
 
 
+class AccMode(enum.Enum, shape=2):
+    """CONV accumulation across instructions (a reduction deeper than the weight buffer)."""
+
+    NONE = 0  #: whole K in this instruction: requantize and write int8 outputs
+    FIRST = 1  #: write the int32 sums (with this chunk's bias) to acc_addr, no output
+    MID = 2  #: add the int32 sums at acc_addr, write them back, no output
+    LAST = 3  #: add the int32 sums at acc_addr, requantize and write int8 outputs
+
+
 class EltMode(enum.Enum, shape=2):
     ADD = 0
     MUL = 1
@@ -190,6 +200,9 @@ _FIELDS: dict[Opcode, dict] = {
         "out_zp": S8,
         "act_min": S8,
         "act_max": S8,
+        "in_pitch": unsigned(16),  # bytes between consecutive input pixels; 0 means in_c
+        "acc": AccMode,  # K split across instructions: int32 partial sums at acc_addr
+        "acc_addr": A,
     },
     Opcode.DWCONV: {
         "in_addr": A,
@@ -291,7 +304,10 @@ _DOC = {
         "(in_h x in_w x in_c); im2col on the fly with kernel k_h x k_w, strides, top/left "
         "padding (bottom/right padding implied by out_h/out_w; padded taps contribute 0). "
         "Weights WBUF[wslot] (K x n_cols), params PBUF[pslot]. Output pixel p, channel j at "
-        "`out_addr + p*out_pitch + j`. FULLY_CONNECTED is a 1x1 CONV with in_h=1, in_w=batch."
+        "`out_addr + p*out_pitch + j`. FULLY_CONNECTED is a 1x1 CONV with in_h=1, in_w=batch. "
+        "Input pixels are `in_pitch` bytes apart (0: in_c), so a K chunk can read a channel "
+        "slice; `acc` FIRST/MID/LAST accumulates chunks in int32 at `acc_addr` (pixel p, "
+        "channel j at acc_addr + 4*(p*n_cols + j), little-endian)."
     ),
     Opcode.DWCONV: (
         "Depthwise conv on the vector unit: output channel c = ci*depth_mult + m; weights int8 "
@@ -524,7 +540,7 @@ def doc_markdown() -> str:
             lines.append(f"| {name} | {kind} | {off} |")
         lines.append("")
     lines += ["## Cycle model", "", Timing.__doc__.strip(), "", "## Enums", ""]
-    for en in (Queue, BufSel, PoolMode, EltMode):
+    for en in (Queue, BufSel, PoolMode, EltMode, AccMode):
         lines.append(f"- `{en.__name__}`: " + ", ".join(f"{m.name}={m.value}" for m in en))
     return "\n".join(lines) + "\n"
 

@@ -23,8 +23,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from hw.isa import (
+    LAYOUTS,
     PARAM_RECORD_BYTES,
     QUEUE_OF,
+    AccMode,
     BufSel,
     EltMode,
     Opcode,
@@ -32,11 +34,28 @@ from hw.isa import (
     Queue,
     Timing,
     buffer_sizes,
+    decode,
     decode_program,
+    encode,
 )
 from models.arith import mbqm, wrap_int32
 
 __all__ = ["IsaSim", "schedule", "Schedule", "SimError", "instr_cost"]
+
+
+def normalize(program: list[dict]) -> list[dict]:
+    """Every instruction dict with all of its layout's fields (absent ones 0), as decode() gives."""
+    out = []
+    for ins in program:
+        op = Opcode(ins["opcode"])
+        if set(ins) >= _FIELDS[op]:
+            out.append(ins)
+        else:
+            out.append(decode(encode(ins)))
+    return out
+
+
+_FIELDS = {op: {n for n, _ in lay} - {"_rsv"} for op, lay in LAYOUTS.items()}
 
 
 class SimError(RuntimeError):
@@ -58,7 +77,10 @@ def instr_cost(ins: dict, t: Timing) -> int:
         full, rest = divmod(m, t.acc_rows)
         per_tile = t.R + t.C  # a weight tile must serve >= R + C rows to hide the next load
         stream = full * nk * max(t.acc_rows, per_tile) + (nk * max(rest, per_tile) if rest else 0)
-        return t.issue + stream + t.array_latency + t.requant_latency
+        extra = 0
+        if ins.get("acc", 0) in (AccMode.MID, AccMode.LAST):  # int32 partials read back
+            extra = math.ceil(4 * m * ins["n_cols"] / t.load_bytes_per_cycle)
+        return t.issue + stream + extra + t.array_latency + t.requant_latency
     if op in (Opcode.DWCONV, Opcode.POOL):
         c = ins["in_c"] * (ins["depth_mult"] if op == Opcode.DWCONV else 1)
         return (
@@ -102,12 +124,29 @@ def _footprint(ins: dict, host_calls=None) -> tuple[list, list]:
         r.append(("sram", ins["sram_addr"], ins["sram_addr"] + ins["nbytes"]))
         w.append(("wbuf" if ins["buf"] == BufSel.WBUF else "pbuf", ins["slot"]))
     elif op == Opcode.CONV:
-        r.append(("sram", ins["in_addr"], ins["in_addr"] + ins["in_h"] * ins["in_w"] * ins["in_c"]))
+        pitch = ins["in_pitch"] or ins["in_c"]
+        r.append(
+            (
+                "sram",
+                ins["in_addr"],
+                ins["in_addr"] + (ins["in_h"] * ins["in_w"] - 1) * pitch + ins["in_c"],
+            )
+        )
         r += [("wbuf", ins["wslot"]), ("pbuf", ins["pslot"])]
         n = ins["out_h"] * ins["out_w"]
-        w.append(
-            ("sram", ins["out_addr"], ins["out_addr"] + (n - 1) * ins["out_pitch"] + ins["n_cols"])
-        )
+        acc = ("sram", ins["acc_addr"], ins["acc_addr"] + 4 * n * ins["n_cols"])
+        if ins["acc"] in (AccMode.MID, AccMode.LAST):
+            r.append(acc)
+        if ins["acc"] in (AccMode.FIRST, AccMode.MID):
+            w.append(acc)
+        else:
+            w.append(
+                (
+                    "sram",
+                    ins["out_addr"],
+                    ins["out_addr"] + (n - 1) * ins["out_pitch"] + ins["n_cols"],
+                )
+            )
     elif op == Opcode.DWCONV:
         c = ins["in_c"]
         co = c * ins["depth_mult"]
@@ -181,6 +220,7 @@ class Schedule:
 def schedule(program: list[dict], config, check_hazards: bool = True, host_calls=None) -> Schedule:
     """Replay the queues with their tokens; raise SimError on deadlock, token misuse or a hazard."""
     t = Timing(config)
+    program = normalize(program)
     n = len(program)
     start = [0] * n
     end = [0] * n
@@ -300,7 +340,9 @@ class IsaSim:
     def __init__(self, config, program, image, host_calls=None, host_handler=None):
         self.config = config
         self.program = (
-            decode_program(program) if isinstance(program, bytes | bytearray) else program
+            decode_program(program)
+            if isinstance(program, bytes | bytearray)
+            else normalize(program)
         )
         self.image = image
         self.host_calls = host_calls or []
@@ -380,11 +422,15 @@ class IsaSim:
         buf[:n] = self._i8(ins["sram_addr"], n)
 
     def _im2col(self, ins, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, zp):
-        key = (ins["in_addr"], h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, zp)
+        pitch = ins["in_pitch"] or c
+        key = (ins["in_addr"], h, w, c, pitch, kh, kw, sh, sw, pt, pl, oh, ow, zp)
         cache = self._im2col_cache
         if cache is not None and cache[2] == key:
             return cache[3]
-        x = self._i8(ins["in_addr"], h * w * c).reshape(h, w, c).astype(np.float64)
+        span = (h * w - 1) * pitch + c
+        raw = self._i8(ins["in_addr"], span)
+        x = np.lib.stride_tricks.as_strided(raw, shape=(h, w, c), strides=(w * pitch, pitch, 1))
+        x = x.astype(np.float64)
         need_h, need_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
         pb, pr = max(0, need_h - h - pt), max(0, need_w - w - pl)
         if pt or pl or pb or pr:
@@ -396,7 +442,7 @@ class IsaSim:
             v = v[: (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
             cols = v.transpose(0, 1, 3, 4, 2).reshape(oh * ow, kh * kw * c)
         cols = np.ascontiguousarray(cols)
-        self._im2col_cache = (ins["in_addr"], ins["in_addr"] + h * w * c, key, cols)
+        self._im2col_cache = (ins["in_addr"], ins["in_addr"] + span, key, cols)
         return cols
 
     @staticmethod
@@ -429,6 +475,12 @@ class IsaSim:
         wt = self.wbuf[ins["wslot"]][: k * n].reshape(k, n).astype(np.float64)
         bias, mult, shift = self._params(self.pbuf[ins["pslot"]], n)
         acc = wrap_int32((cols @ wt).astype(np.int64) + bias)
+        mode = ins["acc"]
+        if mode in (AccMode.MID, AccMode.LAST):
+            acc = wrap_int32(acc + self.read(ins["acc_addr"], acc.shape, "<i4"))
+        if mode in (AccMode.FIRST, AccMode.MID):
+            self.write(ins["acc_addr"], acc.astype("<i4"))
+            return
         y = np.clip(mbqm(acc, mult, shift) + ins["out_zp"], ins["act_min"], ins["act_max"])
         self._store_pixels(ins["out_addr"], ins["out_pitch"], y.astype(np.int8))
 

@@ -38,6 +38,7 @@ from hw.isa import (
     ELT_PARAM_WORDS,
     INSTR_BYTES,
     PARAM_RECORD_BYTES,
+    AccMode,
     BufSel,
     EltMode,
     Opcode,
@@ -381,6 +382,7 @@ class _Compiler:
         self.const_layer: list[int] = []  # layer index of each constant
         self.aliases: dict[int, int] = {}
         self.host_calls: list[dict] = []
+        self.scratch_sizes: dict[int, int] = {}
         self.layers: list[LayerInfo] = []
         self.items: list[tuple] = []  # (layer_index, kind, payload)
         for n in self.nodes:
@@ -525,20 +527,19 @@ class _Compiler:
             if cin != x_t.shape[3]:
                 raise _Fallback("grouped convolution")
             h, w, oh, ow, sh, sw, pt, pl = self._geometry(n, fh, fw)
-            wmat = w_t.data.reshape(cout, -1).T  # (K, Cout) in (ky, kx, ci) order
+            w4 = w_t.data  # (Cout, KH, KW, Cin)
         else:  # FULLY_CONNECTED as a 1x1 conv over the batch rows
             cout, depth = w_t.shape
             rows = int(np.prod(x_t.shape, dtype=np.int64)) // depth
             fh = fw = sh = sw = 1
             h, w, oh, ow, pt, pl, cin = 1, rows, 1, rows, 0, 0, depth
-            wmat = w_t.data.T
+            w4 = w_t.data.reshape(cout, 1, 1, depth)
         k = fh * fw * cin
         pointwise = (fh, fw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, w)
         kmax = wbuf_kmax(cfg)
-        if k > kmax and not pointwise:
-            raise _Fallback(f"reduction depth {k} exceeds the weight buffer ({kmax})")
-        if (h > 4095 or w > 4095 or oh > 4095 or ow > 4095 or cin > 65535) and not pointwise:
-            raise _Fallback("tensor dimensions beyond the instruction's range")
+        if h > 4095 or w > 4095 or oh > 4095 or ow > 4095 or cin > 65535:
+            if not pointwise:
+                raise _Fallback("tensor dimensions beyond the instruction's range")
         mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
         lo, hi = n.act if n.act is not None else self.act_range(n)
         bias = (
@@ -546,13 +547,13 @@ class _Compiler:
             if b_t is not None and b_t.data is not None
             else np.zeros(cout, np.int64)
         )
-        items = []
         C = cfg.array_cols
-        wmat = np.ascontiguousarray(wmat.astype(np.int8))
-        bias = fold_input_zero_point(bias, wmat, in_zp)  # the array computes sum(x * w) + bias
+        w4 = np.ascontiguousarray(w4.astype(np.int8))
+        wmat = w4.reshape(cout, -1).T  # (K, Cout) in (ky, kx, ci) order: the im2col order
         base = {"out_zp": out_zp, "act_min": lo, "act_max": hi}
         if pointwise:
             m = oh * ow
+            folded = fold_input_zero_point(bias, wmat, in_zp)
             vm = dict(
                 base,
                 opcode=Opcode.VMATMUL,
@@ -562,7 +563,7 @@ class _Compiler:
                 k=k,
                 n=cout,
             )
-            geo = dict(in_h=h, in_w=w, in_c=cin, out_h=oh, out_w=ow, k_h=1, k_w=1)
+            geo = dict(in_h=h, in_w=w, in_c=cin, out_h=oh, out_w=ow, k_h=1, k_w=1, acc=0)
             t = Timing(cfg)
             arr_cost = sum(
                 instr_cost(dict(geo, opcode=Opcode.CONV, n_cols=min(C, cout - c0)), t)
@@ -570,42 +571,69 @@ class _Compiler:
             )
             fits = max(m, k, cout) <= 65535
             small = m < t.R + t.C  # too few rows to keep the array's weight tiles busy
-            if fits and (k > kmax or (small and instr_cost(vm, t) < arr_cost)):
+            if fits and ((k > kmax and m < 4096) or (small and instr_cost(vm, t) < arr_cost)):
                 vm["w_addr"] = ("c", self.const(np.ascontiguousarray(wmat.T).tobytes()))
-                vm["p_addr"] = ("c", self.const(_params_blob(bias, mult, shift)))
+                vm["p_addr"] = ("c", self.const(_params_blob(folded, mult, shift)))
                 return "vector", [("compute", vm)]
-            if k > kmax or not fits:
+            if h > 4095 or w > 4095 or cin > 65535:
                 raise _Fallback("matrix dimensions beyond the instruction's range")
+        # K chunks of whole input channels when K exceeds the weight buffer: int32 partial sums
+        per_chunk = max(1, kmax // (fh * fw))
+        chunks = [(c, min(cin, c + per_chunk)) for c in range(0, cin, per_chunk)]
+        acc_ref = 0
+        if len(chunks) > 1:
+            acc_ref = ("t", self.scratch(4 * oh * ow * C))
+        items = []
         for c0 in range(0, cout, C):
             nc = min(C, cout - c0)
-            wkey = self.const(np.ascontiguousarray(wmat[:, c0 : c0 + nc]).tobytes())
-            pkey = self.const(
-                _params_blob(bias[c0 : c0 + nc], mult[c0 : c0 + nc], shift[c0 : c0 + nc])
-            )
-            ins = {
-                "opcode": Opcode.CONV,
-                "in_addr": ("t", n.ins[0]),
-                "out_addr": ("t", n.outs[0], c0),
-                "in_h": h,
-                "in_w": w,
-                "in_c": cin,
-                "out_h": oh,
-                "out_w": ow,
-                "out_pitch": cout,
-                "n_cols": nc,
-                "k_h": fh,
-                "k_w": fw,
-                "stride_h": sh,
-                "stride_w": sw,
-                "pad_top": pt,
-                "pad_left": pl,
-                "in_zp": in_zp,
-                "out_zp": out_zp,
-                "act_min": lo,
-                "act_max": hi,
-            }
-            items.append(("conv", ins, (wkey, k * nc), (pkey, nc * PARAM_RECORD_BYTES)))
+            for gi, (ch0, ch1) in enumerate(chunks):
+                wch = w4[c0 : c0 + nc, :, :, ch0:ch1].reshape(nc, -1).T  # (K_chunk, nc)
+                b0 = bias[c0 : c0 + nc] if gi == 0 else np.zeros(nc, np.int64)
+                bch = fold_input_zero_point(b0, wch, in_zp)  # this chunk's share of the fold
+                kc = wch.shape[0]
+                wkey = self.const(np.ascontiguousarray(wch).tobytes())
+                pkey = self.const(_params_blob(bch, mult[c0 : c0 + nc], shift[c0 : c0 + nc]))
+                if len(chunks) == 1:
+                    mode = AccMode.NONE
+                else:
+                    mode = (
+                        AccMode.FIRST
+                        if gi == 0
+                        else AccMode.LAST
+                        if gi == len(chunks) - 1
+                        else AccMode.MID
+                    )
+                ins = {
+                    "opcode": Opcode.CONV,
+                    "in_addr": ("t", n.ins[0], ch0),
+                    "out_addr": ("t", n.outs[0], c0),
+                    "in_h": h,
+                    "in_w": w,
+                    "in_c": ch1 - ch0,
+                    "in_pitch": cin if len(chunks) > 1 else 0,
+                    "out_h": oh,
+                    "out_w": ow,
+                    "out_pitch": cout,
+                    "n_cols": nc,
+                    "k_h": fh,
+                    "k_w": fw,
+                    "stride_h": sh,
+                    "stride_w": sw,
+                    "pad_top": pt,
+                    "pad_left": pl,
+                    "in_zp": in_zp,
+                    "acc": mode,
+                    "acc_addr": acc_ref,
+                    **base,
+                }
+                items.append(("conv", ins, (wkey, kc * nc), (pkey, nc * PARAM_RECORD_BYTES)))
         return "array", items
+
+    def scratch(self, nbytes: int) -> int:
+        """A scratch buffer (int32 partial sums) of the current layer, as a pseudo tensor id."""
+        sid = len(self.g.tensors) + len(self.scratch_sizes)
+        self.scratch_sizes[sid] = nbytes
+        return sid
 
     def lower_dw(self, n: _Node):
         g = self.g
@@ -950,7 +978,8 @@ class _Compiler:
                     touch(t, k)
         sizes = {}
         for r in first:
-            sizes[r] = _align(max(1, _nbytes(g.tensors[r])))
+            nb = self.scratch_sizes[r] if r in self.scratch_sizes else _nbytes(g.tensors[r])
+            sizes[r] = _align(max(1, nb))
         for t in list(self.aliases):
             r = self.root(t)
             if r in sizes:

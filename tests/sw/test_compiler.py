@@ -183,10 +183,11 @@ def test_input_range_normalization():
 
 
 def test_deep_reductions_beyond_the_weight_buffer():
-    """On ecp5 (WBUF depth 768): a 1x1 conv with K = 1024 runs as VMATMUL, a 3x3 conv with K = 900
-    falls back to the host (and says so); both bit-exact."""
+    """On ecp5 (WBUF depth 768): a 1x1 conv with K = 1024 runs as VMATMUL; 3x3 convs with
+    K = 900 and K = 1800 run as CONV chunks of input channels accumulating int32 partial sums
+    (FIRST, MID..., LAST); all bit-exact."""
     from hw.config import preset
-    from hw.isa import wbuf_kmax
+    from hw.isa import AccMode, wbuf_kmax
 
     assert wbuf_kmax(preset("ecp5")) < 900
     rng = np.random.default_rng(9)
@@ -196,9 +197,15 @@ def test_deep_reductions_beyond_the_weight_buffer():
     b.output(y)
     c = _check(load_tflite(b.finish()), "ecp5")
     assert Opcode.VMATMUL in _opcodes(c) and Opcode.CONV not in _opcodes(c)
-    b = ModelBuilder()
-    x = b.input((1, 5, 5, 100), "int8", 0.05, 1)
-    y = b.conv2d(x, b.weights(rng.normal(size=(8, 3, 3, 100)), axis=0), out_scale=1.0, out_zp=0)
-    b.output(y)
-    c = _check(load_tflite(b.finish()), "ecp5")
-    assert len(c.host_calls) == 1 and "weight buffer" in c.warnings[0]
+    for cin, modes in ((100, [1, 3]), (200, [1, 2, 3])):
+        b = ModelBuilder()
+        x = b.input((1, 6, 5, cin), "int8", 0.05, -3)
+        w = b.weights(rng.normal(size=(12, 3, 3, cin)), axis=0)
+        y = b.conv2d(x, w, bias=rng.normal(size=12), out_scale=1.5, out_zp=2, activation="RELU")
+        b.output(y)
+        c = _check(load_tflite(b.finish()), "ecp5")
+        convs = [i for i in c.program if i["opcode"] == Opcode.CONV]
+        assert not c.host_calls and len(convs) == 2 * len(modes)  # 12 channels: two 8-col tiles
+        assert [i["acc"].value for i in convs[: len(modes)]] == modes
+        assert all(i["in_pitch"] == cin for i in convs)
+        assert convs[0]["acc"] == AccMode.FIRST
