@@ -6,7 +6,7 @@ Ports (N = ``config.csi2_lanes_bytes``):
   stream (see :func:`hw.csi2.beat_layout`);
 * ``out_data[24]`` (three int8 channels, channel 0 in bits 7:0), ``out_first``, ``out_last``,
   ``out_valid``, ``out_ready``: the NHWC tensor stream (one pixel per beat);
-* ``params``: the ISP parameters (:func:`hw.isp.params_layout`, packed);
+* ``params``: the ISP parameters, a plain vector packed as :func:`hw.isp.params_layout`;
 * ``status_valid``, ``status_frame``, ``status_flags``: one strobe per closed frame (RX verdict);
 * ``cnt_<name>`` (32 bits) for every RX counter of :data:`hw.csi2.COUNTER_NAMES`; ``in_frame``.
 """
@@ -34,7 +34,7 @@ class PixelTop(wiring.Component):
             "in_ready": Out(1),
             "out_data": Out(24), "out_first": Out(1), "out_last": Out(1), "out_valid": Out(1),
             "out_ready": In(1),
-            "params": In(params_layout(config)),
+            "params": In(params_layout(config).size),
             "status_valid": Out(1), "status_frame": Out(16), "status_flags": Out(8),
             "in_frame": Out(1),
         }
@@ -54,7 +54,7 @@ class PixelTop(wiring.Component):
             self.out_data.eq(isp.o.payload.data.as_value()), self.out_first.eq(isp.o.payload.first),
             self.out_last.eq(isp.o.payload.last), self.out_valid.eq(isp.o.valid),
             isp.o.ready.eq(self.out_ready),
-            isp.params.eq(self.params),
+            isp.params.as_value().eq(self.params),
             self.status_valid.eq(rx.status_valid), self.status_frame.eq(rx.status.frame),
             self.status_flags.eq(rx.status.flags), self.in_frame.eq(rx.in_frame),
         ]
