@@ -290,7 +290,11 @@ class FrameResult(dict):
     """One frame's outcome: keys frame_counter, valid, errors, outputs, npu_outputs, result, kpi,
     packets, metadata_bytes (attribute access too)."""
 
-    __getattr__ = dict.__getitem__
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 class Device:
