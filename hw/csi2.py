@@ -1,12 +1,13 @@
 """MIPI CSI-2 packet-layer constants shared by the gateware (hw/csi2_rx.py), the golden model
 (models/csi2.py), the sensor model (sim/sensor.py) and the host (sw/pixel.py).
 
-Packet header (4 bytes, sent in this order): DataID (bits 7:6 virtual channel, 5:0 data type), word count
-LSB, word count MSB, ECC. The 24 header bits D0..D23 are DataID (D0..D7) then WC (D8..D23); ECC bits 5:0 are
-the parity bits P0..P5 of :data:`ECC_MASKS`, bits 7:6 are reserved and sent as zero.
+Packet header (4 bytes, sent in this order): DataID (bits 7:6 virtual channel, 5:0 data type), word
+count LSB, word count MSB, ECC. The 24 header bits D0..D23 are DataID (D0..D7) then WC (D8..D23);
+ECC bits 5:0 are the parity bits P0..P5 of :data:`ECC_MASKS`, bits 7:6 are reserved and sent as
+zero.
 
-Payload CRC: CRC-16/MCRF4XX (poly x^16+x^12+x^5+1 reflected = 0x8408, seed 0xFFFF, no final XOR), sent LSB
-first after the payload.
+Payload CRC: CRC-16/MCRF4XX (poly x^16+x^12+x^5+1 reflected = 0x8408, seed 0xFFFF, no final XOR),
+sent LSB first after the payload.
 
 Nothing here imports anything but the standard library and amaranth's enum.
 """
@@ -61,7 +62,8 @@ def ecc_parity(header24: int) -> int:
     return sum((bin(header24 & m).count("1") & 1) << i for i, m in enumerate(ECC_MASKS))
 
 
-#: Syndrome -> header bit index (0..23 data D0..D23, 24..29 parity P0..P5) for every single-bit error.
+#: Syndrome -> header bit index (0..23 data D0..D23, 24..29 parity P0..P5) for every single-bit
+# error.
 #: Every data column has odd weight (3 or 5) and parity columns weight 1, so the code is SEC-DED:
 #: a double error gives an even, non-zero syndrome that is not in this table.
 ECC_SYNDROMES: dict[int, int] = {
@@ -86,25 +88,32 @@ def crc16_byte(crc: int, byte: int) -> int:
 
 
 class ErrorFlag(enum.Flag, shape=8):
-    """Per-frame error flags the RX reports with each frame's status (and the metadata TX forwards)."""
-    ECC = 0x01        #: a header in the frame had an uncorrectable (2-bit) error; the packet was dropped
+    """Per-frame error flags the RX reports with each frame's status (metadata TX forwards them)."""
+    #: a header in the frame had an uncorrectable (2-bit) error; the packet was dropped
+    ECC = 0x01
     CRC = 0x02        #: a long packet's payload CRC did not match
-    LENGTH = 0x04     #: a packet ended before its word count (truncated) or carried extra bytes (overlong)
+    #: a packet ended before its word count (truncated) or carried extra bytes (overlong)
+    LENGTH = 0x04
     SYNC = 0x08       #: frame structure broken: FS inside a frame (FE missing)
     OVERFLOW = 0x10   #: the ISP output could not keep up (reserved for the SoC top)
 
 
-#: Error/status counters of the RX, in the order of its ``counters`` port and of the host-side report.
+#: Error/status counters of the RX, in the order of its ``counters`` port and of the host-side
+# report.
 #: frames: FS received; frames_flagged: frames closed (by FE or by a new FS) with any ErrorFlag set;
-#: ecc_corrected: headers with a corrected 1-bit error; ecc_detected: headers dropped for an uncorrectable
-#: error; crc_errors: long packets with a bad CRC (complete packets only); length_errors: truncated or
-#: overlong packets (and bursts shorter than a header); sync_errors: FS inside a frame, FE outside a frame,
+#: ecc_corrected: headers with a corrected 1-bit error; ecc_detected: headers dropped for an
+# uncorrectable
+#: error; crc_errors: long packets with a bad CRC (complete packets only); length_errors: truncated
+# or
+#: overlong packets (and bursts shorter than a header); sync_errors: FS inside a frame, FE outside a
+# frame,
 #: long packet outside a frame.
 COUNTER_NAMES = ("frames", "frames_flagged", "ecc_corrected", "ecc_detected", "crc_errors",
                  "length_errors", "sync_errors")
 
 
-#: RX -> ISP pixel stream beat: one 10-bit sensor pixel; ``sof`` on the frame's first pixel, ``sol`` on
+#: RX -> ISP pixel stream beat: one 10-bit sensor pixel; ``sof`` on the frame's first pixel, ``sol``
+# on
 #: each line's first pixel (RAW8 pixels arrive as ``byte << 2``).
 PIXEL_LAYOUT = data.StructLayout({"pix": 10, "sof": 1, "sol": 1})
 
@@ -113,8 +122,8 @@ STATUS_LAYOUT = data.StructLayout({"frame": 16, "flags": 8})
 
 
 def beat_layout(nbytes: int) -> data.StructLayout:
-    """One beat of the RX's byte-stream input: ``nbytes`` bytes (byte 0 first on the wire), ``n`` = valid
-    bytes in a ``last`` beat (1..nbytes; non-last beats are always full), ``last`` = end of the burst
-    (D-PHY EoT). Every burst starts at byte 0 of a beat."""
+    """One beat of the RX's byte-stream input: ``nbytes`` bytes (byte 0 first on the wire), ``n`` =
+    valid bytes in a ``last`` beat (1..nbytes; non-last beats are always full), ``last`` = end of
+    the burst (D-PHY EoT). Every burst starts at byte 0 of a beat."""
     return data.StructLayout({"data": data.ArrayLayout(8, nbytes), "n": nbytes.bit_length(),
                               "last": 1})

@@ -1,6 +1,7 @@
 """CSI-2 receiver (packet layer): byte-stream bursts -> 10-bit pixel stream with frame/line markers.
 
-Behaviour is exactly :func:`models.csi2.parse` (see its docstring for the rules, counters and flags).
+Behaviour is exactly :func:`models.csi2.parse` (see its docstring for the rules, counters and
+flags).
 
 Contract:
 
@@ -8,10 +9,11 @@ Contract:
   burst (one packet, D-PHY SoT..EoT) starts at byte 0 of a beat and ends with ``last``.
 * ``o``: one pixel per beat (:data:`hw.csi2.PIXEL_LAYOUT`) at up to 1 pixel per clock; honours
   ``o.ready``. Pixels of a long packet leave before its CRC is known; a bad packet flags its frame.
-* ``status`` / ``status_valid``: one record (a one-cycle strobe, never back-pressured) per closed frame (frame number from FS, :class:`hw.csi2.ErrorFlag` bits).
+* ``status`` / ``status_valid``: one record (a one-cycle strobe, never back-pressured) per closed
+  frame (frame number from FS, :class:`hw.csi2.ErrorFlag` bits).
 * ``counters``: 32-bit counters in the order of :data:`hw.csi2.COUNTER_NAMES`.
-* Never hangs: a burst is always consumed up to ``last``; a header error drops the burst; the next FS
-  opens a new frame whatever the state.
+* Never hangs: a burst is always consumed up to ``last``; a header error drops the burst; the next
+  FS opens a new frame whatever the state.
 
 Per packet the RX spends one cycle decoding the header, one checking the CRC and a few draining the
 unpacker, so a line of W RAW10 pixels takes about W + 10 cycles at 4 bytes per beat.
@@ -117,7 +119,8 @@ class Csi2Rx(wiring.Component):
         single = Signal()
         m.d.comb += [
             flip.eq(Cat(*[(syn == ecc_parity(1 << d)) for d in range(24)])),
-            single.eq((syn == 1) | (syn == 2) | (syn == 4) | (syn == 8) | (syn == 16) | (syn == 32)),
+            single.eq((syn == 1) | (syn == 2) | (syn == 4) | (syn == 8) | (syn == 16)
+                      | (syn == 32)),
         ]
         hc = Signal(24)
         ok, corrected, detected = Signal(), Signal(), Signal()

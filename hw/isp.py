@@ -1,20 +1,22 @@
 """ISP gateware: RAW10 pixel stream (from the CSI-2 RX) -> int8 NHWC input tensor stream.
 
-Stages (bit-exact with models/isp.py, whose docstring and docs/pixel_path.md give the arithmetic): black
-level and gain per Bayer tile position, 2x2 binning to RGB or luma, ROI crop, box-filter resize (downscale
-or 1:1 per axis), per-channel normalization to int8.
+Stages (bit-exact with models/isp.py, whose docstring and docs/pixel_path.md give the arithmetic):
+black level and gain per Bayer tile position, 2x2 binning to RGB or luma, ROI crop, box-filter
+resize (downscale or 1:1 per axis), per-channel normalization to int8.
 
 Contract:
 
-* ``i`` carries one sensor pixel per beat (:data:`hw.csi2.PIXEL_LAYOUT`): ``sof`` on the frame's first
-  pixel, ``sol`` on each line's first pixel. Positions are counted from these markers only, so short,
-  long, missing or extra lines never hang the block: the next ``sof`` restarts every counter.
+* ``i`` carries one sensor pixel per beat (:data:`hw.csi2.PIXEL_LAYOUT`): ``sof`` on the frame's
+  first pixel, ``sol`` on each line's first pixel. Positions are counted from these markers only, so
+  short, long, missing or extra lines never hang the block: the next ``sof`` restarts every counter.
 * ``i.ready`` is high whenever the output FIFO has room for everything in flight, so with the output
-  not back-pressured the ISP takes one pixel every clock. Each input pixel yields at most one output.
+  not back-pressured the ISP takes one pixel every clock. Each input pixel yields at most one
+  output.
 * ``o`` carries one output pixel (all channels, NHWC order) per beat: ``data[0..2]`` int8 (RGB, or
-  ``data[0]`` = luma and the others 0), ``first`` on the frame's first tensor pixel, ``last`` on its last.
-* ``params`` (layout :func:`params_layout`) must be stable while a frame streams; the host builds it with
-  ``models.isp.IspParams.hw_fields``.
+  ``data[0]`` = luma and the others 0), ``first`` on the frame's first tensor pixel, ``last`` on its
+  last.
+* ``params`` (layout :func:`params_layout`) must be stable while a frame streams; the host builds it
+  with ``models.isp.IspParams.hw_fields``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ TENSOR_LAYOUT = data.StructLayout({
 
 
 def pattern_positions(pattern: str) -> tuple[int, int, int, int]:
-    """Tile positions (0 = even row even col, 1 = even/odd, 2 = odd/even, 3 = odd/odd) of R, G1, G2, B."""
+    """Tile positions (0 = even row/even col, 1 = even/odd, 2 = odd/even, 3 = odd/odd) of
+    R, G1, G2, B."""
     return {"RGGB": (0, 1, 2, 3), "GRBG": (1, 0, 3, 2), "GBRG": (2, 0, 3, 1),
             "BGGR": (3, 1, 2, 0)}[pattern]
 

@@ -1,9 +1,10 @@
-"""Pixel-path top: CSI-2 RX -> ISP, with flat, plainly named ports (for lint, synthesis and harnesses).
+"""Pixel-path top: CSI-2 RX -> ISP, with flat, plainly named ports (for lint, synthesis and
+harnesses).
 
 Ports (N = ``config.csi2_lanes_bytes``):
 
-* ``in_data[8N]`` (byte 0 in bits 7:0), ``in_n``, ``in_last``, ``in_valid`` -> ``in_ready``: the byte
-  stream (see :func:`hw.csi2.beat_layout`);
+* ``in_data[8N]`` (byte 0 in bits 7:0), ``in_n``, ``in_last``, ``in_valid`` -> ``in_ready``: the
+  byte stream (see :func:`hw.csi2.beat_layout`);
 * ``out_data[24]`` (three int8 channels, channel 0 in bits 7:0), ``out_first``, ``out_last``,
   ``out_valid``, ``out_ready``: the NHWC tensor stream (one pixel per beat);
 * ``params``: the ISP parameters, a plain vector packed as :func:`hw.isp.params_layout`;

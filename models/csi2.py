@@ -1,24 +1,28 @@
-"""Golden model of the CSI-2 packet layer: packetizer (what a sensor sends) and parser (what the RX does).
+"""Golden model of the CSI-2 packet layer: packetizer (what a sensor sends) and parser (what the RX
+does).
 
-Transport model (no D-PHY): the byte stream is a sequence of *bursts*; a burst is the bytes between a
-D-PHY SoT and EoT and normally holds exactly one packet. The RX sees burst boundaries (the ``last`` flag of
-its input stream), which is how it finds the next header after a corrupt or wrongly sized packet.
+Transport model (no D-PHY): the byte stream is a sequence of *bursts*; a burst is the bytes between
+a D-PHY SoT and EoT and normally holds exactly one packet. The RX sees burst boundaries (the
+``last`` flag of its input stream), which is how it finds the next header after a corrupt or wrongly
+sized packet.
 
 :func:`parse` is the exact behavioural reference of ``hw/csi2_rx.py``: same counters, same per-frame
 status records, same pixel lines. Its rules (also in docs/pixel_path.md):
 
 * burst shorter than 4 bytes: ``length_errors`` += 1 (frame flagged LENGTH if in a frame), dropped;
-* header ECC: no error -> used; one bit wrong (any of the 32 bits) -> corrected, ``ecc_corrected`` += 1;
-  otherwise -> ``ecc_detected`` += 1, frame flagged ECC, burst dropped;
-* short packet: FS inside a frame closes the open frame with the SYNC flag (``sync_errors`` += 1), then
-  opens a new frame numbered by WC; FE inside a frame closes it, outside it is a sync error; other short
-  packets are ignored. Bytes after a short packet's header: ``length_errors`` += 1 (flag if in a frame);
-* long packet (DT >= 0x10): payload = the next WC bytes, then 2 CRC bytes (LSB first). A burst that ends
-  early is truncated (``length_errors``, no CRC verdict); otherwise the CRC is checked (``crc_errors``) and
-  extra bytes are an overlong error (``length_errors``). Every error flags the open frame. A long packet
-  outside a frame is a sync error. RAW10 / RAW8 packets inside a frame emit their complete pixels (RAW10:
-  whole 5-byte groups; RAW8 pixels are scaled to 10 bits as ``byte << 2``) as one line, even if the packet
-  later proves bad; the first pixel after FS carries ``sof``.
+* header ECC: no error -> used; one bit wrong (any of the 32 bits) -> corrected, ``ecc_corrected``
+  += 1; otherwise -> ``ecc_detected`` += 1, frame flagged ECC, burst dropped;
+* short packet: FS inside a frame closes the open frame with the SYNC flag (``sync_errors`` += 1),
+  then opens a new frame numbered by WC; FE inside a frame closes it, outside it is a sync error;
+  other short packets are ignored. Bytes after a short packet's header: ``length_errors`` += 1 (flag
+  if in a frame);
+* long packet (DT >= 0x10): payload = the next WC bytes, then 2 CRC bytes (LSB first). A burst that
+  ends early is truncated (``length_errors``, no CRC verdict); otherwise the CRC is checked
+  (``crc_errors``) and extra bytes are an overlong error (``length_errors``). Every error flags the
+  open frame. A long packet outside a frame is a sync error. RAW10 / RAW8 packets inside a frame
+  emit their complete pixels (RAW10: whole 5-byte groups; RAW8 pixels are scaled to 10 bits as
+  ``byte << 2``) as one line, even if the packet later proves bad; the first pixel after FS carries
+  ``sof``.
 * a frame is counted in ``frames_flagged`` when it closes with any flag set.
 """
 
@@ -61,8 +65,8 @@ class EccStatus:
 def ecc_decode(hdr: bytes) -> tuple[str, int]:
     """Check a 4-byte header. Returns (status, corrected 24 header bits).
 
-    A single flipped bit anywhere in the 32 bits (24 data, 6 parity, 2 reserved) is corrected; any error
-    pattern whose syndrome is not a single-bit one (every double-bit error) is detected.
+    A single flipped bit anywhere in the 32 bits (24 data, 6 parity, 2 reserved) is corrected; any
+    error pattern whose syndrome is not a single-bit one (every double-bit error) is detected.
     """
     h = hdr[0] | (hdr[1] << 8) | (hdr[2] << 16)
     ecc = hdr[3]
@@ -96,7 +100,7 @@ def _crc_table() -> list[int]:
 
 
 def raw10_pack(pixels) -> bytes:
-    """Pack 10-bit pixels (length a multiple of 4): 4 MSB bytes then one byte of LSBs [P3|P2|P1|P0]."""
+    """Pack 10-bit pixels (a multiple of 4): 4 MSB bytes then one byte of LSBs [P3|P2|P1|P0]."""
     p = np.asarray(pixels, dtype=np.uint16).reshape(-1)
     if p.size % 4:
         raise ValueError("RAW10 needs a multiple of 4 pixels per line")

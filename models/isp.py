@@ -7,13 +7,14 @@ Stages (all integer; docs/pixel_path.md has the same text):
 3. 2x2 binning by pattern: R, G1, G2, B of each tile -> ``R8 = R >> 2``, ``G8 = (G1 + G2) >> 3``,
    ``B8 = B >> 2`` (8-bit), or luma ``Y = (77*R8 + 150*G8 + 29*B8 + 128) >> 8`` for 1 channel;
 4. ROI crop in binned pixels (the user gives it in sensor pixels, even-aligned: X/2, Y/2, W/2, H/2);
-5. resize (box filter, downscale or 1:1 per axis): input index i of an axis of length Li goes to output
-   ``floor(i * Lo / Li)``; each output is ``min(255, (S * R(c) + 2**23) >> 24)`` with S the box sum,
-   c = cx * cy the box size (<= 4096) and ``R(c) = (2**24 + c // 2) // c``;
+5. resize (box filter, downscale or 1:1 per axis): input index i of an axis of length Li goes to
+   output ``floor(i * Lo / Li)``; each output is ``min(255, (S * R(c) + 2**23) >> 24)`` with S the
+   box sum, c = cx * cy the box size (<= 4096) and ``R(c) = (2**24 + c // 2) // c``;
 6. normalization per channel: ``q = clamp(((u * mul + ((1 << shift) >> 1)) >> shift) + offset,
    -128, 127)``; the default ``mul=1, shift=0, offset=-128`` maps u to u - 128.
 
-:class:`IspParams` holds the runtime parameters (the RTL's ``params`` port) and validates user input.
+:class:`IspParams` holds the runtime parameters (the RTL's ``params`` port) and validates user
+input.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def recip(c: int) -> int:
 
 @dataclass(frozen=True)
 class IspParams:
-    """Runtime parameters of one ISP configuration (sensor pixels for the ROI; binned for the rest)."""
+    """Runtime parameters of one ISP configuration (ROI in sensor pixels; the rest binned)."""
     sensor_w: int
     sensor_h: int
     roi: tuple[int, int, int, int]          # X, Y, W, H in sensor pixels (even)
@@ -52,7 +53,7 @@ class IspParams:
 
     @classmethod
     def make(cls, sensor_w: int, sensor_h: int, roi=None, size=None, **kw) -> IspParams:
-        """Defaults: ROI = whole frame, size = binned ROI size. Validates (UserError on bad input)."""
+        """Defaults: ROI = whole frame, size = binned ROI size. Validates (UserError if bad)."""
         roi = tuple(roi) if roi is not None else (0, 0, sensor_w, sensor_h)
         size = tuple(size) if size is not None else (roi[2] // 2, roi[3] // 2)
         p = cls(sensor_w, sensor_h, roi, size, **kw)
@@ -75,7 +76,8 @@ class IspParams:
         ow, oh = self.size
         if ow < 1 or oh < 1 or ow > w // 2 or oh > h // 2:
             raise UserError(f"bad tensor size {ow},{oh}: must be 1..{w // 2} x 1..{h // 2} (the "
-                            "ISP only downscales the binned ROI); enlarge the ROI or shrink the size")
+                            "ISP only downscales the binned ROI); enlarge the ROI or shrink "
+                            "the size")
         cmax = -(-(w // 2) // ow) * -(-(h // 2) // oh)
         if cmax > MAX_BOX:
             raise UserError(f"resize ratio too large: a box of {cmax} binned pixels exceeds "

@@ -4,13 +4,14 @@ Contract:
 
 * modes: ``full`` (4056x3040), ``binned`` (2028x1520) or ``WxH`` with W a multiple of 4 (whole RAW10
   groups), H even, both no larger than full; anything else raises UserError;
-* :meth:`Sensor.capture`: image (H, W, 3) RGB or (H, W) gray, uint8 (or float in [0, 1]), any size ->
-  resized to the mode (PIL bilinear) -> linear signal ``v / 255 * (1023 - black) * gain`` sampled at each
-  site by the Bayer pattern (R, G or B of the scene; gray scenes use the same value) -> optional noise
-  (shot: Gaussian with variance ``signal * shot_noise``, read: Gaussian of std ``read_noise`` DN, from a
-  ``numpy.random.default_rng(seed)``) -> ``+ black`` -> rounded, clipped to 0..1023 (uint16);
-* :meth:`Sensor.packets`: the bursts of one frame (FS with the frame number in WC, per line LS / RAW10 or
-  RAW8 long packet / LE, FE) with correct ECC and CRC-16.
+* :meth:`Sensor.capture`: image (H, W, 3) RGB or (H, W) gray, uint8 (or float in [0, 1]), any size
+  -> resized to the mode (PIL bilinear) -> linear signal ``v / 255 * (1023 - black) * gain`` sampled
+  at each site by the Bayer pattern (R, G or B of the scene; gray scenes use the same value) ->
+  optional noise (shot: Gaussian with variance ``signal * shot_noise``, read: Gaussian of std
+  ``read_noise`` DN, from a ``numpy.random.default_rng(seed)``) -> ``+ black`` -> rounded, clipped
+  to 0..1023 (uint16);
+* :meth:`Sensor.packets`: the bursts of one frame (FS with the frame number in WC, per line LS /
+  RAW10 or RAW8 long packet / LE, FE) with correct ECC and CRC-16.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Host side of the pixel path (Glasgow layering): the gateware (hw/pixel_top.py), a transport that moves
-bursts in and tensor beats / RX status out (golden model or RTL simulation), and this interface on top,
-used by the CLI (sw/cli/isp.py, sw/cli/fuzz.py), the benchmark and the tests.
+"""Host side of the pixel path (Glasgow layering): the gateware (hw/pixel_top.py), a transport that
+moves bursts in and tensor beats / RX status out (golden model or RTL simulation), and this
+interface on top, used by the CLI (sw/cli/isp.py, sw/cli/fuzz.py), the benchmark and the tests.
 
 * :class:`GoldenTransport`: models/csi2.parse + models/isp on every complete frame.
 * :class:`RtlTransport`: the pixel top in Verilator, all cases in one cocotb run
@@ -31,8 +31,8 @@ __all__ = ["RunResult", "GoldenTransport", "RtlTransport", "PixelInterface", "ma
 
 @dataclass
 class RunResult:
-    """What one run returns: per case, the tensor frames (split by ``first``); RX statuses, counters."""
-    frames: list[list[np.ndarray]]                # per case: list of (H, W, C) int8 tensors or partial
+    """One run's results: per case the tensor frames (split at ``first``); RX statuses, counters."""
+    frames: list[list[np.ndarray]]                # per case: (H, W, C) int8 tensors (or partial)
     complete: list[list[bool]]                    # per case: frame ended with ``last`` at full size
     statuses: list[tuple[int, int]]
     counters: dict[str, int]
@@ -61,7 +61,7 @@ def split_frames(beats: np.ndarray, p: IspParams) -> tuple[list[np.ndarray], lis
 
 
 class GoldenTransport:
-    """The golden pixel path: parse every case's bursts, run the ISP model on each complete frame."""
+    """The golden pixel path: parse each case's bursts, run the ISP model on complete frames."""
     name = "golden"
 
     def __init__(self, config: Config):
@@ -93,8 +93,8 @@ class GoldenTransport:
 
 
 def _parse_into(bursts, res: csi2.ParseResult) -> None:
-    """Parse continuing the counters/statuses/lines of ``res`` (a fresh frame state per call is fine:
-    every case starts outside a frame or is closed by the next case's FS, as in the RTL)."""
+    """Parse continuing the counters/statuses/lines of ``res`` (a fresh frame state per call is
+    fine: every case starts outside a frame or is closed by the next case's FS, as in the RTL)."""
     csi2.parse(bursts, res)
 
 
@@ -160,7 +160,8 @@ class PixelInterface:
     def process(self, cases, p: IspParams, **kw) -> RunResult:
         return self.transport.run(cases, p, **kw)
 
-    def tensor(self, bursts: list[bytes], p: IspParams, **kw) -> tuple[np.ndarray | None, RunResult]:
+    def tensor(self, bursts: list[bytes], p: IspParams,
+               **kw) -> tuple[np.ndarray | None, RunResult]:
         """One frame's bursts -> its tensor (None if no complete frame came out)."""
         r = self.process([bursts], p, **kw)
         for f, ok in zip(r.frames[0], r.complete[0], strict=True):
@@ -244,8 +245,9 @@ def fuzz_params(mode: tuple[int, int] = (32, 8)) -> IspParams:
 
 def run_fuzz(n: int, seed: int = 0, backend: str = "rtl", config: Config | str = "tiny",
              stall: float = 0.2, progress=None) -> dict:
-    """Run ``n`` fuzz cases through ``backend``; compare counters/statuses with the golden parser and
-    every clean frame with the golden ISP. Returns the JSON summary of ``logicdie fuzz csi2``."""
+    """Run ``n`` fuzz cases through ``backend``; compare counters/statuses with the golden parser
+    and every clean frame with the golden ISP. Returns the JSON summary of ``logicdie fuzz
+    csi2``."""
     cases = fuzz_cases(n, seed)
     p = fuzz_params()
     gold = GoldenTransport(preset(config)).run([c.bursts for c in cases], p)

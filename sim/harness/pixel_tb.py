@@ -1,13 +1,13 @@
 """Batch cocotb driver of the pixel top (hw/pixel_top.py): one simulation streams many frames/cases.
 
 Used by the host interface's RTL transport (sw/pixel.py) for ``logicdie isp --backend rtl`` and
-``logicdie fuzz csi2 --backend rtl``, and by the tests. Inputs come in a job file (npz), results go to
-an npz, both named in the cocotb parameters (``sim.cocotb_run.tb_params``):
+``logicdie fuzz csi2 --backend rtl``, and by the tests. Inputs come in a job file (npz), results go
+to an npz, both named in the cocotb parameters (``sim.cocotb_run.tb_params``):
 
-* job: ``bytes`` (uint8, all bursts back to back), ``lens`` (burst lengths), ``case_ends`` (number of
-  bursts up to the end of each case); params: ``job``, ``out``, ``params`` (packed ISP parameters as a
-  decimal string), ``stall`` (probability out_ready is low), ``idle`` (probability of an input gap),
-  ``seed``, ``hang_cycles`` (in_ready low this long with input pending = hang).
+* job: ``bytes`` (uint8, all bursts back to back), ``lens`` (burst lengths), ``case_ends`` (number
+  of bursts up to the end of each case); params: ``job``, ``out``, ``params`` (packed ISP parameters
+  as a decimal string), ``stall`` (probability out_ready is low), ``idle`` (probability of an input
+  gap), ``seed``, ``hang_cycles`` (in_ready low this long with input pending = hang).
 * after each case the driver pauses until the output has been quiet for ``QUIET`` cycles and records
   how many output beats the case produced (``case_out_ends``).
 * out: ``beats`` (uint32: data[23:0], first << 24, last << 25), ``case_out_ends``, ``status``

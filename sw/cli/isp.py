@@ -1,8 +1,9 @@
 """``logicdie isp``: sensor model + pixel path (CSI-2 RX + ISP) on one image (SPEC section 8).
 
 Exit 0 when a tensor comes out (with ``--compare``: iff the golden and RTL tensors are equal).
-JSON keys: bit_exact (null without --compare), shape (N, H, W, C), errors (RX counters and the frame's
-flags), backend, sensor_mode, roi, size, channels, tensor_sha256, cycles / pixels_per_cycle (rtl).
+JSON keys: bit_exact (null without --compare), shape (N, H, W, C), errors (RX counters and the
+frame's flags), backend, sensor_mode, roi, size, channels, tensor_sha256, cycles / pixels_per_cycle
+(rtl).
 """
 
 from __future__ import annotations

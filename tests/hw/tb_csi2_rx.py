@@ -2,9 +2,9 @@
 
 Parameters: ``cases`` (fuzz cases from sw.pixel.fuzz_cases: a corrupted frame then a clean one),
 ``raw8_frames`` (clean RAW8 frames appended), ``seed``, ``stall`` (pixel output back-pressure),
-``idle`` (input gaps). The whole stream runs in one simulation; the checker compares every pixel beat
-(value, sof, sol), every status strobe and the final counters with the golden parser, and ends by
-checking nothing is left in flight.
+``idle`` (input gaps). The whole stream runs in one simulation; the checker compares every pixel
+beat (value, sof, sol), every status strobe and the final counters with the golden parser, and ends
+by checking nothing is left in flight.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """cocotb bench of the ISP (hw/isp.py) against models/isp.py.
 
-Parameters (``tb_params``): ``cases`` = list of dicts (photo, mode, pattern, roi, size, channels, black,
-gain, norm_mul, norm_shift, norm_off, noise seed), ``stall`` (output back-pressure probability),
-``idle`` (input gap probability), ``seed``, ``max_line``. All cases run in one simulation, one after the
-other (the parameters port changes between frames). Model -> checker per frame; at the end nothing may
-be left in flight, and with no back-pressure the ISP must take one pixel per clock.
+Parameters (``tb_params``): ``cases`` = list of dicts (photo, mode, pattern, roi, size, channels,
+black, gain, norm_mul, norm_shift, norm_off, noise seed), ``stall`` (output back-pressure
+probability), ``idle`` (input gap probability), ``seed``, ``max_line``. All cases run in one
+simulation, one after the other (the parameters port changes between frames). Model -> checker per
+frame; at the end nothing may be left in flight, and with no back-pressure the ISP must take one
+pixel per clock.
 """
 
 from __future__ import annotations

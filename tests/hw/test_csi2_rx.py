@@ -1,4 +1,5 @@
-"""CSI-2 RX (hw/csi2_rx.py) on Verilator against models/csi2.parse, and the pixel path under fuzzing.
+"""CSI-2 RX (hw/csi2_rx.py) on Verilator against models/csi2.parse, and the pixel path under
+fuzzing.
 
 * RX alone, 4 and 1 bytes per beat: a fuzzed stream (corrupted frame + clean frame per case, plus
   RAW8 frames) with output back-pressure and input gaps; every pixel beat, status and counter equal.

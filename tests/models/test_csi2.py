@@ -9,7 +9,8 @@ from models import csi2
 SPEC_CRC_EXAMPLE = bytes.fromhex("FF00 0000 1EF0 1EC7 4F82 78C5 82E0 8C70 D23C 78E9 FF00 0001")
 
 SAMPLE_HEADERS = [csi2.header(DataType.FS.value, 7), csi2.header(DataType.FE.value, 0),
-                  csi2.header(DataType.RAW10.value, 800), csi2.header(DataType.RAW8.value, 0xBEEF, 2),
+                  csi2.header(DataType.RAW10.value, 800),
+                  csi2.header(DataType.RAW8.value, 0xBEEF, 2),
                   csi2.header(DataType.USER3.value, 0x1234, 3)]
 
 

@@ -1,4 +1,4 @@
-"""``logicdie fuzz csi2``: JSON contract on both backends (the RTL batch shares the pixel-top build)."""
+"""``logicdie fuzz csi2``: JSON contract on both backends (RTL shares the pixel-top build)."""
 
 import json
 

@@ -37,8 +37,8 @@ def test_golden_vga_and_plot(capsys, tmp_path):
 
 
 def test_image_file(capsys, tmp_path):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
     f = tmp_path / "img.png"
     Image.fromarray(np.tile(np.arange(64, dtype=np.uint8), (48, 1))).save(f)
     code, out, _ = _run(capsys, str(f), "--sensor-mode", "64x48", "--size", "8,6")
