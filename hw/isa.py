@@ -11,13 +11,13 @@ Machine model (contract):
   on-the-fly im2col order); ``PBUF`` holds that tile's per-channel parameters, n_cols records of
   three little-endian int32 (bias, multiplier, shift). Sizes: :func:`buffer_sizes`.
 - **Three queues** (as TVM VTA): LOAD (``LOAD``: SRAM -> WBUF/PBUF), COMPUTE (``CONV`` on the
-  systolic array; ``DWCONV``, ``POOL``, ``ELTWISE``, ``LUT`` on the depthwise/vector unit; ``HOST``
-  calls the host), STORE (``COPY``, ``FILL``: SRAM -> SRAM data movement). Each queue executes its
-  instructions in program order; queues run concurrently and synchronise only through **dependency
-  tokens**: four flags per instruction, ``pop_prev``/``pop_next`` (wait for and consume a token from
-  the previous/next queue in the order LOAD < COMPUTE < STORE) and ``push_prev``/``push_next`` (send
-  one after finishing). Pops happen before the instruction starts, pushes after it ends. ``SYNC``
-  waits for all queues; ``DONE`` ends the program.
+  systolic array; ``DWCONV``, ``POOL``, ``ELTWISE``, ``LUT``, ``VMATMUL`` on the depthwise/vector
+  unit; ``HOST`` calls the host), STORE (``COPY``, ``FILL``: SRAM -> SRAM data movement). Each queue
+  executes its instructions in program order; queues run concurrently and synchronise only through
+  **dependency tokens**: four flags per instruction, ``pop_prev``/``pop_next`` (wait for and consume
+  a token from the previous/next queue in the order LOAD < COMPUTE < STORE) and
+  ``push_prev``/``push_next`` (send one after finishing). Pops happen before the instruction starts,
+  pushes after it ends. ``SYNC`` waits for all queues; ``DONE`` ends the program.
 - **Arithmetic** is TFLite int8 (SPEC section 4): ``CONV``/``DWCONV`` accumulate ``x * w`` in int32
   (wrapping) over the window, where taps outside the input (padding) read ``in_zp``, add the bias
   (the compiler folds the input zero point in: ``bias - in_zp * sum(w)``, as hw/gemm.py expects),
@@ -302,7 +302,7 @@ _DOC = {
     Opcode.CONV: (
         "Conv/GEMM of one column tile on the array. Input NHWC at `in_addr` "
         "(in_h x in_w x in_c); im2col on the fly with kernel k_h x k_w, strides, top/left "
-        "padding (bottom/right padding implied by out_h/out_w; padded taps contribute 0). "
+        "padding (bottom/right padding implied by out_h/out_w; padded taps read in_zp). "
         "Weights WBUF[wslot] (K x n_cols), params PBUF[pslot]. Output pixel p, channel j at "
         "`out_addr + p*out_pitch + j`. FULLY_CONNECTED is a 1x1 CONV with in_h=1, in_w=batch. "
         "Input pixels are `in_pitch` bytes apart (0: in_c), so a K chunk can read a channel "
@@ -517,8 +517,9 @@ def doc_markdown() -> str:
     ]
     lines += [
         "",
-        f"Instructions are {INSTR_BITS} bits ({INSTR_BYTES} bytes). Fields are listed as "
-        "`name: width @ bit offset`, `s` marks two's-complement signed fields.",
+        f"Instructions are {INSTR_BITS} bits ({INSTR_BYTES} bytes). Each layout table lists "
+        "the field, its type (`uN` unsigned, `sN` two's-complement signed, or an enum) and its "
+        "bit offset.",
         "",
         "## Opcodes",
         "",
