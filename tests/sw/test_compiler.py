@@ -209,3 +209,132 @@ def test_deep_reductions_beyond_the_weight_buffer():
         assert [i["acc"].value for i in convs[: len(modes)]] == modes
         assert all(i["in_pitch"] == cin for i in convs)
         assert convs[0]["acc"] == AccMode.FIRST
+
+
+# ------------------------------------------------------------------ unusual graphs against TFLM
+def _edge_broadcast_logistic(b, rng):
+    x = b.input((1, 9, 9, 3), "int8", 0.04, -5)
+    y = b.input((1, 1, 1, 6), "int8", 0.02, 3)
+    c = b.conv2d(
+        x,
+        b.weights(rng.normal(size=(6, 3, 3, 3)), axis=0),
+        stride=2,
+        padding="VALID",
+        out_scale=0.1,
+        out_zp=2,
+    )
+    a = b.add(y, c, out_scale=0.12, out_zp=-4)  # broadcast with a as the small one
+    m = b.mul(
+        a,
+        b.const(np.array([37], np.int8).reshape(1, 1, 1, 1), "int8", 0.05, 0),
+        out_scale=0.05,
+        out_zp=1,
+    )
+    l = b.logistic(m)
+    q = b.quantize(l, 0.01, -20)
+    b.output(q, c)
+
+
+def _edge_concat_host_mid(b, rng):
+    x = b.input((1, 8, 8, 4), "int8", 0.05, 0)
+    br = [
+        b.conv2d(x, b.weights(rng.normal(size=(k, 1, 1, 4)), axis=0), out_scale=0.05, out_zp=0)
+        for k in (3, 5, 2)
+    ]
+    cat = b.concatenation(br, axis=3)
+    s = b.softmax(cat)  # mid-graph softmax -> host
+    t = b.transpose(s, [0, 2, 1, 3])  # mid transpose -> host
+    d = b.depthwise_conv2d(
+        t,
+        b.depthwise_weights(rng.normal(size=(1, 3, 3, 20))),
+        stride=2,
+        padding="SAME",
+        out_scale=0.02,
+        out_zp=0,
+    )
+    mp = b.max_pool2d(d, filter=2, stride=2, padding="VALID")
+    mn = b.mean(mp, [1, 2], keep_dims=False, out_scale=0.03, out_zp=0)
+    b.output(mn)
+
+
+def _edge_dilated_resize_pad_fc(b, rng):
+    x = b.input((1, 10, 7, 3), "int8", 0.05, 10)
+    c = b.conv2d(
+        x,
+        b.weights(rng.normal(size=(4, 3, 3, 3)), axis=0),
+        dilation=2,
+        padding="SAME",
+        out_scale=0.2,
+        out_zp=0,
+    )
+    r = b.resize_nearest_neighbor(c, (15, 9))  # non-integer -> host
+    r2 = b.resize_nearest_neighbor(c, (20, 14), align_corners=True)
+    p = b.pad(r2, [[0, 0], [0, 0], [0, 0], [2, 1]])  # channel pad -> FILL+COPY
+    h = b.hard_swish(p, out_scale=0.1, out_zp=-100)
+    f = b.fully_connected(
+        h,
+        b.weights(rng.normal(size=(7, 7)), axis=None),
+        out_scale=0.5,
+        out_zp=0,
+        keep_num_dims=True,
+    )
+    b.output(f, r)
+
+
+def _edge_nchw_float_tail(b, rng):
+    x = b.input((1, 3, 12, 12), "float32")
+    q0 = b.quantize(x, 0.03, 4)
+    q = b.transpose(q0, [0, 2, 3, 1])
+    c = b.conv2d(
+        q,
+        b.weights(rng.normal(size=(16, 5, 5, 3)), axis=0),
+        stride=2,
+        out_scale=0.3,
+        out_zp=-7,
+        activation="RELU6",
+    )
+    a = b.average_pool2d(c, filter=3, stride=1, padding="SAME")
+    lr = b.leaky_relu(a, alpha=0.3)
+    sq = b.reshape(lr, (1, -1))
+    f = b.fully_connected(
+        sq, b.weights(rng.normal(size=(3, sq.shape[1])), axis=None), out_scale=0.3, out_zp=0
+    )
+    s = b.softmax(f)
+    dq = b.dequantize(s)
+    b.output(dq)
+
+
+@pytest.mark.parametrize(
+    "build, host_ops",
+    [
+        (_edge_broadcast_logistic, []),
+        (_edge_concat_host_mid, ["SOFTMAX", "TRANSPOSE"]),
+        (_edge_dilated_resize_pad_fc, ["CONV_2D", "RESIZE_NEAREST_NEIGHBOR"]),
+        (_edge_nchw_float_tail, []),
+    ],
+    ids=["broadcast-logistic", "concat-host-mid", "dilated-resize-pad-fc", "nchw-float-tail"],
+)
+def test_unusual_graphs_vs_tflm(build, host_ops):
+    """Broadcast ADD with the small operand first, scalar MUL, mid-graph LOGISTIC (LUT), three-way
+    concat, mid-graph SOFTMAX/TRANSPOSE (host), dilated conv and fractional resize (host), channel
+    PAD, 4-D FC, NCHW float input with a SOFTMAX+DEQUANTIZE tail; several outputs."""
+    from models.tflm_ref import TflmReference
+
+    b = ModelBuilder()
+    rng = np.random.default_rng(0)
+    build(b, rng)
+    data = b.finish()
+    g = load_tflite(data)
+    ref = TflmReference(data)
+    for config in ("default", "ecp5"):
+        isa = IsaBackend(compile_graph(g, config))
+        assert [g.ops[k].kind for c in isa.compiled.host_calls for k in c["ops"]] == host_ops
+        for _ in range(3):
+            xs = []
+            for t in g.input_tensors():
+                if t.dtype == "int8":
+                    xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
+                else:
+                    xs.append(rng.uniform(-2, 2, size=t.shape).astype(np.float32))
+            for a, w in zip(isa.run(xs), ref.run(xs), strict=True):
+                assert np.array_equal(a.reshape(w.shape), w)
