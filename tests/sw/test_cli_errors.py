@@ -56,6 +56,24 @@ def _unsupported_op_model(kind: str) -> bytes:
     return b.finish()
 
 
+def _tflm_rejected_model() -> bytes:
+    """Valid TFLite, SPEC ops only, but TFLM refuses it: int8 CONCATENATION inputs with different
+    scales (TFLM requires one shared quantization). Its C++ log must not reach stderr."""
+    b = ModelBuilder()
+    x = b.input((1, 4, 4, 2), "int8", 0.05, 0)
+    y = b.input((1, 4, 4, 2), "int8", 0.07, 0)
+    out = b.tensor((1, 4, 4, 4), "int8", 0.05, 0)
+    b.op("CONCATENATION", [x, y], [out], _concat_options(3))
+    b.output(out)
+    return b.finish()
+
+
+def _concat_options(axis: int):
+    opt = fb.ConcatenationOptionsT()
+    opt.axis = axis
+    return opt
+
+
 def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
     """name -> (argv after 'check', regex the one stderr line must match)."""
     pd = PERSON_DETECT.read_bytes()
@@ -71,6 +89,7 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "float_only.tflite": _float_only_model(),
         "tanh.tflite": _unsupported_op_model("TANH"),
         "sub.tflite": _unsupported_op_model("SUB"),
+        "tflm_rejects.tflite": _tflm_rejected_model(),
     }
     for name, data in files.items():
         (tmp / name).write_bytes(data)
@@ -86,6 +105,8 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "float_only_model": ([str(tmp / "float_only.tflite")], r"float|quantiz|int8"),
         "unsupported_op_tanh": ([str(tmp / "tanh.tflite")], r"TANH"),
         "unsupported_op_sub": ([str(tmp / "sub.tflite")], r"\bSUB\b"),
+        "tflm_rejects_model": ([str(tmp / "tflm_rejects.tflite")],
+                               r"TFLM|reference|CONCATENATION|scale|quantiz"),
         "unknown_preset": ([str(PERSON_DETECT), "--config", "nosuchpreset"],
                            r"nosuchpreset|preset"),
     }
@@ -93,7 +114,8 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 CASE_NAMES = ["missing_file", "truncated_file", "truncated_header", "empty_file", "random_bytes",
               "bad_root_offset", "garbage_after_identifier", "float_only_model",
-              "unsupported_op_tanh", "unsupported_op_sub", "unknown_preset"]
+              "unsupported_op_tanh", "unsupported_op_sub", "tflm_rejects_model",
+              "unknown_preset"]
 
 
 @pytest.mark.parametrize("json_flag", [False, True], ids=["text", "json"])
@@ -117,3 +139,17 @@ def test_check_good_model_exits_zero(tmp_path):
     r = _run("check", str(PERSON_DETECT), "--backend", "golden", "--inputs", "2", "--json")
     assert r.returncode == 0, r.stderr
     assert '"bit_exact": true' in r.stdout
+
+
+def test_check_model_with_large_activations(tmp_path):
+    """A valid model whose activations dwarf its weights (the TFLM arena must be sized from the
+    tensors, not from the file size) checks fine: exit 0, bit exact, stderr empty."""
+    b = ModelBuilder()
+    x = b.input((1, 64, 64, 8), "int8", 0.1, 0)
+    b.output(b.relu(x, 0.05, -128))
+    path = tmp_path / "big_activations.tflite"
+    path.write_bytes(b.finish())
+    r = _run("check", str(path), "--backend", "golden", "--inputs", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    assert '"bit_exact": true' in r.stdout
+    assert r.stderr == ""
