@@ -13,6 +13,9 @@ BroadcastBinaryOpSimple).
 TFLM quirks kept on purpose (the oracle does them):
 - RELU6 does not requantize: it clamps the raw input codes to [zp_in, q_in(6.0)] and ignores the
   output tensor's quantization. RELU requantizes in -> out with its own multiplier.
+- LEAKY_RELU and HARD_SWISH multipliers: the float32 scales are widened to double before the
+  multiply/divide (the installed TFLM build; some TFLM sources divide in float32, which differs in
+  the last multiplier bit: tests/models/test_golden_ops.py pins such cases).
 - ADD aborts in TFLM when 2*max(s1, s2) / (2^20 * s_out) >= 1; we raise UserError instead.
 """
 
@@ -153,8 +156,8 @@ def prepare_leaky_relu(op: Op, graph: Graph):
     so, zo = _qparams(graph, op.outputs[0], "output", op)
     alpha = np.float32(op.options.get("alpha", 0.0))
     f_si, f_so = np.float32(si), np.float32(so)
-    m_alpha, sh_alpha = quantize_multiplier(float(f_si * alpha / f_so))  # float32 arithmetic
-    m_id, sh_id = quantize_multiplier(float(f_si / f_so))
+    m_alpha, sh_alpha = quantize_multiplier(float(f_si) * float(alpha) / float(f_so))
+    m_id, sh_id = quantize_multiplier(float(f_si) / float(f_so))
     v = _CODES - zi
     neg_alpha = m_alpha < 0
     scaled_alpha = mbqm(v, -m_alpha if neg_alpha else m_alpha, sh_alpha)
@@ -170,12 +173,12 @@ def prepare_hard_swish(op: Op, graph: Graph):
     so, zo = _qparams(graph, op.outputs[0], "output", op)
     hires_input_scale = np.float32(1.0 / 128.0) * np.float32(si)
     reluish_scale = np.float32(3.0) / np.float32(32768.0)
-    out_m32, out_exp = quantize_multiplier(float(hires_input_scale / np.float32(so)))
+    out_m32, out_exp = quantize_multiplier(float(hires_input_scale) / float(np.float32(so)))
     out_m16 = downscale_int32_to_int16_multiplier(out_m32)
     if out_exp > 0:
         raise UserError(f"HARD_SWISH op {op.index}: input/output scales give a multiplier >= 1, "
                         f"which TFLM rejects")
-    rel_m32, rel_exp = quantize_multiplier(float(hires_input_scale / reluish_scale))
+    rel_m32, rel_exp = quantize_multiplier(float(hires_input_scale) / float(reluish_scale))
     rel_m16 = downscale_int32_to_int16_multiplier(rel_m32)
 
     input_value = wrap_int16(_CODES - zi)
