@@ -520,21 +520,29 @@ def _default_labels(compiled) -> list[str] | None:
 
 
 def decode_result(outputs, compiled, labels=None) -> dict | None:
-    """Classification decode of a single [1, N] output: class index, label and score
-    (dequantized)."""
+    """Decode: a single output is a classification (class index, label, dequantized score); several
+    outputs (detection heads, ...) are summarised per output (shape, argmax, dequantized max)."""
     g = compiled.host_graph
+
+    def top(o, t):
+        o = np.asarray(o).reshape(-1)
+        k = int(np.argmax(o))
+        if t.quant is not None and t.dtype != "float32":
+            score = float((int(o[k]) - int(t.quant.zero_point[0])) * float(t.quant.scale[0]))
+        else:
+            score = float(o[k])
+        return k, score, (int(o[k]) if o.dtype.kind in "iu" else float(o[k]))
+
     if len(outputs) != 1:
-        return {"outputs": len(outputs)}
-    o = np.asarray(outputs[0]).reshape(-1)
-    t = g.tensors[compiled.graph_outputs[0]]
-    k = int(np.argmax(o))
-    if t.quant is not None and t.dtype != "float32":
-        score = float((int(o[k]) - int(t.quant.zero_point[0])) * float(t.quant.scale[0]))
-    else:
-        score = float(o[k])
+        res = []
+        for o, i in zip(outputs, compiled.graph_outputs, strict=True):
+            k, score, _ = top(o, g.tensors[i])
+            res.append({"shape": list(np.shape(o)), "argmax": k, "max": score})
+        return {"outputs": res, "label": f"{len(res)} outputs", "score": res[0]["max"]}
+    k, score, raw = top(outputs[0], g.tensors[compiled.graph_outputs[0]])
     return {
         "class": k,
         "label": labels[k] if labels and k < len(labels) else f"class {k}",
         "score": score,
-        "raw": int(o[k]) if o.dtype.kind in "iu" else float(o[k]),
+        "raw": raw,
     }
