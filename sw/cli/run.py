@@ -246,6 +246,7 @@ def run(args):
         "macs": dev.compiled.macs,
         "cycles": stats["cycles"],
         "utilization": stats["utilization"],
+        "layers": stats["layers"],
     }
     if args.plot:
         out["plot"] = args.plot
