@@ -64,6 +64,10 @@ def _same(a: Metadata, b: Metadata):
 
 
 def test_layout_offsets():
+    from hw.metadata import TENSOR_FIELDS, struct_layout
+
+    assert struct_layout(HEADER_FIELDS).size == 8 * HEADER_BYTES  # the TX's view: same bytes
+    assert struct_layout(TENSOR_FIELDS).size == 8 * TENSOR_BYTES
     offs = field_offsets(HEADER_FIELDS)
     assert offs["magic"] == (0, 4)
     assert sum(n for _, n in offs.values()) == HEADER_BYTES
