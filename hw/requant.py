@@ -29,6 +29,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.systolic import registered_mul
+
 __all__ = ["SHIFT_BITS", "requant_in_layout", "requant_out_layout", "RequantCore", "Requant"]
 
 #: Width of the signed per-channel shift field: TFLite shifts in [-31, 31].
@@ -111,16 +113,18 @@ class RequantCore(wiring.Component):
             left2 = reg(2, p + "left2", left1[3:])
             mult2 = reg(signed(32), p + "mult2", mult1)
             right2 = reg(5, p + "right2", right1)
-            xs3 = reg(signed(32), p + "xs3", (x2 << Cat(Const(0, 3), left2))[:32])
+            xs3_d = (x2 << Cat(Const(0, 3), left2))[:32]
+            xs3 = reg(signed(32), p + "xs3", xs3_d)
             mult3 = reg(signed(32), p + "mult3", mult2)
             right3 = reg(5, p + "right3", right2)
-            # S4: four partial products of xs * mult (16x16 pieces, low halves unsigned).
-            aL, aH = xs3[:16], xs3[16:].as_signed()
-            bL, bH = mult3[:16], mult3[16:].as_signed()
-            pLL = reg(32, p + "pLL", aL * bL)
-            pLH = reg(signed(33), p + "pLH", aL * bH)
-            pHL = reg(signed(33), p + "pHL", aH * bL)
-            pHH = reg(signed(32), p + "pHH", aH * bH)
+            # S3 -> S4: four partial products of xs * mult (16x16 pieces, low halves unsigned),
+            # each an 18x18 DSP with registered operands (S3) and product (S4).
+            aL, aH = xs3_d[:16], xs3_d[16:].as_signed()
+            bL, bH = mult2[:16], mult2[16:].as_signed()
+            pLL = registered_mul(m, platform, aL, bL, p + "pLL")
+            pLH = registered_mul(m, platform, aL, bH, p + "pLH")
+            pHL = registered_mul(m, platform, aH, bL, p + "pHL")
+            pHH = registered_mul(m, platform, aH, bH, p + "pHH")
             ovf4 = reg(1, p + "ovf4", (xs3 == -(1 << 31)) & (mult3 == -(1 << 31)))
             right4 = reg(5, p + "right4", right3)
             # S5: middle terms plus the SRDHM nudge 2**30 (= 2**14 << 16).

@@ -29,13 +29,72 @@ Interfaces (all ``stream.Signature``):
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import (
+    Cat,
+    ClockSignal,
+    Const,
+    Instance,
+    Module,
+    Mux,
+    Signal,
+    Value,
+    signed,
+    unsigned,
+)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
 
-__all__ = ["SystolicArray", "act_layout", "psum_layout", "psum_bits"]
+__all__ = ["SystolicArray", "act_layout", "psum_layout", "psum_bits", "registered_mul"]
+
+
+def _dsp_family(platform) -> str | None:
+    return getattr(platform, "dsp_family", None)
+
+
+def registered_mul(m: Module, platform, a, b, name: str) -> Signal:
+    """``a * b`` with registered operands and product: valid two cycles after ``a``/``b``.
+
+    Operands are signed or unsigned values that fit an 18x18 signed multiplier. With a platform
+    whose ``dsp_family`` is ``"ecp5"`` this is one MULT18X18D using its own input and output
+    registers (no fabric routing between a flip-flop and the multiplier); otherwise fabric
+    registers around ``*`` (Verilator, lint, yosys's own DSP inference).
+    """
+    a, b = Value.cast(a), Value.cast(b)
+    sa, sb = a.shape().signed, b.shape().signed
+    width = len(a) + len(b) + (sa != sb)     # unsigned x signed: the unsigned operand gains a bit
+    shape = signed(width) if (sa or sb) else unsigned(width)
+    out = Signal(shape, name=name)
+    if _dsp_family(platform) == "ecp5":
+        def to18(v):
+            s = Signal(signed(18), name=f"{name}_{'ab'[len(ops)]}18")
+            m.d.comb += s.eq(v if v.shape().signed else Cat(v, Const(0, 1)).as_signed())
+            ops.append(s)
+            return s
+        ops: list = []
+        a18, b18 = to18(a), to18(b)
+        p = Signal(36, name=f"{name}_p")
+        ports = {f"i_A{i}": a18[i] for i in range(18)}
+        ports.update({f"i_B{i}": b18[i] for i in range(18)})
+        ports.update({f"i_C{i}": Const(0, 1) for i in range(18)})
+        ports.update({f"o_P{i}": p[i] for i in range(36)})
+        for k in range(4):
+            ports[f"i_CLK{k}"] = ClockSignal("sync") if k == 0 else Const(0, 1)
+            ports[f"i_CE{k}"] = Const(1, 1)
+            ports[f"i_RST{k}"] = Const(0, 1)
+        m.submodules[name + "_dsp"] = Instance(
+            "MULT18X18D",
+            p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
+            p_REG_PIPELINE_CLK="NONE", p_GSR="DISABLED", p_RESETMODE="SYNC",
+            i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1), i_SOURCEA=Const(0, 1),
+            i_SOURCEB=Const(0, 1), **ports)
+        m.d.comb += out.eq(p[:width])
+    else:
+        ra = Signal(a.shape(), name=f"{name}_a")
+        rb = Signal(b.shape(), name=f"{name}_b")
+        m.d.sync += [ra.eq(a), rb.eq(b), out.eq(ra * rb)]
+    return out
 
 
 def psum_bits(rows: int) -> int:
@@ -136,14 +195,13 @@ class SystolicArray(wiring.Component):
             for c in range(C):
                 a_pe = Signal(signed(8), name=f"a_r{r}_c{c}")
                 b_pe = Signal(name=f"b_r{r}_c{c}")
-                w_pe = Signal(signed(8), name=f"wsel_r{r}_c{c}")
-                prod = Signal(signed(16), name=f"p_r{r}_c{c}")
+                w_sel = Mux(b_left, wreg[1][r][c], wreg[0][r][c])
+                # Operands registered in cycle +1 (with a_pe), product in cycle +2.
+                prod = registered_mul(m, platform, a_left, w_sel, f"p_r{r}_c{c}")
                 s = Signal(signed(PW), name=f"s_r{r}_c{c}")
                 m.d.sync += [
                     a_pe.eq(a_left),
                     b_pe.eq(b_left),
-                    w_pe.eq(Mux(b_left, wreg[1][r][c], wreg[0][r][c])),
-                    prod.eq(a_pe * w_pe),
                     s.eq(prod if r == 0 else s_prev[c] + prod),
                 ]
                 s_prev[c] = s

