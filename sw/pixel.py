@@ -99,15 +99,57 @@ def _parse_into(bursts, res: csi2.ParseResult) -> None:
 
 
 class RtlTransport:
-    """The pixel top (RX + ISP) in Verilator via one cocotb run per call."""
+    """The pixel top (RX + ISP) in Verilator.
+
+    ``engine="harness"`` (default): the C++ harness (sim/harness/pixel_harness.cpp via ctypes), the
+    per-cycle loop in C++. ``engine="cocotb"``: one cocotb run per call (sim/harness/pixel_tb.py).
+    Both run all cases in one simulation and return the same :class:`RunResult`."""
     name = "rtl"
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, engine: str = "harness"):
+        if engine not in ("harness", "cocotb"):
+            raise UserError(f"unknown RTL engine {engine!r}; choose harness or cocotb")
         self.config = config
+        self.engine = engine
+
+    def _split(self, beats, ends_out, p):
+        frames, complete = [], []
+        s = 0
+        for e in ends_out:
+            f, c = split_frames(beats[s:e], p)
+            frames.append(f)
+            complete.append(c)
+            s = e
+        return frames, complete
 
     def run(self, cases: list[list[bytes]], p: IspParams, *, stall: float = 0.0,
             idle: float = 0.0, seed: int = 0, hang_cycles: int = 20000) -> RunResult:
         from hw.isp import params_layout
+
+        layout = params_layout(self.config)
+        packed = layout.const(p.hw_fields()).as_bits()
+        if self.engine == "cocotb":
+            return self._run_cocotb(cases, p, packed, stall, idle, seed, hang_cycles)
+        from sim.harness.pixel import PixelSim
+
+        sim = PixelSim(self.config)
+        try:
+            sim.set_params(packed, layout.size)
+            nbytes = 0
+            for c in cases:
+                sim.push_case(c)
+                nbytes += sum(len(b) for b in c)
+            ran = sim.run(max_cycles=40 * nbytes + 200 * len(cases) + 100000, stall=stall,
+                          seed=seed, hang_cycles=hang_cycles)
+            ends = sim.case_ends().tolist()
+            hang = len(ends) if ran < 0 else -1
+            frames, complete = self._split(sim.beats(), ends, p)
+            st = [(int(v) >> 8, int(v) & 0xFF) for v in sim.statuses().tolist()]
+            return RunResult(frames, complete, st, sim.counters(), hang, sim.busy_cycles())
+        finally:
+            sim.close()
+
+    def _run_cocotb(self, cases, p, packed, stall, idle, seed, hang_cycles) -> RunResult:
         from hw.pixel_top import PixelTop
         from sim.cocotb_run import run_cocotb
         from sim.toolchain import build_dir
@@ -118,21 +160,12 @@ class RtlTransport:
         ends = np.cumsum([len(c) for c in cases]).astype(np.int64)
         work = Path(tempfile.mkdtemp(prefix="pixel-", dir=build_dir("pixel_runs")))
         np.savez(work / "job.npz", bytes=data, lens=lens, case_ends=ends)
-        packed = params_layout(self.config).const(p.hw_fields()).as_bits()
         params = {"job": str(work / "job.npz"), "out": str(work / "out.npz"),
                   "params": str(packed), "stall": stall, "idle": idle, "seed": seed,
                   "hang_cycles": hang_cycles}
         run_cocotb(PixelTop(self.config), "pixel_top", "sim.harness.pixel_tb", params)
         out = np.load(work / "out.npz")
-        beats = out["beats"]
-        ends_out = out["case_out_ends"].tolist()
-        frames, complete = [], []
-        s = 0
-        for e in ends_out:
-            f, c = split_frames(beats[s:e], p)
-            frames.append(f)
-            complete.append(c)
-            s = e
+        frames, complete = self._split(out["beats"], out["case_out_ends"].tolist(), p)
         st = [(int(v) >> 8, int(v) & 0xFF) for v in out["status"].tolist()]
         counters = dict(zip(COUNTER_NAMES, (int(v) for v in out["counters"]), strict=True))
         for f in work.iterdir():
@@ -142,12 +175,12 @@ class RtlTransport:
                          out["case_cycles"].tolist())
 
 
-def make_transport(backend: str, config: Config | str = "tiny"):
+def make_transport(backend: str, config: Config | str = "tiny", engine: str = "harness"):
     config = preset(config)
     if backend == "golden":
         return GoldenTransport(config)
     if backend == "rtl":
-        return RtlTransport(config)
+        return RtlTransport(config, engine)
     raise UserError(f"unknown backend {backend!r}; choose golden or rtl")
 
 
@@ -244,15 +277,15 @@ def fuzz_params(mode: tuple[int, int] = (32, 8)) -> IspParams:
 
 
 def run_fuzz(n: int, seed: int = 0, backend: str = "rtl", config: Config | str = "tiny",
-             stall: float = 0.2, progress=None) -> dict:
+             stall: float = 0.2, progress=None, engine: str = "harness") -> dict:
     """Run ``n`` fuzz cases through ``backend``; compare counters/statuses with the golden parser
     and every clean frame with the golden ISP. Returns the JSON summary of ``logicdie fuzz
     csi2``."""
     cases = fuzz_cases(n, seed)
     p = fuzz_params()
     gold = GoldenTransport(preset(config)).run([c.bursts for c in cases], p)
-    tr = make_transport(backend, config)
-    chunk = 500 if backend == "rtl" else max(1, n)
+    tr = make_transport(backend, config, engine)
+    chunk = (500 if engine == "cocotb" else 1000) if backend == "rtl" else max(1, n)
     results: list[RunResult] = []
     for s in range(0, n, chunk):
         part = cases[s:s + chunk]
@@ -279,7 +312,8 @@ def run_fuzz(n: int, seed: int = 0, backend: str = "rtl", config: Config | str =
             bad_cases.append(k)
     clean_status_ok = sum(1 for s in statuses if s[1] == 0)
     return {
-        "cases": n, "backend": backend, "seed": seed, "hangs": hangs,
+        "cases": n, "backend": backend, "engine": engine if backend == "rtl" else None,
+        "seed": seed, "hangs": hangs,
         "ecc_corrected": counters["ecc_corrected"], "ecc_detected": counters["ecc_detected"],
         "crc_errors": counters["crc_errors"], "length_errors": counters["length_errors"],
         "sync_errors": counters["sync_errors"], "frames": counters["frames"],

@@ -25,6 +25,8 @@ def register(sub):
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--backend", choices=("rtl", "golden"), default="rtl")
     p.add_argument("--config", default="default", metavar="PRESET")
+    p.add_argument("--engine", choices=("harness", "cocotb"), default="harness",
+                   help="RTL simulation driver: C++ Verilator harness (fast) or cocotb")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -39,7 +41,7 @@ def run(args):
     with tqdm(total=args.cases, desc="fuzz csi2", unit="case", file=sys.stderr,
               disable=None) as bar:
         out = run_fuzz(args.cases, seed=args.seed, backend=args.backend, config=args.config,
-                       progress=bar.update)
+                       progress=bar.update, engine=args.engine)
     ok = (out["hangs"] == 0 and out["clean_frames_bit_exact"] and out["counters_match_golden"]
           and out["statuses_match_golden"])
     if not args.json:

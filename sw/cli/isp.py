@@ -37,6 +37,8 @@ def register(sub):
     p.add_argument("--pattern", default="RGGB", help="Bayer pattern RGGB, GRBG, GBRG, BGGR")
     p.add_argument("--backend", choices=("golden", "rtl"), default="golden")
     p.add_argument("--compare", action="store_true", help="run golden and rtl; exit 0 iff equal")
+    p.add_argument("--engine", choices=("harness", "cocotb"), default="harness",
+                   help="RTL simulation driver: C++ Verilator harness (fast) or cocotb")
     p.add_argument("--noise", action="store_true", help="sensor shot and read noise (seeded)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", default="default", metavar="PRESET")
@@ -76,7 +78,7 @@ def run(args):
     tensors, results, times = {}, {}, {}
     for b in backends:
         t0 = time.perf_counter()
-        t, r = PixelInterface(make_transport(b, config)).tensor(bursts, p)
+        t, r = PixelInterface(make_transport(b, config, args.engine)).tensor(bursts, p)
         times[b] = time.perf_counter() - t0
         if t is None:
             raise UserError(f"{b} backend produced no complete tensor (RX counters {r.counters})")

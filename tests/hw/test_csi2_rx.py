@@ -3,7 +3,7 @@ fuzzing.
 
 * RX alone, 4 and 1 bytes per beat: a fuzzed stream (corrupted frame + clean frame per case, plus
   RAW8 frames) with output back-pressure and input gaps; every pixel beat, status and counter equal.
-* Pixel top (RX + ISP) via the batch harness: >= 200 fuzz cases in CI (10,000 in the full tier): no
+* Pixel top (RX + ISP) via the C++ harness: >= 200 fuzz cases in CI (10,000 in the full tier): no
   hang, counters and statuses equal to the golden parser, every clean frame's tensor bit-exact.
 """
 
@@ -44,3 +44,9 @@ def test_pixel_fuzz_ci():
 @pytest.mark.full
 def test_pixel_fuzz_full():
     _check(run_fuzz(10000, seed=12345, backend="rtl", config="tiny"), 10000)
+
+
+@pytest.mark.full
+def test_pixel_fuzz_cocotb_engine():
+    """The cocotb batch driver (sim/harness/pixel_tb.py) gives the same verdicts."""
+    _check(run_fuzz(100, seed=13, backend="rtl", config="tiny", engine="cocotb"), 100)

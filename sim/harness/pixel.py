@@ -1,0 +1,155 @@
+"""ctypes binding of the C++ Verilator harness of the pixel top (sim/harness/pixel_harness.cpp).
+
+* :func:`build` generates the pixel top's Verilog, builds it with the harness into a shared library
+  under ``build/harness/pixel-<hash>/`` (hash of Verilog, harness source and flags; unique library
+  name per build; a file lock makes concurrent builds safe) and returns its path.
+* :data:`ARGTYPES` declares every shim function's signature in one place.
+* :class:`PixelSim` wraps one model instance: params, bursts in, beats / statuses / counters out.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from hw.config import Config
+from hw.csi2 import COUNTER_NAMES
+from sim.toolchain import build_dir, setup_env
+
+__all__ = ["build", "PixelSim", "ARGTYPES"]
+
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE / "pixel_harness.cpp"
+FLAGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
+
+_P = ctypes.c_void_p
+_I64 = ctypes.c_int64
+_U32P = ctypes.POINTER(ctypes.c_uint32)
+_I64P = ctypes.POINTER(ctypes.c_int64)
+#: name -> (restype, argtypes) of every shim function.
+ARGTYPES = {
+    "ld_create": (_P, []),
+    "ld_destroy": (None, [_P]),
+    "ld_reset": (None, [_P, ctypes.c_int]),
+    "ld_set_params": (None, [_P, _U32P, ctypes.c_int]),
+    "ld_push_bursts": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_uint8),
+                                      ctypes.POINTER(ctypes.c_int32), ctypes.c_int, ctypes.c_int]),
+    "ld_run": (_I64, [_P, _I64, _I64, ctypes.c_double, ctypes.c_uint32, _I64]),
+    "ld_pull_beats": (_I64, [_P, _U32P, _I64]),
+    "ld_pull_status": (_I64, [_P, _U32P, _I64]),
+    "ld_pull_case_ends": (_I64, [_P, _I64P, _I64]),
+    "ld_pending": (_I64, [_P]),
+    "ld_counters": (None, [_P, _U32P, ctypes.c_int]),
+    "ld_busy_cycles": (_I64, [_P]),
+}
+
+_LIBS: dict[str, ctypes.CDLL] = {}
+
+
+def build(config: Config) -> Path:
+    """Shared library of the pixel top for ``config`` (cached by hash)."""
+    from hw.pixel_top import PixelTop
+    from sim.cocotb_run import verilog_of
+
+    text = verilog_of(PixelTop(config), "pixel_top")
+    nbytes = config.csi2_lanes_bytes
+    cflags = f"-fPIC -O2 -DLD_NBYTES={nbytes}"
+    key = hashlib.sha256("\0".join([text, SOURCE.read_text(), " ".join(FLAGS), cflags])
+                         .encode()).hexdigest()[:16]
+    bdir = build_dir("harness", f"pixel-{key}")
+    lib = bdir / f"libpixel_{key}.so"
+    with open(bdir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if lib.exists():
+            return lib
+        (bdir / "pixel_top.v").write_text(text)
+        env = setup_env(dict(os.environ))
+        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", *FLAGS,
+               "--top-module", "pixel_top", "--prefix", "Vtop", "-Mdir", str(bdir / "obj"),
+               "-CFLAGS", cflags, "-LDFLAGS", "-shared", "-o", str(lib),
+               str(bdir / "pixel_top.v"), str(SOURCE)]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        (bdir / "build.log").write_text(r.stdout + r.stderr)
+        if r.returncode or not lib.exists():
+            raise RuntimeError(f"harness build failed, see {bdir / 'build.log'}")
+    return lib
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    key = str(path)
+    if key not in _LIBS:
+        lib = ctypes.CDLL(key)
+        for name, (res, args) in ARGTYPES.items():
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = res, args
+        _LIBS[key] = lib
+    return _LIBS[key]
+
+
+class PixelSim:
+    """One pixel-top model instance in the C++ harness."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.lib = _load(build(config))
+        self.h = self.lib.ld_create()
+        self.lib.ld_reset(self.h, 3)
+
+    def close(self) -> None:
+        if self.h:
+            self.lib.ld_destroy(self.h)
+            self.h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def set_params(self, packed: int, width: int) -> None:
+        n = (width + 31) // 32
+        words = (ctypes.c_uint32 * n)(*[(packed >> (32 * i)) & 0xFFFFFFFF for i in range(n)])
+        self.lib.ld_set_params(self.h, words, n)
+
+    def push_case(self, bursts: list[bytes]) -> None:
+        data = np.frombuffer(b"".join(bursts), dtype=np.uint8)
+        lens = np.array([len(b) for b in bursts], dtype=np.int32)
+        self.lib.ld_push_bursts(self.h, data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
+                                lens.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), len(bursts), 1)
+
+    def run(self, max_cycles: int, quiet: int = 40, stall: float = 0.0, seed: int = 0,
+            hang_cycles: int = 20000) -> int:
+        return int(self.lib.ld_run(self.h, max_cycles, quiet, stall, seed, hang_cycles))
+
+    def _pull(self, fn, dtype, ctype) -> np.ndarray:
+        chunks = []
+        while True:
+            buf = np.empty(1 << 16, dtype=dtype)
+            n = fn(self.h, buf.ctypes.data_as(ctypes.POINTER(ctype)), buf.size)
+            chunks.append(buf[:n])
+            if n < buf.size:
+                return np.concatenate(chunks)
+
+    def beats(self) -> np.ndarray:
+        return self._pull(self.lib.ld_pull_beats, np.uint32, ctypes.c_uint32)
+
+    def statuses(self) -> np.ndarray:
+        return self._pull(self.lib.ld_pull_status, np.uint32, ctypes.c_uint32)
+
+    def case_ends(self) -> np.ndarray:
+        return self._pull(self.lib.ld_pull_case_ends, np.int64, ctypes.c_int64)
+
+    def counters(self) -> dict[str, int]:
+        out = (ctypes.c_uint32 * len(COUNTER_NAMES))()
+        self.lib.ld_counters(self.h, out, len(COUNTER_NAMES))
+        return dict(zip(COUNTER_NAMES, (int(v) for v in out), strict=True))
+
+    def busy_cycles(self) -> int:
+        return int(self.lib.ld_busy_cycles(self.h))
