@@ -14,7 +14,8 @@ as ``shell_ffs``.
 
 Report keys: target, device, top, config, fmax_mhz (worst clock), constraint_mhz, meets_timing,
 luts, ffs, dsps, brams (and lutram, shell_ffs, the tools' raw utilisation, run seconds). Written to
-``build/synth/<target>/report.json`` (and the intermediate files next to it).
+``build/synth/<target>/report.json`` (intermediate files and a copy of the report in
+``build/synth/<target>/<top>-<config>/``).
 """
 
 from __future__ import annotations
@@ -127,7 +128,10 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         raise UserError(f"unknown top {top!r}; choose one of {', '.join(TOPS) or '(none)'}")
     cfg = preset(config if config is not None else target)
     t = TARGETS[target]
-    out = Path(outdir) if outdir else build_dir("synth", target)
+    # Intermediate files per (top, config) so concurrent runs of different tops never collide; the
+    # report is also copied to <target>/report.json (the SPEC's location) by the default layout.
+    final = Path(outdir) if outdir else build_dir("synth", target)
+    out = final / f"{top}-{cfg.name}"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
 
@@ -146,8 +150,7 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     if not pnr:
         report.update({"fmax_mhz": None, "meets_timing": None,
                        **_yosys_counts(out / "yosys.log", target)})
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        return report
+        return _write(report, out, final)
     pnr_report = out / "nextpnr.json"
     pnr_report.unlink(missing_ok=True)
     _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(cfg.clock_mhz),
@@ -168,7 +171,16 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     })
     if target == "ice40":   # iCE40 logic cells hold a LUT and a flip-flop each
         report["ffs"] = _yosys_counts(out / "yosys.log", target).get("ffs", report["ffs"])
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return _write(report, out, final)
+
+
+def _write(report: dict, out: Path, final: Path) -> dict:
+    report["workdir"] = str(out)
+    text = json.dumps(report, indent=2) + "\n"
+    for d in (out, final):
+        tmp = d / "report.json.tmp"
+        tmp.write_text(text)
+        tmp.replace(d / "report.json")
     return report
 
 
