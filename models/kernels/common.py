@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.arith import INT32_MIN, mbqm, quantize_multiplier, tfl_round
+from hw.errors import UserError
+from models.arith import INT32_MIN, activation_range_quantized, mbqm, quantize_multiplier
 from models.graph import Graph, Op, Tensor
 
 __all__ = [
@@ -54,20 +55,30 @@ def same_padding(padding: str, size: int, filt: int, stride: int, dilation: int,
 
 
 def activation_range(act: str, out: Tensor, qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
-    """TFLite CalculateActivationRangeQuantized (float32 division, std::round)."""
+    """TFLite CalculateActivationRangeQuantized for the output tensor ``out``."""
     scale, zp = qparams(out)
-    s = np.float32(scale)
+    return activation_range_quantized(act, scale, zp, qmin, qmax)
 
-    def q(f: float) -> int:
-        return zp + int(tfl_round(float(np.float32(f) / s)))
 
-    if act == "RELU":
-        return max(qmin, q(0.0)), qmax
-    if act == "RELU6":
-        return max(qmin, q(0.0)), min(qmax, q(6.0))
-    if act == "RELU_N1_TO_1":
-        return max(qmin, q(-1.0)), min(qmax, q(1.0))
-    return qmin, qmax
+#: int8 codes in uint8-view order: index u holds the int8 value whose bit pattern is u (lookup
+#: tables of unary/binary ops are built over these).
+CODES = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int64)
+
+
+def int8_qparams(graph: Graph, idx: int, what: str, op: Op) -> tuple[float, int]:
+    """(scale, zero_point) of an int8 per-tensor quantized tensor; UserError otherwise."""
+    t = graph.tensors[idx]
+    if t.quant is None or t.quant.scale.size == 0:
+        raise UserError(
+            f"{op.kind} op {op.index}: {what} tensor '{t.name}' has no quantization; "
+            "only quantized int8 is supported"
+        )
+    if t.dtype != "int8":
+        raise UserError(
+            f"{op.kind} op {op.index}: {what} tensor '{t.name}' is {t.dtype}; "
+            "only int8 is supported"
+        )
+    return t.quant.scalar()
 
 
 def per_channel_multipliers(in_scale: float, w_scales: np.ndarray, out_scale: float, n: int):

@@ -40,22 +40,9 @@ from models.arith import (
 )
 from models.graph import Graph, Op
 from models.kernels import kernel
+from models.kernels.common import CODES, int8_qparams
 
 __all__: list[str] = []
-
-# int8 codes in uint8-view order: index u holds the int8 value whose bit pattern is u.
-_CODES = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int64)
-
-
-def _qparams(graph: Graph, idx: int, what: str, op: Op) -> tuple[float, int]:
-    t = graph.tensors[idx]
-    if t.quant is None or t.quant.scale.size == 0:
-        raise UserError(f"{op.kind} op {op.index}: {what} tensor '{t.name}' has no quantization; "
-                        f"only quantized int8 is supported")
-    if t.dtype != "int8":
-        raise UserError(f"{op.kind} op {op.index}: {what} tensor '{t.name}' is {t.dtype}; "
-                        f"only int8 is supported")
-    return t.quant.scalar()
 
 
 def _out_shape(graph: Graph, op: Op) -> tuple[int, ...]:
@@ -70,6 +57,7 @@ def _unary(graph: Graph, op: Op, lut: np.ndarray):
     def fn(inputs):
         x = np.asarray(inputs[0], dtype=np.int8)
         return [lut.take(x.view(np.uint8)).reshape(shape)]
+
     return fn
 
 
@@ -84,32 +72,36 @@ def _binary(graph: Graph, op: Op, lut2d: np.ndarray):
         try:
             idx = (a.astype(np.uint16) << 8) | b  # a's code * 256 + b's code, broadcast
         except ValueError:
-            raise UserError(f"{op.kind} op {op.index}: shapes {a.shape} and {b.shape} do not "
-                            f"broadcast") from None
+            raise UserError(
+                f"{op.kind} op {op.index}: shapes {a.shape} and {b.shape} do not broadcast"
+            ) from None
         return [flat.take(idx).reshape(shape)]
+
     return fn
 
 
 # ---------------------------------------------------------------------------------- ADD / MUL
 @kernel("ADD")
 def prepare_add(op: Op, graph: Graph):
-    s1, z1 = _qparams(graph, op.inputs[0], "input 1", op)
-    s2, z2 = _qparams(graph, op.inputs[1], "input 2", op)
-    so, zo = _qparams(graph, op.outputs[0], "output", op)
+    s1, z1 = int8_qparams(graph, op.inputs[0], "input 1", op)
+    s2, z2 = int8_qparams(graph, op.inputs[1], "input 2", op)
+    so, zo = int8_qparams(graph, op.outputs[0], "output", op)
     left_shift = 20
     twice_max_input_scale = 2.0 * max(s1, s2)  # float32 max, then double
     real1 = s1 / twice_max_input_scale
     real2 = s2 / twice_max_input_scale
     real_out = twice_max_input_scale / ((1 << left_shift) * so)
     if not 0.0 < real_out < 1.0:
-        raise UserError(f"ADD op {op.index}: output scale {so:g} too small for the input scales "
-                        f"(TFLM requires 2*max(s1,s2)/(2^20*s_out) < 1)")
+        raise UserError(
+            f"ADD op {op.index}: output scale {so:g} too small for the input scales "
+            f"(TFLM requires 2*max(s1,s2)/(2^20*s_out) < 1)"
+        )
     m1, sh1 = quantize_multiplier(real1)
     m2, sh2 = quantize_multiplier(real2)
     mo, sho = quantize_multiplier(real_out)
     act_min, act_max = activation_range_quantized(op.options.get("activation", "NONE"), so, zo)
-    a = _CODES[:, None]
-    b = _CODES[None, :]
+    a = CODES[:, None]
+    b = CODES[None, :]
     sa = rdbpot(srdhm((a - z1) * (1 << left_shift), m1), -sh1)
     sb = rdbpot(srdhm((b - z2) * (1 << left_shift), m2), -sh2)
     raw = rdbpot(srdhm(sa + sb, mo), -sho) + zo
@@ -118,12 +110,12 @@ def prepare_add(op: Op, graph: Graph):
 
 @kernel("MUL")
 def prepare_mul(op: Op, graph: Graph):
-    s1, z1 = _qparams(graph, op.inputs[0], "input 1", op)
-    s2, z2 = _qparams(graph, op.inputs[1], "input 2", op)
-    so, zo = _qparams(graph, op.outputs[0], "output", op)
+    s1, z1 = int8_qparams(graph, op.inputs[0], "input 1", op)
+    s2, z2 = int8_qparams(graph, op.inputs[1], "input 2", op)
+    so, zo = int8_qparams(graph, op.outputs[0], "output", op)
     m, sh = quantize_multiplier(s1 * s2 / so)
     act_min, act_max = activation_range_quantized(op.options.get("activation", "NONE"), so, zo)
-    prod = (_CODES[:, None] - z1) * (_CODES[None, :] - z2)
+    prod = (CODES[:, None] - z1) * (CODES[None, :] - z2)
     raw = mbqm(prod, m, sh) + zo
     return _binary(graph, op, np.clip(raw, act_min, act_max))
 
@@ -131,34 +123,34 @@ def prepare_mul(op: Op, graph: Graph):
 # -------------------------------------------------------------------------------- activations
 @kernel("RELU")
 def prepare_relu(op: Op, graph: Graph):
-    si, zi = _qparams(graph, op.inputs[0], "input", op)
-    so, zo = _qparams(graph, op.outputs[0], "output", op)
+    si, zi = int8_qparams(graph, op.inputs[0], "input", op)
+    so, zo = int8_qparams(graph, op.outputs[0], "output", op)
     m, sh = quantize_multiplier(si / so)
     act_min = max(-128, zo)  # zp + int(roundf(0.0f / scale))
-    raw = zo + mbqm(_CODES - zi, m, sh)
+    raw = zo + mbqm(CODES - zi, m, sh)
     return _unary(graph, op, np.clip(raw, act_min, 127))
 
 
 @kernel("RELU6")
 def prepare_relu6(op: Op, graph: Graph):
-    si, zi = _qparams(graph, op.inputs[0], "input", op)
-    _qparams(graph, op.outputs[0], "output", op)
+    si, zi = int8_qparams(graph, op.inputs[0], "input", op)
+    int8_qparams(graph, op.outputs[0], "output", op)
     # FloatToQuantizedType<int8>(6.0f, scale, zp): round(6.0f / scale) in float32, + zp, clamp.
     six = int(np.clip(int(tfl_round(float(np.float32(6.0) / np.float32(si)))) + zi, -128, 127))
     lo = zi
-    x = _CODES
+    x = CODES
     return _unary(graph, op, np.where(x > six, six, np.where(x < lo, lo, x)))
 
 
 @kernel("LEAKY_RELU")
 def prepare_leaky_relu(op: Op, graph: Graph):
-    si, zi = _qparams(graph, op.inputs[0], "input", op)
-    so, zo = _qparams(graph, op.outputs[0], "output", op)
+    si, zi = int8_qparams(graph, op.inputs[0], "input", op)
+    so, zo = int8_qparams(graph, op.outputs[0], "output", op)
     alpha = np.float32(op.options.get("alpha", 0.0))
     f_si, f_so = np.float32(si), np.float32(so)
     m_alpha, sh_alpha = quantize_multiplier(float(f_si) * float(alpha) / float(f_so))
     m_id, sh_id = quantize_multiplier(float(f_si) / float(f_so))
-    v = _CODES - zi
+    v = CODES - zi
     neg_alpha = m_alpha < 0
     scaled_alpha = mbqm(v, -m_alpha if neg_alpha else m_alpha, sh_alpha)
     if neg_alpha:
@@ -169,19 +161,21 @@ def prepare_leaky_relu(op: Op, graph: Graph):
 
 @kernel("HARD_SWISH")
 def prepare_hard_swish(op: Op, graph: Graph):
-    si, zi = _qparams(graph, op.inputs[0], "input", op)
-    so, zo = _qparams(graph, op.outputs[0], "output", op)
+    si, zi = int8_qparams(graph, op.inputs[0], "input", op)
+    so, zo = int8_qparams(graph, op.outputs[0], "output", op)
     hires_input_scale = np.float32(1.0 / 128.0) * np.float32(si)
     reluish_scale = np.float32(3.0) / np.float32(32768.0)
     out_m32, out_exp = quantize_multiplier(float(hires_input_scale) / float(np.float32(so)))
     out_m16 = downscale_int32_to_int16_multiplier(out_m32)
     if out_exp > 0:
-        raise UserError(f"HARD_SWISH op {op.index}: input/output scales give a multiplier >= 1, "
-                        f"which TFLM rejects")
+        raise UserError(
+            f"HARD_SWISH op {op.index}: input/output scales give a multiplier >= 1, "
+            f"which TFLM rejects"
+        )
     rel_m32, rel_exp = quantize_multiplier(float(hires_input_scale) / float(reluish_scale))
     rel_m16 = downscale_int32_to_int16_multiplier(rel_m32)
 
-    input_value = wrap_int16(_CODES - zi)
+    input_value = wrap_int16(CODES - zi)
     hires = wrap_int16(input_value * 128)
     preshift_out = srdhm16(hires, out_m16)
     reluish = hires

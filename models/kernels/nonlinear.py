@@ -39,21 +39,9 @@ from models.arith import (
 )
 from models.graph import Graph, Op
 from models.kernels import kernel
+from models.kernels.common import CODES, int8_qparams
 
 __all__: list[str] = []
-
-_CODES = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int64)
-
-
-def _qparams(graph: Graph, idx: int, what: str, op: Op) -> tuple[float, int]:
-    t = graph.tensors[idx]
-    if t.quant is None or t.quant.scale.size == 0:
-        raise UserError(f"{op.kind} op {op.index}: {what} tensor '{t.name}' has no quantization; "
-                        f"only quantized int8 is supported")
-    if t.dtype != "int8":
-        raise UserError(f"{op.kind} op {op.index}: {what} tensor '{t.name}' is {t.dtype}; "
-                        f"only int8 is supported")
-    return t.quant.scalar()
 
 
 # ------------------------------------------------------------------------------------ SOFTMAX
@@ -63,17 +51,21 @@ _ACCUMULATION_INTEGER_BITS = 12
 
 @kernel("SOFTMAX")
 def prepare_softmax(op: Op, graph: Graph):
-    si, _ = _qparams(graph, op.inputs[0], "input", op)
-    so, zo = _qparams(graph, op.outputs[0], "output", op)
+    si, _ = int8_qparams(graph, op.inputs[0], "input", op)
+    so, zo = int8_qparams(graph, op.outputs[0], "output", op)
     if zo != -128 or np.float32(so) != np.float32(1.0 / 256):
-        raise UserError(f"SOFTMAX op {op.index}: int8 output must have zero point -128 and scale "
-                        f"1/256 (TFLM requires it), got {zo} and {so:g}")
+        raise UserError(
+            f"SOFTMAX op {op.index}: int8 output must have zero point -128 and scale "
+            f"1/256 (TFLM requires it), got {zo} and {so:g}"
+        )
     beta = float(np.float32(op.options.get("beta", 1.0)))
     # PreprocessSoftmaxScaling (double-rounding build): cap at 2^31 - 1, quantize (> 1).
     real = min(beta * si * float(1 << (31 - _SCALED_DIFF_INTEGER_BITS)), float((1 << 31) - 1))
     if not real > 1.0:
-        raise UserError(f"SOFTMAX op {op.index}: beta * input scale is too small "
-                        f"(TFLM requires beta * s_in * 2^26 > 1)")
+        raise UserError(
+            f"SOFTMAX op {op.index}: beta * input scale is too small "
+            f"(TFLM requires beta * s_in * 2^26 > 1)"
+        )
     multiplier, left_shift = quantize_multiplier(real)
     diff_min = -calculate_input_radius(_SCALED_DIFF_INTEGER_BITS, left_shift)
     # Tables over every possible input difference d = x - max(row) in [-255, 0], indexed by -d.
@@ -100,12 +92,15 @@ def prepare_softmax(op: Op, graph: Graph):
             shifted_scale, nbou = get_reciprocal(wrap_int32(sums), _ACCUMULATION_INTEGER_BITS)
             exponent = nbou + 31 - 8
         if np.any((exponent < 0) | (exponent > 31)):
-            raise UserError(f"SOFTMAX op {op.index}: a row's sum of exponentials reaches 512 "
-                            f"(too many values near the row maximum); TFLM aborts on this input")
+            raise UserError(
+                f"SOFTMAX op {op.index}: a row's sum of exponentials reaches 512 "
+                f"(too many values near the row maximum); TFLM aborts on this input"
+            )
         # excluded differences (< diff_min) have exp 0 here, giving unsat 0 -> -128 as TFLM writes
         unsat = rdbpot(srdhm(shifted_scale, exp_q0[idx]), exponent)
         out = np.clip(unsat - 128, -128, 127)
         return [out.astype(np.int8).reshape(out_shape)]
+
     return fn
 
 
@@ -145,21 +140,24 @@ def _get_reciprocal_scalar(x: int) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------- LOGISTIC
 @kernel("LOGISTIC")
 def prepare_logistic(op: Op, graph: Graph):
-    si, zi = _qparams(graph, op.inputs[0], "input", op)
-    _, zo = _qparams(graph, op.outputs[0], "output", op)
+    si, zi = int8_qparams(graph, op.inputs[0], "input", op)
+    _, zo = int8_qparams(graph, op.outputs[0], "output", op)
     if zo != -128:
-        raise UserError(f"LOGISTIC op {op.index}: int8 output must have zero point -128 "
-                        f"(TFLM requires it), got {zo}")
+        raise UserError(
+            f"LOGISTIC op {op.index}: int8 output must have zero point -128 "
+            f"(TFLM requires it), got {zo}"
+        )
     input_integer_bits = 4
     frac, input_left_shift = math.frexp(si * float(1 << (31 - input_integer_bits)))
     input_multiplier = int(tfl_round(frac * float(1 << 31)))
     if input_multiplier == 1 << 31:  # static_cast<int32_t>(2^31) on x86
         input_multiplier = -(1 << 31)
     if input_left_shift < 0:
-        raise UserError(f"LOGISTIC op {op.index}: input scale {si:g} too small (TFLM needs "
-                        f"scale * 2^27 >= 0.5)")
+        raise UserError(
+            f"LOGISTIC op {op.index}: input scale {si:g} too small (TFLM needs scale * 2^27 >= 0.5)"
+        )
     radius = calculate_input_radius(input_integer_bits, input_left_shift, 31)
-    v = _CODES - zi
+    v = CODES - zi
     inside = (v > -radius) & (v < radius)
     v_in = np.where(inside, v, 0)
     q4 = mbqm(v_in, input_multiplier, input_left_shift)
@@ -171,6 +169,7 @@ def prepare_logistic(op: Op, graph: Graph):
     def fn(inputs):
         x = np.asarray(inputs[0], dtype=np.int8)
         return [lut.take(x.view(np.uint8)).reshape(out_shape)]
+
     return fn
 
 
@@ -191,8 +190,8 @@ def _axes(op: Op, graph: Graph, ndim: int) -> tuple[int, ...]:
 
 @kernel("MEAN")
 def prepare_mean(op: Op, graph: Graph):
-    si, zi = _qparams(graph, op.inputs[0], "input", op)
-    so, zo = _qparams(graph, op.outputs[0], "output", op)
+    si, zi = int8_qparams(graph, op.inputs[0], "input", op)
+    so, zo = int8_qparams(graph, op.outputs[0], "output", op)
     in_shape = tuple(graph.tensors[op.inputs[0]].shape)
     out_shape = tuple(graph.tensors[op.outputs[0]].shape)
     axes = _axes(op, graph, len(in_shape))
@@ -217,5 +216,5 @@ def prepare_mean(op: Op, graph: Graph):
         shifted = wrap_int32(total - offset)
         out = np.clip(mbqm(shifted, multiplier, shift) + zo, -128, 127)
         return [out.astype(np.int8).reshape(out_shape)]
-    return fn
 
+    return fn
