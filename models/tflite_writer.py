@@ -477,3 +477,20 @@ class ModelBuilder:
         builder = flatbuffers.Builder(1024)
         builder.Finish(self.model().Pack(builder), file_identifier=b"TFL3")
         return bytes(builder.Output())
+
+
+def expose_intermediates(data: bytes) -> tuple[bytes, list[int]]:
+    """Rewrite a model so every op output is also a graph output (original outputs first, then the
+    others in op order), for layer-by-layer comparison with TFLM. Returns (model bytes, the tensor
+    index of each output in order)."""
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
+    sg = m.subgraphs[0]
+    outs = [int(i) for i in sg.outputs]
+    for op in sg.operators:
+        for i in op.outputs:
+            if int(i) >= 0 and int(i) not in outs:
+                outs.append(int(i))
+    sg.outputs = outs
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), outs

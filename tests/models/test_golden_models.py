@@ -100,3 +100,22 @@ def test_generated_activations_are_calibrated():
         assert len(np.unique(v)) >= 16, (op.kind, op.index)
         if op.options.get("activation") != "RELU6":
             assert np.mean(v == 127) < 0.05, (op.kind, op.index)
+
+
+@pytest.mark.parametrize("name", ["person_detect", "mobilenet_v3_64", "ssd_fpn_64"])
+def test_intermediates_match_tflm(name, person_detect):
+    """GoldenModel.run_all gives every intermediate tensor equal to TFLM's (each op output made a
+    graph output by expose_intermediates), the layer-by-layer contract later stages rely on."""
+    from models.tflite_writer import expose_intermediates
+    from models.tflm_ref import TflmReference
+
+    data = person_detect if name == "person_detect" else GENERATED[name]()
+    full, order = expose_intermediates(data)
+    graph = load_tflite(full)
+    x = [np.random.default_rng(3).integers(-128, 128, t.shape).astype(t.dtype)
+         for t in graph.input_tensors()]
+    want = TflmReference(full, arena_size(graph)).run(x)
+    got = GoldenModel(load_tflite(data)).run_all(x)
+    assert len(want) == len(order) == len({o for op in graph.ops for o in op.outputs})
+    for idx, w in zip(order, want, strict=True):
+        np.testing.assert_array_equal(got[idx], w, err_msg=f"tensor {idx}")
