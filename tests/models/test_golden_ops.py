@@ -102,6 +102,47 @@ def test_conv2d(data):
     check_bit_exact(b.finish(), seed=d(seeds))
 
 
+@golden_settings(25)
+@given(st.data())
+def test_conv2d_wide(data):
+    """Many channels: reductions long enough (K = KH*KW*Cin > 518) that the golden model must
+    accumulate exactly beyond float32's 24-bit mantissa; weights at the int8 extremes."""
+    d = data.draw
+    rng = np.random.default_rng(d(seeds))
+    k = d(st.sampled_from([1, 3]))
+    cin, cout = d(st.integers(64, 160)) * (9 if k == 1 else 1), d(st.integers(1, 40))
+    h, w = d(st.integers(k, 6)), d(st.integers(k, 6))
+    in_s, in_zp = d(log_uniform(0.002, 0.5)), d(st.sampled_from([-128, 127, 0]))
+    ws = _w_scales(d, rng, cout, True)
+    wq = rng.choice(np.array([-127, 127, -126, 0, 1], np.int8), size=(cout, k, k, cin))
+    b = ModelBuilder()
+    x = b.input((1, h, w, cin), "int8", in_s, in_zp)
+    wt = b.const(wq, "int8", ws, 0, axis=0)
+    kk = k * k * cin
+    y = b.conv2d(x, wt, _bias(d, rng, cout, kk), d(strides), d(paddings_), d(acts),
+                 _out_scale(d, in_s, float(np.median(ws)), kk) * 4, d(zps))
+    b.output(y)
+    check_bit_exact(b.finish(), seed=d(seeds))
+
+
+@golden_settings(25)
+@given(st.data())
+def test_fully_connected_wide(data):
+    d = data.draw
+    rng = np.random.default_rng(d(seeds))
+    cin, cout = d(st.integers(256, 2048)), d(st.integers(1, 64))
+    in_s, in_zp = d(log_uniform(0.002, 0.5)), d(st.sampled_from([-128, 127, 0]))
+    ws = _w_scales(d, rng, cout, d(st.booleans()))
+    wq = rng.choice(np.array([-127, 127, -126, 0, 1], np.int8), size=(cout, cin))
+    b = ModelBuilder()
+    x = b.input((d(st.integers(1, 2)), cin), "int8", in_s, in_zp)
+    wt = b.const(wq, "int8", ws, 0, axis=0)
+    y = b.fully_connected(x, wt, _bias(d, rng, cout, cin), d(acts),
+                          _out_scale(d, in_s, float(np.median(ws)), cin) * 4, d(zps))
+    b.output(y)
+    check_bit_exact(b.finish(), seed=d(seeds))
+
+
 @golden_settings(200)
 @given(st.data())
 def test_depthwise_conv2d(data):
