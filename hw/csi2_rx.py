@@ -15,13 +15,13 @@ Contract:
 * Never hangs: a burst is always consumed up to ``last``; a header error drops the burst; the next
   FS opens a new frame whatever the state.
 
-Per packet the RX spends one cycle decoding the header, one checking the CRC and a few draining the
+Per packet the RX spends two cycles decoding the header, one checking the CRC and a few draining the
 unpacker, so a line of W RAW10 pixels takes about W + 10 cycles at 4 bytes per beat.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -95,7 +95,9 @@ class Csi2Rx(wiring.Component):
         inc = {name: Signal(name=f"inc_{name}") for name in COUNTER_NAMES}
         cnt = [Signal(32, name=f"cnt_{name}") for name in COUNTER_NAMES]
         for name, c in zip(COUNTER_NAMES, cnt, strict=True):
-            with m.If(inc[name]):
+            inc_r = Signal(name=f"inc_r_{name}")      # one cycle later: keeps decode off the adder
+            m.d.sync += inc_r.eq(inc[name])
+            with m.If(inc_r):
                 m.d.sync += c.eq(c + 1)
             m.d.comb += self.counters[_CNT[name]].eq(c)
         in_frame = Signal()
@@ -131,14 +133,16 @@ class Csi2Rx(wiring.Component):
                          | ((rsv == 0) & (single | (flip != 0)))),
             detected.eq(~ok & ~corrected),
         ]
-        dt = hc[:6]
-        wc_in = hc[8:24]
+        # decode results, registered (state ECC) before DECODE acts on them
+        hcr = Signal(24)
+        corr_r, det_r = Signal(), Signal()
+        dt = hcr[:6]
+        wc_in = hcr[8:24]
 
         # ---- packet registers -------------------------------------------------------------
-        wc = Signal(16)
         raw10 = Signal()
         pix_en = Signal()
-        pos = Signal(18)
+        rem = Signal(signed(19))          # payload bytes still expected (wc - bytes so far)
         crc = Signal(16, init=CRC_SEED)
         crc_rx = Signal(16)
 
@@ -207,10 +211,8 @@ class Csi2Rx(wiring.Component):
             m.d.sync += flags.eq(flags | flag_set)
 
         # ---- payload lane bookkeeping -----------------------------------------------------
-        rem = Signal(18)
-        m.d.comb += rem.eq(Mux(wc > pos, wc - pos, 0))
         pay_m = Signal(range(N + 1))
-        m.d.comb += pay_m.eq(Mux(rem < nb, rem, nb))
+        m.d.comb += pay_m.eq(Mux(rem <= 0, 0, Mux(rem < nb, rem, nb)))
         cand = [crc] + [_crc_bytes(crc, [beat.data[i] for i in range(k)])
                         for k in range(1, N + 1)]
         crc_next = Signal(16)
@@ -230,19 +232,23 @@ class Csi2Rx(wiring.Component):
                         m.d.sync += hb.eq(0)
                     with m.Elif(hb == 4 // N - 1):
                         m.d.sync += [hb.eq(0), hdr_last.eq(beat.last)]
-                        m.next = "DECODE"
+                        m.next = "ECC"
                     with m.Else():
                         m.d.sync += hb.eq(hb + 1)
 
+            with m.State("ECC"):
+                m.d.sync += [hcr.eq(hc), corr_r.eq(corrected), det_r.eq(detected)]
+                m.next = "DECODE"
+
             with m.State("DECODE"):
-                with m.If(detected):
+                with m.If(det_r):
                     m.d.comb += [inc["ecc_detected"].eq(1), flag_set.eq(ErrorFlag.ECC.value)]
                     with m.If(hdr_last):
                         m.next = "HDR"
                     with m.Else():
                         m.next = "DROP"
                 with m.Else():
-                    m.d.comb += inc["ecc_corrected"].eq(corrected)
+                    m.d.comb += inc["ecc_corrected"].eq(corr_r)
                     with m.If(dt < 0x10):
                         ovl = ~hdr_last
                         m.d.comb += inc["length_errors"].eq(ovl)
@@ -267,10 +273,10 @@ class Csi2Rx(wiring.Component):
                             m.next = "HDR"
                     with m.Else():
                         m.d.comb += inc["sync_errors"].eq(~in_frame)
-                        m.d.sync += [wc.eq(wc_in), raw10.eq(dt == DataType.RAW10.value),
+                        m.d.sync += [raw10.eq(dt == DataType.RAW10.value),
                                      pix_en.eq(in_frame & ((dt == DataType.RAW10.value)
                                                            | (dt == DataType.RAW8.value))),
-                                     line_first.eq(1), pos.eq(0), crc.eq(CRC_SEED),
+                                     line_first.eq(1), rem.eq(hcr[8:24]), crc.eq(CRC_SEED),
                                      crc_rx.eq(0)]
                         with m.If(hdr_last):
                             m.d.comb += [inc["length_errors"].eq(1),
@@ -283,22 +289,23 @@ class Csi2Rx(wiring.Component):
                 m.d.comb += self.i.ready.eq(~pix_en | (base + N <= CAP))
                 with m.If(take):
                     m.d.comb += [push.eq(pix_en), push_m.eq(pay_m)]
-                    m.d.sync += [crc.eq(crc_next), pos.eq(Mux(pos[-1], pos, pos + nb))]
+                    # saturate far below -2 (an endless overlong burst must not wrap around)
+                    m.d.sync += [crc.eq(crc_next),
+                                 rem.eq(Mux(rem < -(1 << 17), rem, rem - nb))]
                     for k in range(N):
-                        pk = pos + k
-                        with m.If((k < nb) & (pk == wc)):
+                        with m.If((k < nb) & (rem == k)):
                             m.d.sync += crc_rx[:8].eq(beat.data[k])
-                        with m.If((k < nb) & (pk == wc + 1)):
+                        with m.If((k < nb) & (rem == k - 1)):
                             m.d.sync += crc_rx[8:].eq(beat.data[k])
                     with m.If(beat.last):
                         m.next = "CHECK"
 
             with m.State("CHECK"):
-                with m.If(pos < wc + 2):
+                with m.If(rem > -2):
                     m.d.comb += [inc["length_errors"].eq(1), flag_set.eq(ErrorFlag.LENGTH.value)]
                 with m.Else():
                     bad_crc = crc != crc_rx
-                    ovl = pos > wc + 2
+                    ovl = rem < -2
                     m.d.comb += [inc["crc_errors"].eq(bad_crc), inc["length_errors"].eq(ovl),
                                  flag_set.eq(Mux(bad_crc, ErrorFlag.CRC.value, 0)
                                              | Mux(ovl, ErrorFlag.LENGTH.value, 0))]

@@ -41,7 +41,9 @@ RECIP_BITS = 24
 #: Largest box (binned pixels per output pixel) the resize accepts (sums fit 20 bits).
 MAX_BOX = 4096
 SUM_BITS = 20
-FIFO_DEPTH = 32
+FIFO_DEPTH = 64
+#: free FIFO slots required to take a pixel: more than the pixels the pipeline holds.
+READY_MARGIN = 32
 
 #: One output beat: one tensor pixel, all channels.
 TENSOR_LAYOUT = data.StructLayout({
@@ -102,12 +104,40 @@ class Isp(wiring.Component):
         cmax = (1 << cb) - 1
         half = cfg.max_line_pixels // 2
 
+        def reg(name, shape=1):
+            return Signal(shape, name=name)
+
+        def regs(prefix, n, shape):
+            return [Signal(shape, name=f"{prefix}{i}") for i in range(n)]
+
         m.submodules.fifo = ofifo = fifo.SyncFIFOBuffered(width=TENSOR_LAYOUT.size,
                                                           depth=FIFO_DEPTH)
-        # Stages after the input: at most one output per pixel in flight; 16 free slots cover them.
-        m.d.comb += self.i.ready.eq(ofifo.level <= FIFO_DEPTH - 16)
+        # Each pixel in flight yields at most one output; READY_MARGIN free slots cover them all.
+        m.d.comb += self.i.ready.eq(ofifo.level <= FIFO_DEPTH - READY_MARGIN)
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
+
+        # ---- static parameters, registered (they only change between frames) -------------------
+        roi_x, roi_y = reg("roi_x_r", cb), reg("roi_y_r", cb)
+        x_end, y_end = reg("x_end", cb + 1), reg("y_end", cb + 1)
+        ow, oh, rw, rh = p.out_w, p.out_h, p.roi_w, p.roi_h
+        stepx_l, stepy_l = reg("stepx_l", signed(cb + 2)), reg("stepy_l", signed(cb + 2))
+        thrx_l, thry_l = reg("thrx_l", signed(cb + 3)), reg("thry_l", signed(cb + 3))
+        thrx_n, thry_n = reg("thrx_n", signed(cb + 3)), reg("thry_n", signed(cb + 3))
+        ow_r, oh_r = reg("ow_r", cb), reg("oh_r", cb)
+        lastx0, lasty0 = reg("lastx0"), reg("lasty0")
+        kx_r, ky_r = reg("kx_r", cb), reg("ky_r", cb)
+        rnd = regs("rnd", 3, 24)
+        m.d.sync += [
+            roi_x.eq(p.roi_x), roi_y.eq(p.roi_y),
+            x_end.eq(p.roi_x + rw - 1), y_end.eq(p.roi_y + rh - 1),
+            stepx_l.eq(ow - rw), stepy_l.eq(oh - rh),
+            thrx_l.eq(2 * rw - ow), thry_l.eq(2 * rh - oh),
+            thrx_n.eq(rw - ow), thry_n.eq(rh - oh),
+            ow_r.eq(ow), oh_r.eq(oh), lastx0.eq(ow >= rw), lasty0.eq(oh >= rh),
+            kx_r.eq(p.kx), ky_r.eq(p.ky),
+            *[rnd[i].eq((Const(1, 25) << p.norm_shift[i])[1:]) for i in range(3)],
+        ]
 
         # ---- S1: position counters from the markers -------------------------------------------
         x_prev = Signal(cb, init=cmax)
@@ -134,18 +164,19 @@ class Isp(wiring.Component):
         bl = Signal(10)
         m.d.comb += bl.eq(p.black[k1])
         s2_v, s2_sof = Signal(), Signal()
-        s2_val, s2_x, s2_y = Signal(10), Signal(cb), Signal(cb)
+        s2_val, s2_x, s2_y, s2_gain = Signal(10), Signal(cb), Signal(cb), Signal(16)
         m.d.sync += [s2_v.eq(s1_v), s2_sof.eq(s1_sof), s2_x.eq(s1_x), s2_y.eq(s1_y),
-                     s2_val.eq(Mux(s1_pix > bl, s1_pix - bl, 0))]
+                     s2_val.eq(Mux(s1_pix > bl, s1_pix - bl, 0)), s2_gain.eq(p.gain[k1])]
 
-        # ---- S3: gain (Q8.8, saturating at 1023) ----------------------------------------------
-        k2 = Cat(s2_x[0], s2_y[0])
-        prod = Signal(26)
-        m.d.comb += prod.eq(s2_val * p.gain[k2])
+        # ---- S2b/S3: gain (Q8.8) then saturation at 1023 -----------------------------------------
+        s2b_v, s2b_sof, s2b_x, s2b_y = Signal(), Signal(), Signal(cb), Signal(cb)
+        s2b_prod = Signal(26)
+        m.d.sync += [s2b_v.eq(s2_v), s2b_sof.eq(s2_sof), s2b_x.eq(s2_x), s2b_y.eq(s2_y),
+                     s2b_prod.eq(s2_val * s2_gain)]
         s3_v, s3_sof = Signal(), Signal()
         s3_val, s3_x, s3_y = Signal(10), Signal(cb), Signal(cb)
-        m.d.sync += [s3_v.eq(s2_v), s3_sof.eq(s2_sof), s3_x.eq(s2_x), s3_y.eq(s2_y),
-                     s3_val.eq(Mux(prod[8:] > 1023, 1023, prod[8:]))]
+        m.d.sync += [s3_v.eq(s2b_v), s3_sof.eq(s2b_sof), s3_x.eq(s2b_x), s3_y.eq(s2b_y),
+                     s3_val.eq(Mux(s2b_prod[18:] != 0, 1023, s2b_prod[8:18]))]
 
         # ---- S4: 2x2 binning with a line buffer of (even col, odd col) pairs of even rows -------
         m.submodules.linebuf = linebuf = Memory(shape=unsigned(20), depth=half, init=[])
@@ -168,7 +199,7 @@ class Isp(wiring.Component):
         pos = [lb_r.data[:10], lb_r.data[10:], s4_p2, s4_p3]
 
         def pick(idx):
-            sel = Signal(10)
+            sel = Signal(10, name=f"pick{idx}")
             with m.Switch(p.pattern):
                 for n, pat in enumerate(PATTERNS):
                     with m.Case(n):
@@ -183,74 +214,82 @@ class Isp(wiring.Component):
         m.d.sync += [s5_v.eq(s4_v), s5_sof.eq(s4_sof), s5_bx.eq(s4_bx), s5_by.eq(s4_by),
                      s5_r.eq(r10[2:]), s5_g.eq(gsum[3:]), s5_b.eq(b10[2:])]
 
-        # ---- S6: luma or RGB --------------------------------------------------------------------
+        # ---- S5b/S6: luma (constant products, then their sum) or RGB ----------------------------
+        s5b_v, s5b_sof, s5b_bx, s5b_by = Signal(), Signal(), Signal(cb), Signal(cb)
+        s5b_c = regs("s5b_c", 3, 8)
+        s5b_l = regs("s5b_l", 3, 16)
+        m.d.sync += [s5b_v.eq(s5_v), s5b_sof.eq(s5_sof), s5b_bx.eq(s5_bx), s5b_by.eq(s5_by),
+                     s5b_c[0].eq(s5_r), s5b_c[1].eq(s5_g), s5b_c[2].eq(s5_b),
+                     s5b_l[0].eq(77 * s5_r), s5b_l[1].eq(150 * s5_g), s5b_l[2].eq(29 * s5_b + 128)]
         luma = Signal(16)
-        m.d.comb += luma.eq(77 * s5_r + 150 * s5_g + 29 * s5_b + 128)
+        m.d.comb += luma.eq(s5b_l[0] + s5b_l[1] + s5b_l[2])
         s6_v, s6_sof = Signal(), Signal()
-        s6_c = [Signal(8, name=f"s6_c{i}") for i in range(3)]
+        s6_c = regs("s6_c", 3, 8)
         s6_bx, s6_by = Signal(cb), Signal(cb)
-        m.d.sync += [s6_v.eq(s5_v), s6_sof.eq(s5_sof), s6_bx.eq(s5_bx), s6_by.eq(s5_by)]
+        m.d.sync += [s6_v.eq(s5b_v), s6_sof.eq(s5b_sof), s6_bx.eq(s5b_bx), s6_by.eq(s5b_by)]
         with m.If(p.channels3):
-            m.d.sync += [s6_c[0].eq(s5_r), s6_c[1].eq(s5_g), s6_c[2].eq(s5_b)]
+            m.d.sync += [a.eq(b) for a, b in zip(s6_c, s5b_c, strict=True)]
         with m.Else():
             m.d.sync += [s6_c[0].eq(luma[8:]), s6_c[1].eq(0), s6_c[2].eq(0)]
 
-        # ---- S7: ROI crop -> local coordinates ------------------------------------------------
+        # ---- S7: ROI crop (compares against registered bounds only) -----------------------------
         s7_v, s7_sof = Signal(), Signal()
-        s7_c = [Signal(8, name=f"s7_c{i}") for i in range(3)]
-        s7_lx, s7_ly = Signal(cb), Signal(cb)
-        lx = Signal(cb + 1)
-        ly = Signal(cb + 1)
-        m.d.comb += [lx.eq(s6_bx - p.roi_x), ly.eq(s6_by - p.roi_y)]
+        s7_c = regs("s7_c", 3, 8)
+        s7_x0, s7_y0, s7_xe, s7_ye = Signal(), Signal(), Signal(), Signal()
         inside = Signal()
-        m.d.comb += inside.eq((s6_bx >= p.roi_x) & (s6_by >= p.roi_y)
-                              & (lx < p.roi_w) & (ly < p.roi_h))
-        m.d.sync += [s7_v.eq(s6_v & inside), s7_sof.eq(s6_sof), s7_lx.eq(lx), s7_ly.eq(ly),
+        m.d.comb += inside.eq((s6_bx >= roi_x) & (s6_by >= roi_y)
+                              & (s6_bx <= x_end) & (s6_by <= y_end))
+        m.d.sync += [s7_v.eq(s6_v & inside), s7_sof.eq(s6_sof),
+                     s7_x0.eq(s6_bx == roi_x), s7_y0.eq(s6_by == roi_y),
+                     s7_xe.eq(s6_bx == x_end), s7_ye.eq(s6_by == y_end),
                      *[a.eq(b) for a, b in zip(s7_c, s6_c, strict=True)]]
 
-        # ---- S8: horizontal box sums and row bookkeeping (Bresenham on both axes) --------------
-        ow, oh, rw, rh = p.out_w, p.out_h, p.roi_w, p.roi_h
-        # row state of the current ROI row
-        ey_r, cy_r = Signal(cb + 1), Signal(cb + 1)
+        # ---- S8: box sums along x, row bookkeeping along y (Bresenham, see models/isp.py) --------
+        # Per axis a = e + Lo, where e = (i * Lo) mod Li; the box ends at i when a >= Li.
+        # Next: a' = a + (last ? Lo - Li : Lo); last' = a >= (last ? 2 Li - Lo : Li - Lo).
+        ay_r = Signal(signed(cb + 3))
+        cy_r = Signal(cb + 1)
         rfirst_r, rlast_r = Signal(), Signal()
-        ey, cy, rfirst, rlast = Signal(cb + 1), Signal(cb + 1), Signal(), Signal()
-        row_start = s7_lx == 0
-        with m.If(row_start & (s7_ly == 0)):
-            m.d.comb += [ey.eq(0), cy.eq(1), rfirst.eq(1)]
+        ay, cy, rfirst, rlast = Signal(signed(cb + 3)), Signal(cb + 1), Signal(), Signal()
+        row_start = s7_x0
+        with m.If(row_start & s7_y0):
+            m.d.comb += [ay.eq(oh_r), cy.eq(1), rfirst.eq(1), rlast.eq(lasty0)]
         with m.Elif(row_start):
-            m.d.comb += [ey.eq(ey_r + oh - Mux(rlast_r, rh, 0)),
-                         cy.eq(Mux(rlast_r, 1, cy_r + 1)), rfirst.eq(rlast_r)]
+            m.d.comb += [ay.eq(ay_r + Mux(rlast_r, stepy_l, oh_r)),
+                         cy.eq(Mux(rlast_r, 1, cy_r + 1)), rfirst.eq(rlast_r),
+                         rlast.eq(ay_r >= Mux(rlast_r, thry_l, thry_n))]
         with m.Else():
-            m.d.comb += [ey.eq(ey_r), cy.eq(cy_r), rfirst.eq(rfirst_r)]
-        m.d.comb += rlast.eq(ey + oh >= rh)
-        # column state
-        ex_r, cx_r, j_r = Signal(cb + 1), Signal(cb + 1), Signal(cb)
+            m.d.comb += [ay.eq(ay_r), cy.eq(cy_r), rfirst.eq(rfirst_r), rlast.eq(rlast_r)]
+        ax_r = Signal(signed(cb + 3))
+        cx_r, j_r = Signal(cb + 1), Signal(cb)
         xlast_r = Signal()
-        hs_r = [Signal(SUM_BITS, name=f"hs_r{i}") for i in range(3)]
-        ex, cx, j, xlast = Signal(cb + 1), Signal(cb + 1), Signal(cb), Signal()
-        hs = [Signal(SUM_BITS, name=f"hs{i}") for i in range(3)]
+        hs_r = regs("hs_r", 3, SUM_BITS)
+        ax, cx, j, xlast = Signal(signed(cb + 3)), Signal(cb + 1), Signal(cb), Signal()
+        hs = regs("hs", 3, SUM_BITS)
         with m.If(row_start):
-            m.d.comb += [ex.eq(0), cx.eq(1), j.eq(0), *[h.eq(c) for h, c in zip(hs, s7_c,
-                                                                                 strict=True)]]
-        with m.Elif(xlast_r):
-            m.d.comb += [ex.eq(ex_r + ow - rw), cx.eq(1), j.eq(j_r + 1),
+            m.d.comb += [ax.eq(ow_r), cx.eq(1), j.eq(0), xlast.eq(lastx0),
                          *[h.eq(c) for h, c in zip(hs, s7_c, strict=True)]]
         with m.Else():
-            m.d.comb += [ex.eq(ex_r + ow), cx.eq(cx_r + 1), j.eq(j_r),
-                         *[h.eq(hr + c) for h, hr, c in zip(hs, hs_r, s7_c, strict=True)]]
-        m.d.comb += xlast.eq(ex + ow >= rw)
+            m.d.comb += [ax.eq(ax_r + Mux(xlast_r, stepx_l, ow_r)),
+                         xlast.eq(ax_r >= Mux(xlast_r, thrx_l, thrx_n))]
+            with m.If(xlast_r):
+                m.d.comb += [cx.eq(1), j.eq(j_r + 1),
+                             *[h.eq(c) for h, c in zip(hs, s7_c, strict=True)]]
+            with m.Else():
+                m.d.comb += [cx.eq(cx_r + 1), j.eq(j_r),
+                             *[h.eq(hr + c) for h, hr, c in zip(hs, hs_r, s7_c, strict=True)]]
         with m.If(s7_v):
-            m.d.sync += [ey_r.eq(ey), cy_r.eq(cy), rfirst_r.eq(rfirst), rlast_r.eq(rlast),
-                         ex_r.eq(ex), cx_r.eq(cx), j_r.eq(j), xlast_r.eq(xlast),
+            m.d.sync += [ay_r.eq(ay), cy_r.eq(cy), rfirst_r.eq(rfirst), rlast_r.eq(rlast),
+                         ax_r.eq(ax), cx_r.eq(cx), j_r.eq(j), xlast_r.eq(xlast),
                          *[a.eq(b) for a, b in zip(hs_r, hs, strict=True)]]
         s8_v, s8_sof = Signal(), Signal()
         s8_j = Signal(cb)
-        s8_hs = [Signal(SUM_BITS, name=f"s8_hs{i}") for i in range(3)]
+        s8_hs = regs("s8_hs", 3, SUM_BITS)
         s8_cx, s8_cy = Signal(cb + 1), Signal(cb + 1)
         s8_rfirst, s8_rlast, s8_last = Signal(), Signal(), Signal()
         m.d.sync += [s8_v.eq(s7_v & xlast), s8_sof.eq(s7_sof), s8_j.eq(j), s8_cx.eq(cx),
                      s8_cy.eq(cy), s8_rfirst.eq(rfirst), s8_rlast.eq(rlast),
-                     s8_last.eq((s7_lx == rw - 1) & (s7_ly == rh - 1)),
+                     s8_last.eq(s7_xe & s7_ye),
                      *[a.eq(b) for a, b in zip(s8_hs, hs, strict=True)]]
 
         # ---- S9: vertical accumulation in a memory of out_w column sums --------------------------
@@ -260,64 +299,81 @@ class Isp(wiring.Component):
         m.d.comb += acc_r.addr.eq(s8_j)
         s9_v, s9_sof, s9_last = Signal(), Signal(), Signal()
         s9_j = Signal(cb)
-        s9_hs = [Signal(SUM_BITS, name=f"s9_hs{i}") for i in range(3)]
-        s9_cx, s9_cy = Signal(cb + 1), Signal(cb + 1)
+        s9_hs = regs("s9_hs", 3, SUM_BITS)
+        s9_ridx = Signal(2)
         s9_rfirst, s9_rlast = Signal(), Signal()
         m.d.sync += [s9_v.eq(s8_v), s9_sof.eq(s8_sof), s9_last.eq(s8_last), s9_j.eq(s8_j),
-                     s9_cx.eq(s8_cx), s9_cy.eq(s8_cy), s9_rfirst.eq(s8_rfirst),
+                     s9_ridx.eq(Cat(s8_cx != kx_r, s8_cy != ky_r)), s9_rfirst.eq(s8_rfirst),
                      s9_rlast.eq(s8_rlast), *[a.eq(b) for a, b in zip(s9_hs, s8_hs, strict=True)]]
-        vs = [Signal(SUM_BITS, name=f"vs{i}") for i in range(3)]
+        vs = regs("vs", 3, SUM_BITS)
         for i in range(3):
             prev = acc_r.data[i * SUM_BITS:(i + 1) * SUM_BITS]
             m.d.comb += vs[i].eq(Mux(s9_rfirst, 0, prev) + s9_hs[i])
         m.d.comb += [acc_w.addr.eq(s9_j), acc_w.data.eq(Cat(*vs)),
                      acc_w.en.eq(s9_v & (s9_j < half))]
         s10_v, s10_sof, s10_last = Signal(), Signal(), Signal()
-        s10_vs = [Signal(SUM_BITS, name=f"s10_vs{i}") for i in range(3)]
+        s10_vs = regs("s10_vs", 3, SUM_BITS)
         s10_r = Signal(RECIP_BITS + 1)
-        ridx = Cat(s9_cx != p.kx, s9_cy != p.ky)
         m.d.sync += [s10_v.eq(s9_v & s9_rlast), s10_sof.eq(s9_sof), s10_last.eq(s9_last),
-                     s10_r.eq(p.recip[ridx]), *[a.eq(b) for a, b in zip(s10_vs, vs, strict=True)]]
+                     s10_r.eq(p.recip[s9_ridx]),
+                     *[a.eq(b) for a, b in zip(s10_vs, vs, strict=True)]]
 
-        # ---- S11: divide by the box size (fixed-point reciprocal) -------------------------------
+        # ---- S11-S12: divide by the box size (fixed-point reciprocal, split multiply) -----------
+        lo_bits = 12
         s11_v, s11_sof, s11_last = Signal(), Signal(), Signal()
-        s11_p = [Signal(SUM_BITS + RECIP_BITS + 1, name=f"s11_p{i}") for i in range(3)]
+        s11_lo = regs("s11_lo", 3, SUM_BITS + lo_bits)
+        s11_hi = regs("s11_hi", 3, SUM_BITS + RECIP_BITS + 1 - lo_bits)
         m.d.sync += [s11_v.eq(s10_v), s11_sof.eq(s10_sof), s11_last.eq(s10_last),
-                     *[a.eq(b * s10_r) for a, b in zip(s11_p, s10_vs, strict=True)]]
+                     *[s11_lo[i].eq(s10_vs[i] * s10_r[:lo_bits]) for i in range(3)],
+                     *[s11_hi[i].eq(s10_vs[i] * s10_r[lo_bits:]) for i in range(3)]]
+        s11b_v, s11b_sof, s11b_last = Signal(), Signal(), Signal()
+        s11b_p = regs("s11b_p", 3, SUM_BITS + RECIP_BITS + 1)
+        m.d.sync += [s11b_v.eq(s11_v), s11b_sof.eq(s11_sof), s11b_last.eq(s11_last),
+                     *[s11b_p[i].eq(s11_lo[i] + (s11_hi[i] << lo_bits)) for i in range(3)]]
+        s12a_v, s12a_sof, s12a_last = Signal(), Signal(), Signal()
+        s12a_q = regs("s12a_q", 3, SUM_BITS + 2)
+        m.d.sync += [s12a_v.eq(s11b_v), s12a_sof.eq(s11b_sof), s12a_last.eq(s11b_last),
+                     *[s12a_q[i].eq(s11b_p[i][RECIP_BITS:] + s11b_p[i][RECIP_BITS - 1])
+                       for i in range(3)]]
         s12_v, s12_sof, s12_last = Signal(), Signal(), Signal()
-        s12_u = [Signal(8, name=f"s12_u{i}") for i in range(3)]
-        m.d.sync += [s12_v.eq(s11_v), s12_sof.eq(s11_sof), s12_last.eq(s11_last)]
-        for i in range(3):
-            q = (s11_p[i] + (1 << (RECIP_BITS - 1)))[RECIP_BITS:]
-            m.d.sync += s12_u[i].eq(Mux(q > 255, 255, q))
+        s12_u = regs("s12_u", 3, 8)
+        m.d.sync += [s12_v.eq(s12a_v), s12_sof.eq(s12a_sof), s12_last.eq(s12a_last),
+                     *[s12_u[i].eq(Mux(s12a_q[i] > 255, 255, s12a_q[i])) for i in range(3)]]
 
-        # ---- S13-14: normalization -------------------------------------------------------------
+        # ---- S13-S14: normalization: multiply, round, shift, offset, clamp --------------------
         s13_v, s13_sof, s13_last = Signal(), Signal(), Signal()
-        s13_t = [Signal(24, name=f"s13_t{i}") for i in range(3)]
+        s13_t = regs("s13_t", 3, 24)
         m.d.sync += [s13_v.eq(s12_v), s13_sof.eq(s12_sof), s13_last.eq(s12_last),
                      *[s13_t[i].eq(s12_u[i] * p.norm_mul[i]) for i in range(3)]]
+        s13b_v, s13b_sof, s13b_last = Signal(), Signal(), Signal()
+        s13b_t = regs("s13b_t", 3, 25)
+        m.d.sync += [s13b_v.eq(s13_v), s13b_sof.eq(s13_sof), s13b_last.eq(s13_last),
+                     *[s13b_t[i].eq(s13_t[i] + rnd[i]) for i in range(3)]]
+        s13c_v, s13c_sof, s13c_last = Signal(), Signal(), Signal()
+        s13c_t = regs("s13c_t", 3, 25)
+        m.d.sync += [s13c_v.eq(s13b_v), s13c_sof.eq(s13b_sof), s13c_last.eq(s13b_last),
+                     *[s13c_t[i].eq(s13b_t[i] >> p.norm_shift[i]) for i in range(3)]]
+        s13d_v, s13d_sof, s13d_last = Signal(), Signal(), Signal()
+        s13d_t = regs("s13d_t", 3, signed(27))
+        m.d.sync += [s13d_v.eq(s13c_v), s13d_sof.eq(s13c_sof), s13d_last.eq(s13c_last),
+                     *[s13d_t[i].eq(s13c_t[i] + p.norm_off[i]) for i in range(3)]]
         s14_v, s14_last, s14_first = Signal(), Signal(), Signal()
         s14_q = [Signal(signed(8), name=f"s14_q{i}") for i in range(3)]
         first_pending = Signal()
-        with m.If(s13_sof):
+        with m.If(s13d_sof):
             m.d.sync += first_pending.eq(1)
-        with m.Elif(s13_v):
+        with m.Elif(s13d_v):
             m.d.sync += first_pending.eq(0)
-        m.d.sync += [s14_v.eq(s13_v), s14_last.eq(s13_last),
-                     s14_first.eq(first_pending | s13_sof)]
+        m.d.sync += [s14_v.eq(s13d_v), s14_last.eq(s13d_last),
+                     s14_first.eq(first_pending | s13d_sof)]
         for i in range(3):
-            sh = p.norm_shift[i]
-            rnd = Signal(24, name=f"rnd{i}")
-            m.d.comb += rnd.eq((Const(1, 25) << sh)[1:])
-            t = Signal(signed(26), name=f"nt{i}")
-            m.d.comb += t.eq(((s13_t[i] + rnd) >> sh) + p.norm_off[i])
+            t = s13d_t[i]
             m.d.sync += s14_q[i].eq(Mux(t > 127, 127, Mux(t < -128, -128, t)))
 
         # ---- output FIFO ---------------------------------------------------------------------
         beat = Signal(TENSOR_LAYOUT)
         m.d.comb += [beat.first.eq(s14_first), beat.last.eq(s14_last),
                      *[beat.data[i].eq(s14_q[i]) for i in range(3)]]
-        # channels3 == 0: lanes 1, 2 are zero by construction of s6.
         m.d.comb += [ofifo.w_data.eq(beat), ofifo.w_en.eq(s14_v),
                      self.o.payload.eq(ofifo.r_data), self.o.valid.eq(ofifo.r_rdy),
                      ofifo.r_en.eq(self.o.ready)]
