@@ -56,6 +56,22 @@ def _unsupported_op_model(kind: str) -> bytes:
     return b.finish()
 
 
+def _uint8_model() -> bytes:
+    """A uint8-quantized CONV_2D (the old TF1 quantization-aware scheme): not int8, unsupported."""
+    b = ModelBuilder()
+    x = b.input((1, 8, 8, 3), "uint8", 0.02, 128)
+    w = b.const(np.random.default_rng(2).integers(0, 256, (4, 3, 3, 3)).astype(np.uint8),
+                "uint8", 0.01, 120)
+    bias = b.const(np.zeros(4, np.int32), "int32", 0.0002, 0)
+    y = b.tensor((1, 8, 8, 4), "uint8", 0.1, 128)
+    opt = fb.Conv2DOptionsT()
+    opt.padding, opt.strideH, opt.strideW = fb.Padding.SAME, 1, 1
+    opt.dilationHFactor = opt.dilationWFactor = 1
+    b.op("CONV_2D", [x, w, bias], [y], opt)
+    b.output(y)
+    return b.finish()
+
+
 def _tflm_rejected_model() -> bytes:
     """Valid TFLite, SPEC ops only, but TFLM refuses it: int8 CONCATENATION inputs with different
     scales (TFLM requires one shared quantization). Its C++ log must not reach stderr."""
@@ -90,6 +106,7 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "tanh.tflite": _unsupported_op_model("TANH"),
         "sub.tflite": _unsupported_op_model("SUB"),
         "tflm_rejects.tflite": _tflm_rejected_model(),
+        "uint8.tflite": _uint8_model(),
     }
     for name, data in files.items():
         (tmp / name).write_bytes(data)
@@ -105,6 +122,7 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "float_only_model": ([str(tmp / "float_only.tflite")], r"float|quantiz|int8"),
         "unsupported_op_tanh": ([str(tmp / "tanh.tflite")], r"TANH"),
         "unsupported_op_sub": ([str(tmp / "sub.tflite")], r"\bSUB\b"),
+        "uint8_model": ([str(tmp / "uint8.tflite")], r"uint8"),
         "tflm_rejects_model": ([str(tmp / "tflm_rejects.tflite")],
                                r"TFLM|reference|CONCATENATION|scale|quantiz"),
         "unknown_preset": ([str(PERSON_DETECT), "--config", "nosuchpreset"],
@@ -114,7 +132,7 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 CASE_NAMES = ["missing_file", "truncated_file", "truncated_header", "empty_file", "random_bytes",
               "bad_root_offset", "garbage_after_identifier", "float_only_model",
-              "unsupported_op_tanh", "unsupported_op_sub", "tflm_rejects_model",
+              "unsupported_op_tanh", "unsupported_op_sub", "uint8_model", "tflm_rejects_model",
               "unknown_preset"]
 
 
