@@ -125,6 +125,9 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "uint8_model": ([str(tmp / "uint8.tflite")], r"uint8"),
         "tflm_rejects_model": ([str(tmp / "tflm_rejects.tflite")],
                                r"TFLM|reference|CONCATENATION|scale|quantiz"),
+        "directory_as_model": ([str(tmp)], r"director"),
+        "zero_inputs": ([str(PERSON_DETECT), "--inputs", "0"], r"--inputs"),
+        "unknown_backend": ([str(PERSON_DETECT), "--backend", "nosuchbackend"], r"nosuchbackend"),
         "unknown_preset": ([str(PERSON_DETECT), "--config", "nosuchpreset"],
                            r"nosuchpreset|preset"),
     }
@@ -133,14 +136,16 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
 CASE_NAMES = ["missing_file", "truncated_file", "truncated_header", "empty_file", "random_bytes",
               "bad_root_offset", "garbage_after_identifier", "float_only_model",
               "unsupported_op_tanh", "unsupported_op_sub", "uint8_model", "tflm_rejects_model",
-              "unknown_preset"]
+              "directory_as_model", "zero_inputs", "unknown_backend", "unknown_preset"]
 
 
 @pytest.mark.parametrize("json_flag", [False, True], ids=["text", "json"])
 @pytest.mark.parametrize("case", CASE_NAMES)
 def test_check_bad_input(tmp_path, case, json_flag):
     argv, pattern = _cases(tmp_path)[case]
-    args = ["check", *argv, "--backend", "golden", "--inputs", "1"]
+    args = ["check", *argv]
+    args += [] if "--backend" in argv else ["--backend", "golden"]
+    args += [] if "--inputs" in argv else ["--inputs", "1"]
     if json_flag:
         args.append("--json")
     r = _run(*args)
