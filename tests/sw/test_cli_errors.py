@@ -72,6 +72,16 @@ def _uint8_model() -> bytes:
     return b.finish()
 
 
+def _tflm_aborting_model(kind: str) -> bytes:
+    """Quantization TFLM cannot handle: an ADD whose output scale is ~0 makes TFLM abort() the
+    whole process (a TFLITE_CHECK), a HARD_SWISH with a multiplier >= 1 fails its prepare."""
+    b = ModelBuilder()
+    x = b.input((1, 4, 4, 3), "int8", 0.1, 3)
+    b.output(b.add(x, x, out_scale=1e-9, out_zp=0) if kind == "ADD"
+             else b.hard_swish(x, 0.1 / 256, 0))
+    return b.finish()
+
+
 def _tflm_rejected_model() -> bytes:
     """Valid TFLite, SPEC ops only, but TFLM refuses it: int8 CONCATENATION inputs with different
     scales (TFLM requires one shared quantization). Its C++ log must not reach stderr."""
@@ -107,6 +117,8 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "sub.tflite": _unsupported_op_model("SUB"),
         "tflm_rejects.tflite": _tflm_rejected_model(),
         "uint8.tflite": _uint8_model(),
+        "add_abort.tflite": _tflm_aborting_model("ADD"),
+        "hswish_bad.tflite": _tflm_aborting_model("HARD_SWISH"),
     }
     for name, data in files.items():
         (tmp / name).write_bytes(data)
@@ -122,6 +134,8 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "float_only_model": ([str(tmp / "float_only.tflite")], r"float|quantiz|int8"),
         "unsupported_op_tanh": ([str(tmp / "tanh.tflite")], r"TANH"),
         "unsupported_op_sub": ([str(tmp / "sub.tflite")], r"\bSUB\b"),
+        "add_output_scale_tflm_aborts": ([str(tmp / "add_abort.tflite")], r"\bADD\b"),
+        "hard_swish_multiplier": ([str(tmp / "hswish_bad.tflite")], r"HARD_SWISH"),
         "uint8_model": ([str(tmp / "uint8.tflite")], r"uint8"),
         "tflm_rejects_model": ([str(tmp / "tflm_rejects.tflite")],
                                r"TFLM|reference|CONCATENATION|scale|quantiz"),
@@ -135,7 +149,8 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 CASE_NAMES = ["missing_file", "truncated_file", "truncated_header", "empty_file", "random_bytes",
               "bad_root_offset", "garbage_after_identifier", "float_only_model",
-              "unsupported_op_tanh", "unsupported_op_sub", "uint8_model", "tflm_rejects_model",
+              "unsupported_op_tanh", "unsupported_op_sub", "add_output_scale_tflm_aborts",
+              "hard_swish_multiplier", "uint8_model", "tflm_rejects_model",
               "directory_as_model", "zero_inputs", "unknown_backend", "unknown_preset"]
 
 
