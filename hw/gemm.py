@@ -101,7 +101,6 @@ class GemmEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.wgt), array.w_in)
 
         # ---- command registers
-        # -----------------------------------------------------------------------
         cmd = Signal(cmd_layout())
         busy = Signal()
         m.d.comb += [self.busy.eq(busy), self.cmd.ready.eq(~busy)]
@@ -112,7 +111,6 @@ class GemmEngine(wiring.Component):
             m.d.sync += busy.eq(0)
 
         # ---- params: push up to two N tiles ahead
-        # -------------------------------------------------
         p_left = Signal(DIM_BITS)        # params beats still to accept for this GEMM
         p_avail = Signal(2)              # pushed beats whose N tile admission has not passed
         p_push = self.params.valid & self.params.ready
@@ -122,22 +120,29 @@ class GemmEngine(wiring.Component):
             pfifo.w_data.eq(self.params.payload),
         ]
 
-        # ---- admission of activations
-        # ----------------------------------------------------------------
-        mi = Signal(range(MB))
-        kt = Signal(DIM_BITS)
-        nt = Signal(DIM_BITS)
-        rows_left = Signal(DIM_BITS)     # M - m_base
-        blk_last = Signal(range(MB))     # index of the last row of this block
-        last_blk = Signal()
-        kt_last = Signal()
-        nt_last = Signal()
-        adm_done = Signal()              # every activation of this GEMM admitted
-        credits = Signal(range(self.out_depth + 1))   # last-K-tile beats admitted, not yet popped
+        # ---- admission of activations ---------------------------------------------------------
+        # Loop state is kept as down-counters plus registered flags, so that the admission
+        # decision (and the array's tile switch) depends only on flip-flops. M blocks are a power
+        # of two rows: block index and last-block size are bit slices of M - 1.
+        lg = (MB - 1).bit_length()
+        m1, k1, n1 = Signal(DIM_BITS), Signal(DIM_BITS), Signal(DIM_BITS)   # M-1, KT-1, NT-1
+        start = Signal(2)                # 1: compute m1/k1/n1, 2: load the loop state
+        last_idx = m1[lg:] if lg else m1           # index of the last M block
+        tail_last = m1[:lg] if lg else 0           # last row index of the last M block
+        single_blk = last_idx == 0
+        mi = Signal(range(MB))           # row within the block (accumulator address)
+        mi_left = Signal(range(MB))      # rows left in the block after this one
+        blk_last = Signal(range(MB))     # last row index of the current block
+        kt_left = Signal(DIM_BITS)
+        nt_left = Signal(DIM_BITS)
+        blocks_left = Signal(DIM_BITS)
+        last_row, kt_first, kt_last, nt_last, last_blk = (Signal(name=n) for n in (
+            "last_row", "kt_first", "kt_last", "nt_last", "last_blk"))
+        adm_done = Signal(init=1)        # every activation of this GEMM admitted (or not started)
+        free = Signal(range(self.out_depth + 1), init=self.out_depth)  # output slots not reserved
+        credit_ok = Signal(init=1)       # == (free != 0), registered
 
-        last_row = mi == blk_last
-        need_credit = kt_last
-        ok = busy & ~adm_done & (p_avail != 0) & (~need_credit | (credits < self.out_depth))
+        ok = busy & ~adm_done & (p_avail != 0) & (~kt_last | credit_ok)
         m.d.comb += [
             array.a_in.valid.eq(self.act.valid & ok),
             self.act.ready.eq(array.a_in.ready & ok),
@@ -145,50 +150,52 @@ class GemmEngine(wiring.Component):
             array.a_in.p.last.eq(last_row),
         ]
         tag = data.View(self.tag, array.a_in.p.tag)
-        m.d.comb += [
-            tag.mi.eq(mi), tag.first.eq(kt == 0), tag.lastk.eq(kt_last),
-            tag.nt_end.eq(kt_last & last_blk & last_row),
-            tag.final.eq(kt_last & last_blk & last_row & nt_last),
-        ]
+        nt_end = kt_last & last_blk & last_row
+        m.d.comb += [tag.mi.eq(mi), tag.first.eq(kt_first), tag.lastk.eq(kt_last),
+                     tag.nt_end.eq(nt_end), tag.final.eq(nt_end & nt_last)]
         admit = self.act.valid & self.act.ready
-        nt_advance = admit & last_row & kt_last & last_blk
+        nt_advance = admit & nt_end
 
-        def block_regs(rows):
-            """blk_last/last_blk for a block starting with ``rows`` rows left."""
-            return [last_blk.eq(rows <= MB), blk_last.eq(Mux(rows <= MB, rows - 1, MB - 1))]
+        def load_block(is_last):
+            """Enter the first row of a block (the last block of the GEMM if ``is_last``)."""
+            blk = Mux(is_last, tail_last, MB - 1)
+            return [mi.eq(0), mi_left.eq(blk), blk_last.eq(blk), last_row.eq(blk == 0)]
+
+        def restart_k():
+            return [kt_left.eq(k1), kt_last.eq(k1 == 0), kt_first.eq(1)]
+
+        def restart_blocks():
+            return [blocks_left.eq(last_idx), last_blk.eq(single_blk), *load_block(single_blk)]
 
         with m.If(self.cmd.valid & ~busy):
-            m.d.sync += [mi.eq(0), kt.eq(0), nt.eq(0), adm_done.eq(0),
-                         rows_left.eq(self.cmd.p.m), kt_last.eq(self.cmd.p.k_tiles == 1),
-                         nt_last.eq(self.cmd.p.n_tiles == 1), p_left.eq(self.cmd.p.n_tiles)]
-            m.d.sync += block_regs(self.cmd.p.m)
-        with m.Else():
-            with m.If(p_push):
-                m.d.sync += p_left.eq(p_left - 1)
-            with m.If(admit):
-                with m.If(~last_row):
-                    m.d.sync += mi.eq(mi + 1)
-                with m.Else():
-                    m.d.sync += mi.eq(0)
-                    with m.If(~kt_last):
-                        m.d.sync += [kt.eq(kt + 1), kt_last.eq(kt + 2 == cmd.k_tiles)]
-                    with m.Else():
-                        m.d.sync += [kt.eq(0), kt_last.eq(cmd.k_tiles == 1)]
-                        with m.If(~last_blk):
-                            m.d.sync += rows_left.eq(rows_left - MB)
-                            m.d.sync += block_regs(rows_left - MB)
-                        with m.Else():
-                            m.d.sync += [rows_left.eq(cmd.m), nt.eq(nt + 1),
-                                         nt_last.eq(nt + 2 == cmd.n_tiles)]
-                            m.d.sync += block_regs(cmd.m)
-                            with m.If(nt_last):
-                                m.d.sync += adm_done.eq(1)
+            m.d.sync += [start.eq(1), adm_done.eq(1), p_left.eq(self.cmd.p.n_tiles)]
+        with m.Elif(start == 1):
+            m.d.sync += [start.eq(2), m1.eq(cmd.m - 1), k1.eq(cmd.k_tiles - 1),
+                         n1.eq(cmd.n_tiles - 1)]
+        with m.Elif(start == 2):
+            m.d.sync += [start.eq(0), adm_done.eq(0), nt_left.eq(n1), nt_last.eq(n1 == 0),
+                         *restart_k(), *restart_blocks()]
+        with m.Elif(admit):
+            with m.If(~last_row):
+                m.d.sync += [mi.eq(mi + 1), mi_left.eq(mi_left - 1), last_row.eq(mi_left == 1)]
+            with m.Elif(~kt_last):
+                m.d.sync += [kt_left.eq(kt_left - 1), kt_last.eq(kt_left == 1), kt_first.eq(0),
+                             mi.eq(0), mi_left.eq(blk_last), last_row.eq(blk_last == 0)]
+            with m.Elif(~last_blk):
+                m.d.sync += [*restart_k(), blocks_left.eq(blocks_left - 1),
+                             last_blk.eq(blocks_left == 1), *load_block(blocks_left == 1)]
+            with m.Else():
+                m.d.sync += [*restart_k(), *restart_blocks(), nt_left.eq(nt_left - 1),
+                             nt_last.eq(nt_left == 1)]
+                with m.If(nt_last):
+                    m.d.sync += adm_done.eq(1)
+        with m.If(p_push & ~(self.cmd.valid & ~busy)):
+            m.d.sync += p_left.eq(p_left - 1)
         m.d.sync += p_avail.eq(p_avail + p_push - nt_advance)
         with m.If(self.cmd.valid & ~busy):
             m.d.sync += p_avail.eq(0)
 
         # ---- accumulate K tiles: read (stage 0), register (1), add + write or requant (2)
-        # ---------------
         acc_shape = data.ArrayLayout(signed(32), C)
         m.submodules.accmem = accmem = memory.Memory(shape=acc_shape, depth=MB, init=[])
         rd = accmem.read_port()
@@ -226,7 +233,6 @@ class GemmEngine(wiring.Component):
                      h2v.eq(h1v), h2a.eq(h1a), h2d.eq(h1d)]
 
         # ---- requant of the final K tile
-        # -------------------------------------------------------------
         head = data.View(play, pfifo.r_data)
         m.d.comb += [
             rq.i.valid.eq(v2 & t2.lastk),
@@ -238,13 +244,17 @@ class GemmEngine(wiring.Component):
         ]
 
         # ---- output FIFO and credits
-        # -----------------------------------------------------------------
         m.d.comb += [
             ofifo.w_en.eq(rq.o.valid), ofifo.w_data.eq(rq.o.payload),
             self.out.valid.eq(ofifo.r_rdy), self.out.payload.eq(ofifo.r_data),
             ofifo.r_en.eq(self.out.ready),
         ]
-        m.d.sync += credits.eq(credits + (admit & need_credit) - out_take)
+        inc = admit & kt_last
+        m.d.sync += free.eq(free - inc + out_take)
+        with m.If(inc & ~out_take):
+            m.d.sync += credit_ok.eq((free != 0) & (free != 1))
+        with m.Elif(out_take & ~inc):
+            m.d.sync += credit_ok.eq(1)
         return m
 
 

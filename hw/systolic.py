@@ -167,7 +167,6 @@ class SystolicArray(wiring.Component):
             m.d.sync += rb.eq(~rb)
 
         # ---- weight banks
-        # --------------------------------------------------------------------------
         wreg = [[[Signal(signed(8), name=f"w{b}_r{r}_c{c}") for c in range(C)] for r in range(R)]
                 for b in range(2)]
         for b in range(2):
@@ -176,7 +175,6 @@ class SystolicArray(wiring.Component):
                     m.d.sync += [wreg[b][r][c].eq(self.w_in.p[c]) for c in range(C)]
 
         # ---- input skew: row r delayed r cycles
-        # ------------------------------------------------------
         row_a, row_b = [], []
         for r in range(R):
             a, bk = self.a_in.p.data[r], rb
@@ -208,7 +206,6 @@ class SystolicArray(wiring.Component):
                 a_left, b_left = a_pe, b_pe
 
         # ---- output de-skew: column c delayed C-1-c cycles
-        # ---------------------------------------------
         for c in range(C):
             s = s_prev[c]
             for k in range(C - 1 - c):
@@ -218,7 +215,6 @@ class SystolicArray(wiring.Component):
             m.d.comb += self.psum_out.p.data[c].eq(s)
 
         # ---- valid / last / tag delay line
-        # -----------------------------------------------------------
         v, l = a_take, self.a_in.p.last
         t = self.a_in.p.tag if self.tag_bits else None
         for k in range(self.latency):
