@@ -19,6 +19,24 @@ Contract:
   * QUANTIZE float32->int8, DEQUANTIZE int8->float32.
 - :meth:`ModelBuilder.finish` returns the flatbuffer bytes.
 
+What the pinned TFLM accepts (probed; the op methods raise ValueError instead of writing a model
+TFLM would refuse — use :meth:`ModelBuilder.op` to write one deliberately):
+  * AVERAGE_POOL_2D / MAX_POOL_2D: output scale and zero point equal to the input's.
+  * CONCATENATION: int8 inputs and output share scale and zero point; fused activation NONE only.
+  * SOFTMAX: output zero point -128 and scale 1/256. LOGISTIC: output zero point -128 (TFLM checks
+    only that; converters use 1/256).
+  * TRANSPOSE: rank <= 5. Perm, PAD paddings, MEAN axes, RESHAPE shape, RESIZE size: int32
+    (TFLM rejects int64 paddings/axes and misreads an int64 perm as int32).
+  * DEPTHWISE_CONV_2D without bias crashes TFLM (segfault): a zero bias is always written.
+  * HARD_SWISH: (in_scale / 128) / out_scale < 1. ADD: 2 * max(s1, s2) / (2^20 * s_out) < 1
+    (otherwise TFLM aborts the process).
+  * RESHAPE, SQUEEZE, TRANSPOSE, RESIZE_NEAREST_NEIGHBOR, PAD, RELU6 do not requantize in TFLM:
+    a different output quantization is accepted but ignored (PAD fills with the output zero
+    point; RELU6 clamps the raw codes to [zp_in, q_in(6)]).
+  * uint8 quantized models are rejected ("Hybrid models are not supported").
+  * The default arena of ``tflite_micro`` (10x the model size) is too small for models whose
+    activations dwarf their weights: pass ``arena_size``.
+
 Example::
 
     b = ModelBuilder()
@@ -280,6 +298,9 @@ class ModelBuilder:
         return y
 
     def _pool(self, kind, x, filter, stride, padding, activation, out_scale, out_zp) -> T:
+        if out_scale is not None and (float(np.float32(out_scale)), int(out_zp or 0)) != \
+                x.qparams:
+            raise ValueError(f"{kind}: TFLM requires the output quantization of the input")
         fh, fw = (filter, filter) if isinstance(filter, int) else filter
         sh, sw = (stride, stride) if isinstance(stride, int) else stride
         n, h, wd, c = x.shape
@@ -382,6 +403,8 @@ class ModelBuilder:
 
     def transpose(self, x: T, perm) -> T:
         perm = [int(p) for p in perm]
+        if len(perm) > 5:
+            raise ValueError("TRANSPOSE: TFLM supports rank <= 5")
         pt = self.const(np.asarray(perm, np.int32), "int32")
         y = self._out(tuple(x.shape[p] for p in perm), x, None, None, x.dtype)
         self.op("TRANSPOSE", [x, pt], [y], fb.TransposeOptionsT())
@@ -389,6 +412,10 @@ class ModelBuilder:
 
     def concatenation(self, xs: Sequence[T], axis: int = -1, activation: str = "NONE") -> T:
         """CONCATENATION; int8 inputs must share one quantization (TFLM), the output takes it."""
+        if activation != "NONE":
+            raise ValueError("CONCATENATION: TFLM supports no fused activation")
+        if len({x.qparams for x in xs if x.dtype == "int8"}) > 1:
+            raise ValueError("CONCATENATION: TFLM requires one shared input quantization")
         ax = axis % len(xs[0].shape)
         shape = list(xs[0].shape)
         shape[ax] = sum(x.shape[ax] for x in xs)

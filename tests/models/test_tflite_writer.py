@@ -146,3 +146,17 @@ def test_ops_outside_spec_can_be_written():
     b.output(z)
     ref = TflmReference(b.finish())
     assert tuple(ref.output_details(0)["shape"]) == (1, 4)
+
+
+def test_refuses_what_tflm_refuses():
+    b = ModelBuilder()
+    x = _x(b)
+    y = b.input((1, 9, 7, 3), "int8", 0.07, -3)
+    with pytest.raises(ValueError, match="MAX_POOL_2D"):
+        b.max_pool2d(x, 2, 2, out_scale=0.1, out_zp=0)
+    with pytest.raises(ValueError, match="shared input quantization"):
+        b.concatenation([x, y], 3)
+    with pytest.raises(ValueError, match="activation"):
+        b.concatenation([x, x], 3, "RELU")
+    with pytest.raises(ValueError, match="rank"):
+        b.transpose(b.reshape(x, [1, 1, 1, 9, 7, 3]), [5, 4, 3, 2, 1, 0])
