@@ -648,3 +648,109 @@ def test_hard_swish_multiplier_rounding(in_q, out_q):
     x = b.input((1, 256), "int8", *in_q)
     b.output(b.hard_swish(x, *out_q))
     check_bit_exact(b.finish())
+
+
+# ------------------------------------------------------------------------- quantization sweep
+# Each model is one op fed with every int8 code (all 256 x 256 pairs for ADD/MUL); only the
+# quantization parameters vary. Rounding of the multipliers derived from the scales differs between
+# float32 and double in about 1 of 4000-8000 scale combinations, too rare for the shape-oriented
+# tests above: this sweep draws many combinations cheaply.
+_CODES = np.arange(-128, 128).astype(np.int8)
+SWEEP_OPS = ["RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "SOFTMAX", "QUANTIZE",
+             "QUANTIZE_FLOAT", "DEQUANTIZE", "ADD", "MUL", "MEAN", "CONV_2D", "DEPTHWISE_CONV_2D",
+             "FULLY_CONNECTED"]
+
+
+def _sweep_model(kind: str, rng: np.random.Generator):
+    def ls(lo, hi):
+        return float(np.float32(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+
+    def zp():
+        if rng.random() < 0.3:
+            return int(rng.choice([-128, 127, 0]))
+        return int(rng.integers(-128, 128))
+
+    def act():
+        return str(rng.choice(ACTS))
+
+    b = ModelBuilder()
+    s, z, r = ls(0.001, 1.0), zp(), 2 ** rng.uniform(-4, 4)
+    if kind in ("RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "QUANTIZE",
+                "DEQUANTIZE"):
+        x = b.input((1, 256), "int8", s, z)
+        ins = [_CODES.reshape(1, 256)]
+        y = {"RELU": lambda: b.relu(x, s * r, zp()),
+             "RELU6": lambda: b.relu6(x, s * r, zp()),
+             "LEAKY_RELU": lambda: b.leaky_relu(x, float(rng.choice([rng.uniform(0, 1), 0.1, 0.2])),
+                                                s * r, zp()),
+             "HARD_SWISH": lambda: b.hard_swish(x, s * 2 ** rng.uniform(-4, 3), zp()),
+             "LOGISTIC": lambda: b.logistic(x),
+             "QUANTIZE": lambda: b.quantize(x, s * r, zp()),
+             "DEQUANTIZE": lambda: b.dequantize(x)}[kind]()
+    elif kind == "QUANTIZE_FLOAT":
+        x = b.input((1, 1024), "float32")
+        lo, hi = s * (-128 - z), s * (127 - z)
+        ties = (np.arange(-140, 372) + 0.5) * s
+        ins = [np.concatenate([np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 512),
+                               ties]).astype(np.float32).reshape(1, 1024)]
+        y = b.quantize(x, s, z)
+    elif kind in ("ADD", "MUL"):
+        s2 = ls(0.001, 1.0)
+        a, c = b.input((256, 1), "int8", s, z), b.input((1, 256), "int8", s2, zp())
+        ins = [_CODES.reshape(256, 1), _CODES.reshape(1, 256)]
+        if kind == "ADD":
+            y = b.add(a, c, act(), max(s, s2) * 2 ** rng.uniform(-3, 3), zp())
+        else:
+            y = b.mul(a, c, act(), s * s2 * 2 ** rng.uniform(-2, 12), zp())
+    elif kind == "SOFTMAX":
+        k = int(rng.integers(2, 12))
+        x = b.input((64, k), "int8", ls(0.001, 0.3), z)
+        ins = [rng.integers(-128, 128, (64, k)).astype(np.int8)]
+        y = b.softmax(x, float(rng.choice([1.0, rng.uniform(0.1, 3)])))
+    elif kind == "MEAN":
+        hh, ww = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+        x = b.input((1, hh, ww, 8), "int8", s, z)
+        ins = [rng.integers(-128, 128, (1, hh, ww, 8)).astype(np.int8)]
+        y = b.mean(x, [1, 2], bool(rng.integers(0, 2)), s * r, zp())
+    else:
+        c = 16
+        ws = np.exp(rng.uniform(math.log(0.0005), math.log(0.1), c)).astype(np.float32)
+        out_s = s * float(np.median(ws)) * 2 ** rng.uniform(-2, 8)
+        bias = rng.integers(-5000, 5000, c).astype(np.int32)
+        wq = rng.integers(-127, 128, (c, 1)).astype(np.int8)
+        if kind == "CONV_2D":
+            x = b.input((1, 16, 16, 1), "int8", s, z)
+            ins = [_CODES.reshape(1, 16, 16, 1)]
+            w = b.const(wq.reshape(c, 1, 1, 1), "int8", ws, 0, axis=0)
+            y = b.conv2d(x, w, bias, 1, "SAME", act(), out_s, zp())
+        elif kind == "DEPTHWISE_CONV_2D":
+            x = b.input((1, 16, 16, c), "int8", s, z)
+            ins = [np.repeat(_CODES.reshape(1, 16, 16, 1), c, axis=3)]
+            w = b.const(wq.reshape(1, 1, 1, c), "int8", ws, 0, axis=3)
+            y = b.depthwise_conv2d(x, w, bias, 1, "SAME", act(), out_s, zp())
+        else:
+            x = b.input((256, 1), "int8", s, z)
+            ins = [_CODES.reshape(256, 1)]
+            per_channel = rng.random() < 0.5
+            w = b.const(wq, "int8", ws if per_channel else ws[:1], 0, axis=0)
+            y = b.fully_connected(x, w, bias, act(), out_s, zp())
+    b.output(y)
+    return b.finish(), ins
+
+
+def _sweep(kind: str, n: int, seed: int):
+    rng = np.random.default_rng([seed, SWEEP_OPS.index(kind)])
+    for _ in range(n):
+        data, ins = _sweep_model(kind, rng)
+        check_bit_exact(data, n_random=0, extremes=False, inputs=[ins])
+
+
+@pytest.mark.parametrize("kind", SWEEP_OPS)
+def test_quantization_sweep(kind):
+    _sweep(kind, 400, seed=1)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("kind", SWEEP_OPS)
+def test_quantization_sweep_full(kind):
+    _sweep(kind, 4000, seed=2)
