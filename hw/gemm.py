@@ -78,8 +78,9 @@ class GemmEngine(wiring.Component):
         self.tag = data.StructLayout({"mi": self.mi_bits, "first": 1, "lastk": 1, "nt_end": 1,
                                       "final": 1})
         self.array_latency = R + C + 1
+        self._rq = RequantCore.for_clock(C, config.clock_mhz)
         #: Output FIFO entries = credits: covers array + accumulate + requant latency (full rate).
-        self.out_depth = self.array_latency + 2 + RequantCore.latency + 4
+        self.out_depth = self.array_latency + 2 + self._rq.latency + 4
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout())),
             "params": In(stream.Signature(params_layout(config))),
@@ -93,7 +94,7 @@ class GemmEngine(wiring.Component):
         m = Module()
         C, MB = self.config.array_cols, self.mb
         m.submodules.array = array = SystolicArray(self.config, tag_bits=self.tag.size)
-        m.submodules.rq = rq = RequantCore(C)
+        m.submodules.rq = rq = self._rq
         play = params_layout(self.config)
         m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=play.size, depth=2)
         olay = out_layout(self.config)
@@ -204,16 +205,18 @@ class GemmEngine(wiring.Component):
         potag = data.View(self.tag, po.p.tag)
         m.d.comb += [rd.addr.eq(potag.mi), po.ready.eq(1)]
         v1, v2 = Signal(), Signal()
-        ps1, ps2 = Signal(acc_shape), Signal(acc_shape)
-        t1, t2 = Signal(self.tag), Signal(self.tag)
+        ps1 = Signal(acc_shape, reset_less=True)
+        ps2 = Signal(acc_shape, reset_less=True)
+        t1, t2 = Signal(self.tag, reset_less=True), Signal(self.tag, reset_less=True)
         m.d.sync += [v1.eq(po.valid), ps1.eq(po.p.data), t1.eq(po.p.tag),
                      v2.eq(v1), ps2.eq(ps1), t2.eq(t1)]
-        rdq = Signal(acc_shape)  # registered read data: EBR clock-to-out off the adder path
+        # Registered read data: the EBR's clock-to-out stays off the adder path.
+        rdq = Signal(acc_shape, reset_less=True)
         m.d.sync += rdq.eq(rd.data)
         # Forwarding of the two writes (cycles t-1, t-2) the read issued at t-2 could not see.
         h1v, h2v = Signal(), Signal()
-        h1a, h2a = Signal(range(MB)), Signal(range(MB))
-        h1d, h2d = Signal(acc_shape), Signal(acc_shape)
+        h1a, h2a = Signal(range(MB), reset_less=True), Signal(range(MB), reset_less=True)
+        h1d, h2d = Signal(acc_shape, reset_less=True), Signal(acc_shape, reset_less=True)
         fw1 = Signal()
         fw2 = Signal()
         m.d.sync += [fw1.eq(wr.en & (wr.addr == t1.mi)), fw2.eq(h1v & (h1a == t1.mi))]

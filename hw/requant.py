@@ -25,6 +25,8 @@ Two components:
 
 from __future__ import annotations
 
+import re
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -58,35 +60,52 @@ def requant_out_layout(lanes: int) -> data.StructLayout:
 class RequantCore(wiring.Component):
     """Fixed-latency requant pipeline without back-pressure (see module docstring)."""
 
-    #: Cycles from an input beat (``i.valid``) to its output beat (``o.valid``).
-    latency = 12
+    #: Pipeline registers of the full-speed pipeline (stages S0..S11, see docs/array.md).
+    FULL = tuple(range(12))
+    #: Registers kept for slow clocks (< 60 MHz, e.g. the iCE40 preset): input, DSP operands and
+    #: products (S3, S4, inherent to :func:`hw.systolic.registered_mul`), S7 and the output.
+    LIGHT = (0, 3, 4, 7, 11)
 
-    def __init__(self, lanes: int):
+    def __init__(self, lanes: int, stages: tuple[int, ...] = FULL):
         self.lanes = lanes
+        self.stages = tuple(sorted(set(stages) | {3, 4}))
+        #: Cycles from an input beat (``i.valid``) to its output beat (``o.valid``).
+        self.latency = len(self.stages)
         super().__init__({
             "i": In(stream.Signature(requant_in_layout(lanes))),
             "o": Out(stream.Signature(requant_out_layout(lanes))),
         })
 
+    @classmethod
+    def for_clock(cls, lanes: int, clock_mhz: float) -> RequantCore:
+        """The full pipeline, or the light one when the target clock is below 60 MHz."""
+        return cls(lanes, cls.FULL if clock_mhz >= 60 else cls.LIGHT)
+
     def elaborate(self, platform):
         m = Module()
         L = self.lanes
+        keep = set(self.stages)
 
-        def reg(shape, name, src=None):
-            s = Signal(shape, name=name)
-            if src is not None:
+        def reg(shape, name, src):
+            """Stage-k value (k = the name's trailing number): a register if stage k is kept,
+            else a wire. Data registers have no reset (only valid does)."""
+            stage = int(re.search(r"(\d+)$", name).group(1))
+            s = Signal(shape, name=name, reset_less=True)
+            if stage in keep:
                 m.d.sync += s.eq(src)
+            else:
+                m.d.comb += s.eq(src)
             return s
 
-        # Valid/last/per-beat fields delay line (stage k holds the beat that entered k cycles ago).
-        valid = [self.i.valid]
-        last = [self.i.p.last]
-        for k in range(self.latency):
-            valid.append(reg(1, f"v{k + 1}", valid[-1]))
-            last.append(reg(1, f"l{k + 1}", last[-1]))
-        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.p.last.eq(last[-1])]
+        # Valid/last delay line: one register per kept stage.
+        valid, last = self.i.valid, self.i.p.last
+        for k in self.stages:
+            v2, l2 = Signal(name=f"v{k}"), Signal(name=f"l{k}", reset_less=True)
+            m.d.sync += [v2.eq(valid), l2.eq(last)]
+            valid, last = v2, l2
+        m.d.comb += [self.o.valid.eq(valid), self.o.p.last.eq(last)]
 
-        # Per-beat params: registered at S0, carried to where they are used.
+        # Per-beat params: stage-0 values carried to where they are used.
         zp = [reg(signed(8), "zp0", self.i.p.zp)]
         qmin = [reg(signed(8), "qmin0", self.i.p.qmin)]
         qmax = [reg(signed(8), "qmax0", self.i.p.qmax)]
@@ -160,13 +179,16 @@ class Requant(wiring.Component):
     """Requant pipeline with stream flow control on both sides (see module docstring).
 
     ``depth`` output FIFO entries; ``i.ready`` is high while fewer than ``depth`` beats are in the
-    core or the FIFO, so nothing is ever dropped. ``depth >= RequantCore.latency + 3`` gives full
+    core or the FIFO, so nothing is ever dropped. ``depth >= latency + 3`` gives full
     rate.
     """
 
-    def __init__(self, lanes: int, depth: int | None = None):
+    def __init__(self, lanes: int, depth: int | None = None,
+                 stages: tuple[int, ...] = RequantCore.FULL):
         self.lanes = lanes
-        self.depth = depth or RequantCore.latency + 4
+        self.stages = stages
+        self.latency = RequantCore(lanes, stages).latency
+        self.depth = depth or self.latency + 4
         super().__init__({
             "i": In(stream.Signature(requant_in_layout(lanes))),
             "o": Out(stream.Signature(requant_out_layout(lanes))),
@@ -174,7 +196,7 @@ class Requant(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = RequantCore(self.lanes)
+        m.submodules.core = core = RequantCore(self.lanes, self.stages)
         width = requant_out_layout(self.lanes).size
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
         count = Signal(range(self.depth + 1))

@@ -65,7 +65,7 @@ def registered_mul(m: Module, platform, a, b, name: str) -> Signal:
     sa, sb = a.shape().signed, b.shape().signed
     width = len(a) + len(b) + (sa != sb)     # unsigned x signed: the unsigned operand gains a bit
     shape = signed(width) if (sa or sb) else unsigned(width)
-    out = Signal(shape, name=name)
+    out = Signal(shape, name=name, reset_less=True)
     if _dsp_family(platform) == "ecp5":
         def to18(v):
             s = Signal(signed(18), name=f"{name}_{'ab'[len(ops)]}18")
@@ -91,9 +91,21 @@ def registered_mul(m: Module, platform, a, b, name: str) -> Signal:
             i_SOURCEB=Const(0, 1), **ports)
         m.d.comb += out.eq(p[:width])
     else:
-        ra = Signal(a.shape(), name=f"{name}_a")
-        rb = Signal(b.shape(), name=f"{name}_b")
-        m.d.sync += [ra.eq(a), rb.eq(b), out.eq(ra * rb)]
+        ra = Signal(a.shape(), name=f"{name}_a", reset_less=True)
+        rb = Signal(b.shape(), name=f"{name}_b", reset_less=True)
+        if _dsp_family(platform) == "ice40" and max(len(a), len(b)) <= 8:
+            # The UP5K's 8 DSPs go to the requant's 32x32 products; small products are
+            # shift-and-add logic (b's MSB has negative weight when b is signed).
+            n = len(rb)
+            terms = [Mux(rb[i], ra, 0) << i for i in range(n)]
+            if rb.shape().signed:
+                terms[-1] = -terms[-1]
+            prod = terms[0]
+            for t in terms[1:]:
+                prod = prod + t
+            m.d.sync += [ra.eq(a), rb.eq(b), out.eq(prod)]
+        else:
+            m.d.sync += [ra.eq(a), rb.eq(b), out.eq(ra * rb)]
     return out
 
 
@@ -167,7 +179,8 @@ class SystolicArray(wiring.Component):
             m.d.sync += rb.eq(~rb)
 
         # ---- weight banks
-        wreg = [[[Signal(signed(8), name=f"w{b}_r{r}_c{c}") for c in range(C)] for r in range(R)]
+        wreg = [[[Signal(signed(8), name=f"w{b}_r{r}_c{c}", reset_less=True) for c in range(C)]
+                 for r in range(R)]
                 for b in range(2)]
         for b in range(2):
             for r in range(R):
@@ -179,8 +192,8 @@ class SystolicArray(wiring.Component):
         for r in range(R):
             a, bk = self.a_in.p.data[r], rb
             for k in range(r):
-                a2 = Signal(signed(8), name=f"skew_a_r{r}_{k}")
-                b2 = Signal(name=f"skew_b_r{r}_{k}")
+                a2 = Signal(signed(8), name=f"skew_a_r{r}_{k}", reset_less=True)
+                b2 = Signal(name=f"skew_b_r{r}_{k}", reset_less=True)
                 m.d.sync += [a2.eq(a), b2.eq(bk)]
                 a, bk = a2, b2
             row_a.append(a)
@@ -191,12 +204,12 @@ class SystolicArray(wiring.Component):
         for r in range(R):
             a_left, b_left = row_a[r], row_b[r]
             for c in range(C):
-                a_pe = Signal(signed(8), name=f"a_r{r}_c{c}")
-                b_pe = Signal(name=f"b_r{r}_c{c}")
+                a_pe = Signal(signed(8), name=f"a_r{r}_c{c}", reset_less=True)
+                b_pe = Signal(name=f"b_r{r}_c{c}", reset_less=True)
                 w_sel = Mux(b_left, wreg[1][r][c], wreg[0][r][c])
                 # Operands registered in cycle +1 (with a_pe), product in cycle +2.
                 prod = registered_mul(m, platform, a_left, w_sel, f"p_r{r}_c{c}")
-                s = Signal(signed(PW), name=f"s_r{r}_c{c}")
+                s = Signal(signed(PW), name=f"s_r{r}_c{c}", reset_less=True)
                 m.d.sync += [
                     a_pe.eq(a_left),
                     b_pe.eq(b_left),
@@ -209,7 +222,7 @@ class SystolicArray(wiring.Component):
         for c in range(C):
             s = s_prev[c]
             for k in range(C - 1 - c):
-                s2 = Signal(signed(PW), name=f"deskew_c{c}_{k}")
+                s2 = Signal(signed(PW), name=f"deskew_c{c}_{k}", reset_less=True)
                 m.d.sync += s2.eq(s)
                 s = s2
             m.d.comb += self.psum_out.p.data[c].eq(s)
@@ -218,11 +231,11 @@ class SystolicArray(wiring.Component):
         v, l = a_take, self.a_in.p.last
         t = self.a_in.p.tag if self.tag_bits else None
         for k in range(self.latency):
-            v2, l2 = Signal(name=f"dv{k}"), Signal(name=f"dl{k}")
+            v2, l2 = Signal(name=f"dv{k}"), Signal(name=f"dl{k}", reset_less=True)
             m.d.sync += [v2.eq(v), l2.eq(l)]
             v, l = v2, l2
             if t is not None:
-                t2 = Signal(self.tag_bits, name=f"dt{k}")
+                t2 = Signal(self.tag_bits, name=f"dt{k}", reset_less=True)
                 m.d.sync += t2.eq(t)
                 t = t2
         m.d.comb += [self.psum_out.valid.eq(v), self.psum_out.p.last.eq(l)]
