@@ -374,7 +374,12 @@ class Isp(wiring.Component):
         beat = Signal(TENSOR_LAYOUT)
         m.d.comb += [beat.first.eq(s14_first), beat.last.eq(s14_last),
                      *[beat.data[i].eq(s14_q[i]) for i in range(3)]]
-        m.d.comb += [ofifo.w_data.eq(beat), ofifo.w_en.eq(s14_v),
-                     self.o.payload.eq(ofifo.r_data), self.o.valid.eq(ofifo.r_rdy),
-                     ofifo.r_en.eq(self.o.ready)]
+        m.d.comb += [ofifo.w_data.eq(beat), ofifo.w_en.eq(s14_v)]
+        # registered output stage: o.valid / o.payload come straight from flip-flops
+        out_v = Signal()
+        out_d = Signal(TENSOR_LAYOUT.size)
+        m.d.comb += [ofifo.r_en.eq(~out_v | self.o.ready),
+                     self.o.valid.eq(out_v), self.o.payload.eq(out_d)]
+        with m.If(ofifo.r_en):
+            m.d.sync += [out_v.eq(ofifo.r_rdy), out_d.eq(ofifo.r_data)]
         return m
