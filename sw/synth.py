@@ -48,7 +48,7 @@ TARGETS = {
 # nextpnr cell types counted under each report key.
 _LUT = ("TRELLIS_COMB", "ICESTORM_LC")
 _FF = ("TRELLIS_FF",)
-_DSP = ("MULT18X18D", "ALU54B", "SB_MAC16")
+_DSP = ("MULT18X18D", "ALU54B", "SB_MAC16", "ICESTORM_DSP")
 _BRAM = ("DP16KD", "ICESTORM_RAM", "ICESTORM_SPRAM")
 _LUTRAM = ("TRELLIS_RAMW",)
 
