@@ -196,7 +196,14 @@ class Isp(wiring.Component):
         s4_p2, s4_p3, s4_bx, s4_by = Signal(10), Signal(10), Signal(cb), Signal(cb)
         m.d.sync += [s4_v.eq(s3_v & s3_x[0] & s3_y[0] & in_line), s4_sof.eq(s3_sof),
                      s4_p2.eq(hold), s4_p3.eq(s3_val), s4_bx.eq(s3_x[1:]), s4_by.eq(s3_y[1:])]
-        pos = [lb_r.data[:10], lb_r.data[10:], s4_p2, s4_p3]
+        # S4b: register the line buffer's read data before the pattern mux and the G sum
+        s4b_v, s4b_sof = Signal(), Signal()
+        s4b_p = regs("s4b_p", 4, 10)
+        s4b_bx, s4b_by = Signal(cb), Signal(cb)
+        m.d.sync += [s4b_v.eq(s4_v), s4b_sof.eq(s4_sof), s4b_bx.eq(s4_bx), s4b_by.eq(s4_by),
+                     s4b_p[0].eq(lb_r.data[:10]), s4b_p[1].eq(lb_r.data[10:]),
+                     s4b_p[2].eq(s4_p2), s4b_p[3].eq(s4_p3)]
+        pos = s4b_p
 
         def pick(idx):
             sel = Signal(10, name=f"pick{idx}")
@@ -211,7 +218,7 @@ class Isp(wiring.Component):
         s5_r, s5_g, s5_b, s5_bx, s5_by = Signal(8), Signal(8), Signal(8), Signal(cb), Signal(cb)
         gsum = Signal(11)
         m.d.comb += gsum.eq(g1 + g2)
-        m.d.sync += [s5_v.eq(s4_v), s5_sof.eq(s4_sof), s5_bx.eq(s4_bx), s5_by.eq(s4_by),
+        m.d.sync += [s5_v.eq(s4b_v), s5_sof.eq(s4b_sof), s5_bx.eq(s4b_bx), s5_by.eq(s4b_by),
                      s5_r.eq(r10[2:]), s5_g.eq(gsum[3:]), s5_b.eq(b10[2:])]
 
         # ---- S5b/S6: luma (constant products, then their sum) or RGB ----------------------------
@@ -305,31 +312,51 @@ class Isp(wiring.Component):
         m.d.sync += [s9_v.eq(s8_v), s9_sof.eq(s8_sof), s9_last.eq(s8_last), s9_j.eq(s8_j),
                      s9_ridx.eq(Cat(s8_cx != kx_r, s8_cy != ky_r)), s9_rfirst.eq(s8_rfirst),
                      s9_rlast.eq(s8_rlast), *[a.eq(b) for a, b in zip(s9_hs, s8_hs, strict=True)]]
+        # S9b: the read data registered, then the add and the write-back. A column's next read
+        # comes a whole binned row later, long after this write.
+        s9b_v, s9b_sof, s9b_last, s9b_rfirst, s9b_rlast = (Signal(name=f"s9b_{n}") for n in
+                                                            ("v", "sof", "last", "rf", "rl"))
+        s9b_j = Signal(cb)
+        s9b_hs = regs("s9b_hs", 3, SUM_BITS)
+        s9b_prev = Signal(3 * SUM_BITS)
+        s9b_r = Signal(RECIP_BITS + 1)
+        m.d.sync += [s9b_v.eq(s9_v), s9b_sof.eq(s9_sof), s9b_last.eq(s9_last),
+                     s9b_rfirst.eq(s9_rfirst), s9b_rlast.eq(s9_rlast), s9b_j.eq(s9_j),
+                     s9b_prev.eq(acc_r.data), s9b_r.eq(p.recip[s9_ridx]),
+                     *[a.eq(b) for a, b in zip(s9b_hs, s9_hs, strict=True)]]
         vs = regs("vs", 3, SUM_BITS)
         for i in range(3):
-            prev = acc_r.data[i * SUM_BITS:(i + 1) * SUM_BITS]
-            m.d.comb += vs[i].eq(Mux(s9_rfirst, 0, prev) + s9_hs[i])
-        m.d.comb += [acc_w.addr.eq(s9_j), acc_w.data.eq(Cat(*vs)),
-                     acc_w.en.eq(s9_v & (s9_j < half))]
+            prev = s9b_prev[i * SUM_BITS:(i + 1) * SUM_BITS]
+            m.d.comb += vs[i].eq(Mux(s9b_rfirst, 0, prev) + s9b_hs[i])
+        m.d.comb += [acc_w.addr.eq(s9b_j), acc_w.data.eq(Cat(*vs)),
+                     acc_w.en.eq(s9b_v & (s9b_j < half))]
         s10_v, s10_sof, s10_last = Signal(), Signal(), Signal()
         s10_vs = regs("s10_vs", 3, SUM_BITS)
         s10_r = Signal(RECIP_BITS + 1)
-        m.d.sync += [s10_v.eq(s9_v & s9_rlast), s10_sof.eq(s9_sof), s10_last.eq(s9_last),
-                     s10_r.eq(p.recip[s9_ridx]),
-                     *[a.eq(b) for a, b in zip(s10_vs, vs, strict=True)]]
+        m.d.sync += [s10_v.eq(s9b_v & s9b_rlast), s10_sof.eq(s9b_sof), s10_last.eq(s9b_last),
+                     s10_r.eq(s9b_r), *[a.eq(b) for a, b in zip(s10_vs, vs, strict=True)]]
 
         # ---- S11-S12: divide by the box size (fixed-point reciprocal, split multiply) -----------
-        lo_bits = 12
+        # vs (20 bits) * R (25 bits) as four partial products of at most 10 x 13 bits
+        rl, vl = 12, SUM_BITS // 2
         s11_v, s11_sof, s11_last = Signal(), Signal(), Signal()
-        s11_lo = regs("s11_lo", 3, SUM_BITS + lo_bits)
-        s11_hi = regs("s11_hi", 3, SUM_BITS + RECIP_BITS + 1 - lo_bits)
-        m.d.sync += [s11_v.eq(s10_v), s11_sof.eq(s10_sof), s11_last.eq(s10_last),
-                     *[s11_lo[i].eq(s10_vs[i] * s10_r[:lo_bits]) for i in range(3)],
-                     *[s11_hi[i].eq(s10_vs[i] * s10_r[lo_bits:]) for i in range(3)]]
+        s11_pp = [regs(f"s11_pp{i}_", 4, 24) for i in range(3)]
+        m.d.sync += [s11_v.eq(s10_v), s11_sof.eq(s10_sof), s11_last.eq(s10_last)]
+        for i in range(3):
+            v_lo, v_hi = s10_vs[i][:vl], s10_vs[i][vl:]
+            r_lo, r_hi = s10_r[:rl], s10_r[rl:]
+            m.d.sync += [s11_pp[i][0].eq(v_lo * r_lo), s11_pp[i][1].eq(v_lo * r_hi),
+                         s11_pp[i][2].eq(v_hi * r_lo), s11_pp[i][3].eq(v_hi * r_hi)]
+        s11a_v, s11a_sof, s11a_last = Signal(), Signal(), Signal()
+        s11a_lo = regs("s11a_lo", 3, 36)
+        s11a_hi = regs("s11a_hi", 3, 36)
+        m.d.sync += [s11a_v.eq(s11_v), s11a_sof.eq(s11_sof), s11a_last.eq(s11_last),
+                     *[s11a_lo[i].eq(s11_pp[i][0] + (s11_pp[i][1] << rl)) for i in range(3)],
+                     *[s11a_hi[i].eq(s11_pp[i][2] + (s11_pp[i][3] << rl)) for i in range(3)]]
         s11b_v, s11b_sof, s11b_last = Signal(), Signal(), Signal()
         s11b_p = regs("s11b_p", 3, SUM_BITS + RECIP_BITS + 1)
-        m.d.sync += [s11b_v.eq(s11_v), s11b_sof.eq(s11_sof), s11b_last.eq(s11_last),
-                     *[s11b_p[i].eq(s11_lo[i] + (s11_hi[i] << lo_bits)) for i in range(3)]]
+        m.d.sync += [s11b_v.eq(s11a_v), s11b_sof.eq(s11a_sof), s11b_last.eq(s11a_last),
+                     *[s11b_p[i].eq(s11a_lo[i] + (s11a_hi[i] << vl)) for i in range(3)]]
         s12a_v, s12a_sof, s12a_last = Signal(), Signal(), Signal()
         s12a_q = regs("s12a_q", 3, SUM_BITS + 2)
         m.d.sync += [s12a_v.eq(s11b_v), s12a_sof.eq(s11b_sof), s12a_last.eq(s11b_last),
