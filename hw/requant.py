@@ -188,7 +188,8 @@ class Requant(wiring.Component):
                  stages: tuple[int, ...] = RequantCore.FULL):
         self.lanes = lanes
         self.stages = stages
-        self.latency = RequantCore(lanes, stages).latency
+        self._core = RequantCore(lanes, stages)
+        self.latency = self._core.latency
         self.depth = depth or self.latency + 4
         super().__init__({
             "i": In(stream.Signature(requant_in_layout(lanes))),
@@ -197,7 +198,7 @@ class Requant(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = RequantCore(self.lanes, self.stages)
+        m.submodules.core = core = self._core
         width = requant_out_layout(self.lanes).size
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
         count = Signal(range(self.depth + 1))
