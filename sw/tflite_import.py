@@ -219,6 +219,12 @@ _FLOAT_OK = {"QUANTIZE": "inputs", "DEQUANTIZE": "outputs"}
 
 def _check_quantized(graph: Graph, label: str) -> None:
     """Reject float models: compute ops must see int8 (int32/int16 where TFLite uses them)."""
+    for t in graph.tensors:
+        if t.dtype == "uint8" and t.quant is not None:
+            raise UserError(
+                f"{label}: uint8-quantized model (tensor '{t.name}'); logicdie runs int8 models "
+                "(TFLite full-integer int8 quantization): re-export with int8"
+            )
     for op in graph.ops:
         allowed = _FLOAT_OK.get(op.kind)
         for role, idxs in (("inputs", op.inputs), ("outputs", op.outputs)):

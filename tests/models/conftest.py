@@ -93,21 +93,13 @@ def _log_stats(graph: Graph, w: np.ndarray) -> None:
         f.write(f"{'+'.join(sorted(graph.op_counts()))}\t{sat:.3f}\t{len(np.unique(w))}\t{w.size}\n")
 
 
-def arena_size(graph: Graph) -> int:
-    """A TFLM arena surely large enough: every tensor's bytes twice plus 64 KiB of bookkeeping.
-    (TflmReference's default, 10x the model's size, is too small for models whose activations
-    dwarf their weights.)"""
-    total = sum(math.prod(t.shape) * np.dtype(t.dtype).itemsize for t in graph.tensors)
-    return 2 * total + (64 << 10)
-
-
 def check_bit_exact(data: bytes, n_random: int = 2, seed: int = 0, extremes: bool = True,
                     inputs: list[list[np.ndarray]] | None = None) -> int:
     """Run the model through the golden model and TFLM on ``n_random`` random inputs (plus the
     all-min, all-max and ramp inputs if ``extremes``, plus any explicit ``inputs``) and assert
     every output element is equal. Returns the number of output elements compared."""
     graph = load_tflite(data)
-    ref = TflmReference(data, arena_size=arena_size(graph))
+    ref = TflmReference(data)
     gm = GoldenModel(graph)
     rng = np.random.default_rng(seed)
     cases = [make_inputs(graph, rng) for _ in range(n_random)]

@@ -11,7 +11,7 @@ from models.golden import GoldenModel
 from models.zoo import NO_PERSON_BMP, PERSON_BMP, PERSON_DETECT
 from models.zoo import generate as zoo
 from sw.tflite_import import load_tflite
-from tests.models.conftest import arena_size, check_bit_exact
+from tests.models.conftest import check_bit_exact
 
 
 def _bmp_raw_bytes(path) -> np.ndarray:
@@ -33,7 +33,7 @@ def test_person_detect_bmp(person_detect, bmp, person):
 
     graph = load_tflite(person_detect)
     x = _bmp_raw_bytes(bmp)
-    want = TflmReference(person_detect, arena_size(graph)).run([x])[0]
+    want = TflmReference(person_detect).run([x])[0]
     got = GoldenModel(graph).run([x])[0]
     np.testing.assert_array_equal(got, want)
     # output [notperson, person]
@@ -114,7 +114,7 @@ def test_intermediates_match_tflm(name, person_detect):
     graph = load_tflite(full)
     x = [np.random.default_rng(3).integers(-128, 128, t.shape).astype(t.dtype)
          for t in graph.input_tensors()]
-    want = TflmReference(full, arena_size(graph)).run(x)
+    want = TflmReference(full).run(x)
     got = GoldenModel(load_tflite(data)).run_all(x)
     assert len(want) == len(order) == len({o for op in graph.ops for o in op.outputs})
     for idx, w in zip(order, want, strict=True):

@@ -10,7 +10,6 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from models.tflite_writer import ModelBuilder, conv_out_size, quantize_symmetric
 from models.tflm_ref import TflmReference
 from sw.tflite_import import load_tflite
-from tests.models.conftest import arena_size
 
 rng = np.random.default_rng(0)
 
@@ -20,7 +19,7 @@ def _read(data: bytes) -> fb.ModelT:
 
 
 def _tflm_shapes(data: bytes) -> list[tuple[int, ...]]:
-    ref = TflmReference(data, arena_size(load_tflite(data)))
+    ref = TflmReference(data)
     return [tuple(int(s) for s in ref.output_details(i)["shape"]) for i in range(ref.n_outputs)]
 
 
