@@ -147,13 +147,17 @@ class Csi2Rx(wiring.Component):
         crc_rx = Signal(16)
 
         # ---- byte buffer between the input side and the unpacker --------------------------
-        CAP = 8
+        CAP = 12
         buf = Signal(8 * CAP)
         bcnt = Signal(range(CAP + 1))
-        push = Signal()
-        push_m = Signal(range(N + 1))
         do_pop = Signal()
         group = Mux(raw10, 5, 1)
+        # accepted payload beat, registered: the CRC and the buffer take it one cycle later
+        pb_v = Signal()
+        pb_data = Signal(8 * N)
+        pb_m = Signal(range(N + 1))       # payload bytes in it
+        pb_push = Signal()                # they go to the unpacker (pixel packet in a frame)
+        m.d.sync += pb_v.eq(0)
 
         # ---- emitter -------------------------------------------------------------------------
         px = [Signal(10, name=f"px{k}") for k in range(4)]
@@ -180,18 +184,29 @@ class Csi2Rx(wiring.Component):
         with m.Elif(xfer):
             m.d.sync += [ecount.eq(ecount - 1), eidx.eq(eidx + 1)]
 
-        # buffer update: pop `group` bytes from the front, append push_m bytes after the rest
-        base = Signal(range(CAP + 1))
-        m.d.comb += base.eq(bcnt - Mux(do_pop, group, 0))
-        shifted = Signal(8 * CAP)
-        m.d.comb += shifted.eq(Mux(do_pop, Mux(raw10, buf >> 40, buf >> 8), buf))
-        incoming = Signal(8 * CAP)
-        m.d.comb += incoming.eq(Cat(*beat.data) << (base * 8))
-        nbuf = Signal(8 * CAP)
-        for s in range(CAP):
-            m.d.comb += nbuf[8 * s:8 * s + 8].eq(
-                Mux(s < base, shifted[8 * s:8 * s + 8], incoming[8 * s:8 * s + 8]))
-        m.d.sync += [buf.eq(nbuf), bcnt.eq(base + Mux(push, push_m, 0))]
+        # buffer update: pop `group` bytes from the front, append the registered beat's payload
+        # bytes after the rest. Both outcomes (pop / no pop) are built from registers only and
+        # selected last, so do_pop (which depends on o.ready) drives just the final mux.
+        push = Signal()
+        m.d.comb += push.eq(pb_v & pb_push)
+        nbufs, ncnts = [], []
+        for popped in (False, True):
+            base = Signal(range(CAP + 1), name=f"base_{int(popped)}")
+            m.d.comb += base.eq(bcnt - group if popped else bcnt)
+            shifted = Signal(8 * CAP, name=f"shifted_{int(popped)}")
+            m.d.comb += shifted.eq(Mux(raw10, buf >> 40, buf >> 8) if popped else buf)
+            incoming = Signal(8 * CAP, name=f"incoming_{int(popped)}")
+            m.d.comb += incoming.eq(pb_data << (base * 8))
+            nb_ = Signal(8 * CAP, name=f"nbuf_{int(popped)}")
+            for s_ in range(CAP):
+                m.d.comb += nb_[8 * s_:8 * s_ + 8].eq(
+                    Mux(s_ < base, shifted[8 * s_:8 * s_ + 8], incoming[8 * s_:8 * s_ + 8]))
+            nc = Signal(range(CAP + 1), name=f"ncnt_{int(popped)}")
+            m.d.comb += nc.eq(base + Mux(push, pb_m, 0))
+            nbufs.append(nb_)
+            ncnts.append(nc)
+        m.d.sync += [buf.eq(Mux(do_pop, nbufs[1], nbufs[0])),
+                     bcnt.eq(Mux(do_pop, ncnts[1], ncnts[0]))]
 
         # ---- status output ----------------------------------------------------------------
         st_v = Signal()
@@ -212,14 +227,16 @@ class Csi2Rx(wiring.Component):
 
         # ---- payload lane bookkeeping -----------------------------------------------------
         pay_m = Signal(range(N + 1))
-        m.d.comb += pay_m.eq(Mux(rem <= 0, 0, Mux(rem < nb, rem, nb)))
-        cand = [crc] + [_crc_bytes(crc, [beat.data[i] for i in range(k)])
-                        for k in range(1, N + 1)]
-        crc_next = Signal(16)
-        with m.Switch(pay_m):
-            for k in range(N + 1):
-                with m.Case(k):
-                    m.d.comb += crc_next.eq(cand[k])
+        r_le0, r_small = Signal(), Signal()
+        m.d.comb += [r_le0.eq(rem <= 0), r_small.eq(rem < N),
+                     pay_m.eq(Mux(r_le0, 0, Mux(r_small & (rem[:3] < nb), rem[:3], nb)))]
+        pb_bytes = [pb_data[8 * i:8 * i + 8] for i in range(N)]
+        cand = [crc] + [_crc_bytes(crc, pb_bytes[:k]) for k in range(1, N + 1)]
+        with m.If(pb_v):
+            with m.Switch(pb_m):
+                for k in range(N + 1):
+                    with m.Case(k):
+                        m.d.sync += crc.eq(cand[k])
 
         with m.FSM(name="rx"):
             with m.State("HDR"):
@@ -286,11 +303,12 @@ class Csi2Rx(wiring.Component):
                             m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
-                m.d.comb += self.i.ready.eq(~pix_en | (base + N <= CAP))
+                # room check from registers only (the pending beat counted, pops not credited)
+                m.d.comb += self.i.ready.eq(~pix_en | (bcnt + Mux(pb_v, pb_m, 0) + N <= CAP))
                 with m.If(take):
-                    m.d.comb += [push.eq(pix_en), push_m.eq(pay_m)]
-                    # saturate far below -2 (an endless overlong burst must not wrap around)
-                    m.d.sync += [crc.eq(crc_next),
+                    m.d.sync += [pb_v.eq(1), pb_data.eq(Cat(*beat.data)), pb_m.eq(pay_m),
+                                 pb_push.eq(pix_en),
+                                 # saturate far below -2 (an endless overlong burst must not wrap)
                                  rem.eq(Mux(rem < -(1 << 17), rem, rem - nb))]
                     for k in range(N):
                         with m.If((k < nb) & (rem == k)):
@@ -298,7 +316,10 @@ class Csi2Rx(wiring.Component):
                         with m.If((k < nb) & (rem == k - 1)):
                             m.d.sync += crc_rx[8:].eq(beat.data[k])
                     with m.If(beat.last):
-                        m.next = "CHECK"
+                        m.next = "CRCWAIT"
+
+            with m.State("CRCWAIT"):          # the last payload beat enters the CRC this cycle
+                m.next = "CHECK"
 
             with m.State("CHECK"):
                 with m.If(rem > -2):
@@ -312,7 +333,7 @@ class Csi2Rx(wiring.Component):
                 m.next = "DRAIN"
 
             with m.State("DRAIN"):
-                with m.If((bcnt < group) & (ecount == 0)):
+                with m.If((bcnt < group) & (ecount == 0) & ~pb_v):
                     m.d.sync += [bcnt.eq(0), line_first.eq(0)]
                     m.next = "HDR"
 

@@ -113,7 +113,10 @@ class Isp(wiring.Component):
         m.submodules.fifo = ofifo = fifo.SyncFIFOBuffered(width=TENSOR_LAYOUT.size,
                                                           depth=FIFO_DEPTH)
         # Each pixel in flight yields at most one output; READY_MARGIN free slots cover them all.
-        m.d.comb += self.i.ready.eq(ofifo.level <= FIFO_DEPTH - READY_MARGIN)
+        # registered (so it is a flip-flop for the RX), one slot stricter for the cycle of delay
+        ready_r = Signal()
+        m.d.sync += ready_r.eq(ofifo.level < FIFO_DEPTH - READY_MARGIN)
+        m.d.comb += self.i.ready.eq(ready_r)
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
 
