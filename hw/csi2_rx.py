@@ -227,9 +227,19 @@ class Csi2Rx(wiring.Component):
 
         # ---- payload lane bookkeeping -----------------------------------------------------
         pay_m = Signal(range(N + 1))
-        r_le0, r_small = Signal(), Signal()
-        m.d.comb += [r_le0.eq(rem <= 0), r_small.eq(rem < N),
-                     pay_m.eq(Mux(r_le0, 0, Mux(r_small & (rem[:3] < nb), rem[:3], nb)))]
+        # Facts about `rem` the next beat needs, registered one beat ahead (non-last beats are full,
+        # so the next beat sees rem - N): rem <= 0, rem < N, rem's low bits, rem == k, rem == k-1.
+        r_le0, r_small, r_low = Signal(), Signal(), Signal(3)
+        eq_lo = Signal(N)                 # eq_lo[k]: byte k of the next beat is the CRC LSB
+        eq_hi = Signal(N)                 # eq_hi[k]: ... the CRC MSB
+
+        def rem_facts(v):
+            """(register, value) pairs for the facts of remaining count ``v``."""
+            return [r_le0.eq(v <= 0), r_small.eq(v < N), r_low.eq(v[:3]),
+                    eq_lo.eq(Cat(*[v == k for k in range(N)])),
+                    eq_hi.eq(Cat(*[v == k - 1 for k in range(N)]))]
+
+        m.d.comb += pay_m.eq(Mux(r_le0, 0, Mux(r_small & (r_low < nb), r_low, nb)))
         pb_bytes = [pb_data[8 * i:8 * i + 8] for i in range(N)]
         cand = [crc] + [_crc_bytes(crc, pb_bytes[:k]) for k in range(1, N + 1)]
         with m.If(pb_v):
@@ -293,7 +303,8 @@ class Csi2Rx(wiring.Component):
                         m.d.sync += [raw10.eq(dt == DataType.RAW10.value),
                                      pix_en.eq(in_frame & ((dt == DataType.RAW10.value)
                                                            | (dt == DataType.RAW8.value))),
-                                     line_first.eq(1), rem.eq(hcr[8:24]), crc.eq(CRC_SEED),
+                                     line_first.eq(1), rem.eq(wc_in), *rem_facts(wc_in),
+                                     crc.eq(CRC_SEED),
                                      crc_rx.eq(0)]
                         with m.If(hdr_last):
                             m.d.comb += [inc["length_errors"].eq(1),
@@ -309,11 +320,12 @@ class Csi2Rx(wiring.Component):
                     m.d.sync += [pb_v.eq(1), pb_data.eq(Cat(*beat.data)), pb_m.eq(pay_m),
                                  pb_push.eq(pix_en),
                                  # saturate far below -2 (an endless overlong burst must not wrap)
-                                 rem.eq(Mux(rem < -(1 << 17), rem, rem - nb))]
+                                 rem.eq(Mux(rem < -(1 << 17), rem, rem - nb)),
+                                 *rem_facts(rem - N)]
                     for k in range(N):
-                        with m.If((k < nb) & (rem == k)):
+                        with m.If((k < nb) & eq_lo[k]):
                             m.d.sync += crc_rx[:8].eq(beat.data[k])
-                        with m.If((k < nb) & (rem == k - 1)):
+                        with m.If((k < nb) & eq_hi[k]):
                             m.d.sync += crc_rx[8:].eq(beat.data[k])
                     with m.If(beat.last):
                         m.next = "CRCWAIT"
