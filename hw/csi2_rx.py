@@ -314,8 +314,8 @@ class Csi2Rx(wiring.Component):
                             m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
-                # room check from registers only (the pending beat counted, pops not credited)
-                m.d.comb += self.i.ready.eq(~pix_en | (bcnt + Mux(pb_v, pb_m, 0) + N <= CAP))
+                # room check on bcnt alone: room for the pending beat and this one (<= N each)
+                m.d.comb += self.i.ready.eq(~pix_en | (bcnt <= CAP - 2 * N))
                 with m.If(take):
                     m.d.sync += [pb_v.eq(1), pb_data.eq(Cat(*beat.data)), pb_m.eq(pay_m),
                                  pb_push.eq(pix_en),
