@@ -169,9 +169,14 @@ class RequantCore(wiring.Component):
             r9 = reg(signed(32), p + "r9", (r8 >> Cat(Const(0, 3), right8))[:32])
             # S10: output zero point (int32 wrap).
             y10 = reg(signed(32), p + "y10", (r9 + zp[9])[:32])
-            # S11: clamp to [qmin, qmax].
+            # S11: saturate to int8 (bits 7..31 not all equal: out of range), then clamp to
+            # [qmin, qmax] with 8-bit compares only.
+            in8 = (y10[7:] == 0) | (y10[7:] == (1 << 25) - 1)
+            y8 = Mux(in8, y10[:8], Mux(y10[31], -128, 127)).as_signed()
+            y8s = Signal(signed(8), name=p + "y8s")
+            m.d.comb += y8s.eq(y8)
             y11 = reg(signed(8), p + "y11",
-                      Mux(y10 < qmin[10], qmin[10], Mux(y10 > qmax[10], qmax[10], y10[:8])))
+                      Mux(y8s < qmin[10], qmin[10], Mux(y8s > qmax[10], qmax[10], y8s)))
             m.d.comb += self.o.p.data[n].eq(y11)
         return m
 

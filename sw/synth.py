@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from amaranth.hdl import Cat, Module, Shape, Signal
+from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,18 +59,18 @@ class IOShell(wiring.Component):
 
     def __init__(self, inner: wiring.Component):
         self.inner = inner
-        self.in_bits = sum(Shape.cast(m.shape).width for _, m in inner.signature.members.items()
-                           if m.is_port and m.flow == In)
+        self.in_bits = sum(len(Value.cast(v)) for _, mem, v in inner.signature.flatten(inner)
+                           if mem.flow == In and isinstance(Value.cast(v), Signal))
         super().__init__({"sin": In(1), "sout": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = self.inner
         ins, outs = [], []
-        for name, member in dut.signature.members.items():
-            if not member.is_port:
-                raise UserError(f"top port {name!r} is not a plain port; give the top flat ports")
-            (ins if member.flow == In else outs).append(getattr(dut, name))
+        for _, member, value in dut.signature.flatten(dut):
+            value = Value.cast(value)
+            if isinstance(value, Signal):       # (constant members of always-ready streams: skip)
+                (ins if member.flow == In else outs).append(value)
         chain = Signal(max(self.in_bits, 1))
         m.d.sync += chain.eq(Cat(self.sin, chain[:-1]))
         off = 0
