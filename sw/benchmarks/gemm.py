@@ -5,7 +5,8 @@ GEMM with no input gaps and no output back-pressure. ``steady_macs_per_cycle_rat
 beats / cycles from the first to the last accepted activation (each beat is R*C MACs of array work;
 K and N are multiples of the array so no MAC is padding); ``end_to_end_macs_per_cycle_ratio``
 includes pipeline fill and drain. The outputs are checked bit-exact against models.gemm by the same
-test. Also returns the last synthesis reports (build/synth/<target>/report.json) if present.
+test. Also returns the last synthesis reports of the gemm top at the target's preset
+(build/synth/<target>/gemm-<target>/) if present.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def run(quick: bool) -> dict:
     out = {"config": cfg.name, "array": f"{cfg.array_rows}x{cfg.array_cols}", **res,
            "sim_wall_s": round(time.monotonic() - t0, 1)}
     for target in ("ecp5", "ice40"):
-        p = build_dir("synth", target) / "report.json"
+        p = build_dir("synth", target) / f"gemm-{target}" / "report.json"
         if p.exists():
             r = json.loads(p.read_text())
             out[f"synth_{target}"] = {k: r.get(k) for k in (
