@@ -29,6 +29,7 @@ from amaranth.utils import bits_for
 
 from hw.config import Config
 from hw.csi2 import PIXEL_LAYOUT
+from hw.systolic import registered_mul
 
 __all__ = ["PATTERNS", "pattern_positions", "RECIP_BITS", "MAX_BOX", "TENSOR_LAYOUT",
            "params_layout", "coord_bits", "Isp"]
@@ -43,7 +44,7 @@ MAX_BOX = 4096
 SUM_BITS = 20
 FIFO_DEPTH = 64
 #: free FIFO slots required to take a pixel: more than the pixels the pipeline holds.
-READY_MARGIN = 32
+READY_MARGIN = 36
 
 #: One output beat: one tensor pixel, all channels.
 TENSOR_LAYOUT = data.StructLayout({
@@ -171,15 +172,16 @@ class Isp(wiring.Component):
         m.d.sync += [s2_v.eq(s1_v), s2_sof.eq(s1_sof), s2_x.eq(s1_x), s2_y.eq(s1_y),
                      s2_val.eq(Mux(s1_pix > bl, s1_pix - bl, 0)), s2_gain.eq(p.gain[k1])]
 
-        # ---- S2b/S3: gain (Q8.8) then saturation at 1023 -----------------------------------------
+        # ---- S2b/S2c/S3: gain (Q8.8, a registered multiplier: 2 cycles), saturation at 1023 ----
         s2b_v, s2b_sof, s2b_x, s2b_y = Signal(), Signal(), Signal(cb), Signal(cb)
-        s2b_prod = Signal(26)
+        s2c_v, s2c_sof, s2c_x, s2c_y = Signal(), Signal(), Signal(cb), Signal(cb)
+        s2c_prod = registered_mul(m, platform, s2_val, s2_gain, "gain_mul")
         m.d.sync += [s2b_v.eq(s2_v), s2b_sof.eq(s2_sof), s2b_x.eq(s2_x), s2b_y.eq(s2_y),
-                     s2b_prod.eq(s2_val * s2_gain)]
+                     s2c_v.eq(s2b_v), s2c_sof.eq(s2b_sof), s2c_x.eq(s2b_x), s2c_y.eq(s2b_y)]
         s3_v, s3_sof = Signal(), Signal()
         s3_val, s3_x, s3_y = Signal(10), Signal(cb), Signal(cb)
-        m.d.sync += [s3_v.eq(s2b_v), s3_sof.eq(s2b_sof), s3_x.eq(s2b_x), s3_y.eq(s2b_y),
-                     s3_val.eq(Mux(s2b_prod[18:] != 0, 1023, s2b_prod[8:18]))]
+        m.d.sync += [s3_v.eq(s2c_v), s3_sof.eq(s2c_sof), s3_x.eq(s2c_x), s3_y.eq(s2c_y),
+                     s3_val.eq(Mux(s2c_prod[18:26] != 0, 1023, s2c_prod[8:18]))]
 
         # ---- S4: 2x2 binning with a line buffer of (even col, odd col) pairs of even rows -------
         m.submodules.linebuf = linebuf = Memory(shape=unsigned(20), depth=half, init=[])
@@ -230,7 +232,10 @@ class Isp(wiring.Component):
         s5b_l = regs("s5b_l", 3, 16)
         m.d.sync += [s5b_v.eq(s5_v), s5b_sof.eq(s5_sof), s5b_bx.eq(s5_bx), s5b_by.eq(s5_by),
                      s5b_c[0].eq(s5_r), s5b_c[1].eq(s5_g), s5b_c[2].eq(s5_b),
-                     s5b_l[0].eq(77 * s5_r), s5b_l[1].eq(150 * s5_g), s5b_l[2].eq(29 * s5_b + 128)]
+                     # 77 r, 150 g, 29 b + 128 as shift-and-add (no DSP)
+                     s5b_l[0].eq((s5_r << 6) + (s5_r << 3) + (s5_r << 2) + s5_r),
+                     s5b_l[1].eq((s5_g << 7) + (s5_g << 4) + (s5_g << 2) + (s5_g << 1)),
+                     s5b_l[2].eq((s5_b << 4) + (s5_b << 3) + (s5_b << 2) + s5_b + 128)]
         luma = Signal(16)
         m.d.comb += luma.eq(s5b_l[0] + s5b_l[1] + s5b_l[2])
         s6_v, s6_sof = Signal(), Signal()
@@ -342,14 +347,17 @@ class Isp(wiring.Component):
         # ---- S11-S12: divide by the box size (fixed-point reciprocal, split multiply) -----------
         # vs (20 bits) * R (25 bits) as four partial products of at most 10 x 13 bits
         rl, vl = 12, SUM_BITS // 2
+        s10b_v, s10b_sof, s10b_last = Signal(), Signal(), Signal()
         s11_v, s11_sof, s11_last = Signal(), Signal(), Signal()
-        s11_pp = [regs(f"s11_pp{i}_", 4, 24) for i in range(3)]
-        m.d.sync += [s11_v.eq(s10_v), s11_sof.eq(s10_sof), s11_last.eq(s10_last)]
+        m.d.sync += [s10b_v.eq(s10_v), s10b_sof.eq(s10_sof), s10b_last.eq(s10_last),
+                     s11_v.eq(s10b_v), s11_sof.eq(s10b_sof), s11_last.eq(s10b_last)]
+        s11_pp = []
         for i in range(3):
             v_lo, v_hi = s10_vs[i][:vl], s10_vs[i][vl:]
             r_lo, r_hi = s10_r[:rl], s10_r[rl:]
-            m.d.sync += [s11_pp[i][0].eq(v_lo * r_lo), s11_pp[i][1].eq(v_lo * r_hi),
-                         s11_pp[i][2].eq(v_hi * r_lo), s11_pp[i][3].eq(v_hi * r_hi)]
+            s11_pp.append([registered_mul(m, platform, a, b, f"recip_mul{i}_{k}")
+                           for k, (a, b) in enumerate([(v_lo, r_lo), (v_lo, r_hi),
+                                                       (v_hi, r_lo), (v_hi, r_hi)])])
         s11a_v, s11a_sof, s11a_last = Signal(), Signal(), Signal()
         s11a_lo = regs("s11a_lo", 3, 36)
         s11a_hi = regs("s11a_hi", 3, 36)
@@ -371,10 +379,12 @@ class Isp(wiring.Component):
                      *[s12_u[i].eq(Mux(s12a_q[i] > 255, 255, s12a_q[i])) for i in range(3)]]
 
         # ---- S13-S14: normalization: multiply, round, shift, offset, clamp --------------------
+        s12b_v, s12b_sof, s12b_last = Signal(), Signal(), Signal()
         s13_v, s13_sof, s13_last = Signal(), Signal(), Signal()
-        s13_t = regs("s13_t", 3, 24)
-        m.d.sync += [s13_v.eq(s12_v), s13_sof.eq(s12_sof), s13_last.eq(s12_last),
-                     *[s13_t[i].eq(s12_u[i] * p.norm_mul[i]) for i in range(3)]]
+        m.d.sync += [s12b_v.eq(s12_v), s12b_sof.eq(s12_sof), s12b_last.eq(s12_last),
+                     s13_v.eq(s12b_v), s13_sof.eq(s12b_sof), s13_last.eq(s12b_last)]
+        s13_t = [registered_mul(m, platform, s12_u[i], p.norm_mul[i], f"norm_mul{i}")
+                 for i in range(3)]
         s13b_v, s13b_sof, s13b_last = Signal(), Signal(), Signal()
         s13b_t = regs("s13b_t", 3, 25)
         m.d.sync += [s13b_v.eq(s13_v), s13b_sof.eq(s13_sof), s13b_last.eq(s13_last),
