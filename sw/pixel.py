@@ -220,28 +220,29 @@ def _corrupt(bursts: list[bytes], rng: random.Random, kind: str) -> list[bytes]:
     b = [bytearray(x) for x in bursts]
     longs = [i for i, x in enumerate(b) if len(x) > 6 and (x[0] & 0x3F) >= 0x10]
     i = rng.choice(longs) if longs else 0
-    if kind == "hdr_flip1":
-        j = rng.randrange(len(b))
+    hdrs = [k for k, x in enumerate(b) if len(x) >= 4] or [None]
+    if kind == "hdr_flip1" and hdrs[0] is not None:
+        j = rng.choice(hdrs)
         b[j][rng.randrange(4)] ^= 1 << rng.randrange(8)
-    elif kind == "hdr_flip2":
-        j = rng.randrange(len(b))
+    elif kind == "hdr_flip2" and hdrs[0] is not None:
+        j = rng.choice(hdrs)
         bits = rng.sample(range(32), 2)
         for t in bits:
             b[j][t // 8] ^= 1 << (t % 8)
-    elif kind == "payload_flip":
+    elif kind == "payload_flip" and longs:
         k = rng.randrange(4, len(b[i]) - 2)
         b[i][k] ^= 1 << rng.randrange(8)
-    elif kind == "crc_flip":
+    elif kind == "crc_flip" and longs:
         b[i][len(b[i]) - 1 - rng.randrange(2)] ^= 1 << rng.randrange(8)
-    elif kind == "truncate":
+    elif kind == "truncate" and longs:
         del b[i][rng.randrange(1, len(b[i])):]
-    elif kind == "overlong":
+    elif kind == "overlong" and longs:
         b[i].extend(rng.randbytes(rng.randrange(1, 12)))
     elif kind == "missing_fe":
         b = [x for x in b if not (len(x) == 4 and x[0] == DataType.FE.value)] or b
     elif kind == "garbage":
         b.insert(rng.randrange(len(b) + 1), bytearray(rng.randbytes(rng.randrange(1, 40))))
-    elif kind == "wrong_wc":
+    elif kind == "wrong_wc" and longs:
         wc = b[i][1] | b[i][2] << 8
         new = max(0, wc + rng.choice([-7, -5, -1, 1, 3, 5, 9]))
         b[i][:4] = csi2.header(b[i][0] & 0x3F, new, b[i][0] >> 6)
