@@ -57,6 +57,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 def limit_blas_threads() -> None:
     """One BLAS thread: the golden model's GEMMs are small; threading only adds contention."""
+    import numpy  # noqa: F401  (threadpoolctl only sees BLAS libraries already loaded)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
