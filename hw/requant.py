@@ -60,12 +60,12 @@ def requant_out_layout(lanes: int) -> data.StructLayout:
 class RequantCore(wiring.Component):
     """Fixed-latency requant pipeline without back-pressure (see module docstring)."""
 
-    #: Pipeline registers of the full-speed pipeline (stages S0..S11, see docs/array.md).
-    FULL = tuple(range(12))
+    #: Pipeline registers of the full-speed pipeline (stages S0..S12, see docs/array.md).
+    FULL = tuple(range(13))
     #: Registers kept for slow clocks (< 60 MHz, e.g. the iCE40 preset): input, DSP operands and
     #: products (S3, S4, inherent to :func:`hw.systolic.registered_mul`), one register after each
     #: long carry chain (S6, S7), after the right shift (S9) and the output.
-    LIGHT = (0, 3, 4, 6, 7, 9, 11)
+    LIGHT = (0, 3, 4, 6, 7, 9, 12)
 
     def __init__(self, lanes: int, stages: tuple[int, ...] = FULL):
         self.lanes = lanes
@@ -110,7 +110,7 @@ class RequantCore(wiring.Component):
         zp = [reg(signed(8), "zp0", self.i.p.zp)]
         qmin = [reg(signed(8), "qmin0", self.i.p.qmin)]
         qmax = [reg(signed(8), "qmax0", self.i.p.qmax)]
-        for k in range(1, 11):
+        for k in range(1, 12):
             zp.append(reg(signed(8), f"zp{k}", zp[-1]))
             qmin.append(reg(signed(8), f"qmin{k}", qmin[-1]))
             qmax.append(reg(signed(8), f"qmax{k}", qmax[-1]))
@@ -169,15 +169,13 @@ class RequantCore(wiring.Component):
             r9 = reg(signed(32), p + "r9", (r8 >> Cat(Const(0, 3), right8))[:32])
             # S10: output zero point (int32 wrap).
             y10 = reg(signed(32), p + "y10", (r9 + zp[9])[:32])
-            # S11: saturate to int8 (bits 7..31 not all equal: out of range), then clamp to
-            # [qmin, qmax] with 8-bit compares only.
+            # S11: saturate to int8 (bits 7..31 not all equal: out of int8 range).
             in8 = (y10[7:] == 0) | (y10[7:] == (1 << 25) - 1)
-            y8 = Mux(in8, y10[:8], Mux(y10[31], -128, 127)).as_signed()
-            y8s = Signal(signed(8), name=p + "y8s")
-            m.d.comb += y8s.eq(y8)
-            y11 = reg(signed(8), p + "y11",
-                      Mux(y8s < qmin[10], qmin[10], Mux(y8s > qmax[10], qmax[10], y8s)))
-            m.d.comb += self.o.p.data[n].eq(y11)
+            y11 = reg(signed(8), p + "y11", Mux(in8, y10[:8], Mux(y10[31], -128, 127)))
+            # S12: clamp to [qmin, qmax] (8-bit compares).
+            y12 = reg(signed(8), p + "y12",
+                      Mux(y11 < qmin[11], qmin[11], Mux(y11 > qmax[11], qmax[11], y11)))
+            m.d.comb += self.o.p.data[n].eq(y12)
         return m
 
 

@@ -6,7 +6,8 @@ Flow: Amaranth top (``hw.tops``) wrapped in an I/O shell -> Verilog -> ``yowasp-
 report.
 
 The I/O shell: a top's ports (hundreds of bits: lanes, per-channel parameters) exceed any package,
-so the design under test is wrapped: every input bit comes from one serial shift chain (pin ``sin``)
+so the design under test is wrapped: every input bit comes from one serial shift chain (pin ``sin``,
+through a shadow register)
 and all output bits are XOR-reduced into one pin (``sout``) by a tree registered at every LUT level.
 Every input stays an unknown and every output observable, so no logic is optimised away, and every
 path starts and ends at a flip-flop as in a real SoC. The shell's flip-flops are included in ``ffs``
@@ -68,7 +69,7 @@ class IOShell(wiring.Component):
             n = -(-n // 4)
             xor_ffs += n
         #: Flip-flops of the shell itself (input chain and XOR tree).
-        self.ffs = self.in_bits + xor_ffs
+        self.ffs = 2 * self.in_bits + xor_ffs
         super().__init__({"sin": In(1), "sout": Out(1)})
 
     def elaborate(self, platform):
@@ -80,10 +81,11 @@ class IOShell(wiring.Component):
             if isinstance(value, Signal):       # (constant members of always-ready streams: skip)
                 (ins if member.flow == In else outs).append(value)
         chain = Signal(max(self.in_bits, 1))
-        m.d.sync += chain.eq(Cat(self.sin, chain[:-1]))
+        shadow = Signal(max(self.in_bits, 1))   # lets the placer put a register next to each input
+        m.d.sync += [chain.eq(Cat(self.sin, chain[:-1])), shadow.eq(chain)]
         off = 0
         for s in ins:
-            m.d.comb += s.eq(chain[off:off + len(s)])
+            m.d.comb += s.eq(shadow[off:off + len(s)])
             off += len(s)
         # Registered XOR tree, 4 inputs (one LUT4) per node per level: the shell adds no long path.
         level = list(Cat(*outs)) if outs else [self.sin]
