@@ -157,7 +157,7 @@ class Csi2Rx(wiring.Component):
         pb_data = Signal(8 * N)
         pb_m = Signal(range(N + 1))       # payload bytes in it
         pb_push = Signal()                # they go to the unpacker (pixel packet in a frame)
-        m.d.sync += pb_v.eq(0)
+        m.d.sync += [pb_v.eq(0), pb_data.eq(Cat(*beat.data))]   # data: no enable (pb_v says)
 
         # ---- emitter -------------------------------------------------------------------------
         px = [Signal(10, name=f"px{k}") for k in range(4)]
@@ -205,8 +205,12 @@ class Csi2Rx(wiring.Component):
             m.d.comb += nc.eq(base + Mux(push, pb_m, 0))
             nbufs.append(nb_)
             ncnts.append(nc)
-        m.d.sync += [buf.eq(Mux(do_pop, nbufs[1], nbufs[0])),
-                     bcnt.eq(Mux(do_pop, ncnts[1], ncnts[0]))]
+        bcnt_next = Signal(range(CAP + 1))
+        m.d.comb += bcnt_next.eq(Mux(do_pop, ncnts[1], ncnts[0]))
+        # room for the pending beat and one more (<= N bytes each), registered one cycle ahead
+        room = Signal()
+        m.d.sync += [buf.eq(Mux(do_pop, nbufs[1], nbufs[0])), bcnt.eq(bcnt_next),
+                     room.eq(bcnt_next <= CAP - 2 * N)]
 
         # ---- status output ----------------------------------------------------------------
         st_v = Signal()
@@ -315,9 +319,9 @@ class Csi2Rx(wiring.Component):
 
             with m.State("PAYLOAD"):
                 # room check on bcnt alone: room for the pending beat and this one (<= N each)
-                m.d.comb += self.i.ready.eq(~pix_en | (bcnt <= CAP - 2 * N))
+                m.d.comb += self.i.ready.eq(~pix_en | room)
                 with m.If(take):
-                    m.d.sync += [pb_v.eq(1), pb_data.eq(Cat(*beat.data)), pb_m.eq(pay_m),
+                    m.d.sync += [pb_v.eq(1), pb_m.eq(pay_m),
                                  pb_push.eq(pix_en),
                                  # saturate far below -2 (an endless overlong burst must not wrap)
                                  rem.eq(Mux(rem < -(1 << 17), rem, rem - nb)),
