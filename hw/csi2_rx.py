@@ -114,8 +114,14 @@ class Csi2Rx(wiring.Component):
         hdr_last = Signal()
         h24 = hdr[:24]
         ecc = hdr[24:]
+        # The syndrome is linear in the header bytes: it is accumulated as the header beats arrive
+        # (ECC byte bits 5:0 XOR the parity of the data bytes), so decoding starts from a register.
         syn = Signal(6)
-        m.d.comb += syn.eq(ecc[:6] ^ Cat(*[(h24 & mask).xor() for mask in ECC_MASKS]))
+
+        def syn_contrib(j, byte):
+            if j == 3:
+                return byte[:6]
+            return Cat(*[(byte & ((mask >> (8 * j)) & 0xFF)).xor() for mask in ECC_MASKS])
         rsv = ecc[6:]
         flip = Signal(24)
         single = Signal()
@@ -257,6 +263,13 @@ class Csi2Rx(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(take):
                     m.d.sync += hdr.word_select(hb, 8 * N).eq(Cat(*beat.data))
+                    with m.Switch(hb):
+                        for h in range(4 // N):
+                            with m.Case(h):
+                                acc = syn if h else Const(0, 6)
+                                for i in range(N):
+                                    acc = acc ^ syn_contrib(h * N + i, beat.data[i])
+                                m.d.sync += syn.eq(acc)
                     with m.If(beat.last & ((hb * N + beat.n) < 4)):
                         m.d.comb += [inc["length_errors"].eq(1),
                                      flag_set.eq(ErrorFlag.LENGTH.value)]
