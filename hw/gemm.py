@@ -112,14 +112,23 @@ class GemmEngine(wiring.Component):
             m.d.sync += busy.eq(0)
 
         # ---- params: push up to two N tiles ahead
+        # ``params.ready`` is a register (the push enables every bit of the FIFO: a wide net).
         p_left = Signal(DIM_BITS)        # params beats still to accept for this GEMM
         p_avail = Signal(2)              # pushed beats whose N tile admission has not passed
-        p_push = self.params.valid & self.params.ready
+        p_cnt = Signal(2)                # beats in pfifo
+        p_ready = Signal()
+        p_push = self.params.valid & p_ready
+        p_pop = Signal()
         m.d.comb += [
-            self.params.ready.eq(busy & (p_left != 0) & pfifo.w_rdy),
+            self.params.ready.eq(p_ready),
             pfifo.w_en.eq(p_push),
             pfifo.w_data.eq(self.params.payload),
         ]
+        cmd_take = self.cmd.valid & ~busy
+        p_left_next = Mux(cmd_take, self.cmd.p.n_tiles, p_left - p_push)
+        p_cnt_next = p_cnt + p_push - p_pop
+        m.d.sync += [p_left.eq(p_left_next), p_cnt.eq(p_cnt_next),
+                     p_ready.eq((p_left_next != 0) & (p_cnt_next < 2))]
 
         # ---- admission of activations ---------------------------------------------------------
         # Loop state is kept as down-counters plus registered flags, so that the admission
@@ -169,7 +178,7 @@ class GemmEngine(wiring.Component):
             return [blocks_left.eq(last_idx), last_blk.eq(single_blk), *load_block(single_blk)]
 
         with m.If(self.cmd.valid & ~busy):
-            m.d.sync += [start.eq(1), adm_done.eq(1), p_left.eq(self.cmd.p.n_tiles)]
+            m.d.sync += [start.eq(1), adm_done.eq(1)]
         with m.Elif(start == 1):
             m.d.sync += [start.eq(2), m1.eq(cmd.m - 1), k1.eq(cmd.k_tiles - 1),
                          n1.eq(cmd.n_tiles - 1)]
@@ -190,8 +199,6 @@ class GemmEngine(wiring.Component):
                              nt_last.eq(nt_left == 1)]
                 with m.If(nt_last):
                     m.d.sync += adm_done.eq(1)
-        with m.If(p_push & ~(self.cmd.valid & ~busy)):
-            m.d.sync += p_left.eq(p_left - 1)
         m.d.sync += p_avail.eq(p_avail + p_push - nt_advance)
         with m.If(self.cmd.valid & ~busy):
             m.d.sync += p_avail.eq(0)
@@ -243,7 +250,8 @@ class GemmEngine(wiring.Component):
             rq.i.p.bias.eq(head.bias), rq.i.p.mult.eq(head.mult), rq.i.p.shift.eq(head.shift),
             rq.i.p.zp.eq(cmd.zp), rq.i.p.qmin.eq(cmd.qmin), rq.i.p.qmax.eq(cmd.qmax),
             rq.i.p.last.eq(t2.final),
-            pfifo.r_en.eq(v2 & t2.lastk & t2.nt_end),
+            p_pop.eq(v2 & t2.lastk & t2.nt_end),
+            pfifo.r_en.eq(p_pop),
         ]
 
         # ---- output FIFO and credits

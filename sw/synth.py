@@ -28,7 +28,16 @@ import sys
 import time
 from pathlib import Path
 
-from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.hdl import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    DomainRenamer,
+    Module,
+    ResetSignal,
+    Signal,
+    Value,
+)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -74,14 +83,19 @@ class IOShell(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.dut = dut = self.inner
+        # The design runs in domain "dut", whose reset is registered (as a reset synchroniser
+        # would): the pin's routing is not a path of the design.
+        m.domains.dut = ClockDomain("dut")
+        m.d.comb += ClockSignal("dut").eq(ClockSignal("sync"))
+        m.d.sync += ResetSignal("dut").eq(ResetSignal("sync"))
+        m.submodules.dut = dut = DomainRenamer({"sync": "dut"})(self.inner)
         ins, outs = [], []
         for _, member, value in dut.signature.flatten(dut):
             value = Value.cast(value)
             if isinstance(value, Signal):       # (constant members of always-ready streams: skip)
                 (ins if member.flow == In else outs).append(value)
-        chain = Signal(max(self.in_bits, 1))
-        shadow = Signal(max(self.in_bits, 1))   # lets the placer put a register next to each input
+        chain = Signal(max(self.in_bits, 1), reset_less=True)
+        shadow = Signal(max(self.in_bits, 1), reset_less=True)  # a register next to each input
         m.d.sync += [chain.eq(Cat(self.sin, chain[:-1])), shadow.eq(chain)]
         off = 0
         for s in ins:
@@ -93,11 +107,11 @@ class IOShell(wiring.Component):
         while len(level) > 1:
             nxt = []
             for i in range(0, len(level), 4):
-                r = Signal(name=f"xor{depth}_{i // 4}")
+                r = Signal(name=f"xor{depth}_{i // 4}", reset_less=True)
                 m.d.sync += r.eq(Cat(*level[i:i + 4]).xor())
                 nxt.append(r)
             level, depth = nxt, depth + 1
-        red = Signal()
+        red = Signal(reset_less=True)
         m.d.sync += red.eq(level[0])
         m.d.comb += self.sout.eq(red)
         return m
