@@ -42,9 +42,11 @@ RECIP_BITS = 24
 #: Largest box (binned pixels per output pixel) the resize accepts (sums fit 20 bits).
 MAX_BOX = 4096
 SUM_BITS = 20
-FIFO_DEPTH = 64
-#: free FIFO slots required to take a pixel: more than the pixels the pipeline holds.
-READY_MARGIN = 36
+FIFO_DEPTH = 32
+#: free FIFO slots required to take a pixel. The pipeline holds 27 pixels, and outputs come only
+#: from odd columns of odd rows, so at most 14 outputs are in flight (+1 for the registered ready).
+#: Depth 32 keeps the FIFO in LUT RAM (a block RAM's clock-to-out limited Fmax).
+READY_MARGIN = 16
 
 #: One output beat: one tensor pixel, all channels.
 TENSOR_LAYOUT = data.StructLayout({

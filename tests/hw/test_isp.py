@@ -29,6 +29,9 @@ CASES = [
          size=[20, 16], black=[60, 64, 70, 66], gain=[300, 256, 200, 512],
          norm_mul=[181, 3, 1], norm_shift=[8, 1, 0], norm_off=[-100, -128, -128], read=3.0,
          shot=0.4, seed=7, stall=0.1),
+    # 1:1 with heavy back-pressure: outputs at their densest, the FIFO bound is exercised
+    dict(photo="chelsea", mode="64x48", pattern="GRBG", channels=3, roi=[0, 0, 64, 48],
+         size=[32, 24], stall=0.9),
     # big box (downscale to 1 pixel per axis)
     dict(photo="coffee", mode="64x32", pattern="RGGB", channels=1, roi=[0, 0, 64, 32],
          size=[1, 3], stall=0.0),
