@@ -274,7 +274,7 @@ class Isp(wiring.Component):
         with m.Elif(row_start):
             m.d.comb += [ay.eq(ay_r + Mux(rlast_r, stepy_l, oh_r)),
                          cy.eq(Mux(rlast_r, 1, cy_r + 1)), rfirst.eq(rlast_r),
-                         rlast.eq(ay_r >= Mux(rlast_r, thry_l, thry_n))]
+                         rlast.eq(Mux(rlast_r, ay_r >= thry_l, ay_r >= thry_n))]
         with m.Else():
             m.d.comb += [ay.eq(ay_r), cy.eq(cy_r), rfirst.eq(rfirst_r), rlast.eq(rlast_r)]
         ax_r = Signal(signed(cb + 3))
@@ -288,7 +288,7 @@ class Isp(wiring.Component):
                          *[h.eq(c) for h, c in zip(hs, s7_c, strict=True)]]
         with m.Else():
             m.d.comb += [ax.eq(ax_r + Mux(xlast_r, stepx_l, ow_r)),
-                         xlast.eq(ax_r >= Mux(xlast_r, thrx_l, thrx_n))]
+                         xlast.eq(Mux(xlast_r, ax_r >= thrx_l, ax_r >= thrx_n))]
             with m.If(xlast_r):
                 m.d.comb += [cx.eq(1), j.eq(j_r + 1),
                              *[h.eq(c) for h, c in zip(hs, s7_c, strict=True)]]
