@@ -98,7 +98,8 @@ class GemmEngine(wiring.Component):
         play = params_layout(self.config)
         m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=play.size, depth=2)
         olay = out_layout(self.config)
-        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=olay.size, depth=self.out_depth)
+        # Async-read FIFO (LUT RAM): no block-RAM clock-to-out on the output stream.
+        m.submodules.ofifo = ofifo = fifo.SyncFIFO(width=olay.size, depth=self.out_depth)
         wiring.connect(m, wiring.flipped(self.wgt), array.w_in)
 
         # ---- command registers
