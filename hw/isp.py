@@ -205,7 +205,8 @@ class Isp(wiring.Component):
                      s4_p2.eq(hold), s4_p3.eq(s3_val), s4_bx.eq(s3_x[1:]), s4_by.eq(s3_y[1:])]
         # S4b: register the line buffer's read data before the pattern mux and the G sum
         s4b_v, s4b_sof = Signal(), Signal()
-        s4b_p = regs("s4b_p", 4, 10)
+        # reset-less, fed straight from the read port: synthesis can use the RAM's output register
+        s4b_p = [Signal(10, name=f"s4b_p{i}", reset_less=True) for i in range(4)]
         s4b_bx, s4b_by = Signal(cb), Signal(cb)
         m.d.sync += [s4b_v.eq(s4_v), s4b_sof.eq(s4_sof), s4b_bx.eq(s4_bx), s4b_by.eq(s4_by),
                      s4b_p[0].eq(lb_r.data[:10]), s4b_p[1].eq(lb_r.data[10:]),
@@ -328,7 +329,7 @@ class Isp(wiring.Component):
                                                             ("v", "sof", "last", "rf", "rl"))
         s9b_j = Signal(cb)
         s9b_hs = regs("s9b_hs", 3, SUM_BITS)
-        s9b_prev = Signal(3 * SUM_BITS)
+        s9b_prev = Signal(3 * SUM_BITS, reset_less=True)     # may become the RAM's output register
         s9b_r = Signal(RECIP_BITS + 1)
         m.d.sync += [s9b_v.eq(s9_v), s9b_sof.eq(s9_sof), s9b_last.eq(s9_last),
                      s9b_rfirst.eq(s9_rfirst), s9b_rlast.eq(s9_rlast), s9b_j.eq(s9_j),
