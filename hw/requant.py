@@ -156,12 +156,12 @@ class RequantCore(wiring.Component):
             v = (hi5 + (mid5 << 16))[:64].as_signed()
             q6 = reg(signed(32), p + "q6", Mux(ovf5, (1 << 31) - 1, (v >> 31)[:32]))
             right6 = reg(5, p + "right6", right5)
-            # S7: q + half (q >= 0) or q + half - 1 (q < 0): one adder behind a mux. The
-            # RoundingDivideByPOT constants are decoders of e (no carry chain): half = 2**(e-1),
-            # half - 1 = e-1 ones (both 0 for e = 0).
-            half = Cat(*[right6 == i + 1 for i in range(31)])
-            halfm = Cat(*[right6 > i + 1 for i in range(30)])
-            qr7 = reg(signed(34), p + "qr7", q6 + Mux(q6 < 0, halfm, half))
+            # RoundingDivideByPOT constants, decoded from e in S6 (their LUTs and flip-flops
+            # share logic cells): half = 2**(e-1), half - 1 = e-1 ones (both 0 for e = 0).
+            half6 = reg(32, p + "half6", Cat(*[right5 == i + 1 for i in range(31)]))
+            halfm6 = reg(32, p + "halfm6", Cat(*[right5 > i + 1 for i in range(30)]))
+            # S7: q + half (q >= 0) or q + half - 1 (q < 0): one adder behind a mux.
+            qr7 = reg(signed(34), p + "qr7", q6 + Mux(q6 < 0, halfm6, half6))
             right7 = reg(5, p + "right7", right6)
             # S8, S9: arithmetic right shift by 3-bit then 2-bit (x8) amount.
             r8 = reg(signed(34), p + "r8", qr7 >> right7[:3])
