@@ -9,7 +9,9 @@ from sim.cocotb_run import run_cocotb
 
 
 @pytest.mark.parametrize("lanes, stages, beats", [
-    pytest.param(preset("tiny").array_cols, RequantCore.FULL, 400, id="tiny-full"),
+    # CI: the light pipeline here; the full one is covered by the tiny GEMM bench.
+    pytest.param(preset("tiny").array_cols, RequantCore.FULL, 400, id="tiny-full",
+                 marks=pytest.mark.full),
     pytest.param(preset("ice40").array_cols, RequantCore.LIGHT, 400, id="ice40-light"),
     pytest.param(preset("ecp5").array_cols, RequantCore.FULL, 1500, id="ecp5",
                  marks=pytest.mark.full),

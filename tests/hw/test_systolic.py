@@ -16,7 +16,7 @@ from sim.cocotb_run import run_cocotb
 
 @pytest.mark.parametrize("rows, cols", [
     pytest.param(4, 4, id="tiny"),
-    pytest.param(3, 5, id="3x5"),
+    pytest.param(3, 5, id="3x5", marks=pytest.mark.full),
     pytest.param(8, 8, id="ecp5", marks=pytest.mark.full),
     pytest.param(5, 2, id="5x2", marks=pytest.mark.full),
 ])
