@@ -32,7 +32,7 @@ from hw.csi2 import PIXEL_LAYOUT
 from hw.systolic import registered_mul
 
 __all__ = ["PATTERNS", "pattern_positions", "RECIP_BITS", "MAX_BOX", "TENSOR_LAYOUT",
-           "params_layout", "coord_bits", "Isp"]
+           "params_layout", "coord_bits", "max_tensor_width", "Isp"]
 
 #: Bayer patterns, in the order of the ``pattern`` parameter field.
 PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")
@@ -61,6 +61,12 @@ def pattern_positions(pattern: str) -> tuple[int, int, int, int]:
     R, G1, G2, B."""
     return {"RGGB": (0, 1, 2, 3), "GRBG": (1, 0, 3, 2), "GBRG": (2, 0, 3, 1),
             "BGGR": (3, 1, 2, 0)}[pattern]
+
+
+def max_tensor_width(config: Config) -> int:
+    """Widest output tensor: the column-sum memory holds max_line_pixels / 4 entries (one block RAM
+    deep on ECP5 for 4096-pixel lines, so its read data needs no bank multiplexer)."""
+    return config.max_line_pixels // 4
 
 
 def coord_bits(config: Config) -> int:
@@ -311,7 +317,9 @@ class Isp(wiring.Component):
                      *[a.eq(b) for a, b in zip(s8_hs, hs, strict=True)]]
 
         # ---- S9: vertical accumulation in a memory of out_w column sums --------------------------
-        m.submodules.accmem = accmem = Memory(shape=unsigned(3 * SUM_BITS), depth=half, init=[])
+        acc_depth = max_tensor_width(cfg)
+        m.submodules.accmem = accmem = Memory(shape=unsigned(3 * SUM_BITS), depth=acc_depth,
+                                              init=[])
         acc_w = accmem.write_port()
         acc_r = accmem.read_port()
         m.d.comb += acc_r.addr.eq(s8_j)
@@ -340,7 +348,7 @@ class Isp(wiring.Component):
             prev = s9b_prev[i * SUM_BITS:(i + 1) * SUM_BITS]
             m.d.comb += vs[i].eq(Mux(s9b_rfirst, 0, prev) + s9b_hs[i])
         m.d.comb += [acc_w.addr.eq(s9b_j), acc_w.data.eq(Cat(*vs)),
-                     acc_w.en.eq(s9b_v & (s9b_j < half))]
+                     acc_w.en.eq(s9b_v & (s9b_j < acc_depth))]
         s10_v, s10_sof, s10_last = Signal(), Signal(), Signal()
         s10_vs = regs("s10_vs", 3, SUM_BITS)
         s10_r = Signal(RECIP_BITS + 1)

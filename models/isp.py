@@ -78,6 +78,9 @@ class IspParams:
             raise UserError(f"bad tensor size {ow},{oh}: must be 1..{w // 2} x 1..{h // 2} (the "
                             "ISP only downscales the binned ROI); enlarge the ROI or shrink "
                             "the size")
+        if ow > self.max_line_pixels // 4:
+            raise UserError(f"tensor width {ow} exceeds the ISP's column memory "
+                            f"({self.max_line_pixels // 4}); use a narrower tensor")
         cmax = -(-(w // 2) // ow) * -(-(h // 2) // oh)
         if cmax > MAX_BOX:
             raise UserError(f"resize ratio too large: a box of {cmax} binned pixels exceeds "
