@@ -57,6 +57,24 @@ def requant_out_layout(lanes: int) -> data.StructLayout:
     return data.StructLayout({"data": data.ArrayLayout(signed(8), lanes), "last": 1})
 
 
+def _decoders(e):
+    """Two-level decoders of a 5-bit amount ``e`` (no comparators, hence no carry chains):
+    ``onehot(v)`` = (e == v), ``atleast(t)`` = (e >= t)."""
+    hi, lo = e[3:5], e[0:3]
+    hi_eq = [hi == k for k in range(4)]
+    lo_eq = [lo == k for k in range(8)]
+    lo_ge = [Cat(*lo_eq[k:]).any() for k in range(8)]
+    hi_gt = [Cat(*hi_eq[k + 1:]).any() if k < 3 else Const(0, 1) for k in range(4)]
+
+    def onehot(v):
+        return hi_eq[v >> 3] & lo_eq[v & 7]
+
+    def atleast(t):
+        return hi_gt[t >> 3] | (hi_eq[t >> 3] & lo_ge[t & 7])
+
+    return onehot, atleast
+
+
 class RequantCore(wiring.Component):
     """Fixed-latency requant pipeline without back-pressure (see module docstring)."""
 
@@ -158,8 +176,9 @@ class RequantCore(wiring.Component):
             right6 = reg(5, p + "right6", right5)
             # RoundingDivideByPOT constants, decoded from e in S6 (their LUTs and flip-flops
             # share logic cells): half = 2**(e-1), half - 1 = e-1 ones (both 0 for e = 0).
-            half6 = reg(32, p + "half6", Cat(*[right5 == i + 1 for i in range(31)]))
-            halfm6 = reg(32, p + "halfm6", Cat(*[right5 > i + 1 for i in range(30)]))
+            onehot, atleast = _decoders(right5)
+            half6 = reg(32, p + "half6", Cat(*[onehot(i + 1) for i in range(31)]))
+            halfm6 = reg(32, p + "halfm6", Cat(*[atleast(i + 2) for i in range(30)]))
             # S7: q + half (q >= 0) or q + half - 1 (q < 0): one adder behind a mux.
             qr7 = reg(signed(34), p + "qr7", q6 + Mux(q6 < 0, halfm6, half6))
             right7 = reg(5, p + "right7", right6)
