@@ -207,7 +207,9 @@ class GemmEngine(wiring.Component):
         # ---- accumulate K tiles: read (stage 0), register (1), add + write or requant (2)
         acc_shape = data.ArrayLayout(signed(32), C)
         m.submodules.accmem = accmem = memory.Memory(shape=acc_shape, depth=MB, init=[])
-        rd = accmem.read_port()
+        # Asynchronous read: LUT RAM (block-RAM clock-to-out was a critical path); the data is
+        # registered twice so the forwarding below sees the same timing as a synchronous read.
+        rd = accmem.read_port(domain="comb")
         wr = accmem.write_port()
         po = array.psum_out
         potag = data.View(self.tag, po.p.tag)
@@ -219,8 +221,9 @@ class GemmEngine(wiring.Component):
         m.d.sync += [v1.eq(po.valid), ps1.eq(po.p.data), t1.eq(po.p.tag),
                      v2.eq(v1), ps2.eq(ps1), t2.eq(t1)]
         # Registered read data: the EBR's clock-to-out stays off the adder path.
+        rdq1 = Signal(acc_shape, reset_less=True)
         rdq = Signal(acc_shape, reset_less=True)
-        m.d.sync += rdq.eq(rd.data)
+        m.d.sync += [rdq1.eq(rd.data), rdq.eq(rdq1)]
         # Forwarding of the two writes (cycles t-1, t-2) the read issued at t-2 could not see.
         h1v, h2v = Signal(), Signal()
         h1a, h2a = Signal(range(MB), reset_less=True), Signal(range(MB), reset_less=True)
