@@ -207,9 +207,11 @@ class GemmEngine(wiring.Component):
         # ---- accumulate K tiles: read (stage 0), register (1), add + write or requant (2)
         acc_shape = data.ArrayLayout(signed(32), C)
         m.submodules.accmem = accmem = memory.Memory(shape=acc_shape, depth=MB, init=[])
-        # Asynchronous read: LUT RAM (block-RAM clock-to-out was a critical path); the data is
-        # registered twice so the forwarding below sees the same timing as a synchronous read.
-        rd = accmem.read_port(domain="comb")
+        # Fast clocks: asynchronous read, i.e. LUT RAM (block-RAM clock-to-out was a critical
+        # path), registered twice; slow clocks (iCE40, no LUT RAM): block RAM, registered once.
+        # Either way the data of the read issued in stage 0 is in ``rdq`` in stage 2.
+        fast = self.config.clock_mhz >= 60
+        rd = accmem.read_port(domain="comb" if fast else "sync")
         wr = accmem.write_port()
         po = array.psum_out
         potag = data.View(self.tag, po.p.tag)
@@ -223,7 +225,10 @@ class GemmEngine(wiring.Component):
         # Registered read data: the EBR's clock-to-out stays off the adder path.
         rdq1 = Signal(acc_shape, reset_less=True)
         rdq = Signal(acc_shape, reset_less=True)
-        m.d.sync += [rdq1.eq(rd.data), rdq.eq(rdq1)]
+        if fast:
+            m.d.sync += [rdq1.eq(rd.data), rdq.eq(rdq1)]
+        else:
+            m.d.sync += rdq.eq(rd.data)
         # Forwarding of the two writes (cycles t-1, t-2) the read issued at t-2 could not see.
         h1v, h2v = Signal(), Signal()
         h1a, h2a = Signal(range(MB), reset_less=True), Signal(range(MB), reset_less=True)
