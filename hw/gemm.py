@@ -209,7 +209,7 @@ class GemmEngine(wiring.Component):
         m.submodules.accmem = accmem = memory.Memory(shape=acc_shape, depth=MB, init=[])
         # Fast clocks: asynchronous read, i.e. LUT RAM (block-RAM clock-to-out was a critical
         # path), registered twice; slow clocks (iCE40, no LUT RAM): block RAM, registered once.
-        # Either way the data of the read issued in stage 0 is in ``rdq`` in stage 2.
+        # Either way the data of the read issued in stage 0 is in ``rd1`` in stage 1.
         fast = self.config.clock_mhz >= 60
         rd = accmem.read_port(domain="comb" if fast else "sync")
         wr = accmem.write_port()
@@ -223,33 +223,33 @@ class GemmEngine(wiring.Component):
         m.d.sync += [v1.eq(po.valid), ps1.eq(po.p.data), t1.eq(po.p.tag),
                      v2.eq(v1), ps2.eq(ps1), t2.eq(t1)]
         # Registered read data: the EBR's clock-to-out stays off the adder path.
-        rdq1 = Signal(acc_shape, reset_less=True)
-        rdq = Signal(acc_shape, reset_less=True)
+        # Stage-1 view of the read data (issued in stage 0).
+        rd1 = Signal(acc_shape, reset_less=True)
         if fast:
-            m.d.sync += [rdq1.eq(rd.data), rdq.eq(rdq1)]
+            m.d.sync += rd1.eq(rd.data)
         else:
-            m.d.sync += rdq.eq(rd.data)
-        # Forwarding of the two writes (cycles t-1, t-2) the read issued at t-2 could not see.
-        h1v, h2v = Signal(), Signal()
-        h1a, h2a = Signal(range(MB), reset_less=True), Signal(range(MB), reset_less=True)
-        h1d, h2d = Signal(acc_shape, reset_less=True), Signal(acc_shape, reset_less=True)
+            m.d.comb += rd1.eq(rd.data)
+        # Forwarding of the two writes (cycles t-1, t-2) the read issued at t-2 could not see:
+        # stage 1 resolves "first" and the older write (h1 at t-1 is the write of t-2) into
+        # ``base_q``; stage 2 only picks the newest write (fw1) or ``base_q``.
+        h1v = Signal()
+        h1a = Signal(range(MB), reset_less=True)
+        h1d = Signal(acc_shape, reset_less=True)
         fw1 = Signal()
-        fw2 = Signal()
-        m.d.sync += [fw1.eq(wr.en & (wr.addr == t1.mi)), fw2.eq(h1v & (h1a == t1.mi))]
-        base = Signal(acc_shape)
-        with m.If(t2.first):
-            m.d.comb += base.eq(0)
-        with m.Elif(fw1):
-            m.d.comb += base.eq(h1d)
-        with m.Elif(fw2):
-            m.d.comb += base.eq(h2d)
+        base_q = Signal(acc_shape, reset_less=True)
+        m.d.sync += fw1.eq(wr.en & (wr.addr == t1.mi) & ~t1.first)
+        with m.If(t1.first):
+            m.d.sync += base_q.eq(0)
+        with m.Elif(h1v & (h1a == t1.mi)):
+            m.d.sync += base_q.eq(h1d)
         with m.Else():
-            m.d.comb += base.eq(rdq)
+            m.d.sync += base_q.eq(rd1)
+        base = Signal(acc_shape)
+        m.d.comb += base.eq(Mux(fw1, h1d, base_q))
         total = Signal(acc_shape)
         m.d.comb += [total[n].eq(base[n] + ps2[n]) for n in range(C)]
         m.d.comb += [wr.en.eq(v2 & ~t2.lastk), wr.addr.eq(t2.mi), wr.data.eq(total)]
-        m.d.sync += [h1v.eq(wr.en), h1a.eq(wr.addr), h1d.eq(total),
-                     h2v.eq(h1v), h2a.eq(h1a), h2d.eq(h1d)]
+        m.d.sync += [h1v.eq(wr.en), h1a.eq(wr.addr), h1d.eq(total)]
 
         # ---- requant of the final K tile
         head = data.View(play, pfifo.r_data)
