@@ -9,6 +9,8 @@ zero point.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -73,18 +75,39 @@ def _windows(xs, fh, fw, oh, ow, sh, sw, dh, dw):
     return v.transpose(0, 1, 2, 4, 5, 3)
 
 
-@kernel("CONV_2D")
-def prepare_conv(op, g):
+class _Weighted(NamedTuple):
+    """What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED prepare alike."""
+
+    x_t: object
+    w_t: object
+    y_t: object
+    in_zp: int
+    w_zp: int
+    bias: np.ndarray  # int64, one per output channel
+    rq: Requant
+
+
+def _weighted(op, g, what: str, n_out: int) -> _Weighted:
+    """Tensors, zero points, bias and per-channel requantization of a weighted op."""
     x_t, w_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
     b_t = g.tensor(op.inputs[2]) if len(op.inputs) > 2 else None
     y_t = g.tensors[op.outputs[0]]
     if w_t.data is None:
-        raise UserError(f"CONV_2D op {op.index}: non-constant filter is not supported")
-    cout, fh, fw, cin_f = w_t.shape
+        raise UserError(f"{op.kind} op {op.index}: non-constant {what} is not supported")
     in_scale, in_zp = qparams(x_t)
     out_scale, out_zp = qparams(y_t)
-    mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
+    mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, n_out)
     lo, hi = activation_range(op.options.get("activation", "NONE"), y_t)
+    w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
+    has_bias = b_t is not None and b_t.data is not None
+    bias = b_t.data.astype(np.int64) if has_bias else np.zeros(n_out, np.int64)
+    return _Weighted(x_t, w_t, y_t, in_zp, w_zp, bias, Requant(mult, shift, out_zp, lo, hi))
+
+
+@kernel("CONV_2D")
+def prepare_conv(op, g):
+    cout, fh, fw, cin_f = g.tensors[op.inputs[1]].shape
+    x_t, w_t, _, in_zp, w_zp, bias, rq = _weighted(op, g, "filter", cout)
     oh, ow, ph, pw, sh, sw, dh, dw = conv_geometry(op, x_t.shape, fh, fw)
     cin = x_t.shape[3]
     groups = cin // cin_f
@@ -92,18 +115,11 @@ def prepare_conv(op, g):
         raise UserError(
             f"CONV_2D op {op.index}: grouped convolution ({groups} groups) is not supported"
         )
-    w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
     wint = (w_t.data.astype(np.int64) - w_zp).reshape(cout, -1).T  # (FH*FW*C, Cout)
     ftype = _exact_float(wint, in_zp)
     wmat = wint.astype(ftype)
-    bias = (
-        b_t.data.astype(np.int64)
-        if b_t is not None and b_t.data is not None
-        else np.zeros(cout, np.int64)
-    )
     need_h, need_w = (oh - 1) * sh + (fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1
     pointwise = fh == 1 and fw == 1 and sh == 1 and sw == 1
-    rq = Requant(mult, shift, out_zp, lo, hi)
 
     def run(ins):
         x = ins[0]
@@ -124,28 +140,13 @@ def prepare_conv(op, g):
 
 @kernel("DEPTHWISE_CONV_2D")
 def prepare_depthwise(op, g):
-    x_t, w_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
-    b_t = g.tensor(op.inputs[2]) if len(op.inputs) > 2 else None
-    y_t = g.tensors[op.outputs[0]]
-    if w_t.data is None:
-        raise UserError(f"DEPTHWISE_CONV_2D op {op.index}: non-constant filter is not supported")
-    _, fh, fw, cout = w_t.shape
+    _, fh, fw, cout = g.tensors[op.inputs[1]].shape
+    x_t, w_t, _, in_zp, w_zp, bias, rq = _weighted(op, g, "filter", cout)
     cin = x_t.shape[3]
     mult_d = cout // cin
-    in_scale, in_zp = qparams(x_t)
-    out_scale, out_zp = qparams(y_t)
-    mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
-    lo, hi = activation_range(op.options.get("activation", "NONE"), y_t)
     oh, ow, ph, pw, sh, sw, dh, dw = conv_geometry(op, x_t.shape, fh, fw)
-    w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
     wts = w_t.data[0].astype(np.int32) - w_zp  # FH, FW, Cout
-    bias = (
-        b_t.data.astype(np.int64)
-        if b_t is not None and b_t.data is not None
-        else np.zeros(cout, np.int64)
-    )
     need_h, need_w = (oh - 1) * sh + (fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1
-    rq = Requant(mult, shift, out_zp, lo, hi)
     _, h, w, _ = x_t.shape
     ph_b, pw_r = max(0, need_h - h - ph[0]), max(0, need_w - w - pw[0])
     hp, wp = ph[0] + h + ph_b, pw[0] + w + pw_r
@@ -202,26 +203,11 @@ def prepare_depthwise(op, g):
 
 @kernel("FULLY_CONNECTED")
 def prepare_fc(op, g):
-    x_t, w_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
-    b_t = g.tensor(op.inputs[2]) if len(op.inputs) > 2 else None
-    y_t = g.tensors[op.outputs[0]]
-    if w_t.data is None:
-        raise UserError(f"FULLY_CONNECTED op {op.index}: non-constant weights are not supported")
-    units, depth = w_t.shape
-    in_scale, in_zp = qparams(x_t)
-    out_scale, out_zp = qparams(y_t)
-    mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, units)
-    lo, hi = activation_range(op.options.get("activation", "NONE"), y_t)
-    w_zp = int(w_t.quant.zero_point[0]) if w_t.quant is not None else 0
+    units, depth = g.tensors[op.inputs[1]].shape
+    _, w_t, y_t, in_zp, w_zp, bias, rq = _weighted(op, g, "weights", units)
     wint = (w_t.data.astype(np.int64) - w_zp).T
     ftype = _exact_float(wint, in_zp)
     wmat = wint.astype(ftype)
-    rq = Requant(mult, shift, out_zp, lo, hi)
-    bias = (
-        b_t.data.astype(np.int64)
-        if b_t is not None and b_t.data is not None
-        else np.zeros(units, np.int64)
-    )
     out_shape = y_t.shape
 
     def run(ins):
