@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.arith import mbqm, tfl_round, wrap_int32
+from models.arith import activation_range_quantized, mbqm, wrap_int32
 
 __all__ = ["SHIFT_MIN", "SHIFT_MAX", "ACTIVATIONS", "requant", "activation_range", "check_params"]
 
@@ -54,17 +54,7 @@ def requant(acc, bias, mult, shift, zero_point: int, qmin: int = -128,
 
 def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
     """TFLite CalculateActivationRangeQuantized for an int8 output with ``scale`` and
-    ``zero_point``."""
-    def q(v: float) -> int:
-        return int(zero_point + tfl_round(v / scale))
-
-    lo, hi = -128, 127
-    if activation == "NONE":
-        return lo, hi
-    if activation == "RELU":
-        return max(lo, q(0.0)), hi
-    if activation == "RELU6":
-        return max(lo, q(0.0)), min(hi, q(6.0))
-    if activation == "RELU_N1_TO_1":
-        return max(lo, q(-1.0)), min(hi, q(1.0))
-    raise ValueError(f"unsupported fused activation {activation!r}; use one of {ACTIVATIONS}")
+    ``zero_point`` (models.arith's single definition: float32 division, as TFLM)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unsupported fused activation {activation!r}; use one of {ACTIVATIONS}")
+    return activation_range_quantized(activation, scale, zero_point)
