@@ -1,10 +1,12 @@
 """Host runtime: backends over one compiled model and a picamera2-IMX500-shaped ``Device``.
 
-Backends (:func:`make_backend`): ``golden`` (NumPy graph executor) and ``isa`` (the functional ISA
-simulator with its cycle model); ``rtl`` arrives with the RTL NPU. Every backend has ``run(inputs)
--> outputs`` (graph inputs and outputs exactly as the model declares them, bit-exact with TFLM),
-``run_npu(tensors) -> NPU output tensors`` (what the ISP feeds and the metadata carries),
-``last_cycles`` (None for golden) and ``last_stats`` (per-layer cycles/utilization for isa).
+Backends (:func:`make_backend`): ``golden`` (NumPy graph executor), ``isa`` (the functional ISA
+simulator with its cycle model) and ``rtl`` (the RTL NPU of hw/npu.py in Verilator through the C++
+harness of sim/harness/npu.py; cycles and per-layer times from its counters and retire trace).
+Every backend has ``run(inputs) -> outputs`` (graph inputs and outputs exactly as the model
+declares them, bit-exact with TFLM), ``run_npu(tensors) -> NPU output tensors`` (what the ISP
+feeds and the metadata carries), ``last_cycles`` (None for golden) and ``last_stats``
+(per-layer cycles/utilization for isa and rtl).
 
 :class:`Device` runs the whole functional pipeline per frame: sensor model -> CSI-2 -> golden ISP ->
 backend -> metadata packets -> parser -> decoded outputs, with the methods picamera2's IMX500 helper
@@ -29,12 +31,13 @@ __all__ = [
     "load_model",
     "IsaBackend",
     "GoldenBackend",
+    "RtlBackend",
     "Device",
     "HostOps",
     "BACKENDS",
 ]
 
-BACKENDS = ("golden", "isa")
+BACKENDS = ("golden", "isa", "rtl")
 
 
 def load_model(model, config: Config | str = "default"):
@@ -183,6 +186,107 @@ class IsaBackend(_Base):
         return [self.sim.read(d.addr, d.shape, d.dtype) for d in c.outputs]
 
 
+class RtlBackend(_Base):
+    """The RTL NPU in Verilator: the bundle's memory image and the inputs are written into the
+    simulated SRAM (``upload``: "backdoor", one line per cycle, or "host", the 32-bit host port),
+    the program runs from PROG_ADDR, HOST calls are served by the host between ``run`` calls, and
+    the outputs are read back. ``last_cycles`` is the CYCLES counter; ``last_counters`` every
+    counter; ``last_stats`` per-layer cycles from the issue/retire trace."""
+
+    name = "rtl"
+    #: Cycles one ``run`` call may take before the harness reports a hang.
+    max_cycles = 2_000_000_000
+
+    def __init__(self, compiled, waves: str | None = None, upload: str = "backdoor"):
+        super().__init__(compiled)
+        from sim.harness.npu import NpuSim
+
+        self.sim = NpuSim(compiled.config, waves=waves)
+        self.upload = upload
+        self.last_counters = None
+        self.last_trace = None
+
+    def run_npu(self, tensors):
+        from sw.compiler import layer_stats
+
+        c, sim = self.compiled, self.sim
+        sim.reset()
+        for addr, blob in c.image:
+            sim.write_mem(addr, np.frombuffer(bytes(blob), np.uint8), port=self.upload)
+        for d, x in zip(c.inputs, tensors, strict=True):
+            x = np.asarray(x)
+            if tuple(x.shape) != tuple(d.shape) or x.dtype != np.dtype(d.dtype):
+                raise UserError(
+                    f"NPU input '{d.name}' must be {d.dtype} {d.shape}, got {x.dtype} {x.shape}"
+                )
+            sim.write_mem(d.addr, _as_bytes(x), port=self.upload)
+        sim.start(c.memory["program_addr"])
+        while True:
+            status = sim.run(self.max_cycles)
+            if status == "done":
+                break
+            if status == "host":
+                k = sim.host_call
+                call = c.host_calls[k]
+                vals = {
+                    d["tensor"]: _from_bytes(
+                        sim.read_mem(d["addr"], _nbytes(d)), d["shape"], d["dtype"])
+                    for d in call["inputs"]
+                }
+                outs = self.host.run_ops(call["ops"], dict(vals))
+                for d in call["outputs"]:
+                    sim.write_mem(d["addr"], _as_bytes(np.asarray(outs[d["tensor"]], d["dtype"])))
+                sim.resume()
+                continue
+            counters = sim.counters()
+            raise RuntimeError(
+                f"RTL NPU stopped with status {status!r} at cycle {sim.cycle} "
+                f"(ERROR={counters.get('ERROR')}, instructions retired {counters.get('INSTRS')})"
+            )
+        self.last_counters = sim.counters()
+        self.last_cycles = int(self.last_counters["CYCLES"])
+        self.last_trace = sim.trace()
+        self.last_stats = layer_stats(
+            c, _trace_schedule(self.last_trace, len(c.program), self.last_cycles,
+                               self.last_counters))
+        return [
+            _from_bytes(sim.read_mem(d.addr, _nbytes({"shape": d.shape, "dtype": d.dtype})),
+                        d.shape, d.dtype)
+            for d in c.outputs
+        ]
+
+
+def _nbytes(d) -> int:
+    return int(np.prod(d["shape"], dtype=np.int64)) * np.dtype(d["dtype"]).itemsize
+
+
+def _as_bytes(x: np.ndarray) -> np.ndarray:
+    return np.frombuffer(np.ascontiguousarray(x).tobytes(), np.uint8)
+
+
+def _from_bytes(raw: np.ndarray, shape, dtype) -> np.ndarray:
+    return np.frombuffer(np.asarray(raw, np.uint8).tobytes(), np.dtype(dtype)).reshape(shape).copy()
+
+
+def _trace_schedule(trace: np.ndarray, n_instr: int, total: int, counters: dict):
+    """A :class:`sim.isa_sim.Schedule` from the RTL's (index, issue, retire) trace, cycles counted
+    from the first issue; instructions never issued get [0, 0); busy per queue from the
+    counters."""
+    from sim.isa_sim import Schedule
+
+    start, end = [0] * n_instr, [0] * n_instr
+    t0 = int(trace[:, 1].min()) if len(trace) else 0
+    for idx, s, e in np.asarray(trace, np.int64):
+        if 0 <= idx < n_instr:
+            start[idx], end[idx] = int(s - t0), int(e - t0)
+    busy = {
+        "load": int(counters.get("LOAD_BUSY", 0)),
+        "compute": int(counters.get("CONV_BUSY", 0)) + int(counters.get("VEC_BUSY", 0)),
+        "store": int(counters.get("STORE_BUSY", 0)),
+    }
+    return Schedule(start=start, end=end, total=total, busy=busy)
+
+
 class GoldenBackend(_Base):
     """The golden graph executor behind the same interface (no cycles)."""
 
@@ -214,6 +318,8 @@ def make_backend(name: str, graph_or_model, config: Config | str = "default"):
     compiled = load_model(graph_or_model, cfg)
     if name == "isa":
         return IsaBackend(compiled)
+    if name == "rtl":
+        return RtlBackend(compiled)
     graph = graph_or_model if isinstance(graph_or_model, Graph) else None
     if graph is None:
         from sw.bundle import is_bundle

@@ -159,6 +159,9 @@ def run(args):
         cyc = int(round(float(np.mean(cycles)))) if cycles else None
         out["cycles"] = cyc
         out["utilization"] = (macs / (cyc * config.pes)) if cyc else None
+    if getattr(backend, "last_counters", None):
+        # the RTL's performance counters of the last inference (cycles per unit, stalls, MACs)
+        out["counters"] = {k: int(v) for k, v in backend.last_counters.items()}
     if first_bad:
         out["first_mismatch"] = first_bad
     if not args.json:

@@ -68,7 +68,8 @@ def register(sub):
         metavar="N",
         help="frames to run (default: one per image, 1 for a scene)",
     )
-    p.add_argument("--backend", choices=("golden", "isa"), default="isa")
+    p.add_argument("--backend", choices=("golden", "isa", "rtl"), default="isa",
+                   help="golden (NumPy graph), isa (ISA simulator, default), rtl (Verilator)")
     p.add_argument("--output-mode", choices=("metadata", "image+metadata"), default="metadata")
     p.add_argument(
         "--config",
