@@ -17,6 +17,7 @@ has (``get_outputs``, ``get_output_shapes``, ``get_input_size``, ``get_kpi_info`
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,8 @@ class RtlBackend(_Base):
         self.upload = upload
         self.last_counters = None
         self.last_trace = None
+        #: seconds of the last run_npu spent inside the harness's C++ run loop
+        self.last_sim_s = 0.0
 
     def run_npu(self, tensors):
         from sw.compiler import layer_stats
@@ -221,8 +224,11 @@ class RtlBackend(_Base):
                 )
             sim.write_mem(d.addr, _as_bytes(x), port=self.upload)
         sim.start(c.memory["program_addr"])
+        self.last_sim_s = 0.0
         while True:
+            t0 = time.perf_counter()
             status = sim.run(self.max_cycles)
+            self.last_sim_s += time.perf_counter() - t0
             if status == "done":
                 break
             if status == "host":
