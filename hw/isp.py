@@ -1,17 +1,24 @@
 """ISP gateware: RAW10 pixel stream (from the CSI-2 RX) -> int8 NHWC input tensor stream.
 
 Stages (bit-exact with models/isp.py, whose docstring and docs/pixel_path.md give the arithmetic):
-black level and gain per Bayer tile position, 2x2 binning to RGB or luma, ROI crop, box-filter
-resize (downscale or 1:1 per axis), per-channel normalization to int8.
+black level and gain per Bayer tile position, 2x2 binning to RGB or luma, ROI crop, resize to any
+size (box filter down to min(ROI, tensor) per axis, then nearest-neighbour up to the tensor size),
+per-channel normalization to int8.
+
+Structure: a no-stall pipeline (stage A: sensor pixel -> box-filtered pixel) writes into a FIFO; the
+upscaler (stage B) loads whole box-filtered rows into a two-row memory and generates the tensor rows
+from it at one pixel per clock (each row replayed as often as the vertical ratio asks), then the
+normalization and an output FIFO. When the tensor has more pixels than the input, the output is the
+rate limit and ``i.ready`` drops whenever the FIFO in front of stage B fills.
 
 Contract:
 
 * ``i`` carries one sensor pixel per beat (:data:`hw.csi2.PIXEL_LAYOUT`): ``sof`` on the frame's
   first pixel, ``sol`` on each line's first pixel. Positions are counted from these markers only, so
   short, long, missing or extra lines never hang the block: the next ``sof`` restarts every counter.
-* ``i.ready`` is high whenever the output FIFO has room for everything in flight, so with the output
-  not back-pressured the ISP takes one pixel every clock. Each input pixel yields at most one
-  output.
+* ``i.ready`` is high whenever the FIFO in front of the upscaler has room for everything in flight,
+  so with the output not back-pressured and no upscaling the ISP takes one pixel every clock; when
+  upscaling it produces one tensor pixel every clock while rows are available.
 * ``o`` carries one output pixel (all channels, NHWC order) per beat: ``data[0..2]`` int8 (RGB, or
   ``data[0]`` = luma and the others 0), ``first`` on the frame's first tensor pixel, ``last`` on its
   last.
@@ -21,7 +28,7 @@ Contract:
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -29,10 +36,10 @@ from amaranth.utils import bits_for
 
 from hw.config import Config
 from hw.csi2 import PIXEL_LAYOUT
-from hw.systolic import registered_mul
+from hw.systolic import _dsp_family, registered_mul
 
 __all__ = ["PATTERNS", "pattern_positions", "RECIP_BITS", "MAX_BOX", "TENSOR_LAYOUT",
-           "params_layout", "coord_bits", "max_tensor_width", "Isp"]
+           "params_layout", "coord_bits", "max_tensor_width", "reg_ram", "Isp"]
 
 #: Bayer patterns, in the order of the ``pattern`` parameter field.
 PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")
@@ -43,10 +50,13 @@ RECIP_BITS = 24
 MAX_BOX = 4096
 SUM_BITS = 20
 FIFO_DEPTH = 32
-#: free FIFO slots required to take a pixel. The pipeline holds 27 pixels, and outputs come only
-#: from odd columns of odd rows, so at most 14 outputs are in flight (+1 for the registered ready).
-#: Depth 32 keeps the FIFO in LUT RAM (a block RAM's clock-to-out limited Fmax).
+#: free slots of the FIFO in front of the upscaler required to take a pixel. Stage A holds about 25
+#: pixels, and its outputs come only from odd columns of odd rows, so at most 13 are in flight
+#: (+1 for the registered ready). Depth 32 keeps the FIFOs in LUT RAM.
 READY_MARGIN = 16
+#: free output FIFO slots required to issue a tensor pixel: issue -> row memory (2) -> normalization
+#: (6) -> FIFO write, +1 for the registered credit, +2 spare.
+OUT_MARGIN = 12
 
 #: One output beat: one tensor pixel, all channels.
 TENSOR_LAYOUT = data.StructLayout({
@@ -74,6 +84,62 @@ def coord_bits(config: Config) -> int:
     return max(12, bits_for(config.max_line_pixels))
 
 
+def reg_ram(m: Module, platform, name: str, depth: int, width: int):
+    """A simple dual-port RAM (one write, one read port) whose read data is registered twice:
+    ``rdata`` is valid two cycles after ``raddr`` (block RAM read, then its output register).
+
+    With a platform whose ``dsp_family`` is ``"ecp5"`` these are DP16KD primitives with
+    ``REGMODE_B = "OUTREG"``: the block RAM's own output register, so no fabric path starts at
+    the slow RAM clock-to-out (yosys's inference leaves it unused). Otherwise an
+    ``amaranth.lib.memory.Memory`` with a synchronous read port and a register after it, which
+    behaves the same. Returns ``(waddr, wdata, wen, raddr, rdata)``.
+    """
+    waddr = Signal(range(depth), name=f"{name}_waddr")
+    wdata = Signal(width, name=f"{name}_wdata")
+    wen = Signal(name=f"{name}_wen")
+    raddr = Signal(range(depth), name=f"{name}_raddr")
+    rdata = Signal(width, name=f"{name}_rdata", reset_less=True)
+    if _dsp_family(platform) == "ecp5":
+        fits = [(w, a) for w, a in ((18, 10), (9, 11), (4, 12), (2, 13), (1, 14))
+                if depth <= 1 << a]
+        if not fits:
+            raise ValueError(f"reg_ram: depth {depth} exceeds one DP16KD")
+        mode, abits = fits[0]
+        lo = 14 - abits
+        nblk = -(-width // mode)
+        din = Signal(nblk * mode, name=f"{name}_din")
+        dout = Signal(nblk * mode, name=f"{name}_dout")
+        m.d.comb += [din.eq(wdata), rdata.eq(dout[:width])]
+        # x18: address bits 13:4, bits 1:0 are the write byte enables; narrower: bits 13:lo
+        wa = Cat(Const(0b11 if mode == 18 else 0, lo), waddr)
+        ra = Cat(Const(0, lo), raddr)
+        for k in range(nblk):
+            ports = {"i_CLKA": ClockSignal("sync"), "i_CLKB": ClockSignal("sync"),
+                     "i_WEA": wen, "i_WEB": Const(0, 1)}
+            for pn in "AB":
+                ports.update({f"i_CE{pn}": Const(1, 1), f"i_OCE{pn}": Const(1, 1),
+                              f"i_RST{pn}": Const(0, 1)})
+                ports.update({f"i_CS{pn}{i}": Const(0, 1) for i in range(3)})
+            ports.update({f"i_ADA{i}": wa[i] for i in range(14)})
+            ports.update({f"i_ADB{i}": ra[i] for i in range(14)})
+            ports.update({f"i_DIA{i}": din[k * mode + i] if i < mode else Const(0, 1)
+                          for i in range(18)})
+            ports.update({f"i_DIB{i}": Const(0, 1) for i in range(18)})
+            ports.update({f"o_DOB{i}": dout[k * mode + i] for i in range(mode)})
+            m.submodules[f"{name}_bram{k}"] = Instance(
+                "DP16KD", p_DATA_WIDTH_A=mode, p_DATA_WIDTH_B=mode, p_REGMODE_A="NOREG",
+                p_REGMODE_B="OUTREG", p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000", p_WRITEMODE_A="NORMAL",
+                p_WRITEMODE_B="NORMAL", p_GSR="DISABLED", **ports)
+    else:
+        mem = Memory(shape=unsigned(width), depth=depth, init=[])
+        m.submodules[name] = mem
+        w, r = mem.write_port(), mem.read_port()
+        m.d.comb += [w.addr.eq(waddr), w.data.eq(wdata), w.en.eq(wen), r.addr.eq(raddr)]
+        m.d.sync += rdata.eq(r.data)
+    return waddr, wdata, wen, raddr, rdata
+
+
 def params_layout(config: Config) -> data.StructLayout:
     """Runtime parameters (see models.isp.IspParams); ROI, sizes and kx/ky in binned pixels."""
     cb = coord_bits(config)
@@ -83,6 +149,7 @@ def params_layout(config: Config) -> data.StructLayout:
         "black": data.ArrayLayout(10, 4),
         "gain": data.ArrayLayout(16, 4),
         "roi_x": cb, "roi_y": cb, "roi_w": cb, "roi_h": cb,
+        "mid_w": cb, "mid_h": cb,
         "out_w": cb, "out_h": cb,
         "kx": cb, "ky": cb,
         "recip": data.ArrayLayout(RECIP_BITS + 1, 4),
@@ -121,10 +188,12 @@ class Isp(wiring.Component):
 
         m.submodules.fifo = ofifo = fifo.SyncFIFOBuffered(width=TENSOR_LAYOUT.size,
                                                           depth=FIFO_DEPTH)
-        # Each pixel in flight yields at most one output; READY_MARGIN free slots cover them all.
+        # box-filtered pixels (3 x 8 bits, first-of-frame flag) in front of the upscaler
+        m.submodules.mfifo = mfifo = fifo.SyncFIFOBuffered(width=25, depth=FIFO_DEPTH)
+        # Each pixel in flight yields at most one FIFO entry; READY_MARGIN free slots cover them.
         # registered (so it is a flip-flop for the RX), one slot stricter for the cycle of delay
         ready_r = Signal()
-        m.d.sync += ready_r.eq(ofifo.level < FIFO_DEPTH - READY_MARGIN)
+        m.d.sync += ready_r.eq(mfifo.level < FIFO_DEPTH - READY_MARGIN)
         m.d.comb += self.i.ready.eq(ready_r)
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
@@ -132,7 +201,7 @@ class Isp(wiring.Component):
         # ---- static parameters, registered (they only change between frames) -------------------
         roi_x, roi_y = reg("roi_x_r", cb), reg("roi_y_r", cb)
         x_end, y_end = reg("x_end", cb + 1), reg("y_end", cb + 1)
-        ow, oh, rw, rh = p.out_w, p.out_h, p.roi_w, p.roi_h
+        ow, oh, rw, rh = p.mid_w, p.mid_h, p.roi_w, p.roi_h
         stepx_l, stepy_l = reg("stepx_l", signed(cb + 2)), reg("stepy_l", signed(cb + 2))
         thrx_l, thry_l = reg("thrx_l", signed(cb + 3)), reg("thry_l", signed(cb + 3))
         thrx_n, thry_n = reg("thrx_n", signed(cb + 3)), reg("thry_n", signed(cb + 3))
@@ -192,32 +261,28 @@ class Isp(wiring.Component):
                      s3_val.eq(Mux(s2c_prod[18:26] != 0, 1023, s2c_prod[8:18]))]
 
         # ---- S4: 2x2 binning with a line buffer of (even col, odd col) pairs of even rows -------
-        m.submodules.linebuf = linebuf = Memory(shape=unsigned(20), depth=half, init=[])
-        lb_w = linebuf.write_port()
-        lb_r = linebuf.read_port()
+        lb_waddr, lb_wdata, lb_wen, lb_raddr, lb_rdata = reg_ram(m, platform, "linebuf", half, 20)
         hold = Signal(10)
         in_line = Signal()
         m.d.comb += in_line.eq(s3_x < 2 * half)
         with m.If(s3_v & ~s3_x[0]):
             m.d.sync += hold.eq(s3_val)
         m.d.comb += [
-            lb_w.addr.eq(s3_x[1:]), lb_w.data.eq(Cat(hold, s3_val)),
-            lb_w.en.eq(s3_v & s3_x[0] & ~s3_y[0] & in_line),
-            lb_r.addr.eq(s3_x[1:]),
+            lb_waddr.eq(s3_x[1:]), lb_wdata.eq(Cat(hold, s3_val)),
+            lb_wen.eq(s3_v & s3_x[0] & ~s3_y[0] & in_line),
+            lb_raddr.eq(s3_x[1:]),
         ]
         s4_v, s4_sof = Signal(), Signal()
         s4_p2, s4_p3, s4_bx, s4_by = Signal(10), Signal(10), Signal(cb), Signal(cb)
         m.d.sync += [s4_v.eq(s3_v & s3_x[0] & s3_y[0] & in_line), s4_sof.eq(s3_sof),
                      s4_p2.eq(hold), s4_p3.eq(s3_val), s4_bx.eq(s3_x[1:]), s4_by.eq(s3_y[1:])]
-        # S4b: register the line buffer's read data before the pattern mux and the G sum
+        # S4b: the line buffer's registered read data (reg_ram) next to the current row's pair
         s4b_v, s4b_sof = Signal(), Signal()
-        # reset-less, fed straight from the read port: synthesis can use the RAM's output register
-        s4b_p = [Signal(10, name=f"s4b_p{i}", reset_less=True) for i in range(4)]
+        s4b_p23 = [Signal(10, name=f"s4b_p{i}") for i in (2, 3)]
         s4b_bx, s4b_by = Signal(cb), Signal(cb)
         m.d.sync += [s4b_v.eq(s4_v), s4b_sof.eq(s4_sof), s4b_bx.eq(s4_bx), s4b_by.eq(s4_by),
-                     s4b_p[0].eq(lb_r.data[:10]), s4b_p[1].eq(lb_r.data[10:]),
-                     s4b_p[2].eq(s4_p2), s4b_p[3].eq(s4_p3)]
-        pos = s4b_p
+                     s4b_p23[0].eq(s4_p2), s4b_p23[1].eq(s4_p3)]
+        pos = [lb_rdata[:10], lb_rdata[10:], *s4b_p23]
 
         def pick(idx):
             sel = Signal(10, name=f"pick{idx}")
@@ -318,11 +383,9 @@ class Isp(wiring.Component):
 
         # ---- S9: vertical accumulation in a memory of out_w column sums --------------------------
         acc_depth = max_tensor_width(cfg)
-        m.submodules.accmem = accmem = Memory(shape=unsigned(3 * SUM_BITS), depth=acc_depth,
-                                              init=[])
-        acc_w = accmem.write_port()
-        acc_r = accmem.read_port()
-        m.d.comb += acc_r.addr.eq(s8_j)
+        acc_waddr, acc_wdata, acc_wen, acc_raddr, acc_rdata = reg_ram(
+            m, platform, "accmem", acc_depth, 3 * SUM_BITS)
+        m.d.comb += acc_raddr.eq(s8_j)
         s9_v, s9_sof, s9_last = Signal(), Signal(), Signal()
         s9_j = Signal(cb)
         s9_hs = regs("s9_hs", 3, SUM_BITS)
@@ -337,18 +400,18 @@ class Isp(wiring.Component):
                                                             ("v", "sof", "last", "rf", "rl"))
         s9b_j = Signal(cb)
         s9b_hs = regs("s9b_hs", 3, SUM_BITS)
-        s9b_prev = Signal(3 * SUM_BITS, reset_less=True)     # may become the RAM's output register
+        s9b_prev = acc_rdata                # the RAM's registered read data (reg_ram)
         s9b_r = Signal(RECIP_BITS + 1)
         m.d.sync += [s9b_v.eq(s9_v), s9b_sof.eq(s9_sof), s9b_last.eq(s9_last),
                      s9b_rfirst.eq(s9_rfirst), s9b_rlast.eq(s9_rlast), s9b_j.eq(s9_j),
-                     s9b_prev.eq(acc_r.data), s9b_r.eq(p.recip[s9_ridx]),
+                     s9b_r.eq(p.recip[s9_ridx]),
                      *[a.eq(b) for a, b in zip(s9b_hs, s9_hs, strict=True)]]
         vs = regs("vs", 3, SUM_BITS)
         for i in range(3):
             prev = s9b_prev[i * SUM_BITS:(i + 1) * SUM_BITS]
             m.d.comb += vs[i].eq(Mux(s9b_rfirst, 0, prev) + s9b_hs[i])
-        m.d.comb += [acc_w.addr.eq(s9b_j), acc_w.data.eq(Cat(*vs)),
-                     acc_w.en.eq(s9b_v & (s9b_j < acc_depth))]
+        m.d.comb += [acc_waddr.eq(s9b_j), acc_wdata.eq(Cat(*vs)),
+                     acc_wen.eq(s9b_v & (s9b_j < acc_depth))]
         s10_v, s10_sof, s10_last = Signal(), Signal(), Signal()
         s10_vs = regs("s10_vs", 3, SUM_BITS)
         s10_r = Signal(RECIP_BITS + 1)
@@ -384,39 +447,117 @@ class Isp(wiring.Component):
         m.d.sync += [s12a_v.eq(s11b_v), s12a_sof.eq(s11b_sof), s12a_last.eq(s11b_last),
                      *[s12a_q[i].eq(s11b_p[i][RECIP_BITS:] + s11b_p[i][RECIP_BITS - 1])
                        for i in range(3)]]
-        s12_v, s12_sof, s12_last = Signal(), Signal(), Signal()
+        s12_v, s12_first = Signal(), Signal()
         s12_u = regs("s12_u", 3, 8)
-        m.d.sync += [s12_v.eq(s12a_v), s12_sof.eq(s12a_sof), s12_last.eq(s12a_last),
+        first_pending = Signal()
+        with m.If(s12a_sof):
+            m.d.sync += first_pending.eq(1)
+        with m.Elif(s12a_v):
+            m.d.sync += first_pending.eq(0)
+        m.d.sync += [s12_v.eq(s12a_v), s12_first.eq(first_pending | s12a_sof),
                      *[s12_u[i].eq(Mux(s12a_q[i] > 255, 255, s12a_q[i])) for i in range(3)]]
+        m.d.comb += [mfifo.w_data.eq(Cat(*s12_u, s12_first)), mfifo.w_en.eq(s12_v)]
+
+        # ---- stage B: nearest-neighbour upscaler over a two-row memory -------------------------
+        # Filler: pops box-filtered pixels (mid_w x mid_h per frame) into row slot (row & 1).
+        # Generator: output row r reads box-filtered row floor(r mid_h / out_h), column c reads
+        # floor(c mid_w / out_w) (Bresenham); it issues one tensor pixel per clock once its row
+        # is loaded and the output FIFO has room. Row `loaded` may be written once the generator
+        # has moved past row loaded - 2.
+        maxw = max_tensor_width(cfg)
+        colbits = bits_for(maxw - 1)
+        rm_waddr, rm_wdata, rm_wen, rm_raddr, rm_rdata = reg_ram(
+            m, platform, "rowmem", 2 << colbits, 24)
+        mw_m1, mh_r = reg("mw_m1", cb), reg("mh_r", cb + 1)
+        ow_m1, oh_m1 = reg("ow_m1", cb), reg("oh_m1", cb)
+        thr_x, thr_y = reg("thr_x", signed(cb + 2)), reg("thr_y", signed(cb + 2))
+        mw_s, mh_s = reg("mw_s", signed(cb + 2)), reg("mh_s", signed(cb + 2))
+        m.d.sync += [mw_m1.eq(p.mid_w - 1), mh_r.eq(p.mid_h), ow_m1.eq(p.out_w - 1),
+                     oh_m1.eq(p.out_h - 1), thr_x.eq(p.mid_w - p.out_w),
+                     thr_y.eq(p.mid_h - p.out_h), mw_s.eq(p.mid_w), mh_s.eq(p.mid_h)]
+        head = mfifo.r_data
+        fx, loaded, fopen = Signal(cb), Signal(cb + 1), Signal()
+        gbusy = Signal()
+        gx, gr = Signal(cb), Signal(cb)
+        ix, gy = Signal(cb), Signal(cb + 1)
+        dx, dy = Signal(signed(cb + 2)), Signal(signed(cb + 2))   # Bresenham e - (Lo - Lm)
+        fcomplete = Signal()
+        m.d.comb += fcomplete.eq(loaded == mh_r)
+        start, accept, drop = Signal(), Signal(), Signal()
+        with m.If(mfifo.r_rdy):
+            with m.If(head[24]):
+                # a new frame; wait while a complete previous frame is still being generated
+                m.d.comb += start.eq(~(gbusy & fcomplete))
+            with m.Elif(fopen & ~fcomplete):
+                m.d.comb += accept.eq(loaded < gy + 2)
+            with m.Else():
+                m.d.comb += drop.eq(1)       # outside a frame or beyond its last row
+        m.d.comb += mfifo.r_en.eq(start | accept | drop)
+        wcol = Signal(cb)
+        wrow = Signal(cb + 1)
+        m.d.comb += [wcol.eq(Mux(start, 0, fx)), wrow.eq(Mux(start, 0, loaded))]
+        row_end = Signal()
+        m.d.comb += row_end.eq(wcol == mw_m1)
+        m.d.comb += [rm_waddr.eq(Cat(wcol[:colbits], wrow[0])), rm_wdata.eq(head[:24]),
+                     rm_wen.eq(start | accept)]
+        with m.If(start | accept):
+            m.d.sync += [fx.eq(Mux(row_end, 0, wcol + 1)), loaded.eq(wrow + row_end),
+                         fopen.eq(1)]
+
+        out_ok = Signal()
+        m.d.sync += out_ok.eq(ofifo.level < FIFO_DEPTH - OUT_MARGIN)
+        issue = Signal()
+        m.d.comb += issue.eq(gbusy & (gy < loaded) & out_ok)
+        g_first, g_last, col_end = Signal(), Signal(), Signal()
+        m.d.comb += [col_end.eq(gx == ow_m1), g_first.eq((gx == 0) & (gr == 0)),
+                     g_last.eq(col_end & (gr == oh_m1)),
+                     rm_raddr.eq(Cat(ix[:colbits], gy[0]))]
+        with m.If(start):
+            m.d.sync += [gbusy.eq(1), gx.eq(0), gr.eq(0), ix.eq(0), gy.eq(0), dx.eq(thr_x),
+                         dy.eq(thr_y)]
+        with m.Elif(issue):
+            with m.If(col_end):
+                m.d.sync += [gx.eq(0), ix.eq(0), dx.eq(thr_x), gr.eq(gr + 1),
+                             dy.eq(Mux(dy >= 0, dy + thr_y, dy + mh_s)), gy.eq(gy + (dy >= 0))]
+                with m.If(gr == oh_m1):
+                    m.d.sync += gbusy.eq(0)
+            with m.Else():
+                m.d.sync += [gx.eq(gx + 1), dx.eq(Mux(dx >= 0, dx + thr_x, dx + mw_s)),
+                             ix.eq(ix + (dx >= 0))]
+
+        # issue -> (2) row memory data -> normalization (6) -> output FIFO
+        def delay(sig, n, name):
+            for k in range(n):
+                nxt = Signal(len(sig), name=f"{name}_d{k}")
+                m.d.sync += nxt.eq(sig)
+                sig = nxt
+            return sig
+
+        b_v = delay(issue, 2, "b_v")
+        b_first = delay(issue & g_first, 2, "b_first")
+        b_last = delay(issue & g_last, 2, "b_last")
+        b_u = [rm_rdata[8 * i:8 * (i + 1)] for i in range(3)]
 
         # ---- S13-S14: normalization: multiply, round, shift, offset, clamp --------------------
-        s12b_v, s12b_sof, s12b_last = Signal(), Signal(), Signal()
-        s13_v, s13_sof, s13_last = Signal(), Signal(), Signal()
-        m.d.sync += [s12b_v.eq(s12_v), s12b_sof.eq(s12_sof), s12b_last.eq(s12_last),
-                     s13_v.eq(s12b_v), s13_sof.eq(s12b_sof), s13_last.eq(s12b_last)]
-        s13_t = [registered_mul(m, platform, s12_u[i], p.norm_mul[i], f"norm_mul{i}")
+        s13_v, s13_first, s13_last = (delay(x, 2, n) for x, n in
+                                      ((b_v, "s13_v"), (b_first, "s13_f"), (b_last, "s13_l")))
+        s13_t = [registered_mul(m, platform, b_u[i], p.norm_mul[i], f"norm_mul{i}")
                  for i in range(3)]
-        s13b_v, s13b_sof, s13b_last = Signal(), Signal(), Signal()
+        s13b_v, s13b_first, s13b_last = Signal(), Signal(), Signal()
         s13b_t = regs("s13b_t", 3, 25)
-        m.d.sync += [s13b_v.eq(s13_v), s13b_sof.eq(s13_sof), s13b_last.eq(s13_last),
+        m.d.sync += [s13b_v.eq(s13_v), s13b_first.eq(s13_first), s13b_last.eq(s13_last),
                      *[s13b_t[i].eq(s13_t[i] + rnd[i]) for i in range(3)]]
-        s13c_v, s13c_sof, s13c_last = Signal(), Signal(), Signal()
+        s13c_v, s13c_first, s13c_last = Signal(), Signal(), Signal()
         s13c_t = regs("s13c_t", 3, 25)
-        m.d.sync += [s13c_v.eq(s13b_v), s13c_sof.eq(s13b_sof), s13c_last.eq(s13b_last),
+        m.d.sync += [s13c_v.eq(s13b_v), s13c_first.eq(s13b_first), s13c_last.eq(s13b_last),
                      *[s13c_t[i].eq(s13b_t[i] >> p.norm_shift[i]) for i in range(3)]]
-        s13d_v, s13d_sof, s13d_last = Signal(), Signal(), Signal()
+        s13d_v, s13d_first, s13d_last = Signal(), Signal(), Signal()
         s13d_t = regs("s13d_t", 3, signed(27))
-        m.d.sync += [s13d_v.eq(s13c_v), s13d_sof.eq(s13c_sof), s13d_last.eq(s13c_last),
+        m.d.sync += [s13d_v.eq(s13c_v), s13d_first.eq(s13c_first), s13d_last.eq(s13c_last),
                      *[s13d_t[i].eq(s13c_t[i] + p.norm_off[i]) for i in range(3)]]
         s14_v, s14_last, s14_first = Signal(), Signal(), Signal()
         s14_q = [Signal(signed(8), name=f"s14_q{i}") for i in range(3)]
-        first_pending = Signal()
-        with m.If(s13d_sof):
-            m.d.sync += first_pending.eq(1)
-        with m.Elif(s13d_v):
-            m.d.sync += first_pending.eq(0)
-        m.d.sync += [s14_v.eq(s13d_v), s14_last.eq(s13d_last),
-                     s14_first.eq(first_pending | s13d_sof)]
+        m.d.sync += [s14_v.eq(s13d_v), s14_last.eq(s13d_last), s14_first.eq(s13d_first)]
         for i in range(3):
             t = s13d_t[i]
             m.d.sync += s14_q[i].eq(Mux(t > 127, 127, Mux(t < -128, -128, t)))

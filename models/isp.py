@@ -7,9 +7,11 @@ Stages (all integer; docs/pixel_path.md has the same text):
 3. 2x2 binning by pattern: R, G1, G2, B of each tile -> ``R8 = R >> 2``, ``G8 = (G1 + G2) >> 3``,
    ``B8 = B >> 2`` (8-bit), or luma ``Y = (77*R8 + 150*G8 + 29*B8 + 128) >> 8`` for 1 channel;
 4. ROI crop in binned pixels (the user gives it in sensor pixels, even-aligned: X/2, Y/2, W/2, H/2);
-5. resize (box filter, downscale or 1:1 per axis): input index i of an axis of length Li goes to
-   output ``floor(i * Lo / Li)``; each output is ``min(255, (S * R(c) + 2**23) >> 24)`` with S the
-   box sum, c = cx * cy the box size (<= 4096) and ``R(c) = (2**24 + c // 2) // c``;
+5. resize, any ratio, per axis in two steps: (a) box filter down to Lm = min(Li, Lo): input
+   index i of an axis of length Li goes to output ``floor(i * Lm / Li)``; each value is
+   ``min(255, (S * R(c) + 2**23) >> 24)`` with S the box sum, c = cx * cy the box size (<= 4096)
+   and ``R(c) = (2**24 + c // 2) // c``; (b) nearest-neighbour up to Lo (>= Lm): output o takes
+   ``floor(o * Lm / Lo)`` (identity when Lo = Lm);
 6. normalization per channel: ``q = clamp(((u * mul + ((1 << shift) >> 1)) >> shift) + offset,
    -128, 127)``; the default ``mul=1, shift=0, offset=-128`` maps u to u - 128.
 
@@ -26,8 +28,8 @@ import numpy as np
 from hw.errors import UserError
 from hw.isp import MAX_BOX, PATTERNS, RECIP_BITS, pattern_positions
 
-__all__ = ["IspParams", "recip", "black_gain", "bin2x2", "resize_boxes", "box_resize", "normalize",
-           "isp_frame", "isp_stages"]
+__all__ = ["IspParams", "recip", "black_gain", "bin2x2", "resize_boxes", "box_resize",
+           "nearest_upscale", "resize", "normalize", "isp_frame", "isp_stages"]
 
 
 def recip(c: int) -> int:
@@ -74,14 +76,15 @@ class IspParams:
             raise UserError(f"sensor lines of {self.sensor_w} pixels exceed the ISP line buffer "
                             f"({self.max_line_pixels}); use a smaller sensor mode")
         ow, oh = self.size
-        if ow < 1 or oh < 1 or ow > w // 2 or oh > h // 2:
-            raise UserError(f"bad tensor size {ow},{oh}: must be 1..{w // 2} x 1..{h // 2} (the "
-                            "ISP only downscales the binned ROI); enlarge the ROI or shrink "
-                            "the size")
-        if ow > self.max_line_pixels // 4:
-            raise UserError(f"tensor width {ow} exceeds the ISP's column memory "
-                            f"({self.max_line_pixels // 4}); use a narrower tensor")
-        cmax = -(-(w // 2) // ow) * -(-(h // 2) // oh)
+        if any(int(v) != v for v in self.size) or ow < 1 or oh < 1:
+            raise UserError(f"bad tensor size {ow},{oh}: width and height must be positive "
+                            "integers")
+        wmax, hmax = self.max_line_pixels // 4, self.max_line_pixels
+        if ow > wmax or oh > hmax:
+            raise UserError(f"bad tensor size {ow},{oh}: at most {wmax} wide (the ISP's row "
+                            f"memories) and {hmax} high; use a smaller tensor")
+        mw, mh = self.mid_size
+        cmax = -(-(w // 2) // mw) * -(-(h // 2) // mh)
         if cmax > MAX_BOX:
             raise UserError(f"resize ratio too large: a box of {cmax} binned pixels exceeds "
                             f"{MAX_BOX}; use a larger tensor size or a smaller ROI")
@@ -106,6 +109,11 @@ class IspParams:
         return tuple(v // 2 for v in self.roi)
 
     @property
+    def mid_size(self) -> tuple[int, int]:
+        """Size after the box filter (step 5a): min(binned ROI, tensor) per axis."""
+        return (min(self.roi[2] // 2, self.size[0]), min(self.roi[3] // 2, self.size[1]))
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         """Output tensor shape (H, W, C) (NHWC without N)."""
         return (self.size[1], self.size[0], self.channels)
@@ -114,11 +122,13 @@ class IspParams:
         """The values of the RTL ``params`` port (hw.isp.params_layout)."""
         rx, ry, rw, rh = self.binned_roi
         ow, oh = self.size
-        kx, ky = rw // ow, rh // oh
+        mw, mh = self.mid_size
+        kx, ky = rw // mw, rh // mh
         return {
             "pattern": PATTERNS.index(self.pattern), "channels3": int(self.channels == 3),
             "black": list(self.black), "gain": list(self.gain),
-            "roi_x": rx, "roi_y": ry, "roi_w": rw, "roi_h": rh, "out_w": ow, "out_h": oh,
+            "roi_x": rx, "roi_y": ry, "roi_w": rw, "roi_h": rh, "mid_w": mw, "mid_h": mh,
+            "out_w": ow, "out_h": oh,
             "kx": kx, "ky": ky,
             "recip": [recip((kx + (i & 1)) * (ky + (i >> 1))) for i in range(4)],
             "norm_mul": list(self.norm_mul), "norm_shift": list(self.norm_shift),
@@ -165,6 +175,21 @@ def box_resize(x: np.ndarray, ow: int, oh: int) -> np.ndarray:
     return np.minimum(255, (s * r[..., None] + (1 << (RECIP_BITS - 1))) >> RECIP_BITS)
 
 
+def nearest_upscale(x: np.ndarray, ow: int, oh: int) -> np.ndarray:
+    """Stage 5b on a (Hm, Wm, C) box-filtered image -> (oh, ow, C), oh >= Hm, ow >= Wm: output o
+    of an axis takes input ``floor(o * Lm / Lo)``."""
+    hm, wm = x.shape[:2]
+    iy = (np.arange(oh) * hm) // oh
+    ix = (np.arange(ow) * wm) // ow
+    return x[iy][:, ix]
+
+
+def resize(x: np.ndarray, ow: int, oh: int) -> np.ndarray:
+    """Stage 5, any ratio: box filter to min(L, Lo) per axis, then nearest-neighbour to Lo."""
+    hr, wr = x.shape[:2]
+    return nearest_upscale(box_resize(x, min(ow, wr), min(oh, hr)), ow, oh)
+
+
 def normalize(u: np.ndarray, p: IspParams) -> np.ndarray:
     """Stage 6: per-channel multiply/shift/offset with clamping -> int8."""
     out = np.empty(u.shape, dtype=np.int64)
@@ -184,7 +209,7 @@ def isp_stages(raw: np.ndarray, p: IspParams) -> dict[str, np.ndarray]:
     binned = bin2x2(bg, p)
     rx, ry, rw, rh = p.binned_roi
     roi = binned[ry:ry + rh, rx:rx + rw]
-    resized = box_resize(roi, *p.size)
+    resized = resize(roi, *p.size)
     return {"raw": raw, "black_gain": bg, "binned": binned, "roi": roi, "resized": resized,
             "tensor": normalize(resized, p)}
 

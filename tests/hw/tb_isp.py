@@ -4,8 +4,10 @@ Parameters (``tb_params``): ``cases`` = list of dicts (photo, mode, pattern, roi
 black, gain, norm_mul, norm_shift, norm_off, noise seed), ``stall`` (output back-pressure
 probability), ``idle`` (input gap probability), ``seed``, ``max_line``. All cases run in one
 simulation, one after the other (the parameters port changes between frames). Model -> checker per
-frame; at the end nothing may be left in flight, and with no back-pressure the ISP must take one
-pixel per clock.
+frame; at the end nothing may be left in flight. With no back-pressure: without upscaling the ISP
+must take one sensor pixel per clock; when upscaling (the output is the rate limit) the whole frame
+may take at most input + output pixels cycles, and a case marked ``dense`` (input small next to the
+output) must emit one tensor pixel per clock from its first to its last output.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class IspTB:
             first = False
             npx = want.shape[0] * want.shape[1]
             cycles = await run(dut, [src], [sink], lambda s=sink, n=npx: len(s.beats) >= n,
-                               max_cycles=raw.size * 20 + 1000)
+                               max_cycles=(raw.size + npx) * 20 + 1000)
             await idle_check(dut, [sink], 40)
             got = [unpack(TENSOR_LAYOUT, b) for b in sink.beats]
             ch = p.channels
@@ -76,10 +78,17 @@ class IspTB:
             assert [g["last"] for g in got] == [0] * (npx - 1) + [1], "last marker"
             bad = np.argwhere(arr != want)
             assert bad.size == 0, f"case {c}: {len(bad)} mismatches, first at {bad[:3].tolist()}"
-            if sink.stall == 0.0 and self.cfg.get("idle", 0.0) == 0.0:
+            up = p.size != p.mid_size
+            if sink.stall == 0.0 and self.cfg.get("idle", 0.0) == 0.0 and not up:
                 # one pixel per clock: the source was never refused
                 span = src.last_cycle - src.first_cycle + 1
                 assert span == raw.size, f"ISP took {span} cycles for {raw.size} pixels"
+            elif sink.stall == 0.0 and self.cfg.get("idle", 0.0) == 0.0:
+                total = sink.cycles[-1] - src.first_cycle + 1
+                assert total <= raw.size + npx + 64, f"upscale took {total} cycles"
+                if c.get("dense"):
+                    span = sink.cycles[-1] - sink.cycles[0] + 1
+                    assert span == npx, f"{npx} tensor pixels took {span} cycles"
             dut._log.info(f"case ok: {c['photo']} {c['mode']} {c['pattern']} ch={ch} "
                           f"roi={p.roi} size={p.size} cycles={cycles}")
 

@@ -2,7 +2,8 @@
 
 One build (tiny preset: line buffers of 4096 pixels); real photos from scikit-image, all four Bayer
 patterns, 1 and 3 channels, integer and fractional resize ratios, non-default black level / gain /
-normalization, sensor noise, output back-pressure and input gaps, all inside one simulation.
+normalization, sensor noise, upscaling (integer, fractional, mixed with downscaling, output-bound),
+output back-pressure and input gaps, all inside one simulation.
 """
 
 import pytest
@@ -35,6 +36,20 @@ CASES = [
     # big box (downscale to 1 pixel per axis)
     dict(photo="coffee", mode="64x32", pattern="RGGB", channels=1, roi=[0, 0, 64, 32],
          size=[1, 3], stall=0.0),
+    # upscaling (nearest after the box filter): integer 2x, RGB, no back-pressure
+    dict(photo="astronaut", mode="32x24", pattern="RGGB", channels=3, roi=[0, 0, 32, 24],
+         size=[32, 24], stall=0.0),
+    # fractional upscale, luma, ROI inside the frame, back-pressure
+    dict(photo="camera", mode="40x32", pattern="GBRG", channels=1, roi=[4, 2, 20, 14],
+         size=[23, 17], stall=0.3),
+    # mixed: down along x, up along y, RGB
+    dict(photo="chelsea", mode="64x16", pattern="BGGR", channels=3, roi=[0, 0, 64, 16],
+         size=[12, 19], stall=0.2),
+    # a tiny ROI blown up (output-bound: one tensor pixel per clock), fractional, RGB and luma
+    dict(photo="coffee", mode="16x8", pattern="GRBG", channels=3, roi=[4, 2, 6, 4],
+         size=[37, 29], stall=0.0, dense=True),
+    dict(photo="astronaut", mode="16x8", pattern="RGGB", channels=1, roi=[0, 0, 16, 8],
+         size=[40, 20], stall=0.0, dense=True),
 ]
 
 
@@ -47,7 +62,8 @@ def test_isp_vs_golden():
 @pytest.mark.parametrize("roi, size, msg", [
     ((1, 0, 40, 40), (10, 10), "even"),
     ((0, 0, 41, 40), (10, 10), "even"),
-    ((0, 0, 40, 40), (30, 10), "downscales"),
+    ((0, 0, 40, 40), (2000, 10), "tensor size"),
+    ((0, 0, 40, 40), (0, 10), "tensor size"),
     ((60, 0, 40, 40), (10, 10), "inside"),
 ])
 def test_bad_roi_rejected(roi, size, msg):

@@ -72,7 +72,23 @@ def test_patterns_pick_the_same_colours():
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
-@pytest.mark.parametrize("kw", [dict(roi=(0, 0, 64, 48), size=(40, 10)),
+def test_upscale_is_nearest_after_box():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (5, 7, 3))
+    # integer ratios: every pixel repeated
+    assert np.array_equal(isp.resize(x, 21, 10), np.repeat(np.repeat(x, 2, 0), 3, 1))
+    # fractional: output o takes input floor(o * Lm / Lo), every input used, in order
+    out = isp.resize(x, 11, 8)
+    iy, ix = (np.arange(8) * 5) // 8, (np.arange(11) * 7) // 11
+    assert np.array_equal(out, x[iy][:, ix]) and set(iy) == set(range(5))
+    # mixed: box along y (10 -> 4), nearest along x (7 -> 9)
+    y = rng.integers(0, 256, (10, 7, 1))
+    assert np.array_equal(isp.resize(y, 9, 4), isp.nearest_upscale(isp.box_resize(y, 7, 4), 9, 4))
+    p = isp.IspParams.make(64, 48, roi=(0, 0, 20, 10), size=(30, 3))
+    assert p.mid_size == (10, 3) and p.hw_fields()["kx"] == 1
+
+
+@pytest.mark.parametrize("kw", [dict(roi=(0, 0, 64, 48), size=(2000, 10)),
                                 dict(roi=(3, 0, 10, 10)), dict(channels=2),
                                 dict(pattern="RGBG"), dict(roi=(0, 0, 64, 48), size=(0, 5))])
 def test_bad_params(kw):
