@@ -1,0 +1,743 @@
+"""The NPU's conv unit: CONV instructions on the GEMM engine with on-the-fly im2col (docs/npu.md).
+
+``ConvUnit(config)`` executes one ``CONV`` instruction (hw/isa.py, semantics: ``IsaSim._conv``) at a
+time: ``cmd`` takes the raw 256-bit instruction while ``idle``; ``idle`` goes low until every SRAM
+write of the instruction has been accepted. It owns the local buffers WBUF (weights, K x n_cols
+int8 row-major) and PBUF (n_cols 12-byte records bias, mult, shift), two slots each, written by the
+LOAD unit through ``buf`` (always ready) while CONV reads the other slot.
+
+Datapath (all blocks are valid/ready or credit-based; nothing can be dropped or deadlock):
+
+- **setup**: a few cycles computing the instruction's derived constants (K, M, K tiles, row and
+  tap address steps) with registered products.
+- **act gather** (on-the-fly im2col): walks the engine's beat order (M blocks > K tiles > rows >
+  the R lanes of a K slice, K in (ky, kx, ci) order) as *pieces*: a run of lanes that is one
+  contiguous span of one SRAM line (``DATA``), a padding tap (``PAD``: lanes read ``in_zp``) or the
+  K padding of the last K tile (zero lanes). One piece per cycle; a ``DATA`` piece whose line
+  differs from the last line requested issues one SRAM line read (so a line serving several
+  consecutive pieces is read once). Pieces wait in a FIFO for their line (the responses come back
+  in order into a credit-guarded FIFO); the assembler rotates the line to the piece's lanes and
+  pushes a finished R-lane beat to the engine's ``act`` stream. With ``in_c >= R`` a beat is one
+  piece (two when its slice crosses a line or a tap boundary), i.e. about R*C MACs per cycle.
+- **weights**: WBUF is one memory of line-wide words (slot = top address bit) with two read ports;
+  row k (byte ``k*n_cols``, unaligned) is cut from two consecutive words, zero beyond n_cols and K.
+  R rows per (M block, K tile), as the engine's ``wgt`` stream wants.
+- **params**: PBUF is registers; one ``params`` beat per engine command (n_cols <= C: one N tile).
+- **outputs**: engine ``out`` beats (row order) are scattered to SRAM lines with byte masks;
+  consecutive pixels landing in the same line are merged into one line write.
+- **acc modes** (``AccMode`` FIRST/MID/LAST): the engine runs in raw mode (int32 ``acc`` lanes =
+  sum + bias); MID/LAST read the int32 partials back (a second gather over the dense acc region,
+  sharing the SRAM read port by a tag in the response pipe), add them; FIRST/MID scatter the int32
+  sums to ``acc_addr``; LAST requantizes them with :class:`hw.requant.Requant` and scatters int8.
+
+Unsupported instructions (n_cols > C, K*n_cols beyond a WBUF slot, K = 0 or a zero stride with
+outputs to produce, a line width that is not a power of two) raise the sticky ``error`` and
+complete without touching the SRAM. An instruction with no outputs (M = 0 or n_cols = 0) is a
+no-op, as in ``IsaSim``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config
+from hw.gemm import DIM_BITS, GemmEngine, cmd_layout, m_block
+from hw.isa import (
+    INSTR_LAYOUT,
+    LAYOUTS,
+    PARAM_RECORD_BYTES,
+    AccMode,
+    Opcode,
+    buffer_sizes,
+)
+from hw.npu_if import (
+    SRAM_READ_LATENCY,
+    buf_words,
+    buf_write_signature,
+    line_addr_bits,
+    line_bytes,
+    sram_read_signature,
+    sram_write_signature,
+    unit_signature,
+)
+from hw.requant import SHIFT_BITS, Requant, RequantCore
+
+__all__ = ["ConvUnit", "top"]
+
+# piece kinds of the act gather
+_DATA, _PAD, _ZERO = 0, 1, 2
+# read tags (the response pipe routes lines back to their requester)
+_TAG_ACT, _TAG_ACC = 0, 1
+
+
+def _min(a, b):
+    return Mux(a < b, a, b)
+
+
+def _raw_mode_available() -> bool:
+    return "raw" in dict(cmd_layout().members)
+
+
+class _Scatter(wiring.Component):
+    """Byte-run writer: input beats {addr, data (B bytes), n (bytes used)} go to SRAM as masked line
+    writes, consecutive runs in the same line merged into one write. ``empty`` is high when every
+    accepted beat has been written (the pending line included) -- only if ``flush`` is high; while
+    ``flush`` is low a partial line waits for more bytes."""
+
+    def __init__(self, config: Config, nbytes: int):
+        self.W = line_bytes(config)
+        self.B = nbytes
+        self.lab = line_addr_bits(config)
+        self.lgw = (self.W - 1).bit_length()
+        # lines a run of B bytes at any offset can touch
+        self.S = (self.W - 1 + self.B + self.W - 1) // self.W
+        super().__init__({
+            "i_valid": In(1), "i_ready": Out(1), "i_addr": In(24), "i_data": In(8 * nbytes),
+            "i_n": In(range(nbytes + 1)),
+            "flush": In(1), "empty": Out(1),
+            "wr": Out(sram_write_signature(config)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W, B, S, lgw = self.W, self.B, self.S, self.lgw
+        # input register
+        have = Signal()
+        line0 = Signal(self.lab)
+        vec = Signal(8 * W * S)       # the run shifted to its offset in S lines
+        vmask = Signal(W * S)
+        step = Signal(range(S + 1))
+        nsteps = Signal(range(S + 1))
+        # pending (merged) line write
+        pv = Signal()
+        pline = Signal(self.lab)
+        pdata = Signal(8 * W)
+        pmask = Signal(W)
+
+        cur_line = (line0 + step)[:self.lab]
+        cur_data = vec.word_select(step, 8 * W) if S > 1 else vec
+        cur_mask = vmask.word_select(step, W) if S > 1 else vmask
+        piece = have
+        last_step = step + 1 == nsteps
+        # merge or write the pending line
+        wr = self.wr.req
+        m.d.comb += [wr.p.addr.eq(pline), wr.p.data.eq(pdata), wr.p.mask.eq(pmask)]
+        consume = Signal()
+        merged_data = Cat(*[Mux(cur_mask[i], cur_data[8 * i:8 * i + 8], pdata[8 * i:8 * i + 8])
+                            for i in range(W)])
+        with m.If(piece):
+            with m.If(~pv):
+                m.d.comb += consume.eq(1)
+                m.d.sync += [pv.eq(1), pline.eq(cur_line), pdata.eq(cur_data),
+                             pmask.eq(cur_mask)]
+            with m.Elif(pline == cur_line):
+                m.d.comb += consume.eq(1)
+                m.d.sync += [pdata.eq(merged_data), pmask.eq(pmask | cur_mask)]
+            with m.Else():
+                m.d.comb += wr.valid.eq(1)
+                with m.If(wr.ready):
+                    m.d.comb += consume.eq(1)
+                    m.d.sync += [pline.eq(cur_line), pdata.eq(cur_data), pmask.eq(cur_mask)]
+        with m.Elif(self.flush & pv):
+            m.d.comb += wr.valid.eq(1)
+            with m.If(wr.ready):
+                m.d.sync += pv.eq(0)
+        with m.If(consume):
+            m.d.sync += step.eq(step + 1)
+            with m.If(last_step):
+                m.d.sync += have.eq(0)
+        # load a new run when the register is free (or frees this cycle)
+        free = ~have | (consume & last_step)
+        m.d.comb += self.i_ready.eq(free)
+        off = self.i_addr[:lgw] if lgw else Const(0, 1)
+        nmask = Signal(B)
+        m.d.comb += nmask.eq(Cat(*[i < self.i_n for i in range(B)]))
+        data_m = Cat(*[Mux(nmask[i], self.i_data[8 * i:8 * i + 8], 0) for i in range(B)])
+        with m.If(self.i_valid & free):
+            m.d.sync += [
+                have.eq(self.i_n != 0),
+                step.eq(0),
+                line0.eq(self.i_addr[lgw:lgw + self.lab]),
+                vec.eq(data_m << (off * 8)),
+                vmask.eq(nmask << off),
+                nsteps.eq((off + self.i_n + W - 1) >> lgw),
+            ]
+        m.d.comb += self.empty.eq(~have & ~pv)
+        return m
+
+
+class ConvUnit(wiring.Component):
+    """CONV execution unit (see the module docstring)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.R, self.C = config.array_rows, config.array_cols
+        self.W = line_bytes(config)
+        if self.W & (self.W - 1):
+            raise ValueError(f"ConvUnit needs a power-of-two SRAM line, got {self.W} bytes")
+        self.lgw = (self.W - 1).bit_length()
+        self.lab = line_addr_bits(config)
+        self.MB = m_block(config)
+        sizes = buffer_sizes(config)
+        self.wbuf_slot = sizes["wbuf_slot"]
+        self.pbuf_slot = sizes["pbuf_slot"]
+        self.bw = buf_words(config)
+        self.wbits = max(1, (self.bw - 1).bit_length())
+        self.pwords = -(-self.pbuf_slot // self.W)
+        #: largest engine command (a whole number of M blocks)
+        self.m_chunk = ((1 << DIM_BITS) - 1) // self.MB * self.MB
+        self.raw_ok = _raw_mode_available()
+        members = dict(unit_signature().members)
+        members.update({
+            "rd": Out(sram_read_signature(config)),
+            "wr": Out(sram_write_signature(config)),
+            "buf": In(buf_write_signature(config)),
+        })
+        super().__init__(members)
+
+    # ------------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        R, C, W, lgw, MB = self.R, self.C, self.W, self.lgw, self.MB
+        LAB = self.lab
+
+        m.submodules.engine = eng = GemmEngine(cfg)
+
+        # ---------------------------------------------------------------- instruction register
+        conv_lay = LAYOUTS[Opcode.CONV]
+        ins = Signal(conv_lay)
+        cmd_view = data.View(INSTR_LAYOUT, self.cmd.payload)
+
+        IDLE, S1, S2, S3, S4, RUN, FIN = range(7)
+        state = Signal(range(7))
+        err = Signal()
+        m.d.comb += [self.cmd.ready.eq(state == IDLE), self.idle.eq(state == IDLE),
+                     self.error.eq(err)]
+        with m.If(self.cmd.valid & (state == IDLE)):
+            m.d.sync += [ins.eq(cmd_view.conv), state.eq(S1)]
+            with m.If(cmd_view.header.opcode != Opcode.CONV):
+                m.d.sync += [err.eq(1), state.eq(IDLE)]
+
+        # ---------------------------------------------------------------- derived constants
+        pitch = Signal(16)
+        wp = Signal(32)                  # in_w * pitch (one input row)
+        K = Signal(24)
+        K1 = Signal(8)
+        M = Signal(24)
+        KT = Signal(DIM_BITS + 8)
+        step_x = Signal(signed(32))      # sw * pitch
+        step_y = Signal(signed(32))      # sh * wp - (out_w - 1) * sw * pitch
+        tap_y = Signal(signed(32))       # wp - (kw - 1) * pitch
+        base0 = Signal(signed(32))       # in_addr - pt * wp - pl * pitch
+        acc_mode = Signal(AccMode)
+        mode_raw = Signal()
+        mode_rd_acc = Signal()
+        mode_wr_acc = Signal()
+        m.d.comb += [
+            mode_raw.eq(acc_mode != AccMode.NONE),
+            mode_rd_acc.eq((acc_mode == AccMode.MID) | (acc_mode == AccMode.LAST)),
+            mode_wr_acc.eq((acc_mode == AccMode.FIRST) | (acc_mode == AccMode.MID)),
+        ]
+        bad = Signal()
+        noop = Signal()
+        start_run = Signal()
+        with m.If(state == S1):
+            m.d.sync += [
+                pitch.eq(Mux(ins.in_pitch != 0, ins.in_pitch, ins.in_c)),
+                K1.eq(ins.k_h * ins.k_w),
+                M.eq(ins.out_h * ins.out_w),
+                acc_mode.eq(ins.acc),
+                state.eq(S2),
+            ]
+        with m.If(state == S2):
+            m.d.sync += [
+                wp.eq(ins.in_w * pitch),
+                K.eq(K1 * ins.in_c),
+                step_x.eq(ins.stride_w * pitch),
+                state.eq(S3),
+            ]
+        if R & (R - 1):
+            kt_val = (K + R - 1) // R
+        else:
+            kt_val = (K + R - 1) >> ((R - 1).bit_length())
+        with m.If(state == S3):
+            m.d.sync += [
+                KT.eq(kt_val),
+                step_y.eq(ins.stride_h * wp - (ins.out_w - 1) * step_x),
+                tap_y.eq(wp - (ins.k_w - 1) * pitch),
+                base0.eq(ins.in_addr - ins.pad_top * wp - ins.pad_left * pitch),
+                state.eq(S4),
+            ]
+            m.d.sync += [
+                noop.eq((M == 0) | (ins.n_cols == 0)),
+                bad.eq((ins.n_cols > C) | (K * ins.n_cols > self.wbuf_slot) | (K == 0)
+                       | (ins.stride_h == 0) | (ins.stride_w == 0)
+                       | ((ins.acc != AccMode.NONE) if not self.raw_ok else 0)),
+            ]
+        with m.If(state == S4):
+            with m.If(noop):
+                m.d.sync += state.eq(IDLE)
+            with m.Elif(bad):
+                m.d.sync += [state.eq(IDLE), err.eq(1)]
+            with m.Else():
+                m.d.comb += start_run.eq(1)
+                m.d.sync += state.eq(RUN)
+
+        # ---------------------------------------------------------------- buffers
+        W8 = 8 * W
+        m.submodules.wbuf = wbuf = memory.Memory(shape=unsigned(W8), depth=2 << self.wbits,
+                                                 init=[])
+        wbw = wbuf.write_port(granularity=8)
+        wrp0 = wbuf.read_port()
+        wrp1 = wbuf.read_port()
+        bq = self.buf.req
+        m.d.comb += bq.ready.eq(1)
+        m.d.comb += [
+            wbw.addr.eq(Cat(bq.p.addr[:self.wbits], bq.p.slot)),
+            wbw.data.eq(bq.p.data),
+            wbw.en.eq(Mux(bq.valid & (bq.p.buf == 0), bq.p.mask, 0)),
+        ]
+        # PBUF: registers, pwords words per slot
+        pbuf = [[Signal(8, name=f"pbuf{s}_{i}") for i in range(self.pwords * W)] for s in range(2)]
+        for s in range(2):
+            for i in range(self.pwords * W):
+                wi, bi = divmod(i, W)
+                with m.If(bq.valid & (bq.p.buf == 1) & (bq.p.slot == s) & (bq.p.addr == wi)
+                          & bq.p.mask[bi]):
+                    m.d.sync += pbuf[s][i].eq(bq.p.data[8 * bi:8 * bi + 8])
+
+        # ---------------------------------------------------------------- engine command + params
+        ecmd = eng.cmd
+        m_left = Signal(24)              # rows not yet commanded
+        par_pend = Signal()
+        with m.If(start_run):
+            m.d.sync += m_left.eq(M)
+        m_this = _min(m_left, self.m_chunk)
+        m.d.comb += [
+            ecmd.valid.eq((state == RUN) & (m_left != 0)),
+            ecmd.p.m.eq(m_this),
+            ecmd.p.k_tiles.eq(KT),
+            ecmd.p.n_tiles.eq(1),
+            ecmd.p.zp.eq(ins.out_zp),
+            ecmd.p.qmin.eq(ins.act_min),
+            ecmd.p.qmax.eq(ins.act_max),
+        ]
+        if self.raw_ok:
+            m.d.comb += ecmd.p.raw.eq(mode_raw)
+        with m.If(ecmd.valid & ecmd.ready):
+            m.d.sync += [m_left.eq(m_left - m_this), par_pend.eq(1)]
+        ep = eng.params
+        m.d.comb += ep.valid.eq(par_pend)
+        with m.If(ep.valid & ep.ready):
+            m.d.sync += par_pend.eq(0)
+        # the params beat of slot pslot (channels >= n_cols zero)
+        for j in range(C):
+            def rec(off, n, j=j):
+                b = PARAM_RECORD_BYTES * j + off
+                return [Mux(ins.pslot, pbuf[1][b + i], pbuf[0][b + i]) for i in range(n)]
+            use = j < ins.n_cols
+            m.d.comb += [
+                ep.p.bias[j].eq(Mux(use, Cat(*rec(0, 4)), 0)),
+                ep.p.mult[j].eq(Mux(use, Cat(*rec(4, 4)), 0)),
+                ep.p.shift[j].eq(Mux(use, Cat(*rec(8, 1))[:SHIFT_BITS], 0)),
+            ]
+        # bias/mult/shift again for the unit's own requant (LAST); registered at start
+        rq_mult = Signal(data.ArrayLayout(signed(32), C))
+        rq_shift = Signal(data.ArrayLayout(signed(SHIFT_BITS), C))
+        with m.If(start_run):
+            m.d.sync += [rq_mult.eq(ep.p.mult), rq_shift.eq(ep.p.shift)]
+
+        # ---------------------------------------------------------------- SRAM read port
+        # Requests of the act gather (priority) and the partials gather; tags through a delay
+        # line of the fixed read latency route the responses back.
+        rq_port = self.rd.req
+        act_req_v, act_req_line, act_req_rdy = Signal(), Signal(LAB), Signal()
+        acc_req_v, acc_req_line, acc_req_rdy = Signal(), Signal(LAB), Signal()
+        sel_act = act_req_v
+        m.d.comb += [
+            rq_port.valid.eq(act_req_v | acc_req_v),
+            rq_port.p.addr.eq(Mux(sel_act, act_req_line, acc_req_line)),
+            act_req_rdy.eq(rq_port.ready),
+            acc_req_rdy.eq(rq_port.ready & ~act_req_v),
+        ]
+        tag_pipe = [Signal(2, name=f"tag{i}") for i in range(SRAM_READ_LATENCY)]
+        fire = rq_port.valid & rq_port.ready
+        m.d.sync += tag_pipe[0].eq(Cat(fire, Mux(sel_act, _TAG_ACT, _TAG_ACC)))
+        for i in range(1, SRAM_READ_LATENCY):
+            m.d.sync += tag_pipe[i].eq(tag_pipe[i - 1])
+        resp_tag = tag_pipe[-1]
+        # (the response is on rdata in the cycle the tag reaches the end of the pipe)
+
+        RESP_DEPTH = SRAM_READ_LATENCY + 3
+        # act responses
+        m.submodules.afresp = afresp = fifo.SyncFIFO(width=W8, depth=RESP_DEPTH)
+        m.d.comb += [afresp.w_en.eq(self.rd.rvalid & resp_tag[0] & (resp_tag[1] == _TAG_ACT)),
+                     afresp.w_data.eq(self.rd.rdata)]
+
+        # ---------------------------------------------------------------- act gather: generator
+        ph = Signal()                    # generator active
+        # loop counters
+        blk_rows_after = Signal(24)      # rows after the current block
+        mi_left = Signal(range(MB))      # rows left in the block after this one
+        blk_len1 = Signal(range(MB))     # rows in the current block - 1
+        kt_left = Signal(DIM_BITS + 8)   # K tiles left after this one
+        # row state (current and saved at the block start)
+        SA = signed(32)
+        ox_left, ox_left_s = Signal(12), Signal(12)
+        iy0, iy0_s = Signal(signed(16)), Signal(signed(16))
+        ix0, ix0_s = Signal(signed(16)), Signal(signed(16))
+        base, base_s = Signal(SA), Signal(SA)
+        # k state (current and saved at the K tile start)
+        ky, ky_s = Signal(4), Signal(4)
+        kx, kx_s = Signal(4), Signal(4)
+        ci, ci_s = Signal(16), Signal(16)
+        toff, toff_s = Signal(SA), Signal(SA)
+        kdone, kdone_s = Signal(), Signal()
+        lane = Signal(range(R + 1))
+        cache_v = Signal()
+        cache_line = Signal(LAB)
+        outstanding = Signal(range(RESP_DEPTH + 1))
+
+        piece_lay = data.StructLayout({
+            "new": 1, "kind": 2, "off": max(1, lgw), "lane0": range(R + 1), "n": range(R + 1),
+            "zrest": 1, "last": 1,
+        })
+        m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=piece_lay.size, depth=4)
+        pw = data.View(piece_lay, pfifo.w_data)
+
+        seg = _min(R - lane, ins.in_c - ci)
+        iy = iy0 + ky
+        ix = ix0 + kx
+        tap_in = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
+        addr = Signal(signed(34))
+        m.d.comb += addr.eq(base + toff + ci)
+        off = addr[:lgw] if lgw else Const(0, 1)
+        line = addr[lgw:lgw + LAB]
+        room = W - off
+        kind = Mux(kdone, _ZERO, Mux(tap_in, _DATA, _PAD))
+        n = Signal(range(R + 1))
+        m.d.comb += n.eq(Mux(kdone, 0, Mux(tap_in, _min(seg, room), seg)))
+        need = (~kdone & tap_in) & (~cache_v | (cache_line != line))
+        lane_n = lane + n
+        ci_n = ci + n
+        tap_end = ci_n == ins.in_c
+        kx_end = kx == ins.k_w - 1
+        ky_end = ky == ins.k_h - 1
+        kdone_n = kdone | (tap_end & kx_end & ky_end)
+        beat_end = kdone | kdone_n | (lane_n == R)
+        credit = outstanding < RESP_DEPTH
+        go = Signal()
+        m.d.comb += [
+            act_req_v.eq(ph & need & pfifo.w_rdy & credit),
+            act_req_line.eq(line),
+            go.eq(ph & pfifo.w_rdy & (~need | (credit & act_req_rdy))),
+            pfifo.w_en.eq(go),
+            pw.new.eq(need), pw.kind.eq(kind), pw.off.eq(off), pw.lane0.eq(lane), pw.n.eq(n),
+            pw.zrest.eq(kdone_n), pw.last.eq(beat_end),
+        ]
+        resp_pop = Signal()
+        m.d.sync += outstanding.eq(outstanding + (act_req_v & act_req_rdy) - resp_pop)
+        with m.If(go & need):
+            m.d.sync += [cache_v.eq(1), cache_line.eq(line)]
+
+        def row_advance():
+            return [
+                ox_left.eq(Mux(ox_left == 0, ins.out_w - 1, ox_left - 1)),
+                iy0.eq(Mux(ox_left == 0, iy0 + ins.stride_h, iy0)),
+                ix0.eq(Mux(ox_left == 0, -ins.pad_left, ix0 + ins.stride_w)),
+                base.eq(Mux(ox_left == 0, base + step_y, base + step_x)),
+            ]
+
+        def k_reset():
+            return [ky.eq(0), kx.eq(0), ci.eq(0), toff.eq(0), kdone.eq(0)]
+
+        with m.If(start_run):
+            m.d.sync += [
+                ph.eq(1), cache_v.eq(0), lane.eq(0), *k_reset(),
+                ky_s.eq(0), kx_s.eq(0), ci_s.eq(0), toff_s.eq(0), kdone_s.eq(0),
+                ox_left.eq(ins.out_w - 1), iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left),
+                base.eq(base0),
+                ox_left_s.eq(ins.out_w - 1), iy0_s.eq(-ins.pad_top), ix0_s.eq(-ins.pad_left),
+                base_s.eq(base0),
+                kt_left.eq(KT - 1),
+                blk_len1.eq(Mux(M > MB, MB - 1, M - 1)),
+                mi_left.eq(Mux(M > MB, MB - 1, M - 1)),
+                blk_rows_after.eq(Mux(M > MB, M - MB, 0)),
+            ]
+        with m.Elif(go):
+            # advance the k walk within the beat
+            with m.If(~kdone):
+                m.d.sync += [ci.eq(ci_n), lane.eq(lane_n)]
+                with m.If(tap_end):
+                    m.d.sync += ci.eq(0)
+                    with m.If(kx_end):
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), toff.eq(toff + tap_y)]
+                    with m.Else():
+                        m.d.sync += [kx.eq(kx + 1), toff.eq(toff + pitch)]
+                    with m.If(kx_end & ky_end):
+                        m.d.sync += kdone.eq(1)
+            with m.If(beat_end):
+                m.d.sync += lane.eq(0)
+                with m.If(mi_left != 0):
+                    # next row of the same K tile: same k range
+                    m.d.sync += [mi_left.eq(mi_left - 1), ky.eq(ky_s), kx.eq(kx_s), ci.eq(ci_s),
+                                 toff.eq(toff_s), kdone.eq(kdone_s), *row_advance()]
+                with m.Elif(kt_left != 0):
+                    # next K tile: the walked k state is its start; rows from the block start
+                    m.d.sync += [kt_left.eq(kt_left - 1), mi_left.eq(blk_len1),
+                                 ox_left.eq(ox_left_s), iy0.eq(iy0_s), ix0.eq(ix0_s),
+                                 base.eq(base_s)]
+                    with m.If(tap_end & ~kdone):
+                        m.d.sync += [ky_s.eq(Mux(kx_end, ky + 1, ky)),
+                                     kx_s.eq(Mux(kx_end, 0, kx + 1)), ci_s.eq(0),
+                                     toff_s.eq(Mux(kx_end, toff + tap_y, toff + pitch)),
+                                     kdone_s.eq(kdone_n)]
+                    with m.Else():
+                        m.d.sync += [ky_s.eq(ky), kx_s.eq(kx), ci_s.eq(ci_n),
+                                     toff_s.eq(toff), kdone_s.eq(kdone_n)]
+                with m.Elif(blk_rows_after != 0):
+                    # next M block
+                    nb1 = Mux(blk_rows_after > MB, MB - 1, blk_rows_after - 1)
+                    m.d.sync += [
+                        *k_reset(), ky_s.eq(0), kx_s.eq(0), ci_s.eq(0), toff_s.eq(0),
+                        kdone_s.eq(0), kt_left.eq(KT - 1), mi_left.eq(nb1), blk_len1.eq(nb1),
+                        blk_rows_after.eq(Mux(blk_rows_after > MB, blk_rows_after - MB, 0)),
+                        *row_advance(),
+                    ]
+                    # saved block start = the advanced row state
+                    m.d.sync += [
+                        ox_left_s.eq(Mux(ox_left == 0, ins.out_w - 1, ox_left - 1)),
+                        iy0_s.eq(Mux(ox_left == 0, iy0 + ins.stride_h, iy0)),
+                        ix0_s.eq(Mux(ox_left == 0, -ins.pad_left, ix0 + ins.stride_w)),
+                        base_s.eq(Mux(ox_left == 0, base + step_y, base + step_x)),
+                    ]
+                with m.Else():
+                    m.d.sync += ph.eq(0)
+
+        # ---------------------------------------------------------------- act gather: assembler
+        pr = data.View(piece_lay, pfifo.r_data)
+        cur = Signal(W8)
+        beat = Signal(8 * R)
+        akv_bits = (R).bit_length()
+        m.submodules.afifo = afifo = fifo.SyncFIFO(width=8 * R + akv_bits, depth=4)
+        line_in = Mux(pr.new, afresp.r_data, cur)
+        can = pfifo.r_rdy & (~pr.new | afresp.r_rdy) & (~pr.last | afifo.w_rdy)
+        m.d.comb += [pfifo.r_en.eq(can), resp_pop.eq(can & pr.new), afresp.r_en.eq(can & pr.new)]
+        with m.If(can & pr.new):
+            m.d.sync += cur.eq(afresp.r_data)
+        rot = Signal(8 * R)
+        m.d.comb += rot.eq((line_in >> (pr.off * 8))[:8 * R] if lgw else line_in[:8 * R])
+        sh = Signal(8 * R)
+        m.d.comb += sh.eq((rot << (pr.lane0 * 8))[:8 * R])
+        newbeat = Signal(8 * R)
+        lanes = []
+        for r in range(R):
+            inseg = (r >= pr.lane0) & (r < pr.lane0 + pr.n)
+            zero = pr.zrest & (r >= pr.lane0 + pr.n)
+            v = Mux(inseg, Mux(pr.kind == _PAD, ins.in_zp.as_unsigned(), sh[8 * r:8 * r + 8]),
+                    Mux(zero, 0, beat[8 * r:8 * r + 8]))
+            lanes.append(v)
+        m.d.comb += newbeat.eq(Cat(*lanes))
+        kvalid = Mux(pr.zrest, pr.lane0 + pr.n, R)
+        with m.If(can):
+            m.d.sync += beat.eq(Mux(pr.last, 0, newbeat))
+        m.d.comb += [afifo.w_en.eq(can & pr.last), afifo.w_data.eq(Cat(newbeat, kvalid))]
+        ea = eng.act
+        m.d.comb += [ea.valid.eq(afifo.r_rdy), ea.payload.eq(afifo.r_data[:8 * R]),
+                     afifo.r_en.eq(ea.ready)]
+        macs = Signal(16)
+        m.d.comb += macs.eq(Mux(ea.valid & ea.ready, afifo.r_data[8 * R:] * ins.n_cols, 0))
+        m.d.comb += self.macs.eq(macs)
+
+        # ---------------------------------------------------------------- weights
+        wph = Signal()
+        w_blocks = Signal(24)            # M blocks after this one
+        w_k = Signal(DIM_BITS + 8 + 4)   # row within the block's K tiles
+        w_kend = Signal(DIM_BITS + 8 + 4)
+        w_byte = Signal(24)
+        m.submodules.wfifo = wfifo = fifo.SyncFIFO(width=8 * C, depth=4)
+        w_inflight = Signal()
+        w_go = wph & (wfifo.level + w_inflight < 4)
+        q = w_byte[lgw:] if lgw else w_byte
+        m.d.comb += [
+            wrp0.addr.eq(Cat(q[:self.wbits], ins.wslot)),
+            wrp1.addr.eq(Cat((q + 1)[:self.wbits], ins.wslot)),
+            wrp0.en.eq(w_go), wrp1.en.eq(w_go),
+        ]
+        w_off_r = Signal(max(1, lgw))
+        w_valid_r = Signal()
+        m.d.sync += [w_inflight.eq(w_go), w_off_r.eq(w_byte[:lgw] if lgw else 0),
+                     w_valid_r.eq(w_k < K)]
+        with m.If(start_run):
+            m.d.sync += [wph.eq(1), w_k.eq(0), w_byte.eq(0), w_kend.eq(KT * R - 1),
+                         w_blocks.eq((M - 1) >> ((MB - 1).bit_length()))]
+        with m.Elif(w_go):
+            with m.If(w_k == w_kend):
+                m.d.sync += [w_k.eq(0), w_byte.eq(0)]
+                with m.If(w_blocks == 0):
+                    m.d.sync += wph.eq(0)
+                with m.Else():
+                    m.d.sync += w_blocks.eq(w_blocks - 1)
+            with m.Else():
+                m.d.sync += [w_k.eq(w_k + 1), w_byte.eq(w_byte + ins.n_cols)]
+        two = Cat(wrp0.data, wrp1.data)
+        wrow = (two >> (w_off_r * 8))[:8 * C] if lgw else two[:8 * C]
+        wbeat = Cat(*[Mux(w_valid_r & (j < ins.n_cols), wrow[8 * j:8 * j + 8], 0)
+                      for j in range(C)])
+        m.d.comb += [wfifo.w_en.eq(w_inflight), wfifo.w_data.eq(wbeat)]
+        ew = eng.wgt
+        m.d.comb += [ew.valid.eq(wfifo.r_rdy), ew.payload.eq(wfifo.r_data),
+                     wfifo.r_en.eq(ew.ready)]
+
+        # ------------------------------------------------------------ partials gather (MID/LAST)
+        B4 = 4 * C
+        part_valid = Signal()
+        part_ready = Signal()
+        part_data = Signal(8 * B4)
+        self._partials(m, ins, M, start_run, mode_rd_acc, acc_req_v, acc_req_line, acc_req_rdy,
+                       resp_tag, part_valid, part_ready, part_data)
+
+        # ---------------------------------------------------------------- outputs
+        m.submodules.scat = scat = _Scatter(cfg, B4)
+        wiring.connect(m, wiring.flipped(self.wr), scat.wr)
+        eo = eng.out
+        o_left = Signal(24)              # output beats still to write
+        o_addr = Signal(24)
+        o_step = Signal(24)
+        with m.If(start_run):
+            m.d.sync += [o_left.eq(M),
+                         o_addr.eq(Mux(mode_wr_acc, ins.acc_addr, ins.out_addr)),
+                         o_step.eq(Mux(mode_wr_acc, ins.n_cols * 4, ins.out_pitch))]
+        # int32 sums = raw acc (+ partials)
+        acc_sum = Signal(data.ArrayLayout(signed(32), C))
+        pview = data.View(data.ArrayLayout(signed(32), C), part_data)
+        for j in range(C):
+            m.d.comb += acc_sum[j].eq(eo.p.acc[j] + Mux(mode_rd_acc, pview[j], 0)
+                                      if self.raw_ok else 0)
+        # LAST: own requant stage
+        rq = Requant(C, stages=RequantCore.FULL if cfg.clock_mhz >= 60 else RequantCore.LIGHT)
+        m.submodules.rq = rq
+        is_last = acc_mode == AccMode.LAST
+        need_part = mode_rd_acc
+        src_ok = eo.valid & (~need_part | part_valid)
+        # route: NONE -> scatter int8; FIRST/MID -> scatter int32; LAST -> requant -> scatter
+        to_rq = is_last
+        sink_ready = Mux(to_rq, rq.i.ready, scat.i_ready & ~rq.o.valid)
+        take = src_ok & sink_ready
+        m.d.comb += [
+            eo.ready.eq(take),
+            part_ready.eq(take & need_part),
+            rq.i.valid.eq(src_ok & to_rq),
+            rq.i.p.acc.eq(acc_sum),
+            rq.i.p.mult.eq(rq_mult),
+            rq.i.p.shift.eq(rq_shift),
+            rq.i.p.zp.eq(ins.out_zp), rq.i.p.qmin.eq(ins.act_min), rq.i.p.qmax.eq(ins.act_max),
+        ]
+        for j in range(C):
+            m.d.comb += rq.i.p.bias[j].eq(0)
+        # scatter input: requant output has priority (only in LAST, where eo goes to rq)
+        int8_n = ins.n_cols
+        with m.If(rq.o.valid):
+            m.d.comb += [scat.i_valid.eq(1), scat.i_data.eq(rq.o.p.data), scat.i_n.eq(int8_n),
+                         rq.o.ready.eq(scat.i_ready)]
+        with m.Else():
+            m.d.comb += [
+                scat.i_valid.eq(src_ok & ~to_rq),
+                scat.i_data.eq(Mux(mode_wr_acc, acc_sum.as_value(), eo.p.data.as_value())),
+                scat.i_n.eq(Mux(mode_wr_acc, ins.n_cols * 4, int8_n)),
+            ]
+        m.d.comb += scat.i_addr.eq(o_addr)
+        with m.If(scat.i_valid & scat.i_ready):
+            m.d.sync += [o_left.eq(o_left - 1), o_addr.eq(o_addr + o_step)]
+        m.d.comb += scat.flush.eq(o_left == 0)
+
+        # ---------------------------------------------------------------- completion
+        with m.If((state == RUN) & (o_left == 0) & scat.empty & ~eng.busy & (m_left == 0)
+                  & ~start_run):
+            m.d.sync += state.eq(FIN)
+        with m.If(state == FIN):
+            m.d.sync += state.eq(IDLE)
+        m.d.comb += self.stall.eq((self.rd.req.valid & ~self.rd.req.ready)
+                                  | (self.wr.req.valid & ~self.wr.req.ready))
+        return m
+
+    # ------------------------------------------------------------------------------------------
+    def _partials(self, m, ins, M, start_run, enable, req_v, req_line, req_rdy, resp_tag,
+                  o_valid, o_ready, o_data):
+        """Gather of the int32 partials (MID/LAST): pixel p's 4*n_cols bytes at acc_addr +
+        4*p*n_cols, one beat of 4*C bytes per pixel, in pixel order."""
+        W, lgw, LAB = self.W, self.lgw, self.lab
+        B = 4 * self.C
+        S = (W - 1 + B + W - 1) // W      # lines one pixel's partials can touch
+        RD = SRAM_READ_LATENCY + 3
+        m.submodules.presp = presp = fifo.SyncFIFO(width=8 * W, depth=RD)
+        m.d.comb += [presp.w_en.eq(self.rd.rvalid & resp_tag[0] & (resp_tag[1] == _TAG_ACC)),
+                     presp.w_data.eq(self.rd.rdata)]
+        # generator: per pixel, the lines [first, last]; a line equal to the previous request is
+        # not read again
+        g_on = Signal()
+        g_left = Signal(24)
+        g_addr = Signal(24)
+        g_step = Signal(range(S))
+        c_v = Signal()
+        c_line = Signal(LAB)
+        outst = Signal(range(RD + 1))
+        ent_lay = data.StructLayout({"new": 1, "slot": range(S), "off": max(1, lgw), "last": 1})
+        m.submodules.pq = pq = fifo.SyncFIFO(width=ent_lay.size, depth=4)
+        nbytes = ins.n_cols * 4
+        g_off = g_addr[:lgw] if lgw else Const(0, 1)
+        g_line0 = g_addr[lgw:lgw + LAB]
+        g_nl = Signal(range(S + 1))
+        m.d.comb += g_nl.eq((g_off + nbytes + W - 1) >> lgw)
+        ln = (g_line0 + g_step)[:LAB]
+        need = ~c_v | (c_line != ln)
+        lastl = g_step + 1 == g_nl
+        credit = outst < RD
+        go = Signal()
+        pw = data.View(ent_lay, pq.w_data)
+        m.d.comb += [
+            req_v.eq(g_on & need & pq.w_rdy & credit),
+            req_line.eq(ln),
+            go.eq(g_on & pq.w_rdy & (~need | (credit & req_rdy))),
+            pq.w_en.eq(go),
+            pw.new.eq(need), pw.slot.eq(g_step), pw.off.eq(g_off), pw.last.eq(lastl),
+        ]
+        pop = Signal()
+        m.d.sync += outst.eq(outst + (req_v & req_rdy) - pop)
+        with m.If(go & need):
+            m.d.sync += [c_v.eq(1), c_line.eq(ln)]
+        with m.If(start_run):
+            m.d.sync += [g_on.eq(enable & (M != 0)), g_left.eq(M), g_addr.eq(ins.acc_addr),
+                         g_step.eq(0), c_v.eq(0)]
+        with m.Elif(go):
+            m.d.sync += g_step.eq(g_step + 1)
+            with m.If(lastl):
+                m.d.sync += [g_step.eq(0), g_addr.eq(g_addr + nbytes), g_left.eq(g_left - 1)]
+                with m.If(g_left == 1):
+                    m.d.sync += g_on.eq(0)
+        # assembler: window of S lines, then the beat at the pixel's offset
+        pr = data.View(ent_lay, pq.r_data)
+        cur = Signal(8 * W)
+        win = [Signal(8 * W, name=f"pwin{i}") for i in range(S)]
+        line_in = Mux(pr.new, presp.r_data, cur)
+        m.submodules.pout = pout = fifo.SyncFIFO(width=8 * B, depth=2)
+        can = pq.r_rdy & (~pr.new | presp.r_rdy) & (~pr.last | pout.w_rdy)
+        m.d.comb += [pq.r_en.eq(can), presp.r_en.eq(can & pr.new), pop.eq(can & pr.new)]
+        with m.If(can & pr.new):
+            m.d.sync += cur.eq(presp.r_data)
+        with m.If(can):
+            for i in range(S):
+                with m.If(pr.slot == i):
+                    m.d.sync += win[i].eq(line_in)
+        full = Cat(*[Mux(pr.slot == i, line_in, win[i]) for i in range(S)])
+        beat = (full >> (pr.off * 8))[:8 * B] if lgw else full[:8 * B]
+        m.d.comb += [pout.w_en.eq(can & pr.last), pout.w_data.eq(beat),
+                     o_valid.eq(pout.r_rdy), o_data.eq(pout.r_data), pout.r_en.eq(o_ready)]
+
+
+def top(config: Config) -> ConvUnit:
+    """Factory (a standalone ConvUnit for benches, lint and synthesis)."""
+    return ConvUnit(config)
