@@ -1,0 +1,743 @@
+"""The NPU's depthwise / vector unit (docs/npu.md): DWCONV, POOL, ELTWISE, LUT and VMATMUL.
+
+Executes one instruction at a time (``unit_signature()``), bit-exact with
+:class:`sim.isa_sim.IsaSim`, reading and writing whole SRAM lines through one read and one write
+master port (``hw.npu_if``). Tensors are NHWC at arbitrary byte alignment.
+
+Structure (one pipeline shared by every opcode)::
+
+    SEQ -> REQ -> (SRAM read, response FIFO) -> ASM -> EXEC -> POST -> out FIFO -> WR
+
+- **SEQ** (address generator, one command per cycle): a command asks for up to two byte vectors of
+  ``L`` = ``vector_lanes`` bytes at arbitrary byte addresses, ``x`` (activations, ELTWISE a) and
+  ``w`` (weights, ELTWISE b, parameter records, LUT table), plus what EXEC does with them.
+  DWCONV / POOL loop channel groups of L output channels (outer), output pixels, window taps
+  (inner); ELTWISE / LUT stream L elements per command; VMATMUL loops rows, output channel groups
+  (lanes = output channels), channels of the group, K chunks of L (a dot product per command).
+  Per-channel parameter records (12 bytes each) are fetched once per channel group as 12 vectors.
+- **REQ** requests the SRAM lines a command needs (a vector spans one or two lines). The last line
+  of each class (x, w) is remembered and not fetched again, so consecutive taps in one line cost
+  one read. A credit counter keeps every read in flight backed by room in the response FIFO.
+- **ASM** pops the lines of each command in order and extracts the two vectors (a byte shifter).
+- **EXEC** multiplies / accumulates in int32 (wrapping), takes the max or the valid-tap count for
+  POOL, stores parameter and table vectors, and emits one result beat per output vector.
+- **POST** (fixed latency): MultiplyByQuantizedMultiplier pipelines (two for ELTWISE ADD's inputs,
+  one for the output), the rounded AVG division (restoring, 9 quotient bits: |avg| <= 128),
+  output offset and clamp.
+- **WR** writes each output vector with byte masks (one or two lines).
+
+Assumptions (the compiler's instructions meet them; outside them the result may differ from
+IsaSim but the unit never hangs): outputs do not overlap inputs (ELTWISE / LUT may run exactly in
+place); per-channel shifts in [-31, 31]; ELTWISE offsets in [-2**16, 2**16), left_shift in
+[0, 31], intermediate sums in int32 (TFLite's own ranges); POOL windows hold >= 1 valid tap.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.wiring import Out
+
+from hw.config import Config
+from hw.isa import INSTR_LAYOUT, EltMode, Opcode, PoolMode
+from hw.npu_if import (
+    line_addr_bits,
+    line_bytes,
+    sram_read_signature,
+    sram_write_signature,
+    unit_signature,
+)
+
+__all__ = ["VectorUnit", "POST_LATENCY"]
+
+# EXEC command kinds
+K_MAC, K_PARAM, K_TABLE = 0, 1, 2
+#: Cycles from an EXEC result beat to its out-FIFO entry.
+POST_LATENCY = 12
+RESP_DEPTH = 6
+META_DEPTH = 8
+OUT_DEPTH = 16
+
+
+def _cmd_layout(L: int) -> data.StructLayout:
+    nb = (L).bit_length()
+    return data.StructLayout({
+        "xa": unsigned(24),
+        "xen": 1,
+        "wa": unsigned(24),
+        "wen": 1,
+        "kind": 2,
+        "idx": 8,
+        "first": 1,
+        "last": 1,
+        "emit": 1,
+        "pad": 1,
+        "zero": 1,
+        "bc": 1,
+        "n": nb,        # output lanes (valid bytes of the output vector)
+        "kn": nb,       # VMATMUL: valid K lanes of the dot product
+        "jj": max(1, (L - 1).bit_length()),  # VMATMUL: output lane
+        "r": 4,         # DWCONV: co0 % depth_mult
+        "oa": unsigned(24),
+    })
+
+
+def _meta_layout(L: int, LB: int) -> data.StructLayout:
+    f = {n: fl.shape for n, fl in _cmd_layout(L)}
+    f.update({"xoff": max(1, LB), "woff": max(1, LB), "xnew": 2, "xtwo": 1, "wnew": 2, "wtwo": 1})
+    return data.StructLayout(f)
+
+
+def _reg(m, shape, src, name):
+    s = Signal(shape, name=name, reset_less=True)
+    m.d.sync += s.eq(src)
+    return s
+
+
+def _delay(m, sig, n, name):
+    for k in range(n):
+        sig = _reg(m, sig.shape(), sig, f"{name}_d{k}")
+    return sig
+
+
+def _mbqm(m, x, mult, shift, name):
+    """TFLite MultiplyByQuantizedMultiplier(int32 x, int32 mult, int32 shift), 4 registered
+    stages; shift is clamped to [-31, 31]. Returns the int32 result (valid 4 cycles later)."""
+    sh = shift.as_signed()
+    left = Mux(sh > 31, 31, Mux(sh > 0, sh, 0))[:5]
+    right = Mux(sh < -31, 31, Mux(sh < 0, -sh, 0))[:5]
+    xs1 = _reg(m, signed(32), (x.as_signed() << left)[:32], name + "_xs1")
+    mu1 = _reg(m, signed(32), mult, name + "_mu1")
+    rt1 = _reg(m, 5, right, name + "_rt1")
+    p2 = _reg(m, signed(64), xs1 * mu1, name + "_p2")
+    ovf2 = _reg(m, 1, (xs1 == -(1 << 31)) & (mu1 == -(1 << 31)), name + "_ovf2")
+    rt2 = _reg(m, 5, rt1, name + "_rt2")
+    q3 = _reg(m, signed(32), Mux(ovf2, (1 << 31) - 1, ((p2 + (1 << 30)) >> 31)[:32]),
+              name + "_q3")
+    rt3 = _reg(m, 5, rt2, name + "_rt3")
+    half = (Const(1, 33) << rt3) >> 1
+    rnd = (q3 + half - ((q3 < 0) & (rt3 != 0)))
+    r4 = _reg(m, signed(32), (rnd >> rt3)[:32], name + "_r4")
+    return r4
+
+
+class VectorUnit(wiring.Component):
+    """The depthwise / vector unit (see the module docstring). Ports: ``unit_signature()``'s
+    members at top level, ``rd`` (SRAM read master) and ``wr`` (SRAM write master)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.L = config.vector_lanes
+        self.W = line_bytes(config)
+        if self.W & (self.W - 1) or self.L & (self.L - 1) or self.L > self.W or self.L > 256:
+            raise ValueError("VectorUnit needs power-of-two lanes <= line bytes")
+        members = dict(unit_signature().members.items())
+        members["rd"] = Out(sram_read_signature(config))
+        members["wr"] = Out(sram_write_signature(config))
+        super().__init__(members)
+
+    def elaborate(self, platform):  # noqa: C901 (one pipeline, written out)
+        m = Module()
+        L, W = self.L, self.W
+        LB = (W - 1).bit_length()
+        LA = line_addr_bits(self.config)
+        LL = (L).bit_length() - 1  # log2 L
+        CMD = _cmd_layout(L)
+        META = _meta_layout(L, LB)
+        NB = (L).bit_length()
+
+        # ------------------------------------------------------------------ instruction
+        ins = Signal(INSTR_LAYOUT)
+        op = ins.header.opcode
+        busy_seq = Signal()
+        supported = Signal()
+        m.d.comb += supported.eq(
+            (self.cmd.payload[:5] == Opcode.DWCONV.value)
+            | (self.cmd.payload[:5] == Opcode.POOL.value)
+            | (self.cmd.payload[:5] == Opcode.ELTWISE.value)
+            | (self.cmd.payload[:5] == Opcode.LUT.value)
+            | (self.cmd.payload[:5] == Opcode.VMATMUL.value))
+        is_dw = op == Opcode.DWCONV
+        is_pool = op == Opcode.POOL
+        is_elt = op == Opcode.ELTWISE
+        is_lut = op == Opcode.LUT
+        is_vm = op == Opcode.VMATMUL
+        dw, pl_, el, lu, vm = ins.dwconv, ins.pool, ins.eltwise, ins.lut, ins.vmatmul
+
+        # ------------------------------------------------------------------ REQ register
+        rq = Signal(CMD)
+        rq_v = Signal()
+        complete = Signal()
+        take = Signal()
+        m.d.comb += take.eq(~rq_v | complete)
+        with m.If(complete):
+            m.d.sync += rq_v.eq(0)
+
+        def emit(**f):
+            stmts = [rq.eq(0), rq_v.eq(1)]
+            for k, v in f.items():
+                stmts.append(getattr(rq, k).eq(v))
+            m.d.sync += stmts
+
+        # ------------------------------------------------------------------ SEQ
+        # shared loop registers
+        SA = signed(34)
+        c_ = Signal(12)
+        co = Signal(16)
+        dm = Signal(4)
+        rowb = Signal(24)
+        stepx = Signal(28)
+        stepy = Signal(32)
+        plc = Signal(28)
+        xa00 = Signal(SA)
+        co0 = Signal(17)
+        ci0 = Signal(13)
+        rr = Signal(5)
+        t = Signal(8)
+        pa = Signal(24)
+        wa_g = Signal(24)
+        wa = Signal(24)
+        oa = Signal(24)
+        oy, ox = Signal(12), Signal(12)
+        ky, kx = Signal(8), Signal(8)
+        iy0, ix0, iy, ix = (Signal(signed(18), name=n) for n in ("iy0", "ix0", "iy", "ix"))
+        xa_rp, xa_pix, xa_row, xa = (Signal(SA, name=n) for n in ("xa_rp", "xa_pix", "xa_row",
+                                                                    "xa"))
+        # elementwise / vmatmul
+        ei = Signal(25)
+        er = Signal(17)
+        vi, vj0, vjj, vk0 = Signal(16), Signal(17), Signal(8), Signal(17)
+        xrow, wrow, wrow0, orow = Signal(24), Signal(24), Signal(24), Signal(24)
+        vkL = Signal(24)
+
+        # DWCONV / POOL field views (same names, different offsets)
+        def f(name):
+            return Mux(is_dw, getattr(dw, name), getattr(pl_, name))
+
+        in_h, in_w, in_c = f("in_h"), f("in_w"), f("in_c")
+        out_h, out_w = f("out_h"), f("out_w")
+        k_h, k_w = f("k_h"), f("k_w")
+        s_h, s_w = f("stride_h"), f("stride_w")
+        p_t, p_l = f("pad_top"), f("pad_left")
+        in_addr = f("in_addr")
+        out_addr = f("out_addr")
+        khe = Mux(k_h == 0, 1, k_h)
+        kwe = Mux(k_w == 0, 1, k_w)
+        kzero = (k_h == 0) | (k_w == 0)
+        dm_e = Mux(is_dw & (dw.depth_mult != 0), dw.depth_mult, 1)
+
+        nout = Signal(NB)
+        rem_c = Signal(18)
+        m.d.comb += rem_c.eq(co - co0)
+        m.d.comb += nout.eq(Mux(rem_c > L, L, rem_c))
+        pad = (iy < 0) | (iy >= in_h) | (ix < 0) | (ix >= in_w)
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                m.d.comb += busy_seq.eq(0)
+                with m.If(self.cmd.valid & self.cmd.ready & supported):
+                    m.d.sync += ins.eq(self.cmd.payload)
+                    m.next = "SETUP1"
+            with m.State("SETUP1"):
+                m.d.comb += busy_seq.eq(1)
+                m.d.sync += [
+                    c_.eq(in_c),
+                    co.eq(in_c * dm_e),
+                    dm.eq(dm_e),
+                    rowb.eq(in_w * in_c),
+                    stepx.eq(s_w * in_c),
+                    plc.eq(p_l * in_c),
+                    co0.eq(0), ci0.eq(0), rr.eq(0),
+                    pa.eq(Mux(is_dw, dw.p_addr, Mux(is_elt, el.p_addr, vm.p_addr))),
+                    ei.eq(0), er.eq(0),
+                    vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), t.eq(0),
+                    xrow.eq(vm.in_addr), wrow.eq(vm.w_addr), wrow0.eq(vm.w_addr),
+                    orow.eq(vm.out_addr),
+                    vkL.eq(vm.k << LL),
+                ]
+                m.next = "SETUP2"
+            with m.State("SETUP2"):
+                m.d.comb += busy_seq.eq(1)
+                m.d.sync += [
+                    stepy.eq(s_h * rowb),
+                    xa00.eq(in_addr - p_t * rowb - plc),
+                ]
+                with m.If(is_dw | is_pool):
+                    with m.If((out_h == 0) | (out_w == 0) | (co == 0)):
+                        m.next = "DONE"
+                    with m.Else():
+                        m.next = "GINIT"
+                with m.Elif(is_elt):
+                    m.next = "EPARAM"
+                    with m.If(el.count == 0):
+                        m.next = "DONE"
+                with m.Elif(is_lut):
+                    m.next = "LTABLE"
+                    with m.If(lu.count == 0):
+                        m.next = "DONE"
+                with m.Else():
+                    m.next = "VPARAM"
+                    with m.If((vm.m == 0) | (vm.n == 0)):
+                        m.next = "DONE"
+
+            # ---------------- DWCONV / POOL
+            with m.State("GINIT"):
+                m.d.comb += busy_seq.eq(1)
+                base = xa00 + ci0
+                m.d.sync += [
+                    xa_rp.eq(base), xa_pix.eq(base), xa_row.eq(base), xa.eq(base),
+                    iy0.eq(-p_t), ix0.eq(-p_l), iy.eq(-p_t), ix.eq(-p_l),
+                    oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
+                    oa.eq(out_addr + co0), wa_g.eq(dw.w_addr + co0), wa.eq(dw.w_addr + co0),
+                    t.eq(0),
+                ]
+                m.next = "DPARAM"
+                with m.If(~is_dw):
+                    m.next = "DPIX"
+            with m.State("DPARAM"):
+                m.d.comb += busy_seq.eq(1)
+                with m.If(take):
+                    emit(wa=pa + (t << LL), wen=1, kind=K_PARAM, idx=t)
+                    m.d.sync += t.eq(t + 1)
+                    with m.If(t == 11):
+                        m.d.sync += t.eq(0)
+                        m.next = "DPIX"
+            with m.State("DPIX"):
+                m.d.comb += busy_seq.eq(1)
+                last_kx = kx + 1 >= kwe
+                last_ky = ky + 1 >= khe
+                last_ox = ox + 1 >= out_w
+                last_oy = oy + 1 >= out_h
+                last_tap = last_kx & last_ky
+                with m.If(take):
+                    emit(xa=xa[:24], xen=~pad & ~kzero, wa=wa, wen=is_dw & ~kzero, kind=K_MAC,
+                         first=(kx == 0) & (ky == 0), last=last_tap, emit=last_tap,
+                         pad=pad, zero=kzero, n=nout, r=rr, oa=oa)
+                    with m.If(~last_kx):
+                        m.d.sync += [kx.eq(kx + 1), ix.eq(ix + 1), xa.eq(xa + c_),
+                                     wa.eq(wa + co)]
+                    with m.Elif(~last_ky):
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), iy.eq(iy + 1), ix.eq(ix0),
+                                     xa_row.eq(xa_row + rowb), xa.eq(xa_row + rowb),
+                                     wa.eq(wa + co)]
+                    with m.Else():
+                        m.d.sync += [kx.eq(0), ky.eq(0), wa.eq(wa_g), oa.eq(oa + co)]
+                        with m.If(~last_ox):
+                            nx = xa_pix + stepx
+                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + s_w), iy.eq(iy0),
+                                         ix.eq(ix0 + s_w), xa_pix.eq(nx), xa_row.eq(nx),
+                                         xa.eq(nx)]
+                        with m.Elif(~last_oy):
+                            ny = xa_rp + stepy
+                            m.d.sync += [ox.eq(0), oy.eq(oy + 1), iy0.eq(iy0 + s_h),
+                                         ix0.eq(-p_l), iy.eq(iy0 + s_h), ix.eq(-p_l),
+                                         xa_rp.eq(ny), xa_pix.eq(ny), xa_row.eq(ny), xa.eq(ny)]
+                        with m.Else():
+                            rn = rr + L
+                            m.d.sync += [co0.eq(co0 + L), ci0.eq(ci0 + rn // dm),
+                                         rr.eq(rn % dm), pa.eq(pa + 12 * L)]
+                            m.next = "GINIT"
+                            with m.If(co0 + L >= co):
+                                m.next = "DONE"
+
+            # ---------------- ELTWISE
+            per = el.b_period
+            erem = Signal(25)
+            m.d.comb += erem.eq(el.count - ei)
+            elim = Signal(17)
+            m.d.comb += elim.eq(Mux(per <= 1, L, per - er))
+            en_ = Signal(NB)
+            m.d.comb += en_.eq(Mux((erem >= L) & (elim >= L), L, Mux(erem < elim, erem, elim)))
+            with m.State("EPARAM"):
+                m.d.comb += busy_seq.eq(1)
+                with m.If(take):
+                    emit(wa=pa + (t << LL), wen=1, kind=K_PARAM, idx=t)
+                    m.d.sync += t.eq(t + 1)
+                    with m.If(t == 11):
+                        m.next = "ERUN"
+            with m.State("ERUN"):
+                m.d.comb += busy_seq.eq(1)
+                with m.If(take):
+                    emit(xa=el.a_addr + ei, xen=1, wa=el.b_addr + Mux(per != 0, er, ei), wen=1,
+                         kind=K_MAC, first=1, last=1, emit=1, bc=per == 1, n=en_,
+                         oa=el.out_addr + ei)
+                    m.d.sync += ei.eq(ei + en_)
+                    m.d.sync += er.eq(Mux(er + en_ >= per, 0, er + en_))
+                    with m.If(ei + en_ >= el.count):
+                        m.next = "DONE"
+
+            # ---------------- LUT
+            lrem = Signal(25)
+            m.d.comb += lrem.eq(lu.count - ei)
+            ln_ = Mux(lrem >= L, L, lrem)
+            with m.State("LTABLE"):
+                m.d.comb += busy_seq.eq(1)
+                with m.If(take):
+                    emit(wa=lu.lut_addr + (t << LL), wen=1, kind=K_TABLE, idx=t)
+                    m.d.sync += t.eq(t + 1)
+                    with m.If(t == 256 // L - 1):
+                        m.next = "LRUN"
+            with m.State("LRUN"):
+                m.d.comb += busy_seq.eq(1)
+                with m.If(take):
+                    emit(xa=lu.in_addr + ei, xen=1, kind=K_MAC, first=1, last=1, emit=1,
+                         n=ln_, oa=lu.out_addr + ei)
+                    m.d.sync += ei.eq(ei + ln_)
+                    with m.If(ei + ln_ >= lu.count):
+                        m.next = "DONE"
+
+            # ---------------- VMATMUL
+            vrem_n = Signal(18)
+            m.d.comb += vrem_n.eq(vm.n - vj0)
+            vnj = Mux(vrem_n > L, L, vrem_n)
+            vrem_k = Signal(18)
+            m.d.comb += vrem_k.eq(vm.k - vk0)
+            vkn = Mux(vrem_k > L, L, vrem_k)
+            with m.State("VPARAM"):
+                m.d.comb += busy_seq.eq(1)
+                with m.If(take):
+                    emit(wa=pa + (t << LL), wen=1, kind=K_PARAM, idx=t)
+                    m.d.sync += t.eq(t + 1)
+                    with m.If(t == 11):
+                        m.d.sync += t.eq(0)
+                        m.next = "VRUN"
+            with m.State("VRUN"):
+                m.d.comb += busy_seq.eq(1)
+                last_k = vk0 + L >= vm.k
+                last_jj = vjj + 1 >= vnj
+                last_j0 = vj0 + L >= vm.n
+                last_i = vi + 1 >= vm.m
+                with m.If(take):
+                    emit(xa=xrow + vk0, xen=vm.k != 0, wa=wrow + vk0, wen=vm.k != 0,
+                         kind=K_MAC, first=vk0 == 0, last=last_k, emit=last_k & last_jj,
+                         zero=vm.k == 0, n=vnj, kn=vkn, jj=vjj, oa=orow + vj0)
+                    m.d.sync += vk0.eq(vk0 + L)
+                    with m.If(last_k):
+                        m.d.sync += [vk0.eq(0), vjj.eq(vjj + 1), wrow.eq(wrow + vm.k)]
+                        with m.If(last_jj):
+                            m.d.sync += [vjj.eq(0), vj0.eq(vj0 + L), wrow0.eq(wrow0 + vkL),
+                                         wrow.eq(wrow0 + vkL), pa.eq(pa + 12 * L)]
+                            m.next = "VPARAM"
+                            with m.If(last_j0):
+                                m.d.sync += [vj0.eq(0), vi.eq(vi + 1), xrow.eq(xrow + vm.k),
+                                             orow.eq(orow + vm.n), wrow0.eq(vm.w_addr),
+                                             wrow.eq(vm.w_addr), pa.eq(vm.p_addr)]
+                                with m.If(last_i):
+                                    m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += busy_seq.eq(1)
+                m.next = "IDLE"
+
+        # ------------------------------------------------------------------ REQ
+        metaq = fifo.SyncFIFO(width=META.size, depth=META_DEPTH)
+        respq = fifo.SyncFIFO(width=8 * W, depth=RESP_DEPTH)
+        m.submodules.metaq = metaq
+        m.submodules.respq = respq
+        lastx, lastw = Signal(LA), Signal(LA)
+        lastx_v, lastw_v = Signal(), Signal()
+        outstanding = Signal(range(RESP_DEPTH + 1))
+        xl = rq.xa[LB:LB + LA]
+        wl = rq.wa[LB:LB + LA]
+        xoff = rq.xa[:LB] if LB else Const(0, 1)
+        woff = rq.wa[:LB] if LB else Const(0, 1)
+        xtwo = (xoff + L) > W
+        wtwo = (woff + L) > W
+        need = Signal(4)
+        m.d.comb += need.eq(Cat(
+            rq.xen & ~(lastx_v & (lastx == xl)),
+            rq.xen & xtwo,
+            rq.wen & ~(lastw_v & (lastw == wl)),
+            rq.wen & wtwo,
+        ))
+        issued = Signal(4)
+        pending = Signal(4)
+        m.d.comb += pending.eq(need & ~issued)
+        lines = Array([xl, (xl + 1)[:LA], wl, (wl + 1)[:LA]])
+        sel = Signal(2)
+        with m.If(pending[0]):
+            m.d.comb += sel.eq(0)
+        with m.Elif(pending[1]):
+            m.d.comb += sel.eq(1)
+        with m.Elif(pending[2]):
+            m.d.comb += sel.eq(2)
+        with m.Else():
+            m.d.comb += sel.eq(3)
+        one_left = (pending & (pending - 1)[:4]) == 0
+        credit = outstanding < RESP_DEPTH
+        rfire = Signal()
+        m.d.comb += [
+            self.rd.req.valid.eq(rq_v & pending.any() & credit & (~one_left | metaq.w_rdy)),
+            self.rd.req.payload.addr.eq(lines[sel]),
+            rfire.eq(self.rd.req.valid & self.rd.req.ready),
+            complete.eq(rq_v & metaq.w_rdy & (~pending.any() | (one_left & rfire))),
+        ]
+        with m.If(rfire):
+            m.d.sync += issued.eq(issued | (1 << sel))
+        meta_in = Signal(META)
+        for name, _ in CMD:
+            m.d.comb += getattr(meta_in, name).eq(getattr(rq, name))
+        m.d.comb += [
+            meta_in.xoff.eq(xoff), meta_in.woff.eq(woff),
+            meta_in.xnew.eq(need[0] + need[1]), meta_in.xtwo.eq(xtwo),
+            meta_in.wnew.eq(need[2] + need[3]), meta_in.wtwo.eq(wtwo),
+            metaq.w_data.eq(meta_in),
+            metaq.w_en.eq(complete),
+        ]
+        with m.If(complete):
+            m.d.sync += issued.eq(0)
+            with m.If(rq.xen):
+                m.d.sync += [lastx.eq(Mux(xtwo, xl + 1, xl)), lastx_v.eq(1)]
+            with m.If(rq.wen):
+                m.d.sync += [lastw.eq(Mux(wtwo, wl + 1, wl)), lastw_v.eq(1)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [lastx_v.eq(0), lastw_v.eq(0)]
+        m.d.comb += [respq.w_en.eq(self.rd.rvalid), respq.w_data.eq(self.rd.rdata)]
+
+        # ------------------------------------------------------------------ ASM
+        mh = data.View(META, metaq.r_data)
+        mv = metaq.r_rdy
+        pc = Signal(3)
+        total = mh.xnew + mh.wnew
+        remaining = Signal(3)
+        m.d.comb += remaining.eq(total - pc)
+        av = Signal()
+        av_meta = Signal(META)
+        av_x = Signal(8 * L)
+        av_w = Signal(8 * L)
+        exec_take = Signal()
+        out_ready = ~av | exec_take
+        pop = Signal()
+        done_cmd = Signal()
+        m.d.comb += [
+            pop.eq(mv & (remaining != 0) & respq.r_rdy & ((remaining > 1) | out_ready)),
+            done_cmd.eq(mv & out_ready & ((remaining == 0) | ((remaining == 1) & respq.r_rdy))),
+            respq.r_en.eq(pop),
+            metaq.r_en.eq(done_cmd),
+        ]
+        with m.If(self.rd.req.valid & self.rd.req.ready):
+            m.d.sync += outstanding.eq(outstanding + 1 - pop)
+        with m.Elif(pop):
+            m.d.sync += outstanding.eq(outstanding - 1)
+
+        xlo, xhi, wlo, whi, heldx, heldw = (Signal(8 * W, name=n) for n in
+                                             ("xlo", "xhi", "wlo", "whi", "heldx", "heldw"))
+        line = respq.r_data
+        isx = pc < mh.xnew
+        qx = pc
+        qw = pc - mh.xnew
+        x_to_lo = ((mh.xnew == 2) & (qx == 0)) | ((mh.xnew == 1) & ~mh.xtwo)
+        w_to_lo = ((mh.wnew == 2) & (qw == 0)) | ((mh.wnew == 1) & ~mh.wtwo)
+        xlo_n = Mux(pop & isx & x_to_lo, line, xlo)
+        xhi_n = Mux(pop & isx & ~x_to_lo, line, xhi)
+        wlo_n = Mux(pop & ~isx & w_to_lo, line, wlo)
+        whi_n = Mux(pop & ~isx & ~w_to_lo, line, whi)
+        heldx_n = Mux(pop & isx, line, heldx)
+        heldw_n = Mux(pop & ~isx, line, heldw)
+        m.d.sync += [xlo.eq(xlo_n), xhi.eq(xhi_n), wlo.eq(wlo_n), whi.eq(whi_n),
+                     heldx.eq(heldx_n), heldw.eq(heldw_n)]
+        with m.If(pop):
+            m.d.sync += pc.eq(pc + 1)
+        with m.If(done_cmd):
+            m.d.sync += [pc.eq(0), xlo.eq(heldx_n), wlo.eq(heldw_n)]
+        xv_n = (Cat(xlo_n, xhi_n) >> Cat(Const(0, 3), mh.xoff))[:8 * L]
+        wv_n = (Cat(wlo_n, whi_n) >> Cat(Const(0, 3), mh.woff))[:8 * L]
+        with m.If(exec_take):
+            m.d.sync += av.eq(0)
+        with m.If(done_cmd):
+            m.d.sync += [av.eq(1), av_meta.eq(mh), av_x.eq(xv_n), av_w.eq(wv_n)]
+
+        # ------------------------------------------------------------------ EXEC
+        post_cnt = Signal(range(OUT_DEPTH + 1))
+        emit_b = Signal()
+        m.d.comb += exec_take.eq(av & (post_cnt < OUT_DEPTH))
+        am = av_meta
+        NT = 256 // L
+        pw = Array([Signal(8 * L, name=f"pw{i}") for i in range(12)])
+        tw = Array([Signal(8 * L, name=f"tw{i}") for i in range(NT)])
+        P = Cat(*pw)
+        T = Cat(*tw)
+        with m.If(exec_take & (am.kind == K_PARAM)):
+            m.d.sync += pw[am.idx[:4]].eq(av_w)
+        with m.If(exec_take & (am.kind == K_TABLE)):
+            m.d.sync += tw[am.idx[:max(1, (NT - 1).bit_length())]].eq(av_w)
+
+        acc = [Signal(signed(32), name=f"acc{j}") for j in range(L)]
+        mx = [Signal(signed(8), name=f"mx{j}") for j in range(L)]
+        cnt = Signal(17)
+        in_zp = dw.in_zp
+        xs, ws, prods = [], [], []
+        for j in range(L):
+            selj = ((am.r + j) // dm)[:max(1, LL)] if L > 1 else Const(0, 1)
+            xr = Mux(is_dw, av_x.word_select(selj, 8), av_x[8 * j:8 * j + 8]).as_signed()
+            xj = Mux(is_dw & am.pad, in_zp, xr)
+            wj = Mux(am.bc, av_w[:8], av_w[8 * j:8 * j + 8]).as_signed()
+            xs.append(xj)
+            ws.append(wj)
+            prods.append(xj * wj)
+        dot = Signal(signed(32))
+        m.d.comb += dot.eq(sum(Mux(am.kn > j, prods[j], 0) for j in range(L)))
+        mac = exec_take & (am.kind == K_MAC)
+        acc_n = [Signal(signed(32), name=f"accn{j}") for j in range(L)]
+        mx_n = [Signal(signed(8), name=f"mxn{j}") for j in range(L)]
+        cnt_n = Signal(17)
+        tap_ok = ~am.pad & ~am.zero
+        m.d.comb += cnt_n.eq(Mux(am.first, 0, cnt) + tap_ok)
+        for j in range(L):
+            base = Mux(am.first, 0, acc[j])
+            with m.If(is_vm):
+                m.d.comb += acc_n[j].eq(Mux(am.jj == j, base + Mux(am.zero, 0, dot), acc[j]))
+            with m.Elif(is_pool):
+                m.d.comb += acc_n[j].eq(base + Mux(tap_ok, xs[j], 0))
+            with m.Else():
+                m.d.comb += acc_n[j].eq(base + Mux(am.zero, 0, prods[j]))
+            mbase = Mux(am.first, -128, mx[j])
+            xm = Mux(tap_ok, xs[j], -128)
+            m.d.comb += mx_n[j].eq(Mux(xm > mbase, xm, mbase))
+        with m.If(mac):
+            m.d.sync += [a.eq(b) for a, b in zip(acc, acc_n, strict=True)]
+            m.d.sync += [a.eq(b) for a, b in zip(mx, mx_n, strict=True)]
+            m.d.sync += cnt.eq(cnt_n)
+        m.d.comb += emit_b.eq(mac & am.emit)
+        with m.If(is_dw | is_vm):
+            m.d.comb += self.macs.eq(Mux(mac & ~am.zero, Mux(is_vm, am.kn, am.n), 0))
+
+        # P0 beat
+        def ew(i):
+            return P[32 * i:32 * i + 32].as_signed()
+
+        a_off, a_mult, a_shift, b_off, b_mult, b_shift = (ew(i) for i in range(6))
+        left, o_mult, o_shift, o_off, o_lo, o_hi = (ew(i) for i in range(6, 12))
+        p0v = Signal()
+        u1 = [Signal(signed(32), name=f"u1_{j}") for j in range(L)]
+        u2 = [Signal(signed(32), name=f"u2_{j}") for j in range(L)]
+        m3 = [Signal(signed(32), name=f"m3_{j}") for j in range(L)]
+        s3 = [Signal(signed(32), name=f"s3_{j}") for j in range(L)]
+        p0cnt = Signal(17)
+        p0a = Signal(24)
+        p0n = Signal(NB)
+        m.d.sync += p0v.eq(emit_b)
+        with m.If(emit_b):
+            m.d.sync += [p0cnt.eq(cnt_n), p0a.eq(am.oa), p0n.eq(am.n)]
+            for j in range(L):
+                bias = P[96 * j:96 * j + 32].as_signed()
+                mult = P[96 * j + 32:96 * j + 64].as_signed()
+                shift = P[96 * j + 64:96 * j + 96].as_signed()
+                a8 = av_x[8 * j:8 * j + 8].as_signed()
+                ea = (a8 + a_off)[:18].as_signed()
+                eb = (ws[j] + b_off)[:18].as_signed()
+                lk = left[:5]
+                with m.If(is_dw | is_vm):
+                    m.d.sync += [u1[j].eq((acc_n[j] + bias)[:32]), m3[j].eq(mult),
+                                 s3[j].eq(shift)]
+                with m.Elif(is_pool):
+                    m.d.sync += u1[j].eq(Mux(pl_.mode == PoolMode.MAX, mx_n[j], acc_n[j]))
+                with m.Elif(is_elt):
+                    with m.If(el.mode == EltMode.ADD):
+                        m.d.sync += [u1[j].eq((ea << lk)[:32]), u2[j].eq((eb << lk)[:32])]
+                    with m.Else():
+                        m.d.sync += u1[j].eq((ea * eb)[:32])
+                with m.Else():
+                    m.d.sync += u1[j].eq(T.word_select(av_x[8 * j:8 * j + 8] ^ 0x80, 8)
+                                         .as_signed())
+
+        # ------------------------------------------------------------------ POST
+        elt_add = is_elt & (el.mode == EltMode.ADD)
+        avg = is_pool & (pl_.mode == PoolMode.AVG)
+        pass_ = (is_pool & (pl_.mode == PoolMode.MAX)) | is_lut
+        off = Mux(is_elt, o_off, Mux(is_dw, dw.out_zp, Mux(is_vm, vm.out_zp, 0)))
+        lo = Mux(is_elt, o_lo, Mux(is_dw, dw.act_min, Mux(is_vm, vm.act_min,
+                                                            Mux(is_pool, pl_.act_min, -128))))
+        hi = Mux(is_elt, o_hi, Mux(is_dw, dw.act_max, Mux(is_vm, vm.act_max,
+                                                           Mux(is_pool, pl_.act_max, 127))))
+        ydata = []
+        cntd = p0cnt
+        for j in range(L):
+            nm = f"l{j}"
+            r1 = _mbqm(m, u1[j], a_mult, a_shift, nm + "a")
+            r2 = _mbqm(m, u2[j], b_mult, b_shift, nm + "b")
+            u1d4 = _delay(m, u1[j], 4, nm + "u1")
+            m3d5 = _delay(m, m3[j], 5, nm + "m3")
+            s3d5 = _delay(m, s3[j], 5, nm + "s3")
+            v5 = _reg(m, signed(32), Mux(elt_add, (r1 + r2)[:32], u1d4), nm + "v5")
+            r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3d5), Mux(is_elt, o_shift, s3d5), nm + "c")
+            r3d = _delay(m, r3, 2, nm + "r3")          # stage 11
+            # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
+            half = cntd >> 1
+            s = u1[j]
+            num = Mux(s > 0, s + half, s - half)
+            neg1 = _reg(m, 1, num < 0, nm + "neg1")
+            a = _reg(m, unsigned(27), Mux(num < 0, -num, num)[:27], nm + "abs1")
+            d = _reg(m, unsigned(17), cntd, nm + "d1")
+            q = Const(0, 9)
+            neg = neg1
+            for b in range(8, -1, -1):
+                tr = a - (d << b)
+                ok = a >= (d << b)
+                q_new = q | Mux(ok, 1 << b, 0)
+                a = _reg(m, unsigned(27), Mux(ok, tr, a)[:27], f"{nm}da{b}")
+                q = _reg(m, unsigned(9), q_new, f"{nm}dq{b}")
+                d = _reg(m, unsigned(17), d, f"{nm}dd{b}")
+                neg = _reg(m, 1, neg, f"{nm}dn{b}")
+            # a, q at stage 10
+            qs = _reg(m, signed(32), Mux(neg, -q, q), nm + "qs11")  # stage 11
+            u1d11 = _delay(m, u1[j], 11, nm + "u1p")
+            val = Mux(avg, qs, Mux(pass_, u1d11, r3d))
+            y = val + off
+            yc = Mux(y < lo, lo, Mux(y > hi, hi, y))
+            ydata.append(_reg(m, signed(8), yc[:8], nm + "y12"))
+        # delays of the beat's address / lanes / valid (12 stages)
+        oav = _delay(m, p0v, POST_LATENCY, "pv")
+        oaa = _delay(m, p0a, POST_LATENCY, "pa")
+        oan = _delay(m, p0n, POST_LATENCY, "pn")
+
+        # ------------------------------------------------------------------ out FIFO + WR
+        outq = fifo.SyncFIFO(width=24 + NB + 8 * L, depth=OUT_DEPTH)
+        m.submodules.outq = outq
+        m.d.comb += [outq.w_en.eq(oav), outq.w_data.eq(Cat(oaa, oan, *ydata))]
+        wpop = Signal()
+        with m.If(emit_b & ~wpop):
+            m.d.sync += post_cnt.eq(post_cnt + 1)
+        with m.Elif(~emit_b & wpop):
+            m.d.sync += post_cnt.eq(post_cnt - 1)
+        h_addr = outq.r_data[:24]
+        h_n = outq.r_data[24:24 + NB]
+        h_data = outq.r_data[24 + NB:]
+        woffs = h_addr[:LB] if LB else Const(0, 1)
+        wline = h_addr[LB:LB + LA]
+        lane_mask = Cat(*[h_n > j for j in range(L)])
+        sdata = (Cat(h_data, Const(0, 16 * W - 8 * L)) << Cat(Const(0, 3), woffs))[:16 * W]
+        smask = (Cat(lane_mask, Const(0, 2 * W - L)) << woffs)[:2 * W]
+        second = Signal()
+        hi_need = smask[W:].any()
+        m.d.comb += [
+            self.wr.req.valid.eq(outq.r_rdy & (h_n != 0)),
+            self.wr.req.payload.addr.eq(Mux(second, wline + 1, wline)),
+            self.wr.req.payload.data.eq(Mux(second, sdata[8 * W:], sdata[:8 * W])),
+            self.wr.req.payload.mask.eq(Mux(second, smask[W:], smask[:W])),
+        ]
+        wfire = self.wr.req.valid & self.wr.req.ready
+        with m.If(outq.r_rdy & (h_n == 0)):
+            m.d.comb += wpop.eq(1)
+        with m.Elif(wfire):
+            with m.If(~second & hi_need):
+                m.d.sync += second.eq(1)
+            with m.Else():
+                m.d.sync += second.eq(0)
+                m.d.comb += wpop.eq(1)
+        m.d.comb += outq.r_en.eq(wpop)
+
+        # ------------------------------------------------------------------ status
+        idle = Signal()
+        m.d.comb += [
+            idle.eq(~busy_seq & ~rq_v & ~metaq.r_rdy & ~av & (post_cnt == 0)
+                    & (outstanding == 0)),
+            self.idle.eq(idle),
+            self.cmd.ready.eq(idle),
+            self.stall.eq((self.rd.req.valid & ~self.rd.req.ready)
+                          | (self.wr.req.valid & ~self.wr.req.ready)
+                          | (mv & (remaining != 0) & ~respq.r_rdy)),
+        ]
+        with m.If(self.cmd.valid & self.cmd.ready & ~supported):
+            m.d.sync += self.error.eq(1)
+        _ = (xoff, LA)
+        return m
