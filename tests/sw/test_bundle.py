@@ -5,10 +5,7 @@ UserError; ``logicdie compile`` writes atomically and leaves nothing behind on e
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +18,7 @@ from sw.bundle import BUNDLE_MAGIC, BUNDLE_VERSION, from_bytes, load_bundle, sav
 from sw.compiler import compile_graph
 from sw.runtime import make_backend
 from sw.tflite_import import load_tflite
+from tests.sw.cli_util import logicdie
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,15 +75,7 @@ def test_bad_bundles_rejected(blob):
 
 
 def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(
-        [sys.executable, "-m", "sw", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-    )
+    return logicdie(*args)
 
 
 def test_cli_compile_report_and_errors(tmp_path):

@@ -1,19 +1,16 @@
 """`logicdie check` contract (SPEC section 8): JSON keys, exit codes, bit-exactness."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 
 from models.zoo import PERSON_DETECT
 from sw.cli import main
+from tests.sw.cli_util import logicdie
 
 
 def _cli(*args):
-    p = subprocess.run(
-        [sys.executable, "-m", "sw", *args], capture_output=True, text=True, timeout=600
-    )
+    p = logicdie(*args)
     return p.returncode, p.stdout, p.stderr
 
 

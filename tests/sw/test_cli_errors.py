@@ -6,10 +6,7 @@ The CLI runs as a subprocess (``python -m sw``), as users and make targets run i
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +15,13 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from models.tflite_writer import ModelBuilder
 from models.zoo import PERSON_DETECT
+from tests.sw.cli_util import logicdie
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "sw", *args], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, env=env)
+def _run(*args: str):
+    return logicdie(*args)
 
 
 def _float_only_model() -> bytes:

@@ -16,21 +16,14 @@ from models.golden import GoldenModel
 from models.zoo import PERSON_DETECT
 from sw.runtime import Device
 from sw.tflite_import import load_tflite
+from tests.sw.cli_util import logicdie
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO = ROOT / "models" / "zoo"
 
 
 def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(
-        [sys.executable, "-m", "sw", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env=env,
-    )
+    return logicdie(*args)
 
 
 def _golden_label(x):

@@ -16,7 +16,7 @@ from sw.compiler import compile_graph
 from sw.runtime import RtlBackend
 from sw.tflite_import import load_tflite
 from tests.sim.test_isa_sim import _inputs, random_model
-from tests.sw.test_cli_run import _cli
+from tests.sw.cli_util import logicdie as _cli
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 
