@@ -6,17 +6,21 @@ bit-exact with :func:`models.gemm.gemm`; K and N larger than the R x C array by 
 
 Streams (all ``stream.Signature``; the order of beats is exactly :func:`models.gemm.streams`):
 
-- ``cmd`` {m, k_tiles, n_tiles, zp, qmin, qmax}: one GEMM. Accepted only while idle (``busy`` low).
-  ``k_tiles = ceil(K / R)``, ``n_tiles = ceil(N / C)``; zp/qmin/qmax: output zero point and
-  fused-activation clamp range (models.requant.activation_range).
+- ``cmd`` {m, k_tiles, n_tiles, zp, qmin, qmax, raw}: one GEMM. Accepted only while idle (``busy``
+  low). ``k_tiles = ceil(K / R)``, ``n_tiles = ceil(N / C)``; zp/qmin/qmax: output zero point and
+  fused-activation clamp range (models.requant.activation_range). ``raw`` = 1: requant bypassed,
+  the outputs are the int32 ``acc`` lanes (see ``out``); everything else (beat order, ``last``,
+  flow control) is the same.
 - ``params`` {bias[C], mult[C], shift[C]}: one beat per N tile (channels nt*C .. nt*C+C-1; padded
   channels zero). The engine buffers up to two tiles ahead.
 - ``wgt`` int8[C]: weight rows W[k, nt*C:(nt+1)*C], for nt, for M block, for k tile: R rows (zero
   padded).
 - ``act`` int8[R]: activation slices A[m, kt*R:(kt+1)*R], for nt, for M block, for k tile: for each
   row m of the block (zero padded along K).
-- ``out`` {data int8[C], last}: Y[m, nt*C:(nt+1)*C] for nt, for M block, for m; ``last`` on the
-  final beat.
+- ``out`` {data int8[C], acc int32[C], last}: Y[m, nt*C:(nt+1)*C] for nt, for M block, for m;
+  ``last`` on the final beat. Normal mode: ``data`` is the requantized int8 output (``acc`` is
+  don't-care). Raw mode: ``acc[j] = wrap32(sum_k A[m, k] W[k, j] + bias[j])`` (mult and shift
+  ignored; ``data`` is don't-care).
 
 Loop nest: N tiles (outer) > M blocks of :func:`m_block` rows > K tiles > rows. Each (M block, K
 tile) loads one weight tile into the array's free bank while the previous tile computes, so a long
@@ -31,7 +35,7 @@ The input zero point is not an engine parameter: fold it into the bias
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,7 +57,7 @@ def m_block(config: Config) -> int:
 
 def cmd_layout() -> data.StructLayout:
     return data.StructLayout({"m": DIM_BITS, "k_tiles": DIM_BITS, "n_tiles": DIM_BITS,
-                              "zp": signed(8), "qmin": signed(8), "qmax": signed(8)})
+                              "zp": signed(8), "qmin": signed(8), "qmax": signed(8), "raw": 1})
 
 
 def params_layout(config: Config) -> data.StructLayout:
@@ -64,7 +68,9 @@ def params_layout(config: Config) -> data.StructLayout:
 
 
 def out_layout(config: Config) -> data.StructLayout:
-    return data.StructLayout({"data": data.ArrayLayout(signed(8), config.array_cols), "last": 1})
+    C = config.array_cols
+    return data.StructLayout({"data": data.ArrayLayout(signed(8), C),
+                              "acc": data.ArrayLayout(signed(32), C), "last": 1})
 
 
 class GemmEngine(wiring.Component):
@@ -97,9 +103,13 @@ class GemmEngine(wiring.Component):
         m.submodules.rq = rq = self._rq
         play = params_layout(self.config)
         m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=play.size, depth=2)
-        olay = out_layout(self.config)
-        # Async-read FIFO (LUT RAM): no block-RAM clock-to-out on the output stream.
-        m.submodules.ofifo = ofifo = fifo.SyncFIFO(width=olay.size, depth=self.out_depth)
+        fast = self.config.clock_mhz >= 60
+        # Output FIFO word: 32 C acc bits (normal mode: the int8 lanes in the low 8 C bits), last.
+        # Fast clocks: async-read FIFO (LUT RAM), no block-RAM clock-to-out on the output stream;
+        # slow clocks (iCE40: no LUT RAM, flip-flops are scarce): block RAM.
+        owidth = 32 * C + 1
+        fifo_cls = fifo.SyncFIFO if fast else fifo.SyncFIFOBuffered
+        m.submodules.ofifo = ofifo = fifo_cls(width=owidth, depth=self.out_depth)
         wiring.connect(m, wiring.flipped(self.wgt), array.w_in)
 
         # ---- command registers
@@ -210,7 +220,6 @@ class GemmEngine(wiring.Component):
         # Fast clocks: asynchronous read, i.e. LUT RAM (block-RAM clock-to-out was a critical
         # path), registered twice; slow clocks (iCE40, no LUT RAM): block RAM, registered once.
         # Either way the data of the read issued in stage 0 is in ``rd1`` in stage 1.
-        fast = self.config.clock_mhz >= 60
         rd = accmem.read_port(domain="comb" if fast else "sync")
         wr = accmem.write_port()
         po = array.psum_out
@@ -255,6 +264,7 @@ class GemmEngine(wiring.Component):
         head = data.View(play, pfifo.r_data)
         m.d.comb += [
             rq.i.valid.eq(v2 & t2.lastk),
+            rq.bypass.eq(cmd.raw),
             rq.i.p.acc.eq(total),
             rq.i.p.bias.eq(head.bias), rq.i.p.mult.eq(head.mult), rq.i.p.shift.eq(head.shift),
             rq.i.p.zp.eq(cmd.zp), rq.i.p.qmin.eq(cmd.qmin), rq.i.p.qmax.eq(cmd.qmax),
@@ -265,8 +275,13 @@ class GemmEngine(wiring.Component):
 
         # ---- output FIFO and credits
         m.d.comb += [
-            ofifo.w_en.eq(rq.o.valid), ofifo.w_data.eq(rq.o.payload),
-            self.out.valid.eq(ofifo.r_rdy), self.out.payload.eq(ofifo.r_data),
+            ofifo.w_en.eq(rq.o.valid | rq.x.valid),
+            ofifo.w_data.eq(Mux(cmd.raw, Cat(rq.x.p.acc, rq.x.p.last),
+                                Cat(rq.o.p.data, Const(0, 24 * C), rq.o.p.last))),
+            self.out.valid.eq(ofifo.r_rdy),
+            self.out.p.data.eq(ofifo.r_data[:8 * C]),
+            self.out.p.acc.eq(ofifo.r_data[:32 * C]),
+            self.out.p.last.eq(ofifo.r_data[32 * C]),
             ofifo.r_en.eq(self.out.ready),
         ]
         inc = admit & kt_last
@@ -282,7 +297,8 @@ class GemmTop(wiring.Component):
     """:class:`GemmEngine` with flat, plainly named ports (for harnesses, lint and synthesis).
 
     Vector ports pack lane i at bits [i*w, (i+1)*w): ``act_data`` (R x 8), ``wgt_data``/``out_data``
-    (C x 8), ``params_bias``/``params_mult`` (C x 32), ``params_shift`` (C x 6). Each stream X has
+    (C x 8), ``params_bias``/``params_mult``/``out_acc`` (C x 32), ``params_shift`` (C x 6);
+    ``cmd_raw`` selects raw mode (``out_acc`` valid instead of ``out_data``). Each stream X has
     ``X_valid``/``X_ready``; ``out_last`` marks the final beat; ``busy`` is high from cmd to final
     beat.
     """
@@ -293,12 +309,13 @@ class GemmTop(wiring.Component):
         super().__init__({
             "cmd_valid": In(1), "cmd_ready": Out(1), "cmd_m": In(DIM_BITS),
             "cmd_k_tiles": In(DIM_BITS), "cmd_n_tiles": In(DIM_BITS),
-            "cmd_zp": In(8), "cmd_qmin": In(8), "cmd_qmax": In(8),
+            "cmd_zp": In(8), "cmd_qmin": In(8), "cmd_qmax": In(8), "cmd_raw": In(1),
             "params_valid": In(1), "params_ready": Out(1), "params_bias": In(32 * C),
             "params_mult": In(32 * C), "params_shift": In(SHIFT_BITS * C),
             "wgt_valid": In(1), "wgt_ready": Out(1), "wgt_data": In(8 * C),
             "act_valid": In(1), "act_ready": Out(1), "act_data": In(8 * R),
-            "out_valid": Out(1), "out_ready": In(1), "out_data": Out(8 * C), "out_last": Out(1),
+            "out_valid": Out(1), "out_ready": In(1), "out_data": Out(8 * C),
+            "out_acc": Out(32 * C), "out_last": Out(1),
             "busy": Out(1),
         })
 
@@ -310,6 +327,7 @@ class GemmTop(wiring.Component):
             e.cmd.p.m.eq(self.cmd_m), e.cmd.p.k_tiles.eq(self.cmd_k_tiles),
             e.cmd.p.n_tiles.eq(self.cmd_n_tiles), e.cmd.p.zp.eq(self.cmd_zp),
             e.cmd.p.qmin.eq(self.cmd_qmin), e.cmd.p.qmax.eq(self.cmd_qmax),
+            e.cmd.p.raw.eq(self.cmd_raw),
             e.params.valid.eq(self.params_valid), self.params_ready.eq(e.params.ready),
             e.params.p.bias.eq(self.params_bias), e.params.p.mult.eq(self.params_mult),
             e.params.p.shift.eq(self.params_shift),
@@ -318,7 +336,8 @@ class GemmTop(wiring.Component):
             e.act.valid.eq(self.act_valid), self.act_ready.eq(e.act.ready),
             e.act.payload.eq(self.act_data),
             self.out_valid.eq(e.out.valid), e.out.ready.eq(self.out_ready),
-            self.out_data.eq(e.out.p.data), self.out_last.eq(e.out.p.last),
+            self.out_data.eq(e.out.p.data), self.out_acc.eq(e.out.p.acc),
+            self.out_last.eq(e.out.p.last),
             self.busy.eq(e.busy),
         ]
         return m

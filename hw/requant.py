@@ -17,7 +17,9 @@ Two components:
 
 - :class:`RequantCore` -- fixed latency :data:`RequantCore.latency`, no back-pressure: every valid
   input beat leaves ``latency`` cycles later on ``o`` (``o.ready`` is ignored; the owner guarantees
-  room).
+  room). A beat entered with ``bypass`` high instead leaves :data:`RequantCore.x_latency` cycles
+  later on ``x`` as the raw ``wrap32(acc + bias)`` (and never on ``o``): the GEMM engine's raw
+  mode.
 - :class:`Requant` -- the same core behind a credit counter and an output FIFO: a regular stream
   block (``i`` may be back-pressured, ``o`` obeys ``o.ready``) that sustains one beat per cycle when
   ``o`` is always ready.
@@ -33,7 +35,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.systolic import registered_mul
 
-__all__ = ["SHIFT_BITS", "requant_in_layout", "requant_out_layout", "RequantCore", "Requant"]
+__all__ = ["SHIFT_BITS", "requant_in_layout", "requant_out_layout", "raw_out_layout", "RequantCore",
+           "Requant"]
 
 #: Width of the signed per-channel shift field: TFLite shifts in [-31, 31].
 SHIFT_BITS = 6
@@ -55,6 +58,11 @@ def requant_in_layout(lanes: int) -> data.StructLayout:
 
 def requant_out_layout(lanes: int) -> data.StructLayout:
     return data.StructLayout({"data": data.ArrayLayout(signed(8), lanes), "last": 1})
+
+
+def raw_out_layout(lanes: int) -> data.StructLayout:
+    """Bypass output beat: ``wrap32(acc + bias)`` per lane."""
+    return data.StructLayout({"acc": data.ArrayLayout(signed(32), lanes), "last": 1})
 
 
 def _decoders(e):
@@ -90,9 +98,13 @@ class RequantCore(wiring.Component):
         self.stages = tuple(sorted(set(stages) | {3, 4}))
         #: Cycles from an input beat (``i.valid``) to its output beat (``o.valid``).
         self.latency = len(self.stages)
+        #: Cycles from a ``bypass`` input beat to its ``x`` beat (the stages up to the bias add).
+        self.x_latency = len([k for k in self.stages if k <= 1])
         super().__init__({
             "i": In(stream.Signature(requant_in_layout(lanes))),
+            "bypass": In(1),
             "o": Out(stream.Signature(requant_out_layout(lanes))),
+            "x": Out(stream.Signature(raw_out_layout(lanes))),
         })
 
     @classmethod
@@ -116,13 +128,19 @@ class RequantCore(wiring.Component):
                 m.d.comb += s.eq(src)
             return s
 
-        # Valid/last delay line: one register per kept stage.
-        valid, last = self.i.valid, self.i.p.last
+        # Valid/bypass/last delay line: one register per kept stage. Bypass beats leave on ``x``
+        # after the bias add (S1) and are dropped from ``o``.
+        valid, byp, last = self.i.valid, self.bypass, self.i.p.last
+        x_valid, x_last = valid & byp, last
         for k in self.stages:
             v2, l2 = Signal(name=f"v{k}"), Signal(name=f"l{k}", reset_less=True)
-            m.d.sync += [v2.eq(valid), l2.eq(last)]
-            valid, last = v2, l2
-        m.d.comb += [self.o.valid.eq(valid), self.o.p.last.eq(last)]
+            b2 = Signal(name=f"b{k}")
+            m.d.sync += [v2.eq(valid), l2.eq(last), b2.eq(byp)]
+            valid, last, byp = v2, l2, b2
+            if k <= 1:
+                x_valid, x_last = valid & byp, last
+        m.d.comb += [self.o.valid.eq(valid & ~byp), self.o.p.last.eq(last),
+                     self.x.valid.eq(x_valid), self.x.p.last.eq(x_last)]
 
         # Per-beat params: stage-0 values carried to where they are used.
         zp = [reg(signed(8), "zp0", self.i.p.zp)]
@@ -143,6 +161,7 @@ class RequantCore(wiring.Component):
             # S1: bias add, split shift into left/right amounts, rounding constants of the right
             # shift.
             x1 = reg(signed(32), p + "x1", (acc0 + bias0)[:32])
+            m.d.comb += self.x.p.acc[n].eq(x1)
             left1 = reg(5, p + "left1", Mux(shift0 > 0, shift0, 0)[:5])
             right1 = reg(5, p + "right1", Mux(shift0 < 0, -shift0, 0)[:5])
             mult1 = reg(signed(32), p + "mult1", mult0)

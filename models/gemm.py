@@ -10,6 +10,9 @@ streams expect and the beats ``out`` produces, in order. The loop nest is (outer
 of C columns, M blocks of :func:`hw.gemm.m_block` rows, K tiles of R rows; zero padding fills
 partial tiles, padded channels get zero bias/multiplier/shift so their (ignored) output lanes are
 ``clamp(zp)``.
+
+Raw mode (``raw=True``, the engine's ``cmd.raw``): the requant is bypassed and the outputs are
+:func:`gemm_raw`, ``wrap32(A @ W + bias)`` per channel (int32; padded channels 0).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from hw.gemm import m_block
 from models.arith import wrap_int32
 from models.requant import requant
 
-__all__ = ["accumulate", "gemm", "fold_input_zero_point", "streams", "tiles"]
+__all__ = ["accumulate", "gemm", "gemm_raw", "fold_input_zero_point", "streams", "tiles"]
 
 
 def accumulate(a, w) -> np.ndarray:
@@ -34,6 +37,12 @@ def gemm(a, w, bias, mult, shift, zero_point: int, qmin: int = -128, qmax: int =
     """int8 ``Y[M, N]`` of the engine for int8 ``a[M, K]``, int8 ``w[K, N]`` and per-channel
     params."""
     return requant(accumulate(a, w), bias, mult, shift, zero_point, qmin, qmax)
+
+
+def gemm_raw(a, w, bias) -> np.ndarray:
+    """int32 ``Y[M, N] = wrap32(a @ w + bias)``: the engine's raw mode (requant bypassed)."""
+    acc = accumulate(a, w).astype(np.int64) + np.asarray(bias, dtype=np.int64).reshape(1, -1)
+    return wrap_int32(acc).astype(np.int32)
 
 
 def fold_input_zero_point(bias, w, input_zero_point: int) -> np.ndarray:
@@ -62,11 +71,12 @@ def _pad(x, rows: int, cols: int) -> np.ndarray:
 
 
 def streams(config: Config, a, w, bias, mult, shift, zero_point: int, qmin: int = -128,
-            qmax: int = 127) -> dict:
+            qmax: int = 127, raw: bool = False) -> dict:
     """All stream beats of one GEMM on the engine, in order.
 
     Returns ``{"cmd": dict, "params": [dict], "wgt": [list C], "act": [list R],
-    "out": [(list C, last)]}``.
+    "out": [(list C, last)]}``; the out lists are the int8 ``data`` lanes, or with ``raw`` the
+    int32 ``acc`` lanes (:func:`gemm_raw`).
     """
     R, C = config.array_rows, config.array_cols
     a = np.asarray(a, dtype=np.int64)
@@ -82,9 +92,12 @@ def streams(config: Config, a, w, bias, mult, shift, zero_point: int, qmin: int 
     bp = _pad(np.asarray(bias).reshape(1, -1), 1, NT * C)[0]
     mp = _pad(np.asarray(mult).reshape(1, -1), 1, NT * C)[0]
     sp = _pad(np.asarray(shift).reshape(1, -1), 1, NT * C)[0]
-    y = gemm(ap, wp, bp, mp, sp, zero_point, qmin, qmax).astype(np.int64)
+    if raw:
+        y = gemm_raw(ap, wp, bp).astype(np.int64)
+    else:
+        y = gemm(ap, wp, bp, mp, sp, zero_point, qmin, qmax).astype(np.int64)
     out = {"cmd": {"m": M, "k_tiles": KT, "n_tiles": NT, "zp": int(zero_point),
-                   "qmin": int(qmin), "qmax": int(qmax)},
+                   "qmin": int(qmin), "qmax": int(qmax), "raw": int(bool(raw))},
            "params": [], "wgt": [], "act": [], "out": []}
     for nt in range(NT):
         cols = slice(nt * C, (nt + 1) * C)

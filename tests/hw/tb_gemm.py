@@ -18,7 +18,7 @@ from models.arith import quantize_multiplier
 from models.gemm import streams
 from models.requant import activation_range
 from sim.cocotb_run import tb_params
-from tests.hw.tb_array_common import Sink, Source, idle_check, pack, run, start
+from tests.hw.tb_array_common import Sink, Source, idle_check, pack, run, start, unpack
 
 
 class Bundle:
@@ -43,7 +43,7 @@ class Bundle:
 
 
 def random_gemm(rng: random.Random, cfg: Config, m, k, n, extreme=False, corner=False,
-                zp=None, act=None) -> dict:
+                zp=None, act=None, raw=False) -> dict:
     nrng = np.random.default_rng(rng.getrandbits(32))
     if extreme:
         a = nrng.choice([-128, 127], size=(m, k))
@@ -69,7 +69,7 @@ def random_gemm(rng: random.Random, cfg: Config, m, k, n, extreme=False, corner=
     if act is None:
         act = rng.choice(["NONE", "NONE", "RELU", "RELU6"])
     qmin, qmax = activation_range(act, rng.choice([0.02, 0.1]), zp)
-    return streams(cfg, a, w, bias, mult, shift, zp, qmin, qmax)
+    return streams(cfg, a, w, bias, mult, shift, zp, qmin, qmax, raw=raw)
 
 
 class TB:
@@ -85,7 +85,8 @@ class TB:
                                            "mult": data.ArrayLayout(signed(32), C),
                                            "shift": data.ArrayLayout(signed(SHIFT_BITS), C)})
         self.l_cmd = data.StructLayout({"m": 16, "k_tiles": 16, "n_tiles": 16, "zp": signed(8),
-                                        "qmin": signed(8), "qmax": signed(8)})
+                                        "qmin": signed(8), "qmax": signed(8), "raw": 1})
+        self.l_acc = data.ArrayLayout(signed(32), C)
 
     async def phase(self, gemms: list[dict], idle: float, stall: float, act_delay: int = 0):
         dut = self.dut
@@ -93,29 +94,35 @@ class TB:
         params = [pack(self.l_params, p) for g in gemms for p in g["params"]]
         wgts = [pack(self.l_c8, w) for g in gemms for w in g["wgt"]]
         acts = [pack(self.l_act, a) for g in gemms for a in g["act"]]
-        want = [(d, last) for g in gemms for d, last in g["out"]]
+        want = [(d, last, g["cmd"]["raw"]) for g in gemms for d, last in g["out"]]
         rng = self.rng
         srcs = [
             Source(dut.cmd_valid, dut.cmd_ready,
                    Bundle(dut.cmd_m, dut.cmd_k_tiles, dut.cmd_n_tiles, dut.cmd_zp, dut.cmd_qmin,
-                          dut.cmd_qmax), cmds, rng, idle),
+                          dut.cmd_qmax, dut.cmd_raw), cmds, rng, idle),
             Source(dut.params_valid, dut.params_ready,
                    Bundle(dut.params_bias, dut.params_mult, dut.params_shift), params, rng, idle),
             Source(dut.wgt_valid, dut.wgt_ready, dut.wgt_data, wgts, rng, idle),
             Source(dut.act_valid, dut.act_ready, dut.act_data, acts, rng, idle, act_delay),
         ]
-        snk = Sink(dut.out_valid, dut.out_ready, Bundle(dut.out_data, dut.out_last), rng, stall)
+        snk = Sink(dut.out_valid, dut.out_ready, Bundle(dut.out_data, dut.out_acc, dut.out_last),
+                   rng, stall)
         await start(dut, srcs, [snk], clock=not self.clocked)
         self.clocked = True
         cycles = await run(dut, srcs, [snk], lambda: len(snk.beats) == len(want),
                            40 * (len(acts) + len(wgts)) + 2000)
-        mask = (1 << (8 * self.C)) - 1
-        for i, (raw, (d, last)) in enumerate(zip(snk.beats, want, strict=True)):
-            got = [((raw >> (8 * c)) & 0xFF) - (((raw >> (8 * c)) & 0x80) << 1)
-                   for c in range(self.C)]
-            assert got == d and (raw >> (8 * self.C)) == int(last), \
-                f"out beat {i}: got {got} last={raw >> (8 * self.C)}, want {d} last={last}"
-            assert raw & mask == pack(self.l_c8, d)
+        C = self.C
+        for i, (bits, (d, last, raw)) in enumerate(zip(snk.beats, want, strict=True)):
+            got_last = bits >> (40 * C)
+            if raw:   # int32 acc lanes (data don't-care)
+                got = unpack(self.l_acc, bits >> (8 * C))
+                assert (bits >> (8 * C)) & ((1 << (32 * C)) - 1) == pack(self.l_acc, d)
+            else:     # int8 data lanes (acc don't-care)
+                got = [((bits >> (8 * c)) & 0xFF) - (((bits >> (8 * c)) & 0x80) << 1)
+                       for c in range(C)]
+                assert bits & ((1 << (8 * C)) - 1) == pack(self.l_c8, d)
+            assert got == d and got_last == int(last), \
+                f"out beat {i} (raw={raw}): got {got} last={got_last}, want {d} last={last}"
         assert all(s.done for s in srcs), "a stream was not fully consumed"
         await idle_check(dut, [snk], 3 * (self.R + self.C) + 30)
         assert not int(dut.busy.value), "engine still busy after the final beat"
@@ -179,3 +186,22 @@ async def saturation(dut):
         g = random_gemm(rng, cfg, mm, 3 * R + 1, C + 1, zp=0, act="NONE")
         _, asrc = await tb.phase([g], 0.0, 0.0, act_delay=3 * R + 10)
         dut._log.info("rows %d: activations accepted in cycles %s", mm, asrc.taken)
+
+
+@cocotb.test()
+async def raw_mode(dut):
+    """Raw int32 outputs (requant bypassed) under back-pressure and idle gaps, raw and normal
+    commands back to back in both orders (stale requant beats must not leak into the output)."""
+    p = tb_params()
+    cfg = Config(**p["config"])
+    tb = TB(dut, cfg, p["seed"] + 3)
+    mb, R, C = m_block(cfg), cfg.array_rows, cfg.array_cols
+    rng = tb.rng
+    # Saturating bias and extreme operands: the int32 sum wraps.
+    g = random_gemm(rng, cfg, mb + 5, 3 * R + 1, 2 * C + 1, extreme=True, corner=True, raw=True)
+    await tb.phase([g], 0.2, 0.6)
+    for _ in range(p["rounds"]):
+        gemms = [random_gemm(rng, cfg, rng.randint(1, mb + 3), rng.randint(1, 2 * R + 3),
+                             rng.randint(1, 2 * C + 1), raw=raw)
+                 for raw in (True, False, True, True, False, False)]
+        await tb.phase(gemms, rng.choice([0.0, 0.2]), rng.choice([0.0, 0.5, 0.8]))

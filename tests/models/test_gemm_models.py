@@ -9,7 +9,7 @@ import pytest
 from hw.config import preset
 from hw.gemm import m_block
 from models.arith import INT32_MAX, INT32_MIN, quantize_multiplier, rdbpot, srdhm
-from models.gemm import accumulate, fold_input_zero_point, gemm, streams
+from models.gemm import accumulate, fold_input_zero_point, gemm, gemm_raw, streams
 from models.requant import activation_range, requant
 from models.systolic import psums, run_stream
 
@@ -153,3 +153,22 @@ def test_gemm_accumulate_wraps_and_zero_point_folds():
     assert (((direct - folded) % (1 << 32)) == 0).all()
     big = np.full((1, 140000), -128)
     assert accumulate(big, np.full((140000, 1), -128))[0, 0] == _wrap(140000 * 16384)
+
+
+def test_gemm_raw_streams():
+    """Raw mode: out lanes are wrap32(A @ W + bias) (Python integers); padded lanes 0."""
+    cfg = preset("tiny").replace(array_rows=3, array_cols=2)
+    rng = np.random.default_rng(9)
+    M, K, N = 5, 7, 3
+    a = rng.integers(-128, 128, size=(M, K))
+    w = rng.integers(-128, 128, size=(K, N))
+    bias = np.array([(1 << 31) - 1, -(1 << 31), 12345])
+    want = [[_wrap(sum(int(a[m, k]) * int(w[k, n]) for k in range(K)) + int(bias[n]))
+             for n in range(N)] for m in range(M)]
+    assert gemm_raw(a, w, bias).tolist() == want
+    s = streams(cfg, a, w, bias, [0] * N, [0] * N, 0, raw=True)
+    assert s["cmd"]["raw"] == 1
+    assert streams(cfg, a, w, bias, [0] * N, [0] * N, 0)["cmd"]["raw"] == 0
+    got = [d for d, _ in s["out"]]
+    assert got[:M] == [row[:2] for row in want]
+    assert got[M:] == [[row[2], 0] for row in want]
