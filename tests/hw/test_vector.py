@@ -16,5 +16,5 @@ CASES = [
 @pytest.mark.parametrize("cfg, n, big, ready", CASES)
 def test_vector(cfg, n, big, ready):
     run_cocotb(VectorUnit(cfg), "vector", "tests.hw.tb_vector",
-               {"config": cfg.to_dict(), "seed": n + cfg.vector_lanes, "n": n, "big": big, "edge": 0.3,
-                "ready": ready, "wready": ready})
+               {"config": cfg.to_dict(), "seed": n + cfg.vector_lanes, "n": n, "big": big,
+                "edge": 0.3, "ready": ready, "wready": ready})
