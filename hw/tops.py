@@ -18,6 +18,7 @@ __all__ = ["TOPS", "build_top"]
 TOPS: dict[str, str] = {
     "gemm": "hw.gemm:top",
     "pixel": "hw.pixel_top:top",      # CSI-2 RX + ISP
+    "npu": "hw.npu:top",              # NPU: SRAM, fetch/queues, LOAD/STORE, conv + vector units
 }
 
 

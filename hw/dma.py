@@ -1,0 +1,327 @@
+"""The NPU's data-movement units: LOAD (SRAM -> the conv unit's WBUF/PBUF) and STORE (COPY, FILL:
+SRAM -> SRAM), both with :func:`hw.npu_if.unit_signature` command ports (docs/npu.md).
+
+Both are built on :class:`Mover`, which executes byte *rows* ``{src, dst, n, fill}``: copy ``n``
+bytes from SRAM byte address ``src`` to destination byte address ``dst`` (or write ``n`` copies of
+the fill value). A row becomes a descriptor (destination line ``dst // W``, ``nw`` destination
+lines, the realignment shift ``(src - dst % W) mod W`` and the first/last byte masks); the read
+side streams the ``nl`` source lines starting at line ``floor((src - dst % W) / W)`` (``nl = nw``
+when the shift is 0, else ``nw + 1``; a line outside the row's bytes may be read and is masked
+out), and the write side emits destination line ``i`` as ``({line i+1, line i} >> 8*shift)``
+with byte enables, so unaligned sources and destinations cost nothing extra. Rows pipeline: the
+read side starts the next row while the write side finishes the previous one.
+
+- :class:`LoadUnit`: one row with ``dst = 0`` into the selected buffer slot (``out.addr`` is the
+  word index in the slot), through a ``buf_write_signature`` master.
+- :class:`StoreUnit`: COPY walks planes x rows (running sums, no multipliers), FILL walks rows;
+  masked line writes through an SRAM write master. A COPY whose destination overlaps its own source
+  is undefined (the compiler never emits one).
+
+Errors (sticky ``error``): a wrong opcode, a LOAD larger than its slot, an access past the SRAM.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config
+from hw.isa import INSTR_LAYOUT, BufSel, Opcode, buffer_sizes
+from hw.npu_if import (
+    buf_write_signature,
+    line_addr_bits,
+    line_bytes,
+    sram_read_signature,
+    sram_write_signature,
+    unit_signature,
+)
+
+__all__ = ["Mover", "LoadUnit", "StoreUnit", "ROW_ADDR_BITS"]
+
+#: Width of the row address arithmetic (SRAM addresses are 24 bits; strides accumulate).
+ROW_ADDR_BITS = 27
+#: Read responses in flight or buffered per mover (covers the SRAM latency + FIFO at full rate).
+RESP_DEPTH = 6
+
+
+def row_layout() -> data.StructLayout:
+    return data.StructLayout({
+        "src": ROW_ADDR_BITS, "dst": ROW_ADDR_BITS, "n": 24, "fill": 1,
+    })
+
+
+class Mover(wiring.Component):
+    """Row mover (see the module docstring). ``out`` words carry a destination line address
+    (``dst // W``), a line of data and its byte enables."""
+
+    def __init__(self, config: Config, out_addr_bits: int | None = None):
+        self.config = config
+        self.W = W = line_bytes(config)
+        if W & (W - 1):
+            raise ValueError(f"SRAM line of {W} bytes: must be a power of two")
+        self.lw = (W - 1).bit_length()
+        self.ab = line_addr_bits(config)
+        self.oab = out_addr_bits or ROW_ADDR_BITS - self.lw
+        super().__init__({
+            "row": In(stream.Signature(row_layout())),
+            "value": In(8),
+            "rd": Out(sram_read_signature(config)),
+            "out": Out(stream.Signature(data.StructLayout(
+                {"addr": self.oab, "data": 8 * W, "mask": W}))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W, lw = self.W, self.lw
+        cnt_bits = 25
+        desc_lay = data.StructLayout({
+            "dline": ROW_ADDR_BITS - lw, "sh": max(1, lw), "nw": cnt_bits, "nl": cnt_bits,
+            "lo": max(1, lw), "hi_last": lw + 1, "fill": 1,
+        })
+        m.submodules.dfifo = dfifo = fifo.SyncFIFOBuffered(width=desc_lay.size, depth=4)
+        m.submodules.rfifo = rfifo = fifo.SyncFIFOBuffered(width=8 * W, depth=RESP_DEPTH)
+
+        # ---- row -> descriptor (combinational) and read issue
+        r = self.row.payload
+        dl = Signal(max(1, lw))
+        m.d.comb += dl.eq(r.dst[:lw] if lw else 0)
+        start = Signal(ROW_ADDR_BITS + 1)  # src - dl, two's complement (may be -1 .. -(W-1))
+        m.d.comb += start.eq(r.src - dl)
+        hi = Signal(25)
+        m.d.comb += hi.eq(dl + r.n)
+        desc = Signal(desc_lay)
+        sh = start[:lw] if lw else Const(0, 1)
+        m.d.comb += [
+            desc.dline.eq(r.dst[lw:]),
+            desc.sh.eq(sh),
+            desc.nw.eq((hi + (W - 1)) >> lw),
+            desc.nl.eq(Mux(r.fill, 0, ((hi + (W - 1)) >> lw) + (sh != 0))),
+            desc.lo.eq(dl),
+            desc.hi_last.eq(((hi - 1) & (W - 1)) + 1),
+            desc.fill.eq(r.fill),
+        ]
+        i_left = Signal(cnt_bits)     # lines still to request for the current row
+        i_line = Signal(self.ab)      # next line address to request
+        credits = Signal(range(RESP_DEPTH + 1))  # reads issued and not yet popped from rfifo
+        take_row = self.row.valid & self.row.ready
+        m.d.comb += [
+            self.row.ready.eq((i_left == 0) & dfifo.w_rdy),
+            dfifo.w_en.eq(take_row & (r.n != 0)),
+            dfifo.w_data.eq(desc),
+        ]
+        with m.If(take_row & (r.n != 0)):
+            m.d.sync += [i_left.eq(desc.nl), i_line.eq(start[lw:])]
+        issue = Signal()
+        m.d.comb += [
+            self.rd.req.valid.eq((i_left != 0) & (credits < RESP_DEPTH)),
+            self.rd.req.payload.addr.eq(i_line),
+            issue.eq(self.rd.req.valid & self.rd.req.ready),
+            rfifo.w_en.eq(self.rd.rvalid),
+            rfifo.w_data.eq(self.rd.rdata),
+        ]
+        with m.If(issue):
+            m.d.sync += [i_left.eq(i_left - 1), i_line.eq(i_line + 1)]
+
+        # ---- write side: realign and emit destination lines
+        cur = Signal(desc_lay)
+        active = Signal()
+        wi = Signal(cnt_bits)         # next word index of the row
+        lp = Signal(cnt_bits)         # lines popped for the row
+        have_prev = Signal()
+        prev = Signal(8 * W)
+        out_free = ~self.out.valid | self.out.ready
+        pop = Signal()
+        m.d.comb += [rfifo.r_en.eq(pop)]
+        m.d.sync += credits.eq(credits + issue - pop)
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += self.out.valid.eq(0)
+
+        with m.If(~active):
+            m.d.comb += dfifo.r_en.eq(1)
+            with m.If(dfifo.r_rdy):
+                m.d.sync += [cur.eq(dfifo.r_data), active.eq(1), wi.eq(0), lp.eq(0),
+                             have_prev.eq(0)]
+        with m.Else():
+            emit = Signal()
+            last = wi == cur.nw - 1
+            with m.If(cur.fill):
+                m.d.comb += emit.eq(out_free)
+            with m.Elif(~have_prev):
+                with m.If(rfifo.r_rdy):
+                    m.d.comb += pop.eq(1)
+                    m.d.sync += [prev.eq(rfifo.r_data), have_prev.eq(1), lp.eq(1)]
+            with m.Else():
+                more = lp != cur.nl
+                with m.If(out_free & (~more | rfifo.r_rdy)):
+                    m.d.comb += [emit.eq(1), pop.eq(more)]
+                    with m.If(more):
+                        m.d.sync += [prev.eq(rfifo.r_data), lp.eq(lp + 1)]
+            both = Cat(prev, rfifo.r_data)
+            word = Signal(8 * W)
+            m.d.comb += word.eq(both >> (cur.sh * 8) if lw else prev)
+            mask = Signal(W)
+            for b in range(W):
+                lo_ok = (wi != 0) | (b >= cur.lo)
+                hi_ok = ~last | (b < cur.hi_last)
+                m.d.comb += mask[b].eq(lo_ok & hi_ok)
+            with m.If(emit):
+                m.d.sync += [
+                    self.out.valid.eq(1),
+                    self.out.payload.addr.eq(cur.dline + wi),
+                    self.out.payload.data.eq(Mux(cur.fill, self.value.replicate(W), word)),
+                    self.out.payload.mask.eq(mask),
+                    wi.eq(wi + 1),
+                ]
+                with m.If(last):
+                    m.d.sync += [active.eq(0), have_prev.eq(0)]
+
+        m.d.comb += self.busy.eq(
+            (i_left != 0) | (dfifo.level != 0) | active | self.out.valid | (credits != 0))
+        return m
+
+
+def _unit_members(config: Config) -> dict:
+    return dict(unit_signature().members)
+
+
+class LoadUnit(wiring.Component):
+    """LOAD: ``nbytes`` from SRAM ``sram_addr`` into WBUF/PBUF slot bytes [0, nbytes)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        members = _unit_members(config)
+        members.update({
+            "rd": Out(sram_read_signature(config)),
+            "buf": Out(buf_write_signature(config)),
+        })
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        sizes = buffer_sizes(cfg)
+        m.submodules.mv = mv = Mover(cfg, out_addr_bits=len(self.buf.req.payload.addr))
+        wiring.connect(m, mv.rd, wiring.flipped(self.rd))
+        ins = data.View(INSTR_LAYOUT, self.cmd.payload)
+        ld = ins.load
+        active = Signal()
+        row_valid = Signal()
+        row = Signal(row_layout())
+        buf = Signal(1)
+        slot = Signal(1)
+        err = Signal()
+        m.d.comb += [self.cmd.ready.eq(~active & ~err), self.idle.eq(~active),
+                     self.error.eq(err), self.macs.eq(0)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            cap = Mux(ld.buf == BufSel.PBUF, sizes["pbuf_slot"], sizes["wbuf_slot"])
+            bad = ((ins.header.opcode != Opcode.LOAD) | (ld.nbytes > cap)
+                   | (ld.sram_addr + ld.nbytes > cfg.sram_bytes))
+            with m.If(bad):
+                m.d.sync += err.eq(1)
+            with m.Else():
+                m.d.sync += [
+                    active.eq(1), row_valid.eq(1),
+                    row.src.eq(ld.sram_addr), row.dst.eq(0), row.n.eq(ld.nbytes), row.fill.eq(0),
+                    buf.eq(ld.buf == BufSel.PBUF), slot.eq(ld.slot),
+                ]
+        m.d.comb += [mv.row.valid.eq(row_valid), mv.row.payload.eq(row), mv.value.eq(0)]
+        with m.If(mv.row.valid & mv.row.ready):
+            m.d.sync += row_valid.eq(0)
+        with m.If(active & ~row_valid & ~mv.busy):
+            m.d.sync += active.eq(0)
+        req = self.buf.req
+        m.d.comb += [
+            req.valid.eq(mv.out.valid), mv.out.ready.eq(req.ready),
+            req.payload.buf.eq(buf), req.payload.slot.eq(slot),
+            req.payload.addr.eq(mv.out.payload.addr), req.payload.data.eq(mv.out.payload.data),
+            req.payload.mask.eq(mv.out.payload.mask),
+            self.stall.eq(active & ((self.rd.req.valid & ~self.rd.req.ready)
+                                    | (req.valid & ~req.ready))),
+        ]
+        return m
+
+
+class StoreUnit(wiring.Component):
+    """COPY (planes x rows of ``row_bytes``, strided source and destination) and FILL."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        members = _unit_members(config)
+        members.update({
+            "rd": Out(sram_read_signature(config)),
+            "wr": Out(sram_write_signature(config)),
+        })
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        A = ROW_ADDR_BITS
+        m.submodules.mv = mv = Mover(cfg, out_addr_bits=len(self.wr.req.payload.addr))
+        wiring.connect(m, mv.rd, wiring.flipped(self.rd))
+        ins = data.View(INSTR_LAYOUT, self.cmd.payload)
+        cp, fl = ins.copy, ins.fill
+        active = Signal()
+        gen = Signal()              # rows still to generate
+        err = Signal()
+        fill = Signal()
+        value = Signal(8)
+        n = Signal(16)
+        rows = Signal(16)
+        planes = Signal(16)
+        srs, sps, drs, dps = (Signal(24, name=x) for x in ("srs", "sps", "drs", "dps"))
+        r = Signal(16)
+        p = Signal(16)
+        cur_s, cur_d, pl_s, pl_d = (Signal(A, name=x) for x in ("cur_s", "cur_d", "pl_s", "pl_d"))
+        m.d.comb += [self.cmd.ready.eq(~active & ~err), self.idle.eq(~active),
+                     self.error.eq(err), self.macs.eq(0), mv.value.eq(value)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            op = ins.header.opcode
+            with m.If(op == Opcode.COPY):
+                m.d.sync += [
+                    active.eq(1), fill.eq(0), n.eq(cp.row_bytes), rows.eq(cp.rows),
+                    planes.eq(cp.planes), srs.eq(cp.src_row_stride), sps.eq(cp.src_plane_stride),
+                    drs.eq(cp.dst_row_stride), dps.eq(cp.dst_plane_stride),
+                    cur_s.eq(cp.src_addr), pl_s.eq(cp.src_addr),
+                    cur_d.eq(cp.dst_addr), pl_d.eq(cp.dst_addr), r.eq(0), p.eq(0),
+                    gen.eq((cp.row_bytes != 0) & (cp.rows != 0) & (cp.planes != 0)),
+                ]
+            with m.Elif(op == Opcode.FILL):
+                m.d.sync += [
+                    active.eq(1), fill.eq(1), n.eq(fl.row_bytes), rows.eq(fl.rows),
+                    planes.eq(1), srs.eq(0), sps.eq(0), drs.eq(fl.dst_row_stride), dps.eq(0),
+                    cur_s.eq(0), pl_s.eq(0), cur_d.eq(fl.dst_addr), pl_d.eq(fl.dst_addr),
+                    r.eq(0), p.eq(0), value.eq(fl.value),
+                    gen.eq((fl.row_bytes != 0) & (fl.rows != 0)),
+                ]
+            with m.Else():
+                m.d.sync += err.eq(1)
+        oob = ((~fill & (cur_s + n > cfg.sram_bytes)) | (cur_d + n > cfg.sram_bytes))
+        m.d.comb += [
+            mv.row.valid.eq(gen & ~oob),
+            mv.row.payload.src.eq(cur_s), mv.row.payload.dst.eq(cur_d),
+            mv.row.payload.n.eq(n), mv.row.payload.fill.eq(fill),
+        ]
+        with m.If(gen & oob):
+            m.d.sync += [err.eq(1), gen.eq(0)]
+        with m.If(mv.row.valid & mv.row.ready):
+            with m.If(r + 1 < rows):
+                m.d.sync += [r.eq(r + 1), cur_s.eq(cur_s + srs), cur_d.eq(cur_d + drs)]
+            with m.Else():
+                m.d.sync += [r.eq(0), p.eq(p + 1), pl_s.eq(pl_s + sps), pl_d.eq(pl_d + dps),
+                             cur_s.eq(pl_s + sps), cur_d.eq(pl_d + dps)]
+                with m.If(p + 1 >= planes):
+                    m.d.sync += gen.eq(0)
+        with m.If(active & ~gen & ~mv.busy & ~(self.cmd.valid & self.cmd.ready)):
+            m.d.sync += active.eq(0)
+        req = self.wr.req
+        m.d.comb += [
+            req.valid.eq(mv.out.valid), mv.out.ready.eq(req.ready),
+            req.payload.addr.eq(mv.out.payload.addr), req.payload.data.eq(mv.out.payload.data),
+            req.payload.mask.eq(mv.out.payload.mask),
+            self.stall.eq(active & ((self.rd.req.valid & ~self.rd.req.ready)
+                                    | (req.valid & ~req.ready))),
+        ]
+        return m

@@ -1,0 +1,503 @@
+"""The NPU top (docs/npu.md): instruction fetch and dispatch, the LOAD / COMPUTE / STORE queues with
+their dependency tokens, the CSRs of hw/regmap.py, the host port, the simulation backdoor, the
+performance counters and the issue/retire trace ports, around the banked SRAM (hw/sram.py), the
+LOAD/STORE units (hw/dma.py), the conv unit (hw/conv_unit.py) and the vector unit (hw/vector.py).
+
+Fetch: the instruction at ``pc`` (16-byte aligned; instruction index ``(pc - PROG_ADDR) / 32``) is
+read as the one to four SRAM lines that hold its 32 bytes, realigned, decoded and pushed into its
+queue's FIFO (``hw.isa.QUEUE_OF``); SYNC and DONE wait until every queue is empty and every unit
+idle (DONE then raises STATUS.done and stops). An opcode outside ``hw.isa.Opcode`` stops the NPU
+with ERROR 1; a unit's ``error`` with ERROR 2; a PROG_ADDR that is not 16-byte aligned or a fetch
+past the SRAM with ERROR 3 (ERROR_INDEX tells which instruction). After an error the NPU must be
+reset (``rst``) before the next START (the units may hold half-done work); the SRAM keeps its
+contents across resets.
+
+Queues: each queue's head issues when its ``pop_*`` tokens are available and the queue has no
+instruction in flight (one instruction per queue at a time; the COMPUTE queue serves the conv
+unit, the vector unit, NOP and HOST in order). Tokens are pushed when the unit reports the
+instruction complete (``idle`` high again). NOP retires at issue; HOST raises STATUS.host_wait with
+HOST_CALL = ``call`` and retires when the host writes CTRL.HOST_DONE (the LOAD and STORE queues run
+on meanwhile, as in the ISA's cycle model).
+
+Trace ports: ``issue_valid[q]``/``issue_index[q]`` and ``retire_valid[q]``/``retire_index[q]`` for
+q = LOAD 0, COMPUTE 1, STORE 2; SYNC and DONE issue and retire on the COMPUTE pair (in the cycle
+the queues are drained). ``status`` mirrors STATUS (bit 0 busy, 1 done, 2 host_wait, 3 error) for
+harnesses.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw import regmap
+from hw.config import Config
+from hw.dma import LoadUnit, StoreUnit
+from hw.isa import INSTR_BITS, INSTR_BYTES, INSTR_LAYOUT, Opcode
+from hw.npu_if import (
+    buf_write_signature,
+    line_addr_bits,
+    line_bytes,
+    sram_read_signature,
+    sram_write_signature,
+    unit_signature,
+)
+from hw.sram import Sram
+
+__all__ = ["NpuTop", "NullUnit", "top", "QUEUE_DEPTH", "index_bits", "host_cmd_layout",
+           "unit_classes"]
+
+#: Instructions buffered per queue between fetch and issue.
+QUEUE_DEPTH = 8
+LOADQ, COMPQ, STOREQ = 0, 1, 2
+_VECTOR_OPS = (Opcode.DWCONV, Opcode.POOL, Opcode.ELTWISE, Opcode.LUT, Opcode.VMATMUL)
+
+
+def index_bits(config: Config) -> int:
+    """Width of an instruction index (trace ports, ERROR_INDEX)."""
+    return max(1, (config.sram_bytes // INSTR_BYTES - 1).bit_length())
+
+
+def host_cmd_layout() -> data.StructLayout:
+    return data.StructLayout({"addr": 32, "we": 1, "wdata": 32})
+
+
+class NullUnit(wiring.Component):
+    """Stand-in for a unit that is not built: accepts any command and raises ``error``."""
+
+    def __init__(self, config: Config, buf: bool = False):
+        members = dict(unit_signature().members)
+        members.update({"rd": Out(sram_read_signature(config)),
+                        "wr": Out(sram_write_signature(config))})
+        if buf:
+            members["buf"] = In(buf_write_signature(config))
+        self._buf = buf
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        err = Signal()
+        m.d.comb += [self.cmd.ready.eq(1), self.idle.eq(1), self.error.eq(err)]
+        if self._buf:
+            m.d.comb += self.buf.req.ready.eq(1)
+        with m.If(self.cmd.valid):
+            m.d.sync += err.eq(1)
+        return m
+
+
+def unit_classes(units: str = "auto"):
+    """(conv unit class, vector unit class): the real ones when importable (``units="auto"``),
+    else :class:`NullUnit` stand-ins (``units="null"`` forces them)."""
+    conv = vec = None
+    if units == "auto":
+        try:
+            from hw.conv_unit import ConvUnit as conv
+        except Exception as e:  # a unit under construction must not break the top
+            warnings.warn(f"hw.conv_unit not usable ({e}); NullUnit stands in", stacklevel=2)
+        try:
+            from hw.vector import VectorUnit as vec
+        except Exception as e:
+            warnings.warn(f"hw.vector not usable ({e}); NullUnit stands in", stacklevel=2)
+    elif units != "null":
+        raise ValueError(f"units must be 'auto' or 'null', got {units!r}")
+    return conv, vec
+
+
+class NpuTop(wiring.Component):
+    """The NPU (see the module docstring and docs/npu.md)."""
+
+    def __init__(self, config: Config, backdoor: bool = False, units: str = "auto"):
+        self.config = config
+        self.backdoor = backdoor
+        self.W = W = line_bytes(config)
+        if W & (W - 1) or W < 4:
+            raise ValueError(f"SRAM line of {W} bytes: must be a power of two >= 4")
+        self.ib = ib = index_bits(config)
+        self._conv_cls, self._vec_cls = unit_classes(units)
+        members = {
+            "host_cmd": In(stream.Signature(host_cmd_layout())),
+            "host_rsp": Out(stream.Signature(data.StructLayout({"rdata": 32}))),
+            "irq": Out(1),
+            "status": Out(4),
+            "issue_valid": Out(3),
+            "issue_index": Out(data.ArrayLayout(ib, 3)),
+            "retire_valid": Out(3),
+            "retire_index": Out(data.ArrayLayout(ib, 3)),
+        }
+        if backdoor:
+            members.update({
+                "bd_we": In(1), "bd_re": In(1), "bd_addr": In(line_addr_bits(config)),
+                "bd_wdata": In(8 * W), "bd_rdata": Out(8 * W),
+            })
+        super().__init__(members)
+
+    # ------------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        cfg, W, ib = self.config, self.W, self.ib
+        lw = (W - 1).bit_length()
+        bd = 1 if self.backdoor else 0
+
+        # ---- blocks
+        m.submodules.load = load = LoadUnit(cfg)
+        m.submodules.store = store = StoreUnit(cfg)
+        m.submodules.conv = conv = (self._conv_cls(cfg) if self._conv_cls
+                                    else NullUnit(cfg, buf=True))
+        m.submodules.vec = vec = self._vec_cls(cfg) if self._vec_cls else NullUnit(cfg)
+        # read masters: [backdoor], host, fetch, load, store, conv, vec
+        # write masters: [backdoor], host, store, conv, vec
+        m.submodules.sram = sram = Sram(cfg, n_read=bd + 6, n_write=bd + 4,
+                                        priority0=self.backdoor)
+        rd_host, rd_fetch = sram.rd[bd], sram.rd[bd + 1]
+        wr_host = sram.wr[bd]
+        wiring.connect(m, load.rd, sram.rd[bd + 2])
+        wiring.connect(m, store.rd, sram.rd[bd + 3])
+        wiring.connect(m, conv.rd, sram.rd[bd + 4])
+        wiring.connect(m, vec.rd, sram.rd[bd + 5])
+        wiring.connect(m, store.wr, sram.wr[bd + 1])
+        wiring.connect(m, conv.wr, sram.wr[bd + 2])
+        wiring.connect(m, vec.wr, sram.wr[bd + 3])
+        wiring.connect(m, load.buf, conv.buf)
+        if self.backdoor:
+            m.d.comb += [
+                sram.rd[0].req.valid.eq(self.bd_re), sram.rd[0].req.payload.addr.eq(self.bd_addr),
+                self.bd_rdata.eq(sram.rd[0].rdata),
+                sram.wr[0].req.valid.eq(self.bd_we), sram.wr[0].req.payload.addr.eq(self.bd_addr),
+                sram.wr[0].req.payload.data.eq(self.bd_wdata),
+                sram.wr[0].req.payload.mask.eq(Const((1 << W) - 1, W)),
+            ]
+
+        # ---- control state
+        busy = Signal()
+        done = Signal()
+        error = Signal()
+        host_wait = Signal()
+        err_code = Signal(2)
+        err_index = Signal(ib)
+        host_call = Signal(16)
+        prog_addr = Signal(24)
+        running = busy & ~error
+        start = Signal()          # CTRL.START strobe (from the host port)
+        host_done = Signal()      # CTRL.HOST_DONE strobe
+        clear = Signal()          # CTRL.CLEAR strobe
+
+        # ---- queues
+        qw = INSTR_BITS + ib
+        qs = [fifo.SyncFIFOBuffered(width=qw, depth=QUEUE_DEPTH) for _ in range(3)]
+        for q, f in enumerate(qs):
+            m.submodules[f"q{q}"] = f
+
+        # ---- fetch
+        nlmax = max(-(-INSTR_BYTES // W), 1) + (1 if W > 16 else 0)
+        fbuf = [Signal(8 * W, name=f"fline{i}") for i in range(nlmax)]
+        pc = Signal(24)
+        fidx = Signal(ib)
+        f_req = Signal(range(nlmax + 1))
+        f_rsp = Signal(range(nlmax + 1))
+        f_out = Signal(range(nlmax + 1))  # fetch reads in flight
+        nl = Signal(range(nlmax + 1))
+        if W > 16:
+            off16 = pc[4:lw]
+            m.d.comb += nl.eq(Mux(pc[:lw] > W - INSTR_BYTES, 2, 1))
+            ins_raw = (Cat(*fbuf) >> (off16 * 128))[:INSTR_BITS]
+        else:
+            m.d.comb += nl.eq(INSTR_BYTES // W)
+            ins_raw = Cat(*fbuf)[:INSTR_BITS]
+        ins = data.View(INSTR_LAYOUT, ins_raw)
+        opc = ins.header.opcode.as_value()
+        m.d.comb += [
+            rd_fetch.req.payload.addr.eq(pc[lw:] + f_req),
+        ]
+        f_acc = rd_fetch.req.valid & rd_fetch.req.ready
+        m.d.sync += f_out.eq(f_out + f_acc - rd_fetch.rvalid)
+        with m.If(rd_fetch.rvalid):
+            with m.Switch(f_rsp):
+                for i in range(nlmax):
+                    with m.Case(i):
+                        m.d.sync += fbuf[i].eq(rd_fetch.rdata)
+            m.d.sync += f_rsp.eq(f_rsp + 1)
+
+        units_idle = load.idle & store.idle & conv.idle & vec.idle
+        inflight = Signal(3)
+        queues_empty = Cat(*[f.level == 0 for f in qs]).all()
+        all_idle = units_idle & (inflight == 0) & queues_empty
+        barrier_retire = Signal()  # SYNC / DONE issue+retire pulse (COMPUTE pair)
+
+        def fail(code, index):
+            m.d.sync += [error.eq(1), err_code.eq(code), err_index.eq(index)]
+
+        with m.FSM(name="fetch"):
+            with m.State("IDLE"):
+                with m.If(start & ~busy & (f_out == 0) & (prog_addr[:4] == 0)):
+                    m.d.sync += [pc.eq(prog_addr), fidx.eq(0), f_req.eq(0), f_rsp.eq(0)]
+                    m.next = "REQ"
+            with m.State("REQ"):
+                with m.If(~running):
+                    m.next = "IDLE"
+                with m.Elif(pc + INSTR_BYTES > cfg.sram_bytes):
+                    fail(3, fidx)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += rd_fetch.req.valid.eq(f_req < nl)
+                    with m.If(f_acc):
+                        m.d.sync += f_req.eq(f_req + 1)
+                    with m.If(rd_fetch.rvalid & (f_rsp + 1 == nl)):
+                        m.next = "DECODE"
+            with m.State("DECODE"):
+                advance = Signal()
+                with m.If(~running):
+                    m.next = "IDLE"
+                with m.Elif(opc > max(op.value for op in Opcode)):
+                    fail(1, fidx)
+                    m.next = "IDLE"
+                with m.Elif((opc == Opcode.SYNC) | (opc == Opcode.DONE)):
+                    with m.If(all_idle):
+                        m.d.comb += barrier_retire.eq(1)
+                        with m.If(opc == Opcode.DONE):
+                            m.d.sync += [done.eq(1), busy.eq(0)]
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.d.comb += advance.eq(1)
+                with m.Else():
+                    q = Signal(2)
+                    with m.If(opc == Opcode.LOAD):
+                        m.d.comb += q.eq(LOADQ)
+                    with m.Elif((opc == Opcode.COPY) | (opc == Opcode.FILL)):
+                        m.d.comb += q.eq(STOREQ)
+                    with m.Else():
+                        m.d.comb += q.eq(COMPQ)
+                    for i, f in enumerate(qs):
+                        m.d.comb += [f.w_data.eq(Cat(ins_raw, fidx)),
+                                     f.w_en.eq((q == i) & f.w_rdy)]
+                        with m.If((q == i) & f.w_rdy):
+                            m.d.comb += advance.eq(1)
+                with m.If(advance):
+                    m.d.sync += [pc.eq(pc + INSTR_BYTES), fidx.eq(fidx + 1), f_req.eq(0),
+                                 f_rsp.eq(0)]
+                    m.next = "REQ"
+
+        # ---- issue / retire
+        tok = {k: Signal(8, name=f"tok_{k[0]}{k[1]}") for k in ((0, 1), (1, 0), (1, 2), (2, 1))}
+        inc = {k: Signal(name=f"inc_{k[0]}{k[1]}") for k in tok}
+        dec = {k: Signal(name=f"dec_{k[0]}{k[1]}") for k in tok}
+        inf_pp = Signal(3)   # in-flight push_prev per queue
+        inf_pn = Signal(3)   # in-flight push_next per queue
+        inf_idx = [Signal(ib, name=f"inf_idx{q}") for q in range(3)]
+        inf_kind = Signal(2)  # compute queue: 0 conv, 1 vector, 2 host
+        fire = [Signal(name=f"fire{q}") for q in range(3)]
+        retire = [Signal(name=f"retire{q}") for q in range(3)]
+        nop_fire = Signal()
+        heads = []
+        for q, f in enumerate(qs):
+            h = data.View(INSTR_LAYOUT, f.r_data[:INSTR_BITS])
+            hidx = f.r_data[INSTR_BITS:]
+            heads.append((h, hidx))
+            need_prev = h.header.pop_prev if q > 0 else Const(0)
+            need_next = h.header.pop_next if q < 2 else Const(0)
+            tok_ok = ((~need_prev | (tok[(q - 1, q)] != 0) if q > 0 else Const(1))
+                      & (~need_next | (tok[(q + 1, q)] != 0) if q < 2 else Const(1)))
+            can = Signal(name=f"can{q}")
+            m.d.comb += can.eq(running & f.r_rdy & tok_ok & ~inflight[q])
+            if q == LOADQ:
+                m.d.comb += [load.cmd.valid.eq(can), load.cmd.payload.eq(h.raw),
+                             fire[q].eq(can & load.cmd.ready), dec[(1, 0)].eq(fire[q] & need_next)]
+            elif q == STOREQ:
+                m.d.comb += [store.cmd.valid.eq(can), store.cmd.payload.eq(h.raw),
+                             fire[q].eq(can & store.cmd.ready),
+                             dec[(1, 2)].eq(fire[q] & need_prev)]
+            else:
+                hop = h.header.opcode
+                is_conv = hop == Opcode.CONV
+                is_vec = Cat(*[hop == op for op in _VECTOR_OPS]).any()
+                is_host = hop == Opcode.HOST
+                is_nop = ~is_conv & ~is_vec & ~is_host
+                m.d.comb += [
+                    conv.cmd.valid.eq(can & is_conv), conv.cmd.payload.eq(h.raw),
+                    vec.cmd.valid.eq(can & is_vec), vec.cmd.payload.eq(h.raw),
+                    fire[q].eq(can & ((is_conv & conv.cmd.ready) | (is_vec & vec.cmd.ready)
+                                      | is_host | is_nop)),
+                    nop_fire.eq(can & is_nop),
+                    dec[(0, 1)].eq(fire[q] & need_prev),
+                    dec[(2, 1)].eq(fire[q] & need_next),
+                ]
+                with m.If(fire[q] & ~is_nop):
+                    m.d.sync += inf_kind.eq(Mux(is_conv, 0, Mux(is_vec, 1, 2)))
+                with m.If(can & is_host):
+                    m.d.sync += [host_wait.eq(1), host_call.eq(h.host.call)]
+            m.d.comb += f.r_en.eq(fire[q])
+            with m.If(fire[q]):
+                m.d.sync += [inf_pp[q].eq(h.header.push_prev), inf_pn[q].eq(h.header.push_next),
+                             inf_idx[q].eq(hidx)]
+        # completion
+        comp_done = Mux(inf_kind == 0, conv.idle, Mux(inf_kind == 1, vec.idle, ~host_wait))
+        m.d.comb += [
+            retire[0].eq(inflight[0] & load.idle),
+            retire[1].eq(inflight[1] & comp_done),
+            retire[2].eq(inflight[2] & store.idle),
+        ]
+        for q in range(3):
+            set_ = fire[q] & ~(nop_fire if q == COMPQ else Const(0))
+            with m.If(set_):
+                m.d.sync += inflight[q].eq(1)
+            with m.Elif(retire[q]):
+                m.d.sync += inflight[q].eq(0)
+        h1 = heads[COMPQ][0]
+        m.d.comb += [
+            inc[(0, 1)].eq(retire[0] & inf_pn[0]),
+            inc[(1, 0)].eq((retire[1] & inf_pp[1]) | (nop_fire & h1.header.push_prev)),
+            inc[(1, 2)].eq((retire[1] & inf_pn[1]) | (nop_fire & h1.header.push_next)),
+            inc[(2, 1)].eq(retire[2] & inf_pp[2]),
+        ]
+        for k, t in tok.items():
+            m.d.sync += t.eq(t + inc[k] - dec[k])
+
+        # trace ports
+        for q in range(3):
+            h, hidx = heads[q]
+            m.d.comb += [self.issue_valid[q].eq(fire[q]), self.issue_index[q].eq(hidx),
+                         self.retire_valid[q].eq(retire[q]), self.retire_index[q].eq(inf_idx[q])]
+        with m.If(nop_fire):
+            m.d.comb += [self.retire_valid[COMPQ].eq(1),
+                         self.retire_index[COMPQ].eq(heads[COMPQ][1])]
+        with m.If(barrier_retire):
+            m.d.comb += [self.issue_valid[COMPQ].eq(1), self.issue_index[COMPQ].eq(fidx),
+                         self.retire_valid[COMPQ].eq(1), self.retire_index[COMPQ].eq(fidx)]
+
+        # unit errors
+        with m.If(running):
+            with m.If(load.error):
+                fail(2, inf_idx[0])
+            with m.Elif(conv.error | vec.error):
+                fail(2, inf_idx[1])
+            with m.Elif(store.error):
+                fail(2, inf_idx[2])
+
+        # ---- start / host done
+        with m.If(host_done & host_wait):
+            m.d.sync += host_wait.eq(0)
+        with m.If(error):
+            m.d.sync += busy.eq(0)
+        with m.If(start & ~busy & (f_out == 0)):
+            misaligned = prog_addr[:4] != 0
+            m.d.sync += [busy.eq(~misaligned), done.eq(0), error.eq(misaligned),
+                         err_code.eq(Mux(misaligned, 3, 0)), err_index.eq(0), host_wait.eq(0),
+                         inflight.eq(0)]
+            for t in tok.values():
+                m.d.sync += t.eq(0)
+
+        # ---- counters
+        n_ret = Signal(3)
+        m.d.comb += n_ret.eq(self.retire_valid[0] + self.retire_valid[1] + self.retire_valid[2])
+        stall_any = load.stall | store.stall | conv.stall | vec.stall
+        incs = {
+            "CYCLES": Const(1),
+            "LOAD_BUSY": ~load.idle,
+            "CONV_BUSY": ~conv.idle,
+            "VEC_BUSY": ~vec.idle,
+            "STORE_BUSY": ~store.idle,
+            "STALL": stall_any,
+            "MACS": conv.macs + vec.macs,
+            "INSTRS": n_ret,
+            "HOST_WAIT": host_wait,
+        }
+        assert list(incs) == list(regmap.COUNTERS)
+        cnt = {k: Signal(64, name=f"cnt_{k.lower()}") for k in incs}
+        for k, c in cnt.items():
+            with m.If(clear):
+                m.d.sync += c.eq(0)
+            with m.Elif(busy):
+                m.d.sync += c.eq(c + incs[k])
+
+        # ---- CSR read mux
+        hwcfg = (cfg.array_rows & 0xFF) | (cfg.array_cols & 0xFF) << 8 | \
+            (cfg.vector_lanes & 0xFF) << 16 | lw << 24
+        status = Cat(busy, done, host_wait, error)
+        csr_vals = {
+            "ID": Const(regmap.ID_MAGIC, 32), "HWCFG": Const(hwcfg, 32),
+            "SRAM_BYTES": Const(cfg.sram_bytes, 32), "CTRL": Const(0, 32), "STATUS": status,
+            "PROG_ADDR": prog_addr, "HOST_CALL": host_call, "ERROR": err_code,
+            "ERROR_INDEX": err_index, "FETCH_INDEX": fidx,
+        }
+        for k, c in cnt.items():
+            csr_vals[f"{k}_LO"] = c[:32]
+            csr_vals[f"{k}_HI"] = c[32:]
+        assert set(csr_vals) == {c.name for c in regmap.CSRS}
+        ob = (regmap.CSR_WORDS - 1).bit_length()
+
+        def csr_read(addr):
+            v = Signal(32, name="csr_rdata")
+            with m.Switch(addr[2:2 + ob]):
+                for c in regmap.CSRS:
+                    with m.Case(c.offset):
+                        m.d.comb += v.eq(csr_vals[c.name])
+            return v
+
+        # ---- host port
+        hc = self.host_cmd
+        hp = hc.payload
+        h_addr = Signal(32)
+        h_wdata = Signal(32)
+        rsp = Signal(32)
+        is_csr = hp.addr >= regmap.CSR_BASE
+        in_sram = hp.addr < cfg.sram_bytes
+        csr_rd = csr_read(hp.addr)
+        word_sel = h_addr[2:lw]
+        m.d.comb += [
+            self.host_rsp.payload.rdata.eq(rsp),
+            rd_host.req.payload.addr.eq(h_addr[lw:]),
+            wr_host.req.payload.addr.eq(h_addr[lw:]),
+            wr_host.req.payload.data.eq(h_wdata.replicate(W // 4)),
+            wr_host.req.payload.mask.eq(Const(0xF, W) << (word_sel * 4)),
+        ]
+        h_we = Signal()
+        with m.FSM(name="host"):
+            with m.State("IDLE"):
+                m.d.comb += hc.ready.eq(1)
+                with m.If(hc.valid):
+                    m.d.sync += [h_addr.eq(hp.addr), h_wdata.eq(hp.wdata), h_we.eq(hp.we)]
+                    with m.If(is_csr):
+                        with m.If(hp.we):
+                            with m.Switch(hp.addr[2:2 + ob]):
+                                with m.Case(regmap.offset("CTRL")):
+                                    m.d.comb += [
+                                        start.eq(hp.wdata[regmap.CTRL_BITS["START"]]),
+                                        host_done.eq(hp.wdata[regmap.CTRL_BITS["HOST_DONE"]]),
+                                        clear.eq(hp.wdata[regmap.CTRL_BITS["CLEAR"]]),
+                                    ]
+                                with m.Case(regmap.offset("PROG_ADDR")):
+                                    m.d.sync += prog_addr.eq(hp.wdata)
+                        with m.Else():
+                            m.d.sync += rsp.eq(csr_rd)
+                            m.next = "RSP"
+                    with m.Elif(in_sram):
+                        m.next = "SRAM"
+                    with m.Elif(~hp.we):
+                        m.d.sync += rsp.eq(0)
+                        m.next = "RSP"
+            with m.State("SRAM"):
+                with m.If(h_we):
+                    m.d.comb += wr_host.req.valid.eq(1)
+                    with m.If(wr_host.req.ready):
+                        m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += rd_host.req.valid.eq(1)
+                    with m.If(rd_host.req.ready):
+                        m.next = "RWAIT"
+            with m.State("RWAIT"):
+                with m.If(rd_host.rvalid):
+                    m.d.sync += rsp.eq((rd_host.rdata >> (word_sel * 32))[:32])
+                    m.next = "RSP"
+            with m.State("RSP"):
+                m.d.comb += self.host_rsp.valid.eq(1)
+                with m.If(self.host_rsp.ready):
+                    m.next = "IDLE"
+        m.d.comb += [self.status.eq(status), self.irq.eq(done | host_wait | error)]
+        return m
+
+
+def top(config: Config) -> NpuTop:
+    """Factory registered in hw/tops.py as "npu" (no backdoor: the synthesizable top)."""
+    return NpuTop(config)

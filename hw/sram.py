@@ -1,0 +1,157 @@
+"""The NPU's banked on-die SRAM with its read and write arbiters (docs/npu.md, hw/npu_if.py).
+
+``config.sram_banks`` banks of ``config.sram_word_bytes``-byte words side by side form one line of
+:func:`hw.npu_if.line_bytes` bytes. Every bank is an :class:`amaranth.lib.memory.Memory` (no init
+data, so an 8 MiB SRAM stays a few lines of Verilog) with one synchronous read port and one write
+port with byte enables: per cycle the SRAM serves one line read and one line write in total.
+
+Ports: ``rd[i]`` (``In(sram_read_signature)``, ``n_read`` of them) and ``wr[j]``
+(``In(sram_write_signature)``, ``n_write``). Each arbiter grants one request per cycle, round robin
+over the masters (the master after the last granted one first); with ``priority0=True`` master 0
+(the simulation backdoor) is always granted when it requests. A read accepted in cycle t has its
+line on the shared ``rdata`` bus in cycle t + :data:`SRAM_READ_LATENCY` with the ``rvalid`` of the
+requesting master high, so responses return to each master in request order. A write accepted in
+cycle t is seen by every read accepted from cycle t + 1 on (a read and a write of the same line in
+one cycle read the old line).
+
+Large memories and Verilog: Amaranth 0.5 always emits a memory's init data, one Verilog line per
+word (amaranth-lang/amaranth#1522): 30 MB and ~10 minutes for the 8 MiB default SRAM. The banks
+carry the attribute ``logicdie_noinit`` and :func:`_install_noinit` makes the RTLIL emitter skip
+the (all-zero) init of memories with that attribute only, so the SRAM's Verilog is a plain
+``reg [..] bank [..]`` array (contents undefined at power-up, as a real SRAM; Verilator zeroes it).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In
+
+from hw.config import Config
+from hw.npu_if import (
+    SRAM_READ_LATENCY,
+    line_addr_bits,
+    line_bytes,
+    sram_read_signature,
+    sram_write_signature,
+)
+
+__all__ = ["Sram", "round_robin", "NOINIT_ATTR"]
+
+NOINIT_ATTR = "logicdie_noinit"
+
+
+def _install_noinit() -> None:
+    """Skip ``$meminit`` for all-zero memories marked with :data:`NOINIT_ATTR` (see above)."""
+    from amaranth.back import rtlil
+
+    emitter = rtlil.ModuleEmitter
+    if getattr(emitter, "_logicdie_noinit", False):
+        return
+    orig = emitter.emit_memory
+
+    def emit_memory(self, cell_idx, cell):
+        if NOINIT_ATTR in cell.attributes and not any(cell.init):
+            return None
+        return orig(self, cell_idx, cell)
+
+    emitter.emit_memory = emit_memory
+    emitter._logicdie_noinit = True
+
+
+_install_noinit()
+
+
+def round_robin(m: Module, requests: list, last: Signal, priority0: bool = False):
+    """Grant logic: returns (grant_valid, grant_index). ``last`` is the index granted last; the
+    caller updates it. Requests are scanned starting after ``last``."""
+    n = len(requests)
+    gv = Signal(name=f"{last.name}_gv")
+    gi = Signal(range(max(2, n)), name=f"{last.name}_gi")
+    with m.Switch(last):
+        for lst in range(n):
+            with m.Case(lst):
+                order = [(lst + k) % n for k in range(1, n + 1)]
+                if priority0:
+                    order = [0] + [i for i in order if i != 0]
+                with m.If(requests[order[0]]):
+                    m.d.comb += [gv.eq(1), gi.eq(order[0])]
+                for i in order[1:]:
+                    with m.Elif(requests[i]):
+                        m.d.comb += [gv.eq(1), gi.eq(i)]
+    return gv, gi
+
+
+class Sram(wiring.Component):
+    """Banked SRAM with ``n_read`` read and ``n_write`` write masters (see module docstring)."""
+
+    def __init__(self, config: Config, n_read: int, n_write: int, priority0: bool = False):
+        self.config = config
+        self.n_read, self.n_write = n_read, n_write
+        self.priority0 = priority0
+        self.W = line_bytes(config)
+        self.lines = config.sram_bytes // self.W
+        super().__init__({
+            "rd": In(sram_read_signature(config)).array(n_read),
+            "wr": In(sram_write_signature(config)).array(n_write),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        wb = cfg.sram_word_bytes
+        depth = self.lines
+        ab = line_addr_bits(cfg)
+
+        # ---- read arbiter
+        r_last = Signal(range(max(2, self.n_read)), name="r_last")
+        r_gv, r_gi = round_robin(m, [p.req.valid for p in self.rd], r_last, self.priority0)
+        r_addr = Signal(ab)
+        for i, p in enumerate(self.rd):
+            m.d.comb += p.req.ready.eq(r_gv & (r_gi == i))
+            with m.If(r_gi == i):
+                m.d.comb += r_addr.eq(p.req.payload.addr)
+        with m.If(r_gv):
+            m.d.sync += r_last.eq(r_gi)
+
+        # ---- write arbiter
+        w_last = Signal(range(max(2, self.n_write)), name="w_last")
+        w_gv, w_gi = round_robin(m, [p.req.valid for p in self.wr], w_last, self.priority0)
+        w_addr = Signal(ab)
+        w_data = Signal(8 * self.W)
+        w_mask = Signal(self.W)
+        for i, p in enumerate(self.wr):
+            m.d.comb += p.req.ready.eq(w_gv & (w_gi == i))
+            with m.If(w_gi == i):
+                m.d.comb += [w_addr.eq(p.req.payload.addr), w_data.eq(p.req.payload.data),
+                             w_mask.eq(p.req.payload.mask)]
+        with m.If(w_gv):
+            m.d.sync += w_last.eq(w_gi)
+
+        # ---- banks
+        line = Signal(8 * self.W)
+        for b in range(cfg.sram_banks):
+            mem = Memory(shape=8 * wb, depth=depth, init=[], attrs={NOINIT_ATTR: 1})
+            m.submodules[f"bank{b}"] = mem
+            rp = mem.read_port()
+            wp = mem.write_port(granularity=8)
+            m.d.comb += [
+                rp.addr.eq(r_addr), rp.en.eq(1),
+                wp.addr.eq(w_addr),
+                wp.data.eq(w_data[8 * wb * b: 8 * wb * (b + 1)]),
+                wp.en.eq(w_mask[wb * b: wb * (b + 1)] & w_gv.replicate(wb)),
+                line[8 * wb * b: 8 * wb * (b + 1)].eq(rp.data),
+            ]
+
+        # ---- response routing: (valid, master) through the read latency
+        assert SRAM_READ_LATENCY == 2
+        v1 = Signal()
+        i1 = Signal.like(r_gi)
+        v2 = Signal()
+        i2 = Signal.like(r_gi)
+        rdata = Signal(8 * self.W)
+        m.d.sync += [v1.eq(r_gv), i1.eq(r_gi), v2.eq(v1), i2.eq(i1), rdata.eq(line)]
+        for i, p in enumerate(self.rd):
+            m.d.comb += [p.rdata.eq(rdata), p.rvalid.eq(v2 & (i2 == i))]
+        return m
