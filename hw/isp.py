@@ -6,10 +6,11 @@ size (box filter down to min(ROI, tensor) per axis, then nearest-neighbour up to
 per-channel normalization to int8.
 
 Structure: a no-stall pipeline (stage A: sensor pixel -> box-filtered pixel) writes into a FIFO; the
-upscaler (stage B) loads whole box-filtered rows into a two-row memory and generates the tensor rows
-from it at one pixel per clock (each row replayed as often as the vertical ratio asks), then the
-normalization and an output FIFO. When the tensor has more pixels than the input, the output is the
-rate limit and ``i.ready`` drops whenever the FIFO in front of stage B fills.
+upscaler (stage B) loads box-filtered rows into a ring memory (two tensor rows wide) and generates
+the tensor rows from it at one pixel per clock (each row replayed as often as the vertical ratio
+asks), then the normalization and an output FIFO. When the tensor has more pixels than the input,
+the output is the rate limit and ``i.ready`` drops whenever the ring and the FIFO in front of stage
+B are full.
 
 Contract:
 
@@ -458,28 +459,32 @@ class Isp(wiring.Component):
                      *[s12_u[i].eq(Mux(s12a_q[i] > 255, 255, s12a_q[i])) for i in range(3)]]
         m.d.comb += [mfifo.w_data.eq(Cat(*s12_u, s12_first)), mfifo.w_en.eq(s12_v)]
 
-        # ---- stage B: nearest-neighbour upscaler over a two-row memory -------------------------
-        # Filler: pops box-filtered pixels (mid_w x mid_h per frame) into row slot (row & 1).
-        # Generator: output row r reads box-filtered row floor(r mid_h / out_h), column c reads
-        # floor(c mid_w / out_w) (Bresenham); it issues one tensor pixel per clock once its row
-        # is loaded and the output FIFO has room. Row `loaded` may be written once the generator
-        # has moved past row loaded - 2.
+        # ---- stage B: nearest-neighbour upscaler over a ring of box-filtered rows -------------
+        # Filler: pops box-filtered pixels (mid_w x mid_h per frame) into a ring memory of
+        # C = 2 * max_tensor_width pixels, row after row (addresses wrap). Generator: output row
+        # r reads box-filtered row gy = floor(r mid_h / out_h), column c reads floor(c mid_w /
+        # out_w) (Bresenham); it issues one tensor pixel per clock once row gy is loaded and the
+        # output FIFO has room. The filler may write while fewer than C pixels lie between the
+        # start of row gy and its write pointer (``space``), so a row is never overwritten while
+        # the generator can still read it, and small ROIs are buffered whole.
         maxw = max_tensor_width(cfg)
-        colbits = bits_for(maxw - 1)
-        rm_waddr, rm_wdata, rm_wen, rm_raddr, rm_rdata = reg_ram(
-            m, platform, "rowmem", 2 << colbits, 24)
-        mw_m1, mh_r = reg("mw_m1", cb), reg("mh_r", cb + 1)
+        ab = bits_for(maxw - 1) + 1
+        ring = 1 << ab
+        rm_waddr, rm_wdata, rm_wen, rm_raddr, rm_rdata = reg_ram(m, platform, "rowmem", ring, 24)
+        mw_m1, mh_r, mw_a = reg("mw_m1", cb), reg("mh_r", cb + 1), reg("mw_a", ab + 1)
         ow_m1, oh_m1 = reg("ow_m1", cb), reg("oh_m1", cb)
         thr_x, thr_y = reg("thr_x", signed(cb + 2)), reg("thr_y", signed(cb + 2))
         mw_s, mh_s = reg("mw_s", signed(cb + 2)), reg("mh_s", signed(cb + 2))
-        m.d.sync += [mw_m1.eq(p.mid_w - 1), mh_r.eq(p.mid_h), ow_m1.eq(p.out_w - 1),
-                     oh_m1.eq(p.out_h - 1), thr_x.eq(p.mid_w - p.out_w),
-                     thr_y.eq(p.mid_h - p.out_h), mw_s.eq(p.mid_w), mh_s.eq(p.mid_h)]
+        m.d.sync += [mw_m1.eq(p.mid_w - 1), mh_r.eq(p.mid_h), mw_a.eq(p.mid_w),
+                     ow_m1.eq(p.out_w - 1), oh_m1.eq(p.out_h - 1),
+                     thr_x.eq(p.mid_w - p.out_w), thr_y.eq(p.mid_h - p.out_h),
+                     mw_s.eq(p.mid_w), mh_s.eq(p.mid_h)]
         head = mfifo.r_data
         fx, loaded, fopen = Signal(cb), Signal(cb + 1), Signal()
+        wptr, space = Signal(ab), Signal(ab + 1)
         gbusy = Signal()
-        gx, gr = Signal(cb), Signal(cb)
-        ix, gy = Signal(cb), Signal(cb + 1)
+        gx, gr, gy = Signal(cb), Signal(cb), Signal(cb + 1)
+        gbase, ra = Signal(ab), Signal(ab)
         dx, dy = Signal(signed(cb + 2)), Signal(signed(cb + 2))   # Bresenham e - (Lo - Lm)
         fcomplete = Signal()
         m.d.comb += fcomplete.eq(loaded == mh_r)
@@ -489,41 +494,49 @@ class Isp(wiring.Component):
                 # a new frame; wait while a complete previous frame is still being generated
                 m.d.comb += start.eq(~(gbusy & fcomplete))
             with m.Elif(fopen & ~fcomplete):
-                m.d.comb += accept.eq(loaded < gy + 2)
+                m.d.comb += accept.eq(space != 0)
             with m.Else():
                 m.d.comb += drop.eq(1)       # outside a frame or beyond its last row
         m.d.comb += mfifo.r_en.eq(start | accept | drop)
         wcol = Signal(cb)
         wrow = Signal(cb + 1)
-        m.d.comb += [wcol.eq(Mux(start, 0, fx)), wrow.eq(Mux(start, 0, loaded))]
+        waddr = Signal(ab)
+        m.d.comb += [wcol.eq(Mux(start, 0, fx)), wrow.eq(Mux(start, 0, loaded)),
+                     waddr.eq(Mux(start, 0, wptr))]
         row_end = Signal()
         m.d.comb += row_end.eq(wcol == mw_m1)
-        m.d.comb += [rm_waddr.eq(Cat(wcol[:colbits], wrow[0])), rm_wdata.eq(head[:24]),
-                     rm_wen.eq(start | accept)]
+        m.d.comb += [rm_waddr.eq(waddr), rm_wdata.eq(head[:24]), rm_wen.eq(start | accept)]
         with m.If(start | accept):
             m.d.sync += [fx.eq(Mux(row_end, 0, wcol + 1)), loaded.eq(wrow + row_end),
-                         fopen.eq(1)]
+                         wptr.eq(waddr + 1), fopen.eq(1)]
 
         out_ok = Signal()
         m.d.sync += out_ok.eq(ofifo.level < FIFO_DEPTH - OUT_MARGIN)
         issue = Signal()
         m.d.comb += issue.eq(gbusy & (gy < loaded) & out_ok)
-        g_first, g_last, col_end = Signal(), Signal(), Signal()
+        g_first, g_last, col_end, gy_inc = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [col_end.eq(gx == ow_m1), g_first.eq((gx == 0) & (gr == 0)),
-                     g_last.eq(col_end & (gr == oh_m1)),
-                     rm_raddr.eq(Cat(ix[:colbits], gy[0]))]
+                     g_last.eq(col_end & (gr == oh_m1)), gy_inc.eq(issue & col_end & (dy >= 0)),
+                     rm_raddr.eq(ra)]
         with m.If(start):
-            m.d.sync += [gbusy.eq(1), gx.eq(0), gr.eq(0), ix.eq(0), gy.eq(0), dx.eq(thr_x),
-                         dy.eq(thr_y)]
-        with m.Elif(issue):
-            with m.If(col_end):
-                m.d.sync += [gx.eq(0), ix.eq(0), dx.eq(thr_x), gr.eq(gr + 1),
-                             dy.eq(Mux(dy >= 0, dy + thr_y, dy + mh_s)), gy.eq(gy + (dy >= 0))]
-                with m.If(gr == oh_m1):
-                    m.d.sync += gbusy.eq(0)
-            with m.Else():
-                m.d.sync += [gx.eq(gx + 1), dx.eq(Mux(dx >= 0, dx + thr_x, dx + mw_s)),
-                             ix.eq(ix + (dx >= 0))]
+            m.d.sync += [gbusy.eq(1), gx.eq(0), gr.eq(0), gy.eq(0), gbase.eq(0), ra.eq(0),
+                         dx.eq(thr_x), dy.eq(thr_y), space.eq(ring - 1)]
+        with m.Else():
+            m.d.sync += space.eq(space - accept + Mux(gy_inc, mw_a, 0))
+            with m.If(issue):
+                with m.If(col_end):
+                    m.d.sync += [gx.eq(0), dx.eq(thr_x), gr.eq(gr + 1),
+                                 dy.eq(Mux(dy >= 0, dy + thr_y, dy + mh_s))]
+                    with m.If(dy >= 0):
+                        m.d.sync += [gy.eq(gy + 1), gbase.eq(gbase + mw_a),
+                                     ra.eq(gbase + mw_a)]
+                    with m.Else():
+                        m.d.sync += ra.eq(gbase)
+                    with m.If(gr == oh_m1):
+                        m.d.sync += gbusy.eq(0)
+                with m.Else():
+                    m.d.sync += [gx.eq(gx + 1), dx.eq(Mux(dx >= 0, dx + thr_x, dx + mw_s)),
+                                 ra.eq(ra + (dx >= 0))]
 
         # issue -> (2) row memory data -> normalization (6) -> output FIFO
         def delay(sig, n, name):

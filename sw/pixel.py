@@ -139,7 +139,8 @@ class RtlTransport:
             for c in cases:
                 sim.push_case(c)
                 nbytes += sum(len(b) for b in c)
-            ran = sim.run(max_cycles=40 * nbytes + 200 * len(cases) + 100000, stall=stall,
+            npx = p.size[0] * p.size[1] * 4 * len(cases)      # upscaling: output-bound
+            ran = sim.run(max_cycles=40 * nbytes + npx + 200 * len(cases) + 100000, stall=stall,
                           seed=seed, hang_cycles=hang_cycles)
             ends = sim.case_ends().tolist()
             hang = len(ends) if ran < 0 else -1

@@ -124,7 +124,7 @@ class PixelSim:
         self.lib.ld_push_bursts(self.h, data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
                                 lens.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), len(bursts), 1)
 
-    def run(self, max_cycles: int, quiet: int = 40, stall: float = 0.0, seed: int = 0,
+    def run(self, max_cycles: int, quiet: int = 120, stall: float = 0.0, seed: int = 0,
             hang_cycles: int = 20000) -> int:
         return int(self.lib.ld_run(self.h, max_cycles, quiet, stall, seed, hang_cycles))
 

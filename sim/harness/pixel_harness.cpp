@@ -11,6 +11,7 @@
 //                                 run the per-cycle loop in C++ until every queued burst is sent and
 //                                 the output has been quiet `quiet` cycles after the last case end;
 //                                 returns cycles run, or -1 if in_ready stayed low `hang_cycles`
+//                                 cycles with no output beat either
 //   ld_pull_beats / ld_pull_status / ld_pull_case_ends
 //                                 move collected results out (returns how many were copied)
 //   ld_counters(h, out, n)        RX counters (COUNTER_NAMES order)
@@ -158,6 +159,7 @@ int64_t ld_run(void* p, int64_t max_cycles, int64_t quiet, double stall, uint32_
             h->out_beats.push_back(uint32_t(t->out_data) | uint32_t(t->out_first) << 24 |
                                    uint32_t(t->out_last) << 25);
             h->last_out = h->cycle;
+            stuck = 0;   // output progress (an upscaling ISP holds its input back meanwhile)
         }
         if (t->status_valid) h->status.push_back(uint32_t(t->status_frame) << 8 | t->status_flags);
         h->tick();

@@ -7,7 +7,8 @@ to an npz, both named in the cocotb parameters (``sim.cocotb_run.tb_params``):
 * job: ``bytes`` (uint8, all bursts back to back), ``lens`` (burst lengths), ``case_ends`` (number
   of bursts up to the end of each case); params: ``job``, ``out``, ``params`` (packed ISP parameters
   as a decimal string), ``stall`` (probability out_ready is low), ``idle`` (probability of an input
-  gap), ``seed``, ``hang_cycles`` (in_ready low this long with input pending = hang).
+  gap), ``seed``, ``hang_cycles`` (in_ready low this long with input pending and no output beat =
+  hang).
 * after each case the driver pauses until the output has been quiet for ``QUIET`` cycles and records
   how many output beats the case produced (``case_out_ends``).
 * out: ``beats`` (uint32: data[23:0], first << 24, last << 25), ``case_out_ends``, ``status``
@@ -29,7 +30,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from hw.csi2 import COUNTER_NAMES
 from sim.cocotb_run import tb_params
 
-QUIET = 40
+QUIET = 120
 
 
 def beats_of(data: np.ndarray, lens: np.ndarray, nbytes: int) -> list[tuple[int, int, int, int]]:
@@ -129,6 +130,7 @@ async def stream_cases(dut):
             out_beats.append(int(out_data.value) | int(out_first.value) << 24
                              | int(out_last.value) << 25)
             last_out = cycle
+            stuck = 0     # output progress (an upscaling ISP holds its input back meanwhile)
         if int(st_valid.value):
             status.append(int(st_frame.value) << 8 | int(st_flags.value))
         if pausing or idx >= beat_case_end[case]:

@@ -3,7 +3,7 @@
 Exit 0 when a tensor comes out (with ``--compare``: iff the golden and RTL tensors are equal).
 JSON keys: bit_exact (null without --compare), shape (N, H, W, C), errors (RX counters and the
 frame's flags), backend, sensor_mode, roi, size, channels, tensor_sha256, cycles / pixels_per_cycle
-(rtl).
+(rtl; sensor pixels per busy cycle), tensor_pixels_per_cycle (rtl).
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ def run(args):
         cyc = results["rtl"].cycles
         out["cycles"] = cyc
         out["pixels_per_cycle"] = round(sensor.width * sensor.height / cyc, 4) if cyc else None
+        out["tensor_pixels_per_cycle"] = round(p.size[0] * p.size[1] / cyc, 4) if cyc else None
     if args.plot:
         plot(isp_stages(raw, p), p, main, args.plot)
         out["plot"] = args.plot

@@ -16,6 +16,9 @@ def _run(capsys, *argv):
 @pytest.mark.parametrize("photo, channels, roi, size", [
     ("camera", "1", "18,10,130,98", "23,17"),
     ("chelsea", "3", "6,4,144,110", "36,55"),
+    # upscaling (binned ROI 18x14 -> 29x31, fractional both ways), and mixed down/up
+    ("coffee", "3", "40,30,36,28", "29,31"),
+    ("astronaut", "1", "20,12,100,16", "23,40"),
 ])
 def test_compare_rtl_bit_exact(capsys, photo, channels, roi, size):
     code, out, _ = _run(capsys, photo, "--sensor-mode", "160x120", "--roi", roi, "--size", size,
@@ -49,7 +52,8 @@ def test_image_file(capsys, tmp_path):
     (["camera", "--sensor-mode", "640x480", "--roi", "1,0,100,100"], "even"),
     (["camera", "--roi", "0,0,100"], "--roi"),
     (["camera", "--sensor-mode", "641x480"], "sensor mode"),
-    (["camera", "--sensor-mode", "64x48", "--size", "40,40"], "tensor size"),
+    (["camera", "--sensor-mode", "64x48", "--size", "2000,40"], "tensor size"),
+    (["camera", "--sensor-mode", "64x48", "--size", "0,4"], "tensor size"),
     (["/no/such/file.png"], "not found"),
 ])
 def test_bad_input_exit_2(capsys, argv, msg):
