@@ -175,8 +175,9 @@ class ConvUnit(wiring.Component):
         self.config = config
         self.R, self.C = config.array_rows, config.array_cols
         self.W = line_bytes(config)
-        if self.W & (self.W - 1):
-            raise ValueError(f"ConvUnit needs a power-of-two SRAM line, got {self.W} bytes")
+        if self.W & (self.W - 1) or self.W < max(self.R, self.C):
+            raise ValueError(f"ConvUnit needs a power-of-two SRAM line of at least max(R, C) "
+                             f"bytes, got {self.W}")
         self.lgw = (self.W - 1).bit_length()
         self.lab = line_addr_bits(config)
         self.MB = m_block(config)
@@ -397,30 +398,28 @@ class ConvUnit(wiring.Component):
         toff, toff_s = Signal(SA), Signal(SA)
         kdone, kdone_s = Signal(), Signal()
         lane = Signal(range(R + 1))
-        cache_v = Signal()
-        cache_line = Signal(LAB)
+        # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
+        win_x = Signal(LAB)
+        win_a = Signal()
+        win_b = Signal()
         outstanding = Signal(range(RESP_DEPTH + 1))
 
         piece_lay = data.StructLayout({
-            "new": 1, "kind": 2, "off": max(1, lgw), "lane0": range(R + 1), "n": range(R + 1),
-            "zrest": 1, "last": 1,
+            "fill": 2, "shift": 1, "kind": 2, "off": max(1, lgw), "lane0": range(R + 1),
+            "n": range(R + 1), "zrest": 1, "last": 1,
         })
-        m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=piece_lay.size, depth=4)
+        m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=piece_lay.size, depth=6)
         pw = data.View(piece_lay, pfifo.w_data)
 
+        # stage A: the k walk, one piece per cycle (into the pa_* register)
         seg = _min(R - lane, ins.in_c - ci)
         iy = iy0 + ky
         ix = ix0 + kx
         tap_in = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
         addr = Signal(signed(34))
         m.d.comb += addr.eq(base + toff + ci)
-        off = addr[:lgw] if lgw else Const(0, 1)
-        line = addr[lgw:lgw + LAB]
-        room = W - off
-        kind = Mux(kdone, _ZERO, Mux(tap_in, _DATA, _PAD))
         n = Signal(range(R + 1))
-        m.d.comb += n.eq(Mux(kdone, 0, Mux(tap_in, _min(seg, room), seg)))
-        need = (~kdone & tap_in) & (~cache_v | (cache_line != line))
+        m.d.comb += n.eq(Mux(kdone, 0, seg))
         lane_n = lane + n
         ci_n = ci + n
         tap_end = ci_n == ins.in_c
@@ -428,20 +427,70 @@ class ConvUnit(wiring.Component):
         ky_end = ky == ins.k_h - 1
         kdone_n = kdone | (tap_end & kx_end & ky_end)
         beat_end = kdone | kdone_n | (lane_n == R)
-        credit = outstanding < RESP_DEPTH
+        pa_v = Signal()
+        pa_data = Signal()
+        pa_kind = Signal(2)
+        pa_line = Signal(LAB)
+        pa_off = Signal(max(1, lgw))
+        pa_lane = Signal(range(R + 1))
+        pa_n = Signal(range(R + 1))
+        pa_zrest = Signal()
+        pa_last = Signal()
+        b_take = Signal()
         go = Signal()
+        m.d.comb += go.eq(ph & (~pa_v | b_take))
+        with m.If(go):
+            m.d.sync += [
+                pa_v.eq(1), pa_data.eq(~kdone & tap_in),
+                pa_kind.eq(Mux(kdone, _ZERO, Mux(tap_in, _DATA, _PAD))),
+                pa_line.eq(addr[lgw:lgw + LAB]), pa_off.eq(addr[:lgw] if lgw else 0),
+                pa_lane.eq(lane), pa_n.eq(n), pa_zrest.eq(kdone_n), pa_last.eq(beat_end),
+            ]
+        with m.Elif(b_take):
+            m.d.sync += pa_v.eq(0)
+
+        # stage B: the window. A DATA piece spans line L (and L + 1 when it crosses). Cases:
+        # hit in A (B fetched if crossing and missing); slide (L = X + 1 is in B: A := B, fetch
+        # L + 1 into B if crossing); jump (fetch L into A; a crossing piece then takes a second
+        # cycle for B).
+        line = pa_line
+        cross = (pa_off + pa_n) > W
+        hit_a = win_a & (win_x == line)
+        slide = ~hit_a & win_b & ((win_x + 1)[:LAB] == line)
+        fetch_only = Signal()            # a jump with a crossing piece: fetch A only
+        fill = Signal(2)                 # 0 none, 1 A, 2 B
+        shift = Signal()
+        with m.If(pa_data):
+            with m.If(hit_a):
+                m.d.comb += fill.eq(Mux(cross & ~win_b, 2, 0))
+            with m.Elif(slide):
+                m.d.comb += [shift.eq(1), fill.eq(Mux(cross, 2, 0))]
+            with m.Else():
+                m.d.comb += [fill.eq(1), fetch_only.eq(cross)]
+        fetch_line = Mux(fill == 1, line, (line + 1)[:LAB])
+        need = fill != 0
+        credit = outstanding < RESP_DEPTH
+        emit = Signal()
         m.d.comb += [
-            act_req_v.eq(ph & need & pfifo.w_rdy & credit),
-            act_req_line.eq(line),
-            go.eq(ph & pfifo.w_rdy & (~need | (credit & act_req_rdy))),
-            pfifo.w_en.eq(go),
-            pw.new.eq(need), pw.kind.eq(kind), pw.off.eq(off), pw.lane0.eq(lane), pw.n.eq(n),
-            pw.zrest.eq(kdone_n), pw.last.eq(beat_end),
+            act_req_v.eq(pa_v & need & pfifo.w_rdy & credit),
+            act_req_line.eq(fetch_line),
+            emit.eq(pa_v & pfifo.w_rdy & (~need | (credit & act_req_rdy))),
+            b_take.eq(emit & ~fetch_only),
+            pfifo.w_en.eq(emit),
+            pw.fill.eq(fill), pw.shift.eq(shift), pw.kind.eq(pa_kind), pw.off.eq(pa_off),
+            pw.lane0.eq(pa_lane), pw.n.eq(Mux(fetch_only, 0, pa_n)),
+            pw.zrest.eq(pa_zrest & ~fetch_only), pw.last.eq(pa_last & ~fetch_only),
         ]
         resp_pop = Signal()
         m.d.sync += outstanding.eq(outstanding + (act_req_v & act_req_rdy) - resp_pop)
-        with m.If(go & need):
-            m.d.sync += [cache_v.eq(1), cache_line.eq(line)]
+        with m.If(emit & pa_data):
+            with m.If(hit_a):
+                with m.If(fill == 2):
+                    m.d.sync += win_b.eq(1)
+            with m.Elif(slide):
+                m.d.sync += [win_x.eq(line), win_a.eq(1), win_b.eq(fill == 2)]
+            with m.Else():
+                m.d.sync += [win_x.eq(line), win_a.eq(1), win_b.eq(0)]
 
         def row_advance():
             return [
@@ -456,7 +505,7 @@ class ConvUnit(wiring.Component):
 
         with m.If(start_run):
             m.d.sync += [
-                ph.eq(1), cache_v.eq(0), lane.eq(0), *k_reset(),
+                ph.eq(1), pa_v.eq(0), win_a.eq(0), win_b.eq(0), lane.eq(0), *k_reset(),
                 ky_s.eq(0), kx_s.eq(0), ci_s.eq(0), toff_s.eq(0), kdone_s.eq(0),
                 ox_left.eq(ins.out_w - 1), iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left),
                 base.eq(base0),
@@ -519,17 +568,21 @@ class ConvUnit(wiring.Component):
 
         # ---------------------------------------------------------------- act gather: assembler
         pr = data.View(piece_lay, pfifo.r_data)
-        cur = Signal(W8)
+        slot_a = Signal(W8)
+        slot_b = Signal(W8)
         beat = Signal(8 * R)
         akv_bits = (R).bit_length()
         m.submodules.afifo = afifo = fifo.SyncFIFO(width=8 * R + akv_bits, depth=4)
-        line_in = Mux(pr.new, afresp.r_data, cur)
-        can = pfifo.r_rdy & (~pr.new | afresp.r_rdy) & (~pr.last | afifo.w_rdy)
-        m.d.comb += [pfifo.r_en.eq(can), resp_pop.eq(can & pr.new), afresp.r_en.eq(can & pr.new)]
-        with m.If(can & pr.new):
-            m.d.sync += cur.eq(afresp.r_data)
+        new = pr.fill != 0
+        a_next = Mux(pr.fill == 1, afresp.r_data, Mux(pr.shift, slot_b, slot_a))
+        b_next = Mux(pr.fill == 2, afresp.r_data, slot_b)
+        can = pfifo.r_rdy & (~new | afresp.r_rdy) & (~pr.last | afifo.w_rdy)
+        m.d.comb += [pfifo.r_en.eq(can), resp_pop.eq(can & new), afresp.r_en.eq(can & new)]
+        with m.If(can):
+            m.d.sync += [slot_a.eq(a_next), slot_b.eq(b_next)]
         rot = Signal(8 * R)
-        m.d.comb += rot.eq((line_in >> (pr.off * 8))[:8 * R] if lgw else line_in[:8 * R])
+        window = Cat(a_next, b_next)
+        m.d.comb += rot.eq((window >> (pr.off * 8))[:8 * R] if lgw else window[:8 * R])
         sh = Signal(8 * R)
         m.d.comb += sh.eq((rot << (pr.lane0 * 8))[:8 * R])
         newbeat = Signal(8 * R)
@@ -653,6 +706,12 @@ class ConvUnit(wiring.Component):
         with m.If(scat.i_valid & scat.i_ready):
             m.d.sync += [o_left.eq(o_left - 1), o_addr.eq(o_addr + o_step)]
         m.d.comb += scat.flush.eq(o_left == 0)
+
+        # signals of interest to debug benches (not ports)
+        self._dbg = {"go": go, "need": need, "pw_rdy": pfifo.w_rdy, "cred": credit,
+                     "rrdy": act_req_rdy, "can": can, "av": ea.valid, "ar": ea.ready,
+                     "wv": ew.valid, "wr": ew.ready, "ov": eo.valid, "or": eo.ready,
+                     "st": state}
 
         # ---------------------------------------------------------------- completion
         with m.If((state == RUN) & (o_left == 0) & scat.empty & ~eng.busy & (m_left == 0)

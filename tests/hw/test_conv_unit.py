@@ -9,7 +9,7 @@ from hw.conv_unit import ConvUnit
 from sim.cocotb_run import run_cocotb
 
 CASES = [
-    pytest.param(preset("tiny"), {"count": 32, "acc": False}, id="tiny"),
+    pytest.param(preset("tiny"), {"count": 32}, id="tiny"),
     pytest.param(preset("ecp5"), {"count": 60, "big": True}, id="ecp5", marks=pytest.mark.full),
     pytest.param(preset("tiny").replace(array_rows=3, array_cols=2), {"count": 60, "big": True},
                  id="3x2", marks=pytest.mark.full),
