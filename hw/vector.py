@@ -39,7 +39,7 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import Out
 
 from hw.config import Config
-from hw.isa import INSTR_LAYOUT, EltMode, Opcode, PoolMode
+from hw.isa import INSTR_LAYOUT, EltMode, Opcode, PoolMode, Timing
 from hw.npu_if import (
     line_addr_bits,
     line_bytes,
@@ -51,7 +51,9 @@ from hw.npu_if import (
 __all__ = ["VectorUnit", "POST_LATENCY"]
 
 # EXEC command kinds
-K_MAC, K_PARAM, K_TABLE = 0, 1, 2
+K_MAC, K_PARAM, K_TABLE, K_WLOAD = 0, 1, 2, 3
+#: DWCONV kernels of at most TMAX taps keep their weights in registers per channel group.
+TMAX = 25
 #: Cycles from an EXEC result beat to its out-FIFO entry.
 POST_LATENCY = 12
 RESP_DEPTH = 6
@@ -78,6 +80,7 @@ def _cmd_layout(L: int) -> data.StructLayout:
         "kn": nb,       # VMATMUL: valid K lanes of the dot product
         "jj": max(1, (L - 1).bit_length()),  # VMATMUL: output lane
         "r": 4,         # DWCONV: co0 % depth_mult
+        "nt": 2,        # DWCONV / POOL: taps of this command (consecutive along the row)
         "oa": unsigned(24),
     })
 
@@ -131,6 +134,8 @@ class VectorUnit(wiring.Component):
         self.W = line_bytes(config)
         if self.W & (self.W - 1) or self.L & (self.L - 1) or self.L > self.W or self.L > 256:
             raise ValueError("VectorUnit needs power-of-two lanes <= line bytes")
+        #: taps per command (one row of the window, consecutive input pixels in two lines)
+        self.TK = max(1, min(3, Timing(config).dw_taps))
         members = dict(unit_signature().members.items())
         members["rd"] = Out(sram_read_signature(config))
         members["wr"] = Out(sram_write_signature(config))
@@ -138,7 +143,7 @@ class VectorUnit(wiring.Component):
 
     def elaborate(self, platform):  # noqa: C901 (one pipeline, written out)
         m = Module()
-        L, W = self.L, self.W
+        L, W, TK = self.L, self.W, self.TK
         LB = (W - 1).bit_length()
         LA = line_addr_bits(self.config)
         LL = (L).bit_length() - 1  # log2 L
@@ -183,6 +188,10 @@ class VectorUnit(wiring.Component):
         # shared loop registers
         SA = signed(34)
         c_ = Signal(12)
+        c2 = Signal(13)
+        c3 = Signal(14)
+        ntap = Signal(16)
+        wc = Signal()
         co = Signal(16)
         dm = Signal(4)
         rowb = Signal(24)
@@ -242,6 +251,9 @@ class VectorUnit(wiring.Component):
                 m.d.comb += busy_seq.eq(1)
                 m.d.sync += [
                     c_.eq(in_c),
+                    c2.eq(in_c * 2),
+                    c3.eq(in_c * 3),
+                    ntap.eq(k_h * k_w),
                     co.eq(in_c * dm_e),
                     dm.eq(dm_e),
                     rowb.eq(in_w * in_c),
@@ -260,6 +272,7 @@ class VectorUnit(wiring.Component):
                 m.d.comb += busy_seq.eq(1)
                 m.d.sync += [
                     stepy.eq(s_h * rowb),
+                    wc.eq(is_dw & (ntap != 0) & (ntap <= TMAX)),
                     xa00.eq(in_addr - p_t * rowb - plc),
                 ]
                 with m.If(is_dw | is_pool):
@@ -302,26 +315,54 @@ class VectorUnit(wiring.Component):
                     with m.If(t == 11):
                         m.d.sync += t.eq(0)
                         m.next = "DPIX"
+                        with m.If(wc):
+                            m.next = "DLOAD"
+            with m.State("DLOAD"):
+                m.d.comb += busy_seq.eq(1)
+                with m.If(take):
+                    emit(wa=wa, wen=1, kind=K_WLOAD, idx=t)
+                    m.d.sync += [t.eq(t + 1), wa.eq(wa + co)]
+                    with m.If(t + 1 >= ntap):
+                        m.d.sync += [t.eq(0), wa.eq(wa_g)]
+                        m.next = "DPIX"
             with m.State("DPIX"):
                 m.d.comb += busy_seq.eq(1)
-                last_kx = kx + 1 >= kwe
+                # taps of this command: consecutive along the row, same pad status, inside the
+                # two-line window (weights from the register cache, or POOL)
+                row_ok = (iy >= 0) & (iy < in_h)
+                vt = [row_ok & (ix + k >= 0) & (ix + k < in_w) for k in range(TK)]
+                xo = xa[:LB] if LB else Const(0, 1)
+                cks = [0, c_, c2]
+                cont = Const(1, 1)
+                nt_ = Signal(2)
+                conts = []
+                for k in range(1, TK):
+                    fit = (xo + cks[k] + L) <= 2 * W
+                    cont = cont & (wc | is_pool) & (kx + k < kwe) & (vt[k] == vt[0]) \
+                        & (fit | ~vt[0])
+                    conts.append(cont)
+                m.d.comb += nt_.eq(1 + sum(conts) if conts else 1)
+                last_kx = kx + nt_ >= kwe
                 last_ky = ky + 1 >= khe
                 last_ox = ox + 1 >= out_w
                 last_oy = oy + 1 >= out_h
                 last_tap = last_kx & last_ky
                 with m.If(take):
-                    emit(xa=xa[:24], xen=~pad & ~kzero, wa=wa, wen=is_dw & ~kzero, kind=K_MAC,
+                    emit(xa=xa[:24], xen=~pad & ~kzero, wa=wa, wen=is_dw & ~kzero & ~wc,
+                         kind=K_MAC, idx=t, nt=nt_,
                          first=(kx == 0) & (ky == 0), last=last_tap, emit=last_tap,
                          pad=pad, zero=kzero, n=nout, r=rr, oa=oa)
+                    m.d.sync += t.eq(t + nt_)
                     with m.If(~last_kx):
-                        m.d.sync += [kx.eq(kx + 1), ix.eq(ix + 1), xa.eq(xa + c_),
+                        m.d.sync += [kx.eq(kx + nt_), ix.eq(ix + nt_),
+                                     xa.eq(xa + Mux(nt_ == 1, c_, Mux(nt_ == 2, c2, c3))),
                                      wa.eq(wa + co)]
                     with m.Elif(~last_ky):
                         m.d.sync += [kx.eq(0), ky.eq(ky + 1), iy.eq(iy + 1), ix.eq(ix0),
                                      xa_row.eq(xa_row + rowb), xa.eq(xa_row + rowb),
                                      wa.eq(wa + co)]
                     with m.Else():
-                        m.d.sync += [kx.eq(0), ky.eq(0), wa.eq(wa_g), oa.eq(oa + co)]
+                        m.d.sync += [kx.eq(0), ky.eq(0), wa.eq(wa_g), oa.eq(oa + co), t.eq(0)]
                         with m.If(~last_ox):
                             nx = xa_pix + stepx
                             m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + s_w), iy.eq(iy0),
@@ -440,7 +481,8 @@ class VectorUnit(wiring.Component):
         wl = rq.wa[LB:LB + LA]
         xoff = rq.xa[:LB] if LB else Const(0, 1)
         woff = rq.wa[:LB] if LB else Const(0, 1)
-        xtwo = (xoff + L) > W
+        xspan = L + Mux(rq.nt == 2, c_, Mux(rq.nt == 3, c2, 0))
+        xtwo = (xoff + xspan) > W
         wtwo = (woff + L) > W
         need = Signal(4)
         m.d.comb += need.eq(Cat(
@@ -502,7 +544,8 @@ class VectorUnit(wiring.Component):
         m.d.comb += remaining.eq(total - pc)
         av = Signal()
         av_meta = Signal(META)
-        av_x = Signal(8 * L)
+        av_xs = [Signal(8 * L, name=f"av_x{k}") for k in range(TK)]
+        av_x = av_xs[0]
         av_w = Signal(8 * L)
         exec_take = Signal()
         out_ready = ~av | exec_take
@@ -539,12 +582,14 @@ class VectorUnit(wiring.Component):
             m.d.sync += pc.eq(pc + 1)
         with m.If(done_cmd):
             m.d.sync += [pc.eq(0), xlo.eq(heldx_n), wlo.eq(heldw_n)]
-        xv_n = (Cat(xlo_n, xhi_n) >> Cat(Const(0, 3), mh.xoff))[:8 * L]
+        xv_n = [(Cat(xlo_n, xhi_n) >> Cat(Const(0, 3), (mh.xoff + k * c_)[:LB + 1]))[:8 * L]
+                for k in range(TK)]
         wv_n = (Cat(wlo_n, whi_n) >> Cat(Const(0, 3), mh.woff))[:8 * L]
         with m.If(exec_take):
             m.d.sync += av.eq(0)
         with m.If(done_cmd):
-            m.d.sync += [av.eq(1), av_meta.eq(mh), av_x.eq(xv_n), av_w.eq(wv_n)]
+            m.d.sync += [av.eq(1), av_meta.eq(mh), av_w.eq(wv_n)]
+            m.d.sync += [a.eq(b) for a, b in zip(av_xs, xv_n, strict=True)]
 
         # ------------------------------------------------------------------ EXEC
         post_cnt = Signal(range(OUT_DEPTH + 1))
@@ -560,20 +605,33 @@ class VectorUnit(wiring.Component):
             m.d.sync += pw[am.idx[:4]].eq(av_w)
         with m.If(exec_take & (am.kind == K_TABLE)):
             m.d.sync += tw[am.idx[:max(1, (NT - 1).bit_length())]].eq(av_w)
+        wcache = Array([Signal(8 * L, name=f"wc{i}") for i in range(TMAX)])
+        with m.If(exec_take & (am.kind == K_WLOAD)):
+            m.d.sync += wcache[am.idx].eq(av_w)
+        wtap = [Mux(wc, wcache[am.idx + k], av_w) for k in range(TK)]
 
         acc = [Signal(signed(32), name=f"acc{j}") for j in range(L)]
         mx = [Signal(signed(8), name=f"mx{j}") for j in range(L)]
         cnt = Signal(17)
         in_zp = dw.in_zp
-        xs, ws, prods = [], [], []
+        xs, ws, prods = [], [], []     # tap 0 (every opcode)
+        xk, pk = [], []                # per lane: every tap (DWCONV / POOL)
         for j in range(L):
             selj = ((am.r + j) // dm)[:max(1, LL)] if L > 1 else Const(0, 1)
-            xr = Mux(is_dw, av_x.word_select(selj, 8), av_x[8 * j:8 * j + 8]).as_signed()
-            xj = Mux(is_dw & am.pad, in_zp, xr)
+            xl_, pl_k = [], []
+            for k in range(TK):
+                ax = av_xs[k]
+                xr = Mux(is_dw, ax.word_select(selj, 8), ax[8 * j:8 * j + 8]).as_signed()
+                xj = Mux(is_dw & am.pad, in_zp, xr)
+                wk = wtap[k][8 * j:8 * j + 8].as_signed()
+                xl_.append(xj)
+                pl_k.append(xj * wk)
             wj = Mux(am.bc, av_w[:8], av_w[8 * j:8 * j + 8]).as_signed()
-            xs.append(xj)
+            xs.append(xl_[0])
             ws.append(wj)
-            prods.append(xj * wj)
+            prods.append(xl_[0] * wj)
+            xk.append(xl_)
+            pk.append(pl_k)
         dot = Signal(signed(32))
         m.d.comb += dot.eq(sum(Mux(am.kn > j, prods[j], 0) for j in range(L)))
         mac = exec_take & (am.kind == K_MAC)
@@ -581,25 +639,29 @@ class VectorUnit(wiring.Component):
         mx_n = [Signal(signed(8), name=f"mxn{j}") for j in range(L)]
         cnt_n = Signal(17)
         tap_ok = ~am.pad & ~am.zero
-        m.d.comb += cnt_n.eq(Mux(am.first, 0, cnt) + tap_ok)
+        m.d.comb += cnt_n.eq(Mux(am.first, 0, cnt) + Mux(tap_ok, am.nt, 0))
         for j in range(L):
             base = Mux(am.first, 0, acc[j])
             with m.If(is_vm):
                 m.d.comb += acc_n[j].eq(Mux(am.jj == j, base + Mux(am.zero, 0, dot), acc[j]))
             with m.Elif(is_pool):
-                m.d.comb += acc_n[j].eq(base + Mux(tap_ok, xs[j], 0))
+                m.d.comb += acc_n[j].eq(
+                    base + sum(Mux(tap_ok & (am.nt > k), xk[j][k], 0) for k in range(TK)))
             with m.Else():
-                m.d.comb += acc_n[j].eq(base + Mux(am.zero, 0, prods[j]))
-            mbase = Mux(am.first, -128, mx[j])
-            xm = Mux(tap_ok, xs[j], -128)
-            m.d.comb += mx_n[j].eq(Mux(xm > mbase, xm, mbase))
+                m.d.comb += acc_n[j].eq(
+                    base + sum(Mux(~am.zero & (am.nt > k), pk[j][k], 0) for k in range(TK)))
+            mcur = Mux(am.first, -128, mx[j])
+            for k in range(TK):
+                xm = Mux(tap_ok & (am.nt > k), xk[j][k], -128)
+                mcur = Mux(xm > mcur, xm, mcur)
+            m.d.comb += mx_n[j].eq(mcur)
         with m.If(mac):
             m.d.sync += [a.eq(b) for a, b in zip(acc, acc_n, strict=True)]
             m.d.sync += [a.eq(b) for a, b in zip(mx, mx_n, strict=True)]
             m.d.sync += cnt.eq(cnt_n)
         m.d.comb += emit_b.eq(mac & am.emit)
         with m.If(is_dw | is_vm):
-            m.d.comb += self.macs.eq(Mux(mac & ~am.zero, Mux(is_vm, am.kn, am.n), 0))
+            m.d.comb += self.macs.eq(Mux(mac & ~am.zero, Mux(is_vm, am.kn, am.n * am.nt), 0))
 
         # P0 beat
         def ew(i):

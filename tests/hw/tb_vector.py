@@ -270,6 +270,45 @@ def gen(rng: random.Random, cfg: Config, op: Opcode, region: int, big: bool,
     return ins, img
 
 
+def fixed(rng: random.Random, cfg: Config, spec: dict, region: int):
+    """A given shape (``spec``: opcode name and shape fields) with random data and parameters."""
+    W = line_bytes(cfg)
+    nrng = np.random.default_rng(rng.getrandbits(32))
+    img = nrng.integers(0, 256, size=region, dtype=np.uint8)
+    al = Alloc(rng, W, region)
+    ins = dict(spec)
+    op = ins["opcode"] = Opcode[ins["opcode"]]
+    if op in (Opcode.DWCONV, Opcode.POOL):
+        co = ins["in_c"] * ins.get("depth_mult", 1)
+        ins["in_addr"] = al(ins["in_h"] * ins["in_w"] * ins["in_c"])
+        ins["out_addr"] = al(ins["out_h"] * ins["out_w"] * co)
+        ins["act_min"], ins["act_max"] = -128, 127
+        if op == Opcode.DWCONV:
+            ins["w_addr"] = al(ins["k_h"] * ins["k_w"] * co)
+            ins["p_addr"] = pa = al(12 * co)
+            img[pa:pa + 12 * co] = np.frombuffer(params_blob(nrng, co, -12, -6), np.uint8)
+    elif op in (Opcode.ELTWISE, Opcode.LUT):
+        n = ins["count"]
+        ins["in_addr" if op == Opcode.LUT else "a_addr"] = al(n)
+        ins["out_addr"] = al(n)
+        if op == Opcode.LUT:
+            ins["lut_addr"] = al(256)
+        else:
+            ins["b_addr"] = al(ins.get("b_period") or n)
+            ins["p_addr"] = pa = al(48)
+            p = [3, 1 << 30, -1, -5, 1 << 30, -1, 20, 1 << 30, -18, 1, -128, 127]
+            img[pa:pa + 48] = np.frombuffer(np.array(p, "<i4").tobytes(), np.uint8)
+    elif op == Opcode.VMATMUL:
+        ins["in_addr"] = al(ins["m"] * ins["k"])
+        ins["w_addr"] = al(ins["n"] * ins["k"])
+        ins["p_addr"] = pa = al(12 * ins["n"])
+        img[pa:pa + 12 * ins["n"]] = np.frombuffer(params_blob(nrng, ins["n"], -14, -6),
+                                                   np.uint8)
+        ins["out_addr"] = al(ins["m"] * ins["n"])
+        ins["act_min"], ins["act_max"] = -128, 127
+    return ins, img
+
+
 OPS = [Opcode.DWCONV, Opcode.POOL, Opcode.ELTWISE, Opcode.LUT, Opcode.VMATMUL]
 
 
@@ -298,10 +337,15 @@ async def vector_random(dut):
     region = p.get("region", 16384)
     counts: dict[str, int] = {}
     report = []
-    for it in range(p["n"]):
-        op = ops[it % len(ops)]
-        ins, img = gen(rng, cfg, op, region, p.get("big", False),
-                       edge=rng.random() < p.get("edge", 0.0))
+    specs = p.get("fixed", [])
+    for it in range(p["n"] + len(specs)):
+        if it < len(specs):
+            ins, img = fixed(rng, cfg, specs[it], region)
+            op = ins["opcode"]
+        else:
+            op = ops[it % len(ops)]
+            ins, img = gen(rng, cfg, op, region, p.get("big", False),
+                           edge=rng.random() < p.get("edge", 0.0))
         bench.mem[:] = 0
         bench.mem[:region] = img
         sim = IsaSim(cfg, [ins, {"opcode": Opcode.DONE}], [(0, img.tobytes())])
