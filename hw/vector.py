@@ -56,7 +56,7 @@ K_MAC, K_PARAM, K_TABLE, K_WLOAD = 0, 1, 2, 3
 TMAX = 25
 #: Cycles from an EXEC result beat to its out-FIFO entry.
 POST_LATENCY = 12
-RESP_DEPTH = 6
+RESP_DEPTH = 10
 META_DEPTH = 8
 OUT_DEPTH = 16
 
@@ -85,9 +85,18 @@ def _cmd_layout(L: int) -> data.StructLayout:
     })
 
 
-def _meta_layout(L: int, LB: int) -> data.StructLayout:
+def _meta_layout(L: int, LB: int, V: int, NE: int) -> data.StructLayout:
+    """A command as ASM sees it: per vector the cache entries of its two lines and its byte
+    offset, and the entries the command's requested lines fill, in request order."""
+    EB = max(1, (NE - 1).bit_length())
     f = {n: fl.shape for n, fl in _cmd_layout(L)}
-    f.update({"xoff": max(1, LB), "woff": max(1, LB), "xnew": 2, "xtwo": 1, "wnew": 2, "wtwo": 1})
+    f.update({
+        "lo": data.ArrayLayout(EB, V),
+        "hi": data.ArrayLayout(EB, V),
+        "off": data.ArrayLayout(max(1, LB), V),
+        "npop": (2 * V).bit_length(),
+        "pe": data.ArrayLayout(EB, 2 * V),
+    })
     return data.StructLayout(f)
 
 
@@ -148,7 +157,8 @@ class VectorUnit(wiring.Component):
         LA = line_addr_bits(self.config)
         LL = (L).bit_length() - 1  # log2 L
         CMD = _cmd_layout(L)
-        META = _meta_layout(L, LB)
+        NE = 2 * (TK + 1) + 4     # line cache entries
+        META = _meta_layout(L, LB, TK + 1, NE)
         NB = (L).bit_length()
 
         # ------------------------------------------------------------------ instruction
@@ -331,15 +341,11 @@ class VectorUnit(wiring.Component):
                 # two-line window (weights from the register cache, or POOL)
                 row_ok = (iy >= 0) & (iy < in_h)
                 vt = [row_ok & (ix + k >= 0) & (ix + k < in_w) for k in range(TK)]
-                xo = xa[:LB] if LB else Const(0, 1)
-                cks = [0, c_, c2]
                 cont = Const(1, 1)
                 nt_ = Signal(2)
                 conts = []
                 for k in range(1, TK):
-                    fit = (xo + cks[k] + L) <= 2 * W
-                    cont = cont & (wc | is_pool) & (kx + k < kwe) & (vt[k] == vt[0]) \
-                        & (fit | ~vt[0])
+                    cont = cont & (wc | is_pool) & (kx + k < kwe) & (vt[k] == vt[0])
                     conts.append(cont)
                 m.d.comb += nt_.eq(1 + sum(conts) if conts else 1)
                 last_kx = kx + nt_ >= kwe
@@ -470,78 +476,101 @@ class VectorUnit(wiring.Component):
                 m.next = "IDLE"
 
         # ------------------------------------------------------------------ REQ
+        # Vectors of a command: x taps 0..TK-1 at xa + k*in_c, then w. Each needs its line and,
+        # when it crosses a line end, the next one: 2*V line slots, looked up in a line cache of
+        # NE entries (tags here, data in ASM). Misses are requested one per cycle, each into a
+        # victim entry (round robin, skipping entries this command uses); ASM fills entries in
+        # command order, so a later command's victim never overwrites a line an earlier queued
+        # command still reads.
+        V = TK + 1
+        NS = 2 * V
+        EB = max(1, (NE - 1).bit_length())
         metaq = fifo.SyncFIFO(width=META.size, depth=META_DEPTH)
         respq = fifo.SyncFIFO(width=8 * W, depth=RESP_DEPTH)
         m.submodules.metaq = metaq
         m.submodules.respq = respq
-        lastx, lastw = Signal(LA), Signal(LA)
-        lastx_v, lastw_v = Signal(), Signal()
+        tags = [Signal(LA, name=f"tag{e}") for e in range(NE)]
+        tv = Signal(NE)
+        rr = Signal(EB)
         outstanding = Signal(range(RESP_DEPTH + 1))
-        xl = rq.xa[LB:LB + LA]
-        wl = rq.wa[LB:LB + LA]
-        xoff = rq.xa[:LB] if LB else Const(0, 1)
-        woff = rq.wa[:LB] if LB else Const(0, 1)
-        xspan = L + Mux(rq.nt == 2, c_, Mux(rq.nt == 3, c2, 0))
-        xtwo = (xoff + xspan) > W
-        wtwo = (woff + L) > W
-        need = Signal(4)
-        m.d.comb += need.eq(Cat(
-            rq.xen & ~(lastx_v & (lastx == xl)),
-            rq.xen & xtwo,
-            rq.wen & ~(lastw_v & (lastw == wl)),
-            rq.wen & wtwo,
-        ))
-        issued = Signal(4)
-        pending = Signal(4)
-        m.d.comb += pending.eq(need & ~issued)
-        lines = Array([xl, (xl + 1)[:LA], wl, (wl + 1)[:LA]])
-        sel = Signal(2)
-        with m.If(pending[0]):
-            m.d.comb += sel.eq(0)
-        with m.Elif(pending[1]):
-            m.d.comb += sel.eq(1)
-        with m.Elif(pending[2]):
-            m.d.comb += sel.eq(2)
-        with m.Else():
-            m.d.comb += sel.eq(3)
-        one_left = (pending & (pending - 1)[:4]) == 0
+        npop = Signal(range(NS + 1))
+        popents = [Signal(EB, name=f"pe{i}") for i in range(NS)]
+        cks = [0, c_, c2]
+        vaddr = [(rq.xa + cks[k])[:24] for k in range(TK)] + [rq.wa]
+        ven = [rq.xen & ((rq.nt > k) if k else 1) for k in range(TK)] + [rq.wen]
+        voff = [a[:LB] if LB else Const(0, 1) for a in vaddr]
+        sl_line, sl_need = [], []
+        for v in range(V):
+            lo_l = vaddr[v][LB:LB + LA]
+            sl_line += [lo_l, (lo_l + 1)[:LA]]
+            sl_need += [ven[v], ven[v] & ((voff[v] + L) > W)]
+        hit = [[Signal(name=f"hit{s_}_{e}") for e in range(NE)] for s_ in range(NS)]
+        hitany = Signal(NS)
+        hitidx = [Signal(EB, name=f"hitidx{s_}") for s_ in range(NS)]
+        for s_ in range(NS):
+            for e in range(NE):
+                m.d.comb += hit[s_][e].eq(tv[e] & (tags[e] == sl_line[s_]))
+            m.d.comb += hitany[s_].eq(Cat(*hit[s_]).any())
+            for e in reversed(range(NE)):
+                with m.If(hit[s_][e]):
+                    m.d.comb += hitidx[s_].eq(e)
+        miss = Signal(NS)
+        m.d.comb += miss.eq(Cat(*sl_need) & ~hitany)
+        fm = Signal(range(NS))
+        for s_ in reversed(range(NS)):
+            with m.If(miss[s_]):
+                m.d.comb += fm.eq(s_)
+        fm_line = Array(sl_line)[fm]
+        inuse = Signal(NE)
+        m.d.comb += inuse.eq(0)
+        for s_ in range(NS):
+            for e in range(NE):
+                with m.If(sl_need[s_] & hit[s_][e]):
+                    m.d.comb += inuse[e].eq(1)
+        victim = Signal(EB)
+        for i in reversed(range(NE)):
+            cand = Mux(rr + i >= NE, rr + i - NE, rr + i)[:EB]
+            with m.If(~inuse.bit_select(cand, 1)):
+                m.d.comb += victim.eq(cand)
         credit = outstanding < RESP_DEPTH
         rfire = Signal()
         m.d.comb += [
-            self.rd.req.valid.eq(rq_v & pending.any() & credit & (~one_left | metaq.w_rdy)),
-            self.rd.req.payload.addr.eq(lines[sel]),
+            self.rd.req.valid.eq(rq_v & miss.any() & credit),
+            self.rd.req.payload.addr.eq(fm_line),
             rfire.eq(self.rd.req.valid & self.rd.req.ready),
-            complete.eq(rq_v & metaq.w_rdy & (~pending.any() | (one_left & rfire))),
         ]
+        # slot resolved this cycle: hit, or its line is the one requested now
+        res = [hitany[s_] | (rfire & (sl_line[s_] == fm_line)) for s_ in range(NS)]
+        ent = [Mux(hitany[s_], hitidx[s_], victim) for s_ in range(NS)]
+        m.d.comb += complete.eq(rq_v & metaq.w_rdy
+                                & Cat(*[~sl_need[s_] | res[s_] for s_ in range(NS)]).all())
         with m.If(rfire):
-            m.d.sync += issued.eq(issued | (1 << sel))
+            m.d.sync += [Array(tags)[victim].eq(fm_line), tv.bit_select(victim, 1).eq(1),
+                         npop.eq(npop + 1), Array(popents)[npop].eq(victim)]
+            m.d.sync += rr.eq(Mux(victim + 1 >= NE, 0, victim + 1))
         meta_in = Signal(META)
         for name, _ in CMD:
             m.d.comb += getattr(meta_in, name).eq(getattr(rq, name))
+        for v in range(V):
+            m.d.comb += [meta_in.lo[v].eq(ent[2 * v]), meta_in.hi[v].eq(ent[2 * v + 1]),
+                         meta_in.off[v].eq(voff[v])]
+        for i in range(NS):
+            m.d.comb += meta_in.pe[i].eq(Mux(rfire & (npop == i), victim, popents[i]))
         m.d.comb += [
-            meta_in.xoff.eq(xoff), meta_in.woff.eq(woff),
-            meta_in.xnew.eq(need[0] + need[1]), meta_in.xtwo.eq(xtwo),
-            meta_in.wnew.eq(need[2] + need[3]), meta_in.wtwo.eq(wtwo),
+            meta_in.npop.eq(npop + rfire),
             metaq.w_data.eq(meta_in),
             metaq.w_en.eq(complete),
         ]
         with m.If(complete):
-            m.d.sync += issued.eq(0)
-            with m.If(rq.xen):
-                m.d.sync += [lastx.eq(Mux(xtwo, xl + 1, xl)), lastx_v.eq(1)]
-            with m.If(rq.wen):
-                m.d.sync += [lastw.eq(Mux(wtwo, wl + 1, wl)), lastw_v.eq(1)]
+            m.d.sync += npop.eq(0)
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [lastx_v.eq(0), lastw_v.eq(0)]
+            m.d.sync += tv.eq(0)
         m.d.comb += [respq.w_en.eq(self.rd.rvalid), respq.w_data.eq(self.rd.rdata)]
 
         # ------------------------------------------------------------------ ASM
         mh = data.View(META, metaq.r_data)
         mv = metaq.r_rdy
-        pc = Signal(3)
-        total = mh.xnew + mh.wnew
-        remaining = Signal(3)
-        m.d.comb += remaining.eq(total - pc)
+        pc = Signal(range(NS + 1))
         av = Signal()
         av_meta = Signal(META)
         av_xs = [Signal(8 * L, name=f"av_x{k}") for k in range(TK)]
@@ -551,9 +580,11 @@ class VectorUnit(wiring.Component):
         out_ready = ~av | exec_take
         pop = Signal()
         done_cmd = Signal()
+        pend = Signal()
         m.d.comb += [
-            pop.eq(mv & (remaining != 0) & respq.r_rdy & ((remaining > 1) | out_ready)),
-            done_cmd.eq(mv & out_ready & ((remaining == 0) | ((remaining == 1) & respq.r_rdy))),
+            pend.eq(pc < mh.npop),
+            pop.eq(mv & pend & respq.r_rdy & ((pc + 1 < mh.npop) | out_ready)),
+            done_cmd.eq(mv & out_ready & (~pend | ((pc + 1 == mh.npop) & respq.r_rdy))),
             respq.r_en.eq(pop),
             metaq.r_en.eq(done_cmd),
         ]
@@ -561,35 +592,20 @@ class VectorUnit(wiring.Component):
             m.d.sync += outstanding.eq(outstanding + 1 - pop)
         with m.Elif(pop):
             m.d.sync += outstanding.eq(outstanding - 1)
-
-        xlo, xhi, wlo, whi, heldx, heldw = (Signal(8 * W, name=n) for n in
-                                             ("xlo", "xhi", "wlo", "whi", "heldx", "heldw"))
+        cache = [Signal(8 * W, name=f"line{e}") for e in range(NE)]
         line = respq.r_data
-        isx = pc < mh.xnew
-        qx = pc
-        qw = pc - mh.xnew
-        x_to_lo = ((mh.xnew == 2) & (qx == 0)) | ((mh.xnew == 1) & ~mh.xtwo)
-        w_to_lo = ((mh.wnew == 2) & (qw == 0)) | ((mh.wnew == 1) & ~mh.wtwo)
-        xlo_n = Mux(pop & isx & x_to_lo, line, xlo)
-        xhi_n = Mux(pop & isx & ~x_to_lo, line, xhi)
-        wlo_n = Mux(pop & ~isx & w_to_lo, line, wlo)
-        whi_n = Mux(pop & ~isx & ~w_to_lo, line, whi)
-        heldx_n = Mux(pop & isx, line, heldx)
-        heldw_n = Mux(pop & ~isx, line, heldw)
-        m.d.sync += [xlo.eq(xlo_n), xhi.eq(xhi_n), wlo.eq(wlo_n), whi.eq(whi_n),
-                     heldx.eq(heldx_n), heldw.eq(heldw_n)]
+        pe = Array(list(mh.pe))[pc[:max(1, (NS - 1).bit_length())]]
+        cache_n = Array([Mux(pop & (pe == e), line, cache[e]) for e in range(NE)])
         with m.If(pop):
-            m.d.sync += pc.eq(pc + 1)
-        with m.If(done_cmd):
-            m.d.sync += [pc.eq(0), xlo.eq(heldx_n), wlo.eq(heldw_n)]
-        xv_n = [(Cat(xlo_n, xhi_n) >> Cat(Const(0, 3), (mh.xoff + k * c_)[:LB + 1]))[:8 * L]
-                for k in range(TK)]
-        wv_n = (Cat(wlo_n, whi_n) >> Cat(Const(0, 3), mh.woff))[:8 * L]
+            m.d.sync += [pc.eq(pc + 1), Array(cache)[pe].eq(line)]
+        vec_n = [(Cat(cache_n[mh.lo[v]], cache_n[mh.hi[v]])
+                  >> Cat(Const(0, 3), mh.off[v]))[:8 * L] for v in range(V)]
         with m.If(exec_take):
             m.d.sync += av.eq(0)
         with m.If(done_cmd):
-            m.d.sync += [av.eq(1), av_meta.eq(mh), av_w.eq(wv_n)]
-            m.d.sync += [a.eq(b) for a, b in zip(av_xs, xv_n, strict=True)]
+            m.d.sync += [pc.eq(0), av.eq(1), av_meta.eq(mh), av_w.eq(vec_n[TK])]
+            m.d.sync += [a.eq(b) for a, b in zip(av_xs, vec_n[:TK], strict=True)]
+        remaining = pend
 
         # ------------------------------------------------------------------ EXEC
         post_cnt = Signal(range(OUT_DEPTH + 1))
@@ -797,9 +813,8 @@ class VectorUnit(wiring.Component):
             self.cmd.ready.eq(idle),
             self.stall.eq((self.rd.req.valid & ~self.rd.req.ready)
                           | (self.wr.req.valid & ~self.wr.req.ready)
-                          | (mv & (remaining != 0) & ~respq.r_rdy)),
+                          | (mv & remaining & ~respq.r_rdy)),
         ]
         with m.If(self.cmd.valid & self.cmd.ready & ~supported):
             m.d.sync += self.error.eq(1)
-        _ = (xoff, LA)
         return m

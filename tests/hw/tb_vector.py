@@ -357,7 +357,9 @@ async def vector_random(dut):
             await bench.execute(word, 200000)   # still complete (no hang), nothing compared
             counts["no_reference"] = counts.get("no_reference", 0) + 1
             continue
+        r0, s0 = bench.reads, bench.stalls
         cyc = await bench.execute(word, 200000)
+        rd_n, st_n = bench.reads - r0, bench.stalls - s0
         got = bench.mem.view(np.int8)
         if not np.array_equal(got, sim.sram):
             bad = np.nonzero(got != sim.sram)[0]
@@ -366,7 +368,7 @@ async def vector_random(dut):
                 f"got {got[bad[:8]]}, want {sim.sram[bad[:8]]}")
         assert not int(dut.error.value)
         counts[op.name] = counts.get(op.name, 0) + 1
-        report.append((op.name, cyc, instr_cost(sim.program[0], timing), ins))
+        report.append((op.name, cyc, instr_cost(sim.program[0], timing), rd_n, st_n, ins))
     # a foreign opcode sets error (sticky) and leaves the unit idle
     for _ in range(4):
         await bench.step()
@@ -378,8 +380,9 @@ async def vector_random(dut):
     assert int(dut.error.value) and int(dut.idle.value)
     dut._log.info(f"bit-exact: {counts}; reads {bench.reads} writes {bench.writes} "
                   f"stall cycles {bench.stalls} macs {bench.macs}")
-    for name, cyc, model, ins in report[: p.get("show", 12)]:
+    for name, cyc, model, rd_n, st_n, ins in report[: p.get("show", 12)]:
         shape = {k: v for k, v in ins.items() if k in ("in_h", "in_w", "in_c", "k_h", "k_w",
                                                          "stride_h", "count", "m", "k", "n",
                                                          "depth_mult", "out_h", "out_w")}
-        dut._log.info(f"{name:8s} cycles {cyc:6d} model {model:6d} {shape}")
+        dut._log.info(f"{name:8s} cycles {cyc:6d} model {model:6d} reads {rd_n:5d} "
+                      f"stalls {st_n:5d} {shape}")
