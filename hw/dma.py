@@ -163,7 +163,7 @@ class Mover(wiring.Component):
             m.d.comb += word.eq(both >> (cur.sh * 8) if lw else prev)
             mask = Signal(W)
             for b in range(W):
-                lo_ok = (wi != 0) | (b >= cur.lo)
+                lo_ok = (wi != 0) | (cur.lo <= b) if b < W - 1 else Const(1)
                 hi_ok = ~last | (b < cur.hi_last)
                 m.d.comb += mask[b].eq(lo_ok & hi_ok)
             with m.If(emit):

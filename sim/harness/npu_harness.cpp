@@ -147,6 +147,12 @@ struct Harness {
             if (rdy) break;
         }
         top->host_cmd___05Fvalid = 0;
+        // a write is posted: wait until the port is ready again (the SRAM write was accepted)
+        for (int n = 0; we && n < 1000; n++) {
+            top->eval();
+            if (top->host_cmd___05Fready) break;
+            tick();
+        }
     }
     uint32_t host_rsp() {
         top->host_rsp___05Fready = 1;

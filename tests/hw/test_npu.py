@@ -1,0 +1,198 @@
+"""The NPU top (hw/npu.py): structure checks, and compiled networks through the Verilator harness
+(sim/harness/npu.py) bit-exact against IsaSim (itself equal to the golden graph).
+
+On a mismatch :func:`first_bad_instruction` replays the program on the RTL, stopping at every
+retire, and compares each instruction's SRAM writes with IsaSim's after that instruction, so the
+failure names the first wrong instruction (and its unit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hw import regmap
+from hw.config import preset
+from hw.isa import QUEUE_OF, Opcode
+from sim.isa_sim import IsaSim, _footprint
+
+ROOT = Path(__file__).resolve().parents[2]
+PERSON = Path("/work/shared/models/person_detect.tflite")
+if not PERSON.exists():
+    PERSON = ROOT / "models" / "zoo" / "person_detect.tflite"
+
+
+def test_regmap_doc_current():
+    text = (ROOT / "docs" / "npu.md").read_text()
+    a, b = text.index(regmap.BEGIN), text.index(regmap.END)
+    assert text[a + len(regmap.BEGIN): b].strip() == regmap.doc_table().strip(), \
+        "run: python -m hw.regmap --update docs/npu.md"
+
+
+def test_regmap_unique():
+    offs = [c.offset for c in regmap.CSRS]
+    assert len(set(offs)) == len(offs)
+    assert len({c.name for c in regmap.CSRS}) == len(regmap.CSRS)
+    assert regmap.CSR_BASE >= max(preset(n).sram_bytes for n in ("default", "ecp5", "tiny"))
+
+
+@pytest.mark.parametrize("name", ["tiny", "ice40", "ecp5", "default"])
+def test_top_verilog_small(name):
+    """The SRAM's banks carry no init data: the Verilog stays small even for 8 MiB."""
+    from hw.npu import NpuTop
+    from sim.cocotb_run import verilog_of
+
+    text = verilog_of(NpuTop(preset(name), backdoor=True, units="null"), "npu")
+    assert len(text) < 2_000_000
+    assert "initial begin" not in text.split("bank0 [")[1][:2000]
+
+
+# ------------------------------------------------------------------------------------- networks
+def _inputs(graph, rng):
+    xs = []
+    for t in graph.input_tensors():
+        if t.dtype == "int8":
+            xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
+        else:
+            xs.append(rng.uniform(-3, 3, size=t.shape).astype(np.float32))
+    return xs
+
+
+def unit_of(op: Opcode) -> str:
+    if op == Opcode.CONV:
+        return "conv"
+    if op in (Opcode.COPY, Opcode.FILL, Opcode.LOAD):
+        return "dma"
+    if QUEUE_OF[op].name == "COMPUTE" and op not in (Opcode.NOP, Opcode.HOST):
+        return "vector"
+    return "top"
+
+
+def first_bad_instruction(compiled, tensors, sim=None, max_cycles=50_000_000):
+    """Replay on the RTL, stopping at each retire; return None or a dict describing the first
+    instruction whose SRAM writes differ from IsaSim's (inputs: the NPU input tensors)."""
+    from sim.harness.npu import NpuSim
+    from sw.runtime import HostOps
+
+    c = compiled
+    sim = sim or NpuSim(c.config)
+    host = HostOps(c.host_graph)
+
+    def handler(k, vals):
+        return host.run_ops(c.host_calls[k]["ops"], dict(vals))
+
+    ref = IsaSim(c.config, c.program, c.image, host_calls=c.host_calls, host_handler=handler)
+    for d, x in zip(c.inputs, tensors, strict=True):
+        ref.write(d.addr, np.asarray(x))
+    start_img = ref.sram.copy()
+    # reference: each instruction's written bytes right after it (program order)
+    from sim.isa_sim import _EXEC
+
+    expect = {}
+    for j, ins in enumerate(ref.program):
+        fn = _EXEC.get(ins["opcode"])
+        if fn is not None:
+            fn(ref, ins)
+        _, w = _footprint(ins, c.host_calls)
+        rng_ = [(lo, hi) for kind, *r in w if kind == "sram" for lo, hi in [r]]
+        expect[j] = [(lo, ref.sram[lo:hi].view(np.uint8).copy()) for lo, hi in rng_
+                     if hi - lo < (1 << 24)]
+    # RTL: full run for the retire order, then a replay stopping at each retire
+    sim.reset()
+    sim.write_mem(0, start_img.view(np.uint8))
+    sim.start(c.memory["program_addr"])
+
+    def run_serving_host(stop=None):
+        while True:
+            r = sim.run(max_cycles) if stop is None else sim.run_until_retired(stop, max_cycles)
+            if r != "host":
+                return r
+            k = sim.host_call
+            call = c.host_calls[k]
+            vals = {d["tensor"]: np.frombuffer(
+                sim.read_mem(d["addr"], int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize)
+                .tobytes(), d["dtype"]).reshape(d["shape"]) for d in call["inputs"]}
+            outs = handler(k, vals)
+            for d in call["outputs"]:
+                sim.write_mem(d["addr"], np.ascontiguousarray(
+                    np.asarray(outs[d["tensor"]], d["dtype"])).tobytes())
+            sim.resume()
+
+    status = run_serving_host()
+    trace = sim.trace()
+    retire = {int(i): int(e) for i, _, e in trace}
+    order = sorted(retire, key=lambda j: (retire[j], j))
+    sim.reset()
+    sim.write_mem(0, start_img.view(np.uint8))
+    sim.start(c.memory["program_addr"])
+    done_cycles = set()
+    for j in order:
+        if retire[j] not in done_cycles:
+            r = run_serving_host(stop=j)
+            if r not in ("retired", "done"):
+                return {"index": j, "error": f"replay stopped with {r}"}
+            done_cycles.add(retire[j])
+        for lo, want in expect.get(j, []):
+            got = sim.read_mem(lo, want.size)
+            if not np.array_equal(got, want):
+                bad = np.nonzero(got != want)[0]
+                ins = c.program[j]
+                return {"index": j, "instr": ins, "unit": unit_of(ins["opcode"]),
+                        "addr": lo, "bad": int(bad.size), "of": int(want.size),
+                        "first": [int(x) for x in bad[:8]],
+                        "got": [int(x) for x in got[bad[:8]].view(np.int8)],
+                        "want": [int(x) for x in want[bad[:8]].view(np.int8)]}
+    missing = [j for j in range(len(c.program)) if j not in retire]
+    if missing or status != "done":
+        return {"index": missing[0] if missing else -1, "error": f"status {status}"}
+    return None
+
+
+def report_mismatch(info: dict, label: str) -> str:
+    unit = info.get("unit", "top")
+    text = (f"# NPU mismatch ({label})\n\n- instruction {info['index']}: "
+            f"{info.get('instr')}\n- {info}\n")
+    Path(f"/tmp/npu_mismatch_{unit}.md").write_text(text)
+    return text
+
+
+def check_network(graph, config, n_inputs=1, seed=0, label="net"):
+    from sw.compiler import compile_graph
+    from sw.runtime import IsaBackend, RtlBackend
+
+    c = compile_graph(graph, config)
+    isa, rtl = IsaBackend(c), RtlBackend(c)
+    rng = np.random.default_rng(seed)
+    for _ in range(n_inputs):
+        xs = _inputs(graph, rng)
+        want = isa.run(xs)
+        got = rtl.run(xs)
+        for g, w in zip(got, want, strict=True):
+            if not np.array_equal(g, w):
+                vals = rtl.host.run_ops(c.host_pre, rtl.check_inputs(xs))
+                info = first_bad_instruction(c, [vals[d.tensor] for d in c.inputs], rtl.sim)
+                raise AssertionError(report_mismatch(info or {"index": -1}, label))
+    return c, rtl
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_random_networks_rtl(seed):
+    from sw.tflite_import import load_tflite
+    from tests.sim.test_isa_sim import random_model
+
+    g = load_tflite(random_model(seed), name=f"rand{seed}")
+    c, rtl = check_network(g, "tiny", n_inputs=2, seed=seed, label=f"rand{seed}")
+    cnt = rtl.last_counters
+    assert cnt["INSTRS"] == len(c.program)
+    assert cnt["CYCLES"] > 0 and cnt["MACS"] > 0
+
+
+@pytest.mark.full
+def test_person_detect_tiny_rtl():
+    from sw.tflite_import import load_tflite
+
+    g = load_tflite(PERSON)
+    c, rtl = check_network(g, "tiny", n_inputs=1, label="person_detect")
+    assert rtl.last_counters["MACS"] > 0
