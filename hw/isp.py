@@ -471,71 +471,92 @@ class Isp(wiring.Component):
         ab = bits_for(maxw - 1) + 1
         ring = 1 << ab
         rm_waddr, rm_wdata, rm_wen, rm_raddr, rm_rdata = reg_ram(m, platform, "rowmem", ring, 24)
-        mw_m1, mh_r, mw_a = reg("mw_m1", cb), reg("mh_r", cb + 1), reg("mw_a", ab + 1)
+        # Control decisions come from flip-flops and zero tests only (150 MHz on ECP5): down
+        # counters for row/column ends, availability of the generator's row registered (and
+        # conservative: rows only ever complete), freed ring space credited a cycle late.
+        mw_m1, mh_m1, mw_a = reg("mw_m1", cb), reg("mh_m1", cb), reg("mw_a", ab + 1)
         ow_m1, oh_m1 = reg("ow_m1", cb), reg("oh_m1", cb)
+        mw_is1, mh_is1 = reg("mw_is1"), reg("mh_is1")
         thr_x, thr_y = reg("thr_x", signed(cb + 2)), reg("thr_y", signed(cb + 2))
         mw_s, mh_s = reg("mw_s", signed(cb + 2)), reg("mh_s", signed(cb + 2))
-        m.d.sync += [mw_m1.eq(p.mid_w - 1), mh_r.eq(p.mid_h), mw_a.eq(p.mid_w),
+        m.d.sync += [mw_m1.eq(p.mid_w - 1), mh_m1.eq(p.mid_h - 1), mw_a.eq(p.mid_w),
+                     mw_is1.eq(p.mid_w == 1), mh_is1.eq(p.mid_h == 1),
                      ow_m1.eq(p.out_w - 1), oh_m1.eq(p.out_h - 1),
                      thr_x.eq(p.mid_w - p.out_w), thr_y.eq(p.mid_h - p.out_h),
                      mw_s.eq(p.mid_w), mh_s.eq(p.mid_h)]
         head = mfifo.r_data
-        fx, loaded, fopen = Signal(cb), Signal(cb + 1), Signal()
+        # filler: columns left in the row, rows left in the frame, rows loaded, ring pointer
+        fx_left, rows_left, loaded = Signal(cb), Signal(cb), Signal(cb + 1)
+        fopen, fdone = Signal(), Signal()
         wptr, space = Signal(ab), Signal(ab + 1)
-        gbusy = Signal()
-        gx, gr, gy = Signal(cb), Signal(cb), Signal(cb + 1)
+        # generator: columns/rows left, box-filtered row gy, its ring base, read address
+        gbusy, g_at_first = Signal(), Signal()
+        gx_left, gr_left, gy = Signal(cb), Signal(cb), Signal(cb + 1)
         gbase, ra = Signal(ab), Signal(ab)
         dx, dy = Signal(signed(cb + 2)), Signal(signed(cb + 2))   # Bresenham e - (Lo - Lm)
-        fcomplete = Signal()
-        m.d.comb += fcomplete.eq(loaded == mh_r)
         start, accept, drop = Signal(), Signal(), Signal()
         with m.If(mfifo.r_rdy):
             with m.If(head[24]):
                 # a new frame; wait while a complete previous frame is still being generated
-                m.d.comb += start.eq(~(gbusy & fcomplete))
-            with m.Elif(fopen & ~fcomplete):
+                m.d.comb += start.eq(~(gbusy & fdone))
+            with m.Elif(fopen & ~fdone):
                 m.d.comb += accept.eq(space != 0)
             with m.Else():
                 m.d.comb += drop.eq(1)       # outside a frame or beyond its last row
         m.d.comb += mfifo.r_en.eq(start | accept | drop)
-        wcol = Signal(cb)
-        wrow = Signal(cb + 1)
-        waddr = Signal(ab)
-        m.d.comb += [wcol.eq(Mux(start, 0, fx)), wrow.eq(Mux(start, 0, loaded)),
-                     waddr.eq(Mux(start, 0, wptr))]
         row_end = Signal()
-        m.d.comb += row_end.eq(wcol == mw_m1)
-        m.d.comb += [rm_waddr.eq(waddr), rm_wdata.eq(head[:24]), rm_wen.eq(start | accept)]
-        with m.If(start | accept):
-            m.d.sync += [fx.eq(Mux(row_end, 0, wcol + 1)), loaded.eq(wrow + row_end),
-                         wptr.eq(waddr + 1), fopen.eq(1)]
+        m.d.comb += row_end.eq(Mux(start, mw_is1, fx_left == 0))
+        m.d.comb += [rm_waddr.eq(Mux(start, 0, wptr)), rm_wdata.eq(head[:24]),
+                     rm_wen.eq(start | accept)]
+        with m.If(start):
+            m.d.sync += [fx_left.eq(Mux(mw_is1, 0, mw_m1 - 1)), wptr.eq(1), fopen.eq(1),
+                         loaded.eq(mw_is1), rows_left.eq(Mux(mw_is1, mh_m1 - 1, mh_m1)),
+                         fdone.eq(mw_is1 & mh_is1)]
+        with m.Elif(accept):
+            m.d.sync += [fx_left.eq(Mux(row_end, mw_m1, fx_left - 1)), wptr.eq(wptr + 1)]
+            with m.If(row_end):
+                m.d.sync += [loaded.eq(loaded + 1), rows_left.eq(rows_left - 1),
+                             fdone.eq(rows_left == 0)]
 
         out_ok = Signal()
         m.d.sync += out_ok.eq(ofifo.level < FIFO_DEPTH - OUT_MARGIN)
+        # is row gy (or gy + 1, after an advance) loaded? registered one cycle late
+        av0, av1, gy_inc_r, start_r = Signal(), Signal(), Signal(), Signal()
+        gy_inc = Signal()
+        m.d.sync += [av0.eq(gy < loaded), av1.eq(gy + 1 < loaded), start_r.eq(start)]
         issue = Signal()
-        m.d.comb += issue.eq(gbusy & (gy < loaded) & out_ok)
-        g_first, g_last, col_end, gy_inc = Signal(), Signal(), Signal(), Signal()
-        m.d.comb += [col_end.eq(gx == ow_m1), g_first.eq((gx == 0) & (gr == 0)),
-                     g_last.eq(col_end & (gr == oh_m1)), gy_inc.eq(issue & col_end & (dy >= 0)),
+        m.d.comb += issue.eq(gbusy & ~start_r & Mux(gy_inc_r, av1, av0) & out_ok)
+        g_first, g_last, col_end = Signal(), Signal(), Signal()
+        m.d.comb += [col_end.eq(gx_left == 0), g_first.eq(g_at_first),
+                     g_last.eq(col_end & (gr_left == 0)), gy_inc.eq(issue & col_end & (dy >= 0)),
                      rm_raddr.eq(ra)]
+        m.d.sync += gy_inc_r.eq(gy_inc & ~start)
+        # ring space: minus the pixel written, plus the row freed last cycle (both precomputed)
+        credit = Signal(ab + 1)
+        m.d.comb += credit.eq(Mux(gy_inc_r, mw_a, 0))
+        sp_keep, sp_take = Signal(ab + 2), Signal(ab + 2)
+        m.d.comb += [sp_keep.eq(space + credit), sp_take.eq(space + credit - 1)]
         with m.If(start):
-            m.d.sync += [gbusy.eq(1), gx.eq(0), gr.eq(0), gy.eq(0), gbase.eq(0), ra.eq(0),
-                         dx.eq(thr_x), dy.eq(thr_y), space.eq(ring - 1)]
+            m.d.sync += [gbusy.eq(1), g_at_first.eq(1), gx_left.eq(ow_m1), gr_left.eq(oh_m1),
+                         gy.eq(0), gbase.eq(0), ra.eq(0), dx.eq(thr_x), dy.eq(thr_y),
+                         space.eq(ring - 1)]
         with m.Else():
-            m.d.sync += space.eq(space - accept + Mux(gy_inc, mw_a, 0))
+            m.d.sync += space.eq(Mux(accept, sp_take, sp_keep))
             with m.If(issue):
+                m.d.sync += g_at_first.eq(0)
                 with m.If(col_end):
-                    m.d.sync += [gx.eq(0), dx.eq(thr_x), gr.eq(gr + 1),
+                    m.d.sync += [gx_left.eq(ow_m1), dx.eq(thr_x), gr_left.eq(gr_left - 1),
                                  dy.eq(Mux(dy >= 0, dy + thr_y, dy + mh_s))]
                     with m.If(dy >= 0):
                         m.d.sync += [gy.eq(gy + 1), gbase.eq(gbase + mw_a),
                                      ra.eq(gbase + mw_a)]
                     with m.Else():
                         m.d.sync += ra.eq(gbase)
-                    with m.If(gr == oh_m1):
+                    with m.If(gr_left == 0):
                         m.d.sync += gbusy.eq(0)
                 with m.Else():
-                    m.d.sync += [gx.eq(gx + 1), dx.eq(Mux(dx >= 0, dx + thr_x, dx + mw_s)),
+                    m.d.sync += [gx_left.eq(gx_left - 1),
+                                 dx.eq(Mux(dx >= 0, dx + thr_x, dx + mw_s)),
                                  ra.eq(ra + (dx >= 0))]
 
         # issue -> (2) row memory data -> normalization (6) -> output FIFO
