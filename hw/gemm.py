@@ -163,7 +163,10 @@ class GemmEngine(wiring.Component):
         free = Signal(range(self.out_depth + 1), init=self.out_depth)  # output slots not reserved
         credit_ok = Signal(init=1)       # == (free != 0), registered
 
-        ok = busy & ~adm_done & (p_avail != 0) & (~kt_last | credit_ok)
+        # Accumulator hazard gap: a row is admitted again (next K tile) >= 3 cycles after its
+        # previous admission; only blocks of one or two rows need idle cycles for that.
+        gap = Signal(2)
+        ok = busy & ~adm_done & (p_avail != 0) & (~kt_last | credit_ok) & (gap == 0)
         m.d.comb += [
             array.a_in.valid.eq(self.act.valid & ok),
             self.act.ready.eq(array.a_in.ready & ok),
@@ -210,16 +213,25 @@ class GemmEngine(wiring.Component):
                              nt_last.eq(nt_left == 1)]
                 with m.If(nt_last):
                     m.d.sync += adm_done.eq(1)
+        with m.If(admit & last_row & ~kt_last & (blk_last < 2)):
+            m.d.sync += gap.eq(Mux(blk_last == 0, 2, 1))
+        with m.Elif(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
         m.d.sync += p_avail.eq(p_avail + p_push - nt_advance)
         with m.If(self.cmd.valid & ~busy):
             m.d.sync += p_avail.eq(0)
 
-        # ---- accumulate K tiles: read (stage 0), register (1), add + write or requant (2)
+        # ---- accumulate K tiles: read (stage 0), register (1), add into a register (2), write
+        # (2). A row's next K-tile read comes >= 3 cycles after its previous one (admission
+        # enforces the gap for blocks of one or two rows), so every read sees the previous
+        # write and nothing needs forwarding: the adder sits between two registers.
         acc_shape = data.ArrayLayout(signed(32), C)
-        m.submodules.accmem = accmem = memory.Memory(shape=acc_shape, depth=MB, init=[])
-        # Fast clocks: asynchronous read, i.e. LUT RAM (block-RAM clock-to-out was a critical
-        # path), registered twice; slow clocks (iCE40, no LUT RAM): block RAM, registered once.
-        # Either way the data of the read issued in stage 0 is in ``rd1`` in stage 1.
+        # Fast clocks: asynchronous read from LUT RAM, registered (``ram_style``: otherwise yosys
+        # absorbs that register into a block RAM, whose clock-to-out then starts the adder
+        # path); slow clocks (iCE40, no LUT RAM): block RAM.
+        m.submodules.accmem = accmem = memory.Memory(
+            shape=acc_shape, depth=MB, init=[],
+            attrs={"ram_style": "distributed"} if fast else None)
         rd = accmem.read_port(domain="comb" if fast else "sync")
         wr = accmem.write_port()
         po = array.psum_out
@@ -227,38 +239,19 @@ class GemmEngine(wiring.Component):
         m.d.comb += [rd.addr.eq(potag.mi), po.ready.eq(1)]
         v1, v2 = Signal(), Signal()
         ps1 = Signal(acc_shape, reset_less=True)
-        ps2 = Signal(acc_shape, reset_less=True)
         t1, t2 = Signal(self.tag, reset_less=True), Signal(self.tag, reset_less=True)
         m.d.sync += [v1.eq(po.valid), ps1.eq(po.p.data), t1.eq(po.p.tag),
-                     v2.eq(v1), ps2.eq(ps1), t2.eq(t1)]
-        # Registered read data: the EBR's clock-to-out stays off the adder path.
-        # Stage-1 view of the read data (issued in stage 0).
+                     v2.eq(v1), t2.eq(t1)]
+        # Stage-1 read data, zero for the first K tile (fast: the zero is the flip-flops'
+        # synchronous reset, no logic level).
         rd1 = Signal(acc_shape, reset_less=True)
         if fast:
-            m.d.sync += rd1.eq(rd.data)
+            m.d.sync += rd1.eq(Mux(potag.first, 0, rd.data))
         else:
-            m.d.comb += rd1.eq(rd.data)
-        # Forwarding of the two writes (cycles t-1, t-2) the read issued at t-2 could not see:
-        # stage 1 resolves "first" and the older write (h1 at t-1 is the write of t-2) into
-        # ``base_q``; stage 2 only picks the newest write (fw1) or ``base_q``.
-        h1v = Signal()
-        h1a = Signal(range(MB), reset_less=True)
-        h1d = Signal(acc_shape, reset_less=True)
-        fw1 = Signal()
-        base_q = Signal(acc_shape, reset_less=True)
-        m.d.sync += fw1.eq(wr.en & (wr.addr == t1.mi) & ~t1.first)
-        with m.If(t1.first):
-            m.d.sync += base_q.eq(0)
-        with m.Elif(h1v & (h1a == t1.mi)):
-            m.d.sync += base_q.eq(h1d)
-        with m.Else():
-            m.d.sync += base_q.eq(rd1)
-        base = Signal(acc_shape)
-        m.d.comb += base.eq(Mux(fw1, h1d, base_q))
-        total = Signal(acc_shape)
-        m.d.comb += [total[n].eq(base[n] + ps2[n]) for n in range(C)]
+            m.d.comb += rd1.eq(Mux(t1.first, 0, rd.data))
+        total = Signal(acc_shape, reset_less=True)
+        m.d.sync += [total[n].eq(rd1[n] + ps1[n]) for n in range(C)]
         m.d.comb += [wr.en.eq(v2 & ~t2.lastk), wr.addr.eq(t2.mi), wr.data.eq(total)]
-        m.d.sync += [h1v.eq(wr.en), h1a.eq(wr.addr), h1d.eq(total)]
 
         # ---- requant of the final K tile
         head = data.View(play, pfifo.r_data)
