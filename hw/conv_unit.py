@@ -231,7 +231,8 @@ class ConvUnit(wiring.Component):
         KT = Signal(DIM_BITS + 8)
         step_x = Signal(signed(32))      # sw * pitch
         step_y = Signal(signed(32))      # sh * wp - (out_w - 1) * sw * pitch
-        tap_y = Signal(signed(32))       # wp - (kw - 1) * pitch
+        rowbytes = Signal(20)            # k_w * in_c (bytes of a kernel row when dense)
+        contig = Signal()                # pitch == in_c: a kernel row is contiguous in SRAM
         base0 = Signal(signed(32))       # in_addr - pt * wp - pl * pitch
         acc_mode = Signal(AccMode)
         mode_raw = Signal()
@@ -258,6 +259,8 @@ class ConvUnit(wiring.Component):
                 wp.eq(ins.in_w * pitch),
                 K.eq(K1 * ins.in_c),
                 step_x.eq(ins.stride_w * pitch),
+                rowbytes.eq(ins.k_w * ins.in_c),
+                contig.eq(pitch == ins.in_c),
                 state.eq(S3),
             ]
         if R & (R - 1):
@@ -268,7 +271,6 @@ class ConvUnit(wiring.Component):
             m.d.sync += [
                 KT.eq(kt_val),
                 step_y.eq(ins.stride_h * wp - (ins.out_w - 1) * step_x),
-                tap_y.eq(wp - (ins.k_w - 1) * pitch),
                 base0.eq(ins.in_addr - ins.pad_top * wp - ins.pad_left * pitch),
                 state.eq(S4),
             ]
@@ -395,8 +397,12 @@ class ConvUnit(wiring.Component):
         ky, ky_s = Signal(4), Signal(4)
         kx, kx_s = Signal(4), Signal(4)
         ci, ci_s = Signal(16), Signal(16)
-        toff, toff_s = Signal(SA), Signal(SA)
+        toff, toff_s = Signal(SA), Signal(SA)     # ky * wp + kx * pitch
+        trow, trow_s = Signal(SA), Signal(SA)     # ky * wp
+        rpos, rpos_s = Signal(20), Signal(20)     # kx * in_c + ci (bytes into the kernel row)
         kdone, kdone_s = Signal(), Signal()
+        kcur = [ky, kx, ci, toff, trow, rpos, kdone]
+        ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s]
         lane = Signal(range(R + 1))
         # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
         win_x = Signal(LAB)
@@ -412,21 +418,43 @@ class ConvUnit(wiring.Component):
         pw = data.View(piece_lay, pfifo.w_data)
 
         # stage A: the k walk, one piece per cycle (into the pa_* register)
+        # A piece is the rest of the current tap (at most the lanes left), or -- when input
+        # pixels are dense (pitch = in_c) and every tap to the end of the kernel row is inside
+        # the input -- the whole rest of the kernel row if it fits the lanes left (first layers
+        # with few channels: one piece per kernel row instead of one per tap).
         seg = _min(R - lane, ins.in_c - ci)
         iy = iy0 + ky
         ix = ix0 + kx
-        tap_in = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
+        iy_ok = (iy >= 0) & (iy < ins.in_h)
+        tap_in = iy_ok & (ix >= 0) & (ix < ins.in_w)
+        row_left = rowbytes - rpos
+        merge = (contig & ~kdone & iy_ok & (ix >= 0) & (ix0 + ins.k_w - 1 < ins.in_w)
+                 & (row_left <= R - lane) & (row_left > ins.in_c - ci))
         addr = Signal(signed(34))
         m.d.comb += addr.eq(base + toff + ci)
         n = Signal(range(R + 1))
-        m.d.comb += n.eq(Mux(kdone, 0, seg))
+        m.d.comb += n.eq(Mux(kdone, 0, Mux(merge, row_left, seg)))
         lane_n = lane + n
         ci_n = ci + n
         tap_end = ci_n == ins.in_c
         kx_end = kx == ins.k_w - 1
         ky_end = ky == ins.k_h - 1
-        kdone_n = kdone | (tap_end & kx_end & ky_end)
+        row_end = merge | (tap_end & kx_end)
+        kdone_n = kdone | (row_end & ky_end)
         beat_end = kdone | kdone_n | (lane_n == R)
+        # the k state after this piece
+        knext = [Signal(v.shape(), name=f"{v.name}_nx") for v in kcur]
+        ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx = knext
+        m.d.comb += [x.eq(v) for x, v in zip(knext, kcur, strict=True)]
+        with m.If(~kdone):
+            with m.If(row_end):
+                m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
+                             toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end)]
+            with m.Elif(tap_end):
+                m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(0), toff_nx.eq(toff + pitch),
+                             rpos_nx.eq(rpos + n)]
+            with m.Else():
+                m.d.comb += [ci_nx.eq(ci_n), rpos_nx.eq(rpos + n)]
         pa_v = Signal()
         pa_data = Signal()
         pa_kind = Signal(2)
@@ -441,8 +469,8 @@ class ConvUnit(wiring.Component):
         m.d.comb += go.eq(ph & (~pa_v | b_take))
         with m.If(go):
             m.d.sync += [
-                pa_v.eq(1), pa_data.eq(~kdone & tap_in),
-                pa_kind.eq(Mux(kdone, _ZERO, Mux(tap_in, _DATA, _PAD))),
+                pa_v.eq(1), pa_data.eq(~kdone & (tap_in | merge)),
+                pa_kind.eq(Mux(kdone, _ZERO, Mux(tap_in | merge, _DATA, _PAD))),
                 pa_line.eq(addr[lgw:lgw + LAB]), pa_off.eq(addr[:lgw] if lgw else 0),
                 pa_lane.eq(lane), pa_n.eq(n), pa_zrest.eq(kdone_n), pa_last.eq(beat_end),
             ]
@@ -501,12 +529,11 @@ class ConvUnit(wiring.Component):
             ]
 
         def k_reset():
-            return [ky.eq(0), kx.eq(0), ci.eq(0), toff.eq(0), kdone.eq(0)]
+            return [v.eq(0) for v in kcur] + [v.eq(0) for v in ksav]
 
         with m.If(start_run):
             m.d.sync += [
                 ph.eq(1), pa_v.eq(0), win_a.eq(0), win_b.eq(0), lane.eq(0), *k_reset(),
-                ky_s.eq(0), kx_s.eq(0), ci_s.eq(0), toff_s.eq(0), kdone_s.eq(0),
                 ox_left.eq(ins.out_w - 1), iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left),
                 base.eq(base0),
                 ox_left_s.eq(ins.out_w - 1), iy0_s.eq(-ins.pad_top), ix0_s.eq(-ins.pad_left),
@@ -518,41 +545,25 @@ class ConvUnit(wiring.Component):
             ]
         with m.Elif(go):
             # advance the k walk within the beat
-            with m.If(~kdone):
-                m.d.sync += [ci.eq(ci_n), lane.eq(lane_n)]
-                with m.If(tap_end):
-                    m.d.sync += ci.eq(0)
-                    with m.If(kx_end):
-                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), toff.eq(toff + tap_y)]
-                    with m.Else():
-                        m.d.sync += [kx.eq(kx + 1), toff.eq(toff + pitch)]
-                    with m.If(kx_end & ky_end):
-                        m.d.sync += kdone.eq(1)
+            m.d.sync += [v.eq(x) for v, x in zip(kcur, knext, strict=True)]
+            m.d.sync += lane.eq(lane_n)
             with m.If(beat_end):
                 m.d.sync += lane.eq(0)
                 with m.If(mi_left != 0):
                     # next row of the same K tile: same k range
-                    m.d.sync += [mi_left.eq(mi_left - 1), ky.eq(ky_s), kx.eq(kx_s), ci.eq(ci_s),
-                                 toff.eq(toff_s), kdone.eq(kdone_s), *row_advance()]
+                    m.d.sync += [mi_left.eq(mi_left - 1), *row_advance(),
+                                 *[v.eq(x) for v, x in zip(kcur, ksav, strict=True)]]
                 with m.Elif(kt_left != 0):
                     # next K tile: the walked k state is its start; rows from the block start
                     m.d.sync += [kt_left.eq(kt_left - 1), mi_left.eq(blk_len1),
                                  ox_left.eq(ox_left_s), iy0.eq(iy0_s), ix0.eq(ix0_s),
                                  base.eq(base_s)]
-                    with m.If(tap_end & ~kdone):
-                        m.d.sync += [ky_s.eq(Mux(kx_end, ky + 1, ky)),
-                                     kx_s.eq(Mux(kx_end, 0, kx + 1)), ci_s.eq(0),
-                                     toff_s.eq(Mux(kx_end, toff + tap_y, toff + pitch)),
-                                     kdone_s.eq(kdone_n)]
-                    with m.Else():
-                        m.d.sync += [ky_s.eq(ky), kx_s.eq(kx), ci_s.eq(ci_n),
-                                     toff_s.eq(toff), kdone_s.eq(kdone_n)]
+                    m.d.sync += [v.eq(x) for v, x in zip(ksav, knext, strict=True)]
                 with m.Elif(blk_rows_after != 0):
                     # next M block
                     nb1 = Mux(blk_rows_after > MB, MB - 1, blk_rows_after - 1)
                     m.d.sync += [
-                        *k_reset(), ky_s.eq(0), kx_s.eq(0), ci_s.eq(0), toff_s.eq(0),
-                        kdone_s.eq(0), kt_left.eq(KT - 1), mi_left.eq(nb1), blk_len1.eq(nb1),
+                        *k_reset(), kt_left.eq(KT - 1), mi_left.eq(nb1), blk_len1.eq(nb1),
                         blk_rows_after.eq(Mux(blk_rows_after > MB, blk_rows_after - MB, 0)),
                         *row_advance(),
                     ]
