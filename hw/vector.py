@@ -8,19 +8,26 @@ Structure (one pipeline shared by every opcode)::
 
     SEQ -> REQ -> (SRAM read, response FIFO) -> ASM -> EXEC -> POST -> out FIFO -> WR
 
-- **SEQ** (address generator, one command per cycle): a command asks for up to two byte vectors of
-  ``L`` = ``vector_lanes`` bytes at arbitrary byte addresses, ``x`` (activations, ELTWISE a) and
-  ``w`` (weights, ELTWISE b, parameter records, LUT table), plus what EXEC does with them.
-  DWCONV / POOL loop channel groups of L output channels (outer), output pixels, window taps
-  (inner); ELTWISE / LUT stream L elements per command; VMATMUL loops rows, output channel groups
-  (lanes = output channels), channels of the group, K chunks of L (a dot product per command).
-  Per-channel parameter records (12 bytes each) are fetched once per channel group as 12 vectors.
-- **REQ** requests the SRAM lines a command needs (a vector spans one or two lines). The last line
-  of each class (x, w) is remembered and not fetched again, so consecutive taps in one line cost
-  one read. A credit counter keeps every read in flight backed by room in the response FIFO.
-- **ASM** pops the lines of each command in order and extracts the two vectors (a byte shifter).
-- **EXEC** multiplies / accumulates in int32 (wrapping), takes the max or the valid-tap count for
-  POOL, stores parameter and table vectors, and emits one result beat per output vector.
+- **SEQ** (address generator, one command per cycle): a command asks for up to ``TT`` x vectors
+  (``TT`` = ``Timing.dw_taps``) and one w vector of ``L`` = ``vector_lanes`` bytes, each at an
+  arbitrary byte address, and tells EXEC what to do with them. DWCONV / POOL loop channel groups of
+  L output channels (outer), output pixels, then the window taps in raster order, TT taps per
+  command (the cycle model's ``ceil(k_h*k_w / dw_taps)`` commands per pixel group); padded taps are
+  flagged (DWCONV reads ``in_zp``, POOL skips them). DWCONV weights of kernels up to TMAX taps are
+  loaded once per channel group into registers (larger kernels, e.g. MEAN over a big map: one tap
+  per command with its weight vector fetched alongside). Per-channel records (12 bytes) are fetched
+  once per channel group as 12 vectors. ELTWISE / LUT stream L elements per command (ELTWISE never
+  lets a b vector cross a ``b_period`` boundary; period 1 broadcasts one byte). VMATMUL loops rows,
+  output channel groups (lanes = output channels), the channels of a group, K chunks of L: a dot
+  product of L products per command.
+- **REQ** looks the lines of a command's vectors (one, or two when a vector crosses a line end) up
+  in a line cache of NE entries (tags here, data in ASM) and requests the misses, one per cycle,
+  into round-robin victims that the command itself does not use. ASM fills entries in command
+  order, so a victim is never overwritten before the queued commands that still read it. A credit
+  counter backs every read in flight with room in the response FIFO.
+- **ASM** pops each command's lines into the cache and extracts the vectors (byte shifters).
+- **EXEC** multiplies / accumulates in int32 (wrapping), takes the max and the valid-tap count for
+  POOL, stores parameter, weight and table vectors, and emits one result beat per output vector.
 - **POST** (fixed latency): MultiplyByQuantizedMultiplier pipelines (two for ELTWISE ADD's inputs,
   one for the output), the rounded AVG division (restoring, 9 quotient bits: |avg| <= 128),
   output offset and clamp.
@@ -56,16 +63,16 @@ K_MAC, K_PARAM, K_TABLE, K_WLOAD = 0, 1, 2, 3
 TMAX = 25
 #: Cycles from an EXEC result beat to its out-FIFO entry.
 POST_LATENCY = 12
-RESP_DEPTH = 10
 META_DEPTH = 8
 OUT_DEPTH = 16
 
 
-def _cmd_layout(L: int) -> data.StructLayout:
+def _cmd_layout(L: int, TT: int) -> data.StructLayout:
     nb = (L).bit_length()
     return data.StructLayout({
-        "xa": unsigned(24),
-        "xen": 1,
+        "xa": data.ArrayLayout(unsigned(24), TT),   # x vector (tap) addresses
+        "xe": TT,                                    # x vector fetched
+        "tpad": TT,                                  # tap in the padding (DWCONV / POOL)
         "wa": unsigned(24),
         "wen": 1,
         "kind": 2,
@@ -73,23 +80,23 @@ def _cmd_layout(L: int) -> data.StructLayout:
         "first": 1,
         "last": 1,
         "emit": 1,
-        "pad": 1,
         "zero": 1,
         "bc": 1,
         "n": nb,        # output lanes (valid bytes of the output vector)
         "kn": nb,       # VMATMUL: valid K lanes of the dot product
         "jj": max(1, (L - 1).bit_length()),  # VMATMUL: output lane
         "r": 4,         # DWCONV: co0 % depth_mult
-        "nt": 2,        # DWCONV / POOL: taps of this command (consecutive along the row)
+        "nt": (TT).bit_length(),  # DWCONV / POOL: taps of this command (raster order)
         "oa": unsigned(24),
     })
 
 
-def _meta_layout(L: int, LB: int, V: int, NE: int) -> data.StructLayout:
+def _meta_layout(L: int, LB: int, TT: int, NE: int) -> data.StructLayout:
     """A command as ASM sees it: per vector the cache entries of its two lines and its byte
     offset, and the entries the command's requested lines fill, in request order."""
     EB = max(1, (NE - 1).bit_length())
-    f = {n: fl.shape for n, fl in _cmd_layout(L)}
+    V = TT + 1
+    f = {n: fl.shape for n, fl in _cmd_layout(L, TT) if n not in ("xa", "wa")}
     f.update({
         "lo": data.ArrayLayout(EB, V),
         "hi": data.ArrayLayout(EB, V),
@@ -143,8 +150,8 @@ class VectorUnit(wiring.Component):
         self.W = line_bytes(config)
         if self.W & (self.W - 1) or self.L & (self.L - 1) or self.L > self.W or self.L > 256:
             raise ValueError("VectorUnit needs power-of-two lanes <= line bytes")
-        #: taps per command (one row of the window, consecutive input pixels in two lines)
-        self.TK = max(1, min(3, Timing(config).dw_taps))
+        #: window taps per command (raster order): the cycle model's dw_taps
+        self.TT = max(1, min(9, Timing(config).dw_taps))
         members = dict(unit_signature().members.items())
         members["rd"] = Out(sram_read_signature(config))
         members["wr"] = Out(sram_write_signature(config))
@@ -152,13 +159,14 @@ class VectorUnit(wiring.Component):
 
     def elaborate(self, platform):  # noqa: C901 (one pipeline, written out)
         m = Module()
-        L, W, TK = self.L, self.W, self.TK
+        L, W, TT = self.L, self.W, self.TT
+        RESP_DEPTH = 2 * (TT + 1) + 2
         LB = (W - 1).bit_length()
         LA = line_addr_bits(self.config)
         LL = (L).bit_length() - 1  # log2 L
-        CMD = _cmd_layout(L)
-        NE = 2 * (TK + 1) + 4     # line cache entries
-        META = _meta_layout(L, LB, TK + 1, NE)
+        CMD = _cmd_layout(L, TT)
+        NE = 2 * (TT + 1) + 4     # line cache entries
+        META = _meta_layout(L, LB, TT, NE)
         NB = (L).bit_length()
 
         # ------------------------------------------------------------------ instruction
@@ -191,6 +199,8 @@ class VectorUnit(wiring.Component):
         def emit(**f):
             stmts = [rq.eq(0), rq_v.eq(1)]
             for k, v in f.items():
+                if k == "xa":
+                    v = Cat(*[a[:24] for a in (v if isinstance(v, list) else [v])])
                 stmts.append(getattr(rq, k).eq(v))
             m.d.sync += stmts
 
@@ -198,8 +208,6 @@ class VectorUnit(wiring.Component):
         # shared loop registers
         SA = signed(34)
         c_ = Signal(12)
-        c2 = Signal(13)
-        c3 = Signal(14)
         ntap = Signal(16)
         wc = Signal()
         co = Signal(16)
@@ -240,7 +248,6 @@ class VectorUnit(wiring.Component):
         p_t, p_l = f("pad_top"), f("pad_left")
         in_addr = f("in_addr")
         out_addr = f("out_addr")
-        khe = Mux(k_h == 0, 1, k_h)
         kwe = Mux(k_w == 0, 1, k_w)
         kzero = (k_h == 0) | (k_w == 0)
         dm_e = Mux(is_dw & (dw.depth_mult != 0), dw.depth_mult, 1)
@@ -249,7 +256,6 @@ class VectorUnit(wiring.Component):
         rem_c = Signal(18)
         m.d.comb += rem_c.eq(co - co0)
         m.d.comb += nout.eq(Mux(rem_c > L, L, rem_c))
-        pad = (iy < 0) | (iy >= in_h) | (ix < 0) | (ix >= in_w)
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
@@ -261,8 +267,6 @@ class VectorUnit(wiring.Component):
                 m.d.comb += busy_seq.eq(1)
                 m.d.sync += [
                     c_.eq(in_c),
-                    c2.eq(in_c * 2),
-                    c3.eq(in_c * 3),
                     ntap.eq(k_h * k_w),
                     co.eq(in_c * dm_e),
                     dm.eq(dm_e),
@@ -337,36 +341,51 @@ class VectorUnit(wiring.Component):
                         m.next = "DPIX"
             with m.State("DPIX"):
                 m.d.comb += busy_seq.eq(1)
-                # taps of this command: consecutive along the row, same pad status, inside the
-                # two-line window (weights from the register cache, or POOL)
-                row_ok = (iy >= 0) & (iy < in_h)
-                vt = [row_ok & (ix + k >= 0) & (ix + k < in_w) for k in range(TK)]
-                cont = Const(1, 1)
-                nt_ = Signal(2)
-                conts = []
-                for k in range(1, TK):
-                    cont = cont & (wc | is_pool) & (kx + k < kwe) & (vt[k] == vt[0])
-                    conts.append(cont)
-                m.d.comb += nt_.eq(1 + sum(conts) if conts else 1)
-                last_kx = kx + nt_ >= kwe
-                last_ky = ky + 1 >= khe
+                # up to TT taps of the window in raster order (weights from the register cache,
+                # or POOL); one tap per command when DWCONV fetches weights per tap
+                t_eff = Mux(kzero, 1, ntap)
+                tleft = Signal(17)
+                m.d.comb += tleft.eq(t_eff - t)
+                nt_ = Signal(range(TT + 1))
+                m.d.comb += nt_.eq(Mux(~(wc | is_pool), 1, Mux(tleft >= TT, TT, tleft)))
+                cur = (ky, kx, iy, ix, xa, xa_row)
+                chain, taddr, tpad = [], [], []
+                for j in range(TT):
+                    cky, ckx, ciy, cix, ca, carow = cur
+                    tpad.append((ciy < 0) | (ciy >= in_h) | (cix < 0) | (cix >= in_w))
+                    taddr.append(ca)
+                    endrow = ckx + 1 >= kwe
+                    nxt = (Signal(8, name=f"ch{j}_ky"), Signal(8, name=f"ch{j}_kx"),
+                           Signal(signed(18), name=f"ch{j}_iy"),
+                           Signal(signed(18), name=f"ch{j}_ix"),
+                           Signal(SA, name=f"ch{j}_a"), Signal(SA, name=f"ch{j}_arow"))
+                    m.d.comb += [
+                        nxt[0].eq(Mux(endrow, cky + 1, cky)),
+                        nxt[1].eq(Mux(endrow, 0, ckx + 1)),
+                        nxt[2].eq(Mux(endrow, ciy + 1, ciy)),
+                        nxt[3].eq(Mux(endrow, ix0, cix + 1)),
+                        nxt[4].eq(Mux(endrow, carow + rowb, ca + c_)),
+                        nxt[5].eq(Mux(endrow, carow + rowb, carow)),
+                    ]
+                    chain.append(nxt)
+                    cur = nxt
                 last_ox = ox + 1 >= out_w
                 last_oy = oy + 1 >= out_h
-                last_tap = last_kx & last_ky
+                last_tap = tleft <= nt_
                 with m.If(take):
-                    emit(xa=xa[:24], xen=~pad & ~kzero, wa=wa, wen=is_dw & ~kzero & ~wc,
+                    emit(xa=[a_[:24] for a_ in taddr],
+                         xe=Cat(*[~tpad[j] & (nt_ > j) & ~kzero for j in range(TT)]),
+                         tpad=Cat(*tpad), wa=wa, wen=is_dw & ~kzero & ~wc,
                          kind=K_MAC, idx=t, nt=nt_,
-                         first=(kx == 0) & (ky == 0), last=last_tap, emit=last_tap,
-                         pad=pad, zero=kzero, n=nout, r=rr, oa=oa)
-                    m.d.sync += t.eq(t + nt_)
-                    with m.If(~last_kx):
-                        m.d.sync += [kx.eq(kx + nt_), ix.eq(ix + nt_),
-                                     xa.eq(xa + Mux(nt_ == 1, c_, Mux(nt_ == 2, c2, c3))),
-                                     wa.eq(wa + co)]
-                    with m.Elif(~last_ky):
-                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), iy.eq(iy + 1), ix.eq(ix0),
-                                     xa_row.eq(xa_row + rowb), xa.eq(xa_row + rowb),
-                                     wa.eq(wa + co)]
+                         first=t == 0, last=last_tap, emit=last_tap,
+                         zero=kzero, n=nout, r=rr, oa=oa)
+                    m.d.sync += [t.eq(t + nt_), wa.eq(wa + co)]
+                    with m.If(~last_tap):
+                        for j in range(TT):
+                            with m.If(nt_ == j + 1):
+                                m.d.sync += [r_.eq(v_) for r_, v_ in
+                                             zip((ky, kx, iy, ix, xa, xa_row), chain[j],
+                                                 strict=True)]
                     with m.Else():
                         m.d.sync += [kx.eq(0), ky.eq(0), wa.eq(wa_g), oa.eq(oa + co), t.eq(0)]
                         with m.If(~last_ox):
@@ -405,7 +424,7 @@ class VectorUnit(wiring.Component):
             with m.State("ERUN"):
                 m.d.comb += busy_seq.eq(1)
                 with m.If(take):
-                    emit(xa=el.a_addr + ei, xen=1, wa=el.b_addr + Mux(per != 0, er, ei), wen=1,
+                    emit(xa=el.a_addr + ei, xe=1, wa=el.b_addr + Mux(per != 0, er, ei), wen=1,
                          kind=K_MAC, first=1, last=1, emit=1, bc=per == 1, n=en_,
                          oa=el.out_addr + ei)
                     m.d.sync += ei.eq(ei + en_)
@@ -427,7 +446,7 @@ class VectorUnit(wiring.Component):
             with m.State("LRUN"):
                 m.d.comb += busy_seq.eq(1)
                 with m.If(take):
-                    emit(xa=lu.in_addr + ei, xen=1, kind=K_MAC, first=1, last=1, emit=1,
+                    emit(xa=lu.in_addr + ei, xe=1, kind=K_MAC, first=1, last=1, emit=1,
                          n=ln_, oa=lu.out_addr + ei)
                     m.d.sync += ei.eq(ei + ln_)
                     with m.If(ei + ln_ >= lu.count):
@@ -455,7 +474,7 @@ class VectorUnit(wiring.Component):
                 last_j0 = vj0 + L >= vm.n
                 last_i = vi + 1 >= vm.m
                 with m.If(take):
-                    emit(xa=xrow + vk0, xen=vm.k != 0, wa=wrow + vk0, wen=vm.k != 0,
+                    emit(xa=xrow + vk0, xe=vm.k != 0, wa=wrow + vk0, wen=vm.k != 0,
                          kind=K_MAC, first=vk0 == 0, last=last_k, emit=last_k & last_jj,
                          zero=vm.k == 0, n=vnj, kn=vkn, jj=vjj, oa=orow + vj0)
                     m.d.sync += vk0.eq(vk0 + L)
@@ -476,13 +495,13 @@ class VectorUnit(wiring.Component):
                 m.next = "IDLE"
 
         # ------------------------------------------------------------------ REQ
-        # Vectors of a command: x taps 0..TK-1 at xa + k*in_c, then w. Each needs its line and,
+        # Vectors of a command: x taps 0..TT-1, then w. Each needs its line and,
         # when it crosses a line end, the next one: 2*V line slots, looked up in a line cache of
         # NE entries (tags here, data in ASM). Misses are requested one per cycle, each into a
         # victim entry (round robin, skipping entries this command uses); ASM fills entries in
         # command order, so a later command's victim never overwrites a line an earlier queued
         # command still reads.
-        V = TK + 1
+        V = TT + 1
         NS = 2 * V
         EB = max(1, (NE - 1).bit_length())
         metaq = fifo.SyncFIFO(width=META.size, depth=META_DEPTH)
@@ -495,9 +514,8 @@ class VectorUnit(wiring.Component):
         outstanding = Signal(range(RESP_DEPTH + 1))
         npop = Signal(range(NS + 1))
         popents = [Signal(EB, name=f"pe{i}") for i in range(NS)]
-        cks = [0, c_, c2]
-        vaddr = [(rq.xa + cks[k])[:24] for k in range(TK)] + [rq.wa]
-        ven = [rq.xen & ((rq.nt > k) if k else 1) for k in range(TK)] + [rq.wen]
+        vaddr = [rq.xa[k] for k in range(TT)] + [rq.wa]
+        ven = [rq.xe[k] for k in range(TT)] + [rq.wen]
         voff = [a[:LB] if LB else Const(0, 1) for a in vaddr]
         sl_line, sl_need = [], []
         for v in range(V):
@@ -550,7 +568,8 @@ class VectorUnit(wiring.Component):
             m.d.sync += rr.eq(Mux(victim + 1 >= NE, 0, victim + 1))
         meta_in = Signal(META)
         for name, _ in CMD:
-            m.d.comb += getattr(meta_in, name).eq(getattr(rq, name))
+            if name not in ("xa", "wa"):
+                m.d.comb += getattr(meta_in, name).eq(getattr(rq, name))
         for v in range(V):
             m.d.comb += [meta_in.lo[v].eq(ent[2 * v]), meta_in.hi[v].eq(ent[2 * v + 1]),
                          meta_in.off[v].eq(voff[v])]
@@ -573,7 +592,7 @@ class VectorUnit(wiring.Component):
         pc = Signal(range(NS + 1))
         av = Signal()
         av_meta = Signal(META)
-        av_xs = [Signal(8 * L, name=f"av_x{k}") for k in range(TK)]
+        av_xs = [Signal(8 * L, name=f"av_x{k}") for k in range(TT)]
         av_x = av_xs[0]
         av_w = Signal(8 * L)
         exec_take = Signal()
@@ -603,8 +622,8 @@ class VectorUnit(wiring.Component):
         with m.If(exec_take):
             m.d.sync += av.eq(0)
         with m.If(done_cmd):
-            m.d.sync += [pc.eq(0), av.eq(1), av_meta.eq(mh), av_w.eq(vec_n[TK])]
-            m.d.sync += [a.eq(b) for a, b in zip(av_xs, vec_n[:TK], strict=True)]
+            m.d.sync += [pc.eq(0), av.eq(1), av_meta.eq(mh), av_w.eq(vec_n[TT])]
+            m.d.sync += [a.eq(b) for a, b in zip(av_xs, vec_n[:TT], strict=True)]
         remaining = pend
 
         # ------------------------------------------------------------------ EXEC
@@ -624,7 +643,7 @@ class VectorUnit(wiring.Component):
         wcache = Array([Signal(8 * L, name=f"wc{i}") for i in range(TMAX)])
         with m.If(exec_take & (am.kind == K_WLOAD)):
             m.d.sync += wcache[am.idx].eq(av_w)
-        wtap = [Mux(wc, wcache[am.idx + k], av_w) for k in range(TK)]
+        wtap = [Mux(wc, wcache[am.idx + k], av_w) for k in range(TT)]
 
         acc = [Signal(signed(32), name=f"acc{j}") for j in range(L)]
         mx = [Signal(signed(8), name=f"mx{j}") for j in range(L)]
@@ -635,10 +654,10 @@ class VectorUnit(wiring.Component):
         for j in range(L):
             selj = ((am.r + j) // dm)[:max(1, LL)] if L > 1 else Const(0, 1)
             xl_, pl_k = [], []
-            for k in range(TK):
+            for k in range(TT):
                 ax = av_xs[k]
                 xr = Mux(is_dw, ax.word_select(selj, 8), ax[8 * j:8 * j + 8]).as_signed()
-                xj = Mux(is_dw & am.pad, in_zp, xr)
+                xj = Mux(is_dw & am.tpad[k], in_zp, xr)
                 wk = wtap[k][8 * j:8 * j + 8].as_signed()
                 xl_.append(xj)
                 pl_k.append(xj * wk)
@@ -654,21 +673,21 @@ class VectorUnit(wiring.Component):
         acc_n = [Signal(signed(32), name=f"accn{j}") for j in range(L)]
         mx_n = [Signal(signed(8), name=f"mxn{j}") for j in range(L)]
         cnt_n = Signal(17)
-        tap_ok = ~am.pad & ~am.zero
-        m.d.comb += cnt_n.eq(Mux(am.first, 0, cnt) + Mux(tap_ok, am.nt, 0))
+        tok = [~am.tpad[k] & ~am.zero & (am.nt > k) for k in range(TT)]
+        m.d.comb += cnt_n.eq(Mux(am.first, 0, cnt) + sum(tok))
         for j in range(L):
             base = Mux(am.first, 0, acc[j])
             with m.If(is_vm):
                 m.d.comb += acc_n[j].eq(Mux(am.jj == j, base + Mux(am.zero, 0, dot), acc[j]))
             with m.Elif(is_pool):
                 m.d.comb += acc_n[j].eq(
-                    base + sum(Mux(tap_ok & (am.nt > k), xk[j][k], 0) for k in range(TK)))
+                    base + sum(Mux(tok[k], xk[j][k], 0) for k in range(TT)))
             with m.Else():
                 m.d.comb += acc_n[j].eq(
-                    base + sum(Mux(~am.zero & (am.nt > k), pk[j][k], 0) for k in range(TK)))
+                    base + sum(Mux(~am.zero & (am.nt > k), pk[j][k], 0) for k in range(TT)))
             mcur = Mux(am.first, -128, mx[j])
-            for k in range(TK):
-                xm = Mux(tap_ok & (am.nt > k), xk[j][k], -128)
+            for k in range(TT):
+                xm = Mux(tok[k], xk[j][k], -128)
                 mcur = Mux(xm > mcur, xm, mcur)
             m.d.comb += mx_n[j].eq(mcur)
         with m.If(mac):
