@@ -221,7 +221,7 @@ async def dma_random(dut):
         bad.append({"opcode": Opcode.FILL, "dst_addr": cfg.sram_bytes - 4, "row_bytes": 8,
                     "rows": 1})
         bad.append({"opcode": Opcode.COPY, "src_addr": 0, "dst_addr": 0, "row_bytes": 8,
-                    "rows": 2, "planes": 1, "src_row_stride": cfg.sram_bytes - 8})
+                    "rows": 2, "planes": 1, "src_row_stride": cfg.sram_bytes - 4})
     for ins in bad:
         await reset(dut, unit)
         bench.resp.clear()
