@@ -168,27 +168,32 @@ class Csi2Rx(wiring.Component):
         # ---- emitter -------------------------------------------------------------------------
         px = [Signal(10, name=f"px{k}") for k in range(4)]
         ecount = Signal(range(5))
+        # ecount == 0 / == 1 kept as flip-flops: do_pop (which steers the whole byte buffer) is
+        # then one LUT of flip-flops and the byte-count compare
+        ec0, ec1 = Signal(init=1), Signal()
         eidx = Signal(2)
         o = self.o
-        m.d.comb += [o.valid.eq(ecount != 0), o.payload.pix.eq(Cat(*px).word_select(eidx, 10)),
+        m.d.comb += [o.valid.eq(~ec0), o.payload.pix.eq(Cat(*px).word_select(eidx, 10)),
                      o.payload.sof.eq(pending_sof), o.payload.sol.eq(line_first)]
         xfer = Signal()
         m.d.comb += xfer.eq(o.valid & o.ready)
         with m.If(xfer):
             m.d.sync += [pending_sof.eq(0), line_first.eq(0)]
         emit_free = Signal()
-        m.d.comb += emit_free.eq((ecount == 0) | ((ecount == 1) & o.ready))
+        m.d.comb += emit_free.eq(ec0 | (ec1 & o.ready))
         m.d.comb += do_pop.eq(emit_free & (bcnt >= group))
         with m.If(do_pop):
             with m.If(raw10):
                 lsb = buf[32:40]
                 m.d.sync += [px[k].eq(Cat(lsb[2 * k:2 * k + 2], buf[8 * k:8 * k + 8]))
                              for k in range(4)]
-                m.d.sync += [ecount.eq(4), eidx.eq(0)]
+                m.d.sync += [ecount.eq(4), eidx.eq(0), ec0.eq(0), ec1.eq(0)]
             with m.Else():
-                m.d.sync += [px[0].eq(Cat(Const(0, 2), buf[:8])), ecount.eq(1), eidx.eq(0)]
+                m.d.sync += [px[0].eq(Cat(Const(0, 2), buf[:8])), ecount.eq(1), eidx.eq(0),
+                             ec0.eq(0), ec1.eq(1)]
         with m.Elif(xfer):
-            m.d.sync += [ecount.eq(ecount - 1), eidx.eq(eidx + 1)]
+            m.d.sync += [ecount.eq(ecount - 1), eidx.eq(eidx + 1), ec0.eq(ec1),
+                         ec1.eq(ecount == 2)]
 
         # buffer update: pop `group` bytes from the front, append the registered beat's payload
         # bytes after the rest. Both outcomes (pop / no pop) are built from registers only and
@@ -362,7 +367,7 @@ class Csi2Rx(wiring.Component):
                 m.next = "DRAIN"
 
             with m.State("DRAIN"):
-                with m.If((bcnt < group) & (ecount == 0) & ~pb_v):
+                with m.If((bcnt < group) & ec0 & ~pb_v):
                     m.d.sync += [bcnt.eq(0), line_first.eq(0)]
                     m.next = "HDR"
 
