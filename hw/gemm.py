@@ -136,10 +136,17 @@ class GemmEngine(wiring.Component):
             pfifo.w_data.eq(self.params.payload),
         ]
         cmd_take = self.cmd.valid & ~busy
-        p_left_next = Mux(cmd_take, self.cmd.p.n_tiles, p_left - p_push)
         p_cnt_next = p_cnt + p_push - p_pop
-        m.d.sync += [p_left.eq(p_left_next), p_cnt.eq(p_cnt_next),
-                     p_ready.eq((p_left_next != 0) & (p_cnt_next < 2))]
+        # p_left != 0 and p_left == 1 as registered flags: the push selects, the wide compares
+        # work on registers and cmd inputs only.
+        p_nz, p_one = Signal(), Signal()
+        p_nz_next = Mux(cmd_take, self.cmd.p.n_tiles != 0, p_nz & ~(p_one & p_push))
+        with m.If(cmd_take):
+            m.d.sync += [p_left.eq(self.cmd.p.n_tiles), p_one.eq(self.cmd.p.n_tiles == 1)]
+        with m.Elif(p_push):
+            m.d.sync += [p_left.eq(p_left - 1), p_one.eq(p_left == 2)]
+        m.d.sync += [p_nz.eq(p_nz_next), p_cnt.eq(p_cnt_next),
+                     p_ready.eq(p_nz_next & (p_cnt_next < 2))]
 
         # ---- admission of activations ---------------------------------------------------------
         # Loop state is kept as down-counters plus registered flags, so that the admission

@@ -184,9 +184,9 @@ class RequantCore(wiring.Component):
             pHH = registered_mul(m, platform, aH, bH, p + "pHH")
             ovf4 = reg(1, p + "ovf4", (xs3 == -(1 << 31)) & (mult3 == -(1 << 31)))
             right4 = reg(5, p + "right4", right3)
-            # S5: middle terms plus the SRDHM nudge 2**30 (= 2**14 << 16).
-            mid5 = reg(signed(35), p + "mid5", pHL + pLH + (1 << 14))
-            hi5 = reg(signed(64), p + "hi5", Cat(pLL, pHH).as_signed())
+            # S5: middle terms; outer terms plus the SRDHM nudge 2**30 (one carry chain each).
+            mid5 = reg(signed(35), p + "mid5", pHL + pLH)
+            hi5 = reg(signed(64), p + "hi5", (Cat(pLL, pHH).as_signed() + (1 << 30))[:64])
             ovf5 = reg(1, p + "ovf5", ovf4)
             right5 = reg(5, p + "right5", right4)
             # S6: q = (xs*mult + 2**30) >> 31; saturates only for INT32_MIN * INT32_MIN.
