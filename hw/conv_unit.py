@@ -171,7 +171,9 @@ class _Scatter(wiring.Component):
 class ConvUnit(wiring.Component):
     """CONV execution unit (see the module docstring)."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, m_chunk: int | None = None):
+        """``m_chunk``: rows per engine command (default: the most the engine's 16-bit ``m``
+        holds, a whole number of M blocks); smaller values only to test the command split."""
         self.config = config
         self.R, self.C = config.array_rows, config.array_cols
         self.W = line_bytes(config)
@@ -188,7 +190,9 @@ class ConvUnit(wiring.Component):
         self.wbits = max(1, (self.bw - 1).bit_length())
         self.pwords = -(-self.pbuf_slot // self.W)
         #: largest engine command (a whole number of M blocks)
-        self.m_chunk = ((1 << DIM_BITS) - 1) // self.MB * self.MB
+        self.m_chunk = m_chunk or ((1 << DIM_BITS) - 1) // self.MB * self.MB
+        if self.m_chunk % self.MB or not 0 < self.m_chunk < (1 << DIM_BITS):
+            raise ValueError(f"m_chunk must be a multiple of {self.MB} below {1 << DIM_BITS}")
         self.raw_ok = _raw_mode_available()
         members = dict(unit_signature().members)
         members.update({
@@ -421,23 +425,29 @@ class ConvUnit(wiring.Component):
         # A piece is the rest of the current tap (at most the lanes left), or -- when input
         # pixels are dense (pitch = in_c) and every tap to the end of the kernel row is inside
         # the input -- the whole rest of the kernel row if it fits the lanes left (first layers
-        # with few channels: one piece per kernel row instead of one per tap).
+        # with few channels: one piece per kernel row instead of one per tap), or the lanes
+        # left when they end inside the next tap (K slices across tap boundaries, in_c % R != 0).
         seg = _min(R - lane, ins.in_c - ci)
         iy = iy0 + ky
         ix = ix0 + kx
         iy_ok = (iy >= 0) & (iy < ins.in_h)
         tap_in = iy_ok & (ix >= 0) & (ix < ins.in_w)
         row_left = rowbytes - rpos
+        lanes_left = R - lane
+        r1 = ins.in_c - ci
+        kx_end = kx == ins.k_w - 1
         merge = (contig & ~kdone & iy_ok & (ix >= 0) & (ix0 + ins.k_w - 1 < ins.in_w)
-                 & (row_left <= R - lane) & (row_left > ins.in_c - ci))
+                 & (row_left <= lanes_left) & (row_left > r1))
+        # or the rest of this tap and the start of the next one (dense, both inside the input)
+        span2 = (contig & ~kdone & iy_ok & (ix >= 0) & (ix + 1 < ins.in_w) & ~kx_end
+                 & (r1 < lanes_left) & (lanes_left - r1 < ins.in_c))
         addr = Signal(signed(34))
         m.d.comb += addr.eq(base + toff + ci)
         n = Signal(range(R + 1))
-        m.d.comb += n.eq(Mux(kdone, 0, Mux(merge, row_left, seg)))
+        m.d.comb += n.eq(Mux(kdone, 0, Mux(merge, row_left, Mux(span2, lanes_left, seg))))
         lane_n = lane + n
         ci_n = ci + n
         tap_end = ci_n == ins.in_c
-        kx_end = kx == ins.k_w - 1
         ky_end = ky == ins.k_h - 1
         row_end = merge | (tap_end & kx_end)
         kdone_n = kdone | (row_end & ky_end)
@@ -450,6 +460,9 @@ class ConvUnit(wiring.Component):
             with m.If(row_end):
                 m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
                              toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end)]
+            with m.Elif(span2):
+                m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(lanes_left - r1),
+                             toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + n)]
             with m.Elif(tap_end):
                 m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(0), toff_nx.eq(toff + pitch),
                              rpos_nx.eq(rpos + n)]
@@ -469,8 +482,8 @@ class ConvUnit(wiring.Component):
         m.d.comb += go.eq(ph & (~pa_v | b_take))
         with m.If(go):
             m.d.sync += [
-                pa_v.eq(1), pa_data.eq(~kdone & (tap_in | merge)),
-                pa_kind.eq(Mux(kdone, _ZERO, Mux(tap_in | merge, _DATA, _PAD))),
+                pa_v.eq(1), pa_data.eq(~kdone & (tap_in | merge | span2)),
+                pa_kind.eq(Mux(kdone, _ZERO, Mux(tap_in | merge | span2, _DATA, _PAD))),
                 pa_line.eq(addr[lgw:lgw + LAB]), pa_off.eq(addr[:lgw] if lgw else 0),
                 pa_lane.eq(lane), pa_n.eq(n), pa_zrest.eq(kdone_n), pa_last.eq(beat_end),
             ]

@@ -8,20 +8,27 @@ from hw.config import preset
 from hw.conv_unit import ConvUnit
 from sim.cocotb_run import run_cocotb
 
+TINY = preset("tiny")
 CASES = [
-    pytest.param(preset("tiny"), {"count": 32}, id="tiny"),
-    pytest.param(preset("ecp5"), {"count": 60, "big": True}, id="ecp5", marks=pytest.mark.full),
-    pytest.param(preset("tiny").replace(array_rows=3, array_cols=2), {"count": 60, "big": True},
+    pytest.param(TINY, {"count": 40}, None, id="tiny"),
+    pytest.param(preset("ecp5"), {"count": 80, "big": True}, None, id="ecp5",
+                 marks=pytest.mark.full),
+    pytest.param(TINY.replace(array_rows=3, array_cols=2), {"count": 80, "big": True}, None,
                  id="3x2", marks=pytest.mark.full),
-    pytest.param(preset("tiny").replace(array_rows=2, array_cols=5), {"count": 60, "big": True},
+    pytest.param(TINY.replace(array_rows=2, array_cols=5), {"count": 80, "big": True}, None,
                  id="2x5", marks=pytest.mark.full),
+    # engine commands of two M blocks: every instruction with M > 64 is split
+    pytest.param(TINY, {"count": 60, "big": True}, 64, id="tiny-split", marks=pytest.mark.full),
 ]
 
 
-@pytest.mark.parametrize("cfg, extra", CASES)
-def test_conv_unit(cfg, extra):
-    params = {"config": cfg.to_dict(), "seed": cfg.pes + 11, **extra}
-    rundir = run_cocotb(ConvUnit(cfg), "conv_unit", "tests.hw.tb_conv_unit", params)
+@pytest.mark.parametrize("cfg, extra, m_chunk", CASES)
+def test_conv_unit(cfg, extra, m_chunk):
+    params = {"config": cfg.to_dict(), "seed": cfg.pes + 11 + (m_chunk or 0), **extra}
+    rundir = run_cocotb(ConvUnit(cfg, m_chunk=m_chunk), "conv_unit", "tests.hw.tb_conv_unit",
+                        params)
+    stats = json.loads((rundir / "conv_stats.json").read_text())
+    assert len(stats) == extra["count"]
     perf = json.loads((rundir / "conv_perf.json").read_text())
     for r in perf:
         print(r)
