@@ -118,9 +118,10 @@ struct Harness {
             }
         }
     }
-    // one clock cycle; the trace ports are sampled before the rising edge
-    void tick() {
-        top->eval();
+    // one clock cycle; the trace ports are sampled before the rising edge. `settle`: evaluate
+    // first (inputs changed since the last eval); the run loop changes no input and skips it.
+    void tick(bool settle = true) {
+        if (settle) top->eval();
         record();
         top->clk = 1;
         top->eval();
@@ -270,7 +271,7 @@ int np_run(void* p, int64_t max_cycles, int64_t stop_index) {
         if (st & 8) { rc = 2; break; }
         if (st & 4) { rc = 1; break; }
         if (st & 2) { rc = 0; break; }
-        h->tick();
+        h->tick(false);
         if (h->stop_hit) { rc = 4; break; }
     }
     h->stop_index = -1;
