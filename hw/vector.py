@@ -468,18 +468,34 @@ class VectorUnit(wiring.Component):
                         m.d.sync += t.eq(0)
                         m.next = "VRUN"
             with m.State("VRUN"):
+                # TT output channels per command: their weight rows are the x vectors, the
+                # input chunk is the w vector
                 m.d.comb += busy_seq.eq(1)
                 last_k = vk0 + L >= vm.k
-                last_jj = vjj + 1 >= vnj
+                vleft = Signal(9)
+                m.d.comb += vleft.eq(vnj - vjj)
+                vnt = Signal(range(TT + 1))
+                m.d.comb += vnt.eq(Mux(vleft >= TT, TT, vleft))
+                last_jj = vjj + vnt >= vnj
                 last_j0 = vj0 + L >= vm.n
                 last_i = vi + 1 >= vm.m
+                rows = [wrow]
+                for j in range(TT):
+                    r_ = Signal(24, name=f"vrow{j + 1}")
+                    m.d.comb += r_.eq(rows[-1] + vm.k)
+                    rows.append(r_)
                 with m.If(take):
-                    emit(xa=xrow + vk0, xe=vm.k != 0, wa=wrow + vk0, wen=vm.k != 0,
+                    emit(xa=[(rows[j] + vk0)[:24] for j in range(TT)],
+                         xe=Cat(*[(vnt > j) & (vm.k != 0) for j in range(TT)]),
+                         wa=xrow + vk0, wen=vm.k != 0,
                          kind=K_MAC, first=vk0 == 0, last=last_k, emit=last_k & last_jj,
-                         zero=vm.k == 0, n=vnj, kn=vkn, jj=vjj, oa=orow + vj0)
+                         zero=vm.k == 0, n=vnj, kn=vkn, jj=vjj, nt=vnt, oa=orow + vj0)
                     m.d.sync += vk0.eq(vk0 + L)
                     with m.If(last_k):
-                        m.d.sync += [vk0.eq(0), vjj.eq(vjj + 1), wrow.eq(wrow + vm.k)]
+                        m.d.sync += [vk0.eq(0), vjj.eq(vjj + vnt)]
+                        for j in range(TT):
+                            with m.If(vnt == j + 1):
+                                m.d.sync += wrow.eq(rows[j + 1])
                         with m.If(last_jj):
                             m.d.sync += [vjj.eq(0), vj0.eq(vj0 + L), wrow0.eq(wrow0 + vkL),
                                          wrow.eq(wrow0 + vkL), pa.eq(pa + 12 * L)]
@@ -649,7 +665,7 @@ class VectorUnit(wiring.Component):
         mx = [Signal(signed(8), name=f"mx{j}") for j in range(L)]
         cnt = Signal(17)
         in_zp = dw.in_zp
-        xs, ws, prods = [], [], []     # tap 0 (every opcode)
+        xs, ws = [], []                # tap 0 (every opcode)
         xk, pk = [], []                # per lane: every tap (DWCONV / POOL)
         for j in range(L):
             selj = ((am.r + j) // dm)[:max(1, LL)] if L > 1 else Const(0, 1)
@@ -664,11 +680,12 @@ class VectorUnit(wiring.Component):
             wj = Mux(am.bc, av_w[:8], av_w[8 * j:8 * j + 8]).as_signed()
             xs.append(xl_[0])
             ws.append(wj)
-            prods.append(xl_[0] * wj)
             xk.append(xl_)
             pk.append(pl_k)
-        dot = Signal(signed(32))
-        m.d.comb += dot.eq(sum(Mux(am.kn > j, prods[j], 0) for j in range(L)))
+        # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
+        dots = [Signal(signed(32), name=f"dot{k}") for k in range(TT)]
+        for k in range(TT):
+            m.d.comb += dots[k].eq(sum(Mux(am.kn > j, pk[j][k], 0) for j in range(L)))
         mac = exec_take & (am.kind == K_MAC)
         acc_n = [Signal(signed(32), name=f"accn{j}") for j in range(L)]
         mx_n = [Signal(signed(8), name=f"mxn{j}") for j in range(L)]
@@ -678,7 +695,10 @@ class VectorUnit(wiring.Component):
         for j in range(L):
             base = Mux(am.first, 0, acc[j])
             with m.If(is_vm):
-                m.d.comb += acc_n[j].eq(Mux(am.jj == j, base + Mux(am.zero, 0, dot), acc[j]))
+                m.d.comb += acc_n[j].eq(acc[j])
+                for k in range(min(TT, j + 1)):
+                    with m.If((am.jj + k == j) & (am.nt > k)):
+                        m.d.comb += acc_n[j].eq(base + Mux(am.zero, 0, dots[k]))
             with m.Elif(is_pool):
                 m.d.comb += acc_n[j].eq(
                     base + sum(Mux(tok[k], xk[j][k], 0) for k in range(TT)))
@@ -696,7 +716,7 @@ class VectorUnit(wiring.Component):
             m.d.sync += cnt.eq(cnt_n)
         m.d.comb += emit_b.eq(mac & am.emit)
         with m.If(is_dw | is_vm):
-            m.d.comb += self.macs.eq(Mux(mac & ~am.zero, Mux(is_vm, am.kn, am.n * am.nt), 0))
+            m.d.comb += self.macs.eq(Mux(mac & ~am.zero, Mux(is_vm, am.kn, am.n) * am.nt, 0))
 
         # P0 beat
         def ew(i):
