@@ -339,6 +339,10 @@ class Isp(wiring.Component):
         # Next: a' = a + (last ? Lo - Li : Lo); last' = a >= (last ? 2 Li - Lo : Li - Lo).
         ay_r = Signal(signed(cb + 3))
         cy_r = Signal(cb + 1)
+        ax_r = Signal(signed(cb + 3))
+        # The box-end compares of a, registered: valid binned pixels are never on consecutive
+        # cycles (odd sensor columns only), so a_r has been stable a cycle when the next comes.
+        gex_l, gex_n, gey_l, gey_n = Signal(), Signal(), Signal(), Signal()
         rfirst_r, rlast_r = Signal(), Signal()
         ay, cy, rfirst, rlast = Signal(signed(cb + 3)), Signal(cb + 1), Signal(), Signal()
         row_start = s7_x0
@@ -347,10 +351,11 @@ class Isp(wiring.Component):
         with m.Elif(row_start):
             m.d.comb += [ay.eq(ay_r + Mux(rlast_r, stepy_l, oh_r)),
                          cy.eq(Mux(rlast_r, 1, cy_r + 1)), rfirst.eq(rlast_r),
-                         rlast.eq(Mux(rlast_r, ay_r >= thry_l, ay_r >= thry_n))]
+                         rlast.eq(Mux(rlast_r, gey_l, gey_n))]
         with m.Else():
             m.d.comb += [ay.eq(ay_r), cy.eq(cy_r), rfirst.eq(rfirst_r), rlast.eq(rlast_r)]
-        ax_r = Signal(signed(cb + 3))
+        m.d.sync += [gex_l.eq(ax_r >= thrx_l), gex_n.eq(ax_r >= thrx_n),
+                     gey_l.eq(ay_r >= thry_l), gey_n.eq(ay_r >= thry_n)]
         cx_r, j_r = Signal(cb + 1), Signal(cb)
         xlast_r = Signal()
         hs_r = regs("hs_r", 3, SUM_BITS)
@@ -361,7 +366,7 @@ class Isp(wiring.Component):
                          *[h.eq(c) for h, c in zip(hs, s7_c, strict=True)]]
         with m.Else():
             m.d.comb += [ax.eq(ax_r + Mux(xlast_r, stepx_l, ow_r)),
-                         xlast.eq(Mux(xlast_r, ax_r >= thrx_l, ax_r >= thrx_n))]
+                         xlast.eq(Mux(xlast_r, gex_l, gex_n))]
             with m.If(xlast_r):
                 m.d.comb += [cx.eq(1), j.eq(j_r + 1),
                              *[h.eq(c) for h, c in zip(hs, s7_c, strict=True)]]
