@@ -468,27 +468,26 @@ class ConvUnit(wiring.Component):
                              rpos_nx.eq(rpos + n)]
             with m.Else():
                 m.d.comb += [ci_nx.eq(ci_n), rpos_nx.eq(rpos + n)]
-        pa_v = Signal()
-        pa_data = Signal()
-        pa_kind = Signal(2)
-        pa_line = Signal(LAB)
-        pa_off = Signal(max(1, lgw))
-        pa_lane = Signal(range(R + 1))
-        pa_n = Signal(range(R + 1))
-        pa_zrest = Signal()
-        pa_last = Signal()
+        # A -> B through a short FIFO: the walk's enable depends on registers only
+        pa_lay = data.StructLayout({
+            "data": 1, "kind": 2, "line": LAB, "off": max(1, lgw), "lane": range(R + 1),
+            "n": range(R + 1), "zrest": 1, "last": 1})
+        m.submodules.paq = paq = fifo.SyncFIFO(width=pa_lay.size, depth=3)
+        paw = data.View(pa_lay, paq.w_data)
+        par = data.View(pa_lay, paq.r_data)
         b_take = Signal()
         go = Signal()
-        m.d.comb += go.eq(ph & (~pa_v | b_take))
-        with m.If(go):
-            m.d.sync += [
-                pa_v.eq(1), pa_data.eq(~kdone & (tap_in | merge | span2)),
-                pa_kind.eq(Mux(kdone, _ZERO, Mux(tap_in | merge | span2, _DATA, _PAD))),
-                pa_line.eq(addr[lgw:lgw + LAB]), pa_off.eq(addr[:lgw] if lgw else 0),
-                pa_lane.eq(lane), pa_n.eq(n), pa_zrest.eq(kdone_n), pa_last.eq(beat_end),
-            ]
-        with m.Elif(b_take):
-            m.d.sync += pa_v.eq(0)
+        m.d.comb += [
+            go.eq(ph & paq.w_rdy),
+            paq.w_en.eq(go),
+            paw.data.eq(~kdone & (tap_in | merge | span2)),
+            paw.kind.eq(Mux(kdone, _ZERO, Mux(tap_in | merge | span2, _DATA, _PAD))),
+            paw.line.eq(addr[lgw:lgw + LAB]), paw.off.eq(addr[:lgw] if lgw else 0),
+            paw.lane.eq(lane), paw.n.eq(n), paw.zrest.eq(kdone_n), paw.last.eq(beat_end),
+            paq.r_en.eq(b_take),
+        ]
+        pa_v, pa_data, pa_kind, pa_line = paq.r_rdy, par.data, par.kind, par.line
+        pa_off, pa_lane, pa_n, pa_zrest, pa_last = par.off, par.lane, par.n, par.zrest, par.last
 
         # stage B: the window. A DATA piece spans line L (and L + 1 when it crosses). Cases:
         # hit in A (B fetched if crossing and missing); slide (L = X + 1 is in B: A := B, fetch
@@ -546,7 +545,7 @@ class ConvUnit(wiring.Component):
 
         with m.If(start_run):
             m.d.sync += [
-                ph.eq(1), pa_v.eq(0), win_a.eq(0), win_b.eq(0), lane.eq(0), *k_reset(),
+                ph.eq(1), win_a.eq(0), win_b.eq(0), lane.eq(0), *k_reset(),
                 ox_left.eq(ins.out_w - 1), iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left),
                 base.eq(base0),
                 ox_left_s.eq(ins.out_w - 1), iy0_s.eq(-ins.pad_top), ix0_s.eq(-ins.pad_left),
@@ -635,9 +634,11 @@ class ConvUnit(wiring.Component):
         w_k = Signal(DIM_BITS + 8 + 4)   # row within the block's K tiles
         w_kend = Signal(DIM_BITS + 8 + 4)
         w_byte = Signal(24)
-        m.submodules.wfifo = wfifo = fifo.SyncFIFO(width=8 * C, depth=4)
+        WDEPTH = 6
+        m.submodules.wfifo = wfifo = fifo.SyncFIFO(width=8 * C, depth=WDEPTH)
         w_inflight = Signal()
-        w_go = wph & (wfifo.level + w_inflight < 4)
+        w_cut_v = Signal()
+        w_go = wph & (wfifo.level + w_inflight + w_cut_v < WDEPTH)
         q = w_byte[lgw:] if lgw else w_byte
         m.d.comb += [
             wrp0.addr.eq(Cat(q[:self.wbits], ins.wslot)),
@@ -664,7 +665,9 @@ class ConvUnit(wiring.Component):
         wrow = (two >> (w_off_r * 8))[:8 * C] if lgw else two[:8 * C]
         wbeat = Cat(*[Mux(w_valid_r & (j < ins.n_cols), wrow[8 * j:8 * j + 8], 0)
                       for j in range(C)])
-        m.d.comb += [wfifo.w_en.eq(w_inflight), wfifo.w_data.eq(wbeat)]
+        w_cut = Signal(8 * C)           # registered: block-RAM clock-to-out, then the shifter
+        m.d.sync += [w_cut_v.eq(w_inflight), w_cut.eq(wbeat)]
+        m.d.comb += [wfifo.w_en.eq(w_cut_v), wfifo.w_data.eq(w_cut)]
         ew = eng.wgt
         m.d.comb += [ew.valid.eq(wfifo.r_rdy), ew.payload.eq(wfifo.r_data),
                      wfifo.r_en.eq(ew.ready)]
