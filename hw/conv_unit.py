@@ -11,14 +11,17 @@ Datapath (all blocks are valid/ready or credit-based; nothing can be dropped or 
 - **setup**: a few cycles computing the instruction's derived constants (K, M, K tiles, row and
   tap address steps) with registered products.
 - **act gather** (on-the-fly im2col): walks the engine's beat order (M blocks > K tiles > rows >
-  the R lanes of a K slice, K in (ky, kx, ci) order) as *pieces*: a run of lanes that is one
-  contiguous span of one SRAM line (``DATA``), a padding tap (``PAD``: lanes read ``in_zp``) or the
-  K padding of the last K tile (zero lanes). One piece per cycle; a ``DATA`` piece whose line
-  differs from the last line requested issues one SRAM line read (so a line serving several
-  consecutive pieces is read once). Pieces wait in a FIFO for their line (the responses come back
-  in order into a credit-guarded FIFO); the assembler rotates the line to the piece's lanes and
-  pushes a finished R-lane beat to the engine's ``act`` stream. With ``in_c >= R`` a beat is one
-  piece (two when its slice crosses a line or a tap boundary), i.e. about R*C MACs per cycle.
+  the R lanes of a K slice, K in (ky, kx, ci) order) as *pieces*, one per cycle: a run of lanes
+  contiguous in SRAM (``DATA``: the rest of a tap; with dense input pixels, ``in_pitch`` = in_c,
+  also the rest of a tap plus the start of the next one, or the whole rest of a kernel row when it
+  fits -- first layers with few channels), a padding tap (``PAD``: lanes read ``in_zp``) or the K
+  padding of the last K tile (zero lanes). Row and K-tile starts are saved and restored (the same K
+  range for every row of a block, the same rows for every K tile), so addresses need no
+  multiplier. The walk feeds a window stage through a short FIFO: the assembler holds two
+  consecutive SRAM lines, so a piece inside them needs no read and a piece crossing into the next
+  line needs one; reads go out in order, their responses come back into a credit-guarded FIFO,
+  and the assembler rotates the window to the piece's lanes and pushes finished R-lane beats to
+  the engine's ``act`` stream. With in_c >= R a beat is one piece: R*C MACs per cycle.
 - **weights**: WBUF is one memory of line-wide words (slot = top address bit) with two read ports;
   row k (byte ``k*n_cols``, unaligned) is cut from two consecutive words, zero beyond n_cols and K.
   R rows per (M block, K tile), as the engine's ``wgt`` stream wants.
@@ -30,10 +33,14 @@ Datapath (all blocks are valid/ready or credit-based; nothing can be dropped or 
   sharing the SRAM read port by a tag in the response pipe), add them; FIRST/MID scatter the int32
   sums to ``acc_addr``; LAST requantizes them with :class:`hw.requant.Requant` and scatters int8.
 
-Unsupported instructions (n_cols > C, K*n_cols beyond a WBUF slot, K = 0 or a zero stride with
-outputs to produce, a line width that is not a power of two) raise the sticky ``error`` and
-complete without touching the SRAM. An instruction with no outputs (M = 0 or n_cols = 0) is a
-no-op, as in ``IsaSim``.
+Unsupported instructions (not a CONV, n_cols > C, K*n_cols beyond a WBUF slot, K = 0 or a zero
+stride with outputs to produce) raise the sticky ``error`` and complete without touching the SRAM.
+An instruction with no outputs (M = 0 or n_cols = 0) is a no-op, as in ``IsaSim``. M beyond the
+engine's 16-bit ``m`` is split into several engine commands of whole M blocks. The SRAM line
+must be a power of two of at least max(R, C) bytes (every preset; checked at construction).
+
+Counters: ``macs`` = useful MACs of each act beat the engine takes (valid K lanes x n_cols, so a
+CONV adds up to M*K*n_cols); ``stall`` = an SRAM request waits for ``ready``.
 """
 
 from __future__ import annotations
