@@ -38,7 +38,9 @@ def test_regmap_unique():
     assert regmap.CSR_BASE >= max(preset(n).sram_bytes for n in ("default", "ecp5", "tiny"))
 
 
-@pytest.mark.parametrize("name", ["tiny", "ice40", "ecp5", "default"])
+@pytest.mark.parametrize("name", ["tiny", pytest.param("ice40", marks=pytest.mark.full),
+                                  pytest.param("ecp5", marks=pytest.mark.full),
+                                  pytest.param("default", marks=pytest.mark.full)])
 def test_top_verilog_small(name):
     """The SRAM's banks carry no init data: the Verilog stays small even for 8 MiB."""
     from hw.npu import NpuTop
