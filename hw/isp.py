@@ -537,10 +537,12 @@ class Isp(wiring.Component):
                      rm_raddr.eq(ra)]
         m.d.sync += gy_inc_r.eq(gy_inc & ~start)
         # ring space: minus the pixel written, plus the row freed last cycle (both precomputed)
-        credit = Signal(ab + 1)
-        m.d.comb += credit.eq(Mux(gy_inc_r, mw_a, 0))
+        # (one adder each: the operand, mid_w or mid_w - 1 / 0 or -1, is a register mux)
+        mw_a1 = Signal(signed(ab + 2))
+        m.d.sync += mw_a1.eq(p.mid_w - 1)
         sp_keep, sp_take = Signal(ab + 2), Signal(ab + 2)
-        m.d.comb += [sp_keep.eq(space + credit), sp_take.eq(space + credit - 1)]
+        m.d.comb += [sp_keep.eq(space + Mux(gy_inc_r, mw_a, 0)),
+                     sp_take.eq(space + Mux(gy_inc_r, mw_a1, -1))]
         with m.If(start):
             m.d.sync += [gbusy.eq(1), g_at_first.eq(1), gx_left.eq(ow_m1), gr_left.eq(oh_m1),
                          gy.eq(0), gbase.eq(0), ra.eq(0), dx.eq(thr_x), dy.eq(thr_y),
