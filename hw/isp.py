@@ -412,17 +412,30 @@ class Isp(wiring.Component):
                      s9b_rfirst.eq(s9_rfirst), s9b_rlast.eq(s9_rlast), s9b_j.eq(s9_j),
                      s9b_r.eq(p.recip[s9_ridx]),
                      *[a.eq(b) for a, b in zip(s9b_hs, s9_hs, strict=True)]]
+        # S9c: the read data once more in a fabric register next to the adder (the RAM sits far
+        # from it after placement); the write-back moves a cycle later, still long before the
+        # column's next read a binned row later.
+        s9c_v, s9c_sof, s9c_last, s9c_rfirst, s9c_rlast = (Signal(name=f"s9c_{n}") for n in
+                                                            ("v", "sof", "last", "rf", "rl"))
+        s9c_j = Signal(cb)
+        s9c_hs = regs("s9c_hs", 3, SUM_BITS)
+        s9c_prev = Signal(3 * SUM_BITS, reset_less=True)
+        s9c_r = Signal(RECIP_BITS + 1)
+        m.d.sync += [s9c_v.eq(s9b_v), s9c_sof.eq(s9b_sof), s9c_last.eq(s9b_last),
+                     s9c_rfirst.eq(s9b_rfirst), s9c_rlast.eq(s9b_rlast), s9c_j.eq(s9b_j),
+                     s9c_r.eq(s9b_r), s9c_prev.eq(s9b_prev),
+                     *[a.eq(b) for a, b in zip(s9c_hs, s9b_hs, strict=True)]]
         vs = regs("vs", 3, SUM_BITS)
         for i in range(3):
-            prev = s9b_prev[i * SUM_BITS:(i + 1) * SUM_BITS]
-            m.d.comb += vs[i].eq(Mux(s9b_rfirst, 0, prev) + s9b_hs[i])
-        m.d.comb += [acc_waddr.eq(s9b_j), acc_wdata.eq(Cat(*vs)),
-                     acc_wen.eq(s9b_v & (s9b_j < acc_depth))]
+            prev = s9c_prev[i * SUM_BITS:(i + 1) * SUM_BITS]
+            m.d.comb += vs[i].eq(Mux(s9c_rfirst, 0, prev) + s9c_hs[i])
+        m.d.comb += [acc_waddr.eq(s9c_j), acc_wdata.eq(Cat(*vs)),
+                     acc_wen.eq(s9c_v & (s9c_j < acc_depth))]
         s10_v, s10_sof, s10_last = Signal(), Signal(), Signal()
         s10_vs = regs("s10_vs", 3, SUM_BITS)
         s10_r = Signal(RECIP_BITS + 1)
-        m.d.sync += [s10_v.eq(s9b_v & s9b_rlast), s10_sof.eq(s9b_sof), s10_last.eq(s9b_last),
-                     s10_r.eq(s9b_r), *[a.eq(b) for a, b in zip(s10_vs, vs, strict=True)]]
+        m.d.sync += [s10_v.eq(s9c_v & s9c_rlast), s10_sof.eq(s9c_sof), s10_last.eq(s9c_last),
+                     s10_r.eq(s9c_r), *[a.eq(b) for a, b in zip(s10_vs, vs, strict=True)]]
 
         # ---- S11-S12: divide by the box size (fixed-point reciprocal, split multiply) -----------
         # vs (20 bits) * R (25 bits) as four partial products of at most 10 x 13 bits
