@@ -58,10 +58,19 @@ ARGTYPES = {
 }
 
 _LIBS: dict[str, ctypes.CDLL] = {}
+#: In-process memo of :func:`build` (generating the Verilog to hash it takes seconds).
+_BUILT: dict[tuple, Path] = {}
 
 
 def build(config: Config, waves: bool = False, units: str = "auto") -> Path:
-    """Shared library of the NPU top for ``config`` (cached by hash)."""
+    """Shared library of the NPU top for ``config`` (cached by hash; memoized per process)."""
+    key = (config.digest(), bool(waves), units)
+    if key not in _BUILT or not _BUILT[key].exists():
+        _BUILT[key] = _build(config, waves, units)
+    return _BUILT[key]
+
+
+def _build(config: Config, waves: bool, units: str) -> Path:
     from hw.npu import NpuTop, index_bits
     from sim.cocotb_run import verilog_of
 

@@ -179,13 +179,15 @@ def check_network(graph, config, n_inputs=1, seed=0, label="net"):
     return c, rtl
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 3, pytest.param(1, marks=pytest.mark.full),
+                                  pytest.param(2, marks=pytest.mark.full)])
 def test_random_networks_rtl(seed):
     from sw.tflite_import import load_tflite
     from tests.sim.test_isa_sim import random_model
 
     g = load_tflite(random_model(seed), name=f"rand{seed}")
-    c, rtl = check_network(g, "tiny", n_inputs=2, seed=seed, label=f"rand{seed}")
+    c, rtl = check_network(g, "tiny", n_inputs=2 if seed in (1, 2) else 1, seed=seed,
+                           label=f"rand{seed}")
     cnt = rtl.last_counters
     assert cnt["INSTRS"] == len(c.program)
     assert cnt["CYCLES"] > 0 and cnt["MACS"] > 0
