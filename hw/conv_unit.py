@@ -124,8 +124,11 @@ class _Scatter(wiring.Component):
         pmask = Signal(W)
 
         cur_line = (line0 + step)[:self.lab]
-        cur_data = vec.word_select(step, 8 * W) if S > 1 else vec
-        cur_mask = vmask.word_select(step, W) if S > 1 else vmask
+        # (named signals: the per-byte slices below then refer to one wire each)
+        cur_data = Signal(8 * W)
+        cur_mask = Signal(W)
+        m.d.comb += [cur_data.eq(vec.word_select(step, 8 * W) if S > 1 else vec),
+                     cur_mask.eq(vmask.word_select(step, W) if S > 1 else vmask)]
         piece = have
         last_step = step + 1 == nsteps
         # merge or write the pending line
@@ -161,7 +164,9 @@ class _Scatter(wiring.Component):
         off = self.i_addr[:lgw] if lgw else Const(0, 1)
         nmask = Signal(B)
         m.d.comb += nmask.eq(Cat(*[i < self.i_n for i in range(B)]))
-        data_m = Cat(*[Mux(nmask[i], self.i_data[8 * i:8 * i + 8], 0) for i in range(B)])
+        data_m = Signal(8 * B)
+        m.d.comb += data_m.eq(Cat(*[Mux(nmask[i], self.i_data[8 * i:8 * i + 8], 0)
+                                    for i in range(B)]))
         with m.If(self.i_valid & free):
             m.d.sync += [
                 have.eq(self.i_n != 0),
@@ -669,7 +674,8 @@ class ConvUnit(wiring.Component):
             with m.Else():
                 m.d.sync += [w_k.eq(w_k + 1), w_byte.eq(w_byte + ins.n_cols)]
         two = Cat(wrp0.data, wrp1.data)
-        wrow = (two >> (w_off_r * 8))[:8 * C] if lgw else two[:8 * C]
+        wrow = Signal(8 * C)
+        m.d.comb += wrow.eq((two >> (w_off_r * 8))[:8 * C] if lgw else two[:8 * C])
         wbeat = Cat(*[Mux(w_valid_r & (j < ins.n_cols), wrow[8 * j:8 * j + 8], 0)
                       for j in range(C)])
         w_cut = Signal(8 * C)           # registered: block-RAM clock-to-out, then the shifter
