@@ -70,6 +70,7 @@ from hw.npu_if import (
     unit_signature,
 )
 from hw.requant import SHIFT_BITS, Requant, RequantCore
+from hw.sram import NOINIT_ATTR
 
 __all__ = ["ConvUnit", "top"]
 
@@ -307,8 +308,9 @@ class ConvUnit(wiring.Component):
 
         # ---------------------------------------------------------------- buffers
         W8 = 8 * W
+        # no init data in the Verilog (2 x 128 KiB on default would stall the emitter)
         m.submodules.wbuf = wbuf = memory.Memory(shape=unsigned(W8), depth=2 << self.wbits,
-                                                 init=[])
+                                                 init=[], attrs={NOINIT_ATTR: 1})
         wbw = wbuf.write_port(granularity=8)
         wrp0 = wbuf.read_port()
         wrp1 = wbuf.read_port()
