@@ -150,6 +150,9 @@ class VectorUnit(wiring.Component):
         self.W = line_bytes(config)
         if self.W & (self.W - 1) or self.L & (self.L - 1) or self.L > self.W or self.L > 256:
             raise ValueError("VectorUnit needs power-of-two lanes <= line bytes")
+        if self.L < 4:  # the 12 parameter beats of L bytes must hold the 48-byte ELTWISE record
+            raise ValueError(f"VectorUnit needs vector_lanes >= 4 (preset {config.name!r} has "
+                             f"{self.L})")
         #: window taps per command (raster order): the cycle model's dw_taps
         self.TT = max(1, min(9, Timing(config).dw_taps))
         members = dict(unit_signature().members.items())

@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for t in tops:
         for cfg in configs:
-            ok, out = lint_top(t, cfg)
+            try:
+                ok, out = lint_top(t, cfg)
+            except ValueError as e:  # the design does not support this preset (documented)
+                print(f"lint {t} @ {cfg.name}: not built ({e})")
+                continue
             print(f"lint {t} @ {cfg.name}: {'clean' if ok else 'FAILED'}")
             if not ok:
                 failed += 1
