@@ -17,6 +17,7 @@ from hw import regmap
 from hw.config import preset
 from hw.isa import QUEUE_OF, Opcode
 from sim.isa_sim import IsaSim, _footprint
+from tests.sim.test_isa_sim import _inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSON = Path("/work/shared/models/person_detect.tflite")
@@ -52,16 +53,6 @@ def test_top_verilog_small(name):
 
 
 # ------------------------------------------------------------------------------------- networks
-def _inputs(graph, rng):
-    xs = []
-    for t in graph.input_tensors():
-        if t.dtype == "int8":
-            xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
-        else:
-            xs.append(rng.uniform(-3, 3, size=t.shape).astype(np.float32))
-    return xs
-
-
 def unit_of(op: Opcode) -> str:
     if op == Opcode.CONV:
         return "conv"
