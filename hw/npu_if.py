@@ -1,4 +1,4 @@
-"""Interfaces between the NPU's blocks: the SRAM ports, the unit command port, the buffer write port.
+"""Interfaces between the NPU's blocks: SRAM ports, unit command port, buffer write port.
 
 This module is the contract of docs/npu.md (read it first). Every block of the NPU (hw/npu.py top,
 hw/sram.py, hw/dma.py LOAD/STORE units, hw/conv_unit.py, hw/vector.py) builds its ports from these
