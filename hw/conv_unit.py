@@ -62,12 +62,10 @@ from hw.isa import (
 from hw.npu_if import (
     SRAM_READ_LATENCY,
     buf_words,
-    buf_write_signature,
     line_addr_bits,
     line_bytes,
-    sram_read_signature,
     sram_write_signature,
-    unit_signature,
+    unit_members,
 )
 from hw.requant import SHIFT_BITS, Requant, RequantCore
 from hw.sram import NOINIT_ATTR
@@ -207,13 +205,7 @@ class ConvUnit(wiring.Component):
         if self.m_chunk % self.MB or not 0 < self.m_chunk < (1 << DIM_BITS):
             raise ValueError(f"m_chunk must be a multiple of {self.MB} below {1 << DIM_BITS}")
         self.raw_ok = _raw_mode_available()
-        members = dict(unit_signature().members)
-        members.update({
-            "rd": Out(sram_read_signature(config)),
-            "wr": Out(sram_write_signature(config)),
-            "buf": In(buf_write_signature(config)),
-        })
-        super().__init__(members)
+        super().__init__(unit_members(config, buf="in"))
 
     # ------------------------------------------------------------------------------------------
     def elaborate(self, platform):

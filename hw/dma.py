@@ -29,12 +29,10 @@ from amaranth.lib.wiring import In, Out
 from hw.config import Config
 from hw.isa import INSTR_LAYOUT, BufSel, Opcode, buffer_sizes
 from hw.npu_if import (
-    buf_write_signature,
     line_addr_bits,
     line_bytes,
     sram_read_signature,
-    sram_write_signature,
-    unit_signature,
+    unit_members,
 )
 
 __all__ = ["Mover", "LoadUnit", "StoreUnit", "ROW_ADDR_BITS"]
@@ -182,21 +180,12 @@ class Mover(wiring.Component):
         return m
 
 
-def _unit_members(config: Config) -> dict:
-    return dict(unit_signature().members)
-
-
 class LoadUnit(wiring.Component):
     """LOAD: ``nbytes`` from SRAM ``sram_addr`` into WBUF/PBUF slot bytes [0, nbytes)."""
 
     def __init__(self, config: Config):
         self.config = config
-        members = _unit_members(config)
-        members.update({
-            "rd": Out(sram_read_signature(config)),
-            "buf": Out(buf_write_signature(config)),
-        })
-        super().__init__(members)
+        super().__init__(unit_members(config, wr=False, buf="out"))
 
     def elaborate(self, platform):
         m = Module()
@@ -248,12 +237,7 @@ class StoreUnit(wiring.Component):
 
     def __init__(self, config: Config):
         self.config = config
-        members = _unit_members(config)
-        members.update({
-            "rd": Out(sram_read_signature(config)),
-            "wr": Out(sram_write_signature(config)),
-        })
-        super().__init__(members)
+        super().__init__(unit_members(config))
 
     def elaborate(self, platform):
         m = Module()

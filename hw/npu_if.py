@@ -25,6 +25,7 @@ __all__ = [
     "sram_read_signature",
     "sram_write_signature",
     "unit_signature",
+    "unit_members",
     "buf_write_signature",
     "buf_words",
 ]
@@ -90,6 +91,21 @@ def unit_signature() -> wiring.Signature:
         "macs": Out(16),
         "error": Out(1),
     })
+
+
+def unit_members(config: Config, *, rd: bool = True, wr: bool = True,
+                 buf: str | None = None) -> dict:
+    """The members of an execution unit component: :func:`unit_signature`'s at top level, then
+    ``rd`` (SRAM read master), ``wr`` (SRAM write master) and ``buf`` (the buffer write port:
+    ``"out"`` for the LOAD unit that drives it, ``"in"`` for the conv unit owning the buffers)."""
+    members = dict(unit_signature().members)
+    if rd:
+        members["rd"] = Out(sram_read_signature(config))
+    if wr:
+        members["wr"] = Out(sram_write_signature(config))
+    if buf is not None:
+        members["buf"] = {"in": In, "out": Out}[buf](buf_write_signature(config))
+    return members
 
 
 def buf_words(config: Config) -> int:

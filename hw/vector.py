@@ -43,16 +43,13 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, wiring
-from amaranth.lib.wiring import Out
 
 from hw.config import Config
 from hw.isa import INSTR_LAYOUT, EltMode, Opcode, PoolMode, Timing
 from hw.npu_if import (
     line_addr_bits,
     line_bytes,
-    sram_read_signature,
-    sram_write_signature,
-    unit_signature,
+    unit_members,
 )
 
 __all__ = ["VectorUnit", "POST_LATENCY"]
@@ -155,10 +152,7 @@ class VectorUnit(wiring.Component):
                              f"{self.L})")
         #: window taps per command (raster order): the cycle model's dw_taps
         self.TT = max(1, min(9, Timing(config).dw_taps))
-        members = dict(unit_signature().members.items())
-        members["rd"] = Out(sram_read_signature(config))
-        members["wr"] = Out(sram_write_signature(config))
-        super().__init__(members)
+        super().__init__(unit_members(config))
 
     def elaborate(self, platform):  # noqa: C901 (one pipeline, written out)
         m = Module()
