@@ -104,6 +104,16 @@ def _meta_layout(L: int, LB: int, TT: int, NE: int) -> data.StructLayout:
     return data.StructLayout(f)
 
 
+def _comb(m, src, name, shape=None):
+    """``src`` as a combinational Signal. Amaranth's DomainLowerer copies an expression into
+    every place that uses it (it turns the expression DAG into a tree), so a value used more
+    than once -- and above all a chain in which each step reuses the previous one -- must be a
+    Signal or the netlist grows with the number of uses (exponentially along a chain)."""
+    s = Signal(src.shape() if shape is None else shape, name=name)
+    m.d.comb += s.eq(src)
+    return s
+
+
 def _reg(m, shape, src, name):
     s = Signal(shape, name=name, reset_less=True)
     m.d.sync += s.eq(src)
@@ -119,7 +129,7 @@ def _delay(m, sig, n, name):
 def _mbqm(m, x, mult, shift, name):
     """TFLite MultiplyByQuantizedMultiplier(int32 x, int32 mult, int32 shift), 4 registered
     stages; shift is clamped to [-31, 31]. Returns the int32 result (valid 4 cycles later)."""
-    sh = shift.as_signed()
+    sh = _comb(m, shift.as_signed(), name + "_sh")
     left = Mux(sh > 31, 31, Mux(sh > 0, sh, 0))[:5]
     right = Mux(sh < -31, 31, Mux(sh < 0, -sh, 0))[:5]
     xs1 = _reg(m, signed(32), (x.as_signed() << left)[:32], name + "_xs1")
@@ -132,7 +142,7 @@ def _mbqm(m, x, mult, shift, name):
               name + "_q3")
     rt3 = _reg(m, 5, rt2, name + "_rt3")
     half = (Const(1, 33) << rt3) >> 1
-    rnd = (q3 + half - ((q3 < 0) & (rt3 != 0)))
+    rnd = _comb(m, q3 + half - ((q3 < 0) & (rt3 != 0)), name + "_rnd")
     r4 = _reg(m, signed(32), (rnd >> rt3)[:32], name + "_r4")
     return r4
 
@@ -177,11 +187,11 @@ class VectorUnit(wiring.Component):
             | (self.cmd.payload[:5] == Opcode.ELTWISE.value)
             | (self.cmd.payload[:5] == Opcode.LUT.value)
             | (self.cmd.payload[:5] == Opcode.VMATMUL.value))
-        is_dw = op == Opcode.DWCONV
-        is_pool = op == Opcode.POOL
-        is_elt = op == Opcode.ELTWISE
-        is_lut = op == Opcode.LUT
-        is_vm = op == Opcode.VMATMUL
+        is_dw = _comb(m, op == Opcode.DWCONV, "is_dw")
+        is_pool = _comb(m, op == Opcode.POOL, "is_pool")
+        is_elt = _comb(m, op == Opcode.ELTWISE, "is_elt")
+        is_lut = _comb(m, op == Opcode.LUT, "is_lut")
+        is_vm = _comb(m, op == Opcode.VMATMUL, "is_vm")
         dw, pl_, el, lu, vm = ins.dwconv, ins.pool, ins.eltwise, ins.lut, ins.vmatmul
 
         # ------------------------------------------------------------------ REQ register
@@ -236,7 +246,7 @@ class VectorUnit(wiring.Component):
 
         # DWCONV / POOL field views (same names, different offsets)
         def f(name):
-            return Mux(is_dw, getattr(dw, name), getattr(pl_, name))
+            return _comb(m, Mux(is_dw, getattr(dw, name), getattr(pl_, name)), "f_" + name)
 
         in_h, in_w, in_c = f("in_h"), f("in_w"), f("in_c")
         out_h, out_w = f("out_h"), f("out_w")
@@ -245,9 +255,9 @@ class VectorUnit(wiring.Component):
         p_t, p_l = f("pad_top"), f("pad_left")
         in_addr = f("in_addr")
         out_addr = f("out_addr")
-        kwe = Mux(k_w == 0, 1, k_w)
-        kzero = (k_h == 0) | (k_w == 0)
-        dm_e = Mux(is_dw & (dw.depth_mult != 0), dw.depth_mult, 1)
+        kwe = _comb(m, Mux(k_w == 0, 1, k_w), "kwe")
+        kzero = _comb(m, (k_h == 0) | (k_w == 0), "kzero")
+        dm_e = _comb(m, Mux(is_dw & (dw.depth_mult != 0), dw.depth_mult, 1), "dm_e")
 
         nout = Signal(NB)
         rem_c = Signal(18)
@@ -351,7 +361,7 @@ class VectorUnit(wiring.Component):
                     cky, ckx, ciy, cix, ca, carow = cur
                     tpad.append((ciy < 0) | (ciy >= in_h) | (cix < 0) | (cix >= in_w))
                     taddr.append(ca)
-                    endrow = ckx + 1 >= kwe
+                    endrow = _comb(m, ckx + 1 >= kwe, f"ch{j}_endrow")
                     nxt = (Signal(8, name=f"ch{j}_ky"), Signal(8, name=f"ch{j}_kx"),
                            Signal(signed(18), name=f"ch{j}_iy"),
                            Signal(signed(18), name=f"ch{j}_ix"),
@@ -533,7 +543,7 @@ class VectorUnit(wiring.Component):
         sl_line, sl_need = [], []
         for v in range(V):
             lo_l = vaddr[v][LB:LB + LA]
-            sl_line += [lo_l, (lo_l + 1)[:LA]]
+            sl_line += [lo_l, _comb(m, (lo_l + 1)[:LA], f"sl_next{v}")]
             sl_need += [ven[v], ven[v] & ((voff[v] + L) > W)]
         hit = [[Signal(name=f"hit{s_}_{e}") for e in range(NE)] for s_ in range(NS)]
         hitany = Signal(NS)
@@ -551,7 +561,7 @@ class VectorUnit(wiring.Component):
         for s_ in reversed(range(NS)):
             with m.If(miss[s_]):
                 m.d.comb += fm.eq(s_)
-        fm_line = Array(sl_line)[fm]
+        fm_line = _comb(m, Array(sl_line)[fm], "fm_line", LA)
         inuse = Signal(NE)
         m.d.comb += inuse.eq(0)
         for s_ in range(NS):
@@ -560,7 +570,7 @@ class VectorUnit(wiring.Component):
                     m.d.comb += inuse[e].eq(1)
         victim = Signal(EB)
         for i in reversed(range(NE)):
-            cand = Mux(rr + i >= NE, rr + i - NE, rr + i)[:EB]
+            cand = _comb(m, Mux(rr + i >= NE, rr + i - NE, rr + i)[:EB], f"cand{i}")
             with m.If(~inuse.bit_select(cand, 1)):
                 m.d.comb += victim.eq(cand)
         credit = outstanding < RESP_DEPTH
@@ -626,8 +636,9 @@ class VectorUnit(wiring.Component):
             m.d.sync += outstanding.eq(outstanding - 1)
         cache = [Signal(8 * W, name=f"line{e}") for e in range(NE)]
         line = respq.r_data
-        pe = Array(list(mh.pe))[pc[:max(1, (NS - 1).bit_length())]]
-        cache_n = Array([Mux(pop & (pe == e), line, cache[e]) for e in range(NE)])
+        pe = _comb(m, Array(list(mh.pe))[pc[:max(1, (NS - 1).bit_length())]], "pe", EB)
+        cache_n = Array([_comb(m, Mux(pop & (pe == e), line, cache[e]), f"line{e}_n")
+                         for e in range(NE)])
         with m.If(pop):
             m.d.sync += [pc.eq(pc + 1), Array(cache)[pe].eq(line)]
         vec_n = [(Cat(cache_n[mh.lo[v]], cache_n[mh.hi[v]])
@@ -656,56 +667,75 @@ class VectorUnit(wiring.Component):
         wcache = Array([Signal(8 * L, name=f"wc{i}") for i in range(TMAX)])
         with m.If(exec_take & (am.kind == K_WLOAD)):
             m.d.sync += wcache[am.idx].eq(av_w)
-        wtap = [Mux(wc, wcache[am.idx + k], av_w) for k in range(TT)]
+        wtap = [_comb(m, Mux(wc, wcache[am.idx + k], av_w), f"wtap{k}", 8 * L)
+                for k in range(TT)]
 
         acc = [Signal(signed(32), name=f"acc{j}") for j in range(L)]
         mx = [Signal(signed(8), name=f"mx{j}") for j in range(L)]
         cnt = Signal(17)
         in_zp = dw.in_zp
+        # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted up lane
+        # by lane (r < dm, SEQ keeps r = co0 % dm), no divider
+        sel = []
+        if L > 1:
+            q = Const(0, LL)
+            rem = am.r
+            for j in range(L):
+                sel.append(q)
+                if j + 1 < L:
+                    wrap = _comb(m, rem + 1 >= dm, f"sel{j}_wrap")
+                    q = _comb(m, Mux(wrap, q + 1, q)[:LL], f"sel{j + 1}")
+                    rem = _comb(m, Mux(wrap, 0, rem + 1)[:4], f"sel{j + 1}_rem")
+        else:
+            sel = [Const(0, 1)]
+        tpad_dw = [_comb(m, is_dw & am.tpad[k], f"tpad_dw{k}") for k in range(TT)]
         xs, ws = [], []                # tap 0 (every opcode)
         xk, pk = [], []                # per lane: every tap (DWCONV / POOL)
         for j in range(L):
-            selj = ((am.r + j) // dm)[:max(1, LL)] if L > 1 else Const(0, 1)
             xl_, pl_k = [], []
             for k in range(TT):
                 ax = av_xs[k]
-                xr = Mux(is_dw, ax.word_select(selj, 8), ax[8 * j:8 * j + 8]).as_signed()
-                xj = Mux(is_dw & am.tpad[k], in_zp, xr)
+                xr = Mux(is_dw, ax.word_select(sel[j], 8), ax[8 * j:8 * j + 8]).as_signed()
+                xj = _comb(m, Mux(tpad_dw[k], in_zp, xr), f"x{j}_{k}", signed(8))
                 wk = wtap[k][8 * j:8 * j + 8].as_signed()
                 xl_.append(xj)
-                pl_k.append(xj * wk)
+                pl_k.append(_comb(m, xj * wk, f"p{j}_{k}", signed(16)))
             wj = Mux(am.bc, av_w[:8], av_w[8 * j:8 * j + 8]).as_signed()
             xs.append(xl_[0])
             ws.append(wj)
             xk.append(xl_)
             pk.append(pl_k)
         # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
+        kn_ok = [_comb(m, am.kn > j, f"kn_ok{j}") for j in range(L)]
         dots = [Signal(signed(32), name=f"dot{k}") for k in range(TT)]
         for k in range(TT):
-            m.d.comb += dots[k].eq(sum(Mux(am.kn > j, pk[j][k], 0) for j in range(L)))
-        mac = exec_take & (am.kind == K_MAC)
+            m.d.comb += dots[k].eq(sum(Mux(kn_ok[j], pk[j][k], 0) for j in range(L)))
+        mac = _comb(m, exec_take & (am.kind == K_MAC), "mac")
         acc_n = [Signal(signed(32), name=f"accn{j}") for j in range(L)]
         mx_n = [Signal(signed(8), name=f"mxn{j}") for j in range(L)]
         cnt_n = Signal(17)
-        tok = [~am.tpad[k] & ~am.zero & (am.nt > k) for k in range(TT)]
+        tok = [_comb(m, ~am.tpad[k] & ~am.zero & (am.nt > k), f"tok{k}") for k in range(TT)]
+        pon = [_comb(m, ~am.zero & (am.nt > k), f"pon{k}") for k in range(TT)]
+        vmk = [[_comb(m, (am.jj + k == j) & (am.nt > k), f"vm{j}_{k}")
+                for k in range(min(TT, j + 1))] for j in range(L)]
         m.d.comb += cnt_n.eq(Mux(am.first, 0, cnt) + sum(tok))
         for j in range(L):
-            base = Mux(am.first, 0, acc[j])
+            base = _comb(m, Mux(am.first, 0, acc[j]), f"base{j}", signed(32))
             with m.If(is_vm):
                 m.d.comb += acc_n[j].eq(acc[j])
                 for k in range(min(TT, j + 1)):
-                    with m.If((am.jj + k == j) & (am.nt > k)):
+                    with m.If(vmk[j][k]):
                         m.d.comb += acc_n[j].eq(base + Mux(am.zero, 0, dots[k]))
             with m.Elif(is_pool):
                 m.d.comb += acc_n[j].eq(
                     base + sum(Mux(tok[k], xk[j][k], 0) for k in range(TT)))
             with m.Else():
                 m.d.comb += acc_n[j].eq(
-                    base + sum(Mux(~am.zero & (am.nt > k), pk[j][k], 0) for k in range(TT)))
-            mcur = Mux(am.first, -128, mx[j])
+                    base + sum(Mux(pon[k], pk[j][k], 0) for k in range(TT)))
+            mcur = _comb(m, Mux(am.first, -128, mx[j]), f"mx{j}_i", signed(8))
             for k in range(TT):
-                xm = Mux(tok[k], xk[j][k], -128)
-                mcur = Mux(xm > mcur, xm, mcur)
+                xm = _comb(m, Mux(tok[k], xk[j][k], -128), f"mx{j}_x{k}", signed(8))
+                mcur = _comb(m, Mux(xm > mcur, xm, mcur), f"mx{j}_{k}", signed(8))
             m.d.comb += mx_n[j].eq(mcur)
         with m.If(mac):
             m.d.sync += [a.eq(b) for a, b in zip(acc, acc_n, strict=True)]
@@ -755,14 +785,17 @@ class VectorUnit(wiring.Component):
                                          .as_signed())
 
         # ------------------------------------------------------------------ POST
-        elt_add = is_elt & (el.mode == EltMode.ADD)
-        avg = is_pool & (pl_.mode == PoolMode.AVG)
-        pass_ = (is_pool & (pl_.mode == PoolMode.MAX)) | is_lut
-        off = Mux(is_elt, o_off, Mux(is_dw, dw.out_zp, Mux(is_vm, vm.out_zp, 0)))
-        lo = Mux(is_elt, o_lo, Mux(is_dw, dw.act_min, Mux(is_vm, vm.act_min,
-                                                            Mux(is_pool, pl_.act_min, -128))))
-        hi = Mux(is_elt, o_hi, Mux(is_dw, dw.act_max, Mux(is_vm, vm.act_max,
-                                                           Mux(is_pool, pl_.act_max, 127))))
+        elt_add = _comb(m, is_elt & (el.mode == EltMode.ADD), "elt_add")
+        avg = _comb(m, is_pool & (pl_.mode == PoolMode.AVG), "avg")
+        pass_ = _comb(m, (is_pool & (pl_.mode == PoolMode.MAX)) | is_lut, "pass")
+        off = _comb(m, Mux(is_elt, o_off, Mux(is_dw, dw.out_zp, Mux(is_vm, vm.out_zp, 0))),
+                    "off")
+        lo = _comb(m, Mux(is_elt, o_lo, Mux(is_dw, dw.act_min, Mux(is_vm, vm.act_min,
+                                                                     Mux(is_pool, pl_.act_min,
+                                                                         -128)))), "lo")
+        hi = _comb(m, Mux(is_elt, o_hi, Mux(is_dw, dw.act_max, Mux(is_vm, vm.act_max,
+                                                                    Mux(is_pool, pl_.act_max,
+                                                                        127)))), "hi")
         ydata = []
         cntd = p0cnt
         for j in range(L):
@@ -778,7 +811,7 @@ class VectorUnit(wiring.Component):
             # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
             half = cntd >> 1
             s = u1[j]
-            num = Mux(s > 0, s + half, s - half)
+            num = _comb(m, Mux(s > 0, s + half, s - half), nm + "num")
             neg1 = _reg(m, 1, num < 0, nm + "neg1")
             a = _reg(m, unsigned(27), Mux(num < 0, -num, num)[:27], nm + "abs1")
             d = _reg(m, unsigned(17), cntd, nm + "d1")
@@ -796,7 +829,7 @@ class VectorUnit(wiring.Component):
             qs = _reg(m, signed(32), Mux(neg, -q, q), nm + "qs11")  # stage 11
             u1d11 = _delay(m, u1[j], 11, nm + "u1p")
             val = Mux(avg, qs, Mux(pass_, u1d11, r3d))
-            y = val + off
+            y = _comb(m, val + off, nm + "y")
             yc = Mux(y < lo, lo, Mux(y > hi, hi, y))
             ydata.append(_reg(m, signed(8), yc[:8], nm + "y12"))
         # delays of the beat's address / lanes / valid (12 stages)
@@ -822,6 +855,8 @@ class VectorUnit(wiring.Component):
         sdata = (Cat(h_data, Const(0, 16 * W - 8 * L)) << Cat(Const(0, 3), woffs))[:16 * W]
         smask = (Cat(lane_mask, Const(0, 2 * W - L)) << woffs)[:2 * W]
         second = Signal()
+        smask = _comb(m, smask, "smask")
+        sdata = _comb(m, sdata, "sdata")
         hi_need = smask[W:].any()
         m.d.comb += [
             self.wr.req.valid.eq(outq.r_rdy & (h_n != 0)),
