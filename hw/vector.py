@@ -41,7 +41,7 @@ place); per-channel shifts in [-31, 31]; ELTWISE offsets in [-2**16, 2**16), lef
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 
 from hw.config import Config
@@ -641,8 +641,10 @@ class VectorUnit(wiring.Component):
                          for e in range(NE)])
         with m.If(pop):
             m.d.sync += [pc.eq(pc + 1), Array(cache)[pe].eq(line)]
-        vec_n = [(Cat(cache_n[mh.lo[v]], cache_n[mh.hi[v]])
-                  >> Cat(Const(0, 3), mh.off[v]))[:8 * L] for v in range(V)]
+        # a vector: L bytes from byte off (< W) of its line and the next one (a byte shifter of
+        # W + L bytes: a shift of both whole lines would be 4x wider and slow down elaboration)
+        vec_n = [Cat(cache_n[mh.lo[v]], Value.cast(cache_n[mh.hi[v]])[:8 * L])
+                 .bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L) for v in range(V)]
         with m.If(exec_take):
             m.d.sync += av.eq(0)
         with m.If(done_cmd):
@@ -852,11 +854,10 @@ class VectorUnit(wiring.Component):
         woffs = h_addr[:LB] if LB else Const(0, 1)
         wline = h_addr[LB:LB + LA]
         lane_mask = Cat(*[h_n > j for j in range(L)])
-        sdata = (Cat(h_data, Const(0, 16 * W - 8 * L)) << Cat(Const(0, 3), woffs))[:16 * W]
-        smask = (Cat(lane_mask, Const(0, 2 * W - L)) << woffs)[:2 * W]
+        # (shift the L data bytes; a shift of the zero-padded two lines would be 2W x 3W wide)
+        sdata = _comb(m, h_data << Cat(Const(0, 3), woffs), "sdata", 16 * W)
+        smask = _comb(m, lane_mask << woffs, "smask", 2 * W)
         second = Signal()
-        smask = _comb(m, smask, "smask")
-        sdata = _comb(m, sdata, "sdata")
         hi_need = smask[W:].any()
         m.d.comb += [
             self.wr.req.valid.eq(outq.r_rdy & (h_n != 0)),
