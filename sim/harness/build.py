@@ -1,0 +1,72 @@
+"""Build a Verilog top plus a C++ harness into a shared library with Verilator (cached by hash).
+
+Contract (used by sim/harness/npu.py and sim/harness/pixel.py):
+
+- The build directory is ``build/harness/<name>-<key>/`` with ``key = sha256(verilog, harness
+  source, Verilator flags, C flags)[:16]``; the library is ``lib<name>_<key>.so`` (unique per
+  build, so several builds can be loaded into one process with ctypes).
+- A file lock makes concurrent builds (pytest-xdist workers, parallel CLI runs) safe: the second
+  waits and reuses the first's library.
+- ``build.log`` in the build directory keeps Verilator's and the compiler's output.
+- :data:`FLAGS` are the Verilator flags of every harness build; :func:`cxx_opt` the C++
+  optimization of the hot code (Verilator's ``OPT_FAST`` and ``OPT_GLOBAL``: the model's
+  evaluation, the runtime library and the harness; ``LOGICDIE_CXX_OPT``, default ``-O2``; part of
+  the cache key). Verilator's "slow" files (constructors, initial blocks) keep ``OPT_SLOW``'s
+  default, no optimization: an ``-O`` in ``-CFLAGS`` would override it for every file and only
+  lengthen the build.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from sim.toolchain import build_dir, make_flags, setup_env
+
+__all__ = ["FLAGS", "WAVE_FLAGS", "cxx_opt", "build_harness"]
+
+#: Amaranth's Verilog has width-extension warnings by construction; they are not errors.
+FLAGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
+WAVE_FLAGS = ["--trace-fst", "--trace-structs"]
+
+
+def cxx_opt() -> str:
+    """C++ optimization flag of harness builds: ``$LOGICDIE_CXX_OPT`` or ``-O2``."""
+    return os.environ.get("LOGICDIE_CXX_OPT", "-O2")
+
+
+def build_harness(name: str, top: str, verilog: str, source: Path, *, defines: dict[str, int],
+                  waves: bool = False) -> Path:
+    """Shared library of Verilog module ``top`` (text ``verilog``) built with harness ``source``.
+
+    ``defines`` become ``-D`` C flags of the harness; ``waves`` adds FST tracing (the harness must
+    honour its own ``*_WAVES`` define). Returns the library path; raises ``RuntimeError`` naming
+    the build log when Verilator or the compiler fails.
+    """
+    flags = FLAGS + (WAVE_FLAGS if waves else [])
+    opt = cxx_opt()
+    cflags = " ".join(["-fPIC", *(f"-D{k}={v}" for k, v in sorted(defines.items()))])
+    key = hashlib.sha256("\0".join([verilog, source.read_text(), " ".join(flags), cflags, opt])
+                         .encode()).hexdigest()[:16]
+    bdir = build_dir("harness", f"{name}-{key}")
+    lib = bdir / f"lib{name}_{key}.so"
+    with open(bdir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if lib.exists():
+            return lib
+        vfile = bdir / f"{top}.v"
+        vfile.write_text(verilog)
+        env = setup_env(dict(os.environ))
+        env["MAKEFLAGS"] = make_flags(env.get("MAKEFLAGS", ""), CFG_CXXFLAGS_PCH_I="-include",
+                                      OPT_FAST=opt, OPT_GLOBAL=opt)
+        cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", *flags,
+               "--top-module", top, "--prefix", "Vtop", "-Mdir", str(bdir / "obj"),
+               "-CFLAGS", cflags, "-LDFLAGS", "-shared", "-o", str(lib), str(vfile), str(source)]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        (bdir / "build.log").write_text(r.stdout + r.stderr)
+        if r.returncode or not lib.exists():
+            raise RuntimeError(f"{name} harness build failed, see {bdir / 'build.log'}")
+    return lib
