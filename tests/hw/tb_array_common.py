@@ -12,8 +12,9 @@ import random
 
 from amaranth.hdl import Shape
 from amaranth.lib import data
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
+
+from tests.hw.tb_common import reset, start_clock
 
 
 def pack(layout, value) -> int:
@@ -104,17 +105,10 @@ class Sink:
 async def start(dut, sources=(), sinks=(), reset_cycles: int = 3, clock: bool = True) -> None:
     """Start the clock (``clock``: once per cocotb test), zero every source/sink control, reset."""
     if clock:
-        Clock(dut.clk, 10, unit="ns").start()
-    for s in sources:
-        s.valid.value = 0
-        s.payload.value = 0
-    for s in sinks:
-        if s.ready is not None:
-            s.ready.value = 0
-    dut.rst.value = 1
-    for _ in range(reset_cycles):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+        start_clock(dut)
+    zero = [h for s in sources for h in (s.valid, s.payload)]
+    zero += [s.ready for s in sinks if s.ready is not None]
+    await reset(dut, zero, reset_cycles)
 
 
 async def run(dut, sources, sinks, until, max_cycles: int, tick=None) -> int:

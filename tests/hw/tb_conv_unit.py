@@ -17,7 +17,6 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.config import Config
@@ -27,6 +26,7 @@ from models.arith import quantize_multiplier
 from sim.cocotb_run import tb_params
 from sim.isa_sim import IsaSim, instr_cost
 from tests.hw.tb_array_common import pack, unpack
+from tests.hw.tb_common import reset, start_clock
 
 KERNELS = [(1, 1), (1, 1), (3, 3), (3, 3), (3, 3), (2, 2), (1, 3), (3, 1), (5, 5), (2, 3)]
 
@@ -53,14 +53,9 @@ class Bench:
 
     async def start(self):
         dut = self.dut
-        Clock(dut.clk, 10, unit="ns").start()
-        for s in (dut.cmd__valid, dut.buf__req__valid, dut.rd__req__ready, dut.wr__req__ready,
-                  dut.rd__rvalid):
-            s.value = 0
-        dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
+        start_clock(dut)
+        await reset(dut, ("cmd__valid", "buf__req__valid", "rd__req__ready", "wr__req__ready",
+                          "rd__rvalid"))
 
     # ---------------------------------------------------------------- one clock of the models
     async def tick(self, edge: bool = True):

@@ -16,7 +16,6 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.config import Config
@@ -24,6 +23,7 @@ from hw.isa import BufSel, Opcode, buffer_sizes, encode
 from hw.npu_if import SRAM_READ_LATENCY, buf_words, line_addr_bits, line_bytes
 from sim.cocotb_run import tb_params
 from sim.isa_sim import IsaSim
+from tests.hw.tb_common import reset, start_clock
 
 
 class Bench:
@@ -153,22 +153,10 @@ def gen_load(rng: random.Random, cfg: Config, region: int) -> dict:
             "sram_addr": rng.randrange(0, region - nb), "nbytes": nb}
 
 
-async def reset(dut, unit):
+async def reset_unit(dut, unit):
     await RisingEdge(dut.clk)
-    dut.cmd__valid.value = 0
-    dut.cmd__payload.value = 0
-    dut.rd__req__ready.value = 0
-    dut.rd__rvalid.value = 0
-    dut.rd__rdata.value = 0
-    if unit == "store":
-        dut.wr__req__ready.value = 0
-    else:
-        dut.buf__req__ready.value = 0
-    dut.rst.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
+    await reset(dut, ("cmd__valid", "cmd__payload", "rd__req__ready", "rd__rvalid", "rd__rdata",
+                      "wr__req__ready" if unit == "store" else "buf__req__ready"), settle=True)
 
 
 @cocotb.test()
@@ -177,9 +165,9 @@ async def dma_random(dut):
     cfg = Config(**p["config"])
     unit = p["unit"]
     rng = random.Random(p["seed"])
-    Clock(dut.clk, 10, unit="ns").start()
+    start_clock(dut)
     bench = Bench(dut, cfg, rng, unit, p.get("ready", 0.7))
-    await reset(dut, unit)
+    await reset_unit(dut, unit)
     region = p.get("region", 8192)
     nrng = np.random.default_rng(p["seed"])
     total_bytes = total_cycles = 0
@@ -223,7 +211,7 @@ async def dma_random(dut):
         bad.append({"opcode": Opcode.COPY, "src_addr": 0, "dst_addr": 0, "row_bytes": 8,
                     "rows": 2, "planes": 1, "src_row_stride": cfg.sram_bytes - 4})
     for ins in bad:
-        await reset(dut, unit)
+        await reset_unit(dut, unit)
         bench.resp.clear()
         assert not int(dut.error.value)
         await bench.step({"cmd__payload": int.from_bytes(encode(ins), "little"),

@@ -14,12 +14,12 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.config import Config
 from hw.npu_if import SRAM_READ_LATENCY, line_addr_bits, line_bytes
 from sim.cocotb_run import tb_params
+from tests.hw.tb_common import reset, start_clock
 
 
 @cocotb.test()
@@ -36,15 +36,9 @@ async def sram_random(dut):
     def port(kind, i, name):
         return getattr(dut, f"{kind}__{i}__{name}")
 
-    Clock(dut.clk, 10, unit="ns").start()
-    for i in range(nr):
-        port("rd", i, "req__valid").value = 0
-    for i in range(nw):
-        port("wr", i, "req__valid").value = 0
-    dut.rst.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    start_clock(dut)
+    await reset(dut, [port("rd", i, "req__valid") for i in range(nr)]
+                + [port("wr", i, "req__valid") for i in range(nw)])
 
     rd_pend = [None] * nr      # request being shown: line address
     wr_pend = [None] * nw      # (addr, data bytes, mask)
