@@ -25,9 +25,10 @@ Streams (all ``stream.Signature``; the order of beats is exactly :func:`models.g
 Loop nest: N tiles (outer) > M blocks of :func:`m_block` rows > K tiles > rows. Each (M block, K
 tile) loads one weight tile into the array's free bank while the previous tile computes, so a long
 GEMM streams at R*C MACs/cycle. Partial sums of K tiles accumulate in a block-sized int32 buffer
-(read, add, write, with forwarding); the last K tile's sums go through the requant pipeline into an
-output FIFO. Activations of the last K tile are admitted only with a free output slot reserved
-(credits), so back-pressure on ``out`` never loses data and the array itself never stalls.
+(read, add, write; no forwarding: admission keeps a row's K tiles >= 3 cycles apart); the last K
+tile's sums go through the requant pipeline into an output FIFO. Activations of the last K tile
+are admitted only with a free output slot reserved (credits), so back-pressure on ``out`` never
+loses data and the array itself never stalls.
 
 The input zero point is not an engine parameter: fold it into the bias
 (:func:`models.gemm.fold_input_zero_point`) and feed padding taps as the zero point.
@@ -83,10 +84,15 @@ class GemmEngine(wiring.Component):
         self.mi_bits = (self.mb - 1).bit_length() or 1
         self.tag = data.StructLayout({"mi": self.mi_bits, "first": 1, "lastk": 1, "nt_end": 1,
                                       "final": 1})
-        self.array_latency = R + C + 1
+        self.fast = config.clock_mhz >= 60
+        self._array = SystolicArray(config, tag_bits=self.tag.size)
+        self.array_latency = self._array.latency
         self._rq = RequantCore.for_clock(C, config.clock_mhz)
+        #: Cycles from a psum beat to the requant input (read, register, add; fast: + the
+        #: per-lane address registers).
+        self.acc_latency = 3 if self.fast else 2
         #: Output FIFO entries = credits: covers array + accumulate + requant latency (full rate).
-        self.out_depth = self.array_latency + 2 + self._rq.latency + 4
+        self.out_depth = self.array_latency + self.acc_latency + self._rq.latency + 4
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout())),
             "params": In(stream.Signature(params_layout(config))),
@@ -99,17 +105,10 @@ class GemmEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         C, MB = self.config.array_cols, self.mb
-        m.submodules.array = array = SystolicArray(self.config, tag_bits=self.tag.size)
+        m.submodules.array = array = self._array
         m.submodules.rq = rq = self._rq
         play = params_layout(self.config)
-        m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=play.size, depth=2)
-        fast = self.config.clock_mhz >= 60
-        # Output FIFO word: 32 C acc bits (normal mode: the int8 lanes in the low 8 C bits), last.
-        # Fast clocks: async-read FIFO (LUT RAM), no block-RAM clock-to-out on the output stream;
-        # slow clocks (iCE40: no LUT RAM, flip-flops are scarce): block RAM.
-        owidth = 32 * C + 1
-        fifo_cls = fifo.SyncFIFO if fast else fifo.SyncFIFOBuffered
-        m.submodules.ofifo = ofifo = fifo_cls(width=owidth, depth=self.out_depth)
+        fast = self.fast
         wiring.connect(m, wiring.flipped(self.wgt), array.w_in)
 
         # ---- command registers
@@ -126,17 +125,22 @@ class GemmEngine(wiring.Component):
         # ``params.ready`` is a register (the push enables every bit of the FIFO: a wide net).
         p_left = Signal(DIM_BITS)        # params beats still to accept for this GEMM
         p_avail = Signal(2)              # pushed beats whose N tile admission has not passed
-        p_cnt = Signal(2)                # beats in pfifo
+        p_cnt = Signal(3, init=1)        # beats in the parameter FIFO, one-hot (0, 1, 2)
         p_ready = Signal()
         p_push = self.params.valid & p_ready
         p_pop = Signal()
-        m.d.comb += [
-            self.params.ready.eq(p_ready),
-            pfifo.w_en.eq(p_push),
-            pfifo.w_data.eq(self.params.payload),
-        ]
+        m.d.comb += self.params.ready.eq(p_ready)
         cmd_take = self.cmd.valid & ~busy
-        p_cnt_next = p_cnt + p_push - p_pop
+        p_up, p_dn = p_push & ~p_pop, p_pop & ~p_push
+        p_cnt_next = Mux(p_up, p_cnt.rotate_left(1), Mux(p_dn, p_cnt.rotate_right(1), p_cnt))
+        # Two-entry parameter FIFO as a shift register: the head is always slot 0 (a register,
+        # no read mux), slot 1 moves into it on a pop.
+        p_slot = [Signal(play, name=f"p_slot{i}", reset_less=True) for i in range(2)]
+        p_rdy_empty = Signal()           # p_ready & (no beat in the FIFO), registered
+        with m.If(p_pop | (self.params.valid & p_rdy_empty)):
+            m.d.sync += p_slot[0].eq(Mux(p_cnt[2], p_slot[1], self.params.payload))
+        with m.If(p_push):
+            m.d.sync += p_slot[1].eq(self.params.payload)
         # p_left != 0 and p_left == 1 as registered flags: the push selects, the wide compares
         # work on registers and cmd inputs only.
         p_nz, p_one = Signal(), Signal()
@@ -145,8 +149,10 @@ class GemmEngine(wiring.Component):
             m.d.sync += [p_left.eq(self.cmd.p.n_tiles), p_one.eq(self.cmd.p.n_tiles == 1)]
         with m.Elif(p_push):
             m.d.sync += [p_left.eq(p_left - 1), p_one.eq(p_left == 2)]
+        # (At a new command the FIFO is empty: the previous GEMM popped all its beats.)
         m.d.sync += [p_nz.eq(p_nz_next), p_cnt.eq(p_cnt_next),
-                     p_ready.eq(p_nz_next & (p_cnt_next < 2))]
+                     p_ready.eq(p_nz_next & ~p_cnt_next[2]),
+                     p_rdy_empty.eq(p_nz_next & p_cnt_next[0])]
 
         # ---- admission of activations ---------------------------------------------------------
         # Loop state is kept as down-counters plus registered flags, so that the admission
@@ -228,61 +234,139 @@ class GemmEngine(wiring.Component):
         with m.If(self.cmd.valid & ~busy):
             m.d.sync += p_avail.eq(0)
 
-        # ---- accumulate K tiles: read (stage 0), register (1), add into a register (2), write
-        # (2). A row's next K-tile read comes >= 3 cycles after its previous one (admission
-        # enforces the gap for blocks of one or two rows), so every read sees the previous
-        # write and nothing needs forwarding: the adder sits between two registers.
+        # ---- accumulate K tiles. A row's next K-tile read comes >= 3 cycles after its
+        # previous one (admission enforces the gap for blocks of one or two rows), so every
+        # read sees the previous write and nothing needs forwarding: the adder sits between
+        # two registers.
         acc_shape = data.ArrayLayout(signed(32), C)
-        # Fast clocks: asynchronous read from LUT RAM, registered (``ram_style``: otherwise yosys
-        # absorbs that register into a block RAM, whose clock-to-out then starts the adder
-        # path); slow clocks (iCE40, no LUT RAM): block RAM.
-        m.submodules.accmem = accmem = memory.Memory(
-            shape=acc_shape, depth=MB, init=[],
-            attrs={"ram_style": "distributed"} if fast else None)
-        rd = accmem.read_port(domain="comb" if fast else "sync")
-        wr = accmem.write_port()
         po = array.psum_out
         potag = data.View(self.tag, po.p.tag)
-        m.d.comb += [rd.addr.eq(potag.mi), po.ready.eq(1)]
-        v1, v2 = Signal(), Signal()
-        ps1 = Signal(acc_shape, reset_less=True)
-        t1, t2 = Signal(self.tag, reset_less=True), Signal(self.tag, reset_less=True)
-        m.d.sync += [v1.eq(po.valid), ps1.eq(po.p.data), t1.eq(po.p.tag),
-                     v2.eq(v1), t2.eq(t1)]
-        # Stage-1 read data, zero for the first K tile (fast: the zero is the flip-flops'
-        # synchronous reset, no logic level).
-        rd1 = Signal(acc_shape, reset_less=True)
-        if fast:
-            m.d.sync += rd1.eq(Mux(potag.first, 0, rd.data))
-        else:
-            m.d.comb += rd1.eq(Mux(t1.first, 0, rd.data))
+        m.d.comb += po.ready.eq(1)
+        # Stage k: valid v[k], tag t[k], psum ps[k] (k = 0: the array's output registers).
+        v = [po.valid]
+        t = [potag]
+        ps = [po.p.data]
+        for k in range(1, self.acc_latency + 1):
+            v.append(Signal(name=f"acc_v{k}"))
+            t.append(Signal(self.tag, name=f"acc_t{k}", reset_less=True))
+            ps.append(Signal(acc_shape, name=f"acc_ps{k}", reset_less=True))
+            m.d.sync += [v[k].eq(v[k - 1]), t[k].eq(t[k - 1]), ps[k].eq(ps[k - 1])]
         total = Signal(acc_shape, reset_less=True)
-        m.d.sync += [total[n].eq(rd1[n] + ps1[n]) for n in range(C)]
-        m.d.comb += [wr.en.eq(v2 & ~t2.lastk), wr.addr.eq(t2.mi), wr.data.eq(total)]
+        if fast:
+            # One LUT-RAM memory per lane (asynchronous read, ``ram_style``: otherwise yosys
+            # absorbs the read register into a block RAM, whose clock-to-out then starts the
+            # adder path), each with its own read and write address registers: an address bit
+            # drives 32 RAM cells, not 32 C. (Distinct reset values keep yosys from merging
+            # the copies.) Stage 1: read at the lane's address register; stage 2: read data
+            # registered (zero for the first K tile: the flip-flops' synchronous reset);
+            # stage 3: sum registered and written back.
+            rd2 = Signal(acc_shape, reset_less=True)
+            for n in range(C):
+                mem = memory.Memory(shape=signed(32), depth=MB, init=[],
+                                    attrs={"ram_style": "distributed"})
+                m.submodules[f"accmem{n}"] = mem
+                rd, wr = mem.read_port(domain="comb"), mem.write_port()
+                # Yosys merges equal flip-flops bit by bit: lane n's copies differ in having a
+                # clock enable (bit 0 of n), their reset value (bit 1) and having a reset at
+                # all (bit 2), so each address bit has up to eight drivers.
+                init = (MB - 1) if (n >> 1) & 1 else 0
+                rl = bool((n >> 2) & 1)
+                ra = Signal(range(MB), init=init, reset_less=rl, name=f"acc_ra{n}")
+                wa = Signal(range(MB), init=init, reset_less=rl, name=f"acc_wa{n}")
+                if n & 1:
+                    with m.If(v[0]):
+                        m.d.sync += ra.eq(potag.mi)
+                    with m.If(v[2]):
+                        m.d.sync += wa.eq(t[2].mi)
+                else:
+                    m.d.sync += [ra.eq(potag.mi), wa.eq(t[2].mi)]
+                m.d.sync += rd2[n].eq(Mux(t[1].first, 0, rd.data))
+                m.d.comb += [rd.addr.eq(ra), wr.addr.eq(wa), wr.data.eq(total[n]),
+                             wr.en.eq(v[3] & ~t[3].lastk)]
+            m.d.sync += [total[n].eq(rd2[n] + ps[2][n]) for n in range(C)]
+        else:
+            # Slow clocks (iCE40, no LUT RAM): one block RAM, read at stage 0, the read data
+            # (zero for the first K tile) added at stage 1, written back at stage 2.
+            m.submodules.accmem = accmem = memory.Memory(shape=acc_shape, depth=MB, init=[])
+            rd = accmem.read_port(domain="sync")
+            wr = accmem.write_port()
+            rd1 = Signal(acc_shape, reset_less=True)
+            m.d.comb += [rd.addr.eq(potag.mi), rd1.eq(Mux(t[1].first, 0, rd.data)),
+                         wr.en.eq(v[2] & ~t[2].lastk), wr.addr.eq(t[2].mi), wr.data.eq(total)]
+            m.d.sync += [total[n].eq(rd1[n] + ps[1][n]) for n in range(C)]
+        va, ta = v[-1], t[-1]      # the sum's stage
 
-        # ---- requant of the final K tile
-        head = data.View(play, pfifo.r_data)
+        # ---- requant of the final K tile (``p_pop`` registered one stage ahead: it is the
+        # parameter FIFO's shift enable)
+        head = p_slot[0]
+        pre = self.acc_latency - 1
+        m.d.sync += p_pop.eq(v[pre] & t[pre].lastk & t[pre].nt_end)
         m.d.comb += [
-            rq.i.valid.eq(v2 & t2.lastk),
+            rq.i.valid.eq(va & ta.lastk),
             rq.bypass.eq(cmd.raw),
             rq.i.p.acc.eq(total),
             rq.i.p.bias.eq(head.bias), rq.i.p.mult.eq(head.mult), rq.i.p.shift.eq(head.shift),
             rq.i.p.zp.eq(cmd.zp), rq.i.p.qmin.eq(cmd.qmin), rq.i.p.qmax.eq(cmd.qmax),
-            rq.i.p.last.eq(t2.final),
-            p_pop.eq(v2 & t2.lastk & t2.nt_end),
-            pfifo.r_en.eq(p_pop),
+            rq.i.p.last.eq(ta.final),
         ]
 
         # ---- output FIFO and credits
+        # Word: 32 C acc bits (normal mode: the int8 lanes in the low 8 C bits), last.
+        owidth = 32 * C + 1
+        w_en = rq.o.valid | rq.x.valid
+        w_data = Mux(cmd.raw, Cat(rq.x.p.acc, rq.x.p.last),
+                     Cat(rq.o.p.data, Const(0, 24 * C), rq.o.p.last))
+        if fast:
+            # LUT-RAM FIFO written from registers (the bank write enables start at flip-flops),
+            # with a registered head (``out`` comes from flip-flops, not from the RAM's read
+            # path). The RAM is split into slices of <= 64 bits, each with its own pointer
+            # copies (distinct reset values keep yosys from merging them): a pointer bit
+            # drives <= 16 RAM cells.
+            depth = 1 << (self.out_depth - 1).bit_length()
+            wen_r = Signal()
+            wdat_r = Signal(owidth, reset_less=True)
+            cnt = Signal(range(depth + 1))       # words in the RAM
+            nonempty = Signal()                  # == (cnt != 0), registered
+            head_v = Signal()
+            head_d = Signal(owidth, reset_less=True)
+            load = nonempty & (~head_v | self.out.ready)
+            m.d.sync += [wen_r.eq(w_en), wdat_r.eq(w_data),
+                         nonempty.eq(wen_r | (cnt[1:] != 0) | (nonempty & ~load))]
+            with m.If(wen_r & ~load):
+                m.d.sync += cnt.eq(cnt + 1)
+            with m.Elif(load & ~wen_r):
+                m.d.sync += cnt.eq(cnt - 1)
+            with m.If(load):
+                m.d.sync += head_v.eq(1)
+            with m.Elif(self.out.ready):
+                m.d.sync += head_v.eq(0)
+            for k, lo in enumerate(range(0, owidth, 64)):
+                hi = min(lo + 64, owidth)
+                omem = memory.Memory(shape=hi - lo, depth=depth, init=[],
+                                     attrs={"ram_style": "distributed"})
+                m.submodules[f"ofifo{k}"] = omem
+                ord_, owr = omem.read_port(domain="comb"), omem.write_port()
+                wptr = Signal(range(depth), init=k % depth, name=f"ofifo_wptr{k}")
+                rptr = Signal(range(depth), init=k % depth, name=f"ofifo_rptr{k}")
+                m.d.comb += [owr.en.eq(wen_r), owr.addr.eq(wptr), owr.data.eq(wdat_r[lo:hi]),
+                             ord_.addr.eq(rptr)]
+                with m.If(wen_r):
+                    m.d.sync += wptr.eq(wptr + 1)
+                with m.If(load):
+                    m.d.sync += [head_d[lo:hi].eq(ord_.data), rptr.eq(rptr + 1)]
+            o_valid, o_data = head_v, head_d
+        else:
+            # Slow clocks (iCE40: no LUT RAM, flip-flops are scarce): block RAM.
+            m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=owidth,
+                                                               depth=self.out_depth)
+            m.d.comb += [ofifo.w_en.eq(w_en), ofifo.w_data.eq(w_data),
+                         ofifo.r_en.eq(self.out.ready)]
+            o_valid, o_data = ofifo.r_rdy, ofifo.r_data
         m.d.comb += [
-            ofifo.w_en.eq(rq.o.valid | rq.x.valid),
-            ofifo.w_data.eq(Mux(cmd.raw, Cat(rq.x.p.acc, rq.x.p.last),
-                                Cat(rq.o.p.data, Const(0, 24 * C), rq.o.p.last))),
-            self.out.valid.eq(ofifo.r_rdy),
-            self.out.p.data.eq(ofifo.r_data[:8 * C]),
-            self.out.p.acc.eq(ofifo.r_data[:32 * C]),
-            self.out.p.last.eq(ofifo.r_data[32 * C]),
-            ofifo.r_en.eq(self.out.ready),
+            self.out.valid.eq(o_valid),
+            self.out.p.data.eq(o_data[:8 * C]),
+            self.out.p.acc.eq(o_data[:32 * C]),
+            self.out.p.last.eq(o_data[32 * C]),
         ]
         inc = admit & kt_last
         m.d.sync += free.eq(free - inc + out_take)

@@ -86,16 +86,17 @@ def _decoders(e):
 class RequantCore(wiring.Component):
     """Fixed-latency requant pipeline without back-pressure (see module docstring)."""
 
-    #: Pipeline registers of the full-speed pipeline (stages S0..S12, see docs/array.md).
-    FULL = tuple(range(13))
+    #: Pipeline registers of the full-speed pipeline (stages S0..S17, see docs/array.md).
+    FULL = tuple(range(18))
     #: Registers kept for slow clocks (< 60 MHz, e.g. the iCE40 preset): input, DSP operands and
-    #: products (S3, S4, inherent to :func:`hw.systolic.registered_mul`), one register after each
-    #: long carry chain (S6, S7), after the right shift (S9) and the output.
-    LIGHT = (0, 3, 4, 6, 7, 9, 12)
+    #: products (S4, S5, inherent to :func:`hw.systolic.registered_mul`), one register after the
+    #: product sum (S9) and the rounding add (S10), after the right shift (S12) and the output
+    #: (S17).
+    LIGHT = (0, 4, 5, 9, 10, 12, 17)
 
     def __init__(self, lanes: int, stages: tuple[int, ...] = FULL):
         self.lanes = lanes
-        self.stages = tuple(sorted(set(stages) | {3, 4}))
+        self.stages = tuple(sorted(set(stages) | {4, 5}))
         #: Cycles from an input beat (``i.valid``) to its output beat (``o.valid``).
         self.latency = len(self.stages)
         #: Cycles from a ``bypass`` input beat to its ``x`` beat (the stages up to the bias add).
@@ -146,10 +147,13 @@ class RequantCore(wiring.Component):
         zp = [reg(signed(8), "zp0", self.i.p.zp)]
         qmin = [reg(signed(8), "qmin0", self.i.p.qmin)]
         qmax = [reg(signed(8), "qmax0", self.i.p.qmax)]
-        for k in range(1, 12):
+        for k in range(1, 17):
             zp.append(reg(signed(8), f"zp{k}", zp[-1]))
             qmin.append(reg(signed(8), f"qmin{k}", qmin[-1]))
             qmax.append(reg(signed(8), f"qmax{k}", qmax[-1]))
+        # Offset-binary clamp bounds for the unsigned compares of S16.
+        qminu = {15: reg(8, "qminu15", qmin[14] ^ 0x80)}
+        qmaxu = {15: reg(8, "qmaxu15", qmax[14] ^ 0x80)}
 
         for n in range(L):
             p = f"n{n}_"
@@ -170,50 +174,78 @@ class RequantCore(wiring.Component):
             left2 = reg(2, p + "left2", left1[3:])
             mult2 = reg(signed(32), p + "mult2", mult1)
             right2 = reg(5, p + "right2", right1)
-            xs3_d = (x2 << Cat(Const(0, 3), left2))[:32]
-            xs3 = reg(signed(32), p + "xs3", xs3_d)
+            # S3: the shifted value in fabric flip-flops next to the DSPs (the route into the
+            # DSP row takes most of a cycle).
+            xs3 = reg(signed(32), p + "xs3", (x2 << Cat(Const(0, 3), left2))[:32])
             mult3 = reg(signed(32), p + "mult3", mult2)
             right3 = reg(5, p + "right3", right2)
-            # S3 -> S4: four partial products of xs * mult (16x16 pieces, low halves unsigned),
-            # each an 18x18 DSP with registered operands (S3) and product (S4).
-            aL, aH = xs3_d[:16], xs3_d[16:].as_signed()
-            bL, bH = mult2[:16], mult2[16:].as_signed()
+            # S4, S5: four partial products of xs * mult (16x16 pieces, low halves unsigned),
+            # each an 18x18 DSP with registered operands (S4) and product (S5).
+            aL, aH = xs3[:16], xs3[16:].as_signed()
+            bL, bH = mult3[:16], mult3[16:].as_signed()
             pLL = registered_mul(m, platform, aL, bL, p + "pLL")
             pLH = registered_mul(m, platform, aL, bH, p + "pLH")
             pHL = registered_mul(m, platform, aH, bL, p + "pHL")
             pHH = registered_mul(m, platform, aH, bH, p + "pHH")
             ovf4 = reg(1, p + "ovf4", (xs3 == -(1 << 31)) & (mult3 == -(1 << 31)))
             right4 = reg(5, p + "right4", right3)
-            # S5: middle terms; outer terms plus the SRDHM nudge 2**30 (one carry chain each).
-            mid5 = reg(signed(35), p + "mid5", pHL + pLH)
-            hi5 = reg(signed(64), p + "hi5", (Cat(pLL, pHH).as_signed() + (1 << 30))[:64])
             ovf5 = reg(1, p + "ovf5", ovf4)
             right5 = reg(5, p + "right5", right4)
-            # S6: q = (xs*mult + 2**30) >> 31; saturates only for INT32_MIN * INT32_MIN.
-            v = (hi5 + (mid5 << 16))[:64].as_signed()
-            q6 = reg(signed(32), p + "q6", Mux(ovf5, (1 << 31) - 1, (v >> 31)[:32]))
+            # S6: the products in fabric flip-flops (the DSP's clock-to-out and the route out
+            # of the DSP row take a whole stage).
+            pLL6 = reg(pLL.shape(), p + "pLL6", pLL)
+            pLH6 = reg(pLH.shape(), p + "pLH6", pLH)
+            pHL6 = reg(pHL.shape(), p + "pHL6", pHL)
+            pHH6 = reg(pHH.shape(), p + "pHH6", pHH)
+            ovf6 = reg(1, p + "ovf6", ovf5)
             right6 = reg(5, p + "right6", right5)
-            # RoundingDivideByPOT constants, decoded from e in S6 (their LUTs and flip-flops
-            # share logic cells): half = 2**(e-1), half - 1 = e-1 ones (both 0 for e = 0).
-            onehot, atleast = _decoders(right5)
-            half6 = reg(32, p + "half6", Cat(*[onehot(i + 1) for i in range(31)]))
-            halfm6 = reg(32, p + "halfm6", Cat(*[atleast(i + 2) for i in range(30)]))
-            # S7: q + half (q >= 0) or q + half - 1 (q < 0): one adder behind a mux.
-            qr7 = reg(signed(34), p + "qr7", q6 + Mux(q6 < 0, halfm6, half6))
+            # S7: middle terms; outer terms plus the SRDHM nudge 2**30 (an increment of bits
+            # 30..63 only).
+            mid7 = reg(signed(35), p + "mid7", pHL6 + pLH6)
+            hi7 = reg(64, p + "hi7", Cat(pLL6[:30], (Cat(pLL6[30:32], pHH6) + 1)[:34]))
+            ovf7 = reg(1, p + "ovf7", ovf6)
             right7 = reg(5, p + "right7", right6)
-            # S8, S9: arithmetic right shift by 3-bit then 2-bit (x8) amount.
-            r8 = reg(signed(34), p + "r8", qr7 >> right7[:3])
-            right8 = reg(2, p + "right8", right7[3:])
-            r9 = reg(signed(32), p + "r9", (r8 >> Cat(Const(0, 3), right8))[:32])
-            # S10: output zero point (int32 wrap).
-            y10 = reg(signed(32), p + "y10", (r9 + zp[9])[:32])
-            # S11: saturate to int8 (bits 7..31 not all equal: out of int8 range).
-            in8 = (y10[7:] == 0) | (y10[7:] == (1 << 25) - 1)
-            y11 = reg(signed(8), p + "y11", Mux(in8, y10[:8], Mux(y10[31], -128, 127)))
-            # S12: clamp to [qmin, qmax] (8-bit compares).
-            y12 = reg(signed(8), p + "y12",
-                      Mux(y11 < qmin[11], qmin[11], Mux(y11 > qmax[11], qmax[11], y11)))
-            m.d.comb += self.o.p.data[n].eq(y12)
+            # S8, S9: v = hi + (mid << 16) (mod 2**64), bits 16..39 then 40..63 (the carry
+            # between them registered, added as a carry-in: (c:a) + (c:b) = 2 (a + b + c) + ..).
+            lo8 = reg(25, p + "lo8", hi7[16:40] + mid7[:24])
+            hia8 = reg(24, p + "hia8", hi7[40:])
+            midh8 = reg(signed(24), p + "midh8", mid7 >> 24)
+            ovf8 = reg(1, p + "ovf8", ovf7)
+            right8 = reg(5, p + "right8", right7)
+            # RoundingDivideByPOT constants, decoded from e (their LUTs and flip-flops share
+            # logic cells): half = 2**(e-1), half - 1 = e-1 ones (both 0 for e = 0).
+            onehot, atleast = _decoders(right7)
+            half8 = reg(32, p + "half8", Cat(*[onehot(i + 1) for i in range(31)]))
+            halfm8 = reg(32, p + "halfm8", Cat(*[atleast(i + 2) for i in range(30)]))
+            hs = (Cat(lo8[24], hia8) + Cat(lo8[24], midh8[:24]))[1:25]
+            # S9: q = (xs*mult + 2**30) >> 31 = v[31:63]; saturates only for INT32_MIN**2.
+            q9 = reg(signed(32), p + "q9", Mux(ovf8, (1 << 31) - 1, Cat(lo8[15:24], hs[:23])))
+            neg9 = reg(1, p + "neg9", ~ovf8 & hs[22])
+            half9 = reg(32, p + "half9", half8)
+            halfm9 = reg(32, p + "halfm9", halfm8)
+            right9 = reg(5, p + "right9", right8)
+            # S10: q + half (q >= 0) or q + half - 1 (q < 0): one adder behind a mux.
+            qr10 = reg(signed(34), p + "qr10", q9 + Mux(neg9, halfm9, half9))
+            right10 = reg(5, p + "right10", right9)
+            # S11, S12: arithmetic right shift by 3-bit then 2-bit (x8) amount.
+            r11 = reg(signed(34), p + "r11", qr10 >> right10[:3])
+            right11 = reg(2, p + "right11", right10[3:])
+            r12 = reg(signed(32), p + "r12", (r11 >> Cat(Const(0, 3), right11))[:32])
+            # S13: output zero point (int32 wrap).
+            y13 = reg(signed(32), p + "y13", (r12 + zp[12])[:32])
+            # S14: in int8 range (bits 7..31 all equal); S15: saturate to int8, kept with the
+            # sign bit flipped (offset binary: signed order = unsigned order).
+            in14 = reg(1, p + "in14", (y13[7:] == 0) | (y13[7:] == (1 << 25) - 1))
+            lo14 = reg(8, p + "lo14", y13[:8] ^ 0x80)
+            neg14 = reg(1, p + "neg14", y13[31])
+            u15 = reg(8, p + "u15", Mux(in14, lo14, Mux(neg14, 0x00, 0xFF)))
+            # S16: clamp compares (unsigned 8-bit, one carry chain each); S17: clamp.
+            lt16 = reg(1, p + "lt16", u15 < qminu[15])
+            gt16 = reg(1, p + "gt16", u15 > qmaxu[15])
+            u16 = reg(8, p + "u16", u15)
+            y17 = reg(signed(8), p + "y17",
+                      Mux(lt16, qmin[16], Mux(gt16, qmax[16], (u16 ^ 0x80).as_signed())))
+            m.d.comb += self.o.p.data[n].eq(y17)
         return m
 
 

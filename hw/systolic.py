@@ -10,9 +10,10 @@ Double buffering. Every PE has two weight registers (banks). ``w_in`` fills the 
 row (C weights) per beat, rows 0..R-1 in order; meanwhile activations stream through the other bank.
 A bank bit travels with each activation, so the switch to the next tile happens exactly on the first
 activation after a beat with ``last`` set, without draining the array. A released bank becomes
-writable C cycles after its last activation entered (it has then left every PE of row r by the time
-row r is rewritten). A long GEMM therefore streams R*C MACs/cycle as long as each tile is used for
->= R + C activations.
+writable about C cycles after its last activation entered (it has then left every PE of row r by
+the time row r is rewritten; ``w_in.ready`` is a register and rows are written one cycle after they
+are taken). A long GEMM therefore streams R*C MACs/cycle as long as each tile is used for
+>= R + C + 1 activations.
 
 Interfaces (all ``stream.Signature``):
 
@@ -135,8 +136,12 @@ class SystolicArray(wiring.Component):
         self.config = config
         self.rows, self.cols = config.array_rows, config.array_cols
         self.tag_bits = tag_bits
+        #: Fast clocks (>= 60 MHz): an input register in front of the skew, each PE's weight
+        #: selected into a register one cycle ahead of its DSP, and each product registered
+        #: in fabric (the DSP's clock-to-out would otherwise start the partial-sum adder).
+        self.fast = config.clock_mhz >= 60
         #: Cycles from accepting an activation to its psum_out beat.
-        self.latency = self.rows + self.cols + 1
+        self.latency = self.rows + self.cols + 1 + (2 if self.fast else 0)
         super().__init__({
             "w_in": In(stream.Signature(data.ArrayLayout(signed(8), self.cols))),
             "a_in": In(stream.Signature(act_layout(config, tag_bits))),
@@ -149,17 +154,31 @@ class SystolicArray(wiring.Component):
         PW = psum_bits(R)
 
         # ---- bank control ------------------------------------------------------------------------
+        # ``w_in.ready`` is a register (conservative: it rises one cycle after the bank becomes
+        # free and drops for one cycle after each tile's last row), and a taken weight row is
+        # written one cycle later from registers (one-hot row enables): the wide clock-enable
+        # nets start at flip-flops. ``loaded`` is set when the last row is written.
         loaded = Signal(2)
         holdoff = [Signal(range(max(C, 2)), name=f"holdoff{b}") for b in range(2)]
         wb = Signal()           # bank being written by w_in
         rb = Signal()           # bank read by incoming activations
         wrow = Signal(range(max(R, 2)))
-        w_take = self.w_in.valid & self.w_in.ready
+        w_ready = Signal()
+        w_take = self.w_in.valid & w_ready
         a_take = self.a_in.valid & self.a_in.ready
+        wlast = w_take & (wrow == R - 1)
         m.d.comb += [
-            self.w_in.ready.eq(~loaded.bit_select(wb, 1) & (Mux(wb, holdoff[1], holdoff[0]) == 0)),
+            self.w_in.ready.eq(w_ready),
             self.a_in.ready.eq(loaded.bit_select(rb, 1)),
         ]
+        m.d.sync += w_ready.eq(~wlast & ~loaded.bit_select(wb, 1)
+                               & (Mux(wb, holdoff[1], holdoff[0]) == 0))
+        wen = [[Signal(name=f"wen{b}_r{r}") for r in range(R)] for b in range(2)]
+        wdata = Signal(data.ArrayLayout(signed(8), C), reset_less=True)
+        m.d.sync += wdata.eq(self.w_in.p)
+        for b in range(2):
+            for r in range(R):
+                m.d.sync += wen[b][r].eq(w_take & (wb == b) & (wrow == r))
         for b in range(2):
             release = a_take & self.a_in.p.last & (rb == b)
             with m.If(release):
@@ -168,7 +187,7 @@ class SystolicArray(wiring.Component):
                 m.d.sync += holdoff[b].eq(holdoff[b] - 1)
             with m.If(release):
                 m.d.sync += loaded[b].eq(0)
-            with m.Elif(w_take & (wb == b) & (wrow == R - 1)):
+            with m.Elif(wen[b][R - 1]):
                 m.d.sync += loaded[b].eq(1)
         with m.If(w_take):
             with m.If(wrow == R - 1):
@@ -184,31 +203,49 @@ class SystolicArray(wiring.Component):
                 for b in range(2)]
         for b in range(2):
             for r in range(R):
-                with m.If(w_take & (wb == b) & (wrow == r)):
-                    m.d.sync += [wreg[b][r][c].eq(self.w_in.p[c]) for c in range(C)]
+                with m.If(wen[b][r]):
+                    m.d.sync += [wreg[b][r][c].eq(wdata[c]) for c in range(C)]
 
-        # ---- input skew: row r delayed r cycles
-        row_a, row_b = [], []
+        # ---- input skew: row r delayed r cycles (fast: r + 1). ``bk[k]`` is the bank bit
+        # delayed k cycles.
+        entry = 1 if self.fast else 0
+        bk = [rb]
+        for k in range(R - 1 + entry):
+            b2 = Signal(name=f"skew_b{k}", reset_less=True)
+            m.d.sync += b2.eq(bk[-1])
+            bk.append(b2)
+        row_a = []
         for r in range(R):
-            a, bk = self.a_in.p.data[r], rb
-            for k in range(r):
+            a = self.a_in.p.data[r]
+            for k in range(r + entry):
                 a2 = Signal(signed(8), name=f"skew_a_r{r}_{k}", reset_less=True)
-                b2 = Signal(name=f"skew_b_r{r}_{k}", reset_less=True)
-                m.d.sync += [a2.eq(a), b2.eq(bk)]
-                a, bk = a2, b2
+                m.d.sync += a2.eq(a)
+                a = a2
             row_a.append(a)
-            row_b.append(bk)
 
         # ---- PE grid -----------------------------------------------------------------------------
         s_prev = [None] * C
         for r in range(R):
-            a_left, b_left = row_a[r], row_b[r]
+            a_left, b_left, b_early = row_a[r], bk[r + entry], bk[r]
             for c in range(C):
                 a_pe = Signal(signed(8), name=f"a_r{r}_c{c}", reset_less=True)
                 b_pe = Signal(name=f"b_r{r}_c{c}", reset_less=True)
-                w_sel = Mux(b_left, wreg[1][r][c], wreg[0][r][c])
-                # Operands registered in cycle +1 (with a_pe), product in cycle +2.
+                if self.fast:
+                    # The weight for the activation arriving next cycle, selected with the
+                    # bank bit one cycle early (b_early): the DSP's B input comes straight
+                    # from a flip-flop. (Weights of a new tile are written >= 1 cycle before
+                    # they are selected, see the bank control.)
+                    w_sel = Signal(signed(8), name=f"ws_r{r}_c{c}", reset_less=True)
+                    m.d.sync += w_sel.eq(Mux(b_early, wreg[1][r][c], wreg[0][r][c]))
+                else:
+                    w_sel = Mux(b_left, wreg[1][r][c], wreg[0][r][c])
+                # Operands registered in cycle +1 (with a_pe), product in cycle +2 (fast: and
+                # in a fabric register in cycle +3).
                 prod = registered_mul(m, platform, a_left, w_sel, f"p_r{r}_c{c}")
+                if self.fast:
+                    prod_f = Signal(prod.shape(), name=f"pf_r{r}_c{c}", reset_less=True)
+                    m.d.sync += prod_f.eq(prod)
+                    prod = prod_f
                 s = Signal(signed(PW), name=f"s_r{r}_c{c}", reset_less=True)
                 m.d.sync += [
                     a_pe.eq(a_left),
@@ -216,7 +253,7 @@ class SystolicArray(wiring.Component):
                     s.eq(prod if r == 0 else s_prev[c] + prod),
                 ]
                 s_prev[c] = s
-                a_left, b_left = a_pe, b_pe
+                a_left, b_early, b_left = a_pe, b_left, b_pe
 
         # ---- output de-skew: column c delayed C-1-c cycles
         for c in range(C):
