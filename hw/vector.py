@@ -831,7 +831,7 @@ class VectorUnit(wiring.Component):
             qs = _reg(m, signed(32), Mux(neg, -q, q), nm + "qs11")  # stage 11
             u1d11 = _delay(m, u1[j], 11, nm + "u1p")
             val = Mux(avg, qs, Mux(pass_, u1d11, r3d))
-            y = _comb(m, val + off, nm + "y")
+            y = _comb(m, (val + off)[:32].as_signed(), nm + "y")  # int32 add, as TFLM
             yc = Mux(y < lo, lo, Mux(y > hi, hi, y))
             ydata.append(_reg(m, signed(8), yc[:8], nm + "y12"))
         # delays of the beat's address / lanes / valid (12 stages)
