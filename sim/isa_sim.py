@@ -481,7 +481,8 @@ class IsaSim:
         if mode in (AccMode.FIRST, AccMode.MID):
             self.write(ins["acc_addr"], acc.astype("<i4"))
             return
-        y = np.clip(mbqm(acc, mult, shift) + ins["out_zp"], ins["act_min"], ins["act_max"])
+        y = np.clip(wrap_int32(mbqm(acc, mult, shift) + ins["out_zp"]), ins["act_min"],
+                    ins["act_max"])
         self._store_pixels(ins["out_addr"], ins["out_pitch"], y.astype(np.int8))
 
     def _store_pixels(self, addr, pitch, y):
@@ -521,7 +522,7 @@ class IsaSim:
                     * wts[ky, kx]
                 )
         y = np.clip(
-            mbqm(wrap_int32(acc + bias), mult, shift) + ins["out_zp"],
+            wrap_int32(mbqm(wrap_int32(acc + bias), mult, shift) + ins["out_zp"]),
             ins["act_min"],
             ins["act_max"],
         )
@@ -533,7 +534,8 @@ class IsaSim:
         wt = self._i8(ins["w_addr"], n * k).reshape(n, k).astype(np.float64)
         bias, mult, shift = self._params(self._i8(ins["p_addr"], n * PARAM_RECORD_BYTES), n)
         acc = wrap_int32((x @ wt.T).astype(np.int64) + bias)
-        y = np.clip(mbqm(acc, mult, shift) + ins["out_zp"], ins["act_min"], ins["act_max"])
+        y = np.clip(wrap_int32(mbqm(acc, mult, shift) + ins["out_zp"]), ins["act_min"],
+                    ins["act_max"])
         self._write_bytes(ins["out_addr"], y.astype(np.int8).reshape(-1))
 
     def _pool(self, ins):
@@ -575,9 +577,9 @@ class IsaSim:
         if ins["mode"] == EltMode.ADD:
             sa = mbqm((a + a_off) << left, a_mult, a_shift)
             sb = mbqm((b + b_off) << left, b_mult, b_shift)
-            y = mbqm(sa + sb, o_mult, o_shift) + o_off
+            y = wrap_int32(mbqm(sa + sb, o_mult, o_shift) + o_off)
         elif ins["mode"] == EltMode.MUL:
-            y = mbqm((a + a_off) * (b + b_off), o_mult, o_shift) + o_off
+            y = wrap_int32(mbqm((a + a_off) * (b + b_off), o_mult, o_shift) + o_off)
         else:
             raise SimError(f"ELTWISE mode {ins['mode']} is not defined")
         self._write_bytes(ins["out_addr"], np.clip(y, lo, hi).astype(np.int8))

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from hw.errors import UserError
-from models.arith import INT32_MIN, activation_range_quantized, mbqm, quantize_multiplier
+from models.arith import (
+    INT32_MIN,
+    activation_range_quantized,
+    mbqm,
+    quantize_multiplier,
+    wrap_int32,
+)
 from models.graph import Graph, Op, Tensor
 
 __all__ = [
@@ -97,8 +103,11 @@ def per_channel_multipliers(in_scale: float, w_scales: np.ndarray, out_scale: fl
 def requant(
     acc: np.ndarray, mult, shift, out_zp: int, lo: int, hi: int, dtype=np.int8
 ) -> np.ndarray:
-    """int32 accumulators -> MultiplyByQuantizedMultiplier -> + zp -> clamp (per last axis)."""
-    y = mbqm(acc, mult, shift) + out_zp
+    """int32 accumulators -> MultiplyByQuantizedMultiplier -> + zp -> clamp (per last axis).
+
+    TFLM adds the output zero point in int32 (``acc += output_offset``), so a requantized value
+    within |zp| of the int32 limits wraps before the clamp; so does this."""
+    y = wrap_int32(mbqm(acc, mult, shift) + out_zp)
     return np.clip(y, lo, hi).astype(dtype)
 
 

@@ -37,6 +37,7 @@ from models.arith import (
     srdhm16,
     tfl_round,
     wrap_int16,
+    wrap_int32,
 )
 from models.graph import Graph, Op
 from models.kernels import kernel
@@ -116,7 +117,7 @@ def prepare_mul(op: Op, graph: Graph):
     m, sh = quantize_multiplier(s1 * s2 / so)
     act_min, act_max = activation_range_quantized(op.options.get("activation", "NONE"), so, zo)
     prod = (CODES[:, None] - z1) * (CODES[None, :] - z2)
-    raw = mbqm(prod, m, sh) + zo
+    raw = wrap_int32(mbqm(prod, m, sh) + zo)  # TFLM adds the offset in int32
     return _binary(graph, op, np.clip(raw, act_min, act_max))
 
 

@@ -214,7 +214,7 @@ def prepare_mean(op: Op, graph: Graph):
         x = np.asarray(inputs[0], dtype=np.int8)
         total = x.sum(axis=axes, dtype=np.int64)
         shifted = wrap_int32(total - offset)
-        out = np.clip(mbqm(shifted, multiplier, shift) + zo, -128, 127)
+        out = np.clip(wrap_int32(mbqm(shifted, multiplier, shift) + zo), -128, 127)  # int32 add
         return [out.astype(np.int8).reshape(out_shape)]
 
     return fn

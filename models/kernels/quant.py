@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw.errors import UserError
-from models.arith import mbqm, quantize_multiplier
+from models.arith import mbqm, quantize_multiplier, wrap_int32
 from models.kernels import kernel
 from models.kernels.common import qparams
 
@@ -33,7 +33,8 @@ def prepare_quantize(op, g):
     mult, shift = quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
 
     def run(ins):
-        v = mbqm(ins[0].astype(np.int64) - in_zp, mult, shift) + out_zp
+        # TFLM's Requantize adds the output zero point in int32
+        v = wrap_int32(mbqm(ins[0].astype(np.int64) - in_zp, mult, shift) + out_zp)
         return [np.clip(v, lo, hi).astype(y_t.dtype)]
 
     return run

@@ -197,3 +197,21 @@ def test_person_detect_tiny_rtl():
 
     model = estimate(c)["cycles"]
     assert abs(cnt["CYCLES"] / model - 1) < 0.25, (cnt["CYCLES"], model)
+
+
+@pytest.mark.parametrize("op", ["FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"])
+def test_output_zero_point_int32_corner_rtl(op):
+    """The RTL's requant (conv unit, vector unit) adds the output zero point in int32 like TFLM:
+    a model whose requantized values sit within |zp| of INT32_MAX, checked against TFLM."""
+    from models.tflm_ref import TflmReference
+    from sw.compiler import compile_graph
+    from sw.runtime import RtlBackend
+    from sw.tflite_import import load_tflite
+    from tests.models.corner_models import ramp_input, zp_wrap_model
+
+    data = zp_wrap_model(op)
+    g = load_tflite(data)
+    xs = [ramp_input(g.tensors[g.inputs[0]].shape)]
+    want = TflmReference(data).run(xs)[0]
+    got = RtlBackend(compile_graph(g, "tiny")).run(xs)[0]
+    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"

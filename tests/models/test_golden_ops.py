@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from models.tflite_writer import ModelBuilder
 from models.zoo import generate as zoo
+from sw.tflite_import import load_tflite
 from tests.models.conftest import check_bit_exact, golden_settings
+from tests.models.corner_models import ZP_WRAP_OPS, ramp_input, zp_wrap_model
 
 ACTS = ["NONE", "RELU", "RELU6"]
 seeds = st.integers(0, 2**32 - 1)
@@ -754,3 +756,13 @@ def test_quantization_sweep(kind):
 @pytest.mark.parametrize("kind", SWEEP_OPS)
 def test_quantization_sweep_full(kind):
     _sweep(kind, 4000, seed=2)
+
+
+# ------------------------------------------------------------------- int32 corners (TFLM oracle)
+@pytest.mark.parametrize("op", ZP_WRAP_OPS)
+def test_output_zero_point_added_in_int32(op):
+    """TFLM adds the output zero point to the requantized int32 value in int32 arithmetic: near
+    INT32_MAX it wraps negative and clamps to -128 where an int64 add would give 127."""
+    data = zp_wrap_model(op)
+    shape = load_tflite(data).tensors[load_tflite(data).inputs[0]].shape
+    check_bit_exact(data, n_random=0, extremes=False, inputs=[[ramp_input(shape)]])

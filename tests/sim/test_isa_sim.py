@@ -14,10 +14,12 @@ from hw.config import preset
 from hw.isa import BufSel, Opcode, Timing
 from models.golden import GoldenModel
 from models.tflite_writer import ModelBuilder
+from models.tflm_ref import TflmReference
 from sim.isa_sim import IsaSim, SimError, instr_cost, schedule
 from sw.compiler import compile_graph
 from sw.runtime import IsaBackend
 from sw.tflite_import import load_tflite
+from tests.models.corner_models import ZP_WRAP_OPS, ramp_input, zp_wrap_model
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 
@@ -343,3 +345,15 @@ def test_random_models_vs_tflm():
 @pytest.mark.full
 def test_random_models_vs_tflm_many():
     _vs_tflm(range(200, 260), ("default", "tiny", "ecp5"))
+
+
+@pytest.mark.parametrize("op", ZP_WRAP_OPS)
+def test_output_zero_point_int32_corner(op):
+    """Requantized values within |zp| of INT32_MAX: the ISA simulator wraps the zero-point add in
+    int32 like TFLM (the oracle here, not the golden model)."""
+    data = zp_wrap_model(op)
+    g = load_tflite(data)
+    xs = [ramp_input(g.tensors[g.inputs[0]].shape)]
+    want = TflmReference(data).run(xs)[0]
+    got = IsaBackend(compile_graph(g, "tiny")).run(xs)[0]
+    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
