@@ -124,7 +124,8 @@ class GemmEngine(wiring.Component):
         # ---- params: push up to two N tiles ahead
         # ``params.ready`` is a register (the push enables every bit of the FIFO: a wide net).
         p_left = Signal(DIM_BITS)        # params beats still to accept for this GEMM
-        p_avail = Signal(2)              # pushed beats whose N tile admission has not passed
+        # pushed beats whose N tile admission has not passed, one-hot (0, 1, 2)
+        p_avail = Signal(3, init=1)
         p_cnt = Signal(3, init=1)        # beats in the parameter FIFO, one-hot (0, 1, 2)
         p_ready = Signal()
         p_push = self.params.valid & p_ready
@@ -139,8 +140,8 @@ class GemmEngine(wiring.Component):
         p_rdy_empty = Signal()           # p_ready & (no beat in the FIFO), registered
         with m.If(p_pop | (self.params.valid & p_rdy_empty)):
             m.d.sync += p_slot[0].eq(Mux(p_cnt[2], p_slot[1], self.params.payload))
-        with m.If(p_push):
-            m.d.sync += p_slot[1].eq(self.params.payload)
+        with m.If(self.params.valid & ~p_cnt[2]):    # (not p_push: a different net from the
+            m.d.sync += p_slot[1].eq(self.params.payload)   # control's; slot 1 is free here)
         # p_left != 0 and p_left == 1 as registered flags: the push selects, the wide compares
         # work on registers and cmd inputs only.
         p_nz, p_one = Signal(), Signal()
@@ -178,8 +179,9 @@ class GemmEngine(wiring.Component):
 
         # Accumulator hazard gap: a row is admitted again (next K tile) >= 3 cycles after its
         # previous admission; only blocks of one or two rows need idle cycles for that.
-        gap = Signal(2)
-        ok = busy & ~adm_done & (p_avail != 0) & (~kt_last | credit_ok) & (gap == 0)
+        gap = Signal(2)                  # thermometer code: 0b00, 0b01 (1), 0b11 (2)
+        # (``adm_done`` is high whenever ``busy`` is low.)
+        ok = ~adm_done & ~p_avail[0] & (~kt_last | credit_ok) & ~gap[0]
         m.d.comb += [
             array.a_in.valid.eq(self.act.valid & ok),
             self.act.ready.eq(array.a_in.ready & ok),
@@ -227,12 +229,15 @@ class GemmEngine(wiring.Component):
                 with m.If(nt_last):
                     m.d.sync += adm_done.eq(1)
         with m.If(admit & last_row & ~kt_last & (blk_last < 2)):
-            m.d.sync += gap.eq(Mux(blk_last == 0, 2, 1))
-        with m.Elif(gap != 0):
-            m.d.sync += gap.eq(gap - 1)
-        m.d.sync += p_avail.eq(p_avail + p_push - nt_advance)
+            m.d.sync += gap.eq(Mux(blk_last == 0, 0b11, 0b01))
+        with m.Else():
+            m.d.sync += gap.eq(gap >> 1)
         with m.If(self.cmd.valid & ~busy):
-            m.d.sync += p_avail.eq(0)
+            m.d.sync += p_avail.eq(1)
+        with m.Elif(p_push & ~nt_advance):
+            m.d.sync += p_avail.eq(p_avail.rotate_left(1))
+        with m.Elif(nt_advance & ~p_push):
+            m.d.sync += p_avail.eq(p_avail.rotate_right(1))
 
         # ---- accumulate K tiles. A row's next K-tile read comes >= 3 cycles after its
         # previous one (admission enforces the gap for blocks of one or two rows), so every
@@ -336,6 +341,9 @@ class GemmEngine(wiring.Component):
                 m.d.sync += cnt.eq(cnt + 1)
             with m.Elif(load & ~wen_r):
                 m.d.sync += cnt.eq(cnt - 1)
+            # The head registers load whenever the head is free (also junk from an empty
+            # RAM, with ``head_v`` low): their enable is not the ``load`` net.
+            head_ce = ~head_v | self.out.ready
             with m.If(load):
                 m.d.sync += head_v.eq(1)
             with m.Elif(self.out.ready):
@@ -352,8 +360,10 @@ class GemmEngine(wiring.Component):
                              ord_.addr.eq(rptr)]
                 with m.If(wen_r):
                     m.d.sync += wptr.eq(wptr + 1)
+                with m.If(head_ce):
+                    m.d.sync += head_d[lo:hi].eq(ord_.data)
                 with m.If(load):
-                    m.d.sync += [head_d[lo:hi].eq(ord_.data), rptr.eq(rptr + 1)]
+                    m.d.sync += rptr.eq(rptr + 1)
             o_valid, o_data = head_v, head_d
         else:
             # Slow clocks (iCE40: no LUT RAM, flip-flops are scarce): block RAM.
