@@ -10,6 +10,8 @@ CASES = [
     pytest.param(preset("tiny"), 30, False, 0.7, id="tiny"),
     pytest.param(preset("tiny"), 150, True, 0.8, id="tiny-more", marks=pytest.mark.full),
     pytest.param(preset("ecp5"), 60, True, 0.8, id="ecp5", marks=pytest.mark.full),
+    # 16 lanes, 256-byte lines, 9 taps per command (Verilog ~1.2 MB, build ~2 min)
+    pytest.param(preset("default"), 40, True, 0.8, id="default", marks=pytest.mark.full),
 ]
 
 
