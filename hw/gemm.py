@@ -137,9 +137,25 @@ class GemmEngine(wiring.Component):
         # Two-entry parameter FIFO as a shift register: the head is always slot 0 (a register,
         # no read mux), slot 1 moves into it on a pop.
         p_slot = [Signal(play, name=f"p_slot{i}", reset_less=True) for i in range(2)]
-        p_rdy_empty = Signal()           # p_ready & (no beat in the FIFO), registered
-        with m.If(p_pop | (self.params.valid & p_rdy_empty)):
-            m.d.sync += p_slot[0].eq(Mux(p_cnt[2], p_slot[1], self.params.payload))
+        # Slot 0 loads on a pop or on a push into the empty FIFO. Its 70 C flip-flops sit next
+        # to the requant lanes all over the die, so each lane has its own copies of the two
+        # enable registers (``p_pop`` and p_ready & empty; junk loads of an empty slot are
+        # harmless, so the copies may differ in reset behaviour, which keeps yosys from merging
+        # them).
+        pop_c, rdye_c = [], []
+        for n in range(C):
+            variants = [dict(init=0), dict(init=1), dict(reset_less=True)]
+            pop_c.append(Signal(name=f"p_pop_c{n}", **variants[n % 3]))
+            rdye_c.append(Signal(name=f"p_rdye_c{n}", **variants[(n // 3) % 3]))
+            with m.If(pop_c[n] | (self.params.valid & rdye_c[n])):
+                m.d.sync += [
+                    p_slot[0].bias[n].eq(Mux(p_cnt[2], p_slot[1].bias[n],
+                                             self.params.p.bias[n])),
+                    p_slot[0].mult[n].eq(Mux(p_cnt[2], p_slot[1].mult[n],
+                                             self.params.p.mult[n])),
+                    p_slot[0].shift[n].eq(Mux(p_cnt[2], p_slot[1].shift[n],
+                                              self.params.p.shift[n])),
+                ]
         with m.If(self.params.valid & ~p_cnt[2]):    # (not p_push: a different net from the
             m.d.sync += p_slot[1].eq(self.params.payload)   # control's; slot 1 is free here)
         # p_left != 0 and p_left == 1 as registered flags: the push selects, the wide compares
@@ -153,7 +169,7 @@ class GemmEngine(wiring.Component):
         # (At a new command the FIFO is empty: the previous GEMM popped all its beats.)
         m.d.sync += [p_nz.eq(p_nz_next), p_cnt.eq(p_cnt_next),
                      p_ready.eq(p_nz_next & ~p_cnt_next[2]),
-                     p_rdy_empty.eq(p_nz_next & p_cnt_next[0])]
+                     *[r.eq(p_nz_next & p_cnt_next[0]) for r in rdye_c]]
 
         # ---- admission of activations ---------------------------------------------------------
         # Loop state is kept as down-counters plus registered flags, so that the admission
@@ -305,7 +321,8 @@ class GemmEngine(wiring.Component):
         # parameter FIFO's shift enable)
         head = p_slot[0]
         pre = self.acc_latency - 1
-        m.d.sync += p_pop.eq(v[pre] & t[pre].lastk & t[pre].nt_end)
+        pop_next = v[pre] & t[pre].lastk & t[pre].nt_end
+        m.d.sync += [p_pop.eq(pop_next), *[c.eq(pop_next) for c in pop_c]]
         m.d.comb += [
             rq.i.valid.eq(va & ta.lastk),
             rq.bypass.eq(cmd.raw),
