@@ -461,22 +461,39 @@ def buffer_sizes(config) -> dict:
 
 class Timing:
     """The cycle model's per-unit constants, derived from a Config (shared with the RTL's targets).
+    ``sim.isa_sim.instr_cost`` models the RTL units' mechanisms with them (measured on the default
+    preset: every layer of person_detect and MobileNetV2-224 within 5 % of the RTL).
 
     - LOAD: ``load_latency + ceil(nbytes / load_bytes_per_cycle)``.
-    - CONV (the GEMM engine of hw/gemm.py: weight-stationary R x C array, weights double-buffered
-      in the PEs, loop nest M blocks > K tiles > rows): per block of at most ``acc_rows`` =
-      ``hw.gemm.m_block`` output pixels, each of the ceil(K / R) weight tiles streams
-      max(block, R + C) cycles (a tile must serve R + C rows to hide the next tile's load), plus
-      ``array_latency`` (R + C + 1) and ``requant_latency`` per instruction.
-    - DWCONV: ``vector_lanes`` channels per cycle, each lane ``dw_taps`` = min(9, R*C / lanes)
-      MACs per cycle: G * ceil(k_h * k_w / dw_taps) + pipeline latency, where the lane groups
-      G = out_h * out_w * ceil(C_out / lanes), or ceil(out_h * out_w / floor(lanes / C_out)) when
-      C_out < lanes (several pixels side by side in the lanes).
-    - POOL: the same with C = in_c.
-    - ELTWISE / LUT: ceil(count / lanes).
-    - VMATMUL: m * ceil(n / lanes) * ceil(k / dw_taps) + pipeline latency.
+    - CONV (hw/conv_unit.py feeding the GEMM engine of hw/gemm.py: weight-stationary R x C array,
+      two weight banks, loop nest M blocks of ``acc_rows`` = ``hw.gemm.m_block`` rows > K tiles >
+      rows). The act gather sends one *piece* per cycle: a run of lanes contiguous in SRAM (the
+      rest of a tap; with dense pixels also a run over two taps or a whole kernel row), or a
+      padding tap; with in_c a multiple of R a 16-lane beat is one piece, a first layer (in_c =
+      3, 3x3) takes 3 + 2 pieces for its two K tiles. Per (block, K tile) with a = rows x pieces:
+      max(a, (a + R + C + 1) / 2) (tile t + 1 loads its R rows into tile t - 1's bank, released
+      C + 1 cycles after that tile's last row). Plus ``conv_setup`` + R (the first tile's load)
+      + ``array_latency`` (R + C + 1) + ``requant_latency`` (the 18-stage requant of
+      hw/requant.py) per instruction, and the int32 partials read back for acc MID/LAST.
+    - Vector unit (hw/vector.py, DWCONV / POOL / ELTWISE / LUT / VMATMUL): one *command* per cycle
+      reading up to ``dw_taps`` x vectors and one w vector of ``vector_lanes`` bytes; the SRAM
+      lines they touch (two for a vector crossing a line end) come from a line cache of
+      ``vector_cache_lines`` entries (round-robin victims), a miss costing one cycle (one line
+      read per cycle): a command costs max(1, lines missed). The model replays the commands
+      through that cache (sampling the rows of large maps). Commands: DWCONV / POOL loop groups
+      of ``vector_lanes`` output channels (outer; 12 parameter commands per group for DWCONV, and
+      k_h * k_w weight-load commands when the kernel has at most ``dw_weight_regs`` taps), output
+      pixels, then the taps, ``dw_taps`` per command (a larger DWCONV kernel, e.g. MEAN over
+      7x7, takes one tap per command with its weight vector). Pixels are never packed into idle
+      lanes (C_out < lanes still takes one command per pixel). VMATMUL: rows > groups of
+      ``vector_lanes`` outputs (12 parameter commands) > ``dw_taps`` output channels > K chunks
+      of ``vector_lanes``. ELTWISE: 12 parameter commands, then one per ``vector_lanes``
+      elements (split at b_period boundaries); LUT: 256 / lanes table commands, then one per
+      ``vector_lanes`` elements. Plus ``vector_setup`` + ``vector_latency`` (read, EXEC, the
+      12-stage POST pipeline, write).
     - COPY / FILL: per row ``ceil(row_bytes / store_bytes_per_cycle)`` (at least 1).
-    - every instruction: ``issue`` cycles of decode overhead.
+    - every instruction: ``issue`` cycles of decode overhead; a program: ``startup`` cycles
+      (the first fetch) before the first issue.
     """
 
     def __init__(self, config):
@@ -487,17 +504,25 @@ class Timing:
         self.load_bytes_per_cycle = max(1, bw // 2)
         self.store_bytes_per_cycle = max(1, bw // 2)
         self.load_latency = 8
-        self.requant_latency = 4
+        self.line_bytes = bw
         # taps per lane per cycle: a 3x3 window, but the vector unit never has more multipliers
         # than the array (lanes * taps <= R * C), so MAC utilization stays <= 1
         self.dw_taps = max(1, min(9, (self.R * self.C) // self.lanes))
-        self.vector_latency = 6
+        # vector unit (hw/vector.py): line cache entries 2 * (dw_taps + 1) + 4, DWCONV kernels of
+        # up to 25 taps keep their weights in registers
+        self.vector_cache_lines = 2 * (self.dw_taps + 1) + 4
+        self.dw_weight_regs = 25
+        self.vector_setup = 3
+        self.vector_latency = 20
         from hw.gemm import m_block
 
         self.acc_rows = m_block(config)
         self.array_latency = self.R + self.C + 1
+        self.requant_latency = 18
+        self.conv_setup = 20
         self.issue = 1
         self.host_cycles = 0
+        self.startup = 6
 
 
 def doc_markdown() -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -66,37 +67,22 @@ class SimError(RuntimeError):
 # ----------------------------------------------------------------------------------------------
 # cycle model
 def instr_cost(ins: dict, t: Timing) -> int:
-    """Cycles one instruction keeps its unit busy (Timing's formulas)."""
+    """Cycles one instruction keeps its unit busy (Timing's formulas; the mechanisms of the RTL
+    units: see Timing's docstring)."""
     op = ins["opcode"]
     if op == Opcode.LOAD:
         return t.issue + t.load_latency + math.ceil(ins["nbytes"] / t.load_bytes_per_cycle)
     if op == Opcode.CONV:
-        m = ins["out_h"] * ins["out_w"]
-        k = ins["k_h"] * ins["k_w"] * ins["in_c"]
-        nk = math.ceil(k / t.R)
-        full, rest = divmod(m, t.acc_rows)
-        per_tile = t.R + t.C  # a weight tile must serve >= R + C rows to hide the next load
-        stream = full * nk * max(t.acc_rows, per_tile) + (nk * max(rest, per_tile) if rest else 0)
-        extra = 0
-        if ins.get("acc", 0) in (AccMode.MID, AccMode.LAST):  # int32 partials read back
-            extra = math.ceil(4 * m * ins["n_cols"] / t.load_bytes_per_cycle)
-        return t.issue + stream + extra + t.array_latency + t.requant_latency
+        return _conv_cost(_key(ins, _CONV_KEYS), t)
     if op in (Opcode.DWCONV, Opcode.POOL):
-        c = ins["in_c"] * (ins["depth_mult"] if op == Opcode.DWCONV else 1)
-        return (
-            t.issue
-            + t.vector_latency
-            + _pixel_groups(ins["out_h"] * ins["out_w"], c, t.lanes)
-            * math.ceil(ins["k_h"] * ins["k_w"] / t.dw_taps)
-        )
+        return _window_cost(_key(ins, _WIN_KEYS) + (op == Opcode.DWCONV,), t)
     if op == Opcode.VMATMUL:
-        return (
-            t.issue
-            + t.vector_latency
-            + ins["m"] * math.ceil(ins["n"] / t.lanes) * math.ceil(ins["k"] / t.dw_taps)
-        )
-    if op in (Opcode.ELTWISE, Opcode.LUT):
-        return t.issue + t.vector_latency + math.ceil(ins["count"] / t.lanes)
+        return _vmatmul_cost(_key(ins, _VM_KEYS), t)
+    if op == Opcode.ELTWISE:
+        return _stream_cost(_key(ins, _ELT_KEYS) + (True,), t)
+    if op == Opcode.LUT:
+        k = _key(ins, ("count", "in_addr", "lut_addr"))
+        return _stream_cost((k[0], 0, k[1], 0, k[2], False), t)
     if op == Opcode.COPY:
         return t.issue + ins["planes"] * ins["rows"] * max(
             1, math.ceil(ins["row_bytes"] / t.store_bytes_per_cycle)
@@ -108,12 +94,323 @@ def instr_cost(ins: dict, t: Timing) -> int:
     return t.issue
 
 
+_CONV_KEYS = ("in_h", "in_w", "in_c", "out_h", "out_w", "n_cols", "k_h", "k_w", "stride_h",
+              "stride_w", "pad_top", "pad_left", "in_pitch", "acc")
+_WIN_KEYS = ("in_h", "in_w", "in_c", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
+             "pad_top", "pad_left", "in_addr", "w_addr", "p_addr", "depth_mult")
+_VM_KEYS = ("m", "k", "n", "in_addr", "w_addr", "p_addr")
+_ELT_KEYS = ("count", "b_period", "a_addr", "b_addr", "p_addr")
+
+
+def _key(ins: dict, names) -> tuple:
+    """The fields the cost depends on, as ints (an address not placed yet, e.g. the compiler's
+    symbolic ``("t", tensor)``, counts as line-aligned)."""
+    out = []
+    for n in names:
+        v = ins.get(n, 0)
+        v = getattr(v, "value", v)
+        out.append(v if isinstance(v, int) else 0)
+    return tuple(out)
+
+
 def _pixel_groups(pixels: int, channels: int, lanes: int) -> int:
-    """Lane-cycles to cover pixels x channels: ceil(C / lanes) per pixel, or several pixels per
-    cycle when the channels fill only part of the lanes (floor(lanes / C) pixels side by side)."""
-    if channels >= lanes:
-        return pixels * math.ceil(channels / lanes)
-    return math.ceil(pixels / (lanes // channels))
+    """Commands of the vector unit to cover pixels x channels: one per pixel and group of `lanes`
+    channels (channel groups outer; a group with fewer channels than lanes leaves lanes idle: the
+    unit never packs several pixels into the lanes)."""
+    return pixels * math.ceil(channels / lanes)
+
+
+# ---- the conv unit (hw/conv_unit.py: act gather pieces feeding the GEMM engine of hw/gemm.py)
+def _tkey(t: Timing) -> tuple:
+    key = tuple(sorted(vars(t).items()))
+    _TIMINGS.setdefault(key, t)
+    return key
+
+
+def _conv_cost(k: tuple, t: Timing) -> int:
+    return _conv_cost_cached(k, _tkey(t))
+
+
+@lru_cache(maxsize=4096)
+def _conv_cost_cached(k: tuple, tkey: tuple) -> int:
+    t = _TIMINGS[tkey]
+    (in_h, in_w, in_c, out_h, out_w, n_cols, k_h, k_w, sh, sw, pt, pl, in_pitch, acc) = k
+    R, C = t.R, t.C
+    m = out_h * out_w
+    kk = k_h * k_w * in_c
+    nk = max(1, math.ceil(kk / R))
+    pieces = _conv_pieces(k, R, nk)  # act-gather cycles per row, per K tile (average)
+    # The array's two weight banks: tile t + 1 loads (R rows) into the bank of tile t - 1 once
+    # that bank is released, C + 1 cycles after t - 1's last activation, so two consecutive tiles
+    # take >= a + R + C + 1 cycles, a = the activations (act-gather cycles) of one of them.
+    full, rest = divmod(m, t.acc_rows)
+    stream = 0.0
+    for rows, nblk in ((t.acc_rows, full), (rest, 1 if rest else 0)):
+        if nblk:
+            stream += nblk * sum(max(rows * p, (rows * p + R + C + 1) / 2) for p in pieces)
+    stream = math.ceil(stream)
+    extra = 0
+    if acc in (AccMode.MID, AccMode.LAST):  # int32 partials read back
+        extra = math.ceil(4 * m * n_cols / t.load_bytes_per_cycle)
+    return (t.issue + t.conv_setup + R + stream + extra + t.array_latency + t.requant_latency)
+
+
+def _conv_pieces(k: tuple, R: int, nk: int) -> list[float]:
+    """Average act-gather pieces (cycles) per row for each K tile: the walk of hw/conv_unit.py
+    (a piece is the rest of a tap, a whole kernel row of a dense input, or a run spanning two
+    taps; padding taps are separate pieces), averaged over the output pixels' padding classes."""
+    (in_h, in_w, in_c, out_h, out_w, n_cols, k_h, k_w, sh, sw, pt, pl, in_pitch, acc) = k
+    contig = in_pitch in (0, in_c)
+    if in_c % R == 0:
+        return [1.0] * nk
+    ycls: dict[tuple, int] = {}
+    for oy in range(out_h):
+        iy0 = oy * sh - pt
+        kk = tuple(0 <= iy0 + ky < in_h for ky in range(k_h))
+        ycls[kk] = ycls.get(kk, 0) + 1
+    xcls: dict[tuple, int] = {}
+    for ox in range(out_w):
+        ix0 = ox * sw - pl
+        kk = (tuple(0 <= ix0 + kx < in_w for kx in range(k_w + 1)), ix0 + k_w - 1 < in_w)
+        xcls[kk] = xcls.get(kk, 0) + 1
+    tot = [0.0] * nk
+    n = out_h * out_w
+    for yk, yn in ycls.items():
+        for xk, xn in xcls.items():
+            p = _walk(in_c, k_h, k_w, R, nk, contig, yk, xk)
+            w = yn * xn / n
+            for i in range(nk):
+                tot[i] += w * p[i]
+    return tot
+
+
+@lru_cache(maxsize=4096)
+def _walk(in_c, k_h, k_w, R, nk, contig, yok, xk) -> tuple:
+    xok, xend_ok = xk
+    rowbytes = k_w * in_c
+    ky = kx = ci = rpos = 0
+    kdone = False
+    out = []
+    for _ in range(nk):
+        lane = 0
+        pieces = 0
+        while True:
+            pieces += 1
+            if kdone:
+                break
+            seg = min(R - lane, in_c - ci)
+            iy_ok = yok[ky]
+            ix_ge0 = xok[kx] or any(xok[:kx])  # ix >= 0 (the valid taps are a contiguous run)
+            row_left = rowbytes - rpos
+            lanes_left = R - lane
+            r1 = in_c - ci
+            kx_end = kx == k_w - 1
+            merge = (contig and iy_ok and ix_ge0 and xend_ok and row_left <= lanes_left
+                     and row_left > r1)
+            span2 = (contig and iy_ok and ix_ge0 and xok[kx + 1] and not kx_end
+                     and r1 < lanes_left and lanes_left - r1 < in_c)
+            n = row_left if merge else (lanes_left if span2 else seg)
+            tap_end = ci + n == in_c
+            row_end = merge or (tap_end and kx_end)
+            if row_end:
+                kdone = ky == k_h - 1
+                ky, kx, ci, rpos = ky + 1, 0, 0, 0
+            elif span2:
+                kx, ci, rpos = kx + 1, lanes_left - r1, rpos + n
+            elif tap_end:
+                kx, ci, rpos = kx + 1, 0, rpos + n
+            else:
+                ci, rpos = ci + n, rpos + n
+            lane += n
+            if kdone or lane == R:
+                break
+        out.append(pieces)
+    return tuple(out)
+
+
+# ---- the vector unit (hw/vector.py: commands of up to dw_taps + 1 vectors, a line cache)
+class _Lines:
+    """The vector unit's line cache: ``ne`` entries, misses fetched one line per cycle into
+    round-robin victims not used by the current command."""
+
+    __slots__ = ("ent", "where", "rr", "ne", "W", "L")
+
+    def __init__(self, t: Timing):
+        self.ne = t.vector_cache_lines
+        self.ent = [None] * self.ne
+        self.where: dict[int, int] = {}
+        self.rr = 0
+        self.W = t.line_bytes
+        self.L = t.lanes
+
+    def cmd(self, addrs) -> int:
+        """Cycles of one command whose vectors start at ``addrs``: max(1, lines missed)."""
+        W, L, where, ent = self.W, self.L, self.where, self.ent
+        used = set()
+        miss = 0
+        for a in addrs:
+            lo = a // W
+            for ln in ((lo, lo + 1) if a % W + L > W else (lo,)):
+                e = where.get(ln)
+                if e is not None:
+                    used.add(e)
+                    continue
+                v = self.rr
+                while v in used:
+                    v = v + 1 if v + 1 < self.ne else 0
+                old = ent[v]
+                if old is not None:
+                    del where[old]
+                ent[v] = ln
+                where[ln] = v
+                used.add(v)
+                self.rr = v + 1 if v + 1 < self.ne else 0
+                miss += 1
+        return miss if miss > 1 else 1
+
+
+def _window_cost(k: tuple, t: Timing) -> int:
+    return _window_cost_cached(k, _tkey(t))
+
+
+@lru_cache(maxsize=4096)
+def _window_cost_cached(k: tuple, tkey: tuple) -> int:
+    """DWCONV / POOL: channel groups of `lanes` outputs > pixels > taps (dw_taps per command when
+    the weights fit the registers or for POOL, else one tap with its weight vector)."""
+    t = _TIMINGS[tkey]
+    (in_h, in_w, in_c, out_h, out_w, k_h, k_w, sh, sw, pt, pl, in_addr, w_addr, p_addr, dm,
+     is_dw) = k
+    L, W, TT = t.lanes, t.line_bytes, t.dw_taps
+    dm = max(1, dm) if is_dw else 1
+    co = in_c * dm
+    if not (out_h and out_w and co):
+        return t.issue + t.vector_setup
+    ntap = k_h * k_w
+    kzero = ntap == 0
+    wc = is_dw and 0 < ntap <= t.dw_weight_regs
+    nt = TT if (wc or not is_dw) else 1
+    taps = [divmod(i, max(1, k_w)) for i in range(max(1, ntap))]
+    rowb = in_w * in_c
+    sample = out_h > 8
+    rows = list(range(6)) + [out_h - 2, out_h - 1] if sample else list(range(out_h))
+    total = 0
+    memo: dict[tuple, int] = {}
+    # an input that fits the line cache stays there across channel groups: simulate them all on
+    # one cache; else each group starts cold and groups of the same line alignment cost the same
+    shared = (in_h * in_w * in_c + W - 1) // W + 2 <= t.vector_cache_lines
+    lc = _Lines(t)
+    ci0 = rr = 0
+    for g in range(math.ceil(co / L)):
+        co0 = g * L
+        key = ((in_addr + ci0) % W, (w_addr + co0) % W, (p_addr + 12 * L * g) % W)
+        if shared or key not in memo:
+            if not shared:
+                lc = _Lines(t)
+            cyc = 1  # GINIT
+            if is_dw:
+                pa = p_addr + 12 * L * g
+                cyc += sum(lc.cmd((pa + i * L,)) for i in range(12))
+                if wc:
+                    cyc += sum(lc.cmd((w_addr + co0 + i * co,)) for i in range(ntap))
+            rcyc = []
+            for oy in rows:
+                c = 0
+                iy0 = oy * sh - pt
+                for ox in range(out_w):
+                    ix0 = ox * sw - pl
+                    base = in_addr + ci0
+                    for t0 in range(0, len(taps), nt):
+                        av = []
+                        if not kzero:
+                            for i in range(t0, min(t0 + nt, ntap)):
+                                ky, kx = taps[i]
+                                iy, ix = iy0 + ky, ix0 + kx
+                                if 0 <= iy < in_h and 0 <= ix < in_w:
+                                    av.append(base + iy * rowb + ix * in_c)
+                            if is_dw and not wc:
+                                av.append(w_addr + co0 + t0 * co)
+                        c += lc.cmd(av)
+                rcyc.append(c)
+            if sample:
+                cyc += rcyc[0] + sum(rcyc[1:6]) * (out_h - 3) / 5 + rcyc[6] + rcyc[7]
+            else:
+                cyc += sum(rcyc)
+            memo[key] = cyc
+        total += memo[key]
+        rn = rr + L
+        ci0 += rn // dm
+        rr = rn % dm
+    return t.issue + t.vector_setup + round(total) + t.vector_latency
+
+
+def _vmatmul_cost(k: tuple, t: Timing) -> int:
+    return _vmatmul_cost_cached(k, _tkey(t))
+
+
+@lru_cache(maxsize=4096)
+def _vmatmul_cost_cached(k: tuple, tkey: tuple) -> int:
+    """VMATMUL: rows > groups of `lanes` output channels (12 parameter commands each) > dw_taps
+    channels per command > K chunks of `lanes` (a command reads dw_taps weight rows' chunks and
+    the input chunk)."""
+    t = _TIMINGS[tkey]
+    m, kk, n, in_addr, w_addr, p_addr = k
+    L, TT = t.lanes, t.dw_taps
+    if not (m and n):
+        return t.issue + t.vector_setup
+    lc = _Lines(t)
+    rows = min(m, 4)
+    total = 0
+    for i in range(rows):
+        xrow = in_addr + i * kk
+        for j0 in range(0, n, L):
+            pa = p_addr + 12 * j0
+            total += sum(lc.cmd((pa + q * L,)) for q in range(12))
+            vnj = min(L, n - j0)
+            for jj in range(0, vnj, TT):
+                wr = [w_addr + (j0 + j) * kk for j in range(jj, min(jj + TT, vnj))]
+                for k0 in range(0, max(kk, 1), L):
+                    if kk:
+                        total += lc.cmd([a + k0 for a in wr] + [xrow + k0])
+                    else:
+                        total += 1
+    total = total * m / rows
+    return t.issue + t.vector_setup + round(total) + t.vector_latency
+
+
+def _stream_cost(k: tuple, t: Timing) -> int:
+    return _stream_cost_cached(k, _tkey(t))
+
+
+@lru_cache(maxsize=4096)
+def _stream_cost_cached(k: tuple, tkey: tuple) -> int:
+    """ELTWISE (12 parameter commands, then a and b vectors of up to `lanes` elements, split at
+    b_period boundaries) / LUT (256 / lanes table commands, then one vector per command)."""
+    t = _TIMINGS[tkey]
+    count, per, a_addr, b_addr, p_addr, elt = k
+    L = t.lanes
+    if not count:
+        return t.issue + t.vector_setup
+    lc = _Lines(t)
+    total = 0
+    if elt:
+        total += sum(lc.cmd((p_addr + q * L,)) for q in range(12))
+    else:
+        total += sum(lc.cmd((p_addr + q * L,)) for q in range(256 // L))
+    ei = er = 0
+    while ei < count:
+        lim = L if per <= 1 else per - er
+        en = min(L, count - ei, lim)
+        if elt:
+            total += lc.cmd((a_addr + ei, b_addr + (er if per else ei)))
+        else:
+            total += lc.cmd((a_addr + ei,))
+        ei += en
+        er = 0 if er + en >= per else er + en
+    return t.issue + t.vector_setup + total + t.vector_latency
+
+
+#: Timing objects by key (the lru caches above take the hashable key, not the object).
+_TIMINGS: dict[tuple, Timing] = {}
 
 
 def _footprint(ins: dict, host_calls=None) -> tuple[list, list]:
@@ -289,7 +586,7 @@ def schedule(program: list[dict], config, check_hazards: bool = True, host_calls
             barrier_time = end[i]
             free = [barrier_time] * 3
         seg_start = i + 1
-    total = max(end) if n else 0
+    total = max(end) + t.startup if n else 0  # + the first fetch (the trace starts at issue)
     if check_hazards:
         _check_hazards(program, start, end, host_calls)
     return Schedule(start, end, total, {"load": busy[0], "compute": busy[1], "store": busy[2]})

@@ -4,6 +4,7 @@ program checks (deadlock, hazards) and cycle-model properties."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -357,3 +358,83 @@ def test_output_zero_point_int32_corner(op):
     want = TflmReference(data).run(xs)[0]
     got = IsaBackend(compile_graph(g, "tiny")).run(xs)[0]
     assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+
+
+# ---------------------------------------------------------------------------------------------
+# cycle model: the RTL units' mechanisms (hw/conv_unit.py, hw/gemm.py, hw/vector.py)
+def _dw(**f):
+    ins = {"opcode": Opcode.DWCONV, "in_addr": 0, "out_addr": 1 << 20, "w_addr": 2 << 20,
+           "p_addr": 3 << 20, "depth_mult": 1, "stride_h": 1, "stride_w": 1, "pad_top": 0,
+           "pad_left": 0, "k_h": 3, "k_w": 3}
+    ins.update(f)
+    return ins
+
+
+def test_cycle_model_vector_line_cache():
+    """The vector unit fetches one SRAM line per cycle into its line cache: a command costs
+    max(1, lines it misses); a vector crossing a line end needs both lines."""
+    from sim.isa_sim import _Lines
+
+    t = Timing(preset("default"))  # 256-byte lines, 16 lanes
+    lc = _Lines(t)
+    assert lc.cmd([0, 256, 512]) == 3
+    assert lc.cmd([16, 272, 528]) == 1  # all hits
+    assert lc.cmd([]) == 1
+    assert lc.cmd([1016]) == 2  # bytes 1016..1031: lines 3 and 4
+
+
+def test_cycle_model_depthwise_commands():
+    """DWCONV: one command per output pixel and group of `lanes` channels (no packing of pixels
+    into idle lanes), each command costing its line misses."""
+    t = Timing(preset("default"))
+    # 8 or 16 channels: one group of 196 pixel commands either way (+ a few line misses)
+    a = instr_cost(_dw(in_h=16, in_w=16, in_c=8, out_h=14, out_w=14), t)
+    b = instr_cost(_dw(in_h=16, in_w=16, in_c=16, out_h=14, out_w=14), t)
+    assert 196 < a <= b < 196 * 1.4
+    # channels >= a line (256 B): every tap of a row is its own line; stride 2 needs 2 new lines
+    # per kernel row and pixel (6 per pixel), stride 1 one (3 per pixel): ~2x the cycles
+    s1 = instr_cost(_dw(in_h=33, in_w=33, in_c=256, out_h=31, out_w=31), t)
+    s2 = instr_cost(_dw(in_h=63, in_w=63, in_c=256, out_h=31, out_w=31, stride_h=2, stride_w=2),
+                    t)
+    assert 1.8 < s2 / s1 < 2.1
+    pix = 31 * 31 * 16  # pixel commands (16 groups)
+    assert 3 * pix <= s1 <= 3.3 * pix
+
+
+def test_cycle_model_mean_one_tap_per_command():
+    """A kernel of more than 25 taps (MEAN over 7x7) keeps no weights in registers: one tap per
+    command, with its weight vector (another line when the channels span a line)."""
+    t = Timing(preset("default"))
+    cyc = instr_cost(_dw(in_h=7, in_w=7, in_c=1280, out_h=1, out_w=1, k_h=7, k_w=7), t)
+    groups = 1280 // 16
+    assert 2 * 49 * groups <= cyc <= 2 * 49 * groups + 20 * groups + 50
+
+
+def test_cycle_model_first_layer_pieces():
+    """The conv unit's act gather walks a 3-channel 3x3 window in pieces (dense kernel rows merged):
+    K = 27 is two K tiles of 16 lanes; tile 0 = kernel row 0 (9 bytes) + 1 tap + a run over two
+    taps, tile 1 = the rest of row 1 + kernel row 2: 3 + 2 pieces per interior pixel."""
+    from sim.isa_sim import _walk
+
+    inside = ((True, True, True), ((True, True, True, True), True))
+    assert _walk(3, 3, 3, 16, 2, True, *inside) == (3, 2)
+    # a 16-channel input: one piece per 16-lane beat
+    assert _walk(16, 3, 3, 16, 9, True, *inside) == (1,) * 9
+
+
+def test_cycle_model_small_m_blocks():
+    """Two weight banks: tile t + 1 loads into tile t - 1's bank after it drains, so tiles of
+    r < R + C + 1 rows take (r + R + C + 1) / 2 cycles each; long blocks stream one row/cycle."""
+    t = Timing(preset("default"))
+
+    def conv(hw, in_c):
+        return instr_cost({"opcode": Opcode.CONV, "in_h": hw, "in_w": hw, "in_c": in_c,
+                           "out_h": hw, "out_w": hw, "k_h": 1, "k_w": 1, "n_cols": 16,
+                           "stride_h": 1, "stride_w": 1}, t)
+
+    # 4 rows, 64 vs 32 K tiles: 32 more tiles of (4 + 33) / 2 cycles
+    assert conv(2, 1024) - conv(2, 512) == math.ceil(64 * 18.5) - math.ceil(32 * 18.5)
+    # 128 rows: one row per cycle and tile
+    assert conv(16, 1024) - conv(16, 512) > 0
+    big = conv(64, 1024) - conv(64, 512)  # 32 blocks of 128 rows x 32 more tiles
+    assert big == 32 * 128 * 32
