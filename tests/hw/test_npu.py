@@ -17,6 +17,7 @@ from hw import regmap
 from hw.config import preset
 from hw.isa import QUEUE_OF, Opcode
 from sim.isa_sim import IsaSim, _footprint
+from tests.models.corner_models import ZP_WRAP_OPS
 from tests.sim.test_isa_sim import _inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,19 +200,12 @@ def test_person_detect_tiny_rtl():
     assert abs(cnt["CYCLES"] / model - 1) < 0.25, (cnt["CYCLES"], model)
 
 
-@pytest.mark.parametrize("op", ["FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"])
+@pytest.mark.parametrize("op", ZP_WRAP_OPS)
 def test_output_zero_point_int32_corner_rtl(op):
     """The RTL's requant (conv unit, vector unit) adds the output zero point in int32 like TFLM:
     a model whose requantized values sit within |zp| of INT32_MAX, checked against TFLM."""
-    from models.tflm_ref import TflmReference
     from sw.compiler import compile_graph
     from sw.runtime import RtlBackend
-    from sw.tflite_import import load_tflite
-    from tests.models.corner_models import ramp_input, zp_wrap_model
+    from tests.models.corner_models import assert_zp_wrap_equals_tflm
 
-    data = zp_wrap_model(op)
-    g = load_tflite(data)
-    xs = [ramp_input(g.tensors[g.inputs[0]].shape)]
-    want = TflmReference(data).run(xs)[0]
-    got = RtlBackend(compile_graph(g, "tiny")).run(xs)[0]
-    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+    assert_zp_wrap_equals_tflm(op, lambda g: RtlBackend(compile_graph(g, "tiny")))

@@ -10,7 +10,7 @@ import numpy as np
 
 from models.tflite_writer import ModelBuilder
 
-__all__ = ["ZP_WRAP_OPS", "zp_wrap_model", "ramp_input"]
+__all__ = ["ZP_WRAP_OPS", "zp_wrap_model", "ramp_input", "assert_zp_wrap_equals_tflm"]
 
 ZP_WRAP_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 
@@ -48,3 +48,17 @@ def zp_wrap_model(op: str, zp: int = 100) -> bytes:
 def ramp_input(shape) -> np.ndarray:
     """Every int8 code, -128 … 127, in order (``shape`` has 256 elements)."""
     return np.arange(-128, 128, dtype=np.int8).reshape(shape)
+
+
+def assert_zp_wrap_equals_tflm(op: str, make_backend) -> None:
+    """Run :func:`zp_wrap_model` (``op``) on the ramp through ``make_backend(graph)`` (an object
+    with ``run(inputs) -> outputs``) and assert its output equals TFLM's."""
+    from models.tflm_ref import TflmReference
+    from sw.tflite_import import load_tflite
+
+    data = zp_wrap_model(op)
+    g = load_tflite(data)
+    xs = [ramp_input(g.tensors[g.inputs[0]].shape)]
+    want = TflmReference(data).run(xs)[0]
+    got = make_backend(g).run(xs)[0]
+    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"

@@ -15,12 +15,11 @@ from hw.config import preset
 from hw.isa import BufSel, Opcode, Timing
 from models.golden import GoldenModel
 from models.tflite_writer import ModelBuilder
-from models.tflm_ref import TflmReference
 from sim.isa_sim import IsaSim, SimError, instr_cost, schedule
 from sw.compiler import compile_graph
 from sw.runtime import IsaBackend
 from sw.tflite_import import load_tflite
-from tests.models.corner_models import ZP_WRAP_OPS, ramp_input, zp_wrap_model
+from tests.models.corner_models import ZP_WRAP_OPS, assert_zp_wrap_equals_tflm
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 
@@ -352,12 +351,7 @@ def test_random_models_vs_tflm_many():
 def test_output_zero_point_int32_corner(op):
     """Requantized values within |zp| of INT32_MAX: the ISA simulator wraps the zero-point add in
     int32 like TFLM (the oracle here, not the golden model)."""
-    data = zp_wrap_model(op)
-    g = load_tflite(data)
-    xs = [ramp_input(g.tensors[g.inputs[0]].shape)]
-    want = TflmReference(data).run(xs)[0]
-    got = IsaBackend(compile_graph(g, "tiny")).run(xs)[0]
-    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+    assert_zp_wrap_equals_tflm(op, lambda g: IsaBackend(compile_graph(g, "tiny")))
 
 
 # ---------------------------------------------------------------------------------------------
