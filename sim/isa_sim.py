@@ -140,15 +140,20 @@ def _conv_cost_cached(k: tuple, tkey: tuple) -> int:
     kk = k_h * k_w * in_c
     nk = max(1, math.ceil(kk / R))
     pieces = _conv_pieces(k, R, nk)  # act-gather cycles per row, per K tile (average)
-    # The array's two weight banks: tile t + 1 loads (R rows) into the bank of tile t - 1 once
-    # that bank is released, C + 1 cycles after t - 1's last activation, so two consecutive tiles
-    # take >= a + R + C + 1 cycles, a = the activations (act-gather cycles) of one of them.
+    # The array's two weight banks: tile i + 1 loads (R rows) into the bank of tile i - 1 once
+    # that bank is released, C + 1 cycles after i - 1's last activation: tile i + 1 starts at
+    # max(s[i] + a[i], s[i - 1] + a[i - 1] + R + C + 1), a = a tile's activations (act-gather
+    # cycles); tile 1 loads into the free bank right after tile 0 (R + 1 cycles).
     full, rest = divmod(m, t.acc_rows)
-    stream = 0.0
-    for rows, nblk in ((t.acc_rows, full), (rest, 1 if rest else 0)):
-        if nblk:
-            stream += nblk * sum(max(rows * p, (rows * p + R + C + 1) / 2) for p in pieces)
-    stream = math.ceil(stream)
+    acts = [t.acc_rows * p for p in pieces] * full + [rest * p for p in pieces] * (1 if rest else 0)
+    gap = R + C + 1
+    if min(acts) >= gap:
+        stream = math.ceil(sum(acts))
+    else:
+        s_prev, s = 0.0, max(acts[0], R + 1)
+        for i in range(1, len(acts) - 1):
+            s_prev, s = s, max(s + acts[i], s_prev + acts[i - 1] + gap)
+        stream = math.ceil(s + acts[-1]) if len(acts) > 1 else math.ceil(acts[0])
     extra = 0
     if acc in (AccMode.MID, AccMode.LAST):  # int32 partials read back
         extra = math.ceil(4 * m * n_cols / t.load_bytes_per_cycle)

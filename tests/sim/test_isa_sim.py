@@ -4,7 +4,6 @@ program checks (deadlock, hazards) and cycle-model properties."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -417,18 +416,17 @@ def test_cycle_model_first_layer_pieces():
 
 
 def test_cycle_model_small_m_blocks():
-    """Two weight banks: tile t + 1 loads into tile t - 1's bank after it drains, so tiles of
-    r < R + C + 1 rows take (r + R + C + 1) / 2 cycles each; long blocks stream one row/cycle."""
-    t = Timing(preset("default"))
+    """Two weight banks: tile i + 1 loads into tile i - 1's bank once that bank has drained
+    (R + C + 1 cycles after its last row), so with r < R + C + 1 rows per tile two tiles take
+    r + R + C + 1 cycles; long blocks stream one row per cycle and tile."""
+    t = Timing(preset("default"))  # R = C = 16, 128-row blocks
 
     def conv(hw, in_c):
         return instr_cost({"opcode": Opcode.CONV, "in_h": hw, "in_w": hw, "in_c": in_c,
                            "out_h": hw, "out_w": hw, "k_h": 1, "k_w": 1, "n_cols": 16,
                            "stride_h": 1, "stride_w": 1}, t)
 
-    # 4 rows, 64 vs 32 K tiles: 32 more tiles of (4 + 33) / 2 cycles
-    assert conv(2, 1024) - conv(2, 512) == math.ceil(64 * 18.5) - math.ceil(32 * 18.5)
-    # 128 rows: one row per cycle and tile
-    assert conv(16, 1024) - conv(16, 512) > 0
-    big = conv(64, 1024) - conv(64, 512)  # 32 blocks of 128 rows x 32 more tiles
-    assert big == 32 * 128 * 32
+    # 4 rows: 64 vs 32 K tiles = 16 more tile pairs of 4 + 33 cycles
+    assert conv(2, 1024) - conv(2, 512) == 16 * (4 + 33)
+    # 32 blocks of 128 rows x 32 more tiles, one row per cycle
+    assert conv(64, 1024) - conv(64, 512) == 32 * 128 * 32
