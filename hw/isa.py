@@ -470,9 +470,11 @@ class Timing:
       rows). The act gather sends one *piece* per cycle: a run of lanes contiguous in SRAM (the
       rest of a tap; with dense pixels also a run over two taps or a whole kernel row), or a
       padding tap; with in_c a multiple of R a 16-lane beat is one piece, a first layer (in_c =
-      3, 3x3) takes 3 + 2 pieces for its two K tiles. Per (block, K tile) with a = rows x pieces:
-      max(a, (a + R + C + 1) / 2) (tile t + 1 loads its R rows into tile t - 1's bank, released
-      C + 1 cycles after that tile's last row). Plus ``conv_setup`` + R (the first tile's load)
+      3, 3x3) takes 3 + 2 pieces for its two K tiles. Over the sequence of (block, K tile) with
+      a[i] = rows x pieces, tile i + 1 starts at max(s[i] + a[i], s[i-1] + a[i-1] + R + C + 1)
+      (it loads its R rows into tile i - 1's bank, released C + 1 cycles after that tile's last
+      row; tile 1 into the free bank, R + 1 cycles after tile 0): blocks of >= R + C + 1 rows
+      stream one row per cycle. Plus ``conv_setup`` + R (the first tile's load)
       + ``array_latency`` (R + C + 1) + ``requant_latency`` (the 18-stage requant of
       hw/requant.py) per instruction, and the int32 partials read back for acc MID/LAST.
     - Vector unit (hw/vector.py, DWCONV / POOL / ELTWISE / LUT / VMATMUL): one *command* per cycle
