@@ -300,9 +300,12 @@ def _window_cost_cached(k: tuple, tkey: tuple) -> int:
     rows = list(range(6)) + [out_h - 2, out_h - 1] if sample else list(range(out_h))
     total = 0
     memo: dict[tuple, int] = {}
-    # an input that fits the line cache stays there across channel groups: simulate them all on
-    # one cache; else each group starts cold and groups of the same line alignment cost the same
-    shared = (in_h * in_w * in_c + W - 1) // W + 2 <= t.vector_cache_lines
+    # an input that fits the line cache, or a small map (the next group's first taps read the
+    # lines of the previous group's last ones: channels of several groups share a line), keeps
+    # lines across channel groups: simulate every group on one cache; else each group starts cold
+    # and groups of the same line alignment cost the same
+    shared = ((in_h * in_w * in_c + W - 1) // W + 2 <= t.vector_cache_lines
+              or out_h * out_w <= 16)
     lc = _Lines(t)
     ci0 = rr = 0
     for g in range(math.ceil(co / L)):
