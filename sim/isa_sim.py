@@ -113,13 +113,6 @@ def _key(ins: dict, names) -> tuple:
     return tuple(out)
 
 
-def _pixel_groups(pixels: int, channels: int, lanes: int) -> int:
-    """Commands of the vector unit to cover pixels x channels: one per pixel and group of `lanes`
-    channels (channel groups outer; a group with fewer channels than lanes leaves lanes idle: the
-    unit never packs several pixels into the lanes)."""
-    return pixels * math.ceil(channels / lanes)
-
-
 # ---- the conv unit (hw/conv_unit.py: act gather pieces feeding the GEMM engine of hw/gemm.py)
 def _tkey(t: Timing) -> tuple:
     key = tuple(sorted(vars(t).items()))
