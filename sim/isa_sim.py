@@ -132,7 +132,7 @@ def _conv_cost_cached(k: tuple, tkey: tuple) -> int:
     m = out_h * out_w
     kk = k_h * k_w * in_c
     nk = max(1, math.ceil(kk / R))
-    pieces = _conv_pieces(k, R, nk)  # act-gather cycles per row, per K tile (average)
+    pieces = _conv_pieces(k, R, nk, t.line_bytes)  # act-gather cycles per row, per K tile (average)
     # The array's two weight banks: tile i + 1 loads (R rows) into the bank of tile i - 1 once
     # that bank is released, C + 1 cycles after i - 1's last activation: tile i + 1 starts at
     # max(s[i] + a[i], s[i - 1] + a[i - 1] + R + C + 1), a = a tile's activations (act-gather
@@ -153,7 +153,7 @@ def _conv_cost_cached(k: tuple, tkey: tuple) -> int:
     return (t.issue + t.conv_setup + R + stream + extra + t.array_latency + t.requant_latency)
 
 
-def _conv_pieces(k: tuple, R: int, nk: int) -> list[float]:
+def _conv_pieces(k: tuple, R: int, nk: int, W: int = 0) -> list[float]:
     """Average act-gather pieces (cycles) per row for each K tile: the walk of hw/conv_unit.py
     (a piece is the rest of a tap, a whole kernel row of a dense input, or a run spanning two
     taps; padding taps are separate pieces), averaged over the output pixels' padding classes."""
@@ -175,7 +175,7 @@ def _conv_pieces(k: tuple, R: int, nk: int) -> list[float]:
     n = out_h * out_w
     for yk, yn in ycls.items():
         for xk, xn in xcls.items():
-            p = _walk(in_c, k_h, k_w, R, nk, contig, yk, xk)
+            p = _walk(in_c, k_h, k_w, R, nk, contig, yk, xk, W)
             w = yn * xn / n
             for i in range(nk):
                 tot[i] += w * p[i]
@@ -183,7 +183,10 @@ def _conv_pieces(k: tuple, R: int, nk: int) -> list[float]:
 
 
 @lru_cache(maxsize=4096)
-def _walk(in_c, k_h, k_w, R, nk, contig, yok, xk) -> tuple:
+def _walk(in_c, k_h, k_w, R, nk, contig, yok, xk, W=0) -> tuple:
+    """Act-gather cycles per K tile of one row: its pieces; with ``W`` (line bytes) also the
+    expected second cycle of a piece that jumps to a new line (a beat's first piece, a kernel
+    row's first piece) and crosses that line's end ((n - 1) / W of n data bytes)."""
     xok, xend_ok = xk
     rowbytes = k_w * in_c
     ky = kx = ci = rpos = 0
@@ -191,11 +194,13 @@ def _walk(in_c, k_h, k_w, R, nk, contig, yok, xk) -> tuple:
     out = []
     for _ in range(nk):
         lane = 0
-        pieces = 0
+        pieces = first = 0.0
+        ky0 = ky_last = ky
         while True:
             pieces += 1
             if kdone:
                 break
+            jump = lane > 0 and kx == 0 and ci == 0  # a new kernel row within the beat
             seg = min(R - lane, in_c - ci)
             iy_ok = yok[ky]
             ix_ge0 = xok[kx] or any(xok[:kx])  # ix >= 0 (the valid taps are a contiguous run)
@@ -208,6 +213,12 @@ def _walk(in_c, k_h, k_w, R, nk, contig, yok, xk) -> tuple:
             span2 = (contig and iy_ok and ix_ge0 and xok[kx + 1] and not kx_end
                      and r1 < lanes_left and lanes_left - r1 < in_c)
             n = row_left if merge else (lanes_left if span2 else seg)
+            if W and iy_ok and (xok[kx] or merge or span2):
+                if jump:
+                    pieces += (n - 1) / W
+                elif lane == 0:  # a jump if the previous row's last piece is another kernel row
+                    first = (n - 1) / W
+            ky_last = ky
             tap_end = ci + n == in_c
             row_end = merge or (tap_end and kx_end)
             if row_end:
@@ -222,7 +233,7 @@ def _walk(in_c, k_h, k_w, R, nk, contig, yok, xk) -> tuple:
             lane += n
             if kdone or lane == R:
                 break
-        out.append(pieces)
+        out.append(pieces + (first if ky_last != ky0 else 0.0))
     return tuple(out)
 
 
