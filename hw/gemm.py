@@ -121,6 +121,8 @@ class GemmEngine(wiring.Component):
         with m.Elif(out_take & self.out.p.last):
             m.d.sync += busy.eq(0)
 
+        start = Signal(2)                # 1: compute m1/k1/n1, 2: load the loop state
+
         # ---- params: push up to two N tiles ahead
         # ``params.ready`` is a register (the push enables every bit of the FIFO: a wide net).
         p_left = Signal(DIM_BITS)        # params beats still to accept for this GEMM
@@ -161,7 +163,11 @@ class GemmEngine(wiring.Component):
         # p_left != 0 and p_left == 1 as registered flags: the push selects, the wide compares
         # work on registers and cmd inputs only.
         p_nz, p_one = Signal(), Signal()
-        p_nz_next = Mux(cmd_take, self.cmd.p.n_tiles != 0, p_nz & ~(p_one & p_push))
+        # (p_nz is 0 when a command is taken; it rises one cycle later, from a register.)
+        nt_nz = Signal()
+        with m.If(cmd_take):
+            m.d.sync += nt_nz.eq(self.cmd.p.n_tiles != 0)
+        p_nz_next = Mux(start == 1, nt_nz, p_nz & ~(p_one & p_push))
         with m.If(cmd_take):
             m.d.sync += [p_left.eq(self.cmd.p.n_tiles), p_one.eq(self.cmd.p.n_tiles == 1)]
         with m.Elif(p_push):
@@ -177,7 +183,6 @@ class GemmEngine(wiring.Component):
         # of two rows: block index and last-block size are bit slices of M - 1.
         lg = (MB - 1).bit_length()
         m1, k1, n1 = Signal(DIM_BITS), Signal(DIM_BITS), Signal(DIM_BITS)   # M-1, KT-1, NT-1
-        start = Signal(2)                # 1: compute m1/k1/n1, 2: load the loop state
         last_idx = m1[lg:] if lg else m1           # index of the last M block
         tail_last = m1[:lg] if lg else 0           # last row index of the last M block
         single_blk = last_idx == 0

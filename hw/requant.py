@@ -65,14 +65,22 @@ def raw_out_layout(lanes: int) -> data.StructLayout:
     return data.StructLayout({"acc": data.ArrayLayout(signed(32), lanes), "last": 1})
 
 
-def _decoders(e):
-    """Two-level decoders of a 5-bit amount ``e`` (no comparators, hence no carry chains):
-    ``onehot(v)`` = (e == v), ``atleast(t)`` = (e >= t)."""
+def _decoder_parts(e):
+    """First level of the decoders of a 5-bit amount ``e`` (no comparators, hence no carry
+    chains): (hi == k) for k < 4, (lo == k) and (lo >= k) for k < 8, (hi > k) for k < 4 (24 bits,
+    hi = e[3:5], lo = e[0:3])."""
     hi, lo = e[3:5], e[0:3]
     hi_eq = [hi == k for k in range(4)]
     lo_eq = [lo == k for k in range(8)]
     lo_ge = [Cat(*lo_eq[k:]).any() for k in range(8)]
     hi_gt = [Cat(*hi_eq[k + 1:]).any() if k < 3 else Const(0, 1) for k in range(4)]
+    return Cat(*hi_eq, *lo_eq, *lo_ge, *hi_gt)
+
+
+def _decoders(parts):
+    """Second level, from :func:`_decoder_parts`: ``onehot(v)`` = (e == v), ``atleast(t)`` =
+    (e >= t)."""
+    hi_eq, lo_eq, lo_ge, hi_gt = parts[0:4], parts[4:12], parts[12:20], parts[20:24]
 
     def onehot(v):
         return hi_eq[v >> 3] & lo_eq[v & 7]
@@ -205,6 +213,7 @@ class RequantCore(wiring.Component):
             hi7 = reg(64, p + "hi7", Cat(pLL6[:30], (Cat(pLL6[30:32], pHH6) + 1)[:34]))
             ovf7 = reg(1, p + "ovf7", ovf6)
             right7 = reg(5, p + "right7", right6)
+            dec7 = reg(24, p + "dec7", _decoder_parts(right6))
             # S8, S9: v = hi + (mid << 16) (mod 2**64), bits 16..39 then 40..63 (the carry
             # between them registered, added as a carry-in: (c:a) + (c:b) = 2 (a + b + c) + ..).
             lo8 = reg(25, p + "lo8", hi7[16:40] + mid7[:24])
@@ -212,9 +221,9 @@ class RequantCore(wiring.Component):
             midh8 = reg(signed(24), p + "midh8", mid7 >> 24)
             ovf8 = reg(1, p + "ovf8", ovf7)
             right8 = reg(5, p + "right8", right7)
-            # RoundingDivideByPOT constants, decoded from e (their LUTs and flip-flops share
-            # logic cells): half = 2**(e-1), half - 1 = e-1 ones (both 0 for e = 0).
-            onehot, atleast = _decoders(right7)
+            # RoundingDivideByPOT constants, decoded from e in two levels (S7, S8):
+            # half = 2**(e-1), half - 1 = e-1 ones (both 0 for e = 0).
+            onehot, atleast = _decoders(dec7)
             half8 = reg(32, p + "half8", Cat(*[onehot(i + 1) for i in range(31)]))
             halfm8 = reg(32, p + "halfm8", Cat(*[atleast(i + 2) for i in range(30)]))
             hs = (Cat(lo8[24], hia8) + Cat(lo8[24], midh8[:24]))[1:25]
