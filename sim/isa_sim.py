@@ -240,9 +240,11 @@ def _walk(in_c, k_h, k_w, R, nk, contig, yok, xk, W=0) -> tuple:
 # ---- the vector unit (hw/vector.py: commands of up to dw_taps + 1 vectors, a line cache)
 class _Lines:
     """The vector unit's line cache: ``ne`` entries, misses fetched one line per cycle into
-    round-robin victims not used by the current command."""
+    round-robin victims not used by the current command (REQ); ASM then pops the command's
+    lines, one per cycle, once its entry is at the head of the ``meta_depth``-deep command FIFO:
+    a command of more misses than that FIFO holds stalls REQ until it has been assembled."""
 
-    __slots__ = ("ent", "where", "rr", "ne", "W", "L")
+    __slots__ = ("ent", "where", "rr", "ne", "W", "L", "req", "asm", "fifo", "depth")
 
     def __init__(self, t: Timing):
         self.ne = t.vector_cache_lines
@@ -251,9 +253,30 @@ class _Lines:
         self.rr = 0
         self.W = t.line_bytes
         self.L = t.lanes
+        self.depth = t.vector_meta_depth
+        self.req = 0  # cycle REQ completed the last command
+        self.asm = 0  # cycle ASM finished the last command
+        self.fifo: deque = deque()  # ASM finish cycles of the commands in the FIFO
 
     def cmd(self, addrs) -> int:
-        """Cycles of one command whose vectors start at ``addrs``: max(1, lines missed)."""
+        """Cycles one command whose vectors start at ``addrs`` adds: max(1, lines missed), plus
+        REQ's wait for room in the command FIFO."""
+        n = self._misses(addrs)
+        r = self.req + n
+        fifo = self.fifo
+        while fifo and fifo[0] <= r:
+            fifo.popleft()
+        if len(fifo) >= self.depth:
+            r = max(r, fifo[-self.depth])
+            while fifo and fifo[0] <= r:
+                fifo.popleft()
+        self.asm = max(self.asm, r + 1) + n  # the FIFO entry is readable a cycle later
+        fifo.append(self.asm)
+        inc = r - self.req
+        self.req = r
+        return inc
+
+    def _misses(self, addrs) -> int:
         W, L, where, ent = self.W, self.L, self.where, self.ent
         used = set()
         miss = 0
@@ -318,7 +341,8 @@ def _window_cost_cached(k: tuple, tkey: tuple) -> int:
         if shared or key not in memo:
             if not shared:
                 lc = _Lines(t)
-            cyc = 1  # GINIT
+            cyc = 1  # GINIT (a cycle without a command)
+            lc.req += 1
             if is_dw:
                 pa = p_addr + 12 * L * g
                 cyc += sum(lc.cmd((pa + i * L,)) for i in range(12))
