@@ -462,7 +462,7 @@ def buffer_sizes(config) -> dict:
 class Timing:
     """The cycle model's per-unit constants, derived from a Config (shared with the RTL's targets).
     ``sim.isa_sim.instr_cost`` models the RTL units' mechanisms with them (measured on the default
-    preset: every layer of person_detect and MobileNetV2-224 within 5 % of the RTL).
+    preset: every layer of person_detect and MobileNetV2-224 within 8 % of the RTL).
 
     - LOAD: ``load_latency + ceil(nbytes / load_bytes_per_cycle)``.
     - CONV (hw/conv_unit.py feeding the GEMM engine of hw/gemm.py: weight-stationary R x C array,
