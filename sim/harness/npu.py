@@ -69,11 +69,12 @@ def _build(config: Config, waves: bool, units: str) -> Path:
     from hw.npu import NpuTop, index_bits
     from sim.cocotb_run import verilog_of
 
-    text = verilog_of(NpuTop(config, backdoor=True, units=units), "npu")
     defines = {"NP_W": line_bytes(config), "NP_IB": index_bits(config)}
     if waves:
         defines["NP_WAVES"] = 1
-    return build_harness("npu", "npu", text, SOURCE, defines=defines, waves=waves)
+    return build_harness(
+        "npu", "npu", lambda: verilog_of(NpuTop(config, backdoor=True, units=units), "npu"),
+        SOURCE, params=f"{config.digest()} units={units}", defines=defines, waves=waves)
 
 
 def _load(path: Path) -> ctypes.CDLL:

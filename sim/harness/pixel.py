@@ -52,8 +52,8 @@ def build(config: Config) -> Path:
     from hw.pixel_top import PixelTop
     from sim.cocotb_run import verilog_of
 
-    text = verilog_of(PixelTop(config), "pixel_top")
-    return build_harness("pixel", "pixel_top", text, SOURCE,
+    return build_harness("pixel", "pixel_top", lambda: verilog_of(PixelTop(config), "pixel_top"),
+                         SOURCE, params=config.digest(),
                          defines={"LD_NBYTES": config.csi2_lanes_bytes})
 
 

@@ -325,3 +325,21 @@ def test_other_line_widths(name):
                 PROG = PROG_SAVED
             assert np.array_equal(got[:2 * DATA], ref.sram[:2 * DATA].view(np.uint8))
             check_trace(prog, trace)
+
+
+def test_build_index_skips_verilog(sim, monkeypatch):
+    """A built harness is found again without generating the Verilog (minutes for ``default``);
+    other parameters miss the index and do generate it."""
+    from sim import cocotb_run
+    from sim.harness import npu
+
+    lib = npu.build(CFG)
+
+    def no_verilog(*a, **k):
+        raise RuntimeError("Verilog generated")
+
+    monkeypatch.setattr(cocotb_run, "verilog_of", no_verilog)
+    monkeypatch.setattr(npu, "_BUILT", {})
+    assert npu.build(CFG) == lib
+    with pytest.raises(RuntimeError, match="Verilog generated"):
+        npu.build(CFG.replace(sram_bytes=CFG.sram_bytes // 2))
