@@ -227,7 +227,7 @@ class VectorUnit(wiring.Component):
         co0 = Signal(17)
         ci0 = Signal(13)
         rr = Signal(5)
-        t = Signal(8)
+        t = Signal(16)              # tap counter: up to k_h * k_w = 255 * 255 taps
         pa = Signal(24)
         wa_g = Signal(24)
         wa = Signal(24)

@@ -195,14 +195,18 @@ class RtlBackend(_Base):
     counter; ``last_stats`` per-layer cycles from the issue/retire trace."""
 
     name = "rtl"
-    #: Cycles one ``run`` call may take before the harness reports a hang.
-    max_cycles = 2_000_000_000
+    #: A run that takes more than this many times the cycle model's estimate (plus a million
+    #: cycles) is reported as a hang instead of simulating for hours (``max_cycles``).
+    hang_factor = 20
 
     def __init__(self, compiled, waves: str | None = None, upload: str = "backdoor"):
         super().__init__(compiled)
         from sim.harness.npu import NpuSim
+        from sw.compiler import estimate
 
         self.sim = NpuSim(compiled.config, waves=waves)
+        #: cycles one run may take before it is reported as a hang
+        self.max_cycles = self.hang_factor * estimate(compiled)["cycles"] + 1_000_000
         self.upload = upload
         self.last_counters = None
         self.last_trace = None

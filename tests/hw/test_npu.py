@@ -215,3 +215,18 @@ def test_output_zero_point_int32_corner_rtl(op):
     from tests.models.corner_models import assert_zp_wrap_equals_tflm
 
     assert_zp_wrap_equals_tflm(op, lambda g: RtlBackend(compile_graph(g, "tiny")))
+
+
+@pytest.mark.parametrize("hw_", [(32, 32), (17, 20)])
+def test_global_mean_many_taps_rtl(hw_):
+    """A global MEAN runs as a DWCONV with k_h * k_w taps; more than 255 taps once wrapped the
+    vector unit's tap counter and hung the NPU (MobileNetV3-like squeeze-excite on 32x32 maps)."""
+    from models.tflite_writer import ModelBuilder
+    from sw.tflite_import import load_tflite
+
+    b = ModelBuilder()
+    x = b.input((1, *hw_, 8), "int8", 0.05, -3)
+    b.output(b.mean(x, (1, 2), True, 0.04, 5))
+    g = load_tflite(b.finish(), name="mean")
+    c, rtl = check_network(g, "tiny", n_inputs=2, label="mean")
+    assert rtl.last_counters["INSTRS"] == len(c.program)
