@@ -529,6 +529,16 @@ class Timing:
         self.host_cycles = 0
         self.startup = 6
 
+    # Equal constants are the same model: the cycle model's caches key on Timing objects.
+    def _fields(self) -> tuple:
+        return tuple(sorted(vars(self).items()))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Timing) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
 
 def doc_markdown() -> str:
     """docs/isa.md, generated from the definitions above."""

@@ -40,6 +40,7 @@ from hw.isa import (
     encode,
 )
 from models.arith import mbqm, wrap_int32
+from models.kernels.common import requant
 
 __all__ = ["IsaSim", "schedule", "Schedule", "SimError", "instr_cost"]
 
@@ -114,19 +115,8 @@ def _key(ins: dict, names) -> tuple:
 
 
 # ---- the conv unit (hw/conv_unit.py: act gather pieces feeding the GEMM engine of hw/gemm.py)
-def _tkey(t: Timing) -> tuple:
-    key = tuple(sorted(vars(t).items()))
-    _TIMINGS.setdefault(key, t)
-    return key
-
-
-def _conv_cost(k: tuple, t: Timing) -> int:
-    return _conv_cost_cached(k, _tkey(t))
-
-
 @lru_cache(maxsize=4096)
-def _conv_cost_cached(k: tuple, tkey: tuple) -> int:
-    t = _TIMINGS[tkey]
+def _conv_cost(k: tuple, t: Timing) -> int:
     (in_h, in_w, in_c, out_h, out_w, n_cols, k_h, k_w, sh, sw, pt, pl, in_pitch, acc) = k
     R, C = t.R, t.C
     m = out_h * out_w
@@ -301,15 +291,10 @@ class _Lines:
         return miss if miss > 1 else 1
 
 
-def _window_cost(k: tuple, t: Timing) -> int:
-    return _window_cost_cached(k, _tkey(t))
-
-
 @lru_cache(maxsize=4096)
-def _window_cost_cached(k: tuple, tkey: tuple) -> int:
+def _window_cost(k: tuple, t: Timing) -> int:
     """DWCONV / POOL: channel groups of `lanes` outputs > pixels > taps (dw_taps per command when
     the weights fit the registers or for POOL, else one tap with its weight vector)."""
-    t = _TIMINGS[tkey]
     (in_h, in_w, in_c, out_h, out_w, k_h, k_w, sh, sw, pt, pl, in_addr, w_addr, p_addr, dm,
      is_dw) = k
     L, W, TT = t.lanes, t.line_bytes, t.dw_taps
@@ -379,16 +364,11 @@ def _window_cost_cached(k: tuple, tkey: tuple) -> int:
     return t.issue + t.vector_setup + round(total) + t.vector_latency
 
 
-def _vmatmul_cost(k: tuple, t: Timing) -> int:
-    return _vmatmul_cost_cached(k, _tkey(t))
-
-
 @lru_cache(maxsize=4096)
-def _vmatmul_cost_cached(k: tuple, tkey: tuple) -> int:
+def _vmatmul_cost(k: tuple, t: Timing) -> int:
     """VMATMUL: rows > groups of `lanes` output channels (12 parameter commands each) > dw_taps
     channels per command > K chunks of `lanes` (a command reads dw_taps weight rows' chunks and
     the input chunk)."""
-    t = _TIMINGS[tkey]
     m, kk, n, in_addr, w_addr, p_addr = k
     L, TT = t.lanes, t.dw_taps
     if not (m and n):
@@ -413,15 +393,10 @@ def _vmatmul_cost_cached(k: tuple, tkey: tuple) -> int:
     return t.issue + t.vector_setup + round(total) + t.vector_latency
 
 
-def _stream_cost(k: tuple, t: Timing) -> int:
-    return _stream_cost_cached(k, _tkey(t))
-
-
 @lru_cache(maxsize=4096)
-def _stream_cost_cached(k: tuple, tkey: tuple) -> int:
+def _stream_cost(k: tuple, t: Timing) -> int:
     """ELTWISE (12 parameter commands, then a and b vectors of up to `lanes` elements, split at
     b_period boundaries) / LUT (256 / lanes table commands, then one vector per command)."""
-    t = _TIMINGS[tkey]
     count, per, a_addr, b_addr, p_addr, elt = k
     L = t.lanes
     if not count:
@@ -443,10 +418,6 @@ def _stream_cost_cached(k: tuple, tkey: tuple) -> int:
         ei += en
         er = 0 if er + en >= per else er + en
     return t.issue + t.vector_setup + total + t.vector_latency
-
-
-#: Timing objects by key (the lru caches above take the hashable key, not the object).
-_TIMINGS: dict[tuple, Timing] = {}
 
 
 def _footprint(ins: dict, host_calls=None) -> tuple[list, list]:
@@ -814,9 +785,8 @@ class IsaSim:
         if mode in (AccMode.FIRST, AccMode.MID):
             self.write(ins["acc_addr"], acc.astype("<i4"))
             return
-        y = np.clip(wrap_int32(mbqm(acc, mult, shift) + ins["out_zp"]), ins["act_min"],
-                    ins["act_max"])
-        self._store_pixels(ins["out_addr"], ins["out_pitch"], y.astype(np.int8))
+        y = requant(acc, mult, shift, ins["out_zp"], ins["act_min"], ins["act_max"])
+        self._store_pixels(ins["out_addr"], ins["out_pitch"], y)
 
     def _store_pixels(self, addr, pitch, y):
         m, n = y.shape
@@ -854,12 +824,9 @@ class IsaSim:
                     x[ky : ky + (oh - 1) * sh + 1 : sh, kx : kx + (ow - 1) * sw + 1 : sw, :]
                     * wts[ky, kx]
                 )
-        y = np.clip(
-            wrap_int32(mbqm(wrap_int32(acc + bias), mult, shift) + ins["out_zp"]),
-            ins["act_min"],
-            ins["act_max"],
-        )
-        self._write_bytes(ins["out_addr"], y.astype(np.int8).reshape(-1))
+        y = requant(wrap_int32(acc + bias), mult, shift, ins["out_zp"], ins["act_min"],
+                    ins["act_max"])
+        self._write_bytes(ins["out_addr"], y.reshape(-1))
 
     def _vmatmul(self, ins):
         m, k, n = ins["m"], ins["k"], ins["n"]
@@ -867,9 +834,8 @@ class IsaSim:
         wt = self._i8(ins["w_addr"], n * k).reshape(n, k).astype(np.float64)
         bias, mult, shift = self._params(self._i8(ins["p_addr"], n * PARAM_RECORD_BYTES), n)
         acc = wrap_int32((x @ wt.T).astype(np.int64) + bias)
-        y = np.clip(wrap_int32(mbqm(acc, mult, shift) + ins["out_zp"]), ins["act_min"],
-                    ins["act_max"])
-        self._write_bytes(ins["out_addr"], y.astype(np.int8).reshape(-1))
+        y = requant(acc, mult, shift, ins["out_zp"], ins["act_min"], ins["act_max"])
+        self._write_bytes(ins["out_addr"], y.reshape(-1))
 
     def _pool(self, ins):
         h, w, c = ins["in_h"], ins["in_w"], ins["in_c"]
