@@ -3,11 +3,27 @@ parser.
 
 One frame's metadata is a **blob** (all fields little-endian)::
 
-    header        HEADER_FIELDS (HEADER_BYTES bytes) descriptors   n_tensors x TENSOR_FIELDS
-    (TENSOR_BYTES bytes each) payload       the tensors' bytes, each at its descriptor's ``offset``
-    (relative to the payload start),
-                  in descriptor order, each padded to PAYLOAD_ALIGN bytes
+    header        HEADER_FIELDS (HEADER_BYTES bytes)
+    descriptors   n_tensors x TENSOR_FIELDS (TENSOR_BYTES bytes each)
+    payload       the tensors' bytes, each at its descriptor's ``offset`` (relative to the payload
+                  start), in descriptor order, each padded with zeros to PAYLOAD_ALIGN bytes
+    trailer       TRAILER_FIELDS (TRAILER_BYTES bytes): values only known once the payload is out
     crc32         u32 CRC-32 (ISO-HDLC, as zlib.crc32) over every byte before it
+
+Version 2 added the trailer. ``cycles_tx`` is measured by the transmitter (hw/metadata_tx.py): the
+number of clock cycles from the cycle its command is accepted (``cmd.valid & cmd.ready``; that
+cycle counts as 0) to the cycle the trailer's first byte leaves the transmitter's byte source (its
+internal blob byte stream, before packetizing). It therefore covers the FS packet, the image lines
+and every blob byte before the trailer including output back-pressure; it excludes only the last
+``TRAILER_BYTES + 4`` blob bytes, the final packet's CRC-16, the FE packet and the transmitter's
+fixed few-cycle output pipeline.
+
+The **TX table** is how the SoC tells the transmitter what to send (all little-endian, at a
+16-byte aligned SRAM byte address): TABLE_HEADER_FIELDS (TABLE_HEADER_BYTES bytes) then
+``n_tensors`` entries of TABLE_ENTRY_FIELDS (TABLE_ENTRY_BYTES bytes each): the tensor's SRAM byte
+address followed by its descriptor exactly as it appears in the blob (offsets and ``payload_bytes``
+precomputed as models.metadata.pack lays them out; models.metadata.tx_table builds a table). The
+transmitter copies descriptors verbatim and reads ``nbytes`` bytes at ``sram_addr`` per tensor.
 
 On the wire it is one CSI-2 frame on virtual channel ``vc``: FS (WC = frame counter & 0xFFFF); in
 mode ``image+metadata`` the input tensor as RAW8 long packets (one per tensor row, H lines of W*C
@@ -29,6 +45,14 @@ __all__ = [
     "TENSOR_BYTES",
     "MAX_RANK",
     "PAYLOAD_ALIGN",
+    "TRAILER_FIELDS",
+    "TRAILER_BYTES",
+    "CRC_BYTES",
+    "TABLE_HEADER_FIELDS",
+    "TABLE_ENTRY_FIELDS",
+    "TABLE_HEADER_BYTES",
+    "TABLE_ENTRY_BYTES",
+    "TABLE_ALIGN",
     "MetaFlag",
     "DTYPE_CODES",
     "DTYPE_NAMES",
@@ -38,7 +62,7 @@ __all__ = [
 ]
 
 METADATA_MAGIC = b"LDMD"
-METADATA_VERSION = 1
+METADATA_VERSION = 2
 MAX_RANK = 4
 PAYLOAD_ALIGN = 4
 DEFAULT_LINE_BYTES = 1024
@@ -77,8 +101,32 @@ def _size(fields) -> int:
     return struct.calcsize("<" + "".join(c for _, c in fields))
 
 
+#: Trailer fields (version 2), between the payload and the CRC-32.
+TRAILER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("cycles_tx", "I"),  # KPI: this frame's TX cycles (module docstring)
+)
+
+#: TX table header (module docstring); padded to 16 bytes so entries stay 16-byte aligned.
+TABLE_HEADER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("n_tensors", "H"),
+    ("reserved", "H"),
+    ("payload_bytes", "I"),  # the blob header's payload_bytes
+    ("reserved2", "8s"),
+)
+
+#: TX table entry: the tensor's SRAM byte address, then its blob descriptor (TENSOR_FIELDS).
+TABLE_ENTRY_FIELDS: tuple[tuple[str, str], ...] = (("sram_addr", "I"), *TENSOR_FIELDS)
+
+#: Alignment of the TX table's SRAM byte address.
+TABLE_ALIGN = 16
+CRC_BYTES = 4
+
 HEADER_BYTES = _size(HEADER_FIELDS)
 TENSOR_BYTES = _size(TENSOR_FIELDS)
+TRAILER_BYTES = _size(TRAILER_FIELDS)
+TABLE_HEADER_BYTES = _size(TABLE_HEADER_FIELDS)
+TABLE_ENTRY_BYTES = _size(TABLE_ENTRY_FIELDS)
+assert TABLE_HEADER_BYTES % TABLE_ALIGN == 0 and TABLE_ENTRY_BYTES == 32
 
 
 def field_offsets(fields) -> dict[str, tuple[int, int]]:

@@ -3,6 +3,8 @@ hw/metadata.py.
 
 - :func:`pack` builds one frame's blob; :func:`unpack` parses and verifies it (MetadataError on
   anything wrong: magic, version, sizes, CRC-32).
+- :func:`tx_table` builds the RTL transmitter's TX table (hw/metadata.py) with the descriptors and
+  payload layout :func:`pack` uses (one code path: :func:`_descriptors`).
 - :func:`frame_to_packets` wraps a blob (and optionally the input tensor as RAW8 lines) into the
   CSI-2 bursts of one frame; :func:`parse_stream` turns a burst stream back into one
   :class:`ParsedFrame` per FS..FE. A corrupt packet (header ECC beyond correction, payload CRC-16,
@@ -30,8 +32,12 @@ from hw.metadata import (
     METADATA_MAGIC,
     METADATA_VERSION,
     PAYLOAD_ALIGN,
+    TABLE_ENTRY_FIELDS,
+    TABLE_HEADER_FIELDS,
     TENSOR_BYTES,
     TENSOR_FIELDS,
+    TRAILER_BYTES,
+    TRAILER_FIELDS,
     MetaFlag,
 )
 from models.csi2 import EccStatus, crc16, ecc_decode, long_packet, short_packet
@@ -42,6 +48,7 @@ __all__ = [
     "Metadata",
     "pack",
     "unpack",
+    "tx_table",
     "frame_to_packets",
     "parse_stream",
     "ParsedFrame",
@@ -49,7 +56,11 @@ __all__ = [
 
 _HDR = struct.Struct("<" + "".join(c for _, c in HEADER_FIELDS))
 _DESC = struct.Struct("<" + "".join(c for _, c in TENSOR_FIELDS))
-assert _HDR.size == HEADER_BYTES and _DESC.size == TENSOR_BYTES
+_TRAILER = struct.Struct("<" + "".join(c for _, c in TRAILER_FIELDS))
+_TAB_HDR = struct.Struct("<" + "".join(c for _, c in TABLE_HEADER_FIELDS))
+_TAB_ADDR = struct.Struct("<" + TABLE_ENTRY_FIELDS[0][1])
+assert _HDR.size == HEADER_BYTES and _DESC.size == TENSOR_BYTES and _TRAILER.size == TRAILER_BYTES
+assert TABLE_ENTRY_FIELDS[1:] == TENSOR_FIELDS
 
 
 class MetadataError(UserError):
@@ -76,6 +87,7 @@ class Metadata:
     cycles_npu: int = 0
     cycles_total: int = 0
     clock_khz: int = 0
+    cycles_tx: int = 0  # measured by the RTL transmitter (hw/metadata.py); 0 from the models
 
     @property
     def valid(self) -> bool:
@@ -86,10 +98,12 @@ class Metadata:
         return {
             "cycles_isp": self.cycles_isp,
             "cycles_npu": self.cycles_npu,
+            "cycles_tx": self.cycles_tx,
             "cycles_total": self.cycles_total,
             "clock_mhz": self.clock_khz / 1e3,
             "ms_isp": ms(self.cycles_isp),
             "ms_npu": ms(self.cycles_npu),
+            "ms_tx": ms(self.cycles_tx),
             "ms_total": ms(self.cycles_total),
         }
 
@@ -99,32 +113,46 @@ class Metadata:
         ]
 
 
-def pack(md: Metadata) -> bytes:
-    """Metadata -> blob. Tensors: MetaTensor (or arrays) of the dtypes in DTYPE_CODES, rank <= 4."""
-    descs, payload = [], bytearray()
-    for t in md.tensors:
+def _spec(t) -> tuple[np.dtype, tuple, float, int, bytes | None]:
+    """A tensor (MetaTensor, array, or (shape, dtype, scale, zero_point)) -> (little-endian dtype,
+    shape, scale, zero_point, bytes or None); ValueError for what metadata cannot carry."""
+    if isinstance(t, tuple) and len(t) == 4 and isinstance(t[0], (tuple, list)):
+        shape, dt, scale, zp = t
+        dt, shape, b = np.dtype(dt), tuple(int(d) for d in shape), None
+    else:
         if not isinstance(t, MetaTensor):
             t = MetaTensor(np.asarray(t))
         a = np.array(t.data, copy=None, order="C")  # keeps rank 0 (ascontiguousarray would not)
-        if str(a.dtype) not in DTYPE_CODES or a.ndim > MAX_RANK:
-            raise ValueError(f"metadata cannot carry a {a.dtype} tensor of rank {a.ndim}")
-        if any(d > 0xFFFF for d in a.shape):
-            raise ValueError(f"tensor dimension beyond 16 bits: {a.shape}")
-        dims = list(a.shape) + [0] * (MAX_RANK - a.ndim)
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        descs.append(
-            _DESC.pack(
-                DTYPE_CODES[str(a.dtype)],
-                a.ndim,
-                0,
-                *dims,
-                float(t.scale),
-                int(t.zero_point),
-                len(payload),
-                len(b),
-            )
-        )
-        payload += b + bytes(-len(b) % PAYLOAD_ALIGN)
+        dt, shape, scale, zp = a.dtype, a.shape, t.scale, t.zero_point
+        b = None if str(dt) not in DTYPE_CODES else a.astype(dt.newbyteorder("<")).tobytes()
+    if str(dt) not in DTYPE_CODES or len(shape) > MAX_RANK:
+        raise ValueError(f"metadata cannot carry a {dt} tensor of rank {len(shape)}")
+    if any(d > 0xFFFF or d < 0 for d in shape):
+        raise ValueError(f"tensor dimension beyond 16 bits: {shape}")
+    return dt, shape, float(scale), int(zp), b
+
+
+def _descriptors(tensors) -> tuple[list[bytes], list[int], int]:
+    """The blob layout of ``tensors``: (descriptor bytes per tensor, payload offset per tensor,
+    payload_bytes). Each tensor's bytes sit at its offset, padded with zeros to PAYLOAD_ALIGN."""
+    descs, offsets, off = [], [], 0
+    for t in tensors:
+        dt, shape, scale, zp, _ = _spec(t)
+        nb = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        dims = list(shape) + [0] * (MAX_RANK - len(shape))
+        descs.append(_DESC.pack(DTYPE_CODES[str(dt)], len(shape), 0, *dims, scale, zp, off, nb))
+        offsets.append(off)
+        off += nb + (-nb % PAYLOAD_ALIGN)
+    return descs, offsets, off
+
+
+def pack(md: Metadata) -> bytes:
+    """Metadata -> blob. Tensors: MetaTensor (or arrays) of the dtypes in DTYPE_CODES, rank <= 4."""
+    descs, offsets, pbytes = _descriptors(md.tensors)
+    payload = bytearray(pbytes)
+    for t, off in zip(md.tensors, offsets, strict=True):
+        b = _spec(t)[4]
+        payload[off : off + len(b)] = b
     hdr = _HDR.pack(
         METADATA_MAGIC,
         METADATA_VERSION,
@@ -136,10 +164,22 @@ def pack(md: Metadata) -> bytes:
         md.cycles_npu & 0xFFFFFFFF,
         md.cycles_total & 0xFFFFFFFF,
         md.clock_khz & 0xFFFFFFFF,
-        len(payload),
+        pbytes,
     )
-    body = hdr + b"".join(descs) + bytes(payload)
+    body = hdr + b"".join(descs) + bytes(payload) + _TRAILER.pack(md.cycles_tx & 0xFFFFFFFF)
     return body + struct.pack("<I", zlib.crc32(body))
+
+
+def tx_table(entries) -> bytes:
+    """The RTL transmitter's TX table (hw/metadata.py) for ``entries``: a list of ``(sram_addr,
+    tensor)`` with tensor a MetaTensor (or array) or ``(shape, dtype, scale, zero_point)``. The
+    descriptors and payload_bytes are exactly those :func:`pack` emits for the same tensors."""
+    entries = list(entries)
+    descs, _, pbytes = _descriptors([t for _, t in entries])
+    out = bytearray(_TAB_HDR.pack(len(descs), 0, pbytes, b""))
+    for (addr, _), d in zip(entries, descs, strict=True):
+        out += _TAB_ADDR.pack(int(addr)) + d
+    return bytes(out)
 
 
 def unpack(blob: bytes) -> Metadata:
@@ -158,13 +198,14 @@ def unpack(blob: bytes) -> Metadata:
         raise MetadataError(f"metadata version {version}; this parser reads {METADATA_VERSION}")
     if hbytes < HEADER_BYTES:
         raise MetadataError(f"metadata header size {hbytes} < {HEADER_BYTES}")
-    total = hbytes + nt * TENSOR_BYTES + pbytes + 4
+    total = hbytes + nt * TENSOR_BYTES + pbytes + TRAILER_BYTES + 4
     if len(blob) != total:
         raise MetadataError(f"metadata length {len(blob)} bytes, header says {total}")
     (crc,) = struct.unpack_from("<I", blob, total - 4)
     if zlib.crc32(blob[: total - 4]) != crc:
         raise MetadataError(f"metadata CRC-32 mismatch (frame {fc})")
-    md = Metadata(fc, flags, [], c_isp, c_npu, c_tot, clk)
+    (c_tx,) = _TRAILER.unpack_from(blob, total - 4 - TRAILER_BYTES)
+    md = Metadata(fc, flags, [], c_isp, c_npu, c_tot, clk, c_tx)
     pstart = hbytes + nt * TENSOR_BYTES
     for i in range(nt):
         f = _DESC.unpack_from(blob, hbytes + i * TENSOR_BYTES)

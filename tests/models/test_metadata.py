@@ -10,7 +10,19 @@ import numpy as np
 import pytest
 
 from hw.csi2 import DataType
-from hw.metadata import HEADER_BYTES, HEADER_FIELDS, TENSOR_BYTES, MetaFlag, field_offsets
+from hw.metadata import (
+    HEADER_BYTES,
+    HEADER_FIELDS,
+    METADATA_VERSION,
+    TABLE_ENTRY_BYTES,
+    TABLE_HEADER_BYTES,
+    TABLE_HEADER_FIELDS,
+    TENSOR_BYTES,
+    TRAILER_BYTES,
+    TRAILER_FIELDS,
+    MetaFlag,
+    field_offsets,
+)
 from models.csi2 import crc16, ecc_decode
 from models.metadata import (
     Metadata,
@@ -19,9 +31,11 @@ from models.metadata import (
     frame_to_packets,
     pack,
     parse_stream,
+    tx_table,
     unpack,
 )
 
+HDR_FMT = "<" + "".join(c for _, c in HEADER_FIELDS)
 DTYPES = ("int8", "uint8", "int16", "int32", "float32")
 
 
@@ -44,18 +58,14 @@ def _random_md(rng, fc=None) -> Metadata:
         tensors,
         *(int(v) for v in rng.integers(0, 1 << 32, size=3)),
         int(rng.integers(1, 1 << 20)),
+        int(rng.integers(0, 1 << 32)),
     )
 
 
 def _same(a: Metadata, b: Metadata):
-    assert (a.frame_counter, a.flags, a.cycles_isp, a.cycles_npu, a.cycles_total, a.clock_khz) == (
-        b.frame_counter,
-        b.flags,
-        b.cycles_isp,
-        b.cycles_npu,
-        b.cycles_total,
-        b.clock_khz,
-    )
+    keys = ("frame_counter", "flags", "cycles_isp", "cycles_npu", "cycles_total", "clock_khz")
+    keys += ("cycles_tx",)
+    assert [getattr(a, k) for k in keys] == [getattr(b, k) for k in keys]
     assert len(a.tensors) == len(b.tensors)
     for x, y in zip(a.tensors, b.tensors, strict=True):
         assert x.data.dtype == y.data.dtype and x.data.shape == y.data.shape
@@ -72,6 +82,53 @@ def test_layout_offsets():
     assert offs["magic"] == (0, 4)
     assert sum(n for _, n in offs.values()) == HEADER_BYTES
     assert TENSOR_BYTES % 4 == 0
+
+
+def _header(blob) -> dict:
+    names = [n for n, _ in HEADER_FIELDS]
+    return dict(zip(names, struct.unpack_from(HDR_FMT, blob), strict=True))
+
+
+def test_blob_sections_and_trailer():
+    """Version 2: header, descriptors, payload, trailer (cycles_tx), CRC-32 at the documented
+    places, computed here with struct/zlib independently of pack()."""
+    md = Metadata(7, int(MetaFlag.VALID), [MetaTensor(np.arange(5, dtype=np.int8), 0.5, 3)])
+    md.cycles_tx = 0xA1B2C3D4
+    blob = pack(md)
+    fields = _header(blob)
+    assert fields["version"] == METADATA_VERSION == 2
+    assert fields["payload_bytes"] == 8 and fields["n_tensors"] == 1
+    end = HEADER_BYTES + TENSOR_BYTES + 8
+    assert blob[end - 8 : end] == bytes(range(5)) + bytes(3)  # payload padded with zeros
+    assert TRAILER_FIELDS[0][0] == "cycles_tx" and TRAILER_BYTES == 4
+    assert struct.unpack_from("<I", blob, end) == (0xA1B2C3D4,)
+    assert len(blob) == end + TRAILER_BYTES + 4
+    assert struct.unpack_from("<I", blob, len(blob) - 4) == (zlib.crc32(blob[:-4]),)
+    assert unpack(blob).kpi()["cycles_tx"] == 0xA1B2C3D4
+
+
+def test_tx_table_matches_pack():
+    """The TX table's header and descriptors are the bytes pack() puts in the blob, for tensors
+    given as data or as (shape, dtype, scale, zero_point)."""
+    rng = np.random.default_rng(11)
+    assert TABLE_HEADER_BYTES % 16 == 0 and TABLE_ENTRY_BYTES == 4 + TENSOR_BYTES == 32
+    for _ in range(50):
+        md = _random_md(rng)
+        addrs = [int(a) for a in rng.integers(0, 1 << 20, size=len(md.tensors))]
+        tab = tx_table(list(zip(addrs, md.tensors, strict=True)))
+        specs = [(t.shape, t.data.dtype, t.scale, t.zero_point) for t in md.tensors]
+        assert tx_table(list(zip(addrs, specs, strict=True))) == tab
+        blob = pack(md)
+        hdr = _header(blob)
+        th = struct.unpack_from("<" + "".join(c for _, c in TABLE_HEADER_FIELDS), tab)
+        th = dict(zip([n for n, _ in TABLE_HEADER_FIELDS], th, strict=True))
+        assert (th["n_tensors"], th["payload_bytes"]) == (hdr["n_tensors"], hdr["payload_bytes"])
+        assert len(tab) == TABLE_HEADER_BYTES + len(md.tensors) * TABLE_ENTRY_BYTES
+        for i, a in enumerate(addrs):
+            e = TABLE_HEADER_BYTES + i * TABLE_ENTRY_BYTES
+            assert struct.unpack_from("<I", tab, e) == (a,)
+            d = HEADER_BYTES + i * TENSOR_BYTES
+            assert tab[e + 4 : e + TABLE_ENTRY_BYTES] == blob[d : d + TENSOR_BYTES]
 
 
 def test_blob_round_trip():
