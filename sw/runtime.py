@@ -436,6 +436,9 @@ class Device:
 
         if model is None:
             model = Path(zoo_init).with_name("person_detect.tflite")
+        from sw.postprocess import prepare_model  # known detector: its NCHW/BGR input -> NHWC RGB
+
+        model = prepare_model(model)
         if output_mode not in ("metadata", "image+metadata"):
             raise UserError(f"bad output mode {output_mode!r}: metadata or image+metadata")
         self.config = preset(config)
@@ -636,9 +639,21 @@ def _default_labels(compiled) -> list[str] | None:
 
 
 def decode_result(outputs, compiled, labels=None) -> dict | None:
-    """Decode: a single output is a classification (class index, label, dequantized score); several
-    outputs (detection heads, ...) are summarised per output (shape, argmax, dequantized max)."""
+    """Decode: a known anchor-based detector (sw.postprocess.match_detector, by output structure)
+    gives ``detections`` ({box [x0, y0, x1, y1] in input-tensor pixels, score, landmarks, class})
+    after threshold and NMS; otherwise a single output is a classification (class index, label,
+    dequantized score) and several outputs are summarised per output (shape, argmax, max)."""
     g = compiled.host_graph
+    from sw.postprocess import decode_outputs
+
+    det = decode_outputs(outputs, g, compiled.graph_outputs)
+    if det is not None:  # a known anchor-based detector (by output structure): boxes after NMS
+        n = len(det["detections"])
+        return {
+            **det,
+            "label": f"{n} detection{'s' if n != 1 else ''}",
+            "score": max((d["score"] for d in det["detections"]), default=0.0),
+        }
 
     def top(o, t):
         o = np.asarray(o).reshape(-1)
