@@ -21,7 +21,7 @@ from hw.errors import UserError
 __all__ = ["main", "SUBCOMMANDS"]
 
 #: Subcommand modules, in --help order. A module missing here is simply not offered.
-SUBCOMMANDS = ["check", "compile", "run", "isp", "fuzz", "synth", "bench"]
+SUBCOMMANDS = ["check", "compile", "run", "isp", "fuzz", "synth", "bench", "sweep", "regress"]
 
 
 class _Parser(argparse.ArgumentParser):
