@@ -12,8 +12,11 @@ exits 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import io
 import json
+import os
 import sys
 
 from hw.errors import UserError
@@ -55,6 +58,83 @@ def add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+# ----------------------------------------------------------------------------- argument types
+# Each returns the parsed value or raises argparse.ArgumentTypeError, which _Parser.error turns
+# into one UserError line naming the option.
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 10)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def seed_int(text: str) -> int:
+    """A random seed: an integer 0 <= S < 2**63."""
+    v = _int(text)
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"seed {text} must be between 0 and 2**63-1")
+    return v
+
+
+def positive_int(text: str) -> int:
+    """A count: an integer >= 1 (and below 10**9)."""
+    v = _int(text)
+    if not 1 <= v < 10**9:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number from 1 to 999999999")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0 (NaN and infinities refused)."""
+    import math
+
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
+    return v
+
+
+def real_range(text: str) -> tuple[float, float]:
+    """``LO,HI``: two finite floats with LO < HI."""
+    import math
+
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not LO,HI (two numbers)") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise argparse.ArgumentTypeError(f"{text!r}: LO and HI must be finite numbers")
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: LO must be below HI")
+    return lo, hi
+
+
+#: File types matplotlib's Agg backend writes, by extension.
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
+
+
+def plot_file(text: str) -> str:
+    """An output plot path: a known extension, an existing directory, not a directory itself."""
+    import os
+
+    from sw.fileio import check_output
+
+    ext = os.path.splitext(text)[1].lower().lstrip(".")
+    if ext not in PLOT_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"plot file {text!r} has {'no extension' if not ext else f'unknown extension .{ext}'}"
+            f"; use one of .{', .'.join(PLOT_FORMATS)}")
+    try:
+        check_output(text, "plot")
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def limit_blas_threads() -> None:
     """One BLAS thread: the golden model's GEMMs are small; threading only adds contention."""
     import numpy  # noqa: F401  (threadpoolctl only sees BLAS libraries already loaded)
@@ -63,24 +143,75 @@ def limit_blas_threads() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+class _ClosedStdout(io.TextIOBase):
+    """Stands in for a closed standard output: any write is an OSError (EBADF)."""
+
+    def writable(self):
+        return True
+
+    def write(self, s):
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
+def _guard_std_fds() -> None:
+    """If fd 0/1/2 is closed, put /dev/null there so no file we open lands on it (a bundle on fd 1
+    would receive our prints); a closed stdout then fails on its first write."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if fd == 1:
+                sys.stdout = _ClosedStdout()
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
+
+
+def _stdout_failed(e: OSError) -> int:
+    """Report a failed write to stdout (closed, full, broken pipe) as one line; silence stdout so
+    the interpreter's final flush does not print a second error."""
+    cause = e.strerror or os.strerror(e.errno or 0)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        sys.stdout = _ClosedStdout()
+    print(f"logicdie: error: cannot write to standard output: {cause}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = None
+    _guard_std_fds()
     try:
-        limit_blas_threads()
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        result = args.func(args)
-        code, payload = (result, None) if not isinstance(result, tuple) else result
-        if getattr(args, "json", False) and payload is not None:
-            sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
-        return int(code or 0)
-    except UserError as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"logicdie: error: {msg}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("logicdie: interrupted", file=sys.stderr)
-        return 130
+        try:
+            limit_blas_threads()
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            result = args.func(args)
+            code, payload = (result, None) if not isinstance(result, tuple) else result
+            if getattr(args, "json", False) and payload is not None:
+                sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
+            sys.stdout.flush()
+            return int(code or 0)
+        except UserError as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(f"logicdie: error: {msg}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("logicdie: interrupted", file=sys.stderr)
+            return 130
+    except OSError as e:
+        # every file logicdie opens reports its own errors as UserError (sw.fileio): an OSError
+        # without a file name reaching here is standard output failing (closed, full, pipe)
+        if e.filename is None and e.errno in (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EIO,
+                                              errno.EDQUOT):
+            return _stdout_failed(e)
+        raise
 
 
 def _json_default(o):

@@ -104,20 +104,13 @@ def scene_image(name: str) -> np.ndarray:
 
 
 def load_image(path: str) -> np.ndarray:
-    """An image file, or a scikit-image photo name (e.g. astronaut) when no such file exists."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file (decoded by :func:`sw.images.load_image_file`), or a scikit-image photo name
+    (e.g. astronaut) when no such file exists."""
+    from sw.images import load_image_file
 
     if not Path(path).exists() and path in _photos():
         return scene_image(path)
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "RGB"):
-                im = im.convert("RGB")
-            return np.asarray(im)
-    except FileNotFoundError:
-        raise UserError(f"image {path} not found") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
+    return load_image_file(path)
 
 
 def plot_layers(stats: dict, path: str, title: str) -> None:
@@ -160,9 +153,10 @@ def plot_layers(stats: dict, path: str, title: str) -> None:
     ax.set_title(f"{title}: {stats['cycles']:,} cycles, {stats['utilization']:.1%} utilization")
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=120)
-    except OSError as e:
-        raise UserError(f"cannot write plot {path}: {e.strerror}") from None
+        from sw.fileio import atomic_write
+
+        fmt = Path(path).suffix.lower().lstrip(".")
+        atomic_write(path, lambda f: fig.savefig(f, dpi=120, format=fmt), "plot")
     finally:
         plt.close(fig)
 
