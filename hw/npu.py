@@ -109,9 +109,11 @@ def unit_classes(units: str = "auto"):
 class NpuTop(wiring.Component):
     """The NPU (see the module docstring and docs/npu.md)."""
 
-    def __init__(self, config: Config, backdoor: bool = False, units: str = "auto"):
+    def __init__(self, config: Config, backdoor: bool = False, units: str = "auto",
+                 ext_ports: bool = False):
         self.config = config
         self.backdoor = backdoor
+        self.ext_ports = ext_ports
         self.W = W = line_bytes(config)
         if W & (W - 1) or W < 4:
             raise ValueError(f"SRAM line of {W} bytes: must be a power of two >= 4")
@@ -132,6 +134,14 @@ class NpuTop(wiring.Component):
                 "bd_we": In(1), "bd_re": In(1), "bd_addr": In(line_addr_bits(config)),
                 "bd_wdata": In(8 * W), "bd_rdata": Out(8 * W),
             })
+        if ext_ports:
+            # SoC ports (hw/soc.py): one more SRAM read and write master (lowest priority after
+            # the units), and a start strobe that loads PROG_ADDR and clears the counters.
+            members.update({
+                "ext_rd": In(sram_read_signature(config)),
+                "ext_wr": In(sram_write_signature(config)),
+                "ext_start": In(1), "ext_prog_addr": In(24),
+            })
         super().__init__(members)
 
     # ------------------------------------------------------------------------------------------
@@ -149,8 +159,12 @@ class NpuTop(wiring.Component):
         m.submodules.vec = vec = self._vec_cls(cfg) if self._vec_cls else NullUnit(cfg)
         # read masters: [backdoor], host, fetch, load, store, conv, vec
         # write masters: [backdoor], host, store, conv, vec
-        m.submodules.sram = sram = Sram(cfg, n_read=bd + 6, n_write=bd + 4,
+        ext = 1 if self.ext_ports else 0
+        m.submodules.sram = sram = Sram(cfg, n_read=bd + 6 + ext, n_write=bd + 4 + ext,
                                         priority0=self.backdoor)
+        if self.ext_ports:
+            wiring.connect(m, wiring.flipped(self.ext_rd), sram.rd[bd + 6])
+            wiring.connect(m, wiring.flipped(self.ext_wr), sram.wr[bd + 4])
         rd_host, rd_fetch = sram.rd[bd], sram.rd[bd + 1]
         wr_host = sram.wr[bd]
         wiring.connect(m, load.rd, sram.rd[bd + 2])
@@ -180,9 +194,18 @@ class NpuTop(wiring.Component):
         host_call = Signal(16)
         prog_addr = Signal(24)
         running = busy & ~error
-        start = Signal()          # CTRL.START strobe (from the host port)
+        start = Signal()          # CTRL.START strobe (from the host port) or ext_start
         host_done = Signal()      # CTRL.HOST_DONE strobe
         clear = Signal()          # CTRL.CLEAR strobe
+
+        start_addr = Signal(24)   # PROG_ADDR, or ext_prog_addr with ext_start
+        if self.ext_ports:
+            m.d.comb += start_addr.eq(Mux(self.ext_start, self.ext_prog_addr, prog_addr))
+            with m.If(self.ext_start):
+                m.d.comb += [start.eq(1), clear.eq(1)]
+                m.d.sync += prog_addr.eq(self.ext_prog_addr)
+        else:
+            m.d.comb += start_addr.eq(prog_addr)
 
         # ---- queues
         qw = INSTR_BITS + ib
@@ -231,8 +254,8 @@ class NpuTop(wiring.Component):
 
         with m.FSM(name="fetch"):
             with m.State("IDLE"):
-                with m.If(start & ~busy & (f_out == 0) & (prog_addr[:4] == 0)):
-                    m.d.sync += [pc.eq(prog_addr), fidx.eq(0), f_req.eq(0), f_rsp.eq(0)]
+                with m.If(start & ~busy & (f_out == 0) & (start_addr[:4] == 0)):
+                    m.d.sync += [pc.eq(start_addr), fidx.eq(0), f_req.eq(0), f_rsp.eq(0)]
                     m.next = "REQ"
             with m.State("REQ"):
                 with m.If(~running):
@@ -381,7 +404,7 @@ class NpuTop(wiring.Component):
         with m.If(error):
             m.d.sync += busy.eq(0)
         with m.If(start & ~busy & (f_out == 0)):
-            misaligned = prog_addr[:4] != 0
+            misaligned = start_addr[:4] != 0
             m.d.sync += [busy.eq(~misaligned), done.eq(0), error.eq(misaligned),
                          err_code.eq(Mux(misaligned, 3, 0)), err_index.eq(0), host_wait.eq(0),
                          inflight.eq(0)]

@@ -1,5 +1,7 @@
-"""The NPU's CSR map, declared once as data: the RTL (hw/npu.py), the harness (sim/harness/npu.py),
-the runtime and the register table of docs/npu.md (``python -m hw.regmap --update docs/npu.md``)
+"""The logic die's CSR map, declared once as data: the NPU block (hw/npu.py) and the SoC block
+(hw/soc.py: pixel path, frame sequencer, metadata TX). The RTL, the harnesses (sim/harness/npu.py,
+sim/harness/soc.py), the runtime and the register tables of docs/npu.md and docs/soc.md
+(``python -m hw.regmap --update docs/npu.md``, ``python -m hw.regmap --update-soc docs/soc.md``)
 all read it from here.
 
 CSRs are 32-bit words at byte address ``CSR_BASE + 4 * offset`` of the host port. 64-bit counters
@@ -9,12 +11,15 @@ cleared by CTRL.CLEAR.
 
 from __future__ import annotations
 
+import enum
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["CSR_BASE", "ID_MAGIC", "Csr", "CSRS", "COUNTERS", "ERROR_CODES", "CTRL_BITS",
-           "STATUS_BITS", "offset", "address", "doc_table", "counter_offset"]
+           "STATUS_BITS", "offset", "address", "doc_table", "counter_offset", "SOC_CSR_BASE",
+           "SOC_ID_MAGIC", "OutputMode", "SOC_CTRL_BITS", "SOC_CFG_BITS", "SOC_KPI", "SOC_COUNTERS",
+           "soc_csrs", "soc_offset", "soc_address", "isp_csr_fields", "soc_doc_table"]
 
 #: Byte address of CSR word 0 on the host port (above every SRAM address).
 CSR_BASE = 0x1000_0000
@@ -115,8 +120,141 @@ def update_doc(path: str | Path) -> None:
     p.write_text(text[: a + len(BEGIN)] + "\n" + doc_table() + text[b:])
 
 
+# ---------------------------------------------------------------------------------------------
+# SoC block (hw/soc.py). Byte address = SOC_CSR_BASE + 4 * offset on the SoC's host port; every
+# other address of that port goes to the NPU's host port (SRAM bytes, then the NPU CSRs above).
+
+#: Byte address of SoC CSR word 0.
+SOC_CSR_BASE = 0x2000_0000
+#: SOC_ID value: "LDSC".
+SOC_ID_MAGIC = 0x4C445343
+
+
+class OutputMode(enum.IntEnum):
+    """SOC_CFG.mode: what the die's CSI-2 output carries besides the metadata."""
+
+    METADATA = 0  #: metadata frames only
+    IMAGE = 1  #: the input tensor as RAW8 lines, then the metadata (one frame)
+    RAW = 2  #: the sensor's RAW10 frame forwarded (its own frame on VC 1), then the metadata
+
+
+SOC_CTRL_BITS = {"CLEAR": 0}
+#: SOC_CFG fields: name -> (low bit, width).
+SOC_CFG_BITS = {"mode": (0, 2), "enable": (4, 1)}
+#: Per-frame KPI registers (cycles of the last frame sent); the metadata header carries the
+#: same values (TX in its trailer).
+SOC_KPI = {
+    "KPI_ISP": "cycles from the frame's FS to its last tensor byte in SRAM",
+    "KPI_NPU": "cycles from NPU start to done",
+    "KPI_TX": "cycles the metadata TX spent on the frame (command to idle)",
+    "KPI_TOTAL": "cycles from the frame's FS to the metadata TX command",
+}
+#: 32-bit event counters (cleared by SOC_CTRL.CLEAR), after the RX counters.
+SOC_COUNTERS = {
+    "FRAMES_OUT": "metadata frames sent (the next frame counter)",
+    "FRAMES_VALID": "frames sent with VALID",
+    "TIMEOUTS": "frames whose inference exceeded FRAME_BUDGET",
+    "ISP_ERRORS": "clean RX frames without a complete tensor",
+    "NPU_ERRORS": "inferences that stopped with an NPU error",
+}
+
+
+def isp_csr_fields() -> list[tuple[str, str, int | None]]:
+    """(CSR name, params_layout field, array index or None) of every ISP parameter, in layout
+    order (from :func:`hw.isp.params_layout`: the register map cannot drift from the ISP)."""
+    from amaranth.lib import data
+
+    from hw.config import PRESETS
+    from hw.isp import params_layout
+
+    out = []
+    for name, member in params_layout(PRESETS["tiny"]):
+        shape = member.shape if hasattr(member, "shape") else member
+        if isinstance(shape, data.ArrayLayout):
+            out += [(f"ISP_{name.upper()}{i}", name, i) for i in range(shape.length)]
+        else:
+            out.append((f"ISP_{name.upper()}", name, None))
+    return out
+
+
+_SOC_CACHE: list[Csr] = []
+
+
+def soc_csrs() -> list[Csr]:
+    """The SoC CSRs (computed once: the ISP fields come from hw.isp)."""
+    if _SOC_CACHE:
+        return _SOC_CACHE
+    from hw.csi2 import COUNTER_NAMES
+
+    modes = ", ".join(f"{m.value} {m.name.lower()}" for m in OutputMode)
+    regs = [
+        Csr("SOC_ID", 0, "R", f"magic 0x{SOC_ID_MAGIC:08X} (\"LDSC\")"),
+        Csr("SOC_CTRL", 1, "W", "write strobes: bit 0 CLEAR (zero the SoC and RX counters)"),
+        Csr("SOC_CFG", 2, "RW", f"bits 1:0 output mode ({modes}); bit 4 enable (the tensor "
+            "writer takes frames and the sequencer runs; clear it while configuring)"),
+        Csr("SOC_STATUS", 3, "R", "bit 0 writer filling, bit 1 NPU running, bit 2 TX busy, "
+            "bit 3 frames waiting, bits 9:8 staging buffer 0 state, 11:10 buffer 1 (0 free, "
+            "1 filling, 2 full, 3 in use)"),
+        Csr("FRAME_BUDGET", 4, "RW", "cycles from FS to NPU done after which a frame is sent "
+            "invalid with TIMEOUT (0: no limit)"),
+        Csr("STAGE0_ADDR", 5, "RW", "SRAM byte address of staging buffer 0 (input tensor)"),
+        Csr("STAGE1_ADDR", 6, "RW", "SRAM byte address of staging buffer 1"),
+        Csr("PROG0_ADDR", 7, "RW", "program started for a tensor in buffer 0 (16-byte aligned)"),
+        Csr("PROG1_ADDR", 8, "RW", "program started for a tensor in buffer 1"),
+        Csr("MD_TABLE_ADDR", 9, "RW", "SRAM byte address of the metadata TX table "
+            "(hw.metadata TABLE_*; 16-byte aligned)"),
+        Csr("FRAME_COUNTER", 10, "RW", "32-bit counter the next metadata frame carries"),
+    ]
+    off = 16
+    for name in COUNTER_NAMES:
+        regs.append(Csr(f"RX_{name.upper()}", off, "R", f"CSI-2 RX counter `{name}`"))
+        off += 1
+    for name, doc in SOC_COUNTERS.items():
+        regs.append(Csr(name, off, "R", doc))
+        off += 1
+    for name, doc in SOC_KPI.items():
+        regs.append(Csr(name, off, "R", doc + " (last frame sent)"))
+        off += 1
+    off = 64
+    for csr, field, idx in isp_csr_fields():
+        where = field if idx is None else f"{field}[{idx}]"
+        regs.append(Csr(csr, off, "RW", f"ISP parameter `{where}` (hw.isp.params_layout; "
+                        "models.isp.IspParams.hw_fields computes it)"))
+        off += 1
+    _SOC_CACHE.extend(regs)
+    return _SOC_CACHE
+
+
+def soc_offset(name: str) -> int:
+    for c in soc_csrs():
+        if c.name == name:
+            return c.offset
+    raise KeyError(f"unknown SoC CSR {name!r}; known: {', '.join(c.name for c in soc_csrs())}")
+
+
+def soc_address(name: str) -> int:
+    return SOC_CSR_BASE + 4 * soc_offset(name)
+
+
+SOC_BEGIN = "<!-- soc-regmap:begin (generated by python -m hw.regmap --update-soc docs/soc.md) -->"
+SOC_END = "<!-- soc-regmap:end -->"
+
+
+def soc_doc_table() -> str:
+    lines = [f"SoC CSR byte address = 0x{SOC_CSR_BASE:08X} + 4 x offset.", "",
+             "| offset | name | access | meaning |", "|---|---|---|---|"]
+    for c in soc_csrs():
+        lines.append(f"| {c.offset} | {c.name} | {c.access} | {c.doc} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--update"]:
         update_doc(sys.argv[2])
+    elif sys.argv[1:2] == ["--update-soc"]:
+        p = Path(sys.argv[2])
+        text = p.read_text()
+        a, b = text.index(SOC_BEGIN), text.index(SOC_END)
+        p.write_text(text[: a + len(SOC_BEGIN)] + "\n" + soc_doc_table() + text[b:])
     else:
-        sys.stdout.write(doc_table())
+        sys.stdout.write(doc_table() + "\n" + soc_doc_table())

@@ -1,0 +1,133 @@
+"""Tensor writer: the ISP's NHWC tensor stream -> the NPU's SRAM, through an SRAM write master port.
+
+Contract:
+
+* ``i`` (:data:`hw.isp.TENSOR_LAYOUT`): one tensor pixel per beat, ``first`` on a frame's first
+  pixel, ``last`` on its last. ``channels3`` selects 3 bytes per pixel (``data[0..2]``) or 1
+  (``data[0]``); it and ``n_pixels`` must be stable while a frame streams.
+* A ``first`` beat is taken only when a buffer is offered (``buf_ok``; its byte address on
+  ``buf_addr``) or when a frame is being written (``filling``): a ``first`` inside a frame abandons
+  it and restarts at the same buffer (``start`` pulses again with ``restart``). Beats before any
+  ``first`` are dropped.
+* The bytes are written in order from the buffer's address, one byte per cycle into a line
+  accumulator that is written to SRAM (byte mask) when the line changes and at the frame's end.
+* ``done`` pulses once per frame, after its last SRAM write was accepted, with ``complete`` = the
+  frame had exactly ``n_pixels`` pixels with ``last`` on the final one (a ``last`` elsewhere ends
+  the frame incomplete). ``filling`` is high from ``start`` to ``done``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config
+from hw.isp import TENSOR_LAYOUT
+from hw.npu_if import line_addr_bits, line_bytes, sram_write_signature
+
+__all__ = ["TensorWriter"]
+
+
+class TensorWriter(wiring.Component):
+    def __init__(self, config: Config):
+        self.config = config
+        super().__init__({
+            "i": In(stream.Signature(TENSOR_LAYOUT)),
+            "wr": Out(sram_write_signature(config)),
+            "channels3": In(1),
+            "n_pixels": In(32),
+            "buf_ok": In(1),
+            "buf_addr": In(32),
+            "start": Out(1),
+            "restart": Out(1),
+            "done": Out(1),
+            "complete": Out(1),
+            "filling": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W = line_bytes(self.config)
+        lw = (W - 1).bit_length()
+        lab = line_addr_bits(self.config)
+        beat = self.i.payload
+
+        base = Signal(32)          # the frame's buffer
+        addr = Signal(32)          # byte address of the next byte
+        chan = Signal(2)           # byte of the current pixel
+        count = Signal(32)         # pixels taken in this frame
+        bad = Signal()             # a `last` before n_pixels, or n_pixels without `last`
+        acc = Signal(8 * W)        # line accumulator
+        acc_mask = Signal(W)
+        acc_line = Signal(lab)
+        # the write register (the SRAM port's payload), filled from the accumulator
+        w_valid = Signal()
+        w_data = Signal(8 * W)
+        w_mask = Signal(W)
+        w_line = Signal(lab)
+        m.d.comb += [
+            self.wr.req.valid.eq(w_valid), self.wr.req.payload.addr.eq(w_line),
+            self.wr.req.payload.data.eq(w_data), self.wr.req.payload.mask.eq(w_mask),
+        ]
+        w_free = ~w_valid | self.wr.req.ready
+        with m.If(self.wr.req.ready):
+            m.d.sync += w_valid.eq(0)
+
+        def flush():
+            m.d.sync += [w_valid.eq(1), w_data.eq(acc), w_mask.eq(acc_mask), w_line.eq(acc_line)]
+
+        nbytes = Mux(self.channels3, 3, 1)
+        byte = Signal(8)
+        with m.Switch(chan):
+            for k in range(3):
+                with m.Case(k):
+                    m.d.comb += byte.eq(beat.data[k])
+        cur_line = addr[lw:lw + lab]
+        pos = addr[:lw]
+        one_hot = Signal(W)
+        m.d.comb += one_hot.eq(Const(1, W) << pos)
+
+        with m.FSM(name="writer"):
+            with m.State("IDLE"):
+                with m.If(self.i.valid & beat.first & self.buf_ok):
+                    m.d.comb += self.start.eq(1)
+                    m.d.sync += [base.eq(self.buf_addr), addr.eq(self.buf_addr), chan.eq(0),
+                                 count.eq(0), bad.eq(0), acc_mask.eq(0)]
+                    m.next = "FILL"
+                with m.Elif(self.i.valid & ~beat.first):
+                    m.d.comb += self.i.ready.eq(1)      # stray beats outside a frame: dropped
+            with m.State("FILL"):
+                m.d.comb += self.filling.eq(1)
+                with m.If(self.i.valid & beat.first & (chan == 0) & (count != 0)):
+                    # a new frame inside this one: abandon it, restart at the same buffer
+                    m.d.comb += [self.start.eq(1), self.restart.eq(1)]
+                    m.d.sync += [addr.eq(base), count.eq(0), bad.eq(0), acc_mask.eq(0)]
+                with m.Elif(self.i.valid):
+                    line_change = acc_mask.any() & (cur_line != acc_line)
+                    with m.If(~line_change | w_free):
+                        with m.If(line_change):
+                            flush()
+                            m.d.sync += acc_mask.eq(one_hot)
+                        with m.Else():
+                            m.d.sync += acc_mask.eq(acc_mask | one_hot)
+                        m.d.sync += [acc.word_select(pos, 8).eq(byte), acc_line.eq(cur_line),
+                                     addr.eq(addr + 1)]
+                        with m.If(chan + 1 == nbytes):
+                            m.d.comb += self.i.ready.eq(1)
+                            m.d.sync += [chan.eq(0), count.eq(count + 1)]
+                            with m.If(beat.last | (count + 1 == self.n_pixels)):
+                                m.d.sync += bad.eq(~beat.last | (count + 1 != self.n_pixels))
+                                m.next = "END"
+                        with m.Else():
+                            m.d.sync += chan.eq(chan + 1)
+            with m.State("END"):
+                m.d.comb += self.filling.eq(1)
+                with m.If(acc_mask.any()):
+                    with m.If(w_free):
+                        flush()
+                        m.d.sync += acc_mask.eq(0)
+                with m.Elif(~w_valid):
+                    m.d.comb += [self.done.eq(1), self.complete.eq(~bad)]
+                    m.next = "IDLE"
+        return m
