@@ -394,8 +394,12 @@ def run_cells(
         rows = _run_in_process(cells, data, task, check, seed, progress)
         info = {"executor": "in-process", "workers": 0}
     else:
-        rows, info = _run_dask(cells, data, task, check, seed, progress, workers, scheduler,
-                               retries)
+        try:
+            rows, info = _run_dask(cells, data, task, check, seed, progress, workers, scheduler,
+                                   retries)
+        except (OSError, TimeoutError) as e:  # the cluster itself failed (lost scheduler, ...)
+            where = scheduler or "the LocalCluster"
+            raise UserError(f"Dask cluster at {where} failed: {_one_line(e)}") from None
     wall = time.perf_counter() - t0
     rows.sort(key=lambda r: r["cell"])
     pareto_front(rows)
