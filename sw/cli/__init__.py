@@ -24,7 +24,9 @@ from hw.errors import UserError
 __all__ = ["main", "SUBCOMMANDS"]
 
 #: Subcommand modules, in --help order. A module missing here is simply not offered.
-SUBCOMMANDS = ["check", "compile", "run", "isp", "fuzz", "synth", "bench", "sweep", "regress"]
+SUBCOMMANDS = [
+    "check", "compile", "run", "isp", "fuzz", "synth", "bench", "sweep", "regress", "app",
+]
 
 
 class _Parser(argparse.ArgumentParser):
