@@ -45,7 +45,7 @@ from hw.csi2 import (
 
 __all__ = ["header", "ecc_decode", "crc16", "raw10_pack", "raw10_unpack", "raw8_pack",
            "raw8_unpack", "short_packet", "long_packet", "frame_packets", "parse", "ParseResult",
-           "Line", "EccStatus"]
+           "Line", "EccStatus", "Parser"]
 
 
 def header(dt: int, wc: int, vc: int = 0) -> bytes:
@@ -172,6 +172,8 @@ class ParseResult:
     #: (frame number, ErrorFlag bits) for every closed frame, in order.
     statuses: list[tuple[int, int]] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
+    #: per closed frame (same order as ``statuses``): the [start, end) range of its ``lines``
+    frame_lines: list[tuple[int, int]] = field(default_factory=list)
 
     def frames(self) -> list[np.ndarray]:
         """Pixel lines grouped by sof into frames (lists of lines), for clean-frame checks."""
@@ -190,6 +192,7 @@ class _State:
         self.frame = 0
         self.flags = 0
         self.pending_sof = False
+        self.line0 = 0
 
     def flag(self, f: ErrorFlag):
         if self.in_frame:
@@ -198,15 +201,29 @@ class _State:
     def close(self, extra: int = 0):
         flags = self.flags | extra
         self.res.statuses.append((self.frame, flags))
+        self.res.frame_lines.append((self.line0, len(self.res.lines)))
         if flags:
             self.res.counters["frames_flagged"] += 1
         self.in_frame = False
 
 
-def parse(bursts, result: ParseResult | None = None) -> ParseResult:
+class Parser:
+    """The RX's rules over a stream fed in pieces (a frame open at the end of one :meth:`feed`
+    stays open for the next), as the RTL sees one continuous input."""
+
+    def __init__(self):
+        self.result = ParseResult()
+        self._state = _State(self.result)
+
+    def feed(self, bursts) -> ParseResult:
+        return parse(bursts, self.result, self._state)
+
+
+def parse(bursts, result: ParseResult | None = None, _state: _State | None = None
+          ) -> ParseResult:
     """Run the RX's rules (module docstring) over ``bursts`` (iterable of bytes)."""
     res = result or ParseResult()
-    st = _State(res)
+    st = _state or _State(res)
     c = res.counters
     for b in bursts:
         b = bytes(b)
@@ -229,6 +246,7 @@ def parse(bursts, result: ParseResult | None = None) -> ParseResult:
                     st.close(ErrorFlag.SYNC.value)
                 c["frames"] += 1
                 st.in_frame, st.frame, st.flags, st.pending_sof = True, wc, 0, True
+                st.line0 = len(res.lines)
             elif dt == DataType.FE.value:
                 if st.in_frame:
                     st.close()

@@ -1,0 +1,359 @@
+"""The logic die: CSI-2 RX -> ISP -> tensor writer -> NPU -> metadata TX, one CSI-2 stream in and
+one out, configured through one host port (docs/soc.md).
+
+Blocks: :class:`hw.csi2_rx.Csi2Rx`, :class:`hw.isp.Isp`, :class:`hw.tensor_writer.TensorWriter`
+(into the NPU's SRAM through the NPU's ``ext_wr`` master port), :class:`hw.npu.NpuTop` (with
+``ext_ports``), :class:`hw.metadata_tx.MetadataTx` (reads the table, tensors and image rows through
+``ext_rd``), the frame sequencer and the SoC CSRs of :func:`hw.regmap.soc_csrs`.
+
+Frames (the contract the golden pipeline of sw/soc.py reproduces byte for byte):
+
+* Every frame the RX closes (one status record per FS) gives exactly one metadata frame, in order,
+  carrying the continuous 32-bit FRAME_COUNTER.
+* Two staging buffers (STAGE0/1_ADDR) take the ISP's tensors: frame N+1's tensor is written while
+  frame N infers. With no buffer free the writer holds the ISP back (and the ISP the RX): in
+  simulation the input is back-pressured, nothing is dropped. A tensor is tagged with the index of
+  the RX frame whose first pixel entered the ISP last (the ISP emits a frame's first tensor pixel
+  before the next frame's first sensor pixel for every ROI of at least one box row).
+* A frame the RX flagged (any :class:`hw.csi2.ErrorFlag`) is not inferred: RX_ERROR, VALID clear,
+  no tensors. A clean frame without a complete tensor: ISP_ERROR. Otherwise the NPU runs
+  PROG0/PROG1_ADDR (the buffer's program: the host prefixes the model's program with a COPY of the
+  staging buffer into the model's input tensor), waiting first for the TX to finish the previous
+  frame (the outputs are rewritten). An NPU error: NPU_ERROR (the NPU is reset). FS to NPU done
+  beyond FRAME_BUDGET cycles: TIMEOUT, VALID clear, no tensors. Else VALID with the table's
+  tensors, and in output mode IMAGE the tensor as RAW8 lines (IMAGE flag).
+* KPI per frame: cycles_isp (FS to the tensor's last byte in SRAM), cycles_npu (start to done),
+  cycles_total (FS to the TX command); the TX measures cycles_tx into the metadata trailer.
+* HOST instructions stop the NPU with STATUS.host_wait: the host serves them through the NPU CSRs
+  (``irq`` is high meanwhile).
+
+Ports (flat, for the harness): ``in_*`` the CSI-2 input beats (:func:`hw.csi2.beat_layout`),
+``out_*`` the CSI-2 output beats (same layout, one packet per burst), ``host_cmd_*`` /
+``host_rsp_*`` the 32-bit host port, ``irq`` (NPU host_wait: a HOST call), ``frame_out`` (a
+pulse per metadata frame command), ``busy`` (a tensor being written, the NPU running, the TX
+busy or a frame record waiting; the ISP's own pipeline is not included).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal, Value
+from amaranth.lib import fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw import regmap
+from hw.config import Config
+from hw.csi2 import COUNTER_NAMES
+from hw.csi2_rx import Csi2Rx
+from hw.isp import Isp
+from hw.metadata import MetaFlag
+from hw.metadata_tx import MetadataTx
+from hw.npu import NpuTop
+from hw.tensor_writer import TensorWriter
+
+__all__ = ["Soc", "top", "BufState", "ISP_WAIT_LIMIT"]
+
+#: Cycles a clean frame's record waits for its tensor before it is sent with ISP_ERROR.
+ISP_WAIT_LIMIT = 1 << 20
+
+
+class BufState:
+    """Staging buffer states (SOC_STATUS bits 9:8 and 11:10)."""
+    FREE, FILLING, FULL, BUSY = 0, 1, 2, 3
+
+
+class Soc(wiring.Component):
+    """The logic die (module docstring). ``units="null"`` builds NPU stand-ins (fast builds)."""
+
+    def __init__(self, config: Config, units: str = "auto"):
+        self.config = config
+        self.units = units
+        n = config.csi2_lanes_bytes
+        super().__init__({
+            "in_data": In(8 * n), "in_n": In(n.bit_length()), "in_last": In(1),
+            "in_valid": In(1), "in_ready": Out(1),
+            "out_data": Out(8 * n), "out_n": Out(n.bit_length()), "out_last": Out(1),
+            "out_valid": Out(1), "out_ready": In(1),
+            "host_cmd_valid": In(1), "host_cmd_ready": Out(1), "host_cmd_addr": In(32),
+            "host_cmd_we": In(1), "host_cmd_wdata": In(32),
+            "host_rsp_valid": Out(1), "host_rsp_ready": In(1), "host_rsp_data": Out(32),
+            "irq": Out(1), "frame_out": Out(1), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        m.submodules.rx = rx = Csi2Rx(cfg)
+        m.submodules.isp = isp = Isp(cfg)
+        m.submodules.writer = writer = TensorWriter(cfg)
+        npu = NpuTop(cfg, units=self.units, ext_ports=True)
+        npu_rst = Signal()
+        m.submodules.npu = ResetInserter(npu_rst)(npu)
+        m.submodules.tx = tx = MetadataTx(cfg)
+        wiring.connect(m, rx.o, isp.i)
+        wiring.connect(m, isp.o, writer.i)
+        wiring.connect(m, writer.wr, npu.ext_wr)
+        wiring.connect(m, tx.rd, npu.ext_rd)
+        m.d.comb += [
+            rx.i.payload.data.as_value().eq(self.in_data), rx.i.payload.n.eq(self.in_n),
+            rx.i.payload.last.eq(self.in_last), rx.i.valid.eq(self.in_valid),
+            self.in_ready.eq(rx.i.ready),
+            self.out_data.eq(tx.o.payload.data.as_value()), self.out_n.eq(tx.o.payload.n),
+            self.out_last.eq(tx.o.payload.last), self.out_valid.eq(tx.o.valid),
+            tx.o.ready.eq(self.out_ready),
+        ]
+        regs = self._csr_storage(m, isp, writer)
+        seq = self._sequencer(m, rx, isp, writer, npu, npu_rst, tx, regs)
+        self._host_port(m, npu, regs, seq)
+        return m
+
+    # ------------------------------------------------------------------------------ registers
+    def _csr_storage(self, m, isp, writer) -> dict:
+        """RW CSR registers by name; the ISP parameter registers drive ``isp.params``."""
+        regs = {c.name: Signal(32, name=f"csr_{c.name.lower()}")
+                for c in regmap.soc_csrs() if c.access == "RW"}
+        for name, field, idx in regmap.isp_csr_fields():
+            tgt = isp.params[field]
+            if idx is not None:
+                tgt = tgt[idx]
+            tgt = Value.cast(tgt)
+            m.d.comb += tgt.eq(regs[name][:len(tgt)])
+        p = isp.params
+        npix = Signal(32)
+        m.d.sync += npix.eq(p.out_w * p.out_h)
+        m.d.comb += [writer.channels3.eq(p.channels3), writer.n_pixels.eq(npix)]
+        return regs
+
+    # ------------------------------------------------------------------------------ sequencer
+    def _sequencer(self, m, rx, isp, writer, npu, npu_rst, tx, regs) -> dict:
+        cfg_mode = regs["SOC_CFG"][regmap.SOC_CFG_BITS["mode"][0]:][:2]
+        enable = regs["SOC_CFG"][regmap.SOC_CFG_BITS["enable"][0]]
+        now = Signal(32)
+        m.d.sync += now.eq(now + 1)
+
+        # ---- RX frames: one record (flags, FS time) per status strobe; tags for the ISP
+        n_status = Signal(16)
+        sof_tag = Signal(16)
+        open_stamp = Signal(32)
+        in_frame_d = Signal()
+        m.d.sync += in_frame_d.eq(rx.in_frame)
+        with m.If((rx.in_frame & ~in_frame_d) | (rx.status_valid & rx.in_frame)):
+            m.d.sync += open_stamp.eq(now)
+        with m.If(rx.status_valid):
+            m.d.sync += n_status.eq(n_status + 1)
+        with m.If(rx.o.valid & rx.o.ready & rx.o.payload.sof):
+            m.d.sync += sof_tag.eq(n_status)
+        m.submodules.records = rec = fifo.SyncFIFOBuffered(width=8 + 32, depth=8)
+        m.d.comb += [rec.w_data.eq(Cat(rx.status.flags, open_stamp)),
+                     rec.w_en.eq(rx.status_valid)]
+        r_flags, r_stamp = rec.r_data[:8], rec.r_data[8:]
+
+        # ---- staging buffers
+        state = [Signal(2, name=f"buf{b}_state") for b in range(2)]
+        tag = [Signal(16, name=f"buf{b}_tag") for b in range(2)]
+        done_at = [Signal(32, name=f"buf{b}_done") for b in range(2)]
+        stage_addr = [regs["STAGE0_ADDR"], regs["STAGE1_ADDR"]]
+        prog_addr = [regs["PROG0_ADDR"], regs["PROG1_ADDR"]]
+        wbuf = Signal()                       # buffer the writer fills
+        free0 = state[0] == BufState.FREE
+        m.d.comb += [
+            writer.buf_ok.eq(enable & (free0 | (state[1] == BufState.FREE))),
+            writer.buf_addr.eq(Mux(free0, stage_addr[0], stage_addr[1])),
+        ]
+        with m.If(writer.start & ~writer.restart):
+            m.d.sync += wbuf.eq(~free0)
+            with m.If(free0):
+                m.d.sync += [state[0].eq(BufState.FILLING), tag[0].eq(sof_tag)]
+            with m.Else():
+                m.d.sync += [state[1].eq(BufState.FILLING), tag[1].eq(sof_tag)]
+        with m.If(writer.restart):
+            for b in range(2):
+                with m.If(wbuf == b):
+                    m.d.sync += tag[b].eq(sof_tag)
+        with m.If(writer.done):
+            for b in range(2):
+                with m.If(wbuf == b):
+                    m.d.sync += [state[b].eq(Mux(writer.complete, BufState.FULL, BufState.FREE)),
+                                 done_at[b].eq(now)]
+
+        # ---- the frame sequencer
+        head = Signal(16)                     # index of the record at the FIFO's head
+        sel = Signal()                        # buffer of the frame being inferred
+        sel_valid = Signal()
+        flags = Signal(16)
+        wait_n = Signal(range(ISP_WAIT_LIMIT + 1))
+        c_isp = Signal(32)
+        c_npu = Signal(32)
+        npu_t0 = Signal(32)
+        tx_busy = Signal()
+        tx_acc_d = Signal()
+        tx_buf = Signal()
+        tx_buf_valid = Signal()
+        tx_t0 = Signal(32)
+        kpi = {k: Signal(32, name=k.lower()) for k in regmap.SOC_KPI}
+        cnt = {k: Signal(32, name=k.lower()) for k in regmap.SOC_COUNTERS}
+        npu_st = npu.status                   # bit 0 busy, 1 done, 2 host_wait, 3 error
+        full_eq = [(state[b] == BufState.FULL) & (tag[b] == head) for b in range(2)]
+        older = [(tag[b] - head)[15] for b in range(2)]           # tag < head (mod 2^16)
+        newer = [~older[b] & (tag[b] != head) for b in range(2)]
+        tx_accept = tx.cmd.valid & tx.cmd.ready
+        m.d.sync += tx_acc_d.eq(tx_accept)
+        m.d.comb += tx_busy.eq(~tx.idle | tx_acc_d)
+        tx_busy_d = Signal()
+        m.d.sync += tx_busy_d.eq(tx_busy)
+        with m.If(tx_busy_d & ~tx_busy):
+            m.d.sync += kpi["KPI_TX"].eq(now - tx_t0)
+            with m.If(tx_buf_valid):
+                m.d.sync += tx_buf_valid.eq(0)
+                for b in range(2):
+                    with m.If(tx_buf == b):
+                        m.d.sync += state[b].eq(BufState.FREE)
+
+        valid = Signal()
+        m.d.comb += valid.eq((flags & int(MetaFlag.VALID)).any())
+        with m.FSM(name="seq"):
+            with m.State("WAIT"):
+                with m.If(rec.r_rdy & enable):
+                    for b in range(2):   # tensors of frames already sent: release
+                        with m.If((state[b] == BufState.FULL) & older[b]):
+                            m.d.sync += state[b].eq(BufState.FREE)
+                    m.d.sync += [sel_valid.eq(0), c_isp.eq(0), c_npu.eq(0)]
+                    with m.If(r_flags != 0):
+                        for b in range(2):
+                            with m.If(full_eq[b]):
+                                m.d.sync += state[b].eq(BufState.FREE)
+                        m.d.sync += [flags.eq(int(MetaFlag.RX_ERROR)), wait_n.eq(0)]
+                        m.next = "EMIT"
+                    with m.Elif(full_eq[0] | full_eq[1]):
+                        b_sel = Mux(full_eq[0], 0, 1)
+                        m.d.sync += [sel.eq(b_sel), sel_valid.eq(1), wait_n.eq(0),
+                                     c_isp.eq(Mux(full_eq[0], done_at[0], done_at[1]) - r_stamp)]
+                        for b in range(2):
+                            with m.If(b_sel == b):
+                                m.d.sync += state[b].eq(BufState.BUSY)
+                        m.next = "NPU"
+                    w_newer = Mux(wbuf, newer[1], newer[0])
+                    w_filling = Mux(wbuf, state[1], state[0]) == BufState.FILLING
+                    with m.Elif((writer.filling & w_newer & w_filling)
+                                | ((state[0] == BufState.FULL) & newer[0])
+                                | ((state[1] == BufState.FULL) & newer[1])
+                                | (wait_n == ISP_WAIT_LIMIT)):
+                        m.d.sync += [flags.eq(int(MetaFlag.ISP_ERROR)), wait_n.eq(0),
+                                     cnt["ISP_ERRORS"].eq(cnt["ISP_ERRORS"] + 1)]
+                        m.next = "EMIT"
+                    with m.Else():
+                        m.d.sync += wait_n.eq(wait_n + 1)
+            with m.State("NPU"):
+                with m.If(~tx_busy & ~npu_st[0]):
+                    m.d.comb += npu.ext_start.eq(1)
+                    m.d.sync += npu_t0.eq(now)
+                    m.next = "RUN"
+                m.d.comb += npu.ext_prog_addr.eq(Mux(sel, prog_addr[1], prog_addr[0]))
+            with m.State("RUN"):
+                with m.If(npu_st[3]):
+                    m.d.comb += npu_rst.eq(1)
+                    m.d.sync += [flags.eq(int(MetaFlag.NPU_ERROR)), c_npu.eq(now - npu_t0),
+                                 cnt["NPU_ERRORS"].eq(cnt["NPU_ERRORS"] + 1)]
+                    m.next = "EMIT"
+                with m.Elif(npu_st[1] & ~npu_st[0]):
+                    m.d.sync += [
+                        c_npu.eq(now - npu_t0),
+                        flags.eq(int(MetaFlag.VALID) | Mux(cfg_mode == regmap.OutputMode.IMAGE,
+                                                           int(MetaFlag.IMAGE), 0)),
+                    ]
+                    m.next = "EMIT"
+            with m.State("EMIT"):
+                # TIMEOUT iff an inferred frame's cycles_total (FS to this command, the header's
+                # value) exceeds FRAME_BUDGET: VALID and IMAGE clear, no tensors
+                total = now - r_stamp
+                budget = regs["FRAME_BUDGET"]
+                late = valid & (budget != 0) & (total > budget)
+                out_flags = Mux(late, int(MetaFlag.TIMEOUT), flags)
+                p = isp.params
+                row_bytes = Mux(p.channels3, p.out_w * 3, p.out_w)
+                m.d.comb += [
+                    tx.cmd.valid.eq(~tx_busy),
+                    tx.cmd.payload.frame_counter.eq(regs["FRAME_COUNTER"]),
+                    tx.cmd.payload.flags.eq(out_flags),
+                    tx.cmd.payload.cycles_isp.eq(c_isp),
+                    tx.cmd.payload.cycles_npu.eq(c_npu),
+                    tx.cmd.payload.cycles_total.eq(total),
+                    tx.cmd.payload.table_addr.eq(regs["MD_TABLE_ADDR"]),
+                    tx.cmd.payload.tensors.eq(valid & ~late),
+                    tx.cmd.payload.image.eq((flags & int(MetaFlag.IMAGE)).any() & ~late),
+                    tx.cmd.payload.image_addr.eq(Mux(sel, stage_addr[1], stage_addr[0])),
+                    tx.cmd.payload.image_rows.eq(p.out_h),
+                    tx.cmd.payload.image_row_bytes.eq(row_bytes),
+                ]
+                with m.If(tx_accept):
+                    m.d.comb += [rec.r_en.eq(1), self.frame_out.eq(1)]
+                    m.d.sync += [
+                        head.eq(head + 1), regs["FRAME_COUNTER"].eq(regs["FRAME_COUNTER"] + 1),
+                        tx_t0.eq(now), tx_buf.eq(sel), tx_buf_valid.eq(sel_valid),
+                        kpi["KPI_ISP"].eq(c_isp), kpi["KPI_NPU"].eq(c_npu),
+                        kpi["KPI_TOTAL"].eq(total),
+                        cnt["FRAMES_OUT"].eq(cnt["FRAMES_OUT"] + 1),
+                        cnt["FRAMES_VALID"].eq(cnt["FRAMES_VALID"] + (valid & ~late)),
+                        cnt["TIMEOUTS"].eq(cnt["TIMEOUTS"] + late),
+                    ]
+                    m.next = "WAIT"
+        status = Cat(writer.filling, npu_st[0], tx_busy, rec.r_rdy, Const(0, 4), state[0],
+                     state[1])
+        m.d.comb += [self.irq.eq(npu_st[2]),
+                     self.busy.eq(writer.filling | npu_st[0] | tx_busy | rec.r_rdy)]
+        return {"kpi": kpi, "cnt": cnt, "status": status, "rx": rx}
+
+    # ------------------------------------------------------------------------------ host port
+    def _host_port(self, m, npu, regs, seq) -> None:
+        """SoC CSRs at SOC_CSR_BASE; every other address goes to the NPU's host port."""
+        is_soc = self.host_cmd_addr >= regmap.SOC_CSR_BASE
+        word = self.host_cmd_addr[2:10]
+        rsp = Signal(32)
+        rsp_valid = Signal()
+        clear = Signal()
+        rx = seq["rx"]
+        vals = {"SOC_ID": Const(regmap.SOC_ID_MAGIC, 32), "SOC_CTRL": Const(0, 32),
+                "SOC_STATUS": seq["status"]}
+        vals.update(regs)
+        for i, name in enumerate(COUNTER_NAMES):
+            vals[f"RX_{name.upper()}"] = rx.counters[i]
+        vals.update(seq["cnt"])
+        vals.update(seq["kpi"])
+        assert set(vals) == {c.name for c in regmap.soc_csrs()}
+        rdata = Signal(32)
+        with m.Switch(word):
+            for c in regmap.soc_csrs():
+                with m.Case(c.offset):
+                    m.d.comb += rdata.eq(vals[c.name])
+        m.d.comb += [
+            npu.host_cmd.payload.addr.eq(self.host_cmd_addr),
+            npu.host_cmd.payload.we.eq(self.host_cmd_we),
+            npu.host_cmd.payload.wdata.eq(self.host_cmd_wdata),
+            npu.host_cmd.valid.eq(self.host_cmd_valid & ~is_soc),
+            self.host_cmd_ready.eq(Mux(is_soc, ~rsp_valid, npu.host_cmd.ready)),
+            self.host_rsp_valid.eq(rsp_valid | npu.host_rsp.valid),
+            self.host_rsp_data.eq(Mux(rsp_valid, rsp, npu.host_rsp.payload.rdata)),
+            npu.host_rsp.ready.eq(self.host_rsp_ready & ~rsp_valid),
+        ]
+        with m.If(rsp_valid & self.host_rsp_ready):
+            m.d.sync += rsp_valid.eq(0)
+        with m.If(self.host_cmd_valid & is_soc & ~rsp_valid):
+            with m.If(self.host_cmd_we):
+                with m.Switch(word):
+                    for c in regmap.soc_csrs():
+                        if c.access == "RW":
+                            with m.Case(c.offset):
+                                m.d.sync += regs[c.name].eq(self.host_cmd_wdata)
+                        elif c.name == "SOC_CTRL":
+                            with m.Case(c.offset):
+                                m.d.comb += clear.eq(
+                                    self.host_cmd_wdata[regmap.SOC_CTRL_BITS["CLEAR"]])
+            with m.Else():
+                m.d.sync += [rsp.eq(rdata), rsp_valid.eq(1)]
+        with m.If(clear):
+            for c in seq["cnt"].values():
+                m.d.sync += c.eq(0)
+
+
+def top(config: Config) -> Soc:
+    """Factory registered in hw/tops.py as "soc"."""
+    return Soc(config)
