@@ -1,0 +1,632 @@
+"""Metadata transmitter: one command per frame -> one CSI-2 frame of metadata (and optionally the
+image) on a byte-beat output stream, bit-exactly as models.metadata.frame_to_packets(pack(md))
+(format: hw/metadata.py).
+
+Ports of :class:`MetadataTx`:
+
+* ``cmd`` (``In(stream.Signature(TX_CMD_LAYOUT))``): one frame. ``frame_counter``, ``flags`` and the
+  KPI cycle counts go into the blob header as given (the SoC sets VALID/IMAGE/error flags);
+  ``table_addr`` is the SRAM byte address of the TX table (hw/metadata.py, TABLE_ALIGN aligned) read
+  when ``tensors`` is 1; with ``tensors`` 0 the blob has no tensors and no payload (invalid frames)
+  and nothing is read from the table. ``image`` 1: ``image_rows`` RAW8 long packets of
+  ``image_row_bytes`` bytes each, row r read at ``image_addr + r * image_row_bytes`` (the rows are
+  one contiguous range), sent after FS and before the blob. ``cmd.ready`` is high only while no
+  frame is being generated (the tail of the previous frame may still be draining).
+* ``o`` (``Out(stream.Signature(hw.csi2.beat_layout(config.csi2_lanes_bytes)))``): the output
+  bytes, one burst per packet: ``last`` on a packet's final beat with ``n`` bytes valid in it,
+  every other beat full. ``valid`` and the payload come from a register (never wait for ``ready``;
+  stable while stalled). Unused bytes of a last beat are zero.
+* ``rd`` (``Out(hw.npu_if.sram_read_signature(config))``): reads the table, the tensors and the
+  image rows. At most :data:`READ_SLOTS` reads are in flight or buffered (responses cannot be
+  stalled: a read is only issued when a line slot is free for its response).
+* ``idle``: high when no frame is in flight (nothing buffered, no read outstanding, the last beat
+  taken).
+
+Per command, in order: FS (WC = frame_counter & 0xFFFF); the image lines; the blob (header from
+the command, the table header and constants; each table entry's descriptor bytes copied verbatim;
+each tensor's ``nbytes`` bytes read at its ``sram_addr``, zero-padded to PAYLOAD_ALIGN; the trailer
+with ``cycles_tx``; CRC-32) cut into EMBEDDED long packets of at most ``line_bytes`` bytes; FE.
+The descriptors' ``offset`` fields and the table's ``payload_bytes`` are trusted as given
+(models.metadata.tx_table lays them out as pack() does). ``clock_khz`` is
+``round(config.clock_mhz * 1000)``. ``cycles_tx`` is defined in hw/metadata.py: the count of a
+counter that is 0 in the ``cmd`` handshake cycle, sampled in the cycle the trailer's first byte is
+taken from the byte source (:class:`_Framer`) by the packetizer.
+
+Structure (one sub-component per stage, all at one byte per clock at most):
+
+* :class:`_SramBytes`: byte-range jobs (address, length) -> their bytes in order, reading whole SRAM
+  lines into :data:`READ_SLOTS` line slots.
+* :class:`_Framer`: the frame sequencer and byte source: emits *tokens* (a packet header request
+  {dt, wc} or one payload byte) and computes the blob's CRC-32 and ``cycles_tx``.
+* :class:`_Packetizer`: header request -> 4 header bytes (ECC), payload bytes (CRC-16), 2 CRC bytes.
+* :class:`_BeatPacker`: bytes with ``last`` -> ``csi2_lanes_bytes``-wide beats.
+
+Throughput: one output byte per clock at most (the beat packer fills a beat of
+``csi2_lanes_bytes`` bytes in as many cycles), with a few-cycle bubble per packet header and per
+SRAM job (table header, image, descriptors, and per tensor its two fields and its bytes).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config
+from hw.csi2 import CRC_SEED, ECC_MASKS, DataType, beat_layout, crc16_byte
+from hw.metadata import (
+    CRC_BYTES,
+    DEFAULT_LINE_BYTES,
+    HEADER_BYTES,
+    HEADER_FIELDS,
+    METADATA_MAGIC,
+    METADATA_VERSION,
+    PAYLOAD_ALIGN,
+    TABLE_ENTRY_BYTES,
+    TABLE_ENTRY_FIELDS,
+    TABLE_HEADER_BYTES,
+    TABLE_HEADER_FIELDS,
+    TENSOR_BYTES,
+    TRAILER_BYTES,
+    TRAILER_FIELDS,
+    field_offsets,
+    struct_layout,
+)
+from hw.npu_if import line_addr_bits, line_bytes, sram_read_signature
+
+__all__ = ["MetadataTx", "TX_CMD_LAYOUT", "READ_SLOTS", "TOKEN_LAYOUT", "linear_xor"]
+
+#: One frame's command (module docstring).
+TX_CMD_LAYOUT = data.StructLayout({
+    "frame_counter": 32,
+    "flags": 16,
+    "cycles_isp": 32,
+    "cycles_npu": 32,
+    "cycles_total": 32,
+    "table_addr": 32,
+    "tensors": 1,
+    "image": 1,
+    "image_addr": 32,
+    "image_rows": 16,
+    "image_row_bytes": 16,
+})
+
+#: SRAM line slots of the reader: reads in flight plus lines buffered.
+READ_SLOTS = 2
+
+#: Framer -> packetizer token: ``hdr`` 1: start a packet of data type ``dt`` and word count ``wc``
+#: (short packets for dt < 0x10: wc is the frame number); ``hdr`` 0: one payload byte ``byte``.
+TOKEN_LAYOUT = data.StructLayout({"hdr": 1, "dt": 6, "wc": 16, "byte": 8})
+
+#: A byte-range job of the reader: SRAM byte address and length.
+JOB_LAYOUT = data.StructLayout({"addr": 32, "len": 32})
+
+#: Byte + end-of-burst, between the packetizer and the beat packer.
+BYTE_LAYOUT = data.StructLayout({"byte": 8, "last": 1})
+
+_CRC32_POLY = 0xEDB88320  # zlib / ISO-HDLC, reflected
+
+
+def _crc32_byte(crc: int, byte: int) -> int:
+    crc ^= byte
+    for _ in range(8):
+        crc = (crc >> 1) ^ (_CRC32_POLY if crc & 1 else 0)
+    return crc
+
+
+assert (_crc32_byte(0xFFFFFFFF, 0x61) ^ 0xFFFFFFFF) == zlib.crc32(b"a")
+
+
+def linear_xor(ref, inputs: list, nout: int):
+    """A GF(2)-linear function as XOR trees: ``ref`` maps an int of the concatenated ``inputs``
+    bits to an ``nout``-bit int and must be linear (ref(a ^ b) == ref(a) ^ ref(b), ref(0) == 0);
+    each output bit is the parity of the input bits whose unit vector sets it."""
+    vec = Cat(*inputs)
+    cols = [ref(1 << i) for i in range(len(vec))]
+    return Cat(*[Cat(*[vec[i] for i, c in enumerate(cols) if c >> o & 1] or [Const(0, 1)]).xor()
+                 for o in range(nout)])
+
+
+def _crc_step(crc, byte, nbits: int, step):
+    """One byte of a reflected, unreflected-output CRC (``step(crc, byte)`` in Python)."""
+    return linear_xor(lambda v: step(v & ((1 << nbits) - 1), v >> nbits), [crc, byte], nbits)
+
+
+class _SramBytes(wiring.Component):
+    """Byte-range reader. ``job`` {addr: SRAM byte address, len: bytes}: the job's bytes appear on
+    ``o`` in order, jobs back to back (a job is accepted once the previous one has issued all its
+    reads, so the next job's reads overlap the previous job's bytes). ``len`` 0 is accepted and
+    yields nothing. ``idle``: no job active, no read in flight, no byte buffered."""
+
+    def __init__(self, config: Config, slots: int = READ_SLOTS):
+        self.W = line_bytes(config)
+        assert self.W & (self.W - 1) == 0, "SRAM line bytes must be a power of two"
+        self.LA = line_addr_bits(config)
+        self.slots = slots
+        super().__init__({
+            "job": In(stream.Signature(JOB_LAYOUT)),
+            "o": Out(stream.Signature(8)),
+            "rd": Out(sram_read_signature(config)),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W, S = self.W, self.slots
+        sh = (W - 1).bit_length()
+        tag = data.StructLayout({"first": range(W), "last": range(W)})
+
+        # ---- request side: the active job's remaining lines
+        lines_left = Signal(33 - sh + 1)
+        next_line = Signal(32 - sh)
+        first_off = Signal(range(W))  # byte offset of the next line's first byte (job start)
+        last_off = Signal(range(W))  # byte offset of the job's last byte in its last line
+        used = Signal(range(S + 1))  # slots allocated (requested, not yet fully consumed)
+        req_ptr = Signal(range(S))
+        resp_ptr = Signal(range(S))
+        rd_ptr = Signal(range(S))
+        tags = [Signal(tag, name=f"tag{i}") for i in range(S)]
+        full = Signal(S)
+        lines = [Signal(8 * W, name=f"line{i}") for i in range(S)]
+
+        job = self.job.payload
+        m.d.comb += self.job.ready.eq(lines_left == 0)
+        with m.If(self.job.valid & self.job.ready & (job.len != 0)):
+            end = job.addr + job.len - 1  # 33 bits
+            m.d.sync += [
+                next_line.eq(job.addr[sh:]),
+                lines_left.eq(end[sh:] - job.addr[sh:] + 1),
+                first_off.eq(job.addr[:sh]),
+                last_off.eq(end[:sh]),
+            ]
+
+        pop = Signal()
+        req = self.rd.req
+        m.d.comb += [req.valid.eq((lines_left != 0) & ((used < S) | pop)),
+                     req.payload.addr.eq(next_line)]
+        with m.If(req.valid & req.ready):
+            m.d.sync += [next_line.eq(next_line + 1), lines_left.eq(lines_left - 1),
+                         first_off.eq(0), req_ptr.eq(_inc(req_ptr, S))]
+            for i in range(S):
+                with m.If(req_ptr == i):
+                    m.d.sync += [tags[i].first.eq(first_off),
+                                 tags[i].last.eq(Mux(lines_left == 1, last_off, W - 1))]
+        m.d.sync += used.eq(used + (req.valid & req.ready) - pop)
+
+        # ---- responses (always room: a slot was allocated at request time)
+        with m.If(self.rd.rvalid):
+            m.d.sync += resp_ptr.eq(_inc(resp_ptr, S))
+            for i in range(S):
+                with m.If(resp_ptr == i):
+                    m.d.sync += [lines[i].eq(self.rd.rdata), full[i].eq(1)]
+
+        # ---- byte extractor from the head slot
+        started = Signal()
+        ptr = Signal(range(W))
+        head_line = Signal(8 * W)
+        head_tag = Signal(tag)
+        head_full = Signal()
+        for i in range(S):
+            with m.If(rd_ptr == i):
+                m.d.comb += [head_line.eq(lines[i]), head_tag.eq(tags[i]),
+                             head_full.eq(full[i])]
+        cur = Mux(started, ptr, head_tag.first)
+        m.d.comb += [self.o.valid.eq(head_full), self.o.payload.eq(head_line.word_select(cur, 8)),
+                     pop.eq(self.o.valid & self.o.ready & (cur == head_tag.last))]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += [ptr.eq(cur + 1), started.eq(1)]
+            with m.If(pop):
+                m.d.sync += [started.eq(0), rd_ptr.eq(_inc(rd_ptr, S))]
+                for i in range(S):
+                    with m.If(rd_ptr == i):
+                        # a response into the same slot this cycle is impossible: it was allocated
+                        m.d.sync += full[i].eq(0)
+        m.d.comb += self.idle.eq((lines_left == 0) & (used == 0))
+        return m
+
+
+def _inc(ptr, n):
+    return Mux(ptr == n - 1, 0, ptr + 1)
+
+
+class _Packetizer(wiring.Component):
+    """Tokens -> packet bytes: a header token becomes DataID (vc, dt), WC LSB, WC MSB, ECC; a long
+    packet (dt >= 0x10) then passes ``wc`` byte tokens (CRC-16 over them) and appends the CRC-16
+    LSB first. ``last`` marks each packet's final byte. Expects exactly ``wc`` byte tokens after a
+    long packet's header token and none after a short one's."""
+
+    def __init__(self, vc: int):
+        self.vc = vc
+        super().__init__({
+            "i": In(stream.Signature(TOKEN_LAYOUT)),
+            "o": Out(stream.Signature(BYTE_LAYOUT)),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        h24 = Signal(24)  # DataID | WC << 8 of the current packet
+        rem = Signal(16)
+        crc = Signal(16)
+        idx = Signal(2)
+        tok = self.i.payload
+        ecc = Cat(*[(h24 & mask).xor() for mask in ECC_MASKS], Const(0, 2))
+        hdr_bytes = Cat(h24, ecc)
+        is_long = h24[4:6] != 0  # DT >= 0x10
+
+        with m.FSM():
+            with m.State("WAIT"):
+                m.d.comb += [self.idle.eq(1), self.i.ready.eq(1)]
+                with m.If(self.i.valid):
+                    # a stray byte token is dropped (the framer never sends one here)
+                    with m.If(tok.hdr):
+                        m.d.sync += [h24.eq(Cat(tok.dt, Const(self.vc, 2), tok.wc)),
+                                     rem.eq(tok.wc), crc.eq(CRC_SEED), idx.eq(0)]
+                        m.next = "HDR"
+            with m.State("HDR"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.byte.eq(hdr_bytes.word_select(
+                    idx, 8)), self.o.payload.last.eq((idx == 3) & ~is_long)]
+                with m.If(self.o.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == 3):
+                        m.next = "WAIT"
+                        with m.If(is_long):
+                            m.next = "DATA"
+                            with m.If(rem == 0):
+                                m.next = "CRC"
+            with m.State("DATA"):
+                m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.byte.eq(tok.byte),
+                             self.i.ready.eq(self.o.ready)]
+                with m.If(self.i.valid & self.o.ready):
+                    m.d.sync += [crc.eq(_crc_step(crc, tok.byte, 16, crc16_byte)),
+                                 rem.eq(rem - 1)]
+                    with m.If(rem == 1):
+                        m.d.sync += idx.eq(0)
+                        m.next = "CRC"
+            with m.State("CRC"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.byte.eq(crc.word_select(idx[0], 8)),
+                             self.o.payload.last.eq(idx[0])]
+                with m.If(self.o.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx[0]):
+                        m.next = "WAIT"
+        return m
+
+
+class _BeatPacker(wiring.Component):
+    """Bytes with ``last`` -> beats of ``nbytes`` bytes (hw.csi2.beat_layout): a beat leaves when
+    full or at ``last``; every burst starts at byte 0 of a beat. ``o`` is a register."""
+
+    def __init__(self, nbytes: int):
+        self.B = nbytes
+        super().__init__({
+            "i": In(stream.Signature(BYTE_LAYOUT)),
+            "o": Out(stream.Signature(beat_layout(nbytes))),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        B = self.B
+        acc = Signal(data.ArrayLayout(8, B))
+        cnt = Signal(range(B))
+        out = self.o.payload
+        completes = (cnt == B - 1) | self.i.payload.last
+        out_free = ~self.o.valid | self.o.ready
+        m.d.comb += [self.i.ready.eq(~completes | out_free),
+                     self.idle.eq(~self.o.valid & (cnt == 0))]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            byte = self.i.payload.byte
+            with m.If(completes):
+                m.d.sync += [self.o.valid.eq(1), out.n.eq(cnt + 1),
+                             out.last.eq(self.i.payload.last), cnt.eq(0)]
+                for j in range(B):
+                    m.d.sync += out.data[j].eq(Mux(cnt == j, byte, Mux(cnt > j, acc[j], 0)))
+            with m.Else():
+                m.d.sync += [acc[cnt].eq(byte), cnt.eq(cnt + 1)]
+        return m
+
+
+class _Framer(wiring.Component):
+    """The frame sequencer and byte source (module docstring): ``cmd`` in, ``tok`` tokens out,
+    ``job``/``b`` to the byte reader. ``busy``: a command is being processed."""
+
+    def __init__(self, config: Config, line_bytes_: int):
+        self.config = config
+        self.line_bytes = line_bytes_
+        super().__init__({
+            "cmd": In(stream.Signature(TX_CMD_LAYOUT)),
+            "tok": Out(stream.Signature(TOKEN_LAYOUT)),
+            "job": Out(stream.Signature(JOB_LAYOUT)),
+            "b": In(stream.Signature(8)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        self.m = m
+        self.cmd_r = cmd = Signal(TX_CMD_LAYOUT)
+        self.cyc = Signal(32)  # cycles since the cmd handshake (0 in that cycle)
+        self.cnt = Signal(32)  # bytes left to capture / to read in DESC
+        self.idx = Signal(range(max(HEADER_BYTES, TABLE_ENTRY_BYTES, TRAILER_BYTES,
+                                    CRC_BYTES) + 1))
+        self.cap = Signal(8 * TABLE_HEADER_BYTES)  # captured table bytes (shifted in at the top)
+        self.n_tensors = Signal(16)
+        self.payload_bytes = Signal(32)
+        self.tensor = Signal(16)  # tensors done
+        self.blob_rem = Signal(32)  # blob bytes not yet emitted
+        self.pkt_rem = Signal(16)  # bytes left in the current EMBEDDED / RAW8 packet
+        self.crc32 = Signal(32)
+        m.d.sync += self.cyc.eq(self.cyc + 1)
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [cmd.eq(self.cmd.payload), self.cyc.eq(1), self.tensor.eq(0),
+                                 self.n_tensors.eq(0), self.payload_bytes.eq(0),
+                                 self.cnt.eq(TABLE_HEADER_BYTES)]
+                    _goto(m, self.cmd.payload.tensors, "TBL_JOB", "FS")
+            self._table(cmd)
+            self._image(cmd)
+            self._blob_header(cmd)
+            self._tensors(cmd)
+            self._blob_tail()
+            with m.State("FE"):
+                self._short(DataType.FE, "IDLE")
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        return m
+
+    # ---- helpers: one token / job / capture per call, inside the current FSM state
+
+    def _short(self, dt, then):
+        m, tok = self.m, self.tok
+        m.d.comb += [tok.valid.eq(1), tok.payload.hdr.eq(1), tok.payload.dt.eq(dt.value),
+                     tok.payload.wc.eq(self.cmd_r.frame_counter[:16])]
+        with m.If(tok.ready):
+            m.next = then
+
+    def _issue(self, addr, length, then=None):
+        """Offer a reader job; returns its handshake condition (and goes to ``then`` on it)."""
+        m, job = self.m, self.job
+        m.d.comb += [job.valid.eq(1), job.payload.addr.eq(addr), job.payload.len.eq(length)]
+        if then is not None:
+            with m.If(job.ready):
+                m.next = then
+        return job.ready
+
+    def _capture(self):
+        """Shift reader bytes into the top of ``cap`` while ``cnt`` > 0; returns 'last byte'."""
+        m, b = self.m, self.b
+        m.d.comb += b.ready.eq(1)
+        with m.If(b.valid):
+            m.d.sync += [self.cap.eq(Cat(self.cap[8:], b.payload)), self.cnt.eq(self.cnt - 1)]
+        return b.valid & (self.cnt == 1)
+
+    def _emit_blob(self, byte, avail, update_crc=True):
+        """Offer one blob byte; returns the 'taken' condition. Opens an EMBEDDED packet of
+        min(line_bytes, bytes left) first when the previous one is full (the byte waits)."""
+        m, tok = self.m, self.tok
+        taken = Signal()
+        with m.If(self.pkt_rem == 0):
+            wc = Mux(self.blob_rem > self.line_bytes, self.line_bytes, self.blob_rem)
+            m.d.comb += [tok.valid.eq(1), tok.payload.hdr.eq(1),
+                         tok.payload.dt.eq(DataType.EMBEDDED.value), tok.payload.wc.eq(wc)]
+            with m.If(tok.ready):
+                m.d.sync += self.pkt_rem.eq(wc)
+        with m.Else():
+            m.d.comb += [tok.valid.eq(avail), tok.payload.byte.eq(byte),
+                         taken.eq(avail & tok.ready)]
+            with m.If(taken):
+                m.d.sync += [self.pkt_rem.eq(self.pkt_rem - 1),
+                             self.blob_rem.eq(self.blob_rem - 1)]
+                if update_crc:
+                    m.d.sync += self.crc32.eq(_crc_step(self.crc32, byte, 32, _crc32_byte))
+        return taken
+
+    def _after_table(self, cmd):
+        _goto(self.m, cmd.image, "IMG_JOB", "BLOB")
+
+    # ---- phases
+
+    def _table(self, cmd):
+        """TBL_JOB, FS, TBL_CAP, TBL_DONE: FS goes out while the table header is read."""
+        m = self.m
+        with m.State("TBL_JOB"):
+            self._issue(cmd.table_addr, TABLE_HEADER_BYTES, "FS")
+        with m.State("FS"):
+            self._short(DataType.FS, "TBL_CAP")
+            with m.If(self.tok.ready & ~cmd.tensors):
+                self._after_table(cmd)
+        with m.State("TBL_CAP"):
+            with m.If(self._capture()):
+                m.next = "TBL_DONE"
+        with m.State("TBL_DONE"):
+            tbl = data.View(struct_layout(TABLE_HEADER_FIELDS), self.cap)
+            m.d.sync += [self.n_tensors.eq(tbl.n_tensors),
+                         self.payload_bytes.eq(tbl.payload_bytes)]
+            self._after_table(cmd)
+
+    def _image(self, cmd):
+        """IMG_JOB, IMG_HDR, IMG_DATA: image_rows RAW8 packets of image_row_bytes bytes."""
+        m, tok, b = self.m, self.tok, self.b
+        rows_left = Signal(16)
+        with m.State("IMG_JOB"):
+            with m.If(self._issue(cmd.image_addr, cmd.image_rows * cmd.image_row_bytes,
+                                  "IMG_HDR")):
+                m.d.sync += rows_left.eq(cmd.image_rows)
+        with m.State("IMG_HDR"):
+            with m.If(rows_left == 0):
+                m.next = "BLOB"
+            with m.Else():
+                m.d.comb += [tok.valid.eq(1), tok.payload.hdr.eq(1),
+                             tok.payload.dt.eq(DataType.RAW8.value),
+                             tok.payload.wc.eq(cmd.image_row_bytes)]
+                with m.If(tok.ready):
+                    m.d.sync += [rows_left.eq(rows_left - 1),
+                                 self.pkt_rem.eq(cmd.image_row_bytes)]
+                    m.next = "IMG_DATA"
+        with m.State("IMG_DATA"):
+            with m.If(self.pkt_rem == 0):
+                m.next = "IMG_HDR"
+            with m.Else():
+                m.d.comb += [tok.valid.eq(b.valid), tok.payload.byte.eq(b.payload),
+                             b.ready.eq(tok.ready)]
+                with m.If(b.valid & tok.ready):
+                    m.d.sync += self.pkt_rem.eq(self.pkt_rem - 1)
+                    with m.If(self.pkt_rem == 1):
+                        m.next = "IMG_HDR"
+
+    def _blob_header(self, cmd):
+        """BLOB (sizes), HEADER (from HEADER_FIELDS), DESC_JOB, DESC (descriptors copied from the
+        table entries, skipping each entry's sram_addr)."""
+        m, b = self.m, self.b
+        idx = self.idx
+        hdr = Signal(struct_layout(HEADER_FIELDS))
+        src = {
+            "magic": int.from_bytes(METADATA_MAGIC, "little"),
+            "version": METADATA_VERSION,
+            "header_bytes": HEADER_BYTES,
+            "frame_counter": cmd.frame_counter,
+            "flags": cmd.flags,
+            "n_tensors": self.n_tensors,
+            "cycles_isp": cmd.cycles_isp,
+            "cycles_npu": cmd.cycles_npu,
+            "cycles_total": cmd.cycles_total,
+            "clock_khz": int(round(self.config.clock_mhz * 1e3)),
+            "payload_bytes": self.payload_bytes,
+        }
+        assert set(src) == {n for n, _ in HEADER_FIELDS}, "a header field has no source"
+        for name, _ in HEADER_FIELDS:
+            m.d.comb += getattr(hdr, name).eq(src[name])
+        table_bytes = self.n_tensors * TABLE_ENTRY_BYTES
+        desc_skip = TABLE_ENTRY_BYTES - TENSOR_BYTES  # entry bytes before the descriptor
+
+        with m.State("BLOB"):
+            m.d.sync += [idx.eq(0), self.pkt_rem.eq(0), self.crc32.eq(0xFFFFFFFF),
+                         self.blob_rem.eq(HEADER_BYTES + self.n_tensors * TENSOR_BYTES
+                                          + self.payload_bytes + TRAILER_BYTES + CRC_BYTES)]
+            m.next = "HEADER"
+        with m.State("HEADER"):
+            with m.If(self._emit_blob(hdr.as_value().word_select(idx, 8), 1)):
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(idx == HEADER_BYTES - 1):
+                    m.d.sync += idx.eq(0)
+                    _goto(m, self.n_tensors == 0, "TRAILER", "DESC_JOB")
+        with m.State("DESC_JOB"):
+            m.d.sync += self.cnt.eq(table_bytes)
+            self._issue(cmd.table_addr + TABLE_HEADER_BYTES, table_bytes, "DESC")
+        with m.State("DESC"):
+            skip = idx < desc_skip
+            taken = self._emit_blob(b.payload, b.valid & ~skip)
+            m.d.comb += b.ready.eq(skip | taken)
+            with m.If(b.valid & b.ready):
+                m.d.sync += [self.cnt.eq(self.cnt - 1),
+                             idx.eq(Mux(idx == TABLE_ENTRY_BYTES - 1, 0, idx + 1))]
+                with m.If(self.cnt == 1):
+                    m.d.sync += idx.eq(0)
+                    m.next = "T_JOBS"
+
+    def _tensors(self, cmd):
+        """Per tensor: T_JOBS (read the entry's sram_addr and nbytes), T_CAP, T_DATA (the bytes,
+        then zeros up to PAYLOAD_ALIGN)."""
+        m, b, idx = self.m, self.b, self.idx
+        ent = field_offsets(TABLE_ENTRY_FIELDS)
+        assert ent["sram_addr"][1] == 4 and ent["nbytes"][1] == 4
+        entry = cmd.table_addr + TABLE_HEADER_BYTES + self.tensor * TABLE_ENTRY_BYTES
+        t_sram, t_nb = self.cap[-64:-32], self.cap[-32:]  # after T_CAP's 8 bytes
+        t_done = Signal(32)  # payload bytes of this tensor emitted (data, then padding)
+        assert PAYLOAD_ALIGN & (PAYLOAD_ALIGN - 1) == 0
+        al = (PAYLOAD_ALIGN - 1).bit_length()
+
+        with m.State("T_JOBS"):
+            off = Mux(idx == 0, ent["sram_addr"][0], ent["nbytes"][0])
+            with m.If(self._issue(entry + off, 4)):
+                m.d.sync += idx.eq(1)
+                with m.If(idx == 1):
+                    m.d.sync += [idx.eq(0), self.cnt.eq(8)]
+                    m.next = "T_CAP"
+        with m.State("T_CAP"):
+            with m.If(self._capture()):
+                m.next = "T_JOB"
+        with m.State("T_JOB"):
+            with m.If(self._issue(t_sram, t_nb, "T_DATA")):
+                m.d.sync += t_done.eq(0)
+        with m.State("T_DATA"):
+            in_data = t_done < t_nb
+            with m.If(~in_data & (t_done[:al] == 0)):
+                m.d.sync += self.tensor.eq(self.tensor + 1)
+                _goto(m, self.tensor + 1 == self.n_tensors, "TRAILER", "T_JOBS")
+            with m.Else():
+                taken = self._emit_blob(Mux(in_data, b.payload, 0), ~in_data | b.valid)
+                m.d.comb += b.ready.eq(in_data & taken)
+                with m.If(taken):
+                    m.d.sync += t_done.eq(t_done + 1)
+
+    def _blob_tail(self):
+        """TRAILER (from TRAILER_FIELDS; cycles_tx sampled as its first byte is taken), CRC."""
+        m, idx = self.m, self.idx
+        cycles_tx = Signal(32)
+        trl = Signal(struct_layout(TRAILER_FIELDS))
+        src = {"cycles_tx": Mux(idx == 0, self.cyc, cycles_tx)}
+        assert set(src) == {n for n, _ in TRAILER_FIELDS}, "a trailer field has no source"
+        for name, _ in TRAILER_FIELDS:
+            m.d.comb += getattr(trl, name).eq(src[name])
+        with m.State("TRAILER"):
+            with m.If(self._emit_blob(trl.as_value().word_select(idx, 8), 1)):
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(idx == 0):
+                    m.d.sync += cycles_tx.eq(self.cyc)
+                with m.If(idx == TRAILER_BYTES - 1):
+                    m.d.sync += idx.eq(0)
+                    m.next = "CRC"
+        with m.State("CRC"):
+            with m.If(self._emit_blob((~self.crc32).word_select(idx, 8), 1, update_crc=False)):
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(idx == CRC_BYTES - 1):
+                    m.next = "FE"
+
+
+def _goto(m, cond, a: str, b: str) -> None:
+    """``m.next = a if cond else b`` (inside an FSM state)."""
+    with m.If(cond):
+        m.next = a
+    with m.Else():
+        m.next = b
+
+
+class MetadataTx(wiring.Component):
+    """The metadata transmitter (module docstring)."""
+
+    def __init__(self, config: Config, line_bytes: int = DEFAULT_LINE_BYTES, vc: int = 0):
+        if not 1 <= line_bytes <= 0xFFFF:
+            raise ValueError("line_bytes must be in 1..65535")
+        if not 0 <= vc <= 3:
+            raise ValueError("vc must be in 0..3")
+        self.config, self.line_bytes, self.vc = config, line_bytes, vc
+        super().__init__({
+            "cmd": In(stream.Signature(TX_CMD_LAYOUT)),
+            "o": Out(stream.Signature(beat_layout(config.csi2_lanes_bytes))),
+            "rd": Out(sram_read_signature(config)),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.reader = reader = _SramBytes(self.config)
+        m.submodules.framer = framer = _Framer(self.config, self.line_bytes)
+        m.submodules.packetizer = pk = _Packetizer(self.vc)
+        m.submodules.packer = packer = _BeatPacker(self.config.csi2_lanes_bytes)
+        wiring.connect(m, wiring.flipped(self.cmd), framer.cmd)
+        wiring.connect(m, framer.job, reader.job)
+        wiring.connect(m, reader.o, framer.b)
+        wiring.connect(m, wiring.flipped(self.rd), reader.rd)
+        wiring.connect(m, framer.tok, pk.i)
+        wiring.connect(m, pk.o, packer.i)
+        wiring.connect(m, packer.o, wiring.flipped(self.o))
+        m.d.comb += self.idle.eq(~framer.busy & reader.idle & pk.idle & packer.idle)
+        return m
