@@ -359,12 +359,12 @@ def _heatmap(frames, seed, W, H, rng, noise) -> Scene:
     aisles = [0.22 * W, 0.54 * W, 0.86 * W]
     weights = np.array([0.55, 0.3, 0.15])
     actors = []
-    n = max(3, frames // 12)
+    n = max(4, frames // 6)
     for k in range(n):
         t0 = float(rng.uniform(-20, max(1, frames - 10)))
         a = aisles[int(rng.choice(3, p=weights))]
         b = aisles[int(rng.choice(3, p=weights))]
-        face_w = W * 0.13 * float(rng.uniform(0.9, 1.1))
+        face_w = W * 0.16 * float(rng.uniform(0.95, 1.05))
         y_top, y_bot = 0.25 * H, 0.80 * H
         path = [(t0, a + rng.uniform(-8, 8), -0.2 * H), (t0 + 12, a, y_top),
                 (t0 + 24, a, y_bot), (t0 + 34, b, 0.9 * H), (t0 + 46, b, y_top),
