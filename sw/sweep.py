@@ -55,6 +55,7 @@ __all__ = [
     "default_workers",
     "write_csv",
     "write_plot",
+    "code_digest",
 ]
 
 #: Backends a sweep cell can use: the ISA cycle model (compiler estimate, or the ISA simulator
@@ -458,6 +459,8 @@ def _run_dask(cells, data, task, check, seed, progress, workers, scheduler, retr
             executor = "local-cluster"
         try:
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            if scheduler:
+                _same_code(client)
             # the bytes of each model go to the workers once, not once per cell
             blobs = {name: client.scatter(b, broadcast=True, hash=True) for name, b in data.items()}
             futs = {}
@@ -482,6 +485,38 @@ def _run_dask(cells, data, task, check, seed, progress, workers, scheduler, retr
             if cluster is not None:
                 cluster.close()
     return rows, {"executor": executor, "workers": n_workers}
+
+
+def code_digest() -> str:
+    """Digest of what a row depends on: the hw/, models/, sim/ and sw/ sources of this install
+    and the versions of numpy, tflite-micro and amaranth."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for dist in ("numpy", "tflite-micro", "amaranth"):
+        try:
+            h.update(f"{dist}={version(dist)}\0".encode())
+        except PackageNotFoundError:
+            h.update(f"{dist}=none\0".encode())
+    for pkg in ("hw", "models", "sim", "sw"):
+        for f in sorted((root / pkg).rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _same_code(client) -> None:
+    """UserError unless every worker of an existing cluster runs the same logicdie sources and
+    numeric libraries as this process (else its rows could differ from an in-process run)."""
+    theirs = client.run(code_digest)
+    mine = code_digest()
+    odd = sorted(w for w, d in theirs.items() if d != mine)
+    if odd:
+        raise UserError(
+            f"{len(odd)} Dask worker(s) ({odd[0]}{', ...' if len(odd) > 1 else ''}) run different "
+            "logicdie sources or numpy/tflite-micro/amaranth versions than this process; install "
+            "the same logicdie on the workers and restart them"
+        )
 
 
 # ---------------------------------------------------------------------------------- output
