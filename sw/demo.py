@@ -1,12 +1,15 @@
-"""``make demo`` (``python -m sw.demo``): frame -> metadata on the shipped images and on photos.
+"""``make demo`` (``python -m sw.demo``): frame -> metadata on the RTL logic die.
 
-The shipped BMPs are 96x96 gray tensors in TFLM's raw-bytes convention (models/zoo/README.md): their
-bytes go straight into the NPU's input buffer. The scikit-image photos (astronaut, camera, coffee,
-chelsea) go the whole way: sensor model (RAW10 Bayer, CSI-2) -> golden CSI-2 RX -> golden ISP (luma,
-centred ROI, box resize, v - 128) -> ISA simulator -> metadata packets -> parser -> host softmax.
-Per frame it prints the frame counter, the class and score, and the KPI (estimated NPU cycles and ms
-at the preset's clock), and checks every result against the golden model run on the same input
-tensor.
+The scikit-image photos (astronaut, camera, coffee, chelsea) and the shipped person/no-person BMPs
+go the whole way through the die of hw/soc.py in Verilator: sensor model (RAW10 Bayer, CSI-2
+bursts) -> CSI-2 RX -> ISP (luma, centred ROI, box resize, v - 128) -> tensor writer -> NPU
+(person_detect) -> metadata TX -> CSI-2 packets, which the host parses and decodes (softmax tail).
+Per frame it prints the decoded class and score, the KPI the die measured (ISP, NPU, TX cycles) and
+whether the RTL's output bytes equal the golden die's (sw/soc.py, KPI fields taken from the RTL).
+
+Preset: ``tiny`` by default (4x4 array, 1 MiB SRAM): its Verilator build takes about 2-4 minutes on
+2 cores, so a cold ``make demo`` stays within 6 minutes; ``--config default`` runs the 16x16,
+8 MiB die (a longer build). ``--backend isa`` runs the golden die with the ISA simulator instead.
 """
 
 from __future__ import annotations
@@ -18,26 +21,25 @@ from pathlib import Path
 
 import numpy as np
 
-#: Expected classes (models/zoo/README.md, from the TFLM reference).
+#: Expected classes of the photos (models/zoo/README.md, from the TFLM reference).
 EXPECTED = {
-    "person.bmp": "person",
-    "no_person.bmp": "no person",
     "astronaut": "person",
     "camera": "person",
     "coffee": "no person",
     "chelsea": "no person",
 }
+PRESET = "tiny"
 
 
 def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from hw.errors import UserError
-    from models.golden import GoldenModel
     from sw.runtime import Device
 
     ap = argparse.ArgumentParser(prog="python -m sw.demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="default", help="hardware preset (default: default)")
+    ap.add_argument("--config", default=PRESET, help=f"hardware preset (default: {PRESET})")
+    ap.add_argument("--backend", default="rtl", choices=("rtl", "isa", "golden"))
     ap.add_argument("--sensor-mode", default="640x480")
     ap.add_argument("--output-mode", default="metadata", choices=("metadata", "image+metadata"))
     args = ap.parse_args(argv)
@@ -50,57 +52,61 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dev = Device(
             zoo / "person_detect.tflite",
-            backend="isa",
+            backend=args.backend,
             config=args.config,
             sensor_mode=args.sensor_mode,
             output_mode=args.output_mode,
+            compare=args.backend == "rtl",
+            progress=True,
         )
     except UserError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
-    from sw.tflite_import import load_tflite
-
-    golden = GoldenModel(load_tflite(zoo / "person_detect.tflite"))
     c = dev.compiled
     print(
-        f"logicdie demo: person_detect on the '{dev.config.name}' preset "
+        f"logicdie demo: person_detect on the '{dev.config.name}' logic die "
         f"({dev.config.array_rows}x{dev.config.array_cols} array, {dev.config.clock_mhz:g} MHz), "
-        f"{len(c.program)} instructions, {c.memory['total_bytes']:,} B of SRAM; sensor mode "
-        f"{args.sensor_mode}, output {args.output_mode}"
+        f"{'RTL SoC in Verilator' if args.backend == 'rtl' else 'golden die, ' + args.backend}"
+        f"; sensor {args.sensor_mode} RAW10 over CSI-2, output {args.output_mode}",
+        flush=True,
     )
-    frames = [
-        (name, "tensor", np.asarray(Image.open(zoo / name)).view(np.int8))
-        for name in ("person.bmp", "no_person.bmp")
-    ]
+    frames = [(name, np.asarray(Image.open(zoo / name))) for name in ("person.bmp",
+                                                                      "no_person.bmp")]
     if skimage is not None:
-        frames += [
-            (n, "photo", getattr(skimage.data, n)())
-            for n in ("astronaut", "camera", "coffee", "chelsea")
-        ]
+        frames += [(n, getattr(skimage.data, n)()) for n in EXPECTED]
     else:
         print("(scikit-image not installed: photos skipped)")
     ok = True
-    for name, kind, img in frames:
-        r = dev.infer_tensor(img) if kind == "tensor" else dev.capture(img)
-        want = golden.run([dev._last_tensor.reshape(c.inputs[0].shape)])
-        exact = r.valid and all(np.array_equal(a, b) for a, b in zip(r.outputs, want, strict=True))
-        res = r.result or {}
-        expect = EXPECTED.get(name)
-        good = exact and res.get("label") == expect
-        ok &= good
-        k = r.kpi
-        print(
-            f"frame {r.frame_counter}: {name:14s} ({kind:6s}) {'valid' if r.valid else 'INVALID'}"
-            f"  {res.get('label', '-'):9s} score {res.get('score', float('nan')):.3f}"
-            f"  | NPU {k['cycles_npu']:,} cycles = {k['ms_npu']:.3f} ms, ISP {k['ms_isp']:.3f} ms,"
-            f" total {k['ms_total']:.3f} ms | metadata {r.metadata_bytes} B in {r.packets} packets"
-            f" | golden {'==' if exact else '!='} ISA, expected {expect}"
-        )
-    st = dev.backend.last_stats
-    print(
-        f"NPU: {st['cycles']:,} cycles per inference, {c.macs:,} MACs, utilization "
-        f"{st['utilization']:.1%} of {st['pes']} PEs; wall {time.perf_counter() - t0:.1f} s"
-    )
+    t_frames = time.perf_counter()
+    try:
+        results = dev.stream(dev.sensor_frame(img) for _, img in frames)
+        for (name, _), r in zip(frames, results, strict=True):
+            if t_frames is not None:
+                print(f"(die ready after {time.perf_counter() - t0:.1f} s)", flush=True)
+                t_frames = None
+            res = r.result or {}
+            expect = EXPECTED.get(name)
+            good = r.valid and (expect is None or res.get("label") == expect)
+            good &= r.bit_exact is not False
+            ok &= good
+            k = r.kpi or {}
+            cmp_ = {None: "", True: " | RTL == golden", False: " | RTL != GOLDEN"}[r.bit_exact]
+            print(
+                f"frame {r.frame_counter}: {name:14s} {'valid' if r.valid else 'INVALID'}"
+                f"  {res.get('label', '-'):9s} score {res.get('score', float('nan')):.3f}"
+                f"  | ISP {k.get('cycles_isp', 0):,} NPU {k.get('cycles_npu', 0):,} TX "
+                f"{k.get('cycles_tx', 0):,} cycles, total {k.get('ms_total', 0):.3f} ms"
+                f" | {r.output_bytes} B out{cmp_}"
+                + (f" | expected {expect}" if expect else ""),
+                flush=True,
+            )
+    except UserError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 2
+    finally:
+        dev.close()
+    print(f"{len(frames)} frames, {dev.raw_bytes:,} RAW10 bytes in, {dev.output_bytes:,} metadata "
+          f"bytes out; wall {time.perf_counter() - t0:.1f} s")
     print("demo OK" if ok else "demo FAILED: see lines above")
     return 0 if ok else 1
 

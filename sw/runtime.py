@@ -8,16 +8,20 @@ declares them, bit-exact with TFLM), ``run_npu(tensors) -> NPU output tensors`` 
 feeds and the metadata carries), ``last_cycles`` (None for golden) and ``last_stats``
 (per-layer cycles/utilization for isa and rtl).
 
-:class:`Device` runs the whole functional pipeline per frame: sensor model -> CSI-2 -> golden ISP ->
-backend -> metadata packets -> parser -> decoded outputs, with the methods picamera2's IMX500 helper
-has (``get_outputs``, ``get_output_shapes``, ``get_input_size``, ``get_kpi_info``,
-``input_tensor_image``, ``set_inference_roi_abs``).
+:class:`Device` runs frames through the logic die (sw/soc.py): sensor model -> CSI-2 bursts -> the
+die (``rtl``: hw/soc.py in Verilator; ``golden``/``isa``: the golden die) -> CSI-2 metadata
+packets -> parser -> host tail -> decoded outputs, with the methods picamera2's IMX500 helper has
+(``get_outputs``, ``get_output_shapes``, ``get_input_size``, ``get_kpi_info``,
+``input_tensor_image``, ``set_inference_roi_abs``, ``set_inference_aspect_ratio``,
+``get_roi_scaled``, ``convert_inference_coords``, ``network_intrinsics``).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -414,11 +418,17 @@ class FrameResult(dict):
 
 
 class Device:
-    """picamera2-IMX500-shaped device over a backend: frame in, metadata out, decoded on the host.
+    """picamera2-IMX500-shaped device over the logic die: sensor frames in, CSI-2 metadata out,
+    decoded on the host.
 
-    ``model``: TFLite path/bytes, bundle path/bytes, Graph or Compiled. ``output_mode``: 'metadata'
-    or 'image+metadata'. ``fps``: frame rate whose period bounds the inference (slower -> invalid
-    frame).
+    The die is :mod:`sw.soc`'s: ``backend="rtl"`` runs the whole SoC (hw/soc.py) in Verilator,
+    the host only configures it and parses the packets it emits; ``"golden"`` and ``"isa"`` run
+    the golden die (same frame rules, same output bytes) with that NPU arithmetic. ``compare``
+    (rtl only) also runs the golden die and checks every output byte (KPI taken from the RTL).
+
+    ``model``: TFLite path/bytes, bundle path/bytes, Graph or Compiled. ``output_mode``:
+    'metadata' or 'image+metadata'. ``fps``: its period in die cycles is the frame budget (a frame
+    whose FS-to-metadata time exceeds it is sent invalid with TIMEOUT); 0 disables it.
     """
 
     def __init__(
@@ -431,32 +441,72 @@ class Device:
         fps: float = 30.0,
         labels: list[str] | None = None,
         seed: int = 0,
+        compare: bool = False,
+        progress: bool = False,
+        waves: str | None = None,
     ):
         from models.zoo import __file__ as zoo_init
+        from sw.soc import OUTPUT_MODES
 
         if model is None:
             model = Path(zoo_init).with_name("person_detect.tflite")
         from sw.postprocess import prepare_model  # known detector: its NCHW/BGR input -> NHWC RGB
 
         model = prepare_model(model)
-        if output_mode not in ("metadata", "image+metadata"):
-            raise UserError(f"bad output mode {output_mode!r}: metadata or image+metadata")
+        if output_mode not in OUTPUT_MODES or output_mode == "raw+metadata":
+            raise UserError(f"bad output mode {output_mode!r}: metadata or image+metadata "
+                            "(raw+metadata is not built yet)")
+        if backend not in BACKENDS:
+            raise UserError(f"backend {backend!r} is not available; choose one of "
+                            f"{', '.join(BACKENDS)}")
+        if compare and backend != "rtl":
+            raise UserError("--compare checks the RTL die against the golden die: use "
+                            "--backend rtl")
+        if fps is None or not fps >= 0 or fps == float("inf"):
+            raise UserError(f"bad frame rate {fps!r}: give a positive number of frames per "
+                            "second (0: no frame budget)")
         self.config = preset(config)
-        self.backend = make_backend(backend, model, self.config)
+        self.backend_name = backend
+        self.compare = compare
+        self._progress = progress
+        self._waves = waves
+        # NPU arithmetic of the golden die (for rtl: the reference of --compare, and the host tail)
+        npu = backend if backend != "rtl" else "golden"
+        try:
+            self.backend = make_backend(npu, model, self.config)
+        except UserError:
+            if backend != "rtl":
+                raise
+            self.backend = make_backend("isa", model, self.config)
         self.compiled = self.backend.compiled
         self.mode = parse_sensor_mode(sensor_mode)
         self.output_mode = output_mode
         self.fps = fps
         self.seed = seed
-        self.frame_counter = 0
         self.labels = labels or _default_labels(self.compiled)
         d = self.compiled.inputs[0]
         if len(d.shape) != 4 or d.shape[0] != 1 or d.shape[3] not in (1, 3) or d.dtype != "int8":
             self.roi = None
         else:
             self.roi = _centered_roi(self.mode, d.shape[2], d.shape[1])
+        self.network_intrinsics = NetworkIntrinsics.of(self)
+        self._in_frames = 0
+        self._golden = None
+        self._rtl = None
         self._last: FrameResult | None = None
         self._last_tensor = None
+        #: output bytes and input RAW10 bytes of the frames so far
+        self.output_bytes = 0
+        self.raw_bytes = 0
+
+    @property
+    def frame_counter(self) -> int:
+        """The frame counter the next metadata frame carries."""
+        return self._golden.frame_counter if self._golden is not None else 0
+
+    @property
+    def budget_cycles(self) -> int:
+        return int(self.config.clock_mhz * 1e6 / self.fps) if self.fps else 0
 
     # ---- picamera2-shaped queries
     def get_input_size(self) -> tuple[int, int]:
@@ -464,7 +514,11 @@ class Device:
         s = self.compiled.inputs[0].shape
         return (int(s[2]), int(s[1])) if len(s) == 4 else (int(s[-1]), 1)
 
-    def get_output_shapes(self) -> list[tuple]:
+    def get_output_shapes(self, metadata=None) -> list[tuple]:
+        """Shapes of the model's outputs; with ``metadata`` (a frame result) those it carries."""
+        if metadata is not None:
+            outs = metadata["outputs"]
+            return [tuple(np.shape(o)) for o in outs] if outs is not None else []
         g = self.compiled.host_graph
         return [tuple(g.tensors[i].shape) for i in self.compiled.graph_outputs]
 
@@ -478,29 +532,64 @@ class Device:
             *self.mode, roi=(x, y, w, h), size=(tw, th), channels=self.compiled.inputs[0].shape[-1]
         ).validate()
         self.roi = (x, y, w, h)
+        self._reconfigure()
+
+    def set_inference_aspect_ratio(self, aspect_ratio: tuple[int, int]) -> None:
+        """The largest centred ROI with aspect ``(w, h)`` (picamera2's meaning)."""
+        aw, ah = aspect_ratio
+        if not (aw > 0 and ah > 0):
+            raise UserError(f"bad aspect ratio {aspect_ratio!r}: two positive numbers")
+        self.set_inference_roi_abs(_centered_roi(self.mode, aw, ah))
+
+    def get_roi_scaled(self, request=None) -> tuple[int, int, int, int]:
+        """The inference ROI (x, y, w, h) in sensor-frame pixels (our ISP output is the sensor
+        frame, so picamera2's scaling to the ISP output is the identity)."""
+        return tuple(self.roi) if self.roi is not None else (0, 0, *self.mode)
+
+    def convert_inference_coords(self, coords, metadata=None, picam2=None):
+        """picamera2's meaning: ``coords`` (y0, x0, y1, x1) normalized to the input tensor (0..1)
+        -> (x, y, w, h) in sensor-frame pixels, through the ROI the ISP cropped."""
+        y0, x0, y1, x1 = (float(v) for v in coords)
+        rx, ry, rw, rh = self.get_roi_scaled()
+        x, y = rx + x0 * rw, ry + y0 * rh
+        return (int(round(x)), int(round(y)), int(round((x1 - x0) * rw)),
+                int(round((y1 - y0) * rh)))
 
     def get_outputs(self, metadata: FrameResult | None = None, add_batch: bool = False):
-        """The model's outputs of the last (or given) frame, None if that frame is invalid."""
+        """The model's outputs of the last (or given) frame, dequantized to float32 like
+        picamera2 (None if that frame is invalid). ``FrameResult.outputs`` keeps the raw values."""
         r = metadata or self._last
         if r is None or not r["valid"]:
             return None
-        outs = r["outputs"]
-        return [o[None] if add_batch else o for o in outs]
+        g = self.compiled.host_graph
+        outs = []
+        for o, i in zip(r["outputs"], self.compiled.graph_outputs, strict=True):
+            t = g.tensors[i]
+            o = np.asarray(o)
+            if t.quant is not None and o.dtype.kind in "iu":
+                o = ((o.astype(np.float32) - np.float32(t.quant.zero_point[0]))
+                     * np.float32(t.quant.scale[0]))
+            o = o.astype(np.float32)
+            outs.append(o[None] if add_batch else o)
+        return outs
 
-    def get_kpi_info(self, metadata: FrameResult | None = None):
-        """(npu_ms, total_ms) of the last (or given) frame, as picamera2's (dnn, dsp) runtimes."""
-        r = metadata or self._last
-        if r is None:
+    @staticmethod
+    def get_kpi_info(metadata) -> tuple[float, float] | None:
+        """(DNN runtime ms, total ms) of a frame result, like picamera2's (dnn, dsp) runtimes."""
+        if metadata is None:
             return None
-        return r["kpi"]["ms_npu"], r["kpi"]["ms_total"]
+        k = metadata["kpi"]
+        return k["ms_npu"], k["ms_total"]
 
-    def input_tensor_image(self) -> np.ndarray | None:
-        """The last input tensor as an 8-bit image (q + 128), HxW or HxWx3."""
-        t = self._last_tensor
+    def input_tensor_image(self, input_tensor=None) -> np.ndarray | None:
+        """An input tensor (default: the last frame's; image mode carries it in the metadata) as
+        an 8-bit image (q + 128), HxW or HxWx3."""
+        t = self._last_tensor if input_tensor is None else np.asarray(input_tensor)
         if t is None:
             return None
-        img = (t.astype(np.int16) + 128).astype(np.uint8)
-        img = img.reshape(img.shape[-3:]) if img.ndim == 4 else img
+        tw, th = self.get_input_size()
+        t = np.asarray(t).view(np.int8) if np.asarray(t).dtype == np.uint8 else np.asarray(t)
+        img = (t.astype(np.int16) + 128).astype(np.uint8).reshape(th, tw, -1)
         return img[..., 0] if img.shape[-1] == 1 else img
 
     # ---- frames
@@ -520,26 +609,129 @@ class Device:
             norm_off=tuple(n["offset"]) + (-128,) * (3 - ch),
         )
 
-    def capture(self, image: np.ndarray) -> FrameResult:
-        """One frame of a scene image: sensor -> CSI-2 -> RX -> ISP -> NPU -> metadata -> host."""
-        from models.isp import isp_frame
+    def _setup(self):
+        from sw.soc import OUTPUT_MODES, SocSetup
+
+        return SocSetup(self.compiled, self.isp_params(), OUTPUT_MODES[self.output_mode],
+                        self.budget_cycles)
+
+    def _reconfigure(self) -> None:
+        if self._golden is not None:
+            self._golden.setup = self._setup()
+        if self._rtl is not None:
+            self._rtl.configure(self._setup())
+
+    def _transports(self):
+        from sw.soc import GoldenSocTransport, RtlSocTransport, soc_layout
 
         if self.roi is None:
             raise UserError(
                 "this model's input is not an image (1xHxWx1 or 1xHxWx3 int8); feed tensors"
             )
-        fc = self.frame_counter
-        bursts = sensor_bursts(image, self.mode, fc & 0xFFFF, seed=self.seed + fc)
-        raw, rx_flags = raw_from_bursts(bursts, self.mode)
-        p = self.isp_params()
-        cycles_isp = self.mode[0] * self.mode[1] // self.config.isp_pixels_per_clock
-        if raw is None:
-            return self._emit(None, rx_error=True, cycles_isp=cycles_isp)
-        tensor = isp_frame(raw, p)[None]
-        return self._emit(tensor, rx_error=bool(rx_flags), cycles_isp=cycles_isp)
+        if self._golden is None:
+            setup = self._setup()
+            if self.backend_name == "rtl":
+                soc_layout(self.compiled)  # a model too big for the die: one line, before a build
+                self._rtl = RtlSocTransport(setup, host_ops=self.backend.host,
+                                            progress=self._progress, waves=self._waves)
+            self._golden = GoldenSocTransport(setup, self.backend)
+        return self._golden, self._rtl
+
+    def sensor_frame(self, image: np.ndarray) -> list[bytes]:
+        """The sensor model's CSI-2 bursts of the next input frame."""
+        k = self._in_frames
+        self._in_frames += 1
+        return sensor_bursts(image, self.mode, k & 0xFFFF, seed=self.seed + k)
+
+    def capture(self, image: np.ndarray) -> FrameResult:
+        """One frame of a scene image: sensor -> CSI-2 -> the die -> metadata -> host."""
+        out = list(self.stream([self.sensor_frame(image)]))
+        if len(out) != 1:
+            raise RuntimeError(f"one sensor frame gave {len(out)} metadata frames")
+        return out[0]
+
+    def capture_bursts(self, bursts: list[bytes]) -> list[FrameResult]:
+        """One input frame given as CSI-2 bursts (e.g. corrupted) -> the metadata frames it
+        closes (usually one)."""
+        return list(self.stream([bursts]))
+
+    def stream(self, inputs) -> Iterator[FrameResult]:
+        """Input frames (lists of CSI-2 bursts) -> one FrameResult per metadata frame, in order.
+        On the RTL the next frame streams into the die while the current one infers."""
+        from sw.soc import OutFrame, SocInterface, kpi_of
+
+        golden, rtl = self._transports()
+
+        def fed(it):
+            for bursts in it:
+                bursts = [bytes(b) for b in bursts]
+                self.raw_bytes += sum(len(b) for b in bursts)
+                golden.feed(bursts)
+                yield bursts
+
+        if rtl is None:
+            for _ in fed(inputs):
+                while golden.pending:
+                    fr = golden.pending.pop(0)
+                    b = golden.emit(fr)
+                    yield self._result(OutFrame(b, _parse(b)), fr.tensor, None)
+            return
+        for of in SocInterface(rtl).frames(fed(inputs)):
+            gin = golden.pending.pop(0) if golden.pending else None
+            exact = None
+            if self.compare:
+                kpi = kpi_of(of.parsed)
+                exact = bool(gin is not None and kpi is not None
+                             and golden.emit(gin, kpi) == list(of.bursts))
+            else:
+                golden.frame_counter += 1
+            yield self._result(of, gin.tensor if gin is not None else None, exact)
+
+    def _result(self, of, tensor, exact) -> FrameResult:
+        p = of.parsed
+        self.output_bytes += of.nbytes
+        if not p.ok:
+            r = FrameResult(frame_counter=p.frame_number, valid=False,
+                            errors=[f"stream: {p.error}"], outputs=None, npu_outputs=None,
+                            result=None, kpi=None, packets=len(of.bursts), metadata_bytes=0,
+                            output_bytes=of.nbytes, image=None, bit_exact=exact)
+            self._last = r
+            return r
+        md = p.metadata
+        outputs = result = None
+        if md.valid:
+            outputs = self.backend.finish([t.data for t in md.tensors])
+            result = decode_result(outputs, self.compiled, self.labels)
+        if tensor is not None:
+            self._last_tensor = tensor
+        kpi = md.kpi()
+        r = FrameResult(
+            frame_counter=md.frame_counter,
+            valid=md.valid,
+            errors=md.error_names(),
+            outputs=outputs,
+            npu_outputs=[t.data for t in md.tensors],
+            result=result,
+            kpi=kpi,
+            packets=len(of.bursts),
+            metadata_bytes=sum(len(b) - 6 for b in of.bursts if b and (b[0] & 0x3F) == 0x12),
+            output_bytes=of.nbytes,
+            image=p.image(),
+            bit_exact=exact,
+        )
+        self._last = r
+        return r
 
     def infer_tensor(self, tensor: np.ndarray) -> FrameResult:
-        """One frame from a ready int8 input tensor (skips sensor and ISP)."""
+        """One inference from a ready int8 input tensor, skipping sensor, RX and ISP (golden and
+        isa NPU arithmetic only: the RTL die takes sensor frames)."""
+        from hw.metadata import MetaFlag
+        from models.metadata import Metadata, MetaTensor, frame_to_packets, pack
+        from sw.soc import OutFrame
+
+        if self.backend_name == "rtl":
+            raise UserError("the RTL die takes sensor frames (capture an image); tensors go to "
+                            "the golden or isa backend")
         d = self.compiled.inputs[0]
         t = np.asarray(tensor)
         if t.size != int(np.prod(d.shape)) or t.dtype != np.int8:
@@ -547,78 +739,54 @@ class Device:
                 f"input tensor must be int8 with {int(np.prod(d.shape))} elements "
                 f"(shape {d.shape}), got {t.dtype} {t.shape}"
             )
-        return self._emit(t.reshape(d.shape), rx_error=False, cycles_isp=0)
-
-    def _emit(self, tensor, rx_error: bool, cycles_isp: int) -> FrameResult:
-        from hw.metadata import MetaFlag
-        from models.metadata import Metadata, MetaTensor, frame_to_packets, pack, parse_stream
-
-        c = self.compiled
+        t = t.reshape(d.shape)
+        out = self.backend.run_npu([t])
+        tensors = [MetaTensor(np.asarray(v).reshape(o.shape), o.scale, o.zero_point)
+                   for v, o in zip(out, self.compiled.outputs, strict=True)]
         fc = self.frame_counter
-        self.frame_counter += 1
-        flags = 0
-        tensors = []
-        cycles_npu = 0
-        if tensor is not None:
-            self._last_tensor = tensor
-            npu_out = self.backend.run_npu([tensor])
-            cycles_npu = int(self.backend.last_cycles or 0)
-            tensors = [
-                MetaTensor(np.asarray(v).reshape(d.shape), d.scale, d.zero_point)
-                for v, d in zip(npu_out, c.outputs, strict=True)
-            ]
-        if rx_error:
-            flags |= MetaFlag.RX_ERROR
-        if tensor is None:
-            flags |= MetaFlag.ISP_ERROR
-        payload = sum(t.data.nbytes for t in tensors)
-        cycles_tx = (payload + 256) // max(1, self.config.csi2_lanes_bytes)
-        cycles_total = cycles_isp + cycles_npu + cycles_tx
-        budget = self.config.clock_mhz * 1e6 / self.fps if self.fps else float("inf")
-        if cycles_total > budget:
-            flags |= MetaFlag.TIMEOUT
-        if tensor is not None and not flags & (MetaFlag.TIMEOUT | MetaFlag.ISP_ERROR):
-            flags |= MetaFlag.VALID
-        else:
-            tensors = []
-        image = None
-        if self.output_mode == "image+metadata" and tensor is not None:
-            flags |= MetaFlag.IMAGE
-            image = tensor
-        md = Metadata(
-            fc,
-            int(flags),
-            tensors,
-            cycles_isp,
-            cycles_npu,
-            cycles_total,
-            int(round(self.config.clock_mhz * 1e3)),
-        )
-        blob = pack(md)
-        packets = frame_to_packets(blob, fc, image=image)
-        parsed = parse_stream(packets)
-        if len(parsed) != 1 or not parsed[0].ok:
-            raise RuntimeError(f"metadata round trip failed: {[p.error for p in parsed]}")
-        got = parsed[0].metadata
-        outputs = None
-        result = None
-        if got.valid:
-            outputs = self.backend.finish([t.data for t in got.tensors])
-            result = decode_result(outputs, c, self.labels)
-        r = FrameResult(
-            frame_counter=got.frame_counter,
-            valid=got.valid,
-            errors=got.error_names(),
-            outputs=outputs,
-            npu_outputs=[t.data for t in got.tensors],
-            result=result,
-            kpi=got.kpi(),
-            packets=len(packets),
-            metadata_bytes=len(blob),
-            image=parsed[0].image(),
-        )
-        self._last = r
-        return r
+        if self._golden is not None:
+            self._golden.frame_counter += 1
+        md = Metadata(fc, int(MetaFlag.VALID), tensors, 0, int(self.backend.last_cycles or 0),
+                      int(self.backend.last_cycles or 0), int(round(self.config.clock_mhz * 1e3)))
+        b = frame_to_packets(pack(md), fc)
+        self._last_tensor = t
+        return self._result(OutFrame(b, _parse(b)), t, None)
+
+    def close(self) -> None:
+        if self._rtl is not None:
+            self._rtl.close()
+            self._rtl = None
+
+
+def _parse(bursts):
+    from sw.soc import _parse_one
+
+    return _parse_one(bursts)
+
+
+@dataclass(frozen=True)
+class NetworkIntrinsics:
+    """What picamera2's NetworkIntrinsics says about a network, from the compiled model:
+    ``task`` ('classification' or 'object detection'), ``labels``, ``input_size`` (w, h),
+    ``inference_rate`` (the Device's frame rate) and ``bbox_normalization`` / ``bbox_order``
+    (detections are in input-tensor pixels, (x0, y0, x1, y1))."""
+
+    task: str
+    labels: tuple | None
+    input_size: tuple
+    inference_rate: float
+    bbox_normalization: bool = False
+    bbox_order: str = "xy"
+
+    @classmethod
+    def of(cls, dev) -> NetworkIntrinsics:
+        from sw.postprocess import match_detector
+
+        g = dev.compiled.host_graph
+        det = match_detector(g, dev.compiled.graph_outputs) is not None
+        return cls("object detection" if det else "classification",
+                   tuple(dev.labels) if dev.labels else None, dev.get_input_size(),
+                   float(dev.fps or 0.0))
 
 
 def _centered_roi(mode, tw, th) -> tuple[int, int, int, int]:
