@@ -1,20 +1,23 @@
-"""``logicdie run``: the functional frame -> metadata pipeline (SPEC section 8).
+"""``logicdie run``: frame -> metadata through the logic die (SPEC section 8).
 
-Per frame: sensor model -> CSI-2 -> golden RX -> golden ISP -> backend (isa or golden) -> metadata
-packets -> parser -> host tail -> decoded result. Prints per frame the frame counter, valid flag,
-decoded result and KPI; ``--plot`` writes the per-layer cycles/utilization chart.
+Per frame: sensor model -> CSI-2 RAW10 bursts -> the die (``--backend rtl``: the SoC top of
+hw/soc.py in Verilator; ``golden``/``isa``: the golden die of sw/soc.py) -> CSI-2 metadata packets
+-> host parser -> host tail -> decoded result. ``--compare`` checks the RTL's output bytes against
+the golden die's. Prints per frame the frame counter, valid flag, decoded result and KPI;
+``--plot`` writes the per-layer cycles/utilization chart (ISA cycle model).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from hw.config import preset
 from hw.errors import UserError
-from sw.cli import add_common
+from sw.cli import add_common, plot_file, positive_float, positive_int
 
 SYNTHETIC = ("gradient", "checker", "black")
 
@@ -29,8 +32,10 @@ def register(sub):
     p = sub.add_parser(
         "run",
         help="frame -> metadata pipeline on images or scenes",
-        description="Run frames through sensor model, CSI-2, ISP, NPU and metadata "
-        "TX/parse; print per frame: frame counter, valid, result, KPI.",
+        description="Run frames through the logic die: sensor model -> CSI-2 RAW10 -> RX -> ISP "
+        "-> NPU -> metadata TX -> CSI-2 packets -> host parser and decode. --backend rtl runs the "
+        "whole die (top soc) in Verilator; golden and isa run the golden die. Prints per frame: "
+        "frame counter, valid, result, KPI.",
     )
     p.add_argument(
         "--model",
@@ -63,23 +68,34 @@ def register(sub):
     )
     p.add_argument(
         "--frames",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="frames to run (default: one per image, 1 for a scene)",
     )
     p.add_argument("--backend", choices=("golden", "isa", "rtl"), default="isa",
                    help="golden (NumPy graph), isa (ISA simulator, default), rtl (Verilator)")
-    p.add_argument("--output-mode", choices=("metadata", "image+metadata"), default="metadata")
+    p.add_argument("--output-mode", choices=("metadata", "image+metadata"), default="metadata",
+                   help="what the die's CSI-2 output carries: metadata only, or the input "
+                   "tensor as RAW8 lines plus the metadata")
+    p.add_argument("--compare", action="store_true",
+                   help="with --backend rtl: also run the golden die and check that every output "
+                   "byte is equal (KPI fields taken from the RTL)")
+    p.add_argument("--corrupt", type=int, action="append", default=[], metavar="K",
+                   help="flip one payload bit of input frame K's CSI-2 stream (repeatable)")
+    p.add_argument("--waves", default=None, metavar="FILE.fst",
+                   help="with --backend rtl: write FST waveforms of the whole die")
     p.add_argument(
         "--config",
         default="default",
         metavar="PRESET",
         help="hardware preset (default, ecp5, ice40, tiny)",
     )
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate bounding inference time")
+    p.add_argument("--fps", type=positive_float, default=30.0,
+                   help="frame rate bounding inference time")
     p.add_argument(
         "--plot",
+        type=plot_file,
         default=None,
         metavar="FILE",
         help="write a per-layer cycles/utilization chart (PNG)",
@@ -161,10 +177,30 @@ def plot_layers(stats: dict, path: str, title: str) -> None:
         plt.close(fig)
 
 
+def corrupt_frame(bursts: list[bytes]) -> list[bytes]:
+    """Flip one payload bit of the middle long packet (a CRC error the RX flags)."""
+    longs = [i for i, b in enumerate(bursts) if len(b) > 6 and (b[0] & 0x3F) >= 0x10]
+    if not longs:
+        return bursts
+    i = longs[len(longs) // 2]
+    b = bytearray(bursts[i])
+    b[4 + (len(b) - 6) // 2] ^= 0x10
+    return bursts[:i] + [bytes(b)] + bursts[i + 1:]
+
+
+def _describe(r) -> str:
+    res = r.result
+    if res and "label" in res:
+        return f"{res['label']} (score {res['score']:.3f})"
+    return "invalid" if not r.valid else str(res)
+
+
 def run(args):
     from sw.runtime import Device, progress
 
     config = preset(args.config)
+    if args.waves and args.backend != "rtl":
+        raise UserError("--waves records the RTL: use it with --backend rtl")
     dev = Device(
         args.model,
         backend=args.backend,
@@ -172,6 +208,9 @@ def run(args):
         sensor_mode=args.sensor_mode,
         output_mode=args.output_mode,
         fps=args.fps,
+        compare=args.compare,
+        progress=not args.json,
+        waves=args.waves,
     )
     if args.roi:
         try:
@@ -186,44 +225,60 @@ def run(args):
     else:
         name = args.scene or "astronaut"
         sources = [(f"scene:{name}", scene_image(name))]
-    if args.frames is not None and args.frames < 1:
-        raise UserError("--frames must be at least 1")
     n = args.frames if args.frames is not None else len(sources)
+    for k in args.corrupt:
+        if not 0 <= k < n:
+            raise UserError(f"--corrupt {k}: frames are numbered 0..{n - 1}")
+    if args.tensor and args.backend == "rtl":
+        raise UserError("--tensor skips the sensor and the ISP; the RTL die takes sensor frames")
     frames = []
-    for k in progress(range(n), total=n):
-        label, img = sources[k % len(sources)]
-        if args.tensor:
-            r = dev.infer_tensor(np.ascontiguousarray(img).view(np.int8))
-        else:
-            r = dev.capture(img)
-        rec = {
-            "frame_counter": r.frame_counter,
-            "source": label,
-            "valid": r.valid,
-            "errors": r.errors,
-            "result": r.result,
-            "kpi": r.kpi,
-            "metadata_bytes": r.metadata_bytes,
-            "packets": r.packets,
-        }
-        frames.append(rec)
-        if not args.json:
-            res = r.result
-            what = (
-                f"{res['label']} (score {res['score']:.3f})"
-                if res and "label" in res
-                else ("invalid" if not r.valid else str(res))
-            )
-            kp = r.kpi
-            print(
-                f"frame {r.frame_counter:4d}  {'valid  ' if r.valid else 'INVALID'}  "
-                f"{Path(label).name:16s} {what:28s} NPU {kp['cycles_npu']:>9,} cycles "
-                f"{kp['ms_npu']:.3f} ms | ISP {kp['ms_isp']:.3f} ms | total "
-                f"{kp['ms_total']:.3f} ms @ {kp['clock_mhz']:g} MHz"
-                + (f"  errors: {','.join(r.errors)}" if r.errors else "")
-            )
+    labels = [sources[k % len(sources)][0] for k in range(n)]
+
+    def inputs():
+        for k in range(n):
+            b = dev.sensor_frame(sources[k % len(sources)][1])
+            yield corrupt_frame(b) if k in args.corrupt else b
+
+    if args.tensor:
+        results = (dev.infer_tensor(np.ascontiguousarray(sources[k % len(sources)][1])
+                                    .view(np.int8)) for k in range(n))
+    else:
+        results = dev.stream(inputs())
+    t0 = time.perf_counter()
+    try:
+        for k, r in enumerate(progress(results, total=n)):
+            label = labels[k] if k < len(labels) else "-"
+            kp = r.kpi or {}
+            rec = {
+                "frame_counter": r.frame_counter,
+                "source": label,
+                "valid": r.valid,
+                "errors": r.errors,
+                "result": r.result,
+                "kpi": kp,
+                "metadata_bytes": r.metadata_bytes,
+                "output_bytes": r.output_bytes,
+                "packets": r.packets,
+            }
+            if r.bit_exact is not None:
+                rec["bit_exact"] = r.bit_exact
+            frames.append(rec)
+            if not args.json:
+                cmp_ = "" if r.bit_exact is None else (" | RTL == golden" if r.bit_exact
+                                                       else " | RTL != GOLDEN")
+                print(
+                    f"frame {r.frame_counter:4d}  {'valid  ' if r.valid else 'INVALID'}  "
+                    f"{Path(label).name:16s} {_describe(r):28s} "
+                    + (f"NPU {kp['cycles_npu']:>9,} cyc | ISP {kp['cycles_isp']:>9,} | TX "
+                       f"{kp['cycles_tx']:>7,} | total {kp['ms_total']:.3f} ms @ "
+                       f"{kp['clock_mhz']:g} MHz | {r.output_bytes:,} B out" if kp else "")
+                    + cmp_ + (f"  errors: {','.join(r.errors)}" if r.errors else "")
+                )
+    finally:
+        dev.close()
+    wall = time.perf_counter() - t0
     stats = getattr(dev.backend, "last_stats", None)
-    if stats is None:
+    if stats is None or args.backend == "rtl":
         from sw.compiler import estimate
 
         stats = estimate(dev.compiled)
@@ -231,13 +286,19 @@ def run(args):
         plot_layers(stats, args.plot, dev.compiled.host_graph.name)
         if not args.json:
             print(f"wrote {args.plot}", file=sys.stderr)
+    exact = [f["bit_exact"] for f in frames if "bit_exact" in f]
     out = {
         "model": dev.compiled.host_graph.name,
         "backend": args.backend,
+        "engine": "soc" if args.backend == "rtl" else f"golden-soc ({args.backend} NPU)",
         "config": config.name,
         "sensor_mode": args.sensor_mode,
         "output_mode": args.output_mode,
         "frames": frames,
+        "stream_bit_exact": (all(exact) and len(exact) == len(frames)) if args.compare else None,
+        "output_bytes": dev.output_bytes,
+        "raw_bytes": dev.raw_bytes,
+        "wall_s": wall,
         "macs": dev.compiled.macs,
         "cycles": stats["cycles"],
         "utilization": stats["utilization"],
@@ -245,4 +306,6 @@ def run(args):
     }
     if args.plot:
         out["plot"] = args.plot
-    return 0, out
+    if not args.json and args.compare:
+        print(f"stream bit-exact: {out['stream_bit_exact']} ({sum(exact)}/{len(frames)} frames)")
+    return (1 if args.compare and not out["stream_bit_exact"] else 0), out
