@@ -461,10 +461,15 @@ def _run_dask(cells, data, task, check, seed, progress, workers, scheduler, retr
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
             if scheduler:
                 _same_code(client)
-            # the bytes of each model go to the workers once, not once per cell
-            blobs = {name: client.scatter(b, broadcast=True, hash=True) for name, b in data.items()}
-            futs = {}
             run_id = hashlib.sha256(repr((time.time_ns(), os.getpid())).encode()).hexdigest()[:8]
+            # The bytes of each model travel once per worker, not once per cell: one task holds
+            # them and the cells depend on it. (Not client.scatter: scattered data lost with its
+            # workers cannot be recomputed, and every cell needing it would be cancelled.)
+            blobs = {
+                name: client.submit(_model_bytes, b, key=f"sweep-{run_id}-model-{k}", pure=False)
+                for k, (name, b) in enumerate(data.items())
+            }
+            futs = {}
             for c in cells:
                 f = client.submit(task, c.to_task(), blobs[c.model], check, seed,
                                   key=f"sweep-{run_id}-cell-{c.index}", pure=False)
@@ -477,7 +482,7 @@ def _run_dask(cells, data, task, check, seed, progress, workers, scheduler, retr
                         rows.append(f.result())
                     except Exception as e:  # KilledWorker after the retries, or a task crash
                         row = empty_row(c.to_task())
-                        row.update(status="error", reason=f"{type(e).__name__}: {_one_line(e)}")
+                        row.update(status="error", reason=_dask_reason(e))
                         rows.append(row)
                     bar.update(1)
         finally:
@@ -485,6 +490,19 @@ def _run_dask(cells, data, task, check, seed, progress, workers, scheduler, retr
             if cluster is not None:
                 cluster.close()
     return rows, {"executor": executor, "workers": n_workers}
+
+
+def _model_bytes(data: bytes) -> bytes:
+    """The task that holds a model's bytes on the cluster (the cells depend on it)."""
+    return data
+
+
+def _dask_reason(e: BaseException) -> str:
+    """One line for a cell Dask could not run (no worker addresses or keys: stable text)."""
+    if type(e).__name__ == "KilledWorker":
+        return ("KilledWorker: each worker that ran this cell died (crash or out of memory); "
+                "the scheduler's allowed-failures (--retries) were used up")
+    return f"{type(e).__name__}: {_one_line(e)}"
 
 
 def code_digest() -> str:
