@@ -817,9 +817,13 @@ def decode_result(outputs, compiled, labels=None) -> dict | None:
     det = decode_outputs(outputs, g, compiled.graph_outputs)
     if det is not None:  # a known anchor-based detector (by output structure): boxes after NMS
         n = len(det["detections"])
+        boxes = " ".join(
+            "[" + ",".join(f"{v:.0f}" for v in d["box"]) + f"]@{d['score']:.2f}"
+            for d in det["detections"][:4]
+        )
         return {
             **det,
-            "label": f"{n} detection{'s' if n != 1 else ''}",
+            "label": f"{n} detection{'s' if n != 1 else ''}" + (f" {boxes}" if n else ""),
             "score": max((d["score"] for d in det["detections"]), default=0.0),
         }
 
