@@ -131,6 +131,32 @@ def test_local_cluster_rows_identical_to_in_process():
     assert {r["status"] for r in local} == {"ok", "invalid"}
 
 
+@pytest.mark.full
+def test_rtl_spot_check_on_a_local_cluster():
+    """isa and rtl cells of the tiny preset on 2 workers (each loads the cached Verilator build):
+    both bit-exact with TFLM; the rtl row's cycles are the RTL backend's own count on the same
+    seeded input."""
+    import numpy as np
+
+    from sw.cli.check import random_inputs
+    from sw.compiler import compile_graph
+    from sw.runtime import RtlBackend
+    from sw.tflite_import import load_tflite
+
+    m = _small_model()
+    rows, info = sweep.run_cells(_grid([], models=(m,), presets=("tiny",),
+                                       backends=("isa", "rtl")), [m], workers=2, check=1, seed=5)
+    assert info["workers"] == 2
+    assert [r["backend"] for r in rows] == ["isa", "rtl"]
+    for r in rows:
+        assert r["status"] == "ok", r["reason"]
+        assert r["bit_exact"] is True and r["inputs_checked"] == 1
+    g = load_tflite(m.data)
+    rtl = RtlBackend(compile_graph(g, "tiny"))
+    rtl.run(random_inputs(g, np.random.default_rng(5)))
+    assert rows[1]["cycles"] == rtl.last_cycles
+
+
 def _die_once(cell, model, check, seed, marker):
     """Kills its worker process the first time any cell runs, then behaves as run_cell."""
     try:
