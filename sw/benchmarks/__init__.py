@@ -6,4 +6,4 @@ unit in the key name, e.g. ``golden_ms_per_inference``). ``quick`` selects small
 tests.
 """
 
-BENCHMARKS = ["golden", "gemm", "pixel", "isa", "rtl"]
+BENCHMARKS = ["golden", "gemm", "pixel", "isa", "rtl", "soc"]
