@@ -16,7 +16,7 @@ from sim.isa_sim import IsaSim
 from sw.cli.run import corrupt_frame
 from sw.compiler import compile_graph
 from sw.runtime import Device, make_backend
-from sw.soc import GoldenSocTransport, SocSetup, soc_image, soc_layout, soc_programs
+from sw.soc import GoldenSocTransport, soc_image, soc_layout, soc_programs
 from tests.hw.test_soc import MODE, photos, small_rgb_net
 
 
@@ -32,7 +32,7 @@ def test_layout_above_the_model_and_refused_when_too_small(compiled):
                    + [(a, len(p)) for a, p in zip(lay.prog, soc_programs(compiled, lay.stage),
                                                   strict=True)])
     assert spans[0][0] >= compiled.memory["total_bytes"]
-    assert all(a + k <= b for (a, k), (b, _) in zip(spans, spans[1:]))   # no overlap
+    assert all(a + k <= b for (a, k), (b, _) in zip(spans[:-1], spans[1:], strict=True))
     assert lay.end <= compiled.config.sram_bytes
     small = dataclasses.replace(compiled, config=compiled.config.replace(
         sram_bytes=compiled.memory["total_bytes"] + 64, sram_banks=1, sram_word_bytes=64))
