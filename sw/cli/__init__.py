@@ -26,6 +26,7 @@ __all__ = ["main", "SUBCOMMANDS"]
 #: Subcommand modules, in --help order. A module missing here is simply not offered.
 SUBCOMMANDS = [
     "check", "compile", "run", "isp", "fuzz", "synth", "bench", "sweep", "regress", "app",
+    "formal",
 ]
 
 
