@@ -611,11 +611,18 @@ def write_plot(rows: list[dict], path, title: str = "logicdie sweep") -> int:
         front = sorted((r for r in grp if r["pareto"]), key=lambda r: r["pes"])
         ax.step([r["pes"] for r in front], [r["latency_ms"] for r in front], where="post",
                 color=pts.get_facecolor()[0], lw=1.5)
+        ax.scatter([r["pes"] for r in front], [r["latency_ms"] for r in front], s=30,
+                   facecolors="none", edgecolors="black", lw=0.8)
         for r in front:
-            ax.annotate(r["config"].split(",", 1)[-1], (r["pes"], r["latency_ms"]), fontsize=6,
+            ax.annotate(_short(r["config"]), (r["pes"], r["latency_ms"]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
+    from matplotlib.ticker import ScalarFormatter
+
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(ScalarFormatter())
+    ax.margins(x=0.15)
     ax.set_xlabel("array PEs (rows x cols)")
     ax.set_ylabel("latency per inference (ms, at the config's clock)")
     ax.set_title(f"{title}: Pareto front latency vs PEs")
@@ -627,6 +634,17 @@ def write_plot(rows: list[dict], path, title: str = "logicdie sweep") -> int:
                                                       or "png"))
     plt.close(fig)
     return len(ok)
+
+
+_ABBREV = {"array_rows": "R", "array_cols": "C", "vector_lanes": "VL", "sram_bytes": "SRAM",
+           "clock_mhz": "MHz"}
+
+
+def _short(config_name: str) -> str:
+    """A plot label: the config name with well-known field names abbreviated."""
+    for k, v in _ABBREV.items():
+        config_name = config_name.replace(f"{k}=", f"{v}=")
+    return config_name
 
 
 def presets_arg(text: str | None, default: list[str]) -> list[str]:
