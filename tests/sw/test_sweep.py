@@ -187,6 +187,21 @@ def test_cell_killing_every_worker_is_an_error_row():
     assert row["status"] == "error" and "KilledWorker" in row["reason"]
 
 
+def test_workers_running_other_code_are_refused():
+    class FakeClient:
+        def __init__(self, digests):
+            self.digests = digests
+
+        def run(self, fn):
+            assert fn is sweep.code_digest
+            return self.digests
+
+    mine = sweep.code_digest()
+    sweep._same_code(FakeClient({"tcp://a:1": mine, "tcp://b:2": mine}))
+    with pytest.raises(UserError, match="tcp://b:2"):
+        sweep._same_code(FakeClient({"tcp://a:1": mine, "tcp://b:2": "0" * 16}))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
