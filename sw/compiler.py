@@ -1090,6 +1090,18 @@ class _Compiler:
         self.layer_of = layer_of
 
     # -------------------------------------------------------------- driver
+    def check_fits(self, prog_bytes: int) -> None:
+        """UserError when weights, activations and ``prog_bytes`` of program exceed the SRAM."""
+        g, cfg = self.g, self.cfg
+        total = _align(self.mem["const_bytes"] + self.mem["activation_bytes"]) + prog_bytes
+        if total > cfg.sram_bytes:
+            raise UserError(
+                f"model '{g.name}' needs {'at least ' if not prog_bytes else ''}{total:,} bytes "
+                f"of SRAM (weights/tables {self.mem['const_bytes']:,}, activations "
+                f"{self.mem['activation_bytes']:,}, program {prog_bytes:,}) but preset "
+                f"'{cfg.name}' has {cfg.sram_bytes:,}; use a larger preset or a smaller model"
+            )
+
     def run(self) -> Compiled:
         g, cfg = self.g, self.cfg
         self.split_pre_post()
@@ -1097,6 +1109,7 @@ class _Compiler:
         self.fuse_activations()
         self.lower()
         self.plan_memory()
+        self.check_fits(0)  # before emit: a model far too large must not fail as a field overflow
         self.emit()
         prog_addr = _align(self.mem["const_bytes"] + self.mem["activation_bytes"])
         prog_bytes = len(self.program) * INSTR_BYTES
@@ -1339,6 +1352,12 @@ def compile_graph(
     for the ISP normalization (default: v - 128). Raises UserError for models that do not fit or
     cannot run."""
     cfg = preset(config)
+    for t in graph.tensors:
+        if len(t.shape) > 4:
+            raise UserError(
+                f"model '{graph.name}': tensor {t.index} '{t.name}' has {len(t.shape)} dimensions "
+                f"{t.shape}; the NPU compiler handles tensors of up to 4"
+            )
     c = _Compiler(graph, cfg, host_tail).run()
     if input_range is not None:
         c.input_norm = _input_norm(c.inputs[0] if c.inputs else None, input_range)

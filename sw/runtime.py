@@ -57,12 +57,9 @@ def load_model(model, config: Config | str = "default"):
         return compile_graph(model, cfg)
     if isinstance(model, str | Path):
         p = Path(model)
-        try:
-            data = p.read_bytes()
-        except FileNotFoundError:
-            raise UserError(f"model {p} not found") from None
-        except OSError as e:
-            raise UserError(f"cannot read model {p}: {e.strerror}") from None
+        from sw.fileio import read_input
+
+        data = read_input(p, "model")  # regular files only: a FIFO or device never blocks
         label = p.name
     else:
         data, label = bytes(model), "model"

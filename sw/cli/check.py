@@ -15,7 +15,7 @@ import numpy as np
 
 from hw.config import preset
 from hw.errors import UserError
-from sw.cli import add_common
+from sw.cli import add_common, positive_int, seed_int
 
 BACKENDS = ("golden", "isa", "rtl")
 
@@ -34,8 +34,9 @@ def register(sub):
         default="golden",
         help="golden (NumPy graph), isa (ISA simulator), rtl (Verilator)",
     )
-    p.add_argument("--inputs", type=int, default=10, metavar="N", help="random inputs (default 10)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--inputs", type=positive_int, default=10, metavar="N",
+                   help="random inputs (default 10)")
+    p.add_argument("--seed", type=seed_int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument(
         "--config",
         default="default",

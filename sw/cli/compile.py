@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hw.config import preset
-from hw.errors import UserError
-from sw.cli import add_common
+from sw.cli import add_common, real_range
 
 
 def register(sub):
@@ -28,6 +27,7 @@ def register(sub):
     )
     p.add_argument(
         "--input-range",
+        type=real_range,
         default=None,
         metavar="LO,HI",
         help="real range of the 8-bit pixel values for the ISP normalization "
@@ -101,25 +101,17 @@ def format_report(compiled, est) -> str:
 def run(args):
     from sw.bundle import save_bundle
     from sw.compiler import compile_graph, estimate
+    from sw.fileio import check_output
     from sw.tflite_import import load_tflite, read_model_bytes
 
     config = preset(args.config)
     out = Path(args.output)
-    if out.is_dir():
-        raise UserError(f"output {out} is a directory; give a bundle file name")
+    check_output(out, "bundle", inputs=[args.model])  # before any work: fail fast
     data = read_model_bytes(args.model)
     graph = load_tflite(data, name=Path(args.model).name)
-    rng = None
-    if args.input_range:
-        try:
-            rng = tuple(float(v) for v in args.input_range.split(","))
-            if len(rng) != 2:
-                raise ValueError
-        except ValueError:
-            raise UserError(f"bad --input-range {args.input_range!r}: give LO,HI") from None
-    compiled = compile_graph(graph, config, input_range=rng)
+    compiled = compile_graph(graph, config, input_range=args.input_range)
     est = estimate(compiled)
-    size = save_bundle(compiled, out)
+    size = save_bundle(compiled, out, graph=graph, inputs=[args.model])
     payload = {
         "model": str(args.model),
         "bundle": str(out),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from hw.errors import UserError
-from sw.cli import add_common
+from sw.cli import add_common, positive_int, seed_int
 
 __all__ = ["register", "run"]
 
@@ -21,8 +21,8 @@ def register(sub):
                        description="Corrupted CSI-2 streams into the RX (+ISP); checks no hang, "
                        "counters equal to the golden parser, next clean frame bit-exact.")
     p.add_argument("target", choices=("csi2",), help="what to fuzz")
-    p.add_argument("--cases", type=int, default=300, metavar="N")
-    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--cases", type=positive_int, default=300, metavar="N")
+    p.add_argument("--seed", type=seed_int, default=0, metavar="S")
     p.add_argument("--backend", choices=("rtl", "golden"), default="rtl")
     p.add_argument("--config", default="default", metavar="PRESET")
     p.add_argument("--engine", choices=("harness", "cocotb"), default="harness",

@@ -9,6 +9,7 @@ frame's flags), backend, sensor_mode, roi, size, channels, tensor_sha256, cycles
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from hw.config import preset
 from hw.errors import UserError
-from sw.cli import add_common
+from sw.cli import add_common, plot_file, seed_int
 
 __all__ = ["register", "run", "parse_ints"]
 
@@ -40,9 +41,10 @@ def register(sub):
     p.add_argument("--engine", choices=("harness", "cocotb"), default="harness",
                    help="RTL simulation driver: C++ Verilator harness (fast) or cocotb")
     p.add_argument("--noise", action="store_true", help="sensor shot and read noise (seeded)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--config", default="default", metavar="PRESET")
-    p.add_argument("--plot", metavar="FILE.png", help="draw RAW, binned, ROI and tensor")
+    p.add_argument("--plot", type=plot_file, metavar="FILE.png",
+                   help="draw RAW, binned, ROI and tensor")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -61,7 +63,7 @@ def parse_ints(text: str | None, n: int, what: str):
 
 def run(args):
     from models.isp import IspParams, isp_stages
-    from sim.sensor import Sensor
+    from sim.sensor import PHOTOS, Sensor
     from sw.pixel import PixelInterface, make_transport
 
     config = preset(args.config)
@@ -73,7 +75,12 @@ def run(args):
         size = (min(96, roi[2] // 2), min(96, roi[3] // 2))
     p = IspParams.make(sensor.width, sensor.height, roi=roi, size=size, channels=args.channels,
                        pattern=args.pattern, max_line_pixels=config.max_line_pixels)
-    raw, bursts = sensor.stream(args.image, frame_number=1)
+    image = args.image
+    if not (image in PHOTOS and not os.path.exists(image)):
+        from sw.images import load_image_file
+
+        image = load_image_file(image)
+    raw, bursts = sensor.stream(image, frame_number=1)
     backends = ("golden", "rtl") if args.compare else (args.backend,)
     tensors, results, times = {}, {}, {}
     for b in backends:
@@ -145,5 +152,10 @@ def plot(stages: dict, p, tensor: np.ndarray, path: str) -> None:
     for a in ax:
         a.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        from sw.fileio import atomic_write
+
+        fmt = os.path.splitext(path)[1].lower().lstrip(".")
+        atomic_write(path, lambda f: fig.savefig(f, dpi=90, format=fmt), "plot")
+    finally:
+        plt.close(fig)

@@ -24,18 +24,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def compiled():
-    return compile_graph(load_tflite(PERSON_DETECT), "default")
+def graph():
+    return load_tflite(PERSON_DETECT)
 
 
 @pytest.fixture(scope="module")
-def blob(compiled):
-    return to_bytes(compiled)
+def compiled(graph):
+    return compile_graph(graph, "default")
 
 
-def test_round_trip_runs_bit_exact(tmp_path, compiled, blob):
+@pytest.fixture(scope="module")
+def blob(compiled, graph):
+    return to_bytes(compiled, graph)
+
+
+def test_round_trip_runs_bit_exact(tmp_path, compiled, graph, blob):
     path = tmp_path / "pd.bundle"
-    assert save_bundle(compiled, path) == len(blob)
+    assert save_bundle(compiled, path, graph) == len(blob)
     c2 = load_bundle(path)
     assert c2.program == compiled.program
     assert c2.image == [(a, bytes(b)) for a, b in compiled.image]
