@@ -106,6 +106,10 @@ def check_executor_args(args) -> None:
         raise UserError("--retries must be 0 or more")
     if args.scheduler and args.workers:
         raise UserError("give --scheduler or --workers, not both")
+    if args.scheduler and "://" not in args.scheduler:
+        raise UserError(
+            f"--scheduler {args.scheduler!r}: give the scheduler address as tcp://HOST:PORT"
+        )
 
 
 def run(args):
