@@ -8,7 +8,9 @@ to an npz, both named in the cocotb parameters (``sim.cocotb_run.tb_params``):
   of bursts up to the end of each case); params: ``job``, ``out``, ``params`` (packed ISP parameters
   as a decimal string), ``stall`` (probability out_ready is low), ``idle`` (probability of an input
   gap), ``seed``, ``hang_cycles`` (in_ready low this long with input pending and no output beat =
-  hang).
+  hang), ``case_out_cycles`` (default :data:`CASE_OUT_CYCLES`; a case not finished -- input taken
+  and output quiet -- within ``40 * its bytes + hang_cycles + case_out_cycles`` cycles = hang too,
+  so an output that never goes quiet cannot run the simulation forever).
 * after each case the driver pauses until the output has been quiet for ``QUIET`` cycles and records
   how many output beats the case produced (``case_out_ends``).
 * out: ``beats`` (uint32: data[23:0], first << 24, last << 25), ``case_out_ends``, ``status``
@@ -31,6 +33,12 @@ from hw.csi2 import COUNTER_NAMES
 from sim.cocotb_run import tb_params
 
 QUIET = 120
+#: Cycles a case may spend emitting output beyond its input's budget (an upscaling ISP emits
+#: many tensor pixels per sensor pixel): a bound on a babbling output, not a performance figure.
+CASE_OUT_CYCLES = 1_000_000
+#: cocotb backstop in simulated ms (1e8 cycles of the 10 ns clock): the per-case bounds end the
+#: run first; this only catches a wait outside them.
+TEST_TIMEOUT_MS = 1000
 
 
 def beats_of(data: np.ndarray, lens: np.ndarray, nbytes: int) -> list[tuple[int, int, int, int]]:
@@ -48,7 +56,7 @@ def beats_of(data: np.ndarray, lens: np.ndarray, nbytes: int) -> list[tuple[int,
     return out
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TEST_TIMEOUT_MS, timeout_unit="ms")
 async def stream_cases(dut):
     P = tb_params()
     job = np.load(P["job"])
@@ -58,6 +66,9 @@ async def stream_cases(dut):
     rng = random.Random(P.get("seed", 0))
     stall, idle = float(P.get("stall", 0.0)), float(P.get("idle", 0.0))
     hang_cycles = int(P.get("hang_cycles", 20000))
+    case_out_cycles = int(P.get("case_out_cycles", CASE_OUT_CYCLES))
+    lens = job["lens"].tolist()
+    case_bytes = [sum(lens[a:b]) for a, b in zip([0] + case_ends[:-1], case_ends, strict=True)]
 
     Clock(dut.clk, 10, unit="ns").start()
     dut.in_valid.value = 0
@@ -123,6 +134,9 @@ async def stream_cases(dut):
             else:
                 stuck += 1
                 if stuck > hang_cycles:
+                    dut._log.warning(f"case {case}: in_ready not within {hang_cycles} cycles; saw "
+                                   f"beat {idx}/{beat_case_end[case]} pending, "
+                                   f"{len(out_beats)} output beats, cycle {cycle}")
                     hang = case
                     break
         ov = int(out_valid.value)
@@ -133,6 +147,14 @@ async def stream_cases(dut):
             stuck = 0     # output progress (an upscaling ISP holds its input back meanwhile)
         if int(st_valid.value):
             status.append(int(st_frame.value) << 8 | int(st_flags.value))
+        budget = 40 * case_bytes[case] + hang_cycles + case_out_cycles
+        if cycle - case_start > budget:
+            dut._log.warning(f"case {case}: input taken and output quiet for {QUIET} cycles: not "
+                           f"within {budget} cycles; saw beat {idx}/{beat_case_end[case]}, "
+                           f"out_valid={int(out_valid.value)}, {len(out_beats)} output beats, "
+                           f"quiet {quiet}, cycle {cycle}")
+            hang = case
+            break
         if pausing or idx >= beat_case_end[case]:
             quiet = 0 if ov else quiet + 1
             if quiet >= QUIET:

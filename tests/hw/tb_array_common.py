@@ -14,7 +14,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from tests.hw.tb_common import reset, start_clock
+from tests.hw.tb_common import reset, start_clock, wait_until
 
 
 def pack(layout, value) -> int:
@@ -111,27 +111,46 @@ async def start(dut, sources=(), sinks=(), reset_cycles: int = 3, clock: bool = 
     await reset(dut, zero, reset_cycles)
 
 
-async def run(dut, sources, sinks, until, max_cycles: int, tick=None) -> int:
-    """Step all streams cycle by cycle until ``until()`` is true; returns the cycles spent."""
-    for cycle in range(max_cycles):
+def streams_state(sources, sinks) -> str:
+    """Progress of every source and sink, for failure messages."""
+    out = [f"source {i}: {s.idx}/{len(s.beats)} beats taken, valid={int(s.showing)}"
+           for i, s in enumerate(sources)]
+    out += [f"sink {i}: {len(s.beats)} beats, ready={s.rdy}" for i, s in enumerate(sinks)]
+    return "; ".join(out)
+
+
+async def run(dut, sources, sinks, until, max_cycles: int, tick=None,
+              what: str = "the expected output beats", state=None) -> int:
+    """Step all streams cycle by cycle until ``until()`` is true (checked after each cycle);
+    returns the cycles spent. Bounded: :class:`~tests.hw.tb_common.StuckError` naming ``what``
+    and the streams' progress (plus ``state()``) after ``max_cycles`` cycles."""
+    n = 0
+
+    async def step():
+        nonlocal n
         await RisingEdge(dut.clk)
         for s in sources:
-            s.drive(cycle)
+            s.drive(n)
         for s in sinks:
-            s.drive(cycle)
+            s.drive(n)
         await ReadOnly()
         for s in sources:
-            s.sample(cycle)
+            s.sample(n)
         for s in sinks:
-            s.sample(cycle)
+            s.sample(n)
         if tick is not None:
-            tick(cycle)
-        if until():
-            await RisingEdge(dut.clk)
-            for s in sources:
-                s.valid.value = 0
-            return cycle + 1
-    raise AssertionError(f"timeout after {max_cycles} cycles")
+            tick(n)
+        n += 1
+
+    def seen():
+        extra = f"; {state()}" if state is not None else ""
+        return f"cycle {n}: {streams_state(sources, sinks)}{extra}"
+
+    await wait_until(dut, lambda: n > 0 and until(), max_cycles, what, seen, step)
+    await RisingEdge(dut.clk)
+    for s in sources:
+        s.valid.value = 0
+    return n
 
 
 async def idle_check(dut, sinks, cycles: int) -> None:

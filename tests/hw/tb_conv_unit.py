@@ -26,9 +26,19 @@ from models.arith import quantize_multiplier
 from sim.cocotb_run import tb_params
 from sim.isa_sim import IsaSim, instr_cost
 from tests.hw.tb_array_common import pack, unpack
-from tests.hw.tb_common import reset, start_clock
+from tests.hw.tb_common import reset, start_clock, wait_until
+
+#: Cycles the unit may hold ``cmd.ready`` / ``buf.req.ready`` low while idle (it takes both at
+#: once: the bound only catches a unit that never does).
+PORT_WAIT = 1000
 
 KERNELS = [(1, 1), (1, 1), (3, 3), (3, 3), (3, 3), (2, 2), (1, 3), (3, 1), (5, 5), (2, 3)]
+
+
+#: cocotb ``timeout_time`` of this bench's tests in simulated ms (a backstop behind the
+#: bounded waits, 100 k cycles per ms): the tiny CI run takes 0.07 ms (7 k cycles), the big
+#: full-tier presets 80 big convs.
+TIMEOUT_MS = 50
 
 
 def payload_layout(sig):
@@ -56,6 +66,15 @@ class Bench:
         start_clock(dut)
         await reset(dut, ("cmd__valid", "buf__req__valid", "rd__req__ready", "wr__req__ready",
                           "rd__rvalid"))
+
+    def state(self) -> str:
+        """The unit's handshakes and the bench's counters, for failure messages."""
+        d = self.dut
+        return (f"cycle {self.cycle}: idle={int(d.idle.value)} cmd.ready={int(d.cmd__ready.value)}"
+                f" error={int(d.error.value)} rd.req valid={int(d.rd__req__valid.value)} "
+                f"wr.req valid={int(d.wr__req__valid.value)} buf.req ready="
+                f"{int(d.buf__req__ready.value)} stall={int(d.stall.value)}; read responses "
+                f"pending {len(self.resp)}")
 
     # ---------------------------------------------------------------- one clock of the models
     async def tick(self, edge: bool = True):
@@ -104,11 +123,10 @@ class Bench:
             await RisingEdge(dut.clk)
             dut.buf__req__valid.value = 1
             dut.buf__req__payload.value = beat
-            while True:
-                await ReadOnly()
-                if int(dut.buf__req__ready.value):
-                    break
-                await RisingEdge(dut.clk)
+            await ReadOnly()
+            await wait_until(dut, lambda: int(dut.buf__req__ready.value), PORT_WAIT,
+                             f"buf.req.ready for LOAD word {i}/{words} (buf {buf} slot {slot} "
+                             f"sram {addr:#x} {nbytes} B)", self.state)
         await RisingEdge(dut.clk)
         dut.buf__req__valid.value = 0
 
@@ -118,29 +136,25 @@ class Bench:
         await RisingEdge(dut.clk)
         dut.cmd__valid.value = 1
         dut.cmd__payload.value = int.from_bytes(encode(ins), "little")
-        while True:
-            await ReadOnly()
-            if int(dut.cmd__ready.value):
-                break
-            await RisingEdge(dut.clk)
+        await ReadOnly()
+        await wait_until(dut, lambda: int(dut.cmd__ready.value), PORT_WAIT,
+                         f"CONV cmd.ready for {ins}", self.state)
         c0 = self.cycle
         # the handshake happened in this cycle; drop valid at the next edge
-        macs = stalls = 0
-        first = True
-        while True:
-            if first:
-                await RisingEdge(dut.clk)
-                dut.cmd__valid.value = 0
-                await self.tick(edge=False)
-                assert not self.last_idle, "idle high in the cycle after the cmd handshake"
-                first = False
-            else:
-                await self.tick()
+        await RisingEdge(dut.clk)
+        dut.cmd__valid.value = 0
+        await self.tick(edge=False)
+        assert not self.last_idle, "idle high in the cycle after the cmd handshake"
+        macs, stalls = self.last_macs, self.last_stall
+
+        async def step():
+            nonlocal macs, stalls
+            await self.tick()
             macs += self.last_macs
             stalls += self.last_stall
-            if self.last_idle:
-                break
-            assert self.cycle - c0 < max_cycles, f"CONV hung ({max_cycles} cycles): {ins}"
+
+        await wait_until(dut, lambda: self.last_idle, max_cycles, f"CONV idle after {ins}",
+                         lambda: f"{self.state()}; macs {macs} stalls {stalls}", step)
         assert not int(dut.error.value), f"unit raised error on {ins}"
         assert not self.resp, "read responses left over after idle"
         return {"cycles": self.cycle - c0, "macs": macs, "stalls": stalls}
@@ -269,7 +283,7 @@ async def make(dut, seed_off=0):
     return tb, p
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def basic(dut):
     """NONE mode: 1x1 and 3x3 convs without back-pressure, then random ones with it."""
     tb, p = await make(dut)
@@ -288,7 +302,7 @@ async def basic(dut):
     Path("conv_stats.json").write_text(json.dumps(tb.stats))
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def throughput(dut):
     """Shapes of real layers without back-pressure: cycles against the ISA cycle model."""
     tb, p = await make(dut, 7)

@@ -20,6 +20,10 @@ from sim.cocotb_run import tb_params
 from sw.pixel import fuzz_cases
 from tests.hw.tb_array_common import Sink, Source, idle_check, pack, run, start, unpack
 
+#: cocotb ``timeout_time`` of this bench's tests in simulated ms (a backstop behind the
+#: bounded waits, 100 k cycles per ms): the CI cases take up to 1.1 ms (110 k cycles).
+TIMEOUT_MS = 100
+
 
 def burst_beats(bursts, nbytes: int) -> list[int]:
     lay = beat_layout(nbytes)
@@ -77,7 +81,8 @@ class RxTB:
 
         await start(dut, [src], [sink])
         await run(dut, [src], [sink], lambda: src.done and after[0] > 40, tick=tick,
-                  max_cycles=len(src.beats) * 30 + 2000)
+                  max_cycles=len(src.beats) * 30 + 2000,
+                  what=f"RX: {len(src.beats)} input beats taken, then 40 cycles")
         await idle_check(dut, [sink], 40)
         got = [unpack(PIXEL_LAYOUT, b) for b in sink.beats]
         assert len(got) == len(want), f"{len(got)} pixel beats, golden {len(want)}"
@@ -90,6 +95,6 @@ class RxTB:
         dut._log.info(f"{len(bursts)} bursts, {len(want)} pixels, counters {counters}")
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def rx_stream(dut):
     await RxTB(dut, tb_params()).run()

@@ -20,6 +20,11 @@ from models.requant import activation_range
 from sim.cocotb_run import tb_params
 from tests.hw.tb_array_common import Sink, Source, idle_check, pack, run, start, unpack
 
+#: cocotb ``timeout_time`` of this bench's tests in simulated ms (a backstop behind the
+#: bounded waits, 100 k cycles per ms): CI runs take < 0.03 ms; ``sw.benchmarks.gemm`` runs
+#: ``steady_state`` on the default preset (~0.7 ms).
+TIMEOUT_MS = 50
+
 
 class Bundle:
     """Several ports seen as one packed value (field 0 in the low bits)."""
@@ -110,7 +115,9 @@ class TB:
         await start(dut, srcs, [snk], clock=not self.clocked)
         self.clocked = True
         cycles = await run(dut, srcs, [snk], lambda: len(snk.beats) == len(want),
-                           40 * (len(acts) + len(wgts)) + 2000)
+                           40 * (len(acts) + len(wgts)) + 2000,
+                           what=f"GEMM: {len(want)} output beats of {len(gemms)} commands",
+                           state=lambda: f"busy={int(dut.busy.value)}")
         C = self.C
         for i, (bits, (d, last, raw)) in enumerate(zip(snk.beats, want, strict=True)):
             got_last = bits >> (40 * C)
@@ -129,7 +136,7 @@ class TB:
         return cycles, srcs[3]
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def steady_state(dut):
     """A long GEMM without gaps or back-pressure: activations stream at one beat per cycle."""
     p = tb_params()
@@ -151,7 +158,7 @@ async def steady_state(dut):
     assert ratio >= p.get("min_ratio", 0.95), f"steady-state ratio {ratio:.3f}"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def random_shapes(dut):
     """Random M, K, N (not multiples of the array), gaps, back-pressure, every activation."""
     p = tb_params()
@@ -168,7 +175,7 @@ async def random_shapes(dut):
                       cycles)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def saturation(dut):
     """Extreme operands (+-128/127), saturating multipliers and shifts, extreme zero points."""
     p = tb_params()
@@ -188,7 +195,7 @@ async def saturation(dut):
         dut._log.info("rows %d: activations accepted in cycles %s", mm, asrc.taken)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def raw_mode(dut):
     """Raw int32 outputs (requant bypassed) under back-pressure and idle gaps, raw and normal
     commands back to back in both orders (stale requant beats must not leak into the output)."""

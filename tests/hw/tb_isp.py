@@ -24,6 +24,10 @@ from sim.cocotb_run import tb_params
 from sim.sensor import Sensor
 from tests.hw.tb_array_common import Sink, Source, idle_check, pack, run, start, unpack
 
+#: cocotb ``timeout_time`` of this bench's tests in simulated ms (a backstop behind the
+#: bounded waits, 100 k cycles per ms): the CI frames take 0.5 ms (50 k cycles).
+TIMEOUT_MS = 100
+
 
 def frame_beats(raw: np.ndarray) -> list[int]:
     h, w = raw.shape
@@ -69,7 +73,9 @@ class IspTB:
             first = False
             npx = want.shape[0] * want.shape[1]
             cycles = await run(dut, [src], [sink], lambda s=sink, n=npx: len(s.beats) >= n,
-                               max_cycles=(raw.size + npx) * 20 + 1000)
+                               max_cycles=(raw.size + npx) * 20 + 1000,
+                               what=f"ISP: {npx} tensor pixels of {c['photo']} {c['mode']} "
+                                    f"roi={p.roi} size={p.size}")
             await idle_check(dut, [sink], 40)
             got = [unpack(TENSOR_LAYOUT, b) for b in sink.beats]
             ch = p.channels
@@ -100,6 +106,6 @@ def params_layout_from_width(width: int, max_line: int):
     return lay
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def isp_frames(dut):
     await IspTB(dut, tb_params()).run()

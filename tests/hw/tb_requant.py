@@ -12,6 +12,7 @@ from models.arith import INT32_MAX, INT32_MIN, quantize_multiplier
 from models.requant import activation_range, requant
 from sim.cocotb_run import tb_params
 from tests.hw.tb_array_common import Sink, Source, idle_check, pack, run, start, unpack
+from tests.hw.tb_common import TEST_TIMEOUT_MS
 
 
 def random_beat(rng: random.Random, lanes: int, corner: bool) -> dict:
@@ -70,7 +71,8 @@ class TB:
         snk = Sink(self.dut.o__valid, self.dut.o__ready, self.dut.o__payload, self.rng, stall)
         await start(self.dut, [src], [snk], clock=not self.clocked)
         self.clocked = True
-        cycles = await run(self.dut, [src], [snk], lambda: len(snk.beats) == n, 40 * n + 200)
+        cycles = await run(self.dut, [src], [snk], lambda: len(snk.beats) == n, 40 * n + 200,
+                           what=f"requant: {n} output beats")
         for i, (b, raw) in enumerate(zip(beats, snk.beats, strict=True)):
             got = unpack(self.lout, raw)
             want = expected(b)
@@ -80,7 +82,7 @@ class TB:
         return cycles
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TEST_TIMEOUT_MS, timeout_unit="ms")
 async def full_rate(dut):
     """No gaps, no back-pressure: one beat per cycle after the pipeline fills."""
     p = tb_params()
@@ -90,7 +92,7 @@ async def full_rate(dut):
     assert cycles <= n + p["latency"] + 6, f"{n} beats took {cycles} cycles"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TEST_TIMEOUT_MS, timeout_unit="ms")
 async def corners_with_backpressure(dut):
     """Saturation corners, extreme shifts and zero points, idle gaps and random back-pressure."""
     p = tb_params()

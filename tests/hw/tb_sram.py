@@ -19,10 +19,10 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from hw.config import Config
 from hw.npu_if import SRAM_READ_LATENCY, line_addr_bits, line_bytes
 from sim.cocotb_run import tb_params
-from tests.hw.tb_common import reset, start_clock
+from tests.hw.tb_common import TEST_TIMEOUT_MS, reset, start_clock
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TEST_TIMEOUT_MS, timeout_unit="ms")
 async def sram_random(dut):
     p = tb_params()
     cfg = Config(**p["config"])

@@ -14,6 +14,7 @@ from hw.systolic import act_layout, psum_layout
 from models.systolic import run_stream
 from sim.cocotb_run import tb_params
 from tests.hw.tb_array_common import Sink, Source, idle_check, pack, run, start, unpack
+from tests.hw.tb_common import TEST_TIMEOUT_MS
 
 
 class TB:
@@ -54,7 +55,8 @@ class TB:
         await start(dut, [wsrc, asrc], [snk], clock=not self.clocked)
         self.clocked = True
         cycles = await run(dut, [wsrc, asrc], [snk], lambda: len(snk.beats) == len(want),
-                           20 * (len(acts) + len(wrows)) + 200)
+                           20 * (len(acts) + len(wrows)) + 200,
+                           what=f"systolic: {len(want)} output beats of {tiles} tiles")
         for i, (raw, (p, last)) in enumerate(zip(snk.beats, want, strict=True)):
             got = unpack(lp, raw)
             assert got["data"] == p and got["last"] == int(last), \
@@ -64,7 +66,7 @@ class TB:
         return cycles, asrc
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TEST_TIMEOUT_MS, timeout_unit="ms")
 async def streaming(dut):
     """Back-to-back tiles with enough rows each: activations are accepted every cycle."""
     p = tb_params()
@@ -75,7 +77,7 @@ async def streaming(dut):
     assert span == asrc.idx, f"{asrc.idx} activations took {span} cycles (expected no stall)"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TEST_TIMEOUT_MS, timeout_unit="ms")
 async def random_tiles(dut):
     """Tiles of 1.. rows (bank switches faster than weights load), idle gaps, extreme values."""
     p = tb_params()

@@ -24,6 +24,12 @@ from hw.isa import EltMode, Opcode, PoolMode, Timing, encode
 from hw.npu_if import SRAM_READ_LATENCY, line_addr_bits, line_bytes
 from sim.cocotb_run import tb_params
 from sim.isa_sim import IsaSim, SimError, instr_cost
+from tests.hw.tb_common import wait_until
+
+#: cocotb ``timeout_time`` of this bench's tests in simulated ms (a backstop behind the
+#: bounded waits, 100 k cycles per ms): 30 tiny instructions take 0.03 ms; the full tier runs
+#: 150 and the default preset's big shapes.
+TIMEOUT_MS = 50
 
 
 class Bench:
@@ -79,15 +85,26 @@ class Bench:
             assert not int(dut.wr__req__valid.value), "write request while idle"
             assert not self.resp, "read in flight while idle"
 
-    async def execute(self, word: int, max_cycles: int) -> int:
-        """Issue one instruction; returns cycles from the handshake to idle."""
+    def state(self) -> str:
+        """The unit's handshakes and the bench's counters, for failure messages."""
+        d = self.dut
+        return (f"cycle {self.cycle}: idle={int(d.idle.value)} cmd.ready={int(d.cmd__ready.value)}"
+                f" error={int(d.error.value)} rd.req valid={int(d.rd__req__valid.value)} "
+                f"wr.req valid={int(d.wr__req__valid.value)}; reads {self.reads} writes "
+                f"{self.writes} stalls {self.stalls} macs {self.macs} responses in flight "
+                f"{len(self.resp)}")
+
+    async def execute(self, word: int, max_cycles: int, what: str = "") -> int:
+        """Issue one instruction (``what`` names it in failure messages); returns cycles from the
+        handshake to idle. The unit must take the command within :data:`CMD_WAIT` cycles and be
+        idle again ``max_cycles`` cycles after the handshake (StuckError otherwise)."""
         dut = self.dut
         await RisingEdge(dut.clk)
         dut.cmd__payload.value = word
         dut.cmd__valid.value = 1
         await ReadOnly()
-        while not int(dut.cmd__ready.value):
-            await self.step()
+        await wait_until(dut, lambda: int(dut.cmd__ready.value), CMD_WAIT,
+                         f"vector cmd.ready for {what or hex(word)}", self.state, self.step)
         start = self.cycle
         await RisingEdge(dut.clk)
         self.cycle += 1
@@ -101,12 +118,21 @@ class Bench:
         if int(dut.rd__req__valid.value) and int(dut.rd__req__ready.value):
             a = int(dut.rd__req__payload.value)
             self.resp.append((self.cycle + SRAM_READ_LATENCY, self.line(a)))
-        while True:
-            await self.step()
-            if int(self.dut.idle.value):
-                return self.cycle - start
-            if self.cycle - start > max_cycles:
-                raise AssertionError(f"instruction did not complete in {max_cycles} cycles")
+        await wait_until(dut, lambda: int(dut.idle.value), max_cycles,
+                         f"vector idle after {what or hex(word)}", self.state, self.step)
+        return self.cycle - start
+
+
+#: Cycles an idle unit may take to accept a command (``cmd.ready == idle``: it takes it at once).
+CMD_WAIT = 8
+#: Bound of an instruction without a reference cost (IsaSim rejects it): cycles.
+NO_REF_CYCLES = 200000
+
+
+def max_cycles(cost: int, ready_p: float) -> int:
+    """Cycle bound of one instruction from its cycle-model cost: 20x the cost at the bench's
+    worst ready probability, plus a constant (a bound, never a performance figure)."""
+    return 5000 + int(20 * cost / max(0.05, ready_p))
 
 
 # ---------------------------------------------------------------------------------------- stimulus
@@ -324,7 +350,7 @@ async def reset(dut, bench):
     await RisingEdge(dut.clk)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def vector_random(dut):
     p = tb_params()
     cfg = Config(**p["config"])
@@ -357,11 +383,14 @@ async def vector_random(dut):
             with np.errstate(all="ignore"):
                 sim.run()
         except (SimError, ZeroDivisionError):   # a corner the reference rejects: the unit must
-            await bench.execute(word, 200000)   # still complete (no hang), nothing compared
+            # still complete (no hang), nothing compared
+            await bench.execute(word, NO_REF_CYCLES, f"{op.name} #{it} {ins}")
             counts["no_reference"] = counts.get("no_reference", 0) + 1
             continue
         r0, s0 = bench.reads, bench.stalls
-        cyc = await bench.execute(word, 200000)
+        bound = max_cycles(instr_cost(sim.program[0], timing),
+                           min(bench.ready_p, bench.wready_p))
+        cyc = await bench.execute(word, bound, f"{op.name} #{it} {ins}")
         rd_n, st_n = bench.reads - r0, bench.stalls - s0
         got = bench.mem.view(np.int8)
         if not np.array_equal(got, sim.sram):
