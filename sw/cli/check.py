@@ -1,6 +1,9 @@
 """``logicdie check``: a backend against the TFLM reference interpreter on random inputs (SPEC
 section 8).
 
+Given a bundle instead of a model, the bundle (validated on load, see :mod:`sw.bundle`) runs on
+the backend against the golden run of the graph it carries.
+
 Exit 0 iff every output element of every input is equal. Inputs are uniform over int8 for int8
 inputs and, for a float input, uniform over the real range its QUANTIZE op represents.
 """
@@ -27,7 +30,8 @@ def register(sub):
         description="Run N random inputs through a backend and through the TFLite Micro "
         "reference interpreter; exit 0 iff every output element is equal.",
     )
-    p.add_argument("model", help="TFLite int8 model (.tflite)")
+    p.add_argument("model", help="TFLite int8 model (.tflite), or a bundle (checked against "
+                   "the golden run of the model it carries)")
     p.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -91,24 +95,58 @@ def _backend(name, graph, config):
     return make_backend(name, graph, config)
 
 
+class _Golden:
+    """The golden run of a bundle's graph, as the reference."""
+
+    def __init__(self, graph):
+        from models.golden import GoldenModel
+
+        self.model = GoldenModel(graph)
+
+    def run(self, xs):
+        return self.model.run(xs)
+
+
+def _bundle_backend(name, compiled, graph):
+    if name == "golden":
+        from models.golden import GoldenModel
+
+        return GoldenModel(graph)
+    from sw.runtime import IsaBackend, RtlBackend
+
+    return (IsaBackend if name == "isa" else RtlBackend)(compiled)
+
+
 def run(args):
-    from models.tflm_ref import TflmReference
+    from sw.bundle import from_bytes, is_bundle
     from sw.tflite_import import load_tflite, read_model_bytes
 
-    if args.inputs < 1:
-        raise UserError("--inputs must be at least 1")
     config = preset(args.config)
     data = read_model_bytes(args.model)
-    graph = load_tflite(data, name=Path(args.model).name)
-    backend = _backend(args.backend, graph, config)
-    # TFLM aborts the whole process (uncatchable SIGABRT) on a few quantization corner cases
-    # (e.g. an ADD output scale below 2*max(s1, s2)/2^20, a softmax sum of exponentials reaching
-    # 512); the golden model raises a UserError for each, so it runs before the reference on
-    # every input as a guard.
-    from models.golden import GoldenModel
+    label = Path(args.model).name
+    if is_bundle(data):
+        # a bundle: its program against the golden run of the graph it carries
+        compiled, graph = from_bytes(data, label, with_graph=True)
+        if args.config != "default" and compiled.config != config:
+            raise UserError(f"bundle {label} was compiled for preset '{compiled.config.name}'; "
+                            f"drop --config or recompile it with --config {config.name}")
+        config = compiled.config
+        backend = _bundle_backend(args.backend, compiled, graph)
+        guard = ref = _Golden(graph)
+        reference = "golden"
+    else:
+        from models.golden import GoldenModel
+        from models.tflm_ref import TflmReference
 
-    guard = backend if args.backend == "golden" else GoldenModel(graph)
-    ref = TflmReference(data)
+        graph = load_tflite(data, name=label)
+        backend = _backend(args.backend, graph, config)
+        # TFLM aborts the whole process (uncatchable SIGABRT) on a few quantization corner
+        # cases (e.g. an ADD output scale below 2*max(s1, s2)/2^20, a softmax sum of
+        # exponentials reaching 512); the golden model raises a UserError for each, so it runs
+        # before the reference on every input as a guard.
+        guard = backend if args.backend == "golden" else GoldenModel(graph)
+        ref = TflmReference(data)
+        reference = "tflm"
     rng = np.random.default_rng(args.seed)
     mismatched = 0
     compared = 0
@@ -127,7 +165,7 @@ def run(args):
         xs = random_inputs(graph, rng)
         t0 = time.perf_counter()
         got = backend.run(xs)
-        if guard is not backend:
+        if guard is not backend and guard is not ref:
             guard.run(xs)
         t1 = time.perf_counter()
         want = ref.run(xs)
@@ -146,6 +184,7 @@ def run(args):
     out = {
         "model": str(args.model),
         "backend": args.backend,
+        "reference": reference,
         "config": config.name,
         "inputs": args.inputs,
         "seed": args.seed,
@@ -168,12 +207,13 @@ def run(args):
     if not args.json:
         verdict = "BIT-EXACT" if out["bit_exact"] else "MISMATCH"
         print(
-            f"{verdict}: {out['model']} on {args.backend} ({config.name}) vs TFLM reference, "
+            f"{verdict}: {out['model']} on {args.backend} ({config.name}) vs "
+            f"{'TFLM reference' if reference == 'tflm' else 'its golden run'}, "
             f"{args.inputs} inputs, {mismatched} of {compared} elements differ"
         )
         print(
             f"  MACs/inference {macs:,}; {args.backend} {out['backend_ms_per_inference']:.2f} ms, "
-            f"TFLM {out['reference_ms_per_inference']:.2f} ms per inference"
+            f"{reference} {out['reference_ms_per_inference']:.2f} ms per inference"
         )
         if "cycles" in out and out["cycles"]:
             print(f"  cycles/inference {out['cycles']:,}; utilization {out['utilization']:.1%}")
