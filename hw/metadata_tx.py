@@ -38,12 +38,16 @@ Structure (one sub-component per stage, all at one byte per clock at most):
   lines into :data:`READ_SLOTS` line slots.
 * :class:`_Framer`: the frame sequencer and byte source: emits *tokens* (a packet header request
   {dt, wc} or one payload byte) and computes the blob's CRC-32 and ``cycles_tx``.
-* :class:`_Packetizer`: header request -> 4 header bytes (ECC), payload bytes (CRC-16), 2 CRC bytes.
+* :class:`_Packetizer`: header request -> 4 header bytes (ECC), payload bytes (CRC-16), 2 CRC bytes,
+  without a bubble between packets.
 * :class:`_BeatPacker`: bytes with ``last`` -> ``csi2_lanes_bytes``-wide beats.
 
-Throughput: one output byte per clock at most (the beat packer fills a beat of
-``csi2_lanes_bytes`` bytes in as many cycles), with a few-cycle bubble per packet header and per
-SRAM job (table header, image, descriptors, and per tensor its two fields and its bytes).
+Throughput: one output byte per clock (the beat packer fills a beat of ``csi2_lanes_bytes`` bytes in
+as many cycles; packet headers and CRCs are wire bytes too, no bubble between packets), except a
+bubble of about 4 cycles per SRAM job (the table header, overlapped with FS; the image; the
+descriptors; per tensor its two fields and its bytes: about 20 cycles per tensor in all) and 4 per
+table entry (its sram_addr bytes are skipped). A frame of S wire bytes with T tensors takes about
+S + 20 T + 10 cycles without back-pressure.
 """
 
 from __future__ import annotations
@@ -258,13 +262,15 @@ class _Packetizer(wiring.Component):
 
         with m.FSM():
             with m.State("WAIT"):
-                m.d.comb += [self.idle.eq(1), self.i.ready.eq(1)]
-                with m.If(self.i.valid):
-                    # a stray byte token is dropped (the framer never sends one here)
-                    with m.If(tok.hdr):
-                        m.d.sync += [h24.eq(Cat(tok.dt, Const(self.vc, 2), tok.wc)),
-                                     rem.eq(tok.wc), crc.eq(CRC_SEED), idx.eq(0)]
-                        m.next = "HDR"
+                # a header token's first byte (DataID) goes out at once; a stray byte token (the
+                # framer never sends one here) is dropped
+                h = Cat(tok.dt, Const(self.vc, 2), tok.wc)
+                m.d.comb += [self.idle.eq(1), self.o.valid.eq(self.i.valid & tok.hdr),
+                             self.o.payload.byte.eq(h[:8]),
+                             self.i.ready.eq(~tok.hdr | self.o.ready)]
+                with m.If(self.i.valid & tok.hdr & self.o.ready):
+                    m.d.sync += [h24.eq(h), rem.eq(tok.wc), crc.eq(CRC_SEED), idx.eq(1)]
+                    m.next = "HDR"
             with m.State("HDR"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.byte.eq(hdr_bytes.word_select(
                     idx, 8)), self.o.payload.last.eq((idx == 3) & ~is_long)]

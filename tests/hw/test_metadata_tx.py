@@ -50,7 +50,8 @@ SMALL = preset("tiny").replace(sram_bytes=64 * 1024)
 # (config, line_bytes, vc, frames, o.ready probability, noise read probability)
 CASES = [
     pytest.param(SMALL, 37, 1, 12, 0.6, 0.3, id="tiny-line37-bp"),
-    pytest.param(SMALL, 1024, 0, 6, 1.0, 0.0, id="tiny-line1024-fullrate"),
+    pytest.param(SMALL, 37, 1, 6, 1.0, 0.0, id="tiny-line37-fullrate"),  # same build
+    pytest.param(SMALL, 1024, 0, 8, 1.0, 0.0, id="tiny-line1024-fullrate", marks=pytest.mark.full),
     pytest.param(preset("ecp5").replace(sram_bytes=64 * 1024), 64, 2, 20, 0.7, 0.3,
                  id="ecp5-line64", marks=pytest.mark.full),
     pytest.param(preset("ice40").replace(sram_bytes=64 * 1024), 23, 3, 20, 0.5, 0.5,
