@@ -10,13 +10,14 @@ One frame's metadata is a **blob** (all fields little-endian)::
     trailer       TRAILER_FIELDS (TRAILER_BYTES bytes): values only known once the payload is out
     crc32         u32 CRC-32 (ISO-HDLC, as zlib.crc32) over every byte before it
 
-Version 2 added the trailer. ``cycles_tx`` is measured by the transmitter (hw/metadata_tx.py): the
-number of clock cycles from the cycle its command is accepted (``cmd.valid & cmd.ready``; that
-cycle counts as 0) to the cycle the trailer's first byte leaves the transmitter's byte source (its
-internal blob byte stream, before packetizing). It therefore covers the FS packet, the image lines
-and every blob byte before the trailer including output back-pressure; it excludes only the last
-``TRAILER_BYTES + 4`` blob bytes, the final packet's CRC-16, the FE packet and the transmitter's
-fixed few-cycle output pipeline.
+Version 2 added the trailer. ``cycles_tx`` is measured by the transmitter (hw/metadata_tx.py): a
+counter is 0 in the cycle the transmitter accepts the frame's command (``cmd.valid & cmd.ready``)
+and counts every clock after it; ``cycles_tx`` is its value in the cycle the trailer's first byte
+is taken from the transmitter's byte source (its blob byte stream, before the packetizer adds
+headers and CRC-16). It covers the FS packet, the image lines and every blob byte before the
+trailer, output back-pressure included; it excludes the last ``TRAILER_BYTES + 4`` blob bytes, the
+final packet's CRC-16, the FE packet and the few bytes buffered in the transmitter's output
+pipeline (at most ``2 * csi2_lanes_bytes``).
 
 The **TX table** is how the SoC tells the transmitter what to send (all little-endian, at a
 16-byte aligned SRAM byte address): TABLE_HEADER_FIELDS (TABLE_HEADER_BYTES bytes) then

@@ -40,7 +40,7 @@ MODES = ("meta", "image", "invalid")
 class Frame:
     """One frame's stimulus and golden expectation (cycles_tx filled from the RTL)."""
 
-    def __init__(self, cfg: Config, rng: random.Random, nrng, mode: str, alloc):
+    def __init__(self, cfg: Config, rng: random.Random, nrng, mode: str, alloc, big=False):
         self.mode = mode
         self.fc = rng.getrandbits(32)
         self.flags = rng.getrandbits(16)
@@ -49,8 +49,8 @@ class Frame:
         self.tensors, self.writes = [], []
         entries = []
         if mode != "invalid":
-            for _ in range(rng.choice([0, 1, 1, 2, 3, 4])):
-                t = _random_tensor(rng, nrng)
+            for _ in range(1 if big else rng.choice([0, 1, 1, 2, 3, 4])):
+                t = _random_tensor(rng, nrng, big)
                 b = np.asarray(t.data).astype(t.data.dtype.newbyteorder("<")).tobytes()
                 addr = alloc(len(b), rng.randint(0, 9))
                 self.writes.append((addr, b))
@@ -81,10 +81,15 @@ class Frame:
         return frame_to_packets(pack(md), self.fc, image=self.image, line_bytes=line, vc=vc)
 
 
-def _random_tensor(rng: random.Random, nrng) -> MetaTensor:
+def _random_tensor(rng: random.Random, nrng, big=False) -> MetaTensor:
+    """Random dtype, rank 0..4, at most 1500 elements (``big``: 5001 uint8 bytes)."""
     dt = np.dtype(rng.choice(DTYPES))
     rank = rng.randint(0, 4)
-    shape = tuple(rng.choice([1, 2, 3, 5, 7, rng.randint(1, 13)]) for _ in range(rank))
+    shape = (1501,)
+    while np.prod(shape) > 1500:
+        shape = tuple(rng.choice([1, 2, 3, 5, 7, rng.randint(1, 13)]) for _ in range(rank))
+    if big:
+        dt, shape = np.dtype("uint8"), (3, 1667)
     if rank and rng.random() < 0.05:
         shape = shape[:-1] + (0,)  # an empty tensor: no payload bytes
     if dt.kind == "f":
@@ -96,13 +101,16 @@ def _random_tensor(rng: random.Random, nrng) -> MetaTensor:
     return MetaTensor(a, float(np.float32(rng.uniform(0, 2))), zp)
 
 
-def _blob_of(bursts: list[bytes]) -> bytes:
-    """The EMBEDDED payloads of one frame's bursts, concatenated (the RTL's blob)."""
-    out = b""
-    for b in bursts:
+def _blob_of(bursts: list[bytes]) -> tuple[bytes, list[tuple[int, int]]]:
+    """The EMBEDDED payloads of one frame's bursts, concatenated (the RTL's blob), and each blob
+    byte's (burst index, byte index in the burst)."""
+    out, where = b"", []
+    for k, b in enumerate(bursts):
         if len(b) >= 6 and b[0] & 0x3F == DataType.EMBEDDED.value:
-            out += b[4:4 + (b[1] | b[2] << 8)]
-    return out
+            wc = b[1] | b[2] << 8
+            out += b[4:4 + wc]
+            where += [(k, 4 + j) for j in range(wc)]
+    return out, where
 
 
 class Bench:
@@ -118,8 +126,9 @@ class Bench:
         self.cmds: list[int] = []
         self.accepts: list[int] = []  # cmd handshake cycles
         self.bursts: list[bytes] = []
-        self.burst_end: list[int] = []  # cycle each burst's last beat was taken
+        self.beats: list[list[int]] = []  # per burst: the cycle each of its beats was taken
         self.cur = b""
+        self.cur_beats: list[int] = []
         self.stalled = None  # payload of a beat offered and not taken last cycle
         self.extra_ok = True
 
@@ -152,12 +161,13 @@ class Bench:
         beat = data.Const(self.beat, raw)
         n, last = int(beat.n), int(beat.last)
         byts = bytes(int(x) for x in beat.data)
+        self.cur_beats.append(self.cycle)
         if last:
             assert 1 <= n <= self.B, f"cycle {self.cycle}: last beat with n={n}"
             assert not any(byts[n:]), f"cycle {self.cycle}: unused bytes of a last beat not zero"
             self.bursts.append(self.cur + byts[:n])
-            self.burst_end.append(self.cycle)
-            self.cur = b""
+            self.beats.append(self.cur_beats)
+            self.cur, self.cur_beats = b"", []
         else:
             assert n == self.B, f"cycle {self.cycle}: non-last beat with n={n}"
             self.cur += byts
@@ -214,7 +224,8 @@ async def metadata_tx_frames(dut):
 
     modes = list(MODES) + [rng.choice(MODES) for _ in range(p["frames"] - len(MODES))]
     rng.shuffle(modes)
-    frames = [Frame(cfg, rng, nrng, mode, alloc) for mode in modes[:p["frames"]]]
+    frames = [Frame(cfg, rng, nrng, mode, alloc, big=p.get("big", False) and i == 0)
+              for i, mode in enumerate(modes[:p["frames"]])]
     for f in frames:
         for a, b in f.writes:
             mem[a:a + len(b)] = np.frombuffer(b, np.uint8)
@@ -238,10 +249,11 @@ async def metadata_tx_frames(dut):
     k = 0
     for i, (f, c) in enumerate(zip(frames, counts, strict=True)):
         got = bench.bursts[k:k + c]
-        blob = _blob_of(got)
-        # cycles_tx is measured by the TX: take it from its own trailer, check it by bounds
-        cycles_tx = struct.unpack_from("<I", blob, len(blob) - 4 - TRAILER_BYTES)[0] \
-            if len(blob) >= 4 + TRAILER_BYTES else 0
+        blob, where = _blob_of(got)
+        # cycles_tx is the only field the TX measures: take it from its own trailer (every other
+        # byte must equal the golden model's), and check it against the bench's cycles by bounds
+        trailer = len(blob) - 4 - TRAILER_BYTES
+        cycles_tx = struct.unpack_from("<I", blob, trailer)[0] if trailer >= 0 else 0
         want = f.expected(cycles_tx, line, vc)
         for j, (g, w) in enumerate(zip(got, want, strict=True)):
             if g != w:
@@ -251,15 +263,27 @@ async def metadata_tx_frames(dut):
                     f"frame {i} ({f.mode}, {len(f.tensors)} tensors) burst {j}/{c}: "
                     f"got {len(g)} B, want {len(w)} B, first difference at byte {bad}: "
                     f"got {g[:48].hex()} want {w[:48].hex()}")
-        elapsed = bench.burst_end[k + c - 1] - bench.accepts[i]
-        assert 0 < cycles_tx < elapsed, f"frame {i}: cycles_tx {cycles_tx}, frame took {elapsed}"
+        # the trailer's first byte left the byte source (cycles_tx) no later than it reached the
+        # wire, and without back-pressure at most its output pipeline latency earlier
+        kb, j = where[trailer]
+        on_wire = bench.beats[k + kb][j // bench.B] - bench.accepts[i]
+        assert 0 < cycles_tx <= on_wire, f"frame {i}: cycles_tx {cycles_tx}, on the wire {on_wire}"
+        if bench.ready_p == 1.0:
+            assert on_wire - cycles_tx <= 2 * bench.B + 2, \
+                f"frame {i}: cycles_tx {cycles_tx}, trailer on the wire at {on_wire}"
         k += c
 
-    total = bench.burst_end[-1] - bench.accepts[0]
+    per_frame = []  # (wire bytes, tensors, cycles from its cmd handshake to its last beat)
+    k = 0
+    for i, c in enumerate(counts):
+        per_frame.append((sum(len(b) for b in bench.bursts[k:k + c]), len(frames[i].tensors),
+                          bench.beats[k + c - 1][-1] - bench.accepts[i]))
+        k += c
+    total = bench.beats[-1][-1] - bench.accepts[0]
     metrics = {"frames": len(frames), "output_bytes": out_bytes, "cycles": total,
                "cycles_per_byte": round(total / out_bytes, 3), "ready": bench.ready_p,
                "noise": bench.noise_p, "modes": {m: modes.count(m) for m in MODES},
-               "tensors": sum(len(f.tensors) for f in frames)}
+               "tensors": sum(len(f.tensors) for f in frames), "per_frame": per_frame}
     dut._log.info(f"metrics {metrics}")
     with open("metrics.json", "w") as fh:
         json.dump(metrics, fh)

@@ -47,7 +47,8 @@ class TxBench(wiring.Component):
 
 SMALL = preset("tiny").replace(sram_bytes=64 * 1024)
 
-# (config, line_bytes, vc, frames, o.ready probability, noise read probability)
+# (config, line_bytes, vc, frames, o.ready probability, noise read probability); at o.ready 1 the
+# first frame carries one 5001-byte tensor (the throughput figure)
 CASES = [
     pytest.param(SMALL, 37, 1, 12, 0.6, 0.3, id="tiny-line37-bp"),
     pytest.param(SMALL, 37, 1, 6, 1.0, 0.0, id="tiny-line37-fullrate"),  # same build
@@ -67,7 +68,7 @@ def test_metadata_tx(cfg, line, vc, frames, ready, noise):
     rundir = run_cocotb(
         TxBench(cfg, line, vc), "metadata_tx_bench", "tests.hw.tb_metadata_tx",
         {"config": cfg.to_dict(), "line_bytes": line, "vc": vc, "frames": frames,
-         "ready": ready, "noise": noise, "seed": frames * 31 + line})
+         "ready": ready, "noise": noise, "seed": frames * 31 + line, "big": ready == 1.0})
     metrics = json.loads((rundir / "metrics.json").read_text())
     print(f"metadata_tx {cfg.name} line {line}: {metrics}")
     assert metrics["frames"] == frames
