@@ -304,13 +304,11 @@ def run_app(app: str, dev, scene, plot: str | None = None, progress=None) -> dic
                       for f, b in t.history]}
             for t in tracks
         ]
-    if app == "heatmap" or plot:
-        a, b = heat.ravel(), heat_truth.ravel()
-        corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
-        out["heatmap_correlation"] = corr
-        if app == "heatmap":
-            out["heatmap_peak"] = [int(v) for v in np.unravel_index(np.argmax(heat), heat.shape)
-                                   ][::-1]
+    a, b = heat.ravel(), heat_truth.ravel()
+    out["heatmap_correlation"] = (float(np.corrcoef(a, b)[0, 1])
+                                  if a.std() > 0 and b.std() > 0 else 0.0)
+    if app == "heatmap":
+        out["heatmap_peak"] = [int(v) for v in np.unravel_index(np.argmax(heat), heat.shape)][::-1]
     if slots_t:
         out["slots"] = len(slots_t)
         out["slot_accuracy"] = slot_hits / slot_total if slot_total else 1.0
