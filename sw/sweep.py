@@ -452,7 +452,7 @@ def _run_dask(cells, data, task, check, seed, progress, workers, scheduler, retr
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # its HTTP server: loopback, any port
                 silence_logs=logging.ERROR,
             )
             client = Client(cluster)

@@ -229,11 +229,11 @@ def test_scheduler_and_two_workers_give_the_in_process_rows(tmp_path):
                                       cwd=tmp_path, env=env))
 
     try:
-        start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-              "scheduler")
+        http = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]  # loopback, any port
+        start(["scheduler", "--host", "127.0.0.1", "--port", str(port), *http], "scheduler")
         for i in range(2):
             start(["worker", addr, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1",
-                   "--no-dashboard", "--local-directory", str(tmp_path / f"w{i}")], f"worker{i}")
+                   *http, "--local-directory", str(tmp_path / f"w{i}")], f"worker{i}")
         from distributed import Client
 
         deadline = time.monotonic() + 90
