@@ -26,8 +26,11 @@ Per command, in order: FS (WC = frame_counter & 0xFFFF); the image lines; the bl
 the command, the table header and constants; each table entry's descriptor bytes copied verbatim;
 each tensor's ``nbytes`` bytes read at its ``sram_addr``, zero-padded to PAYLOAD_ALIGN; the trailer
 with ``cycles_tx``; CRC-32) cut into EMBEDDED long packets of at most ``line_bytes`` bytes; FE.
-The descriptors' ``offset`` fields and the table's ``payload_bytes`` are trusted as given
-(models.metadata.tx_table lays them out as pack() does). ``clock_khz`` is
+The descriptors' ``offset`` fields are copied as given (models.metadata.tx_table lays them out as
+pack() does). A table inconsistent with itself never hangs or desynchronizes the TX: the payload is
+always exactly the table's ``payload_bytes`` long (tensor bytes beyond it are neither read nor sent,
+a shortfall is sent as zeros), so the frame's packets, CRCs and FE stay well-formed and the host's
+parser reports the bad descriptors. ``clock_khz`` is
 ``round(config.clock_mhz * 1000)``. ``cycles_tx`` is defined in hw/metadata.py: the count of a
 counter that is 0 in the ``cmd`` handshake cycle, sampled in the cycle the trailer's first byte is
 taken from the byte source (:class:`_Framer`) by the packetizer.
@@ -363,6 +366,7 @@ class _Framer(wiring.Component):
         self.cap = Signal(8 * TABLE_HEADER_BYTES)  # captured table bytes (shifted in at the top)
         self.n_tensors = Signal(16)
         self.payload_bytes = Signal(32)
+        self.pay_rem = Signal(32)  # payload bytes not yet emitted (the table's payload_bytes)
         self.tensor = Signal(16)  # tensors done
         self.blob_rem = Signal(32)  # blob bytes not yet emitted
         self.pkt_rem = Signal(16)  # bytes left in the current EMBEDDED / RAW8 packet
@@ -514,6 +518,7 @@ class _Framer(wiring.Component):
 
         with m.State("BLOB"):
             m.d.sync += [idx.eq(0), self.pkt_rem.eq(0), self.crc32.eq(0xFFFFFFFF),
+                         self.pay_rem.eq(self.payload_bytes),
                          self.blob_rem.eq(HEADER_BYTES + self.n_tensors * TENSOR_BYTES
                                           + self.payload_bytes + TRAILER_BYTES + CRC_BYTES)]
             m.next = "HEADER"
@@ -522,7 +527,7 @@ class _Framer(wiring.Component):
                 m.d.sync += idx.eq(idx + 1)
                 with m.If(idx == HEADER_BYTES - 1):
                     m.d.sync += idx.eq(0)
-                    _goto(m, self.n_tensors == 0, "TRAILER", "DESC_JOB")
+                    _goto(m, self.n_tensors == 0, "T_FILL", "DESC_JOB")
         with m.State("DESC_JOB"):
             m.d.sync += self.cnt.eq(table_bytes)
             self._issue(cmd.table_addr + TABLE_HEADER_BYTES, table_bytes, "DESC")
@@ -538,14 +543,17 @@ class _Framer(wiring.Component):
                     m.next = "T_JOBS"
 
     def _tensors(self, cmd):
-        """Per tensor: T_JOBS (read the entry's sram_addr and nbytes), T_CAP, T_DATA (the bytes,
-        then zeros up to PAYLOAD_ALIGN)."""
+        """Per tensor: T_JOBS (read the entry's sram_addr and nbytes), T_CAP, T_JOB, T_DATA (the
+        bytes, then zeros up to PAYLOAD_ALIGN); then T_FILL. The payload is exactly the table's
+        payload_bytes long whatever the entries say (data beyond it is not read, a shortfall is
+        sent as zeros), so the packets always match the header."""
         m, b, idx = self.m, self.b, self.idx
         ent = field_offsets(TABLE_ENTRY_FIELDS)
         assert ent["sram_addr"][1] == 4 and ent["nbytes"][1] == 4
         entry = cmd.table_addr + TABLE_HEADER_BYTES + self.tensor * TABLE_ENTRY_BYTES
         t_sram, t_nb = self.cap[-64:-32], self.cap[-32:]  # after T_CAP's 8 bytes
         t_done = Signal(32)  # payload bytes of this tensor emitted (data, then padding)
+        t_len = Signal(32)  # data bytes of this tensor read and sent
         assert PAYLOAD_ALIGN & (PAYLOAD_ALIGN - 1) == 0
         al = (PAYLOAD_ALIGN - 1).bit_length()
 
@@ -560,18 +568,26 @@ class _Framer(wiring.Component):
             with m.If(self._capture()):
                 m.next = "T_JOB"
         with m.State("T_JOB"):
-            with m.If(self._issue(t_sram, t_nb, "T_DATA")):
-                m.d.sync += t_done.eq(0)
+            t_clip = Mux(t_nb < self.pay_rem, t_nb, self.pay_rem)
+            with m.If(self._issue(t_sram, t_clip, "T_DATA")):
+                m.d.sync += [t_done.eq(0), t_len.eq(t_clip)]
         with m.State("T_DATA"):
-            in_data = t_done < t_nb
-            with m.If(~in_data & (t_done[:al] == 0)):
+            in_data = t_done < t_len
+            with m.If(~in_data & ((t_done[:al] == 0) | (self.pay_rem == 0))):
                 m.d.sync += self.tensor.eq(self.tensor + 1)
-                _goto(m, self.tensor + 1 == self.n_tensors, "TRAILER", "T_JOBS")
+                _goto(m, self.tensor + 1 == self.n_tensors, "T_FILL", "T_JOBS")
             with m.Else():
                 taken = self._emit_blob(Mux(in_data, b.payload, 0), ~in_data | b.valid)
                 m.d.comb += b.ready.eq(in_data & taken)
                 with m.If(taken):
-                    m.d.sync += t_done.eq(t_done + 1)
+                    m.d.sync += [t_done.eq(t_done + 1), self.pay_rem.eq(self.pay_rem - 1)]
+        with m.State("T_FILL"):
+            # nothing left with a consistent table; zeros up to payload_bytes otherwise
+            with m.If(self.pay_rem == 0):
+                m.next = "TRAILER"
+            with m.Else():
+                with m.If(self._emit_blob(0, 1)):
+                    m.d.sync += self.pay_rem.eq(self.pay_rem - 1)
 
     def _blob_tail(self):
         """TRAILER (from TRAILER_FIELDS; cycles_tx sampled as its first byte is taken), CRC."""

@@ -4,13 +4,15 @@ tests/hw/test_metadata_tx.py), against the golden model models.metadata.
 The bench lays out every frame's TX table (models.metadata.tx_table), tensors (random dtypes,
 ranks 0..4, odd byte counts, unaligned addresses) and image rows in SRAM through the write port,
 then issues the frames' commands back to back (metadata only, image + metadata, invalid frames with
-``tensors`` 0) under random ``o`` back-pressure and random read contention on a second SRAM read
-master. Every output burst must equal models.metadata.frame_to_packets(pack(md), ...) byte for
-byte, where ``cycles_tx`` (the only field the TX measures) is taken from the RTL's own trailer and
-checked against the bench's cycle count only by bounds. The output stream's rules are checked every
-cycle (valid never dropped and payload stable while stalled, non-last beats full, unused bytes of a
-last beat zero). Ends by checking the TX is idle with nothing in flight and emits nothing more.
-Writes ``metrics.json`` (cycles, output bytes, cycles per byte) in the run directory.
+``tensors`` 0, and tables inconsistent with themselves, whose frames must stay well-formed and
+leave the next frame intact) under random ``o`` back-pressure and random read contention on a
+second SRAM read master. Every output burst must equal
+models.metadata.frame_to_packets(pack(md), ...) byte for byte, where ``cycles_tx`` (the only field
+the TX measures) is taken from the RTL's own trailer and checked against the bench's cycle count
+only by bounds. The output stream's rules are checked every cycle (valid never dropped and payload
+stable while stalled, non-last beats full, unused bytes of a last beat zero). Ends by checking the
+TX is idle with nothing in flight and emits nothing more. Writes ``metrics.json`` (cycles, output
+bytes, cycles per byte, per frame) in the run directory.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+import zlib
 
 import cocotb
 import numpy as np
@@ -26,15 +29,30 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.config import Config
 from hw.csi2 import DataType, beat_layout
-from hw.metadata import DTYPE_CODES, TABLE_ALIGN, TRAILER_BYTES
+from hw.metadata import (
+    CRC_BYTES,
+    DTYPE_CODES,
+    HEADER_BYTES,
+    TABLE_ALIGN,
+    TABLE_ENTRY_BYTES,
+    TABLE_ENTRY_FIELDS,
+    TABLE_HEADER_BYTES,
+    TABLE_HEADER_FIELDS,
+    TENSOR_BYTES,
+    TRAILER_BYTES,
+    field_offsets,
+)
 from hw.metadata_tx import TX_CMD_LAYOUT
 from hw.npu_if import line_addr_bits, line_bytes, sram_write_signature
+from models.csi2 import EccStatus, crc16, ecc_decode
 from models.metadata import Metadata, MetaTensor, frame_to_packets, pack, tx_table
 from sim.cocotb_run import tb_params
 from tests.hw.tb_common import TEST_TIMEOUT_MS, reset, start_clock, wait_until
 
 DTYPES = tuple(DTYPE_CODES)
-MODES = ("meta", "image", "invalid")
+TABLE_OFFS = field_offsets(TABLE_HEADER_FIELDS)
+ENTRY_OFFS = field_offsets(TABLE_ENTRY_FIELDS)
+MODES = ("meta", "image", "invalid", "corrupt")
 
 
 class Frame:
@@ -49,7 +67,8 @@ class Frame:
         self.tensors, self.writes = [], []
         entries = []
         if mode != "invalid":
-            for _ in range(1 if big else rng.choice([0, 1, 1, 2, 3, 4])):
+            nt = 1 if big else rng.choice([0, 1, 1, 2, 3, 4])
+            for _ in range(max(nt, mode == "corrupt")):
                 t = _random_tensor(rng, nrng, big)
                 b = np.asarray(t.data).astype(t.data.dtype.newbyteorder("<")).tobytes()
                 addr = alloc(len(b), rng.randint(0, 9))
@@ -57,9 +76,15 @@ class Frame:
                 entries.append((addr, t))
                 self.tensors.append(t)
             table = tx_table(entries)
+            if mode == "corrupt":
+                table = _corrupt(rng, table, len(entries))
+            pb = struct.unpack_from("<I", table, TABLE_OFFS["payload_bytes"][0])[0]
+            self.blob_len = (HEADER_BYTES + len(entries) * TENSOR_BYTES + pb + TRAILER_BYTES
+                             + CRC_BYTES)
             self.table_addr = alloc(len(table), rng.randint(0, 40), TABLE_ALIGN)
             self.writes.append((self.table_addr, table))
         else:  # never read: any address
+            self.blob_len = HEADER_BYTES + TRAILER_BYTES + CRC_BYTES
             self.table_addr = rng.randrange(0, 1 << 20) & ~(TABLE_ALIGN - 1)
         self.image = None
         self.image_addr, rows, rb = 0, 0, 0
@@ -79,6 +104,43 @@ class Frame:
     def expected(self, cycles_tx: int, line: int, vc: int) -> list[bytes]:
         md = Metadata(self.fc, self.flags, self.tensors, *self.kpi, self.clock_khz, cycles_tx)
         return frame_to_packets(pack(md), self.fc, image=self.image, line_bytes=line, vc=vc)
+
+
+def _corrupt(rng: random.Random, table: bytes, n: int) -> bytes:
+    """A table inconsistent with itself: payload_bytes too large or too small and/or an entry's
+    nbytes far beyond the payload."""
+    t = bytearray(table)
+    off = TABLE_OFFS["payload_bytes"][0]
+    pb = struct.unpack_from("<I", t, off)[0]
+    kind = rng.choice(["more", "less", "huge", "huge+less"])
+    if kind == "more":
+        pb += rng.randint(1, 40)
+    if "less" in kind:
+        pb = rng.randint(0, max(0, pb - 1))
+    struct.pack_into("<I", t, off, pb)
+    if "huge" in kind:
+        e = TABLE_HEADER_BYTES + rng.randrange(n) * TABLE_ENTRY_BYTES + ENTRY_OFFS["nbytes"][0]
+        struct.pack_into("<I", t, e, 0xFFFFFFF0)
+    return bytes(t)
+
+
+def _check_well_formed(i: int, f: Frame, got: list[bytes], line: int):
+    """A corrupt-table frame: every packet well-formed (ECC, CRC-16, word count), the blob as long
+    as its header says with a valid CRC-32, FS/FE with the frame number."""
+    fn = f.fc & 0xFFFF
+    for j, b in enumerate(got):
+        status, h = ecc_decode(b[:4])
+        assert status == EccStatus.OK, f"frame {i} burst {j}: header ECC {status}"
+        dt, wc = h & 0x3F, h >> 8
+        if j in (0, len(got) - 1):
+            want = DataType.FS if j == 0 else DataType.FE
+            assert (dt, wc, len(b)) == (want.value, fn, 4), f"frame {i} burst {j}: {b.hex()}"
+        else:
+            assert dt == DataType.EMBEDDED.value and len(b) == wc + 6 and 1 <= wc <= line
+            assert crc16(b[4:4 + wc]) == b[4 + wc] | b[5 + wc] << 8, f"frame {i} burst {j}: CRC"
+    blob, _ = _blob_of(got)
+    assert len(blob) == f.blob_len, f"frame {i}: blob {len(blob)} B, header says {f.blob_len}"
+    assert struct.unpack_from("<I", blob, len(blob) - 4)[0] == zlib.crc32(blob[:-4])
 
 
 def _random_tensor(rng: random.Random, nrng, big=False) -> MetaTensor:
@@ -224,6 +286,9 @@ async def metadata_tx_frames(dut):
 
     modes = list(MODES) + [rng.choice(MODES) for _ in range(p["frames"] - len(MODES))]
     rng.shuffle(modes)
+    if p.get("big"):  # the big tensor goes into frame 0: a metadata-only frame
+        k = modes.index("meta")
+        modes[0], modes[k] = modes[k], modes[0]
     frames = [Frame(cfg, rng, nrng, mode, alloc, big=p.get("big", False) and i == 0)
               for i, mode in enumerate(modes[:p["frames"]])]
     for f in frames:
@@ -232,11 +297,15 @@ async def metadata_tx_frames(dut):
     await bench.load(mem, top)
     assert int(dut.idle.value), "TX not idle after reset"
 
-    # golden burst counts do not depend on cycles_tx: expect them with cycles_tx 0
-    counts = [len(f.expected(0, line, vc)) for f in frames]
-    out_bytes = sum(len(b) for f in frames for b in f.expected(0, line, vc))
+    # golden burst counts do not depend on cycles_tx: expect them with cycles_tx 0 (corrupt
+    # tables: FS, the blob's packets, FE)
+    counts = [2 + -(-f.blob_len // line) if f.mode == "corrupt" else len(f.expected(0, line, vc))
+              for f in frames]
+    want_bytes = sum(f.blob_len + 6 * c - 4 if f.mode == "corrupt" else
+                     sum(len(b) for b in f.expected(0, line, vc))
+                     for f, c in zip(frames, counts, strict=True))
     bench.cmds = [f.cmd for f in frames]
-    bound = 500 * len(frames) + int(4 * out_bytes / max(bench.ready_p, 0.05) / (1 - bench.noise_p))
+    bound = 500 * len(frames) + int(4 * want_bytes / max(bench.ready_p, 0.05) / (1 - bench.noise_p))
     await wait_until(dut, lambda: len(bench.bursts) >= sum(counts), bound,
                      f"{sum(counts)} bursts of {len(frames)} frames", bench.state, bench.step)
     await wait_until(dut, lambda: int(dut.idle.value), 50, "idle after the last frame",
@@ -249,6 +318,10 @@ async def metadata_tx_frames(dut):
     k = 0
     for i, (f, c) in enumerate(zip(frames, counts, strict=True)):
         got = bench.bursts[k:k + c]
+        if f.mode == "corrupt":
+            _check_well_formed(i, f, got, line)
+            k += c
+            continue
         blob, where = _blob_of(got)
         # cycles_tx is the only field the TX measures: take it from its own trailer (every other
         # byte must equal the golden model's), and check it against the bench's cycles by bounds
@@ -280,6 +353,7 @@ async def metadata_tx_frames(dut):
                           bench.beats[k + c - 1][-1] - bench.accepts[i]))
         k += c
     total = bench.beats[-1][-1] - bench.accepts[0]
+    out_bytes = sum(len(b) for b in bench.bursts)
     metrics = {"frames": len(frames), "output_bytes": out_bytes, "cycles": total,
                "cycles_per_byte": round(total / out_bytes, 3), "ready": bench.ready_p,
                "noise": bench.noise_p, "modes": {m: modes.count(m) for m in MODES},
