@@ -22,6 +22,10 @@ Frames (the contract the golden pipeline of sw/soc.py reproduces byte for byte):
   frame (the outputs are rewritten). An NPU error: NPU_ERROR (the NPU is reset). FS to NPU done
   beyond FRAME_BUDGET cycles: TIMEOUT, VALID clear, no tensors. Else VALID with the table's
   tensors, and in output mode IMAGE the tensor as RAW8 lines (IMAGE flag).
+* Output mode RAW: every input burst is also forwarded to the output (cut-through, whole packets,
+  never interleaved with a metadata packet) with its virtual channel's bit 0 toggled and the ECC
+  byte adjusted (the sensor's VC 0 frame leaves on VC 1; a corrupt header stays exactly as corrupt);
+  the metadata frames stay on VC 0. The interleaving depends on timing, each VC's bytes do not.
 * KPI per frame: cycles_isp (FS to the tensor's last byte in SRAM), cycles_npu (start to done),
   cycles_total (FS to the TX command); the TX measures cycles_tx into the metadata trailer.
 * HOST instructions stop the NPU with STATUS.host_wait: the host serves them through the NPU CSRs
@@ -42,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw import regmap
 from hw.config import Config
-from hw.csi2 import COUNTER_NAMES
+from hw.csi2 import COUNTER_NAMES, ecc_parity
 from hw.csi2_rx import Csi2Rx
 from hw.isp import Isp
 from hw.metadata import MetaFlag
@@ -93,18 +97,58 @@ class Soc(wiring.Component):
         wiring.connect(m, isp.o, writer.i)
         wiring.connect(m, writer.wr, npu.ext_wr)
         wiring.connect(m, tx.rd, npu.ext_rd)
-        m.d.comb += [
-            rx.i.payload.data.as_value().eq(self.in_data), rx.i.payload.n.eq(self.in_n),
-            rx.i.payload.last.eq(self.in_last), rx.i.valid.eq(self.in_valid),
-            self.in_ready.eq(rx.i.ready),
-            self.out_data.eq(tx.o.payload.data.as_value()), self.out_n.eq(tx.o.payload.n),
-            self.out_last.eq(tx.o.payload.last), self.out_valid.eq(tx.o.valid),
-            tx.o.ready.eq(self.out_ready),
-        ]
         regs = self._csr_storage(m, isp, writer)
+        raw_mode = regs["SOC_CFG"][regmap.SOC_CFG_BITS["mode"][0]:][:2] == regmap.OutputMode.RAW
+        self._streams(m, rx, tx, raw_mode)
         seq = self._sequencer(m, rx, isp, writer, npu, npu_rst, tx, regs)
         self._host_port(m, npu, regs, seq)
         return m
+
+    # ------------------------------------------------------------------------------ streams
+    def _streams(self, m, rx, tx, raw_mode) -> None:
+        """Input beats -> RX (and, in RAW mode, a copy of every burst to the output with its VC
+        toggled: bit 6 of header byte 0, and the ECC byte adjusted by the parity of that bit, so
+        the sensor's VC 0 frame leaves on VC 1 beside the metadata on VC 0). The output takes
+        whole packets from the TX or the copy, never interleaving two packets."""
+        n = self.config.csi2_lanes_bytes
+        nw = n.bit_length()
+        m.submodules.tee = tee = fifo.SyncFIFOBuffered(width=8 * n + nw + 1, depth=16)
+        take_rx = self.in_valid & (~raw_mode | tee.w_rdy)
+        m.d.comb += [
+            rx.i.payload.data.as_value().eq(self.in_data), rx.i.payload.n.eq(self.in_n),
+            rx.i.payload.last.eq(self.in_last), rx.i.valid.eq(take_rx),
+            self.in_ready.eq(rx.i.ready & (~raw_mode | tee.w_rdy)),
+        ]
+        # the copy: bytes 0 and 3 of each burst rewritten
+        pos = Signal(16)                       # byte position of this beat in its burst
+        with m.If(self.in_valid & self.in_ready):
+            m.d.sync += pos.eq(Mux(self.in_last, 0, pos + n))
+        data = Signal(8 * n)
+        toggles = []
+        for k in range(n):
+            byte = self.in_data[8 * k:8 * k + 8]
+            at = pos + k
+            toggles.append(Mux(at == 0, byte ^ 0x40, Mux(at == 3, byte ^ ecc_parity(1 << 6),
+                                                           byte)))
+        m.d.comb += [data.eq(Cat(*toggles)),
+                     tee.w_data.eq(Cat(data, self.in_n, self.in_last)),
+                     tee.w_en.eq(raw_mode & self.in_valid & self.in_ready)]
+        # packet arbiter
+        owner = Signal(2)                      # 0 none, 1 TX, 2 copy
+        t_data, t_n, t_last = tee.r_data[:8 * n], tee.r_data[8 * n:8 * n + nw], tee.r_data[-1]
+        use_tee = (owner == 2) | ((owner == 0) & tee.r_rdy)
+        use_tx = (owner == 1) | ((owner == 0) & ~tee.r_rdy)
+        m.d.comb += [
+            self.out_valid.eq(Mux(use_tee, tee.r_rdy, use_tx & tx.o.valid)),
+            self.out_data.eq(Mux(use_tee, t_data, tx.o.payload.data.as_value())),
+            self.out_n.eq(Mux(use_tee, t_n, tx.o.payload.n)),
+            self.out_last.eq(Mux(use_tee, t_last, tx.o.payload.last)),
+            tee.r_en.eq(use_tee & self.out_ready),
+            tx.o.ready.eq(use_tx & self.out_ready),
+        ]
+        beat = self.out_valid & self.out_ready
+        with m.If(beat):
+            m.d.sync += owner.eq(Mux(self.out_last, 0, Mux(use_tee, 2, 1)))
 
     # ------------------------------------------------------------------------------ registers
     def _csr_storage(self, m, isp, writer) -> dict:

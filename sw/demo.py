@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
-    c = dev.compiled
     print(
         f"logicdie demo: person_detect on the '{dev.config.name}' logic die "
         f"({dev.config.array_rows}x{dev.config.array_cols} array, {dev.config.clock_mhz:g} MHz), "

@@ -424,8 +424,9 @@ class Device:
     (rtl only) also runs the golden die and checks every output byte (KPI taken from the RTL).
 
     ``model``: TFLite path/bytes, bundle path/bytes, Graph or Compiled. ``output_mode``:
-    'metadata' or 'image+metadata'. ``fps``: its period in die cycles is the frame budget (a frame
-    whose FS-to-metadata time exceeds it is sent invalid with TIMEOUT); 0 disables it.
+    'metadata', 'image+metadata' or 'raw+metadata' (the sensor's bursts forwarded on VC 1).
+    ``fps``: its period in die cycles is the frame budget (a frame whose FS-to-metadata time
+    exceeds it is sent invalid with TIMEOUT); 0 disables it.
     """
 
     def __init__(
@@ -450,9 +451,8 @@ class Device:
         from sw.postprocess import prepare_model  # known detector: its NCHW/BGR input -> NHWC RGB
 
         model = prepare_model(model)
-        if output_mode not in OUTPUT_MODES or output_mode == "raw+metadata":
-            raise UserError(f"bad output mode {output_mode!r}: metadata or image+metadata "
-                            "(raw+metadata is not built yet)")
+        if output_mode not in OUTPUT_MODES:
+            raise UserError(f"bad output mode {output_mode!r}: one of {', '.join(OUTPUT_MODES)}")
         if backend not in BACKENDS:
             raise UserError(f"backend {backend!r} is not available; choose one of "
                             f"{', '.join(BACKENDS)}")
@@ -488,6 +488,7 @@ class Device:
             self.roi = _centered_roi(self.mode, d.shape[2], d.shape[1])
         self.network_intrinsics = NetworkIntrinsics.of(self)
         self._in_frames = 0
+        self._raw_seen = 0
         self._golden = None
         self._rtl = None
         self._last: FrameResult | None = None
@@ -671,18 +672,32 @@ class Device:
                 while golden.pending:
                     fr = golden.pending.pop(0)
                     b = golden.emit(fr)
+                    self.output_bytes += sum(len(x) for x in golden.raw_out[self._raw_seen:])
+                    self._raw_seen = len(golden.raw_out)
                     yield self._result(OutFrame(b, _parse(b)), fr.tensor, None)
             return
         for of in SocInterface(rtl).frames(fed(inputs)):
             gin = golden.pending.pop(0) if golden.pending else None
             exact = None
+            self.output_bytes += sum(len(b) for b in rtl.raw_out[self._raw_seen:])
+            self._raw_seen = len(rtl.raw_out)
             if self.compare:
                 kpi = kpi_of(of.parsed)
                 exact = bool(gin is not None and kpi is not None
                              and golden.emit(gin, kpi) == list(of.bursts))
+                # RAW mode: the forwarded bursts so far are a prefix of the golden copy (all of
+                # it once the last metadata frame is out)
+                exact &= rtl.raw_out == golden.raw_out[:len(rtl.raw_out)]
             else:
                 golden.frame_counter += 1
             yield self._result(of, gin.tensor if gin is not None else None, exact)
+
+    def forwarded_exact(self) -> bool | None:
+        """RAW mode with compare: every forwarded burst so far equals the golden copy (call after
+        the stream ends: then all of them must have arrived)."""
+        if self._rtl is None or self._golden is None or not self.compare:
+            return None
+        return self._rtl.raw_out == self._golden.raw_out
 
     def _result(self, of, tensor, exact) -> FrameResult:
         p = of.parsed

@@ -42,6 +42,7 @@ from models.metadata import (
 )
 
 __all__ = ["SocLayout", "soc_layout", "soc_programs", "soc_image", "SocSetup", "OutFrame",
+           "forward", "is_forwarded", "split_output",
            "GoldenSocTransport", "RtlSocTransport", "SocInterface", "make_soc_transport",
            "compare_frames", "OUTPUT_MODES"]
 
@@ -150,8 +151,40 @@ class _InFrame:
     tensor: np.ndarray | None
 
 
+def is_forwarded(burst: bytes) -> bool:
+    """An output burst that is not the metadata's: its header's VC (after ECC correction) is not
+    0, or it has no usable header (RAW mode forwards the sensor's bursts on VC 1, corrupt ones
+    included)."""
+    if len(burst) < 4:
+        return True
+    status, h = csi2.ecc_decode(burst[:4])
+    return status == csi2.EccStatus.DETECTED or (h >> 6) & 3 != 0
+
+
+def forward(bursts) -> list[bytes]:
+    """The RAW-mode copy of input bursts (hw/soc.py): byte 0 bit 6 toggled (VC bit 0) and byte 3
+    (ECC) adjusted by that bit's parity."""
+    from hw.csi2 import ecc_parity
+
+    out = []
+    for b in bursts:
+        b = bytearray(b)
+        if len(b) > 0:
+            b[0] ^= 0x40
+        if len(b) > 3:
+            b[3] ^= ecc_parity(1 << 6)
+        out.append(bytes(b))
+    return out
+
+
+def split_output(bursts: list[bytes]) -> tuple[list[list[bytes]], list[bytes]]:
+    """Output bursts -> (metadata frames, one list per FS..FE on VC 0; forwarded bursts)."""
+    meta = [b for b in bursts if not is_forwarded(b)]
+    return _split_frames(meta), [b for b in bursts if is_forwarded(b)]
+
+
 def _split_frames(bursts: list[bytes]) -> list[list[bytes]]:
-    """Output bursts -> one list per FS..FE (the die never interleaves frames)."""
+    """Metadata bursts -> one list per FS..FE (the die never interleaves frames)."""
     out, cur = [], None
     for b in bursts:
         dt = b[0] & 0x3F if b else -1
@@ -176,9 +209,14 @@ class GoldenSocTransport:
         self._closed = 0
         self.frame_counter = 0
         self.pending: list[_InFrame] = []
+        #: RAW mode: the forwarded copy of every input burst so far
+        self.raw_out: list[bytes] = []
 
     def feed(self, bursts) -> None:
         """Parse more input; closed frames join :attr:`pending`."""
+        bursts = [bytes(b) for b in bursts]
+        if self.setup.mode == OutputMode.RAW:
+            self.raw_out += forward(bursts)
         res = self.parser.feed(bursts)
         p = self.setup.isp
         for k in range(self._closed, len(res.statuses)):
@@ -260,6 +298,8 @@ class RtlSocTransport:
         self.fe_done = 0
         #: seconds spent in the C++ loop / in this transport's calls
         self.loop_s = 0.0
+        #: RAW mode: the forwarded bursts received so far
+        self.raw_out: list[bytes] = []
 
     def _upload(self) -> None:
         for addr, blob in soc_image(self.setup.compiled, self.layout):
@@ -280,8 +320,7 @@ class RtlSocTransport:
         sim.csr_write("FRAME_BUDGET", setup.budget)
         mode_lo = regmap.SOC_CFG_BITS["mode"][0]
         en = regmap.SOC_CFG_BITS["enable"][0]
-        mode = OutputMode.METADATA if setup.mode == OutputMode.RAW else setup.mode
-        sim.csr_write("SOC_CFG", int(mode) << mode_lo | 1 << en)
+        sim.csr_write("SOC_CFG", int(setup.mode) << mode_lo | 1 << en)
         self.setup = setup
 
     def push(self, bursts) -> None:
@@ -312,7 +351,9 @@ class RtlSocTransport:
             break
         self.loop_s += time.perf_counter() - t0
         self.fe_done = sim.fe_count
-        return _split_frames(sim.pull_bursts())
+        frames, raw = split_output(sim.pull_bursts())
+        self.raw_out += raw
+        return frames
 
     def _host_call(self) -> None:
         """Serve the NPU's HOST instruction through the host port (as RtlBackend does)."""

@@ -12,7 +12,8 @@
 //   sc_run(h, max_cycles, fe_target, quiet, stall, seed)
 //                                   the per-cycle loop: drive queued input beats, take output
 //                                   beats (out_ready low with probability `stall`), until
-//                                   `fe_target` FE packets have left since create (0: no target),
+//                                   `fe_target` FE packets on VC 0 (the metadata frames') have left
+//                                   since create (0: no target),
 //                                   or irq (a HOST call or an NPU error), or the input queue is
 //                                   empty and the die (busy port and output) was quiet `quiet`
 //                                   cycles, or max_cycles. Returns 0 target, 1 irq, 2 quiet,
@@ -92,7 +93,7 @@ struct Harness {
         int n = top->out_last ? int(top->out_n) : SC_NBYTES;
         for (int k = 0; k < n; k++) cur.push_back(uint8_t(d >> (8 * k)));
         if (top->out_last) {
-            if (cur.size() == 4 && (cur[0] & 0x3F) == 0x01) fe_count++;
+            if (cur.size() == 4 && cur[0] == 0x01) fe_count++;  // FE on VC 0: the metadata's
             out_bytes.insert(out_bytes.end(), cur.begin(), cur.end());
             out_lens.push_back(int32_t(cur.size()));
             cur.clear();
