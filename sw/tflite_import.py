@@ -189,9 +189,8 @@ def _convert(model, data: bytes, label: str, fb) -> Graph:
         q = t.quantization
         if q is not None and q.scale is not None and len(q.scale) > 0:
             scale = np.asarray(q.scale, dtype=np.float32)
-            zp = (np.asarray(q.zeroPoint, dtype=np.int64) if q.zeroPoint is not None
-                  and len(q.zeroPoint) else np.zeros(len(scale), np.int64))
-            if zp.size != scale.size:
+            zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], dtype=np.int64)
+            if zp.size != scale.size:  # (TFLM reads a missing zero point out of bounds)
                 raise UserError(f"{what} has {scale.size} quantization scales but {zp.size} "
                                 "zero points (corrupt model)")
             quant = Quant(scale=scale, zero_point=zp, axis=int(q.quantizedDimension))
@@ -300,8 +299,10 @@ _OPTION_TYPES = {
     "LEAKY_RELU": "LeakyReluOptions", "HARD_SWISH": "HardSwishOptions",
     "QUANTIZE": "QuantizeOptions", "DEQUANTIZE": "DequantizeOptions",
 }
-#: Ops whose options carry geometry that has no default.
-_OPTIONS_REQUIRED = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D")
+#: Ops whose options have no default: geometry, or values TFLM reads as 0 when the table is
+#: absent (a SOFTMAX without options has beta 0 there and aborts the interpreter).
+_OPTIONS_REQUIRED = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+                     "FULLY_CONNECTED", "SOFTMAX", "CONCATENATION", "LEAKY_RELU")
 
 
 def _options(obj) -> dict:
@@ -360,13 +361,15 @@ def validate_graph(graph: Graph, label: str | None = None) -> None:
     """Check a graph against the meaning of the schema and what logicdie runs; UserError (one
     line naming the tensor or operator) for the first violation.
 
-    Checked: at least one op, input and output; tensor shapes (rank at most 5, as TFLM's kernels; no zero-size
-    dimension, at most :data:`MAX_ELEMENTS` elements); quantization (finite scales > 0, zero points
-    in the type's range, per-channel scale counts equal to the quantized dimension); execution
-    order (every op reads only graph inputs, constants and outputs of earlier ops: a cycle is
-    refused); one writer per tensor; per op the input count, dtypes (int8 activations, int8
+    Checked: at least one op, input and output; tensor shapes (rank at most 5, as TFLM's kernels; no
+    zero-size dimension, at most :data:`MAX_ELEMENTS` elements); quantization (finite scales > 0,
+    zero points in the type's range, per-channel scale counts equal to the quantized dimension);
+    execution order (every op reads only graph inputs, constants and outputs of earlier ops: a cycle
+    is refused); one writer per tensor; per op the input count, dtypes (int8 activations, int8
     constant symmetric weights, int32 bias), options (strides, filters, dilations >= 1) and the
-    output shape the op computes from its inputs."""
+    output shape the op computes from its inputs. Requantizing ops need effective multipliers within
+    [2^-32, 2^16] and int8 activations scales within [2^-26, 2^16] (outside, TFLM's fixed-point
+    arithmetic overflows)."""
     label = label or graph.name
     _check_quantized(graph, label)
     ts = graph.tensors
@@ -468,6 +471,14 @@ _SAME_SHAPE = ("SOFTMAX", "LOGISTIC", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH
 
 def _check_op(g: Graph, op: Op, where: str) -> None:
     ts = g.tensors
+    if op.kind not in SPEC_OPS:
+        raise UserError(f"{where}: unsupported op; logicdie supports {', '.join(SPEC_OPS)}")
+    act = op.options.get("activation", "NONE")
+    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        raise UserError(f"{where} has fused activation {act}; supported: NONE, RELU, RELU6")
+    if op.options.get("padding", "VALID") not in ("SAME", "VALID"):
+        raise UserError(f"{where} has padding {op.options.get('padding')}; expected SAME or "
+                        "VALID (corrupt model)")
     lo, hi = _ARITY[op.kind]
     if not lo <= len(op.inputs) <= hi:
         want = f"{lo}" if lo == hi else f"{lo} to {hi}"
@@ -495,6 +506,18 @@ def _check_op(g: Graph, op: Op, where: str) -> None:
         if t.data is not None and not const_ok:
             raise UserError(f"{where}: {role} tensor {_tn(t)} is a constant; logicdie expects "
                             "a computed tensor here")
+        sc = float(t.quant.scale[0])
+        if not 2.0**-26 <= sc <= 2.0**16:
+            raise UserError(f"{where}: {role} tensor {_tn(t)} has scale {sc:g}, outside the "
+                            "2^-26..2^16 TFLite's int8 arithmetic handles")
+
+    def multiplier(v: float, what: str) -> None:
+        if not 2.0**-32 <= abs(v) <= 2.0**16:
+            raise UserError(f"{where}: {what} {v:g} is outside 2^-32..2^16 (the scales of "
+                            "its tensors are inconsistent)")
+
+    def s_of(t: Tensor) -> float:
+        return float(t.quant.scale[0])
 
     def const(k: int, what: str, dtypes=("int32",)) -> np.ndarray:
         t = ts[op.inputs[k]]
@@ -574,9 +597,14 @@ def _check_op(g: Graph, op: Op, where: str) -> None:
                                 f"{x.shape[2]} input with VALID padding")
             want_shape((x.shape[0], oh, ow, cout))
         q = w.quant
+        for c, ws in enumerate(np.asarray(q.scale, np.float64)):
+            multiplier(s_of(x) * ws / s_of(y), f"requantization multiplier (channel {c})")
         if q.scale.size not in (1, cout) or (q.scale.size > 1 and q.axis != axis):
             raise UserError(f"{where}: weights tensor {_tn(w)} has {q.scale.size} scales along "
                             f"dimension {q.axis}; expected 1 or {cout} along dimension {axis}")
+        if k == "DEPTHWISE_CONV_2D" and (len(op.inputs) < 3 or op.inputs[2] < 0):
+            raise UserError(f"{where} has no bias (TFLM's reference kernel crashes without one); "
+                            "give it a zero bias")
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             b = ts[op.inputs[2]]
             if b.data is None or b.dtype != "int32" or b.shape != (cout,):
@@ -607,6 +635,10 @@ def _check_op(g: Graph, op: Op, where: str) -> None:
             raise UserError(f"{where}: input shapes {a.shape} and {b.shape} do not broadcast") \
                 from None
         want_shape(shape)
+        if k == "MUL":
+            multiplier(s_of(a) * s_of(b) / s_of(y), "output multiplier")
+        else:
+            multiplier(2 * max(s_of(a), s_of(b)) / (2**20 * s_of(y)), "output multiplier")
     elif k in _SAME_SHAPE:
         if k == "QUANTIZE":
             if x.dtype not in ("float32", "int8") or y.dtype != "int8":
@@ -627,10 +659,18 @@ def _check_op(g: Graph, op: Op, where: str) -> None:
             beta = opts.get("beta", 1.0)
             if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
                 raise UserError(f"{where}: softmax beta {beta} must be finite and above 0")
+        if k == "LOGISTIC" and x.quant.scale[0] >= 16:
+            raise UserError(f"{where}: input tensor {_tn(x)} has scale {x.quant.scale[0]:g}; "
+                            "TFLite's fixed-point logistic needs an input scale below 16")
         if k == "LEAKY_RELU":
             alpha = opts.get("alpha", 0.0)
             if not (isinstance(alpha, (int, float)) and math.isfinite(alpha)):
                 raise UserError(f"{where}: leaky ReLU alpha {alpha} must be finite")
+            if alpha:
+                multiplier(alpha * s_of(x) / s_of(y), "alpha multiplier")
+        if k in ("RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH") or (
+                k == "QUANTIZE" and x.dtype == "int8"):
+            multiplier(s_of(x) / s_of(y), "output multiplier")
         if len(x.shape) == 0:
             raise UserError(f"{where}: input tensor {_tn(x)} is 0-D")
         want_shape(x.shape)
@@ -655,6 +695,7 @@ def _check_op(g: Graph, op: Op, where: str) -> None:
             shape = tuple(1 if d in red else x.shape[d] for d in range(r))
         else:
             shape = tuple(x.shape[d] for d in range(r) if d not in red)
+        multiplier(s_of(x) / s_of(y), "output multiplier")
         if math.prod(shape) != math.prod(y.shape) or (opts.get("keep_dims") and
                                                       tuple(y.shape) != shape):
             want_shape(shape)
