@@ -99,13 +99,14 @@ class Soc(wiring.Component):
         wiring.connect(m, tx.rd, npu.ext_rd)
         regs = self._csr_storage(m, isp, writer)
         raw_mode = regs["SOC_CFG"][regmap.SOC_CFG_BITS["mode"][0]:][:2] == regmap.OutputMode.RAW
-        self._streams(m, rx, tx, raw_mode)
-        seq = self._sequencer(m, rx, isp, writer, npu, npu_rst, tx, regs)
+        rec_room = Signal()      # the frame-record FIFO can take two more records
+        self._streams(m, rx, tx, raw_mode, rec_room)
+        seq = self._sequencer(m, rx, isp, writer, npu, npu_rst, tx, regs, rec_room)
         self._host_port(m, npu, regs, seq)
         return m
 
     # ------------------------------------------------------------------------------ streams
-    def _streams(self, m, rx, tx, raw_mode) -> None:
+    def _streams(self, m, rx, tx, raw_mode, rec_room) -> None:
         """Input beats -> RX (and, in RAW mode, a copy of every burst to the output with its VC
         toggled: bit 6 of header byte 0, and the ECC byte adjusted by the parity of that bit, so
         the sensor's VC 0 frame leaves on VC 1 beside the metadata on VC 0). The output takes
@@ -113,11 +114,13 @@ class Soc(wiring.Component):
         n = self.config.csi2_lanes_bytes
         nw = n.bit_length()
         m.submodules.tee = tee = fifo.SyncFIFOBuffered(width=8 * n + nw + 1, depth=16)
-        take_rx = self.in_valid & (~raw_mode | tee.w_rdy)
+        # input held back while the copy is full, or while frame records could overflow (a
+        # flood of empty frames while the NPU is busy)
+        room = rec_room & (~raw_mode | tee.w_rdy)
         m.d.comb += [
             rx.i.payload.data.as_value().eq(self.in_data), rx.i.payload.n.eq(self.in_n),
-            rx.i.payload.last.eq(self.in_last), rx.i.valid.eq(take_rx),
-            self.in_ready.eq(rx.i.ready & (~raw_mode | tee.w_rdy)),
+            rx.i.payload.last.eq(self.in_last), rx.i.valid.eq(self.in_valid & room),
+            self.in_ready.eq(rx.i.ready & room),
         ]
         # the copy: bytes 0 and 3 of each burst rewritten
         pos = Signal(16)                       # byte position of this beat in its burst
@@ -168,7 +171,7 @@ class Soc(wiring.Component):
         return regs
 
     # ------------------------------------------------------------------------------ sequencer
-    def _sequencer(self, m, rx, isp, writer, npu, npu_rst, tx, regs) -> dict:
+    def _sequencer(self, m, rx, isp, writer, npu, npu_rst, tx, regs, rec_room) -> dict:
         cfg_mode = regs["SOC_CFG"][regmap.SOC_CFG_BITS["mode"][0]:][:2]
         enable = regs["SOC_CFG"][regmap.SOC_CFG_BITS["enable"][0]]
         now = Signal(32)
@@ -187,6 +190,7 @@ class Soc(wiring.Component):
         with m.If(rx.o.valid & rx.o.ready & rx.o.payload.sof):
             m.d.sync += sof_tag.eq(n_status)
         m.submodules.records = rec = fifo.SyncFIFOBuffered(width=8 + 32, depth=8)
+        m.d.comb += rec_room.eq(rec.level <= rec.depth - 3)
         m.d.comb += [rec.w_data.eq(Cat(rx.status.flags, open_stamp)),
                      rec.w_en.eq(rx.status_valid)]
         r_flags, r_stamp = rec.r_data[:8], rec.r_data[8:]
