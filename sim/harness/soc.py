@@ -66,21 +66,36 @@ def build(config: Config, waves: bool = False, units: str = "auto", progress: bo
 
 
 def _build(config: Config, waves: bool, units: str, progress: bool) -> Path:
+    import threading
+    import time
+
     from hw.soc import Soc
     from sim.cocotb_run import verilog_of
+
+    done = threading.Event()
+
+    def tick(t0: float) -> None:     # a line every 15 s while Verilator and g++ work
+        while not done.wait(15.0):
+            print(f"  ... still building the '{config.name}' die ({time.monotonic() - t0:.0f} s)",
+                  file=sys.stderr, flush=True)
 
     def verilog() -> str:
         if progress:
             print(f"building the '{config.name}' logic die in Verilator (first run of this "
                   "preset and hw/ revision: minutes; cached under build/harness/) ...",
                   file=sys.stderr, flush=True)
+            threading.Thread(target=tick, args=(time.monotonic(),), daemon=True).start()
         return verilog_of(Soc(config, units=units), "soc")
 
     defines = {"SC_NBYTES": config.csi2_lanes_bytes}
     if waves:
         defines["SC_WAVES"] = 1
-    return build_harness("soc", "soc", verilog, SOURCE,
-                         params=f"{config.digest()} units={units}", defines=defines, waves=waves)
+    try:
+        return build_harness("soc", "soc", verilog, SOURCE,
+                             params=f"{config.digest()} units={units}", defines=defines,
+                             waves=waves)
+    finally:
+        done.set()
 
 
 def _load(path: Path) -> ctypes.CDLL:
