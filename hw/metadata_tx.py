@@ -137,7 +137,7 @@ def linear_xor(ref, inputs: list, nout: int):
 
 
 def _crc_step(crc, byte, nbits: int, step):
-    """One byte of a reflected, unreflected-output CRC (``step(crc, byte)`` in Python)."""
+    """The CRC register after one more byte (``step(crc, byte)``: the same step in Python)."""
     return linear_xor(lambda v: step(v & ((1 << nbits) - 1), v >> nbits), [crc, byte], nbits)
 
 
