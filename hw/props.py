@@ -171,14 +171,16 @@ def find_fifos(fragment, path: str = ""):
     return found
 
 
-def fifo_bounds(ps: PropertySet, m: Module, f, name: str):
+def fifo_bounds(ps: PropertySet, m: Module, f, name: str, cover_full: bool = False):
     """FIFO bounds on ``f`` (``level``, ``w_en``/``w_rdy``, ``r_en``/``r_rdy``): properties
     ``<name>.no_overflow`` (no write while full: a beat lost) and ``<name>.no_underflow`` (no read
-    while empty: a beat invented); cover ``<name>.full``."""
+    while empty: a beat invented); covers ``<name>.used`` and, with ``cover_full``, ``.full``."""
     ps.check(f"{name}.no_overflow", ~(f.w_en & ~f.w_rdy), "no write while full (beat lost)")
     ps.check(f"{name}.no_underflow", ~(f.r_en & ~f.r_rdy),
              "no read while empty (beat invented)")
-    ps.cover(f"{name}.full", f.level == f.depth)
+    ps.cover(f"{name}.used", f.r_en & f.r_rdy)
+    if cover_full:
+        ps.cover(f"{name}.full", f.level == f.depth)
 
 
 def bounded_response(ps: PropertySet, m: Module, name: str, trigger, done, bound: int,

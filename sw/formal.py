@@ -59,6 +59,7 @@ class Block:
     ``depth``: default bound. ``mutations``: ``{mutation: [properties it must break]}``.
     ``depths``: per-property bound overrides. ``bmc_only``: properties checked by the bounded
     model check alone (deep ones whose induction cannot close: no second solver process).
+    ``yosys``: extra Yosys commands after ``prep`` (e.g. to give a memory a power-up value).
     """
 
     name: str
@@ -69,6 +70,7 @@ class Block:
     depths: dict = field(default_factory=dict)
     cover_depth: int | None = None
     bmc_only: tuple = ()
+    yosys: str = ""
 
 
 #: Registered blocks, in report order.
@@ -137,6 +139,7 @@ smtbmc yices
 [script]
 read_rtlil design.il
 prep -top top
+{yosys}
 
 [files]
 design.il
@@ -162,28 +165,53 @@ def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", s)
 
 
-def _run_sby(workdir: Path, il: str, mode: str, depth: int, timeout: int) -> tuple[str, str, float]:
+def _kill_tree(pid: int):
+    """SIGKILL ``pid`` and every descendant (sby starts smtbmc and yices in sessions of their
+    own, so a process-group kill would leave them running)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(d.name))
+    order, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        order.append(p)
+        todo.extend(children.get(p, []))
+    for p in reversed(order):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _run_sby(workdir: Path, il: str, mode: str, depth: int, timeout: int,
+             yosys: str = "") -> tuple[str, str, float]:
     """Write and run one sby job; returns (status word, log text, seconds)."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     (workdir / "design.il").write_text(_name_checks(il))
     extra = "append 1" if mode == "cover" else ""
-    (workdir / "check.sby").write_text(_SBY.format(mode=mode, depth=depth, extra=extra))
+    (workdir / "check.sby").write_text(_SBY.format(mode=mode, depth=depth, extra=extra,
+                                                   yosys=yosys))
     t0 = time.monotonic()
-    # own process group: a timeout ends sby together with its smtbmc and yices children
     proc = subprocess.Popen([str(Path(sys.executable).parent / "yowasp-sby"), "-f", "check.sby"],
                             cwd=workdir, env=_tool_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True)
     try:
         log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_tree(proc.pid)
         log, _ = proc.communicate()
         (workdir / "sby.log").write_text(log)
         return "TIMEOUT", log, time.monotonic() - t0
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_tree(proc.pid)
         raise
     dt = time.monotonic() - t0
     status_file = workdir / "check" / "status"
@@ -205,7 +233,7 @@ def run_property(block_name: str, prop: str, depth: int | None = None,
     sub = _safe(prop) + (f"@{_safe(mutation)}" if mutation else "")
     workdir = root / block_name / sub
     mode = "bmc" if prop in block.bmc_only else "prove"
-    word, log, dt = _run_sby(workdir, il, mode, depth, timeout)
+    word, log, dt = _run_sby(workdir, il, mode, depth, timeout, block.yosys)
     rec = {"block": block_name, "name": prop, "depth": depth, "time_s": round(dt, 2),
            "doc": ps.props[prop].doc}
     if mutation:
@@ -241,7 +269,7 @@ def run_covers(block_name: str, depth: int | None = None, timeout: int = TIMEOUT
     m, ports, ps = _wrapper(block, None, True, None)
     il = rtlil.convert(m, ports=ports)
     workdir = root / block_name / "_covers"
-    word, log, dt = _run_sby(workdir, il, "cover", depth, timeout)
+    word, log, dt = _run_sby(workdir, il, "cover", depth, timeout, block.yosys)
     reached = len(re.findall(r"Reached cover statement", log))
     rec = {"block": block_name, "covers": len(ps.covers), "reached": reached, "depth": depth,
            "time_s": round(dt, 2), "status": "passed" if word == "PASS" else "failed"}
@@ -258,7 +286,7 @@ def _load_blocks():
 
 
 def run_all(only: str | None = None, depth: int | None = None, props: list[str] | None = None,
-            progress=None, timeout: int = TIMEOUT_S) -> list[dict]:
+            progress=None, timeout: int = TIMEOUT_S, root: Path = FORMAL_DIR) -> list[dict]:
     """Every property of every block (or block ``only``); ``progress(rec)`` after each."""
     _check_tools()
     _load_blocks()
@@ -269,7 +297,7 @@ def run_all(only: str | None = None, depth: int | None = None, props: list[str] 
         for p in block_properties(b):
             if props and p not in props:
                 continue
-            rec = run_property(b, p, depth, timeout=timeout)
+            rec = run_property(b, p, depth, timeout=timeout, root=root)
             out.append(rec)
             if progress:
                 progress(rec)
