@@ -368,7 +368,7 @@ class _Framer(wiring.Component):
         self.payload_bytes = Signal(32)
         self.pay_rem = Signal(32)  # payload bytes not yet emitted (the table's payload_bytes)
         self.tensor = Signal(16)  # tensors done
-        self.blob_rem = Signal(32)  # blob bytes not yet emitted
+        self.blob_rem = Signal(34)  # blob bytes not yet emitted (never wraps: 32-bit sizes)
         self.pkt_rem = Signal(16)  # bytes left in the current EMBEDDED / RAW8 packet
         self.crc32 = Signal(32)
         m.d.sync += self.cyc.eq(self.cyc + 1)
