@@ -395,10 +395,15 @@ def validate_graph(graph: Graph, label: str | None = None) -> None:
             raise UserError(f"{label}: graph input {_tn(t)} is {t.dtype}; logicdie runs int8 "
                             "inputs (or float32 followed by QUANTIZE)")
     ready = set(graph.inputs) | {t.index for t in ts if t.data is not None}
+    produced = {o for op in graph.ops for o in op.outputs}
     written: dict[int, int] = {}
     for op in graph.ops:
         where = f"{label}: operator {op.index} ({op.kind})"
         for i in op.inputs:
+            if i >= 0 and i not in ready and i not in produced:
+                raise UserError(
+                    f"{where} reads tensor {_tn(ts[i])}, which is not a constant, a graph input "
+                    "or any operator's output (missing data; corrupt model)")
             if i >= 0 and i not in ready:
                 raise UserError(
                     f"{where} reads tensor {_tn(ts[i])} before any operator computes it (the "
@@ -571,7 +576,9 @@ def _check_op(g: Graph, op: Op, where: str) -> None:
             cout, axis = units, 0
         else:
             if len(x.shape) != 4 or len(w.shape) != 4:
-                raise UserError(f"{where}: input {x.shape} and weights {w.shape} must be 4-D")
+                bad = x if len(x.shape) != 4 else w
+                raise UserError(f"{where}: {'input' if bad is x else 'weights'} tensor "
+                                f"{_tn(bad)} has shape {bad.shape}; it must be 4-D")
             fh, fw = w.shape[1], w.shape[2]
             cin = x.shape[3]
             if k == "CONV_2D":
@@ -584,10 +591,10 @@ def _check_op(g: Graph, op: Op, where: str) -> None:
                 if w.shape[0] != 1:
                     raise UserError(f"{where}: depthwise weights {_tn(w)} must be [1, H, W, C], "
                                     f"got {w.shape}")
-                dm = int(opts.get("depth_multiplier", 0) or 0)
-                if cout % cin or (dm > 0 and cout != cin * dm):
+                dm = pos_opt("depth_multiplier")  # TFLM's kernel indexes with it
+                if cout != cin * dm:
                     raise UserError(f"{where}: weights tensor {_tn(w)} has {cout} channels, not "
-                                    f"the input's {cin} times the depth multiplier {dm or '?'}")
+                                    f"the input's {cin} times the depth multiplier {dm}")
             sh, sw = pos_opt("stride_h"), pos_opt("stride_w")
             dh, dw = pos_opt("dilation_h", 1), pos_opt("dilation_w", 1)
             oh = _out_size(opts.get("padding", "VALID"), x.shape[1], fh, sh, dh)
