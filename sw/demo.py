@@ -1,15 +1,16 @@
 """``make demo`` (``python -m sw.demo``): frame -> metadata on the RTL logic die.
 
-The scikit-image photos (astronaut, camera, coffee, chelsea) and the shipped person/no-person BMPs
-go the whole way through the die of hw/soc.py in Verilator: sensor model (RAW10 Bayer, CSI-2
-bursts) -> CSI-2 RX -> ISP (luma, centred ROI, box resize, v - 128) -> tensor writer -> NPU
-(person_detect) -> metadata TX -> CSI-2 packets, which the host parses and decodes (softmax tail).
-Per frame it prints the decoded class and score, the KPI the die measured (ISP, NPU, TX cycles) and
-whether the RTL's output bytes equal the golden die's (sw/soc.py, KPI fields taken from the RTL).
+The scikit-image photos (astronaut, camera, coffee, chelsea) go the whole way through the die of
+hw/soc.py in Verilator: sensor model (RAW10 Bayer, CSI-2 bursts) -> CSI-2 RX -> ISP (luma, centred
+ROI, box resize, v - 128) -> tensor writer -> NPU (person_detect) -> metadata TX -> CSI-2 packets,
+which the host parses and decodes (softmax tail). Per frame it prints the decoded class and score,
+the KPI the die measured (ISP, NPU, TX cycles) and whether the RTL's output bytes equal the golden
+die's (sw/soc.py, KPI fields taken from the RTL).
 
-Preset: ``tiny`` by default (4x4 array, 1 MiB SRAM): its Verilator build takes about 2-4 minutes on
-2 cores, so a cold ``make demo`` stays within 6 minutes; ``--config default`` runs the 16x16,
-8 MiB die (a longer build). ``--backend isa`` runs the golden die with the ISA simulator instead.
+Preset: ``tiny`` by default (4x4 array, 1 MiB SRAM): the smallest die builds fastest in Verilator
+(about 2-4 minutes on 2 cores), which keeps a cold ``make demo`` near the 6-minute goal;
+``--config default`` runs the 16x16, 8 MiB die (a longer build). ``--backend isa`` runs the golden
+die with the ISA simulator instead.
 """
 
 from __future__ import annotations
@@ -69,12 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         f"; sensor {args.sensor_mode} RAW10 over CSI-2, output {args.output_mode}",
         flush=True,
     )
-    frames = [(name, np.asarray(Image.open(zoo / name))) for name in ("person.bmp",
-                                                                      "no_person.bmp")]
     if skimage is not None:
-        frames += [(n, getattr(skimage.data, n)()) for n in EXPECTED]
-    else:
-        print("(scikit-image not installed: photos skipped)")
+        frames = [(n, getattr(skimage.data, n)()) for n in EXPECTED]
+    else:  # the shipped BMPs as scenes (their TFLM raw-bytes convention is not a camera's)
+        print("(scikit-image not installed: the shipped BMPs stand in for the photos)")
+        frames = [(n, np.asarray(Image.open(zoo / n))) for n in ("person.bmp", "no_person.bmp")]
     ok = True
     t_frames = time.perf_counter()
     try:
