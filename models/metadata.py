@@ -124,7 +124,9 @@ def _spec(t) -> tuple[np.dtype, tuple, float, int, bytes | None]:
             t = MetaTensor(np.asarray(t))
         a = np.array(t.data, copy=None, order="C")  # keeps rank 0 (ascontiguousarray would not)
         dt, shape, scale, zp = a.dtype, a.shape, t.scale, t.zero_point
-        b = None if str(dt) not in DTYPE_CODES else a.astype(dt.newbyteorder("<")).tobytes()
+        b = None
+        if str(dt) in DTYPE_CODES:
+            b = a.astype(dt.newbyteorder("<"), copy=False).tobytes()
     if str(dt) not in DTYPE_CODES or len(shape) > MAX_RANK:
         raise ValueError(f"metadata cannot carry a {dt} tensor of rank {len(shape)}")
     if any(d > 0xFFFF or d < 0 for d in shape):
@@ -132,26 +134,29 @@ def _spec(t) -> tuple[np.dtype, tuple, float, int, bytes | None]:
     return dt, shape, float(scale), int(zp), b
 
 
-def _descriptors(tensors) -> tuple[list[bytes], list[int], int]:
+def _descriptors(tensors) -> tuple[list[bytes], list[int], int, list[bytes | None]]:
     """The blob layout of ``tensors``: (descriptor bytes per tensor, payload offset per tensor,
-    payload_bytes). Each tensor's bytes sit at its offset, padded with zeros to PAYLOAD_ALIGN."""
-    descs, offsets, off = [], [], 0
+    payload_bytes, the tensors' bytes or None for shape-only specs). Each tensor's bytes sit at its
+    offset, padded with zeros to PAYLOAD_ALIGN."""
+    descs, offsets, off, datas = [], [], 0, []
     for t in tensors:
-        dt, shape, scale, zp, _ = _spec(t)
+        dt, shape, scale, zp, b = _spec(t)
+        datas.append(b)
         nb = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
         dims = list(shape) + [0] * (MAX_RANK - len(shape))
         descs.append(_DESC.pack(DTYPE_CODES[str(dt)], len(shape), 0, *dims, scale, zp, off, nb))
         offsets.append(off)
         off += nb + (-nb % PAYLOAD_ALIGN)
-    return descs, offsets, off
+    return descs, offsets, off, datas
 
 
 def pack(md: Metadata) -> bytes:
     """Metadata -> blob. Tensors: MetaTensor (or arrays) of the dtypes in DTYPE_CODES, rank <= 4."""
-    descs, offsets, pbytes = _descriptors(md.tensors)
+    descs, offsets, pbytes, datas = _descriptors(md.tensors)
     payload = bytearray(pbytes)
-    for t, off in zip(md.tensors, offsets, strict=True):
-        b = _spec(t)[4]
+    for b, off in zip(datas, offsets, strict=True):
+        if b is None:
+            raise ValueError("pack needs tensor data, not a (shape, dtype, scale, zp) spec")
         payload[off : off + len(b)] = b
     hdr = _HDR.pack(
         METADATA_MAGIC,
@@ -175,7 +180,7 @@ def tx_table(entries) -> bytes:
     tensor)`` with tensor a MetaTensor (or array) or ``(shape, dtype, scale, zero_point)``. The
     descriptors and payload_bytes are exactly those :func:`pack` emits for the same tensors."""
     entries = list(entries)
-    descs, _, pbytes = _descriptors([t for _, t in entries])
+    descs, _, pbytes, _ = _descriptors([t for _, t in entries])
     out = bytearray(_TAB_HDR.pack(len(descs), 0, pbytes, b""))
     for (addr, _), d in zip(entries, descs, strict=True):
         out += _TAB_ADDR.pack(int(addr)) + d
