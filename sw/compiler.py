@@ -1096,8 +1096,8 @@ class _Compiler:
         total = _align(self.mem["const_bytes"] + self.mem["activation_bytes"]) + prog_bytes
         if total > cfg.sram_bytes:
             raise UserError(
-                f"model '{g.name}' needs {'at least ' if not prog_bytes else ''}{total:,} bytes "
-                f"of SRAM (weights/tables {self.mem['const_bytes']:,}, activations "
+                f"model '{g.name}' needs {total:,} bytes of SRAM"
+                f"{' or more' if not prog_bytes else ''} (weights/tables {self.mem['const_bytes']:,}, activations "
                 f"{self.mem['activation_bytes']:,}, program {prog_bytes:,}) but preset "
                 f"'{cfg.name}' has {cfg.sram_bytes:,}; use a larger preset or a smaller model"
             )

@@ -361,7 +361,7 @@ def validate_graph(graph: Graph, label: str | None = None) -> None:
     """Check a graph against the meaning of the schema and what logicdie runs; UserError (one
     line naming the tensor or operator) for the first violation.
 
-    Checked: at least one op, input and output; tensor shapes (rank at most 5, as TFLM's kernels; no
+    Checked: at least one op, input and output; tensor shapes (rank at most 6, as TFLM's kernels; no
     zero-size dimension, at most :data:`MAX_ELEMENTS` elements); quantization (finite scales > 0,
     zero points in the type's range, per-channel scale counts equal to the quantized dimension);
     execution order (every op reads only graph inputs, constants and outputs of earlier ops: a cycle
@@ -431,9 +431,9 @@ def _tn(t: Tensor) -> str:
 
 def _check_tensor(t: Tensor, label: str) -> None:
     what = f"{label}: tensor {_tn(t)}"
-    if len(t.shape) > 5:
+    if len(t.shape) > 6:
         raise UserError(f"{what} has {len(t.shape)} dimensions {t.shape}; TFLite kernels take "
-                        "up to 5 (the NPU compiler up to 4)")
+                        "up to 6 (the NPU compiler up to 4)")
     if 0 in t.shape:
         raise UserError(f"{what} has a zero-size shape {t.shape}")
     if math.prod(t.shape) > MAX_ELEMENTS:
