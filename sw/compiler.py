@@ -1097,9 +1097,10 @@ class _Compiler:
         if total > cfg.sram_bytes:
             raise UserError(
                 f"model '{g.name}' needs {total:,} bytes of SRAM"
-                f"{' or more' if not prog_bytes else ''} (weights/tables {self.mem['const_bytes']:,}, activations "
-                f"{self.mem['activation_bytes']:,}, program {prog_bytes:,}) but preset "
-                f"'{cfg.name}' has {cfg.sram_bytes:,}; use a larger preset or a smaller model"
+                f"{' or more' if not prog_bytes else ''} (weights/tables "
+                f"{self.mem['const_bytes']:,}, activations {self.mem['activation_bytes']:,}, "
+                f"program {prog_bytes:,}) but preset '{cfg.name}' has {cfg.sram_bytes:,}; use a "
+                "larger preset or a smaller model"
             )
 
     def run(self) -> Compiled:
