@@ -60,6 +60,8 @@ class Block:
     ``depths``: per-property bound overrides. ``bmc_only``: properties checked by the bounded
     model check alone (deep ones whose induction cannot close: no second solver process).
     ``yosys``: extra Yosys commands after ``prep`` (e.g. to give a memory a power-up value).
+    ``mutation_depth``: bound of the runs that look for a seeded bug's counterexample (bounded
+    check only), when the property's own bound is too short to reach the block's first output.
     """
 
     name: str
@@ -71,6 +73,7 @@ class Block:
     cover_depth: int | None = None
     bmc_only: tuple = ()
     yosys: str = ""
+    mutation_depth: int | None = None
 
 
 #: Registered blocks, in report order.
@@ -225,6 +228,8 @@ def run_property(block_name: str, prop: str, depth: int | None = None,
                  root: Path = FORMAL_DIR) -> dict:
     """Check one property; returns its result record (module docstring)."""
     block = _block(block_name)
+    if mutation and block.mutation_depth:
+        depth = depth or max(block.mutation_depth, block.depths.get(prop, block.depth))
     depth = depth or block.depths.get(prop, block.depth)
     m, ports, ps = _wrapper(block, prop, False, mutation)
     if prop not in ps.props:
@@ -232,7 +237,8 @@ def run_property(block_name: str, prop: str, depth: int | None = None,
     il = rtlil.convert(m, ports=ports)
     sub = _safe(prop) + (f"@{_safe(mutation)}" if mutation else "")
     workdir = root / block_name / sub
-    mode = "bmc" if prop in block.bmc_only else "prove"
+    # a seeded bug needs only its counterexample: the bounded check alone
+    mode = "bmc" if prop in block.bmc_only or mutation else "prove"
     word, log, dt = _run_sby(workdir, il, mode, depth, timeout, block.yosys)
     rec = {"block": block_name, "name": prop, "depth": depth, "time_s": round(dt, 2),
            "doc": ps.props[prop].doc}
