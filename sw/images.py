@@ -39,11 +39,12 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 _16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
-def load_image_file(path: str | os.PathLike) -> np.ndarray:
-    """Decode one image file (module docstring); UserError with one line for anything refused."""
+def load_image_file(path: str | os.PathLike, hint: str = "") -> np.ndarray:
+    """Decode one image file (module docstring); UserError with one line for anything refused
+    (``hint``: what to do, added to the not-found message)."""
     from PIL import Image, UnidentifiedImageError
 
-    data = read_input(path, "image", limit=MAX_FILE_BYTES)
+    data = read_input(path, "image", limit=MAX_FILE_BYTES, hint=hint)
     label = str(path)
     try:
         with warnings.catch_warnings():

@@ -350,8 +350,9 @@ def _check_quantized(graph: Graph, label: str) -> None:
 
 
 # ------------------------------------------------------------------------------ graph validation
-#: Largest tensor accepted (elements); far beyond any preset's SRAM, small enough for NumPy.
-MAX_ELEMENTS = 1 << 28
+#: Largest tensor accepted (elements): twice the largest preset's SRAM, small enough for the
+#: golden model's NumPy temporaries.
+MAX_ELEMENTS = 1 << 24
 #: Largest kernel, stride or dilation accepted in an option.
 MAX_WINDOW = 1 << 12
 _INT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}

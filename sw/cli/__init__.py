@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("logicdie: interrupted", file=sys.stderr)
             return 130
+        except MemoryError:
+            print("logicdie: error: out of memory (the input is too large for this machine)",
+                  file=sys.stderr)
+            return 2
     except OSError as e:
         # every file logicdie opens reports its own errors as UserError (sw.fileio): an OSError
         # without a file name reaching here is standard output failing (closed, full, pipe)

@@ -79,7 +79,7 @@ def run(args):
     if not (image in PHOTOS and not os.path.exists(image)):
         from sw.images import load_image_file
 
-        image = load_image_file(image)
+        image = load_image_file(image, hint=f"give an image file or one of {', '.join(PHOTOS)}")
     raw, bursts = sensor.stream(image, frame_number=1)
     backends = ("golden", "rtl") if args.compare else (args.backend,)
     tensors, results, times = {}, {}, {}

@@ -128,7 +128,7 @@ def load_image(path: str) -> np.ndarray:
 
     if not Path(path).exists() and path in _photos():
         return scene_image(path)
-    return load_image_file(path)
+    return load_image_file(path, hint=f"give an image file or one of {', '.join(_photos())}")
 
 
 def plot_layers(stats: dict, path: str, title: str) -> None:
