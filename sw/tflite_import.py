@@ -76,7 +76,7 @@ def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
         Path(source).name if not isinstance(source, (bytes, bytearray, memoryview)) else "model"
     )
     if not data:
-        raise UserError(f"{label} is empty (0 bytes); give a .tflite model file")
+        raise UserError(f"{label} is empty (0 bytes); give a .tflite model file or a bundle")
     if data[:8] == b"LDBUNDLE":
         raise UserError(f"{label} is a logicdie bundle, not a TFLite model; give the .tflite "
                         "file (bundles are run with `logicdie run --model BUNDLE`)")

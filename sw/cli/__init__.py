@@ -116,6 +116,25 @@ def real_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def input_file(text: str) -> str:
+    """An existing regular file (checked with ``stat``, never opened: a FIFO or device given as
+    input is refused here instead of blocking whoever reads it first)."""
+    import os
+    import stat as st
+
+    from sw.fileio import file_kind
+
+    try:
+        mode = os.stat(text).st_mode
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"{text} not found") from None
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {e.strerror}") from None
+    if not st.S_ISREG(mode):
+        raise argparse.ArgumentTypeError(f"{text} is {file_kind(mode)}, not a regular file")
+    return text
+
+
 #: File types matplotlib's Agg backend writes, by extension.
 PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
 

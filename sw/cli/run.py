@@ -17,7 +17,7 @@ import numpy as np
 
 from hw.config import preset
 from hw.errors import UserError
-from sw.cli import add_common, plot_file, positive_float, positive_int
+from sw.cli import add_common, input_file, plot_file, positive_float, positive_int
 
 SYNTHETIC = ("gradient", "checker", "black")
 
@@ -39,6 +39,7 @@ def register(sub):
     )
     p.add_argument(
         "--model",
+        type=input_file,
         default=None,
         metavar="M",
         help="TFLite model or bundle (default: the shipped person_detect.tflite)",
