@@ -344,6 +344,91 @@ def test_tampered_bundles_keep_the_contract(tmp_path, seed):
     _property("bundle", seed, tmp_path)
 
 
+_MODES = ("L", "RGB", "I;16", "F", "RGBA", "P", "1", "LA", "CMYK", "I")
+_FORMATS = {"png": "PNG", "tiff": "TIFF", "bmp": "BMP", "jpg": "JPEG", "gif": "GIF"}
+
+
+@settings(max_examples=40, **_SETTINGS)
+@given(mode=st.sampled_from(_MODES), ext=st.sampled_from(sorted(_FORMATS)),
+       w=st.integers(1, 40), h=st.integers(1, 40), seed=st.integers(0, 2**16),
+       corrupt=st.sampled_from([None, "flip", "truncate"]))
+def test_odd_images(tmp_path, mode, ext, w, h, seed, corrupt):
+    """Any image file: a uint8 gray/RGB array of its size (exactly Pillow's 8-bit data for L/RGB
+    PNGs), or one clean UserError line; never another exception."""
+    from sw.images import load_image_file
+
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).convert(mode) \
+        if mode not in ("I;16", "F", "I") else Image.fromarray(
+            {"I;16": rng.integers(0, 65536, (h, w), dtype=np.uint16),
+             "F": rng.random((h, w), dtype=np.float32),
+             "I": rng.integers(0, 1 << 20, (h, w), dtype=np.int32)}[mode])
+    path = tmp_path / f"x.{ext}"
+    try:
+        im.save(path, _FORMATS[ext])
+    except (OSError, ValueError, KeyError):
+        return  # Pillow cannot write this mode in this format
+    if corrupt:
+        data = bytearray(path.read_bytes())
+        if corrupt == "flip":
+            data[len(data) // 2] ^= 0x5A
+        else:
+            data = data[: max(1, len(data) * 2 // 3)]
+        path.write_bytes(bytes(data))
+    try:
+        got = load_image_file(path)
+    except UserError as e:
+        assert "\n" not in str(e) and str(path) in str(e)
+        return
+    assert got.dtype == np.uint8 and got.shape[:2] == (h, w) and got.ndim in (2, 3)
+    if ext == "png" and mode in ("L", "RGB") and not corrupt:
+        assert np.array_equal(got, np.asarray(im))
+
+
+_PATH_KINDS = ("fifo", "dir", "missing", "devzero", "empty", "garbage", "link_to_dir",
+               "missing_dir")
+
+
+def _make_path(tmp_path, kind):
+    p = tmp_path / f"p_{kind}"
+    if kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "dir":
+        p.mkdir()
+    elif kind == "devzero":
+        return "/dev/zero"
+    elif kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "garbage":
+        p.write_bytes(os.urandom(64))
+    elif kind == "link_to_dir":
+        (tmp_path / "target").mkdir(exist_ok=True)
+        p.symlink_to(tmp_path / "target")
+    elif kind == "missing_dir":
+        return str(tmp_path / "nodir" / "x")
+    return str(p)
+
+
+@settings(max_examples=30, **_SETTINGS)
+@given(kind=st.sampled_from(_PATH_KINDS), role=st.sampled_from(["check", "compile_in",
+                                                                  "compile_out", "bundle"]))
+def test_bad_paths(capsys, tmp_path_factory, kind, role):
+    """Any non-file as an input or output path: exit 2 with one line, nothing created."""
+    tmp = tmp_path_factory.mktemp("paths")
+    p = _make_path(tmp, kind)
+    model = tmp / "m.tflite"
+    model.write_bytes(base_model())
+    argv = {"check": ["check", p], "compile_in": ["compile", p, "-o", tmp / "o.bundle"],
+            "compile_out": ["compile", model, "-o", p],
+            "bundle": ["check", p, "--backend", "isa"]}[role]
+    before = sorted(os.listdir(tmp))
+    if role == "compile_out" and kind in ("missing", "empty", "garbage"):
+        assert cli(capsys, *argv)[0] == 0  # a new or regular file is a valid target
+        return
+    assert_clean(*cli(capsys, *argv))
+    assert sorted(os.listdir(tmp)) == before
+
+
 @pytest.mark.full
 @pytest.mark.parametrize("target", ["model", "bundle"])
 def test_fuzz_cli_2000(target):
