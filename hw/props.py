@@ -171,13 +171,20 @@ def find_fifos(fragment, path: str = ""):
     return found
 
 
-def fifo_bounds(ps: PropertySet, m: Module, f, name: str, cover_full: bool = False):
-    """FIFO bounds on ``f`` (``level``, ``w_en``/``w_rdy``, ``r_en``/``r_rdy``): properties
-    ``<name>.no_overflow`` (no write while full: a beat lost) and ``<name>.no_underflow`` (no read
-    while empty: a beat invented); covers ``<name>.used`` and, with ``cover_full``, ``.full``."""
+def fifo_bounds(ps: PropertySet, m: Module, f, name: str, strict_read: bool = True,
+                cover_full: bool = False):
+    """FIFO bounds on ``f`` (``level``, ``w_en``/``w_rdy``, ``r_en``/``r_rdy``).
+
+    ``<name>.no_overflow``: no write strobe while full (amaranth.lib.fifo ignores it: the beat is
+    lost). ``<name>.no_underflow`` (only with ``strict_read``, for consumers that take ``r_en``
+    as having taken a beat): no read strobe while empty (the consumer would invent a beat). A
+    consumer that strobes ``r_en`` freely and qualifies the data with ``r_rdy`` itself (legal:
+    the FIFO ignores the strobe) is checked by the stream rules and beat counts downstream
+    instead. Covers ``<name>.used`` and, with ``cover_full``, ``<name>.full``."""
     ps.check(f"{name}.no_overflow", ~(f.w_en & ~f.w_rdy), "no write while full (beat lost)")
-    ps.check(f"{name}.no_underflow", ~(f.r_en & ~f.r_rdy),
-             "no read while empty (beat invented)")
+    if strict_read:
+        ps.check(f"{name}.no_underflow", ~(f.r_en & ~f.r_rdy),
+                 "no read while empty (beat invented)")
     ps.cover(f"{name}.used", f.r_en & f.r_rdy)
     if cover_full:
         ps.cover(f"{name}.full", f.level == f.depth)

@@ -281,14 +281,16 @@ def build_isp(m, ps, mutation):
     props.never_waits(ps, m, "i.consumed", i.valid & ~i.ready, 8,
                       "a waiting pixel is taken within 8 cycles", assumes=[fair])
 
+    # the upscaler pops mfifo only under r_rdy; the output stage strobes fifo.r_en freely and
+    # qualifies the data with r_rdy (legal for amaranth.lib.fifo): no read-side rule there
     for path, f in props.find_fifos(frag):
-        props.fifo_bounds(ps, m, f, f"isp.{path}")
+        props.fifo_bounds(ps, m, f, f"isp.{path}", strict_read=(path != "fifo"))
     return free
 
 
 register(Block(
     name="isp", build=build_isp, depth=24,
-    depths={"isp.frame_out": 60, "o.frame_beats": 60},
+    depths={"isp.frame_out": 60, "o.frame_beats": 56},
     bmc_only=("isp.frame_out", "o.frame_beats"),
     cover_depth=56,
     mutation_depth=52,
