@@ -216,7 +216,7 @@ def _graph(gm, part) -> Graph:
             if not scale or len(scale) != len(zp):
                 raise _Bad(f"tensor {i} has {len(scale)} scales and {len(zp)} zero points")
             q = Quant(np.asarray(scale, np.float32), np.asarray(zp, np.int64),
-                      _int(qd["axis"], f"tensor {i} axis", -8, 8))
+                      _int(qd["axis"], f"tensor {i} axis", -(1 << 31), 1 << 31))
         arr = None
         if "data" in d:
             if _str(d.get("data_dtype"), f"tensor {i} data_dtype") != dtype:
@@ -400,8 +400,9 @@ def _recompiled(label, graph, cfg, rng, stored, meta, with_graph):
                 meta.get("warnings"), list) else c.warnings
             return (c, graph) if with_graph else c
         first = first or diff
-    raise UserError(f"{label}: the bundle's {', '.join(first[:3])} "
-                    f"do{'es' if len(first) == 1 else ''} not match the model it carries "
+    raise UserError(f"{label}: the bundle's {'/'.join(first[:3])} "
+                    f"field{'s' if len(first) > 1 else ''} do{'' if len(first) > 1 else 'es'} "
+                    "not match the model it carries "
                     f"(tampered, or written by another logicdie version); {_HINT}")
 
 

@@ -568,9 +568,10 @@ def _seed_bundles() -> list[tuple[str, bytes]]:
 
 
 def run_cases(target: str, cases: int, seed: int = 0, timeout: float = 60.0,
-              progress: Callable[[int], None] | None = None) -> dict:
+              progress: Callable[[int], None] | None = None, keep: str | None = None) -> dict:
     """Run ``cases`` mutated models or bundles (``target``: "model" / "bundle") through the
-    contract checker; returns the JSON summary (module docstring)."""
+    contract checker; returns the JSON summary (module docstring). ``keep``: a directory that
+    receives every failing case as a file."""
     import sw.cli  # noqa: F401  (imported before forking: workers start warm)
     from sw.cli import limit_blas_threads
 
@@ -584,6 +585,8 @@ def run_cases(target: str, cases: int, seed: int = 0, timeout: float = 60.0,
            "hang": "hangs", "partial_file": "partial_files", "wrong_result": "wrong_results",
            "bad_message": "bad_messages"}
     failures, messages = [], {}
+    if keep:
+        os.makedirs(keep, exist_ok=True)
     t0 = time.perf_counter()
     workdir = tempfile.mkdtemp(prefix="logicdie-fuzz-")
     pool = _Pool(workdir)
@@ -601,6 +604,11 @@ def run_cases(target: str, cases: int, seed: int = 0, timeout: float = 60.0,
                 msg = res["detail"].split(": ", 2)[-1][:60]
                 messages[msg] = messages.get(msg, 0) + 1
             elif res["outcome"] != "accepted":
+                if keep:
+                    from sw.fileio import atomic_write
+
+                    ext = "tflite" if target == "model" else "bundle"
+                    atomic_write(os.path.join(keep, f"case{k:05d}.{ext}"), case, "case")
                 if len(failures) < 20:
                     failures.append({"case": k, "seed_model": name, "mutation": desc,
                                      "outcome": res["outcome"], "detail": res["detail"]})

@@ -6,9 +6,9 @@ contract (:mod:`sw.frontdoor`); JSON keys ``cases``, ``clean_errors``, ``accepte
 ``wall_s``, ``failures``). Exit 0 iff every case is a clean error or an accepted, correct result.
 
 ``csi2``: each case is a frame with 1-3 random corruptions (header bit flips, payload/CRC flips,
-truncated and overlong lines, missing FE/FS, garbage bursts, wrong WC, dropped packets) followed by a clean frame.
-The RTL's counters and per-frame statuses must equal the golden parser's, every clean frame's tensor
-must equal the golden ISP's, and nothing may hang. Exit 0 iff all hold.
+truncated and overlong lines, missing FE/FS, garbage bursts, wrong WC, dropped packets) followed by
+a clean frame. The RTL's counters and per-frame statuses must equal the golden parser's, every
+clean frame's tensor must equal the golden ISP's, and nothing may hang. Exit 0 iff all hold.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def register(sub):
                    help="RTL simulation driver: C++ Verilator harness (fast) or cocotb")
     p.add_argument("--timeout", type=positive_float, default=60.0, metavar="S",
                    help="model/bundle: seconds one case may take before it counts as a hang")
+    p.add_argument("--keep", metavar="DIR", default=None,
+                   help="model/bundle: write every failing case into DIR (to reproduce it)")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -48,7 +50,7 @@ def run(args):
         with tqdm(total=args.cases, desc=f"fuzz {args.target}", unit="case", file=sys.stderr,
                   disable=None) as bar:
             out = run_cases(args.target, args.cases, seed=args.seed, timeout=args.timeout,
-                            progress=bar.update)
+                            progress=bar.update, keep=args.keep)
         ok = all(out[k] == 0 for k in ("tracebacks", "hangs", "partial_files", "wrong_results",
                                        "bad_messages"))
         if not args.json:
