@@ -438,8 +438,8 @@ def _check_tensor(t: Tensor, label: str) -> None:
     if 0 in t.shape:
         raise UserError(f"{what} has a zero-size shape {t.shape}")
     if math.prod(t.shape) > MAX_ELEMENTS:
-        raise UserError(f"{what} has {math.prod(t.shape):,} elements, more than any preset "
-                        "holds")
+        raise UserError(f"{what} has {math.prod(t.shape):,} elements, more than the SRAM of any "
+                        "preset holds; use a smaller model")
     q = t.quant
     if q is None:
         return
