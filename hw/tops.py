@@ -19,6 +19,7 @@ TOPS: dict[str, str] = {
     "gemm": "hw.gemm:top",
     "pixel": "hw.pixel_top:top",      # CSI-2 RX + ISP
     "npu": "hw.npu:top",              # NPU: SRAM, fetch/queues, LOAD/STORE, conv + vector units
+    "soc": "hw.soc:top",              # the logic die: RX, ISP, tensor writer, NPU, metadata TX
 }
 
 

@@ -488,6 +488,7 @@ class Device:
             self.roi = _centered_roi(self.mode, d.shape[2], d.shape[1])
         self.network_intrinsics = NetworkIntrinsics.of(self)
         self._in_frames = 0
+        self._tensor_frames = 0       # infer_tensor frames before the die's first frame
         self._raw_seen = 0
         self._golden = None
         self._rtl = None
@@ -500,7 +501,7 @@ class Device:
     @property
     def frame_counter(self) -> int:
         """The frame counter the next metadata frame carries."""
-        return self._golden.frame_counter if self._golden is not None else 0
+        return self._golden.frame_counter if self._golden is not None else self._tensor_frames
 
     @property
     def budget_cycles(self) -> int:
@@ -633,6 +634,7 @@ class Device:
                 self._rtl = RtlSocTransport(setup, host_ops=self.backend.host,
                                             progress=self._progress, waves=self._waves)
             self._golden = GoldenSocTransport(setup, self.backend)
+            self._golden.frame_counter = self._tensor_frames
         return self._golden, self._rtl
 
     def sensor_frame(self, image: np.ndarray) -> list[bytes]:
@@ -714,8 +716,8 @@ class Device:
         if md.valid:
             outputs = self.backend.finish([t.data for t in md.tensors])
             result = decode_result(outputs, self.compiled, self.labels)
-        if tensor is not None:
-            self._last_tensor = tensor
+        if tensor is not None:   # the NPU's input tensor (batch dimension included)
+            self._last_tensor = np.asarray(tensor).reshape(self.compiled.inputs[0].shape)
         kpi = md.kpi()
         r = FrameResult(
             frame_counter=md.frame_counter,
@@ -758,6 +760,8 @@ class Device:
         fc = self.frame_counter
         if self._golden is not None:
             self._golden.frame_counter += 1
+        else:
+            self._tensor_frames += 1
         md = Metadata(fc, int(MetaFlag.VALID), tensors, 0, int(self.backend.last_cycles or 0),
                       int(self.backend.last_cycles or 0), int(round(self.config.clock_mhz * 1e3)))
         b = frame_to_packets(pack(md), fc)
