@@ -317,7 +317,8 @@ _SEEDS = {}
 
 def _seeds(kind):
     if kind not in _SEEDS:
-        _SEEDS[kind] = frontdoor.seed_models() if kind == "model" else frontdoor._seed_bundles()
+        _SEEDS[kind] = (frontdoor.seed_models(real=False) if kind == "model"
+                        else frontdoor._seed_bundles(real=False))
     return _SEEDS[kind]
 
 
