@@ -1,11 +1,17 @@
-"""TFLite flatbuffer → :class:`models.graph.Graph`, validating as it reads.
+"""TFLite flatbuffer → :class:`models.graph.Graph`: the one validation layer for models.
 
-Contract: :func:`load_tflite` accepts a path or the model bytes and either returns a graph whose
-every op is in
-:data:`models.graph.SPEC_OPS`, whose tensors have static shapes and whose constant buffers have
-exactly the size their shape and dtype require, or raises :class:`hw.errors.UserError` with one line
-naming the cause (missing or truncated file, not a TFLite flatbuffer, float-only model, unsupported
-op or activation, corrupt buffer).
+Contract: :func:`load_tflite` accepts a path (a regular file: a FIFO or device is refused before it
+is opened) or the model bytes and either returns a graph that passes :func:`validate_graph`, or
+raises :class:`hw.errors.UserError` with one line naming the cause and the tensor or operator
+(missing, empty or truncated file, not a TFLite flatbuffer, a bundle given as a model, float-only
+or uint8 model, unsupported op or activation, corrupt buffer, index out of range, bad quantization,
+shapes that do not match what an op computes, a cycle, no ops, ...).
+
+Every field the importer reads is checked against the schema's meaning as it is read (indices in
+range, enum values known, buffers of exactly the size their shape and dtype need, vectors inside
+the file: a corrupt vector length fails at once instead of looping), and :func:`validate_graph`
+checks what needs the whole graph. The bundle loader (:mod:`sw.bundle`) runs the same
+:func:`validate_graph` on the graph a bundle carries.
 """
 
 from __future__ import annotations
