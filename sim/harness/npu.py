@@ -22,6 +22,7 @@ from hw.config import Config, preset
 from hw.errors import UserError
 from hw.npu_if import line_bytes
 from sim.harness.build import build_harness
+from sim.harness.ffi import Handle, load, read_words_span, write_words_rmw
 
 __all__ = ["build", "NpuSim", "ARGTYPES", "RUN_RESULTS"]
 
@@ -52,7 +53,6 @@ ARGTYPES = {
     "np_cycle": (_I64, [_P]),
 }
 
-_LIBS: dict[str, ctypes.CDLL] = {}
 #: In-process memo of :func:`build` (generating the Verilog to hash it takes seconds).
 _BUILT: dict[tuple, Path] = {}
 
@@ -77,50 +77,21 @@ def _build(config: Config, waves: bool, units: str) -> Path:
         SOURCE, params=f"{config.digest()} units={units}", defines=defines, waves=waves)
 
 
-def _load(path: Path) -> ctypes.CDLL:
-    key = str(path)
-    if key not in _LIBS:
-        lib = ctypes.CDLL(key)
-        for name, (res, args) in ARGTYPES.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = res, args
-        _LIBS[key] = lib
-    return _LIBS[key]
-
-
 def _u8p(a: np.ndarray):
     return a.ctypes.data_as(_U8P)
 
 
-class NpuSim:
+class NpuSim(Handle):
     """One NPU model instance in the C++ harness (the API of docs/npu.md)."""
 
     def __init__(self, config: Config | str, waves: str | Path | None = None,
                  units: str = "auto"):
         self.config = cfg = preset(config)
         self.W = line_bytes(cfg)
-        self.lib = _load(build(cfg, waves=waves is not None, units=units))
-        self.h = self.lib.np_create()
+        self._open(load(build(cfg, waves=waves is not None, units=units), ARGTYPES), "np")
         if waves is not None:
             self.lib.np_waves(self.h, str(waves).encode())
         self.reset()
-
-    def close(self) -> None:
-        if self.h:
-            self.lib.np_destroy(self.h)
-            self.h = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ------------------------------------------------------------------ control
     def reset(self, cycles: int = 4) -> None:
@@ -156,15 +127,7 @@ class NpuSim:
             buf[addr - l0 * W: addr - l0 * W + n] = b
             self.lib.np_bd_write(self.h, l0, _u8p(buf), l1 - l0 + 1)
         elif port == "host":
-            a0, a1 = addr & ~3, (addr + n + 3) & ~3
-            buf = np.zeros(a1 - a0, np.uint8)
-            if addr % 4:
-                buf[:4] = self._host_read_words(a0, 1).view(np.uint8)
-            if (addr + n) % 4:
-                buf[-4:] = self._host_read_words(a1 - 4, 1).view(np.uint8)
-            buf[addr - a0: addr - a0 + n] = b
-            words = buf.view("<u4").copy()
-            self.lib.np_host_write(self.h, a0, words.ctypes.data_as(_U32P), words.size)
+            write_words_rmw(addr, b, self._host_read_words, self._host_write_words)
         else:
             raise ValueError(f"port must be 'backdoor' or 'host', got {port!r}")
 
@@ -179,9 +142,7 @@ class NpuSim:
             buf = self._bd_read_lines(l0, l1 - l0 + 1)
             return buf[addr - l0 * W: addr - l0 * W + n].copy()
         if port == "host":
-            a0, a1 = addr & ~3, (addr + n + 3) & ~3
-            buf = self._host_read_words(a0, (a1 - a0) // 4).view(np.uint8)
-            return buf[addr - a0: addr - a0 + n].copy()
+            return read_words_span(addr, n, self._host_read_words)
         raise ValueError(f"port must be 'backdoor' or 'host', got {port!r}")
 
     def load_image(self, image, port: str = "backdoor") -> None:
@@ -193,6 +154,9 @@ class NpuSim:
         buf = np.zeros(n * self.W, np.uint8)
         self.lib.np_bd_read(self.h, line, _u8p(buf), n)
         return buf
+
+    def _host_write_words(self, addr: int, words: np.ndarray) -> None:
+        self.lib.np_host_write(self.h, addr, words.ctypes.data_as(_U32P), words.size)
 
     def _host_read_words(self, addr: int, n: int) -> np.ndarray:
         out = np.zeros(n, "<u4")

@@ -17,6 +17,7 @@ import numpy as np
 from hw.config import Config
 from hw.csi2 import COUNTER_NAMES
 from sim.harness.build import build_harness
+from sim.harness.ffi import Handle, load
 
 __all__ = ["build", "PixelSim", "ARGTYPES"]
 
@@ -44,7 +45,6 @@ ARGTYPES = {
     "ld_busy_cycles": (_I64, [_P]),
 }
 
-_LIBS: dict[str, ctypes.CDLL] = {}
 
 
 def build(config: Config) -> Path:
@@ -57,36 +57,13 @@ def build(config: Config) -> Path:
                          defines={"LD_NBYTES": config.csi2_lanes_bytes})
 
 
-def _load(path: Path) -> ctypes.CDLL:
-    key = str(path)
-    if key not in _LIBS:
-        lib = ctypes.CDLL(key)
-        for name, (res, args) in ARGTYPES.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = res, args
-        _LIBS[key] = lib
-    return _LIBS[key]
-
-
-class PixelSim:
+class PixelSim(Handle):
     """One pixel-top model instance in the C++ harness."""
 
     def __init__(self, config: Config):
         self.config = config
-        self.lib = _load(build(config))
-        self.h = self.lib.ld_create()
+        self._open(load(build(config), ARGTYPES), "ld")
         self.lib.ld_reset(self.h, 3)
-
-    def close(self) -> None:
-        if self.h:
-            self.lib.ld_destroy(self.h)
-            self.h = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def set_params(self, packed: int, width: int) -> None:
         n = (width + 31) // 32

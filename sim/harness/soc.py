@@ -19,6 +19,7 @@ from hw import regmap
 from hw.config import Config, preset
 from hw.errors import UserError
 from sim.harness.build import build_harness
+from sim.harness.ffi import Handle, load, read_words_span, write_words_rmw
 
 __all__ = ["build", "SocSim", "ARGTYPES", "RUN_RESULTS"]
 
@@ -51,7 +52,6 @@ ARGTYPES = {
     "sc_loop_ns": (_I64, [_P]),
 }
 
-_LIBS: dict[str, ctypes.CDLL] = {}
 _BUILT: dict[tuple, Path] = {}
 
 
@@ -98,45 +98,17 @@ def _build(config: Config, waves: bool, units: str, progress: bool) -> Path:
         done.set()
 
 
-def _load(path: Path) -> ctypes.CDLL:
-    key = str(path)
-    if key not in _LIBS:
-        lib = ctypes.CDLL(key)
-        for name, (res, args) in ARGTYPES.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = res, args
-        _LIBS[key] = lib
-    return _LIBS[key]
-
-
-class SocSim:
+class SocSim(Handle):
     """One logic-die model instance in the C++ harness."""
 
     def __init__(self, config: Config | str, waves: str | Path | None = None,
                  units: str = "auto", progress: bool = False):
         self.config = cfg = preset(config)
-        self.lib = _load(build(cfg, waves=waves is not None, units=units, progress=progress))
-        self.h = self.lib.sc_create()
+        self._open(load(build(cfg, waves=waves is not None, units=units, progress=progress),
+                        ARGTYPES), "sc")
         if waves is not None:
             self.lib.sc_waves(self.h, str(waves).encode())
         self.reset()
-
-    def close(self) -> None:
-        if self.h:
-            self.lib.sc_destroy(self.h)
-            self.h = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def reset(self, cycles: int = 4) -> None:
         self.lib.sc_reset(self.h, cycles)
@@ -167,26 +139,15 @@ class SocSim:
         return out
 
     def write_mem(self, addr: int, data) -> None:
-        """Bytes into the NPU's SRAM through the host port (read-modify-write at the edges)."""
+        """Bytes into the NPU's SRAM through the host port."""
         b = np.frombuffer(bytes(data), np.uint8)
-        n = b.size
-        if addr < 0 or addr + n > self.config.sram_bytes:
-            raise UserError(f"SRAM write [{addr}, {addr + n}) outside the "
+        if addr < 0 or addr + b.size > self.config.sram_bytes:
+            raise UserError(f"SRAM write [{addr}, {addr + b.size}) outside the "
                             f"{self.config.sram_bytes}-byte SRAM")
-        if n == 0:
-            return
-        a0, a1 = addr & ~3, (addr + n + 3) & ~3
-        buf = np.zeros(a1 - a0, np.uint8)
-        if addr % 4:
-            buf[:4] = self.read_words(a0, 1).view(np.uint8)
-        if (addr + n) % 4:
-            buf[-4:] = self.read_words(a1 - 4, 1).view(np.uint8)
-        buf[addr - a0: addr - a0 + n] = b
-        self.write_words(a0, buf.view("<u4"))
+        write_words_rmw(addr, b, self.read_words, self.write_words)
 
     def read_mem(self, addr: int, n: int) -> np.ndarray:
-        a0, a1 = addr & ~3, (addr + n + 3) & ~3
-        return self.read_words(a0, (a1 - a0) // 4).view(np.uint8)[addr - a0: addr - a0 + n].copy()
+        return read_words_span(addr, n, self.read_words)
 
     def csr_read(self, name: str) -> int:
         """A SoC CSR (hw.regmap.soc_csrs) or an NPU CSR (hw.regmap.CSRS) by name."""
