@@ -4,7 +4,8 @@ measured KPI fields are the only values taken from the RTL).
 
 CI tier: a small RGB network on ``tiny`` (one build; stimulus variations inside it): several
 frames with one corrupted, a frame budget that times every frame out, image+metadata and
-raw+metadata modes, back-pressure on the output, and the register map. Full tier: person_detect at VGA and a soak.
+raw+metadata modes, back-pressure on the output, and the register map. Full tier: person_detect
+at VGA and a 1,000-frame soak.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import numpy as np
 import pytest
 
 from hw import regmap
-from hw.metadata import MetaFlag
 from models.tflite_writer import ModelBuilder
 from sw.cli.run import corrupt_frame
 from sw.runtime import Device
@@ -152,7 +152,7 @@ def test_soc_registers():
 
 
 @pytest.mark.full
-def test_person_detect_vga_default_flags():
+def test_person_detect_vga():
     """person_detect at VGA through the tiny die: three photos, bit-exact bytes, golden classes."""
     from pathlib import Path
 
@@ -162,20 +162,20 @@ def test_person_detect_vga_default_flags():
         out = list(dev.stream(dev.sensor_frame(im) for im in photos(3)))
         assert all(r.bit_exact and r.valid for r in out)
         assert [r.result["label"] for r in out] == ["person", "no person", "no person"]
-        assert all(r.kpi["cycles_total"] > 0 and MetaFlag.VALID for r in out)
+        assert all(r.kpi["cycles_total"] > r.kpi["cycles_npu"] > 0 for r in out)
     finally:
         dev.close()
 
 
 @pytest.mark.full
-def test_soak_200_frames():
-    """200 frames back to back (every 7th corrupted): no mismatch, continuous counters."""
+def test_soak_1000_frames():
+    """1,000 frames back to back (every 7th corrupted): no mismatch, continuous counters."""
     dev = make_device()
     try:
         imgs = photos(4)
 
         def inputs():
-            for k in range(200):
+            for k in range(1000):
                 b = dev.sensor_frame(imgs[k % 4])
                 yield corrupt_frame(b) if k % 7 == 3 else b
 
@@ -184,6 +184,6 @@ def test_soak_200_frames():
             assert r.frame_counter == k and r.bit_exact
             assert r.valid == (k % 7 != 3)
             n += 1
-        assert n == 200
+        assert n == 1000
     finally:
         dev.close()
