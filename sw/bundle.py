@@ -413,7 +413,7 @@ def save_bundle(c: Compiled, path: str | Path, graph: Graph | None = None, *,
     size."""
     from sw.fileio import atomic_write
 
-    return atomic_write(path, to_bytes(c, graph), "bundle", inputs=inputs)
+    return atomic_write(path, to_bytes(c, graph), "bundle", inputs=inputs, replaces=is_bundle)
 
 
 def load_bundle(path: str | Path, *, with_graph: bool = False):

@@ -7,8 +7,9 @@ Contracts:
   FIFO, ``/dev/zero``, a terminal or a directory is refused with one line instead of blocking
   forever or reading without end, and a file larger than ``limit`` is refused before it is read.
 - :func:`check_output` validates an output target before any work is done: its directory exists,
-  the target is absent or a regular file (through symlinks), and it is not one of the command's
-  input files.
+  the target is absent or a regular file (through symlinks), it is not one of the command's input
+  files, and (with ``replaces``, a test on its first bytes) an existing file is a previous output
+  of the same kind (a bundle, a PNG, ...), never some other file of the user's.
 - :func:`atomic_write` writes bytes (or lets a callback write into a binary file object) to a
   temporary file in the target's directory, fsyncs it and renames it over the target. On any
   failure (full or read-only file system, permission, a failing callback, Ctrl-C) the temporary
@@ -109,7 +110,8 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
 
 
 def check_output(path: str | os.PathLike, what: str = "output", *,
-                 inputs: Iterable[str | os.PathLike] = ()) -> Path:
+                 inputs: Iterable[str | os.PathLike] = (),
+                 replaces: Callable[[bytes], bool] | None = None) -> Path:
     """Validate an output target (see module docstring); returns the path to write (symlinks to a
     regular file are followed, so the link survives)."""
     p = Path(path)
@@ -135,6 +137,15 @@ def check_output(path: str | os.PathLike, what: str = "output", *,
                                     "path (it would overwrite the input)")
             except OSError:
                 continue
+        if replaces is not None and st.st_size:
+            try:
+                with open(real, "rb") as f:
+                    head = f.read(64)
+            except OSError as e:
+                raise UserError(f"cannot write {what} {p}: {describe_oserror(e)}") from None
+            if not replaces(head):
+                raise UserError(f"refusing to replace {p}: it is not a previous {what}; give "
+                                "another path or delete the file first")
     d = real.parent
     try:
         dst = os.stat(d)
@@ -148,11 +159,12 @@ def check_output(path: str | os.PathLike, what: str = "output", *,
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], None],
-                 what: str = "output", *, inputs: Iterable[str | os.PathLike] = ()) -> int:
+                 what: str = "output", *, inputs: Iterable[str | os.PathLike] = (),
+                 replaces: Callable[[bytes], bool] | None = None) -> int:
     """Write ``data`` (bytes, or a callback writing into a binary file) atomically; returns the
     number of bytes written. See the module docstring for the contract."""
     inputs = list(inputs)
-    target = check_output(path, what, inputs=inputs)
+    target = check_output(path, what, inputs=inputs, replaces=replaces)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as e:
@@ -170,7 +182,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], Non
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         # re-check right before the rename: the target may have changed while we worked
-        check_output(path, what, inputs=inputs)
+        check_output(path, what, inputs=inputs, replaces=replaces)
         os.replace(tmp, target)
     except OSError as e:
         _unlink(tmp)

@@ -137,6 +137,19 @@ def input_file(text: str) -> str:
 
 #: File types matplotlib's Agg backend writes, by extension.
 PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
+_PLOT_MAGIC = {"png": (b"\x89PNG",), "pdf": (b"%PDF",), "svg": (b"<?xml", b"<svg"),
+               "svgz": (b"\x1f\x8b",), "eps": (b"%!PS", b"\xc5\xd0\xd3\xc6"), "ps": (b"%!PS",),
+               "jpg": (b"\xff\xd8",), "jpeg": (b"\xff\xd8",), "tif": (b"II*\0", b"MM\0*"),
+               "tiff": (b"II*\0", b"MM\0*"), "webp": (b"RIFF",)}
+
+
+def is_plot(path: str):
+    """A test on an existing file's first bytes: is it a plot of ``path``'s format (a previous
+    output that may be replaced)?"""
+    import os
+
+    magic = _PLOT_MAGIC.get(os.path.splitext(path)[1].lower().lstrip("."), ())
+    return lambda head: head.startswith(magic)
 
 
 def plot_file(text: str) -> str:
@@ -151,7 +164,7 @@ def plot_file(text: str) -> str:
             f"plot file {text!r} has {'no extension' if not ext else f'unknown extension .{ext}'}"
             f"; use one of .{', .'.join(PLOT_FORMATS)}")
     try:
-        check_output(text, "plot")
+        check_output(text, "plot", replaces=is_plot(text))
     except UserError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text

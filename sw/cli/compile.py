@@ -106,7 +106,9 @@ def run(args):
 
     config = preset(args.config)
     out = Path(args.output)
-    check_output(out, "bundle", inputs=[args.model])  # before any work: fail fast
+    from sw.bundle import is_bundle
+
+    check_output(out, "bundle", inputs=[args.model], replaces=is_bundle)  # fail before any work
     data = read_model_bytes(args.model)
     graph = load_tflite(data, name=Path(args.model).name)
     compiled = compile_graph(graph, config, input_range=args.input_range)

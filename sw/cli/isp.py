@@ -156,6 +156,9 @@ def plot(stages: dict, p, tensor: np.ndarray, path: str) -> None:
         from sw.fileio import atomic_write
 
         fmt = os.path.splitext(path)[1].lower().lstrip(".")
-        atomic_write(path, lambda f: fig.savefig(f, dpi=90, format=fmt), "plot")
+        from sw.cli import is_plot
+
+        atomic_write(path, lambda f: fig.savefig(f, dpi=90, format=fmt), "plot",
+                     replaces=is_plot(path))
     finally:
         plt.close(fig)

@@ -175,7 +175,10 @@ def plot_layers(stats: dict, path: str, title: str) -> None:
         from sw.fileio import atomic_write
 
         fmt = Path(path).suffix.lower().lstrip(".")
-        atomic_write(path, lambda f: fig.savefig(f, dpi=120, format=fmt), "plot")
+        from sw.cli import is_plot
+
+        atomic_write(path, lambda f: fig.savefig(f, dpi=120, format=fmt), "plot",
+                     replaces=is_plot(path))
     finally:
         plt.close(fig)
 

@@ -182,7 +182,15 @@ def test_output_refuses_input_and_non_regular(capsys, tmp_path):
     link = tmp_path / "link.tflite"
     link.symlink_to(model)
     assert_clean(*cli(capsys, "compile", model, "-o", link), "input")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.tflite", "m.tflite"]
+    # a regular file that is not a previous bundle is not replaced either; a bundle is
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert_clean(*cli(capsys, "compile", model, "-o", notes), "not a previous bundle")
+    assert notes.read_text() == "keep me"
+    assert cli(capsys, "compile", model, "-o", tmp_path / "b.bundle")[0] == 0
+    assert cli(capsys, "compile", model, "-o", tmp_path / "b.bundle")[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.bundle", "fifo", "link.tflite",
+                                                          "m.tflite", "notes.txt"]
 
 
 def test_model_paths_that_are_not_files(capsys, tmp_path):
@@ -427,8 +435,8 @@ def test_bad_paths(capsys, tmp_path_factory, kind, role):
             "compile_out": ["compile", model, "-o", p],
             "bundle": ["check", p, "--backend", "isa"]}[role]
     before = sorted(os.listdir(tmp))
-    if role == "compile_out" and kind in ("missing", "empty", "garbage"):
-        assert cli(capsys, *argv)[0] == 0  # a new or regular file is a valid target
+    if role == "compile_out" and kind in ("missing", "empty"):
+        assert cli(capsys, *argv)[0] == 0  # a new or empty file is a valid target
         return
     assert_clean(*cli(capsys, *argv))
     assert sorted(os.listdir(tmp)) == before
