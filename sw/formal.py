@@ -276,12 +276,15 @@ def run_covers(block_name: str, depth: int | None = None, timeout: int = TIMEOUT
     il = rtlil.convert(m, ports=ports)
     workdir = root / block_name / "_covers"
     word, log, dt = _run_sby(workdir, il, "cover", depth, timeout, block.yosys)
-    reached = len(re.findall(r"Reached cover statement", log))
-    rec = {"block": block_name, "covers": len(ps.covers), "reached": reached, "depth": depth,
-           "time_s": round(dt, 2), "status": "passed" if word == "PASS" else "failed"}
+    reached = re.findall(r"Reached cover statement in step (\d+) at \S+: (?:_witness_\.)?(\S+)",
+                         log)
+    rec = {"block": block_name, "covers": len(ps.covers), "reached": len(reached),
+           "depth": depth, "time_s": round(dt, 2),
+           "status": "passed" if word == "PASS" else "failed",
+           "steps": {n.removeprefix("chk_"): int(k) for k, n in reached}}
     if word != "PASS":
-        rec["unreached"] = sorted(set(re.findall(r"Unreached cover statement at .*? \((\S+)\)",
-                                                 log)))
+        rec["unreached"] = sorted(n.removeprefix("chk_") for n in re.findall(
+            r"Unreached cover statement at \S+: (?:_witness_\.)?(\S+)", log))
     return rec
 
 

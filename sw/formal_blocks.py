@@ -524,7 +524,6 @@ def build_metadata_tx(m, ps, mutation):
              f"no blob packet longer than line_bytes ({TX_LINE_BYTES})")
     ps.cover("tx.fs", xfer & at_start & (dt == DataType.FS.value))
     ps.cover("tx.long_packet_done", xfer & beat.last & ~at_start & (want >= 7))
-    ps.cover("tx.fe", xfer & at_start & (dt == DataType.FE.value))
     return free
 
 
