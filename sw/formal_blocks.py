@@ -359,12 +359,15 @@ def build_npu(m, ps, mutation):
     legal program (:func:`_npu_legal`) and never after an error (the NPU needs a reset then).
     Liveness properties assume ``host_rsp.ready`` stays high.
     """
+    from amaranth.hdl import Fragment
+
     from hw import regmap
     from hw.npu import NpuTop
 
     cfg = NPU_CONFIG
     dut = NpuTop(cfg, units="null")
-    m.submodules.dut = dut
+    frag = Fragment.get(dut, None)       # elaborated here: its instruction queues get bounds
+    m.submodules.dut = frag
     free = []
     hc = in_tap(m, dut.host_cmd, mutation, free, "host_cmd")
     rsp = out_tap(m, dut.host_rsp, mutation, free, "host_rsp")
@@ -412,6 +415,10 @@ def build_npu(m, ps, mutation):
                       f"a host command is taken within {NPU_HOST_BOUND} cycles", assumes=[fair])
     ps.check("npu.status_exclusive", ~(busy & done), "never busy and done at once")
     ps.check("npu.irq", dut.irq == (done | host_wait | error), "irq = done | host_wait | error")
+    # the three instruction queues: fetch pushes only under w_rdy, issue pops only under r_rdy
+    for path, f in props.find_fifos(frag):
+        if path in ("q0", "q1", "q2"):
+            props.fifo_bounds(ps, m, f, f"npu.{path}")
     ps.cover("npu.done", done)
     ps.cover("npu.host_wait", host_wait)
     ps.cover("npu.error", error)
