@@ -272,7 +272,8 @@ def run_covers(block_name: str, depth: int | None = None, timeout: int = TIMEOUT
     """Check every ``Cover`` of a block is reachable within ``depth``; one trace per cover."""
     block = _block(block_name)
     depth = depth or block.cover_depth or block.depth
-    m, ports, ps = _wrapper(block, None, True, None)
+    # mutation "cover": no seeded bug; builders may narrow the environment for reachability
+    m, ports, ps = _wrapper(block, None, True, "cover")
     il = rtlil.convert(m, ports=ports)
     workdir = root / block_name / "_covers"
     word, log, dt = _run_sby(workdir, il, "cover", depth, timeout, block.yosys)
