@@ -345,13 +345,13 @@ _SETTINGS = dict(deadline=None, derandomize=True,
                                         HealthCheck.too_slow])
 
 
-@settings(max_examples=25, **_SETTINGS)
+@settings(max_examples=60, **_SETTINGS)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_mutated_models_keep_the_contract(tmp_path, seed):
     _property("model", seed, tmp_path)
 
 
-@settings(max_examples=25, **_SETTINGS)
+@settings(max_examples=60, **_SETTINGS)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_tampered_bundles_keep_the_contract(tmp_path, seed):
     _property("bundle", seed, tmp_path)
