@@ -9,7 +9,7 @@ import sys
 
 from hw.config import preset
 from hw.errors import UserError
-from sw.cli import add_common
+from sw.cli import add_common, positive_int, seed_int
 
 
 def register(sub):
@@ -29,14 +29,15 @@ def register(sub):
     p.add_argument("--scene", choices=SCENES, default=None,
                    help="generated scene (default: " + ", ".join(
                        f"{a} -> {s}" for a, s in DEFAULT_SCENE.items()) + ")")
-    p.add_argument("--frames", type=int, default=30, metavar="N", help="frames (default 30)")
+    p.add_argument("--frames", type=positive_int, default=30, metavar="N",
+                   help="frames (default 30)")
     p.add_argument("--backend", choices=("golden", "isa", "rtl"), default="isa",
                    help="golden (NumPy graph), isa (ISA simulator, default), rtl (Verilator)")
     p.add_argument("--config", default="default", metavar="PRESET",
                    help="hardware preset (default, ecp5, ice40, tiny)")
     p.add_argument("--sensor-mode", default="320x240", metavar="MODE",
                    help="sensor mode (default 320x240; the scenes are 320x240)")
-    p.add_argument("--seed", type=int, default=0, help="scene seed (motion, noise)")
+    p.add_argument("--seed", type=seed_int, default=0, help="scene seed (motion, noise)")
     p.add_argument("--no-noise", action="store_true", help="noiseless scene frames")
     p.add_argument("--output-mode", choices=("metadata", "image+metadata"), default="metadata")
     p.add_argument("--plot", default=None, metavar="FILE",

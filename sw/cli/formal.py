@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from sw.cli import add_common
+from sw.cli import add_common, positive_int
 
 
 def register(sub):
@@ -18,11 +18,11 @@ def register(sub):
                    help="one block (csi2_rx, isp, npu, fifo, ...)")
     p.add_argument("--property", action="append", default=None, metavar="NAME",
                    help="only this property (repeatable)")
-    p.add_argument("--depth", type=int, default=None,
+    p.add_argument("--depth", type=positive_int, default=None,
                    help="bound for every property (default: each property's own)")
     p.add_argument("--covers", action="store_true",
                    help="also check the Cover statements of each block are reachable")
-    p.add_argument("--timeout", type=int, default=None, help="seconds per solver run")
+    p.add_argument("--timeout", type=positive_int, default=None, help="seconds per solver run")
     add_common(p)
     p.set_defaults(func=run)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from hw.config import PRESETS
 from hw.errors import UserError
-from sw.cli import add_common
+from sw.cli import add_common, positive_int, seed_int
 from sw.cli.sweep import add_executor_options, check_executor_args, print_table, status_counts
 
 
@@ -39,9 +39,10 @@ def register(sub):
         help="isa (default) and/or rtl; repeat or comma-separate for both",
     )
     p.add_argument(
-        "--inputs", type=int, default=3, metavar="N", help="random inputs per cell (default 3)"
+        "--inputs", type=positive_int, default=3, metavar="N",
+        help="random inputs per cell (default 3)",
     )
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="input seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, metavar="S", help="input seed (default 0)")
     add_executor_options(p)
     add_common(p)
     p.set_defaults(func=run)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from hw.errors import UserError
-from sw.cli import add_common
+from sw.cli import add_common, plot_file, seed_int
 
 
 def register(sub):
@@ -59,10 +59,11 @@ def register(sub):
         metavar="N",
         help="also run N random inputs per cell through the backend and TFLM, bit-exactly",
     )
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="input seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, metavar="S", help="input seed (default 0)")
     p.add_argument("--csv", metavar="FILE", help="write every row to FILE as CSV")
     p.add_argument(
-        "--plot", metavar="FILE", help="plot latency vs PEs with the Pareto front (.png/.svg/.pdf)"
+        "--plot", type=plot_file, metavar="FILE",
+        help="plot latency vs PEs with the Pareto front (.png/.svg/.pdf)",
     )
     add_executor_options(p)
     add_common(p)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hw.config import preset_names
-from sw.cli import add_common
+from sw.cli import add_common, seed_int
 
 
 def register(sub):
@@ -16,7 +16,7 @@ def register(sub):
                    help="config preset (default: the preset named like the target)")
     p.add_argument("--top", default="gemm", help="top from hw/tops.py (default gemm)")
     p.add_argument("--no-pnr", action="store_true", help="stop after yosys (resource estimate)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--seed", type=seed_int, default=1, help="nextpnr placement seed")
     add_common(p)
     p.set_defaults(func=run)
 
