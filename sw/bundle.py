@@ -359,7 +359,10 @@ def from_bytes(data: bytes, label: str = "bundle", *, with_graph: bool = False):
         raise
     except _Bad as e:
         raise UserError(f"{label}: invalid bundle contents: {e}; {hint}") from None
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError,
+    except KeyError as e:
+        raise UserError(f"{label}: malformed bundle contents (missing field {e}); {hint}") \
+            from None
+    except (ValueError, TypeError, IndexError, AttributeError, OverflowError,
             RecursionError, zlib.error) as e:
         what = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         raise UserError(f"{label}: malformed bundle contents ({what}); {hint}") from None
@@ -372,7 +375,7 @@ def _recompiled(label, graph, cfg, rng, stored, meta, with_graph):
     from sw.tflite_import import validate_graph
 
     try:
-        validate_graph(graph, label)
+        validate_graph(graph, graph.name or "graph")
     except UserError as e:
         raise UserError(f"{label}: the bundle's model is invalid ({e}); {_HINT}") from None
     first = None
