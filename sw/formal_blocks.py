@@ -529,8 +529,10 @@ def build_metadata_tx(m, ps, mutation):
     ps.check("tx.packet_length",
              ~xfer | Mux(beat.last, total == want_now, total < want_now),
              "every packet is exactly its header's length (4 bytes short; 4 + WC + 2 long)")
-    ps.check("tx.wc_le_line", ~(xfer & at_start & long_) | (wc <= TX_LINE_BYTES),
-             f"no blob packet longer than line_bytes ({TX_LINE_BYTES})")
+    # image lines (RAW8) are image_row_bytes long; only the blob is cut at line_bytes
+    blob = dt == DataType.EMBEDDED.value
+    ps.check("tx.wc_le_line", ~(xfer & at_start & blob) | (wc <= TX_LINE_BYTES),
+             f"no blob (EMBEDDED) packet longer than line_bytes ({TX_LINE_BYTES})")
     ps.cover("tx.fs", xfer & at_start & (dt == DataType.FS.value))
     ps.cover("tx.long_packet_done", xfer & beat.last & ~at_start & (want >= 7))
     return free
