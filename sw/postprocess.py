@@ -410,10 +410,10 @@ def prepare_model(model):
 
     graph = model if isinstance(model, Graph) else None
     if graph is None and isinstance(model, str | Path | bytes | bytearray):
-        try:
-            data = Path(model).read_bytes() if isinstance(model, str | Path) else bytes(model)
-        except OSError:
-            return model
+        from sw.fileio import read_input
+
+        # a FIFO, device or directory is refused here in one line (never read: it could block)
+        data = read_input(model, "model") if isinstance(model, str | Path) else bytes(model)
         from sw.bundle import is_bundle
 
         if is_bundle(data) or data[4:8] != b"TFL3":
