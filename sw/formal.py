@@ -301,20 +301,19 @@ def run_all(only: str | None = None, depth: int | None = None, props: list[str] 
     _check_tools()
     _load_blocks()
     names = [only] if only else list(BLOCKS)
-    known = {p: b for b in names for p in block_properties(_block(b).name)}
-    missing = [p for p in props or () if p not in known]
+    known = [(b, p) for b in names for p in block_properties(_block(b).name)]
+    missing = [p for p in props or () if p not in {q for _b, q in known}]
     if missing:
         raise UserError(f"no property {missing[0]!r} in {only or 'any block'}; "
                         f"see docs/formal.md for the names")
     out = []
-    for b in names:
-        for p in [p for p, pb in known.items() if pb == b]:
-            if props and p not in props:
-                continue
-            rec = run_property(b, p, depth, timeout=timeout, root=root)
-            out.append(rec)
-            if progress:
-                progress(rec)
+    for b, p in known:
+        if props and p not in props:
+            continue
+        rec = run_property(b, p, depth, timeout=timeout, root=root)
+        out.append(rec)
+        if progress:
+            progress(rec)
     return out
 
 
