@@ -72,19 +72,26 @@ struct Harness {
         top->final();
         delete top;
     }
-    void tick() {
+    // The two halves of a clock cycle. low(): clk low with this cycle's inputs applied, settled
+    // (the caller samples outputs after it); high(): the rising edge. Two evaluations per cycle.
+    void low() {
+        top->clk = 0;
         top->eval();
+#ifdef SC_WAVES
+        if (tfp) tfp->dump(uint64_t(2 * cycle));
+#endif
+    }
+    void high() {
         top->clk = 1;
         top->eval();
 #ifdef SC_WAVES
         if (tfp) tfp->dump(uint64_t(2 * cycle + 1));
 #endif
-        top->clk = 0;
-        top->eval();
         cycle++;
-#ifdef SC_WAVES
-        if (tfp) tfp->dump(uint64_t(2 * cycle));
-#endif
+    }
+    void tick() {
+        low();
+        high();
     }
     // sample the output port (before the edge); out_ready must already be driven
     void take_output() {
@@ -238,7 +245,7 @@ int sc_run(void* p, int64_t max_cycles, int64_t fe_target, int64_t quiet, double
         }
         t->in_valid = showing;
         t->out_ready = stall <= 0.0 || uni(rng) >= stall;
-        t->eval();
+        h->low();
         if (t->irq) { rc = 1; break; }
         bool active = t->busy || t->out_valid || showing;
         if (showing && t->in_ready) {
@@ -246,7 +253,7 @@ int sc_run(void* p, int64_t max_cycles, int64_t fe_target, int64_t quiet, double
             showing = false;
         }
         h->take_output();
-        h->tick();
+        h->high();
         quiet_n = active ? 0 : quiet_n + 1;
         if (h->in.empty() && quiet > 0 && quiet_n >= quiet) { rc = 2; break; }
     }
