@@ -13,14 +13,13 @@ the sensor's CSI-2 bursts and return the die's CSI-2 output bursts; :class:`SocI
 * :class:`SocInterface`: frames of bursts in, :class:`OutFrame` (bursts + parsed metadata) out.
 
 Equality contract: for the same input bursts, configuration and per-frame KPI, the golden transport
-emits exactly the RTL's output bytes (``compare_frames``).
+emits exactly the RTL's output bytes (:func:`golden_equal`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,8 +42,8 @@ from models.metadata import (
 
 __all__ = ["SocLayout", "soc_layout", "soc_programs", "soc_image", "SocSetup", "OutFrame",
            "forward", "is_forwarded", "split_output",
-           "GoldenSocTransport", "RtlSocTransport", "SocInterface", "make_soc_transport",
-           "compare_frames", "OUTPUT_MODES"]
+           "GoldenSocTransport", "RtlSocTransport", "SocInterface", "golden_equal", "kpi_of",
+           "OUTPUT_MODES"]
 
 #: CLI names of the output modes.
 OUTPUT_MODES = {"metadata": OutputMode.METADATA, "image+metadata": OutputMode.IMAGE,
@@ -391,13 +390,6 @@ def frame_cycles_bound(setup: SocSetup) -> int:
             + 1_000_000)
 
 
-@dataclass
-class FrameRun:
-    """Per input frame: the output frames it produced (usually one)."""
-
-    frames: list = field(default_factory=list)
-
-
 class SocInterface:
     """The die over a transport: iterate input frames (lists of bursts) -> OutFrames, one per
     metadata frame, in order. The RTL keeps one frame ahead (frame N+1 streams in while frame N
@@ -451,32 +443,10 @@ def kpi_of(parsed: ParsedFrame) -> dict | None:
             "cycles_total": md.cycles_total, "cycles_tx": md.cycles_tx}
 
 
-def compare_frames(golden: GoldenSocTransport, rtl_frames: list[OutFrame]) -> tuple[bool, list]:
-    """Emit the golden frames pending in ``golden`` with each RTL frame's KPI and compare bytes.
-    Returns (all equal, per-frame equality)."""
-    eq = []
-    for fr in rtl_frames:
-        if not golden.pending:
-            eq.append(False)
-            continue
-        g = golden.pending.pop(0)
-        kpi = kpi_of(fr.parsed)
-        if kpi is None:
-            eq.append(False)
-            continue
-        eq.append(golden.emit(g, kpi) == list(fr.bursts))
-    return all(eq) and not golden.pending, eq
-
-
-def make_soc_transport(backend: str, setup: SocSetup, npu_backend=None, host_ops=None,
-                       progress: bool = False, waves=None):
-    """``golden``/``isa``: the golden die over ``npu_backend``; ``rtl``: the die in Verilator."""
-    if backend == "rtl":
-        return RtlSocTransport(setup, host_ops=host_ops, progress=progress, waves=waves)
-    if npu_backend is None:
-        raise ValueError("the golden die needs an NPU backend (golden or isa)")
-    return GoldenSocTransport(setup, npu_backend)
-
-
-def replace_setup(setup: SocSetup, **kw) -> SocSetup:
-    return dataclasses.replace(setup, **kw)
+def golden_equal(golden: GoldenSocTransport, frame: _InFrame | None, out: OutFrame) -> bool:
+    """Emit ``frame`` on the golden die with ``out``'s measured KPI and compare every byte with
+    the RTL's ``out`` (the equality contract of the module docstring)."""
+    kpi = kpi_of(out.parsed)
+    if frame is None or kpi is None:
+        return False
+    return golden.emit(frame, kpi) == list(out.bursts)
