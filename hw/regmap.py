@@ -189,7 +189,8 @@ def soc_csrs() -> list[Csr]:
     modes = ", ".join(f"{m.value} {m.name.lower()}" for m in OutputMode)
     regs = [
         Csr("SOC_ID", 0, "R", f"magic 0x{SOC_ID_MAGIC:08X} (\"LDSC\")"),
-        Csr("SOC_CTRL", 1, "W", "write strobes: bit 0 CLEAR (zero the SoC and RX counters)"),
+        Csr("SOC_CTRL", 1, "W", "write strobes: bit 0 CLEAR (zero the SoC counters FRAMES_OUT .. "
+            "NPU_ERRORS; the RX counters run on)"),
         Csr("SOC_CFG", 2, "RW", f"bits 1:0 output mode ({modes}); bit 4 enable (the tensor "
             "writer takes frames and the sequencer runs; clear it while configuring)"),
         Csr("SOC_STATUS", 3, "R", "bit 0 writer filling, bit 1 NPU running, bit 2 TX busy, "
