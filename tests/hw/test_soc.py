@@ -136,6 +136,20 @@ def test_raw_passthrough_mode():
         dev.close()
 
 
+def test_soc_regmap_doc_current_and_unique():
+    """docs/soc.md's table is generated from hw.regmap; offsets and names are unique and the SoC
+    block sits above the NPU's CSRs."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "soc.md").read_text()
+    a, b = text.index(regmap.SOC_BEGIN), text.index(regmap.SOC_END)
+    assert text[a + len(regmap.SOC_BEGIN): b].strip() == regmap.soc_doc_table().strip(), \
+        "run: python -m hw.regmap --update-soc docs/soc.md"
+    csrs = regmap.soc_csrs()
+    assert len({c.offset for c in csrs}) == len({c.name for c in csrs}) == len(csrs)
+    assert regmap.SOC_CSR_BASE > regmap.CSR_BASE + 4 * regmap.CSR_WORDS
+
+
 def test_soc_registers():
     """The SoC CSRs of hw.regmap read back through the host port; the NPU's CSRs stay reachable
     below them."""
