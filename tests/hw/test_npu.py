@@ -21,7 +21,7 @@ from tests.models.corner_models import ZP_WRAP_OPS
 from tests.sim.test_isa_sim import _inputs
 
 ROOT = Path(__file__).resolve().parents[2]
-PERSON = Path("/work/shared/models/person_detect.tflite")
+PERSON = ROOT.parent / "shared" / "models" / "person_detect.tflite"
 if not PERSON.exists():
     PERSON = ROOT / "models" / "zoo" / "person_detect.tflite"
 
@@ -148,7 +148,9 @@ def report_mismatch(info: dict, label: str) -> str:
     unit = info.get("unit", "top")
     text = (f"# NPU mismatch ({label})\n\n- instruction {info['index']}: "
             f"{info.get('instr')}\n- {info}\n")
-    Path(f"/tmp/npu_mismatch_{unit}.md").write_text(text)
+    from sim.toolchain import build_dir
+
+    (build_dir("reports") / f"npu_mismatch_{unit}.md").write_text(text)
     return text
 
 
