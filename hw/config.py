@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 from hw.errors import UserError
 
-__all__ = ["Config", "PRESETS", "preset", "preset_names"]
+__all__ = ["Config", "FAST_CLOCK_MHZ", "PRESETS", "preset", "preset_names"]
+
+
+#: Target clock (MHz) from which the gateware uses its deeper pipelines (:attr:`Config.fast_clock`).
+FAST_CLOCK_MHZ = 60.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,15 @@ class Config:
             raise ValueError("Config.sram_bytes must be a multiple of sram_banks * sram_word_bytes")
         if self.acc_bits != 32:
             raise ValueError("Config.acc_bits must be 32 (TFLite int8 semantics)")
+
+    @property
+    def fast_clock(self) -> bool:
+        """True when the target clock is at least :data:`FAST_CLOCK_MHZ`: the one place that
+        decides pipeline depth from the clock. Fast clocks get the deeper pipelines (an input
+        register and registered products in hw/systolic.py, per-lane address registers in
+        hw/gemm.py, the full 18-stage requant of hw/requant.py); slow clocks (the iCE40) the light
+        ones. hw.isa.Timing derives the cycle model's latencies from the same blocks."""
+        return self.clock_mhz >= FAST_CLOCK_MHZ
 
     @property
     def pes(self) -> int:

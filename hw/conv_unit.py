@@ -705,7 +705,7 @@ class ConvUnit(wiring.Component):
             m.d.comb += acc_sum[j].eq(eo.p.acc[j] + Mux(mode_rd_acc, pview[j], 0)
                                       if self.raw_ok else 0)
         # LAST: own requant stage
-        rq = Requant(C, stages=RequantCore.FULL if cfg.clock_mhz >= 60 else RequantCore.LIGHT)
+        rq = Requant(C, stages=RequantCore.stages_for(cfg))
         m.submodules.rq = rq
         is_last = acc_mode == AccMode.LAST
         need_part = mode_rd_acc

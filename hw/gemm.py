@@ -84,10 +84,10 @@ class GemmEngine(wiring.Component):
         self.mi_bits = (self.mb - 1).bit_length() or 1
         self.tag = data.StructLayout({"mi": self.mi_bits, "first": 1, "lastk": 1, "nt_end": 1,
                                       "final": 1})
-        self.fast = config.clock_mhz >= 60
+        self.fast = config.fast_clock
         self._array = SystolicArray(config, tag_bits=self.tag.size)
         self.array_latency = self._array.latency
-        self._rq = RequantCore.for_clock(C, config.clock_mhz)
+        self._rq = RequantCore.for_config(C, config)
         #: Cycles from a psum beat to the requant input (read, register, add; fast: + the
         #: per-lane address registers).
         self.acc_latency = 3 if self.fast else 2

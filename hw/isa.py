@@ -475,8 +475,10 @@ class Timing:
       (it loads its R rows into tile i - 1's bank, released C + 1 cycles after that tile's last
       row; tile 1 into the free bank, R + 1 cycles after tile 0): blocks of >= R + C + 1 rows
       stream one row per cycle. Plus ``conv_setup`` + R (the first tile's load)
-      + ``array_latency`` (R + C + 1) + ``requant_latency`` (the 18-stage requant of
-      hw/requant.py) per instruction, and the int32 partials read back for acc MID/LAST.
+      + ``array_latency`` (``hw.systolic.array_latency``: R + C + 1, + 2 at a fast clock) +
+      ``requant_latency`` (the conv unit's requant pipeline, ``hw.requant.RequantCore``: 18
+      stages at a fast clock, 7 at a slow one) per instruction, and the int32 partials read
+      back for acc MID/LAST.
     - Vector unit (hw/vector.py, DWCONV / POOL / ELTWISE / LUT / VMATMUL): one *command* per cycle
       reading up to ``dw_taps`` x vectors and one w vector of ``vector_lanes`` bytes; the SRAM lines
       they touch (two for a vector crossing a line end) come from a line cache of
@@ -522,9 +524,14 @@ class Timing:
         from hw.gemm import m_block
 
         self.acc_rows = m_block(config)
-        self.array_latency = self.R + self.C + 1
-        self.requant_latency = 18
-        self.conv_setup = 20
+        from hw.requant import RequantCore
+        from hw.systolic import array_latency
+
+        # derived from the gateware, not restated: the systolic array's and the conv unit's
+        # requant pipeline depths for this config's clock (Config.fast_clock)
+        self.array_latency = array_latency(config)
+        self.requant_latency = len(RequantCore.stages_for(config))
+        self.conv_setup = 18
         self.issue = 1
         self.host_cycles = 0
         self.startup = 6

@@ -117,9 +117,15 @@ class RequantCore(wiring.Component):
         })
 
     @classmethod
-    def for_clock(cls, lanes: int, clock_mhz: float) -> RequantCore:
-        """The full pipeline, or the light one when the target clock is below 60 MHz."""
-        return cls(lanes, cls.FULL if clock_mhz >= 60 else cls.LIGHT)
+    def stages_for(cls, config) -> tuple[int, ...]:
+        """The full pipeline for a fast target clock, else the light one (``Config.fast_clock``
+        decides)."""
+        return cls.FULL if config.fast_clock else cls.LIGHT
+
+    @classmethod
+    def for_config(cls, lanes: int, config) -> RequantCore:
+        """A core of ``lanes`` lanes with the pipeline depth the config's clock asks for."""
+        return cls(lanes, cls.stages_for(config))
 
     def elaborate(self, platform):
         m = Module()

@@ -47,6 +47,12 @@ from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
 
+
+def array_latency(config: Config) -> int:
+    """Cycles from the array accepting an activation to its psum_out beat: R + C + 1, plus the
+    input register and the registered products of a fast clock (``Config.fast_clock``)."""
+    return config.array_rows + config.array_cols + 1 + (2 if config.fast_clock else 0)
+
 __all__ = ["SystolicArray", "act_layout", "psum_layout", "psum_bits", "registered_mul"]
 
 
@@ -139,9 +145,9 @@ class SystolicArray(wiring.Component):
         #: Fast clocks (>= 60 MHz): an input register in front of the skew, each PE's weight
         #: selected into a register one cycle ahead of its DSP, and each product registered
         #: in fabric (the DSP's clock-to-out would otherwise start the partial-sum adder).
-        self.fast = config.clock_mhz >= 60
+        self.fast = config.fast_clock
         #: Cycles from accepting an activation to its psum_out beat.
-        self.latency = self.rows + self.cols + 1 + (2 if self.fast else 0)
+        self.latency = array_latency(config)
         super().__init__({
             "w_in": In(stream.Signature(data.ArrayLayout(signed(8), self.cols))),
             "a_in": In(stream.Signature(act_layout(config, tag_bits))),
