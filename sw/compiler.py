@@ -577,6 +577,11 @@ class _Compiler:
                 return "vector", [("compute", vm)]
             if h > 4095 or w > 4095 or cin > 65535:
                 raise _Fallback("matrix dimensions beyond the instruction's range")
+        if op.kind == "CONV_2D":
+            packed = self._pack_kernel_rows(n, w4, bias, mult, shift, in_zp, base,
+                                            (h, w, oh, ow, sh, sw, pt, pl))
+            if packed is not None:
+                return "array", packed
         # K chunks of whole input channels when K exceeds the weight buffer: int32 partial sums
         per_chunk = max(1, kmax // (fh * fw))
         chunks = [(c, min(cin, c + per_chunk)) for c in range(0, cin, per_chunk)]
@@ -628,6 +633,69 @@ class _Compiler:
                 }
                 items.append(("conv", ins, (wkey, kc * nc), (pkey, nc * PARAM_RECORD_BYTES)))
         return "array", items
+
+    def _pack_kernel_rows(self, n: _Node, w4, bias, mult, shift, in_zp, base, geo):
+        """First-layer packing (few input channels, e.g. an RGB input): one array beat per kernel
+        row instead of a K tile gathered from several SRAM pieces.
+
+        The input is copied by the STORE unit into a framed buffer whose left/right padding
+        columns hold ``in_zp`` (FILL + COPY), ``Wb`` = a multiple of the stride wide. Over that
+        buffer the conv is a ``k_h x 1`` conv with stride ``(stride_h, 1)`` whose "pixels" start
+        every ``stride_w * in_c`` bytes (``in_pitch``) and are ``R`` bytes long (``in_c`` = R):
+        a pixel holds the whole kernel row (k_w * in_c bytes) followed by bytes the weights
+        multiply by zero. Vertical padding stays the conv's own (a padding row is in_zp on every
+        lane, as the original taps are). Exact by construction; chosen only where the cycle model
+        says the packed conv plus the copy is cheaper. Returns the layer's items or None."""
+        cfg = self.cfg
+        R, C = cfg.array_rows, cfg.array_cols
+        cout, fh, fw, cin = w4.shape
+        h, w, oh, ow, sh, sw, pt, pl = geo
+        if fw == 1 or fw * cin > R or cin >= R or fh * R > wbuf_kmax(cfg):
+            return None
+        wb = sw * -(-max((ow - 1) * sw + fw, pl + w) // sw)  # framed buffer width (pixels)
+        wv = wb // sw
+        rb = wb * cin
+        if wv > 4095 or w * cin > 65535 or rb > 65535 or h > 65535:
+            return None
+        t = Timing(cfg)
+        geo_c = dict(opcode=Opcode.CONV, in_h=h, in_w=w, in_c=cin, in_pitch=0, out_h=oh,
+                     out_w=ow, k_h=fh, k_w=fw, stride_h=sh, stride_w=sw, pad_top=pt,
+                     pad_left=pl, acc=0)
+        geo_p = dict(geo_c, in_w=wv, in_c=R, in_pitch=sw * cin, k_w=1, stride_w=1, pad_left=0)
+        buf = ("t", self.scratch(h * rb + R))  # + R: the last pixel's over-read
+        store = []
+        if pl:
+            store.append({"opcode": Opcode.FILL, "dst_addr": buf, "row_bytes": pl * cin,
+                          "rows": h, "dst_row_stride": rb, "value": in_zp})
+        right = (wb - pl - w) * cin
+        if right:
+            store.append({"opcode": Opcode.FILL, "dst_addr": _off(buf, (pl + w) * cin),
+                          "row_bytes": right, "rows": h, "dst_row_stride": rb, "value": in_zp})
+        store.append({"opcode": Opcode.COPY, "src_addr": ("t", n.ins[0]),
+                      "dst_addr": _off(buf, pl * cin), "row_bytes": w * cin, "rows": h,
+                      "planes": 1, "src_row_stride": w * cin, "src_plane_stride": 0,
+                      "dst_row_stride": rb, "dst_plane_stride": 0})
+        cost_o = cost_p = sum(instr_cost(x, t) for x in store)
+        for c0 in range(0, cout, C):
+            nc = min(C, cout - c0)
+            cost_o += instr_cost(dict(geo_c, n_cols=nc), t)
+            cost_p += instr_cost(dict(geo_p, n_cols=nc), t)
+        if cost_p >= cost_o:
+            return None
+        items = [("store", store)]
+        for c0 in range(0, cout, C):
+            nc = min(C, cout - c0)
+            wk = np.zeros((fh, R, nc), np.int8)  # K = (ky, lane): lane = kx * cin + ci
+            wk[:, : fw * cin, :] = (w4[c0 : c0 + nc].reshape(nc, fh, fw * cin)
+                                    .transpose(1, 2, 0))
+            wch = wk.reshape(fh * R, nc)
+            bch = fold_input_zero_point(bias[c0 : c0 + nc], wch, in_zp)
+            wkey = self.const(np.ascontiguousarray(wch).tobytes())
+            pkey = self.const(_params_blob(bch, mult[c0 : c0 + nc], shift[c0 : c0 + nc]))
+            ins = dict(geo_p, in_addr=buf, out_addr=("t", n.outs[0], c0), out_pitch=cout,
+                       n_cols=nc, in_zp=in_zp, acc=AccMode.NONE, acc_addr=0, **base)
+            items.append(("conv", ins, (wkey, fh * R * nc), (pkey, nc * PARAM_RECORD_BYTES)))
+        return items
 
     def scratch(self, nbytes: int) -> int:
         """A scratch buffer (int32 partial sums) of the current layer, as a pseudo tensor id."""
