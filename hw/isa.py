@@ -53,6 +53,8 @@ __all__ = [
     "encode",
     "decode",
     "encode_program",
+    "field_range",
+    "fits",
     "decode_program",
     "Timing",
     "buffer_sizes",
@@ -432,6 +434,24 @@ def decode(raw: bytes) -> dict:
         out[name] = en(v) if en is not None else v
     out.pop("_rsv", None)
     return out
+
+
+def field_range(op: Opcode, name: str) -> tuple[int, int]:
+    """The (min, max) integer value of field ``name`` of opcode ``op`` (from :data:`LAYOUTS`):
+    the compiler's range checks read the ISA here instead of restating widths."""
+    for n, _off, width, sgn, _en in _CODEC[Opcode(op)]:
+        if n == name:
+            return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if sgn else (0, (1 << width) - 1)
+    raise KeyError(f"{Opcode(op).name} has no field {name!r}")
+
+
+def fits(op: Opcode, **values: int) -> bool:
+    """True when every ``field=value`` is within the field's range of opcode ``op``."""
+    for name, v in values.items():
+        lo, hi = field_range(op, name)
+        if not lo <= int(v) <= hi:
+            return False
+    return True
 
 
 def encode_program(instrs: list[dict]) -> bytes:

@@ -46,6 +46,7 @@ from hw.isa import (
     Timing,
     decode_program,
     encode_program,
+    fits,
     wbuf_kmax,
 )
 from models.arith import activation_range_quantized, quantize_multiplier
@@ -485,7 +486,7 @@ class _Compiler:
         self.host_calls.append(call)
         return "host", [("host", len(self.host_calls) - 1)]
 
-    def _geometry(self, n: _Node, fh, fw):
+    def _geometry(self, n: _Node, fh, fw, opcode=Opcode.CONV):
         """Conv geometry on the (possibly PAD-folded) input: (h, w, oh, ow, sh, sw, pt, pl)."""
         o = n.op.options
         if int(o.get("dilation_h", 1)) != 1 or int(o.get("dilation_w", 1)) != 1:
@@ -505,7 +506,7 @@ class _Compiler:
                 f"{n.op.kind} op {n.op.index}: output shape {y.shape} does not match "
                 f"the computed {oh}x{ow}"
             )
-        if pt > 15 or pl > 15 or sh > 7 or sw > 7 or fh > 15 or fw > 15:
+        if not fits(opcode, pad_top=pt, pad_left=pl, stride_h=sh, stride_w=sw, k_h=fh, k_w=fw):
             raise _Fallback("kernel, stride or padding beyond the instruction's range")
         return h, w, oh, ow, sh, sw, pt, pl
 
@@ -537,7 +538,7 @@ class _Compiler:
         k = fh * fw * cin
         pointwise = (fh, fw, sh, sw, pt, pl, oh, ow) == (1, 1, 1, 1, 0, 0, h, w)
         kmax = wbuf_kmax(cfg)
-        if h > 4095 or w > 4095 or oh > 4095 or ow > 4095 or cin > 65535:
+        if not fits(Opcode.CONV, in_h=h, in_w=w, out_h=oh, out_w=ow, in_c=cin):
             if not pointwise:
                 raise _Fallback("tensor dimensions beyond the instruction's range")
         mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
@@ -569,13 +570,13 @@ class _Compiler:
                 instr_cost(dict(geo, opcode=Opcode.CONV, n_cols=min(C, cout - c0)), t)
                 for c0 in range(0, cout, C)
             )
-            fits = max(m, k, cout) <= 65535
+            vm_ok = fits(Opcode.VMATMUL, m=m, k=k, n=cout)
             small = m < t.R + t.C  # too few rows to keep the array's weight tiles busy
-            if fits and ((k > kmax and m < 4096) or (small and instr_cost(vm, t) < arr_cost)):
+            if vm_ok and ((k > kmax and m < 4096) or (small and instr_cost(vm, t) < arr_cost)):
                 vm["w_addr"] = ("c", self.const(np.ascontiguousarray(wmat.T).tobytes()))
                 vm["p_addr"] = ("c", self.const(_params_blob(folded, mult, shift)))
                 return "vector", [("compute", vm)]
-            if h > 4095 or w > 4095 or cin > 65535:
+            if not fits(Opcode.CONV, in_h=h, in_w=w, out_h=oh, out_w=ow, in_c=cin):
                 raise _Fallback("matrix dimensions beyond the instruction's range")
         if op.kind == "CONV_2D":
             packed = self._pack_kernel_rows(n, w4, bias, mult, shift, in_zp, base,
@@ -655,7 +656,9 @@ class _Compiler:
         wb = sw * -(-max((ow - 1) * sw + fw, pl + w) // sw)  # framed buffer width (pixels)
         wv = wb // sw
         rb = wb * cin
-        if wv > 4095 or w * cin > 65535 or rb > 65535 or h > 65535:
+        if not (fits(Opcode.CONV, in_w=wv, in_pitch=sw * cin)
+                and fits(Opcode.COPY, row_bytes=w * cin, rows=h)
+                and fits(Opcode.FILL, row_bytes=rb, rows=h)):
             return None
         t = Timing(cfg)
         geo_c = dict(opcode=Opcode.CONV, in_h=h, in_w=w, in_c=cin, in_pitch=0, out_h=oh,
@@ -716,9 +719,9 @@ class _Compiler:
         _, fh, fw, cout = w_t.shape
         cin = x_t.shape[3]
         dm = cout // cin
-        if dm * cin != cout or dm > 15 or cin > 4095:
+        if dm * cin != cout or not fits(Opcode.DWCONV, depth_mult=dm, in_c=cin):
             raise _Fallback("depth multiplier or channel count beyond the instruction's range")
-        h, w, oh, ow, sh, sw, pt, pl = self._geometry(n, fh, fw)
+        h, w, oh, ow, sh, sw, pt, pl = self._geometry(n, fh, fw, Opcode.DWCONV)
         in_scale, in_zp = _qp(x_t)
         out_scale, out_zp = _qp(g.tensors[op.outputs[0]])
         mult, shift = per_channel_multipliers(in_scale, w_t.quant.scale, out_scale, cout)
@@ -772,7 +775,8 @@ class _Compiler:
             return None
         axes = sorted({int(a) % 4 for a in g.tensors[op.inputs[1]].data.reshape(-1)})
         _, h, w, c = x_t.shape
-        if axes != [1, 2] or h > 255 or w > 255 or c > 4095 or (h == 1 and w == 1):
+        if (axes != [1, 2] or not fits(Opcode.DWCONV, k_h=h, k_w=w, in_h=h, in_w=w, in_c=c)
+                or (h == 1 and w == 1)):
             return None
         si, zi = _qp(x_t)
         so, zo = _qp(g.tensors[op.outputs[0]])
@@ -825,7 +829,8 @@ class _Compiler:
         _, h, w, c = x_t.shape
         oh, ow = out_size(pad, h, fh, sh), out_size(pad, w, fw, sw)
         pt, pl = same_padding(pad, h, fh, sh, 1, oh)[0], same_padding(pad, w, fw, sw, 1, ow)[0]
-        if fh > 255 or fw > 255 or sh > 15 or sw > 15 or pt > 15 or pl > 15 or c > 4095:
+        if not fits(Opcode.POOL, k_h=fh, k_w=fw, stride_h=sh, stride_w=sw, pad_top=pt,
+                    pad_left=pl, in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow):
             raise _Fallback("pool geometry beyond the instruction's range")
         lo, hi = n.act if n.act is not None else self.act_range(n)
         ins = {
@@ -862,7 +867,7 @@ class _Compiler:
         if na != ny or tuple(ta.shape) != tuple(ty.shape):
             return None
         period = _broadcast_period(tuple(ta.shape), tuple(tb.shape))
-        if period is None or period > 65535:
+        if period is None or not fits(Opcode.ELTWISE, b_period=period):
             return None
         if self.is_const(a):
             return None
@@ -950,7 +955,7 @@ class _Compiler:
             and np.array_equal(_nearest(ow, w, align, half), np.arange(ow) // fw)
         ):
             return None
-        if h > 65535 or w > 65535 or c > 65535:
+        if not fits(Opcode.COPY, planes=h, rows=w, row_bytes=c):
             return None
         instrs = []
         for dy in range(fh):
@@ -990,7 +995,7 @@ class _Compiler:
         value = _qp(y)[1]
         instrs = _fill_rows(("t", op.outputs[0], 0), _nbytes(y), value)
         base = (int(pads[1][0]) * wo + int(pads[2][0])) * co + int(pads[3][0])
-        if h > 65535 or w > 65535 or c > 65535:
+        if not fits(Opcode.COPY, planes=h, rows=w, row_bytes=c):
             return None
         instrs.append(
             {

@@ -108,3 +108,25 @@ def test_rtl_union_layout_decodes_like_the_host():
             for name, value in f.items():
                 got = getattr(sub, name)
                 assert (got if not isinstance(value, int) else int(got)) == value, (op, name)
+
+
+def test_field_range_and_fits_follow_the_layouts():
+    """The compiler's range checks come from the layouts: every field's range equals what encode
+    accepts (its edges encode, one beyond raises)."""
+    from hw.isa import LAYOUTS, encode, field_range, fits
+
+    checked = 0
+    for op, layout in LAYOUTS.items():
+        for name, fld in layout:
+            if name == "opcode" or name.startswith("_") or not isinstance(fld.shape, Shape):
+                continue
+            lo, hi = field_range(op, name)
+            checked += 1
+            for v in (lo, hi):
+                encode({"opcode": op, name: v})
+                assert fits(op, **{name: v})
+            for v in (lo - 1, hi + 1):
+                with pytest.raises(ValueError):
+                    encode({"opcode": op, name: v})
+                assert not fits(op, **{name: v})
+    assert checked > 50
