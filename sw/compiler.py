@@ -775,8 +775,9 @@ class _Compiler:
             return None
         axes = sorted({int(a) % 4 for a in g.tensors[op.inputs[1]].data.reshape(-1)})
         _, h, w, c = x_t.shape
-        if (axes != [1, 2] or not fits(Opcode.DWCONV, k_h=h, k_w=w, in_h=h, in_w=w, in_c=c)
-                or (h == 1 and w == 1)):
+        if axes == [1, 2] and h == 1 and w == 1:
+            return self._mean_1x1(n)
+        if axes != [1, 2] or not fits(Opcode.DWCONV, k_h=h, k_w=w, in_h=h, in_w=w, in_c=c):
             return None
         si, zi = _qp(x_t)
         so, zo = _qp(g.tensors[op.outputs[0]])
@@ -816,6 +817,31 @@ class _Compiler:
             "act_max": hi,
         }
         return "vector", [("compute", ins)]
+
+    def _mean_1x1(self, n: _Node):
+        """MEAN over a 1x1 map (a global pool at the end of a small-input network) is a per-element
+        int8 -> int8 function: one LUT whose table is the golden MEAN kernel (= TFLM's
+        QuantizedMeanOrSum with n = 1) evaluated on all 256 codes, clamped to the fused
+        activation. No host call mid-graph."""
+        g, op = self.g, n.op
+        x_t, a_t, y_t = (g.tensors[n.ins[0]], g.tensors[op.inputs[1]],
+                         g.tensors[op.outputs[0]])
+        if y_t.dtype != "int8" or x_t.quant is None or y_t.quant is None:
+            return None
+        xs = dataclasses.replace(x_t, index=0, shape=(1, 1, 1, 256), data=None)
+        axs = dataclasses.replace(a_t, index=1)
+        ys = dataclasses.replace(y_t, index=2, data=None,
+                                 shape=(1, 1, 1, 256) if len(y_t.shape) == 4 else (1, 256))
+        mini = Graph("mean1x1", [xs, axs, ys], [Op(0, "MEAN", [0, 1], [2], dict(op.options))],
+                     [0], [2])
+        fn = get_prepare("MEAN")(mini.ops[0], mini)
+        codes = np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 1, 256)
+        table = np.asarray(fn([codes])[0], np.int8).reshape(256)
+        lo, hi = n.act if n.act is not None else (-128, 127)
+        key = self.const(np.clip(table, lo, hi).astype(np.int8).tobytes())
+        return "vector", [("compute", {"opcode": Opcode.LUT, "in_addr": ("t", n.ins[0]),
+                                       "out_addr": ("t", n.outs[0]), "count": _nbytes(x_t),
+                                       "lut_addr": ("c", key)})]
 
     def lower_pool(self, n: _Node):
         g = self.g

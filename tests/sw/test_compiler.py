@@ -398,3 +398,28 @@ def test_unusual_graphs_vs_tflm(build, host_ops):
                     xs.append(rng.uniform(-2, 2, size=t.shape).astype(np.float32))
             for a, w in zip(isa.run(xs), ref.run(xs), strict=True):
                 assert np.array_equal(a.reshape(w.shape), w)
+
+
+@pytest.mark.parametrize("keep_dims", [True, False])
+def test_mean_over_a_1x1_map_is_a_lut_on_the_die(keep_dims):
+    """A global MEAN reaching a 1x1 map (small inputs) runs as one LUT on the vector unit (the
+    golden MEAN kernel tabulated), not as a mid-graph host call; ISA == TFLM on all 256 codes."""
+    from models.tflm_ref import TflmReference
+
+    rng = np.random.default_rng(5)
+    b = ModelBuilder()
+    x = b.input((1, 1, 1, 256), "int8", 0.05, -3)
+    m = b.mean(x, (1, 2), keep_dims, 0.031, 7)
+    y = b.fully_connected(m if not keep_dims else b.reshape(m, (1, 256)),
+                          b.weights(rng.normal(size=(4, 256)), axis=None), out_scale=0.5,
+                          out_zp=0)
+    b.output(y)
+    b.output(m)
+    data = b.finish()
+    g = load_tflite(data)
+    c = compile_graph(g, "tiny")
+    assert not c.host_calls and Opcode.LUT in _opcodes(c)
+    codes = np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 1, 256)
+    got, want = IsaBackend(c).run([codes]), TflmReference(data).run([codes])
+    for a, w in zip(got, want, strict=True):
+        assert np.array_equal(a.reshape(w.shape), w)
