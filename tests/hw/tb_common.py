@@ -9,12 +9,16 @@ backstop for waits outside the helper.
 
 from __future__ import annotations
 
+import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 
+import numpy as np
+from amaranth.hdl import Shape
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["TEST_TIMEOUT_MS", "StuckError", "start_clock", "reset", "wait_until"]
+__all__ = ["TEST_TIMEOUT_MS", "StuckError", "start_clock", "reset", "wait_until", "SramModel"]
 
 #: Default ``timeout_time`` of a cocotb test in simulated milliseconds: 10 ms = 1 M cycles of the
 #: 10 ns bench clock, far above any bench's own cycle bounds (the backstop, never the check).
@@ -78,3 +82,79 @@ async def wait_until(
             return n
     seen = state() if state is not None else "(no state given)"
     raise StuckError(f"{what}: not within {max_cycles} cycles; saw {seen}")
+
+
+class SramModel:
+    """The on-die SRAM as a unit's master ports see it (``hw.npu_if.sram_read_signature`` /
+    ``sram_write_signature``): one model for every unit bench.
+
+    ``mem`` (a uint8 array of ``config.sram_bytes``, shared with the bench by reference) holds the
+    bytes. Reads: a request accepted in cycle t is answered on ``rdata`` with ``rvalid`` exactly
+    ``SRAM_READ_LATENCY`` cycles later, in order (line addresses wrap at the SRAM's end). Writes:
+    a masked line write is applied when accepted. ``rd_ready_p`` / ``wr_ready_p``: probability
+    that ``ready`` is high in a cycle (random back-pressure from ``rng``). Call :meth:`drive` after
+    the rising edge (with the bench's cycle number) and :meth:`sample` in the read-only phase."""
+
+    def __init__(self, dut, config, rng: random.Random, mem: np.ndarray, rd: str = "rd",
+                 wr: str | None = "wr"):
+        from hw.npu_if import SRAM_READ_LATENCY, line_bytes, sram_write_signature
+
+        self.dut, self.rng, self.mem = dut, rng, mem
+        self.W = line_bytes(config)
+        self.lines = config.sram_bytes // self.W
+        self.latency = SRAM_READ_LATENCY
+        self.rd = {k: getattr(dut, f"{rd}__{k}") for k in
+                   ("req__valid", "req__ready", "req__payload", "rvalid", "rdata")}
+        self.wr = None
+        if wr is not None:
+            self.wr = {k: getattr(dut, f"{wr}__req__{k}") for k in ("valid", "ready", "payload")}
+            lay = sram_write_signature(config).members["req"].signature.members["payload"].shape
+            self._wf = {n: (fl.offset, Shape.cast(fl.shape).width) for n, fl in lay}
+        self.rd_ready_p = self.wr_ready_p = 1.0
+        self.resp: deque[tuple[int, int]] = deque()   # (due cycle, line value)
+        self.reads = self.writes = 0
+
+    def line(self, a: int) -> int:
+        a %= self.lines
+        return int.from_bytes(self.mem[a * self.W:(a + 1) * self.W].tobytes(), "little")
+
+    @property
+    def in_flight(self) -> int:
+        """Read responses not yet delivered."""
+        return len(self.resp)
+
+    def drive(self, cycle: int) -> None:
+        """Drive ``ready`` (random) and the read response due in ``cycle``."""
+        self.rd["req__ready"].value = int(self.rng.random() < self.rd_ready_p)
+        if self.wr is not None:
+            self.wr["ready"].value = int(self.rng.random() < self.wr_ready_p)
+        if self.resp and self.resp[0][0] == cycle:
+            self.rd["rvalid"].value = 1
+            self.rd["rdata"].value = self.resp.popleft()[1]
+        else:
+            self.rd["rvalid"].value = 0
+
+    def sample(self, cycle: int) -> None:
+        """Accept this cycle's read request and write (sampled in the read-only phase)."""
+        rd = self.rd
+        if int(rd["req__valid"].value) and int(rd["req__ready"].value):
+            self.resp.append((cycle + self.latency, self.line(int(rd["req__payload"].value))))
+            self.reads += 1
+        wr = self.wr
+        if wr is not None and int(wr["valid"].value) and int(wr["ready"].value):
+            self.write(int(wr["payload"].value))
+
+    def write(self, payload: int) -> None:
+        """Apply one write request payload {addr, data, mask}."""
+        W, f = self.W, self._wf
+        a = (payload >> f["addr"][0]) & ((1 << f["addr"][1]) - 1)
+        d = (payload >> f["data"][0]) & ((1 << (8 * W)) - 1)
+        mask = (payload >> f["mask"][0]) & ((1 << W) - 1)
+        sel = np.unpackbits(np.frombuffer(mask.to_bytes(-(-W // 8), "little"), np.uint8),
+                            bitorder="little")[:W].astype(bool)
+        base = a * W
+        assert base + W <= self.mem.size, f"write past the SRAM at line {a}"
+        row = np.frombuffer(d.to_bytes(W, "little"), np.uint8)
+        self.mem[base:base + W][sel] = row[sel]
+        self.writes += 1
+

@@ -21,12 +21,12 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.config import Config
 from hw.isa import PARAM_RECORD_BYTES, AccMode, BufSel, Opcode, Timing, encode, wbuf_kmax
-from hw.npu_if import SRAM_READ_LATENCY, buf_write_signature, line_bytes, sram_write_signature
+from hw.npu_if import buf_write_signature, line_bytes
 from models.arith import quantize_multiplier
 from sim.cocotb_run import tb_params
 from sim.isa_sim import IsaSim, instr_cost
-from tests.hw.tb_array_common import pack, unpack
-from tests.hw.tb_common import reset, start_clock, wait_until
+from tests.hw.tb_array_common import pack
+from tests.hw.tb_common import SramModel, reset, start_clock, wait_until
 
 #: Cycles the unit may hold ``cmd.ready`` / ``buf.req.ready`` low while idle (it takes both at
 #: once: the bound only catches a unit that never does).
@@ -54,9 +54,8 @@ class Bench:
         self.R, self.C = cfg.array_rows, cfg.array_cols
         self.sram = self.nrng.integers(0, 256, cfg.sram_bytes, dtype=np.uint8)
         self.l_buf = payload_layout(buf_write_signature(cfg))
-        self.l_wr = payload_layout(sram_write_signature(cfg))
         self.cycle = 0
-        self.resp: list[tuple[int, int]] = []   # (due cycle, line data)
+        self.sram_model = SramModel(dut, cfg, self.rng, self.sram)
         self.rd_stall = 0.0
         self.wr_stall = 0.0
         self.stats = []
@@ -74,7 +73,7 @@ class Bench:
                 f" error={int(d.error.value)} rd.req valid={int(d.rd__req__valid.value)} "
                 f"wr.req valid={int(d.wr__req__valid.value)} buf.req ready="
                 f"{int(d.buf__req__ready.value)} stall={int(d.stall.value)}; read responses "
-                f"pending {len(self.resp)}")
+                f"pending {self.sram_model.in_flight}")
 
     # ---------------------------------------------------------------- one clock of the models
     async def tick(self, edge: bool = True):
@@ -83,29 +82,11 @@ class Bench:
         if edge:
             await RisingEdge(dut.clk)
         self.cycle += 1
-        rng = self.rng
-        rrdy = int(rng.random() >= self.rd_stall)
-        wrdy = int(rng.random() >= self.wr_stall)
-        dut.rd__req__ready.value = rrdy
-        dut.wr__req__ready.value = wrdy
-        if self.resp and self.resp[0][0] == self.cycle:
-            _, d = self.resp.pop(0)
-            dut.rd__rvalid.value = 1
-            dut.rd__rdata.value = d
-        else:
-            dut.rd__rvalid.value = 0
+        sm = self.sram_model
+        sm.rd_ready_p, sm.wr_ready_p = 1.0 - self.rd_stall, 1.0 - self.wr_stall
+        self.sram_model.drive(self.cycle)
         await ReadOnly()
-        W = self.W
-        if rrdy and int(dut.rd__req__valid.value):
-            a = int(dut.rd__req__payload.value)
-            line = bytes(self.sram[a * W:(a + 1) * W])
-            self.resp.append((self.cycle + SRAM_READ_LATENCY, int.from_bytes(line, "little")))
-        if wrdy and int(dut.wr__req__valid.value):
-            p = unpack(self.l_wr, int(dut.wr__req__payload.value))
-            a, d, mk = p["addr"], p["data"], p["mask"]
-            for i in range(W):
-                if (mk >> i) & 1:
-                    self.sram[a * W + i] = (d >> (8 * i)) & 0xFF
+        self.sram_model.sample(self.cycle)
         self.last_stall = int(dut.stall.value)
         self.last_macs = int(dut.macs.value)
         self.last_idle = int(dut.idle.value)
@@ -156,7 +137,7 @@ class Bench:
         await wait_until(dut, lambda: self.last_idle, max_cycles, f"CONV idle after {ins}",
                          lambda: f"{self.state()}; macs {macs} stalls {stalls}", step)
         assert not int(dut.error.value), f"unit raised error on {ins}"
-        assert not self.resp, "read responses left over after idle"
+        assert not self.sram_model.in_flight, "read responses left over after idle"
         return {"cycles": self.cycle - c0, "macs": macs, "stalls": stalls}
 
     # ---------------------------------------------------------------- random instruction

@@ -21,17 +21,23 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.config import Config
 from hw.isa import BufSel, Opcode, buffer_sizes, encode
-from hw.npu_if import SRAM_READ_LATENCY, buf_words, line_addr_bits, line_bytes
+from hw.npu_if import buf_words, line_bytes
 from sim.cocotb_run import tb_params
 from sim.isa_sim import IsaSim
-from tests.hw.tb_common import TEST_TIMEOUT_MS, StuckError, reset, start_clock, wait_until
+from tests.hw.tb_common import (
+    TEST_TIMEOUT_MS,
+    SramModel,
+    StuckError,
+    reset,
+    start_clock,
+    wait_until,
+)
 
 
 class Bench:
     def __init__(self, dut, cfg: Config, rng: random.Random, unit: str, ready_p: float):
         self.dut, self.cfg, self.rng, self.unit = dut, cfg, rng, unit
         self.W = line_bytes(cfg)
-        self.LA = line_addr_bits(cfg)
         self.BA = max(1, (buf_words(cfg) - 1).bit_length())
         self.mem = np.zeros(cfg.sram_bytes, np.uint8)
         sizes = buffer_sizes(cfg)
@@ -39,54 +45,41 @@ class Bench:
                      for b in (0, 1) for s in (0, 1)}
         self.ready_p = ready_p
         self.cycle = 0
-        self.resp: list[tuple[int, int]] = []
-        self.reads = self.writes = self.stalls = 0
         self.has_wr = unit == "store"
+        self.sram_model = SramModel(dut, cfg, rng, self.mem, wr="wr" if self.has_wr else None)
+        self.sram_model.rd_ready_p = self.sram_model.wr_ready_p = ready_p
+        self.buf_writes = self.stalls = 0
 
-    def line(self, a: int) -> bytes:
-        a %= self.cfg.sram_bytes // self.W
-        return self.mem[a * self.W:(a + 1) * self.W].tobytes()
+    @property
+    def reads(self) -> int:
+        return self.sram_model.reads
+
+    @property
+    def writes(self) -> int:
+        return self.sram_model.writes + self.buf_writes
 
     def _drive_ready(self):
-        dut = self.dut
-        dut.rd__req__ready.value = int(self.rng.random() < self.ready_p)
-        if self.has_wr:
-            dut.wr__req__ready.value = int(self.rng.random() < self.ready_p)
-        else:
-            dut.buf__req__ready.value = int(self.rng.random() < self.ready_p)
-        if self.resp and self.resp[0][0] == self.cycle:
-            dut.rd__rvalid.value = 1
-            dut.rd__rdata.value = int.from_bytes(self.resp.pop(0)[1], "little")
-        else:
-            dut.rd__rvalid.value = 0
+        self.sram_model.drive(self.cycle)
+        if not self.has_wr:
+            self.dut.buf__req__ready.value = int(self.rng.random() < self.ready_p)
 
     def _sample(self):
         dut, W = self.dut, self.W
-        if int(dut.rd__req__valid.value) and int(dut.rd__req__ready.value):
-            self.resp.append((self.cycle + SRAM_READ_LATENCY,
-                              self.line(int(dut.rd__req__payload.value))))
-            self.reads += 1
-        if self.has_wr:
-            v, r, pl, ab = dut.wr__req__valid, dut.wr__req__ready, dut.wr__req__payload, self.LA
-        else:
-            v, r, pl, ab = dut.buf__req__valid, dut.buf__req__ready, dut.buf__req__payload, \
-                2 + self.BA
-        if int(v.value) and int(r.value):
-            p = int(pl.value)
-            if self.has_wr:
-                a = p & ((1 << ab) - 1)
-                target, base = self.mem, a * W
-            else:
-                buf, slot = p & 1, p >> 1 & 1
-                a = p >> 2 & ((1 << self.BA) - 1)
-                target, base = self.bufs[(buf, slot)], a * W
+        self.sram_model.sample(self.cycle)
+        v = dut.wr__req__valid if self.has_wr else dut.buf__req__valid
+        if not self.has_wr and int(v.value) and int(dut.buf__req__ready.value):
+            # the conv unit's buffer write port: {buf, slot, addr (word), data, mask}
+            p, ab = int(dut.buf__req__payload.value), 2 + self.BA
+            buf, slot = p & 1, p >> 1 & 1
+            a = p >> 2 & ((1 << self.BA) - 1)
+            target, base = self.bufs[(buf, slot)], a * W
             d = ((p >> ab) & ((1 << (8 * W)) - 1)).to_bytes(W, "little")
             mask = p >> (ab + 8 * W)
             for i in range(W):
                 if mask >> i & 1:
                     assert base + i < target.size, f"write past the target at {base + i}"
                     target[base + i] = d[i]
-            self.writes += 1
+            self.buf_writes += 1
         self.stalls += int(dut.stall.value)
         assert int(dut.macs.value) == 0
         if int(dut.cmd__ready.value):
@@ -94,7 +87,7 @@ class Bench:
         if int(dut.idle.value):
             assert not int(dut.rd__req__valid.value), "read request while idle"
             assert not int(v.value), "write request while idle"
-            assert not self.resp, "read in flight while idle"
+            assert not self.sram_model.in_flight, "read in flight while idle"
 
     async def step(self, drive=None):
         await RisingEdge(self.dut.clk)
@@ -114,7 +107,7 @@ class Bench:
                 f" error={int(d.error.value)} rd.req valid/ready={int(d.rd__req__valid.value)}/"
                 f"{int(d.rd__req__ready.value)} {port}.req valid/ready={int(req[0].value)}/"
                 f"{int(req[1].value)}; reads {self.reads} writes {self.writes} "
-                f"responses in flight {len(self.resp)}")
+                f"responses in flight {self.sram_model.in_flight}")
 
     async def execute(self, ins: dict, max_cycles: int) -> int:
         """Issue one instruction; returns the cycles from the handshake to idle. The unit must
@@ -247,7 +240,7 @@ async def dma_random(dut):
                     "rows": 2, "planes": 1, "src_row_stride": cfg.sram_bytes - 4})
     for ins in bad:
         await reset_unit(dut, unit)
-        bench.resp.clear()
+        bench.sram_model.resp.clear()
         assert not int(dut.error.value)
         await bench.step({"cmd__payload": int.from_bytes(encode(ins), "little"),
                           "cmd__valid": 1})
