@@ -464,6 +464,10 @@ class _Compiler:
                 r = self.lower_pad(n)
                 if r is not None:
                     return r
+            if k == "TRANSPOSE":
+                r = self.lower_transpose(n)
+                if r is not None:
+                    return r
         except _Fallback as e:
             self.warnings.append(f"op {n.op.index} {k}: {e}; runs on the host")
         return self.lower_host(n)
@@ -872,18 +876,15 @@ class _Compiler:
             return None
         _, h, w, c = x.shape
         _, oh, ow, _ = y.shape
-        if oh % h or ow % w:
-            return None
-        fh, fw = oh // h, ow // w
         align = bool(op.options.get("align_corners", False))
         half = bool(op.options.get("half_pixel_centers", False))
-        if not (
-            np.array_equal(_nearest(oh, h, align, half), np.arange(oh) // fh)
-            and np.array_equal(_nearest(ow, w, align, half), np.arange(ow) // fw)
-        ):
+        ry, rx = _nearest(oh, h, align, half), _nearest(ow, w, align, half)
+        if max(h, w, c, oh, ow * c) > 65535:
             return None
-        if h > 65535 or w > 65535 or c > 65535:
-            return None
+        fh, fw = max(1, oh // h), max(1, ow // w)
+        if (oh % h or ow % w or not np.array_equal(ry, np.arange(oh) // fh)
+                or not np.array_equal(rx, np.arange(ow) // fw)):
+            return self._resize_general(n, ry, rx)
         instrs = []
         for dy in range(fh):
             for dx in range(fw):
@@ -899,6 +900,62 @@ class _Compiler:
                         "src_plane_stride": w * c,
                         "dst_row_stride": fw * c,
                         "dst_plane_stride": fh * ow * c,
+                    }
+                )
+        return "store", [("store", instrs)]
+
+    def _resize_general(self, n: _Node, ry: np.ndarray, rx: np.ndarray):
+        """Nearest resize by any ratio (TFLite's index maps ``ry``, ``rx``), in two COPY passes
+        on the store queue (which runs its instructions one after another): per run of output
+        columns reading one input column, one COPY (rows = input rows, planes = the run,
+        source plane stride 0) into an h x ow scratch; then per run of output rows reading one
+        input row, one COPY replicating that scratch row (source row stride 0). Instructions:
+        distinct columns + distinct rows; store cycles about h * ow + oh row transfers."""
+        g = self.g
+        x, y = g.tensors[n.ins[0]], g.tensors[n.outs[0]]
+        _, h, w, c = x.shape
+        _, oh, ow, _ = y.shape
+
+        def runs(m):
+            out, s0 = [], 0
+            for i in range(1, len(m) + 1):
+                if i == len(m) or m[i] != m[s0]:
+                    out.append((s0, i - s0, int(m[s0])))
+                    s0 = i
+            return out
+
+        rows_identity = oh == h and np.array_equal(ry, np.arange(h))
+        tmp = ("t", n.outs[0]) if rows_identity else ("t", self.scratch(h * ow * c))
+        instrs = []
+        for o0, k, i in runs(rx):
+            instrs.append(
+                {
+                    "opcode": Opcode.COPY,
+                    "src_addr": ("t", n.ins[0], i * c),
+                    "dst_addr": _off(tmp, o0 * c),
+                    "row_bytes": c,
+                    "rows": h,
+                    "planes": k,
+                    "src_row_stride": w * c,
+                    "src_plane_stride": 0,
+                    "dst_row_stride": ow * c,
+                    "dst_plane_stride": c,
+                }
+            )
+        if not rows_identity:
+            for o0, k, i in runs(ry):
+                instrs.append(
+                    {
+                        "opcode": Opcode.COPY,
+                        "src_addr": _off(tmp, i * ow * c),
+                        "dst_addr": ("t", n.outs[0], o0 * ow * c),
+                        "row_bytes": ow * c,
+                        "rows": k,
+                        "planes": 1,
+                        "src_row_stride": 0,
+                        "src_plane_stride": 0,
+                        "dst_row_stride": ow * c,
+                        "dst_plane_stride": 0,
                     }
                 )
         return "store", [("store", instrs)]
@@ -938,6 +995,21 @@ class _Compiler:
                 "dst_plane_stride": wo * co,
             }
         )
+        return "store", [("store", instrs)]
+
+    def lower_transpose(self, n: _Node):
+        """TRANSPOSE on the die: an identity permutation is a buffer alias; any other one is a
+        few strided COPYs on the store queue (:func:`_transpose_copies`)."""
+        g = self.g
+        op = n.op
+        x = g.tensors[n.ins[0]]
+        if not self.is_const(op.inputs[1]) or x.dtype != "int8" or self.is_const(n.ins[0]):
+            return None
+        perm = [int(v) for v in np.asarray(g.tensors[op.inputs[1]].data).reshape(-1)]
+        if perm == list(range(len(perm))):
+            self.aliases[n.outs[0]] = n.ins[0]
+            return "alias", []
+        instrs = _transpose_copies(("t", n.ins[0]), ("t", n.outs[0]), tuple(x.shape), perm)
         return "store", [("store", instrs)]
 
     # -------------------------------------------------------------- pass 6: memory
@@ -1265,6 +1337,56 @@ def _copy_rows(src, dst, row_bytes, rows, src_stride, dst_stride) -> list[dict]:
             }
         )
     return out
+
+
+def _transpose_copies(src, dst, shape: tuple, perm: list) -> list[dict]:
+    """COPY instructions writing ``transpose(src, perm)`` (int8, row-major) to ``dst``.
+
+    Output axes of size 1 are dropped and neighbours that are contiguous in the source too are
+    merged; if the innermost remaining axis is contiguous in the source it becomes ``row_bytes``
+    (whole runs per row), otherwise rows are single bytes. The two innermost remaining axes are
+    ``rows`` and ``planes`` of one COPY; any outer axis repeats the COPY at its offsets. A COPY
+    costs one store cycle per row of up to ``store_bytes_per_cycle`` bytes (docs/isa.md)."""
+    r = len(shape)
+    st_in = [math.prod(shape[a + 1 :]) for a in range(r)]
+    out = [shape[p] for p in perm]
+    axes = [(out[j], st_in[perm[j]], math.prod(out[j + 1 :])) for j in range(r) if out[j] > 1]
+    merged: list[tuple[int, int, int]] = []
+    for nn, ss, ds in axes:
+        if merged and merged[-1][1] == ss * nn and merged[-1][2] == ds * nn:
+            merged[-1] = (merged[-1][0] * nn, ss, ds)
+        else:
+            merged.append((nn, ss, ds))
+    row_bytes = 1
+    if merged and merged[-1][1] == 1:
+        row_bytes = merged.pop()[0]
+    if row_bytes > 65535:
+        raise _Fallback("a transpose run longer than a COPY row")
+    while len(merged) < 2:
+        merged.insert(0, (1, 0, 0))
+    (np_, sps, dps), (nr, srs, drs) = merged[-2], merged[-1]
+    if np_ > 65535 or nr > 65535:
+        raise _Fallback("a transpose with more rows or planes than a COPY holds")
+    outer = merged[:-2]
+    instrs = []
+    for idx in np.ndindex(*[a[0] for a in outer]) if outer else [()]:
+        so = sum(i * a[1] for i, a in zip(idx, outer, strict=True))
+        do = sum(i * a[2] for i, a in zip(idx, outer, strict=True))
+        instrs.append(
+            {
+                "opcode": Opcode.COPY,
+                "src_addr": _off(src, so),
+                "dst_addr": _off(dst, do),
+                "row_bytes": row_bytes,
+                "rows": nr,
+                "planes": np_,
+                "src_row_stride": srs,
+                "src_plane_stride": sps,
+                "dst_row_stride": drs,
+                "dst_plane_stride": dps,
+            }
+        )
+    return instrs
 
 
 def _fill_rows(dst, nbytes, value) -> list[dict]:
