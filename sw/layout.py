@@ -114,7 +114,10 @@ class _Layout:
 
     def run(self) -> Graph:
         g, ts = self.g, self.ts
-        pinned: set[int] = set(self.float_inputs) | set(g.outputs)
+        # int8 graph outputs may be stored transposed too: a TRANSPOSE (on the die) then writes
+        # the output; float ones (DEQUANTIZE results) and graph inputs keep their layout
+        outs = {o for o in g.outputs if ts[o].dtype == "int8" and o not in g.inputs}
+        pinned: set[int] = set(self.float_inputs) | (set(g.outputs) - outs)
         # boundaries: int8 graph inputs and the outputs of a float -> int8 QUANTIZE of a graph
         # input; a layout there costs a prologue TRANSPOSE, not an NPU one
         boundary = {i for i in g.inputs if i not in self.float_inputs}
@@ -133,6 +136,7 @@ class _Layout:
                     self.union(vs[0], v)
             else:
                 pinned.update(i for i in list(op.inputs) + list(op.outputs) if self.is_var(i))
+        outs -= pinned
         pinned_roots = {self.find(i) for i in pinned}
         roots = {self.find(t) for t in list(self.parent)}
         rank = {}
@@ -152,6 +156,8 @@ class _Layout:
                 ly = cand if ry == root else layout[ry]
                 if _compose(_inv(lx), _compose(self.perm(op), ly)) != _ident(len(lx)):
                     total += math.prod(ts[x].shape)
+            if cand != _ident(len(cand)):
+                total += sum(math.prod(ts[o].shape) for o in outs if self.find(o) == root)
             return total
 
         for _ in range(4):
@@ -171,10 +177,10 @@ class _Layout:
                     changed = True
             if not changed:
                 break
-        return self.rewrite({t: layout[self.find(t)] for t in self.parent}, boundary)
+        return self.rewrite({t: layout[self.find(t)] for t in self.parent}, boundary, outs)
 
     # ---------------------------------------------------------------- rewrite
-    def rewrite(self, lay: dict, boundary: set) -> Graph:
+    def rewrite(self, lay: dict, boundary: set, outs: set) -> Graph:
         g = self.g
         tensors = [copy.copy(t) for t in g.tensors]
         ident = {t: lay[t] == _ident(len(lay[t])) for t in lay}
@@ -205,8 +211,24 @@ class _Layout:
             tensors.append(pt)
             inserted[b] = Op(-1, "TRANSPOSE", [b, pt.index], [nb.index], {})
             repl[b] = nb.index
+        # output boundaries: the producer writes a transposed copy, a TRANSPOSE writes the output
+        out_repl: dict[int, int] = {}
+        for o in sorted(outs):
+            if o not in lay or ident[o]:
+                continue
+            src = tensors[o]
+            no = copy.copy(src)
+            no.index = len(tensors)
+            no.name = f"{src.name}/layout"
+            tensors.append(no)
+            lay[no.index], ident[no.index] = lay[o], False
+            perm = np.asarray(_inv(lay[o]), np.int32)
+            pt = Tensor(len(tensors), f"{src.name}/layout_perm", perm.shape, "int32", None, perm)
+            tensors.append(pt)
+            inserted[no.index] = Op(-1, "TRANSPOSE", [no.index, pt.index], [o], {})
+            repl[o] = out_repl[o] = no.index
         for t, lt in lay.items():
-            if not ident[t] and t not in boundary:
+            if not ident[t] and t not in boundary and t not in out_repl:
                 tt = tensors[t]
                 tt.shape = tuple(tt.shape[i] for i in lt)
                 if tt.quant is not None and tt.quant.per_channel:
@@ -231,6 +253,7 @@ class _Layout:
             if is_t or ag:
                 op.inputs = [repl.get(i, i) for i in op.inputs]
             op.inputs = [rd(i) for i in op.inputs]
+            op.outputs = [out_repl.get(o, o) for o in op.outputs]
             if is_t and self.is_var(orig.inputs[0]):
                 x, y = op.inputs[0], op.outputs[0]
                 q = self.perm(orig)
@@ -239,8 +262,12 @@ class _Layout:
                 # aliased tensor hold the same bytes as it)
                 lx, ly = lay.get(orig.inputs[0], _ident(r)), lay.get(y, _ident(r))
                 p = _compose(_inv(lx), _compose(q, ly))
-                if p == _ident(r) and y not in g.outputs:
+                if p == _ident(r) and op.outputs[0] not in g.outputs:
                     alias[y] = x
+                    if y in inserted:
+                        tail = inserted.pop(y)
+                        tail.inputs = [rd(i) for i in tail.inputs]
+                        ops.append(tail)
                     continue
                 if p != q:
                     pt = tensors[op.inputs[1]]
