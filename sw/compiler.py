@@ -15,8 +15,11 @@ Passes, in order (docs/compiler.md):
    instruction.
 5. **Lowering**: CONV_2D / FULLY_CONNECTED -> column tiles of the array (per-channel bias,
    multiplier and shift from the golden kernels' TFLM constant code); DEPTHWISE_CONV_2D and MEAN
-   over H, W -> DWCONV; pools -> POOL; ADD / MUL -> ELTWISE; CONCATENATION / PAD -> COPY / FILL;
-   RESHAPE / SQUEEZE -> buffer aliases; anything else -> a HOST call running the golden kernel.
+   over H, W -> DWCONV; pools -> POOL; ADD / MUL -> ELTWISE; CONCATENATION / PAD / TRANSPOSE /
+   RESIZE_NEAREST_NEIGHBOR -> COPY / FILL; RESHAPE / SQUEEZE / identity TRANSPOSE -> buffer
+   aliases; anything else -> a HOST call running the golden kernel (``host_calls``: the "mid"
+   host ops of the compile report; the layout pass of the importer, sw.layout, leaves PyTorch
+   NCHW exports none).
 6. **Memory planning**: constants, then activations (first fit over live ranges), then the program;
    a model that does not fit the preset's SRAM raises UserError with the sizes.
 7. **Scheduling**: weight/parameter loads are double-buffered in WBUF/PBUF slots and issued one tile

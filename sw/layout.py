@@ -10,19 +10,23 @@ ops in between run on the permuted tensors (their axes, paddings and constant op
 Contract of :func:`optimize_layout` (graph -> new graph, the input graph is not modified):
 - Graph inputs and outputs keep their tensors, shapes and meaning; every graph output is equal,
   element for element, to the input graph's (transposes only move bytes, the agnostic ops compute
-  the same values on permuted indices).
-- Layout-sensitive ops (convolutions, pools, FULLY_CONNECTED, RESHAPE, SQUEEZE, SOFTMAX, RESIZE, MEAN
-  without keep_dims, ...) see their tensors in the original layout (``L`` = identity).
+  the same values on permuted indices). ``load_tflite`` runs it on every model.
+- Layout-sensitive ops (convolutions, pools, FULLY_CONNECTED, RESHAPE, SQUEEZE, SOFTMAX, RESIZE,
+  MEAN without keep_dims, ...) see their tensors in the original layout (``L`` = identity).
 - Layout-agnostic ops: the unary int8 ops (RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, HARD_SWISH,
   LOGISTIC, TANH, QUANTIZE int8 -> int8, DEQUANTIZE), ADD / MUL (operands of one rank; constant
   operands are broadcast to it and permuted), PAD (paddings permuted), CONCATENATION (axis
   permuted), MEAN with keep_dims (axes permuted). A connected set of tensors joined by agnostic ops
   (a *group*) shares one layout.
 - A group's layout is chosen among the identity and the layouts that make one of its boundary
-  TRANSPOSEs a no-op, minimizing the bytes the remaining TRANSPOSEs move. A group that starts at a
-  graph input (or at the float -> int8 QUANTIZE reading it) may take any layout: a TRANSPOSE is then
-  inserted right after that input (or QUANTIZE), where the compiler's input prologue absorbs it
-  (the ISP writes the NPU's input tensor directly; ``logicdie check`` applies it on the host).
+  TRANSPOSEs a no-op, minimizing the bytes the remaining TRANSPOSEs move (a few sweeps over the
+  groups until nothing changes).
+- A group that starts at a graph input (or at the float -> int8 QUANTIZE reading it) may take any
+  layout at no cost: a TRANSPOSE is inserted right after that input (or QUANTIZE), where the
+  compiler's input prologue absorbs it (the ISP writes the NPU's input tensor directly; ``logicdie
+  check`` applies it on the host, "before" the NPU). A group holding an int8 graph output may take
+  another layout at the cost of one TRANSPOSE (on the die) writing that output; float outputs and
+  graph inputs keep theirs.
 - Remaining TRANSPOSEs get the composed permutation (identity ones are removed, their readers read
   the input directly). Op indices are renumbered in execution order.
 """

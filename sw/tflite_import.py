@@ -12,6 +12,13 @@ range, enum values known, buffers of exactly the size their shape and dtype need
 the file: a corrupt vector length fails at once instead of looping), and :func:`validate_graph`
 checks what needs the whole graph. The bundle loader (:mod:`sw.bundle`) runs the same
 :func:`validate_graph` on the graph a bundle carries.
+
+Two graph passes run at import (issue #12): shape arithmetic on constants (SHAPE, STRIDED_SLICE,
+PACK, GATHER, CAST, integer CONCATENATION / RESHAPE / ADD / MUL, ...: :data:`FOLDABLE_OPS`) is
+folded into constant tensors (:func:`fold_constants`), so a Keras export whose RESHAPE takes its
+shape from SHAPE -> STRIDED_SLICE -> PACK imports; then the layout pass (:mod:`sw.layout`, skipped
+with ``layout=False``) removes the TRANSPOSEs of PyTorch-style NCHW exports. Both keep every graph
+output equal to the model's, element for element.
 """
 
 from __future__ import annotations
