@@ -184,7 +184,8 @@ def test_retinaface_no_mid_graph_host_ops(backend):
 @pytest.mark.skipif(not RETINAFACE.exists(), reason="needs ../shared/models/retinaface.tflite")
 def test_retinaface_rtl_no_host_wait():
     """Done-when of issue #12 item 4 on the RTL (default preset): bit-exact, HOST_WAIT 0."""
-    r = logicdie("check", str(RETINAFACE), "--backend", "rtl", "--json", timeout=3600)
+    r = logicdie("check", str(RETINAFACE), "--backend", "rtl", "--inputs", "2", "--json",
+                 timeout=3600)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["bit_exact"] and out["counters"]["HOST_WAIT"] == 0
