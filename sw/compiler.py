@@ -423,6 +423,10 @@ class _Compiler:
     def lower_node(self, n: _Node):
         k = n.op.kind
         try:
+            x0 = self.g.tensors[n.ins[0]] if n.ins and n.ins[0] >= 0 else None
+            if (k in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN")
+                    and x0 is not None and len(x0.shape) == 4 and x0.shape[0] != 1):
+                raise _Fallback(f"batch {x0.shape[0]} (the NPU's windows run at batch 1)")
             if k in ("CONV_2D", "FULLY_CONNECTED"):
                 return self.lower_conv(n)
             if k == "DEPTHWISE_CONV_2D":
@@ -801,6 +805,10 @@ class _Compiler:
         if na != ny or tuple(ta.shape) != tuple(ty.shape):
             return None
         period = _broadcast_period(tuple(ta.shape), tuple(tb.shape))
+        b_data = tb.data
+        if (period is None or period > 65535) and self.is_const(b) and ny <= 1 << 20:
+            # a constant broadcast along leading axes (e.g. per-channel NCHW): stored expanded
+            b_data, period = np.broadcast_to(np.asarray(tb.data), tuple(ty.shape)), 0
         if period is None or period > 65535:
             return None
         if self.is_const(a):
@@ -827,7 +835,7 @@ class _Compiler:
         assert len(p) == ELT_PARAM_WORDS
         pkey = self.const(np.asarray(p, "<i4").tobytes())
         b_ref = (
-            ("c", self.const(np.asarray(tb.data, np.int8).tobytes()))
+            ("c", self.const(np.ascontiguousarray(b_data, np.int8).tobytes()))
             if self.is_const(b)
             else ("t", b)
         )
@@ -964,40 +972,47 @@ class _Compiler:
         return "store", [("store", instrs)]
 
     def lower_pad(self, n: _Node):
+        """PAD of a tensor of rank <= 4 (any axes, N included): FILL the output with its zero
+        point, then one COPY (rows W, planes H) per input batch into the padded position."""
         g = self.g
         op = n.op
         x, y = g.tensors[n.ins[0]], g.tensors[op.outputs[0]]
         if (
             not self.is_const(op.inputs[1])
             or x.dtype != "int8"
-            or len(x.shape) != 4
+            or len(x.shape) > 4
             or self.is_const(n.ins[0])
         ):
             return None
         pads = g.tensors[op.inputs[1]].data.astype(np.int64).reshape(-1, 2)
-        if pads.shape[0] != 4 or pads[0].any() or (pads < 0).any():
+        if pads.shape[0] != len(x.shape) or (pads < 0).any():
             return None
-        _, h, w, c = x.shape
-        _, ho, wo, co = y.shape
-        value = _qp(y)[1]
-        instrs = _fill_rows(("t", op.outputs[0], 0), _nbytes(y), value)
-        base = (int(pads[1][0]) * wo + int(pads[2][0])) * co + int(pads[3][0])
+        lead = 4 - len(x.shape)
+        pads = np.concatenate([np.zeros((lead, 2), np.int64), pads])
+        nb, h, w, c = (1,) * lead + tuple(x.shape)
+        _, ho, wo, co = (int(d + a + b) for d, (a, b) in zip((nb, h, w, c), pads, strict=True))
         if h > 65535 or w > 65535 or c > 65535:
             return None
-        instrs.append(
-            {
-                "opcode": Opcode.COPY,
-                "src_addr": ("t", n.ins[0]),
-                "dst_addr": ("t", op.outputs[0], base),
-                "row_bytes": c,
-                "rows": w,
-                "planes": h,
-                "src_row_stride": c,
-                "src_plane_stride": w * c,
-                "dst_row_stride": co,
-                "dst_plane_stride": wo * co,
-            }
+        value = _qp(y)[1]
+        instrs = _fill_rows(("t", op.outputs[0], 0), _nbytes(y), value)
+        base = ((int(pads[0][0]) * ho + int(pads[1][0])) * wo + int(pads[2][0])) * co + int(
+            pads[3][0]
         )
+        for b in range(nb):
+            instrs.append(
+                {
+                    "opcode": Opcode.COPY,
+                    "src_addr": ("t", n.ins[0], b * h * w * c),
+                    "dst_addr": ("t", op.outputs[0], base + b * ho * wo * co),
+                    "row_bytes": c,
+                    "rows": w,
+                    "planes": h,
+                    "src_row_stride": c,
+                    "src_plane_stride": w * c,
+                    "dst_row_stride": co,
+                    "dst_plane_stride": wo * co,
+                }
+            )
         return "store", [("store", instrs)]
 
     def lower_transpose(self, n: _Node):

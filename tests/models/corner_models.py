@@ -11,7 +11,8 @@ import numpy as np
 from models.tflite_writer import ModelBuilder, T
 
 __all__ = ["ZP_WRAP_OPS", "zp_wrap_model", "ramp_input", "assert_zp_wrap_equals_tflm",
-           "pytorch_nchw_model", "keras_shape_model", "transpose_perms_model"]
+           "pytorch_nchw_model", "keras_shape_model", "transpose_perms_model",
+           "random_layout_model"]
 
 ZP_WRAP_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 
@@ -162,3 +163,42 @@ def transpose_perms_model(shape=(1, 3, 4, 5), seed: int = 0) -> tuple[bytes, lis
     perms = [p for p in permutations(range(4)) if p != (0, 1, 2, 3)]
     b.output(*[b.transpose(c, p) for p in perms])
     return b.finish(), perms
+
+
+def random_layout_model(seed: int) -> bytes:
+    """Random TRANSPOSE sandwiches: conv -> TRANSPOSE(random perm) -> three random agnostic ops
+    (LEAKY_RELU, RELU, PAD on any axes, ADD of a broadcast constant, MUL with a second branch,
+    CONCATENATION on a random axis) -> TRANSPOSE(random perm) -> conv (if at batch 1); the
+    sandwich's last tensor is a second (int8) output half of the time."""
+    from itertools import permutations
+
+    rng = np.random.default_rng(seed)
+    perms = list(permutations(range(4)))
+    b = ModelBuilder()
+    x = b.input((1, int(rng.integers(2, 6)), int(rng.integers(2, 6)), 3), "int8", 0.05, 1)
+    y = b.conv2d(x, b.weights(rng.normal(size=(int(rng.integers(2, 5)), 1, 1, 3)), axis=0),
+                 out_scale=0.05, out_zp=-2)
+    cur = b.transpose(y, perms[int(rng.integers(len(perms)))])
+    for _ in range(3):
+        k = int(rng.integers(6))
+        if k == 0:
+            cur = b.leaky_relu(cur, alpha=0.25, out_scale=0.04, out_zp=3)
+        elif k == 1:
+            cur = b.relu(cur)
+        elif k == 2:
+            cur = b.pad(cur, rng.integers(0, 2, size=(4, 2)))
+        elif k == 3:
+            shape = tuple(d if rng.random() < 0.5 else 1 for d in cur.shape)
+            c = b.const(rng.integers(-50, 50, size=shape), "int8", 0.03, -1)
+            cur = b.add(cur, c, out_scale=0.06, out_zp=0)
+        elif k == 4:
+            cur = b.mul(cur, b.relu(cur), out_scale=0.01, out_zp=0)
+        else:
+            cur = b.concatenation([cur, cur], axis=int(rng.integers(4)))
+    t = b.transpose(cur, perms[int(rng.integers(len(perms)))])
+    z = t  # (convolutions run at batch 1: a PAD / CONCATENATION may have grown axis 0)
+    if t.shape[0] == 1:
+        z = b.conv2d(t, b.weights(rng.normal(size=(3, 1, 1, t.shape[3])), axis=0),
+                     out_scale=0.1, out_zp=0)
+    b.output(z, *([cur] if rng.random() < 0.5 else []))
+    return b.finish()

@@ -339,3 +339,28 @@ def test_unusual_graphs_vs_tflm(build, host_ops):
                     xs.append(rng.uniform(-2, 2, size=t.shape).astype(np.float32))
             for a, w in zip(isa.run(xs), ref.run(xs), strict=True):
                 assert np.array_equal(a.reshape(w.shape), w)
+
+
+@pytest.mark.parametrize("kind", ["CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D"])
+def test_batch_above_one_windows_are_exact(kind):
+    """Window ops at batch 2 (the NPU's instructions run one image): never silently wrong; the
+    ISA backend equals TFLM (such an op runs on the host, with a warning)."""
+    from models.tflm_ref import TflmReference
+
+    rng = np.random.default_rng(5)
+    b = ModelBuilder()
+    x = b.input((2, 5, 4, 3), "int8", 0.05, 1)
+    if kind == "CONV_2D":
+        y = b.conv2d(x, b.weights(rng.normal(size=(4, 3, 3, 3)), axis=0), out_scale=0.1, out_zp=0)
+    elif kind == "DEPTHWISE_CONV_2D":
+        y = b.depthwise_conv2d(x, b.depthwise_weights(rng.normal(size=(1, 3, 3, 3))),
+                               out_scale=0.1, out_zp=0)
+    else:
+        y = b.max_pool2d(x, filter=2, stride=1)
+    b.output(y)
+    data = b.finish()
+    g = load_tflite(data)
+    isa = IsaBackend(compile_graph(g, "default"))
+    xs = [rng.integers(-128, 128, size=(2, 5, 4, 3), dtype=np.int8)]
+    want = TflmReference(data).run(xs)[0]
+    assert np.array_equal(isa.run(xs)[0].reshape(want.shape), want)

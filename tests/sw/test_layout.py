@@ -21,6 +21,7 @@ from sw.tflite_import import FOLDABLE_OPS, load_tflite
 from tests.models.corner_models import (
     keras_shape_model,
     pytorch_nchw_model,
+    random_layout_model,
     transpose_perms_model,
 )
 from tests.sw.cli_util import logicdie
@@ -69,6 +70,25 @@ def test_pytorch_nchw_model_bit_exact_and_no_mid_host_ops(config):
     ref, isa = TflmReference(data), IsaBackend(c)
     rng = np.random.default_rng(3)
     for _ in range(3):
+        xs = _inputs(g, rng)
+        want = ref.run(xs)
+        _exact(GoldenModel(raw).run(xs), want)
+        _exact(GoldenModel(g).run(xs), want)
+        _exact(isa.run(xs), want)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_transpose_sandwiches_bit_exact(seed):
+    """Random permutations around random agnostic ops: golden before and after the layout pass
+    and the ISA simulator equal TFLM; no host op mid-graph."""
+    data = random_layout_model(seed)
+    raw, g = load_tflite(data, layout=False), load_tflite(data)
+    assert g.op_counts().get("TRANSPOSE", 0) <= raw.op_counts()["TRANSPOSE"]
+    c = compile_graph(g, "default")
+    assert _mid(c, g) == []
+    ref, isa = TflmReference(data), IsaBackend(c)
+    rng = np.random.default_rng(seed)
+    for _ in range(2):
         xs = _inputs(g, rng)
         want = ref.run(xs)
         _exact(GoldenModel(raw).run(xs), want)
