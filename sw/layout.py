@@ -149,13 +149,16 @@ class _Layout:
         layout = {r: _ident(rank[r]) for r in roots}
         free = [r for r in sorted(roots) if r not in pinned_roots]
 
+        adj: dict[int, list[Op]] = {}  # group -> the TRANSPOSEs reading or writing it
+        for op in transposes:
+            for r in {self.find(op.inputs[0]), self.find(op.outputs[0])}:
+                adj.setdefault(r, []).append(op)
+
         def cost(root, cand) -> int:
             total = 0
-            for op in transposes:
+            for op in adj.get(root, []):
                 x, y = op.inputs[0], op.outputs[0]
                 rx, ry = self.find(x), self.find(y)
-                if root not in (rx, ry):
-                    continue
                 lx = cand if rx == root else layout[rx]
                 ly = cand if ry == root else layout[ry]
                 if _compose(_inv(lx), _compose(self.perm(op), ly)) != _ident(len(lx)):
@@ -168,7 +171,7 @@ class _Layout:
             changed = False
             for root in free:
                 cands = [layout[root], _ident(rank[root])]
-                for op in transposes:
+                for op in adj.get(root, []):
                     x, y = op.inputs[0], op.outputs[0]
                     q = self.perm(op)
                     if self.find(y) == root and len(q) == rank[root]:
