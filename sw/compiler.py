@@ -15,8 +15,11 @@ Passes, in order (docs/compiler.md):
    instruction.
 5. **Lowering**: CONV_2D / FULLY_CONNECTED -> column tiles of the array (per-channel bias,
    multiplier and shift from the golden kernels' TFLM constant code); DEPTHWISE_CONV_2D and MEAN
-   over H, W -> DWCONV; pools -> POOL; ADD / MUL -> ELTWISE; CONCATENATION / PAD -> COPY / FILL;
-   RESHAPE / SQUEEZE -> buffer aliases; anything else -> a HOST call running the golden kernel.
+   over H, W -> DWCONV; pools -> POOL; ADD / MUL -> ELTWISE; CONCATENATION / PAD / TRANSPOSE /
+   RESIZE_NEAREST_NEIGHBOR -> COPY / FILL; RESHAPE / SQUEEZE / identity TRANSPOSE -> buffer
+   aliases; anything else -> a HOST call running the golden kernel (``host_calls``: the "mid"
+   host ops of the compile report; the layout pass of the importer, sw.layout, leaves PyTorch
+   NCHW exports none).
 6. **Memory planning**: constants, then activations (first fit over live ranges), then the program;
    a model that does not fit the preset's SRAM raises UserError with the sizes.
 7. **Scheduling**: weight/parameter loads are double-buffered in WBUF/PBUF slots and issued one tile
@@ -421,6 +424,10 @@ class _Compiler:
     def lower_node(self, n: _Node):
         k = n.op.kind
         try:
+            x0 = self.g.tensors[n.ins[0]] if n.ins and n.ins[0] >= 0 else None
+            if (k in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN")
+                    and x0 is not None and len(x0.shape) == 4 and x0.shape[0] != 1):
+                raise _Fallback(f"batch {x0.shape[0]} (the NPU's windows run at batch 1)")
             if k in ("CONV_2D", "FULLY_CONNECTED"):
                 return self.lower_conv(n)
             if k == "DEPTHWISE_CONV_2D":
@@ -463,6 +470,10 @@ class _Compiler:
                     return r
             if k == "PAD":
                 r = self.lower_pad(n)
+                if r is not None:
+                    return r
+            if k == "TRANSPOSE":
+                r = self.lower_transpose(n)
                 if r is not None:
                     return r
         except _Fallback as e:
@@ -893,6 +904,11 @@ class _Compiler:
         if na != ny or tuple(ta.shape) != tuple(ty.shape):
             return None
         period = _broadcast_period(tuple(ta.shape), tuple(tb.shape))
+        b_data = tb.data
+        if (period is None or not fits(Opcode.ELTWISE, b_period=period)) and self.is_const(b) \
+                and ny <= 1 << 20:
+            # a constant broadcast along leading axes (e.g. per-channel NCHW): stored expanded
+            b_data, period = np.broadcast_to(np.asarray(tb.data), tuple(ty.shape)), 0
         if period is None or not fits(Opcode.ELTWISE, b_period=period):
             return None
         if self.is_const(a):
@@ -919,7 +935,7 @@ class _Compiler:
         assert len(p) == ELT_PARAM_WORDS
         pkey = self.const(np.asarray(p, "<i4").tobytes())
         b_ref = (
-            ("c", self.const(np.asarray(tb.data, np.int8).tobytes()))
+            ("c", self.const(np.ascontiguousarray(b_data, np.int8).tobytes()))
             if self.is_const(b)
             else ("t", b)
         )
@@ -971,18 +987,16 @@ class _Compiler:
             return None
         _, h, w, c = x.shape
         _, oh, ow, _ = y.shape
-        if oh % h or ow % w:
-            return None
-        fh, fw = oh // h, ow // w
         align = bool(op.options.get("align_corners", False))
         half = bool(op.options.get("half_pixel_centers", False))
-        if not (
-            np.array_equal(_nearest(oh, h, align, half), np.arange(oh) // fh)
-            and np.array_equal(_nearest(ow, w, align, half), np.arange(ow) // fw)
-        ):
+        ry, rx = _nearest(oh, h, align, half), _nearest(ow, w, align, half)
+        if not (fits(Opcode.COPY, planes=h, rows=w, row_bytes=c)
+                and fits(Opcode.COPY, planes=oh, row_bytes=ow * c)):
             return None
-        if not fits(Opcode.COPY, planes=h, rows=w, row_bytes=c):
-            return None
+        fh, fw = max(1, oh // h), max(1, ow // w)
+        if (oh % h or ow % w or not np.array_equal(ry, np.arange(oh) // fh)
+                or not np.array_equal(rx, np.arange(ow) // fw)):
+            return self._resize_general(n, ry, rx)
         instrs = []
         for dy in range(fh):
             for dx in range(fw):
@@ -1002,41 +1016,119 @@ class _Compiler:
                 )
         return "store", [("store", instrs)]
 
+    def _resize_general(self, n: _Node, ry: np.ndarray, rx: np.ndarray):
+        """Nearest resize by any ratio (TFLite's index maps ``ry``, ``rx``), in two COPY passes
+        on the store queue (which runs its instructions one after another): per run of output
+        columns reading one input column, one COPY (rows = input rows, planes = the run,
+        source plane stride 0) into an h x ow scratch; then per run of output rows reading one
+        input row, one COPY replicating that scratch row (source row stride 0). Instructions:
+        distinct columns + distinct rows; store cycles about h * ow + oh row transfers."""
+        g = self.g
+        x, y = g.tensors[n.ins[0]], g.tensors[n.outs[0]]
+        _, h, w, c = x.shape
+        _, oh, ow, _ = y.shape
+
+        def runs(m):
+            out, s0 = [], 0
+            for i in range(1, len(m) + 1):
+                if i == len(m) or m[i] != m[s0]:
+                    out.append((s0, i - s0, int(m[s0])))
+                    s0 = i
+            return out
+
+        rows_identity = oh == h and np.array_equal(ry, np.arange(h))
+        tmp = ("t", n.outs[0]) if rows_identity else ("t", self.scratch(h * ow * c))
+        instrs = []
+        for o0, k, i in runs(rx):
+            instrs.append(
+                {
+                    "opcode": Opcode.COPY,
+                    "src_addr": ("t", n.ins[0], i * c),
+                    "dst_addr": _off(tmp, o0 * c),
+                    "row_bytes": c,
+                    "rows": h,
+                    "planes": k,
+                    "src_row_stride": w * c,
+                    "src_plane_stride": 0,
+                    "dst_row_stride": ow * c,
+                    "dst_plane_stride": c,
+                }
+            )
+        if not rows_identity:
+            for o0, k, i in runs(ry):
+                instrs.append(
+                    {
+                        "opcode": Opcode.COPY,
+                        "src_addr": _off(tmp, i * ow * c),
+                        "dst_addr": ("t", n.outs[0], o0 * ow * c),
+                        "row_bytes": ow * c,
+                        "rows": k,
+                        "planes": 1,
+                        "src_row_stride": 0,
+                        "src_plane_stride": 0,
+                        "dst_row_stride": ow * c,
+                        "dst_plane_stride": 0,
+                    }
+                )
+        return "store", [("store", instrs)]
+
     def lower_pad(self, n: _Node):
+        """PAD of a tensor of rank <= 4 (any axes, N included): FILL the output with its zero
+        point, then one COPY (rows W, planes H) per input batch into the padded position."""
         g = self.g
         op = n.op
         x, y = g.tensors[n.ins[0]], g.tensors[op.outputs[0]]
         if (
             not self.is_const(op.inputs[1])
             or x.dtype != "int8"
-            or len(x.shape) != 4
+            or len(x.shape) > 4
             or self.is_const(n.ins[0])
         ):
             return None
         pads = g.tensors[op.inputs[1]].data.astype(np.int64).reshape(-1, 2)
-        if pads.shape[0] != 4 or pads[0].any() or (pads < 0).any():
+        if pads.shape[0] != len(x.shape) or (pads < 0).any():
             return None
-        _, h, w, c = x.shape
-        _, ho, wo, co = y.shape
-        value = _qp(y)[1]
-        instrs = _fill_rows(("t", op.outputs[0], 0), _nbytes(y), value)
-        base = (int(pads[1][0]) * wo + int(pads[2][0])) * co + int(pads[3][0])
+        lead = 4 - len(x.shape)
+        pads = np.concatenate([np.zeros((lead, 2), np.int64), pads])
+        nb, h, w, c = (1,) * lead + tuple(x.shape)
+        _, ho, wo, co = (int(d + a + b) for d, (a, b) in zip((nb, h, w, c), pads, strict=True))
         if not fits(Opcode.COPY, planes=h, rows=w, row_bytes=c):
             return None
-        instrs.append(
-            {
-                "opcode": Opcode.COPY,
-                "src_addr": ("t", n.ins[0]),
-                "dst_addr": ("t", op.outputs[0], base),
-                "row_bytes": c,
-                "rows": w,
-                "planes": h,
-                "src_row_stride": c,
-                "src_plane_stride": w * c,
-                "dst_row_stride": co,
-                "dst_plane_stride": wo * co,
-            }
+        value = _qp(y)[1]
+        instrs = _fill_rows(("t", op.outputs[0], 0), _nbytes(y), value)
+        base = ((int(pads[0][0]) * ho + int(pads[1][0])) * wo + int(pads[2][0])) * co + int(
+            pads[3][0]
         )
+        for b in range(nb):
+            instrs.append(
+                {
+                    "opcode": Opcode.COPY,
+                    "src_addr": ("t", n.ins[0], b * h * w * c),
+                    "dst_addr": ("t", op.outputs[0], base + b * ho * wo * co),
+                    "row_bytes": c,
+                    "rows": w,
+                    "planes": h,
+                    "src_row_stride": c,
+                    "src_plane_stride": w * c,
+                    "dst_row_stride": co,
+                    "dst_plane_stride": wo * co,
+                }
+            )
+        return "store", [("store", instrs)]
+
+    def lower_transpose(self, n: _Node):
+        """TRANSPOSE on the die: an identity permutation is a buffer alias; any other one is a
+        few strided COPYs on the store queue (:func:`_transpose_copies`)."""
+        g = self.g
+        op = n.op
+        x = g.tensors[n.ins[0]]
+        if not self.is_const(op.inputs[1]) or x.dtype != "int8" or self.is_const(n.ins[0]):
+            return None
+        perm = [int(v) for v in np.asarray(g.tensors[op.inputs[1]].data).reshape(-1)]
+        if perm == list(range(len(perm))):
+            self.aliases[n.outs[0]] = n.ins[0]
+            return "alias", []
+        instrs = _transpose_copies(("t", n.ins[0]), ("t", n.outs[0]), tuple(x.shape), perm)
         return "store", [("store", instrs)]
 
     # -------------------------------------------------------------- pass 6: memory
@@ -1364,6 +1456,56 @@ def _copy_rows(src, dst, row_bytes, rows, src_stride, dst_stride) -> list[dict]:
             }
         )
     return out
+
+
+def _transpose_copies(src, dst, shape: tuple, perm: list) -> list[dict]:
+    """COPY instructions writing ``transpose(src, perm)`` (int8, row-major) to ``dst``.
+
+    Output axes of size 1 are dropped and neighbours that are contiguous in the source too are
+    merged; if the innermost remaining axis is contiguous in the source it becomes ``row_bytes``
+    (whole runs per row), otherwise rows are single bytes. The two innermost remaining axes are
+    ``rows`` and ``planes`` of one COPY; any outer axis repeats the COPY at its offsets. A COPY
+    costs one store cycle per row of up to ``store_bytes_per_cycle`` bytes (docs/isa.md)."""
+    r = len(shape)
+    st_in = [math.prod(shape[a + 1 :]) for a in range(r)]
+    out = [shape[p] for p in perm]
+    axes = [(out[j], st_in[perm[j]], math.prod(out[j + 1 :])) for j in range(r) if out[j] > 1]
+    merged: list[tuple[int, int, int]] = []
+    for nn, ss, ds in axes:
+        if merged and merged[-1][1] == ss * nn and merged[-1][2] == ds * nn:
+            merged[-1] = (merged[-1][0] * nn, ss, ds)
+        else:
+            merged.append((nn, ss, ds))
+    row_bytes = 1
+    if merged and merged[-1][1] == 1:
+        row_bytes = merged.pop()[0]
+    if row_bytes > 65535:
+        raise _Fallback("a transpose run longer than a COPY row")
+    while len(merged) < 2:
+        merged.insert(0, (1, 0, 0))
+    (np_, sps, dps), (nr, srs, drs) = merged[-2], merged[-1]
+    if np_ > 65535 or nr > 65535:
+        raise _Fallback("a transpose with more rows or planes than a COPY holds")
+    outer = merged[:-2]
+    instrs = []
+    for idx in np.ndindex(*[a[0] for a in outer]) if outer else [()]:
+        so = sum(i * a[1] for i, a in zip(idx, outer, strict=True))
+        do = sum(i * a[2] for i, a in zip(idx, outer, strict=True))
+        instrs.append(
+            {
+                "opcode": Opcode.COPY,
+                "src_addr": _off(src, so),
+                "dst_addr": _off(dst, do),
+                "row_bytes": row_bytes,
+                "rows": nr,
+                "planes": np_,
+                "src_row_stride": srs,
+                "src_plane_stride": sps,
+                "dst_row_stride": drs,
+                "dst_plane_stride": dps,
+            }
+        )
+    return instrs
 
 
 def _fill_rows(dst, nbytes, value) -> list[dict]:

@@ -383,11 +383,21 @@ def adapt_input(graph, channel_order: str = "BGR"):
     if dst in g.outputs:
         return None
     reverse = channel_order.upper() == "BGR" and c == 3
+    convs = []  # the convolutions reading the input channels (through a spatial PAD or not)
     for op in readers:
-        if reverse and (op.kind != "CONV_2D" or op.inputs[0] != dst
-                        or _consumers(g, op.inputs[1]) != [op]):
+        if op.kind == "PAD" and op.inputs[0] == dst and g.tensors[op.inputs[1]].data is not None:
+            if np.asarray(g.tensors[op.inputs[1]].data).reshape(-1, 2)[-1].any():
+                return None  # (channel padding: the layout pass's NHWC PAD only pads H, W)
+            convs += _consumers(g, op.outputs[0])
+        else:
+            convs.append(op)
+    for op in convs:
+        if reverse and (op.kind != "CONV_2D" or _consumers(g, op.inputs[1]) != [op]
+                        or op.inputs[0] not in (dst, *(r.outputs[0] for r in readers))):
             return None
+    for op in readers:
         op.inputs = [src if i == dst else i for i in op.inputs]
+    for op in convs:
         if reverse:
             wt = g.tensors[op.inputs[1]]
             nw = copy.deepcopy(wt)
@@ -421,8 +431,8 @@ def prepare_model(model):
         from sw.tflite_import import load_tflite
 
         label = Path(model).name if isinstance(model, str | Path) else "model"
-        try:
-            graph = load_tflite(data, name=label)
+        try:  # (adapt_input reads the exported input chain: before the layout pass)
+            graph = load_tflite(data, name=label, layout=False)
         except Exception:  # noqa: BLE001 - the runtime's own loader reports it properly
             return model
     if graph is None:
@@ -431,4 +441,8 @@ def prepare_model(model):
     if m is None:
         return model
     adapted = adapt_input(graph, m[0].channel_order)
-    return adapted if adapted is not None else model
+    if adapted is None:
+        return model
+    from sw.layout import optimize_layout
+
+    return optimize_layout(adapted)  # what load_tflite does to a model: no mid-graph TRANSPOSE

@@ -12,6 +12,13 @@ range, enum values known, buffers of exactly the size their shape and dtype need
 the file: a corrupt vector length fails at once instead of looping), and :func:`validate_graph`
 checks what needs the whole graph. The bundle loader (:mod:`sw.bundle`) runs the same
 :func:`validate_graph` on the graph a bundle carries.
+
+Two graph passes run at import (issue #12): shape arithmetic on constants (SHAPE, STRIDED_SLICE,
+PACK, GATHER, CAST, integer CONCATENATION / RESHAPE / ADD / MUL, ...: :data:`FOLDABLE_OPS`) is
+folded into constant tensors (:func:`fold_constants`), so a Keras export whose RESHAPE takes its
+shape from SHAPE -> STRIDED_SLICE -> PACK imports; then the layout pass (:mod:`sw.layout`, skipped
+with ``layout=False``) removes the TRANSPOSEs of PyTorch-style NCHW exports. Both keep every graph
+output equal to the model's, element for element.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 from hw.errors import UserError
 from models.graph import SPEC_OPS, Graph, Op, Quant, Tensor
 
-__all__ = ["load_tflite", "read_model_bytes", "validate_graph"]
+__all__ = ["load_tflite", "read_model_bytes", "validate_graph", "fold_constants", "FOLDABLE_OPS"]
 
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 _PADDING = {0: "SAME", 1: "VALID"}
@@ -75,8 +82,12 @@ def read_model_bytes(source: str | Path | bytes) -> bytes:
     return read_input(source, "model file", hint="give a .tflite model file")
 
 
-def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
-    """Import a TFLite int8 model (see module docstring for the contract)."""
+def load_tflite(source: str | Path | bytes, name: str | None = None, *,
+                layout: bool = True) -> Graph:
+    """Import a TFLite int8 model (see module docstring for the contract). Shape arithmetic on
+    constants is folded (:func:`fold_constants`); with ``layout`` (default) the layout pass
+    (:func:`sw.layout.optimize_layout`) then removes the TRANSPOSEs a choice of stored layouts
+    makes no-ops (same graph outputs, element for element)."""
     data = read_model_bytes(source)
     label = name or (
         Path(source).name if not isinstance(source, (bytes, bytearray, memoryview)) else "model"
@@ -109,6 +120,13 @@ def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
             f"{label} is a corrupt TFLite model ({type(e).__name__}: {e}); re-export the model"
         ) from None
     validate_graph(graph, label)
+    if layout:
+        from sw.layout import optimize_layout
+
+        opt = optimize_layout(graph)
+        if opt is not graph:
+            validate_graph(opt, label)
+        graph = opt
     return graph
 
 
@@ -245,7 +263,7 @@ def _convert(model, data: bytes, label: str, fb) -> Graph:
                 f"{label}: unsupported op CUSTOM ({cname}) at operator {k}; "
                 f"logicdie supports {', '.join(SPEC_OPS)}"
             )
-        if kind not in SPEC_OPS:
+        if kind not in SPEC_OPS and kind not in FOLDABLE_OPS:
             raise UserError(
                 f"{label}: unsupported op {kind} at operator {k}; "
                 f"logicdie supports {', '.join(SPEC_OPS)}"
@@ -284,6 +302,7 @@ def _convert(model, data: bytes, label: str, fb) -> Graph:
             if not 0 <= int(i) < n:
                 raise UserError(f"{label}: graph {role} refers to tensor {int(i)}, which does "
                                 f"not exist (the model has {n} tensors; corrupt model)")
+    ops = fold_constants(tensors, ops, label)
     return Graph(
         name=label,
         tensors=tensors,
@@ -293,8 +312,116 @@ def _convert(model, data: bytes, label: str, fb) -> Graph:
     )
 
 
+# ------------------------------------------------------------------------------ constant folding
+#: Shape-arithmetic ops the importer evaluates when their inputs are constants (SHAPE: when its
+#: input's shape is static, i.e. always); they never reach the graph.
+FOLDABLE_OPS = ("SHAPE", "STRIDED_SLICE", "SLICE", "PACK", "GATHER", "CAST", "EXPAND_DIMS", "SUB",
+                "FLOOR_DIV", "REDUCE_PROD")
+#: SPEC ops folded too when every input is a constant and the output is an integer (shape) tensor.
+_FOLD_SPEC = ("CONCATENATION", "RESHAPE", "SQUEEZE", "ADD", "MUL")
+_INT_DTYPES = ("int32", "int64")
+
+
+def fold_constants(tensors: list[Tensor], ops: list[Op], label: str) -> list[Op]:
+    """Evaluate shape arithmetic at import: every op of :data:`FOLDABLE_OPS` (and integer
+    CONCATENATION / RESHAPE / SQUEEZE / ADD / MUL) whose inputs are constants, or SHAPE of any
+    tensor (shapes are static), becomes constant data on its output tensor and is removed; the
+    remaining ops are renumbered in order. A foldable op that is not on constants is an unsupported
+    op (UserError naming it). Keras exports compute a RESHAPE's shape as SHAPE -> STRIDED_SLICE ->
+    PACK: after folding, the RESHAPE reads a constant shape."""
+    keep: list[Op] = []
+    for op in ops:
+        if op.kind in FOLDABLE_OPS or op.kind in _FOLD_SPEC:
+            ins = [tensors[i] for i in op.inputs if i >= 0]
+            outs = [tensors[i] for i in op.outputs]
+            const = all(t.data is not None for t in ins) or (op.kind == "SHAPE" and ins)
+            spec_int = op.kind not in _FOLD_SPEC or all(t.dtype in _INT_DTYPES for t in outs)
+            if const and spec_int and len(outs) == 1 and outs[0].data is None:
+                where = f"{label}: operator {op.index} ({op.kind})"
+                try:
+                    val = _fold(op, ins, outs[0])
+                except (ValueError, IndexError, TypeError, KeyError) as e:
+                    raise UserError(f"{where}: cannot evaluate it on its constant inputs ({e}); "
+                                    "re-export the model") from None
+                y = outs[0]
+                val = np.asarray(val)
+                if y.shape and math.prod(y.shape) == val.size:
+                    val = val.reshape(y.shape)
+                elif tuple(val.shape) != tuple(y.shape):
+                    raise UserError(f"{where}: computes shape {val.shape}, its output tensor "
+                                    f"{_tn(y)} is {y.shape} (corrupt model)")
+                y.data = val.astype(y.dtype)
+                continue
+            if op.kind in FOLDABLE_OPS:
+                raise UserError(f"{label}: unsupported op {op.kind} at operator {op.index} on "
+                                "computed tensors (logicdie folds it only on constants); "
+                                f"logicdie supports {', '.join(SPEC_OPS)}")
+        keep.append(op)
+    for k, op in enumerate(keep):
+        op.index = k
+    return keep
+
+
+def _fold(op: Op, ins: list[Tensor], y: Tensor) -> np.ndarray:
+    """The value of a foldable op on constant inputs (NumPy, integer semantics of TFLite)."""
+    k, o = op.kind, op.options
+    d = [t.data for t in ins]
+    if k == "SHAPE":
+        return np.asarray(ins[0].shape, dtype=y.dtype)
+    if k == "STRIDED_SLICE":
+        x, begin, end = d[0], d[1].reshape(-1), d[2].reshape(-1)
+        strides = d[3].reshape(-1) if len(d) > 3 else np.ones_like(begin)
+        if o.get("ellipsis_mask", 0) or o.get("new_axis_mask", 0):
+            raise ValueError("ellipsis and new-axis masks are not folded")
+        sl: list = []
+        for i in range(x.ndim):
+            if i >= begin.size:
+                sl.append(slice(None))
+                continue
+            b, e, st = int(begin[i]), int(end[i]), int(strides[i])
+            if o.get("offset", False):
+                e = b + e
+            if o.get("shrink_axis_mask", 0) >> i & 1:
+                sl.append(b % x.shape[i])
+                continue
+            sl.append(slice(None if o.get("begin_mask", 0) >> i & 1 else b,
+                            None if o.get("end_mask", 0) >> i & 1 else e, st))
+        return x[tuple(sl)]
+    if k == "SLICE":
+        x, begin, size = d[0], d[1].reshape(-1), d[2].reshape(-1)
+        return x[tuple(slice(int(b), None if int(s) < 0 else int(b) + int(s))
+                       for b, s in zip(begin, size, strict=True))]
+    if k == "PACK":
+        return np.stack(d, axis=int(o.get("axis", 0)))
+    if k == "CONCATENATION":
+        return np.concatenate(d, axis=int(o.get("axis", 0)))
+    if k == "GATHER":
+        if int(o.get("batch_dims", 0)):
+            raise ValueError("batch_dims is not folded")
+        return np.take(d[0], d[1].astype(np.int64), axis=int(o.get("axis", 0)))
+    if k in ("CAST", "RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
+        return d[0].reshape(y.shape) if k != "CAST" else d[0]
+    if k == "REDUCE_PROD":
+        axes = tuple(int(a) % d[0].ndim for a in d[1].reshape(-1))
+        return np.prod(d[0].astype(np.int64), axis=axes, keepdims=bool(o.get("keep_dims")))
+    a, b = (v.astype(np.int64) for v in d[:2])
+    if k == "ADD":
+        return a + b
+    if k == "SUB":
+        return a - b
+    if k == "MUL":
+        return a * b
+    if k == "FLOOR_DIV":
+        return np.floor_divide(a, b)
+    raise ValueError(f"{k} is not foldable")
+
+
 #: The options table each op may carry (schema BuiltinOptions names).
 _OPTION_TYPES = {
+    "SHAPE": "ShapeOptions", "STRIDED_SLICE": "StridedSliceOptions", "SLICE": "SliceOptions",
+    "PACK": "PackOptions", "GATHER": "GatherOptions", "CAST": "CastOptions",
+    "EXPAND_DIMS": "ExpandDimsOptions", "SUB": "SubOptions", "FLOOR_DIV": "FloorDivOptions",
+    "REDUCE_PROD": "ReducerOptions",
     "CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
     "FULLY_CONNECTED": "FullyConnectedOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
     "MAX_POOL_2D": "Pool2DOptions", "ADD": "AddOptions", "MUL": "MulOptions",

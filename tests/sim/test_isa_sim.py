@@ -206,13 +206,13 @@ def test_host_fallback_op_mid_graph_bit_exact():
     x = b.input((1, 6, 8, 4), "int8", 0.05, 3)
     wt = b.weights(rng.normal(size=(6, 3, 3, 4)), axis=0)
     y = b.conv2d(x, wt, out_scale=0.2, out_zp=-5)
-    y = b.transpose(y, [0, 2, 1, 3])  # TRANSPOSE mid-graph: host call
+    y = b.softmax(y)  # SOFTMAX mid-graph: host call
     wt2 = b.weights(rng.normal(size=(5, 1, 1, 6)), axis=0)
     y = b.conv2d(y, wt2, out_scale=0.3, out_zp=1)
     b.output(y)
     g = load_tflite(b.finish())
     isa = _assert_exact(g, "default", [_inputs(g, rng) for _ in range(3)])
-    assert [g.ops[k].kind for c in isa.compiled.host_calls for k in c["ops"]] == ["TRANSPOSE"]
+    assert [g.ops[k].kind for c in isa.compiled.host_calls for k in c["ops"]] == ["SOFTMAX"]
 
 
 # ------------------------------------------------------------------------------ program checks
