@@ -517,7 +517,11 @@ class Timing:
       ``vector_lanes`` elements (split at b_period boundaries); LUT: 256 / lanes table commands,
       then one per ``vector_lanes`` elements. Plus ``vector_setup`` + ``vector_latency`` (read,
       EXEC, the 12-stage POST pipeline, write).
-    - COPY / FILL: per row ``ceil(row_bytes / store_bytes_per_cycle)`` (at least 1).
+    - COPY / FILL (hw/dma.py's row mover, measured on the RTL): ``store_setup`` per instruction,
+      then per row ``copy_row_cycles`` + the destination lines the row touches + one source line
+      when the realignment shift (src - dst) mod W is not 0 (COPY), or ``fill_row_cycles`` + the
+      destination lines (FILL); W = ``sram_banks * sram_word_bytes``, averaged exactly over the
+      rows' alignments. A 1-byte COPY row (a TRANSPOSE) costs 3 cycles.
     - every instruction: ``issue`` cycles of decode overhead; a program: ``startup`` cycles
       (the first fetch) before the first issue.
     """
@@ -529,6 +533,9 @@ class Timing:
         bw = config.sram_word_bytes * config.sram_banks
         self.load_bytes_per_cycle = max(1, bw // 2)
         self.store_bytes_per_cycle = max(1, bw // 2)
+        self.store_setup = 6
+        self.copy_row_cycles = 1
+        self.fill_row_cycles = 1
         self.load_latency = 8
         self.line_bytes = bw
         # taps per lane per cycle: a 3x3 window, but the vector unit never has more multipliers

@@ -85,14 +85,50 @@ def instr_cost(ins: dict, t: Timing) -> int:
         k = _key(ins, ("count", "in_addr", "lut_addr"))
         return _stream_cost((k[0], 0, k[1], 0, k[2], False), t)
     if op == Opcode.COPY:
-        return t.issue + ins["planes"] * ins["rows"] * max(
-            1, math.ceil(ins["row_bytes"] / t.store_bytes_per_cycle)
-        )
+        n = ins["planes"] * ins["rows"]
+        if not n or not ins["row_bytes"]:
+            return t.issue
+        W = t.line_bytes
+        s0, d0 = _mod(ins["src_addr"], W), _mod(ins["dst_addr"], W)
+        sp, dp = ins["src_plane_stride"] % W, ins["dst_plane_stride"] % W
+        planes = ins["planes"]
+        period = math.lcm(W // math.gcd(sp, W), W // math.gcd(dp, W))
+        lines = 0.0
+        for p in range(min(planes, period)):  # planes with distinct alignments, weighted
+            weight = (planes - p + period - 1) // period
+            lines += weight * _copy_lines((s0 + p * sp) % W, (d0 + p * dp) % W,
+                                          ins["row_bytes"], ins["src_row_stride"] % W,
+                                          ins["dst_row_stride"] % W, W)
+        return t.issue + t.store_setup + math.ceil(n * t.copy_row_cycles + ins["rows"] * lines)
     if op == Opcode.FILL:
-        return t.issue + ins["rows"] * max(1, math.ceil(ins["row_bytes"] / t.store_bytes_per_cycle))
+        if not ins["rows"] or not ins["row_bytes"]:
+            return t.issue
+        W = t.line_bytes
+        per = t.fill_row_cycles + _copy_lines(0, _mod(ins["dst_addr"], W), ins["row_bytes"],
+                                              0, ins["dst_row_stride"] % W, W, fill=True)
+        return t.issue + t.store_setup + math.ceil(ins["rows"] * per)
     if op == Opcode.HOST:
         return t.issue + t.host_cycles
     return t.issue
+
+
+def _mod(addr, W: int) -> int:
+    """``addr % W``; an address not yet placed (the compiler's estimates) counts as aligned."""
+    return addr % W if isinstance(addr, int) else 0
+
+
+@lru_cache(maxsize=65536)
+def _copy_lines(s0: int, d0: int, n: int, ss: int, ds: int, W: int, fill: bool = False) -> float:
+    """Average SRAM lines hw/dma.py's row mover handles per row of ``n`` bytes, rows at
+    ``src + k * ss`` -> ``dst + k * ds`` (offsets in the line ``s0``, ``d0``): the ``nw``
+    destination lines the row touches, plus one source line when the realignment shift
+    ``(src - dst) mod W`` is not 0 (COPY). Exact over the period of the alignments."""
+    period = math.lcm(W // math.gcd(ss, W), W // math.gcd(ds, W))
+    tot = 0
+    for k in range(period):
+        s, d = (s0 + k * ss) % W, (d0 + k * ds) % W
+        tot += (d + n - 1) // W + 1 + (0 if fill or s == d else 1)
+    return tot / period
 
 
 _CONV_KEYS = ("in_h", "in_w", "in_c", "out_h", "out_w", "n_cols", "k_h", "k_w", "stride_h",

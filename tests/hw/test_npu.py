@@ -253,3 +253,49 @@ def test_first_layer_packing_rtl(cin, k, stride, padding):
     c, rtl = check_network(g, "tiny", n_inputs=2, seed=k, label="first_layer_packing")
     assert any(i["opcode"].name == "CONV" and 0 < i["in_pitch"] < i["in_c"] for i in c.program)
     assert rtl.last_counters["INSTRS"] == len(c.program)
+
+
+def test_store_unit_cycle_model_rtl():
+    """The ISA cycle model's COPY / FILL costs (hw.isa.Timing: setup + per row a fixed part and
+    the SRAM lines the row touches) against the RTL's issue->retire cycles on tiny: 1-byte rows
+    (a TRANSPOSE), unaligned and line-crossing rows, sub-line strides, long rows; within 5 %
+    (or 3 cycles). The copied/filled bytes are checked against IsaSim."""
+    from hw.isa import Timing, encode_program
+    from sim.harness.npu import NpuSim
+    from sim.isa_sim import instr_cost
+
+    cfg = preset("tiny")
+    t = Timing(cfg)
+    prog_at, src, dst = cfg.sram_bytes - 4096, 4096, 300_000
+    cases = []
+    for n, rows, so, do, ss in [(1, 100, 0, 5, 7), (1, 60, 3, 3, 64), (5, 40, 1, 0, 9),
+                                (16, 40, 0, 0, 16), (16, 40, 7, 1, 33), (50, 20, 3, 9, 77),
+                                (200, 10, 5, 0, 256), (1000, 4, 0, 2, 1000)]:
+        cases.append({"opcode": Opcode.COPY, "src_addr": src + so, "dst_addr": dst + do,
+                      "row_bytes": n, "rows": rows, "planes": 2, "src_row_stride": ss,
+                      "src_plane_stride": ss * rows + 3, "dst_row_stride": n + 11,
+                      "dst_plane_stride": (n + 11) * rows})
+        cases.append({"opcode": Opcode.FILL, "dst_addr": dst + do, "row_bytes": n, "rows": rows,
+                      "dst_row_stride": max(n, ss), "value": -7})
+    sim = NpuSim(cfg)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, 200_000, dtype=np.uint8)
+    off = []
+    for ins in cases:
+        prog = encode_program([ins, {"opcode": Opcode.DONE}])
+        sim.reset()
+        sim.write_mem(src, image)
+        sim.write_mem(dst, np.zeros(60_000, np.uint8))
+        sim.write_mem(prog_at, np.frombuffer(prog, np.uint8))
+        sim.start(prog_at)
+        assert sim.run(10**6) == "done"
+        j, s, e = next(r for r in sim.trace() if r[0] == 0)
+        ref = IsaSim(cfg, [ins, {"opcode": Opcode.DONE}],
+                     [(src, image.tobytes()), (dst, bytes(60_000))])
+        ref.run()
+        got = sim.read_mem(dst, 60_000)
+        assert np.array_equal(got, ref.sram.view(np.uint8)[dst:dst + 60_000]), ins
+        rtl, model = int(e - s), instr_cost(ins, t)
+        if abs(rtl - model) > max(3, 0.05 * rtl):
+            off.append((ins["opcode"].name, ins["row_bytes"], ins["rows"], rtl, model))
+    assert not off, f"(op, row_bytes, rows, RTL cycles, model cycles) off by > 5 %: {off}"
