@@ -536,12 +536,54 @@ def compute_unit(op) -> int | None:
     return None
 
 
+def read_rate(ins: dict, t: Timing) -> float:
+    """SRAM line reads per cycle a COMPUTE instruction makes when it runs alone (0..1): the conv
+    unit's act gather (a 1x1 conv reads a new line every W / in_pitch rows of a K tile; other
+    kernels jump between input rows: a line per piece), the vector unit's line-cache misses (a
+    window op's kernel rows advance stride * in_c bytes per output pixel; an eltwise stream reads
+    its vectors; a VMATMUL streams its weight rows). The cycle model shares the one SRAM read port
+    between two overlapping instructions with it (see :func:`schedule`)."""
+    op = ins["opcode"]
+    W = t.line_bytes
+    if op == Opcode.CONV:
+        if ins["k_h"] * ins["k_w"] == 1:
+            return min(1.0, (ins["in_pitch"] or ins["in_c"]) / W)
+        return 1.0
+    if op in (Opcode.DWCONV, Opcode.POOL):
+        if ins["out_h"] * ins["out_w"] <= 1:
+            return 1.0
+        return min(1.0, ins["k_h"] * ins["stride_w"] * ins["in_c"] / W)
+    if op == Opcode.ELTWISE:
+        return min(1.0, (1 if ins["b_period"] else 2) * t.lanes / W)
+    if op == Opcode.LUT:
+        return min(1.0, t.lanes / W)
+    if op == Opcode.VMATMUL:
+        return 1.0
+    return 0.0
+
+
+def _contend(rem_a: float, ra: float, rem_b: float, rb: float) -> tuple[float, float]:
+    """Finish times (from now) of two instructions with ``rem`` cycles of work left sharing the
+    round-robin read port at read rates ``ra``, ``rb``: a unit that wants more than its share
+    (the other's rest, at least half) slows down until the other finishes."""
+    if ra + rb <= 1.0 or rem_a <= 0 or rem_b <= 0:
+        return rem_a, rem_b
+    lo = min(ra, rb)
+    alo, ahi = (lo, 1.0 - lo) if lo <= 0.5 else (0.5, 0.5)
+    sa = min(1.0, (alo if ra == lo else ahi) / ra) if ra else 1.0
+    sb = min(1.0, (ahi if ra == lo else alo) / rb) if rb else 1.0
+    tau = min(rem_a / sa, rem_b / sb)
+    return (tau + rem_a - tau * sa, tau + rem_b - tau * sb)
+
+
 def schedule(program: list[dict], config, check_hazards: bool = True, host_calls=None) -> Schedule:
     """Replay the queues with their tokens; raise SimError on deadlock, token misuse or a hazard.
 
     The COMPUTE queue issues in program order onto two units (hw.isa: ``overlap``): an instruction
     starts no earlier than the previous COMPUTE instruction started, after its own unit is free
-    and, unless ``overlap`` = 1, after the other unit is free too (NOP/HOST wait for both).
+    and, unless ``overlap`` = 1, after the other unit is free too (NOP/HOST wait for both). While
+    two instructions overlap they share the SRAM read port (:func:`read_rate`, :func:`_contend`):
+    the one issued earlier has its end (and its token pushes) moved.
     ``busy`` has per-queue keys and per-unit ``conv``/``vector`` (their sum may exceed ``total``).
     """
     t = Timing(config)
@@ -557,6 +599,8 @@ def schedule(program: list[dict], config, check_hazards: bool = True, host_calls
         (2, 1): deque(),
     }
     last_push = {k: (-1, -1) for k in tokens}  # (time, instruction) of the latest push
+    pushed: dict[int, list] = {}  # COMPUTE instruction -> its token cells (moved if it slows)
+    inflight: list = [None, None]  # per compute unit: (instruction, read rate)
     free = [0, 0, 0]
     ufree = [0, 0]  # COMPUTE queue: conv unit, vector unit
     cissue = 0  # start of the previous COMPUTE instruction (in-order issue)
@@ -603,13 +647,31 @@ def schedule(program: list[dict], config, check_hazards: bool = True, host_calls
                     else:
                         s = free[q]
                     for k in need:
-                        s = max(s, tokens[k].popleft())
+                        s = max(s, tokens[k].popleft()[0])
                     e = s + instr_cost(ins, t)
+                    if q == 1 and u is not None:
+                        rj = read_rate(ins, t)
+                        o = inflight[1 - u]
+                        if o is not None and end[o[0]] > s:
+                            # both units run: they share the SRAM read port
+                            oj, ro = o
+                            dj, do = _contend(e - s, rj, end[oj] - s, ro)
+                            e = s + math.ceil(dj)
+                            eo = s + math.ceil(do)
+                            if eo != end[oj]:
+                                ubusy[1 - u] += eo - end[oj]
+                                busy[1] += eo - end[oj]
+                                end[oj] = eo
+                                ufree[1 - u] = max(ufree[1 - u], eo)
+                                for cell in pushed.get(oj, ()):
+                                    cell[0] = eo
+                        inflight[u] = (j, rj)
                     start[j], end[j] = s, e
                     if q == 1:
                         cissue = s
                         if u is None:
                             ufree = [e, e]
+                            inflight = [None, None]
                         else:
                             ufree[u] = e
                             ubusy[u] += e - s
@@ -630,7 +692,10 @@ def schedule(program: list[dict], config, check_hazards: bool = True, host_calls
                                 f"the program) does at {last_push[k][0]}"
                             )
                         last_push[k] = (e, j)
-                        tokens[k].append(e)
+                        cell = [e]
+                        tokens[k].append(cell)
+                        if q == 1:
+                            pushed.setdefault(j, []).append(cell)
                     queues[q].popleft()
                     progressed = True
             if not progressed:
@@ -644,6 +709,7 @@ def schedule(program: list[dict], config, check_hazards: bool = True, host_calls
             free = [barrier_time] * 3
             ufree = [barrier_time] * 2
             cissue = barrier_time
+            inflight = [None, None]
         seg_start = i + 1
     total = max(end) + t.startup if n else 0  # + the first fetch (the trace starts at issue)
     if check_hazards:

@@ -55,7 +55,15 @@ from models.gemm import fold_input_zero_point
 from models.graph import Graph, Op, Tensor
 from models.kernels import get_prepare
 from models.kernels.common import activation_range, out_size, per_channel_multipliers, same_padding
-from sim.isa_sim import _footprint, compute_unit, instr_cost, normalize, overlap_conflict
+from sim.isa_sim import (
+    _contend,
+    _footprint,
+    compute_unit,
+    instr_cost,
+    normalize,
+    overlap_conflict,
+    read_rate,
+)
 
 __all__ = ["compile_graph", "Compiled", "TensorDesc", "LayerInfo", "HOST_TAIL_OPS"]
 
@@ -1217,6 +1225,7 @@ class _Compiler:
                     d = p
                     break
             dep[i] = d
+        rate = [read_rate(x, t) for x in res]
         ptr = [0, 0]
         free = [0, 0]
         last = [None, None]
@@ -1239,7 +1248,13 @@ class _Compiler:
             (s, _), u, i = best
             order.append(i)
             ptr[u] += 1
-            free[u] = s + cost[i]
+            e = s + cost[i]
+            o = last[1 - u]
+            if o is not None and free[1 - u] > s:  # the two share the SRAM read port
+                di, do = _contend(cost[i], rate[i], free[1 - u] - s, rate[o])
+                e = s + di
+                free[1 - u] = s + do
+            free[u] = e
             last[u] = i
             tissue = s
         return [run[i] for i in order]
