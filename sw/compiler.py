@@ -84,6 +84,9 @@ BAND_MAX = 4
 BAND_MIN_PIXELS = 96
 #: the same bound for vector-unit layers (DWCONV, ELTWISE): their per-instruction overhead is small
 BAND_MIN_PIXELS_VECTOR = 32
+#: at most this many bands for vector-unit layers (finer than the conv's: a depthwise band then
+#: needs fewer of the producing conv's bands and overlaps the next ones)
+BAND_MAX_VECTOR = 4
 #: Merge the conv and vector streams and set ``overlap`` (``_Compiler.interleave``).
 INTERLEAVE = True
 #: How far (other-unit items) the interleave looks back for conflicts; beyond it, keep the order.
@@ -984,7 +987,8 @@ class _Compiler:
 
     def _nbands(self, out_h: int, out_w: int, vector: bool = False) -> int:
         px = BAND_MIN_PIXELS_VECTOR if vector else BAND_MIN_PIXELS
-        return max(1, min(BAND_MAX, out_h // 2, (out_h * out_w) // max(1, px)))
+        bmax = BAND_MAX_VECTOR if vector else BAND_MAX
+        return max(1, min(bmax, out_h // 2, (out_h * out_w) // max(1, px)))
 
     @staticmethod
     def _row_band(ins, r0, r1, pitch, out_pitch, out_key="out_addr"):
