@@ -511,6 +511,11 @@ class Timing:
     - COPY / FILL: per row ``ceil(row_bytes / store_bytes_per_cycle)`` (at least 1).
     - every instruction: ``issue`` cycles of decode overhead; a program: ``startup`` cycles
       (the first fetch) before the first issue.
+    - overlapping COMPUTE instructions (``overlap``) share the SRAM's one read port, round robin:
+      each has a read rate when alone (``sim.isa_sim.read_rate``: a 1x1 CONV in_pitch / W lines
+      per cycle, other kernels 1; a window op k_h * stride_w * in_c / W; ELTWISE 2 * lanes / W;
+      VMATMUL 1); while both run and the rates sum above 1, the one wanting more than its share
+      (the other's rate, at least half) slows in proportion.
     """
 
     def __init__(self, config):

@@ -13,15 +13,21 @@ reset (``rst``) before the next START (the units may hold half-done work); the S
 contents across resets.
 
 Queues: each queue's head issues when its ``pop_*`` tokens are available and the queue has no
-instruction in flight (one instruction per queue at a time; the COMPUTE queue serves the conv
-unit, the vector unit, NOP and HOST in order). Tokens are pushed when the unit reports the
-instruction complete (``idle`` high again). NOP retires at issue; HOST raises STATUS.host_wait with
+instruction in flight (LOAD, STORE: one at a time). The COMPUTE queue serves the conv unit, the
+vector unit, NOP and HOST in program order with two slots, A (conv unit or HOST) and B (vector
+unit): a head with header ``overlap`` = 0, and every NOP/HOST, waits until both slots are empty
+(the semantics before the flag existed); with ``overlap`` = 1 a CONV waits only for slot A, a
+vector op only for slot B (and for no HOST in A), so the array and the vector unit run at the same
+time and may complete out of order (hw/isa.py states the compiler's contract). Tokens are pushed
+when the unit reports the instruction complete (``idle`` high again); two pushes to one neighbour
+in the same cycle both count. NOP retires at issue; HOST raises STATUS.host_wait with
 HOST_CALL = ``call`` and retires when the host writes CTRL.HOST_DONE (the LOAD and STORE queues run
 on meanwhile, as in the ISA's cycle model).
 
 Trace ports: ``issue_valid[q]``/``issue_index[q]`` and ``retire_valid[q]``/``retire_index[q]`` for
-q = LOAD 0, COMPUTE 1, STORE 2; SYNC and DONE issue and retire on the COMPUTE pair (in the cycle
-the queues are drained). ``status`` mirrors STATUS (bit 0 busy, 1 done, 2 host_wait, 3 error) for
+q = LOAD 0, COMPUTE 1 (slot A: CONV, HOST, NOP), STORE 2, VECTOR 3 (slot B: the vector ops of the
+COMPUTE queue); SYNC and DONE issue and retire on the COMPUTE pair (in the cycle the queues are
+drained). ``status`` mirrors STATUS (bit 0 busy, 1 done, 2 host_wait, 3 error) for
 harnesses.
 """
 

@@ -41,6 +41,7 @@ def _figures(graph, config: str) -> dict:
     errs = [abs(r["model_error"]) for r in layers if r["model_error"] is not None]
     conv = [r for r in layers if r["engine"] == "array"]
     conv_cyc = sum(r["rtl_cycles"] for r in conv)
+    cnt = rtl.last_counters
     return {
         "config": config,
         "bit_exact_vs_isa": exact,
@@ -51,8 +52,16 @@ def _figures(graph, config: str) -> dict:
                                      if conv_cyc else None),
         "ms_at_clock": st["ms"],
         "layers_within_10pct_of_model": sum(e <= 0.10 for e in errs),
+        "layers_compared": len(errs),
+        "model_error_total": (est["cycles"] - cyc) / cyc if cyc else None,
+        # the array and the vector unit at the same time (hw.isa overlap): busy sums > cycles
+        "concurrency": {
+            "conv_busy": cnt["CONV_BUSY"], "vec_busy": cnt["VEC_BUSY"],
+            "busy_sum_over_cycles": (cnt["CONV_BUSY"] + cnt["VEC_BUSY"]) / cyc if cyc else None,
+            "overlap_instructions": sum(int(i["overlap"]) for i in rtl.compiled.program),
+        },
         "layers": layers,
-        "counters": rtl.last_counters,
+        "counters": cnt,
         "build_and_load_s": t_build,
         "wall_s_per_inference": wall,
         "cycles_per_s_python_driven": cyc / wall if wall else None,
