@@ -511,7 +511,8 @@ class Timing:
     - COPY / FILL: per row ``ceil(row_bytes / store_bytes_per_cycle)`` (at least 1).
     - every instruction: ``issue`` cycles of decode overhead; a program: ``startup`` cycles
       (the first fetch) before the first issue.
-    - overlapping COMPUTE instructions (``overlap``) share the SRAM's one read port, round robin:
+    - overlapping COMPUTE instructions (``overlap``) share the SRAM's one read port, round robin
+      (unless ``Config.sram_read_ports`` = 2 gives the vector unit its own):
       each has a read rate when alone (``sim.isa_sim.read_rate``: a 1x1 CONV in_pitch / W lines
       per cycle, other kernels 1; a window op k_h * stride_w * in_c / W; ELTWISE 2 * lanes / W;
       VMATMUL 1); while both run and the rates sum above 1, the one wanting more than its share
@@ -545,6 +546,8 @@ class Timing:
         self.conv_setup = 20
         self.issue = 1
         self.host_cycles = 0
+        # the vector unit's own SRAM read port (Config.sram_read_ports): no port sharing
+        self.shared_read_port = config.sram_read_ports < 2
         self.startup = 6
 
     # Equal constants are the same model: the cycle model's caches key on Timing objects.

@@ -168,8 +168,12 @@ class NpuTop(wiring.Component):
         # read masters: [backdoor], host, fetch, load, store, conv, vec
         # write masters: [backdoor], host, store, conv, vec
         ext = 1 if self.ext_ports else 0
+        # with cfg.sram_read_ports == 2 the vector unit reads through the second port alone
+        groups = [0] * (bd + 6 + ext)
+        if cfg.sram_read_ports == 2:
+            groups[bd + 5] = 1
         m.submodules.sram = sram = Sram(cfg, n_read=bd + 6 + ext, n_write=bd + 4 + ext,
-                                        priority0=self.backdoor)
+                                        priority0=self.backdoor, read_groups=tuple(groups))
         if self.ext_ports:
             wiring.connect(m, wiring.flipped(self.ext_rd), sram.rd[bd + 6])
             wiring.connect(m, wiring.flipped(self.ext_wr), sram.wr[bd + 4])

@@ -652,7 +652,7 @@ def schedule(program: list[dict], config, check_hazards: bool = True, host_calls
                     if q == 1 and u is not None:
                         rj = read_rate(ins, t)
                         o = inflight[1 - u]
-                        if o is not None and end[o[0]] > s:
+                        if o is not None and end[o[0]] > s and t.shared_read_port:
                             # both units run: they share the SRAM read port
                             oj, ro = o
                             dj, do = _contend(e - s, rj, end[oj] - s, ro)

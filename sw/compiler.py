@@ -1254,7 +1254,7 @@ class _Compiler:
             ptr[u] += 1
             e = s + cost[i]
             o = last[1 - u]
-            if o is not None and free[1 - u] > s:  # the two share the SRAM read port
+            if o is not None and free[1 - u] > s and t.shared_read_port:  # one read port
                 di, do = _contend(cost[i], rate[i], free[1 - u] - s, rate[o])
                 e = s + di
                 free[1 - u] = s + do
