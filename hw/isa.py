@@ -513,10 +513,11 @@ class Timing:
       (the first fetch) before the first issue.
     - overlapping COMPUTE instructions (``overlap``) share the SRAM's one read port, round robin
       (unless ``Config.sram_read_ports`` = 2 gives the vector unit its own):
-      each has a read rate when alone (``sim.isa_sim.read_rate``: a 1x1 CONV in_pitch / W lines
-      per cycle, other kernels 1; a window op k_h * stride_w * in_c / W; ELTWISE 2 * lanes / W;
-      VMATMUL 1); while both run and the rates sum above 1, the one wanting more than its share
-      (the other's rate, at least half) slows in proportion.
+      each has a read rate when alone, line reads over its cost (``sim.isa_sim.read_rate``: a 1x1
+      CONV reads in_pitch / W lines per row of each K tile, other kernels a line per streaming
+      cycle; a window op k_h * stride_w * in_c / W per command cycle; ELTWISE its two inputs once;
+      VMATMUL a line per command cycle); while both run and the rates sum above 1, the one
+      wanting more than its share (the rest of the port, at least half) slows in proportion.
     """
 
     def __init__(self, config):

@@ -537,29 +537,41 @@ def compute_unit(op) -> int | None:
 
 
 def read_rate(ins: dict, t: Timing) -> float:
-    """SRAM line reads per cycle a COMPUTE instruction makes when it runs alone (0..1): the conv
-    unit's act gather (a 1x1 conv reads a new line every W / in_pitch rows of a K tile; other
-    kernels jump between input rows: a line per piece), the vector unit's line-cache misses (a
-    window op's kernel rows advance stride * in_c bytes per output pixel; an eltwise stream reads
-    its vectors; a VMATMUL streams its weight rows). The cycle model shares the one SRAM read port
-    between two overlapping instructions with it (see :func:`schedule`)."""
+    """SRAM line reads per cycle, averaged over the instruction's cost, that a COMPUTE instruction
+    makes when it runs alone (0..1): the conv unit's act gather (a 1x1 conv reads a new line
+    every W / in_pitch rows of each K tile; other kernels jump between input rows: about a line
+    per streaming cycle), the vector unit's line-cache misses (a window op's kernel rows advance
+    stride * in_c bytes per output pixel; an eltwise stream reads its two inputs once; a VMATMUL
+    streams its weight rows). The cycle model shares the one SRAM read port between two
+    overlapping instructions with it (see :func:`schedule`)."""
     op = ins["opcode"]
     W = t.line_bytes
+    cost = instr_cost(ins, t)
+    if cost <= 0:
+        return 0.0
     if op == Opcode.CONV:
+        fixed = t.issue + t.conv_setup + t.R + t.array_latency + t.requant_latency
         if ins["k_h"] * ins["k_w"] == 1:
-            return min(1.0, (ins["in_pitch"] or ins["in_c"]) / W)
-        return 1.0
-    if op in (Opcode.DWCONV, Opcode.POOL):
+            nk = max(1, math.ceil(ins["in_c"] / t.R))
+            m = ins["out_h"] * ins["out_w"]
+            reads = nk * m * min(1.0, (ins["in_pitch"] or ins["in_c"]) / W)
+        else:
+            reads = cost - fixed
+    elif op in (Opcode.DWCONV, Opcode.POOL):
+        stream = cost - t.issue - t.vector_setup - t.vector_latency
         if ins["out_h"] * ins["out_w"] <= 1:
-            return 1.0
-        return min(1.0, ins["k_h"] * ins["stride_w"] * ins["in_c"] / W)
-    if op == Opcode.ELTWISE:
-        return min(1.0, (1 if ins["b_period"] else 2) * t.lanes / W)
-    if op == Opcode.LUT:
-        return min(1.0, t.lanes / W)
-    if op == Opcode.VMATMUL:
-        return 1.0
-    return 0.0
+            reads = stream
+        else:
+            reads = stream * min(1.0, ins["k_h"] * ins["stride_w"] * ins["in_c"] / W)
+    elif op == Opcode.ELTWISE:
+        reads = (ins["count"] + (ins["b_period"] or ins["count"])) / W
+    elif op == Opcode.LUT:
+        reads = ins["count"] / W
+    elif op == Opcode.VMATMUL:
+        reads = cost - t.issue - t.vector_setup - t.vector_latency
+    else:
+        return 0.0
+    return max(0.0, min(1.0, reads / cost))
 
 
 def _contend(rem_a: float, ra: float, rem_b: float, rb: float) -> tuple[float, float]:

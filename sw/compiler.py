@@ -81,12 +81,12 @@ UNARY_LUT_OPS = (
 #: Row bands per layer for the conv/vector interleave (``_Compiler.band_items``): at most
 #: BAND_MAX bands of at least BAND_MIN_PIXELS output pixels (0 or 1: no banding).
 BAND_MAX = 4
-BAND_MIN_PIXELS = 96
+BAND_MIN_PIXELS = 64
 #: the same bound for vector-unit layers (DWCONV, ELTWISE): their per-instruction overhead is small
 BAND_MIN_PIXELS_VECTOR = 32
 #: at most this many bands for vector-unit layers (finer than the conv's: a depthwise band then
 #: needs fewer of the producing conv's bands and overlaps the next ones)
-BAND_MAX_VECTOR = 4
+BAND_MAX_VECTOR = 8
 #: Merge the conv and vector streams and set ``overlap`` (``_Compiler.interleave``).
 INTERLEAVE = True
 #: How far (other-unit items) the interleave looks back for conflicts; beyond it, keep the order.
