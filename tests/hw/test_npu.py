@@ -246,6 +246,29 @@ def test_conv_vector_overlap_rtl():
     assert (tr[:, 2] >= tr[:, 1]).all()
 
 
+@pytest.mark.full
+def test_mobilenet_v2_224_concurrency_default_rtl():
+    """MobileNetV2-224 on ``default`` (two SRAM read ports): bit-exact with IsaSim, the array and
+    the vector unit busy at the same time, the cycle model within 10 % per layer (>= 50 cycles)
+    and in total (issue #12; the utilization itself is a benchmark figure, bench --only rtl)."""
+    from models.zoo.generate import mobilenet_v2_like
+    from sw.compiler import estimate
+    from sw.tflite_import import load_tflite
+
+    g = load_tflite(mobilenet_v2_like(input_hw=(224, 224), alpha=1.0, seed=0),
+                    name="mobilenet_v2_like")
+    c, rtl = check_network(g, "default", n_inputs=1, label="mobilenet_v2_224")
+    cnt = rtl.last_counters
+    assert cnt["INSTRS"] == len(c.program)
+    assert cnt["CONV_BUSY"] + cnt["VEC_BUSY"] > 1.1 * cnt["CYCLES"], cnt
+    est = estimate(c)
+    assert abs(est["cycles"] / cnt["CYCLES"] - 1) < 0.05, (est["cycles"], cnt["CYCLES"])
+    off = [(r["layer"], r["cycles"], e["cycles"])
+           for r, e in zip(rtl.last_stats["layers"], est["layers"], strict=True)
+           if r["cycles"] >= 50 and abs(e["cycles"] / r["cycles"] - 1) > 0.10]
+    assert not off, f"layers (name, RTL, model) off by > 10 %: {off}"
+
+
 @pytest.mark.parametrize("op", ZP_WRAP_OPS)
 def test_output_zero_point_int32_corner_rtl(op):
     """The RTL's requant (conv unit, vector unit) adds the output zero point in int32 like TFLM:
