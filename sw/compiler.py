@@ -231,10 +231,11 @@ class _Node:
 # -----------------------------------------------------------------------------------------------
 # compiler
 class _Compiler:
-    def __init__(self, graph: Graph, config: Config, host_tail: bool):
+    def __init__(self, graph: Graph, config: Config, host_tail: bool, bands: bool = True):
         self.g = graph
         self.cfg = config
         self.host_tail = host_tail
+        self.bands = bands
         self.warnings: list[str] = []
         self.consumers: dict[int, list[int]] = {}
         for op in graph.ops:
@@ -970,7 +971,7 @@ class _Compiler:
         output rows (each band an instruction reading only the input rows it needs), so the
         emitter can interleave one layer's vector work with another's convolution (hw.isa
         ``overlap``): a depthwise band needs only the producing conv's bands above it."""
-        if not BAND_MAX or BAND_MAX < 2:
+        if not self.bands or not BAND_MAX or BAND_MAX < 2:
             return
         out = []
         k = 0
@@ -1629,9 +1630,25 @@ def compile_graph(
                 f"{t.shape}; the NPU compiler handles tensors of up to 4"
             )
     c = _Compiler(graph, cfg, host_tail).run()
+    if BAND_MAX and BAND_MAX >= 2:
+        # row bands cost per-instruction overhead; keep them only where the cycle model says the
+        # overlap they make possible wins (networks with little vector work run unbanded)
+        plain = _Compiler(graph, cfg, host_tail, bands=False).run()
+        if len(plain.program) != len(c.program) and _model_cycles(plain) <= _model_cycles(c):
+            c = plain
     if input_range is not None:
         c.input_norm = _input_norm(c.inputs[0] if c.inputs else None, input_range)
     return c
+
+
+def _model_cycles(compiled: Compiled) -> int:
+    from sim.isa_sim import schedule
+
+    try:
+        return schedule(compiled.program, compiled.config, check_hazards=False,
+                        host_calls=compiled.host_calls).total
+    except Exception:  # a malformed schedule is reported by the normal paths, not here
+        return 1 << 62
 
 
 def estimate(compiled: Compiled) -> dict:
