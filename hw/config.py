@@ -53,6 +53,10 @@ class Config:
     clock_mhz: float
     #: Accumulator width (TFLite int8 semantics need 32).
     acc_bits: int = 32
+    #: SRAM read ports (1 or 2): with 2 every bank has a second read port that serves the vector
+    #: unit alone, so the array's act gather and the vector unit's line reads do not compete when
+    #: both units run (hw/sram.py ``read_groups``; the cycle model drops the port sharing).
+    sram_read_ports: int = 1
 
     def __post_init__(self):
         for f in (
@@ -71,6 +75,8 @@ class Config:
                 raise ValueError(f"Config.{f} must be a positive int, got {v!r}")
         if self.sram_bytes % (self.sram_banks * self.sram_word_bytes):
             raise ValueError("Config.sram_bytes must be a multiple of sram_banks * sram_word_bytes")
+        if self.sram_read_ports not in (1, 2):
+            raise ValueError(f"Config.sram_read_ports must be 1 or 2, got {self.sram_read_ports!r}")
         if self.acc_bits != 32:
             raise ValueError("Config.acc_bits must be 32 (TFLite int8 semantics)")
 
@@ -101,7 +107,10 @@ class Config:
 
     def digest(self) -> str:
         """Short stable hash of every field; build directories are keyed by it."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        d = self.to_dict()
+        if d["sram_read_ports"] == 1:  # the field's default: digests from before it existed
+            del d["sram_read_ports"]
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -109,7 +118,8 @@ KiB = 1024
 MiB = 1024 * KiB
 
 PRESETS: dict[str, Config] = {
-    # IMX500-class: 16x16 array, 8 MiB on-die SRAM.
+    # IMX500-class: 16x16 array, 8 MiB on-die SRAM (two read ports: the array and the vector
+    # unit read at the same time).
     "default": Config(
         name="default",
         array_rows=16,
@@ -122,6 +132,7 @@ PRESETS: dict[str, Config] = {
         isp_pixels_per_clock=1,
         max_line_pixels=4096,
         clock_mhz=400.0,
+        sram_read_ports=2,
     ),
     # Fits an ECP5-85k (156 18x18 DSPs, 208 EBRs = 468 KiB) with room for the pixel path.
     "ecp5": Config(

@@ -18,6 +18,18 @@ Machine model (contract):
   a token from the previous/next queue in the order LOAD < COMPUTE < STORE) and
   ``push_prev``/``push_next`` (send one after finishing). Pops happen before the instruction starts,
   pushes after it ends. ``SYNC`` waits for all queues; ``DONE`` ends the program.
+- **Two compute units, one COMPUTE queue**: ``CONV`` runs on the conv unit (the array), the vector
+  ops on the vector unit. The queue issues in program order; an instruction with the header flag
+  ``overlap`` = 0 issues only when *both* units are idle (the previous COMPUTE instruction has
+  completed, whatever its unit). With ``overlap`` = 1 a ``CONV`` or vector op issues as soon as
+  its *own* unit is idle (and its tokens are there) while the other unit may still run the last
+  COMPUTE instruction issued to it; so at most two COMPUTE instructions are in flight, one per
+  unit, and they may complete out of program order. ``NOP`` and ``HOST`` ignore the flag (they
+  wait for both units idle). Contract for ``overlap`` = 1 (the compiler checks it, the cycle
+  model's hazard check enforces it): (a) the instruction's footprint (SRAM bytes, WBUF/PBUF
+  slots) does not conflict with that of the last preceding COMPUTE instruction of the other unit
+  (at least one writer); (b) the two do not both push a token to the same neighbour queue, so
+  the pushes to each neighbour still happen in program order (tokens are counters).
 - **Arithmetic** is TFLite int8 (SPEC section 4): ``CONV``/``DWCONV`` accumulate ``x * w`` in int32
   (wrapping) over the window, where taps outside the input (padding) read ``in_zp``, add the bias
   (the compiler folds the input zero point in: ``bias - in_zp * sum(w)``, as hw/gemm.py expects),
@@ -25,9 +37,9 @@ Machine model (contract):
   [act_min, act_max]. This equals TFLite's ``sum((x - in_zp) * w) + bias`` modulo 2**32.
 
 Every instruction is :data:`INSTR_BITS` = 256 bits wide, little-endian: bit 0 of the instruction is
-bit 0 of byte 0. The first 16 bits are the common header (opcode and the four dependency flags); the
-per-opcode fields follow (:data:`LAYOUTS`). :func:`encode` / :func:`decode` pack and unpack on the
-host; ``python -m hw.isa --doc`` writes docs/isa.md from these definitions.
+bit 0 of byte 0. The first 16 bits are the common header (opcode, the four dependency flags and
+``overlap``); the per-opcode fields follow (:data:`LAYOUTS`). :func:`encode` / :func:`decode`
+pack and unpack on the host; ``python -m hw.isa --doc`` writes docs/isa.md from these definitions.
 """
 
 from __future__ import annotations
@@ -166,7 +178,8 @@ _HEADER_FIELDS = {
     "pop_next": unsigned(1),
     "push_prev": unsigned(1),
     "push_next": unsigned(1),
-    "_rsv": unsigned(7),
+    "overlap": unsigned(1),  # COMPUTE queue: may issue while the other compute unit is busy
+    "_rsv": unsigned(6),
 }
 HEADER = data.StructLayout(_HEADER_FIELDS)
 
@@ -524,6 +537,13 @@ class Timing:
       rows' alignments. A 1-byte COPY row (a TRANSPOSE) costs 3 cycles.
     - every instruction: ``issue`` cycles of decode overhead; a program: ``startup`` cycles
       (the first fetch) before the first issue.
+    - overlapping COMPUTE instructions (``overlap``) share the SRAM's one read port, round robin
+      (unless ``Config.sram_read_ports`` = 2 gives the vector unit its own):
+      each has a read rate when alone, line reads over its cost (``sim.isa_sim.read_rate``: a 1x1
+      CONV reads in_pitch / W lines per row of each K tile, other kernels a line per streaming
+      cycle; a window op k_h * stride_w * in_c / W per command cycle; ELTWISE its two inputs once;
+      VMATMUL a line per command cycle); while both run and the rates sum above 1, the one
+      wanting more than its share (the rest of the port, at least half) slows in proportion.
     """
 
     def __init__(self, config):
@@ -561,6 +581,8 @@ class Timing:
         self.conv_setup = 18
         self.issue = 1
         self.host_cycles = 0
+        # the vector unit's own SRAM read port (Config.sram_read_ports): no port sharing
+        self.shared_read_port = config.sram_read_ports < 2
         self.startup = 6
 
     # Equal constants are the same model: the cycle model's caches key on Timing objects.

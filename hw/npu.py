@@ -13,15 +13,21 @@ reset (``rst``) before the next START (the units may hold half-done work); the S
 contents across resets.
 
 Queues: each queue's head issues when its ``pop_*`` tokens are available and the queue has no
-instruction in flight (one instruction per queue at a time; the COMPUTE queue serves the conv
-unit, the vector unit, NOP and HOST in order). Tokens are pushed when the unit reports the
-instruction complete (``idle`` high again). NOP retires at issue; HOST raises STATUS.host_wait with
+instruction in flight (LOAD, STORE: one at a time). The COMPUTE queue serves the conv unit, the
+vector unit, NOP and HOST in program order with two slots, A (conv unit or HOST) and B (vector
+unit): a head with header ``overlap`` = 0, and every NOP/HOST, waits until both slots are empty
+(the semantics before the flag existed); with ``overlap`` = 1 a CONV waits only for slot A, a
+vector op only for slot B (and for no HOST in A), so the array and the vector unit run at the same
+time and may complete out of order (hw/isa.py states the compiler's contract). Tokens are pushed
+when the unit reports the instruction complete (``idle`` high again); two pushes to one neighbour
+in the same cycle both count. NOP retires at issue; HOST raises STATUS.host_wait with
 HOST_CALL = ``call`` and retires when the host writes CTRL.HOST_DONE (the LOAD and STORE queues run
 on meanwhile, as in the ISA's cycle model).
 
 Trace ports: ``issue_valid[q]``/``issue_index[q]`` and ``retire_valid[q]``/``retire_index[q]`` for
-q = LOAD 0, COMPUTE 1, STORE 2; SYNC and DONE issue and retire on the COMPUTE pair (in the cycle
-the queues are drained). ``status`` mirrors STATUS (bit 0 busy, 1 done, 2 host_wait, 3 error) for
+q = LOAD 0, COMPUTE 1 (slot A: CONV, HOST, NOP), STORE 2, VECTOR 3 (slot B: the vector ops of the
+COMPUTE queue); SYNC and DONE issue and retire on the COMPUTE pair (in the cycle the queues are
+drained). ``status`` mirrors STATUS (bit 0 busy, 1 done, 2 host_wait, 3 error) for
 harnesses.
 """
 
@@ -53,6 +59,8 @@ __all__ = ["NpuTop", "NullUnit", "top", "QUEUE_DEPTH", "index_bits", "host_cmd_l
 #: Instructions buffered per queue between fetch and issue.
 QUEUE_DEPTH = 8
 LOADQ, COMPQ, STOREQ = 0, 1, 2
+#: Trace port pairs: LOAD, COMPUTE (conv unit, NOP, HOST, SYNC, DONE), STORE, vector unit.
+NTRACE = 4
 _VECTOR_OPS = (Opcode.DWCONV, Opcode.POOL, Opcode.ELTWISE, Opcode.LUT, Opcode.VMATMUL)
 
 
@@ -124,10 +132,10 @@ class NpuTop(wiring.Component):
             "host_rsp": Out(stream.Signature(data.StructLayout({"rdata": 32}))),
             "irq": Out(1),
             "status": Out(4),
-            "issue_valid": Out(3),
-            "issue_index": Out(data.ArrayLayout(ib, 3)),
-            "retire_valid": Out(3),
-            "retire_index": Out(data.ArrayLayout(ib, 3)),
+            "issue_valid": Out(NTRACE),
+            "issue_index": Out(data.ArrayLayout(ib, NTRACE)),
+            "retire_valid": Out(NTRACE),
+            "retire_index": Out(data.ArrayLayout(ib, NTRACE)),
         }
         if backdoor:
             members.update({
@@ -160,8 +168,12 @@ class NpuTop(wiring.Component):
         # read masters: [backdoor], host, fetch, load, store, conv, vec
         # write masters: [backdoor], host, store, conv, vec
         ext = 1 if self.ext_ports else 0
+        # with cfg.sram_read_ports == 2 the vector unit reads through the second port alone
+        groups = [0] * (bd + 6 + ext)
+        if cfg.sram_read_ports == 2:
+            groups[bd + 5] = 1
         m.submodules.sram = sram = Sram(cfg, n_read=bd + 6 + ext, n_write=bd + 4 + ext,
-                                        priority0=self.backdoor)
+                                        priority0=self.backdoor, read_groups=tuple(groups))
         if self.ext_ports:
             wiring.connect(m, wiring.flipped(self.ext_rd), sram.rd[bd + 6])
             wiring.connect(m, wiring.flipped(self.ext_wr), sram.wr[bd + 4])
@@ -244,7 +256,7 @@ class NpuTop(wiring.Component):
             m.d.sync += f_rsp.eq(f_rsp + 1)
 
         units_idle = load.idle & store.idle & conv.idle & vec.idle
-        inflight = Signal(3)
+        inflight = Signal(4)  # LOAD, COMPUTE slot A, STORE, COMPUTE slot B
         queues_empty = Cat(*[f.level == 0 for f in qs]).all()
         all_idle = units_idle & (inflight == 0) & queues_empty
         barrier_retire = Signal()  # SYNC / DONE issue+retire pulse (COMPUTE pair)
@@ -303,15 +315,21 @@ class NpuTop(wiring.Component):
                     m.next = "REQ"
 
         # ---- issue / retire
+        # COMPUTE queue: two slots, A (conv unit, HOST, NOP) and B (vector unit). A head with
+        # header.overlap = 0 (and every NOP/HOST) issues only when both slots are empty; with
+        # overlap = 1 a CONV needs only slot A empty, a vector op only slot B empty (and no HOST
+        # in slot A). Trace pair 1 reports slot A (and SYNC/DONE), pair 3 slot B.
         tok = {k: Signal(8, name=f"tok_{k[0]}{k[1]}") for k in ((0, 1), (1, 0), (1, 2), (2, 1))}
-        inc = {k: Signal(name=f"inc_{k[0]}{k[1]}") for k in tok}
+        inc = {k: Signal(2, name=f"inc_{k[0]}{k[1]}") for k in tok}
         dec = {k: Signal(name=f"dec_{k[0]}{k[1]}") for k in tok}
-        inf_pp = Signal(3)   # in-flight push_prev per queue
-        inf_pn = Signal(3)   # in-flight push_next per queue
-        inf_idx = [Signal(ib, name=f"inf_idx{q}") for q in range(3)]
-        inf_kind = Signal(2)  # compute queue: 0 conv, 1 vector, 2 host
+        nslot = 4  # LOAD, COMPUTE slot A, STORE, COMPUTE slot B
+        inf_pp = Signal(nslot)   # in-flight push_prev per slot
+        inf_pn = Signal(nslot)   # in-flight push_next per slot
+        inf_idx = [Signal(ib, name=f"inf_idx{q}") for q in range(nslot)]
+        a_host = Signal()        # slot A holds a HOST call (else a CONV)
         fire = [Signal(name=f"fire{q}") for q in range(3)]
-        retire = [Signal(name=f"retire{q}") for q in range(3)]
+        retire = [Signal(name=f"retire{q}") for q in range(nslot)]
+        start_slot = Signal(nslot)  # the slot an issuing instruction occupies
         nop_fire = Signal()
         heads = []
         for q, f in enumerate(qs):
@@ -323,20 +341,28 @@ class NpuTop(wiring.Component):
             tok_ok = ((~need_prev | (tok[(q - 1, q)] != 0) if q > 0 else Const(1))
                       & (~need_next | (tok[(q + 1, q)] != 0) if q < 2 else Const(1)))
             can = Signal(name=f"can{q}")
-            m.d.comb += can.eq(running & f.r_rdy & tok_ok & ~inflight[q])
             if q == LOADQ:
+                m.d.comb += can.eq(running & f.r_rdy & tok_ok & ~inflight[q])
                 m.d.comb += [load.cmd.valid.eq(can), load.cmd.payload.eq(h.raw),
-                             fire[q].eq(can & load.cmd.ready), dec[(1, 0)].eq(fire[q] & need_next)]
+                             fire[q].eq(can & load.cmd.ready), dec[(1, 0)].eq(fire[q] & need_next),
+                             start_slot[0].eq(fire[q])]
             elif q == STOREQ:
+                m.d.comb += can.eq(running & f.r_rdy & tok_ok & ~inflight[q])
                 m.d.comb += [store.cmd.valid.eq(can), store.cmd.payload.eq(h.raw),
                              fire[q].eq(can & store.cmd.ready),
-                             dec[(1, 2)].eq(fire[q] & need_prev)]
+                             dec[(1, 2)].eq(fire[q] & need_prev), start_slot[2].eq(fire[q])]
             else:
                 hop = h.header.opcode
                 is_conv = hop == Opcode.CONV
                 is_vec = Cat(*[hop == op for op in _VECTOR_OPS]).any()
                 is_host = hop == Opcode.HOST
                 is_nop = ~is_conv & ~is_vec & ~is_host
+                ov = h.header.overlap
+                a_busy, b_busy = inflight[1], inflight[3]
+                slot_ok = Mux(is_conv, ~a_busy & (~b_busy | ov),
+                              Mux(is_vec, ~b_busy & (~a_busy | (ov & ~a_host)),
+                                  ~a_busy & ~b_busy))
+                m.d.comb += can.eq(running & f.r_rdy & tok_ok & slot_ok)
                 m.d.comb += [
                     conv.cmd.valid.eq(can & is_conv), conv.cmd.payload.eq(h.raw),
                     vec.cmd.valid.eq(can & is_vec), vec.cmd.payload.eq(h.raw),
@@ -345,33 +371,38 @@ class NpuTop(wiring.Component):
                     nop_fire.eq(can & is_nop),
                     dec[(0, 1)].eq(fire[q] & need_prev),
                     dec[(2, 1)].eq(fire[q] & need_next),
+                    start_slot[1].eq(fire[q] & (is_conv | is_host)),
+                    start_slot[3].eq(fire[q] & is_vec),
                 ]
-                with m.If(fire[q] & ~is_nop):
-                    m.d.sync += inf_kind.eq(Mux(is_conv, 0, Mux(is_vec, 1, 2)))
+                with m.If(fire[q] & ~is_nop & ~is_vec):
+                    m.d.sync += a_host.eq(is_host)
                 with m.If(can & is_host):
                     m.d.sync += [host_wait.eq(1), host_call.eq(h.host.call)]
             m.d.comb += f.r_en.eq(fire[q])
-            with m.If(fire[q]):
-                m.d.sync += [inf_pp[q].eq(h.header.push_prev), inf_pn[q].eq(h.header.push_next),
-                             inf_idx[q].eq(hidx)]
+        for s_ in range(nslot):
+            h, hidx = heads[s_ if s_ < 3 else COMPQ]
+            with m.If(start_slot[s_]):
+                m.d.sync += [inf_pp[s_].eq(h.header.push_prev),
+                             inf_pn[s_].eq(h.header.push_next), inf_idx[s_].eq(hidx)]
         # completion
-        comp_done = Mux(inf_kind == 0, conv.idle, Mux(inf_kind == 1, vec.idle, ~host_wait))
         m.d.comb += [
             retire[0].eq(inflight[0] & load.idle),
-            retire[1].eq(inflight[1] & comp_done),
+            retire[1].eq(inflight[1] & Mux(a_host, ~host_wait, conv.idle)),
             retire[2].eq(inflight[2] & store.idle),
+            retire[3].eq(inflight[3] & vec.idle),
         ]
-        for q in range(3):
-            set_ = fire[q] & ~(nop_fire if q == COMPQ else Const(0))
-            with m.If(set_):
-                m.d.sync += inflight[q].eq(1)
-            with m.Elif(retire[q]):
-                m.d.sync += inflight[q].eq(0)
+        for s_ in range(nslot):
+            with m.If(start_slot[s_]):
+                m.d.sync += inflight[s_].eq(1)
+            with m.Elif(retire[s_]):
+                m.d.sync += inflight[s_].eq(0)
         h1 = heads[COMPQ][0]
         m.d.comb += [
             inc[(0, 1)].eq(retire[0] & inf_pn[0]),
-            inc[(1, 0)].eq((retire[1] & inf_pp[1]) | (nop_fire & h1.header.push_prev)),
-            inc[(1, 2)].eq((retire[1] & inf_pn[1]) | (nop_fire & h1.header.push_next)),
+            inc[(1, 0)].eq((retire[1] & inf_pp[1]) + (retire[3] & inf_pp[3])
+                           + (nop_fire & h1.header.push_prev)),
+            inc[(1, 2)].eq((retire[1] & inf_pn[1]) + (retire[3] & inf_pn[3])
+                           + (nop_fire & h1.header.push_next)),
             inc[(2, 1)].eq(retire[2] & inf_pp[2]),
         ]
         for k, t in tok.items():
@@ -380,8 +411,12 @@ class NpuTop(wiring.Component):
         # trace ports
         for q in range(3):
             h, hidx = heads[q]
-            m.d.comb += [self.issue_valid[q].eq(fire[q]), self.issue_index[q].eq(hidx),
+            iv = fire[q] if q != COMPQ else fire[q] & ~start_slot[3]
+            m.d.comb += [self.issue_valid[q].eq(iv), self.issue_index[q].eq(hidx),
                          self.retire_valid[q].eq(retire[q]), self.retire_index[q].eq(inf_idx[q])]
+        m.d.comb += [self.issue_valid[3].eq(start_slot[3]),
+                     self.issue_index[3].eq(heads[COMPQ][1]),
+                     self.retire_valid[3].eq(retire[3]), self.retire_index[3].eq(inf_idx[3])]
         with m.If(nop_fire):
             m.d.comb += [self.retire_valid[COMPQ].eq(1),
                          self.retire_index[COMPQ].eq(heads[COMPQ][1])]
@@ -393,8 +428,10 @@ class NpuTop(wiring.Component):
         with m.If(running):
             with m.If(load.error):
                 fail(2, inf_idx[0])
-            with m.Elif(conv.error | vec.error):
+            with m.Elif(conv.error):
                 fail(2, inf_idx[1])
+            with m.Elif(vec.error):
+                fail(2, inf_idx[3])
             with m.Elif(store.error):
                 fail(2, inf_idx[2])
 
@@ -413,7 +450,8 @@ class NpuTop(wiring.Component):
 
         # ---- counters
         n_ret = Signal(3)
-        m.d.comb += n_ret.eq(self.retire_valid[0] + self.retire_valid[1] + self.retire_valid[2])
+        m.d.comb += n_ret.eq(self.retire_valid[0] + self.retire_valid[1] + self.retire_valid[2]
+                             + self.retire_valid[3])
         stall_any = load.stall | store.stall | conv.stall | vec.stall
         incs = {
             "CYCLES": Const(1),

@@ -84,12 +84,22 @@ def round_robin(m: Module, requests: list, last: Signal, priority0: bool = False
 
 
 class Sram(wiring.Component):
-    """Banked SRAM with ``n_read`` read and ``n_write`` write masters (see module docstring)."""
+    """Banked SRAM with ``n_read`` read and ``n_write`` write masters (see module docstring).
 
-    def __init__(self, config: Config, n_read: int, n_write: int, priority0: bool = False):
+    ``read_groups`` (one port index per read master, default all 0): with more than one index
+    every bank gets one read port per group, each group its own round-robin arbiter and response
+    bus, so masters of different groups read in the same cycle (``Config.sram_read_ports``; the
+    NPU gives the vector unit its own port). Master 0's ``priority0`` applies within its group.
+    """
+
+    def __init__(self, config: Config, n_read: int, n_write: int, priority0: bool = False,
+                 read_groups: tuple[int, ...] | None = None):
         self.config = config
         self.n_read, self.n_write = n_read, n_write
         self.priority0 = priority0
+        self.read_groups = tuple(read_groups) if read_groups is not None else (0,) * n_read
+        if len(self.read_groups) != n_read or min(self.read_groups) != 0:
+            raise ValueError("read_groups must give each read master a port index from 0")
         self.W = line_bytes(config)
         self.lines = config.sram_bytes // self.W
         super().__init__({
@@ -104,16 +114,27 @@ class Sram(wiring.Component):
         depth = self.lines
         ab = line_addr_bits(cfg)
 
-        # ---- read arbiter
-        r_last = Signal(range(max(2, self.n_read)), name="r_last")
-        r_gv, r_gi = round_robin(m, [p.req.valid for p in self.rd], r_last, self.priority0)
-        r_addr = Signal(ab)
-        for i, p in enumerate(self.rd):
-            m.d.comb += p.req.ready.eq(r_gv & (r_gi == i))
-            with m.If(r_gi == i):
-                m.d.comb += r_addr.eq(p.req.payload.addr)
-        with m.If(r_gv):
-            m.d.sync += r_last.eq(r_gi)
+        # ---- read arbiters, one per read port group
+        ngroups = max(self.read_groups) + 1
+        r_gv, r_gi, r_addr = [], [], []
+        for g in range(ngroups):
+            idx = [i for i, gg in enumerate(self.read_groups) if gg == g]
+            sfx = "" if g == 0 else str(g)
+            last = Signal(range(max(2, len(idx))), name=f"r_last{sfx}")
+            gv, gl = round_robin(m, [self.rd[i].req.valid for i in idx], last,
+                                 self.priority0 and idx[0] == 0)
+            gi = Signal(range(max(2, self.n_read)), name=f"r_gi{sfx}")
+            addr = Signal(ab, name=f"r_addr{sfx}")
+            for k, i in enumerate(idx):
+                p = self.rd[i]
+                m.d.comb += p.req.ready.eq(gv & (gl == k))
+                with m.If(gl == k):
+                    m.d.comb += [addr.eq(p.req.payload.addr), gi.eq(i)]
+            with m.If(gv):
+                m.d.sync += last.eq(gl)
+            r_gv.append(gv)
+            r_gi.append(gi)
+            r_addr.append(addr)
 
         # ---- write arbiter
         w_last = Signal(range(max(2, self.n_write)), name="w_last")
@@ -130,28 +151,30 @@ class Sram(wiring.Component):
             m.d.sync += w_last.eq(w_gi)
 
         # ---- banks
-        line = Signal(8 * self.W)
+        lines = [Signal(8 * self.W, name=f"line{g}") for g in range(ngroups)]
         for b in range(cfg.sram_banks):
             mem = Memory(shape=8 * wb, depth=depth, init=[], attrs={NOINIT_ATTR: 1})
             m.submodules[f"bank{b}"] = mem
-            rp = mem.read_port()
             wp = mem.write_port(granularity=8)
             m.d.comb += [
-                rp.addr.eq(r_addr), rp.en.eq(1),
                 wp.addr.eq(w_addr),
                 wp.data.eq(w_data[8 * wb * b: 8 * wb * (b + 1)]),
                 wp.en.eq(w_mask[wb * b: wb * (b + 1)] & w_gv.replicate(wb)),
-                line[8 * wb * b: 8 * wb * (b + 1)].eq(rp.data),
             ]
+            for g in range(ngroups):
+                rp = mem.read_port()
+                m.d.comb += [rp.addr.eq(r_addr[g]), rp.en.eq(1),
+                             lines[g][8 * wb * b: 8 * wb * (b + 1)].eq(rp.data)]
 
-        # ---- response routing: (valid, master) through the read latency
+        # ---- response routing per group: (valid, master) through the read latency
         assert SRAM_READ_LATENCY == 2
-        v1 = Signal()
-        i1 = Signal.like(r_gi)
-        v2 = Signal()
-        i2 = Signal.like(r_gi)
-        rdata = Signal(8 * self.W)
-        m.d.sync += [v1.eq(r_gv), i1.eq(r_gi), v2.eq(v1), i2.eq(i1), rdata.eq(line)]
-        for i, p in enumerate(self.rd):
-            m.d.comb += [p.rdata.eq(rdata), p.rvalid.eq(v2 & (i2 == i))]
+        for g in range(ngroups):
+            v1, v2 = Signal(name=f"rv1_{g}"), Signal(name=f"rv2_{g}")
+            i1, i2 = Signal.like(r_gi[g], name=f"ri1_{g}"), Signal.like(r_gi[g], name=f"ri2_{g}")
+            rdata = Signal(8 * self.W, name=f"rdata{g}")
+            m.d.sync += [v1.eq(r_gv[g]), i1.eq(r_gi[g]), v2.eq(v1), i2.eq(i1),
+                         rdata.eq(lines[g])]
+            for i, p in enumerate(self.rd):
+                if self.read_groups[i] == g:
+                    m.d.comb += [p.rdata.eq(rdata), p.rvalid.eq(v2 & (i2 == i))]
         return m

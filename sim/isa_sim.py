@@ -42,7 +42,8 @@ from hw.isa import (
 from models.arith import mbqm, wrap_int32
 from models.kernels.common import requant
 
-__all__ = ["IsaSim", "schedule", "Schedule", "SimError", "instr_cost"]
+__all__ = ["IsaSim", "schedule", "Schedule", "SimError", "instr_cost", "check_overlap",
+           "overlap_conflict", "compute_unit"]
 
 
 def normalize(program: list[dict]) -> list[dict]:
@@ -557,22 +558,102 @@ class Schedule:
     busy: dict[str, int] = field(default_factory=dict)
 
 
+_VECTOR_OPS = frozenset({Opcode.DWCONV, Opcode.POOL, Opcode.ELTWISE, Opcode.LUT, Opcode.VMATMUL})
+_CONV_UNIT, _VEC_UNIT = 0, 1
+
+
+def compute_unit(op) -> int | None:
+    """The compute unit of a COMPUTE-queue opcode: 0 conv unit (CONV), 1 vector unit, None for
+    NOP/HOST (which wait for both units)."""
+    if op == Opcode.CONV:
+        return _CONV_UNIT
+    if op in _VECTOR_OPS:
+        return _VEC_UNIT
+    return None
+
+
+def read_rate(ins: dict, t: Timing) -> float:
+    """SRAM line reads per cycle, averaged over the instruction's cost, that a COMPUTE instruction
+    makes when it runs alone (0..1): the conv unit's act gather (a 1x1 conv reads a new line
+    every W / in_pitch rows of each K tile; other kernels jump between input rows: about a line
+    per streaming cycle), the vector unit's line-cache misses (a window op's kernel rows advance
+    stride * in_c bytes per output pixel; an eltwise stream reads its two inputs once; a VMATMUL
+    streams its weight rows). The cycle model shares the one SRAM read port between two
+    overlapping instructions with it (see :func:`schedule`)."""
+    op = ins["opcode"]
+    W = t.line_bytes
+    cost = instr_cost(ins, t)
+    if cost <= 0:
+        return 0.0
+    if op == Opcode.CONV:
+        fixed = t.issue + t.conv_setup + t.R + t.array_latency + t.requant_latency
+        if ins["k_h"] * ins["k_w"] == 1:
+            nk = max(1, math.ceil(ins["in_c"] / t.R))
+            m = ins["out_h"] * ins["out_w"]
+            reads = nk * m * min(1.0, (ins["in_pitch"] or ins["in_c"]) / W)
+        else:
+            reads = cost - fixed
+    elif op in (Opcode.DWCONV, Opcode.POOL):
+        stream = cost - t.issue - t.vector_setup - t.vector_latency
+        if ins["out_h"] * ins["out_w"] <= 1:
+            reads = stream
+        else:
+            reads = stream * min(1.0, ins["k_h"] * ins["stride_w"] * ins["in_c"] / W)
+    elif op == Opcode.ELTWISE:
+        reads = (ins["count"] + (ins["b_period"] or ins["count"])) / W
+    elif op == Opcode.LUT:
+        reads = ins["count"] / W
+    elif op == Opcode.VMATMUL:
+        reads = cost - t.issue - t.vector_setup - t.vector_latency
+    else:
+        return 0.0
+    return max(0.0, min(1.0, reads / cost))
+
+
+def _contend(rem_a: float, ra: float, rem_b: float, rb: float) -> tuple[float, float]:
+    """Finish times (from now) of two instructions with ``rem`` cycles of work left sharing the
+    round-robin read port at read rates ``ra``, ``rb``: a unit that wants more than its share
+    (the other's rest, at least half) slows down until the other finishes."""
+    if ra + rb <= 1.0 or rem_a <= 0 or rem_b <= 0:
+        return rem_a, rem_b
+    lo = min(ra, rb)
+    alo, ahi = (lo, 1.0 - lo) if lo <= 0.5 else (0.5, 0.5)
+    sa = min(1.0, (alo if ra == lo else ahi) / ra) if ra else 1.0
+    sb = min(1.0, (ahi if ra == lo else alo) / rb) if rb else 1.0
+    tau = min(rem_a / sa, rem_b / sb)
+    return (tau + rem_a - tau * sa, tau + rem_b - tau * sb)
+
+
 def schedule(program: list[dict], config, check_hazards: bool = True, host_calls=None) -> Schedule:
-    """Replay the queues with their tokens; raise SimError on deadlock, token misuse or a hazard."""
+    """Replay the queues with their tokens; raise SimError on deadlock, token misuse or a hazard.
+
+    The COMPUTE queue issues in program order onto two units (hw.isa: ``overlap``): an instruction
+    starts no earlier than the previous COMPUTE instruction started, after its own unit is free
+    and, unless ``overlap`` = 1, after the other unit is free too (NOP/HOST wait for both). While
+    two instructions overlap they share the SRAM read port (:func:`read_rate`, :func:`_contend`):
+    the one issued earlier has its end (and its token pushes) moved.
+    ``busy`` has per-queue keys and per-unit ``conv``/``vector`` (their sum may exceed ``total``).
+    """
     t = Timing(config)
     program = normalize(program)
     n = len(program)
     start = [0] * n
     end = [0] * n
-    # tokens: FIFO of availability times, keyed (from_queue, to_queue)
+    # tokens: availability times, keyed (from_queue, to_queue); pushes must come in time order
     tokens: dict[tuple[int, int], deque] = {
         (0, 1): deque(),
         (1, 0): deque(),
         (1, 2): deque(),
         (2, 1): deque(),
     }
+    last_push = {k: (-1, -1) for k in tokens}  # (time, instruction) of the latest push
+    pushed: dict[int, list] = {}  # COMPUTE instruction -> its token cells (moved if it slows)
+    inflight: list = [None, None]  # per compute unit: (instruction, read rate)
     free = [0, 0, 0]
+    ufree = [0, 0]  # COMPUTE queue: conv unit, vector unit
+    cissue = 0  # start of the previous COMPUTE instruction (in-order issue)
     busy = [0, 0, 0]
+    ubusy = [0, 0]
     # split into segments at SYNC/DONE barriers
     seg_start = 0
     barrier_time = 0
@@ -585,6 +666,8 @@ def schedule(program: list[dict], config, check_hazards: bool = True, host_calls
             q = QUEUE_OF[program[j]["opcode"]]
             queues[q.value].append(j)
         free = [max(f, barrier_time) for f in free]
+        ufree = [max(f, barrier_time) for f in ufree]
+        cissue = max(cissue, barrier_time)
         while any(queues):
             progressed = False
             for q in range(3):
@@ -602,41 +685,137 @@ def schedule(program: list[dict], config, check_hazards: bool = True, host_calls
                         need.append((q + 1, q))
                     if any(not tokens[k] for k in need):
                         break
-                    s = free[q]
+                    u = None
+                    if q == 1:
+                        u = compute_unit(ins["opcode"])
+                        if u is not None and ins["overlap"]:
+                            s = max(cissue, ufree[u])
+                        else:
+                            s = max(cissue, ufree[0], ufree[1])
+                    else:
+                        s = free[q]
                     for k in need:
-                        s = max(s, tokens[k].popleft())
+                        s = max(s, tokens[k].popleft()[0])
                     e = s + instr_cost(ins, t)
+                    if q == 1 and u is not None:
+                        rj = read_rate(ins, t)
+                        o = inflight[1 - u]
+                        if o is not None and end[o[0]] > s and t.shared_read_port:
+                            # both units run: they share the SRAM read port
+                            oj, ro = o
+                            dj, do = _contend(e - s, rj, end[oj] - s, ro)
+                            e = s + math.ceil(dj)
+                            eo = s + math.ceil(do)
+                            if eo != end[oj]:
+                                ubusy[1 - u] += eo - end[oj]
+                                busy[1] += eo - end[oj]
+                                end[oj] = eo
+                                ufree[1 - u] = max(ufree[1 - u], eo)
+                                for cell in pushed.get(oj, ()):
+                                    cell[0] = eo
+                        inflight[u] = (j, rj)
                     start[j], end[j] = s, e
-                    free[q] = e
+                    if q == 1:
+                        cissue = s
+                        if u is None:
+                            ufree = [e, e]
+                            inflight = [None, None]
+                        else:
+                            ufree[u] = e
+                            ubusy[u] += e - s
+                        free[q] = max(ufree)
+                    else:
+                        free[q] = e
                     busy[q] += e - s
-                    if ins["push_prev"]:
-                        if q == 0:
-                            raise SimError(f"instruction {j}: LOAD cannot push_prev")
-                        tokens[(q, q - 1)].append(e)
-                    if ins["push_next"]:
-                        if q == 2:
-                            raise SimError(f"instruction {j}: STORE cannot push_next")
-                        tokens[(q, q + 1)].append(e)
+                    for flag, nq in (("push_prev", q - 1), ("push_next", q + 1)):
+                        if not ins[flag]:
+                            continue
+                        if nq < 0 or nq > 2:
+                            raise SimError(f"instruction {j}: {Queue(q).name} cannot {flag}")
+                        k = (q, nq)
+                        if e < last_push[k][0]:
+                            raise SimError(
+                                f"token order: instruction {j} pushes to {Queue(nq).name} at "
+                                f"cycle {e}, before instruction {last_push[k][1]} (earlier in "
+                                f"the program) does at {last_push[k][0]}"
+                            )
+                        last_push[k] = (e, j)
+                        cell = [e]
+                        tokens[k].append(cell)
+                        if q == 1:
+                            pushed.setdefault(j, []).append(cell)
                     queues[q].popleft()
                     progressed = True
             if not progressed:
                 stuck = [queues[q][0] for q in range(3) if queues[q]]
                 raise SimError(f"deadlock: instructions {stuck} wait for tokens never pushed")
-        barrier_time = max(free)
+        barrier_time = max(free + ufree)
         if i < n:
             start[i] = barrier_time
             end[i] = barrier_time + t.issue
             barrier_time = end[i]
             free = [barrier_time] * 3
+            ufree = [barrier_time] * 2
+            cissue = barrier_time
+            inflight = [None, None]
         seg_start = i + 1
     total = max(end) + t.startup if n else 0  # + the first fetch (the trace starts at issue)
     if check_hazards:
+        check_overlap(program, host_calls)
         _check_hazards(program, start, end, host_calls)
-    return Schedule(start, end, total, {"load": busy[0], "compute": busy[1], "store": busy[2]})
+    return Schedule(start, end, total, {"load": busy[0], "compute": busy[1], "store": busy[2],
+                                        "conv": ubusy[0], "vector": ubusy[1]})
+
+
+def overlap_conflict(ins: dict, other: dict | None, host_calls=None, fps=None) -> str | None:
+    """Why COMPUTE instruction ``ins`` may not carry ``overlap`` = 1 when ``other`` is the last
+    preceding COMPUTE instruction of the other unit (hw.isa's contract), or None when it may."""
+    if other is None:
+        return None
+    ri, wi = fps[0] if fps else _footprint(ins, host_calls)
+    ro, wo = fps[1] if fps else _footprint(other, host_calls)
+    for x in wi:
+        for y in ro + wo:
+            if _conflict(x, y):
+                return f"writes {x} which the other unit's instruction touches"
+    for x in ri:
+        for y in wo:
+            if _conflict(x, y):
+                return f"reads {x} which the other unit's instruction writes"
+    for flag in ("push_prev", "push_next"):
+        if ins[flag] and other[flag]:
+            return f"both {flag}"
+    return None
+
+
+def check_overlap(program, host_calls=None) -> None:
+    """Static check of hw.isa's ``overlap`` contract: every COMPUTE instruction with overlap = 1
+    against the last preceding COMPUTE instruction of the other unit (since the last NOP/HOST/
+    SYNC/DONE, which wait for both units); raises SimError naming both instructions."""
+    last: list[int | None] = [None, None]
+    for j, ins in enumerate(program):
+        op = ins["opcode"]
+        if op in (Opcode.SYNC, Opcode.DONE):
+            last = [None, None]
+            continue
+        if QUEUE_OF[op] != Queue.COMPUTE:
+            continue
+        u = compute_unit(op)
+        if u is None:
+            last = [None, None]
+            continue
+        o = last[1 - u]
+        if ins["overlap"] and o is not None:
+            why = overlap_conflict(ins, program[o], host_calls)
+            if why:
+                raise SimError(f"hazard: instruction {j} has overlap=1 but {why} "
+                               f"(instruction {o})")
+        last[u] = j
 
 
 def _check_hazards(program, start, end, host_calls=None):
-    """Instructions of different queues overlapping in time must not conflict (one writer)."""
+    """Instructions overlapping in time must not conflict (one writer): instructions of different
+    queues, and COMPUTE instructions on different units."""
     order = sorted(range(len(program)), key=lambda j: start[j])
     active: list[int] = []
     fps = {}
@@ -646,10 +825,7 @@ def _check_hazards(program, start, end, host_calls=None):
             if j not in fps:
                 fps[j] = _footprint(program[j], host_calls)
             rj, wj = fps[j]
-            qj = QUEUE_OF[program[j]["opcode"]]
             for a in active:
-                if QUEUE_OF[program[a]["opcode"]] == qj:
-                    continue
                 ra, wa = fps[a]
                 for x in wj:
                     for y in ra + wa:

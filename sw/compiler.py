@@ -41,11 +41,13 @@ from hw.isa import (
     ELT_PARAM_WORDS,
     INSTR_BYTES,
     PARAM_RECORD_BYTES,
+    QUEUE_OF,
     AccMode,
     BufSel,
     EltMode,
     Opcode,
     PoolMode,
+    Queue,
     Timing,
     decode_program,
     encode_program,
@@ -57,7 +59,15 @@ from models.gemm import fold_input_zero_point
 from models.graph import Graph, Op, Tensor
 from models.kernels import get_prepare
 from models.kernels.common import activation_range, out_size, per_channel_multipliers, same_padding
-from sim.isa_sim import instr_cost
+from sim.isa_sim import (
+    _contend,
+    _footprint,
+    compute_unit,
+    instr_cost,
+    normalize,
+    overlap_conflict,
+    read_rate,
+)
 
 __all__ = ["compile_graph", "Compiled", "TensorDesc", "LayerInfo", "HOST_TAIL_OPS"]
 
@@ -72,6 +82,20 @@ UNARY_LUT_OPS = (
     "TANH",
     "QUANTIZE",
 )
+#: Row bands per layer for the conv/vector interleave (``_Compiler.band_items``): at most
+#: BAND_MAX bands of at least BAND_MIN_PIXELS output pixels (0 or 1: no banding).
+BAND_MAX = 4
+BAND_MIN_PIXELS = 64
+#: the same bound for vector-unit layers (DWCONV, ELTWISE): their per-instruction overhead is small
+BAND_MIN_PIXELS_VECTOR = 32
+#: at most this many bands for vector-unit layers (finer than the conv's: a depthwise band then
+#: needs fewer of the producing conv's bands and overlaps the next ones)
+BAND_MAX_VECTOR = 8
+#: Merge the conv and vector streams and set ``overlap`` (``_Compiler.interleave``).
+INTERLEAVE = True
+#: How far (other-unit items) the interleave looks back for conflicts; beyond it, keep the order.
+INTERLEAVE_WINDOW = 64
+
 ALIGN = 16
 
 
@@ -211,10 +235,11 @@ class _Node:
 # -----------------------------------------------------------------------------------------------
 # compiler
 class _Compiler:
-    def __init__(self, graph: Graph, config: Config, host_tail: bool):
+    def __init__(self, graph: Graph, config: Config, host_tail: bool, bands: bool = True):
         self.g = graph
         self.cfg = config
         self.host_tail = host_tail
+        self.bands = bands
         self.warnings: list[str] = []
         self.consumers: dict[int, list[int]] = {}
         for op in graph.ops:
@@ -1131,6 +1156,112 @@ class _Compiler:
         instrs = _transpose_copies(("t", n.ins[0]), ("t", n.outs[0]), tuple(x.shape), perm)
         return "store", [("store", instrs)]
 
+    # -------------------------------------------------------------- pass 5b: row bands
+    def band_items(self):
+        """Split CONV (whole K per instruction), DWCONV and full-size ELTWISE layers into bands of
+        output rows (each band an instruction reading only the input rows it needs), so the
+        emitter can interleave one layer's vector work with another's convolution (hw.isa
+        ``overlap``): a depthwise band needs only the producing conv's bands above it."""
+        if not self.bands or not BAND_MAX or BAND_MAX < 2:
+            return
+        out = []
+        k = 0
+        items = self.items
+        while k < len(items):
+            li = items[k][0]
+            e = k
+            while e < len(items) and items[e][0] == li:
+                e += 1
+            group = items[k:e]
+            out += self._band_layer(group)
+            k = e
+        self.items = out
+
+    def _nbands(self, out_h: int, out_w: int, vector: bool = False) -> int:
+        px = BAND_MIN_PIXELS_VECTOR if vector else BAND_MIN_PIXELS
+        bmax = BAND_MAX_VECTOR if vector else BAND_MAX
+        return max(1, min(bmax, out_h // 2, (out_h * out_w) // max(1, px)))
+
+    @staticmethod
+    def _row_band(ins, r0, r1, pitch, out_pitch, out_key="out_addr"):
+        """A copy of a windowed instruction (CONV/DWCONV fields) producing output rows [r0, r1)."""
+        sh, kh, pt, h, w = ins["stride_h"], ins["k_h"], ins["pad_top"], ins["in_h"], ins["in_w"]
+        iy0 = r0 * sh - pt
+        iy1 = (r1 - 1) * sh - pt + kh
+        a, b = max(0, iy0), min(h, iy1)
+        if b <= a:
+            return None
+        x = dict(ins)
+        x.update(in_addr=_off(ins["in_addr"], a * w * pitch), in_h=b - a, pad_top=a - iy0,
+                 out_h=r1 - r0)
+        x[out_key] = _off(ins[out_key], r0 * ins["out_w"] * out_pitch)
+        return x
+
+    def _band_layer(self, group: list) -> list:
+        kinds = {it[1] for it in group}
+        if kinds == {"conv"}:
+            ins0 = group[0][2]
+            if any(it[2]["acc"] != AccMode.NONE or it[2]["out_h"] != ins0["out_h"]
+                   for it in group):
+                return group
+            nb = self._nbands(ins0["out_h"], ins0["out_w"])
+            if nb < 2:
+                return group
+            oh = ins0["out_h"]
+            bands = [(oh * b // nb, oh * (b + 1) // nb) for b in range(nb)]
+            new = []
+            for r0, r1 in bands:
+                for it in group:
+                    x = it[2]
+                    y = self._row_band(x, r0, r1, x["in_pitch"] or x["in_c"], x["out_pitch"])
+                    if y is None:
+                        return group
+                    new.append((it[0], "conv", y) + tuple(it[3:]))
+            return new
+        if len(group) != 1 or group[0][1] != "compute":
+            return group
+        li, _, ins = group[0]
+        op = ins["opcode"]
+        if op == Opcode.DWCONV:
+            if ins["out_h"] < 2 or ins["k_h"] > 7:
+                return group
+            nb = self._nbands(ins["out_h"], ins["out_w"], vector=True)
+            if nb < 2:
+                return group
+            oh, c = ins["out_h"], ins["in_c"]
+            new = []
+            for b in range(nb):
+                y = self._row_band(ins, oh * b // nb, oh * (b + 1) // nb, c, c * ins["depth_mult"])
+                if y is None:
+                    return group
+                new.append((li, "compute", y))
+            return new
+        if op == Opcode.ELTWISE:
+            ref = ins["out_addr"]
+            if not (isinstance(ref, tuple) and ref[0] == "t" and len(ref) == 2):
+                return group
+            shape = self.g.tensors[ref[1]].shape
+            if len(shape) != 4 or shape[0] != 1:
+                return group
+            _, hh, ww, cc = shape
+            row = ww * cc
+            per = ins["b_period"]
+            if hh * row != ins["count"] or (per and row % per):
+                return group
+            nb = self._nbands(hh, ww, vector=True)
+            if nb < 2:
+                return group
+            new = []
+            for b in range(nb):
+                r0, r1 = hh * b // nb, hh * (b + 1) // nb
+                y = dict(ins, count=(r1 - r0) * row, a_addr=_off(ins["a_addr"], r0 * row),
+                         out_addr=_off(ins["out_addr"], r0 * row))
+                if not per:
+                    y["b_addr"] = _off(ins["b_addr"], r0 * row)
+                new.append((li, "compute", y))
+            return new
+        return group
+
     # -------------------------------------------------------------- pass 6: memory
     def root(self, t: int) -> int:
         while t in self.aliases:
@@ -1210,9 +1341,145 @@ class _Compiler:
         return {k: self.resolve(v) for k, v in ins.items()}
 
     # -------------------------------------------------------------- pass 7: schedule + emit
+    def interleave(self):
+        """Reorder the items so the conv unit and the vector unit work at the same time: within
+        each run of conv/vector items (between STORE and HOST items) the conv items keep their
+        order and so do the vector items; a greedy two-unit list schedule (the cycle model's
+        costs) merges the two streams, placing an item only after every earlier item of the other
+        unit whose SRAM footprint conflicts with it (and after the one ``INTERLEAVE_WINDOW``
+        items back, a bound on the search), so the program computes exactly what the original
+        order does."""
+        t = Timing(self.cfg)
+        out: list = []
+        run: list = []
+
+        def flush():
+            if run:
+                out.extend(self._merge(run, t))
+                run.clear()
+
+        for it in self.items:
+            if it[1] in ("conv", "compute"):
+                run.append(it)
+            else:
+                flush()
+                out.append(it)
+        flush()
+        self.items = out
+
+    def _resolved(self, it) -> dict:
+        ins = self.fix(it[2])
+        if ins["opcode"] == Opcode.CONV:
+            ins.setdefault("wslot", 0)
+            ins.setdefault("pslot", 0)
+        return normalize([ins])[0]
+
+    def _merge(self, run: list, t) -> list:
+        n = len(run)
+        res = [self._resolved(it) for it in run]
+        unit = [compute_unit(x["opcode"]) for x in res]
+        if any(u is None for u in unit) or len(set(unit)) < 2:
+            return list(run)
+        fps = [tuple([f for f in lst if f[0] == "sram"] for lst in _footprint(x)) for x in res]
+        cost = [instr_cost(x, t) for x in res]
+
+        def conflict(i, j):
+            ri, wi = fps[i]
+            rj, wj = fps[j]
+            for x in wi:
+                for y in rj + wj:
+                    if x[1] < y[2] and y[1] < x[2]:
+                        return True
+            for x in ri:
+                for y in wj:
+                    if x[1] < y[2] and y[1] < x[2]:
+                        return True
+            return False
+
+        seqs = [[i for i in range(n) if unit[i] == u] for u in (0, 1)]
+        pos = [0] * n
+        for u in (0, 1):
+            for p, i in enumerate(seqs[u]):
+                pos[i] = p
+        # dep[i]: position in the other unit's stream that must be placed before item i
+        dep = [-1] * n
+        W = INTERLEAVE_WINDOW
+        for i in range(n):
+            other = seqs[1 - unit[i]]
+            # other-unit items before i in the original order: positions [0, hi)
+            lo_, hi = 0, len(other)
+            while lo_ < hi:
+                mid = (lo_ + hi) // 2
+                if other[mid] < i:
+                    lo_ = mid + 1
+                else:
+                    hi = mid
+            hi = lo_
+            d = hi - 1 - W if hi > W else -1
+            for p in range(hi - 1, max(-1, hi - 1 - W), -1):
+                if conflict(i, other[p]):
+                    d = p
+                    break
+            dep[i] = d
+        rate = [read_rate(x, t) for x in res]
+        ptr = [0, 0]
+        free = [0, 0]
+        last = [None, None]
+        tissue = 0
+        order = []
+        while ptr[0] < len(seqs[0]) or ptr[1] < len(seqs[1]):
+            best = None
+            for u in (0, 1):
+                if ptr[u] >= len(seqs[u]):
+                    continue
+                i = seqs[u][ptr[u]]
+                if dep[i] >= ptr[1 - u]:
+                    continue
+                o = last[1 - u]
+                s = max(tissue, free[u])
+                if o is not None and conflict(i, o):
+                    s = max(s, free[1 - u])
+                if best is None or (s, i) < best[0]:
+                    best = ((s, i), u, i)
+            (s, _), u, i = best
+            order.append(i)
+            ptr[u] += 1
+            e = s + cost[i]
+            o = last[1 - u]
+            if o is not None and free[1 - u] > s and t.shared_read_port:  # one read port
+                di, do = _contend(cost[i], rate[i], free[1 - u] - s, rate[o])
+                e = s + di
+                free[1 - u] = s + do
+            free[u] = e
+            last[u] = i
+            tissue = s
+        return [run[i] for i in order]
+
+    def set_overlap(self, prog: list[dict]) -> None:
+        """overlap = 1 on every CONV / vector instruction that meets hw.isa's contract against
+        the last preceding COMPUTE instruction of the other unit (sim.isa_sim.overlap_conflict)."""
+        last: list = [None, None]
+        for ins in prog:
+            op = ins["opcode"]
+            if op in (Opcode.SYNC, Opcode.DONE) or QUEUE_OF[op] == Queue.COMPUTE and \
+                    compute_unit(op) is None:
+                last = [None, None]
+                continue
+            if QUEUE_OF[op] != Queue.COMPUTE:
+                continue
+            u = compute_unit(op)
+            o = last[1 - u]
+            if o is not None:
+                a, b = normalize([ins, o])
+                ok = overlap_conflict(a, b) is None
+                ins["overlap"] = int(ok)
+            last[u] = ins
+
     def emit(self):
         prog: list[dict] = []
         layer_of: list[int] = []
+        if INTERLEAVE:
+            self.interleave()
         loads = [it for it in self.items if it[1] == "conv"]
         nloads = len(loads)
         emitted = 0
@@ -1272,6 +1539,8 @@ class _Compiler:
                     put(x, layer)
                 put({"opcode": Opcode.NOP, "pop_next": 1}, layer)
         put({"opcode": Opcode.DONE}, -1)
+        if INTERLEAVE:
+            self.set_overlap(prog)
         try:
             self.program = decode_program(encode_program(prog))  # validates every field's range
         except ValueError as e:
@@ -1300,6 +1569,7 @@ class _Compiler:
         self.fold_pads()
         self.fuse_activations()
         self.lower()
+        self.band_items()
         self.plan_memory()
         self.check_fits(0)  # before emit: a model far too large must not fail as a field overflow
         self.emit()
@@ -1601,9 +1871,25 @@ def compile_graph(
                 f"{t.shape}; the NPU compiler handles tensors of up to 4"
             )
     c = _Compiler(graph, cfg, host_tail).run()
+    if BAND_MAX and BAND_MAX >= 2:
+        # row bands cost per-instruction overhead; keep them only where the cycle model says the
+        # overlap they make possible wins (networks with little vector work run unbanded)
+        plain = _Compiler(graph, cfg, host_tail, bands=False).run()
+        if len(plain.program) != len(c.program) and _model_cycles(plain) <= _model_cycles(c):
+            c = plain
     if input_range is not None:
         c.input_norm = _input_norm(c.inputs[0] if c.inputs else None, input_range)
     return c
+
+
+def _model_cycles(compiled: Compiled) -> int:
+    from sim.isa_sim import schedule
+
+    try:
+        return schedule(compiled.program, compiled.config, check_hazards=False,
+                        host_calls=compiled.host_calls).total
+    except Exception:  # a malformed schedule is reported by the normal paths, not here
+        return 1 << 62
 
 
 def estimate(compiled: Compiled) -> dict:

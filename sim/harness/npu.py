@@ -66,10 +66,10 @@ def build(config: Config, waves: bool = False, units: str = "auto") -> Path:
 
 
 def _build(config: Config, waves: bool, units: str) -> Path:
-    from hw.npu import NpuTop, index_bits
+    from hw.npu import NTRACE, NpuTop, index_bits
     from sim.cocotb_run import verilog_of
 
-    defines = {"NP_W": line_bytes(config), "NP_IB": index_bits(config)}
+    defines = {"NP_W": line_bytes(config), "NP_IB": index_bits(config), "NP_NTRACE": NTRACE}
     if waves:
         defines["NP_WAVES"] = 1
     return build_harness(

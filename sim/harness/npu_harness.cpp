@@ -31,6 +31,9 @@
 #ifndef NP_W
 #error "NP_W (SRAM line bytes) must be defined"
 #endif
+#ifndef NP_NTRACE
+#error "NP_NTRACE (trace port pairs) must be defined"
+#endif
 #ifndef NP_IB
 #error "NP_IB (instruction index bits) must be defined"
 #endif
@@ -102,7 +105,7 @@ struct Harness {
     void record() {
         uint8_t iv = top->issue_valid, rv = top->retire_valid;
         if (!(iv | rv)) return;
-        for (int q = 0; q < 3; q++) {
+        for (int q = 0; q < NP_NTRACE; q++) {
             if (iv >> q & 1) {
                 int64_t idx = int64_t(bits(top->issue_index, q * NP_IB, NP_IB));
                 if (int64_t(pos.size()) <= idx) pos.resize(idx + 1, -1);
@@ -110,7 +113,7 @@ struct Harness {
                 rows.push_back({idx, cycle, -1});
             }
         }
-        for (int q = 0; q < 3; q++) {
+        for (int q = 0; q < NP_NTRACE; q++) {
             if (rv >> q & 1) {
                 int64_t idx = int64_t(bits(top->retire_index, q * NP_IB, NP_IB));
                 if (idx < int64_t(pos.size()) && pos[idx] >= 0) rows[pos[idx]].retire = cycle;

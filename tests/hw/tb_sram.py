@@ -27,6 +27,8 @@ async def sram_random(dut):
     p = tb_params()
     cfg = Config(**p["config"])
     nr, nw, prio = p["n_read"], p["n_write"], p["priority0"]
+    groups = p.get("read_groups") or [0] * nr  # read port of each read master
+    ngroups = max(groups) + 1
     rng = random.Random(p["seed"])
     W, LA = line_bytes(cfg), line_addr_bits(cfg)
     lines = cfg.sram_bytes // W
@@ -82,13 +84,18 @@ async def sram_random(dut):
               and int(port("rd", i, "req__ready").value)]
         gw = [i for i in range(nw) if wr_pend[i] is not None
               and int(port("wr", i, "req__ready").value)]
-        assert len(gr) <= 1 and len(gw) <= 1, f"cycle {cycle}: grants {gr} {gw}"
-        if any(x is not None for x in rd_pend):
-            assert gr, f"cycle {cycle}: read requests but no grant"
+        for g in range(ngroups):
+            mine = [i for i in range(nr) if groups[i] == g]
+            ggr = [i for i in gr if groups[i] == g]
+            assert len(ggr) <= 1, f"cycle {cycle}: read grants {ggr} on port {g}"
+            if any(rd_pend[i] is not None for i in mine):
+                assert ggr, f"cycle {cycle}: read requests on port {g} but no grant"
+        assert len(gw) <= 1, f"cycle {cycle}: write grants {gw}"
         if any(x is not None for x in wr_pend):
             assert gw, f"cycle {cycle}: write requests but no grant"
         if prio and rd_pend[0] is not None:
-            assert gr == [0], "master 0 (priority) not granted"
+            assert [i for i in gr if groups[i] == groups[0]] == [0], \
+                "master 0 (priority) not granted"
         if prio and wr_pend[0] is not None:
             assert gw == [0], "write master 0 (priority) not granted"
         for i in gr:
@@ -98,7 +105,7 @@ async def sram_random(dut):
             n_reads += 1
             waited_r[i] = 0
             for j in range(nr):
-                if j != i and rd_pend[j] is not None:
+                if j != i and rd_pend[j] is not None and groups[j] == groups[i]:
                     waited_r[j] += 1
                     assert prio or waited_r[j] < nr, f"read master {j} starved"
             if gw and wr_pend[gw[0]][0] == line:
@@ -118,3 +125,5 @@ async def sram_random(dut):
     dut._log.info(f"{cycle + 1} cycles: {n_reads} reads, {n_writes} writes, "
                   f"{collisions} same-line read+write cycles")
     assert n_reads > p["cycles"] // 2 and n_writes > p["cycles"] // 3
+    if ngroups > 1:  # the ports read in parallel: more reads than cycles at this request rate
+        assert n_reads > p["cycles"], n_reads

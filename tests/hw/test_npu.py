@@ -194,12 +194,73 @@ def test_person_detect_tiny_rtl():
     c, rtl = check_network(g, "tiny", n_inputs=1, label="person_detect")
     cnt = rtl.last_counters
     assert cnt["MACS"] == c.macs and cnt["INSTRS"] == len(c.program)
-    # the COMPUTE queue is in order: conv and vector never busy together
-    assert cnt["CONV_BUSY"] + cnt["VEC_BUSY"] <= cnt["CYCLES"]
+    # the array and the vector unit work at the same time (hw.isa overlap, compiler interleave)
+    assert cnt["CONV_BUSY"] + cnt["VEC_BUSY"] > cnt["CYCLES"]
     from sw.compiler import estimate
 
     # the ISA cycle model predicts the RTL (issue #6 goal: each layer within 10 %): the whole
     # network within 5 %, every layer of 50 cycles or more within 10 %
+    est = estimate(c)
+    assert abs(est["cycles"] / cnt["CYCLES"] - 1) < 0.05, (est["cycles"], cnt["CYCLES"])
+    off = [(r["layer"], r["cycles"], e["cycles"])
+           for r, e in zip(rtl.last_stats["layers"], est["layers"], strict=True)
+           if r["cycles"] >= 50 and abs(e["cycles"] / r["cycles"] - 1) > 0.10]
+    assert not off, f"layers (name, RTL, model) off by > 10 %: {off}"
+
+
+def inverted_residual(hw_=(16, 16), c=8, expand=4, stride=1, seed=0) -> bytes:
+    """A MobileNetV2-style block: expand 1x1 RELU6, depthwise 3x3 RELU6, project 1x1, ADD."""
+    from models.tflite_writer import ModelBuilder
+
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input((1, *hw_, c), "int8", 0.05, 3)
+    e = b.conv2d(x, b.weights(rng.normal(size=(c * expand, 1, 1, c)) * 0.3, axis=0),
+                 activation="RELU6", out_scale=0.03, out_zp=-128)
+    d = b.depthwise_conv2d(e, b.depthwise_weights(rng.normal(size=(1, 3, 3, c * expand)) * 0.3),
+                           stride=stride, activation="RELU6", out_scale=0.03, out_zp=-128)
+    p = b.conv2d(d, b.weights(rng.normal(size=(c, 1, 1, c * expand)) * 0.2, axis=0),
+                 out_scale=0.06, out_zp=2)
+    b.output(b.add(x, p, out_scale=0.08, out_zp=1) if stride == 1 else p)
+    return b.finish()
+
+
+def test_conv_vector_overlap_rtl():
+    """The compiler bands and interleaves the layers so the conv unit and the vector unit run at
+    the same time (CONV_BUSY + VEC_BUSY > CYCLES), bit-exact with IsaSim on two inputs; the cycle
+    model's total (with the shared SRAM read port) within 10 % of the RTL's."""
+    from sw.compiler import estimate
+    from sw.tflite_import import load_tflite
+
+    g = load_tflite(inverted_residual(), name="inverted_residual")
+    c, rtl = check_network(g, "tiny", n_inputs=2, seed=5, label="inverted_residual")
+    assert sum(ins["overlap"] for ins in c.program) > 0
+    cnt = rtl.last_counters
+    assert cnt["MACS"] == c.macs and cnt["INSTRS"] == len(c.program)
+    assert cnt["CONV_BUSY"] + cnt["VEC_BUSY"] > cnt["CYCLES"], cnt
+    est = estimate(c)
+    assert abs(est["cycles"] / cnt["CYCLES"] - 1) < 0.10, (est["cycles"], cnt["CYCLES"])
+    # the vector unit's instructions retire on their own trace pair: every index retires once
+    tr = rtl.sim.trace()
+    assert sorted(int(i) for i in tr[:, 0]) == list(range(len(c.program)))
+    assert (tr[:, 2] >= tr[:, 1]).all()
+
+
+@pytest.mark.full
+def test_mobilenet_v2_224_concurrency_default_rtl():
+    """MobileNetV2-224 on ``default`` (two SRAM read ports): bit-exact with IsaSim, the array and
+    the vector unit busy at the same time, the cycle model within 10 % per layer (>= 50 cycles)
+    and in total (issue #12; the utilization itself is a benchmark figure, bench --only rtl)."""
+    from models.zoo.generate import mobilenet_v2_like
+    from sw.compiler import estimate
+    from sw.tflite_import import load_tflite
+
+    g = load_tflite(mobilenet_v2_like(input_hw=(224, 224), alpha=1.0, seed=0),
+                    name="mobilenet_v2_like")
+    c, rtl = check_network(g, "default", n_inputs=1, label="mobilenet_v2_224")
+    cnt = rtl.last_counters
+    assert cnt["INSTRS"] == len(c.program)
+    assert cnt["CONV_BUSY"] + cnt["VEC_BUSY"] > 1.1 * cnt["CYCLES"], cnt
     est = estimate(c)
     assert abs(est["cycles"] / cnt["CYCLES"] - 1) < 0.05, (est["cycles"], cnt["CYCLES"])
     off = [(r["layer"], r["cycles"], e["cycles"])

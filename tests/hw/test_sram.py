@@ -9,15 +9,17 @@ from sim.cocotb_run import run_cocotb
 SMALL = preset("tiny").replace(sram_bytes=16 * 1024)
 
 CASES = [
-    pytest.param(SMALL, 3, 2, False, 3000, id="tiny-rr"),
-    pytest.param(SMALL, 4, 3, True, 3000, id="tiny-prio"),
-    pytest.param(preset("ice40").replace(sram_bytes=8 * 1024), 6, 4, True, 4000, id="ice40",
+    pytest.param(SMALL, 3, 2, False, 3000, None, id="tiny-rr"),
+    pytest.param(SMALL, 4, 3, True, 3000, None, id="tiny-prio"),
+    # two read ports (Config.sram_read_ports = 2: the NPU's vector unit reads alone on port 1)
+    pytest.param(SMALL, 4, 2, True, 3000, (0, 0, 1, 1), id="tiny-2ports"),
+    pytest.param(preset("ice40").replace(sram_bytes=8 * 1024), 6, 4, True, 4000, None, id="ice40",
                  marks=pytest.mark.full),
 ]
 
 
-@pytest.mark.parametrize("cfg, nr, nw, prio, cycles", CASES)
-def test_sram(cfg, nr, nw, prio, cycles):
-    run_cocotb(Sram(cfg, nr, nw, priority0=prio), "sram", "tests.hw.tb_sram",
+@pytest.mark.parametrize("cfg, nr, nw, prio, cycles, groups", CASES)
+def test_sram(cfg, nr, nw, prio, cycles, groups):
+    run_cocotb(Sram(cfg, nr, nw, priority0=prio, read_groups=groups), "sram", "tests.hw.tb_sram",
                {"config": cfg.to_dict(), "n_read": nr, "n_write": nw, "priority0": prio,
-                "seed": nr * 10 + nw, "cycles": cycles})
+                "seed": nr * 10 + nw, "cycles": cycles, "read_groups": groups})

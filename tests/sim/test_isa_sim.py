@@ -281,6 +281,48 @@ def test_schedule_deadlock_and_hazard_detected():
         schedule(prog, cfg)
 
 
+def _overlap_program(overlap: int, elt_a: int = 512, conv_push: int = 0, elt_push: int = 0):
+    """LOAD, CONV (reads 64.., writes 128..), ELTWISE (reads elt_a.., writes 1024..), DONE."""
+    cfg, prog = _tiny_program({"conv": {"push_prev": conv_push}})
+    elt = {"opcode": Opcode.ELTWISE, "a_addr": elt_a, "b_addr": 768, "out_addr": 1024,
+           "count": 256, "p_addr": 2048, "overlap": overlap, "push_prev": elt_push}
+    return cfg, prog[:2] + [elt] + prog[2:]
+
+
+def test_schedule_overlap_two_units():
+    """overlap = 1: the vector op starts while the CONV runs (in-order issue, own unit free);
+    overlap = 0: it waits for the CONV, as every instruction did before the flag."""
+    t = Timing(preset("tiny"))
+    cfg, prog = _overlap_program(0)
+    s0 = schedule(prog, cfg)
+    assert s0.start[2] >= s0.end[1]
+    cfg, prog = _overlap_program(1)
+    s1 = schedule(prog, cfg)
+    assert s1.start[1] <= s1.start[2] < s1.end[1]
+    assert s1.end[2] - s1.start[2] == instr_cost(prog[2], t)
+    assert s1.total < s0.total
+    assert s1.busy["conv"] + s1.busy["vector"] > s1.total - t.startup - s1.start[0]
+    # a NOP (like HOST) ignores the flag and waits for both units
+    nop = {"opcode": Opcode.NOP, "overlap": 1}
+    prog2 = prog[:3] + [nop] + prog[3:]
+    s2 = schedule(prog2, cfg)
+    assert s2.start[3] >= max(s2.end[1], s2.end[2])
+
+
+def test_schedule_overlap_conflict_is_a_hazard():
+    """overlap = 1 on an instruction that reads what the other unit's in-flight CONV writes
+    (or with both pushing the same neighbour) violates hw.isa's contract: flagged."""
+    cfg, prog = _overlap_program(1, elt_a=128)  # ELTWISE reads the CONV's output
+    with pytest.raises(SimError, match="hazard"):
+        schedule(prog, cfg)
+    schedule(_overlap_program(0, elt_a=128)[1], cfg)  # without the flag: in order, legal
+    cfg, prog = _overlap_program(1, conv_push=1, elt_push=1)
+    prog.insert(3, {"opcode": Opcode.LOAD, "buf": BufSel.PBUF, "pop_next": 1})
+    prog.insert(4, {"opcode": Opcode.LOAD, "buf": BufSel.PBUF, "slot": 1, "pop_next": 1})
+    with pytest.raises(SimError, match="push_prev"):
+        schedule(prog, cfg)
+
+
 def test_sim_rejects_out_of_range_access():
     cfg, prog = _tiny_program({"conv": {"out_addr": cfg_size("tiny") - 2}})
     sim = IsaSim(cfg, prog, [])
