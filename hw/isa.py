@@ -512,10 +512,14 @@ class Timing:
         # taps per lane per cycle: a 3x3 window, but the vector unit never has more multipliers
         # than the array (lanes * taps <= R * C), so MAC utilization stays <= 1
         self.dw_taps = max(1, min(9, (self.R * self.C) // self.lanes))
-        # vector unit (hw/vector.py): line cache entries 2 * (dw_taps + 1) + 4, DWCONV kernels of
-        # up to 25 taps keep their weights in registers
+        # vector unit (hw/vector.py): line cache entries 2 * (dw_taps + 1) + 4; DWCONV / POOL
+        # super-groups of up to dw_groups channel groups (one line of channels, at most 16); the
+        # weight memory: dw_weight_rows rows of dw_taps taps (a 3x3 kernel for every group of a
+        # super-group); kernels of up to dw_weight_regs taps keep their weights there
         self.vector_cache_lines = 2 * (self.dw_taps + 1) + 4
-        self.dw_weight_regs = 25
+        self.dw_groups = max(1, min(16, bw // self.lanes))
+        self.dw_weight_rows = self.dw_groups * -(-9 // self.dw_taps)
+        self.dw_weight_regs = self.dw_weight_rows * self.dw_taps
         self.vector_meta_depth = 8
         self.vector_setup = 3
         self.vector_latency = 20
