@@ -267,27 +267,31 @@ class _Lines:
         return inc
 
     def _misses(self, addrs) -> int:
+        """Lines missed by one command. As REQ: the victims skip every entry the command hits
+        (its lines already present), misses are fetched in slot order."""
         W, L, where, ent = self.W, self.L, self.where, self.ent
-        used = set()
-        miss = 0
+        need = []
         for a in addrs:
             lo = a // W
-            for ln in ((lo, lo + 1) if a % W + L > W else (lo,)):
-                e = where.get(ln)
-                if e is not None:
-                    used.add(e)
-                    continue
-                v = self.rr
-                while v in used:
-                    v = v + 1 if v + 1 < self.ne else 0
-                old = ent[v]
-                if old is not None:
-                    del where[old]
-                ent[v] = ln
-                where[ln] = v
-                used.add(v)
-                self.rr = v + 1 if v + 1 < self.ne else 0
-                miss += 1
+            need.append(lo)
+            if a % W + L > W:
+                need.append(lo + 1)
+        used = {where[ln] for ln in need if ln in where}
+        miss = 0
+        for ln in need:
+            if ln in where:
+                continue
+            v = self.rr
+            while v in used:
+                v = v + 1 if v + 1 < self.ne else 0
+            old = ent[v]
+            if old is not None:
+                del where[old]
+            ent[v] = ln
+            where[ln] = v
+            used.add(v)
+            self.rr = v + 1 if v + 1 < self.ne else 0
+            miss += 1
         return miss if miss > 1 else 1
 
 

@@ -421,6 +421,7 @@ async def vector_random(dut):
         shape = {k: v for k, v in ins.items() if k in ("in_h", "in_w", "in_c", "k_h", "k_w",
                                                          "stride_h", "stride_w", "count", "m",
                                                          "k", "n", "depth_mult", "out_h",
-                                                         "out_w", "pad_top", "pad_left")}
+                                                         "out_w", "pad_top", "pad_left",
+                                                         "in_addr", "w_addr", "p_addr")}
         dut._log.info(f"{name:8s} cycles {cyc:6d} model {model:6d} reads {rd_n:5d} "
                       f"stalls {st_n:5d} {shape}")
