@@ -481,20 +481,23 @@ class Timing:
       reading up to ``dw_taps`` x vectors and one w vector of ``vector_lanes`` bytes; the SRAM lines
       they touch (two for a vector crossing a line end) come from a line cache of
       ``vector_cache_lines`` entries (round-robin victims), a miss costing one cycle (one line read
-      per cycle): a command costs max(1, lines missed), and REQ waits while the
-      ``vector_meta_depth``-deep command FIFO is full (ASM assembles a command's lines, one per
-      cycle, from the cycle after REQ queued it: a 10-miss command stalls the hits after it). The
-      model replays the commands through that cache (sampling the rows of large maps). Commands:
-      DWCONV / POOL loop groups of ``vector_lanes`` output channels (outer; 12 parameter commands
-      per group for DWCONV, and k_h * k_w weight-load commands when the kernel has at most
-      ``dw_weight_regs`` taps), output pixels, then the taps, ``dw_taps`` per command (a larger
-      DWCONV kernel, e.g. MEAN over 7x7, takes one tap per command with its weight vector). Pixels
-      are never packed into idle lanes (C_out < lanes still takes one command per pixel). VMATMUL:
-      rows > groups of ``vector_lanes`` outputs (12 parameter commands) > ``dw_taps`` output
-      channels > K chunks of ``vector_lanes``. ELTWISE: 12 parameter commands, then one per
-      ``vector_lanes`` elements (split at b_period boundaries); LUT: 256 / lanes table commands,
-      then one per ``vector_lanes`` elements. Plus ``vector_setup`` + ``vector_latency`` (read,
-      EXEC, the 12-stage POST pipeline, write).
+      per cycle): a command costs max(1, lines missed) (victims skip every entry the command
+      hits), and REQ waits while the ``vector_meta_depth``-deep command FIFO is full (ASM
+      assembles a command's lines, one per cycle, from the cycle after REQ queued it: a 10-miss
+      command stalls the hits after it). The model replays the commands through that cache
+      (sampling the rows of large maps). Commands: DWCONV / POOL loop super-groups of up to
+      ``dw_groups`` groups of ``vector_lanes`` output channels (outer; a DWCONV super-group first
+      loads each group's parameter record in ceil(12 / ``dw_taps``) commands and its weights,
+      ``dw_taps`` taps per command, into the ``dw_weight_rows``-row weight memory: fewer groups
+      when a larger kernel needs more rows), output pixels, the groups, then the taps,
+      ``dw_taps`` per command (a DWCONV kernel of more than ``dw_weight_regs`` taps takes one
+      group per super-group and one tap per command with its weight vector). Pixels are never
+      packed into idle lanes (C_out < lanes still takes one command per pixel). VMATMUL: rows >
+      groups of ``vector_lanes`` outputs (ceil(12 / dw_taps) parameter commands) > ``dw_taps``
+      output channels > K chunks of ``vector_lanes``. ELTWISE: ceil(12 / dw_taps) parameter
+      commands, then one per ``vector_lanes`` elements (split at b_period boundaries); LUT:
+      ceil(256 / lanes / dw_taps) table commands, then one per ``vector_lanes`` elements. Plus
+      ``vector_setup`` + ``vector_latency`` (read, EXEC, the 12-stage POST pipeline, write).
     - COPY / FILL: per row ``ceil(row_bytes / store_bytes_per_cycle)`` (at least 1).
     - every instruction: ``issue`` cycles of decode overhead; a program: ``startup`` cycles
       (the first fetch) before the first issue.

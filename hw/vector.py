@@ -10,16 +10,23 @@ Structure (one pipeline shared by every opcode)::
 
 - **SEQ** (address generator, one command per cycle): a command asks for up to ``TT`` x vectors
   (``TT`` = ``Timing.dw_taps``) and one w vector of ``L`` = ``vector_lanes`` bytes, each at an
-  arbitrary byte address, and tells EXEC what to do with them. DWCONV / POOL loop channel groups of
-  L output channels (outer), output pixels, then the window taps in raster order, TT taps per
-  command (the cycle model's ``ceil(k_h*k_w / dw_taps)`` commands per pixel group); padded taps are
-  flagged (DWCONV reads ``in_zp``, POOL skips them). DWCONV weights of kernels up to TMAX taps are
-  loaded once per channel group into registers (larger kernels, e.g. MEAN over a big map: one tap
-  per command with its weight vector fetched alongside). Per-channel records (12 bytes) are fetched
-  once per channel group as 12 vectors. ELTWISE / LUT stream L elements per command (ELTWISE never
-  lets a b vector cross a ``b_period`` boundary; period 1 broadcasts one byte). VMATMUL loops rows,
-  output channel groups (lanes = output channels), the channels of a group, K chunks of L: a dot
-  product of L products per command.
+  arbitrary byte address, and tells EXEC what to do with them. DWCONV / POOL loop *super-groups*
+  of up to ``SG`` = ``Timing.dw_groups`` channel groups of L output channels (outer: one SRAM
+  line of channels, so every line fetched for a pixel serves SG commands instead of one), output
+  pixels, the groups of the super-group, then the window taps in raster order, TT taps per
+  command (the cycle model's ``ceil(k_h*k_w / dw_taps)`` commands per pixel and group); padded
+  taps are flagged (DWCONV reads ``in_zp``, POOL skips them). Before its pixels a DWCONV
+  super-group loads each group's 12-byte-per-channel parameter record (``ceil(12 / TT)`` commands
+  of TT vectors) into row g of the parameter memory and its weights (TT taps per command) into
+  consecutive rows of the weight memory (``D`` = ``Timing.dw_weight_rows`` rows of TT taps: a 3x3
+  kernel for each of SG groups; a larger kernel gets ``SG >> k`` groups per super-group, k the
+  least with the rows fitting). A kernel of more than D*TT taps (e.g. MEAN over a big map) runs
+  one group per super-group, one tap per command with its weight vector fetched alongside.
+  ELTWISE / VMATMUL load their parameters the same way into row 0, LUT its table (TT vectors
+  per command) into registers. ELTWISE / LUT stream L elements per command (ELTWISE never lets a
+  b vector cross a ``b_period`` boundary; period 1 broadcasts one byte). VMATMUL loops rows,
+  output channel groups (lanes = output channels), the channels of a group, K chunks of L: a
+  dot product of L products per command.
 - **REQ** looks the lines of a command's vectors (one, or two when a vector crosses a line end) up
   in a line cache of NE entries (tags here, data in ASM) and requests the misses, one per cycle,
   into round-robin victims that the command itself does not use. ASM fills entries in command
@@ -27,7 +34,9 @@ Structure (one pipeline shared by every opcode)::
   counter backs every read in flight with room in the response FIFO.
 - **ASM** pops each command's lines into the cache and extracts the vectors (byte shifters).
 - **EXEC** multiplies / accumulates in int32 (wrapping), takes the max and the valid-tap count for
-  POOL, stores parameter, weight and table vectors, and emits one result beat per output vector.
+  POOL, writes parameter / weight memory rows and table vectors, reads the command's weight row
+  and its group's parameters (asynchronous read ports), and emits one result beat per output
+  vector.
 - **POST** (fixed latency): MultiplyByQuantizedMultiplier pipelines (two for ELTWISE ADD's inputs,
   one for the output), the rounded AVG division (restoring, 9 quotient bits: |avg| <= 128),
   output offset and clamp.
