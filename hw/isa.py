@@ -516,20 +516,23 @@ class Timing:
       reading up to ``dw_taps`` x vectors and one w vector of ``vector_lanes`` bytes; the SRAM lines
       they touch (two for a vector crossing a line end) come from a line cache of
       ``vector_cache_lines`` entries (round-robin victims), a miss costing one cycle (one line read
-      per cycle): a command costs max(1, lines missed), and REQ waits while the
-      ``vector_meta_depth``-deep command FIFO is full (ASM assembles a command's lines, one per
-      cycle, from the cycle after REQ queued it: a 10-miss command stalls the hits after it). The
-      model replays the commands through that cache (sampling the rows of large maps). Commands:
-      DWCONV / POOL loop groups of ``vector_lanes`` output channels (outer; 12 parameter commands
-      per group for DWCONV, and k_h * k_w weight-load commands when the kernel has at most
-      ``dw_weight_regs`` taps), output pixels, then the taps, ``dw_taps`` per command (a larger
-      DWCONV kernel, e.g. MEAN over 7x7, takes one tap per command with its weight vector). Pixels
-      are never packed into idle lanes (C_out < lanes still takes one command per pixel). VMATMUL:
-      rows > groups of ``vector_lanes`` outputs (12 parameter commands) > ``dw_taps`` output
-      channels > K chunks of ``vector_lanes``. ELTWISE: 12 parameter commands, then one per
-      ``vector_lanes`` elements (split at b_period boundaries); LUT: 256 / lanes table commands,
-      then one per ``vector_lanes`` elements. Plus ``vector_setup`` + ``vector_latency`` (read,
-      EXEC, the 12-stage POST pipeline, write).
+      per cycle): a command costs max(1, lines missed) (victims skip every entry the command
+      hits), and REQ waits while the ``vector_meta_depth``-deep command FIFO is full (ASM
+      assembles a command's lines, one per cycle, from the cycle after REQ queued it: a 10-miss
+      command stalls the hits after it). The model replays the commands through that cache
+      (sampling the rows of large maps). Commands: DWCONV / POOL loop super-groups of up to
+      ``dw_groups`` groups of ``vector_lanes`` output channels (outer; a DWCONV super-group first
+      loads each group's parameter record in ceil(12 / ``dw_taps``) commands and its weights,
+      ``dw_taps`` taps per command, into the ``dw_weight_rows``-row weight memory: fewer groups
+      when a larger kernel needs more rows), output pixels, the groups, then the taps,
+      ``dw_taps`` per command (a DWCONV kernel of more than ``dw_weight_regs`` taps takes one
+      group per super-group and one tap per command with its weight vector). Pixels are never
+      packed into idle lanes (C_out < lanes still takes one command per pixel). VMATMUL: rows >
+      groups of ``vector_lanes`` outputs (ceil(12 / dw_taps) parameter commands) > ``dw_taps``
+      output channels > K chunks of ``vector_lanes``. ELTWISE: ceil(12 / dw_taps) parameter
+      commands, then one per ``vector_lanes`` elements (split at b_period boundaries); LUT:
+      ceil(256 / lanes / dw_taps) table commands, then one per ``vector_lanes`` elements. Plus
+      ``vector_setup`` + ``vector_latency`` (read, EXEC, the 12-stage POST pipeline, write).
     - COPY / FILL (hw/dma.py's row mover, measured on the RTL): ``store_setup`` per instruction,
       then per row ``copy_row_cycles`` + the destination lines the row touches + one source line
       when the realignment shift (src - dst) mod W is not 0 (COPY), or ``fill_row_cycles`` + the
@@ -561,10 +564,14 @@ class Timing:
         # taps per lane per cycle: a 3x3 window, but the vector unit never has more multipliers
         # than the array (lanes * taps <= R * C), so MAC utilization stays <= 1
         self.dw_taps = max(1, min(9, (self.R * self.C) // self.lanes))
-        # vector unit (hw/vector.py): line cache entries 2 * (dw_taps + 1) + 4, DWCONV kernels of
-        # up to 25 taps keep their weights in registers
+        # vector unit (hw/vector.py): line cache entries 2 * (dw_taps + 1) + 4; DWCONV / POOL
+        # super-groups of up to dw_groups channel groups (one line of channels, at most 16); the
+        # weight memory: dw_weight_rows rows of dw_taps taps (a 3x3 kernel for every group of a
+        # super-group); kernels of up to dw_weight_regs taps keep their weights there
         self.vector_cache_lines = 2 * (self.dw_taps + 1) + 4
-        self.dw_weight_regs = 25
+        self.dw_groups = max(1, min(16, bw // self.lanes))
+        self.dw_weight_rows = self.dw_groups * -(-9 // self.dw_taps)
+        self.dw_weight_regs = self.dw_weight_rows * self.dw_taps
         self.vector_meta_depth = 8
         self.vector_setup = 3
         self.vector_latency = 20

@@ -10,16 +10,23 @@ Structure (one pipeline shared by every opcode)::
 
 - **SEQ** (address generator, one command per cycle): a command asks for up to ``TT`` x vectors
   (``TT`` = ``Timing.dw_taps``) and one w vector of ``L`` = ``vector_lanes`` bytes, each at an
-  arbitrary byte address, and tells EXEC what to do with them. DWCONV / POOL loop channel groups of
-  L output channels (outer), output pixels, then the window taps in raster order, TT taps per
-  command (the cycle model's ``ceil(k_h*k_w / dw_taps)`` commands per pixel group); padded taps are
-  flagged (DWCONV reads ``in_zp``, POOL skips them). DWCONV weights of kernels up to TMAX taps are
-  loaded once per channel group into registers (larger kernels, e.g. MEAN over a big map: one tap
-  per command with its weight vector fetched alongside). Per-channel records (12 bytes) are fetched
-  once per channel group as 12 vectors. ELTWISE / LUT stream L elements per command (ELTWISE never
-  lets a b vector cross a ``b_period`` boundary; period 1 broadcasts one byte). VMATMUL loops rows,
-  output channel groups (lanes = output channels), the channels of a group, K chunks of L: a dot
-  product of L products per command.
+  arbitrary byte address, and tells EXEC what to do with them. DWCONV / POOL loop *super-groups*
+  of up to ``SG`` = ``Timing.dw_groups`` channel groups of L output channels (outer: one SRAM
+  line of channels, so every line fetched for a pixel serves SG commands instead of one), output
+  pixels, the groups of the super-group, then the window taps in raster order, TT taps per
+  command (the cycle model's ``ceil(k_h*k_w / dw_taps)`` commands per pixel and group); padded
+  taps are flagged (DWCONV reads ``in_zp``, POOL skips them). Before its pixels a DWCONV
+  super-group loads each group's 12-byte-per-channel parameter record (``ceil(12 / TT)`` commands
+  of TT vectors) into row g of the parameter memory and its weights (TT taps per command) into
+  consecutive rows of the weight memory (``D`` = ``Timing.dw_weight_rows`` rows of TT taps: a 3x3
+  kernel for each of SG groups; a larger kernel gets ``SG >> k`` groups per super-group, k the
+  least with the rows fitting). A kernel of more than D*TT taps (e.g. MEAN over a big map) runs
+  one group per super-group, one tap per command with its weight vector fetched alongside.
+  ELTWISE / VMATMUL load their parameters the same way into row 0, LUT its table (TT vectors
+  per command) into registers. ELTWISE / LUT stream L elements per command (ELTWISE never lets a
+  b vector cross a ``b_period`` boundary; period 1 broadcasts one byte). VMATMUL loops rows,
+  output channel groups (lanes = output channels), the channels of a group, K chunks of L: a
+  dot product of L products per command.
 - **REQ** looks the lines of a command's vectors (one, or two when a vector crosses a line end) up
   in a line cache of NE entries (tags here, data in ASM) and requests the misses, one per cycle,
   into round-robin victims that the command itself does not use. ASM fills entries in command
@@ -27,7 +34,9 @@ Structure (one pipeline shared by every opcode)::
   counter backs every read in flight with room in the response FIFO.
 - **ASM** pops each command's lines into the cache and extracts the vectors (byte shifters).
 - **EXEC** multiplies / accumulates in int32 (wrapping), takes the max and the valid-tap count for
-  POOL, stores parameter, weight and table vectors, and emits one result beat per output vector.
+  POOL, writes parameter / weight memory rows and table vectors, reads the command's weight row
+  and its group's parameters (asynchronous read ports), and emits one result beat per output
+  vector.
 - **POST** (fixed latency): MultiplyByQuantizedMultiplier pipelines (two for ELTWISE ADD's inputs,
   one for the output), the rounded AVG division (restoring, 9 quotient bits: |avg| <= 128),
   output offset and clamp.
@@ -43,6 +52,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, wiring
+from amaranth.lib.memory import Memory
 
 from hw.config import Config
 from hw.isa import INSTR_LAYOUT, EltMode, Opcode, PoolMode, Timing
@@ -56,15 +66,13 @@ __all__ = ["VectorUnit", "POST_LATENCY"]
 
 # EXEC command kinds
 K_MAC, K_PARAM, K_TABLE, K_WLOAD = 0, 1, 2, 3
-#: DWCONV kernels of at most TMAX taps keep their weights in registers per channel group.
-TMAX = 25
 #: Cycles from an EXEC result beat to its out-FIFO entry.
 POST_LATENCY = 12
 META_DEPTH = 8
 OUT_DEPTH = 16
 
 
-def _cmd_layout(L: int, TT: int) -> data.StructLayout:
+def _cmd_layout(L: int, TT: int, SG: int) -> data.StructLayout:
     nb = (L).bit_length()
     return data.StructLayout({
         "xa": data.ArrayLayout(unsigned(24), TT),   # x vector (tap) addresses
@@ -73,7 +81,8 @@ def _cmd_layout(L: int, TT: int) -> data.StructLayout:
         "wa": unsigned(24),
         "wen": 1,
         "kind": 2,
-        "idx": 8,
+        "idx": 8,       # K_PARAM / K_TABLE: chunk; K_WLOAD / K_MAC: weight memory row
+        "grp": max(1, (SG - 1).bit_length()),  # DWCONV: group of the super-group
         "first": 1,
         "last": 1,
         "emit": 1,
@@ -88,12 +97,12 @@ def _cmd_layout(L: int, TT: int) -> data.StructLayout:
     })
 
 
-def _meta_layout(L: int, LB: int, TT: int, NE: int) -> data.StructLayout:
+def _meta_layout(L: int, LB: int, TT: int, NE: int, SG: int) -> data.StructLayout:
     """A command as ASM sees it: per vector the cache entries of its two lines and its byte
     offset, and the entries the command's requested lines fill, in request order."""
     EB = max(1, (NE - 1).bit_length())
     V = TT + 1
-    f = {n: fl.shape for n, fl in _cmd_layout(L, TT) if n not in ("xa", "wa")}
+    f = {n: fl.shape for n, fl in _cmd_layout(L, TT, SG) if n not in ("xa", "wa")}
     f.update({
         "lo": data.ArrayLayout(EB, V),
         "hi": data.ArrayLayout(EB, V),
@@ -160,20 +169,28 @@ class VectorUnit(wiring.Component):
         if self.L < 4:  # the 12 parameter beats of L bytes must hold the 48-byte ELTWISE record
             raise ValueError(f"VectorUnit needs vector_lanes >= 4 (preset {config.name!r} has "
                              f"{self.L})")
+        tm = Timing(config)
         #: window taps per command (raster order): the cycle model's dw_taps
-        self.TT = max(1, min(9, Timing(config).dw_taps))
+        self.TT = tm.dw_taps
+        #: channel groups per DWCONV / POOL super-group; weight memory rows
+        self.SG, self.D = tm.dw_groups, tm.dw_weight_rows
         super().__init__(unit_members(config))
 
     def elaborate(self, platform):  # noqa: C901 (one pipeline, written out)
         m = Module()
-        L, W, TT = self.L, self.W, self.TT
+        L, W, TT, SG, D = self.L, self.W, self.TT, self.SG, self.D
+        LSG = SG.bit_length() - 1
+        C9 = -(-9 // TT)          # weight rows of a 3x3 kernel (D = SG * C9)
+        PC = -(-12 // TT)         # commands per 12-vector parameter record
+        NT = 256 // L             # LUT table vectors
+        TC = -(-NT // TT)         # commands per LUT table
         RESP_DEPTH = 2 * (TT + 1) + 2
         LB = (W - 1).bit_length()
         LA = line_addr_bits(self.config)
         LL = (L).bit_length() - 1  # log2 L
-        CMD = _cmd_layout(L, TT)
+        CMD = _cmd_layout(L, TT, SG)
         NE = 2 * (TT + 1) + 4     # line cache entries
-        META = _meta_layout(L, LB, TT, NE)
+        META = _meta_layout(L, LB, TT, NE, SG)
         NB = (L).bit_length()
 
         # ------------------------------------------------------------------ instruction
@@ -215,6 +232,7 @@ class VectorUnit(wiring.Component):
         # shared loop registers
         SA = signed(34)
         c_ = Signal(12)
+        tco = Signal(20)            # TT * co
         ntap = Signal(16)
         wc = Signal()
         co = Signal(16)
@@ -224,14 +242,20 @@ class VectorUnit(wiring.Component):
         stepy = Signal(32)
         plc = Signal(28)
         xa00 = Signal(SA)
-        co0 = Signal(17)
-        ci0 = Signal(13)
-        rr = Signal(5)
+        co0 = Signal(17)            # first output channel of the super-group
+        ci0 = Signal(13)            # its input channel
+        rres = Signal(5)            # co0 % depth_mult
+        sg = Signal(range(SG + 1))  # channel groups per super-group (this instruction)
+        gi = Signal(range(SG))      # group within the super-group
+        gco = Signal(17)            # the group's first output channel
+        goff = Signal(13)           # its input channel - ci0
+        gr = Signal(5)              # gco % depth_mult
+        widx = Signal(8)            # weight memory row
         t = Signal(16)              # tap counter: up to k_h * k_w = 255 * 255 taps
         pa = Signal(24)
-        wa_g = Signal(24)
         wa = Signal(24)
         oa = Signal(24)
+        oa_pix = Signal(24)
         oy, ox = Signal(12), Signal(12)
         ky, kx = Signal(8), Signal(8)
         iy0, ix0, iy, ix = (Signal(signed(18), name=n) for n in ("iy0", "ix0", "iy", "ix"))
@@ -261,8 +285,36 @@ class VectorUnit(wiring.Component):
 
         nout = Signal(NB)
         rem_c = Signal(18)
-        m.d.comb += rem_c.eq(co - co0)
+        m.d.comb += rem_c.eq(co - gco)
         m.d.comb += nout.eq(Mux(rem_c > L, L, rem_c))
+        # the next channel group of a super-group (one step per group, no divider by in_c)
+        g_rn = _comb(m, gr + L, "g_rn", 10)
+        gco_n = _comb(m, gco + L, "gco_n", 18)
+        goff_n = _comb(m, goff + g_rn // dm, "goff_n", 13)
+        gr_n = _comb(m, g_rn % dm, "gr_n", 5)
+        g_last = _comb(m, (gi + 1 >= sg) | (gco_n >= co), "g_last")
+        w_grp_n = _comb(m, dw.w_addr + gco_n, "w_grp_n", 24)
+        w_grp0 = _comb(m, dw.w_addr + co0, "w_grp0", 24)
+
+        def group_step():
+            m.d.sync += [gi.eq(gi + 1), gco.eq(gco_n), goff.eq(goff_n), gr.eq(gr_n)]
+
+        def group_reset():
+            m.d.sync += [gi.eq(0), gco.eq(co0), goff.eq(0), gr.eq(rres)]
+
+        # parameter / weight loads: up to TT x vectors at lbase + k * lstride
+        lbase = Signal(24)
+        lstride = Signal(24)
+        lin = [lbase]
+        for k in range(1, TT):
+            lin.append(_comb(m, (lin[-1] + lstride)[:24], f"lin{k}", 24))
+        pxe = _comb(m, Cat(*[t * TT + k < 12 for k in range(TT)]), "pxe", TT)
+
+        def param_cmd():
+            """One of the PC commands loading a 12-vector parameter record (t: chunk)."""
+            m.d.comb += [lbase.eq(pa + t * (TT * L)), lstride.eq(L)]
+            emit(xa=lin, xe=pxe, kind=K_PARAM, idx=t, grp=gi)
+            m.d.sync += t.eq(t + 1)
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
@@ -280,7 +332,7 @@ class VectorUnit(wiring.Component):
                     rowb.eq(in_w * in_c),
                     stepx.eq(s_w * in_c),
                     plc.eq(p_l * in_c),
-                    co0.eq(0), ci0.eq(0), rr.eq(0),
+                    co0.eq(0), ci0.eq(0), rres.eq(0), gi.eq(0), widx.eq(0),
                     pa.eq(Mux(is_dw, dw.p_addr, Mux(is_elt, el.p_addr, vm.p_addr))),
                     ei.eq(0), er.eq(0),
                     vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), t.eq(0),
@@ -291,11 +343,22 @@ class VectorUnit(wiring.Component):
                 m.next = "SETUP2"
             with m.State("SETUP2"):
                 m.d.comb += busy_seq.eq(1)
+                wc_n = _comb(m, is_dw & (ntap != 0) & (ntap <= D * TT), "wc_n")
                 m.d.sync += [
                     stepy.eq(s_h * rowb),
-                    wc.eq(is_dw & (ntap != 0) & (ntap <= TMAX)),
+                    wc.eq(wc_n),
                     xa00.eq(in_addr - p_t * rowb - plc),
+                    tco.eq(co * TT),
+                    sg.eq(1),
                 ]
+                # super-group: POOL SG groups; DWCONV with register weights as many as the
+                # weight memory holds (SG >> k groups of ceil(ntap / TT) rows each)
+                with m.If(is_pool):
+                    m.d.sync += sg.eq(SG)
+                with m.Elif(wc_n):
+                    for k in reversed(range(LSG + 1)):
+                        with m.If(ntap <= C9 * TT * (1 << k)):
+                            m.d.sync += sg.eq(SG >> k)
                 with m.If(is_dw | is_pool):
                     with m.If((out_h == 0) | (out_w == 0) | (co == 0)):
                         m.next = "DONE"
@@ -314,7 +377,7 @@ class VectorUnit(wiring.Component):
                     with m.If((vm.m == 0) | (vm.n == 0)):
                         m.next = "DONE"
 
-            # ---------------- DWCONV / POOL
+            # ---------------- DWCONV / POOL: super-groups > pixels > groups > taps
             with m.State("GINIT"):
                 m.d.comb += busy_seq.eq(1)
                 base = xa00 + ci0
@@ -322,33 +385,48 @@ class VectorUnit(wiring.Component):
                     xa_rp.eq(base), xa_pix.eq(base), xa_row.eq(base), xa.eq(base),
                     iy0.eq(-p_t), ix0.eq(-p_l), iy.eq(-p_t), ix.eq(-p_l),
                     oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
-                    oa.eq(out_addr + co0), wa_g.eq(dw.w_addr + co0), wa.eq(dw.w_addr + co0),
-                    t.eq(0),
+                    oa.eq(out_addr + co0), oa_pix.eq(out_addr + co0),
+                    wa.eq(w_grp0), t.eq(0), widx.eq(0),
                 ]
+                group_reset()
                 m.next = "DPARAM"
                 with m.If(~is_dw):
                     m.next = "DPIX"
             with m.State("DPARAM"):
+                # each group's 12-vector record into parameter memory row gi
                 m.d.comb += busy_seq.eq(1)
                 with m.If(take):
-                    emit(wa=pa + (t << LL), wen=1, kind=K_PARAM, idx=t)
-                    m.d.sync += t.eq(t + 1)
-                    with m.If(t == 11):
-                        m.d.sync += t.eq(0)
-                        m.next = "DPIX"
-                        with m.If(wc):
-                            m.next = "DLOAD"
+                    param_cmd()
+                    with m.If(t == PC - 1):
+                        m.d.sync += [t.eq(0), pa.eq(pa + 12 * L)]
+                        with m.If(g_last):
+                            group_reset()
+                            m.next = "DPIX"
+                            with m.If(wc):
+                                m.next = "DLOAD"
+                        with m.Else():
+                            group_step()
             with m.State("DLOAD"):
+                # each group's weights, TT taps per weight memory row (rows in command order)
                 m.d.comb += busy_seq.eq(1)
+                m.d.comb += [lbase.eq(wa), lstride.eq(co)]
+                wleft = Signal(17)
+                m.d.comb += wleft.eq(ntap - t)
                 with m.If(take):
-                    emit(wa=wa, wen=1, kind=K_WLOAD, idx=t)
-                    m.d.sync += [t.eq(t + 1), wa.eq(wa + co)]
-                    with m.If(t + 1 >= ntap):
-                        m.d.sync += [t.eq(0), wa.eq(wa_g)]
-                        m.next = "DPIX"
+                    emit(xa=lin, xe=Cat(*[wleft > k for k in range(TT)]), kind=K_WLOAD,
+                         idx=widx)
+                    m.d.sync += [t.eq(t + TT), wa.eq(wa + tco), widx.eq(widx + 1)]
+                    with m.If(wleft <= TT):
+                        m.d.sync += [t.eq(0), wa.eq(w_grp_n)]
+                        with m.If(g_last):
+                            group_reset()
+                            m.d.sync += [wa.eq(w_grp0), widx.eq(0)]
+                            m.next = "DPIX"
+                        with m.Else():
+                            group_step()
             with m.State("DPIX"):
                 m.d.comb += busy_seq.eq(1)
-                # up to TT taps of the window in raster order (weights from the register cache,
+                # up to TT taps of the window in raster order (weights from the weight memory,
                 # or POOL); one tap per command when DWCONV fetches weights per tap
                 t_eff = Mux(kzero, 1, ntap)
                 tleft = Signal(17)
@@ -383,18 +461,27 @@ class VectorUnit(wiring.Component):
                     emit(xa=[a_[:24] for a_ in taddr],
                          xe=Cat(*[~tpad[j] & (nt_ > j) & ~kzero for j in range(TT)]),
                          tpad=Cat(*tpad), wa=wa, wen=is_dw & ~kzero & ~wc,
-                         kind=K_MAC, idx=t, nt=nt_,
+                         kind=K_MAC, idx=widx, nt=nt_, grp=gi,
                          first=t == 0, last=last_tap, emit=last_tap,
-                         zero=kzero, n=nout, r=rr, oa=oa)
-                    m.d.sync += [t.eq(t + nt_), wa.eq(wa + co)]
+                         zero=kzero, n=nout, r=gr, oa=oa)
+                    m.d.sync += [t.eq(t + nt_), wa.eq(wa + co), widx.eq(widx + 1)]
                     with m.If(~last_tap):
                         for j in range(TT):
                             with m.If(nt_ == j + 1):
                                 m.d.sync += [r_.eq(v_) for r_, v_ in
                                              zip((ky, kx, iy, ix, xa, xa_row), chain[j],
                                                  strict=True)]
+                    with m.Elif(~g_last):
+                        # the next channel group of the same pixel
+                        group_step()
+                        gx = xa_pix + goff_n
+                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), iy.eq(iy0), ix.eq(ix0),
+                                     xa.eq(gx), xa_row.eq(gx), oa.eq(oa + L), wa.eq(w_grp_n)]
                     with m.Else():
-                        m.d.sync += [kx.eq(0), ky.eq(0), wa.eq(wa_g), oa.eq(oa + co), t.eq(0)]
+                        group_reset()
+                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), widx.eq(0), wa.eq(w_grp0),
+                                     iy.eq(iy0), ix.eq(ix0), xa.eq(xa_pix), xa_row.eq(xa_pix),
+                                     oa_pix.eq(oa_pix + co), oa.eq(oa_pix + co)]
                         with m.If(~last_ox):
                             nx = xa_pix + stepx
                             m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + s_w), iy.eq(iy0),
@@ -406,11 +493,10 @@ class VectorUnit(wiring.Component):
                                          ix0.eq(-p_l), iy.eq(iy0 + s_h), ix.eq(-p_l),
                                          xa_rp.eq(ny), xa_pix.eq(ny), xa_row.eq(ny), xa.eq(ny)]
                         with m.Else():
-                            rn = rr + L
-                            m.d.sync += [co0.eq(co0 + L), ci0.eq(ci0 + rn // dm),
-                                         rr.eq(rn % dm), pa.eq(pa + 12 * L)]
+                            # the next super-group
+                            m.d.sync += [co0.eq(gco_n), ci0.eq(ci0 + goff_n), rres.eq(gr_n)]
                             m.next = "GINIT"
-                            with m.If(co0 + L >= co):
+                            with m.If(gco_n >= co):
                                 m.next = "DONE"
 
             # ---------------- ELTWISE
@@ -424,9 +510,8 @@ class VectorUnit(wiring.Component):
             with m.State("EPARAM"):
                 m.d.comb += busy_seq.eq(1)
                 with m.If(take):
-                    emit(wa=pa + (t << LL), wen=1, kind=K_PARAM, idx=t)
-                    m.d.sync += t.eq(t + 1)
-                    with m.If(t == 11):
+                    param_cmd()
+                    with m.If(t == PC - 1):
                         m.next = "ERUN"
             with m.State("ERUN"):
                 m.d.comb += busy_seq.eq(1)
@@ -445,10 +530,13 @@ class VectorUnit(wiring.Component):
             ln_ = Mux(lrem >= L, L, lrem)
             with m.State("LTABLE"):
                 m.d.comb += busy_seq.eq(1)
+                # the 256-byte table, TT vectors per command (t: chunk)
+                m.d.comb += [lbase.eq(lu.lut_addr + t * (TT * L)), lstride.eq(L)]
                 with m.If(take):
-                    emit(wa=lu.lut_addr + (t << LL), wen=1, kind=K_TABLE, idx=t)
+                    emit(xa=lin, xe=Cat(*[t * TT + k < NT for k in range(TT)]), kind=K_TABLE,
+                         idx=t)
                     m.d.sync += t.eq(t + 1)
-                    with m.If(t == 256 // L - 1):
+                    with m.If(t == TC - 1):
                         m.next = "LRUN"
             with m.State("LRUN"):
                 m.d.comb += busy_seq.eq(1)
@@ -469,9 +557,8 @@ class VectorUnit(wiring.Component):
             with m.State("VPARAM"):
                 m.d.comb += busy_seq.eq(1)
                 with m.If(take):
-                    emit(wa=pa + (t << LL), wen=1, kind=K_PARAM, idx=t)
-                    m.d.sync += t.eq(t + 1)
-                    with m.If(t == 11):
+                    param_cmd()
+                    with m.If(t == PC - 1):
                         m.d.sync += t.eq(0)
                         m.next = "VRUN"
             with m.State("VRUN"):
@@ -657,20 +744,37 @@ class VectorUnit(wiring.Component):
         emit_b = Signal()
         m.d.comb += exec_take.eq(av & (post_cnt < OUT_DEPTH))
         am = av_meta
-        NT = 256 // L
-        pw = Array([Signal(8 * L, name=f"pw{i}") for i in range(12)])
-        tw = Array([Signal(8 * L, name=f"tw{i}") for i in range(NT)])
-        P = Cat(*pw)
+        # parameter memory: one 12-vector record per group of a super-group (row 0 for
+        # ELTWISE / VMATMUL); a K_PARAM command (chunk idx) writes vectors idx*TT .. from its x
+        # vectors. Read combinationally by the command in EXEC (and by POST for ELTWISE).
+        pmem = Memory(shape=unsigned(12 * 8 * L), depth=SG, init=[])
+        m.submodules.pmem = pmem
+        pmw = pmem.write_port(granularity=8 * L)
+        pmr = pmem.read_port(domain="comb")
+        prow = _comb(m, Mux(is_dw, am.grp, 0), "prow", max(1, LSG))
+        m.d.comb += [
+            pmw.addr.eq(prow), pmr.addr.eq(prow),
+            pmw.data.eq(Cat(*[av_xs[i % TT] for i in range(12)])),
+            pmw.en.eq(Cat(*[exec_take & (am.kind == K_PARAM) & (am.idx == i // TT)
+                            for i in range(12)])),
+        ]
+        P = pmr.data
+        tw = [Signal(8 * L, name=f"tw{i}") for i in range(NT)]
         T = Cat(*tw)
-        with m.If(exec_take & (am.kind == K_PARAM)):
-            m.d.sync += pw[am.idx[:4]].eq(av_w)
-        with m.If(exec_take & (am.kind == K_TABLE)):
-            m.d.sync += tw[am.idx[:max(1, (NT - 1).bit_length())]].eq(av_w)
-        wcache = Array([Signal(8 * L, name=f"wc{i}") for i in range(TMAX)])
-        with m.If(exec_take & (am.kind == K_WLOAD)):
-            m.d.sync += wcache[am.idx].eq(av_w)
-        wtap = [_comb(m, Mux(wc, wcache[am.idx + k], av_w), f"wtap{k}", 8 * L)
-                for k in range(TT)]
+        for i in range(NT):
+            with m.If(exec_take & (am.kind == K_TABLE) & (am.idx == i // TT)):
+                m.d.sync += tw[i].eq(av_xs[i % TT])
+        # weight memory: TT taps of one group per row, rows in command order (K_WLOAD)
+        wmem = Memory(shape=unsigned(TT * 8 * L), depth=D, init=[])
+        m.submodules.wmem = wmem
+        wmw = wmem.write_port()
+        wmr = wmem.read_port(domain="comb")
+        m.d.comb += [
+            wmw.addr.eq(am.idx), wmr.addr.eq(am.idx), wmw.data.eq(Cat(*av_xs)),
+            wmw.en.eq(exec_take & (am.kind == K_WLOAD)),
+        ]
+        wtap = [_comb(m, Mux(wc, wmr.data[8 * L * k:8 * L * (k + 1)], av_w), f"wtap{k}",
+                      8 * L) for k in range(TT)]
 
         acc = [Signal(signed(32), name=f"acc{j}") for j in range(L)]
         mx = [Signal(signed(8), name=f"mx{j}") for j in range(L)]

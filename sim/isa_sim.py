@@ -304,34 +304,61 @@ class _Lines:
         return inc
 
     def _misses(self, addrs) -> int:
+        """Lines missed by one command. As REQ: the victims skip every entry the command hits
+        (its lines already present), misses are fetched in slot order."""
         W, L, where, ent = self.W, self.L, self.where, self.ent
-        used = set()
-        miss = 0
+        need = []
         for a in addrs:
             lo = a // W
-            for ln in ((lo, lo + 1) if a % W + L > W else (lo,)):
-                e = where.get(ln)
-                if e is not None:
-                    used.add(e)
-                    continue
-                v = self.rr
-                while v in used:
-                    v = v + 1 if v + 1 < self.ne else 0
-                old = ent[v]
-                if old is not None:
-                    del where[old]
-                ent[v] = ln
-                where[ln] = v
-                used.add(v)
-                self.rr = v + 1 if v + 1 < self.ne else 0
-                miss += 1
+            need.append(lo)
+            if a % W + L > W:
+                need.append(lo + 1)
+        used = {where[ln] for ln in need if ln in where}
+        miss = 0
+        for ln in need:
+            if ln in where:
+                continue
+            v = self.rr
+            while v in used:
+                v = v + 1 if v + 1 < self.ne else 0
+            old = ent[v]
+            if old is not None:
+                del where[old]
+            ent[v] = ln
+            where[ln] = v
+            used.add(v)
+            self.rr = v + 1 if v + 1 < self.ne else 0
+            miss += 1
         return miss if miss > 1 else 1
+
+
+def _dw_groups(ntap: int, is_dw: bool, t: Timing) -> int:
+    """Channel groups per DWCONV / POOL super-group (hw/vector.py SETUP2): POOL ``dw_groups``;
+    DWCONV with register weights as many (dw_groups >> k) as the weight memory holds; else 1."""
+    S = t.dw_groups
+    if not is_dw:
+        return S
+    if not 0 < ntap <= t.dw_weight_regs:
+        return 1
+    c9 = -(-9 // t.dw_taps)
+    k = 0
+    while ntap > c9 * t.dw_taps * (1 << k):
+        k += 1
+    return S >> k
+
+
+def _param_cmds(lc: _Lines, pa: int, L: int, TT: int, n: int = 12) -> int:
+    """Cycles of the ceil(n / TT) commands loading an n-vector record (TT vectors each)."""
+    return sum(lc.cmd(tuple(pa + i * L for i in range(c, min(c + TT, n))))
+               for c in range(0, n, TT))
 
 
 @lru_cache(maxsize=4096)
 def _window_cost(k: tuple, t: Timing) -> int:
-    """DWCONV / POOL: channel groups of `lanes` outputs > pixels > taps (dw_taps per command when
-    the weights fit the registers or for POOL, else one tap with its weight vector)."""
+    """DWCONV / POOL: super-groups of up to ``dw_groups`` channel groups of `lanes` outputs
+    (outer) > pixels > groups > taps (dw_taps per command when the weights fit the weight memory
+    or for POOL, else one tap with its weight vector). DWCONV loads each super-group's parameter
+    records and weights first (dw_taps vectors per command)."""
     (in_h, in_w, in_c, out_h, out_w, k_h, k_w, sh, sw, pt, pl, in_addr, w_addr, p_addr, dm,
      is_dw) = k
     L, W, TT = t.lanes, t.line_bytes, t.dw_taps
@@ -343,6 +370,7 @@ def _window_cost(k: tuple, t: Timing) -> int:
     kzero = ntap == 0
     wc = is_dw and 0 < ntap <= t.dw_weight_regs
     nt = TT if (wc or not is_dw) else 1
+    S = _dw_groups(ntap, is_dw, t)
     taps = [divmod(i, max(1, k_w)) for i in range(max(1, ntap))]
     rowb = in_w * in_c
     sample = out_h > 8
@@ -351,43 +379,53 @@ def _window_cost(k: tuple, t: Timing) -> int:
     memo: dict[tuple, int] = {}
     # an input that fits the line cache, or a small map (the next group's first taps read the
     # lines of the previous group's last ones: channels of several groups share a line), keeps
-    # lines across channel groups: simulate every group on one cache; else each group starts cold
-    # and groups of the same line alignment cost the same
+    # lines across super-groups: simulate every one on one cache; else each starts cold and
+    # super-groups of the same line alignment cost the same
     shared = ((in_h * in_w * in_c + W - 1) // W + 2 <= t.vector_cache_lines
               or out_h * out_w <= 16)
     lc = _Lines(t)
+    ngroups = math.ceil(co / L)
     ci0 = rr = 0
-    for g in range(math.ceil(co / L)):
-        co0 = g * L
-        key = ((in_addr + ci0) % W, (w_addr + co0) % W, (p_addr + 12 * L * g) % W)
+    for g0 in range(0, ngroups, S):
+        gs = []  # (co0, ci0, r) of each group of the super-group
+        for g in range(g0, min(ngroups, g0 + S)):
+            gs.append((g * L, ci0, rr))
+            rn = rr + L
+            ci0 += rn // dm
+            rr = rn % dm
+        co0, gci0 = gs[0][0], gs[0][1]
+        key = ((in_addr + gci0) % W, (w_addr + co0) % W, (p_addr + 12 * co0) % W, len(gs),
+               gs[0][2])
         if shared or key not in memo:
             if not shared:
                 lc = _Lines(t)
             cyc = 1  # GINIT (a cycle without a command)
             lc.req += 1
             if is_dw:
-                pa = p_addr + 12 * L * g
-                cyc += sum(lc.cmd((pa + i * L,)) for i in range(12))
+                cyc += sum(_param_cmds(lc, p_addr + 12 * c0, L, TT) for c0, _, _ in gs)
                 if wc:
-                    cyc += sum(lc.cmd((w_addr + co0 + i * co,)) for i in range(ntap))
+                    cyc += sum(lc.cmd(tuple(w_addr + c0 + i * co
+                                            for i in range(j, min(j + TT, ntap))))
+                               for c0, _, _ in gs for j in range(0, ntap, TT))
             rcyc = []
             for oy in rows:
                 c = 0
                 iy0 = oy * sh - pt
                 for ox in range(out_w):
                     ix0 = ox * sw - pl
-                    base = in_addr + ci0
-                    for t0 in range(0, len(taps), nt):
-                        av = []
-                        if not kzero:
-                            for i in range(t0, min(t0 + nt, ntap)):
-                                ky, kx = taps[i]
-                                iy, ix = iy0 + ky, ix0 + kx
-                                if 0 <= iy < in_h and 0 <= ix < in_w:
-                                    av.append(base + iy * rowb + ix * in_c)
-                            if is_dw and not wc:
-                                av.append(w_addr + co0 + t0 * co)
-                        c += lc.cmd(av)
+                    for c0, gci, _ in gs:
+                        base = in_addr + gci
+                        for t0 in range(0, len(taps), nt):
+                            av = []
+                            if not kzero:
+                                for i in range(t0, min(t0 + nt, ntap)):
+                                    ky, kx = taps[i]
+                                    iy, ix = iy0 + ky, ix0 + kx
+                                    if 0 <= iy < in_h and 0 <= ix < in_w:
+                                        av.append(base + iy * rowb + ix * in_c)
+                                if is_dw and not wc:
+                                    av.append(w_addr + c0 + t0 * co)
+                            c += lc.cmd(av)
                 rcyc.append(c)
             if sample:
                 cyc += rcyc[0] + sum(rcyc[1:6]) * (out_h - 3) / 5 + rcyc[6] + rcyc[7]
@@ -395,9 +433,6 @@ def _window_cost(k: tuple, t: Timing) -> int:
                 cyc += sum(rcyc)
             memo[key] = cyc
         total += memo[key]
-        rn = rr + L
-        ci0 += rn // dm
-        rr = rn % dm
     return t.issue + t.vector_setup + round(total) + t.vector_latency
 
 
@@ -416,8 +451,7 @@ def _vmatmul_cost(k: tuple, t: Timing) -> int:
     for i in range(rows):
         xrow = in_addr + i * kk
         for j0 in range(0, n, L):
-            pa = p_addr + 12 * j0
-            total += sum(lc.cmd((pa + q * L,)) for q in range(12))
+            total += _param_cmds(lc, p_addr + 12 * j0, L, TT)
             vnj = min(L, n - j0)
             for jj in range(0, vnj, TT):
                 wr = [w_addr + (j0 + j) * kk for j in range(jj, min(jj + TT, vnj))]
@@ -441,9 +475,9 @@ def _stream_cost(k: tuple, t: Timing) -> int:
     lc = _Lines(t)
     total = 0
     if elt:
-        total += sum(lc.cmd((p_addr + q * L,)) for q in range(12))
+        total += _param_cmds(lc, p_addr, L, t.dw_taps)
     else:
-        total += sum(lc.cmd((p_addr + q * L,)) for q in range(256 // L))
+        total += _param_cmds(lc, p_addr, L, t.dw_taps, 256 // L)
     ei = er = 0
     while ei < count:
         lim = L if per <= 1 else per - er

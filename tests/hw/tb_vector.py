@@ -304,12 +304,16 @@ def fixed(rng: random.Random, cfg: Config, spec: dict, region: int):
     al = Alloc(rng, W, region)
     ins = dict(spec)
     op = ins["opcode"] = Opcode[ins["opcode"]]
+    if isinstance(ins.get("mode"), str):
+        ins["mode"] = PoolMode[ins["mode"]]
     if op in (Opcode.DWCONV, Opcode.POOL):
         co = ins["in_c"] * ins.get("depth_mult", 1)
         ins["in_addr"] = al(ins["in_h"] * ins["in_w"] * ins["in_c"])
         ins["out_addr"] = al(ins["out_h"] * ins["out_w"] * co)
         ins["act_min"], ins["act_max"] = -128, 127
         if op == Opcode.DWCONV:
+            ins["in_zp"] = rng.randrange(-128, 128)
+            ins["out_zp"] = rng.randrange(-128, 128)
             ins["w_addr"] = al(ins["k_h"] * ins["k_w"] * co)
             ins["p_addr"] = pa = al(12 * co)
             img[pa:pa + 12 * co] = np.frombuffer(params_blob(nrng, co, -12, -6), np.uint8)
@@ -412,9 +416,12 @@ async def vector_random(dut):
     assert int(dut.error.value) and int(dut.idle.value)
     dut._log.info(f"bit-exact: {counts}; reads {bench.reads} writes {bench.writes} "
                   f"stall cycles {bench.stalls} macs {bench.macs}")
-    for name, cyc, model, rd_n, st_n, ins in report[: p.get("show", 12)]:
+    show = report[:len(specs)] + report[len(specs):][:p.get("show", 12)]
+    for name, cyc, model, rd_n, st_n, ins in show:
         shape = {k: v for k, v in ins.items() if k in ("in_h", "in_w", "in_c", "k_h", "k_w",
-                                                         "stride_h", "count", "m", "k", "n",
-                                                         "depth_mult", "out_h", "out_w")}
+                                                         "stride_h", "stride_w", "count", "m",
+                                                         "k", "n", "depth_mult", "out_h",
+                                                         "out_w", "pad_top", "pad_left",
+                                                         "in_addr", "w_addr", "p_addr")}
         dut._log.info(f"{name:8s} cycles {cyc:6d} model {model:6d} reads {rd_n:5d} "
                       f"stalls {st_n:5d} {shape}")

@@ -15,8 +15,43 @@ CASES = [
 ]
 
 
+
+
+def window_specs(L: int) -> list[dict]:
+    """DWCONV / POOL shapes that exercise the super-groups (hw.isa.Timing.dw_groups channel
+    groups of L lanes per pixel): channel counts of several super-groups and a partial one, at
+    odd alignments (the bench places tensors at random byte offsets), strides 1 and 2 with SAME
+    and VALID padding, depth multipliers, kernels that shrink the super-group (4x4, 5x5) and a
+    map smaller than the window."""
+    def dw(h, w, c, k, s, p, dm=1, kw=None):
+        kw = kw or k
+        return {"opcode": "DWCONV", "in_h": h, "in_w": w, "in_c": c, "k_h": k, "k_w": kw,
+                "stride_h": s, "stride_w": s, "pad_top": p, "pad_left": p, "depth_mult": dm,
+                "out_h": (h + 2 * p - k) // s + 1, "out_w": (w + 2 * p - kw) // s + 1}
+
+    pool = dict(dw(8, 7, 9 * L + 3, 3, 2, 1), opcode="POOL", mode="MAX")
+    del pool["depth_mult"]
+    return [
+        dw(9, 9, 10 * L + 1, 3, 1, 1),          # wide C, SAME, stride 1
+        dw(10, 11, 11 * L + 5, 3, 2, 0),        # wide C, VALID, stride 2
+        dw(7, 8, 6 * L + 2, 3, 2, 1),           # stride 2, SAME
+        dw(5, 6, 2 * L + 3, 3, 2, 1, dm=2),     # depth multiplier across groups
+        dw(6, 6, 4 * L + 1, 4, 1, 1),           # 16 taps: fewer groups per super-group
+        dw(6, 5, 3 * L, 5, 1, 2),               # 25 taps
+        dw(2, 3, 5 * L + 7, 3, 1, 1),           # map smaller than the kernel
+        pool,
+        dict(pool, mode="AVG", stride_h=1, stride_w=1, out_h=8, out_w=7),
+    ]
+
+
 @pytest.mark.parametrize("cfg, n, big, ready", CASES)
 def test_vector(cfg, n, big, ready):
     run_cocotb(VectorUnit(cfg), "vector", "tests.hw.tb_vector",
                {"config": cfg.to_dict(), "seed": n + cfg.vector_lanes, "n": n, "big": big,
-                "edge": 0.3, "ready": ready, "wready": ready})
+                "edge": 0.3, "ready": ready, "wready": ready,
+                "fixed": window_specs(cfg.vector_lanes), "region": region(cfg)})
+
+
+def region(cfg) -> int:
+    """SRAM bytes the bench fills: enough for the widest fixed shape."""
+    return 16384 if cfg.vector_lanes <= 4 else 65536
