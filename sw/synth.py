@@ -507,7 +507,7 @@ def estimate(target: str, config: Config | str | None = None, top: str = "soc") 
     if top not in TOPS:
         raise UserError(f"unknown top {top!r}; choose one of {', '.join(TOPS) or '(none)'}")
     cfg = preset(config if config is not None else target)
-    blocks = _estimate_blocks(target, cfg, top)
+    blocks = estimate_blocks(target, cfg, top)
     totals = {k: sum(b[k] for b in blocks.values()) for k in RESOURCES}
     cap = CAPACITY[target]
     rep = {"target": target, "device": TARGETS[target]["device"], "top": top, "config": cfg.name,
@@ -520,7 +520,8 @@ def estimate(target: str, config: Config | str | None = None, top: str = "soc") 
     return rep
 
 
-def _estimate_blocks(target: str, cfg: Config, top: str) -> dict:
+def estimate_blocks(target: str, cfg: Config, top: str) -> dict:
+    """Per block ``{luts, ffs, dsps, brams}`` of :func:`estimate` (no error report)."""
     if target not in _COEF:
         _COEF[target] = _fit(target)
     coef = _COEF[target]
@@ -573,7 +574,7 @@ def calibration_error(target: str) -> dict:
     for run in _calibration():
         if run["target"] != target:
             continue
-        est = _estimate_blocks(target, Config(**run["config"]), run["top"])
+        est = estimate_blocks(target, Config(**run["config"]), run["top"])
         for block_err in estimate_error(est, run["blocks"]).values():
             for k in RESOURCES:
                 if block_err.get(k) is not None:

@@ -1,5 +1,91 @@
-"""The yosys runs :func:`sw.synth.estimate` is fitted to (generated; see docs/fpga.md,
-"Estimator"): per block resources of ``sw.synth.synth(target, config, top, pnr=False)`` (blocks as
-``sw.synth.parse_stat`` returns them), with the full Config of each run."""
+"""The yosys runs :func:`sw.synth.estimate` is fitted to: per block resources of
+``sw.synth.synth(target, config, top, pnr=False)`` (blocks as ``sw.synth.parse_stat`` returns
+them), with the full Config of each run.
 
-RUNS: list[dict] = []
+Regenerate (long: one yosys run per entry of :data:`PLAN`, niced)::
+
+    python -m sw.synth_calibration [--only TARGET:TOP:CONFIG ...]
+
+Each finished run is merged into ``RUNS`` below (this file is rewritten atomically after every
+run), so an interrupted calibration keeps what it measured.
+"""
+
+from __future__ import annotations
+
+#: (target, top, config preset or (preset, {field: value}) variant) of the calibration runs.
+PLAN: list = [
+    ("ice40", "gemm", "ice40"), ("ice40", "pixel", "ice40"), ("ice40", "npu", "ice40"),
+    ("ice40", "soc", "ice40"),
+    ("ecp5", "gemm", "tiny"), ("ecp5", "gemm", "ice40"), ("ecp5", "gemm", "ecp5"),
+    ("ecp5", "pixel", "tiny"), ("ecp5", "pixel", "ice40"), ("ecp5", "pixel", "ecp5"),
+    ("ecp5", "npu", "ice40"), ("ecp5", "npu", "tiny"),
+    ("ecp5", "gemm", ("tiny", {"array_rows": 2, "array_cols": 8})),
+    ("ecp5", "gemm", ("tiny", {"array_rows": 8, "array_cols": 4})),
+    ("ecp5", "soc", "ecp5"),
+]
+
+RUNS: list[dict] = [{'target': 'ice40',
+  'top': 'gemm',
+  'config': {'name': 'ice40',
+             'array_rows': 2,
+             'array_cols': 2,
+             'vector_lanes': 2,
+             'sram_bytes': 131072,
+             'sram_banks': 4,
+             'sram_word_bytes': 2,
+             'csi2_lanes_bytes': 1,
+             'isp_pixels_per_clock': 1,
+             'max_line_pixels': 640,
+             'clock_mhz': 24.0,
+             'acc_bits': 32},
+  'yosys_s': 112.2,
+  'blocks': {'systolic': {'luts': 788, 'ffs': 363, 'dsps': 0, 'brams': 0},
+             'requant': {'luts': 1401, 'ffs': 935, 'dsps': 8, 'brams': 0},
+             'gemm_ctrl': {'luts': 718, 'ffs': 938, 'dsps': 0, 'brams': 9}}}]
+
+
+def _variant(spec):
+    from hw.config import preset
+
+    if isinstance(spec, str):
+        return preset(spec)
+    name, changes = spec
+    tag = "-".join(f"{k.split('_')[-1]}{v}" for k, v in changes.items())
+    return preset(name).replace(name=f"{name}-{tag}", **changes)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import pprint
+    import sys
+    from pathlib import Path
+
+    from sw.fileio import atomic_write
+    from sw.synth import synth
+
+    ap = argparse.ArgumentParser(prog="python -m sw.synth_calibration")
+    ap.add_argument("--only", nargs="*", default=None, help="TARGET:TOP:CONFIG entries of PLAN")
+    args = ap.parse_args(argv)
+    runs = list(RUNS)
+    for target, top, spec in PLAN:
+        cfg = _variant(spec)
+        if args.only is not None and f"{target}:{top}:{cfg.name}" not in args.only:
+            continue
+        print(f"calibration: {target} {top} {cfg.name}", file=sys.stderr, flush=True)
+        r = synth(target, cfg, top, pnr=False,
+                  progress=lambda s: print(s, file=sys.stderr, flush=True))
+        entry = {"target": target, "top": top, "config": cfg.to_dict(), "yosys_s": r["yosys_s"],
+                 "blocks": {b: {k: v[k] for k in ("luts", "ffs", "dsps", "brams")}
+                            for b, v in r["blocks"].items() if b != "shell"}}
+        runs = [e for e in runs if (e["target"], e["top"], e["config"]) !=
+                (target, top, entry["config"])] + [entry]
+        src = Path(__file__).read_text()
+        head = src[:src.index("RUNS: list[dict] = ")]
+        tail = src[src.index("\n\ndef _variant"):]
+        body = "RUNS: list[dict] = " + pprint.pformat(runs, width=99, sort_dicts=False) + "\n"
+        atomic_write(Path(__file__), (head + body + tail).encode(), "calibration table")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
