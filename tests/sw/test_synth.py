@@ -90,7 +90,7 @@ def test_estimate_shape_and_monotonicity():
 
 def test_estimate_reports_its_error_against_yosys():
     ce = estimate("ecp5", "tiny", "gemm")["calibration_error"]
-    assert set(ce) == {*RES, "points"} and ce["points"] > 0
+    assert set(ce) == {"fit", "loo", "points"} and set(ce["loo"]) == set(RES) and ce["points"] > 0
     r = estimate("ecp5", "tiny", "gemm")      # a calibrated (target, top, config)
     assert set(r["estimate_error"]) == {"gemm_ctrl", "systolic", "requant"}
     assert r["estimate_error"]["systolic"]["dsps"] == 0.0  # one multiplier per PE: exact
@@ -106,7 +106,7 @@ def test_cli_estimate_json_and_plot(tmp_path):
             "capacity", "fits", "calibration_error"} <= set(r) and r["estimate"] is True
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     p = logicdie("synth", "--target", "ice40", "--top", "gemm", "--estimate", timeout=120)
-    assert p.returncode == 0 and "systolic" in p.stdout and "calibration error" in p.stdout
+    assert p.returncode == 0 and "systolic" in p.stdout and "error vs yosys" in p.stdout
 
 
 @pytest.mark.parametrize("argv", [
@@ -181,3 +181,17 @@ def test_synth_ice40_fits_up5k(tmp_path):
     r = synth("ice40", "ice40", "gemm", outdir=tmp_path)
     assert r["luts"] <= 5280 and r["dsps"] <= 8 and r["brams"] <= 30 + 4
     assert r["meets_timing"], r
+
+
+def test_sweep_area_column_is_the_npu_estimate():
+    from models.zoo.generate import float_io_model
+    from sw import sweep
+
+    model = sweep.ModelSource("float_io_16.tflite", float_io_model((16, 16), 3, 4, seed=3))
+    cells = sweep.expand_grid(["tiny"], [sweep.parse_set("array_rows=2,8")], [model], ["isa"])
+    rows = [sweep.run_cell(c.to_task(), model.data) for c in cells]
+    assert [r["status"] for r in rows] == ["ok", "ok"], rows
+    for c, r in zip(cells, rows, strict=True):
+        est = estimate("ecp5", preset("tiny").replace(**c.overrides), "npu")
+        assert r["area"] == est["luts"] > 0
+    assert rows[1]["area"] > rows[0]["area"]
