@@ -155,6 +155,8 @@ BLOCK_RULES: tuple[tuple[str, str], ...] = (
 TOP_ROOT = {"soc": "dut", "npu": "dut.npu", "gemm": "dut.npu.conv", "pixel": "dut"}
 #: The block of a top's own ``dut`` module where it is not the SoC's (GEMM and pixel tops' glue).
 _TOP_BLOCK = {"gemm": "gemm_ctrl", "pixel": "pixel_ctrl"}
+#: Tops that hold only some of the blocks below their root (the pixel top: no NPU or TX).
+_TOP_ONLY = {"pixel": ("dut", "dut.rx", "dut.isp")}
 BLOCKS = tuple(dict.fromkeys([*(b for _, b in BLOCK_RULES), *_TOP_BLOCK.values()]))
 RESOURCES = ("luts", "ffs", "dsps", "brams")
 
@@ -504,20 +506,28 @@ def _structural(block: str, cfg: Config, target: str) -> dict:
     return {}
 
 
+def _variant(cfg: Config) -> str:
+    """The gateware's structural variant of a Config: below 60 MHz the array drops its extra
+    registers and the requant runs light (hw/systolic.py, hw/requant.py) -- fitted separately."""
+    return "fast" if cfg.clock_mhz >= 60 else "slow"
+
+
 def _fit(target: str, runs: list[dict]) -> dict:
-    """Least-squares ``a + b * size`` per (block, resource) over ``runs`` of ``target`` (runs of
-    the same size are averaged; one size: proportional; a negative slope: the mean)."""
+    """Least-squares ``a + b * size`` per (block, resource, variant) over ``runs`` of ``target``
+    (runs of the same size are averaged; one size: proportional; a negative slope: the mean)."""
     import numpy as np
 
     pts: dict = {}
     for run in runs:
         if run["target"] != target:
             continue
-        feats = features(Config(**run["config"]))
+        cfg = Config(**run["config"])
+        feats, v = features(cfg), _variant(cfg)
         for block, res in run["blocks"].items():
             for k in RESOURCES:
                 if block in feats:
-                    pts.setdefault((block, k), {}).setdefault(feats[block][k], []).append(res[k])
+                    pts.setdefault((block, k, v), {}).setdefault(feats[block][k], []).append(
+                        res[k])
     coef = {}
     for key, xy in pts.items():
         x = np.array(list(xy), dtype=float)
@@ -539,7 +549,8 @@ def estimate(target: str, config: Config | str | None = None, top: str = "soc") 
     """Analytical per-block area of ``top`` for ``target`` from the Config alone (no yosys; well
     under a second): each block's resources are ``a + b * size`` with ``size`` from
     :func:`features` and ``a``, ``b`` fitted to the yosys runs in ``sw.synth_calibration.RUNS``
-    (the SRAM's block RAMs are counted exactly). The I/O shell is not estimated.
+    of the same clock variant (:func:`_variant`; the other one where a block has no run of its
+    own) (the SRAM's block RAMs are counted exactly). The I/O shell is not estimated.
 
     Returns a report-like dict: target, device, top, config, ``estimate: True``, blocks, totals
     (luts/ffs/dsps/brams), capacity, fits; ``estimate_error`` per block where a calibration run of
@@ -572,7 +583,7 @@ def estimate_blocks(target: str, cfg: Config, top: str, coef: dict | None = None
         if target not in _COEF:
             _COEF[target] = _fit(target, _calibration())
         coef = _COEF[target]
-    feats = features(cfg)
+    feats, variant = features(cfg), _variant(cfg)
     root = TOP_ROOT.get(top, "dut")
     out = {}
     for prefix, block in BLOCK_RULES:
@@ -581,10 +592,13 @@ def estimate_blocks(target: str, cfg: Config, top: str, coef: dict | None = None
         own = _TOP_BLOCK.get(top) if prefix == root else None
         if own is None and not (prefix == root or prefix.startswith(root + ".")):
             continue
+        if top in _TOP_ONLY and prefix not in _TOP_ONLY[top]:
+            continue
         block = own or block
         res = {}
         for k in RESOURCES:
-            a, b = coef.get((block, k), (0.0, 0.0))
+            other = "slow" if variant == "fast" else "fast"
+            a, b = coef.get((block, k, variant), coef.get((block, k, other), (0.0, 0.0)))
             res[k] = max(0, round(a + b * feats[block][k]))
         res.update(_structural(block, cfg, target))
         out[block] = res

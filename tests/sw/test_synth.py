@@ -64,6 +64,7 @@ def test_estimate_shape_and_monotonicity():
             "vector", "conv", "systolic", "requant"} == set(soc["blocks"])
     assert set(estimate("ecp5", "tiny", "npu")["blocks"]) == {
         "npu_ctrl", "sram", "dma", "vector", "conv", "systolic", "requant"}
+    assert set(estimate("ecp5", "tiny", "pixel")["blocks"]) == {"pixel_ctrl", "csi2_rx", "isp"}
     assert set(estimate("ecp5", "tiny", "gemm")["blocks"]) == {"gemm_ctrl", "systolic",
                                                                "requant"}
     for r in (soc, estimate("ice40", "ice40", "gemm")):
