@@ -489,7 +489,8 @@ def features(cfg: Config) -> dict:
         "sram": same(8 * w),                                   # port crossbar bits
         "dma": same(8 * w),
         # line cache and byte shifters: (TT + 1) vectors of L bytes out of W-byte lines
-        "vector": {**same((tt + 1) * lanes * w), "dsps": tt * lanes + lanes},
+        # DSPs: TT tap products and three 32x32 MultiplyByQuantizedMultiplier (4 each) per lane
+        "vector": {**same((tt + 1) * lanes * w), "dsps": lanes * (tt + 12)},
         "conv": same(32 * c + 8 * r + 8 * w),                  # psum, operand, SRAM line widths
         "systolic": same(r * c),
         "requant": same(c),
