@@ -464,11 +464,12 @@ def _ebrs(target: str, depth: int, width: int) -> int:
     return min(-(-depth // d) * -(-width // w) for d, w in shapes)
 
 
-def features(cfg: Config) -> dict:
+def features(cfg: Config, top: str = "soc") -> dict:
     """The structural size of each block for :func:`estimate`: per block, per resource, the one
     number that resource grows with (linearly; the calibration fits slope and constant). ``W`` is
     the SRAM line (``sram_banks * sram_word_bytes`` bytes, the width of every SRAM port), ``TT``
-    the vector unit's taps per command (``hw.isa.Timing.dw_taps``)."""
+    the vector unit's taps per command (``hw.isa.Timing.dw_taps``). The NPU has two requant
+    instances (the engine's and the conv unit's output requant), the GEMM top one."""
     from hw.isa import Timing
 
     r, c, lanes = cfg.array_rows, cfg.array_cols, cfg.vector_lanes
@@ -493,7 +494,7 @@ def features(cfg: Config) -> dict:
         "vector": {**same((tt + 1) * lanes * w), "dsps": lanes * (tt + 12)},
         "conv": same(32 * c + 8 * r + 8 * w),                  # psum, operand, SRAM line widths
         "systolic": same(r * c),
-        "requant": same(c),
+        "requant": same(c * (1 if top == "gemm" else 2)),
         "gemm_ctrl": same(32 * c + 8 * r),
         "pixel_ctrl": same(cfg.csi2_lanes_bytes),
     }
@@ -523,7 +524,7 @@ def _fit(target: str, runs: list[dict]) -> dict:
         if run["target"] != target:
             continue
         cfg = Config(**run["config"])
-        feats, v = features(cfg), _variant(cfg)
+        feats, v = features(cfg, run["top"]), _variant(cfg)
         for block, res in run["blocks"].items():
             for k in RESOURCES:
                 if block in feats:
@@ -584,7 +585,7 @@ def estimate_blocks(target: str, cfg: Config, top: str, coef: dict | None = None
         if target not in _COEF:
             _COEF[target] = _fit(target, _calibration())
         coef = _COEF[target]
-    feats, variant = features(cfg), _variant(cfg)
+    feats, variant = features(cfg, top), _variant(cfg)
     root = TOP_ROOT.get(top, "dut")
     out = {}
     for prefix, block in BLOCK_RULES:
