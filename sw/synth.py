@@ -633,8 +633,8 @@ _CAL_ERR: dict = {}
 
 def calibration_error(target: str) -> dict:
     """Median absolute relative error of :func:`estimate` per resource over the calibrated blocks
-    (non-zero yosys count) of ``target``: ``fit`` (in sample) and ``loo`` (leave one run out), and
-    the number of (run, block) points."""
+    (non-zero yosys count) of ``target``: ``fit`` (in sample), ``loo`` (leave one run out) and
+    its worst case ``loo_max``, and the number of (run, block) points."""
     if target in _CAL_ERR:
         return _CAL_ERR[target]
     import statistics
@@ -658,6 +658,7 @@ def calibration_error(target: str) -> dict:
 
     _CAL_ERR[target] = {"fit": {k: med(v) for k, v in fit.items()},
                         "loo": {k: med(v) for k, v in loo.items()},
+                        "loo_max": {k: (round(max(v), 3) if v else None) for k, v in loo.items()},
                         "points": len(fit["luts"])}
     return _CAL_ERR[target]
 
