@@ -676,64 +676,88 @@ class _Compiler:
         row instead of a K tile gathered from several SRAM pieces.
 
         The input is copied by the STORE unit into a framed buffer whose left/right padding
-        columns hold ``in_zp`` (FILL + COPY), ``Wb`` = a multiple of the stride wide. Over that
-        buffer the conv is a ``k_h x 1`` conv with stride ``(stride_h, 1)`` whose "pixels" start
-        every ``stride_w * in_c`` bytes (``in_pitch``) and are ``R`` bytes long (``in_c`` = R):
-        a pixel holds the whole kernel row (k_w * in_c bytes) followed by bytes the weights
-        multiply by zero. Vertical padding stays the conv's own (a padding row is in_zp on every
-        lane, as the original taps are). Exact by construction; chosen only where the cycle model
-        says the packed conv plus the copy is cheaper. Returns the layer's items or None."""
+        columns hold ``in_zp`` (FILL + COPY), ``Wb`` = a multiple of ``P * stride_w`` wide. Over
+        that buffer the conv is a ``k_h x 1`` conv with stride ``(stride_h, 1)`` whose "pixels"
+        start every ``P * stride_w * in_c`` bytes (``in_pitch``) and are ``R`` bytes long
+        (``in_c`` = R): a pixel holds the kernel rows of ``P`` horizontally adjacent output
+        pixels (``((P - 1) * stride_w + k_w) * in_c`` bytes, overlapping) followed by bytes the
+        weights multiply by zero. With ``P`` > 1 (few output channels: ``P * out_c <= C``) the
+        array's columns hold the ``P`` pixels' output channels side by side, which is exactly
+        their NHWC order, so one "pixel" of ``P * out_c`` outputs is written per beat. Vertical
+        padding stays the conv's own (a padding row is in_zp on every lane, as the original taps
+        are). Exact by construction; the cycle model picks P (or no packing) including the copy's
+        cost. Returns the layer's items or None."""
         cfg = self.cfg
         R, C = cfg.array_rows, cfg.array_cols
         cout, fh, fw, cin = w4.shape
         h, w, oh, ow, sh, sw, pt, pl = geo
         if fw == 1 or fw * cin > R or cin >= R or fh * R > wbuf_kmax(cfg):
             return None
-        wb = sw * -(-max((ow - 1) * sw + fw, pl + w) // sw)  # framed buffer width (pixels)
-        wv = wb // sw
-        rb = wb * cin
-        if not (fits(Opcode.CONV, in_w=wv, in_pitch=sw * cin)
-                and fits(Opcode.COPY, row_bytes=w * cin, rows=h)
-                and fits(Opcode.FILL, row_bytes=rb, rows=h)):
-            return None
         t = Timing(cfg)
         geo_c = dict(opcode=Opcode.CONV, in_h=h, in_w=w, in_c=cin, in_pitch=0, out_h=oh,
                      out_w=ow, k_h=fh, k_w=fw, stride_h=sh, stride_w=sw, pad_top=pt,
                      pad_left=pl, acc=0)
-        geo_p = dict(geo_c, in_w=wv, in_c=R, in_pitch=sw * cin, k_w=1, stride_w=1, pad_left=0)
-        buf = ("t", self.scratch(h * rb + R))  # + R: the last pixel's over-read
-        store = []
-        if pl:
-            store.append({"opcode": Opcode.FILL, "dst_addr": buf, "row_bytes": pl * cin,
-                          "rows": h, "dst_row_stride": rb, "value": in_zp})
-        right = (wb - pl - w) * cin
-        if right:
-            store.append({"opcode": Opcode.FILL, "dst_addr": _off(buf, (pl + w) * cin),
-                          "row_bytes": right, "rows": h, "dst_row_stride": rb, "value": in_zp})
-        store.append({"opcode": Opcode.COPY, "src_addr": ("t", n.ins[0]),
-                      "dst_addr": _off(buf, pl * cin), "row_bytes": w * cin, "rows": h,
-                      "planes": 1, "src_row_stride": w * cin, "src_plane_stride": 0,
-                      "dst_row_stride": rb, "dst_plane_stride": 0})
-        cost_o = cost_p = sum(instr_cost(x, t) for x in store)
-        for c0 in range(0, cout, C):
-            nc = min(C, cout - c0)
-            cost_o += instr_cost(dict(geo_c, n_cols=nc), t)
-            cost_p += instr_cost(dict(geo_p, n_cols=nc), t)
-        if cost_p >= cost_o:
+        best = sum(instr_cost(dict(geo_c, n_cols=min(C, cout - c0)), t)
+                   for c0 in range(0, cout, C))
+        plan = None
+        for P in range(1, max(1, C // cout) + 1):
+            if ((P - 1) * sw + fw) * cin > R or ow % P:
+                continue
+            step = P * sw
+            wb = step * -(-max((ow - 1) * sw + fw, pl + w) // step)  # buffer width (pixels)
+            rb = wb * cin
+            if not (fits(Opcode.CONV, in_w=wb // step, in_pitch=step * cin, out_w=ow // P)
+                    and fits(Opcode.COPY, row_bytes=w * cin, rows=h)
+                    and fits(Opcode.FILL, row_bytes=rb, rows=h)):
+                continue
+            store = []
+            if pl:
+                store.append({"opcode": Opcode.FILL, "dst_addr": 0, "row_bytes": pl * cin,
+                              "rows": h, "dst_row_stride": rb, "value": in_zp})
+            right = (wb - pl - w) * cin
+            if right:
+                store.append({"opcode": Opcode.FILL, "dst_addr": (pl + w) * cin,
+                              "row_bytes": right, "rows": h, "dst_row_stride": rb,
+                              "value": in_zp})
+            store.append({"opcode": Opcode.COPY, "src_addr": 0, "dst_addr": pl * cin,
+                          "row_bytes": w * cin, "rows": h, "planes": 1,
+                          "src_row_stride": w * cin, "src_plane_stride": 0,
+                          "dst_row_stride": rb, "dst_plane_stride": 0})
+            geo_p = dict(geo_c, in_w=wb // step, in_c=R, in_pitch=step * cin, out_w=ow // P,
+                         k_w=1, stride_w=1, pad_left=0)
+            tiles = [(c0, min(C, cout - c0)) for c0 in range(0, cout, C)] if P == 1 else \
+                [(0, cout)]
+            cost = sum(instr_cost(x, t) for x in store) + sum(
+                instr_cost(dict(geo_p, n_cols=P * nc), t) for _, nc in tiles)
+            if cost < best:
+                best, plan = cost, (P, rb, store, geo_p, tiles)
+        if plan is None:
             return None
+        P, rb, store, geo_p, tiles = plan
+        buf = ("t", self.scratch(h * rb + R))  # + R: the last pixel's over-read
+        for x in store:  # place the store instructions on the buffer and the input
+            x["dst_addr"] = _off(buf, x["dst_addr"])
+            if x["opcode"] == Opcode.COPY:
+                x["src_addr"] = ("t", n.ins[0])
         items = [("store", store)]
-        for c0 in range(0, cout, C):
-            nc = min(C, cout - c0)
-            wk = np.zeros((fh, R, nc), np.int8)  # K = (ky, lane): lane = kx * cin + ci
-            wk[:, : fw * cin, :] = (w4[c0 : c0 + nc].reshape(nc, fh, fw * cin)
-                                    .transpose(1, 2, 0))
-            wch = wk.reshape(fh * R, nc)
-            bch = fold_input_zero_point(bias[c0 : c0 + nc], wch, in_zp)
+        for c0, nc in tiles:
+            # K = (ky, lane); column j = p * nc + co (output pixel p of the beat, channel co)
+            # reads lane (p * stride_w + kx) * cin + ci
+            wk = np.zeros((fh, R, P * nc), np.int8)
+            wrow = w4[c0 : c0 + nc].reshape(nc, fh, fw * cin).transpose(1, 2, 0)
+            for p in range(P):
+                lo = p * sw * cin
+                wk[:, lo : lo + fw * cin, p * nc : (p + 1) * nc] = wrow
+            wch = wk.reshape(fh * R, P * nc)
+            bch = fold_input_zero_point(np.tile(bias[c0 : c0 + nc], P), wch, in_zp)
             wkey = self.const(np.ascontiguousarray(wch).tobytes())
-            pkey = self.const(_params_blob(bch, mult[c0 : c0 + nc], shift[c0 : c0 + nc]))
-            ins = dict(geo_p, in_addr=buf, out_addr=("t", n.outs[0], c0), out_pitch=cout,
-                       n_cols=nc, in_zp=in_zp, acc=AccMode.NONE, acc_addr=0, **base)
-            items.append(("conv", ins, (wkey, fh * R * nc), (pkey, nc * PARAM_RECORD_BYTES)))
+            pkey = self.const(_params_blob(bch, np.tile(mult[c0 : c0 + nc], P),
+                                           np.tile(shift[c0 : c0 + nc], P)))
+            ins = dict(geo_p, in_addr=buf, out_addr=("t", n.outs[0], c0),
+                       out_pitch=P * cout, n_cols=P * nc, in_zp=in_zp, acc=AccMode.NONE,
+                       acc_addr=0, **base)
+            items.append(("conv", ins, (wkey, fh * R * P * nc),
+                          (pkey, P * nc * PARAM_RECORD_BYTES)))
         return items
 
     def scratch(self, nbytes: int) -> int:

@@ -295,9 +295,11 @@ def test_global_mean_many_taps_rtl(hw_):
     assert rtl.last_counters["INSTRS"] == len(c.program)
 
 
-@pytest.mark.parametrize("cin, k, stride, padding", [(1, 3, 2, "SAME"), (1, 3, 1, "SAME"),
-                                                      (1, 2, 2, "VALID")])
-def test_first_layer_packing_rtl(cin, k, stride, padding):
+@pytest.mark.parametrize("cin, k, stride, padding, cout", [
+    (1, 3, 2, "SAME", 6), (1, 3, 1, "SAME", 6), (1, 2, 2, "VALID", 6),
+    (1, 3, 1, "SAME", 2),   # two output pixels per beat (P = 2: 2 x 2 of the 4 columns)
+])
+def test_first_layer_packing_rtl(cin, k, stride, padding, cout):
     """A few-channel first conv in the packed form (one beat per kernel row over a framed copy,
     overlapping pixels in_c > in_pitch: sw/compiler.py _pack_kernel_rows) is bit-exact on the RTL
     (equal to the ISA simulator, itself equal to golden/TFLM in tests/sw/test_compiler.py)."""
@@ -307,12 +309,15 @@ def test_first_layer_packing_rtl(cin, k, stride, padding):
     rng = np.random.default_rng(k * 10 + stride)
     b = ModelBuilder()
     x = b.input((1, 19, 14, cin), "int8", 0.04, -5)
-    y = b.conv2d(x, b.weights(rng.normal(size=(6, k, k, cin)), axis=0), stride=stride,
+    y = b.conv2d(x, b.weights(rng.normal(size=(cout, k, k, cin)), axis=0), stride=stride,
                  padding=padding, out_scale=0.2, out_zp=3, activation="RELU6")
     b.output(y)
     g = load_tflite(b.finish(), name="first")
     c, rtl = check_network(g, "tiny", n_inputs=2, seed=k, label="first_layer_packing")
-    assert any(i["opcode"].name == "CONV" and 0 < i["in_pitch"] < i["in_c"] for i in c.program)
+    packed = [i for i in c.program if i["opcode"].name == "CONV" and 0 < i["in_pitch"] < i["in_c"]]
+    assert packed
+    if 2 * cout <= c.config.array_cols:
+        assert packed[0]["n_cols"] >= 2 * cout
     assert rtl.last_counters["INSTRS"] == len(c.program)
 
 
