@@ -271,7 +271,7 @@ class _Lines:
     lines, one per cycle, once its entry is at the head of the ``meta_depth``-deep command FIFO:
     a command of more misses than that FIFO holds stalls REQ until it has been assembled."""
 
-    __slots__ = ("ent", "where", "rr", "ne", "W", "L", "req", "asm", "fifo", "depth")
+    __slots__ = ("ent", "where", "rr", "ne", "W", "L", "req", "asm", "fifo", "depth", "reads")
 
     def __init__(self, t: Timing):
         self.ne = t.vector_cache_lines
@@ -284,6 +284,7 @@ class _Lines:
         self.req = 0  # cycle REQ completed the last command
         self.asm = 0  # cycle ASM finished the last command
         self.fifo: deque = deque()  # ASM finish cycles of the commands in the FIFO
+        self.reads = 0  # SRAM line reads (misses) so far
 
     def cmd(self, addrs) -> int:
         """Cycles one command whose vectors start at ``addrs`` adds: max(1, lines missed), plus
@@ -329,6 +330,7 @@ class _Lines:
             used.add(v)
             self.rr = v + 1 if v + 1 < self.ne else 0
             miss += 1
+        self.reads += miss
         return miss if miss > 1 else 1
 
 
@@ -353,19 +355,25 @@ def _param_cmds(lc: _Lines, pa: int, L: int, TT: int, n: int = 12) -> int:
                for c in range(0, n, TT))
 
 
-@lru_cache(maxsize=4096)
 def _window_cost(k: tuple, t: Timing) -> int:
-    """DWCONV / POOL: super-groups of up to ``dw_groups`` channel groups of `lanes` outputs
-    (outer) > pixels > groups > taps (dw_taps per command when the weights fit the weight memory
-    or for POOL, else one tap with its weight vector). DWCONV loads each super-group's parameter
-    records and weights first (dw_taps vectors per command)."""
+    """DWCONV / POOL cycles (:func:`_window_sim`)."""
+    return _window_sim(k, t)[0]
+
+
+@lru_cache(maxsize=4096)
+def _window_sim(k: tuple, t: Timing) -> tuple[int, float]:
+    """(cycles, SRAM line reads) of a DWCONV / POOL: super-groups of up to ``dw_groups`` channel
+    groups of `lanes` outputs (outer) > pixels > groups > taps (dw_taps per command when the
+    weights fit the weight memory or for POOL, else one tap with its weight vector). DWCONV
+    loads each super-group's parameter records and weights first (dw_taps vectors per
+    command)."""
     (in_h, in_w, in_c, out_h, out_w, k_h, k_w, sh, sw, pt, pl, in_addr, w_addr, p_addr, dm,
      is_dw) = k
     L, W, TT = t.lanes, t.line_bytes, t.dw_taps
     dm = max(1, dm) if is_dw else 1
     co = in_c * dm
     if not (out_h and out_w and co):
-        return t.issue + t.vector_setup
+        return t.issue + t.vector_setup, 0.0
     ntap = k_h * k_w
     kzero = ntap == 0
     wc = is_dw and 0 < ntap <= t.dw_weight_regs
@@ -376,7 +384,8 @@ def _window_cost(k: tuple, t: Timing) -> int:
     sample = out_h > 8
     rows = list(range(6)) + [out_h - 2, out_h - 1] if sample else list(range(out_h))
     total = 0
-    memo: dict[tuple, int] = {}
+    total_reads = 0.0
+    memo: dict[tuple, tuple] = {}
     # an input that fits the line cache, or a small map (the next group's first taps read the
     # lines of the previous group's last ones: channels of several groups share a line), keeps
     # lines across super-groups: simulate every one on one cache; else each starts cold and
@@ -399,6 +408,7 @@ def _window_cost(k: tuple, t: Timing) -> int:
         if shared or key not in memo:
             if not shared:
                 lc = _Lines(t)
+            reads0 = lc.reads
             cyc = 1  # GINIT (a cycle without a command)
             lc.req += 1
             if is_dw:
@@ -407,9 +417,11 @@ def _window_cost(k: tuple, t: Timing) -> int:
                     cyc += sum(lc.cmd(tuple(w_addr + c0 + i * co
                                             for i in range(j, min(j + TT, ntap))))
                                for c0, _, _ in gs for j in range(0, ntap, TT))
-            rcyc = []
+            pre_reads = lc.reads - reads0
+            rcyc, rrd = [], []
             for oy in rows:
                 c = 0
+                rd0 = lc.reads
                 iy0 = oy * sh - pt
                 for ox in range(out_w):
                     ix0 = ox * sw - pl
@@ -427,13 +439,15 @@ def _window_cost(k: tuple, t: Timing) -> int:
                                     av.append(w_addr + c0 + t0 * co)
                             c += lc.cmd(av)
                 rcyc.append(c)
-            if sample:
-                cyc += rcyc[0] + sum(rcyc[1:6]) * (out_h - 3) / 5 + rcyc[6] + rcyc[7]
-            else:
-                cyc += sum(rcyc)
-            memo[key] = cyc
-        total += memo[key]
-    return t.issue + t.vector_setup + round(total) + t.vector_latency
+                rrd.append(lc.reads - rd0)
+
+            def rows_total(v):
+                return v[0] + sum(v[1:6]) * (out_h - 3) / 5 + v[6] + v[7] if sample else sum(v)
+
+            memo[key] = (cyc + rows_total(rcyc), pre_reads + rows_total(rrd))
+        total += memo[key][0]
+        total_reads += memo[key][1]
+    return t.issue + t.vector_setup + round(total) + t.vector_latency, total_reads
 
 
 @lru_cache(maxsize=4096)
@@ -628,11 +642,9 @@ def read_rate(ins: dict, t: Timing) -> float:
         else:
             reads = cost - fixed
     elif op in (Opcode.DWCONV, Opcode.POOL):
-        stream = cost - t.issue - t.vector_setup - t.vector_latency
-        if ins["out_h"] * ins["out_w"] <= 1:
-            reads = stream
-        else:
-            reads = stream * min(1.0, ins["k_h"] * ins["stride_w"] * ins["in_c"] / W)
+        # the line-cache misses the command replay counts (super-groups fetch a pixel's lines
+        # once for all their groups)
+        reads = _window_sim(_key(ins, _WIN_KEYS) + (op == Opcode.DWCONV,), t)[1]
     elif op == Opcode.ELTWISE:
         reads = (ins["count"] + (ins["b_period"] or ins["count"])) / W
     elif op == Opcode.LUT:
@@ -646,14 +658,17 @@ def read_rate(ins: dict, t: Timing) -> float:
 
 def _contend(rem_a: float, ra: float, rem_b: float, rb: float) -> tuple[float, float]:
     """Finish times (from now) of two instructions with ``rem`` cycles of work left sharing the
-    round-robin read port at read rates ``ra``, ``rb``: a unit that wants more than its share
-    (the other's rest, at least half) slows down until the other finishes."""
-    if ra + rb <= 1.0 or rem_a <= 0 or rem_b <= 0:
+    round-robin read port at read rates ``ra``, ``rb``: the busier unit gets what the other
+    leaves (at least half); the other's reads wait for the port when the busier one requests in
+    the same cycle (one cycle in ``hi`` of them), so it slows by a factor 1 + lo * hi."""
+    if rem_a <= 0 or rem_b <= 0 or not ra or not rb:
         return rem_a, rem_b
-    lo = min(ra, rb)
-    alo, ahi = (lo, 1.0 - lo) if lo <= 0.5 else (0.5, 0.5)
-    sa = min(1.0, (alo if ra == lo else ahi) / ra) if ra else 1.0
-    sb = min(1.0, (ahi if ra == lo else alo) / rb) if rb else 1.0
+    lo, hi = (ra, rb) if ra <= rb else (rb, ra)
+    s_lo = 1.0 / (1.0 + lo * hi)
+    if lo > 0.5:
+        s_lo = min(s_lo, 0.5 / lo)
+    s_hi = min(1.0, max(0.5, 1.0 - lo * s_lo) / hi)
+    sa, sb = (s_lo, s_hi) if ra <= rb else (s_hi, s_lo)
     tau = min(rem_a / sa, rem_b / sb)
     return (tau + rem_a - tau * sa, tau + rem_b - tau * sb)
 

@@ -296,7 +296,7 @@ def test_global_mean_many_taps_rtl(hw_):
 
 
 @pytest.mark.parametrize("cin, k, stride, padding, cout", [
-    (1, 3, 2, "SAME", 6), (1, 3, 1, "SAME", 6), (1, 2, 2, "VALID", 6),
+    (1, 3, 2, "SAME", 6), (1, 3, 1, "SAME", 6), (1, 3, 2, "VALID", 6),
     (1, 3, 1, "SAME", 2),   # two output pixels per beat (P = 2: 2 x 2 of the 4 columns)
 ])
 def test_first_layer_packing_rtl(cin, k, stride, padding, cout):
