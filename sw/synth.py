@@ -573,7 +573,8 @@ def estimate(target: str, config: Config | str | None = None, top: str = "soc") 
            "estimate": True, "blocks": blocks, **totals, "capacity": cap,
            "fits": all(totals[k] <= cap[k] for k in RESOURCES)}
     for run in _calibration():
-        if (run["target"], run["top"]) == (target, top) and run["config"] == cfg.to_dict():
+        # stored configs lack fields added since (their defaults): compare as Config objects
+        if (run["target"], run["top"]) == (target, top) and Config(**run["config"]) == cfg:
             rep["estimate_error"] = estimate_error(blocks, run["blocks"])
     rep["calibration_error"] = calibration_error(target)
     return rep
