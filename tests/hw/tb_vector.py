@@ -21,10 +21,10 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.config import Config
 from hw.isa import EltMode, Opcode, PoolMode, Timing, encode
-from hw.npu_if import SRAM_READ_LATENCY, line_addr_bits, line_bytes
+from hw.npu_if import line_bytes
 from sim.cocotb_run import tb_params
 from sim.isa_sim import IsaSim, SimError, instr_cost
-from tests.hw.tb_common import wait_until
+from tests.hw.tb_common import SramModel, wait_until
 
 #: cocotb ``timeout_time`` of this bench's tests in simulated ms (a backstop behind the
 #: bounded waits, 100 k cycles per ms): 30 tiny instructions take 0.03 ms; the full tier runs
@@ -36,17 +36,20 @@ class Bench:
     def __init__(self, dut, cfg: Config, rng: random.Random, ready_p: float, wready_p: float):
         self.dut, self.cfg, self.rng = dut, cfg, rng
         self.W = line_bytes(cfg)
-        self.LA = line_addr_bits(cfg)
         self.mem = np.zeros(cfg.sram_bytes, np.uint8)
         self.ready_p, self.wready_p = ready_p, wready_p
         self.cycle = 0
-        self.resp: list[tuple[int, int]] = []   # (due cycle, line value)
-        self.reads = self.writes = 0
+        self.sram_model = SramModel(dut, cfg, rng, self.mem)
+        self.sram_model.rd_ready_p, self.sram_model.wr_ready_p = ready_p, wready_p
         self.stalls = self.macs = 0
 
-    def line(self, a: int) -> int:
-        W = self.W
-        return int.from_bytes(self.mem[a * W:(a + 1) * W].tobytes(), "little")
+    @property
+    def reads(self) -> int:
+        return self.sram_model.reads
+
+    @property
+    def writes(self) -> int:
+        return self.sram_model.writes
 
     async def step(self, drive=None):
         """One clock cycle: drive after the edge, sample in the read-only phase."""
@@ -55,35 +58,16 @@ class Bench:
         self.cycle += 1
         for k, v in (drive or {}).items():
             getattr(dut, k).value = v
-        dut.rd__req__ready.value = int(self.rng.random() < self.ready_p)
-        dut.wr__req__ready.value = int(self.rng.random() < self.wready_p)
-        if self.resp and self.resp[0][0] == self.cycle:
-            dut.rd__rvalid.value = 1
-            dut.rd__rdata.value = self.resp.pop(0)[1]
-        else:
-            dut.rd__rvalid.value = 0
+        self.sram_model.drive(self.cycle)
         await ReadOnly()
-        if int(dut.rd__req__valid.value) and int(dut.rd__req__ready.value):
-            a = int(dut.rd__req__payload.value)
-            self.resp.append((self.cycle + SRAM_READ_LATENCY, self.line(a)))
-            self.reads += 1
-        if int(dut.wr__req__valid.value) and int(dut.wr__req__ready.value):
-            p = int(dut.wr__req__payload.value)
-            W = self.W
-            a = p & ((1 << self.LA) - 1)
-            d = ((p >> self.LA) & ((1 << (8 * W)) - 1)).to_bytes(W, "little")
-            mask = p >> (self.LA + 8 * W)
-            for i in range(W):
-                if mask >> i & 1:
-                    self.mem[a * W + i] = d[i]
-            self.writes += 1
+        self.sram_model.sample(self.cycle)
         self.stalls += int(dut.stall.value)
         self.macs += int(dut.macs.value)
         assert int(dut.cmd__ready.value) == int(dut.idle.value), "cmd.ready != idle"
         if int(dut.idle.value):
             assert not int(dut.rd__req__valid.value), "read request while idle"
             assert not int(dut.wr__req__valid.value), "write request while idle"
-            assert not self.resp, "read in flight while idle"
+            assert not self.sram_model.in_flight, "read in flight while idle"
 
     def state(self) -> str:
         """The unit's handshakes and the bench's counters, for failure messages."""
@@ -92,7 +76,7 @@ class Bench:
                 f" error={int(d.error.value)} rd.req valid={int(d.rd__req__valid.value)} "
                 f"wr.req valid={int(d.wr__req__valid.value)}; reads {self.reads} writes "
                 f"{self.writes} stalls {self.stalls} macs {self.macs} responses in flight "
-                f"{len(self.resp)}")
+                f"{self.sram_model.in_flight}")
 
     async def execute(self, word: int, max_cycles: int, what: str = "") -> int:
         """Issue one instruction (``what`` names it in failure messages); returns cycles from the
@@ -115,9 +99,7 @@ class Bench:
         dut.rd__rvalid.value = 0
         await ReadOnly()
         assert not int(dut.idle.value), "idle high the cycle after the handshake"
-        if int(dut.rd__req__valid.value) and int(dut.rd__req__ready.value):
-            a = int(dut.rd__req__payload.value)
-            self.resp.append((self.cycle + SRAM_READ_LATENCY, self.line(a)))
+        self.sram_model.sample(self.cycle)  # a read request may be taken; no write (ready 0)
         await wait_until(dut, lambda: int(dut.idle.value), max_cycles,
                          f"vector idle after {what or hex(word)}", self.state, self.step)
         return self.cycle - start
