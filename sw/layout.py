@@ -201,21 +201,27 @@ class _Layout:
             tensors.append(t)
             return t.index
 
+        def twin(t: int, perm) -> tuple[Tensor, Tensor]:
+            """A copy of tensor ``t`` stored in ``t``'s group layout, and the int32 tensor of the
+            permutation a TRANSPOSE between them uses."""
+            src = tensors[t]
+            tw = copy.copy(src)
+            tw.index = len(tensors)
+            tw.name = f"{src.name}/layout"
+            tensors.append(tw)
+            lay[tw.index], ident[tw.index] = lay[t], False
+            pv = np.asarray(perm, np.int32)
+            pt = Tensor(len(tensors), f"{src.name}/layout_perm", pv.shape, "int32", None, pv)
+            tensors.append(pt)
+            return tw, pt
+
         # boundary tensors keep their layout; their group readers read a transposed copy
         repl: dict[int, int] = {}
         inserted: dict[int, Op] = {}
         for b in sorted(boundary):
             if b not in lay or ident[b]:
                 continue
-            src = tensors[b]
-            nb = copy.copy(src)
-            nb.index = len(tensors)
-            nb.name = f"{src.name}/layout"
-            tensors.append(nb)
-            lay[nb.index], ident[nb.index] = lay[b], False
-            perm = np.asarray(lay[b], np.int32)
-            pt = Tensor(len(tensors), f"{src.name}/layout_perm", perm.shape, "int32", None, perm)
-            tensors.append(pt)
+            nb, pt = twin(b, lay[b])
             inserted[b] = Op(-1, "TRANSPOSE", [b, pt.index], [nb.index], {})
             repl[b] = nb.index
         # output boundaries: the producer writes a transposed copy, a TRANSPOSE writes the output
@@ -223,15 +229,7 @@ class _Layout:
         for o in sorted(outs):
             if o not in lay or ident[o]:
                 continue
-            src = tensors[o]
-            no = copy.copy(src)
-            no.index = len(tensors)
-            no.name = f"{src.name}/layout"
-            tensors.append(no)
-            lay[no.index], ident[no.index] = lay[o], False
-            perm = np.asarray(_inv(lay[o]), np.int32)
-            pt = Tensor(len(tensors), f"{src.name}/layout_perm", perm.shape, "int32", None, perm)
-            tensors.append(pt)
+            no, pt = twin(o, _inv(lay[o]))
             inserted[no.index] = Op(-1, "TRANSPOSE", [no.index, pt.index], [o], {})
             repl[o] = out_repl[o] = no.index
         for t, lt in lay.items():

@@ -154,6 +154,20 @@ def report_mismatch(info: dict, label: str) -> str:
     return text
 
 
+def assert_model_matches_rtl(c, rtl):
+    """The ISA cycle model predicts the RTL (issue #6/#12 goal: each layer within 10 %): the whole
+    network within 5 %, every layer of 50 cycles or more within 10 %."""
+    from sw.compiler import estimate
+
+    cnt = rtl.last_counters
+    est = estimate(c)
+    assert abs(est["cycles"] / cnt["CYCLES"] - 1) < 0.05, (est["cycles"], cnt["CYCLES"])
+    off = [(r["layer"], r["cycles"], e["cycles"])
+           for r, e in zip(rtl.last_stats["layers"], est["layers"], strict=True)
+           if r["cycles"] >= 50 and abs(e["cycles"] / r["cycles"] - 1) > 0.10]
+    assert not off, f"layers (name, RTL, model) off by > 10 %: {off}"
+
+
 def check_network(graph, config, n_inputs=1, seed=0, label="net"):
     from sw.compiler import compile_graph
     from sw.runtime import IsaBackend, RtlBackend
@@ -196,16 +210,10 @@ def test_person_detect_tiny_rtl():
     assert cnt["MACS"] == c.macs and cnt["INSTRS"] == len(c.program)
     # the array and the vector unit work at the same time (hw.isa overlap, compiler interleave)
     assert cnt["CONV_BUSY"] + cnt["VEC_BUSY"] > cnt["CYCLES"]
-    from sw.compiler import estimate
 
     # the ISA cycle model predicts the RTL (issue #6 goal: each layer within 10 %): the whole
     # network within 5 %, every layer of 50 cycles or more within 10 %
-    est = estimate(c)
-    assert abs(est["cycles"] / cnt["CYCLES"] - 1) < 0.05, (est["cycles"], cnt["CYCLES"])
-    off = [(r["layer"], r["cycles"], e["cycles"])
-           for r, e in zip(rtl.last_stats["layers"], est["layers"], strict=True)
-           if r["cycles"] >= 50 and abs(e["cycles"] / r["cycles"] - 1) > 0.10]
-    assert not off, f"layers (name, RTL, model) off by > 10 %: {off}"
+    assert_model_matches_rtl(c, rtl)
 
 
 def inverted_residual(hw_=(16, 16), c=8, expand=4, stride=1, seed=0) -> bytes:
@@ -252,7 +260,6 @@ def test_mobilenet_v2_224_concurrency_default_rtl():
     the vector unit busy at the same time, the cycle model within 10 % per layer (>= 50 cycles)
     and in total (issue #12; the utilization itself is a benchmark figure, bench --only rtl)."""
     from models.zoo.generate import mobilenet_v2_like
-    from sw.compiler import estimate
     from sw.tflite_import import load_tflite
 
     g = load_tflite(mobilenet_v2_like(input_hw=(224, 224), alpha=1.0, seed=0),
@@ -261,12 +268,7 @@ def test_mobilenet_v2_224_concurrency_default_rtl():
     cnt = rtl.last_counters
     assert cnt["INSTRS"] == len(c.program)
     assert cnt["CONV_BUSY"] + cnt["VEC_BUSY"] > 1.1 * cnt["CYCLES"], cnt
-    est = estimate(c)
-    assert abs(est["cycles"] / cnt["CYCLES"] - 1) < 0.05, (est["cycles"], cnt["CYCLES"])
-    off = [(r["layer"], r["cycles"], e["cycles"])
-           for r, e in zip(rtl.last_stats["layers"], est["layers"], strict=True)
-           if r["cycles"] >= 50 and abs(e["cycles"] / r["cycles"] - 1) > 0.10]
-    assert not off, f"layers (name, RTL, model) off by > 10 %: {off}"
+    assert_model_matches_rtl(c, rtl)
 
 
 @pytest.mark.parametrize("op", ZP_WRAP_OPS)
