@@ -534,10 +534,11 @@ class Timing:
       ceil(256 / lanes / dw_taps) table commands, then one per ``vector_lanes`` elements. Plus
       ``vector_setup`` + ``vector_latency`` (read, EXEC, the 12-stage POST pipeline, write).
     - COPY / FILL (hw/dma.py's row mover, measured on the RTL): ``store_setup`` per instruction,
-      then per row ``copy_row_cycles`` + the destination lines the row touches + one source line
-      when the realignment shift (src - dst) mod W is not 0 (COPY), or ``fill_row_cycles`` + the
-      destination lines (FILL); W = ``sram_banks * sram_word_bytes``, averaged exactly over the
-      rows' alignments. A 1-byte COPY row (a TRANSPOSE) costs 3 cycles.
+      then per row ``copy_row_cycles`` + the destination lines the row touches + one (the
+      realigning read is a line longer, also for equal alignments) (COPY), or
+      ``fill_row_cycles`` + the destination lines (FILL); W = ``sram_banks *
+      sram_word_bytes``, averaged exactly over the rows' alignments. A 1-byte COPY row (a
+      TRANSPOSE) costs 3 cycles.
     - every instruction: ``issue`` cycles of decode overhead; a program: ``startup`` cycles
       (the first fetch) before the first issue.
     - overlapping COMPUTE instructions (``overlap``) share the SRAM's one read port, round robin

@@ -86,27 +86,28 @@ def instr_cost(ins: dict, t: Timing) -> int:
         k = _key(ins, ("count", "in_addr", "lut_addr"))
         return _stream_cost((k[0], 0, k[1], 0, k[2], False), t)
     if op == Opcode.COPY:
+        # per row: the destination lines + 1 (the realigning read is a line longer, also when
+        # source and destination are aligned alike: measured on the RTL)
         n = ins["planes"] * ins["rows"]
         if not n or not ins["row_bytes"]:
             return t.issue
         W = t.line_bytes
-        s0, d0 = _mod(ins["src_addr"], W), _mod(ins["dst_addr"], W)
-        sp, dp = ins["src_plane_stride"] % W, ins["dst_plane_stride"] % W
+        d0 = _mod(ins["dst_addr"], W)
+        dp, ds = ins["dst_plane_stride"] % W, ins["dst_row_stride"] % W
         planes = ins["planes"]
-        period = math.lcm(W // math.gcd(sp, W), W // math.gcd(dp, W))
+        period = W // math.gcd(dp, W)
         lines = 0.0
         for p in range(min(planes, period)):  # planes with distinct alignments, weighted
             weight = (planes - p + period - 1) // period
-            lines += weight * _copy_lines((s0 + p * sp) % W, (d0 + p * dp) % W,
-                                          ins["row_bytes"], ins["src_row_stride"] % W,
-                                          ins["dst_row_stride"] % W, W)
-        return t.issue + t.store_setup + math.ceil(n * t.copy_row_cycles + ins["rows"] * lines)
+            lines += weight * _dst_lines((d0 + p * dp) % W, ins["row_bytes"], ds, W)
+        rows_cost = n * (t.copy_row_cycles + 1) + ins["rows"] * lines
+        return t.issue + t.store_setup + math.ceil(rows_cost)
     if op == Opcode.FILL:
         if not ins["rows"] or not ins["row_bytes"]:
             return t.issue
         W = t.line_bytes
-        per = t.fill_row_cycles + _copy_lines(0, _mod(ins["dst_addr"], W), ins["row_bytes"],
-                                              0, ins["dst_row_stride"] % W, W, fill=True)
+        per = t.fill_row_cycles + _dst_lines(_mod(ins["dst_addr"], W), ins["row_bytes"],
+                                             ins["dst_row_stride"] % W, W)
         return t.issue + t.store_setup + math.ceil(ins["rows"] * per)
     if op == Opcode.HOST:
         return t.issue + t.host_cycles
@@ -119,17 +120,11 @@ def _mod(addr, W: int) -> int:
 
 
 @lru_cache(maxsize=65536)
-def _copy_lines(s0: int, d0: int, n: int, ss: int, ds: int, W: int, fill: bool = False) -> float:
-    """Average SRAM lines hw/dma.py's row mover handles per row of ``n`` bytes, rows at
-    ``src + k * ss`` -> ``dst + k * ds`` (offsets in the line ``s0``, ``d0``): the ``nw``
-    destination lines the row touches, plus one source line when the realignment shift
-    ``(src - dst) mod W`` is not 0 (COPY). Exact over the period of the alignments."""
-    period = math.lcm(W // math.gcd(ss, W), W // math.gcd(ds, W))
-    tot = 0
-    for k in range(period):
-        s, d = (s0 + k * ss) % W, (d0 + k * ds) % W
-        tot += (d + n - 1) // W + 1 + (0 if fill or s == d else 1)
-    return tot / period
+def _dst_lines(d0: int, n: int, ds: int, W: int) -> float:
+    """Average SRAM lines a row of ``n`` bytes touches, rows at ``dst + k * ds`` (``d0`` = dst
+    mod W): exact over the period of the rows' alignments."""
+    period = W // math.gcd(ds, W)
+    return sum(((d0 + k * ds) % W + n - 1) // W + 1 for k in range(period)) / period
 
 
 _CONV_KEYS = ("in_h", "in_w", "in_c", "out_h", "out_w", "n_cols", "k_h", "k_w", "stride_h",
