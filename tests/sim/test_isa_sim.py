@@ -23,13 +23,14 @@ from tests.models.corner_models import ZP_WRAP_OPS, assert_zp_wrap_equals_tflm
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 
 
-def _inputs(graph, rng):
+def _inputs(graph, rng, float_range=(-3, 3)):
+    """Random inputs for every graph input: uniform int8, or uniform floats in ``float_range``."""
     xs = []
     for t in graph.input_tensors():
         if t.dtype == "int8":
             xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
         else:
-            xs.append(rng.uniform(-3, 3, size=t.shape).astype(np.float32))
+            xs.append(rng.uniform(*float_range, size=t.shape).astype(np.float32))
     return xs
 
 

@@ -14,6 +14,7 @@ from models.tflite_writer import ModelBuilder
 from sw.compiler import compile_graph, estimate
 from sw.runtime import IsaBackend
 from sw.tflite_import import load_tflite
+from tests.sim.test_isa_sim import _inputs as random_inputs
 
 
 def _check(g, config="default", n=3, seed=0):
@@ -21,12 +22,7 @@ def _check(g, config="default", n=3, seed=0):
     isa, gold = IsaBackend(c), GoldenModel(g)
     rng = np.random.default_rng(seed)
     for _ in range(n):
-        xs = []
-        for t in g.input_tensors():
-            if t.dtype == "int8":
-                xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
-            else:
-                xs.append(rng.uniform(-2, 2, size=t.shape).astype(np.float32))
+        xs = random_inputs(g, rng, float_range=(-2, 2))
         for a, b in zip(isa.run(xs), gold.run(xs), strict=True):
             assert a.dtype == b.dtype and np.array_equal(a, b)
     return c
@@ -398,12 +394,7 @@ def test_unusual_graphs_vs_tflm(build, host_ops):
         isa = IsaBackend(compile_graph(g, config))
         assert [g.ops[k].kind for c in isa.compiled.host_calls for k in c["ops"]] == host_ops
         for _ in range(3):
-            xs = []
-            for t in g.input_tensors():
-                if t.dtype == "int8":
-                    xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
-                else:
-                    xs.append(rng.uniform(-2, 2, size=t.shape).astype(np.float32))
+            xs = random_inputs(g, rng, float_range=(-2, 2))
             for a, w in zip(isa.run(xs), ref.run(xs), strict=True):
                 assert np.array_equal(a.reshape(w.shape), w)
 

@@ -24,6 +24,7 @@ from tests.models.corner_models import (
     random_layout_model,
     transpose_perms_model,
 )
+from tests.sim.test_isa_sim import _inputs as random_inputs
 from tests.sw.cli_util import logicdie
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "models"
@@ -31,13 +32,19 @@ RETINAFACE = SHARED / "retinaface.tflite"
 
 
 def _inputs(g, rng):
-    xs = []
-    for t in g.input_tensors():
-        if t.dtype == "int8":
-            xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
-        else:
-            xs.append(rng.uniform(-1, 2, size=t.shape).astype(np.float32))
-    return xs
+    return random_inputs(g, rng, float_range=(-1, 2))
+
+
+def _exact_vs_tflm(data, raw, g, isa, rng, n):
+    """``n`` random inputs: golden before and after the layout pass and the ISA simulator equal
+    the TFLM reference."""
+    ref = TflmReference(data)
+    for _ in range(n):
+        xs = _inputs(g, rng)
+        want = ref.run(xs)
+        _exact(GoldenModel(raw).run(xs), want)
+        _exact(GoldenModel(g).run(xs), want)
+        _exact(isa.run(xs), want)
 
 
 def _exact(got, want):
@@ -67,14 +74,7 @@ def test_pytorch_nchw_model_bit_exact_and_no_mid_host_ops(config):
     assert [g.ops[k].kind for k in c.host_pre] == ["QUANTIZE", "TRANSPOSE"]
     assert _mid(c, g) == []
     assert [layer.engine for layer in c.layers if layer.kind == "TRANSPOSE"] == ["store"]
-    ref, isa = TflmReference(data), IsaBackend(c)
-    rng = np.random.default_rng(3)
-    for _ in range(3):
-        xs = _inputs(g, rng)
-        want = ref.run(xs)
-        _exact(GoldenModel(raw).run(xs), want)
-        _exact(GoldenModel(g).run(xs), want)
-        _exact(isa.run(xs), want)
+    _exact_vs_tflm(data, raw, g, IsaBackend(c), np.random.default_rng(3), 3)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -86,14 +86,7 @@ def test_random_transpose_sandwiches_bit_exact(seed):
     assert g.op_counts().get("TRANSPOSE", 0) <= raw.op_counts()["TRANSPOSE"]
     c = compile_graph(g, "default")
     assert _mid(c, g) == []
-    ref, isa = TflmReference(data), IsaBackend(c)
-    rng = np.random.default_rng(seed)
-    for _ in range(2):
-        xs = _inputs(g, rng)
-        want = ref.run(xs)
-        _exact(GoldenModel(raw).run(xs), want)
-        _exact(GoldenModel(g).run(xs), want)
-        _exact(isa.run(xs), want)
+    _exact_vs_tflm(data, raw, g, IsaBackend(c), np.random.default_rng(seed), 2)
 
 
 def test_every_transpose_permutation_on_the_store_queue():
