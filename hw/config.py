@@ -57,6 +57,17 @@ class Config:
     #: unit alone, so the array's act gather and the vector unit's line reads do not compete when
     #: both units run (hw/sram.py ``read_groups``; the cycle model drops the port sharing).
     sram_read_ports: int = 1
+    #: Window taps per vector-unit command (``hw.isa.Timing.dw_taps``); 0 derives it from the
+    #: array, min(9, R*C / vector_lanes), so the vector unit never has more multipliers than the
+    #: array. Fewer taps make the vector unit's line cache and byte shifters smaller (FPGA presets).
+    vector_taps: int = 0
+    #: Lanes of the vector unit's output pipeline (hw/vector.py POST: the MultiplyByQuantized-
+    #: Multiplier stages); 0 = all ``vector_lanes``. Fewer lanes time-share it: an output vector
+    #: then takes vector_lanes / vector_post_lanes cycles (the cycle model prices it).
+    vector_post_lanes: int = 0
+    #: The systolic array's PE products in DSP blocks (True) or in shift-and-add logic (False:
+    #: saves R*C multipliers on an FPGA whose DSPs the requant and vector unit need).
+    array_dsp: bool = True
 
     def __post_init__(self):
         for f in (
@@ -77,6 +88,12 @@ class Config:
             raise ValueError("Config.sram_bytes must be a multiple of sram_banks * sram_word_bytes")
         if self.sram_read_ports not in (1, 2):
             raise ValueError(f"Config.sram_read_ports must be 1 or 2, got {self.sram_read_ports!r}")
+        if not 0 <= self.vector_taps <= 9:
+            raise ValueError(f"Config.vector_taps must be in [0, 9], got {self.vector_taps!r}")
+        pl = self.vector_post_lanes
+        if pl and (pl < 0 or pl > self.vector_lanes or self.vector_lanes % pl or pl & (pl - 1)):
+            raise ValueError("Config.vector_post_lanes must be 0 or a power of two dividing "
+                             f"vector_lanes, got {pl!r}")
         if self.acc_bits != 32:
             raise ValueError("Config.acc_bits must be 32 (TFLite int8 semantics)")
 
@@ -88,6 +105,11 @@ class Config:
         hw/gemm.py, the full 18-stage requant of hw/requant.py); slow clocks (the iCE40) the light
         ones. hw.isa.Timing derives the cycle model's latencies from the same blocks."""
         return self.clock_mhz >= FAST_CLOCK_MHZ
+
+    @property
+    def post_lanes(self) -> int:
+        """Lanes of the vector unit's output pipeline (``vector_post_lanes``, 0 = all)."""
+        return self.vector_post_lanes or self.vector_lanes
 
     @property
     def pes(self) -> int:
@@ -108,11 +130,18 @@ class Config:
     def digest(self) -> str:
         """Short stable hash of every field; build directories are keyed by it."""
         d = self.to_dict()
-        if d["sram_read_ports"] == 1:  # the field's default: digests from before it existed
-            del d["sram_read_ports"]
+        # fields added after the first builds are left out at their defaults, so the digests of
+        # configs that do not use them stay those from before the fields existed
+        for f, default in _LATER_FIELDS.items():
+            if d[f] == default:
+                del d[f]
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
+
+#: Fields added after build directories were first keyed by digests, with their defaults.
+_LATER_FIELDS = {"sram_read_ports": 1, "vector_taps": 0, "vector_post_lanes": 0,
+                 "array_dsp": True}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -134,19 +163,25 @@ PRESETS: dict[str, Config] = {
         clock_mhz=400.0,
         sram_read_ports=2,
     ),
-    # Fits an ECP5-85k (156 18x18 DSPs, 208 EBRs = 468 KiB) with room for the pixel path.
+    # The whole logic die (pixel path + NPU) in an ECP5-85k (LFE5U-85F: 83,640 LUT4, 156
+    # MULT18X18D, 208 DP16KD) at 100 MHz (issue #13, docs/fpga.md): a 32-byte SRAM line, 352 KiB
+    # of SRAM (176 DP16KD), 2 taps per vector command, one time-shared output lane in the vector
+    # unit and the PE products in logic, so the DSPs serve the requant and vector unit.
     "ecp5": Config(
         name="ecp5",
         array_rows=8,
         array_cols=8,
         vector_lanes=8,
-        sram_bytes=384 * KiB,
+        sram_bytes=352 * KiB,
         sram_banks=8,
-        sram_word_bytes=8,
+        sram_word_bytes=4,
         csi2_lanes_bytes=4,
         isp_pixels_per_clock=1,
         max_line_pixels=4096,
-        clock_mhz=150.0,
+        clock_mhz=100.0,
+        vector_taps=2,
+        vector_post_lanes=1,
+        array_dsp=False,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
     "ice40": Config(

@@ -563,8 +563,12 @@ class Timing:
         self.load_latency = 8
         self.line_bytes = bw
         # taps per lane per cycle: a 3x3 window, but the vector unit never has more multipliers
-        # than the array (lanes * taps <= R * C), so MAC utilization stays <= 1
-        self.dw_taps = max(1, min(9, (self.R * self.C) // self.lanes))
+        # than the array (lanes * taps <= R * C), so MAC utilization stays <= 1; or the config's
+        # own (Config.vector_taps: a smaller vector unit for FPGAs)
+        self.dw_taps = config.vector_taps or max(1, min(9, (self.R * self.C) // self.lanes))
+        # output vectors of the vector unit take lanes / post_lanes cycles each (hw/vector.py
+        # POST time-shared over Config.vector_post_lanes lanes)
+        self.post_cycles = self.lanes // config.post_lanes
         # vector unit (hw/vector.py): line cache entries 2 * (dw_taps + 1) + 4; DWCONV / POOL
         # super-groups of up to dw_groups channel groups (one line of channels, at most 16); the
         # weight memory: dw_weight_rows rows of dw_taps taps (a 3x3 kernel for every group of a

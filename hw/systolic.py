@@ -60,20 +60,26 @@ def _dsp_family(platform) -> str | None:
     return getattr(platform, "dsp_family", None)
 
 
-def registered_mul(m: Module, platform, a, b, name: str) -> Signal:
+def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) -> Signal:
     """``a * b`` with registered operands and product: valid two cycles after ``a``/``b``.
 
     Operands are signed or unsigned values that fit an 18x18 signed multiplier. With a platform
     whose ``dsp_family`` is ``"ecp5"`` this is one MULT18X18D using its own input and output
     registers (no fabric routing between a flip-flop and the multiplier); otherwise fabric
-    registers around ``*`` (Verilator, lint, yosys's own DSP inference).
+    registers around ``*`` (Verilator, lint, yosys's own DSP inference). For synthesis (a platform
+    with a ``dsp_family``), products of operands of at most 8 bits are shift-and-add logic when
+    ``dsp`` is False (``Config.array_dsp``) and always on the iCE40, whose few DSPs the requant
+    needs; simulation keeps ``*``.
     """
     a, b = Value.cast(a), Value.cast(b)
     sa, sb = a.shape().signed, b.shape().signed
     width = len(a) + len(b) + (sa != sb)     # unsigned x signed: the unsigned operand gains a bit
     shape = signed(width) if (sa or sb) else unsigned(width)
     out = Signal(shape, name=name, reset_less=True)
-    if _dsp_family(platform) == "ecp5":
+    small = max(len(a), len(b)) <= 8
+    logic = _dsp_family(platform) is not None and small and (
+        not dsp or _dsp_family(platform) == "ice40")
+    if _dsp_family(platform) == "ecp5" and not logic:
         def to18(v):
             s = Signal(signed(18), name=f"{name}_{'ab'[len(ops)]}18")
             m.d.comb += s.eq(v if v.shape().signed else Cat(v, Const(0, 1)).as_signed())
@@ -100,9 +106,8 @@ def registered_mul(m: Module, platform, a, b, name: str) -> Signal:
     else:
         ra = Signal(a.shape(), name=f"{name}_a", reset_less=True)
         rb = Signal(b.shape(), name=f"{name}_b", reset_less=True)
-        if _dsp_family(platform) == "ice40" and max(len(a), len(b)) <= 8:
-            # The UP5K's 8 DSPs go to the requant's 32x32 products; small products are
-            # shift-and-add logic (b's MSB has negative weight when b is signed).
+        if logic:
+            # shift-and-add logic (b's MSB has negative weight when b is signed)
             n = len(rb)
             terms = [Mux(rb[i], ra, 0) << i for i in range(n)]
             if rb.shape().signed:
@@ -247,7 +252,8 @@ class SystolicArray(wiring.Component):
                     w_sel = Mux(b_left, wreg[1][r][c], wreg[0][r][c])
                 # Operands registered in cycle +1 (with a_pe), product in cycle +2 (fast: and
                 # in a fabric register in cycle +3).
-                prod = registered_mul(m, platform, a_left, w_sel, f"p_r{r}_c{c}")
+                prod = registered_mul(m, platform, a_left, w_sel, f"p_r{r}_c{c}",
+                                      dsp=self.config.array_dsp)
                 if self.fast:
                     prod_f = Signal(prod.shape(), name=f"pf_r{r}_c{c}", reset_less=True)
                     m.d.sync += prod_f.eq(prod)
