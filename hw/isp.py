@@ -112,8 +112,9 @@ def reg_ram(m: Module, platform, name: str, depth: int, width: int):
         dout = Signal(nblk * mode, name=f"{name}_dout")
         m.d.comb += [din.eq(wdata), rdata.eq(dout[:width])]
         # x18: address bits 13:4, bits 1:0 are the write byte enables; narrower: bits 13:lo
-        wa = Cat(Const(0b11 if mode == 18 else 0, lo), waddr)
-        ra = Cat(Const(0, lo), raddr)
+        # (addresses zero-extended to the mode's abits: a small depth has a short address)
+        wa = Cat(Const(0b11 if mode == 18 else 0, lo), waddr, Const(0, abits - len(waddr)))
+        ra = Cat(Const(0, lo), raddr, Const(0, abits - len(raddr)))
         for k in range(nblk):
             ports = {"i_CLKA": ClockSignal("sync"), "i_CLKB": ClockSignal("sync"),
                      "i_WEA": wen, "i_WEB": Const(0, 1)}
