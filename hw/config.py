@@ -165,7 +165,7 @@ PRESETS: dict[str, Config] = {
     ),
     # The whole logic die (pixel path + NPU) in an ECP5-85k (LFE5U-85F: 83,640 LUT4, 156
     # MULT18X18D, 208 DP16KD) at 100 MHz (issue #13, docs/fpga.md): a 32-byte SRAM line, 352 KiB
-    # of SRAM (176 DP16KD), 2 taps per vector command, one time-shared output lane in the vector
+    # of SRAM (176 DP16KD), 2 taps per vector command, two time-shared output lanes in the vector
     # unit and the PE products in logic, so the DSPs serve the requant and vector unit.
     "ecp5": Config(
         name="ecp5",
@@ -180,7 +180,7 @@ PRESETS: dict[str, Config] = {
         max_line_pixels=4096,
         clock_mhz=100.0,
         vector_taps=2,
-        vector_post_lanes=1,
+        vector_post_lanes=2,
         array_dsp=False,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).

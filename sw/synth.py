@@ -490,8 +490,9 @@ def features(cfg: Config, top: str = "soc") -> dict:
         "sram": same(8 * w),                                   # port crossbar bits
         "dma": same(8 * w),
         # line cache and byte shifters: (TT + 1) vectors of L bytes out of W-byte lines
-        # DSPs: TT tap products and three 32x32 MultiplyByQuantizedMultiplier (4 each) per lane
-        "vector": {**same((tt + 1) * lanes * w), "dsps": lanes * (tt + 12)},
+        # DSPs: TT tap products per lane, and per output-pipeline lane (Config.post_lanes) three
+        # 32x32 MultiplyByQuantizedMultiplier (4 each) and the ELTWISE MUL product
+        "vector": {**same((tt + 1) * lanes * w), "dsps": lanes * tt + 13 * cfg.post_lanes},
         "conv": same(32 * c + 8 * r + 8 * w),                  # psum, operand, SRAM line widths
         "systolic": same(r * c),
         "requant": same(c * (1 if top == "gemm" else 2)),
@@ -505,6 +506,8 @@ def _structural(block: str, cfg: Config, target: str) -> dict:
     if block == "sram":
         return {"brams": cfg.sram_banks * _ebrs(target, cfg.sram_bank_words,
                                                 8 * cfg.sram_word_bytes)}
+    if block == "systolic" and not cfg.array_dsp:
+        return {"dsps": 0}      # the PE products in logic (hw.systolic.registered_mul)
     return {}
 
 
