@@ -6,8 +6,9 @@ Regenerate (long: one yosys run per entry of :data:`PLAN`, niced)::
 
     python -m sw.synth_calibration [--only TARGET:TOP:CONFIG ...]
 
-Each finished run is merged into ``RUNS`` below (this file is rewritten atomically after every
-run), so an interrupted calibration keeps what it measured.
+``--add-report REPORT.json ...`` merges finished ``logicdie synth --json`` reports of preset
+configs instead. Each finished run is merged into ``RUNS`` below (this file is rewritten
+atomically after every run), so an interrupted calibration keeps what it measured.
 """
 
 from __future__ import annotations
@@ -253,17 +254,35 @@ def _variant(spec):
 
 def main(argv=None) -> int:
     import argparse
-    import pprint
+    import json
     import sys
     from pathlib import Path
 
-    from sw.fileio import atomic_write
+    from hw.config import preset
     from sw.synth import synth
 
     ap = argparse.ArgumentParser(prog="python -m sw.synth_calibration")
     ap.add_argument("--only", nargs="*", default=None, help="TARGET:TOP:CONFIG entries of PLAN")
+    ap.add_argument("--add-report", nargs="*", default=[], metavar="REPORT",
+                    help="merge finished `logicdie synth --json` reports of preset configs "
+                         "instead of running yosys (then PLAN is skipped)")
     args = ap.parse_args(argv)
     runs = list(RUNS)
+
+    def merge(target, top, cfg, r):
+        nonlocal runs
+        entry = {"target": target, "top": top, "config": cfg.to_dict(), "yosys_s": r["yosys_s"],
+                 "blocks": {b: {k: v[k] for k in ("luts", "ffs", "dsps", "brams")}
+                            for b, v in r["blocks"].items() if b != "shell"}}
+        runs = [e for e in runs if (e["target"], e["top"], e["config"]) !=
+                (target, top, entry["config"])] + [entry]
+        save(runs)
+
+    if args.add_report:
+        for path in args.add_report:
+            r = json.loads(Path(path).read_text())
+            merge(r["target"], r["top"], preset(r["config"]), r)
+        return 0
     for target, top, spec in PLAN:
         cfg = _variant(spec)
         if args.only is not None and f"{target}:{top}:{cfg.name}" not in args.only:
@@ -275,17 +294,22 @@ def main(argv=None) -> int:
         except Exception as e:      # one failing entry does not lose the others
             print(f"calibration: {target} {top} {cfg.name} failed: {e}", file=sys.stderr)
             continue
-        entry = {"target": target, "top": top, "config": cfg.to_dict(), "yosys_s": r["yosys_s"],
-                 "blocks": {b: {k: v[k] for k in ("luts", "ffs", "dsps", "brams")}
-                            for b, v in r["blocks"].items() if b != "shell"}}
-        runs = [e for e in runs if (e["target"], e["top"], e["config"]) !=
-                (target, top, entry["config"])] + [entry]
-        src = Path(__file__).read_text()
-        head = src[:src.index("RUNS: list[dict] = ")]
-        tail = src[src.index("\n\ndef _variant"):]
-        body = "RUNS: list[dict] = " + pprint.pformat(runs, width=99, sort_dicts=False) + "\n"
-        atomic_write(Path(__file__), (head + body + tail).encode(), "calibration table")
+        merge(target, top, cfg, r)
     return 0
+
+
+def save(runs: list[dict]) -> None:
+    """Rewrite this file's ``RUNS`` (atomically)."""
+    import pprint
+    from pathlib import Path
+
+    from sw.fileio import atomic_write
+
+    src = Path(__file__).read_text()
+    head = src[:src.index("RUNS: list[dict] = ")]
+    tail = src[src.index("\n\ndef _variant"):]
+    body = "RUNS: list[dict] = " + pprint.pformat(runs, width=99, sort_dicts=False) + "\n"
+    atomic_write(Path(__file__), (head + body + tail).encode(), "calibration table")
 
 
 if __name__ == "__main__":
