@@ -38,8 +38,14 @@ Structure (one pipeline shared by every opcode)::
   and its group's parameters (asynchronous read ports), and emits one result beat per output
   vector.
 - **POST** (fixed latency): MultiplyByQuantizedMultiplier pipelines (two for ELTWISE ADD's inputs,
-  one for the output), the rounded AVG division (restoring, 9 quotient bits: |avg| <= 128),
-  output offset and clamp.
+  one for the output), the ELTWISE MUL product, the rounded AVG division (restoring, 9 quotient
+  bits: |avg| <= 128), output offset and clamp. It is ``PL`` = ``Config.post_lanes`` lanes wide
+  and time-shared: EXEC's result beat waits in the L-lane P0 registers while its ``H`` = L / PL
+  phases (lanes [h*PL, (h+1)*PL)) enter POST one per cycle (``Timing.post_cycles``); the last
+  phase's result completes the output vector. An emitting command waits until P0 is free (one
+  beat per H cycles); the other commands do not (they change nothing POST reads: P0 is written
+  only by emitting commands, ELTWISE's parameters in row 0 only before its first beat). With
+  PL = L (H = 1) there is no waiting.
 - **WR** writes each output vector with byte masks (one or two lines).
 
 Assumptions (the compiler's instructions meet them; outside them the result may differ from
@@ -66,7 +72,9 @@ __all__ = ["VectorUnit", "POST_LATENCY"]
 
 # EXEC command kinds
 K_MAC, K_PARAM, K_TABLE, K_WLOAD = 0, 1, 2, 3
-#: Cycles from an EXEC result beat to its out-FIFO entry.
+#: Cycles from an EXEC result beat's last POST phase to its out-FIFO entry (an output vector
+#: enters POST in Timing.post_cycles phases, one per cycle: its entry is written
+#: POST_LATENCY + post_cycles - 1 cycles after the beat).
 POST_LATENCY = 12
 META_DEPTH = 8
 OUT_DEPTH = 16
@@ -174,11 +182,14 @@ class VectorUnit(wiring.Component):
         self.TT = tm.dw_taps
         #: channel groups per DWCONV / POOL super-group; weight memory rows
         self.SG, self.D = tm.dw_groups, tm.dw_weight_rows
+        #: POST lanes (Config.post_lanes) and phases per output vector (Timing.post_cycles)
+        self.PL, self.H = config.post_lanes, tm.post_cycles
         super().__init__(unit_members(config))
 
     def elaborate(self, platform):  # noqa: C901 (one pipeline, written out)
         m = Module()
         L, W, TT, SG, D = self.L, self.W, self.TT, self.SG, self.D
+        PL, H = self.PL, self.H
         LSG = SG.bit_length() - 1
         C9 = -(-9 // TT)          # weight rows of a 3x3 kernel (D = SG * C9)
         PC = -(-12 // TT)         # commands per 12-vector parameter record
@@ -742,8 +753,14 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ EXEC
         post_cnt = Signal(range(OUT_DEPTH + 1))
         emit_b = Signal()
-        m.d.comb += exec_take.eq(av & (post_cnt < OUT_DEPTH))
         am = av_meta
+        # P0 takes a beat this cycle: free, or its last phase moves into POST now (H > 1: an
+        # emitting command waits for it; the others go on, they change nothing POST reads)
+        p0free = Signal()
+        if H > 1:
+            m.d.comb += exec_take.eq(av & (post_cnt < OUT_DEPTH) & (~am.emit | p0free))
+        else:
+            m.d.comb += exec_take.eq(av & (post_cnt < OUT_DEPTH))
         # parameter memory: one 12-vector record per group of a super-group (row 0 for
         # ELTWISE / VMATMUL); a K_PARAM command (chunk idx) writes vectors idx*TT .. from its x
         # vectors. Read combinationally by the command in EXEC (and by POST for ELTWISE).
@@ -884,14 +901,37 @@ class VectorUnit(wiring.Component):
                 with m.Elif(is_elt):
                     with m.If(el.mode == EltMode.ADD):
                         m.d.sync += [u1[j].eq((ea << lk)[:32]), u2[j].eq((eb << lk)[:32])]
-                    with m.Else():
-                        m.d.sync += u1[j].eq((ea * eb)[:32])
+                    with m.Else():   # MUL: the product is taken in POST (PL multipliers)
+                        m.d.sync += [u1[j].eq(ea), u2[j].eq(eb)]
                 with m.Else():
                     m.d.sync += u1[j].eq(T.word_select(av_x[8 * j:8 * j + 8] ^ 0x80, 8)
                                          .as_signed())
 
         # ------------------------------------------------------------------ POST
+        # The beat in P0 enters POST in H phases of PL lanes, one per cycle (lanes
+        # [h*PL, (h+1)*PL) in phase h); P0 holds it until its last phase has left.
+        if H > 1:
+            ph = Signal(range(H))       # phase of the beat in P0
+            pact = Signal()             # P0 holds a beat (phase ph enters POST this cycle)
+            plast = _comb(m, pact & (ph == H - 1), "plast")
+            m.d.comb += p0free.eq(~pact | (ph == H - 1))
+            with m.If(emit_b):
+                m.d.sync += [pact.eq(1), ph.eq(0)]
+            with m.Elif(pact):
+                m.d.sync += ph.eq(ph + 1)
+                with m.If(ph == H - 1):
+                    m.d.sync += [pact.eq(0), ph.eq(0)]
+
+            def phase(regs, name):
+                return [_comb(m, Array(regs[h * PL + i] for h in range(H))[ph], f"{name}s{i}")
+                        for i in range(PL)]
+            u1s, u2s, m3s, s3s = (phase(r, n) for r, n in ((u1, "u1"), (u2, "u2"),
+                                                            (m3, "m3"), (s3, "s3")))
+        else:
+            pact, ph, plast = p0v, Const(0, 1), p0v
+            u1s, u2s, m3s, s3s = u1, u2, m3, s3
         elt_add = _comb(m, is_elt & (el.mode == EltMode.ADD), "elt_add")
+        elt_mul = _comb(m, is_elt & (el.mode != EltMode.ADD), "elt_mul")
         avg = _comb(m, is_pool & (pl_.mode == PoolMode.AVG), "avg")
         pass_ = _comb(m, (is_pool & (pl_.mode == PoolMode.MAX)) | is_lut, "pass")
         off = _comb(m, Mux(is_elt, o_off, Mux(is_dw, dw.out_zp, Mux(is_vm, vm.out_zp, 0))),
@@ -904,19 +944,24 @@ class VectorUnit(wiring.Component):
                                                                         127)))), "hi")
         ydata = []
         cntd = p0cnt
-        for j in range(L):
+        for j in range(PL):
             nm = f"l{j}"
-            r1 = _mbqm(m, u1[j], a_mult, a_shift, nm + "a")
-            r2 = _mbqm(m, u2[j], b_mult, b_shift, nm + "b")
-            u1d4 = _delay(m, u1[j], 4, nm + "u1")
-            m3d5 = _delay(m, m3[j], 5, nm + "m3")
-            s3d5 = _delay(m, s3[j], 5, nm + "s3")
-            v5 = _reg(m, signed(32), Mux(elt_add, (r1 + r2)[:32], u1d4), nm + "v5")
+            r1 = _mbqm(m, u1s[j], a_mult, a_shift, nm + "a")
+            r2 = _mbqm(m, u2s[j], b_mult, b_shift, nm + "b")
+            u1d4 = _delay(m, u1s[j], 4, nm + "u1")
+            # ELTWISE MUL: (a + a_off) * (b + b_off), 18 x 18 bits, taken at stage 1
+            pm1 = _reg(m, signed(32), (u1s[j][:18].as_signed() * u2s[j][:18].as_signed())[:32],
+                       nm + "pm1")
+            pmd4 = _delay(m, pm1, 3, nm + "pm")
+            m3d5 = _delay(m, m3s[j], 5, nm + "m3")
+            s3d5 = _delay(m, s3s[j], 5, nm + "s3")
+            v5 = _reg(m, signed(32), Mux(elt_add, (r1 + r2)[:32], Mux(elt_mul, pmd4, u1d4)),
+                      nm + "v5")
             r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3d5), Mux(is_elt, o_shift, s3d5), nm + "c")
             r3d = _delay(m, r3, 2, nm + "r3")          # stage 11
             # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
             half = cntd >> 1
-            s = u1[j]
+            s = u1s[j]
             num = _comb(m, Mux(s > 0, s + half, s - half), nm + "num")
             neg1 = _reg(m, 1, num < 0, nm + "neg1")
             a = _reg(m, unsigned(27), Mux(num < 0, -num, num)[:27], nm + "abs1")
@@ -933,20 +978,31 @@ class VectorUnit(wiring.Component):
                 neg = _reg(m, 1, neg, f"{nm}dn{b}")
             # a, q at stage 10
             qs = _reg(m, signed(32), Mux(neg, -q, q), nm + "qs11")  # stage 11
-            u1d11 = _delay(m, u1[j], 11, nm + "u1p")
+            u1d11 = _delay(m, u1s[j], 11, nm + "u1p")
             val = Mux(avg, qs, Mux(pass_, u1d11, r3d))
             y = _comb(m, (val + off)[:32].as_signed(), nm + "y")  # int32 add, as TFLM
             yc = Mux(y < lo, lo, Mux(y > hi, hi, y))
             ydata.append(_reg(m, signed(8), yc[:8], nm + "y12"))
-        # delays of the beat's address / lanes / valid (12 stages)
-        oav = _delay(m, p0v, POST_LATENCY, "pv")
+        # delays of the beat's address / lanes / valid (12 stages): the last phase's result
+        # completes the output vector (the earlier phases' wait in ybuf)
+        oav = _delay(m, plast, POST_LATENCY, "pv")
         oaa = _delay(m, p0a, POST_LATENCY, "pa")
         oan = _delay(m, p0n, POST_LATENCY, "pn")
+        yout = []
+        if H > 1:
+            opv = _delay(m, pact, POST_LATENCY, "pav")
+            oph = _delay(m, ph, POST_LATENCY, "pph")
+            for h in range(H - 1):
+                yb = [Signal(signed(8), name=f"ybuf{h}_{i}") for i in range(PL)]
+                with m.If(opv & (oph == h)):
+                    m.d.sync += [a.eq(b) for a, b in zip(yb, ydata, strict=True)]
+                yout += yb
+        yout += ydata
 
         # ------------------------------------------------------------------ out FIFO + WR
         outq = fifo.SyncFIFO(width=24 + NB + 8 * L, depth=OUT_DEPTH)
         m.submodules.outq = outq
-        m.d.comb += [outq.w_en.eq(oav), outq.w_data.eq(Cat(oaa, oan, *ydata))]
+        m.d.comb += [outq.w_en.eq(oav), outq.w_data.eq(Cat(oaa, oan, *yout))]
         wpop = Signal()
         with m.If(emit_b & ~wpop):
             m.d.sync += post_cnt.eq(post_cnt + 1)

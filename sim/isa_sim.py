@@ -264,9 +264,15 @@ class _Lines:
     """The vector unit's line cache: ``ne`` entries, misses fetched one line per cycle into
     round-robin victims not used by the current command (REQ); ASM then pops the command's
     lines, one per cycle, once its entry is at the head of the ``meta_depth``-deep command FIFO:
-    a command of more misses than that FIFO holds stalls REQ until it has been assembled."""
+    a command of more misses than that FIFO holds stalls REQ until it has been assembled.
 
-    __slots__ = ("ent", "where", "rr", "ne", "W", "L", "req", "asm", "fifo", "depth", "reads")
+    POST time-shared over ``post_cycles`` = H > 1 phases (hw/vector.py): EXEC takes an emitting
+    command (one that completes an output vector) at least H cycles after the previous one, ASM
+    hands EXEC one command at a time, so the command FIFO fills and REQ slows to EXEC's pace;
+    :meth:`tail` is the last output vector's extra delay. With H = 1 EXEC never waits."""
+
+    __slots__ = ("ent", "where", "rr", "ne", "W", "L", "req", "asm", "fifo", "depth", "reads",
+                 "H", "ex", "em", "asm1")
 
     def __init__(self, t: Timing):
         self.ne = t.vector_cache_lines
@@ -280,10 +286,15 @@ class _Lines:
         self.asm = 0  # cycle ASM finished the last command
         self.fifo: deque = deque()  # ASM finish cycles of the commands in the FIFO
         self.reads = 0  # SRAM line reads (misses) so far
+        self.H = t.post_cycles
+        self.ex = 0  # cycle EXEC took the last command (H > 1)
+        self.em = -self.H  # ... the last emitting command
+        self.asm1 = 0  # asm as if EXEC never waited (H > 1)
 
-    def cmd(self, addrs) -> int:
+    def cmd(self, addrs, emit: bool = False) -> int:
         """Cycles one command whose vectors start at ``addrs`` adds: max(1, lines missed), plus
-        REQ's wait for room in the command FIFO."""
+        REQ's wait for room in the command FIFO (``emit``: the command completes an output
+        vector)."""
         n = self._misses(addrs)
         r = self.req + n
         fifo = self.fifo
@@ -293,11 +304,28 @@ class _Lines:
             r = max(r, fifo[-self.depth])
             while fifo and fifo[0] <= r:
                 fifo.popleft()
-        self.asm = max(self.asm, r + 1) + n  # the FIFO entry is readable a cycle later
+        if self.H > 1:
+            # ASM finishes a command once EXEC has taken the previous one; EXEC takes an
+            # emitting command once POST has taken the previous output vector's H phases
+            self.asm1 = max(self.asm1, r + 1) + n
+            a = self.asm = max(max(self.asm, r + 1) + n, self.ex + 1)
+            self.ex = max(a, self.em + self.H) if emit else a
+            if emit:
+                self.em = self.ex
+        else:
+            self.asm = max(self.asm, r + 1) + n  # the FIFO entry is readable a cycle later
         fifo.append(self.asm)
         inc = r - self.req
         self.req = r
         return inc
+
+    def tail(self) -> int:
+        """Cycles the last output vector ends after the pace EXEC would keep if it never waited
+        (as with H = 1, which ``Timing.vector_latency`` counts from), plus its H - 1 later
+        phases: 0 with H = 1."""
+        if self.H == 1:
+            return 0
+        return max(0, self.em - self.asm1) + self.H - 1
 
     def _misses(self, addrs) -> int:
         """Lines missed by one command. As REQ: the victims skip every entry the command hits
@@ -432,7 +460,7 @@ def _window_sim(k: tuple, t: Timing) -> tuple[int, float]:
                                         av.append(base + iy * rowb + ix * in_c)
                                 if is_dw and not wc:
                                     av.append(w_addr + c0 + t0 * co)
-                            c += lc.cmd(av)
+                            c += lc.cmd(av, t0 + nt >= len(taps))
                 rcyc.append(c)
                 rrd.append(lc.reads - rd0)
 
@@ -442,7 +470,8 @@ def _window_sim(k: tuple, t: Timing) -> tuple[int, float]:
             memo[key] = (cyc + rows_total(rcyc), pre_reads + rows_total(rrd))
         total += memo[key][0]
         total_reads += memo[key][1]
-    return t.issue + t.vector_setup + round(total) + t.vector_latency, total_reads
+    return (t.issue + t.vector_setup + round(total) + lc.tail() + t.vector_latency,
+            total_reads)
 
 
 @lru_cache(maxsize=4096)
@@ -464,13 +493,15 @@ def _vmatmul_cost(k: tuple, t: Timing) -> int:
             vnj = min(L, n - j0)
             for jj in range(0, vnj, TT):
                 wr = [w_addr + (j0 + j) * kk for j in range(jj, min(jj + TT, vnj))]
+                last_jj = jj + TT >= vnj
                 for k0 in range(0, max(kk, 1), L):
                     if kk:
-                        total += lc.cmd([a + k0 for a in wr] + [xrow + k0])
+                        total += lc.cmd([a + k0 for a in wr] + [xrow + k0],
+                                        last_jj and k0 + L >= kk)
                     else:
                         total += 1
     total = total * m / rows
-    return t.issue + t.vector_setup + round(total) + t.vector_latency
+    return t.issue + t.vector_setup + round(total) + lc.tail() + t.vector_latency
 
 
 @lru_cache(maxsize=4096)
@@ -492,12 +523,12 @@ def _stream_cost(k: tuple, t: Timing) -> int:
         lim = L if per <= 1 else per - er
         en = min(L, count - ei, lim)
         if elt:
-            total += lc.cmd((a_addr + ei, b_addr + (er if per else ei)))
+            total += lc.cmd((a_addr + ei, b_addr + (er if per else ei)), True)
         else:
-            total += lc.cmd((a_addr + ei,))
+            total += lc.cmd((a_addr + ei,), True)
         ei += en
         er = 0 if er + en >= per else er + en
-    return t.issue + t.vector_setup + total + t.vector_latency
+    return t.issue + t.vector_setup + total + lc.tail() + t.vector_latency
 
 
 def _footprint(ins: dict, host_calls=None) -> tuple[list, list]:

@@ -7,7 +7,8 @@ on a random SRAM image; after each one the whole SRAM must equal IsaSim's after 
 instruction on the same image (so only the output bytes may change). The unit's protocol is checked
 every cycle: ``cmd.ready == idle``, ``idle`` low from the cycle after the handshake until the
 instruction is complete, no SRAM request and no read in flight while idle, ``error`` only for a
-foreign opcode.
+foreign opcode. With ``model_tol`` each instruction's cycles must match the cycle model
+(``sim.isa_sim.instr_cost``) within that fraction (run it without back-pressure).
 """
 
 from __future__ import annotations
@@ -398,6 +399,19 @@ async def vector_random(dut):
     assert int(dut.error.value) and int(dut.idle.value)
     dut._log.info(f"bit-exact: {counts}; reads {bench.reads} writes {bench.writes} "
                   f"stall cycles {bench.stalls} macs {bench.macs}")
+    if p.get("dump"):
+        import json
+
+        with open(p["dump"], "w") as fh:
+            json.dump([(name, cyc, model) for name, cyc, model, *_ in report], fh)
+    if p.get("model_tol") is not None:
+        # the cycle model (sim.isa_sim.instr_cost) against the RTL's handshake-to-idle cycles
+        # (meaningful without back-pressure): within model_tol, or model_slack cycles for the
+        # short instructions whose fixed latency dominates
+        tol, slack = p["model_tol"], p.get("model_slack", 3)
+        off = [(name, cyc, model) for name, cyc, model, *_ in report
+               if abs(model - cyc) > max(slack, tol * cyc)]
+        assert not off, f"(op, RTL cycles, model cycles) off by > {tol:.0%}: {off}"
     show = report[:len(specs)] + report[len(specs):][:p.get("show", 12)]
     for name, cyc, model, rd_n, st_n, ins in show:
         shape = {k: v for k, v in ins.items() if k in ("in_h", "in_w", "in_c", "k_h", "k_w",
