@@ -53,11 +53,21 @@ def array_latency(config: Config) -> int:
     input register and the registered products of a fast clock (``Config.fast_clock``)."""
     return config.array_rows + config.array_cols + 1 + (2 if config.fast_clock else 0)
 
-__all__ = ["SystolicArray", "act_layout", "psum_layout", "psum_bits", "registered_mul"]
+__all__ = ["SystolicArray", "act_layout", "in_logic", "logic_mul", "psum_layout", "psum_bits",
+           "registered_mul"]
 
 
 def _dsp_family(platform) -> str | None:
     return getattr(platform, "dsp_family", None)
+
+
+def in_logic(platform, a, b, dsp: bool = True) -> bool:
+    """Whether :func:`registered_mul` builds ``a * b`` in logic (:func:`logic_mul`): for synthesis
+    (a platform with a ``dsp_family``), operands of at most 8 bits, with ``dsp`` False or on the
+    iCE40 (whose few DSPs the requant needs)."""
+    fam = _dsp_family(platform)
+    small = max(len(Value.cast(a)), len(Value.cast(b))) <= 8
+    return fam is not None and small and (not dsp or fam == "ice40")
 
 
 def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) -> Signal:
@@ -76,9 +86,7 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) ->
     width = len(a) + len(b) + (sa != sb)     # unsigned x signed: the unsigned operand gains a bit
     shape = signed(width) if (sa or sb) else unsigned(width)
     out = Signal(shape, name=name, reset_less=True)
-    small = max(len(a), len(b)) <= 8
-    logic = _dsp_family(platform) is not None and small and (
-        not dsp or _dsp_family(platform) == "ice40")
+    logic = in_logic(platform, a, b, dsp)
     if _dsp_family(platform) == "ecp5" and not logic:
         def to18(v):
             s = Signal(signed(18), name=f"{name}_{'ab'[len(ops)]}18")
@@ -107,18 +115,55 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) ->
         ra = Signal(a.shape(), name=f"{name}_a", reset_less=True)
         rb = Signal(b.shape(), name=f"{name}_b", reset_less=True)
         if logic:
-            # shift-and-add logic (b's MSB has negative weight when b is signed)
-            n = len(rb)
-            terms = [Mux(rb[i], ra, 0) << i for i in range(n)]
-            if rb.shape().signed:
-                terms[-1] = -terms[-1]
-            prod = terms[0]
-            for t in terms[1:]:
-                prod = prod + t
-            m.d.sync += [ra.eq(a), rb.eq(b), out.eq(prod)]
+            m.d.sync += [ra.eq(a), rb.eq(b)]
+            m.d.comb += out.eq(logic_mul(m, ra, rb, name, stages=1))
         else:
             m.d.sync += [ra.eq(a), rb.eq(b), out.eq(ra * rb)]
     return out
+
+
+def logic_mul(m: Module, a, b, name: str, stages: int = 1) -> Value:
+    """``a * b`` (operands of at most 8 bits, signed or unsigned) as a row-by-row array
+    multiplier in logic, for FPGAs whose DSP blocks are needed elsewhere. Row i adds b[i] * a
+    (subtracts it for a signed b's MSB) into a running sum only as wide as a plus two bits: after
+    row i, bit i of the product is final and leaves the adder, so every adder is ~10 bits wide
+    (a shift-and-add over full-width terms maps to about twice the LUTs). The sum is registered
+    ``stages`` times along the rows (``stages`` = 1: once, after the last row -- the product is
+    valid one cycle after ``a``/``b``; 2: also after the first half). Returns the product
+    value (registered)."""
+    a, b = Value.cast(a), Value.cast(b)
+    n, na = len(b), len(a)
+    sa, sb = a.shape().signed, b.shape().signed
+    width = na + n + (sa != sb)
+    aw = signed(na + 2)
+    ax = a.as_signed() if sa else Cat(a, Const(0, 1)).as_signed()
+    splits = {n * (k + 1) // stages for k in range(stages)}
+    low = []
+    acc = None
+    bb = b
+    for i in range(n):
+        row = Mux(bb[i], ax, 0)
+        neg = sb and i == n - 1
+        if acc is None:
+            acc = Signal(aw, name=f"{name}_s0")
+            m.d.comb += acc.eq(-row if neg else row)
+        else:
+            low.append(acc[0])
+            nxt = Signal(aw, name=f"{name}_s{i}")
+            m.d.comb += nxt.eq((acc >> 1) - row if neg else (acc >> 1) + row)
+            acc = nxt
+        if i + 1 in splits:
+            r_acc = Signal(aw, name=f"{name}_r{i}", reset_less=True)
+            r_low = Signal(max(1, len(low)), name=f"{name}_rl{i}", reset_less=True)
+            m.d.sync += [r_acc.eq(acc), r_low.eq(Cat(*low) if low else 0)]
+            acc, low = r_acc, [r_low[k] for k in range(len(low))]
+            if i + 1 < n:
+                r_a = Signal(aw, name=f"{name}_ra{i}", reset_less=True)
+                r_b = Signal(len(b), name=f"{name}_rb{i}", reset_less=True)
+                m.d.sync += [r_a.eq(ax), r_b.eq(bb)]
+                ax, bb = r_a, r_b
+    prod = Cat(*low, acc)[:width]
+    return prod.as_signed() if (sa or sb) else prod
 
 
 def psum_bits(rows: int) -> int:
@@ -252,12 +297,21 @@ class SystolicArray(wiring.Component):
                     w_sel = Mux(b_left, wreg[1][r][c], wreg[0][r][c])
                 # Operands registered in cycle +1 (with a_pe), product in cycle +2 (fast: and
                 # in a fabric register in cycle +3).
-                prod = registered_mul(m, platform, a_left, w_sel, f"p_r{r}_c{c}",
-                                      dsp=self.config.array_dsp)
-                if self.fast:
+                if self.fast and in_logic(platform, a_left, w_sel, self.config.array_dsp):
+                    # the product in logic, registered halfway and at the end: the same three
+                    # cycles as the DSP's two registers and the fabric register below
+                    pa = Signal(signed(8), name=f"pa_r{r}_c{c}", reset_less=True)
+                    pb = Signal(signed(8), name=f"pb_r{r}_c{c}", reset_less=True)
+                    m.d.sync += [pa.eq(a_left), pb.eq(w_sel)]
+                    prod = logic_mul(m, pa, pb, f"p_r{r}_c{c}", stages=2)
+                elif self.fast:
+                    prod = registered_mul(m, platform, a_left, w_sel, f"p_r{r}_c{c}")
                     prod_f = Signal(prod.shape(), name=f"pf_r{r}_c{c}", reset_less=True)
                     m.d.sync += prod_f.eq(prod)
                     prod = prod_f
+                else:
+                    prod = registered_mul(m, platform, a_left, w_sel, f"p_r{r}_c{c}",
+                                          dsp=self.config.array_dsp)
                 s = Signal(signed(PW), name=f"s_r{r}_c{c}", reset_less=True)
                 m.d.sync += [
                     a_pe.eq(a_left),

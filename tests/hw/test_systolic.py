@@ -67,3 +67,39 @@ def test_registered_mul(family):
     sim.add_testbench(bench)
     sim.run()
     assert got[:len(pairs)] == [a * b for a, b in pairs]
+
+
+@pytest.mark.parametrize("sa, sb, stages", [(True, True, 2), (False, True, 1), (True, False, 2),
+                                            (False, False, 1)])
+def test_logic_mul_pipelined(sa, sb, stages):
+    """The PE product in logic (Config.array_dsp False, hw.systolic.logic_mul): a new operand
+    pair every cycle, the product ``stages`` cycles later, for every sign combination."""
+    from amaranth.hdl import Signal, unsigned
+
+    from hw.systolic import logic_mul
+
+    rng = random.Random(7 + stages)
+    lo_a, hi_a = (-128, 127) if sa else (0, 255)
+    lo_b, hi_b = (-128, 127) if sb else (0, 255)
+    pairs = [(a, b) for a in (lo_a, -1 if sa else 1, 0, hi_a) for b in (lo_b, 0, 1, hi_b)]
+    pairs += [(rng.randint(lo_a, hi_a), rng.randint(lo_b, hi_b)) for _ in range(800)]
+    m = Module()
+    a = Signal(signed(8) if sa else unsigned(8))
+    b = Signal(signed(8) if sb else unsigned(8))
+    p = logic_mul(m, a, b, "t", stages=stages)
+    got = []
+
+    async def bench(ctx):
+        for i in range(len(pairs) + stages):
+            if i < len(pairs):
+                ctx.set(a, pairs[i][0])
+                ctx.set(b, pairs[i][1])
+            await ctx.tick()
+            if i + 1 >= stages:
+                got.append(ctx.get(p))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got[:len(pairs)] == [x * y for x, y in pairs]
