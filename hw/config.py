@@ -68,6 +68,10 @@ class Config:
     #: The systolic array's PE products in DSP blocks (True) or in shift-and-add logic (False:
     #: saves R*C multipliers on an FPGA whose DSPs the requant and vector unit need).
     array_dsp: bool = True
+    #: Lanes of the conv unit's own requant for AccMode.LAST (K split over several CONVs, rare):
+    #: 0 = all array_cols lanes; fewer time-share it (hw.requant.SerialRequant), a LAST output
+    #: beat then takes array_cols / last_requant_lanes cycles.
+    last_requant_lanes: int = 0
 
     def __post_init__(self):
         for f in (
@@ -94,6 +98,10 @@ class Config:
         if pl and (pl < 0 or pl > self.vector_lanes or self.vector_lanes % pl or pl & (pl - 1)):
             raise ValueError("Config.vector_post_lanes must be 0 or a power of two dividing "
                              f"vector_lanes, got {pl!r}")
+        lr = self.last_requant_lanes
+        if lr and (lr < 0 or self.array_cols % lr):
+            raise ValueError("Config.last_requant_lanes must be 0 or divide array_cols, got "
+                             f"{lr!r}")
         if self.acc_bits != 32:
             raise ValueError("Config.acc_bits must be 32 (TFLite int8 semantics)")
 
@@ -141,7 +149,7 @@ class Config:
 
 #: Fields added after build directories were first keyed by digests, with their defaults.
 _LATER_FIELDS = {"sram_read_ports": 1, "vector_taps": 0, "vector_post_lanes": 0,
-                 "array_dsp": True}
+                 "array_dsp": True, "last_requant_lanes": 0}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -166,7 +174,8 @@ PRESETS: dict[str, Config] = {
     # The whole logic die (pixel path + NPU) in an ECP5-85k (LFE5U-85F: 83,640 LUT4, 156
     # MULT18X18D, 208 DP16KD) at 100 MHz (issue #13, docs/fpga.md): a 32-byte SRAM line, 352 KiB
     # of SRAM (176 DP16KD), 2 taps per vector command, two time-shared output lanes in the vector
-    # unit and the PE products in logic, so the DSPs serve the requant and vector unit.
+    # unit, a one-lane requant for the conv unit's rare LAST mode and the PE products in logic,
+    # so the DSPs serve the requant and vector unit.
     "ecp5": Config(
         name="ecp5",
         array_rows=8,
@@ -182,6 +191,7 @@ PRESETS: dict[str, Config] = {
         vector_taps=2,
         vector_post_lanes=2,
         array_dsp=False,
+        last_requant_lanes=1,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
     "ice40": Config(

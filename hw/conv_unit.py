@@ -67,7 +67,7 @@ from hw.npu_if import (
     sram_write_signature,
     unit_members,
 )
-from hw.requant import SHIFT_BITS, Requant, RequantCore
+from hw.requant import SHIFT_BITS, Requant, RequantCore, SerialRequant
 from hw.sram import NOINIT_ATTR
 
 __all__ = ["ConvUnit", "top"]
@@ -705,7 +705,10 @@ class ConvUnit(wiring.Component):
             m.d.comb += acc_sum[j].eq(eo.p.acc[j] + Mux(mode_rd_acc, pview[j], 0)
                                       if self.raw_ok else 0)
         # LAST: own requant stage
-        rq = Requant(C, stages=RequantCore.stages_for(cfg))
+        if cfg.last_requant_lanes and cfg.last_requant_lanes < C:
+            rq = SerialRequant(C, cfg.last_requant_lanes, stages=RequantCore.stages_for(cfg))
+        else:
+            rq = Requant(C, stages=RequantCore.stages_for(cfg))
         m.submodules.rq = rq
         is_last = acc_mode == AccMode.LAST
         need_part = mode_rd_acc

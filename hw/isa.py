@@ -511,7 +511,8 @@ class Timing:
       + ``array_latency`` (``hw.systolic.array_latency``: R + C + 1, + 2 at a fast clock) +
       ``requant_latency`` (the conv unit's requant pipeline, ``hw.requant.RequantCore``: 18
       stages at a fast clock, 7 at a slow one) per instruction, and the int32 partials read
-      back for acc MID/LAST.
+      back for acc MID/LAST; a LAST through a time-shared requant (``Config.last_requant_lanes``)
+      streams no faster than ``last_requant_cycles`` per output row.
     - Vector unit (hw/vector.py, DWCONV / POOL / ELTWISE / LUT / VMATMUL): one *command* per cycle
       reading up to ``dw_taps`` x vectors and one w vector of ``vector_lanes`` bytes; the SRAM lines
       they touch (two for a vector crossing a line end) come from a line cache of
@@ -533,6 +534,9 @@ class Timing:
       commands, then one per ``vector_lanes`` elements (split at b_period boundaries); LUT:
       ceil(256 / lanes / dw_taps) table commands, then one per ``vector_lanes`` elements. Plus
       ``vector_setup`` + ``vector_latency`` (read, EXEC, the 12-stage POST pipeline, write).
+      With a time-shared POST (``Config.vector_post_lanes``) an output vector enters POST in
+      ``post_cycles`` phases: commands that emit one are spaced ``post_cycles`` apart (the
+      command FIFO backs up behind them), and the last vector adds ``post_cycles`` - 1 cycles.
     - COPY / FILL (hw/dma.py's row mover, measured on the RTL): ``store_setup`` per instruction,
       then per row ``copy_row_cycles`` + the destination lines the row touches + one (the
       realigning read is a line longer, also for equal alignments) (COPY), or
@@ -569,6 +573,9 @@ class Timing:
         # output vectors of the vector unit take lanes / post_lanes cycles each (hw/vector.py
         # POST time-shared over Config.vector_post_lanes lanes)
         self.post_cycles = self.lanes // config.post_lanes
+        # an AccMode.LAST output beat through the conv unit's own requant: C / lanes cycles when
+        # Config.last_requant_lanes time-shares it (hw.requant.SerialRequant)
+        self.last_requant_cycles = self.C // (config.last_requant_lanes or self.C)
         # vector unit (hw/vector.py): line cache entries 2 * (dw_taps + 1) + 4; DWCONV / POOL
         # super-groups of up to dw_groups channel groups (one line of channels, at most 16); the
         # weight memory: dw_weight_rows rows of dw_taps taps (a 3x3 kernel for every group of a

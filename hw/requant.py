@@ -36,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 from hw.systolic import registered_mul
 
 __all__ = ["SHIFT_BITS", "requant_in_layout", "requant_out_layout", "raw_out_layout", "RequantCore",
-           "Requant"]
+           "Requant", "SerialRequant"]
 
 #: Width of the signed per-channel shift field: TFLite shifts in [-31, 31].
 SHIFT_BITS = 6
@@ -299,6 +299,80 @@ class Requant(wiring.Component):
             core.i.payload.eq(self.i.payload),
             q.w_en.eq(core.o.valid),
             q.w_data.eq(core.o.payload),
+            self.o.valid.eq(q.r_rdy),
+            self.o.payload.eq(q.r_data),
+            q.r_en.eq(self.o.ready),
+        ]
+        return m
+
+
+class SerialRequant(wiring.Component):
+    """:class:`Requant`'s streams over ``lanes`` lanes, computed by a core of ``core_lanes``
+    lanes: each input beat enters the core in ``lanes / core_lanes`` phases, one per cycle
+    (lanes [h * core_lanes, (h + 1) * core_lanes) in phase h), so a beat is accepted every
+    ``lanes / core_lanes`` cycles. For paths that need array-width requant rarely (the conv
+    unit's LAST mode): a 1-lane core has 4 multipliers instead of 4 per lane. ``i.ready`` is high
+    while the held beat's last phase is entering the core (or none is held) and fewer than
+    ``depth`` beats are in flight, so nothing is ever dropped."""
+
+    def __init__(self, lanes: int, core_lanes: int, depth: int | None = None,
+                 stages: tuple[int, ...] = RequantCore.FULL):
+        if core_lanes < 1 or lanes % core_lanes:
+            raise ValueError("SerialRequant: core_lanes must divide lanes")
+        self.lanes, self.core_lanes = lanes, core_lanes
+        self.phases = lanes // core_lanes
+        self._core = RequantCore(core_lanes, stages)
+        self.latency = self._core.latency + self.phases
+        # enough beats in flight for one beat every ``phases`` cycles
+        self.depth = depth or -(-self.latency // self.phases) + 3
+        super().__init__({
+            "i": In(stream.Signature(requant_in_layout(lanes))),
+            "o": Out(stream.Signature(requant_out_layout(lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, PL, H = self.lanes, self.core_lanes, self.phases
+        m.submodules.core = core = self._core
+        q = fifo.SyncFIFOBuffered(width=requant_out_layout(L).size, depth=self.depth)
+        m.submodules.fifo = q
+        # the beat being fed (held until its last phase has entered the core)
+        beat = Signal(requant_in_layout(L))
+        busy = Signal()
+        ph = Signal(range(H))
+        count = Signal(range(self.depth + 1))      # beats accepted and not yet popped
+        take = self.i.valid & self.i.ready
+        give = self.o.valid & self.o.ready
+        m.d.sync += count.eq(count + take - give)
+        last_ph = ph == H - 1
+        m.d.comb += self.i.ready.eq((~busy | last_ph) & (count < self.depth))
+        with m.If(take):
+            m.d.sync += [beat.eq(self.i.payload), busy.eq(1), ph.eq(0)]
+        with m.Elif(busy):
+            m.d.sync += ph.eq(ph + 1)
+            with m.If(last_ph):
+                m.d.sync += [busy.eq(0), ph.eq(0)]
+        m.d.comb += [core.i.valid.eq(busy), core.bypass.eq(0),
+                     core.i.p.zp.eq(beat.zp), core.i.p.qmin.eq(beat.qmin),
+                     core.i.p.qmax.eq(beat.qmax), core.i.p.last.eq(beat.last)]
+        for f in ("acc", "bias", "mult", "shift"):
+            for k in range(PL):
+                lanes_k = [getattr(beat, f)[h * PL + k] for h in range(H)]
+                sel = lanes_k[0]
+                for h in range(1, H):
+                    sel = Mux(ph == h, lanes_k[h], sel)
+                m.d.comb += getattr(core.i.p, f)[k].eq(sel)
+        # the core's phases come out in order, one per cycle: the last completes the beat
+        oph = Signal(range(H))
+        parts = [Signal(8 * PL, name=f"part{h}") for h in range(H - 1)]
+        with m.If(core.o.valid):
+            m.d.sync += oph.eq(Mux(oph == H - 1, 0, oph + 1))
+            for h in range(H - 1):
+                with m.If(oph == h):
+                    m.d.sync += parts[h].eq(core.o.p.data.as_value())
+        m.d.comb += [
+            q.w_en.eq(core.o.valid & (oph == H - 1)),
+            q.w_data.eq(Cat(*parts, core.o.p.data.as_value(), core.o.p.last)),
             self.o.valid.eq(q.r_rdy),
             self.o.payload.eq(q.r_data),
             q.r_en.eq(self.o.ready),

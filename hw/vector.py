@@ -903,9 +903,8 @@ class VectorUnit(wiring.Component):
                         m.d.sync += [u1[j].eq((ea << lk)[:32]), u2[j].eq((eb << lk)[:32])]
                     with m.Else():   # MUL: the product is taken in POST (PL multipliers)
                         m.d.sync += [u1[j].eq(ea), u2[j].eq(eb)]
-                with m.Else():
-                    m.d.sync += u1[j].eq(T.word_select(av_x[8 * j:8 * j + 8] ^ 0x80, 8)
-                                         .as_signed())
+                with m.Else():   # LUT: the table is read in POST (PL 256:1 byte selects)
+                    m.d.sync += u1[j].eq(av_x[8 * j:8 * j + 8] ^ 0x80)
 
         # ------------------------------------------------------------------ POST
         # The beat in P0 enters POST in H phases of PL lanes, one per cycle (lanes
@@ -979,7 +978,10 @@ class VectorUnit(wiring.Component):
             # a, q at stage 10
             qs = _reg(m, signed(32), Mux(neg, -q, q), nm + "qs11")  # stage 11
             u1d11 = _delay(m, u1s[j], 11, nm + "u1p")
-            val = Mux(avg, qs, Mux(pass_, u1d11, r3d))
+            # LUT: the table entry of the lane's byte, taken at stage 1
+            lt1 = _reg(m, signed(8), T.word_select(u1s[j][:8], 8), nm + "lt1")
+            ltd11 = _delay(m, lt1, 10, nm + "lt")
+            val = Mux(avg, qs, Mux(is_lut, ltd11, Mux(pass_, u1d11, r3d)))
             y = _comb(m, (val + off)[:32].as_signed(), nm + "y")  # int32 add, as TFLM
             yc = Mux(y < lo, lo, Mux(y > hi, hi, y))
             ydata.append(_reg(m, signed(8), yc[:8], nm + "y12"))

@@ -172,6 +172,9 @@ def _conv_cost(k: tuple, t: Timing) -> int:
     extra = 0
     if acc in (AccMode.MID, AccMode.LAST):  # int32 partials read back
         extra = math.ceil(4 * m * n_cols / t.load_bytes_per_cycle)
+    if acc == AccMode.LAST and t.last_requant_cycles > 1:
+        # a time-shared LAST requant takes one output beat per last_requant_cycles
+        stream = max(stream, m * t.last_requant_cycles) + t.last_requant_cycles
     return (t.issue + t.conv_setup + R + stream + extra + t.array_latency + t.requant_latency)
 
 

@@ -4,7 +4,7 @@ models/requant.py."""
 import pytest
 
 from hw.config import preset
-from hw.requant import Requant, RequantCore
+from hw.requant import Requant, RequantCore, SerialRequant
 from sim.cocotb_run import run_cocotb
 
 
@@ -22,3 +22,16 @@ def test_requant(lanes, stages, beats):
     dut = Requant(lanes, stages=stages)
     run_cocotb(dut, "requant", "tests.hw.tb_requant",
                {"lanes": lanes, "seed": 7 + lanes, "beats": beats, "latency": dut.latency})
+
+
+@pytest.mark.parametrize("lanes, core_lanes, beats", [
+    pytest.param(8, 1, 300, id="8on1"),       # the ecp5 preset's conv LAST requant
+    pytest.param(4, 2, 300, id="4on2", marks=pytest.mark.full),
+])
+def test_serial_requant(lanes, core_lanes, beats):
+    """hw.requant.SerialRequant: the same streams as Requant, bit-exact with models/requant.py,
+    one beat per lanes / core_lanes cycles at full rate."""
+    dut = SerialRequant(lanes, core_lanes, stages=RequantCore.FULL)
+    run_cocotb(dut, "serial_requant", "tests.hw.tb_requant",
+               {"lanes": lanes, "seed": 3 + lanes, "beats": beats, "latency": dut.latency,
+                "phases": dut.phases})
