@@ -172,24 +172,25 @@ PRESETS: dict[str, Config] = {
         sram_read_ports=2,
     ),
     # The whole logic die (pixel path + NPU) in an ECP5-85k (LFE5U-85F: 83,640 LUT4, 156
-    # MULT18X18D, 208 DP16KD) at 100 MHz (issue #13, docs/fpga.md): a 32-byte SRAM line, 352 KiB
-    # of SRAM (176 DP16KD), 2 taps per vector command, two time-shared output lanes in the vector
-    # unit, a one-lane requant for the conv unit's rare LAST mode and the PE products in logic,
-    # so the DSPs serve the requant and vector unit.
+    # MULT18X18D, 208 DP16KD) at 100 MHz (issue #13, docs/fpga.md): a 16-byte SRAM line (4 banks
+    # x 4 bytes), 352 KiB of SRAM (176 DP16KD), a 4-lane vector unit with 2 taps per command and
+    # one time-shared output lane, a one-lane requant for the conv unit's rare LAST mode and the
+    # PE products in logic, so the DSPs serve the requant and the vector unit. LUTs are what
+    # limits it: docs/fpga.md has the per-block numbers behind each choice.
     "ecp5": Config(
         name="ecp5",
         array_rows=8,
         array_cols=8,
-        vector_lanes=8,
+        vector_lanes=4,
         sram_bytes=352 * KiB,
-        sram_banks=8,
+        sram_banks=4,
         sram_word_bytes=4,
         csi2_lanes_bytes=4,
         isp_pixels_per_clock=1,
         max_line_pixels=4096,
         clock_mhz=100.0,
         vector_taps=2,
-        vector_post_lanes=2,
+        vector_post_lanes=1,
         array_dsp=False,
         last_requant_lanes=1,
     ),

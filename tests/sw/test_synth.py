@@ -72,9 +72,9 @@ def test_estimate_shape_and_monotonicity():
             assert set(b) == set(RES) and all(isinstance(v, int) and v >= 0 for v in b.values())
         assert {k: r[k] for k in RES} == _sum_blocks(r["blocks"])
         assert set(r["capacity"]) == set(RES) and isinstance(r["fits"], bool)
-    # the ECP5 preset's SRAM: 8 banks of 11264 x 32 bit; a DP16KD holds 1024 x 18 or 512 x 36
-    # -> 22 per bank (11 x 2 or 22 x 1), 176 of the LFE5U-85F's 208
-    assert soc["blocks"]["sram"]["brams"] == 8 * 22
+    # the ECP5 preset's SRAM: 4 banks of 22528 x 32 bit; a DP16KD holds 1024 x 18 or 512 x 36
+    # -> 44 per bank (22 x 2 or 44 x 1), 176 of the LFE5U-85F's 208
+    assert soc["blocks"]["sram"]["brams"] == 4 * 44
     # the PE products are logic on the ecp5 preset (Config.array_dsp)
     assert soc["blocks"]["systolic"]["dsps"] == 0
     base = preset("tiny")
