@@ -361,7 +361,7 @@ def yosys_script(target: str, keep: list[str], *, write_json: bool) -> str:
 
 def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
           pnr: bool = True, seed: int = 1, outdir: Path | None = None, progress=None,
-          blocks: bool = True) -> dict:
+          blocks: bool = True, freq_mhz: float | None = None) -> dict:
     """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
 
     ``config`` defaults to the preset named like the target. With ``blocks`` (default) each block
@@ -370,7 +370,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     :func:`estimate`) and ``estimate_error`` (its relative error per block and resource); the
     netlist is flattened before place-and-route. ``blocks=False`` synthesises flat (as before
     issue #13). ``progress`` (callable taking a line) receives elapsed time and the current tool
-    step while yosys and nextpnr run. Returns the report dict (also written atomically to
+    step while yosys and nextpnr run. ``freq_mhz`` is the timing constraint (default: the
+    config's ``clock_mhz``). Returns the report dict (also written atomically to
     ``<outdir>/report.json``, default ``build/synth/<target>``, and to the run's work directory).
     Bad target/top/config -> UserError.
     """
@@ -405,7 +406,7 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
          out, progress, "yosys", watch=out / "yosys.log")
     t1 = time.monotonic()
     report = {"target": target, "device": t["device"], "top": top, "config": cfg.name,
-              "constraint_mhz": cfg.clock_mhz, "shell_ffs": shell.ffs,
+              "constraint_mhz": freq_mhz or cfg.clock_mhz, "shell_ffs": shell.ffs,
               "yosys_s": round(t1 - t0, 1)}
     stat = json.loads((out / "stat.json").read_text())
     blk, totals = parse_stat(stat, top, target)
@@ -419,7 +420,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         return _write(report, out, final)
     pnr_report = out / "nextpnr.json"
     pnr_report.unlink(missing_ok=True)
-    _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(cfg.clock_mhz),
+    freq = freq_mhz or cfg.clock_mhz
+    _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(freq),
           "--report", pnr_report.name, "--seed", str(seed), "--timing-allow-fail"],
          out / "nextpnr.log", out, progress, "nextpnr")
     rep = json.loads(pnr_report.read_text())

@@ -28,9 +28,24 @@ def register(sub):
     p.add_argument("--plot", metavar="FILE", default=None,
                    help="draw area per block vs device capacity to FILE (PNG/SVG/PDF)")
     p.add_argument("--seed", type=seed_int, default=1, help="nextpnr placement seed")
+    p.add_argument("--freq", type=_mhz, default=None, metavar="MHZ",
+                   help="timing constraint in MHz (default: the config's clock_mhz; e.g. 150 for "
+                        "the SPEC's GEMM bar on the 100 MHz ecp5 die)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common(p)
     p.set_defaults(func=run)
+
+
+def _mhz(text: str) -> float:
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a frequency in MHz: {text!r}") from None
+    if not 1.0 <= v <= 1000.0:
+        raise argparse.ArgumentTypeError(f"frequency must be in [1, 1000] MHz, got {text}")
+    return v
 
 
 def run(args):
@@ -43,15 +58,16 @@ def run(args):
         if args.flat:
             raise UserError("synth: --plot draws blocks; it cannot be used with --flat")
     if args.estimate:
-        if args.flat or args.no_pnr:
-            raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr")
+        if args.flat or args.no_pnr or args.freq:
+            raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr/--freq")
         report = estimate(args.target, args.config, args.top)
     else:
         def progress(line):
             print(line, file=sys.stderr, flush=True)
 
         report = synth(args.target, args.config, args.top, pnr=not args.no_pnr, seed=args.seed,
-                       blocks=not args.flat, progress=None if args.quiet else progress)
+                       blocks=not args.flat, progress=None if args.quiet else progress,
+                       freq_mhz=args.freq)
     if args.plot is not None:
         plot_blocks(report, args.plot)
     if not args.json:
