@@ -65,9 +65,10 @@ class Config:
     #: Multiplier stages); 0 = all ``vector_lanes``. Fewer lanes time-share it: an output vector
     #: then takes vector_lanes / vector_post_lanes cycles (the cycle model prices it).
     vector_post_lanes: int = 0
-    #: The systolic array's PE products in DSP blocks (True) or in shift-and-add logic (False:
-    #: saves R*C multipliers on an FPGA whose DSPs the requant and vector unit need).
-    array_dsp: bool = True
+    #: Rows of the systolic array (from the last row up) whose PE products are logic
+    #: (hw.systolic.logic_mul) instead of DSP blocks when synthesised: spends LUTs to save C
+    #: multipliers per row on an FPGA whose DSPs the requant and the vector unit need. 0 = none.
+    array_logic_rows: int = 0
     #: Lanes of the conv unit's own requant for AccMode.LAST (K split over several CONVs, rare):
     #: 0 = all array_cols lanes; fewer time-share it (hw.requant.SerialRequant), a LAST output
     #: beat then takes array_cols / last_requant_lanes cycles.
@@ -98,6 +99,9 @@ class Config:
         if pl and (pl < 0 or pl > self.vector_lanes or self.vector_lanes % pl or pl & (pl - 1)):
             raise ValueError("Config.vector_post_lanes must be 0 or a power of two dividing "
                              f"vector_lanes, got {pl!r}")
+        if not 0 <= self.array_logic_rows <= self.array_rows:
+            raise ValueError("Config.array_logic_rows must be in [0, array_rows], got "
+                             f"{self.array_logic_rows!r}")
         lr = self.last_requant_lanes
         if lr and (lr < 0 or self.array_cols % lr):
             raise ValueError("Config.last_requant_lanes must be 0 or divide array_cols, got "
@@ -149,7 +153,7 @@ class Config:
 
 #: Fields added after build directories were first keyed by digests, with their defaults.
 _LATER_FIELDS = {"sram_read_ports": 1, "vector_taps": 0, "vector_post_lanes": 0,
-                 "array_dsp": True, "last_requant_lanes": 0}
+                 "array_logic_rows": 0, "last_requant_lanes": 0}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -174,9 +178,9 @@ PRESETS: dict[str, Config] = {
     # The whole logic die (pixel path + NPU) in an ECP5-85k (LFE5U-85F: 83,640 LUT4, 156
     # MULT18X18D, 208 DP16KD) at 100 MHz (issue #13, docs/fpga.md): a 16-byte SRAM line (4 banks
     # x 4 bytes), 352 KiB of SRAM (176 DP16KD), a 4-lane vector unit with 2 taps per command and
-    # one time-shared output lane, a one-lane requant for the conv unit's rare LAST mode and the
-    # PE products in logic, so the DSPs serve the requant and the vector unit. LUTs are what
-    # limits it: docs/fpga.md has the per-block numbers behind each choice.
+    # one time-shared output lane, a one-lane requant for the conv unit's rare LAST mode, and the
+    # PE products of two array rows in logic (48 of 64 in DSPs: 151 of 156 MULT18X18D). LUTs are
+    # what limits it: docs/fpga.md has the per-block numbers behind each choice.
     "ecp5": Config(
         name="ecp5",
         array_rows=8,
@@ -191,7 +195,7 @@ PRESETS: dict[str, Config] = {
         clock_mhz=100.0,
         vector_taps=2,
         vector_post_lanes=1,
-        array_dsp=False,
+        array_logic_rows=2,
         last_requant_lanes=1,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).

@@ -77,9 +77,9 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) ->
     whose ``dsp_family`` is ``"ecp5"`` this is one MULT18X18D using its own input and output
     registers (no fabric routing between a flip-flop and the multiplier); otherwise fabric
     registers around ``*`` (Verilator, lint, yosys's own DSP inference). For synthesis (a platform
-    with a ``dsp_family``), products of operands of at most 8 bits are shift-and-add logic when
-    ``dsp`` is False (``Config.array_dsp``) and always on the iCE40, whose few DSPs the requant
-    needs; simulation keeps ``*``.
+    with a ``dsp_family``), products of operands of at most 8 bits are logic (:func:`logic_mul`)
+    when ``dsp`` is False (``Config.array_logic_rows``) and always on the iCE40, whose few DSPs
+    the requant needs; simulation keeps ``*``.
     """
     a, b = Value.cast(a), Value.cast(b)
     sa, sb = a.shape().signed, b.shape().signed
@@ -297,7 +297,8 @@ class SystolicArray(wiring.Component):
                     w_sel = Mux(b_left, wreg[1][r][c], wreg[0][r][c])
                 # Operands registered in cycle +1 (with a_pe), product in cycle +2 (fast: and
                 # in a fabric register in cycle +3).
-                if self.fast and in_logic(platform, a_left, w_sel, self.config.array_dsp):
+                dsp = r < R - self.config.array_logic_rows
+                if self.fast and in_logic(platform, a_left, w_sel, dsp):
                     # the product in logic, registered halfway and at the end: the same three
                     # cycles as the DSP's two registers and the fabric register below
                     pa = Signal(signed(8), name=f"pa_r{r}_c{c}", reset_less=True)
@@ -311,7 +312,7 @@ class SystolicArray(wiring.Component):
                     prod = prod_f
                 else:
                     prod = registered_mul(m, platform, a_left, w_sel, f"p_r{r}_c{c}",
-                                          dsp=self.config.array_dsp)
+                                          dsp=dsp)
                 s = Signal(signed(PW), name=f"s_r{r}_c{c}", reset_less=True)
                 m.d.sync += [
                     a_pe.eq(a_left),

@@ -508,8 +508,9 @@ def _structural(block: str, cfg: Config, target: str) -> dict:
     if block == "sram":
         return {"brams": cfg.sram_banks * _ebrs(target, cfg.sram_bank_words,
                                                 8 * cfg.sram_word_bytes)}
-    if block == "systolic" and not cfg.array_dsp:
-        return {"dsps": 0}      # the PE products in logic (hw.systolic.registered_mul)
+    if block == "systolic" and cfg.array_logic_rows:
+        # PE products of the last rows in logic (hw.systolic.logic_mul)
+        return {"dsps": (cfg.array_rows - cfg.array_logic_rows) * cfg.array_cols}
     return {}
 
 

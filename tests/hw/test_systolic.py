@@ -72,7 +72,7 @@ def test_registered_mul(family):
 @pytest.mark.parametrize("sa, sb, stages", [(True, True, 2), (False, True, 1), (True, False, 2),
                                             (False, False, 1)])
 def test_logic_mul_pipelined(sa, sb, stages):
-    """The PE product in logic (Config.array_dsp False, hw.systolic.logic_mul): a new operand
+    """The PE product in logic (Config.array_logic_rows, hw.systolic.logic_mul): a new operand
     pair every cycle, the product ``stages`` cycles later, for every sign combination."""
     from amaranth.hdl import Signal, unsigned
 

@@ -75,8 +75,8 @@ def test_estimate_shape_and_monotonicity():
     # the ECP5 preset's SRAM: 4 banks of 22528 x 32 bit; a DP16KD holds 1024 x 18 or 512 x 36
     # -> 44 per bank (22 x 2 or 44 x 1), 176 of the LFE5U-85F's 208
     assert soc["blocks"]["sram"]["brams"] == 4 * 44
-    # the PE products are logic on the ecp5 preset (Config.array_dsp)
-    assert soc["blocks"]["systolic"]["dsps"] == 0
+    # two rows of PE products are logic on the ecp5 preset (Config.array_logic_rows)
+    assert soc["blocks"]["systolic"]["dsps"] == 6 * 8
     base = preset("tiny")
     prev = None
     for n in (2, 4, 8, 16):
@@ -183,6 +183,20 @@ def test_synth_ecp5_meets_150mhz(capsys):
     assert KEYS <= set(r) and r["constraint_mhz"] == 150
     assert r["meets_timing"] and r["fmax_mhz"] >= 150, r
     assert code == 0
+
+
+@pytest.mark.full
+@pytest.mark.timeout(5400)   # yosys + nextpnr of the whole die: the longest test of the tier
+def test_synth_ecp5_soc_fits_lfe5u85f_at_100mhz(tmp_path):
+    """Issue #13 / SPEC section 9: the whole ecp5 logic die (top soc) fits an LFE5U-85F and
+    routes at >= 100 MHz, with per-block numbers that add up to yosys's totals."""
+    r = synth("ecp5", "ecp5", "soc", outdir=tmp_path)
+    assert KEYS <= set(r) and r["constraint_mhz"] == 100
+    assert r["meets_timing"] and r["fmax_mhz"] >= 100, r
+    cap = r["capacity"]
+    assert all(r[k] <= cap[k] for k in RES), {k: (r[k], cap[k]) for k in RES}
+    assert {"vector", "conv", "systolic", "requant", "sram", "isp", "csi2_rx",
+            "metadata_tx"} <= set(r["blocks"])
 
 
 @pytest.mark.full
