@@ -254,6 +254,9 @@ def _fmt_s(s: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+_ROUTER_PROGRESS = re.compile(r"Info:\s+\d+ \|")
+
+
 def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "",
          watch: Path | None = None) -> None:
     """Run ``cmd`` with its output in ``log``; with ``progress`` (a callable taking one line),
@@ -268,6 +271,10 @@ def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "",
             state["step"] = f"{m.group(1)} {m.group(2)}"
         elif line.startswith("Info: ") and len(line) > 8 and not line.startswith("Info:  "):
             state["step"] = line[6:].strip()[:90]
+        elif _ROUTER_PROGRESS.match(line) and "|" in line:
+            # nextpnr's router progress table (arcs routed | ripped up, ...): keep the phase
+            table = " ".join(line[6:].split())[:60]
+            state["step"] = state["step"].split("  [")[0] + f"  [{table}]"
 
     def reader(pipe, f):
         for line in pipe:
@@ -294,7 +301,7 @@ def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "",
     if watch is not None:
         Path(watch).unlink(missing_ok=True)
         threading.Thread(target=tail, args=(stop,), daemon=True).start()
-    with open(log, "w") as f:
+    with open(log, "w", buffering=1) as f:      # line-buffered: `tail -f` works while it runs
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", bufsize=1)
         th = threading.Thread(target=reader, args=(proc.stdout, f), daemon=True)
