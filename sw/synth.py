@@ -478,7 +478,8 @@ def features(cfg: Config, top: str = "soc") -> dict:
     number that resource grows with (linearly; the calibration fits slope and constant). ``W`` is
     the SRAM line (``sram_banks * sram_word_bytes`` bytes, the width of every SRAM port), ``TT``
     the vector unit's taps per command (``hw.isa.Timing.dw_taps``). The NPU has two requant
-    instances (the engine's and the conv unit's output requant), the GEMM top one."""
+    instances (the engine's and the conv unit's output requant, ``last_requant_lanes`` wide),
+    the GEMM top one."""
     from hw.isa import Timing
 
     r, c, lanes = cfg.array_rows, cfg.array_cols, cfg.vector_lanes
@@ -503,8 +504,10 @@ def features(cfg: Config, top: str = "soc") -> dict:
         # 32x32 MultiplyByQuantizedMultiplier (4 each) and the ELTWISE MUL product
         "vector": {**same((tt + 1) * lanes * w), "dsps": lanes * tt + 13 * cfg.post_lanes},
         "conv": same(32 * c + 8 * r + 8 * w),                  # psum, operand, SRAM line widths
-        "systolic": same(r * c),
-        "requant": same(c * (1 if top == "gemm" else 2)),
+        # DSPs: the PEs whose product is a MULT18X18D (array_logic_rows rows are logic)
+        "systolic": {**same(r * c), "dsps": (r - cfg.array_logic_rows) * c},
+        # the engine's C lanes, and on the NPU the conv unit's LAST requant (last_requant_lanes)
+        "requant": same(c + (0 if top == "gemm" else (cfg.last_requant_lanes or c))),
         "gemm_ctrl": same(32 * c + 8 * r),
         "pixel_ctrl": same(cfg.csi2_lanes_bytes),
     }
@@ -515,9 +518,6 @@ def _structural(block: str, cfg: Config, target: str) -> dict:
     if block == "sram":
         return {"brams": cfg.sram_banks * _ebrs(target, cfg.sram_bank_words,
                                                 8 * cfg.sram_word_bytes)}
-    if block == "systolic" and cfg.array_logic_rows:
-        # PE products of the last rows in logic (hw.systolic.logic_mul)
-        return {"dsps": (cfg.array_rows - cfg.array_logic_rows) * cfg.array_cols}
     return {}
 
 
