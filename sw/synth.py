@@ -368,7 +368,7 @@ def yosys_script(target: str, keep: list[str], *, write_json: bool) -> str:
 
 def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
           pnr: bool = True, seed: int = 1, outdir: Path | None = None, progress=None,
-          blocks: bool = True, freq_mhz: float | None = None) -> dict:
+          blocks: bool = True, freq_mhz: float | None = None, router: str = "router1") -> dict:
     """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
 
     ``config`` defaults to the preset named like the target. With ``blocks`` (default) each block
@@ -378,14 +378,17 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     netlist is flattened before place-and-route. ``blocks=False`` synthesises flat (as before
     issue #13). ``progress`` (callable taking a line) receives elapsed time and the current tool
     step while yosys and nextpnr run. ``freq_mhz`` is the timing constraint (default: the
-    config's ``clock_mhz``). Returns the report dict (also written atomically to
-    ``<outdir>/report.json``, default ``build/synth/<target>``, and to the run's work directory).
-    Bad target/top/config -> UserError.
+    config's ``clock_mhz``); ``router`` is nextpnr's router ("router1" or "router2"). Returns
+    the report dict (also written atomically to ``<outdir>/report.json``, default
+    ``build/synth/<target>``, and to the run's work directory). Bad target/top/config/router ->
+    UserError.
     """
     if target not in TARGETS:
         raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
     if top not in TOPS:
         raise UserError(f"unknown top {top!r}; choose one of {', '.join(TOPS) or '(none)'}")
+    if router not in ("router1", "router2"):
+        raise UserError(f"unknown nextpnr router {router!r}; choose router1 or router2")
     cfg = preset(config if config is not None else target)
     t = TARGETS[target]
     # Intermediate files per (top, config) so concurrent runs of different tops never collide; the
@@ -429,7 +432,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     pnr_report.unlink(missing_ok=True)
     freq = freq_mhz or cfg.clock_mhz
     _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(freq),
-          "--report", pnr_report.name, "--seed", str(seed), "--timing-allow-fail"],
+          "--report", pnr_report.name, "--seed", str(seed), "--timing-allow-fail",
+          "--router", router],
          out / "nextpnr.log", out, progress, "nextpnr")
     rep = json.loads(pnr_report.read_text())
     util = rep.get("utilization", {})

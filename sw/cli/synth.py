@@ -28,6 +28,8 @@ def register(sub):
     p.add_argument("--plot", metavar="FILE", default=None,
                    help="draw area per block vs device capacity to FILE (PNG/SVG/PDF)")
     p.add_argument("--seed", type=seed_int, default=1, help="nextpnr placement seed")
+    p.add_argument("--router", choices=["router1", "router2"], default="router1",
+                   help="nextpnr router (default router1; router2 copes better with congestion)")
     p.add_argument("--freq", type=_mhz, default=None, metavar="MHZ",
                    help="timing constraint in MHz (default: the config's clock_mhz; e.g. 150 for "
                         "the SPEC's GEMM bar on the 100 MHz ecp5 die)")
@@ -58,8 +60,9 @@ def run(args):
         if args.flat:
             raise UserError("synth: --plot draws blocks; it cannot be used with --flat")
     if args.estimate:
-        if args.flat or args.no_pnr or args.freq:
-            raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr/--freq")
+        if args.flat or args.no_pnr or args.freq or args.router != "router1":
+            raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr/--freq/"
+                            "--router")
         report = estimate(args.target, args.config, args.top)
     else:
         def progress(line):
@@ -67,7 +70,7 @@ def run(args):
 
         report = synth(args.target, args.config, args.top, pnr=not args.no_pnr, seed=args.seed,
                        blocks=not args.flat, progress=None if args.quiet else progress,
-                       freq_mhz=args.freq)
+                       freq_mhz=args.freq, router=args.router)
     if args.plot is not None:
         plot_blocks(report, args.plot)
     if not args.json:

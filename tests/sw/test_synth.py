@@ -123,6 +123,8 @@ def test_cli_estimate_json_and_plot(tmp_path):
     ["--freq", "fast"],
     ["--freq", "0"],
     ["--estimate", "--freq", "150"],
+    ["--router", "router3"],
+    ["--estimate", "--router", "router2"],
 ])
 def test_cli_synth_errors_are_one_line(argv, capsys, tmp_path):
     assert main(["synth", "--target", "ecp5", "--config", "tiny", *argv, "--json"]) == 2
