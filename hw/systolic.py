@@ -138,16 +138,16 @@ def logic_mul(m: Module, a, b, name: str, stages: int = 1) -> Value:
     width = na + n + (sa != sb)
     ax = a.as_signed() if sa else Cat(a, Const(0, 1)).as_signed()
 
-    def row(i, x, bb):
-        r = Mux(bb[i], x, 0)
+    def row(i):
+        r = Mux(b[i], ax, 0)
         return -r if (sb and i == n - 1) else r
 
     if stages >= 2:
         pairs = []
         for k in range(0, n, 2):
-            v = row(k, ax, b)
+            v = row(k)
             if k + 1 < n:
-                v = v + (row(k + 1, ax, b) << 1)
+                v = v + (row(k + 1) << 1)
             r = Signal(signed(na + 4), name=f"{name}_q{k}", reset_less=True)
             m.d.sync += r.eq(v)
             pairs.append((k, r))
@@ -168,7 +168,7 @@ def logic_mul(m: Module, a, b, name: str, stages: int = 1) -> Value:
     low = []
     acc = None
     for i in range(n):
-        r = row(i, ax, b)
+        r = row(i)
         if acc is None:
             acc = Signal(aw, name=f"{name}_s0")
             m.d.comb += acc.eq(r)

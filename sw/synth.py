@@ -263,18 +263,20 @@ def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "",
     report elapsed time and the tool's current step (yosys pass, nextpnr phase, read from the
     output or from the log file ``watch`` the tool writes itself) when the step changes, at most
     every 5 s, and at least every 30 s. Failure -> UserError with the log's tail."""
-    state = {"step": "starting"}
+    state = {"step": "starting", "detail": ""}
 
     def see(line):
         m = _YOSYS_PASS.match(line)
         if m:
-            state["step"] = f"{m.group(1)} {m.group(2)}"
+            state.update(step=f"{m.group(1)} {m.group(2)}", detail="")
         elif line.startswith("Info: ") and len(line) > 8 and not line.startswith("Info:  "):
-            state["step"] = line[6:].strip()[:90]
+            state.update(step=line[6:].strip()[:90], detail="")
         elif _ROUTER_PROGRESS.match(line) and "|" in line:
-            # nextpnr's router progress table (arcs routed | ripped up, ...): keep the phase
-            table = " ".join(line[6:].split())[:60]
-            state["step"] = state["step"].split("  [")[0] + f"  [{table}]"
+            # the latest row of nextpnr's router progress table, shown beside the phase
+            state["detail"] = " ".join(line[6:].split())[:60]
+
+    def current() -> str:
+        return state["step"] + (f"  [{state['detail']}]" if state["detail"] else "")
 
     def reader(pipe, f):
         for line in pipe:
@@ -315,8 +317,8 @@ def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "",
                 except subprocess.TimeoutExpired:
                     pass
                 now = time.monotonic()
-                if progress and ((state["step"] != shown and now - last >= 5) or now - last >= 30):
-                    shown, last = state["step"], now
+                if progress and ((current() != shown and now - last >= 5) or now - last >= 30):
+                    shown, last = current(), now
                     progress(f"synth: {label} {_fmt_s(now - t0)}  {shown}")
         except BaseException:
             proc.kill()
