@@ -176,15 +176,16 @@ PRESETS: dict[str, Config] = {
         sram_read_ports=2,
     ),
     # The whole logic die (pixel path + NPU) in an ECP5-85k (LFE5U-85F: 83,640 LUT4, 156
-    # MULT18X18D, 208 DP16KD) at 100 MHz (issue #13, docs/fpga.md): a 16-byte SRAM line (4 banks
-    # x 4 bytes), 352 KiB of SRAM (176 DP16KD), a 4-lane vector unit with 2 taps per command and
-    # one time-shared output lane, a one-lane requant for the conv unit's rare LAST mode, and the
-    # PE products of two array rows in logic (48 of 64 in DSPs: 151 of 156 MULT18X18D). LUTs are
-    # what limits it: docs/fpga.md has the per-block numbers behind each choice.
+    # MULT18X18D, 208 DP16KD) at 100 MHz (issue #13, docs/fpga.md): a 16x4 array (64 PEs, all on
+    # MULT18X18D: 16 input rows fill the 16-byte line, 4 output columns keep the per-column
+    # requant, psum and scatter logic small), a 16-byte SRAM line (4 banks x 4 bytes), 352 KiB of
+    # SRAM (176 DP16KD), a 4-lane vector unit with 2 taps per command and one time-shared output
+    # lane, and a one-lane requant for the conv unit's rare LAST mode. LUTs are what limits it
+    # (routing needs room): docs/fpga.md has the per-block numbers behind each choice.
     "ecp5": Config(
         name="ecp5",
-        array_rows=8,
-        array_cols=8,
+        array_rows=16,
+        array_cols=4,
         vector_lanes=4,
         sram_bytes=352 * KiB,
         sram_banks=4,
@@ -195,7 +196,6 @@ PRESETS: dict[str, Config] = {
         clock_mhz=100.0,
         vector_taps=2,
         vector_post_lanes=1,
-        array_logic_rows=2,
         last_requant_lanes=1,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
