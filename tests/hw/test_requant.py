@@ -25,8 +25,9 @@ def test_requant(lanes, stages, beats):
 
 
 @pytest.mark.parametrize("lanes, core_lanes, beats", [
-    pytest.param(8, 1, 300, id="8on1"),       # the ecp5 preset's conv LAST requant
+    pytest.param(8, 1, 300, id="8on1"),       # one lane for eight columns
     pytest.param(4, 2, 300, id="4on2", marks=pytest.mark.full),
+    pytest.param(preset("ecp5").array_cols, 1, 300, id="ecp5", marks=pytest.mark.full),
 ])
 def test_serial_requant(lanes, core_lanes, beats):
     """hw.requant.SerialRequant: the same streams as Requant, bit-exact with models/requant.py,

@@ -246,21 +246,24 @@ def test_input_range_normalization():
 
 
 def test_deep_reductions_beyond_the_weight_buffer():
-    """On ecp5 (WBUF depth 768): a 1x1 conv with K = 1024 runs as VMATMUL; 3x3 convs with
-    K = 900 and K = 1800 run as CONV chunks of input channels accumulating int32 partial sums
-    (FIRST, MID..., LAST); all bit-exact."""
+    """On ecp5 (the smallest WBUF of the fast presets): a 1x1 conv with K beyond the weight
+    buffer runs as VMATMUL; 3x3 convs of two and three buffers' worth of K run as CONV chunks of
+    input channels accumulating int32 partial sums (FIRST, MID..., LAST); all bit-exact."""
     from hw.config import preset
     from hw.isa import AccMode, wbuf_kmax
 
-    assert wbuf_kmax(preset("ecp5")) < 900
+    cfg = preset("ecp5")
+    kmax = wbuf_kmax(cfg)
     rng = np.random.default_rng(9)
     b = ModelBuilder()
-    x = b.input((1, 4, 4, 1024), "int8", 0.05, 1)
-    y = b.conv2d(x, b.weights(rng.normal(size=(8, 1, 1, 1024)), axis=0), out_scale=1.0, out_zp=0)
+    k1 = -(-(kmax + 1) // 64) * 64
+    x = b.input((1, 4, 4, k1), "int8", 0.05, 1)
+    y = b.conv2d(x, b.weights(rng.normal(size=(8, 1, 1, k1)), axis=0), out_scale=1.0, out_zp=0)
     b.output(y)
     c = _check(load_tflite(b.finish()), "ecp5")
     assert Opcode.VMATMUL in _opcodes(c) and Opcode.CONV not in _opcodes(c)
-    for cin, modes in ((100, [1, 3]), (200, [1, 2, 3])):
+    per = kmax // 9                       # input channels of a 3x3 kernel one buffer holds
+    for cin, modes in ((per + per // 3, [1, 3]), (2 * per + per // 2, [1, 2, 3])):
         b = ModelBuilder()
         x = b.input((1, 6, 5, cin), "int8", 0.05, -3)
         w = b.weights(rng.normal(size=(12, 3, 3, cin)), axis=0)
@@ -268,7 +271,8 @@ def test_deep_reductions_beyond_the_weight_buffer():
         b.output(y)
         c = _check(load_tflite(b.finish()), "ecp5")
         convs = [i for i in c.program if i["opcode"] == Opcode.CONV]
-        assert not c.host_calls and len(convs) == 2 * len(modes)  # 12 channels: two 8-col tiles
+        tiles = -(-12 // cfg.array_cols)      # 12 output channels in column tiles
+        assert not c.host_calls and len(convs) == tiles * len(modes)
         assert [i["acc"].value for i in convs[: len(modes)]] == modes
         assert all(i["in_pitch"] == cin for i in convs)
         assert convs[0]["acc"] == AccMode.FIRST

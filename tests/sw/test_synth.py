@@ -75,8 +75,12 @@ def test_estimate_shape_and_monotonicity():
     # the ECP5 preset's SRAM: 4 banks of 22528 x 32 bit; a DP16KD holds 1024 x 18 or 512 x 36
     # -> 44 per bank (22 x 2 or 44 x 1), 176 of the LFE5U-85F's 208
     assert soc["blocks"]["sram"]["brams"] == 4 * 44
-    # two rows of PE products are logic on the ecp5 preset (Config.array_logic_rows)
-    assert soc["blocks"]["systolic"]["dsps"] == 6 * 8
+    # every PE product of the ecp5 preset's array on a MULT18X18D; with Config.array_logic_rows
+    # the last rows' products go to logic
+    ecp5 = preset("ecp5")
+    assert soc["blocks"]["systolic"]["dsps"] == ecp5.array_rows * ecp5.array_cols
+    two = estimate("ecp5", ecp5.replace(array_logic_rows=2), "soc")["blocks"]["systolic"]
+    assert two["dsps"] == (ecp5.array_rows - 2) * ecp5.array_cols
     base = preset("tiny")
     prev = None
     for n in (2, 4, 8, 16):
