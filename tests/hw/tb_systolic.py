@@ -9,7 +9,7 @@ import cocotb
 from amaranth.hdl import signed
 from amaranth.lib import data
 
-from hw.config import preset
+from hw.config import Config
 from hw.systolic import act_layout, psum_layout
 from models.systolic import run_stream
 from sim.cocotb_run import tb_params
@@ -18,10 +18,10 @@ from tests.hw.tb_common import TEST_TIMEOUT_MS
 
 
 class TB:
-    def __init__(self, dut, rows: int, cols: int, seed: int):
+    def __init__(self, dut, cfg: Config, seed: int):
         self.dut = dut
-        self.cfg = preset("tiny").replace(array_rows=rows, array_cols=cols)
-        self.R, self.C = rows, cols
+        self.cfg = cfg
+        self.R, self.C = cfg.array_rows, cfg.array_cols
         self.rng = random.Random(seed)
         self.clocked = False
 
@@ -70,7 +70,7 @@ class TB:
 async def streaming(dut):
     """Back-to-back tiles with enough rows each: activations are accepted every cycle."""
     p = tb_params()
-    tb = TB(dut, p["rows"], p["cols"], p["seed"])
+    tb = TB(dut, Config(**p["config"]), p["seed"])
     m_min = p["rows"] + p["cols"] + 2
     _, asrc = await tb.phase(8, (m_min, 2 * m_min), 0.0, 0.0)
     span = asrc.last_cycle - asrc.first_cycle + 1
@@ -81,7 +81,7 @@ async def streaming(dut):
 async def random_tiles(dut):
     """Tiles of 1.. rows (bank switches faster than weights load), idle gaps, extreme values."""
     p = tb_params()
-    tb = TB(dut, p["rows"], p["cols"], p["seed"] + 1)
+    tb = TB(dut, Config(**p["config"]), p["seed"] + 1)
     await tb.phase(p["tiles"], (1, 3 * (p["rows"] + p["cols"])), 0.3, 0.3)
     await tb.phase(p["tiles"] // 2, (1, 4), 0.0, 0.5, extreme=True)
     await tb.phase(p["tiles"] // 2, (1, 6), 0.6, 0.0)

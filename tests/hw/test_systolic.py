@@ -13,17 +13,23 @@ from hw.config import preset
 from hw.systolic import SystolicArray, registered_mul
 from sim.cocotb_run import run_cocotb
 
+TINY = preset("tiny")
 
-@pytest.mark.parametrize("rows, cols", [
-    pytest.param(4, 4, id="tiny"),
-    pytest.param(3, 5, id="3x5", marks=pytest.mark.full),
-    pytest.param(8, 8, id="ecp5", marks=pytest.mark.full),
-    pytest.param(5, 2, id="5x2", marks=pytest.mark.full),
+
+@pytest.mark.parametrize("cfg", [
+    pytest.param(TINY, id="tiny"),
+    pytest.param(TINY.replace(array_rows=3, array_cols=5), id="3x5", marks=pytest.mark.full),
+    pytest.param(preset("ecp5"), id="ecp5", marks=pytest.mark.full),
+    # the last two rows' PE products in logic (Config.array_logic_rows, hw.systolic.logic_mul)
+    pytest.param(preset("ecp5").replace(array_rows=8, array_cols=8, array_logic_rows=2),
+                 id="8x8-logic2", marks=pytest.mark.full),
+    pytest.param(TINY.replace(array_rows=5, array_cols=2), id="5x2", marks=pytest.mark.full),
 ])
-def test_systolic(rows, cols):
-    cfg = preset("tiny").replace(array_rows=rows, array_cols=cols)
+def test_systolic(cfg):
+    rows, cols = cfg.array_rows, cfg.array_cols
     run_cocotb(SystolicArray(cfg), "systolic", "tests.hw.tb_systolic",
-               {"rows": rows, "cols": cols, "seed": 11 * rows + cols, "tiles": 30})
+               {"config": cfg.to_dict(), "rows": rows, "cols": cols, "seed": 11 * rows + cols,
+                "tiles": 30})
 
 
 class _Mul(wiring.Component):
