@@ -56,7 +56,7 @@ place); per-channel shifts in [-31, 31]; ELTWISE offsets in [-2**16, 2**16), lef
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 
@@ -732,17 +732,30 @@ class VectorUnit(wiring.Component):
             m.d.sync += outstanding.eq(outstanding + 1 - pop)
         with m.Elif(pop):
             m.d.sync += outstanding.eq(outstanding - 1)
-        cache = [Signal(8 * W, name=f"line{e}") for e in range(NE)]
         line = respq.r_data
         pe = _comb(m, Array(list(mh.pe))[pc[:max(1, (NS - 1).bit_length())]], "pe", EB)
-        cache_n = Array([_comb(m, Mux(pop & (pe == e), line, cache[e]), f"line{e}_n")
-                         for e in range(NE)])
         with m.If(pop):
-            m.d.sync += [pc.eq(pc + 1), Array(cache)[pe].eq(line)]
+            m.d.sync += pc.eq(pc + 1)
+        # The line cache's data: NE lines in a memory with one asynchronous read port per vector
+        # and line (its first L bytes, for the line a vector runs into, in a narrower copy).
+        # Each read port maps to LUT-RAM on ECP5: a crossbar of NE x 8W flip-flops into 2V
+        # line multiplexers did not route (issue #13). The line popped this cycle bypasses it.
+        m.submodules.cache_lo = cache_lo = Memory(shape=unsigned(8 * W), depth=NE, init=[])
+        m.submodules.cache_hi = cache_hi = Memory(shape=unsigned(8 * L), depth=NE, init=[])
+        for mem, data_ in ((cache_lo, line), (cache_hi, line[:8 * L])):
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(pe), wp.data.eq(data_), wp.en.eq(pop)]
         # a vector: L bytes from byte off (< W) of its line and the next one (a byte shifter of
         # W + L bytes: a shift of both whole lines would be 4x wider and slow down elaboration)
-        vec_n = [Cat(cache_n[mh.lo[v]], Value.cast(cache_n[mh.hi[v]])[:8 * L])
-                 .bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L) for v in range(V)]
+        vec_n = []
+        for v in range(V):
+            halves = []
+            for mem, e, data_, nm in ((cache_lo, mh.lo[v], line, "lo"),
+                                      (cache_hi, mh.hi[v], line[:8 * L], "hi")):
+                rp = mem.read_port(domain="comb")
+                m.d.comb += rp.addr.eq(e)
+                halves.append(_comb(m, Mux(pop & (pe == e), data_, rp.data), f"v{v}_{nm}"))
+            vec_n.append(Cat(*halves).bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L))
         with m.If(exec_take):
             m.d.sync += av.eq(0)
         with m.If(done_cmd):
