@@ -811,13 +811,16 @@ class VectorUnit(wiring.Component):
         cnt = Signal(17)
         in_zp = dw.in_zp
         # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted up lane
-        # by lane (r < dm, SEQ keeps r = co0 % dm), no divider
-        sel = []
+        # by lane (r < dm, SEQ keeps r = co0 % dm), no divider. The count is a chain through the
+        # lanes, so it runs on the command in ASM (mh; dm is constant while commands are in
+        # flight: a new instruction waits for idle) and EXEC reads it from registers.
         if L > 1:
+            sel = [Signal(LL, name=f"av_sel{j}", reset_less=True) for j in range(L)]
             q = Const(0, LL)
-            rem = am.r
+            rem = mh.r
             for j in range(L):
-                sel.append(q)
+                with m.If(done_cmd):
+                    m.d.sync += sel[j].eq(q)
                 if j + 1 < L:
                     wrap = _comb(m, rem + 1 >= dm, f"sel{j}_wrap")
                     q = _comb(m, Mux(wrap, q + 1, q)[:LL], f"sel{j + 1}")
