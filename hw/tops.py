@@ -20,6 +20,9 @@ TOPS: dict[str, str] = {
     "pixel": "hw.pixel_top:top",      # CSI-2 RX + ISP
     "npu": "hw.npu:top",              # NPU: SRAM, fetch/queues, LOAD/STORE, conv + vector units
     "soc": "hw.soc:top",              # the logic die: RX, ISP, tensor writer, NPU, metadata TX
+    # one NPU unit alone (its own Fmax and area: `logicdie synth --top conv|vector`)
+    "conv": "hw.conv_unit:top",       # conv unit: act gather, GEMM engine, requants, scatter
+    "vector": "hw.vector:top",        # depthwise / vector unit
 }
 
 

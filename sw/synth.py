@@ -152,7 +152,8 @@ BLOCK_RULES: tuple[tuple[str, str], ...] = (
 )
 #: Where each top's ``dut`` sits in the SoC's hierarchy (the GEMM top is the conv unit's engine
 #: with its own control, the pixel top the SoC's pixel half).
-TOP_ROOT = {"soc": "dut", "npu": "dut.npu", "gemm": "dut.npu.conv", "pixel": "dut"}
+TOP_ROOT = {"soc": "dut", "npu": "dut.npu", "gemm": "dut.npu.conv", "pixel": "dut",
+            "conv": "dut.npu.conv", "vector": "dut.npu.vec"}
 #: The block of a top's own ``dut`` module where it is not the SoC's (GEMM and pixel tops' glue).
 _TOP_BLOCK = {"gemm": "gemm_ctrl", "pixel": "pixel_ctrl"}
 #: Tops that hold only some of the blocks below their root (the pixel top: no NPU or TX).

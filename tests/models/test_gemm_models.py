@@ -116,7 +116,8 @@ def test_systolic_model_stream():
     assert [last for _, last in got] == [False, True, False, False, True]
 
 
-@pytest.mark.parametrize("name, R, C", [("tiny", 4, 4), ("ns", 3, 5), ("8x8", 8, 8), ("16x4", 16, 4)])
+@pytest.mark.parametrize("name, R, C", [
+    ("tiny", 4, 4), ("ns", 3, 5), ("8x8", 8, 8), ("16x4", 16, 4)])
 def test_gemm_streams_reassemble(name, R, C):
     cfg = preset("tiny").replace(array_rows=R, array_cols=C)
     rng = np.random.default_rng(R * 10 + C)

@@ -54,6 +54,12 @@ def test_block_mapping_is_the_same_block_in_every_top():
     assert sy.block_of("top.dut.isp.fifo", "pixel") == sy.block_of("top.dut.isp", "soc") == "isp"
     assert sy.block_of("top", "soc") == "shell"
     assert sy.block_of("top.dut", "soc") == "csr" and sy.block_of("top.dut", "npu") == "npu_ctrl"
+    # one unit alone (tops conv and vector): its modules map to the SoC's blocks
+    assert sy.block_of("top.dut", "conv") == "conv"
+    assert sy.block_of("top.dut.engine.array", "conv") == "systolic"
+    assert sy.block_of("top.dut.rq", "conv") == "requant"
+    assert sy.block_of("top.dut.engine.rq", "conv") == "requant"
+    assert sy.block_of("top.dut", "vector") == sy.block_of("top.dut.respq", "vector") == "vector"
     mods = ["top", "top.dut", "top.dut.q0", "top.dut.sram", "top.dut.conv", "top.dut.conv.afifo"]
     assert sy.block_roots(mods, "npu") == ["top.dut", "top.dut.sram", "top.dut.conv"]
 
@@ -65,6 +71,8 @@ def test_estimate_shape_and_monotonicity():
     assert set(estimate("ecp5", "tiny", "npu")["blocks"]) == {
         "npu_ctrl", "sram", "dma", "vector", "conv", "systolic", "requant"}
     assert set(estimate("ecp5", "tiny", "pixel")["blocks"]) == {"pixel_ctrl", "csi2_rx", "isp"}
+    assert set(estimate("ecp5", "tiny", "conv")["blocks"]) == {"conv", "systolic", "requant"}
+    assert set(estimate("ecp5", "tiny", "vector")["blocks"]) == {"vector"}
     assert set(estimate("ecp5", "tiny", "gemm")["blocks"]) == {"gemm_ctrl", "systolic",
                                                                "requant"}
     for r in (soc, estimate("ice40", "ice40", "gemm")):
