@@ -73,6 +73,11 @@ class Config:
     #: 0 = all array_cols lanes; fewer time-share it (hw.requant.SerialRequant), a LAST output
     #: beat then takes array_cols / last_requant_lanes cycles.
     last_requant_lanes: int = 0
+    #: Pipeline stages of the vector unit's EXEC (hw/vector.py): 1 = select, multiply and
+    #: accumulate in one cycle; 2 = operands selected and multiplied in a stage of their own (the
+    #: tap products registered), then accumulate: one more cycle of latency per instruction
+    #: (``Timing.vector_latency``), the same throughput; for FPGA clocks.
+    vector_exec_stages: int = 1
 
     def __post_init__(self):
         for f in (
@@ -102,6 +107,9 @@ class Config:
         if not 0 <= self.array_logic_rows <= self.array_rows:
             raise ValueError("Config.array_logic_rows must be in [0, array_rows], got "
                              f"{self.array_logic_rows!r}")
+        if self.vector_exec_stages not in (1, 2):
+            raise ValueError("Config.vector_exec_stages must be 1 or 2, got "
+                             f"{self.vector_exec_stages}")
         lr = self.last_requant_lanes
         if lr and (lr < 0 or self.array_cols % lr):
             raise ValueError("Config.last_requant_lanes must be 0 or divide array_cols, got "
@@ -153,7 +161,7 @@ class Config:
 
 #: Fields added after build directories were first keyed by digests, with their defaults.
 _LATER_FIELDS = {"sram_read_ports": 1, "vector_taps": 0, "vector_post_lanes": 0,
-                 "array_logic_rows": 0, "last_requant_lanes": 0}
+                 "array_logic_rows": 0, "last_requant_lanes": 0, "vector_exec_stages": 1}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -197,6 +205,7 @@ PRESETS: dict[str, Config] = {
         vector_taps=2,
         vector_post_lanes=1,
         last_requant_lanes=1,
+        vector_exec_stages=2,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
     "ice40": Config(

@@ -586,7 +586,7 @@ class Timing:
         self.dw_weight_regs = self.dw_weight_rows * self.dw_taps
         self.vector_meta_depth = 8
         self.vector_setup = 3
-        self.vector_latency = 20
+        self.vector_latency = 19 + config.vector_exec_stages
         from hw.gemm import m_block
 
         self.acc_rows = m_block(config)

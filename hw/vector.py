@@ -714,7 +714,6 @@ class VectorUnit(wiring.Component):
         av = Signal()
         av_meta = Signal(META)
         av_xs = [Signal(8 * L, name=f"av_x{k}") for k in range(TT)]
-        av_x = av_xs[0]
         av_w = Signal(8 * L)
         exec_take = Signal()
         out_ready = ~av | exec_take
@@ -766,14 +765,34 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ EXEC
         post_cnt = Signal(range(OUT_DEPTH + 1))
         emit_b = Signal()
-        am = av_meta
+        # EXEC runs in Config.vector_exec_stages stages. E1 is the command in av: the operand
+        # selects, the weight memory (read; K_WLOAD writes it) and the tap products. E2
+        # accumulates, writes the parameter memory and the LUT table and fills P0. With one
+        # stage E2 is E1; with two, E2 is a register stage after E1 (the products registered):
+        # one cycle more latency, the same throughput (E1 moves on whenever E2 does).
+        two = self.config.vector_exec_stages == 2
+        am = av_meta                 # E1's command (rebound to E2's below)
+        if two:
+            e2v = Signal()
+            e_take = Signal()        # E2 acts this cycle
+            em = Signal(META)
+            e_xs = [Signal(8 * L, name=f"e2_x{k}") for k in range(TT)]
+            e_w = Signal(8 * L)
+        else:
+            e_take, em, e_xs, e_w = exec_take, av_meta, av_xs, av_w
         # P0 takes a beat this cycle: free, or its last phase moves into POST now (H > 1: an
         # emitting command waits for it; the others go on, they change nothing POST reads)
         p0free = Signal()
-        if H > 1:
-            m.d.comb += exec_take.eq(av & (post_cnt < OUT_DEPTH) & (~am.emit | p0free))
+        e_ok = (post_cnt < OUT_DEPTH) & ((~em.emit | p0free) if H > 1 else 1)
+        if two:
+            m.d.comb += [e_take.eq(e2v & e_ok), exec_take.eq(av & (~e2v | e_take))]
+            with m.If(exec_take):
+                m.d.sync += [e2v.eq(1), em.eq(av_meta), e_w.eq(av_w),
+                             *[a.eq(b) for a, b in zip(e_xs, av_xs, strict=True)]]
+            with m.Elif(e_take):
+                m.d.sync += e2v.eq(0)
         else:
-            m.d.comb += exec_take.eq(av & (post_cnt < OUT_DEPTH))
+            m.d.comb += exec_take.eq(av & e_ok)
         # parameter memory: one 12-vector record per group of a super-group (row 0 for
         # ELTWISE / VMATMUL); a K_PARAM command (chunk idx) writes vectors idx*TT .. from its x
         # vectors. Read combinationally by the command in EXEC (and by POST for ELTWISE).
@@ -781,19 +800,19 @@ class VectorUnit(wiring.Component):
         m.submodules.pmem = pmem
         pmw = pmem.write_port(granularity=8 * L)
         pmr = pmem.read_port(domain="comb")
-        prow = _comb(m, Mux(is_dw, am.grp, 0), "prow", max(1, LSG))
+        prow = _comb(m, Mux(is_dw, em.grp, 0), "prow", max(1, LSG))
         m.d.comb += [
             pmw.addr.eq(prow), pmr.addr.eq(prow),
-            pmw.data.eq(Cat(*[av_xs[i % TT] for i in range(12)])),
-            pmw.en.eq(Cat(*[exec_take & (am.kind == K_PARAM) & (am.idx == i // TT)
+            pmw.data.eq(Cat(*[e_xs[i % TT] for i in range(12)])),
+            pmw.en.eq(Cat(*[e_take & (em.kind == K_PARAM) & (em.idx == i // TT)
                             for i in range(12)])),
         ]
         P = pmr.data
         tw = [Signal(8 * L, name=f"tw{i}") for i in range(NT)]
         T = Cat(*tw)
         for i in range(NT):
-            with m.If(exec_take & (am.kind == K_TABLE) & (am.idx == i // TT)):
-                m.d.sync += tw[i].eq(av_xs[i % TT])
+            with m.If(e_take & (em.kind == K_TABLE) & (em.idx == i // TT)):
+                m.d.sync += tw[i].eq(e_xs[i % TT])
         # weight memory: TT taps of one group per row, rows in command order (K_WLOAD)
         wmem = Memory(shape=unsigned(TT * 8 * L), depth=D, init=[])
         m.submodules.wmem = wmem
@@ -828,7 +847,7 @@ class VectorUnit(wiring.Component):
         else:
             sel = [Const(0, 1)]
         tpad_dw = [_comb(m, is_dw & am.tpad[k], f"tpad_dw{k}") for k in range(TT)]
-        xs, ws = [], []                # tap 0 (every opcode)
+        ws = []                        # tap 0's w byte per lane (every opcode)
         xk, pk = [], []                # per lane: every tap (DWCONV / POOL)
         for j in range(L):
             xl_, pl_k = [], []
@@ -840,16 +859,25 @@ class VectorUnit(wiring.Component):
                 xl_.append(xj)
                 pl_k.append(_comb(m, xj * wk, f"p{j}_{k}", signed(16)))
             wj = Mux(am.bc, av_w[:8], av_w[8 * j:8 * j + 8]).as_signed()
-            xs.append(xl_[0])
             ws.append(wj)
             xk.append(xl_)
             pk.append(pl_k)
+        if two:                        # E1 -> E2: the products and x bytes, registered
+            def e2reg(v, name):
+                r = Signal(v.shape(), name=name, reset_less=True)
+                with m.If(exec_take):
+                    m.d.sync += r.eq(v)
+                return r
+            pk = [[e2reg(pk[j][k], f"e2_p{j}_{k}") for k in range(TT)] for j in range(L)]
+            xk = [[e2reg(xk[j][k], f"e2_xk{j}_{k}") for k in range(TT)] for j in range(L)]
+            ws = [Mux(em.bc, e_w[:8], e_w[8 * j:8 * j + 8]).as_signed() for j in range(L)]
+        am = em                        # from here on: E2's command
         # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
         kn_ok = [_comb(m, am.kn > j, f"kn_ok{j}") for j in range(L)]
         dots = [Signal(signed(32), name=f"dot{k}") for k in range(TT)]
         for k in range(TT):
             m.d.comb += dots[k].eq(sum(Mux(kn_ok[j], pk[j][k], 0) for j in range(L)))
-        mac = _comb(m, exec_take & (am.kind == K_MAC), "mac")
+        mac = _comb(m, e_take & (am.kind == K_MAC), "mac")
         acc_n = [Signal(signed(32), name=f"accn{j}") for j in range(L)]
         mx_n = [Signal(signed(8), name=f"mxn{j}") for j in range(L)]
         cnt_n = Signal(17)
@@ -905,7 +933,7 @@ class VectorUnit(wiring.Component):
                 bias = P[96 * j:96 * j + 32].as_signed()
                 mult = P[96 * j + 32:96 * j + 64].as_signed()
                 shift = P[96 * j + 64:96 * j + 96].as_signed()
-                a8 = av_x[8 * j:8 * j + 8].as_signed()
+                a8 = e_xs[0][8 * j:8 * j + 8].as_signed()
                 ea = (a8 + a_off)[:18].as_signed()
                 eb = (ws[j] + b_off)[:18].as_signed()
                 lk = left[:5]
@@ -920,7 +948,7 @@ class VectorUnit(wiring.Component):
                     with m.Else():   # MUL: the product is taken in POST (PL multipliers)
                         m.d.sync += [u1[j].eq(ea), u2[j].eq(eb)]
                 with m.Else():   # LUT: the table is read in POST (PL 256:1 byte selects)
-                    m.d.sync += u1[j].eq(av_x[8 * j:8 * j + 8] ^ 0x80)
+                    m.d.sync += u1[j].eq(e_xs[0][8 * j:8 * j + 8] ^ 0x80)
 
         # ------------------------------------------------------------------ POST
         # The beat in P0 enters POST in H phases of PL lanes, one per cycle (lanes
@@ -1057,7 +1085,8 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ status
         idle = Signal()
         m.d.comb += [
-            idle.eq(~busy_seq & ~rq_v & ~metaq.r_rdy & ~av & (post_cnt == 0)
+            idle.eq(~busy_seq & ~rq_v & ~metaq.r_rdy & ~av & ~(e2v if two else 0)
+                    & (post_cnt == 0)
                     & (outstanding == 0)),
             self.idle.eq(idle),
             self.cmd.ready.eq(idle),

@@ -56,6 +56,11 @@ POST_CASES = [
     pytest.param(preset("tiny").replace(vector_post_lanes=1), id="tiny-post1"),
     pytest.param(preset("tiny").replace(vector_post_lanes=2), id="tiny-post2"),
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2), id="tiny-post1-taps2"),
+    # EXEC in two stages (Config.vector_exec_stages, the ecp5 preset's), with and without a
+    # time-shared POST
+    pytest.param(preset("tiny").replace(vector_exec_stages=2), id="tiny-exec2"),
+    pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=2),
+                 id="tiny-post1-taps2-exec2"),
 ]
 
 
