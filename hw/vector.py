@@ -223,21 +223,37 @@ class VectorUnit(wiring.Component):
         dw, pl_, el, lu, vm = ins.dwconv, ins.pool, ins.eltwise, ins.lut, ins.vmatmul
 
         # ------------------------------------------------------------------ REQ register
+        # SEQ -> REQ through a skid register: SEQ's advance (``take``) depends on the skid
+        # register alone, not on REQ's line lookup (that chain set the unit's Fmax). A command
+        # goes straight to REQ when REQ is free or completes this cycle, else it waits in the
+        # skid register (and SEQ waits); REQ reloads from the skid register first.
         rq = Signal(CMD)
         rq_v = Signal()
+        sq = Signal(CMD)
+        sq_v = Signal()
+        nc = Signal(CMD)                 # the command SEQ emits this cycle
+        nc_v = Signal()
         complete = Signal()
         take = Signal()
-        m.d.comb += take.eq(~rq_v | complete)
-        with m.If(complete):
+        rq_free = ~rq_v | complete
+        m.d.comb += take.eq(~sq_v)
+        with m.If(nc_v):
+            with m.If(rq_free):
+                m.d.sync += [rq.eq(nc), rq_v.eq(1)]
+            with m.Else():
+                m.d.sync += [sq.eq(nc), sq_v.eq(1)]
+        with m.Elif(sq_v & rq_free):
+            m.d.sync += [rq.eq(sq), rq_v.eq(1), sq_v.eq(0)]
+        with m.Elif(complete):
             m.d.sync += rq_v.eq(0)
 
         def emit(**f):
-            stmts = [rq.eq(0), rq_v.eq(1)]
+            stmts = [nc.eq(0), nc_v.eq(1)]
             for k, v in f.items():
                 if k == "xa":
                     v = Cat(*[a[:24] for a in (v if isinstance(v, list) else [v])])
-                stmts.append(getattr(rq, k).eq(v))
-            m.d.sync += stmts
+                stmts.append(getattr(nc, k).eq(v))
+            m.d.comb += stmts
 
         # ------------------------------------------------------------------ SEQ
         # shared loop registers
@@ -1085,7 +1101,7 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ status
         idle = Signal()
         m.d.comb += [
-            idle.eq(~busy_seq & ~rq_v & ~metaq.r_rdy & ~av & ~(e2v if two else 0)
+            idle.eq(~busy_seq & ~sq_v & ~rq_v & ~metaq.r_rdy & ~av & ~(e2v if two else 0)
                     & (post_cnt == 0)
                     & (outstanding == 0)),
             self.idle.eq(idle),
