@@ -315,10 +315,15 @@ class VectorUnit(wiring.Component):
         m.d.comb += rem_c.eq(co - gco)
         m.d.comb += nout.eq(Mux(rem_c > L, L, rem_c))
         # the next channel group of a super-group (one step per group, no divider by in_c)
-        g_rn = _comb(m, gr + L, "g_rn", 10)
+        # (gr + L) // dm and % dm without a divider: L = lq * dm + lr (lq, lr set up per
+        # instruction from a table), and gr + lr < 2 * dm (both < dm), so one compare decides
+        lq = Signal(range(L + 1))
+        lr = Signal(4)
+        g_s = _comb(m, gr + lr, "g_s", 6)
+        g_wrap = _comb(m, g_s >= dm, "g_wrap")
         gco_n = _comb(m, gco + L, "gco_n", 18)
-        goff_n = _comb(m, goff + g_rn // dm, "goff_n", 13)
-        gr_n = _comb(m, g_rn % dm, "gr_n", 5)
+        goff_n = _comb(m, goff + lq + g_wrap, "goff_n", 13)
+        gr_n = _comb(m, Mux(g_wrap, g_s - dm, g_s), "gr_n", 5)
         g_last = _comb(m, (gi + 1 >= sg) | (gco_n >= co), "g_last")
         w_grp_n = _comb(m, dw.w_addr + gco_n, "w_grp_n", 24)
         w_grp0 = _comb(m, dw.w_addr + co0, "w_grp0", 24)
@@ -356,6 +361,9 @@ class VectorUnit(wiring.Component):
                     ntap.eq(k_h * k_w),
                     co.eq(in_c * dm_e),
                     dm.eq(dm_e),
+                    lq.eq(Array([Const(L // d if d else 0, range(L + 1))
+                                 for d in range(16)])[dm_e[:4]]),
+                    lr.eq(Array([Const(L % d if d else 0, 4) for d in range(16)])[dm_e[:4]]),
                     rowb.eq(in_w * in_c),
                     stepx.eq(s_w * in_c),
                     plc.eq(p_l * in_c),
