@@ -27,16 +27,19 @@ Structure (one pipeline shared by every opcode)::
   b vector cross a ``b_period`` boundary; period 1 broadcasts one byte). VMATMUL loops rows,
   output channel groups (lanes = output channels), the channels of a group, K chunks of L: a
   dot product of L products per command.
+- **SEQ -> REQ** through a skid register: SEQ advances while the skid register is empty, so its
+  loop registers do not wait on REQ's lookup.
 - **REQ** looks the lines of a command's vectors (one, or two when a vector crosses a line end) up
   in a line cache of NE entries (tags here, data in ASM) and requests the misses, one per cycle,
   into round-robin victims that the command itself does not use. ASM fills entries in command
   order, so a victim is never overwritten before the queued commands that still read it. A credit
   counter backs every read in flight with room in the response FIFO.
 - **ASM** pops each command's lines into the cache and extracts the vectors (byte shifters).
-- **EXEC** multiplies / accumulates in int32 (wrapping), takes the max and the valid-tap count for
-  POOL, writes parameter / weight memory rows and table vectors, reads the command's weight row
-  and its group's parameters (asynchronous read ports), and emits one result beat per output
-  vector.
+- **EXEC** (in ``Config.vector_exec_stages`` stages: with 2, E1 selects the operands, reads
+  the weight memory and registers the tap products, E2 does the rest) multiplies / accumulates
+  in int32 (wrapping), takes the max and the valid-tap count for POOL, writes parameter / weight
+  memory rows and table vectors, reads the command's weight row and its group's parameters
+  (asynchronous read ports), and emits one result beat per output vector.
 - **POST** (fixed latency): MultiplyByQuantizedMultiplier pipelines (two for ELTWISE ADD's inputs,
   one for the output), the ELTWISE MUL product, the rounded AVG division (restoring, 9 quotient
   bits: |avg| <= 128), output offset and clamp. It is ``PL`` = ``Config.post_lanes`` lanes wide
