@@ -411,9 +411,15 @@ class ConvUnit(wiring.Component):
         trow, trow_s = Signal(SA), Signal(SA)     # ky * wp
         rpos, rpos_s = Signal(20), Signal(20)     # kx * in_c + ci (bytes into the kernel row)
         kdone, kdone_s = Signal(), Signal()
-        kcur = [ky, kx, ci, toff, trow, rpos, kdone]
-        ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s]
+        # rowbytes - rpos and in_c - ci in registers beside rpos and ci (updated by - n as those
+        # are by + n), and R - lane beside lane: the walk's one-cycle recurrence then starts with
+        # compares, not subtractors (ECP5 timing, issue #13)
+        row_left, row_left_s = Signal(signed(21)), Signal(signed(21))
+        r1, r1_s = Signal(signed(17)), Signal(signed(17))
+        kcur = [ky, kx, ci, toff, trow, rpos, kdone, row_left, r1]
+        ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s, row_left_s, r1_s]
         lane = Signal(range(R + 1))
+        lanes_left = Signal(signed(6 if R < 32 else (R + 1).bit_length() + 1))
         # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
         win_x = Signal(LAB)
         win_a = Signal()
@@ -433,14 +439,11 @@ class ConvUnit(wiring.Component):
         # the input -- the whole rest of the kernel row if it fits the lanes left (first layers
         # with few channels: one piece per kernel row instead of one per tap), or the lanes
         # left when they end inside the next tap (K slices across tap boundaries, in_c % R != 0).
-        seg = _min(R - lane, ins.in_c - ci)
+        seg = _min(lanes_left, r1)
         iy = iy0 + ky
         ix = ix0 + kx
         iy_ok = (iy >= 0) & (iy < ins.in_h)
         tap_in = iy_ok & (ix >= 0) & (ix < ins.in_w)
-        row_left = rowbytes - rpos
-        lanes_left = R - lane
-        r1 = ins.in_c - ci
         kx_end = kx == ins.k_w - 1
         merge = (contig & ~kdone & iy_ok & (ix >= 0) & (ix0 + ins.k_w - 1 < ins.in_w)
                  & (row_left <= lanes_left) & (row_left > r1))
@@ -453,27 +456,30 @@ class ConvUnit(wiring.Component):
         m.d.comb += n.eq(Mux(kdone, 0, Mux(merge, row_left, Mux(span2, lanes_left, seg))))
         lane_n = lane + n
         ci_n = ci + n
-        tap_end = ci_n == ins.in_c
+        tap_end = n == r1                 # ci + n == in_c
         ky_end = ky == ins.k_h - 1
         row_end = merge | (tap_end & kx_end)
         kdone_n = kdone | (row_end & ky_end)
-        beat_end = kdone | kdone_n | (lane_n == R)
+        beat_end = kdone | kdone_n | (n == lanes_left)    # lane + n == R
         # the k state after this piece
         knext = [Signal(v.shape(), name=f"{v.name}_nx") for v in kcur]
-        ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx = knext
+        ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx, rl_nx, r1_nx = knext
         m.d.comb += [x.eq(v) for x, v in zip(knext, kcur, strict=True)]
         with m.If(~kdone):
             with m.If(row_end):
                 m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
-                             toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end)]
+                             toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end),
+                             rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c)]
             with m.Elif(span2):
                 m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(lanes_left - r1),
-                             toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + n)]
+                             toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + n),
+                             rl_nx.eq(row_left - n), r1_nx.eq(ins.in_c - (lanes_left - r1))]
             with m.Elif(tap_end):
                 m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(0), toff_nx.eq(toff + pitch),
-                             rpos_nx.eq(rpos + n)]
+                             rpos_nx.eq(rpos + n), rl_nx.eq(row_left - n), r1_nx.eq(ins.in_c)]
             with m.Else():
-                m.d.comb += [ci_nx.eq(ci_n), rpos_nx.eq(rpos + n)]
+                m.d.comb += [ci_nx.eq(ci_n), rpos_nx.eq(rpos + n), rl_nx.eq(row_left - n),
+                             r1_nx.eq(r1 - n)]
         # A -> B through a short FIFO: the walk's enable depends on registers only
         pa_lay = data.StructLayout({
             "data": 1, "kind": 2, "line": LAB, "off": max(1, lgw), "lane": range(R + 1),
@@ -547,11 +553,13 @@ class ConvUnit(wiring.Component):
             ]
 
         def k_reset():
-            return [v.eq(0) for v in kcur] + [v.eq(0) for v in ksav]
+            return ([v.eq(0) for v in kcur[:-2]] + [v.eq(0) for v in ksav[:-2]]
+                    + [v.eq(rowbytes) for v in (row_left, row_left_s)]
+                    + [v.eq(ins.in_c) for v in (r1, r1_s)])
 
         with m.If(start_run):
             m.d.sync += [
-                ph.eq(1), win_a.eq(0), win_b.eq(0), lane.eq(0), *k_reset(),
+                ph.eq(1), win_a.eq(0), win_b.eq(0), lane.eq(0), lanes_left.eq(R), *k_reset(),
                 ox_left.eq(ins.out_w - 1), iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left),
                 base.eq(base0),
                 ox_left_s.eq(ins.out_w - 1), iy0_s.eq(-ins.pad_top), ix0_s.eq(-ins.pad_left),
@@ -564,9 +572,9 @@ class ConvUnit(wiring.Component):
         with m.Elif(go):
             # advance the k walk within the beat
             m.d.sync += [v.eq(x) for v, x in zip(kcur, knext, strict=True)]
-            m.d.sync += lane.eq(lane_n)
+            m.d.sync += [lane.eq(lane_n), lanes_left.eq(lanes_left - n)]
             with m.If(beat_end):
-                m.d.sync += lane.eq(0)
+                m.d.sync += [lane.eq(0), lanes_left.eq(R)]
                 with m.If(mi_left != 0):
                     # next row of the same K tile: same k range
                     m.d.sync += [mi_left.eq(mi_left - 1), *row_advance(),
