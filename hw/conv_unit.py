@@ -45,7 +45,7 @@ CONV adds up to M*K*n_cols); ``stall`` = an SRAM request waits for ``ready``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -276,6 +276,10 @@ class ConvUnit(wiring.Component):
             kt_val = (K + R - 1) // R
         else:
             kt_val = (K + R - 1) >> ((R - 1).bit_length())
+        # K * n_cols > wbuf_slot without a multiplier: K > wbuf_slot // n_cols (n_cols <= C;
+        # the largest K of each column count from a table; n_cols 0 or > C fits or is bad anyway)
+        k_fit = Array([Const(self.wbuf_slot // c if c else (1 << 24) - 1, 24)
+                       for c in range(C + 1)])[Mux(ins.n_cols > C, 0, ins.n_cols)]
         with m.If(state == S3):
             m.d.sync += [
                 KT.eq(kt_val),
@@ -285,7 +289,7 @@ class ConvUnit(wiring.Component):
             ]
             m.d.sync += [
                 noop.eq((M == 0) | (ins.n_cols == 0)),
-                bad.eq((ins.n_cols > C) | (K * ins.n_cols > self.wbuf_slot) | (K == 0)
+                bad.eq((ins.n_cols > C) | (K > k_fit) | (K == 0)
                        | (ins.stride_h == 0) | (ins.stride_w == 0)
                        | ((ins.acc != AccMode.NONE) if not self.raw_ok else 0)),
             ]
