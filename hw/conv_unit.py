@@ -111,7 +111,6 @@ class _Scatter(wiring.Component):
         W, B, S, lgw = self.W, self.B, self.S, self.lgw
         # input register
         have = Signal()
-        line0 = Signal(self.lab)
         vec = Signal(8 * W * S)       # the run shifted to its offset in S lines
         vmask = Signal(W * S)
         step = Signal(range(S + 1))
@@ -122,7 +121,8 @@ class _Scatter(wiring.Component):
         pdata = Signal(8 * W)
         pmask = Signal(W)
 
-        cur_line = (line0 + step)[:self.lab]
+        # the run's first line + step, a register beside step (an adder fed the merge compare)
+        cur_line = Signal(self.lab)
         # (named signals: the per-byte slices below then refer to one wire each)
         cur_data = Signal(8 * W)
         cur_mask = Signal(W)
@@ -154,7 +154,7 @@ class _Scatter(wiring.Component):
             with m.If(wr.ready):
                 m.d.sync += pv.eq(0)
         with m.If(consume):
-            m.d.sync += step.eq(step + 1)
+            m.d.sync += [step.eq(step + 1), cur_line.eq(cur_line + 1)]
             with m.If(last_step):
                 m.d.sync += have.eq(0)
         # load a new run when the register is free (or frees this cycle)
@@ -170,7 +170,7 @@ class _Scatter(wiring.Component):
             m.d.sync += [
                 have.eq(self.i_n != 0),
                 step.eq(0),
-                line0.eq(self.i_addr[lgw:lgw + self.lab]),
+                cur_line.eq(self.i_addr[lgw:lgw + self.lab]),
                 vec.eq(data_m << (off * 8)),
                 vmask.eq(nmask << off),
                 nsteps.eq((off + self.i_n + W - 1) >> lgw),
