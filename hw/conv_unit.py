@@ -423,7 +423,7 @@ class ConvUnit(wiring.Component):
         kcur = [ky, kx, ci, toff, trow, rpos, kdone, row_left, r1]
         ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s, row_left_s, r1_s]
         lane = Signal(range(R + 1))
-        lanes_left = Signal(signed(6 if R < 32 else (R + 1).bit_length() + 1))
+        lanes_left = Signal((R - lane).shape())
         # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
         win_x = Signal(LAB)
         win_a = Signal()
