@@ -78,6 +78,17 @@ class Config:
     #: tap products registered), then accumulate: one more cycle of latency per instruction
     #: (``Timing.vector_latency``), the same throughput; for FPGA clocks.
     vector_exec_stages: int = 1
+    #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
+    #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
+    #: through a 2-entry FIFO and the lookup starts from its registers: one more cycle of latency
+    #: per instruction (``Timing.vector_latency``), the same throughput; for FPGA clocks.
+    vector_req_stages: int = 1
+    #: Cycles from an accepted SRAM read to its line on ``rdata`` (hw/npu_if.py
+    #: :func:`~hw.npu_if.sram_read_latency`): 2 = the arbiters drive the banks' address pins
+    #: directly; 3 = the granted read and write requests are registered before the banks (their
+    #: address and data fan out to every block RAM of the SRAM, across the whole FPGA), one more
+    #: cycle per read; the masters are credit-based, so only their latency changes.
+    sram_read_latency: int = 2
 
     def __post_init__(self):
         for f in (
@@ -110,6 +121,12 @@ class Config:
         if self.vector_exec_stages not in (1, 2):
             raise ValueError("Config.vector_exec_stages must be 1 or 2, got "
                              f"{self.vector_exec_stages}")
+        if self.vector_req_stages not in (1, 2):
+            raise ValueError("Config.vector_req_stages must be 1 or 2, got "
+                             f"{self.vector_req_stages!r}")
+        if self.sram_read_latency not in (2, 3):
+            raise ValueError("Config.sram_read_latency must be 2 or 3, got "
+                             f"{self.sram_read_latency!r}")
         lr = self.last_requant_lanes
         if lr and (lr < 0 or self.array_cols % lr):
             raise ValueError("Config.last_requant_lanes must be 0 or divide array_cols, got "
@@ -161,7 +178,8 @@ class Config:
 
 #: Fields added after build directories were first keyed by digests, with their defaults.
 _LATER_FIELDS = {"sram_read_ports": 1, "vector_taps": 0, "vector_post_lanes": 0,
-                 "array_logic_rows": 0, "last_requant_lanes": 0, "vector_exec_stages": 1}
+                 "array_logic_rows": 0, "last_requant_lanes": 0, "vector_exec_stages": 1,
+                 "vector_req_stages": 1, "sram_read_latency": 2}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -206,6 +224,8 @@ PRESETS: dict[str, Config] = {
         vector_post_lanes=1,
         last_requant_lanes=1,
         vector_exec_stages=2,
+        vector_req_stages=2,
+        sram_read_latency=3,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
     "ice40": Config(

@@ -60,10 +60,10 @@ from hw.isa import (
     buffer_sizes,
 )
 from hw.npu_if import (
-    SRAM_READ_LATENCY,
     buf_words,
     line_addr_bits,
     line_bytes,
+    sram_read_latency,
     sram_write_signature,
     unit_members,
 )
@@ -380,15 +380,16 @@ class ConvUnit(wiring.Component):
             act_req_rdy.eq(rq_port.ready),
             acc_req_rdy.eq(rq_port.ready & ~act_req_v),
         ]
-        tag_pipe = [Signal(2, name=f"tag{i}") for i in range(SRAM_READ_LATENCY)]
+        lat = sram_read_latency(self.config)
+        tag_pipe = [Signal(2, name=f"tag{i}") for i in range(lat)]
         fire = rq_port.valid & rq_port.ready
         m.d.sync += tag_pipe[0].eq(Cat(fire, Mux(sel_act, _TAG_ACT, _TAG_ACC)))
-        for i in range(1, SRAM_READ_LATENCY):
+        for i in range(1, lat):
             m.d.sync += tag_pipe[i].eq(tag_pipe[i - 1])
         resp_tag = tag_pipe[-1]
         # (the response is on rdata in the cycle the tag reaches the end of the pipe)
 
-        RESP_DEPTH = SRAM_READ_LATENCY + 3
+        RESP_DEPTH = lat + 3
         # act responses
         m.submodules.afresp = afresp = fifo.SyncFIFO(width=W8, depth=RESP_DEPTH)
         m.d.comb += [afresp.w_en.eq(self.rd.rvalid & resp_tag[0] & (resp_tag[1] == _TAG_ACT)),
@@ -780,7 +781,7 @@ class ConvUnit(wiring.Component):
         W, lgw, LAB = self.W, self.lgw, self.lab
         B = 4 * self.C
         S = (W - 1 + B + W - 1) // W      # lines one pixel's partials can touch
-        RD = SRAM_READ_LATENCY + 3
+        RD = sram_read_latency(self.config) + 3
         m.submodules.presp = presp = fifo.SyncFIFO(width=8 * W, depth=RD)
         m.d.comb += [presp.w_en.eq(self.rd.rvalid & resp_tag[0] & (resp_tag[1] == _TAG_ACC)),
                      presp.w_data.eq(self.rd.rdata)]

@@ -586,7 +586,9 @@ class Timing:
         self.dw_weight_regs = self.dw_weight_rows * self.dw_taps
         self.vector_meta_depth = 8
         self.vector_setup = 3
-        self.vector_latency = 19 + config.vector_exec_stages
+        # read (the SRAM's latency), EXEC's and the command input's stages, POST, write
+        self.vector_latency = (16 + config.sram_read_latency + config.vector_exec_stages
+                               + config.vector_req_stages)
         from hw.gemm import m_block
 
         self.acc_rows = m_block(config)

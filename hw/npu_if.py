@@ -19,7 +19,7 @@ from hw.config import Config
 from hw.isa import INSTR_BITS
 
 __all__ = [
-    "SRAM_READ_LATENCY",
+    "sram_read_latency",
     "line_bytes",
     "line_addr_bits",
     "sram_read_signature",
@@ -30,10 +30,12 @@ __all__ = [
     "buf_words",
 ]
 
-#: Cycles from the cycle a read request is accepted (``req.valid & req.ready``) to the cycle its
-#: line is on ``rdata`` with ``rvalid`` high (for exactly one cycle). Responses cannot be stalled:
-#: a master must have room for every read it has in flight.
-SRAM_READ_LATENCY = 2
+def sram_read_latency(config: Config) -> int:
+    """Cycles from the cycle a read request is accepted (``req.valid & req.ready``) to the cycle
+    its line is on ``rdata`` with ``rvalid`` high (for exactly one cycle):
+    ``Config.sram_read_latency`` (2, or 3 with the requests registered before the banks).
+    Responses cannot be stalled: a master must have room for every read it has in flight."""
+    return config.sram_read_latency
 
 
 def line_bytes(config: Config) -> int:
@@ -50,7 +52,7 @@ def sram_read_signature(config: Config) -> wiring.Signature:
     """A read master's port (``Out`` members are driven by the master).
 
     ``req`` {addr: line address}; the line arrives on ``rdata`` (8*W bits, byte i at bits
-    [8i, 8i+8)) with ``rvalid`` high exactly :data:`SRAM_READ_LATENCY` cycles after acceptance,
+    [8i, 8i+8)) with ``rvalid`` high exactly :func:`sram_read_latency` cycles after acceptance,
     in request order. A read accepted in a cycle after a write was accepted sees that write.
     """
     W = line_bytes(config)

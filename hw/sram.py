@@ -9,10 +9,13 @@ Ports: ``rd[i]`` (``In(sram_read_signature)``, ``n_read`` of them) and ``wr[j]``
 (``In(sram_write_signature)``, ``n_write``). Each arbiter grants one request per cycle, round robin
 over the masters (the master after the last granted one first); with ``priority0=True`` master 0
 (the simulation backdoor) is always granted when it requests. A read accepted in cycle t has its
-line on the shared ``rdata`` bus in cycle t + :data:`SRAM_READ_LATENCY` with the ``rvalid`` of the
-requesting master high, so responses return to each master in request order. A write accepted in
+line on the shared ``rdata`` bus in cycle t + ``Config.sram_read_latency`` with the ``rvalid`` of
+the requesting master high, so responses return to each master in request order. A write accepted in
 cycle t is seen by every read accepted from cycle t + 1 on (a read and a write of the same line in
-one cycle read the old line).
+one cycle read the old line). With ``Config.sram_read_latency`` = 3 the granted read and write
+(address, data, byte enables) are registered before the banks: the arbiters' decisions no longer
+travel to the address pins of every block RAM in the same cycle (the NPU's critical path on an
+FPGA). Reads and writes are delayed alike, so the ordering above holds unchanged.
 
 Large memories and Verilog: Amaranth 0.5 always emits a memory's init data, one Verilog line per
 word (amaranth-lang/amaranth#1522): 30 MB and ~10 minutes for the 8 MiB default SRAM. The banks
@@ -30,9 +33,9 @@ from amaranth.lib.wiring import In
 
 from hw.config import Config
 from hw.npu_if import (
-    SRAM_READ_LATENCY,
     line_addr_bits,
     line_bytes,
+    sram_read_latency,
     sram_read_signature,
     sram_write_signature,
 )
@@ -150,6 +153,17 @@ class Sram(wiring.Component):
         with m.If(w_gv):
             m.d.sync += w_last.eq(w_gi)
 
+        # ---- the bank inputs: the grants themselves (latency 2) or registered (latency 3)
+        lat = sram_read_latency(cfg)
+        if lat == 3:
+            regs = []
+            for sig in [*r_gv, *r_gi, *r_addr, w_gv, w_addr, w_data, w_mask]:
+                q = Signal.like(sig, name=f"{sig.name}_q")
+                m.d.sync += q.eq(sig)
+                regs.append(q)
+            r_gv, r_gi, r_addr = (regs[k * ngroups:(k + 1) * ngroups] for k in range(3))
+            w_gv, w_addr, w_data, w_mask = regs[3 * ngroups:]
+
         # ---- banks
         lines = [Signal(8 * self.W, name=f"line{g}") for g in range(ngroups)]
         for b in range(cfg.sram_banks):
@@ -166,8 +180,8 @@ class Sram(wiring.Component):
                 m.d.comb += [rp.addr.eq(r_addr[g]), rp.en.eq(1),
                              lines[g][8 * wb * b: 8 * wb * (b + 1)].eq(rp.data)]
 
-        # ---- response routing per group: (valid, master) through the read latency
-        assert SRAM_READ_LATENCY == 2
+        # ---- response routing per group: (valid, master) through the read port and the rdata
+        # register (the two cycles after the banks' inputs)
         for g in range(ngroups):
             v1, v2 = Signal(name=f"rv1_{g}"), Signal(name=f"rv2_{g}")
             i1, i2 = Signal.like(r_gi[g], name=f"ri1_{g}"), Signal.like(r_gi[g], name=f"ri2_{g}")

@@ -225,28 +225,40 @@ class VectorUnit(wiring.Component):
         is_vm = _comb(m, op == Opcode.VMATMUL, "is_vm")
         dw, pl_, el, lu, vm = ins.dwconv, ins.pool, ins.eltwise, ins.lut, ins.vmatmul
 
-        # ------------------------------------------------------------------ REQ register
-        # SEQ -> REQ through a skid register: SEQ's advance (``take``) depends on the skid
-        # register alone, not on REQ's line lookup (that chain set the unit's Fmax). A command
-        # goes straight to REQ when REQ is free or completes this cycle, else it waits in the
-        # skid register (and SEQ waits); REQ reloads from the skid register first.
+        # ------------------------------------------------------------------ REQ input
+        # SEQ hands its commands to REQ without waiting on REQ's decisions (SEQ's advance,
+        # ``take``, depends on registers only). Config.vector_req_stages = 1: through a skid
+        # register: a command goes straight to REQ when REQ is free or completes this cycle,
+        # else it waits in the skid register (and SEQ waits); REQ takes the skid register first.
+        # 2: through a 2-entry FIFO, so the command REQ takes is always a register and its line
+        # lookup starts from registers (one more cycle of latency per instruction, the same
+        # throughput; for FPGA clocks).
         rq = Signal(CMD)
         rq_v = Signal()
-        sq = Signal(CMD)
-        sq_v = Signal()
         nc = Signal(CMD)                 # the command SEQ emits this cycle
         nc_v = Signal()
         complete = Signal()
         take = Signal()
         rq_free = ~rq_v | complete
-        m.d.comb += take.eq(~sq_v)
-        with m.If(nc_v):
-            with m.If(rq_free):
-                m.d.sync += [rq.eq(nc), rq_v.eq(1)]
-            with m.Else():
+        inc = Signal(CMD)                # the command REQ takes when it is free
+        inc_v = Signal()
+        if self.config.vector_req_stages == 1:
+            sq = Signal(CMD)
+            sq_v = Signal()
+            m.d.comb += [take.eq(~sq_v), inc.eq(Mux(sq_v, sq, nc)), inc_v.eq(sq_v | nc_v)]
+            with m.If(nc_v & ~rq_free):
                 m.d.sync += [sq.eq(nc), sq_v.eq(1)]
-        with m.Elif(sq_v & rq_free):
-            m.d.sync += [rq.eq(sq), rq_v.eq(1), sq_v.eq(0)]
+            with m.Elif(sq_v & rq_free):
+                m.d.sync += sq_v.eq(0)
+            queued = sq_v
+        else:
+            m.submodules.inq = inq = fifo.SyncFIFO(width=CMD.size, depth=2)
+            m.d.comb += [take.eq(inq.w_rdy), inq.w_en.eq(nc_v), inq.w_data.eq(nc),
+                         inc.eq(inq.r_data), inc_v.eq(inq.r_rdy), inq.r_en.eq(rq_free)]
+            queued = inq.r_rdy
+        load = _comb(m, inc_v & rq_free, "load")
+        with m.If(load):
+            m.d.sync += [rq.eq(inc), rq_v.eq(1)]
         with m.Elif(complete):
             m.d.sync += rq_v.eq(0)
 
@@ -648,7 +660,10 @@ class VectorUnit(wiring.Component):
         # NE entries (tags here, data in ASM). Misses are requested one per cycle, each into a
         # victim entry (round robin, skipping entries this command uses); ASM fills entries in
         # command order, so a later command's victim never overwrites a line an earlier queued
-        # command still reads.
+        # command still reads. The lookup happens as REQ takes a command (``load``): its slots'
+        # hits against the tags as they are after this cycle (the entry this cycle's request
+        # writes is forwarded) go into registers (``hv``, ``hidx``, ``inuse``) that each request
+        # then updates, so REQ's per-cycle decisions start from registers.
         V = TT + 1
         NS = 2 * V
         EB = max(1, (NE - 1).bit_length())
@@ -662,37 +677,32 @@ class VectorUnit(wiring.Component):
         outstanding = Signal(range(RESP_DEPTH + 1))
         npop = Signal(range(NS + 1))
         popents = [Signal(EB, name=f"pe{i}") for i in range(NS)]
-        vaddr = [rq.xa[k] for k in range(TT)] + [rq.wa]
-        ven = [rq.xe[k] for k in range(TT)] + [rq.wen]
-        voff = [a[:LB] if LB else Const(0, 1) for a in vaddr]
-        sl_line, sl_need = [], []
+        voff = [a[:LB] if LB else Const(0, 1) for a in [rq.xa[k] for k in range(TT)] + [rq.wa]]
+        # the slots of the command REQ takes
+        in_line, in_need = [], []
         for v in range(V):
-            lo_l = vaddr[v][LB:LB + LA]
-            sl_line += [lo_l, _comb(m, (lo_l + 1)[:LA], f"sl_next{v}")]
-            sl_need += [ven[v], ven[v] & ((voff[v] + L) > W)]
-        hit = [[Signal(name=f"hit{s_}_{e}") for e in range(NE)] for s_ in range(NS)]
-        hitany = Signal(NS)
-        hitidx = [Signal(EB, name=f"hitidx{s_}") for s_ in range(NS)]
-        for s_ in range(NS):
-            for e in range(NE):
-                m.d.comb += hit[s_][e].eq(tv[e] & (tags[e] == sl_line[s_]))
-            m.d.comb += hitany[s_].eq(Cat(*hit[s_]).any())
-            for e in reversed(range(NE)):
-                with m.If(hit[s_][e]):
-                    m.d.comb += hitidx[s_].eq(e)
+            a_ = inc.xa[v] if v < TT else inc.wa
+            lo_l = a_[LB:LB + LA]
+            off = a_[:LB] if LB else Const(0, 1)
+            en = inc.xe[v] if v < TT else inc.wen
+            in_line += [lo_l, _comb(m, (lo_l + 1)[:LA], f"in_next{v}")]
+            in_need += [en, en & ((off + L) > W)]
+        # REQ's registers of the command it holds: its slots' lines and needs, which slots share
+        # a line, the slots whose line is in the cache (or requested) and its entry, the entries
+        # its needed slots use
+        sl_line = [Signal(LA, name=f"sl_line{s_}") for s_ in range(NS)]
+        sl_need = Signal(NS)
+        same = [Signal(NS, name=f"same{s_}") for s_ in range(NS)]
+        hv = Signal(NS)
+        hidx = [Signal(EB, name=f"hidx{s_}") for s_ in range(NS)]
+        inuse = Signal(NE)
         miss = Signal(NS)
-        m.d.comb += miss.eq(Cat(*sl_need) & ~hitany)
+        m.d.comb += miss.eq(sl_need & ~hv)
         fm = Signal(range(NS))
         for s_ in reversed(range(NS)):
             with m.If(miss[s_]):
                 m.d.comb += fm.eq(s_)
         fm_line = _comb(m, Array(sl_line)[fm], "fm_line", LA)
-        inuse = Signal(NE)
-        m.d.comb += inuse.eq(0)
-        for s_ in range(NS):
-            for e in range(NE):
-                with m.If(sl_need[s_] & hit[s_][e]):
-                    m.d.comb += inuse[e].eq(1)
         victim = Signal(EB)
         for i in reversed(range(NE)):
             cand = _comb(m, Mux(rr + i >= NE, rr + i - NE, rr + i)[:EB], f"cand{i}")
@@ -705,15 +715,43 @@ class VectorUnit(wiring.Component):
             self.rd.req.payload.addr.eq(fm_line),
             rfire.eq(self.rd.req.valid & self.rd.req.ready),
         ]
-        # slot resolved this cycle: hit, or its line is the one requested now
-        res = [hitany[s_] | (rfire & (sl_line[s_] == fm_line)) for s_ in range(NS)]
-        ent = [Mux(hitany[s_], hitidx[s_], victim) for s_ in range(NS)]
+        # slot resolved this cycle: in the cache, or its line is the one requested now
+        fm_same = [_comb(m, rfire & same[s_].bit_select(fm, 1), f"fm_same{s_}") for s_ in range(NS)]
+        res = [hv[s_] | fm_same[s_] for s_ in range(NS)]
+        ent = [Mux(hv[s_], hidx[s_], victim) for s_ in range(NS)]
         m.d.comb += complete.eq(rq_v & metaq.w_rdy
                                 & Cat(*[~sl_need[s_] | res[s_] for s_ in range(NS)]).all())
         with m.If(rfire):
             m.d.sync += [Array(tags)[victim].eq(fm_line), tv.bit_select(victim, 1).eq(1),
                          npop.eq(npop + 1), Array(popents)[npop].eq(victim)]
             m.d.sync += rr.eq(Mux(victim + 1 >= NE, 0, victim + 1))
+        # the lookup of the command taken: the tags after this cycle (entry ``victim`` holds
+        # fm_line if a request goes out now)
+        hv_n = Signal(NS)
+        hidx_n = [Signal(EB, name=f"hidx_n{s_}") for s_ in range(NS)]
+        inuse_n = Signal(NE)
+        for s_ in range(NS):
+            fwd = _comb(m, rfire & Cat(*[in_line[s_] == sl_line[t_] for t_ in range(NS)])
+                        .bit_select(fm, 1), f"fwd{s_}")
+            hit_n = [_comb(m, Mux(rfire & (victim == e), fwd,
+                                  tv[e] & (tags[e] == in_line[s_])), f"hit_n{s_}_{e}")
+                     for e in range(NE)]
+            m.d.comb += hv_n[s_].eq(Cat(*hit_n).any())
+            for e in reversed(range(NE)):
+                with m.If(hit_n[e]):
+                    m.d.comb += hidx_n[s_].eq(e)
+                with m.If(in_need[s_] & hit_n[e]):
+                    m.d.comb += inuse_n[e].eq(1)
+        with m.If(load):
+            m.d.sync += [sl_need.eq(Cat(*in_need)), hv.eq(hv_n), inuse.eq(inuse_n)]
+            for s_ in range(NS):
+                m.d.sync += [sl_line[s_].eq(in_line[s_]), hidx[s_].eq(hidx_n[s_]),
+                             same[s_].eq(Cat(*[in_line[s_] == in_line[t_] for t_ in range(NS)]))]
+        with m.Elif(rfire):
+            m.d.sync += inuse.bit_select(victim, 1).eq(1)
+            for s_ in range(NS):
+                with m.If(fm_same[s_]):
+                    m.d.sync += [hv[s_].eq(1), hidx[s_].eq(victim)]
         meta_in = Signal(META)
         for name, _ in CMD:
             if name not in ("xa", "wa"):
@@ -1112,7 +1150,7 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ status
         idle = Signal()
         m.d.comb += [
-            idle.eq(~busy_seq & ~sq_v & ~rq_v & ~metaq.r_rdy & ~av & ~(e2v if two else 0)
+            idle.eq(~busy_seq & ~queued & ~rq_v & ~metaq.r_rdy & ~av & ~(e2v if two else 0)
                     & (post_cnt == 0)
                     & (outstanding == 0)),
             self.idle.eq(idle),

@@ -485,11 +485,11 @@ def build_metadata_tx(m, ps, mutation):
     """Metadata TX (hw/metadata_tx.py) with 8-byte blob packets.
 
     Environment: any commands (stream rules); an SRAM that accepts reads whenever the solver
-    says and returns a line of any content exactly ``SRAM_READ_LATENCY`` cycles after each
-    accepted read (so tables, tensor sizes and bytes are arbitrary).
+    says and returns a line of any content exactly ``sram_read_latency(TX_CONFIG)`` cycles after
+    each accepted read (so tables, tensor sizes and bytes are arbitrary).
     """
     from hw.metadata_tx import MetadataTx
-    from hw.npu_if import SRAM_READ_LATENCY
+    from hw.npu_if import sram_read_latency
 
     cfg = TX_CONFIG
     N = cfg.csi2_lanes_bytes
@@ -505,7 +505,7 @@ def build_metadata_tx(m, ps, mutation):
     free.append(dut.rd.rdata)
     acc = rdq.valid & rdq.ready
     v = acc
-    for k in range(SRAM_READ_LATENCY):
+    for k in range(sram_read_latency(cfg)):
         v = props.past(m, v, f"rd_pipe{k}")
     m.d.comb += dut.rd.rvalid.eq(v)
 

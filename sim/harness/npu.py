@@ -20,7 +20,7 @@ import numpy as np
 from hw import regmap
 from hw.config import Config, preset
 from hw.errors import UserError
-from hw.npu_if import line_bytes
+from hw.npu_if import line_bytes, sram_read_latency
 from sim.harness.build import build_harness
 from sim.harness.ffi import Handle, load, read_words_span, write_words_rmw
 
@@ -69,7 +69,8 @@ def _build(config: Config, waves: bool, units: str) -> Path:
     from hw.npu import NTRACE, NpuTop, index_bits
     from sim.cocotb_run import verilog_of
 
-    defines = {"NP_W": line_bytes(config), "NP_IB": index_bits(config), "NP_NTRACE": NTRACE}
+    defines = {"NP_W": line_bytes(config), "NP_IB": index_bits(config), "NP_NTRACE": NTRACE,
+               "NP_LAT": sram_read_latency(config)}
     if waves:
         defines["NP_WAVES"] = 1
     return build_harness(

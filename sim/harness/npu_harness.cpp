@@ -37,6 +37,9 @@
 #ifndef NP_IB
 #error "NP_IB (instruction index bits) must be defined"
 #endif
+#ifndef NP_LAT
+#error "NP_LAT (SRAM read latency, hw.npu_if.sram_read_latency) must be defined"
+#endif
 
 namespace {
 
@@ -234,7 +237,7 @@ void np_bd_write(void* p, int64_t line, const uint8_t* data, int64_t n) {
 void np_bd_read(void* p, int64_t line, uint8_t* out, int64_t n) {
     auto* h = static_cast<Harness*>(p);
     Vtop* t = h->top;
-    const int lat = 2;  // hw.npu_if.SRAM_READ_LATENCY
+    const int lat = NP_LAT;
     for (int64_t i = 0; i < n + lat; i++) {
         t->bd_re = i < n;
         t->bd_addr = uint32_t(line + (i < n ? i : 0));

@@ -90,19 +90,20 @@ class SramModel:
 
     ``mem`` (a uint8 array of ``config.sram_bytes``, shared with the bench by reference) holds the
     bytes. Reads: a request accepted in cycle t is answered on ``rdata`` with ``rvalid`` exactly
-    ``SRAM_READ_LATENCY`` cycles later, in order (line addresses wrap at the SRAM's end). Writes:
-    a masked line write is applied when accepted. ``rd_ready_p`` / ``wr_ready_p``: probability
-    that ``ready`` is high in a cycle (random back-pressure from ``rng``). Call :meth:`drive` after
-    the rising edge (with the bench's cycle number) and :meth:`sample` in the read-only phase."""
+    ``hw.npu_if.sram_read_latency(config)`` cycles later, in order (line addresses wrap at the
+    SRAM's end). Writes: a masked line write is applied when accepted. ``rd_ready_p`` /
+    ``wr_ready_p``: probability that ``ready`` is high in a cycle (random back-pressure from
+    ``rng``). Call :meth:`drive` after the rising edge (with the bench's cycle number) and
+    :meth:`sample` in the read-only phase."""
 
     def __init__(self, dut, config, rng: random.Random, mem: np.ndarray, rd: str = "rd",
                  wr: str | None = "wr"):
-        from hw.npu_if import SRAM_READ_LATENCY, line_bytes, sram_write_signature
+        from hw.npu_if import line_bytes, sram_read_latency, sram_write_signature
 
         self.dut, self.rng, self.mem = dut, rng, mem
         self.W = line_bytes(config)
         self.lines = config.sram_bytes // self.W
-        self.latency = SRAM_READ_LATENCY
+        self.latency = sram_read_latency(config)
         self.rd = {k: getattr(dut, f"{rd}__{k}") for k in
                    ("req__valid", "req__ready", "req__payload", "rvalid", "rdata")}
         self.wr = None

@@ -1,11 +1,11 @@
 """cocotb bench of hw.conv_unit.ConvUnit against sim.isa_sim.IsaSim (run by
 tests/hw/test_conv_unit.py).
 
-A Python SRAM model serves the unit's read port (fixed ``SRAM_READ_LATENCY``, random ``ready``
-back-pressure) and write port (random back-pressure, byte masks); the bench plays the LOAD unit on
-the ``buf`` port. Each random CONV instruction runs as LOAD (WBUF) + LOAD (PBUF) + CONV on IsaSim
-from the same SRAM image, and the whole SRAM must be equal afterwards. The unit's MAC counter must
-add up to M * K * n_cols; cycles are compared with ``sim.isa_sim.instr_cost``.
+A Python SRAM model serves the unit's read port (fixed ``sram_read_latency(config)``, random
+``ready`` back-pressure) and write port (random back-pressure, byte masks); the bench plays the LOAD
+unit on the ``buf`` port. Each random CONV instruction runs as LOAD (WBUF) + LOAD (PBUF) + CONV on
+IsaSim from the same SRAM image, and the whole SRAM must be equal afterwards. The unit's MAC counter
+must add up to M * K * n_cols; cycles are compared with ``sim.isa_sim.instr_cost``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """cocotb bench of hw.dma.LoadUnit / StoreUnit (run by tests/hw/test_dma.py) against IsaSim.
 
 The bench models the SRAM ports (random request back-pressure, responses exactly
-SRAM_READ_LATENCY cycles after acceptance, masked line writes) and, for LOAD, the conv unit's
-buffer write port (random back-pressure). Each random instruction runs on the unit and on
+``sram_read_latency(config)`` cycles after acceptance, masked line writes) and, for LOAD, the conv
+unit's buffer write port (random back-pressure). Each random instruction runs on the unit and on
 ``sim.isa_sim.IsaSim`` from the same SRAM image: the SRAM (STORE) or the WBUF/PBUF slots (LOAD,
 bytes past ``nbytes`` must keep their previous value) must be equal. The unit-port protocol is
-checked every cycle (idle low from the cycle after the handshake until done, no request while
-idle, cmd.ready only while idle); wrong opcodes, oversize LOADs and accesses past the SRAM set the
-sticky error.
+checked every cycle (idle low from the cycle after the handshake until done, no request while idle,
+cmd.ready only while idle); wrong opcodes, oversize LOADs and accesses past the SRAM set the sticky
+error.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """cocotb bench of hw.sram.Sram (run by tests/hw/test_sram.py) against a Python model.
 
 Every read and write master issues random requests (valid held until accepted). The model applies
-writes at acceptance and snapshots the line at each read's acceptance; the bench checks: at most
-one read and one write granted per cycle, each response exactly SRAM_READ_LATENCY cycles after its
-acceptance on the requesting master only, data equal to the model (a read sees every write
-accepted in an earlier cycle), the round-robin bound (a requesting master waits for at most
-n - 1 other grants), and master 0's absolute priority with ``priority0``.
+writes at acceptance and snapshots the line at each read's acceptance; the bench checks: at most one
+read and one write granted per cycle, each response exactly ``sram_read_latency(config)`` cycles
+after its acceptance on the requesting master only, data equal to the model (a read sees every write
+accepted in an earlier cycle), the round-robin bound (a requesting master waits for at most n - 1
+other grants), and master 0's absolute priority with ``priority0``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.config import Config
-from hw.npu_if import SRAM_READ_LATENCY, line_addr_bits, line_bytes
+from hw.npu_if import line_addr_bits, line_bytes, sram_read_latency
 from sim.cocotb_run import tb_params
 from tests.hw.tb_common import TEST_TIMEOUT_MS, reset, start_clock
 
@@ -100,7 +100,7 @@ async def sram_random(dut):
             assert gw == [0], "write master 0 (priority) not granted"
         for i in gr:
             line = rd_pend[i]
-            expect[i].append((cycle + SRAM_READ_LATENCY, mem[line].tobytes()))
+            expect[i].append((cycle + sram_read_latency(cfg), mem[line].tobytes()))
             rd_pend[i] = None
             n_reads += 1
             waited_r[i] = 0

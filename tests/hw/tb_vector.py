@@ -1,12 +1,12 @@
 """cocotb bench of hw.vector.VectorUnit against sim.isa_sim.IsaSim (run by tests/hw/test_vector.py).
 
-A Python SRAM model serves the unit's read port (fixed ``SRAM_READ_LATENCY``, random ``req.ready``
-back-pressure) and write port (random back-pressure, byte masks). Random instructions of every
-vector opcode (random shapes, alignments, paddings, zero points, realistic requant parameters) run
-on a random SRAM image; after each one the whole SRAM must equal IsaSim's after the same
-instruction on the same image (so only the output bytes may change). The unit's protocol is checked
-every cycle: ``cmd.ready == idle``, ``idle`` low from the cycle after the handshake until the
-instruction is complete, no SRAM request and no read in flight while idle, ``error`` only for a
+A Python SRAM model serves the unit's read port (fixed ``sram_read_latency(config)``, random
+``req.ready`` back-pressure) and write port (random back-pressure, byte masks). Random instructions
+of every vector opcode (random shapes, alignments, paddings, zero points, realistic requant
+parameters) run on a random SRAM image; after each one the whole SRAM must equal IsaSim's after the
+same instruction on the same image (so only the output bytes may change). The unit's protocol is
+checked every cycle: ``cmd.ready == idle``, ``idle`` low from the cycle after the handshake until
+the instruction is complete, no SRAM request and no read in flight while idle, ``error`` only for a
 foreign opcode. With ``model_tol`` each instruction's cycles must match the cycle model
 (``sim.isa_sim.instr_cost``) within that fraction (run it without back-pressure).
 """

@@ -13,6 +13,9 @@ CASES = [
     pytest.param(SMALL, 4, 3, True, 3000, None, id="tiny-prio"),
     # two read ports (Config.sram_read_ports = 2: the NPU's vector unit reads alone on port 1)
     pytest.param(SMALL, 4, 2, True, 3000, (0, 0, 1, 1), id="tiny-2ports"),
+    # the requests registered before the banks (Config.sram_read_latency = 3, the ecp5 preset)
+    pytest.param(SMALL.replace(sram_read_latency=3), 4, 3, True, 3000, (0, 0, 0, 1),
+                 id="tiny-lat3"),
     pytest.param(preset("ice40").replace(sram_bytes=8 * 1024), 6, 4, True, 4000, None, id="ice40",
                  marks=pytest.mark.full),
 ]

@@ -59,8 +59,12 @@ POST_CASES = [
     # EXEC in two stages (Config.vector_exec_stages, the ecp5 preset's), with and without a
     # time-shared POST
     pytest.param(preset("tiny").replace(vector_exec_stages=2), id="tiny-exec2"),
-    pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=2),
-                 id="tiny-post1-taps2-exec2"),
+    # the command input through a FIFO (Config.vector_req_stages = 2) alone, then with every
+    # pipeline choice of the ecp5 preset (and its SRAM read latency of 3)
+    pytest.param(preset("tiny").replace(vector_req_stages=2), id="tiny-req2"),
+    pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=2,
+                                        vector_req_stages=2, sram_read_latency=3),
+                 id="tiny-post1-taps2-exec2-req2-lat3"),
 ]
 
 
