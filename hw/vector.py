@@ -294,6 +294,7 @@ class VectorUnit(wiring.Component):
         gr = Signal(5)              # gco % depth_mult
         widx = Signal(8)            # weight memory row
         t = Signal(16)              # tap counter: up to k_h * k_w = 255 * 255 taps
+        tl = Signal(17)             # DPIX: taps of the window left (teff - t)
         pa = Signal(24)
         wa = Signal(24)
         oa = Signal(24)
@@ -323,6 +324,7 @@ class VectorUnit(wiring.Component):
         out_addr = f("out_addr")
         kwe = _comb(m, Mux(k_w == 0, 1, k_w), "kwe")
         kzero = _comb(m, (k_h == 0) | (k_w == 0), "kzero")
+        teff = _comb(m, Mux(kzero, 1, ntap), "teff", 17)   # taps of a window (ntap from INIT)
         dm_e = _comb(m, Mux(is_dw & (dw.depth_mult != 0), dw.depth_mult, 1), "dm_e")
 
         nout = Signal(NB)
@@ -436,7 +438,7 @@ class VectorUnit(wiring.Component):
                     iy0.eq(-p_t), ix0.eq(-p_l), iy.eq(-p_t), ix.eq(-p_l),
                     oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
                     oa.eq(out_addr + co0), oa_pix.eq(out_addr + co0),
-                    wa.eq(w_grp0), t.eq(0), widx.eq(0),
+                    wa.eq(w_grp0), t.eq(0), tl.eq(teff), widx.eq(0),
                 ]
                 group_reset()
                 m.next = "DPARAM"
@@ -448,7 +450,7 @@ class VectorUnit(wiring.Component):
                 with m.If(take):
                     param_cmd()
                     with m.If(t == PC - 1):
-                        m.d.sync += [t.eq(0), pa.eq(pa + 12 * L)]
+                        m.d.sync += [t.eq(0), tl.eq(teff), pa.eq(pa + 12 * L)]
                         with m.If(g_last):
                             group_reset()
                             m.next = "DPIX"
@@ -467,7 +469,7 @@ class VectorUnit(wiring.Component):
                          idx=widx)
                     m.d.sync += [t.eq(t + TT), wa.eq(wa + tco), widx.eq(widx + 1)]
                     with m.If(wleft <= TT):
-                        m.d.sync += [t.eq(0), wa.eq(w_grp_n)]
+                        m.d.sync += [t.eq(0), tl.eq(teff), wa.eq(w_grp_n)]
                         with m.If(g_last):
                             group_reset()
                             m.d.sync += [wa.eq(w_grp0), widx.eq(0)]
@@ -478,11 +480,11 @@ class VectorUnit(wiring.Component):
                 m.d.comb += busy_seq.eq(1)
                 # up to TT taps of the window in raster order (weights from the weight memory,
                 # or POOL); one tap per command when DWCONV fetches weights per tap
-                t_eff = Mux(kzero, 1, ntap)
-                tleft = Signal(17)
-                m.d.comb += tleft.eq(t_eff - t)
+                # taps left of the window (tl = teff - t, a register: SEQ's decisions start
+                # from registers)
+                one = _comb(m, ~(wc | is_pool), "one_tap")
                 nt_ = Signal(range(TT + 1))
-                m.d.comb += nt_.eq(Mux(~(wc | is_pool), 1, Mux(tleft >= TT, TT, tleft)))
+                m.d.comb += nt_.eq(Mux(one, 1, Mux(tl >= TT, TT, tl)))
                 cur = (ky, kx, iy, ix, xa, xa_row)
                 chain, taddr, tpad = [], [], []
                 for j in range(TT):
@@ -506,7 +508,7 @@ class VectorUnit(wiring.Component):
                     cur = nxt
                 last_ox = ox + 1 >= out_w
                 last_oy = oy + 1 >= out_h
-                last_tap = tleft <= nt_
+                last_tap = _comb(m, Mux(one, tl <= 1, tl <= TT), "last_tap")
                 with m.If(take):
                     emit(xa=[a_[:24] for a_ in taddr],
                          xe=Cat(*[~tpad[j] & (nt_ > j) & ~kzero for j in range(TT)]),
@@ -514,7 +516,8 @@ class VectorUnit(wiring.Component):
                          kind=K_MAC, idx=widx, nt=nt_, grp=gi,
                          first=t == 0, last=last_tap, emit=last_tap,
                          zero=kzero, n=nout, r=gr, oa=oa)
-                    m.d.sync += [t.eq(t + nt_), wa.eq(wa + co), widx.eq(widx + 1)]
+                    m.d.sync += [t.eq(t + nt_), tl.eq(tl - nt_), wa.eq(wa + co),
+                                 widx.eq(widx + 1)]
                     with m.If(~last_tap):
                         for j in range(TT):
                             with m.If(nt_ == j + 1):
@@ -525,13 +528,15 @@ class VectorUnit(wiring.Component):
                         # the next channel group of the same pixel
                         group_step()
                         gx = xa_pix + goff_n
-                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), iy.eq(iy0), ix.eq(ix0),
-                                     xa.eq(gx), xa_row.eq(gx), oa.eq(oa + L), wa.eq(w_grp_n)]
+                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), tl.eq(teff), iy.eq(iy0),
+                                     ix.eq(ix0), xa.eq(gx), xa_row.eq(gx), oa.eq(oa + L),
+                                     wa.eq(w_grp_n)]
                     with m.Else():
                         group_reset()
-                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), widx.eq(0), wa.eq(w_grp0),
-                                     iy.eq(iy0), ix.eq(ix0), xa.eq(xa_pix), xa_row.eq(xa_pix),
-                                     oa_pix.eq(oa_pix + co), oa.eq(oa_pix + co)]
+                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), tl.eq(teff), widx.eq(0),
+                                     wa.eq(w_grp0), iy.eq(iy0), ix.eq(ix0), xa.eq(xa_pix),
+                                     xa_row.eq(xa_pix), oa_pix.eq(oa_pix + co),
+                                     oa.eq(oa_pix + co)]
                         with m.If(~last_ox):
                             nx = xa_pix + stepx
                             m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + s_w), iy.eq(iy0),
