@@ -86,8 +86,10 @@ class Config:
     #: Cycles from an accepted SRAM read to its line on ``rdata`` (hw/npu_if.py
     #: :func:`~hw.npu_if.sram_read_latency`): 2 = the arbiters drive the banks' address pins
     #: directly; 3 = the granted read and write requests are registered before the banks (their
-    #: address and data fan out to every block RAM of the SRAM, across the whole FPGA), one more
-    #: cycle per read; the masters are credit-based, so only their latency changes.
+    #: address and data fan out to every block RAM of the SRAM, across the whole FPGA); 4 = also
+    #: each bank split into sub-banks of ``hw.sram.SUB_LINES`` lines whose read data are
+    #: registered before the sub-bank select (a block RAM's clock-to-output is slow). The masters
+    #: are credit-based, so only their latency changes.
     sram_read_latency: int = 2
 
     def __post_init__(self):
@@ -124,8 +126,8 @@ class Config:
         if self.vector_req_stages not in (1, 2):
             raise ValueError("Config.vector_req_stages must be 1 or 2, got "
                              f"{self.vector_req_stages!r}")
-        if self.sram_read_latency not in (2, 3):
-            raise ValueError("Config.sram_read_latency must be 2 or 3, got "
+        if self.sram_read_latency not in (2, 3, 4):
+            raise ValueError("Config.sram_read_latency must be 2, 3 or 4, got "
                              f"{self.sram_read_latency!r}")
         lr = self.last_requant_lanes
         if lr and (lr < 0 or self.array_cols % lr):
@@ -225,7 +227,7 @@ PRESETS: dict[str, Config] = {
         last_requant_lanes=1,
         vector_exec_stages=2,
         vector_req_stages=2,
-        sram_read_latency=3,
+        sram_read_latency=4,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
     "ice40": Config(

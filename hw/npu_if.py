@@ -33,7 +33,8 @@ __all__ = [
 def sram_read_latency(config: Config) -> int:
     """Cycles from the cycle a read request is accepted (``req.valid & req.ready``) to the cycle
     its line is on ``rdata`` with ``rvalid`` high (for exactly one cycle):
-    ``Config.sram_read_latency`` (2, or 3 with the requests registered before the banks).
+    ``Config.sram_read_latency`` (2; 3 with the requests registered before the banks; 4 with
+    the banks' read data registered too).
     Responses cannot be stalled: a master must have room for every read it has in flight."""
     return config.sram_read_latency
 

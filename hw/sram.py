@@ -26,7 +26,7 @@ the (all-zero) init of memories with that attribute only, so the SRAM's Verilog 
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Array, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -64,6 +64,17 @@ def _install_noinit() -> None:
 
 
 _install_noinit()
+
+
+#: Lines per sub-bank at ``Config.sram_read_latency`` = 4: the depth of an ECP5 DP16KD at 9
+#: bits wide, so a sub-bank of one bank is word-bytes block RAMs side by side.
+SUB_LINES = 2048
+
+
+def _delayed(m: Module, sig, name: str) -> Signal:
+    q = Signal.like(sig, name=name) if isinstance(sig, Signal) else Signal(len(sig), name=name)
+    m.d.sync += q.eq(sig)
+    return q
 
 
 def round_robin(m: Module, requests: list, last: Signal, priority0: bool = False):
@@ -153,9 +164,9 @@ class Sram(wiring.Component):
         with m.If(w_gv):
             m.d.sync += w_last.eq(w_gi)
 
-        # ---- the bank inputs: the grants themselves (latency 2) or registered (latency 3)
+        # ---- the bank inputs: the grants themselves (latency 2) or registered (3 and 4)
         lat = sram_read_latency(cfg)
-        if lat == 3:
+        if lat >= 3:
             regs = []
             for sig in [*r_gv, *r_gi, *r_addr, w_gv, w_addr, w_data, w_mask]:
                 q = Signal.like(sig, name=f"{sig.name}_q")
@@ -164,31 +175,54 @@ class Sram(wiring.Component):
             r_gv, r_gi, r_addr = (regs[k * ngroups:(k + 1) * ngroups] for k in range(3))
             w_gv, w_addr, w_data, w_mask = regs[3 * ngroups:]
 
-        # ---- banks
+        # ---- banks. Latency 4 splits each bank into sub-banks of SUB_LINES lines whose read
+        # data are registered before the sub-bank select: a block RAM's slow clock-to-output and
+        # the select across the block-RAM columns then take a cycle each.
+        split = lat == 4
+        sub = min(SUB_LINES, depth) if split else depth
+        nsub = -(-depth // sub)
+        sb = max(1, (sub - 1).bit_length()) if split else ab
+        stages = 3 if split else 2             # cycles from the bank inputs to rdata
         lines = [Signal(8 * self.W, name=f"line{g}") for g in range(ngroups)]
         for b in range(cfg.sram_banks):
-            mem = Memory(shape=8 * wb, depth=depth, init=[], attrs={NOINIT_ATTR: 1})
-            m.submodules[f"bank{b}"] = mem
-            wp = mem.write_port(granularity=8)
-            m.d.comb += [
-                wp.addr.eq(w_addr),
-                wp.data.eq(w_data[8 * wb * b: 8 * wb * (b + 1)]),
-                wp.en.eq(w_mask[wb * b: wb * (b + 1)] & w_gv.replicate(wb)),
-            ]
+            outs = [[] for _ in range(ngroups)]
+            for k in range(nsub):
+                mem = Memory(shape=8 * wb, depth=min(sub, depth - k * sub), init=[],
+                             attrs={NOINIT_ATTR: 1})
+                m.submodules[f"bank{b}_{k}" if split else f"bank{b}"] = mem
+                here = w_gv & (w_addr[sb:] == k) if nsub > 1 else w_gv
+                wp = mem.write_port(granularity=8)
+                m.d.comb += [
+                    wp.addr.eq(w_addr[:sb]),
+                    wp.data.eq(w_data[8 * wb * b: 8 * wb * (b + 1)]),
+                    wp.en.eq(w_mask[wb * b: wb * (b + 1)] & here.replicate(wb)),
+                ]
+                for g in range(ngroups):
+                    rp = mem.read_port()
+                    m.d.comb += [rp.addr.eq(r_addr[g][:sb]), rp.en.eq(1)]
+                    if split:
+                        q = Signal(8 * wb, name=f"sub{g}_{b}_{k}", reset_less=True)
+                        m.d.sync += q.eq(rp.data)
+                        outs[g].append(q)
+                    else:
+                        outs[g].append(rp.data)
             for g in range(ngroups):
-                rp = mem.read_port()
-                m.d.comb += [rp.addr.eq(r_addr[g]), rp.en.eq(1),
-                             lines[g][8 * wb * b: 8 * wb * (b + 1)].eq(rp.data)]
+                sel = 0
+                if nsub > 1:   # the sub-bank of the read whose data are in the registers
+                    sel = r_addr[g][sb:]
+                    for d in range(2):
+                        sel = _delayed(m, sel, f"rsub{g}_{b}_{d}")
+                m.d.comb += lines[g][8 * wb * b: 8 * wb * (b + 1)].eq(Array(outs[g])[sel])
 
-        # ---- response routing per group: (valid, master) through the read port and the rdata
-        # register (the two cycles after the banks' inputs)
+        # ---- response routing per group: (valid, master) through the read port (and the
+        # sub-bank registers) and the rdata register
         for g in range(ngroups):
-            v1, v2 = Signal(name=f"rv1_{g}"), Signal(name=f"rv2_{g}")
-            i1, i2 = Signal.like(r_gi[g], name=f"ri1_{g}"), Signal.like(r_gi[g], name=f"ri2_{g}")
+            v, i_ = r_gv[g], r_gi[g]
+            for d in range(stages):
+                v, i_ = _delayed(m, v, f"rv{d}_{g}"), _delayed(m, i_, f"ri{d}_{g}")
             rdata = Signal(8 * self.W, name=f"rdata{g}")
-            m.d.sync += [v1.eq(r_gv[g]), i1.eq(r_gi[g]), v2.eq(v1), i2.eq(i1),
-                         rdata.eq(lines[g])]
+            m.d.sync += rdata.eq(lines[g])
             for i, p in enumerate(self.rd):
                 if self.read_groups[i] == g:
-                    m.d.comb += [p.rdata.eq(rdata), p.rvalid.eq(v2 & (i2 == i))]
+                    m.d.comb += [p.rdata.eq(rdata), p.rvalid.eq(v & (i_ == i))]
         return m

@@ -13,9 +13,13 @@ CASES = [
     pytest.param(SMALL, 4, 3, True, 3000, None, id="tiny-prio"),
     # two read ports (Config.sram_read_ports = 2: the NPU's vector unit reads alone on port 1)
     pytest.param(SMALL, 4, 2, True, 3000, (0, 0, 1, 1), id="tiny-2ports"),
-    # the requests registered before the banks (Config.sram_read_latency = 3, the ecp5 preset)
+    # the requests registered before the banks (Config.sram_read_latency = 3), and the banks
+    # split into registered sub-banks (4, the ecp5 preset: 3 sub-banks of 2048 lines, the last
+    # one short)
     pytest.param(SMALL.replace(sram_read_latency=3), 4, 3, True, 3000, (0, 0, 0, 1),
                  id="tiny-lat3"),
+    pytest.param(SMALL.replace(sram_bytes=5 * 2048 * 16 // 2, sram_read_latency=4), 3, 2, False,
+                 3000, (0, 1, 1), id="tiny-lat4"),
     pytest.param(preset("ice40").replace(sram_bytes=8 * 1024), 6, 4, True, 4000, None, id="ice40",
                  marks=pytest.mark.full),
 ]
