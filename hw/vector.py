@@ -983,11 +983,19 @@ class VectorUnit(wiring.Component):
             m.d.comb += self.macs.eq(Mux(mac & ~am.zero, Mux(is_vm, am.kn, am.n) * am.nt, 0))
 
         # P0 beat
-        def ew(i):
-            return P[32 * i:32 * i + 32].as_signed()
+        # ELTWISE's parameter record (row 0): E2 reads the offsets and the left shift from the
+        # memory; POST reads its multipliers, shifts, offset and clamp from a registered copy
+        # (row 0 is written only before the instruction's first beat, which reaches POST cycles
+        # later, so the copy holds the same record; the memory's read is then off POST's paths)
+        Pq = Signal(P.shape(), reset_less=True)
+        m.d.sync += Pq.eq(P)
 
-        a_off, a_mult, a_shift, b_off, b_mult, b_shift = (ew(i) for i in range(6))
-        left, o_mult, o_shift, o_off, o_lo, o_hi = (ew(i) for i in range(6, 12))
+        def ew(i, src=P):
+            return src[32 * i:32 * i + 32].as_signed()
+
+        a_off, b_off, left = ew(0), ew(3), ew(6)
+        a_mult, a_shift, b_mult, b_shift = (ew(i, Pq) for i in (1, 2, 4, 5))
+        o_mult, o_shift, o_off, o_lo, o_hi = (ew(i, Pq) for i in range(7, 12))
         p0v = Signal()
         u1 = [Signal(signed(32), name=f"u1_{j}") for j in range(L)]
         u2 = [Signal(signed(32), name=f"u2_{j}") for j in range(L)]
