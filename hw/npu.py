@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import warnings
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -272,7 +272,7 @@ class NpuTop(wiring.Component):
             with m.State("REQ"):
                 with m.If(~running):
                     m.next = "IDLE"
-                with m.Elif(pc + INSTR_BYTES > cfg.sram_bytes):
+                with m.Elif(pc > cfg.sram_bytes - INSTR_BYTES):    # pc + 32 past the SRAM
                     fail(3, fidx)
                     m.next = "IDLE"
                 with m.Else():
@@ -465,12 +465,19 @@ class NpuTop(wiring.Component):
             "HOST_WAIT": host_wait,
         }
         assert list(incs) == list(regmap.COUNTERS)
+        # the increments are registered and added a cycle later, so the units' valid / ready and
+        # the SRAM arbiters are off the counters' adders; the counts of a run are the same once
+        # it is over (the host reads them after STATUS.done)
         cnt = {k: Signal(64, name=f"cnt_{k.lower()}") for k in incs}
+        busy_q = Signal()
+        m.d.sync += busy_q.eq(busy)
         for k, c in cnt.items():
+            inc = Signal(Value.cast(incs[k]).shape(), name=f"inc_{k.lower()}")
+            m.d.sync += inc.eq(incs[k])
             with m.If(clear):
                 m.d.sync += c.eq(0)
-            with m.Elif(busy):
-                m.d.sync += c.eq(c + incs[k])
+            with m.Elif(busy_q):
+                m.d.sync += c.eq(c + inc)
 
         # ---- CSR read mux
         hwcfg = (cfg.array_rows & 0xFF) | (cfg.array_cols & 0xFF) << 8 | \
