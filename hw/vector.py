@@ -308,6 +308,10 @@ class VectorUnit(wiring.Component):
         ei = Signal(25)
         er = Signal(17)
         vi, vj0, vjj, vk0 = Signal(16), Signal(17), Signal(8), Signal(17)
+        # VMATMUL loop state kept as registers, so SEQ's decisions start from registers: the
+        # group's output lanes min(n - vj0, L) (set in VPARAM), its channels left (vnj - vjj)
+        # and K left (k - vk0)
+        vnj, vl, vkr = Signal(range(L + 1)), Signal(9), Signal(18)
         xrow, wrow, wrow0, orow = Signal(24), Signal(24), Signal(24), Signal(24)
         vkL = Signal(24)
 
@@ -387,7 +391,7 @@ class VectorUnit(wiring.Component):
                     co0.eq(0), ci0.eq(0), rres.eq(0), gi.eq(0), widx.eq(0),
                     pa.eq(Mux(is_dw, dw.p_addr, Mux(is_elt, el.p_addr, vm.p_addr))),
                     ei.eq(0), er.eq(0),
-                    vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), t.eq(0),
+                    vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), vkr.eq(vm.k), t.eq(0),
                     xrow.eq(vm.in_addr), wrow.eq(vm.w_addr), wrow0.eq(vm.w_addr),
                     orow.eq(vm.out_addr),
                     vkL.eq(vm.k << LL),
@@ -605,12 +609,12 @@ class VectorUnit(wiring.Component):
             # ---------------- VMATMUL
             vrem_n = Signal(18)
             m.d.comb += vrem_n.eq(vm.n - vj0)
-            vnj = Mux(vrem_n > L, L, vrem_n)
-            vrem_k = Signal(18)
-            m.d.comb += vrem_k.eq(vm.k - vk0)
-            vkn = Mux(vrem_k > L, L, vrem_k)
+            vkn = Mux(vkr > L, L, vkr)
             with m.State("VPARAM"):
                 m.d.comb += busy_seq.eq(1)
+                # vj0 is the group's for the whole of VPARAM (>= 1 cycle before VRUN)
+                vg = Mux(vrem_n > L, L, vrem_n)
+                m.d.sync += [vnj.eq(vg), vl.eq(vg)]
                 with m.If(take):
                     param_cmd()
                     with m.If(t == PC - 1):
@@ -620,12 +624,10 @@ class VectorUnit(wiring.Component):
                 # TT output channels per command: their weight rows are the x vectors, the
                 # input chunk is the w vector
                 m.d.comb += busy_seq.eq(1)
-                last_k = vk0 + L >= vm.k
-                vleft = Signal(9)
-                m.d.comb += vleft.eq(vnj - vjj)
+                last_k = _comb(m, vkr <= L, "last_k")
                 vnt = Signal(range(TT + 1))
-                m.d.comb += vnt.eq(Mux(vleft >= TT, TT, vleft))
-                last_jj = vjj + vnt >= vnj
+                m.d.comb += vnt.eq(Mux(vl >= TT, TT, vl))
+                last_jj = _comb(m, vl <= TT, "last_jj")
                 last_j0 = vj0 + L >= vm.n
                 last_i = vi + 1 >= vm.m
                 rows = [wrow]
@@ -639,9 +641,9 @@ class VectorUnit(wiring.Component):
                          wa=xrow + vk0, wen=vm.k != 0,
                          kind=K_MAC, first=vk0 == 0, last=last_k, emit=last_k & last_jj,
                          zero=vm.k == 0, n=vnj, kn=vkn, jj=vjj, nt=vnt, oa=orow + vj0)
-                    m.d.sync += vk0.eq(vk0 + L)
+                    m.d.sync += [vk0.eq(vk0 + L), vkr.eq(vkr - L)]
                     with m.If(last_k):
-                        m.d.sync += [vk0.eq(0), vjj.eq(vjj + vnt)]
+                        m.d.sync += [vk0.eq(0), vkr.eq(vm.k), vjj.eq(vjj + vnt), vl.eq(vl - vnt)]
                         for j in range(TT):
                             with m.If(vnt == j + 1):
                                 m.d.sync += wrow.eq(rows[j + 1])
