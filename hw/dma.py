@@ -22,7 +22,7 @@ Errors (sticky ``error``): a wrong opcode, a LOAD larger than its slot, an acces
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -259,6 +259,13 @@ class StoreUnit(wiring.Component):
         r = Signal(16)
         p = Signal(16)
         cur_s, cur_d, pl_s, pl_d = (Signal(A, name=x) for x in ("cur_s", "cur_d", "pl_s", "pl_d"))
+        # the current row's ends (cur + n), kept beside cur, so the bounds check that gates the
+        # row is a compare of registers with a constant
+        end_s, end_d = Signal(A + 1), Signal(A + 1)
+
+        def set_cur(vs, vd, nn):
+            vs, vd = Value.cast(vs)[:A], Value.cast(vd)[:A]
+            return [cur_s.eq(vs), cur_d.eq(vd), end_s.eq(vs + nn), end_d.eq(vd + nn)]
         m.d.comb += [self.cmd.ready.eq(~active & ~err), self.idle.eq(~active),
                      self.error.eq(err), self.macs.eq(0), mv.value.eq(value)]
         with m.If(self.cmd.valid & self.cmd.ready):
@@ -268,21 +275,21 @@ class StoreUnit(wiring.Component):
                     active.eq(1), fill.eq(0), n.eq(cp.row_bytes), rows.eq(cp.rows),
                     planes.eq(cp.planes), srs.eq(cp.src_row_stride), sps.eq(cp.src_plane_stride),
                     drs.eq(cp.dst_row_stride), dps.eq(cp.dst_plane_stride),
-                    cur_s.eq(cp.src_addr), pl_s.eq(cp.src_addr),
-                    cur_d.eq(cp.dst_addr), pl_d.eq(cp.dst_addr), r.eq(0), p.eq(0),
+                    *set_cur(cp.src_addr, cp.dst_addr, cp.row_bytes),
+                    pl_s.eq(cp.src_addr), pl_d.eq(cp.dst_addr), r.eq(0), p.eq(0),
                     gen.eq((cp.row_bytes != 0) & (cp.rows != 0) & (cp.planes != 0)),
                 ]
             with m.Elif(op == Opcode.FILL):
                 m.d.sync += [
                     active.eq(1), fill.eq(1), n.eq(fl.row_bytes), rows.eq(fl.rows),
                     planes.eq(1), srs.eq(0), sps.eq(0), drs.eq(fl.dst_row_stride), dps.eq(0),
-                    cur_s.eq(0), pl_s.eq(0), cur_d.eq(fl.dst_addr), pl_d.eq(fl.dst_addr),
+                    *set_cur(0, fl.dst_addr, fl.row_bytes), pl_s.eq(0), pl_d.eq(fl.dst_addr),
                     r.eq(0), p.eq(0), value.eq(fl.value),
                     gen.eq((fl.row_bytes != 0) & (fl.rows != 0)),
                 ]
             with m.Else():
                 m.d.sync += err.eq(1)
-        oob = ((~fill & (cur_s + n > cfg.sram_bytes)) | (cur_d + n > cfg.sram_bytes))
+        oob = ((~fill & (end_s > cfg.sram_bytes)) | (end_d > cfg.sram_bytes))
         m.d.comb += [
             mv.row.valid.eq(gen & ~oob),
             mv.row.payload.src.eq(cur_s), mv.row.payload.dst.eq(cur_d),
@@ -292,10 +299,10 @@ class StoreUnit(wiring.Component):
             m.d.sync += [err.eq(1), gen.eq(0)]
         with m.If(mv.row.valid & mv.row.ready):
             with m.If(r + 1 < rows):
-                m.d.sync += [r.eq(r + 1), cur_s.eq(cur_s + srs), cur_d.eq(cur_d + drs)]
+                m.d.sync += [r.eq(r + 1), *set_cur(cur_s + srs, cur_d + drs, n)]
             with m.Else():
                 m.d.sync += [r.eq(0), p.eq(p + 1), pl_s.eq(pl_s + sps), pl_d.eq(pl_d + dps),
-                             cur_s.eq(pl_s + sps), cur_d.eq(pl_d + dps)]
+                             *set_cur(pl_s + sps, pl_d + dps, n)]
                 with m.If(p + 1 >= planes):
                     m.d.sync += gen.eq(0)
         with m.If(active & ~gen & ~mv.busy & ~(self.cmd.valid & self.cmd.ready)):
