@@ -229,6 +229,7 @@ class NpuTop(wiring.Component):
         nlmax = max(-(-INSTR_BYTES // W), 1) + (1 if W > 16 else 0)
         fbuf = [Signal(8 * W, name=f"fline{i}") for i in range(nlmax)]
         pc = Signal(24)
+        pc_oob = Signal()   # pc + INSTR_BYTES is past the SRAM (set with pc: a register)
         fidx = Signal(ib)
         f_req = Signal(range(nlmax + 1))
         f_rsp = Signal(range(nlmax + 1))
@@ -267,12 +268,13 @@ class NpuTop(wiring.Component):
         with m.FSM(name="fetch"):
             with m.State("IDLE"):
                 with m.If(start & ~busy & (f_out == 0) & (start_addr[:4] == 0)):
-                    m.d.sync += [pc.eq(start_addr), fidx.eq(0), f_req.eq(0), f_rsp.eq(0)]
+                    m.d.sync += [pc.eq(start_addr), fidx.eq(0), f_req.eq(0), f_rsp.eq(0),
+                                 pc_oob.eq(start_addr[:24] > cfg.sram_bytes - INSTR_BYTES)]
                     m.next = "REQ"
             with m.State("REQ"):
                 with m.If(~running):
                     m.next = "IDLE"
-                with m.Elif(pc > cfg.sram_bytes - INSTR_BYTES):    # pc + 32 past the SRAM
+                with m.Elif(pc_oob):
                     fail(3, fidx)
                     m.next = "IDLE"
                 with m.Else():
@@ -311,6 +313,7 @@ class NpuTop(wiring.Component):
                             m.d.comb += advance.eq(1)
                 with m.If(advance):
                     m.d.sync += [pc.eq(pc + INSTR_BYTES), fidx.eq(fidx + 1), f_req.eq(0),
+                                 pc_oob.eq((pc + INSTR_BYTES)[:24] > cfg.sram_bytes - INSTR_BYTES),
                                  f_rsp.eq(0)]
                     m.next = "REQ"
 
