@@ -1017,8 +1017,8 @@ class VectorUnit(wiring.Component):
                 ea = (a8 + a_off)[:18].as_signed()
                 eb = (ws[j] + b_off)[:18].as_signed()
                 lk = left[:5]
-                with m.If(is_dw | is_vm):
-                    m.d.sync += [u1[j].eq((acc_n[j] + bias)[:32]), m3[j].eq(mult),
+                with m.If(is_dw | is_vm):   # + bias in POST (u2 is free for DWCONV / VMATMUL)
+                    m.d.sync += [u1[j].eq(acc_n[j]), u2[j].eq(bias), m3[j].eq(mult),
                                  s3[j].eq(shift)]
                 with m.Elif(is_pool):
                     m.d.sync += u1[j].eq(Mux(pl_.mode == PoolMode.MAX, mx_n[j], acc_n[j]))
@@ -1054,6 +1054,7 @@ class VectorUnit(wiring.Component):
             pact, ph, plast = p0v, Const(0, 1), p0v
             u1s, u2s, m3s, s3s = u1, u2, m3, s3
         elt_add = _comb(m, is_elt & (el.mode == EltMode.ADD), "elt_add")
+        dw_vm = _comb(m, is_dw | is_vm, "dw_vm")
         elt_mul = _comb(m, is_elt & (el.mode != EltMode.ADD), "elt_mul")
         avg = _comb(m, is_pool & (pl_.mode == PoolMode.AVG), "avg")
         pass_ = _comb(m, (is_pool & (pl_.mode == PoolMode.MAX)) | is_lut, "pass")
@@ -1071,7 +1072,9 @@ class VectorUnit(wiring.Component):
             nm = f"l{j}"
             r1 = _mbqm(m, u1s[j], a_mult, a_shift, nm + "a")
             r2 = _mbqm(m, u2s[j], b_mult, b_shift, nm + "b")
-            u1d4 = _delay(m, u1s[j], 4, nm + "u1")
+            # DWCONV / VMATMUL: the accumulator + bias, in POST's first cycle (off EXEC's path)
+            u1b = _reg(m, signed(32), Mux(dw_vm, (u1s[j] + u2s[j])[:32], u1s[j]), nm + "u1b")
+            u1d4 = _delay(m, u1b, 3, nm + "u1")
             # ELTWISE MUL: (a + a_off) * (b + b_off), 18 x 18 bits, taken at stage 1
             pm1 = _reg(m, signed(32), (u1s[j][:18].as_signed() * u2s[j][:18].as_signed())[:32],
                        nm + "pm1")
