@@ -120,6 +120,7 @@ def _meta_layout(L: int, LB: int, TT: int, NE: int, SG: int) -> data.StructLayou
         "off": data.ArrayLayout(max(1, LB), V),
         "npop": (2 * V).bit_length(),
         "pe": data.ArrayLayout(EB, 2 * V),
+        "sel": data.ArrayLayout(max(1, (L - 1).bit_length()), L),  # DWCONV lane -> channel
     })
     return data.StructLayout(f)
 
@@ -768,6 +769,17 @@ class VectorUnit(wiring.Component):
                          meta_in.off[v].eq(voff[v])]
         for i in range(NS):
             m.d.comb += meta_in.pe[i].eq(Mux(rfire & (npop == i), victim, popents[i]))
+        # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted up lane
+        # by lane (r < dm, SEQ keeps r = co0 % dm), no divider; a chain through the lanes, so it
+        # runs on the command in REQ's register (dm is constant while commands are in flight: a
+        # new instruction waits for idle) and travels in the meta FIFO
+        q, rem = Const(0, max(1, LL)), rq.r
+        for j in range(L):
+            m.d.comb += meta_in.sel[j].eq(q)
+            if j + 1 < L:
+                wrap = _comb(m, rem + 1 >= dm, f"sel{j}_wrap")
+                q = _comb(m, Mux(wrap, q + 1, q)[:LL], f"sel{j + 1}")
+                rem = _comb(m, Mux(wrap, 0, rem + 1)[:4], f"sel{j + 1}_rem")
         m.d.comb += [
             meta_in.npop.eq(npop + rfire),
             metaq.w_data.eq(meta_in),
@@ -901,21 +913,12 @@ class VectorUnit(wiring.Component):
         mx = [Signal(signed(8), name=f"mx{j}") for j in range(L)]
         cnt = Signal(17)
         in_zp = dw.in_zp
-        # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted up lane
-        # by lane (r < dm, SEQ keeps r = co0 % dm), no divider. The count is a chain through the
-        # lanes, so it runs on the command in ASM (mh; dm is constant while commands are in
-        # flight: a new instruction waits for idle) and EXEC reads it from registers.
+        # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted in REQ
+        # (meta ``sel``), EXEC reads it from registers.
         if L > 1:
             sel = [Signal(LL, name=f"av_sel{j}", reset_less=True) for j in range(L)]
-            q = Const(0, LL)
-            rem = mh.r
-            for j in range(L):
-                with m.If(done_cmd):
-                    m.d.sync += sel[j].eq(q)
-                if j + 1 < L:
-                    wrap = _comb(m, rem + 1 >= dm, f"sel{j}_wrap")
-                    q = _comb(m, Mux(wrap, q + 1, q)[:LL], f"sel{j + 1}")
-                    rem = _comb(m, Mux(wrap, 0, rem + 1)[:4], f"sel{j + 1}_rem")
+            with m.If(done_cmd):
+                m.d.sync += [sel[j].eq(mh.sel[j]) for j in range(L)]
         else:
             sel = [Const(0, 1)]
         tpad_dw = [_comb(m, is_dw & am.tpad[k], f"tpad_dw{k}") for k in range(TT)]
