@@ -82,6 +82,11 @@ def _min(a, b):
     return Mux(a < b, a, b)
 
 
+def _sat5(v):
+    """v clamped to [0, 31] (5 bits)."""
+    return Mux(v < 0, 0, Mux(v > 31, 31, v[:5]))
+
+
 def _raw_mode_available() -> bool:
     return "raw" in dict(cmd_layout().members)
 
@@ -243,6 +248,9 @@ class ConvUnit(wiring.Component):
         rowbytes = Signal(20)            # k_w * in_c (bytes of a kernel row when dense)
         contig = Signal()                # pitch == in_c: a kernel row is contiguous in SRAM
         base0 = Signal(signed(32))       # in_addr - pt * wp - pl * pitch
+        in_c_r = Signal(range(R + 1))    # min(in_c, R)
+        xlo0 = Signal(5)                 # the window bounds xlo, xhi of a row's first pixel
+        xhi0 = Signal(5)
         acc_mode = Signal(AccMode)
         mode_raw = Signal()
         mode_rd_acc = Signal()
@@ -261,6 +269,9 @@ class ConvUnit(wiring.Component):
                 K1.eq(ins.k_h * ins.k_w),
                 M.eq(ins.out_h * ins.out_w),
                 acc_mode.eq(ins.acc),
+                in_c_r.eq(Mux(ins.in_c > R, R, ins.in_c)),
+                xlo0.eq(_sat5(ins.pad_left)),
+                xhi0.eq(_sat5(ins.in_w + ins.pad_left)),
                 state.eq(S2),
             ]
         with m.If(state == S2):
@@ -407,6 +418,16 @@ class ConvUnit(wiring.Component):
         iy0, iy0_s = Signal(signed(16)), Signal(signed(16))
         ix0, ix0_s = Signal(signed(16)), Signal(signed(16))
         base, base_s = Signal(SA), Signal(SA)
+        # the row's window bounds in kernel coordinates, beside iy0 / ix0 (updated with them):
+        # tap (ky, kx) is inside the input iff ylo <= ky < yhi and xlo <= kx < xhi, i.e. ylo =
+        # -iy0, yhi = in_h - iy0, xlo = -ix0, xhi = in_w - ix0, saturated to [0, 31] (ky, kx,
+        # kx + 1 and k_w are in [0, 16], so the tests stay exact). The walk's per-piece tests are
+        # then 5-bit compares of registers, not an adder into a 16-bit compare (ECP5 timing).
+        BND = unsigned(5)
+        ylo, ylo_s = Signal(BND), Signal(BND)
+        yhi, yhi_s = Signal(BND), Signal(BND)
+        xlo, xlo_s = Signal(BND), Signal(BND)
+        xhi, xhi_s = Signal(BND), Signal(BND)
         # k state (current and saved at the K tile start)
         ky, ky_s = Signal(4), Signal(4)
         kx, kx_s = Signal(4), Signal(4)
@@ -443,28 +464,35 @@ class ConvUnit(wiring.Component):
         # the input -- the whole rest of the kernel row if it fits the lanes left (first layers
         # with few channels: one piece per kernel row instead of one per tap), or the lanes
         # left when they end inside the next tap (K slices across tap boundaries, in_c % R != 0).
-        seg = _min(lanes_left, r1)
-        iy = iy0 + ky
-        ix = ix0 + kx
-        iy_ok = (iy >= 0) & (iy < ins.in_h)
-        tap_in = iy_ok & (ix >= 0) & (ix < ins.in_w)
+        r1_le = r1 <= lanes_left          # the tap ends within the beat
+        r1_lt = r1 < lanes_left
+        seg = Mux(r1_le, r1, lanes_left)
+        iy_ok = (ky >= ylo) & (ky < yhi)
+        ix_ge0 = kx >= xlo
+        tap_in = iy_ok & ix_ge0 & (kx < xhi)
         kx_end = kx == ins.k_w - 1
-        merge = (contig & ~kdone & iy_ok & (ix >= 0) & (ix0 + ins.k_w - 1 < ins.in_w)
+        merge = (contig & ~kdone & iy_ok & ix_ge0 & (ins.k_w <= xhi)
                  & (row_left <= lanes_left) & (row_left > r1))
-        # or the rest of this tap and the start of the next one (dense, both inside the input)
-        span2 = (contig & ~kdone & iy_ok & (ix >= 0) & (ix + 1 < ins.in_w) & ~kx_end
-                 & (r1 < lanes_left) & (lanes_left - r1 < ins.in_c))
+        # or the rest of this tap and the start of the next one (dense, both inside the input;
+        # lanes_left - r1 is in [1, R - 1] there: compared in R's width with in_c saturated to R)
+        rb = R.bit_length()
+        span2 = (contig & ~kdone & iy_ok & ix_ge0 & (kx + 1 < xhi) & ~kx_end
+                 & r1_lt & ((lanes_left[:rb] - r1[:rb])[:rb] < in_c_r))
         addr = Signal(signed(34))
         m.d.comb += addr.eq(base + toff + ci)
         n = Signal(range(R + 1))
         m.d.comb += n.eq(Mux(kdone, 0, Mux(merge, row_left, Mux(span2, lanes_left, seg))))
         lane_n = lane + n
         ci_n = ci + n
-        tap_end = n == r1                 # ci + n == in_c
+        # tap_end (n == r1: ci + n == in_c) and the beat's end (n == lanes_left: lane + n == R)
+        # from the compares n is selected by, in parallel with n rather than after it (timing):
+        # a merge ends the row (n = row_left > r1), a span2 the beat (n = lanes_left > r1), a
+        # rest of a tap (n = min(lanes_left, r1)) the tap if r1 <= lanes_left, the beat if >=
+        tap_end = ~merge & ~span2 & r1_le
         ky_end = ky == ins.k_h - 1
         row_end = merge | (tap_end & kx_end)
         kdone_n = kdone | (row_end & ky_end)
-        beat_end = kdone | kdone_n | (n == lanes_left)    # lane + n == R
+        beat_end = kdone | kdone_n | Mux(merge, row_left == lanes_left, span2 | ~r1_lt)
         # the k state after this piece
         knext = [Signal(v.shape(), name=f"{v.name}_nx") for v in kcur]
         ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx, rl_nx, r1_nx = knext
@@ -548,13 +576,29 @@ class ConvUnit(wiring.Component):
             with m.Else():
                 m.d.sync += [win_x.eq(line), win_a.eq(1), win_b.eq(0)]
 
+        # the row after the current one (and its window bounds)
+        wrap = ox_left == 0
+        iy0_nx = Signal.like(iy0)
+        ix0_nx = Signal.like(ix0)
+        m.d.comb += [iy0_nx.eq(iy0 + ins.stride_h), ix0_nx.eq(ix0 + ins.stride_w)]
+        row_nx = [
+            Mux(wrap, ins.out_w - 1, ox_left - 1),
+            Mux(wrap, iy0_nx, iy0),
+            Mux(wrap, -ins.pad_left, ix0_nx),
+            Mux(wrap, base + step_y, base + step_x),
+            Mux(wrap, _sat5(-iy0_nx), ylo),
+            Mux(wrap, _sat5(ins.in_h - iy0_nx), yhi),
+            Mux(wrap, xlo0, _sat5(-ix0_nx)),
+            Mux(wrap, xhi0, _sat5(ins.in_w - ix0_nx)),
+        ]
+        rcur = [ox_left, iy0, ix0, base, ylo, yhi, xlo, xhi]
+        rsav = [ox_left_s, iy0_s, ix0_s, base_s, ylo_s, yhi_s, xlo_s, xhi_s]
+        # the first row of the instruction
+        row0 = [ins.out_w - 1, -ins.pad_top, -ins.pad_left, base0, _sat5(ins.pad_top),
+                _sat5(ins.in_h + ins.pad_top), xlo0, xhi0]
+
         def row_advance():
-            return [
-                ox_left.eq(Mux(ox_left == 0, ins.out_w - 1, ox_left - 1)),
-                iy0.eq(Mux(ox_left == 0, iy0 + ins.stride_h, iy0)),
-                ix0.eq(Mux(ox_left == 0, -ins.pad_left, ix0 + ins.stride_w)),
-                base.eq(Mux(ox_left == 0, base + step_y, base + step_x)),
-            ]
+            return [v.eq(x) for v, x in zip(rcur, row_nx, strict=True)]
 
         def k_reset():
             return ([v.eq(0) for v in kcur[:-2]] + [v.eq(0) for v in ksav[:-2]]
@@ -564,10 +608,8 @@ class ConvUnit(wiring.Component):
         with m.If(start_run):
             m.d.sync += [
                 ph.eq(1), win_a.eq(0), win_b.eq(0), lane.eq(0), lanes_left.eq(R), *k_reset(),
-                ox_left.eq(ins.out_w - 1), iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left),
-                base.eq(base0),
-                ox_left_s.eq(ins.out_w - 1), iy0_s.eq(-ins.pad_top), ix0_s.eq(-ins.pad_left),
-                base_s.eq(base0),
+                *[v.eq(x) for v, x in zip(rcur, row0, strict=True)],
+                *[v.eq(x) for v, x in zip(rsav, row0, strict=True)],
                 kt_left.eq(KT - 1),
                 blk_len1.eq(Mux(M > MB, MB - 1, M - 1)),
                 mi_left.eq(Mux(M > MB, MB - 1, M - 1)),
@@ -586,8 +628,7 @@ class ConvUnit(wiring.Component):
                 with m.Elif(kt_left != 0):
                     # next K tile: the walked k state is its start; rows from the block start
                     m.d.sync += [kt_left.eq(kt_left - 1), mi_left.eq(blk_len1),
-                                 ox_left.eq(ox_left_s), iy0.eq(iy0_s), ix0.eq(ix0_s),
-                                 base.eq(base_s)]
+                                 *[v.eq(x) for v, x in zip(rcur, rsav, strict=True)]]
                     m.d.sync += [v.eq(x) for v, x in zip(ksav, knext, strict=True)]
                 with m.Elif(blk_rows_after != 0):
                     # next M block
@@ -598,12 +639,7 @@ class ConvUnit(wiring.Component):
                         *row_advance(),
                     ]
                     # saved block start = the advanced row state
-                    m.d.sync += [
-                        ox_left_s.eq(Mux(ox_left == 0, ins.out_w - 1, ox_left - 1)),
-                        iy0_s.eq(Mux(ox_left == 0, iy0 + ins.stride_h, iy0)),
-                        ix0_s.eq(Mux(ox_left == 0, -ins.pad_left, ix0 + ins.stride_w)),
-                        base_s.eq(Mux(ox_left == 0, base + step_y, base + step_x)),
-                    ]
+                    m.d.sync += [v.eq(x) for v, x in zip(rsav, row_nx, strict=True)]
                 with m.Else():
                     m.d.sync += ph.eq(0)
 
