@@ -87,6 +87,15 @@ def _sat5(v):
     return Mux(v < 0, 0, Mux(v > 31, 31, v[:5]))
 
 
+def _small_mul(a, b):
+    """a * b for a narrow unsigned a: a shift-add tree in logic (no DSP block)."""
+    terms = [Mux(a[i], b << i, 0) for i in range(len(a))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 def _raw_mode_available() -> bool:
     return "raw" in dict(cmd_layout().members)
 
@@ -247,7 +256,20 @@ class ConvUnit(wiring.Component):
         step_y = Signal(signed(32))      # sh * wp - (out_w - 1) * sw * pitch
         rowbytes = Signal(20)            # k_w * in_c (bytes of a kernel row when dense)
         contig = Signal()                # pitch == in_c: a kernel row is contiguous in SRAM
-        base0 = Signal(signed(32))       # in_addr - pt * wp - pl * pitch
+        # base0 = in_addr - pt * wp - pl * pitch (the first row's pixel 0) = a0 - ptw, step_y =
+        # shw - oxp, from products registered in the setup cycles before: every setup register
+        # is one DSP product (of at most 16 x 16 bits: one MULT18X18D), one shift-add of a
+        # narrow factor (_small_mul, logic) or one adder of registers (ECP5 timing: a MULT18X18D
+        # and its routes take most of a 10 ns cycle)
+        shi = Signal(15)                 # sh * in_w
+        pti = Signal(16)                 # pt * in_w
+        ows = Signal(16)                 # (out_w - 1) * sw
+        shw = Signal(32)                 # sh * wp = shi * pitch
+        ptw = Signal(32)                 # pt * wp = pti * pitch
+        oxp = Signal(32)                 # (out_w - 1) * sw * pitch = ows * pitch
+        plp = Signal(20)                 # pl * pitch
+        a0 = Signal(signed(32))          # in_addr - plp
+        base0 = Signal(signed(32))
         in_c_r = Signal(range(R + 1))    # min(in_c, R)
         xlo0 = Signal(5)                 # the window bounds xlo, xhi of a row's first pixel
         xhi0 = Signal(5)
@@ -266,9 +288,12 @@ class ConvUnit(wiring.Component):
         with m.If(state == S1):
             m.d.sync += [
                 pitch.eq(Mux(ins.in_pitch != 0, ins.in_pitch, ins.in_c)),
-                K1.eq(ins.k_h * ins.k_w),
+                K1.eq(_small_mul(ins.k_h, ins.k_w)),
                 M.eq(ins.out_h * ins.out_w),
                 acc_mode.eq(ins.acc),
+                ows.eq(_small_mul(ins.stride_w, (ins.out_w - 1)[:len(ins.out_w)])),
+                shi.eq(_small_mul(ins.stride_h, ins.in_w)),
+                pti.eq(_small_mul(ins.pad_top, ins.in_w)),
                 in_c_r.eq(Mux(ins.in_c > R, R, ins.in_c)),
                 xlo0.eq(_sat5(ins.pad_left)),
                 xhi0.eq(_sat5(ins.in_w + ins.pad_left)),
@@ -278,9 +303,13 @@ class ConvUnit(wiring.Component):
             m.d.sync += [
                 wp.eq(ins.in_w * pitch),
                 K.eq(K1 * ins.in_c),
-                step_x.eq(ins.stride_w * pitch),
-                rowbytes.eq(ins.k_w * ins.in_c),
+                step_x.eq(_small_mul(ins.stride_w, pitch)),
+                rowbytes.eq(_small_mul(ins.k_w, ins.in_c)),
                 contig.eq(pitch == ins.in_c),
+                shw.eq(shi * pitch),
+                ptw.eq(pti * pitch),
+                oxp.eq(ows * pitch),
+                plp.eq(_small_mul(ins.pad_left, pitch)),
                 state.eq(S3),
             ]
         if R & (R - 1):
@@ -294,8 +323,8 @@ class ConvUnit(wiring.Component):
         with m.If(state == S3):
             m.d.sync += [
                 KT.eq(kt_val),
-                step_y.eq(ins.stride_h * wp - (ins.out_w - 1) * step_x),
-                base0.eq(ins.in_addr - ins.pad_top * wp - ins.pad_left * pitch),
+                a0.eq(ins.in_addr - plp),
+                step_y.eq(shw - oxp),
                 state.eq(S4),
             ]
             m.d.sync += [
@@ -304,6 +333,7 @@ class ConvUnit(wiring.Component):
                        | (ins.stride_h == 0) | (ins.stride_w == 0)
                        | ((ins.acc != AccMode.NONE) if not self.raw_ok else 0)),
             ]
+        m.d.comb += base0.eq(a0 - ptw)
         with m.If(state == S4):
             with m.If(noop):
                 m.d.sync += state.eq(IDLE)
