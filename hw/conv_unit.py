@@ -482,7 +482,7 @@ class ConvUnit(wiring.Component):
         outstanding = Signal(range(RESP_DEPTH + 1))
 
         piece_lay = data.StructLayout({
-            "fill": 2, "shift": 1, "kind": 2, "off": max(1, lgw), "lane0": range(R + 1),
+            "fill": 2, "shift": 1, "kind": 2, "rsh": range(W + R), "lane0": range(R + 1),
             "n": range(R + 1), "zrest": 1, "last": 1,
         })
         m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=piece_lay.size, depth=6)
@@ -591,7 +591,8 @@ class ConvUnit(wiring.Component):
             emit.eq(pa_v & pfifo.w_rdy & (~need | (credit & act_req_rdy))),
             b_take.eq(emit & ~fetch_only),
             pfifo.w_en.eq(emit),
-            pw.fill.eq(fill), pw.shift.eq(shift), pw.kind.eq(pa_kind), pw.off.eq(pa_off),
+            pw.fill.eq(fill), pw.shift.eq(shift), pw.kind.eq(pa_kind),
+            pw.rsh.eq(pa_off + R - pa_lane),
             pw.lane0.eq(pa_lane), pw.n.eq(Mux(fetch_only, 0, pa_n)),
             pw.zrest.eq(pa_zrest & ~fetch_only), pw.last.eq(pa_last & ~fetch_only),
         ]
@@ -687,11 +688,12 @@ class ConvUnit(wiring.Component):
         m.d.comb += [pfifo.r_en.eq(can), resp_pop.eq(can & new), afresp.r_en.eq(can & new)]
         with m.If(can):
             m.d.sync += [slot_a.eq(a_next), slot_b.eq(b_next)]
-        rot = Signal(8 * R)
-        window = Cat(a_next, b_next)
-        m.d.comb += rot.eq((window >> (pr.off * 8))[:8 * R] if lgw else window[:8 * R])
+        # lane r (lane0 <= r < lane0 + n) takes byte off + r - lane0 of the two-line window: one
+        # shift by rsh = off - lane0 + R of the window behind R zero bytes (stage B computed rsh;
+        # one shifter instead of a rotate by off and a shift by lane0, ECP5 timing)
+        window = Cat(Const(0, 8 * R), a_next, b_next)
         sh = Signal(8 * R)
-        m.d.comb += sh.eq((rot << (pr.lane0 * 8))[:8 * R])
+        m.d.comb += sh.eq((window >> (pr.rsh * 8))[:8 * R])
         newbeat = Signal(8 * R)
         lanes = []
         for r in range(R):
