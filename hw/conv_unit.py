@@ -512,8 +512,10 @@ class ConvUnit(wiring.Component):
         m.d.comb += addr.eq(base + toff + ci)
         n = Signal(range(R + 1))
         m.d.comb += n.eq(Mux(kdone, 0, Mux(merge, row_left, Mux(span2, lanes_left, seg))))
-        lane_n = lane + n
-        ci_n = ci + n
+        # within a beat (not its end) n is row_left (merge) or r1 (the rest of the tap): the
+        # lane counters' both sums, selected after (an adder after n was the walk's longest path)
+        lane_n = Mux(merge, lane + row_left, lane + r1)
+        lanes_left_n = Mux(merge, lanes_left - row_left, lanes_left - r1)
         # tap_end (n == r1: ci + n == in_c) and the beat's end (n == lanes_left: lane + n == R)
         # from the compares n is selected by, in parallel with n rather than after it (timing):
         # a merge ends the row (n = row_left > r1), a span2 the beat (n = lanes_left > r1), a
@@ -523,7 +525,8 @@ class ConvUnit(wiring.Component):
         row_end = merge | (tap_end & kx_end)
         kdone_n = kdone | (row_end & ky_end)
         beat_end = kdone | kdone_n | Mux(merge, row_left == lanes_left, span2 | ~r1_lt)
-        # the k state after this piece
+        # the k state after this piece (each case with its own n, not the selected one: the
+        # sums start from registers, in parallel with the compares that select them)
         knext = [Signal(v.shape(), name=f"{v.name}_nx") for v in kcur]
         ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx, rl_nx, r1_nx = knext
         m.d.comb += [x.eq(v) for x, v in zip(knext, kcur, strict=True)]
@@ -532,16 +535,17 @@ class ConvUnit(wiring.Component):
                 m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
                              toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end),
                              rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c)]
-            with m.Elif(span2):
+            with m.Elif(span2):          # n = lanes_left
                 m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(lanes_left - r1),
-                             toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + n),
-                             rl_nx.eq(row_left - n), r1_nx.eq(ins.in_c - (lanes_left - r1))]
-            with m.Elif(tap_end):
+                             toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + lanes_left),
+                             rl_nx.eq(row_left - lanes_left),
+                             r1_nx.eq(ins.in_c - (lanes_left - r1))]
+            with m.Elif(tap_end):        # n = r1
                 m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(0), toff_nx.eq(toff + pitch),
-                             rpos_nx.eq(rpos + n), rl_nx.eq(row_left - n), r1_nx.eq(ins.in_c)]
-            with m.Else():
-                m.d.comb += [ci_nx.eq(ci_n), rpos_nx.eq(rpos + n), rl_nx.eq(row_left - n),
-                             r1_nx.eq(r1 - n)]
+                             rpos_nx.eq(rpos + r1), rl_nx.eq(row_left - r1), r1_nx.eq(ins.in_c)]
+            with m.Else():               # n = lanes_left < r1
+                m.d.comb += [ci_nx.eq(ci + lanes_left), rpos_nx.eq(rpos + lanes_left),
+                             rl_nx.eq(row_left - lanes_left), r1_nx.eq(r1 - lanes_left)]
         # A -> B through a short FIFO: the walk's enable depends on registers only
         pa_lay = data.StructLayout({
             "data": 1, "kind": 2, "line": LAB, "off": max(1, lgw), "lane": range(R + 1),
@@ -649,7 +653,7 @@ class ConvUnit(wiring.Component):
         with m.Elif(go):
             # advance the k walk within the beat
             m.d.sync += [v.eq(x) for v, x in zip(kcur, knext, strict=True)]
-            m.d.sync += [lane.eq(lane_n), lanes_left.eq(lanes_left - n)]
+            m.d.sync += [lane.eq(lane_n), lanes_left.eq(lanes_left_n)]
             with m.If(beat_end):
                 m.d.sync += [lane.eq(0), lanes_left.eq(R)]
                 with m.If(mi_left != 0):
