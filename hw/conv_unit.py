@@ -485,7 +485,9 @@ class ConvUnit(wiring.Component):
             "fill": 2, "shift": 1, "kind": 2, "rsh": range(W + R), "lane0": range(R + 1),
             "n": range(R + 1), "zrest": 1, "last": 1,
         })
-        m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=piece_lay.size, depth=6)
+        # buffered: the assembler's piece (shift amount, sources, lanes) comes from registers,
+        # not through the FIFO's LUT-RAM read (ECP5 timing); 6 entries as before, plus the output
+        m.submodules.pfifo = pfifo = fifo.SyncFIFOBuffered(width=piece_lay.size, depth=7)
         pw = data.View(piece_lay, pfifo.w_data)
 
         # stage A: the k walk, one piece per cycle (into the pa_* register)
