@@ -685,8 +685,8 @@ class ConvUnit(wiring.Component):
         slot_a = Signal(W8)
         slot_b = Signal(W8)
         beat = Signal(8 * R)
-        akv_bits = (R).bit_length()
-        m.submodules.afifo = afifo = fifo.SyncFIFO(width=8 * R + akv_bits, depth=4)
+        macs = Signal(16)
+        m.submodules.afifo = afifo = fifo.SyncFIFO(width=8 * R + len(macs), depth=4)
         new = pr.fill != 0
         a_next = Mux(pr.fill == 1, afresp.r_data, Mux(pr.shift, slot_b, slot_a))
         b_next = Mux(pr.fill == 2, afresp.r_data, slot_b)
@@ -710,14 +710,16 @@ class ConvUnit(wiring.Component):
             lanes.append(v)
         m.d.comb += newbeat.eq(Cat(*lanes))
         kvalid = Mux(pr.zrest, pr.lane0 + pr.n, R)
+        # the beat's MACs (valid K lanes x n_cols) go with it through the FIFO: a shift-add from
+        # registers here, not a MULT18X18D between the FIFO's read and the macs port (timing)
+        beat_macs = _small_mul(kvalid, ins.n_cols)
         with m.If(can):
             m.d.sync += beat.eq(Mux(pr.last, 0, newbeat))
-        m.d.comb += [afifo.w_en.eq(can & pr.last), afifo.w_data.eq(Cat(newbeat, kvalid))]
+        m.d.comb += [afifo.w_en.eq(can & pr.last), afifo.w_data.eq(Cat(newbeat, beat_macs))]
         ea = eng.act
         m.d.comb += [ea.valid.eq(afifo.r_rdy), ea.payload.eq(afifo.r_data[:8 * R]),
                      afifo.r_en.eq(ea.ready)]
-        macs = Signal(16)
-        m.d.comb += macs.eq(Mux(ea.valid & ea.ready, afifo.r_data[8 * R:] * ins.n_cols, 0))
+        m.d.comb += macs.eq(Mux(ea.valid & ea.ready, afifo.r_data[8 * R:], 0))
         m.d.comb += self.macs.eq(macs)
 
         # ---------------------------------------------------------------- weights
