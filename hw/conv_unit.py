@@ -82,6 +82,20 @@ def _min(a, b):
     return Mux(a < b, a, b)
 
 
+def _sat5(v):
+    """v clamped to [0, 31] (5 bits)."""
+    return Mux(v < 0, 0, Mux(v > 31, 31, v[:5]))
+
+
+def _small_mul(a, b):
+    """a * b for a narrow unsigned a: a shift-add tree in logic (no DSP block)."""
+    terms = [Mux(a[i], b << i, 0) for i in range(len(a))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 def _raw_mode_available() -> bool:
     return "raw" in dict(cmd_layout().members)
 
@@ -242,7 +256,23 @@ class ConvUnit(wiring.Component):
         step_y = Signal(signed(32))      # sh * wp - (out_w - 1) * sw * pitch
         rowbytes = Signal(20)            # k_w * in_c (bytes of a kernel row when dense)
         contig = Signal()                # pitch == in_c: a kernel row is contiguous in SRAM
-        base0 = Signal(signed(32))       # in_addr - pt * wp - pl * pitch
+        # base0 = in_addr - pt * wp - pl * pitch (the first row's pixel 0) = a0 - ptw, step_y =
+        # shw - oxp, from products registered in the setup cycles before: every setup register
+        # is one DSP product (of at most 16 x 16 bits: one MULT18X18D), one shift-add of a
+        # narrow factor (_small_mul, logic) or one adder of registers (ECP5 timing: a MULT18X18D
+        # and its routes take most of a 10 ns cycle)
+        shi = Signal(15)                 # sh * in_w
+        pti = Signal(16)                 # pt * in_w
+        ows = Signal(16)                 # (out_w - 1) * sw
+        shw = Signal(32)                 # sh * wp = shi * pitch
+        ptw = Signal(32)                 # pt * wp = pti * pitch
+        oxp = Signal(32)                 # (out_w - 1) * sw * pitch = ows * pitch
+        plp = Signal(20)                 # pl * pitch
+        a0 = Signal(signed(32))          # in_addr - plp
+        base0 = Signal(signed(32))
+        in_c_r = Signal(range(R + 1))    # min(in_c, R)
+        xlo0 = Signal(5)                 # the window bounds xlo, xhi of a row's first pixel
+        xhi0 = Signal(5)
         acc_mode = Signal(AccMode)
         mode_raw = Signal()
         mode_rd_acc = Signal()
@@ -258,18 +288,28 @@ class ConvUnit(wiring.Component):
         with m.If(state == S1):
             m.d.sync += [
                 pitch.eq(Mux(ins.in_pitch != 0, ins.in_pitch, ins.in_c)),
-                K1.eq(ins.k_h * ins.k_w),
+                K1.eq(_small_mul(ins.k_h, ins.k_w)),
                 M.eq(ins.out_h * ins.out_w),
                 acc_mode.eq(ins.acc),
+                ows.eq(_small_mul(ins.stride_w, (ins.out_w - 1)[:len(ins.out_w)])),
+                shi.eq(_small_mul(ins.stride_h, ins.in_w)),
+                pti.eq(_small_mul(ins.pad_top, ins.in_w)),
+                in_c_r.eq(Mux(ins.in_c > R, R, ins.in_c)),
+                xlo0.eq(_sat5(ins.pad_left)),
+                xhi0.eq(_sat5(ins.in_w + ins.pad_left)),
                 state.eq(S2),
             ]
         with m.If(state == S2):
             m.d.sync += [
                 wp.eq(ins.in_w * pitch),
                 K.eq(K1 * ins.in_c),
-                step_x.eq(ins.stride_w * pitch),
-                rowbytes.eq(ins.k_w * ins.in_c),
+                step_x.eq(_small_mul(ins.stride_w, pitch)),
+                rowbytes.eq(_small_mul(ins.k_w, ins.in_c)),
                 contig.eq(pitch == ins.in_c),
+                shw.eq(shi * pitch),
+                ptw.eq(pti * pitch),
+                oxp.eq(ows * pitch),
+                plp.eq(_small_mul(ins.pad_left, pitch)),
                 state.eq(S3),
             ]
         if R & (R - 1):
@@ -283,8 +323,8 @@ class ConvUnit(wiring.Component):
         with m.If(state == S3):
             m.d.sync += [
                 KT.eq(kt_val),
-                step_y.eq(ins.stride_h * wp - (ins.out_w - 1) * step_x),
-                base0.eq(ins.in_addr - ins.pad_top * wp - ins.pad_left * pitch),
+                a0.eq(ins.in_addr - plp),
+                step_y.eq(shw - oxp),
                 state.eq(S4),
             ]
             m.d.sync += [
@@ -293,6 +333,7 @@ class ConvUnit(wiring.Component):
                        | (ins.stride_h == 0) | (ins.stride_w == 0)
                        | ((ins.acc != AccMode.NONE) if not self.raw_ok else 0)),
             ]
+        m.d.comb += base0.eq(a0 - ptw)
         with m.If(state == S4):
             with m.If(noop):
                 m.d.sync += state.eq(IDLE)
@@ -408,6 +449,16 @@ class ConvUnit(wiring.Component):
         iy0, iy0_s = Signal(signed(16)), Signal(signed(16))
         ix0, ix0_s = Signal(signed(16)), Signal(signed(16))
         base, base_s = Signal(SA), Signal(SA)
+        # the row's window bounds in kernel coordinates, beside iy0 / ix0 (updated with them):
+        # tap (ky, kx) is inside the input iff ylo <= ky < yhi and xlo <= kx < xhi, i.e. ylo =
+        # -iy0, yhi = in_h - iy0, xlo = -ix0, xhi = in_w - ix0, saturated to [0, 31] (ky, kx,
+        # kx + 1 and k_w are in [0, 16], so the tests stay exact). The walk's per-piece tests are
+        # then 5-bit compares of registers, not an adder into a 16-bit compare (ECP5 timing).
+        BND = unsigned(5)
+        ylo, ylo_s = Signal(BND), Signal(BND)
+        yhi, yhi_s = Signal(BND), Signal(BND)
+        xlo, xlo_s = Signal(BND), Signal(BND)
+        xhi, xhi_s = Signal(BND), Signal(BND)
         # k state (current and saved at the K tile start)
         ky, ky_s = Signal(4), Signal(4)
         kx, kx_s = Signal(4), Signal(4)
@@ -432,10 +483,12 @@ class ConvUnit(wiring.Component):
         outstanding = Signal(range(RESP_DEPTH + 1))
 
         piece_lay = data.StructLayout({
-            "fill": 2, "shift": 1, "kind": 2, "off": max(1, lgw), "lane0": range(R + 1),
+            "fill": 2, "shift": 1, "kind": 2, "rsh": range(W + R), "lane0": range(R + 1),
             "n": range(R + 1), "zrest": 1, "last": 1,
         })
-        m.submodules.pfifo = pfifo = fifo.SyncFIFO(width=piece_lay.size, depth=6)
+        # buffered: the assembler's piece (shift amount, sources, lanes) comes from registers,
+        # not through the FIFO's LUT-RAM read (ECP5 timing); 6 entries as before, plus the output
+        m.submodules.pfifo = pfifo = fifo.SyncFIFOBuffered(width=piece_lay.size, depth=7)
         pw = data.View(piece_lay, pfifo.w_data)
 
         # stage A: the k walk, one piece per cycle (into the pa_* register)
@@ -444,29 +497,39 @@ class ConvUnit(wiring.Component):
         # the input -- the whole rest of the kernel row if it fits the lanes left (first layers
         # with few channels: one piece per kernel row instead of one per tap), or the lanes
         # left when they end inside the next tap (K slices across tap boundaries, in_c % R != 0).
-        seg = _min(lanes_left, r1)
-        iy = iy0 + ky
-        ix = ix0 + kx
-        iy_ok = (iy >= 0) & (iy < ins.in_h)
-        tap_in = iy_ok & (ix >= 0) & (ix < ins.in_w)
+        r1_le = r1 <= lanes_left          # the tap ends within the beat
+        r1_lt = r1 < lanes_left
+        seg = Mux(r1_le, r1, lanes_left)
+        iy_ok = (ky >= ylo) & (ky < yhi)
+        ix_ge0 = kx >= xlo
+        tap_in = iy_ok & ix_ge0 & (kx < xhi)
         kx_end = kx == ins.k_w - 1
-        merge = (contig & ~kdone & iy_ok & (ix >= 0) & (ix0 + ins.k_w - 1 < ins.in_w)
+        merge = (contig & ~kdone & iy_ok & ix_ge0 & (ins.k_w <= xhi)
                  & (row_left <= lanes_left) & (row_left > r1))
-        # or the rest of this tap and the start of the next one (dense, both inside the input)
-        span2 = (contig & ~kdone & iy_ok & (ix >= 0) & (ix + 1 < ins.in_w) & ~kx_end
-                 & (r1 < lanes_left) & (lanes_left - r1 < ins.in_c))
+        # or the rest of this tap and the start of the next one (dense, both inside the input;
+        # lanes_left - r1 is in [1, R - 1] there: compared in R's width with in_c saturated to R)
+        rb = R.bit_length()
+        span2 = (contig & ~kdone & iy_ok & ix_ge0 & (kx + 1 < xhi) & ~kx_end
+                 & r1_lt & ((lanes_left[:rb] - r1[:rb])[:rb] < in_c_r))
         addr = Signal(signed(34))
         m.d.comb += addr.eq(base + toff + ci)
         n = Signal(range(R + 1))
         m.d.comb += n.eq(Mux(kdone, 0, Mux(merge, row_left, Mux(span2, lanes_left, seg))))
-        lane_n = lane + n
-        ci_n = ci + n
-        tap_end = n == r1                 # ci + n == in_c
+        # within a beat (not its end) n is row_left (merge) or r1 (the rest of the tap): the
+        # lane counters' both sums, selected after (an adder after n was the walk's longest path)
+        lane_n = Mux(merge, lane + row_left, lane + r1)
+        lanes_left_n = Mux(merge, lanes_left - row_left, lanes_left - r1)
+        # tap_end (n == r1: ci + n == in_c) and the beat's end (n == lanes_left: lane + n == R)
+        # from the compares n is selected by, in parallel with n rather than after it (timing):
+        # a merge ends the row (n = row_left > r1), a span2 the beat (n = lanes_left > r1), a
+        # rest of a tap (n = min(lanes_left, r1)) the tap if r1 <= lanes_left, the beat if >=
+        tap_end = ~merge & ~span2 & r1_le
         ky_end = ky == ins.k_h - 1
         row_end = merge | (tap_end & kx_end)
         kdone_n = kdone | (row_end & ky_end)
-        beat_end = kdone | kdone_n | (n == lanes_left)    # lane + n == R
-        # the k state after this piece
+        beat_end = kdone | kdone_n | Mux(merge, row_left == lanes_left, span2 | ~r1_lt)
+        # the k state after this piece (each case with its own n, not the selected one: the
+        # sums start from registers, in parallel with the compares that select them)
         knext = [Signal(v.shape(), name=f"{v.name}_nx") for v in kcur]
         ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx, rl_nx, r1_nx = knext
         m.d.comb += [x.eq(v) for x, v in zip(knext, kcur, strict=True)]
@@ -475,16 +538,17 @@ class ConvUnit(wiring.Component):
                 m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
                              toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end),
                              rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c)]
-            with m.Elif(span2):
+            with m.Elif(span2):          # n = lanes_left
                 m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(lanes_left - r1),
-                             toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + n),
-                             rl_nx.eq(row_left - n), r1_nx.eq(ins.in_c - (lanes_left - r1))]
-            with m.Elif(tap_end):
+                             toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + lanes_left),
+                             rl_nx.eq(row_left - lanes_left),
+                             r1_nx.eq(ins.in_c - (lanes_left - r1))]
+            with m.Elif(tap_end):        # n = r1
                 m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(0), toff_nx.eq(toff + pitch),
-                             rpos_nx.eq(rpos + n), rl_nx.eq(row_left - n), r1_nx.eq(ins.in_c)]
-            with m.Else():
-                m.d.comb += [ci_nx.eq(ci_n), rpos_nx.eq(rpos + n), rl_nx.eq(row_left - n),
-                             r1_nx.eq(r1 - n)]
+                             rpos_nx.eq(rpos + r1), rl_nx.eq(row_left - r1), r1_nx.eq(ins.in_c)]
+            with m.Else():               # n = lanes_left < r1
+                m.d.comb += [ci_nx.eq(ci + lanes_left), rpos_nx.eq(rpos + lanes_left),
+                             rl_nx.eq(row_left - lanes_left), r1_nx.eq(r1 - lanes_left)]
         # A -> B through a short FIFO: the walk's enable depends on registers only
         pa_lay = data.StructLayout({
             "data": 1, "kind": 2, "line": LAB, "off": max(1, lgw), "lane": range(R + 1),
@@ -534,7 +598,8 @@ class ConvUnit(wiring.Component):
             emit.eq(pa_v & pfifo.w_rdy & (~need | (credit & act_req_rdy))),
             b_take.eq(emit & ~fetch_only),
             pfifo.w_en.eq(emit),
-            pw.fill.eq(fill), pw.shift.eq(shift), pw.kind.eq(pa_kind), pw.off.eq(pa_off),
+            pw.fill.eq(fill), pw.shift.eq(shift), pw.kind.eq(pa_kind),
+            pw.rsh.eq(pa_off + R - pa_lane),
             pw.lane0.eq(pa_lane), pw.n.eq(Mux(fetch_only, 0, pa_n)),
             pw.zrest.eq(pa_zrest & ~fetch_only), pw.last.eq(pa_last & ~fetch_only),
         ]
@@ -549,13 +614,29 @@ class ConvUnit(wiring.Component):
             with m.Else():
                 m.d.sync += [win_x.eq(line), win_a.eq(1), win_b.eq(0)]
 
+        # the row after the current one (and its window bounds)
+        wrap = ox_left == 0
+        iy0_nx = Signal.like(iy0)
+        ix0_nx = Signal.like(ix0)
+        m.d.comb += [iy0_nx.eq(iy0 + ins.stride_h), ix0_nx.eq(ix0 + ins.stride_w)]
+        row_nx = [
+            Mux(wrap, ins.out_w - 1, ox_left - 1),
+            Mux(wrap, iy0_nx, iy0),
+            Mux(wrap, -ins.pad_left, ix0_nx),
+            Mux(wrap, base + step_y, base + step_x),
+            Mux(wrap, _sat5(-iy0_nx), ylo),
+            Mux(wrap, _sat5(ins.in_h - iy0_nx), yhi),
+            Mux(wrap, xlo0, _sat5(-ix0_nx)),
+            Mux(wrap, xhi0, _sat5(ins.in_w - ix0_nx)),
+        ]
+        rcur = [ox_left, iy0, ix0, base, ylo, yhi, xlo, xhi]
+        rsav = [ox_left_s, iy0_s, ix0_s, base_s, ylo_s, yhi_s, xlo_s, xhi_s]
+        # the first row of the instruction
+        row0 = [ins.out_w - 1, -ins.pad_top, -ins.pad_left, base0, _sat5(ins.pad_top),
+                _sat5(ins.in_h + ins.pad_top), xlo0, xhi0]
+
         def row_advance():
-            return [
-                ox_left.eq(Mux(ox_left == 0, ins.out_w - 1, ox_left - 1)),
-                iy0.eq(Mux(ox_left == 0, iy0 + ins.stride_h, iy0)),
-                ix0.eq(Mux(ox_left == 0, -ins.pad_left, ix0 + ins.stride_w)),
-                base.eq(Mux(ox_left == 0, base + step_y, base + step_x)),
-            ]
+            return [v.eq(x) for v, x in zip(rcur, row_nx, strict=True)]
 
         def k_reset():
             return ([v.eq(0) for v in kcur[:-2]] + [v.eq(0) for v in ksav[:-2]]
@@ -565,10 +646,8 @@ class ConvUnit(wiring.Component):
         with m.If(start_run):
             m.d.sync += [
                 ph.eq(1), win_a.eq(0), win_b.eq(0), lane.eq(0), lanes_left.eq(R), *k_reset(),
-                ox_left.eq(ins.out_w - 1), iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left),
-                base.eq(base0),
-                ox_left_s.eq(ins.out_w - 1), iy0_s.eq(-ins.pad_top), ix0_s.eq(-ins.pad_left),
-                base_s.eq(base0),
+                *[v.eq(x) for v, x in zip(rcur, row0, strict=True)],
+                *[v.eq(x) for v, x in zip(rsav, row0, strict=True)],
                 kt_left.eq(KT - 1),
                 blk_len1.eq(Mux(M > MB, MB - 1, M - 1)),
                 mi_left.eq(Mux(M > MB, MB - 1, M - 1)),
@@ -577,7 +656,7 @@ class ConvUnit(wiring.Component):
         with m.Elif(go):
             # advance the k walk within the beat
             m.d.sync += [v.eq(x) for v, x in zip(kcur, knext, strict=True)]
-            m.d.sync += [lane.eq(lane_n), lanes_left.eq(lanes_left - n)]
+            m.d.sync += [lane.eq(lane_n), lanes_left.eq(lanes_left_n)]
             with m.If(beat_end):
                 m.d.sync += [lane.eq(0), lanes_left.eq(R)]
                 with m.If(mi_left != 0):
@@ -587,8 +666,7 @@ class ConvUnit(wiring.Component):
                 with m.Elif(kt_left != 0):
                     # next K tile: the walked k state is its start; rows from the block start
                     m.d.sync += [kt_left.eq(kt_left - 1), mi_left.eq(blk_len1),
-                                 ox_left.eq(ox_left_s), iy0.eq(iy0_s), ix0.eq(ix0_s),
-                                 base.eq(base_s)]
+                                 *[v.eq(x) for v, x in zip(rcur, rsav, strict=True)]]
                     m.d.sync += [v.eq(x) for v, x in zip(ksav, knext, strict=True)]
                 with m.Elif(blk_rows_after != 0):
                     # next M block
@@ -599,12 +677,7 @@ class ConvUnit(wiring.Component):
                         *row_advance(),
                     ]
                     # saved block start = the advanced row state
-                    m.d.sync += [
-                        ox_left_s.eq(Mux(ox_left == 0, ins.out_w - 1, ox_left - 1)),
-                        iy0_s.eq(Mux(ox_left == 0, iy0 + ins.stride_h, iy0)),
-                        ix0_s.eq(Mux(ox_left == 0, -ins.pad_left, ix0 + ins.stride_w)),
-                        base_s.eq(Mux(ox_left == 0, base + step_y, base + step_x)),
-                    ]
+                    m.d.sync += [v.eq(x) for v, x in zip(rsav, row_nx, strict=True)]
                 with m.Else():
                     m.d.sync += ph.eq(0)
 
@@ -613,8 +686,8 @@ class ConvUnit(wiring.Component):
         slot_a = Signal(W8)
         slot_b = Signal(W8)
         beat = Signal(8 * R)
-        akv_bits = (R).bit_length()
-        m.submodules.afifo = afifo = fifo.SyncFIFO(width=8 * R + akv_bits, depth=4)
+        macs = Signal(16)
+        m.submodules.afifo = afifo = fifo.SyncFIFO(width=8 * R + len(macs), depth=4)
         new = pr.fill != 0
         a_next = Mux(pr.fill == 1, afresp.r_data, Mux(pr.shift, slot_b, slot_a))
         b_next = Mux(pr.fill == 2, afresp.r_data, slot_b)
@@ -622,11 +695,12 @@ class ConvUnit(wiring.Component):
         m.d.comb += [pfifo.r_en.eq(can), resp_pop.eq(can & new), afresp.r_en.eq(can & new)]
         with m.If(can):
             m.d.sync += [slot_a.eq(a_next), slot_b.eq(b_next)]
-        rot = Signal(8 * R)
-        window = Cat(a_next, b_next)
-        m.d.comb += rot.eq((window >> (pr.off * 8))[:8 * R] if lgw else window[:8 * R])
+        # lane r (lane0 <= r < lane0 + n) takes byte off + r - lane0 of the two-line window: one
+        # shift by rsh = off - lane0 + R of the window behind R zero bytes (stage B computed rsh;
+        # one shifter instead of a rotate by off and a shift by lane0, ECP5 timing)
+        window = Cat(Const(0, 8 * R), a_next, b_next)
         sh = Signal(8 * R)
-        m.d.comb += sh.eq((rot << (pr.lane0 * 8))[:8 * R])
+        m.d.comb += sh.eq((window >> (pr.rsh * 8))[:8 * R])
         newbeat = Signal(8 * R)
         lanes = []
         for r in range(R):
@@ -637,14 +711,16 @@ class ConvUnit(wiring.Component):
             lanes.append(v)
         m.d.comb += newbeat.eq(Cat(*lanes))
         kvalid = Mux(pr.zrest, pr.lane0 + pr.n, R)
+        # the beat's MACs (valid K lanes x n_cols) go with it through the FIFO: a shift-add from
+        # registers here, not a MULT18X18D between the FIFO's read and the macs port (timing)
+        beat_macs = _small_mul(kvalid, ins.n_cols)
         with m.If(can):
             m.d.sync += beat.eq(Mux(pr.last, 0, newbeat))
-        m.d.comb += [afifo.w_en.eq(can & pr.last), afifo.w_data.eq(Cat(newbeat, kvalid))]
+        m.d.comb += [afifo.w_en.eq(can & pr.last), afifo.w_data.eq(Cat(newbeat, beat_macs))]
         ea = eng.act
         m.d.comb += [ea.valid.eq(afifo.r_rdy), ea.payload.eq(afifo.r_data[:8 * R]),
                      afifo.r_en.eq(ea.ready)]
-        macs = Signal(16)
-        m.d.comb += macs.eq(Mux(ea.valid & ea.ready, afifo.r_data[8 * R:] * ins.n_cols, 0))
+        m.d.comb += macs.eq(Mux(ea.valid & ea.ready, afifo.r_data[8 * R:], 0))
         m.d.comb += self.macs.eq(macs)
 
         # ---------------------------------------------------------------- weights
