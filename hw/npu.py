@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import warnings
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -468,19 +468,14 @@ class NpuTop(wiring.Component):
             "HOST_WAIT": host_wait,
         }
         assert list(incs) == list(regmap.COUNTERS)
-        # the increments are registered and added a cycle later, so the units' valid / ready and
-        # the SRAM arbiters are off the counters' adders; the counts of a run are the same once
-        # it is over (the host reads them after STATUS.done)
+        # The increments are added in the cycle they happen (not registered first): a CSR read
+        # in the first cycle STATUS.done shows must already see the last busy cycle's counts.
         cnt = {k: Signal(64, name=f"cnt_{k.lower()}") for k in incs}
-        busy_q = Signal()
-        m.d.sync += busy_q.eq(busy)
         for k, c in cnt.items():
-            inc = Signal(Value.cast(incs[k]).shape(), name=f"inc_{k.lower()}")
-            m.d.sync += inc.eq(incs[k])
             with m.If(clear):
                 m.d.sync += c.eq(0)
-            with m.Elif(busy_q):
-                m.d.sync += c.eq(c + inc)
+            with m.Elif(busy):
+                m.d.sync += c.eq(c + incs[k])
 
         # ---- CSR read mux
         hwcfg = (cfg.array_rows & 0xFF) | (cfg.array_cols & 0xFF) << 8 | \
