@@ -15,7 +15,9 @@ cycle t is seen by every read accepted from cycle t + 1 on (a read and a write o
 one cycle read the old line). With ``Config.sram_read_latency`` = 3 the granted read and write
 (address, data, byte enables) are registered before the banks: the arbiters' decisions no longer
 travel to the address pins of every block RAM in the same cycle (the NPU's critical path on an
-FPGA). Reads and writes are delayed alike, so the ordering above holds unchanged.
+FPGA). Reads and writes are delayed alike, so the ordering above holds unchanged. With 4, also
+every bank is split into sub-banks of :data:`SUB_LINES` lines whose read data are registered
+before the sub-bank select.
 
 Large memories and Verilog: Amaranth 0.5 always emits a memory's init data, one Verilog line per
 word (amaranth-lang/amaranth#1522): 30 MB and ~10 minutes for the 8 MiB default SRAM. The banks
