@@ -230,6 +230,9 @@ class NpuTop(wiring.Component):
         fbuf = [Signal(8 * W, name=f"fline{i}") for i in range(nlmax)]
         pc = Signal(24)
         pc_oob = Signal()   # pc + INSTR_BYTES is past the SRAM (set with pc: a register)
+
+        def past_end(a):
+            return a[:24] > cfg.sram_bytes - INSTR_BYTES
         fidx = Signal(ib)
         f_req = Signal(range(nlmax + 1))
         f_rsp = Signal(range(nlmax + 1))
@@ -269,7 +272,7 @@ class NpuTop(wiring.Component):
             with m.State("IDLE"):
                 with m.If(start & ~busy & (f_out == 0) & (start_addr[:4] == 0)):
                     m.d.sync += [pc.eq(start_addr), fidx.eq(0), f_req.eq(0), f_rsp.eq(0),
-                                 pc_oob.eq(start_addr[:24] > cfg.sram_bytes - INSTR_BYTES)]
+                                 pc_oob.eq(past_end(start_addr))]
                     m.next = "REQ"
             with m.State("REQ"):
                 with m.If(~running):
@@ -313,7 +316,7 @@ class NpuTop(wiring.Component):
                             m.d.comb += advance.eq(1)
                 with m.If(advance):
                     m.d.sync += [pc.eq(pc + INSTR_BYTES), fidx.eq(fidx + 1), f_req.eq(0),
-                                 pc_oob.eq((pc + INSTR_BYTES)[:24] > cfg.sram_bytes - INSTR_BYTES),
+                                 pc_oob.eq(past_end(pc + INSTR_BYTES)),
                                  f_rsp.eq(0)]
                     m.next = "REQ"
 

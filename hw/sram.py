@@ -186,6 +186,12 @@ class Sram(wiring.Component):
         sb = max(1, (sub - 1).bit_length()) if split else ab
         stages = 3 if split else 2             # cycles from the bank inputs to rdata
         lines = [Signal(8 * self.W, name=f"line{g}") for g in range(ngroups)]
+        # per read port, the sub-bank of the read whose data are in the sub-bank registers
+        sels = [0] * ngroups
+        for g in range(ngroups if nsub > 1 else 0):
+            sels[g] = r_addr[g][sb:]
+            for d in range(2):
+                sels[g] = _delayed(m, sels[g], f"rsub{g}_{d}")
         for b in range(cfg.sram_banks):
             outs = [[] for _ in range(ngroups)]
             for k in range(nsub):
@@ -209,12 +215,7 @@ class Sram(wiring.Component):
                     else:
                         outs[g].append(rp.data)
             for g in range(ngroups):
-                sel = 0
-                if nsub > 1:   # the sub-bank of the read whose data are in the registers
-                    sel = r_addr[g][sb:]
-                    for d in range(2):
-                        sel = _delayed(m, sel, f"rsub{g}_{b}_{d}")
-                m.d.comb += lines[g][8 * wb * b: 8 * wb * (b + 1)].eq(Array(outs[g])[sel])
+                m.d.comb += lines[g][8 * wb * b: 8 * wb * (b + 1)].eq(Array(outs[g])[sels[g]])
 
         # ---- response routing per group: (valid, master) through the read port (and the
         # sub-bank registers) and the rdata register
