@@ -210,7 +210,6 @@ class VectorUnit(wiring.Component):
 
         # ------------------------------------------------------------------ instruction
         ins = Signal(INSTR_LAYOUT)
-        op = ins.header.opcode
         busy_seq = Signal()
         supported = Signal()
         m.d.comb += supported.eq(
@@ -219,11 +218,23 @@ class VectorUnit(wiring.Component):
             | (self.cmd.payload[:5] == Opcode.ELTWISE.value)
             | (self.cmd.payload[:5] == Opcode.LUT.value)
             | (self.cmd.payload[:5] == Opcode.VMATMUL.value))
-        is_dw = _comb(m, op == Opcode.DWCONV, "is_dw")
-        is_pool = _comb(m, op == Opcode.POOL, "is_pool")
-        is_elt = _comb(m, op == Opcode.ELTWISE, "is_elt")
-        is_lut = _comb(m, op == Opcode.LUT, "is_lut")
-        is_vm = _comb(m, op == Opcode.VMATMUL, "is_vm")
+        # The instruction SEQ accepts (IDLE) is decoded into registers as it is loaded into
+        # ``ins``: the opcode flags and (below) the DWCONV / POOL field views, so the decisions
+        # of every stage start from registers, not from an opcode compare and a field select.
+        pin = INSTR_LAYOUT(self.cmd.payload)
+        accept = _comb(m, self.cmd.valid & self.cmd.ready & supported, "accept")
+        load_ins = [ins.eq(self.cmd.payload)]
+
+        def decoded(value, name, shape=1):
+            s = Signal(shape, name=name)
+            load_ins.append(s.eq(value))
+            return s
+
+        is_dw = decoded(pin.header.opcode == Opcode.DWCONV, "is_dw")
+        is_pool = decoded(pin.header.opcode == Opcode.POOL, "is_pool")
+        is_elt = decoded(pin.header.opcode == Opcode.ELTWISE, "is_elt")
+        is_lut = decoded(pin.header.opcode == Opcode.LUT, "is_lut")
+        is_vm = decoded(pin.header.opcode == Opcode.VMATMUL, "is_vm")
         dw, pl_, el, lu, vm = ins.dwconv, ins.pool, ins.eltwise, ins.lut, ins.vmatmul
 
         # ------------------------------------------------------------------ REQ input
@@ -316,9 +327,11 @@ class VectorUnit(wiring.Component):
         xrow, wrow, wrow0, orow = Signal(24), Signal(24), Signal(24), Signal(24)
         vkL = Signal(24)
 
-        # DWCONV / POOL field views (same names, different offsets)
+        # DWCONV / POOL field views (same names, different offsets), registers loaded with ins
         def f(name):
-            return _comb(m, Mux(is_dw, getattr(dw, name), getattr(pl_, name)), "f_" + name)
+            v = Mux(pin.header.opcode == Opcode.DWCONV, getattr(pin.dwconv, name),
+                    getattr(pin.pool, name))
+            return decoded(v, "f_" + name, v.shape())
 
         in_h, in_w, in_c = f("in_h"), f("in_w"), f("in_c")
         out_h, out_w = f("out_h"), f("out_w")
@@ -327,8 +340,11 @@ class VectorUnit(wiring.Component):
         p_t, p_l = f("pad_top"), f("pad_left")
         in_addr = f("in_addr")
         out_addr = f("out_addr")
-        kwe = _comb(m, Mux(k_w == 0, 1, k_w), "kwe")
-        kzero = _comb(m, (k_h == 0) | (k_w == 0), "kzero")
+        kw_p = Mux(pin.header.opcode == Opcode.DWCONV, pin.dwconv.k_w, pin.pool.k_w)
+        kh_p = Mux(pin.header.opcode == Opcode.DWCONV, pin.dwconv.k_h, pin.pool.k_h)
+        # the last kernel column: k_w - 1 (a zero k_w is one column)
+        kwm1 = decoded(Mux(kw_p == 0, 0, kw_p - 1), "kwm1", k_w.shape())
+        kzero = decoded((kh_p == 0) | (kw_p == 0), "kzero")
         teff = _comb(m, Mux(kzero, 1, ntap), "teff", 17)   # taps of a window (ntap from INIT)
         dm_e = _comb(m, Mux(is_dw & (dw.depth_mult != 0), dw.depth_mult, 1), "dm_e")
 
@@ -373,8 +389,8 @@ class VectorUnit(wiring.Component):
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.comb += busy_seq.eq(0)
-                with m.If(self.cmd.valid & self.cmd.ready & supported):
-                    m.d.sync += ins.eq(self.cmd.payload)
+                with m.If(accept):
+                    m.d.sync += load_ins
                     m.next = "SETUP1"
             with m.State("SETUP1"):
                 m.d.comb += busy_seq.eq(1)
@@ -496,7 +512,7 @@ class VectorUnit(wiring.Component):
                     cky, ckx, ciy, cix, ca, carow = cur
                     tpad.append((ciy < 0) | (ciy >= in_h) | (cix < 0) | (cix >= in_w))
                     taddr.append(ca)
-                    endrow = _comb(m, ckx + 1 >= kwe, f"ch{j}_endrow")
+                    endrow = _comb(m, ckx >= kwm1, f"ch{j}_endrow")    # ckx + 1 >= kwe
                     nxt = (Signal(8, name=f"ch{j}_ky"), Signal(8, name=f"ch{j}_kx"),
                            Signal(signed(18), name=f"ch{j}_iy"),
                            Signal(signed(18), name=f"ch{j}_ix"),

@@ -369,9 +369,14 @@ def yosys_script(target: str, keep: list[str], *, write_json: bool) -> str:
     return "; ".join(cmds)
 
 
+# nextpnr placers offered (``sa`` is left out: far slower than either on every top here)
+PLACERS = ("heap", "static")
+
+
 def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
           pnr: bool = True, seed: int = 1, outdir: Path | None = None, progress=None,
-          blocks: bool = True, freq_mhz: float | None = None, router: str = "router1") -> dict:
+          blocks: bool = True, freq_mhz: float | None = None, router: str = "router1",
+          placer: str = "heap") -> dict:
     """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
 
     ``config`` defaults to the preset named like the target. With ``blocks`` (default) each block
@@ -381,10 +386,12 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     netlist is flattened before place-and-route. ``blocks=False`` synthesises flat (as before
     issue #13). ``progress`` (callable taking a line) receives elapsed time and the current tool
     step while yosys and nextpnr run. ``freq_mhz`` is the timing constraint (default: the
-    config's ``clock_mhz``); ``router`` is nextpnr's router ("router1" or "router2"). Returns
+    config's ``clock_mhz``); ``router`` is nextpnr's router ("router1" or "router2"), ``placer``
+    its placer ("heap" or "static": electrostatic, faster and less wire on the big dies, see
+    docs/fpga.md). Returns
     the report dict (also written atomically to ``<outdir>/report.json``, default
-    ``build/synth/<target>``, and to the run's work directory). Bad target/top/config/router ->
-    UserError.
+    ``build/synth/<target>``, and to the run's work directory). Bad target/top/config/router/
+    placer -> UserError.
     """
     if target not in TARGETS:
         raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -392,6 +399,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         raise UserError(f"unknown top {top!r}; choose one of {', '.join(TOPS) or '(none)'}")
     if router not in ("router1", "router2"):
         raise UserError(f"unknown nextpnr router {router!r}; choose router1 or router2")
+    if placer not in PLACERS:
+        raise UserError(f"unknown nextpnr placer {placer!r}; choose {' or '.join(PLACERS)}")
     cfg = preset(config if config is not None else target)
     t = TARGETS[target]
     # Intermediate files per (top, config) so concurrent runs of different tops never collide; the
@@ -436,7 +445,7 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     freq = freq_mhz or cfg.clock_mhz
     _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(freq),
           "--report", pnr_report.name, "--seed", str(seed), "--timing-allow-fail",
-          "--router", router],
+          "--router", router, "--placer", placer],
          out / "nextpnr.log", out, progress, "nextpnr")
     rep = json.loads(pnr_report.read_text())
     util = rep.get("utilization", {})
@@ -450,6 +459,7 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         "luts": _count(util, _LUT), "ffs": _count(util, _FF), "dsps": _count(util, _DSP),
         "brams": _count(util, _BRAM), "lutram": _count(util, _LUTRAM),
         "utilization": util, "pnr_s": round(time.monotonic() - t1, 1),
+        "pnr": {"placer": placer, "router": router, "seed": seed},
     })
     if target == "ice40":   # iCE40 logic cells hold a LUT and a flip-flop each
         report["ffs"] = totals["ffs"]

@@ -30,6 +30,9 @@ def register(sub):
     p.add_argument("--seed", type=seed_int, default=1, help="nextpnr placement seed")
     p.add_argument("--router", choices=["router1", "router2"], default="router1",
                    help="nextpnr router (default router1; router2 copes better with congestion)")
+    p.add_argument("--placer", choices=["heap", "static"], default="heap",
+                   help="nextpnr placer (default heap; static: electrostatic placement, faster "
+                        "and less wire on the big dies such as the ecp5 soc)")
     p.add_argument("--freq", type=_mhz, default=None, metavar="MHZ",
                    help="timing constraint in MHz (default: the config's clock_mhz; e.g. 150 for "
                         "the SPEC's GEMM bar on the 100 MHz ecp5 die)")
@@ -60,9 +63,10 @@ def run(args):
         if args.flat:
             raise UserError("synth: --plot draws blocks; it cannot be used with --flat")
     if args.estimate:
-        if args.flat or args.no_pnr or args.freq or args.router != "router1":
+        if (args.flat or args.no_pnr or args.freq or args.router != "router1"
+                or args.placer != "heap"):
             raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr/--freq/"
-                            "--router")
+                            "--router/--placer")
         report = estimate(args.target, args.config, args.top)
     else:
         def progress(line):
@@ -70,7 +74,7 @@ def run(args):
 
         report = synth(args.target, args.config, args.top, pnr=not args.no_pnr, seed=args.seed,
                        blocks=not args.flat, progress=None if args.quiet else progress,
-                       freq_mhz=args.freq, router=args.router)
+                       freq_mhz=args.freq, router=args.router, placer=args.placer)
     if args.plot is not None:
         plot_blocks(report, args.plot)
     if not args.json:

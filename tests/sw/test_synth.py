@@ -137,6 +137,8 @@ def test_cli_estimate_json_and_plot(tmp_path):
     ["--estimate", "--freq", "150"],
     ["--router", "router3"],
     ["--estimate", "--router", "router2"],
+    ["--placer", "annealing"],
+    ["--estimate", "--placer", "static"],
 ])
 def test_cli_synth_errors_are_one_line(argv, capsys, tmp_path):
     assert main(["synth", "--target", "ecp5", "--config", "tiny", *argv, "--json"]) == 2
@@ -178,11 +180,13 @@ def test_synth_bad_input_is_a_user_error(capsys):
 @pytest.mark.full
 def test_synth_tiny_gemm_blocks_pnr_and_progress(tmp_path):
     """A real ECP5 run with place-and-route through the CLI: JSON alone on stdout, progress
-    (elapsed time, yosys pass, nextpnr phase) on stderr, blocks summing to yosys's totals."""
+    (elapsed time, yosys pass, nextpnr phase) on stderr, blocks summing to yosys's totals; the
+    electrostatic placer (the 150 MHz test below keeps the default HeAP)."""
     p = logicdie("synth", "--target", "ecp5", "--config", "tiny", "--top", "gemm", "--json",
-                 "--plot", str(tmp_path / "g.svg"), timeout=3600)
+                 "--placer", "static", "--plot", str(tmp_path / "g.svg"), timeout=3600)
     r = json.loads(p.stdout)
     assert p.returncode in (0, 1) and r["fmax_mhz"] > 0
+    assert r["pnr"] == {"placer": "static", "router": "router1", "seed": 1}
     assert "synth: yosys" in p.stderr and "synth: nextpnr" in p.stderr
     assert set(r["blocks"]) == {"shell", "gemm_ctrl", "systolic", "requant"}
     assert r["blocks"]["systolic"]["dsps"] == 16 == r["dsps"] - r["blocks"]["requant"]["dsps"]
