@@ -953,14 +953,30 @@ class VectorUnit(wiring.Component):
             ws.append(wj)
             xk.append(xl_)
             pk.append(pl_k)
-        if two:                        # E1 -> E2: the products and x bytes, registered
+        if two:                        # E1 -> E2: the products, POOL's max and sum, registered
             def e2reg(v, name):
                 r = Signal(v.shape(), name=name, reset_less=True)
                 with m.If(exec_take):
                     m.d.sync += r.eq(v)
                 return r
+            # POOL MAX: each lane's taps, masked as E2 masks them, and their max, from E1's
+            # command into a register, so E2 compares one value with the running max (the max
+            # over taps is order-free and a masked tap is -128, the max's identity)
+            tok1 = [_comb(m, ~am.tpad[k] & ~am.zero & (am.nt > k), f"tok1_{k}")
+                    for k in range(TT)]
+            pmax = []
+            for j in range(L):
+                cur = None
+                for k in range(TT):
+                    xm = _comb(m, Mux(tok1[k], xk[j][k], -128), f"pm{j}_x{k}", signed(8))
+                    cur = xm if cur is None else _comb(m, Mux(xm > cur, xm, cur),
+                                                       f"pm{j}_{k}", signed(8))
+                pmax.append(e2reg(cur, f"e2_pmax{j}"))
+            # POOL AVG: the lane's sum of its unmasked taps, likewise
+            psum = [e2reg(_comb(m, sum(Mux(tok1[k], xk[j][k], 0) for k in range(TT)),
+                                f"ps{j}", signed(8 + TT.bit_length())), f"e2_psum{j}")
+                    for j in range(L)]
             pk = [[e2reg(pk[j][k], f"e2_p{j}_{k}") for k in range(TT)] for j in range(L)]
-            xk = [[e2reg(xk[j][k], f"e2_xk{j}_{k}") for k in range(TT)] for j in range(L)]
             ws = [Mux(em.bc, e_w[:8], e_w[8 * j:8 * j + 8]).as_signed() for j in range(L)]
         am = em                        # from here on: E2's command
         # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
@@ -986,14 +1002,18 @@ class VectorUnit(wiring.Component):
                         m.d.comb += acc_n[j].eq(base + Mux(am.zero, 0, dots[k]))
             with m.Elif(is_pool):
                 m.d.comb += acc_n[j].eq(
-                    base + sum(Mux(tok[k], xk[j][k], 0) for k in range(TT)))
+                    base + (psum[j] if two else sum(Mux(tok[k], xk[j][k], 0)
+                                                    for k in range(TT))))
             with m.Else():
                 m.d.comb += acc_n[j].eq(
                     base + sum(Mux(pon[k], pk[j][k], 0) for k in range(TT)))
             mcur = _comb(m, Mux(am.first, -128, mx[j]), f"mx{j}_i", signed(8))
-            for k in range(TT):
-                xm = _comb(m, Mux(tok[k], xk[j][k], -128), f"mx{j}_x{k}", signed(8))
-                mcur = _comb(m, Mux(xm > mcur, xm, mcur), f"mx{j}_{k}", signed(8))
+            if two:
+                mcur = _comb(m, Mux(pmax[j] > mcur, pmax[j], mcur), f"mx{j}_m", signed(8))
+            else:
+                for k in range(TT):
+                    xm = _comb(m, Mux(tok[k], xk[j][k], -128), f"mx{j}_x{k}", signed(8))
+                    mcur = _comb(m, Mux(xm > mcur, xm, mcur), f"mx{j}_{k}", signed(8))
             m.d.comb += mx_n[j].eq(mcur)
         with m.If(mac):
             m.d.sync += [a.eq(b) for a, b in zip(acc, acc_n, strict=True)]
