@@ -75,7 +75,8 @@ class Mover(wiring.Component):
         W, lw = self.W, self.lw
         cnt_bits = 25
         desc_lay = data.StructLayout({
-            "dline": ROW_ADDR_BITS - lw, "sh": max(1, lw), "nw": cnt_bits, "nl": cnt_bits,
+            # nw1: the row's last destination word index (nw - 1; rows with n = 0 are dropped)
+            "dline": ROW_ADDR_BITS - lw, "sh": max(1, lw), "nw1": cnt_bits, "nl": cnt_bits,
             "lo": max(1, lw), "hi_last": lw + 1, "fill": 1,
         })
         m.submodules.dfifo = dfifo = fifo.SyncFIFOBuffered(width=desc_lay.size, depth=4)
@@ -94,7 +95,7 @@ class Mover(wiring.Component):
         m.d.comb += [
             desc.dline.eq(r.dst[lw:]),
             desc.sh.eq(sh),
-            desc.nw.eq((hi + (W - 1)) >> lw),
+            desc.nw1.eq(((hi + (W - 1)) >> lw) - 1),
             desc.nl.eq(Mux(r.fill, 0, ((hi + (W - 1)) >> lw) + (sh != 0))),
             desc.lo.eq(dl),
             desc.hi_last.eq(((hi - 1) & (W - 1)) + 1),
@@ -143,7 +144,7 @@ class Mover(wiring.Component):
                              have_prev.eq(0)]
         with m.Else():
             emit = Signal()
-            last = wi == cur.nw - 1
+            last = wi == cur.nw1
             with m.If(cur.fill):
                 m.d.comb += emit.eq(out_free)
             with m.Elif(~have_prev):
