@@ -91,6 +91,14 @@ class Config:
     #: registered before the sub-bank select (a block RAM's clock-to-output is slow). The masters
     #: are credit-based, so only their latency changes.
     sram_read_latency: int = 2
+    #: Register stages of the SRAM arbiters (hw/sram.py): 0 = a master's ``ready`` is decided in
+    #: the cycle from every master's ``valid`` (round robin); 1 = the grant is a register, decided
+    #: from the previous cycle's requests and parked on the master that had it, so no master's
+    #: request logic reaches another master's ``ready`` (on the whole FPGA die that path ran from
+    #: the metadata TX through the arbiter into the vector unit). A request to a master without
+    #: the grant waits one cycle; back-to-back requests of one master and alternating masters
+    #: keep one grant per cycle.
+    sram_arbiter_stages: int = 0
 
     def __post_init__(self):
         for f in (
@@ -126,6 +134,9 @@ class Config:
         if self.vector_req_stages not in (1, 2):
             raise ValueError("Config.vector_req_stages must be 1 or 2, got "
                              f"{self.vector_req_stages!r}")
+        if self.sram_arbiter_stages not in (0, 1):
+            raise ValueError("Config.sram_arbiter_stages must be 0 or 1, got "
+                             f"{self.sram_arbiter_stages!r}")
         if self.sram_read_latency not in (2, 3, 4):
             raise ValueError("Config.sram_read_latency must be 2, 3 or 4, got "
                              f"{self.sram_read_latency!r}")
@@ -181,7 +192,7 @@ class Config:
 #: Fields added after build directories were first keyed by digests, with their defaults.
 _LATER_FIELDS = {"sram_read_ports": 1, "vector_taps": 0, "vector_post_lanes": 0,
                  "array_logic_rows": 0, "last_requant_lanes": 0, "vector_exec_stages": 1,
-                 "vector_req_stages": 1, "sram_read_latency": 2}
+                 "vector_req_stages": 1, "sram_read_latency": 2, "sram_arbiter_stages": 0}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -228,6 +239,7 @@ PRESETS: dict[str, Config] = {
         vector_exec_stages=2,
         vector_req_stages=2,
         sram_read_latency=4,
+        sram_arbiter_stages=1,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
     "ice40": Config(

@@ -17,7 +17,9 @@ one cycle read the old line). With ``Config.sram_read_latency`` = 3 the granted 
 travel to the address pins of every block RAM in the same cycle (the NPU's critical path on an
 FPGA). Reads and writes are delayed alike, so the ordering above holds unchanged. With 4, also
 every bank is split into sub-banks of :data:`SUB_LINES` lines whose read data are registered
-before the sub-bank select.
+before the sub-bank select. With ``Config.sram_arbiter_stages`` = 1 the grants are registers
+(:func:`registered_grant`): a master's ``ready`` no longer depends on the other masters' requests
+in the same cycle; a request to a master not holding the grant waits one cycle.
 
 Large memories and Verilog: Amaranth 0.5 always emits a memory's init data, one Verilog line per
 word (amaranth-lang/amaranth#1522): 30 MB and ~10 minutes for the 8 MiB default SRAM. The banks
@@ -28,7 +30,7 @@ the (all-zero) init of memories with that attribute only, so the SRAM's Verilog 
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Signal
+from amaranth import Array, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -42,7 +44,7 @@ from hw.npu_if import (
     sram_write_signature,
 )
 
-__all__ = ["Sram", "round_robin", "NOINIT_ATTR"]
+__all__ = ["Sram", "round_robin", "registered_grant", "NOINIT_ATTR"]
 
 NOINIT_ATTR = "logicdie_noinit"
 
@@ -99,6 +101,30 @@ def round_robin(m: Module, requests: list, last: Signal, priority0: bool = False
     return gv, gi
 
 
+def registered_grant(m: Module, requests: list, name: str, priority0: bool = False):
+    """Grant logic with the grant in a register (``Config.sram_arbiter_stages`` = 1): returns
+    (readies, fire_valid, fire_index). The register names the master holding the grant; each
+    cycle it moves round robin to the next requesting master after it (the holder itself when
+    it is the only one), and stays when nobody requests. So ``ready`` of every master is a
+    register compare, whatever the others request; a transfer is the holder's ``valid``. With
+    ``priority0`` master 0 (the simulation backdoor) still takes the port in the cycle it
+    requests and the holder waits."""
+    n = len(requests)
+    g = Signal(range(max(2, n)), name=f"{name}_g")
+    nv, ni = round_robin(m, requests, g)
+    with m.If(nv):
+        m.d.sync += g.eq(ni)
+    held = [g == i for i in range(n)]
+    fire_v = Signal(name=f"{name}_fv")
+    fire_i = Signal(range(max(2, n)), name=f"{name}_fi")
+    m.d.comb += [fire_v.eq(Array(requests)[g]), fire_i.eq(g)]
+    if priority0:
+        held = [Const(1)] + [h & ~requests[0] for h in held[1:]]
+        with m.If(requests[0]):
+            m.d.comb += [fire_v.eq(1), fire_i.eq(0)]
+    return held, fire_v, fire_i
+
+
 class Sram(wiring.Component):
     """Banked SRAM with ``n_read`` read and ``n_write`` write masters (see module docstring).
 
@@ -130,41 +156,52 @@ class Sram(wiring.Component):
         depth = self.lines
         ab = line_addr_bits(cfg)
 
+        staged = cfg.sram_arbiter_stages == 1
         # ---- read arbiters, one per read port group
         ngroups = max(self.read_groups) + 1
         r_gv, r_gi, r_addr = [], [], []
         for g in range(ngroups):
             idx = [i for i, gg in enumerate(self.read_groups) if gg == g]
             sfx = "" if g == 0 else str(g)
-            last = Signal(range(max(2, len(idx))), name=f"r_last{sfx}")
-            gv, gl = round_robin(m, [self.rd[i].req.valid for i in idx], last,
-                                 self.priority0 and idx[0] == 0)
+            reqs = [self.rd[i].req.valid for i in idx]
+            prio = self.priority0 and idx[0] == 0
+            if staged:
+                readies, gv, gl = registered_grant(m, reqs, f"r{sfx}", prio)
+            else:
+                last = Signal(range(max(2, len(idx))), name=f"r_last{sfx}")
+                gv, gl = round_robin(m, reqs, last, prio)
+                readies = [gv & (gl == k) for k in range(len(idx))]
+                with m.If(gv):
+                    m.d.sync += last.eq(gl)
             gi = Signal(range(max(2, self.n_read)), name=f"r_gi{sfx}")
             addr = Signal(ab, name=f"r_addr{sfx}")
             for k, i in enumerate(idx):
                 p = self.rd[i]
-                m.d.comb += p.req.ready.eq(gv & (gl == k))
+                m.d.comb += p.req.ready.eq(readies[k])
                 with m.If(gl == k):
                     m.d.comb += [addr.eq(p.req.payload.addr), gi.eq(i)]
-            with m.If(gv):
-                m.d.sync += last.eq(gl)
             r_gv.append(gv)
             r_gi.append(gi)
             r_addr.append(addr)
 
         # ---- write arbiter
-        w_last = Signal(range(max(2, self.n_write)), name="w_last")
-        w_gv, w_gi = round_robin(m, [p.req.valid for p in self.wr], w_last, self.priority0)
+        wreqs = [p.req.valid for p in self.wr]
+        if staged:
+            w_readies, w_gv, w_gi = registered_grant(m, wreqs, "w", self.priority0)
+        else:
+            w_last = Signal(range(max(2, self.n_write)), name="w_last")
+            w_gv, w_gi = round_robin(m, wreqs, w_last, self.priority0)
+            w_readies = [w_gv & (w_gi == i) for i in range(self.n_write)]
+            with m.If(w_gv):
+                m.d.sync += w_last.eq(w_gi)
         w_addr = Signal(ab)
         w_data = Signal(8 * self.W)
         w_mask = Signal(self.W)
         for i, p in enumerate(self.wr):
-            m.d.comb += p.req.ready.eq(w_gv & (w_gi == i))
+            m.d.comb += p.req.ready.eq(w_readies[i])
             with m.If(w_gi == i):
                 m.d.comb += [w_addr.eq(p.req.payload.addr), w_data.eq(p.req.payload.data),
                              w_mask.eq(p.req.payload.mask)]
-        with m.If(w_gv):
-            m.d.sync += w_last.eq(w_gi)
 
         # ---- the bank inputs: the grants themselves (latency 2) or registered (3 and 4)
         lat = sram_read_latency(cfg)

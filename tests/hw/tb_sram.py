@@ -2,10 +2,12 @@
 
 Every read and write master issues random requests (valid held until accepted). The model applies
 writes at acceptance and snapshots the line at each read's acceptance; the bench checks: at most one
-read and one write granted per cycle, each response exactly ``sram_read_latency(config)`` cycles
-after its acceptance on the requesting master only, data equal to the model (a read sees every write
-accepted in an earlier cycle), the round-robin bound (a requesting master waits for at most n - 1
-other grants), and master 0's absolute priority with ``priority0``.
+read and one write granted per cycle, a grant in every cycle with requests (with registered grants,
+``Config.sram_arbiter_stages`` = 1: never two such cycles in a row), each response exactly
+``sram_read_latency(config)`` cycles after its acceptance on the requesting master only, data equal
+to the model (a read sees every write accepted in an earlier cycle), the round-robin bound (a
+requesting master waits for at most n - 1 other grants), and master 0's absolute priority with
+``priority0``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ async def sram_random(dut):
     waited_w = [0] * nw
     rate_r, rate_w = p.get("rate_r", 0.6), p.get("rate_w", 0.5)
     n_reads = n_writes = collisions = 0
+    staged = cfg.sram_arbiter_stages == 1
+    idle_r, idle_w = [False] * ngroups, False   # requests and no grant in the last cycle
     cycle = 0
     for cycle in range(p["cycles"]):
         await RisingEdge(dut.clk)
@@ -84,15 +88,20 @@ async def sram_random(dut):
               and int(port("rd", i, "req__ready").value)]
         gw = [i for i in range(nw) if wr_pend[i] is not None
               and int(port("wr", i, "req__ready").value)]
+        # work conserving: a port with requests grants one in the cycle (registered grants,
+        # Config.sram_arbiter_stages = 1: at the latest in the next cycle)
         for g in range(ngroups):
             mine = [i for i in range(nr) if groups[i] == g]
             ggr = [i for i in gr if groups[i] == g]
             assert len(ggr) <= 1, f"cycle {cycle}: read grants {ggr} on port {g}"
-            if any(rd_pend[i] is not None for i in mine):
-                assert ggr, f"cycle {cycle}: read requests on port {g} but no grant"
+            idle = any(rd_pend[i] is not None for i in mine) and not ggr
+            assert not idle or (staged and not idle_r[g]), \
+                f"cycle {cycle}: read requests on port {g} but no grant"
+            idle_r[g] = idle
         assert len(gw) <= 1, f"cycle {cycle}: write grants {gw}"
-        if any(x is not None for x in wr_pend):
-            assert gw, f"cycle {cycle}: write requests but no grant"
+        idle = any(x is not None for x in wr_pend) and not gw
+        assert not idle or (staged and not idle_w), f"cycle {cycle}: write requests but no grant"
+        idle_w = idle
         if prio and rd_pend[0] is not None:
             assert [i for i in gr if groups[i] == groups[0]] == [0], \
                 "master 0 (priority) not granted"

@@ -20,6 +20,12 @@ CASES = [
                  id="tiny-lat3"),
     pytest.param(SMALL.replace(sram_bytes=5 * 2048 * 16 // 2, sram_read_latency=4), 3, 2, False,
                  3000, (0, 1, 1), id="tiny-lat4"),
+    # registered grants (Config.sram_arbiter_stages = 1, the ecp5 preset), with and without the
+    # backdoor's priority
+    pytest.param(SMALL.replace(sram_read_latency=4, sram_arbiter_stages=1), 4, 3, False, 3000,
+                 (0, 0, 0, 1), id="tiny-grant1"),
+    pytest.param(SMALL.replace(sram_arbiter_stages=1), 4, 3, True, 3000, None,
+                 id="tiny-grant1-prio"),
     pytest.param(preset("ice40").replace(sram_bytes=8 * 1024), 6, 4, True, 4000, None, id="ice40",
                  marks=pytest.mark.full),
 ]
