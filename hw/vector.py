@@ -291,6 +291,8 @@ class VectorUnit(wiring.Component):
         wc = Signal()
         co = Signal(16)
         dm = Signal(4)
+        # t * dm for t = 1 .. L - 1 (REQ's lane-to-channel selects compare with them)
+        dmk = [None] + [Signal(4 + t.bit_length(), name=f"dm{t}") for t in range(1, L)]
         rowb = Signal(24)
         stepx = Signal(28)
         stepy = Signal(32)
@@ -399,6 +401,7 @@ class VectorUnit(wiring.Component):
                     ntap.eq(k_h * k_w),
                     co.eq(in_c * dm_e),
                     dm.eq(dm_e),
+                    *[dmk[t].eq(dm_e * t) for t in range(1, L)],
                     lq.eq(Array([Const(L // d if d else 0, range(L + 1))
                                  for d in range(16)])[dm_e[:4]]),
                     lr.eq(Array([Const(L % d if d else 0, 4) for d in range(16)])[dm_e[:4]]),
@@ -785,17 +788,14 @@ class VectorUnit(wiring.Component):
                          meta_in.off[v].eq(voff[v])]
         for i in range(NS):
             m.d.comb += meta_in.pe[i].eq(Mux(rfire & (npop == i), victim, popents[i]))
-        # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted up lane
-        # by lane (r < dm, SEQ keeps r = co0 % dm), no divider; a chain through the lanes, so it
-        # runs on the command in REQ's register (dm is constant while commands are in flight: a
-        # new instruction waits for idle) and travels in the meta FIFO
-        q, rem = Const(0, max(1, LL)), rq.r
+        # DWCONV lane j reads input channel (r + j) // depth_mult of the group (r < dm: SEQ
+        # keeps r = gco % dm), no divider: the count of the multiples t * dm (t = 1 .. j, set
+        # up per instruction) that r + j reaches, each compare on REQ's register in parallel
+        # (dm is constant while commands are in flight: a new instruction waits for idle); the
+        # selects travel in the meta FIFO. Only DWCONV reads them.
         for j in range(L):
-            m.d.comb += meta_in.sel[j].eq(q)
-            if j + 1 < L:
-                wrap = _comb(m, rem + 1 >= dm, f"sel{j}_wrap")
-                q = _comb(m, Mux(wrap, q + 1, q)[:LL], f"sel{j + 1}")
-                rem = _comb(m, Mux(wrap, 0, rem + 1)[:4], f"sel{j + 1}_rem")
+            m.d.comb += meta_in.sel[j].eq(sum(rq.r + j >= dmk[t] for t in range(1, j + 1))
+                                          if j else 0)
         m.d.comb += [
             meta_in.npop.eq(npop + rfire),
             metaq.w_data.eq(meta_in),
