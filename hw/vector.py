@@ -320,6 +320,8 @@ class VectorUnit(wiring.Component):
                                                                     "xa"))
         # elementwise / vmatmul
         ei = Signal(25)
+        erem = Signal(25)           # ELTWISE: count - ei
+        elim = Signal(17)           # ELTWISE: b_period - er (L when b_period <= 1)
         er = Signal(17)
         vi, vj0, vjj, vk0 = Signal(16), Signal(17), Signal(8), Signal(17)
         # VMATMUL loop state kept as registers, so SEQ's decisions start from registers: the
@@ -410,7 +412,8 @@ class VectorUnit(wiring.Component):
                     plc.eq(p_l * in_c),
                     co0.eq(0), ci0.eq(0), rres.eq(0), gi.eq(0), widx.eq(0),
                     pa.eq(Mux(is_dw, dw.p_addr, Mux(is_elt, el.p_addr, vm.p_addr))),
-                    ei.eq(0), er.eq(0),
+                    ei.eq(0), er.eq(0), erem.eq(el.count),
+                    elim.eq(Mux(el.b_period <= 1, L, el.b_period)),
                     vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), vkr.eq(vm.k), t.eq(0),
                     xrow.eq(vm.in_addr), wrow.eq(vm.w_addr), wrow0.eq(vm.w_addr),
                     orow.eq(vm.out_addr),
@@ -579,11 +582,11 @@ class VectorUnit(wiring.Component):
                                 m.next = "DONE"
 
             # ---------------- ELTWISE
+            # elements left (count - ei) and to the end of b's period (per - er; L when b is
+            # broadcast or not periodic, per <= 1) are registers kept beside ei / er, so the
+            # element count, the period wrap and the last command come from registers
             per = el.b_period
-            erem = Signal(25)
-            m.d.comb += erem.eq(el.count - ei)
-            elim = Signal(17)
-            m.d.comb += elim.eq(Mux(per <= 1, L, per - er))
+            per1 = _comb(m, per <= 1, "per1")
             en_ = Signal(NB)
             m.d.comb += en_.eq(Mux((erem >= L) & (elim >= L), L, Mux(erem < elim, erem, elim)))
             with m.State("EPARAM"):
@@ -598,9 +601,11 @@ class VectorUnit(wiring.Component):
                     emit(xa=el.a_addr + ei, xe=1, wa=el.b_addr + Mux(per != 0, er, ei), wen=1,
                          kind=K_MAC, first=1, last=1, emit=1, bc=per == 1, n=en_,
                          oa=el.out_addr + ei)
-                    m.d.sync += ei.eq(ei + en_)
-                    m.d.sync += er.eq(Mux(er + en_ >= per, 0, er + en_))
-                    with m.If(ei + en_ >= el.count):
+                    wrap = per1 | (elim <= en_)         # er + en_ >= per
+                    m.d.sync += [ei.eq(ei + en_), erem.eq(erem - en_),
+                                 er.eq(Mux(wrap, 0, er + en_)),
+                                 elim.eq(Mux(per1, L, Mux(wrap, per, elim - en_)))]
+                    with m.If(erem <= en_):                 # ei + en_ >= count
                         m.next = "DONE"
 
             # ---------------- LUT
