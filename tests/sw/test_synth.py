@@ -218,8 +218,9 @@ def test_synth_ecp5_soc_fits_with_room_to_route(tmp_path):
 @pytest.mark.timeout(5400)   # yosys + nextpnr of the whole die: the longest test of the tier
 def test_synth_ecp5_soc_fits_lfe5u85f_at_100mhz(tmp_path):
     """Issue #13 / SPEC section 9: the whole ecp5 logic die (top soc) fits an LFE5U-85F and
-    routes at >= 100 MHz, with per-block numbers that add up to yosys's totals."""
-    r = synth("ecp5", "ecp5", "soc", outdir=tmp_path)
+    routes at >= 100 MHz, with per-block numbers that add up to yosys's totals. The electrostatic
+    placer: the die then places in ~16 min and routes in ~35 (HeAP: ~30 and ~56, docs/fpga.md)."""
+    r = synth("ecp5", "ecp5", "soc", outdir=tmp_path, placer="static")
     assert KEYS <= set(r) and r["constraint_mhz"] == 100
     assert r["meets_timing"] and r["fmax_mhz"] >= 100, r
     cap = r["capacity"]
