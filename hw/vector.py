@@ -943,6 +943,10 @@ class VectorUnit(wiring.Component):
         else:
             sel = [Const(0, 1)]
         tpad_dw = [_comb(m, is_dw & am.tpad[k], f"tpad_dw{k}") for k in range(TT)]
+        # two EXEC stages: VMATMUL's lanes beyond the chunk's K multiply a zero x here, so E2's
+        # dot products add the registered products without a mask (only VMATMUL reads them)
+        vm_off = [_comb(m, is_vm & (am.kn <= j), f"vm_off{j}") if two else Const(0)
+                  for j in range(L)]
         ws = []                        # tap 0's w byte per lane (every opcode)
         xk, pk = [], []                # per lane: every tap (DWCONV / POOL)
         for j in range(L):
@@ -950,7 +954,8 @@ class VectorUnit(wiring.Component):
             for k in range(TT):
                 ax = av_xs[k]
                 xr = Mux(is_dw, ax.word_select(sel[j], 8), ax[8 * j:8 * j + 8]).as_signed()
-                xj = _comb(m, Mux(tpad_dw[k], in_zp, xr), f"x{j}_{k}", signed(8))
+                xj = _comb(m, Mux(tpad_dw[k], in_zp, Mux(vm_off[j], 0, xr)), f"x{j}_{k}",
+                           signed(8))
                 wk = wtap[k][8 * j:8 * j + 8].as_signed()
                 xl_.append(xj)
                 pl_k.append(_comb(m, xj * wk, f"p{j}_{k}", signed(16)))
@@ -985,10 +990,11 @@ class VectorUnit(wiring.Component):
             ws = [Mux(em.bc, e_w[:8], e_w[8 * j:8 * j + 8]).as_signed() for j in range(L)]
         am = em                        # from here on: E2's command
         # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
-        kn_ok = [_comb(m, am.kn > j, f"kn_ok{j}") for j in range(L)]
+        kn_ok = [_comb(m, am.kn > j, f"kn_ok{j}") for j in range(L)] if not two else []
         dots = [Signal(signed(32), name=f"dot{k}") for k in range(TT)]
         for k in range(TT):
-            m.d.comb += dots[k].eq(sum(Mux(kn_ok[j], pk[j][k], 0) for j in range(L)))
+            m.d.comb += dots[k].eq(sum(pk[j][k] if two else Mux(kn_ok[j], pk[j][k], 0)
+                                       for j in range(L)))
         mac = _comb(m, e_take & (am.kind == K_MAC), "mac")
         acc_n = [Signal(signed(32), name=f"accn{j}") for j in range(L)]
         mx_n = [Signal(signed(8), name=f"mxn{j}") for j in range(L)]
