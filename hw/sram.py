@@ -125,6 +125,18 @@ def registered_grant(m: Module, requests: list, name: str, priority0: bool = Fal
     return held, fire_v, fire_i
 
 
+def _arbiter(m: Module, requests: list, name: str, priority0: bool, staged: bool):
+    """(readies, grant_valid, grant_index) of one arbiter: :func:`registered_grant` when
+    ``staged``, else :func:`round_robin` deciding in the cycle."""
+    if staged:
+        return registered_grant(m, requests, name, priority0)
+    last = Signal(range(max(2, len(requests))), name=f"{name}_last")
+    gv, gi = round_robin(m, requests, last, priority0)
+    with m.If(gv):
+        m.d.sync += last.eq(gi)
+    return [gv & (gi == k) for k in range(len(requests))], gv, gi
+
+
 class Sram(wiring.Component):
     """Banked SRAM with ``n_read`` read and ``n_write`` write masters (see module docstring).
 
@@ -165,14 +177,7 @@ class Sram(wiring.Component):
             sfx = "" if g == 0 else str(g)
             reqs = [self.rd[i].req.valid for i in idx]
             prio = self.priority0 and idx[0] == 0
-            if staged:
-                readies, gv, gl = registered_grant(m, reqs, f"r{sfx}", prio)
-            else:
-                last = Signal(range(max(2, len(idx))), name=f"r_last{sfx}")
-                gv, gl = round_robin(m, reqs, last, prio)
-                readies = [gv & (gl == k) for k in range(len(idx))]
-                with m.If(gv):
-                    m.d.sync += last.eq(gl)
+            readies, gv, gl = _arbiter(m, reqs, f"r{sfx}", prio, staged)
             gi = Signal(range(max(2, self.n_read)), name=f"r_gi{sfx}")
             addr = Signal(ab, name=f"r_addr{sfx}")
             for k, i in enumerate(idx):
@@ -186,14 +191,7 @@ class Sram(wiring.Component):
 
         # ---- write arbiter
         wreqs = [p.req.valid for p in self.wr]
-        if staged:
-            w_readies, w_gv, w_gi = registered_grant(m, wreqs, "w", self.priority0)
-        else:
-            w_last = Signal(range(max(2, self.n_write)), name="w_last")
-            w_gv, w_gi = round_robin(m, wreqs, w_last, self.priority0)
-            w_readies = [w_gv & (w_gi == i) for i in range(self.n_write)]
-            with m.If(w_gv):
-                m.d.sync += w_last.eq(w_gi)
+        w_readies, w_gv, w_gi = _arbiter(m, wreqs, "w", self.priority0, staged)
         w_addr = Signal(ab)
         w_data = Signal(8 * self.W)
         w_mask = Signal(self.W)
