@@ -322,6 +322,8 @@ class VectorUnit(wiring.Component):
         ei = Signal(25)
         erem = Signal(25)           # ELTWISE: count - ei
         elim = Signal(17)           # ELTWISE: b_period - er (L when b_period <= 1)
+        per = el.b_period
+        per1 = _comb(m, per <= 1, "per1")
         er = Signal(17)
         vi, vj0, vjj, vk0 = Signal(16), Signal(17), Signal(8), Signal(17)
         # VMATMUL loop state kept as registers, so SEQ's decisions start from registers: the
@@ -332,9 +334,12 @@ class VectorUnit(wiring.Component):
         vkL = Signal(24)
 
         # DWCONV / POOL field views (same names, different offsets), registers loaded with ins
+        def view(name):     # the field of the instruction being accepted
+            return Mux(pin.header.opcode == Opcode.DWCONV, getattr(pin.dwconv, name),
+                       getattr(pin.pool, name))
+
         def f(name):
-            v = Mux(pin.header.opcode == Opcode.DWCONV, getattr(pin.dwconv, name),
-                    getattr(pin.pool, name))
+            v = view(name)
             return decoded(v, "f_" + name, v.shape())
 
         in_h, in_w, in_c = f("in_h"), f("in_w"), f("in_c")
@@ -344,8 +349,7 @@ class VectorUnit(wiring.Component):
         p_t, p_l = f("pad_top"), f("pad_left")
         in_addr = f("in_addr")
         out_addr = f("out_addr")
-        kw_p = Mux(pin.header.opcode == Opcode.DWCONV, pin.dwconv.k_w, pin.pool.k_w)
-        kh_p = Mux(pin.header.opcode == Opcode.DWCONV, pin.dwconv.k_h, pin.pool.k_h)
+        kw_p, kh_p = view("k_w"), view("k_h")
         # the last kernel column: k_w - 1 (a zero k_w is one column)
         kwm1 = decoded(Mux(kw_p == 0, 0, kw_p - 1), "kwm1", k_w.shape())
         kzero = decoded((kh_p == 0) | (kw_p == 0), "kzero")
@@ -413,7 +417,7 @@ class VectorUnit(wiring.Component):
                     co0.eq(0), ci0.eq(0), rres.eq(0), gi.eq(0), widx.eq(0),
                     pa.eq(Mux(is_dw, dw.p_addr, Mux(is_elt, el.p_addr, vm.p_addr))),
                     ei.eq(0), er.eq(0), erem.eq(el.count),
-                    elim.eq(Mux(el.b_period <= 1, L, el.b_period)),
+                    elim.eq(Mux(per1, L, per)),
                     vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), vkr.eq(vm.k), t.eq(0),
                     xrow.eq(vm.in_addr), wrow.eq(vm.w_addr), wrow0.eq(vm.w_addr),
                     orow.eq(vm.out_addr),
@@ -585,8 +589,6 @@ class VectorUnit(wiring.Component):
             # elements left (count - ei) and to the end of b's period (per - er; L when b is
             # broadcast or not periodic, per <= 1) are registers kept beside ei / er, so the
             # element count, the period wrap and the last command come from registers
-            per = el.b_period
-            per1 = _comb(m, per <= 1, "per1")
             en_ = Signal(NB)
             m.d.comb += en_.eq(Mux((erem >= L) & (elim >= L), L, Mux(erem < elim, erem, elim)))
             with m.State("EPARAM"):
@@ -943,10 +945,9 @@ class VectorUnit(wiring.Component):
         else:
             sel = [Const(0, 1)]
         tpad_dw = [_comb(m, is_dw & am.tpad[k], f"tpad_dw{k}") for k in range(TT)]
-        # two EXEC stages: VMATMUL's lanes beyond the chunk's K multiply a zero x here, so E2's
-        # dot products add the registered products without a mask (only VMATMUL reads them)
-        vm_off = [_comb(m, is_vm & (am.kn <= j), f"vm_off{j}") if two else Const(0)
-                  for j in range(L)]
+        # VMATMUL's lanes beyond the chunk's K multiply a zero x here, so the dot products add
+        # the products without a mask (only VMATMUL reads them)
+        vm_off = [_comb(m, is_vm & (am.kn <= j), f"vm_off{j}") for j in range(L)]
         ws = []                        # tap 0's w byte per lane (every opcode)
         xk, pk = [], []                # per lane: every tap (DWCONV / POOL)
         for j in range(L):
@@ -963,43 +964,41 @@ class VectorUnit(wiring.Component):
             ws.append(wj)
             xk.append(xl_)
             pk.append(pl_k)
+        # POOL: each lane's unmasked taps (tok), their max (a masked tap is -128, the max's
+        # identity) and their sum, reduced here, so the accumulate compares / adds one value
+        tok = [_comb(m, ~am.tpad[k] & ~am.zero & (am.nt > k), f"tok{k}") for k in range(TT)]
+        pmax, psum = [], []
+        for j in range(L):
+            cur = None
+            for k in range(TT):
+                xm = _comb(m, Mux(tok[k], xk[j][k], -128), f"pm{j}_x{k}", signed(8))
+                cur = xm if cur is None else _comb(m, Mux(xm > cur, xm, cur), f"pm{j}_{k}",
+                                                   signed(8))
+            pmax.append(cur)
+            psum.append(_comb(m, sum(Mux(tok[k], xk[j][k], 0) for k in range(TT)), f"ps{j}",
+                              signed(8 + TT.bit_length())))
         if two:                        # E1 -> E2: the products, POOL's max and sum, registered
             def e2reg(v, name):
                 r = Signal(v.shape(), name=name, reset_less=True)
                 with m.If(exec_take):
                     m.d.sync += r.eq(v)
                 return r
-            # POOL MAX: each lane's taps, masked as E2 masks them, and their max, from E1's
-            # command into a register, so E2 compares one value with the running max (the max
-            # over taps is order-free and a masked tap is -128, the max's identity)
-            tok1 = [_comb(m, ~am.tpad[k] & ~am.zero & (am.nt > k), f"tok1_{k}")
-                    for k in range(TT)]
-            pmax = []
-            for j in range(L):
-                cur = None
-                for k in range(TT):
-                    xm = _comb(m, Mux(tok1[k], xk[j][k], -128), f"pm{j}_x{k}", signed(8))
-                    cur = xm if cur is None else _comb(m, Mux(xm > cur, xm, cur),
-                                                       f"pm{j}_{k}", signed(8))
-                pmax.append(e2reg(cur, f"e2_pmax{j}"))
-            # POOL AVG: the lane's sum of its unmasked taps, likewise
-            psum = [e2reg(_comb(m, sum(Mux(tok1[k], xk[j][k], 0) for k in range(TT)),
-                                f"ps{j}", signed(8 + TT.bit_length())), f"e2_psum{j}")
-                    for j in range(L)]
+            pmax = [e2reg(v, f"e2_pmax{j}") for j, v in enumerate(pmax)]
+            psum = [e2reg(v, f"e2_psum{j}") for j, v in enumerate(psum)]
             pk = [[e2reg(pk[j][k], f"e2_p{j}_{k}") for k in range(TT)] for j in range(L)]
             ws = [Mux(em.bc, e_w[:8], e_w[8 * j:8 * j + 8]).as_signed() for j in range(L)]
         am = em                        # from here on: E2's command
         # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
-        kn_ok = [_comb(m, am.kn > j, f"kn_ok{j}") for j in range(L)] if not two else []
         dots = [Signal(signed(32), name=f"dot{k}") for k in range(TT)]
         for k in range(TT):
-            m.d.comb += dots[k].eq(sum(pk[j][k] if two else Mux(kn_ok[j], pk[j][k], 0)
-                                       for j in range(L)))
+            m.d.comb += dots[k].eq(sum(pk[j][k] for j in range(L)))
         mac = _comb(m, e_take & (am.kind == K_MAC), "mac")
         acc_n = [Signal(signed(32), name=f"accn{j}") for j in range(L)]
         mx_n = [Signal(signed(8), name=f"mxn{j}") for j in range(L)]
         cnt_n = Signal(17)
-        tok = [_comb(m, ~am.tpad[k] & ~am.zero & (am.nt > k), f"tok{k}") for k in range(TT)]
+        if two:
+            tok = [_comb(m, ~am.tpad[k] & ~am.zero & (am.nt > k), f"e2_tok{k}")
+                   for k in range(TT)]
         pon = [_comb(m, ~am.zero & (am.nt > k), f"pon{k}") for k in range(TT)]
         vmk = [[_comb(m, (am.jj + k == j) & (am.nt > k), f"vm{j}_{k}")
                 for k in range(min(TT, j + 1))] for j in range(L)]
@@ -1012,20 +1011,12 @@ class VectorUnit(wiring.Component):
                     with m.If(vmk[j][k]):
                         m.d.comb += acc_n[j].eq(base + Mux(am.zero, 0, dots[k]))
             with m.Elif(is_pool):
-                m.d.comb += acc_n[j].eq(
-                    base + (psum[j] if two else sum(Mux(tok[k], xk[j][k], 0)
-                                                    for k in range(TT))))
+                m.d.comb += acc_n[j].eq(base + psum[j])
             with m.Else():
                 m.d.comb += acc_n[j].eq(
                     base + sum(Mux(pon[k], pk[j][k], 0) for k in range(TT)))
             mcur = _comb(m, Mux(am.first, -128, mx[j]), f"mx{j}_i", signed(8))
-            if two:
-                mcur = _comb(m, Mux(pmax[j] > mcur, pmax[j], mcur), f"mx{j}_m", signed(8))
-            else:
-                for k in range(TT):
-                    xm = _comb(m, Mux(tok[k], xk[j][k], -128), f"mx{j}_x{k}", signed(8))
-                    mcur = _comb(m, Mux(xm > mcur, xm, mcur), f"mx{j}_{k}", signed(8))
-            m.d.comb += mx_n[j].eq(mcur)
+            m.d.comb += mx_n[j].eq(Mux(pmax[j] > mcur, pmax[j], mcur))
         with m.If(mac):
             m.d.sync += [a.eq(b) for a, b in zip(acc, acc_n, strict=True)]
             m.d.sync += [a.eq(b) for a, b in zip(mx, mx_n, strict=True)]
