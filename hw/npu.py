@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import warnings
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -471,14 +471,18 @@ class NpuTop(wiring.Component):
             "HOST_WAIT": host_wait,
         }
         assert list(incs) == list(regmap.COUNTERS)
-        # The increments are added in the cycle they happen (not registered first): a CSR read
-        # in the first cycle STATUS.done shows must already see the last busy cycle's counts.
+        # Contract: a CSR read accepted in the first cycle STATUS.done shows sees the last busy
+        # cycle's counts. Each increment is registered first (`inc_*`, zero outside busy), so
+        # no unit's stall or busy logic reaches a 64-bit adder in the cycle it happens, and a
+        # counter lags its events by one cycle; the host port samples CSRs one cycle after it
+        # accepts the read (state "CSR" below), so the read still sees every count.
         cnt = {k: Signal(64, name=f"cnt_{k.lower()}") for k in incs}
         for k, c in cnt.items():
+            inc = Signal(len(Value.cast(incs[k])), name=f"inc_{k.lower()}")
             with m.If(clear):
-                m.d.sync += c.eq(0)
-            with m.Elif(busy):
-                m.d.sync += c.eq(c + incs[k])
+                m.d.sync += [c.eq(0), inc.eq(0)]
+            with m.Else():
+                m.d.sync += [c.eq(c + inc), inc.eq(Mux(busy, incs[k], 0))]
 
         # ---- CSR read mux
         hwcfg = (cfg.array_rows & 0xFF) | (cfg.array_cols & 0xFF) << 8 | \
@@ -512,7 +516,7 @@ class NpuTop(wiring.Component):
         rsp = Signal(32)
         is_csr = hp.addr >= regmap.CSR_BASE
         in_sram = hp.addr < cfg.sram_bytes
-        csr_rd = csr_read(hp.addr)
+        csr_rd = csr_read(h_addr)
         word_sel = h_addr[2:lw]
         m.d.comb += [
             self.host_rsp.payload.rdata.eq(rsp),
@@ -539,13 +543,15 @@ class NpuTop(wiring.Component):
                                 with m.Case(regmap.offset("PROG_ADDR")):
                                     m.d.sync += prog_addr.eq(hp.wdata)
                         with m.Else():
-                            m.d.sync += rsp.eq(csr_rd)
-                            m.next = "RSP"
+                            m.next = "CSR"
                     with m.Elif(in_sram):
                         m.next = "SRAM"
                     with m.Elif(~hp.we):
                         m.d.sync += rsp.eq(0)
                         m.next = "RSP"
+            with m.State("CSR"):
+                m.d.sync += rsp.eq(csr_rd)
+                m.next = "RSP"
             with m.State("SRAM"):
                 with m.If(h_we):
                     m.d.comb += wr_host.req.valid.eq(1)

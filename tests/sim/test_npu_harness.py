@@ -169,6 +169,31 @@ def test_random_dma_programs(sim, seed):
     assert (c["LOAD_BUSY"] > 0) == (n_loads > 0)
 
 
+
+def test_counters_final_when_done_shows(sim):
+    """The counter contract of hw/npu.py: a CSR read accepted in the first cycle STATUS.done
+    shows already sees every busy cycle's counts (CYCLES = the busy cycles the harness clocked,
+    from START's acceptance to done), and nothing is counted after done."""
+    prog = [
+        {"opcode": Opcode.COPY, "src_addr": 0, "dst_addr": DATA, "row_bytes": 100, "rows": 3,
+         "planes": 1, "src_row_stride": 100, "dst_row_stride": 120},
+        {"opcode": Opcode.SYNC},
+        {"opcode": Opcode.DONE},
+    ]
+    raw = encode_program(prog)
+    sim.reset()
+    sim.write_mem(0, np.zeros(PROG + len(raw) + 64, np.uint8), port="backdoor")
+    sim.load_image([(0, rand_data(np.random.default_rng(5)).tobytes()), (PROG, raw)],
+                   port="backdoor")
+    sim.start(PROG)
+    first_busy = sim.cycle
+    assert sim.run(100_000) == "done"
+    busy_cycles = sim.cycle - first_busy
+    first = sim.counters()  # its first read is accepted in the cycle done first shows
+    assert first["CYCLES"] == busy_cycles, (first["CYCLES"], busy_cycles)
+    assert first["INSTRS"] == len(prog) and first["STORE_BUSY"] > 0
+    assert sim.counters() == first
+
 def test_unaligned_edges(sim):
     """Every source/destination offset within a line, lengths around the line size."""
     W = sim.W
