@@ -707,7 +707,8 @@ class VectorUnit(wiring.Component):
         m.submodules.respq = respq
         tags = [Signal(LA, name=f"tag{e}") for e in range(NE)]
         tv = Signal(NE)
-        rr = Signal(EB)
+        # round-robin pointer as a thermometer: the entries at or after it
+        therm = Signal(NE, init=(1 << NE) - 1)
         outstanding = Signal(range(RESP_DEPTH + 1))
         npop = Signal(range(NS + 1))
         popents = [Signal(EB, name=f"pe{i}") for i in range(NS)]
@@ -737,11 +738,16 @@ class VectorUnit(wiring.Component):
             with m.If(miss[s_]):
                 m.d.comb += fm.eq(s_)
         fm_line = _comb(m, Array(sl_line)[fm], "fm_line", LA)
+        # the victim: the first entry not in use from the pointer on, wrapping (NE > NS, so
+        # one is always free): the lowest set bit of (free entries at or after the pointer,
+        # then all free entries), one-hot (``voh``) by a carry chain, and binary by OR trees
+        free = ~inuse
+        y = Cat(free & therm, free)
+        first = _comb(m, (y & (~y + 1))[:2 * NE], "vfirst", 2 * NE)
+        voh = _comb(m, first[:NE] | first[NE:], "voh", NE)
         victim = Signal(EB)
-        for i in reversed(range(NE)):
-            cand = _comb(m, Mux(rr + i >= NE, rr + i - NE, rr + i)[:EB], f"cand{i}")
-            with m.If(~inuse.bit_select(cand, 1)):
-                m.d.comb += victim.eq(cand)
+        for b in range(EB):
+            m.d.comb += victim[b].eq(Cat(*[voh[e] for e in range(NE) if e >> b & 1]).any())
         credit = outstanding < RESP_DEPTH
         rfire = Signal()
         m.d.comb += [
@@ -756,9 +762,14 @@ class VectorUnit(wiring.Component):
         m.d.comb += complete.eq(rq_v & metaq.w_rdy
                                 & Cat(*[~sl_need[s_] | res[s_] for s_ in range(NS)]).all())
         with m.If(rfire):
-            m.d.sync += [Array(tags)[victim].eq(fm_line), tv.bit_select(victim, 1).eq(1),
-                         npop.eq(npop + 1), Array(popents)[npop].eq(victim)]
-            m.d.sync += rr.eq(Mux(victim + 1 >= NE, 0, victim + 1))
+            m.d.sync += [tv.eq(tv | voh), npop.eq(npop + 1), Array(popents)[npop].eq(victim)]
+            for e in range(NE):
+                with m.If(voh[e]):
+                    m.d.sync += tags[e].eq(fm_line)
+            # the pointer moves past the victim (to entry 0 after the last)
+            m.d.sync += therm.eq(Mux(voh[NE - 1], (1 << NE) - 1,
+                                     Cat(*[voh[:e].any() if e else Const(0, 1)
+                                           for e in range(NE)])))
         # the lookup of the command taken: the tags after this cycle (entry ``victim`` holds
         # fm_line if a request goes out now)
         hv_n = Signal(NS)
@@ -767,7 +778,7 @@ class VectorUnit(wiring.Component):
         for s_ in range(NS):
             fwd = _comb(m, rfire & Cat(*[in_line[s_] == sl_line[t_] for t_ in range(NS)])
                         .bit_select(fm, 1), f"fwd{s_}")
-            hit_n = [_comb(m, Mux(rfire & (victim == e), fwd,
+            hit_n = [_comb(m, Mux(rfire & voh[e], fwd,
                                   tv[e] & (tags[e] == in_line[s_])), f"hit_n{s_}_{e}")
                      for e in range(NE)]
             m.d.comb += hv_n[s_].eq(Cat(*hit_n).any())
@@ -782,7 +793,7 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [sl_line[s_].eq(in_line[s_]), hidx[s_].eq(hidx_n[s_]),
                              same[s_].eq(Cat(*[in_line[s_] == in_line[t_] for t_ in range(NS)]))]
         with m.Elif(rfire):
-            m.d.sync += inuse.bit_select(victim, 1).eq(1)
+            m.d.sync += inuse.eq(inuse | voh)
             for s_ in range(NS):
                 with m.If(fm_same[s_]):
                     m.d.sync += [hv[s_].eq(1), hidx[s_].eq(victim)]
