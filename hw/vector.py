@@ -320,7 +320,7 @@ class VectorUnit(wiring.Component):
                                                                     "xa"))
         # elementwise / vmatmul
         ei = Signal(25)
-        erem = Signal(25)           # ELTWISE: count - ei
+        erem = Signal(25)           # ELTWISE / LUT: count - ei
         elim = Signal(17)           # ELTWISE: b_period - er (L when b_period <= 1)
         per = el.b_period
         per1 = _comb(m, per <= 1, "per1")
@@ -416,7 +416,7 @@ class VectorUnit(wiring.Component):
                     plc.eq(p_l * in_c),
                     co0.eq(0), ci0.eq(0), rres.eq(0), gi.eq(0), widx.eq(0),
                     pa.eq(Mux(is_dw, dw.p_addr, Mux(is_elt, el.p_addr, vm.p_addr))),
-                    ei.eq(0), er.eq(0), erem.eq(el.count),
+                    ei.eq(0), er.eq(0), erem.eq(Mux(is_lut, lu.count, el.count)),
                     elim.eq(Mux(per1, L, per)),
                     vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), vkr.eq(vm.k), t.eq(0),
                     xrow.eq(vm.in_addr), wrow.eq(vm.w_addr), wrow0.eq(vm.w_addr),
@@ -611,9 +611,7 @@ class VectorUnit(wiring.Component):
                         m.next = "DONE"
 
             # ---------------- LUT
-            lrem = Signal(25)
-            m.d.comb += lrem.eq(lu.count - ei)
-            ln_ = Mux(lrem >= L, L, lrem)
+            ln_ = _comb(m, Mux(erem >= L, L, erem), "ln", NB)
             with m.State("LTABLE"):
                 m.d.comb += busy_seq.eq(1)
                 # the 256-byte table, TT vectors per command (t: chunk)
@@ -629,8 +627,8 @@ class VectorUnit(wiring.Component):
                 with m.If(take):
                     emit(xa=lu.in_addr + ei, xe=1, kind=K_MAC, first=1, last=1, emit=1,
                          n=ln_, oa=lu.out_addr + ei)
-                    m.d.sync += ei.eq(ei + ln_)
-                    with m.If(ei + ln_ >= lu.count):
+                    m.d.sync += [ei.eq(ei + ln_), erem.eq(erem - ln_)]
+                    with m.If(erem <= ln_):                 # ei + ln_ >= count
                         m.next = "DONE"
 
             # ---------------- VMATMUL
