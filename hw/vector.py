@@ -353,6 +353,10 @@ class VectorUnit(wiring.Component):
         # the last kernel column: k_w - 1 (a zero k_w is one column)
         kwm1 = decoded(Mux(kw_p == 0, 0, kw_p - 1), "kwm1", k_w.shape())
         kzero = decoded((kh_p == 0) | (kw_p == 0), "kzero")
+        # the last output column / row: out_w - 1, out_h - 1 (DPIX runs only when both are
+        # nonzero)
+        owm1 = decoded(view("out_w") - 1, "owm1", out_w.shape())
+        ohm1 = decoded(view("out_h") - 1, "ohm1", out_h.shape())
         teff = _comb(m, Mux(kzero, 1, ntap), "teff", 17)   # taps of a window (ntap from INIT)
         dm_e = _comb(m, Mux(is_dw & (dw.depth_mult != 0), dw.depth_mult, 1), "dm_e")
 
@@ -370,7 +374,11 @@ class VectorUnit(wiring.Component):
         gco_n = _comb(m, gco + L, "gco_n", 18)
         goff_n = _comb(m, goff + lq + g_wrap, "goff_n", 13)
         gr_n = _comb(m, Mux(g_wrap, g_s - dm, g_s), "gr_n", 5)
-        g_last = _comb(m, (gi + 1 >= sg) | (gco_n >= co), "g_last")
+        # the last group of a super-group: compares of registers with bounds set up in GINIT
+        # (gi + 1 >= sg, gco + L >= co)
+        sgm1 = Signal(range(SG + 1))
+        co_l = Signal(signed(18))
+        g_last = _comb(m, (gi >= sgm1) | (gco >= co_l), "g_last")
         w_grp_n = _comb(m, dw.w_addr + gco_n, "w_grp_n", 24)
         w_grp0 = _comb(m, dw.w_addr + co0, "w_grp0", 24)
 
@@ -470,6 +478,7 @@ class VectorUnit(wiring.Component):
                     oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
                     oa.eq(out_addr + co0), oa_pix.eq(out_addr + co0),
                     wa.eq(w_grp0), t.eq(0), tl.eq(teff), widx.eq(0),
+                    sgm1.eq(sg - 1), co_l.eq(co - L),
                 ]
                 group_reset()
                 m.next = "DPARAM"
@@ -537,8 +546,8 @@ class VectorUnit(wiring.Component):
                     ]
                     chain.append(nxt)
                     cur = nxt
-                last_ox = ox + 1 >= out_w
-                last_oy = oy + 1 >= out_h
+                last_ox = ox >= owm1
+                last_oy = oy >= ohm1
                 last_tap = _comb(m, Mux(one, tl <= 1, tl <= TT), "last_tap")
                 with m.If(take):
                     emit(xa=[a_[:24] for a_ in taddr],
@@ -603,11 +612,12 @@ class VectorUnit(wiring.Component):
                     emit(xa=el.a_addr + ei, xe=1, wa=el.b_addr + Mux(per != 0, er, ei), wen=1,
                          kind=K_MAC, first=1, last=1, emit=1, bc=per == 1, n=en_,
                          oa=el.out_addr + ei)
-                    wrap = per1 | (elim <= en_)         # er + en_ >= per
+                    # en_ = min(L, erem, elim), so the compares with en_ are parallel ones
+                    wrap = per1 | ((elim <= L) & (elim <= erem))    # er + en_ >= per
                     m.d.sync += [ei.eq(ei + en_), erem.eq(erem - en_),
                                  er.eq(Mux(wrap, 0, er + en_)),
                                  elim.eq(Mux(per1, L, Mux(wrap, per, elim - en_)))]
-                    with m.If(erem <= en_):                 # ei + en_ >= count
+                    with m.If((erem <= L) & (erem <= elim)):    # ei + en_ >= count
                         m.next = "DONE"
 
             # ---------------- LUT
@@ -628,7 +638,7 @@ class VectorUnit(wiring.Component):
                     emit(xa=lu.in_addr + ei, xe=1, kind=K_MAC, first=1, last=1, emit=1,
                          n=ln_, oa=lu.out_addr + ei)
                     m.d.sync += [ei.eq(ei + ln_), erem.eq(erem - ln_)]
-                    with m.If(erem <= ln_):                 # ei + ln_ >= count
+                    with m.If(erem <= L):                   # ei + ln_ >= count
                         m.next = "DONE"
 
             # ---------------- VMATMUL
@@ -769,22 +779,34 @@ class VectorUnit(wiring.Component):
                                      Cat(*[voh[:e].any() if e else Const(0, 1)
                                            for e in range(NE)])))
         # the lookup of the command taken: the tags after this cycle (entry ``victim`` holds
-        # fm_line if a request goes out now)
+        # fm_line if a request goes out now). A line is in at most one valid entry (a line is
+        # requested only when no valid entry holds it), so a slot hits the tags in one entry
+        # (``plain``), or the line requested now (``fwd``, which no valid entry holds), and the
+        # victim enters only the last level: it kills a plain hit on its entry, and names the
+        # entry of a forwarded one.
         hv_n = Signal(NS)
         hidx_n = [Signal(EB, name=f"hidx_n{s_}") for s_ in range(NS)]
         inuse_n = Signal(NE)
+        need_plain = [[] for _ in range(NE)]
+        need_fwd = []
         for s_ in range(NS):
             fwd = _comb(m, rfire & Cat(*[in_line[s_] == sl_line[t_] for t_ in range(NS)])
                         .bit_select(fm, 1), f"fwd{s_}")
-            hit_n = [_comb(m, Mux(rfire & voh[e], fwd,
-                                  tv[e] & (tags[e] == in_line[s_])), f"hit_n{s_}_{e}")
-                     for e in range(NE)]
-            m.d.comb += hv_n[s_].eq(Cat(*hit_n).any())
+            plain = _comb(m, Cat(*[tv[e] & (tags[e] == in_line[s_]) for e in range(NE)]),
+                          f"plain{s_}", NE)
+            pidx = Signal(EB, name=f"pidx{s_}")
             for e in reversed(range(NE)):
-                with m.If(hit_n[e]):
-                    m.d.comb += hidx_n[s_].eq(e)
-                with m.If(in_need[s_] & hit_n[e]):
-                    m.d.comb += inuse_n[e].eq(1)
+                with m.If(plain[e]):
+                    m.d.comb += pidx.eq(e)
+            killed = rfire & (plain & voh).any()
+            m.d.comb += [hv_n[s_].eq(fwd | (plain.any() & ~killed)),
+                         hidx_n[s_].eq(Mux(fwd, victim, pidx))]
+            for e in range(NE):
+                need_plain[e].append(in_need[s_] & plain[e])
+            need_fwd.append(in_need[s_] & fwd)
+        for e in range(NE):
+            m.d.comb += inuse_n[e].eq(Mux(rfire & voh[e], Cat(*need_fwd).any(),
+                                          Cat(*need_plain[e]).any()))
         with m.If(load):
             m.d.sync += [sl_need.eq(Cat(*in_need)), hv.eq(hv_n), inuse.eq(inuse_n)]
             for s_ in range(NS):
