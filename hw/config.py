@@ -97,7 +97,13 @@ class Config:
     #: request logic reaches another master's ``ready`` (on the whole FPGA die that path ran from
     #: the metadata TX through the arbiter into the vector unit). A request to a master without
     #: the grant waits one cycle; back-to-back requests of one master and alternating masters
-    #: keep one grant per cycle.
+    #: keep one grant per cycle. 2 = also every master's accepted request (valid, address,
+    #: write data) is registered at its port before the arbiter's select, and the grant moves
+    #: on the previous cycle's (registered) requests: no master's request logic reaches the
+    #: select, the SRAM's registers or another master in the same cycle (on the whole die the
+    #: path after 1 ran from the conv unit's act gather into the SRAM's address register). Reads
+    #: take one cycle more (``hw.npu_if.sram_read_latency``); a request to a master without
+    #: the grant may wait two cycles.
     sram_arbiter_stages: int = 0
 
     def __post_init__(self):
@@ -134,8 +140,8 @@ class Config:
         if self.vector_req_stages not in (1, 2):
             raise ValueError("Config.vector_req_stages must be 1 or 2, got "
                              f"{self.vector_req_stages!r}")
-        if self.sram_arbiter_stages not in (0, 1):
-            raise ValueError("Config.sram_arbiter_stages must be 0 or 1, got "
+        if self.sram_arbiter_stages not in (0, 1, 2):
+            raise ValueError("Config.sram_arbiter_stages must be 0, 1 or 2, got "
                              f"{self.sram_arbiter_stages!r}")
         if self.sram_read_latency not in (2, 3, 4):
             raise ValueError("Config.sram_read_latency must be 2, 3 or 4, got "
@@ -239,7 +245,7 @@ PRESETS: dict[str, Config] = {
         vector_exec_stages=2,
         vector_req_stages=2,
         sram_read_latency=4,
-        sram_arbiter_stages=1,
+        sram_arbiter_stages=2,
     ),
     # Fits an iCE40 UP5K (8 DSPs, 128 KiB SPRAM, 30 EBRs).
     "ice40": Config(

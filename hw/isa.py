@@ -587,7 +587,9 @@ class Timing:
         self.vector_meta_depth = 8
         self.vector_setup = 3
         # read (the SRAM's latency), EXEC's and the command input's stages, POST, write
-        self.vector_latency = (16 + config.sram_read_latency + config.vector_exec_stages
+        from hw.npu_if import sram_read_latency
+
+        self.vector_latency = (16 + sram_read_latency(config) + config.vector_exec_stages
                                + config.vector_req_stages)
         from hw.gemm import m_block
 

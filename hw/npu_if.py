@@ -34,9 +34,10 @@ def sram_read_latency(config: Config) -> int:
     """Cycles from the cycle a read request is accepted (``req.valid & req.ready``) to the cycle
     its line is on ``rdata`` with ``rvalid`` high (for exactly one cycle):
     ``Config.sram_read_latency`` (2; 3 with the requests registered before the banks; 4 with
-    the banks' read data registered too).
+    the banks' read data registered too), plus one with ``Config.sram_arbiter_stages`` = 2 (each
+    master's accepted request registered at its port).
     Responses cannot be stalled: a master must have room for every read it has in flight."""
-    return config.sram_read_latency
+    return config.sram_read_latency + (config.sram_arbiter_stages == 2)
 
 
 def line_bytes(config: Config) -> int:

@@ -19,7 +19,11 @@ FPGA). Reads and writes are delayed alike, so the ordering above holds unchanged
 every bank is split into sub-banks of :data:`SUB_LINES` lines whose read data are registered
 before the sub-bank select. With ``Config.sram_arbiter_stages`` = 1 the grants are registers
 (:func:`registered_grant`): a master's ``ready`` no longer depends on the other masters' requests
-in the same cycle; a request to a master not holding the grant waits one cycle.
+in the same cycle; a request to a master not holding the grant waits one cycle. With 2 each
+master's accepted request is also registered at its port (:func:`_port_registers`) and the grant
+moves on the previous cycle's requests, so no master's request logic reaches anything past its
+port in the cycle; reads take one cycle more (:func:`hw.npu_if.sram_read_latency`), writes are
+delayed alike (the ordering above holds), and a request may wait two cycles for the grant.
 
 Large memories and Verilog: Amaranth 0.5 always emits a memory's init data, one Verilog line per
 word (amaranth-lang/amaranth#1522): 30 MB and ~10 minutes for the 8 MiB default SRAM. The banks
@@ -30,7 +34,7 @@ the (all-zero) init of memories with that attribute only, so the SRAM's Verilog 
 
 from __future__ import annotations
 
-from amaranth import Array, Const, Module, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -101,17 +105,22 @@ def round_robin(m: Module, requests: list, last: Signal, priority0: bool = False
     return gv, gi
 
 
-def registered_grant(m: Module, requests: list, name: str, priority0: bool = False):
-    """Grant logic with the grant in a register (``Config.sram_arbiter_stages`` = 1): returns
+def registered_grant(m: Module, requests: list, name: str, priority0: bool = False,
+                     stale: bool = False):
+    """Grant logic with the grant in a register (``Config.sram_arbiter_stages`` >= 1): returns
     (readies, fire_valid, fire_index). The register names the master holding the grant; each
     cycle it moves round robin to the next requesting master after it (the holder itself when
     it is the only one), and stays when nobody requests. So ``ready`` of every master is a
     register compare, whatever the others request; a transfer is the holder's ``valid``. With
-    ``priority0`` master 0 (the simulation backdoor) still takes the port in the cycle it
-    requests and the holder waits."""
+    ``stale`` the grant moves on the requests of the previous cycle (registered here), so no
+    master's ``valid`` reaches the grant register either. With ``priority0`` master 0 (the
+    simulation backdoor) still takes the port in the cycle it requests and the holder waits."""
     n = len(requests)
     g = Signal(range(max(2, n)), name=f"{name}_g")
-    nv, ni = round_robin(m, requests, g)
+    rr_reqs = requests
+    if stale:
+        rr_reqs = [_delayed(m, r, f"{name}_req{i}") for i, r in enumerate(requests)]
+    nv, ni = round_robin(m, rr_reqs, g)
     with m.If(nv):
         m.d.sync += g.eq(ni)
     held = [g == i for i in range(n)]
@@ -125,17 +134,51 @@ def registered_grant(m: Module, requests: list, name: str, priority0: bool = Fal
     return held, fire_v, fire_i
 
 
-def _arbiter(m: Module, requests: list, name: str, priority0: bool, staged: bool):
-    """(readies, grant_valid, grant_index) of one arbiter: :func:`registered_grant` when
-    ``staged``, else :func:`round_robin` deciding in the cycle."""
-    if staged:
-        return registered_grant(m, requests, name, priority0)
+def _arbiter(m: Module, requests: list, name: str, priority0: bool, stages: int):
+    """(readies, grant_valid, grant_index) of one arbiter with ``Config.sram_arbiter_stages``
+    = ``stages``: :func:`registered_grant` (on the previous cycle's requests with 2), else
+    :func:`round_robin` deciding in the cycle."""
+    if stages:
+        return registered_grant(m, requests, name, priority0, stale=stages == 2)
     last = Signal(range(max(2, len(requests))), name=f"{name}_last")
     gv, gi = round_robin(m, requests, last, priority0)
     with m.If(gv):
         m.d.sync += last.eq(gi)
     return [gv & (gi == k) for k in range(len(requests))], gv, gi
 
+
+
+def _port_registers(m: Module, ports: list, readies: list, name: str):
+    """``Config.sram_arbiter_stages`` = 2: each master's accepted request registered at its port
+    (``ports``: (index, valid, payload fields)); returns (valid, master index, payload fields)
+    of the one accepted in the previous cycle, selected by AND-OR from registers only (at most
+    one master is accepted per cycle)."""
+    vqs, fqs = [], []
+    for (i, valid, fields), ready in zip(ports, readies, strict=True):
+        vq = Signal(name=f"{name}{i}_vq")
+        m.d.sync += vq.eq(valid & ready)
+        fq = [Signal.like(f, name=f"{name}{i}_q{k}", reset_less=True) for k, f in enumerate(fields)]
+        m.d.sync += [q.eq(f) for q, f in zip(fq, fields, strict=True)]
+        vqs.append(vq)
+        fqs.append(fq)
+    v = Signal(name=f"{name}_vq")
+    idx = Signal(range(max(2, max(i for i, _, _ in ports) + 1)), name=f"{name}_iq")
+    m.d.comb += [v.eq(Cat(*vqs).any()),
+                 idx.eq(_or_all([Mux(vq, i, 0) for vq, (i, _, _) in zip(vqs, ports,
+                                                                         strict=True)]))]
+    out = []
+    for k, f in enumerate(ports[0][2]):
+        o = Signal.like(f, name=f"{name}_f{k}")
+        m.d.comb += o.eq(_or_all([Mux(vq, fq[k], 0) for vq, fq in zip(vqs, fqs, strict=True)]))
+        out.append(o)
+    return v, idx, out
+
+
+def _or_all(values: list):
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out
 
 class Sram(wiring.Component):
     """Banked SRAM with ``n_read`` read and ``n_write`` write masters (see module docstring).
@@ -168,7 +211,7 @@ class Sram(wiring.Component):
         depth = self.lines
         ab = line_addr_bits(cfg)
 
-        staged = cfg.sram_arbiter_stages == 1
+        arb = cfg.sram_arbiter_stages
         # ---- read arbiters, one per read port group
         ngroups = max(self.read_groups) + 1
         r_gv, r_gi, r_addr = [], [], []
@@ -177,32 +220,48 @@ class Sram(wiring.Component):
             sfx = "" if g == 0 else str(g)
             reqs = [self.rd[i].req.valid for i in idx]
             prio = self.priority0 and idx[0] == 0
-            readies, gv, gl = _arbiter(m, reqs, f"r{sfx}", prio, staged)
+            readies, gv, gl = _arbiter(m, reqs, f"r{sfx}", prio, arb)
             gi = Signal(range(max(2, self.n_read)), name=f"r_gi{sfx}")
             addr = Signal(ab, name=f"r_addr{sfx}")
             for k, i in enumerate(idx):
-                p = self.rd[i]
-                m.d.comb += p.req.ready.eq(readies[k])
-                with m.If(gl == k):
-                    m.d.comb += [addr.eq(p.req.payload.addr), gi.eq(i)]
+                m.d.comb += self.rd[i].req.ready.eq(readies[k])
+            if arb == 2:
+                gv, gq, (aq,) = _port_registers(
+                    m, [(i, self.rd[i].req.valid, [self.rd[i].req.payload.addr]) for i in idx],
+                    readies, f"rd{sfx}_")
+                m.d.comb += [addr.eq(aq), gi.eq(gq)]
+            else:
+                for k, i in enumerate(idx):
+                    with m.If(gl == k):
+                        m.d.comb += [addr.eq(self.rd[i].req.payload.addr), gi.eq(i)]
             r_gv.append(gv)
             r_gi.append(gi)
             r_addr.append(addr)
 
         # ---- write arbiter
         wreqs = [p.req.valid for p in self.wr]
-        w_readies, w_gv, w_gi = _arbiter(m, wreqs, "w", self.priority0, staged)
+        w_readies, w_gv, w_gi = _arbiter(m, wreqs, "w", self.priority0, arb)
         w_addr = Signal(ab)
         w_data = Signal(8 * self.W)
         w_mask = Signal(self.W)
         for i, p in enumerate(self.wr):
             m.d.comb += p.req.ready.eq(w_readies[i])
-            with m.If(w_gi == i):
-                m.d.comb += [w_addr.eq(p.req.payload.addr), w_data.eq(p.req.payload.data),
-                             w_mask.eq(p.req.payload.mask)]
+        if arb == 2:
+            w_gv, _, (aq, dq, mq) = _port_registers(
+                m, [(i, p.req.valid, [p.req.payload.addr, p.req.payload.data, p.req.payload.mask])
+                    for i, p in enumerate(self.wr)], w_readies, "wr_")
+            m.d.comb += [w_addr.eq(aq), w_data.eq(dq), w_mask.eq(mq)]
+        else:
+            for i, p in enumerate(self.wr):
+                with m.If(w_gi == i):
+                    m.d.comb += [w_addr.eq(p.req.payload.addr), w_data.eq(p.req.payload.data),
+                                 w_mask.eq(p.req.payload.mask)]
 
         # ---- the bank inputs: the grants themselves (latency 2) or registered (3 and 4)
-        lat = sram_read_latency(cfg)
+        # (the bank pipeline: Config.sram_read_latency; sram_read_latency(cfg) adds the port
+        # registers of sram_arbiter_stages = 2 in front of it)
+        lat = cfg.sram_read_latency
+        assert sram_read_latency(cfg) == lat + (arb == 2)
         if lat >= 3:
             regs = []
             for sig in [*r_gv, *r_gi, *r_addr, w_gv, w_addr, w_data, w_mask]:

@@ -26,6 +26,12 @@ CASES = [
                  (0, 0, 0, 1), id="tiny-grant1"),
     pytest.param(SMALL.replace(sram_arbiter_stages=1), 4, 3, True, 3000, None,
                  id="tiny-grant1-prio"),
+    # and each master's accepted request registered at its port, the grant moving on the
+    # previous cycle's requests (2, the ecp5 preset)
+    pytest.param(SMALL.replace(sram_read_latency=4, sram_arbiter_stages=2), 4, 3, False, 3000,
+                 (0, 0, 0, 1), id="tiny-grant2"),
+    pytest.param(SMALL.replace(sram_arbiter_stages=2), 4, 3, True, 3000, None,
+                 id="tiny-grant2-prio"),
     pytest.param(preset("ice40").replace(sram_bytes=8 * 1024), 6, 4, True, 4000, None, id="ice40",
                  marks=pytest.mark.full),
 ]
