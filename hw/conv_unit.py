@@ -68,7 +68,7 @@ from hw.npu_if import (
     unit_members,
 )
 from hw.requant import SHIFT_BITS, Requant, RequantCore, SerialRequant
-from hw.sram import NOINIT_ATTR
+from hw.sram import NOINIT_ATTR, delayed
 
 __all__ = ["ConvUnit", "top"]
 
@@ -729,11 +729,16 @@ class ConvUnit(wiring.Component):
         w_k = Signal(DIM_BITS + 8 + 4)   # row within the block's K tiles
         w_kend = Signal(DIM_BITS + 8 + 4)
         w_byte = Signal(24)
-        WDEPTH = 6
+        # Config.sram_read_latency = 4 (FPGA block RAMs: their read data registered before any
+        # logic, as in the SRAM's sub-banks): the buffer's two lines are registered before the
+        # shifter, one more stage (and FIFO entry) in flight
+        wreg = self.config.sram_read_latency == 4
+        WDEPTH = 6 + wreg
         m.submodules.wfifo = wfifo = fifo.SyncFIFO(width=8 * C, depth=WDEPTH)
         w_inflight = Signal()
+        w_mid_v = Signal()               # the registered lines (wreg)
         w_cut_v = Signal()
-        w_go = wph & (wfifo.level + w_inflight + w_cut_v < WDEPTH)
+        w_go = wph & (wfifo.level + w_inflight + w_mid_v + w_cut_v < WDEPTH)
         q = w_byte[lgw:] if lgw else w_byte
         m.d.comb += [
             wrp0.addr.eq(Cat(q[:self.wbits], ins.wslot)),
@@ -757,12 +762,19 @@ class ConvUnit(wiring.Component):
             with m.Else():
                 m.d.sync += [w_k.eq(w_k + 1), w_byte.eq(w_byte + ins.n_cols)]
         two = Cat(wrp0.data, wrp1.data)
+        w_src_v = w_inflight
+        if wreg:
+            two = delayed(m, two, "w_two")
+            w_off_r = delayed(m, w_off_r, "w_off_rr")
+            w_valid_r = delayed(m, w_valid_r, "w_valid_rr")
+            m.d.sync += w_mid_v.eq(w_inflight)
+            w_src_v = w_mid_v
         wrow = Signal(8 * C)
         m.d.comb += wrow.eq((two >> (w_off_r * 8))[:8 * C] if lgw else two[:8 * C])
         wbeat = Cat(*[Mux(w_valid_r & (j < ins.n_cols), wrow[8 * j:8 * j + 8], 0)
                       for j in range(C)])
         w_cut = Signal(8 * C)           # registered: block-RAM clock-to-out, then the shifter
-        m.d.sync += [w_cut_v.eq(w_inflight), w_cut.eq(wbeat)]
+        m.d.sync += [w_cut_v.eq(w_src_v), w_cut.eq(wbeat)]
         m.d.comb += [wfifo.w_en.eq(w_cut_v), wfifo.w_data.eq(w_cut)]
         ew = eng.wgt
         m.d.comb += [ew.valid.eq(wfifo.r_rdy), ew.payload.eq(wfifo.r_data),

@@ -48,7 +48,7 @@ from hw.npu_if import (
     sram_write_signature,
 )
 
-__all__ = ["Sram", "round_robin", "registered_grant", "NOINIT_ATTR"]
+__all__ = ["Sram", "round_robin", "registered_grant", "delayed", "NOINIT_ATTR"]
 
 NOINIT_ATTR = "logicdie_noinit"
 
@@ -79,7 +79,8 @@ _install_noinit()
 SUB_LINES = 2048
 
 
-def _delayed(m: Module, sig, name: str) -> Signal:
+def delayed(m: Module, sig, name: str) -> Signal:
+    """``sig`` one cycle later (a register named ``name``)."""
     q = Signal.like(sig, name=name) if isinstance(sig, Signal) else Signal(len(sig), name=name)
     m.d.sync += q.eq(sig)
     return q
@@ -119,7 +120,7 @@ def registered_grant(m: Module, requests: list, name: str, priority0: bool = Fal
     g = Signal(range(max(2, n)), name=f"{name}_g")
     rr_reqs = requests
     if stale:
-        rr_reqs = [_delayed(m, r, f"{name}_req{i}") for i, r in enumerate(requests)]
+        rr_reqs = [delayed(m, r, f"{name}_req{i}") for i, r in enumerate(requests)]
     nv, ni = round_robin(m, rr_reqs, g)
     with m.If(nv):
         m.d.sync += g.eq(ni)
@@ -285,7 +286,7 @@ class Sram(wiring.Component):
         for g in range(ngroups if nsub > 1 else 0):
             sels[g] = r_addr[g][sb:]
             for d in range(2):
-                sels[g] = _delayed(m, sels[g], f"rsub{g}_{d}")
+                sels[g] = delayed(m, sels[g], f"rsub{g}_{d}")
         for b in range(cfg.sram_banks):
             outs = [[] for _ in range(ngroups)]
             for k in range(nsub):
@@ -316,7 +317,7 @@ class Sram(wiring.Component):
         for g in range(ngroups):
             v, i_ = r_gv[g], r_gi[g]
             for d in range(stages):
-                v, i_ = _delayed(m, v, f"rv{d}_{g}"), _delayed(m, i_, f"ri{d}_{g}")
+                v, i_ = delayed(m, v, f"rv{d}_{g}"), delayed(m, i_, f"ri{d}_{g}")
             rdata = Signal(8 * self.W, name=f"rdata{g}")
             m.d.sync += rdata.eq(lines[g])
             for i, p in enumerate(self.rd):

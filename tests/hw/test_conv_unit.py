@@ -13,6 +13,8 @@ CASES = [
     pytest.param(TINY, {"count": 40}, None, id="tiny"),
     # the LAST requant time-shared over one lane (Config.last_requant_lanes, the ecp5 preset's)
     pytest.param(TINY.replace(last_requant_lanes=1), {"count": 24}, None, id="tiny-lastrq1"),
+    # the weight buffer's read data registered before the shifter (Config.sram_read_latency = 4)
+    pytest.param(TINY.replace(sram_read_latency=4), {"count": 24}, None, id="tiny-lat4"),
     pytest.param(preset("ecp5"), {"count": 80, "big": True}, None, id="ecp5",
                  marks=pytest.mark.full),
     pytest.param(TINY.replace(array_rows=3, array_cols=2), {"count": 80, "big": True}, None,
