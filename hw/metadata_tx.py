@@ -181,12 +181,15 @@ class _SramBytes(wiring.Component):
         job = self.job.payload
         m.d.comb += self.job.ready.eq(lines_left == 0)
         with m.If(self.job.valid & self.job.ready & (job.len != 0)):
-            end = job.addr + job.len - 1  # 33 bits
+            # lines = ceil((addr % W + len) / W) and the last byte's offset (addr + len - 1) % W,
+            # each one adder of len and a few-bit constant (the job's fields come from the
+            # framer's mux, so no 32-bit adders in a row)
+            lo = job.addr[:sh] if sh else Const(0, 1)
             m.d.sync += [
                 next_line.eq(job.addr[sh:]),
-                lines_left.eq(end[sh:] - job.addr[sh:] + 1),
-                first_off.eq(job.addr[:sh]),
-                last_off.eq(end[:sh]),
+                lines_left.eq((job.len + (lo + (W - 1))) >> sh),
+                first_off.eq(lo),
+                last_off.eq((lo + job.len[:max(sh, 1)] - 1)[:max(sh, 1)]),
             ]
 
         pop = Signal()
