@@ -148,7 +148,6 @@ def _arbiter(m: Module, requests: list, name: str, priority0: bool, stages: int)
     return [gv & (gi == k) for k in range(len(requests))], gv, gi
 
 
-
 def _port_registers(m: Module, ports: list, readies: list, name: str):
     """``Config.sram_arbiter_stages`` = 2: each master's accepted request registered at its port
     (``ports``: (index, valid, payload fields)); returns (valid, master index, payload fields)
@@ -180,6 +179,7 @@ def _or_all(values: list):
     for v in values[1:]:
         out = out | v
     return out
+
 
 class Sram(wiring.Component):
     """Banked SRAM with ``n_read`` read and ``n_write`` write masters (see module docstring).
