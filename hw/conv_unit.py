@@ -549,11 +549,13 @@ class ConvUnit(wiring.Component):
             with m.Else():               # n = lanes_left < r1
                 m.d.comb += [ci_nx.eq(ci + lanes_left), rpos_nx.eq(rpos + lanes_left),
                              rl_nx.eq(row_left - lanes_left), r1_nx.eq(r1 - lanes_left)]
-        # A -> B through a short FIFO: the walk's enable depends on registers only
+        # A -> B through a short FIFO: the walk's enable depends on registers only, and B's
+        # window compares and request start from the FIFO's output register (buffered: not
+        # through a LUT-RAM read; one cycle more per instruction, the same throughput)
         pa_lay = data.StructLayout({
             "data": 1, "kind": 2, "line": LAB, "off": max(1, lgw), "lane": range(R + 1),
             "n": range(R + 1), "zrest": 1, "last": 1})
-        m.submodules.paq = paq = fifo.SyncFIFO(width=pa_lay.size, depth=3)
+        m.submodules.paq = paq = fifo.SyncFIFOBuffered(width=pa_lay.size, depth=4)
         paw = data.View(pa_lay, paq.w_data)
         par = data.View(pa_lay, paq.r_data)
         b_take = Signal()

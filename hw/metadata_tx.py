@@ -149,7 +149,8 @@ class _SramBytes(wiring.Component):
 
     def __init__(self, config: Config, slots: int = READ_SLOTS):
         self.W = line_bytes(config)
-        assert self.W & (self.W - 1) == 0, "SRAM line bytes must be a power of two"
+        assert self.W >= 2 and self.W & (self.W - 1) == 0, \
+            "SRAM line bytes must be a power of two, at least 2"
         self.LA = line_addr_bits(config)
         self.slots = slots
         super().__init__({
@@ -184,12 +185,12 @@ class _SramBytes(wiring.Component):
             # lines = ceil((addr % W + len) / W) and the last byte's offset (addr + len - 1) % W,
             # each one adder of len and a few-bit constant (the job's fields come from the
             # framer's mux, so no 32-bit adders in a row)
-            lo = job.addr[:sh] if sh else Const(0, 1)
+            lo = job.addr[:sh]
             m.d.sync += [
                 next_line.eq(job.addr[sh:]),
                 lines_left.eq((job.len + (lo + (W - 1))) >> sh),
                 first_off.eq(lo),
-                last_off.eq((lo + job.len[:max(sh, 1)] - 1)[:max(sh, 1)]),
+                last_off.eq((lo + job.len[:sh] - 1)[:sh]),
             ]
 
         pop = Signal()

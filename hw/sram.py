@@ -34,6 +34,9 @@ the (all-zero) init of memories with that attribute only, so the SRAM's Verilog 
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -175,10 +178,7 @@ def _port_registers(m: Module, ports: list, readies: list, name: str):
 
 
 def _or_all(values: list):
-    out = values[0]
-    for v in values[1:]:
-        out = out | v
-    return out
+    return functools.reduce(operator.or_, values)
 
 
 class Sram(wiring.Component):
