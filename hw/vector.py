@@ -749,17 +749,39 @@ class VectorUnit(wiring.Component):
         # the victim: the first entry not in use from the pointer on, wrapping (NE > NS, so
         # one is always free): the lowest set bit of (free entries at or after the pointer,
         # then all free entries), one-hot (``voh``) by a carry chain, and binary by OR trees
+        def search(free, after, name):
+            y = Cat(free & after, free)
+            first = _comb(m, (y & (~y + 1))[:2 * NE], f"{name}_first", 2 * NE)
+            return _comb(m, first[:NE] | first[NE:], name, NE)
+
+        def rotl1(oh):                   # the entry after a one-hot entry, wrapping
+            return Cat(oh[NE - 1], oh[:NE - 1])
+
+        # Config.vector_req_stages = 2 (FPGA clocks): the victim is a register (``voh``, valid
+        # in ``vok``) set up a cycle ahead, the same entry the search would choose: after a
+        # request the search from the registers past it; when REQ takes a command, the entry at
+        # the pointer or the one after it if the new command leaves it free, else (rare: the
+        # command uses both) no victim for a cycle, in which the search runs from the
+        # registers. The lookup's kill and forward then start from a register.
+        early = self.config.vector_req_stages == 2
         free = ~inuse
-        y = Cat(free & therm, free)
-        first = _comb(m, (y & (~y + 1))[:2 * NE], "vfirst", 2 * NE)
-        voh = _comb(m, first[:NE] | first[NE:], "voh", NE)
+        if early:
+            voh = Signal(NE, init=1)
+            vok = Signal(init=1)
+            poh = Signal(NE, init=1)     # the pointer, one-hot (the lowest entry of ``therm``)
+        else:
+            voh = search(free, therm, "voh")
         victim = Signal(EB)
         for b in range(EB):
             m.d.comb += victim[b].eq(Cat(*[voh[e] for e in range(NE) if e >> b & 1]).any())
+        # the pointer after a request: past the victim (to entry 0 after the last)
+        therm_nx = _comb(m, Mux(voh[NE - 1], (1 << NE) - 1,
+                                Cat(*[voh[:e].any() if e else Const(0, 1) for e in range(NE)])),
+                         "therm_nx", NE)
         credit = outstanding < RESP_DEPTH
         rfire = Signal()
         m.d.comb += [
-            self.rd.req.valid.eq(rq_v & miss.any() & credit),
+            self.rd.req.valid.eq(rq_v & miss.any() & credit & (vok if early else 1)),
             self.rd.req.payload.addr.eq(fm_line),
             rfire.eq(self.rd.req.valid & self.rd.req.ready),
         ]
@@ -774,10 +796,7 @@ class VectorUnit(wiring.Component):
             for e in range(NE):
                 with m.If(voh[e]):
                     m.d.sync += tags[e].eq(fm_line)
-            # the pointer moves past the victim (to entry 0 after the last)
-            m.d.sync += therm.eq(Mux(voh[NE - 1], (1 << NE) - 1,
-                                     Cat(*[voh[:e].any() if e else Const(0, 1)
-                                           for e in range(NE)])))
+            m.d.sync += therm.eq(therm_nx)
         # the lookup of the command taken: the tags after this cycle (entry ``victim`` holds
         # fm_line if a request goes out now). A line is in at most one valid entry (a line is
         # requested only when no valid entry holds it), so a slot hits the tags in one entry
@@ -807,6 +826,20 @@ class VectorUnit(wiring.Component):
         for e in range(NE):
             m.d.comb += inuse_n[e].eq(Mux(rfire & voh[e], Cat(*need_fwd).any(),
                                           Cat(*need_plain[e]).any()))
+        if early:
+            # the next cycle's victim (see above)
+            c1 = _comb(m, Mux(rfire, rotl1(voh), poh), "vc1", NE)
+            c2 = rotl1(c1)
+            c1_ok = (c1 & ~inuse_n).any()
+            c2_ok = (c2 & ~inuse_n).any()
+            with m.If(rfire):
+                m.d.sync += poh.eq(rotl1(voh))
+            with m.If(load):
+                m.d.sync += [voh.eq(Mux(c1_ok, c1, Mux(c2_ok, c2, 0))), vok.eq(c1_ok | c2_ok)]
+            with m.Elif(rfire):
+                m.d.sync += voh.eq(search(free & ~voh, therm_nx, "voh_fire"))
+            with m.Elif(~vok):
+                m.d.sync += [voh.eq(search(free, therm, "voh_search")), vok.eq(1)]
         with m.If(load):
             m.d.sync += [sl_need.eq(Cat(*in_need)), hv.eq(hv_n), inuse.eq(inuse_n)]
             for s_ in range(NS):
