@@ -271,6 +271,9 @@ class ConvUnit(wiring.Component):
         a0 = Signal(signed(32))          # in_addr - plp
         base0 = Signal(signed(32))
         in_c_r = Signal(range(R + 1))    # min(in_c, R)
+        ic2 = Signal(18)                 # in_c + in_c_r (r1c's value at a tap's start)
+        kw1 = Signal(4)                  # k_w - 1, k_h - 1: the walk's end tests compare
+        kh1 = Signal(4)                  # registers (no subtractor before them)
         xlo0 = Signal(5)                 # the window bounds xlo, xhi of a row's first pixel
         xhi0 = Signal(5)
         acc_mode = Signal(AccMode)
@@ -295,6 +298,7 @@ class ConvUnit(wiring.Component):
                 shi.eq(_small_mul(ins.stride_h, ins.in_w)),
                 pti.eq(_small_mul(ins.pad_top, ins.in_w)),
                 in_c_r.eq(Mux(ins.in_c > R, R, ins.in_c)),
+                kw1.eq(ins.k_w - 1), kh1.eq(ins.k_h - 1),
                 xlo0.eq(_sat5(ins.pad_left)),
                 xhi0.eq(_sat5(ins.in_w + ins.pad_left)),
                 state.eq(S2),
@@ -306,6 +310,7 @@ class ConvUnit(wiring.Component):
                 step_x.eq(_small_mul(ins.stride_w, pitch)),
                 rowbytes.eq(_small_mul(ins.k_w, ins.in_c)),
                 contig.eq(pitch == ins.in_c),
+                ic2.eq(ins.in_c + in_c_r),
                 shw.eq(shi * pitch),
                 ptw.eq(pti * pitch),
                 oxp.eq(ows * pitch),
@@ -472,8 +477,11 @@ class ConvUnit(wiring.Component):
         # compares, not subtractors (ECP5 timing, issue #13)
         row_left, row_left_s = Signal(signed(21)), Signal(signed(21))
         r1, r1_s = Signal(signed(17)), Signal(signed(17))
-        kcur = [ky, kx, ci, toff, trow, rpos, kdone, row_left, r1]
-        ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s, row_left_s, r1_s]
+        # and r1 + min(in_c, R) beside r1: span2's test lanes_left - r1 < in_c (see there) is
+        # then one compare, lanes_left < r1c, not a subtractor into a compare
+        r1c, r1c_s = Signal(signed(18)), Signal(signed(18))
+        kcur = [ky, kx, ci, toff, trow, rpos, kdone, row_left, r1, r1c]
+        ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s, row_left_s, r1_s, r1c_s]
         lane = Signal(range(R + 1))
         lanes_left = Signal((R - lane).shape())
         # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
@@ -503,14 +511,14 @@ class ConvUnit(wiring.Component):
         iy_ok = (ky >= ylo) & (ky < yhi)
         ix_ge0 = kx >= xlo
         tap_in = iy_ok & ix_ge0 & (kx < xhi)
-        kx_end = kx == ins.k_w - 1
+        kx_end = kx == kw1
         merge = (contig & ~kdone & iy_ok & ix_ge0 & (ins.k_w <= xhi)
                  & (row_left <= lanes_left) & (row_left > r1))
-        # or the rest of this tap and the start of the next one (dense, both inside the input;
-        # lanes_left - r1 is in [1, R - 1] there: compared in R's width with in_c saturated to R)
-        rb = R.bit_length()
+        # or the rest of this tap and the start of the next one (dense, both inside the input,
+        # lanes_left - r1 < in_c: lanes_left - r1 is in [1, R - 1] there, so with in_c
+        # saturated to R that is lanes_left < r1c = r1 + min(in_c, R))
         span2 = (contig & ~kdone & iy_ok & ix_ge0 & (kx + 1 < xhi) & ~kx_end
-                 & r1_lt & ((lanes_left[:rb] - r1[:rb])[:rb] < in_c_r))
+                 & r1_lt & (lanes_left < r1c))
         addr = Signal(signed(34))
         m.d.comb += addr.eq(base + toff + ci)
         n = Signal(range(R + 1))
@@ -524,31 +532,34 @@ class ConvUnit(wiring.Component):
         # a merge ends the row (n = row_left > r1), a span2 the beat (n = lanes_left > r1), a
         # rest of a tap (n = min(lanes_left, r1)) the tap if r1 <= lanes_left, the beat if >=
         tap_end = ~merge & ~span2 & r1_le
-        ky_end = ky == ins.k_h - 1
+        ky_end = ky == kh1
         row_end = merge | (tap_end & kx_end)
         kdone_n = kdone | (row_end & ky_end)
         beat_end = kdone | kdone_n | Mux(merge, row_left == lanes_left, span2 | ~r1_lt)
         # the k state after this piece (each case with its own n, not the selected one: the
         # sums start from registers, in parallel with the compares that select them)
         knext = [Signal(v.shape(), name=f"{v.name}_nx") for v in kcur]
-        ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx, rl_nx, r1_nx = knext
+        ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx, rl_nx, r1_nx, r1c_nx = knext
         m.d.comb += [x.eq(v) for x, v in zip(knext, kcur, strict=True)]
         with m.If(~kdone):
             with m.If(row_end):
                 m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
                              toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end),
-                             rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c)]
+                             rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c), r1c_nx.eq(ic2)]
             with m.Elif(span2):          # n = lanes_left
                 m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(lanes_left - r1),
                              toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + lanes_left),
                              rl_nx.eq(row_left - lanes_left),
-                             r1_nx.eq(ins.in_c - (lanes_left - r1))]
+                             r1_nx.eq(ins.in_c - (lanes_left - r1)),
+                             r1c_nx.eq(ic2 - (lanes_left - r1))]
             with m.Elif(tap_end):        # n = r1
                 m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(0), toff_nx.eq(toff + pitch),
-                             rpos_nx.eq(rpos + r1), rl_nx.eq(row_left - r1), r1_nx.eq(ins.in_c)]
+                             rpos_nx.eq(rpos + r1), rl_nx.eq(row_left - r1), r1_nx.eq(ins.in_c),
+                             r1c_nx.eq(ic2)]
             with m.Else():               # n = lanes_left < r1
                 m.d.comb += [ci_nx.eq(ci + lanes_left), rpos_nx.eq(rpos + lanes_left),
-                             rl_nx.eq(row_left - lanes_left), r1_nx.eq(r1 - lanes_left)]
+                             rl_nx.eq(row_left - lanes_left), r1_nx.eq(r1 - lanes_left),
+                             r1c_nx.eq(r1c - lanes_left)]
         # A -> B through a short FIFO: the walk's enable depends on registers only, and B's
         # window compares and request start from the FIFO's output register (buffered: not
         # through a LUT-RAM read; one cycle more per instruction, the same throughput)
@@ -641,9 +652,10 @@ class ConvUnit(wiring.Component):
             return [v.eq(x) for v, x in zip(rcur, row_nx, strict=True)]
 
         def k_reset():
-            return ([v.eq(0) for v in kcur[:-2]] + [v.eq(0) for v in ksav[:-2]]
+            return ([v.eq(0) for v in kcur[:-3]] + [v.eq(0) for v in ksav[:-3]]
                     + [v.eq(rowbytes) for v in (row_left, row_left_s)]
-                    + [v.eq(ins.in_c) for v in (r1, r1_s)])
+                    + [v.eq(ins.in_c) for v in (r1, r1_s)]
+                    + [v.eq(ic2) for v in (r1c, r1c_s)])
 
         with m.If(start_run):
             m.d.sync += [
