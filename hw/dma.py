@@ -124,10 +124,17 @@ class Mover(wiring.Component):
             m.d.sync += [i_left.eq(i_left - 1), i_line.eq(i_line + 1)]
 
         # ---- write side: realign and emit destination lines
+        # the row's counters count down beside registered tests of them (``last``, ``more``,
+        # ``first``) and the output address counts up: the per-cycle decisions start from
+        # registers, no 25-bit compare or adder before them (ECP5 timing)
         cur = Signal(desc_lay)
         active = Signal()
-        wi = Signal(cnt_bits)         # next word index of the row
-        lp = Signal(cnt_bits)         # lines popped for the row
+        wl = Signal(cnt_bits)         # words of the row after the next one
+        last = Signal()               # the next word is the row's last (wl == 0)
+        first = Signal()              # the next word is the row's first
+        oaddr = Signal.like(self.out.payload.addr)  # the next word's line address
+        pl = Signal(cnt_bits)         # lines of the row still to pop
+        more = Signal()               # pl != 0
         have_prev = Signal()
         prev = Signal(8 * W)
         out_free = ~self.out.valid | self.out.ready
@@ -140,38 +147,39 @@ class Mover(wiring.Component):
         with m.If(~active):
             m.d.comb += dfifo.r_en.eq(1)
             with m.If(dfifo.r_rdy):
-                m.d.sync += [cur.eq(dfifo.r_data), active.eq(1), wi.eq(0), lp.eq(0),
-                             have_prev.eq(0)]
+                d = data.View(desc_lay, dfifo.r_data)
+                m.d.sync += [cur.eq(dfifo.r_data), active.eq(1), have_prev.eq(0),
+                             wl.eq(d.nw1), last.eq(d.nw1 == 0), first.eq(1), oaddr.eq(d.dline),
+                             pl.eq(d.nl), more.eq(d.nl != 0)]
         with m.Else():
             emit = Signal()
-            last = wi == cur.nw1
             with m.If(cur.fill):
                 m.d.comb += emit.eq(out_free)
             with m.Elif(~have_prev):
                 with m.If(rfifo.r_rdy):
                     m.d.comb += pop.eq(1)
-                    m.d.sync += [prev.eq(rfifo.r_data), have_prev.eq(1), lp.eq(1)]
+                    m.d.sync += [prev.eq(rfifo.r_data), have_prev.eq(1), pl.eq(pl - 1),
+                                 more.eq(pl != 1)]
             with m.Else():
-                more = lp != cur.nl
                 with m.If(out_free & (~more | rfifo.r_rdy)):
                     m.d.comb += [emit.eq(1), pop.eq(more)]
                     with m.If(more):
-                        m.d.sync += [prev.eq(rfifo.r_data), lp.eq(lp + 1)]
+                        m.d.sync += [prev.eq(rfifo.r_data), pl.eq(pl - 1), more.eq(pl != 1)]
             both = Cat(prev, rfifo.r_data)
             word = Signal(8 * W)
             m.d.comb += word.eq(both >> (cur.sh * 8) if lw else prev)
             mask = Signal(W)
             for b in range(W):
-                lo_ok = (wi != 0) | (cur.lo <= b) if b < W - 1 else Const(1)
+                lo_ok = ~first | (cur.lo <= b) if b < W - 1 else Const(1)
                 hi_ok = ~last | (b < cur.hi_last)
                 m.d.comb += mask[b].eq(lo_ok & hi_ok)
             with m.If(emit):
                 m.d.sync += [
                     self.out.valid.eq(1),
-                    self.out.payload.addr.eq(cur.dline + wi),
+                    self.out.payload.addr.eq(oaddr),
                     self.out.payload.data.eq(Mux(cur.fill, self.value.replicate(W), word)),
                     self.out.payload.mask.eq(mask),
-                    wi.eq(wi + 1),
+                    oaddr.eq(oaddr + 1), first.eq(0), wl.eq(wl - 1), last.eq(wl == 1),
                 ]
                 with m.If(last):
                     m.d.sync += [active.eq(0), have_prev.eq(0)]
