@@ -242,11 +242,11 @@ class VectorUnit(wiring.Component):
         # ``take``, depends on registers only). Config.vector_req_stages = 1: through a skid
         # register: a command goes straight to REQ when REQ is free or completes this cycle,
         # else it waits in the skid register (and SEQ waits); REQ takes the skid register first.
-        # 2: through a FIFO with a registered output (``SyncFIFOBuffered``) that also carries
-        # each vector's next line and line-crossing flag, computed as SEQ emits the command, so
-        # REQ's line lookup starts from registers with no adder before its tag compares
-        # (``hw.npu_if.vector_req_latency``: two more cycles of latency per instruction, the
-        # same throughput; for FPGA clocks).
+        # 2: through a FIFO with a registered output (``SyncFIFOBuffered``), so REQ's line
+        # lookup starts from registers, not a LUT-RAM read (``Timing.vector_req_latency``: two
+        # more cycles of latency per instruction, the same throughput; for FPGA clocks).
+        # (Computing each vector's next line as SEQ emits the command, into the FIFO, cost the
+        # unit ~2,200 LUTs in yosys: the adders went into SEQ's command mux.)
         rq = Signal(CMD)
         rq_v = Signal()
         nc = Signal(CMD)                 # the command SEQ emits this cycle
@@ -256,20 +256,6 @@ class VectorUnit(wiring.Component):
         rq_free = ~rq_v | complete
         inc = Signal(CMD)                # the command REQ takes when it is free
         inc_v = Signal()
-        V = TT + 1
-        # each vector's line, the line after it, and whether the vector crosses into it
-        inc_line = [Signal(LA, name=f"inc_line{v}") for v in range(V)]
-        inc_next = [Signal(LA, name=f"inc_next{v}") for v in range(V)]
-        inc_cross = [Signal(name=f"inc_cross{v}") for v in range(V)]
-
-        def lines_of(c):
-            out = []
-            for v in range(V):
-                a_ = c.xa[v] if v < TT else c.wa
-                off = a_[:LB] if LB else Const(0, 1)
-                out.append((a_[LB:LB + LA], (a_[LB:LB + LA] + 1)[:LA], (off + L) > W))
-            return out
-
         if self.config.vector_req_stages == 1:
             sq = Signal(CMD)
             sq_v = Signal()
@@ -279,21 +265,10 @@ class VectorUnit(wiring.Component):
             with m.Elif(sq_v & rq_free):
                 m.d.sync += sq_v.eq(0)
             queued = sq_v
-            for v, (ln, nx, cr) in enumerate(lines_of(inc)):
-                m.d.comb += [inc_line[v].eq(ln), inc_next[v].eq(nx), inc_cross[v].eq(cr)]
         else:
-            inq_lay = data.StructLayout({"cmd": CMD, "next": data.ArrayLayout(LA, V),
-                                         "cross": V})
-            m.submodules.inq = inq = fifo.SyncFIFOBuffered(width=inq_lay.size, depth=3)
-            iw = data.View(inq_lay, inq.w_data)
-            ir = data.View(inq_lay, inq.r_data)
-            m.d.comb += [take.eq(inq.w_rdy), inq.w_en.eq(nc_v), iw.cmd.eq(nc),
-                         inc.eq(ir.cmd), inc_v.eq(inq.r_rdy), inq.r_en.eq(rq_free)]
-            for v, (_, nx, cr) in enumerate(lines_of(nc)):
-                m.d.comb += [iw.next[v].eq(nx), iw.cross[v].eq(cr), inc_next[v].eq(ir.next[v]),
-                             inc_cross[v].eq(ir.cross[v])]
-            for v, (ln, _, _) in enumerate(lines_of(inc)):
-                m.d.comb += inc_line[v].eq(ln)
+            m.submodules.inq = inq = fifo.SyncFIFOBuffered(width=CMD.size, depth=3)
+            m.d.comb += [take.eq(inq.w_rdy), inq.w_en.eq(nc_v), inq.w_data.eq(nc),
+                         inc.eq(inq.r_data), inc_v.eq(inq.r_rdy), inq.r_en.eq(rq_free)]
             queued = inq.r_rdy
         load = _comb(m, inc_v & rq_free, "load")
         with m.If(load):
@@ -733,6 +708,7 @@ class VectorUnit(wiring.Component):
         # hits against the tags as they are after this cycle (the entry this cycle's request
         # writes is forwarded) go into registers (``hv``, ``hidx``, ``inuse``) that each request
         # then updates, so REQ's per-cycle decisions start from registers.
+        V = TT + 1
         NS = 2 * V
         EB = max(1, (NE - 1).bit_length())
         metaq = fifo.SyncFIFO(width=META.size, depth=META_DEPTH)
@@ -750,9 +726,12 @@ class VectorUnit(wiring.Component):
         # the slots of the command REQ takes
         in_line, in_need = [], []
         for v in range(V):
+            a_ = inc.xa[v] if v < TT else inc.wa
+            lo_l = a_[LB:LB + LA]
+            off = a_[:LB] if LB else Const(0, 1)
             en = inc.xe[v] if v < TT else inc.wen
-            in_line += [inc_line[v], inc_next[v]]
-            in_need += [en, en & inc_cross[v]]
+            in_line += [lo_l, _comb(m, (lo_l + 1)[:LA], f"in_next{v}")]
+            in_need += [en, en & ((off + L) > W)]
         # REQ's registers of the command it holds: its slots' lines and needs, which slots share
         # a line, the slots whose line is in the cache (or requested) and its entry, the entries
         # its needed slots use
@@ -846,18 +825,17 @@ class VectorUnit(wiring.Component):
             for e in range(NE):
                 need_plain[e].append(in_need[s_] & plain[e])
             need_fwd.append(in_need[s_] & fwd)
-        plain_use = Signal(NE)           # the entries the command's plain hits use
         for e in range(NE):
-            m.d.comb += [plain_use[e].eq(Cat(*need_plain[e]).any()),
-                         inuse_n[e].eq(Mux(rfire & voh[e], Cat(*need_fwd).any(), plain_use[e]))]
+            m.d.comb += inuse_n[e].eq(Mux(rfire & voh[e], Cat(*need_fwd).any(),
+                                          Cat(*need_plain[e]).any()))
         if early:
             # the next cycle's victim (see above)
-            # (c1 and c2 are never the entry a request writes now: ``inuse_n`` there is
-            # ``plain_use``, without the forward's mux)
+            # (testing the plain hits' entries alone, as c1 and c2 are never the entry a
+            # request writes now, cost ~1,300 LUTs in yosys: ABC duplicates the tag compares)
             c1 = _comb(m, Mux(rfire, rotl1(voh), poh), "vc1", NE)
             c2 = rotl1(c1)
-            c1_ok = ~(c1 & plain_use).any()
-            c2_ok = ~(c2 & plain_use).any()
+            c1_ok = (c1 & ~inuse_n).any()
+            c2_ok = (c2 & ~inuse_n).any()
             with m.If(rfire):
                 m.d.sync += poh.eq(rotl1(voh))
             with m.If(load):
