@@ -269,7 +269,7 @@ class VectorUnit(wiring.Component):
             m.submodules.inq = inq = fifo.SyncFIFOBuffered(width=CMD.size, depth=3)
             m.d.comb += [take.eq(inq.w_rdy), inq.w_en.eq(nc_v), inq.w_data.eq(nc),
                          inc.eq(inq.r_data), inc_v.eq(inq.r_rdy), inq.r_en.eq(rq_free)]
-            queued = inq.r_rdy
+            queued = inq.r_level != 0    # (buffered: r_rdy lags a write by a cycle)
         load = _comb(m, inc_v & rq_free, "load")
         with m.If(load):
             m.d.sync += [rq.eq(inc), rq_v.eq(1)]
@@ -710,8 +710,12 @@ class VectorUnit(wiring.Component):
         # then updates, so REQ's per-cycle decisions start from registers.
         V = TT + 1
         NS = 2 * V
+        early = self.config.vector_req_stages == 2
         EB = max(1, (NE - 1).bit_length())
-        metaq = fifo.SyncFIFO(width=META.size, depth=META_DEPTH)
+        # with vector_req_stages = 2 the meta FIFO is buffered too: ASM's line cache reads and
+        # shifts start from its output register, not from a LUT-RAM read (one more cycle)
+        metaq = (fifo.SyncFIFOBuffered if early else fifo.SyncFIFO)(width=META.size,
+                                                                    depth=META_DEPTH)
         respq = fifo.SyncFIFO(width=8 * W, depth=RESP_DEPTH)
         m.submodules.metaq = metaq
         m.submodules.respq = respq
@@ -765,7 +769,6 @@ class VectorUnit(wiring.Component):
         # the pointer or the one after it if the new command leaves it free, else (rare: the
         # command uses both) no victim for a cycle, in which the search runs from the
         # registers. The lookup's kill and forward then start from a register.
-        early = self.config.vector_req_stages == 2
         free = ~inuse
         if early:
             voh = Signal(NE, init=1)
@@ -1277,8 +1280,8 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ status
         idle = Signal()
         m.d.comb += [
-            idle.eq(~busy_seq & ~queued & ~rq_v & ~metaq.r_rdy & ~av & ~(e2v if two else 0)
-                    & (post_cnt == 0)
+            idle.eq(~busy_seq & ~queued & ~rq_v & (metaq.r_level == 0) & ~av
+                    & ~(e2v if two else 0) & (post_cnt == 0)
                     & (outstanding == 0)),
             self.idle.eq(idle),
             self.cmd.ready.eq(idle),
