@@ -591,8 +591,8 @@ class Timing:
 
         # the vector unit's command path (hw/vector.py): a skid register before REQ (1 cycle),
         # or with Config.vector_req_stages = 2 FIFOs with a registered output before REQ
-        # (3 cycles) and before ASM (1 more)
-        self.vector_req_latency = 1 if config.vector_req_stages == 1 else 4
+        # (3 cycles), ASM and EXEC (1 more each)
+        self.vector_req_latency = 1 if config.vector_req_stages == 1 else 5
         self.vector_latency = (16 + sram_read_latency(config) + config.vector_exec_stages
                                + self.vector_req_latency)
         from hw.gemm import m_block

@@ -720,6 +720,7 @@ class VectorUnit(wiring.Component):
         m.submodules.metaq = metaq
         m.submodules.respq = respq
         tags = [Signal(LA, name=f"tag{e}") for e in range(NE)]
+        tagm1 = [Signal(LA, name=f"tagm1_{e}") for e in range(NE)]
         tv = Signal(NE)
         # round-robin pointer as a thermometer: the entries at or after it
         therm = Signal(NE, init=(1 << NE) - 1)
@@ -728,7 +729,7 @@ class VectorUnit(wiring.Component):
         popents = [Signal(EB, name=f"pe{i}") for i in range(NS)]
         voff = [a[:LB] if LB else Const(0, 1) for a in [rq.xa[k] for k in range(TT)] + [rq.wa]]
         # the slots of the command REQ takes
-        in_line, in_need = [], []
+        in_line, in_need, in_lo = [], [], []
         for v in range(V):
             a_ = inc.xa[v] if v < TT else inc.wa
             lo_l = a_[LB:LB + LA]
@@ -736,10 +737,15 @@ class VectorUnit(wiring.Component):
             en = inc.xe[v] if v < TT else inc.wen
             in_line += [lo_l, _comb(m, (lo_l + 1)[:LA], f"in_next{v}")]
             in_need += [en, en & ((off + L) > W)]
+            in_lo += [lo_l, lo_l]
         # REQ's registers of the command it holds: its slots' lines and needs, which slots share
         # a line, the slots whose line is in the cache (or requested) and its entry, the entries
         # its needed slots use
         sl_line = [Signal(LA, name=f"sl_line{s_}") for s_ in range(NS)]
+        # and each slot's line - 1, and each entry's tag - 1 beside the tags: a slot of the line
+        # after its vector's (odd slots, line lo + 1) is looked up as lo == tag - 1, so the
+        # lookup's compares start from registers with no incrementer before them (timing)
+        sl_m1 = [Signal(LA, name=f"sl_m1{s_}") for s_ in range(NS)]
         sl_need = Signal(NS)
         same = [Signal(NS, name=f"same{s_}") for s_ in range(NS)]
         hv = Signal(NS)
@@ -752,6 +758,7 @@ class VectorUnit(wiring.Component):
             with m.If(miss[s_]):
                 m.d.comb += fm.eq(s_)
         fm_line = _comb(m, Array(sl_line)[fm], "fm_line", LA)
+        fm_m1 = _comb(m, Array(sl_m1)[fm], "fm_m1", LA)
         # the victim: the first entry not in use from the pointer on, wrapping (NE > NS, so
         # one is always free): the lowest set bit of (free entries at or after the pointer,
         # then all free entries), one-hot (``voh``) by a carry chain, and binary by OR trees
@@ -800,7 +807,7 @@ class VectorUnit(wiring.Component):
             m.d.sync += [tv.eq(tv | voh), npop.eq(npop + 1), Array(popents)[npop].eq(victim)]
             for e in range(NE):
                 with m.If(voh[e]):
-                    m.d.sync += tags[e].eq(fm_line)
+                    m.d.sync += [tags[e].eq(fm_line), tagm1[e].eq(fm_m1)]
             m.d.sync += therm.eq(therm_nx)
         # the lookup of the command taken: the tags after this cycle (entry ``victim`` holds
         # fm_line if a request goes out now). A line is in at most one valid entry (a line is
@@ -814,9 +821,11 @@ class VectorUnit(wiring.Component):
         need_plain = [[] for _ in range(NE)]
         need_fwd = []
         for s_ in range(NS):
-            fwd = _comb(m, rfire & Cat(*[in_line[s_] == sl_line[t_] for t_ in range(NS)])
+            # in_line[s_] == x as in_lo[s_] == x - 1 on odd slots (see sl_m1)
+            ref_sl, ref_tags = (sl_m1, tagm1) if s_ & 1 else (sl_line, tags)
+            fwd = _comb(m, rfire & Cat(*[in_lo[s_] == ref_sl[t_] for t_ in range(NS)])
                         .bit_select(fm, 1), f"fwd{s_}")
-            plain = _comb(m, Cat(*[tv[e] & (tags[e] == in_line[s_]) for e in range(NE)]),
+            plain = _comb(m, Cat(*[tv[e] & (ref_tags[e] == in_lo[s_]) for e in range(NE)]),
                           f"plain{s_}", NE)
             pidx = Signal(EB, name=f"pidx{s_}")
             for e in reversed(range(NE)):
@@ -851,6 +860,7 @@ class VectorUnit(wiring.Component):
             m.d.sync += [sl_need.eq(Cat(*in_need)), hv.eq(hv_n), inuse.eq(inuse_n)]
             for s_ in range(NS):
                 m.d.sync += [sl_line[s_].eq(in_line[s_]), hidx[s_].eq(hidx_n[s_]),
+                             sl_m1[s_].eq(in_lo[s_] if s_ & 1 else (in_lo[s_] - 1)[:LA]),
                              same[s_].eq(Cat(*[in_line[s_] == in_line[t_] for t_ in range(NS)]))]
         with m.Elif(rfire):
             m.d.sync += inuse.eq(inuse | voh)
@@ -894,7 +904,7 @@ class VectorUnit(wiring.Component):
         av_xs = [Signal(8 * L, name=f"av_x{k}") for k in range(TT)]
         av_w = Signal(8 * L)
         exec_take = Signal()
-        out_ready = ~av | exec_take
+        out_ready = Signal()
         pop = Signal()
         done_cmd = Signal()
         pend = Signal()
@@ -933,11 +943,31 @@ class VectorUnit(wiring.Component):
                 m.d.comb += rp.addr.eq(e)
                 halves.append(_comb(m, Mux(pop & (pe == e), data_, rp.data), f"v{v}_{nm}"))
             vec_n.append(Cat(*halves).bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L))
-        with m.If(exec_take):
-            m.d.sync += av.eq(0)
         with m.If(done_cmd):
-            m.d.sync += [pc.eq(0), av.eq(1), av_meta.eq(mh), av_w.eq(vec_n[TT])]
-            m.d.sync += [a.eq(b) for a, b in zip(av_xs, vec_n[:TT], strict=True)]
+            m.d.sync += pc.eq(0)
+        av_level = av
+        if early:
+            # vector_req_stages = 2: ASM hands its commands to EXEC through a buffered FIFO,
+            # so ASM's decisions wait on the FIFO's registered level, not on EXEC's and POST's
+            # back-pressure (on the die that chain ran from POST's phase into ASM's registers)
+            av_lay = data.StructLayout({"meta": META, "xs": data.ArrayLayout(8 * L, TT),
+                                        "w": 8 * L})
+            m.submodules.avq = avq = fifo.SyncFIFOBuffered(width=av_lay.size, depth=3)
+            aw = data.View(av_lay, avq.w_data)
+            ar = data.View(av_lay, avq.r_data)
+            m.d.comb += [out_ready.eq(avq.w_rdy), avq.w_en.eq(done_cmd), aw.meta.eq(mh),
+                         aw.w.eq(vec_n[TT]), av.eq(avq.r_rdy), av_meta.eq(ar.meta),
+                         av_w.eq(ar.w), avq.r_en.eq(exec_take)]
+            m.d.comb += [aw.xs[k].eq(vec_n[k]) for k in range(TT)]
+            m.d.comb += [a.eq(ar.xs[k]) for k, a in enumerate(av_xs)]
+            av_level = avq.r_level != 0
+        else:
+            m.d.comb += out_ready.eq(~av | exec_take)
+            with m.If(exec_take):
+                m.d.sync += av.eq(0)
+            with m.If(done_cmd):
+                m.d.sync += [av.eq(1), av_meta.eq(mh), av_w.eq(vec_n[TT])]
+                m.d.sync += [a.eq(b) for a, b in zip(av_xs, vec_n[:TT], strict=True)]
         remaining = pend
 
         # ------------------------------------------------------------------ EXEC
@@ -1009,7 +1039,9 @@ class VectorUnit(wiring.Component):
         in_zp = dw.in_zp
         # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted in REQ
         # (meta ``sel``), EXEC reads it from registers.
-        if L > 1:
+        if L > 1 and early:
+            sel = [av_meta.sel[j] for j in range(L)]    # (the FIFO's output register)
+        elif L > 1:
             sel = [Signal(LL, name=f"av_sel{j}", reset_less=True) for j in range(L)]
             with m.If(done_cmd):
                 m.d.sync += [sel[j].eq(mh.sel[j]) for j in range(L)]
@@ -1280,7 +1312,7 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ status
         idle = Signal()
         m.d.comb += [
-            idle.eq(~busy_seq & ~queued & ~rq_v & (metaq.r_level == 0) & ~av
+            idle.eq(~busy_seq & ~queued & ~rq_v & (metaq.r_level == 0) & ~av_level
                     & ~(e2v if two else 0) & (post_cnt == 0)
                     & (outstanding == 0)),
             self.idle.eq(idle),

@@ -470,11 +470,14 @@ def _window_sim(k: tuple, t: Timing) -> tuple[int, float]:
             def rows_total(v):
                 return v[0] + sum(v[1:6]) * (out_h - 3) / 5 + v[6] + v[7] if sample else sum(v)
 
-            memo[key] = (cyc + rows_total(rcyc), pre_reads + rows_total(rrd))
+            # a super-group simulated on a cache of its own ends with EXEC's backlog (H > 1:
+            # REQ runs up to the command FIFO's depth ahead), which delays the next one
+            lag = 0 if shared else lc.tail() - (t.post_cycles - 1 if t.post_cycles > 1 else 0)
+            memo[key] = (cyc + rows_total(rcyc) + lag, pre_reads + rows_total(rrd))
         total += memo[key][0]
         total_reads += memo[key][1]
-    return (t.issue + t.vector_setup + round(total) + lc.tail() + t.vector_latency,
-            total_reads)
+    tail = lc.tail() if shared else (t.post_cycles - 1 if t.post_cycles > 1 else 0)
+    return (t.issue + t.vector_setup + round(total) + tail + t.vector_latency, total_reads)
 
 
 @lru_cache(maxsize=4096)
