@@ -767,22 +767,12 @@ class VectorUnit(wiring.Component):
             first = _comb(m, (y & (~y + 1))[:2 * NE], f"{name}_first", 2 * NE)
             return _comb(m, first[:NE] | first[NE:], name, NE)
 
-        def rotl1(oh):                   # the entry after a one-hot entry, wrapping
-            return Cat(oh[NE - 1], oh[:NE - 1])
-
-        # Config.vector_req_stages = 2 (FPGA clocks): the victim is a register (``voh``, valid
-        # in ``vok``) set up a cycle ahead, the same entry the search would choose: after a
-        # request the search from the registers past it; when REQ takes a command, the entry at
-        # the pointer or the one after it if the new command leaves it free, else (rare: the
-        # command uses both) no victim for a cycle, in which the search runs from the
-        # registers. The lookup's kill and forward then start from a register.
-        free = ~inuse
-        if early:
-            voh = Signal(NE, init=1)
-            vok = Signal(init=1)
-            poh = Signal(NE, init=1)     # the pointer, one-hot (the lowest entry of ``therm``)
-        else:
-            voh = search(free, therm, "voh")
+        # (Session 11 made the victim a register chosen a cycle ahead, from the pointer's
+        # entry or the next one when REQ takes a command: on the whole die the request's
+        # ``ready`` -- the SRAM's grant register, across the FPGA -- then ran through the
+        # candidates' test into it, 20.4 ns against 16.9 before; taken back. Here ``ready``
+        # enters the lookup at its last level, ``killed``.)
+        voh = search(~inuse, therm, "voh")
         victim = Signal(EB)
         for b in range(EB):
             m.d.comb += victim[b].eq(Cat(*[voh[e] for e in range(NE) if e >> b & 1]).any())
@@ -793,7 +783,7 @@ class VectorUnit(wiring.Component):
         credit = outstanding < RESP_DEPTH
         rfire = Signal()
         m.d.comb += [
-            self.rd.req.valid.eq(rq_v & miss.any() & credit & (vok if early else 1)),
+            self.rd.req.valid.eq(rq_v & miss.any() & credit),
             self.rd.req.payload.addr.eq(fm_line),
             rfire.eq(self.rd.req.valid & self.rd.req.ready),
         ]
@@ -840,22 +830,6 @@ class VectorUnit(wiring.Component):
         for e in range(NE):
             m.d.comb += inuse_n[e].eq(Mux(rfire & voh[e], Cat(*need_fwd).any(),
                                           Cat(*need_plain[e]).any()))
-        if early:
-            # the next cycle's victim (see above)
-            # (testing the plain hits' entries alone, as c1 and c2 are never the entry a
-            # request writes now, cost ~1,300 LUTs in yosys: ABC duplicates the tag compares)
-            c1 = _comb(m, Mux(rfire, rotl1(voh), poh), "vc1", NE)
-            c2 = rotl1(c1)
-            c1_ok = (c1 & ~inuse_n).any()
-            c2_ok = (c2 & ~inuse_n).any()
-            with m.If(rfire):
-                m.d.sync += poh.eq(rotl1(voh))
-            with m.If(load):
-                m.d.sync += [voh.eq(Mux(c1_ok, c1, Mux(c2_ok, c2, 0))), vok.eq(c1_ok | c2_ok)]
-            with m.Elif(rfire):
-                m.d.sync += voh.eq(search(free & ~voh, therm_nx, "voh_fire"))
-            with m.Elif(~vok):
-                m.d.sync += [voh.eq(search(free, therm, "voh_search")), vok.eq(1)]
         with m.If(load):
             m.d.sync += [sl_need.eq(Cat(*in_need)), hv.eq(hv_n), inuse.eq(inuse_n)]
             for s_ in range(NS):
