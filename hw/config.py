@@ -78,13 +78,10 @@ class Config:
     #: tap products registered), then accumulate: one more cycle of latency per instruction
     #: (``Timing.vector_latency``), the same throughput; for FPGA clocks.
     vector_exec_stages: int = 1
-    #: Pipeline stages of the vector unit's command path (hw/vector.py): 1 = a command's line
-    #: lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands reach REQ,
-    #: REQ's reach ASM and ASM's reach EXEC through FIFOs with registered outputs, and REQ's
-    #: line-cache victim is a register chosen a cycle ahead: each block's decisions start from
-    #: registers, none waits on the next one's back-pressure in the cycle. Four more cycles of
-    #: latency per instruction (``Timing.vector_req_latency``), the same throughput; for FPGA
-    #: clocks.
+    #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
+    #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
+    #: through a 2-entry FIFO and the lookup starts from its registers: one more cycle of latency
+    #: per instruction (``Timing.vector_latency``), the same throughput; for FPGA clocks.
     vector_req_stages: int = 1
     #: Cycles from an accepted SRAM read to its line on ``rdata`` (hw/npu_if.py
     #: :func:`~hw.npu_if.sram_read_latency`): 2 = the arbiters drive the banks' address pins

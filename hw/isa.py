@@ -589,10 +589,9 @@ class Timing:
         # read (the SRAM's latency), EXEC's and the command input's stages, POST, write
         from hw.npu_if import sram_read_latency
 
-        # the vector unit's command path (hw/vector.py): a skid register before REQ (1 cycle),
-        # or with Config.vector_req_stages = 2 FIFOs with a registered output before REQ
-        # (3 cycles), ASM and EXEC (1 more each)
-        self.vector_req_latency = 1 if config.vector_req_stages == 1 else 5
+        # the vector unit's command input (hw/vector.py REQ input): a skid register (1 cycle),
+        # or with Config.vector_req_stages = 2 a 2-entry FIFO (2 cycles)
+        self.vector_req_latency = config.vector_req_stages
         self.vector_latency = (16 + sram_read_latency(config) + config.vector_exec_stages
                                + self.vector_req_latency)
         from hw.gemm import m_block

@@ -242,11 +242,9 @@ class VectorUnit(wiring.Component):
         # ``take``, depends on registers only). Config.vector_req_stages = 1: through a skid
         # register: a command goes straight to REQ when REQ is free or completes this cycle,
         # else it waits in the skid register (and SEQ waits); REQ takes the skid register first.
-        # 2: through a FIFO with a registered output (``SyncFIFOBuffered``), so REQ's line
-        # lookup starts from registers, not a LUT-RAM read (``Timing.vector_req_latency``: two
-        # more cycles of latency per instruction, the same throughput; for FPGA clocks).
-        # (Computing each vector's next line as SEQ emits the command, into the FIFO, cost the
-        # unit ~2,200 LUTs in yosys: the adders went into SEQ's command mux.)
+        # 2: through a 2-entry FIFO, so the command REQ takes is always a register and its line
+        # lookup starts from registers (one more cycle of latency per instruction, the same
+        # throughput; for FPGA clocks).
         rq = Signal(CMD)
         rq_v = Signal()
         nc = Signal(CMD)                 # the command SEQ emits this cycle
@@ -266,10 +264,10 @@ class VectorUnit(wiring.Component):
                 m.d.sync += sq_v.eq(0)
             queued = sq_v
         else:
-            m.submodules.inq = inq = fifo.SyncFIFOBuffered(width=CMD.size, depth=3)
+            m.submodules.inq = inq = fifo.SyncFIFO(width=CMD.size, depth=2)
             m.d.comb += [take.eq(inq.w_rdy), inq.w_en.eq(nc_v), inq.w_data.eq(nc),
                          inc.eq(inq.r_data), inc_v.eq(inq.r_rdy), inq.r_en.eq(rq_free)]
-            queued = inq.r_level != 0    # (buffered: r_rdy lags a write by a cycle)
+            queued = inq.r_rdy
         load = _comb(m, inc_v & rq_free, "load")
         with m.If(load):
             m.d.sync += [rq.eq(inc), rq_v.eq(1)]
@@ -710,17 +708,12 @@ class VectorUnit(wiring.Component):
         # then updates, so REQ's per-cycle decisions start from registers.
         V = TT + 1
         NS = 2 * V
-        early = self.config.vector_req_stages == 2
         EB = max(1, (NE - 1).bit_length())
-        # with vector_req_stages = 2 the meta FIFO is buffered too: ASM's line cache reads and
-        # shifts start from its output register, not from a LUT-RAM read (one more cycle)
-        metaq = (fifo.SyncFIFOBuffered if early else fifo.SyncFIFO)(width=META.size,
-                                                                    depth=META_DEPTH)
+        metaq = fifo.SyncFIFO(width=META.size, depth=META_DEPTH)
         respq = fifo.SyncFIFO(width=8 * W, depth=RESP_DEPTH)
         m.submodules.metaq = metaq
         m.submodules.respq = respq
         tags = [Signal(LA, name=f"tag{e}") for e in range(NE)]
-        tagm1 = [Signal(LA, name=f"tagm1_{e}") for e in range(NE)]
         tv = Signal(NE)
         # round-robin pointer as a thermometer: the entries at or after it
         therm = Signal(NE, init=(1 << NE) - 1)
@@ -729,7 +722,7 @@ class VectorUnit(wiring.Component):
         popents = [Signal(EB, name=f"pe{i}") for i in range(NS)]
         voff = [a[:LB] if LB else Const(0, 1) for a in [rq.xa[k] for k in range(TT)] + [rq.wa]]
         # the slots of the command REQ takes
-        in_line, in_need, in_lo = [], [], []
+        in_line, in_need = [], []
         for v in range(V):
             a_ = inc.xa[v] if v < TT else inc.wa
             lo_l = a_[LB:LB + LA]
@@ -737,15 +730,10 @@ class VectorUnit(wiring.Component):
             en = inc.xe[v] if v < TT else inc.wen
             in_line += [lo_l, _comb(m, (lo_l + 1)[:LA], f"in_next{v}")]
             in_need += [en, en & ((off + L) > W)]
-            in_lo += [lo_l, lo_l]
         # REQ's registers of the command it holds: its slots' lines and needs, which slots share
         # a line, the slots whose line is in the cache (or requested) and its entry, the entries
         # its needed slots use
         sl_line = [Signal(LA, name=f"sl_line{s_}") for s_ in range(NS)]
-        # and each slot's line - 1, and each entry's tag - 1 beside the tags: a slot of the line
-        # after its vector's (odd slots, line lo + 1) is looked up as lo == tag - 1, so the
-        # lookup's compares start from registers with no incrementer before them (timing)
-        sl_m1 = [Signal(LA, name=f"sl_m1{s_}") for s_ in range(NS)]
         sl_need = Signal(NS)
         same = [Signal(NS, name=f"same{s_}") for s_ in range(NS)]
         hv = Signal(NS)
@@ -758,28 +746,16 @@ class VectorUnit(wiring.Component):
             with m.If(miss[s_]):
                 m.d.comb += fm.eq(s_)
         fm_line = _comb(m, Array(sl_line)[fm], "fm_line", LA)
-        fm_m1 = _comb(m, Array(sl_m1)[fm], "fm_m1", LA)
         # the victim: the first entry not in use from the pointer on, wrapping (NE > NS, so
         # one is always free): the lowest set bit of (free entries at or after the pointer,
         # then all free entries), one-hot (``voh``) by a carry chain, and binary by OR trees
-        def search(free, after, name):
-            y = Cat(free & after, free)
-            first = _comb(m, (y & (~y + 1))[:2 * NE], f"{name}_first", 2 * NE)
-            return _comb(m, first[:NE] | first[NE:], name, NE)
-
-        # (Session 11 made the victim a register chosen a cycle ahead, from the pointer's
-        # entry or the next one when REQ takes a command: on the whole die the request's
-        # ``ready`` -- the SRAM's grant register, across the FPGA -- then ran through the
-        # candidates' test into it, 20.4 ns against 16.9 before; taken back. Here ``ready``
-        # enters the lookup at its last level, ``killed``.)
-        voh = search(~inuse, therm, "voh")
+        free = ~inuse
+        y = Cat(free & therm, free)
+        first = _comb(m, (y & (~y + 1))[:2 * NE], "vfirst", 2 * NE)
+        voh = _comb(m, first[:NE] | first[NE:], "voh", NE)
         victim = Signal(EB)
         for b in range(EB):
             m.d.comb += victim[b].eq(Cat(*[voh[e] for e in range(NE) if e >> b & 1]).any())
-        # the pointer after a request: past the victim (to entry 0 after the last)
-        therm_nx = _comb(m, Mux(voh[NE - 1], (1 << NE) - 1,
-                                Cat(*[voh[:e].any() if e else Const(0, 1) for e in range(NE)])),
-                         "therm_nx", NE)
         credit = outstanding < RESP_DEPTH
         rfire = Signal()
         m.d.comb += [
@@ -797,8 +773,11 @@ class VectorUnit(wiring.Component):
             m.d.sync += [tv.eq(tv | voh), npop.eq(npop + 1), Array(popents)[npop].eq(victim)]
             for e in range(NE):
                 with m.If(voh[e]):
-                    m.d.sync += [tags[e].eq(fm_line), tagm1[e].eq(fm_m1)]
-            m.d.sync += therm.eq(therm_nx)
+                    m.d.sync += tags[e].eq(fm_line)
+            # the pointer moves past the victim (to entry 0 after the last)
+            m.d.sync += therm.eq(Mux(voh[NE - 1], (1 << NE) - 1,
+                                     Cat(*[voh[:e].any() if e else Const(0, 1)
+                                           for e in range(NE)])))
         # the lookup of the command taken: the tags after this cycle (entry ``victim`` holds
         # fm_line if a request goes out now). A line is in at most one valid entry (a line is
         # requested only when no valid entry holds it), so a slot hits the tags in one entry
@@ -811,11 +790,9 @@ class VectorUnit(wiring.Component):
         need_plain = [[] for _ in range(NE)]
         need_fwd = []
         for s_ in range(NS):
-            # in_line[s_] == x as in_lo[s_] == x - 1 on odd slots (see sl_m1)
-            ref_sl, ref_tags = (sl_m1, tagm1) if s_ & 1 else (sl_line, tags)
-            fwd = _comb(m, rfire & Cat(*[in_lo[s_] == ref_sl[t_] for t_ in range(NS)])
+            fwd = _comb(m, rfire & Cat(*[in_line[s_] == sl_line[t_] for t_ in range(NS)])
                         .bit_select(fm, 1), f"fwd{s_}")
-            plain = _comb(m, Cat(*[tv[e] & (ref_tags[e] == in_lo[s_]) for e in range(NE)]),
+            plain = _comb(m, Cat(*[tv[e] & (tags[e] == in_line[s_]) for e in range(NE)]),
                           f"plain{s_}", NE)
             pidx = Signal(EB, name=f"pidx{s_}")
             for e in reversed(range(NE)):
@@ -834,7 +811,6 @@ class VectorUnit(wiring.Component):
             m.d.sync += [sl_need.eq(Cat(*in_need)), hv.eq(hv_n), inuse.eq(inuse_n)]
             for s_ in range(NS):
                 m.d.sync += [sl_line[s_].eq(in_line[s_]), hidx[s_].eq(hidx_n[s_]),
-                             sl_m1[s_].eq(in_lo[s_] if s_ & 1 else (in_lo[s_] - 1)[:LA]),
                              same[s_].eq(Cat(*[in_line[s_] == in_line[t_] for t_ in range(NS)]))]
         with m.Elif(rfire):
             m.d.sync += inuse.eq(inuse | voh)
@@ -878,7 +854,7 @@ class VectorUnit(wiring.Component):
         av_xs = [Signal(8 * L, name=f"av_x{k}") for k in range(TT)]
         av_w = Signal(8 * L)
         exec_take = Signal()
-        out_ready = Signal()
+        out_ready = ~av | exec_take
         pop = Signal()
         done_cmd = Signal()
         pend = Signal()
@@ -917,31 +893,11 @@ class VectorUnit(wiring.Component):
                 m.d.comb += rp.addr.eq(e)
                 halves.append(_comb(m, Mux(pop & (pe == e), data_, rp.data), f"v{v}_{nm}"))
             vec_n.append(Cat(*halves).bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L))
+        with m.If(exec_take):
+            m.d.sync += av.eq(0)
         with m.If(done_cmd):
-            m.d.sync += pc.eq(0)
-        av_level = av
-        if early:
-            # vector_req_stages = 2: ASM hands its commands to EXEC through a buffered FIFO,
-            # so ASM's decisions wait on the FIFO's registered level, not on EXEC's and POST's
-            # back-pressure (on the die that chain ran from POST's phase into ASM's registers)
-            av_lay = data.StructLayout({"meta": META, "xs": data.ArrayLayout(8 * L, TT),
-                                        "w": 8 * L})
-            m.submodules.avq = avq = fifo.SyncFIFOBuffered(width=av_lay.size, depth=3)
-            aw = data.View(av_lay, avq.w_data)
-            ar = data.View(av_lay, avq.r_data)
-            m.d.comb += [out_ready.eq(avq.w_rdy), avq.w_en.eq(done_cmd), aw.meta.eq(mh),
-                         aw.w.eq(vec_n[TT]), av.eq(avq.r_rdy), av_meta.eq(ar.meta),
-                         av_w.eq(ar.w), avq.r_en.eq(exec_take)]
-            m.d.comb += [aw.xs[k].eq(vec_n[k]) for k in range(TT)]
-            m.d.comb += [a.eq(ar.xs[k]) for k, a in enumerate(av_xs)]
-            av_level = avq.r_level != 0
-        else:
-            m.d.comb += out_ready.eq(~av | exec_take)
-            with m.If(exec_take):
-                m.d.sync += av.eq(0)
-            with m.If(done_cmd):
-                m.d.sync += [av.eq(1), av_meta.eq(mh), av_w.eq(vec_n[TT])]
-                m.d.sync += [a.eq(b) for a, b in zip(av_xs, vec_n[:TT], strict=True)]
+            m.d.sync += [pc.eq(0), av.eq(1), av_meta.eq(mh), av_w.eq(vec_n[TT])]
+            m.d.sync += [a.eq(b) for a, b in zip(av_xs, vec_n[:TT], strict=True)]
         remaining = pend
 
         # ------------------------------------------------------------------ EXEC
@@ -1013,9 +969,7 @@ class VectorUnit(wiring.Component):
         in_zp = dw.in_zp
         # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted in REQ
         # (meta ``sel``), EXEC reads it from registers.
-        if L > 1 and early:
-            sel = [av_meta.sel[j] for j in range(L)]    # (the FIFO's output register)
-        elif L > 1:
+        if L > 1:
             sel = [Signal(LL, name=f"av_sel{j}", reset_less=True) for j in range(L)]
             with m.If(done_cmd):
                 m.d.sync += [sel[j].eq(mh.sel[j]) for j in range(L)]
@@ -1204,13 +1158,11 @@ class VectorUnit(wiring.Component):
             r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3d5), Mux(is_elt, o_shift, s3d5), nm + "c")
             r3d = _delay(m, r3, 2, nm + "r3")          # stage 11
             # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
-            # (|num| = s + half for s > 0, else half - s: both sums from s in parallel, not
-            # a negation after the rounding sum -- two carry chains in a row, ECP5 timing)
             half = cntd >> 1
             s = u1s[j]
-            pos = _comb(m, s > 0, nm + "pos")
-            neg1 = _reg(m, 1, ~pos & (s - half < 0), nm + "neg1")
-            a = _reg(m, unsigned(27), Mux(pos, s + half, half - s)[:27], nm + "abs1")
+            num = _comb(m, Mux(s > 0, s + half, s - half), nm + "num")
+            neg1 = _reg(m, 1, num < 0, nm + "neg1")
+            a = _reg(m, unsigned(27), Mux(num < 0, -num, num)[:27], nm + "abs1")
             d = _reg(m, unsigned(17), cntd, nm + "d1")
             q = Const(0, 9)
             neg = neg1
@@ -1288,8 +1240,8 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ status
         idle = Signal()
         m.d.comb += [
-            idle.eq(~busy_seq & ~queued & ~rq_v & (metaq.r_level == 0) & ~av_level
-                    & ~(e2v if two else 0) & (post_cnt == 0)
+            idle.eq(~busy_seq & ~queued & ~rq_v & ~metaq.r_rdy & ~av & ~(e2v if two else 0)
+                    & (post_cnt == 0)
                     & (outstanding == 0)),
             self.idle.eq(idle),
             self.cmd.ready.eq(idle),
