@@ -589,11 +589,8 @@ class Timing:
         # read (the SRAM's latency), EXEC's and the command input's stages, POST, write
         from hw.npu_if import sram_read_latency
 
-        # the vector unit's command input (hw/vector.py REQ input): a skid register (1 cycle),
-        # or with Config.vector_req_stages = 2 a 2-entry FIFO (2 cycles)
-        self.vector_req_latency = config.vector_req_stages
         self.vector_latency = (16 + sram_read_latency(config) + config.vector_exec_stages
-                               + self.vector_req_latency)
+                               + config.vector_req_stages)
         from hw.gemm import m_block
 
         self.acc_rows = m_block(config)

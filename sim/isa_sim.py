@@ -419,6 +419,7 @@ def _window_sim(k: tuple, t: Timing) -> tuple[int, float]:
     shared = ((in_h * in_w * in_c + W - 1) // W + 2 <= t.vector_cache_lines
               or out_h * out_w <= 16)
     lc = _Lines(t)
+    last_phases = t.post_cycles - 1  # the last output vector's later POST phases (in tail())
     ngroups = math.ceil(co / L)
     ci0 = rr = 0
     for g0 in range(0, ngroups, S):
@@ -472,11 +473,11 @@ def _window_sim(k: tuple, t: Timing) -> tuple[int, float]:
 
             # a super-group simulated on a cache of its own ends with EXEC's backlog (H > 1:
             # REQ runs up to the command FIFO's depth ahead), which delays the next one
-            lag = 0 if shared else lc.tail() - (t.post_cycles - 1 if t.post_cycles > 1 else 0)
+            lag = 0 if shared else lc.tail() - last_phases
             memo[key] = (cyc + rows_total(rcyc) + lag, pre_reads + rows_total(rrd))
         total += memo[key][0]
         total_reads += memo[key][1]
-    tail = lc.tail() if shared else (t.post_cycles - 1 if t.post_cycles > 1 else 0)
+    tail = lc.tail() if shared else last_phases
     return (t.issue + t.vector_setup + round(total) + tail + t.vector_latency, total_reads)
 
 
