@@ -854,7 +854,15 @@ class VectorUnit(wiring.Component):
         av_xs = [Signal(8 * L, name=f"av_x{k}") for k in range(TT)]
         av_w = Signal(8 * L)
         exec_take = Signal()
-        out_ready = ~av | exec_take
+        # Config.vector_req_stages = 2 (FPGA clocks): ASM hands its commands to EXEC through a
+        # skid register, so ASM's ``out_ready`` is a register (~skid full) and its pops, cache
+        # bypass and shifter do not wait on EXEC's and POST's back-pressure in the cycle (on the
+        # die that chain ran from POST's phase through EXEC's take into ASM's registers). A
+        # command goes straight into ``av`` when it is free or taken this cycle, else into the
+        # skid; the latency is the same, and ASM may run one command further ahead of EXEC.
+        skid = self.config.vector_req_stages == 2
+        sk_v = Signal()
+        out_ready = ~sk_v if skid else ~av | exec_take
         pop = Signal()
         done_cmd = Signal()
         pend = Signal()
@@ -893,11 +901,31 @@ class VectorUnit(wiring.Component):
                 m.d.comb += rp.addr.eq(e)
                 halves.append(_comb(m, Mux(pop & (pe == e), data_, rp.data), f"v{v}_{nm}"))
             vec_n.append(Cat(*halves).bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L))
-        with m.If(exec_take):
-            m.d.sync += av.eq(0)
         with m.If(done_cmd):
-            m.d.sync += [pc.eq(0), av.eq(1), av_meta.eq(mh), av_w.eq(vec_n[TT])]
-            m.d.sync += [a.eq(b) for a, b in zip(av_xs, vec_n[:TT], strict=True)]
+            m.d.sync += pc.eq(0)
+        if skid:
+            sk_meta = Signal(META)
+            sk_w = Signal(8 * L)
+            sk_xs = [Signal(8 * L, name=f"sk_x{k}") for k in range(TT)]
+            with m.If(done_cmd):        # (data only: sk_v says whether it holds a command)
+                m.d.sync += [sk_meta.eq(mh), sk_w.eq(vec_n[TT]),
+                             *[a.eq(b) for a, b in zip(sk_xs, vec_n[:TT], strict=True)]]
+            # av loads when it is free or taken: from the skid if that is full (ASM is then
+            # stopped), else ASM's command of this cycle (if any)
+            with m.If(exec_take | ~av):
+                m.d.sync += [av.eq(sk_v | done_cmd), sk_v.eq(0),
+                             av_meta.eq(Mux(sk_v, sk_meta, mh)),
+                             av_w.eq(Mux(sk_v, sk_w, vec_n[TT])),
+                             *[a.eq(Mux(sk_v, b, c))
+                               for a, b, c in zip(av_xs, sk_xs, vec_n[:TT], strict=True)]]
+            with m.Else():
+                m.d.sync += sk_v.eq(sk_v | done_cmd)
+        else:
+            with m.If(exec_take):
+                m.d.sync += av.eq(0)
+            with m.If(done_cmd):
+                m.d.sync += [av.eq(1), av_meta.eq(mh), av_w.eq(vec_n[TT])]
+                m.d.sync += [a.eq(b) for a, b in zip(av_xs, vec_n[:TT], strict=True)]
         remaining = pend
 
         # ------------------------------------------------------------------ EXEC
@@ -969,7 +997,9 @@ class VectorUnit(wiring.Component):
         in_zp = dw.in_zp
         # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted in REQ
         # (meta ``sel``), EXEC reads it from registers.
-        if L > 1:
+        if L > 1 and skid:
+            sel = [av_meta.sel[j] for j in range(L)]
+        elif L > 1:
             sel = [Signal(LL, name=f"av_sel{j}", reset_less=True) for j in range(L)]
             with m.If(done_cmd):
                 m.d.sync += [sel[j].eq(mh.sel[j]) for j in range(L)]
@@ -1240,7 +1270,7 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ status
         idle = Signal()
         m.d.comb += [
-            idle.eq(~busy_seq & ~queued & ~rq_v & ~metaq.r_rdy & ~av & ~(e2v if two else 0)
+            idle.eq(~busy_seq & ~queued & ~rq_v & ~metaq.r_rdy & ~av & ~sk_v & ~(e2v if two else 0)
                     & (post_cnt == 0)
                     & (outstanding == 0)),
             self.idle.eq(idle),
