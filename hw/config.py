@@ -81,7 +81,9 @@ class Config:
     #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
     #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
     #: through a 2-entry FIFO and the lookup starts from its registers: one more cycle of latency
-    #: per instruction (``Timing.vector_latency``), the same throughput; for FPGA clocks.
+    #: per instruction (``Timing.vector_latency``), the same throughput; and ASM hands its
+    #: commands to EXEC through a skid register, so ASM's ready is a register (the same latency;
+    #: ASM may run one command further ahead); for FPGA clocks.
     vector_req_stages: int = 1
     #: Cycles from an accepted SRAM read to its line on ``rdata`` (hw/npu_if.py
     #: :func:`~hw.npu_if.sram_read_latency`): 2 = the arbiters drive the banks' address pins
