@@ -87,6 +87,31 @@ def _sat5(v):
     return Mux(v < 0, 0, Mux(v > 31, 31, v[:5]))
 
 
+class _Small:
+    """Compares of a signed register ``x`` with a value ``y`` in [0, 2**k) (the walk's lanes
+    left), exact for every x: x's sign bit and whether its bits above k are non-zero (OR trees
+    of registers), then a k-bit compare. yosys otherwise makes each a carry chain as wide as x
+    and shares it with a subtractor of the same operands (``r1c - lanes_left``): two chains in
+    a row at the head of the walk's recurrence (ECP5 timing, issue #13)."""
+
+    def __init__(self, x, k: int):
+        self.neg = x[-1]
+        self.big = ~x[-1] & (x[k:-1] != 0)
+        self.lo = x[:k]
+
+    def lt(self, y):                     # x < y
+        return self.neg | (~self.big & (self.lo < y))
+
+    def le(self, y):                     # x <= y
+        return self.neg | (~self.big & (self.lo <= y))
+
+    def eq(self, y):                     # x == y
+        return ~self.neg & ~self.big & (self.lo == y)
+
+    def gt(self, y):                     # x > y
+        return self.big | (~self.neg & (self.lo > y))
+
+
 def _small_mul(a, b):
     """a * b for a narrow unsigned a: a shift-add tree in logic (no DSP block)."""
     terms = [Mux(a[i], b << i, 0) for i in range(len(a))]
@@ -505,20 +530,22 @@ class ConvUnit(wiring.Component):
         # the input -- the whole rest of the kernel row if it fits the lanes left (first layers
         # with few channels: one piece per kernel row instead of one per tap), or the lanes
         # left when they end inside the next tap (K slices across tap boundaries, in_c % R != 0).
-        r1_le = r1 <= lanes_left          # the tap ends within the beat
-        r1_lt = r1 < lanes_left
+        LK = R.bit_length()              # lanes_left < 2**LK
+        r1_x, rl_x, r1c_x = _Small(r1, LK), _Small(row_left, LK), _Small(r1c, LK)
+        r1_le = r1_x.le(lanes_left)      # the tap ends within the beat
+        r1_lt = r1_x.lt(lanes_left)
         seg = Mux(r1_le, r1, lanes_left)
         iy_ok = (ky >= ylo) & (ky < yhi)
         ix_ge0 = kx >= xlo
         tap_in = iy_ok & ix_ge0 & (kx < xhi)
         kx_end = kx == kw1
         merge = (contig & ~kdone & iy_ok & ix_ge0 & (ins.k_w <= xhi)
-                 & (row_left <= lanes_left) & (row_left > r1))
+                 & rl_x.le(lanes_left) & (row_left > r1))
         # or the rest of this tap and the start of the next one (dense, both inside the input,
         # lanes_left - r1 < in_c: lanes_left - r1 is in [1, R - 1] there, so with in_c
         # saturated to R that is lanes_left < r1c = r1 + min(in_c, R))
         span2 = (contig & ~kdone & iy_ok & ix_ge0 & (kx + 1 < xhi) & ~kx_end
-                 & r1_lt & (lanes_left < r1c))
+                 & r1_lt & r1c_x.gt(lanes_left))
         addr = Signal(signed(34))
         m.d.comb += addr.eq(base + toff + ci)
         n = Signal(range(R + 1))
@@ -535,7 +562,7 @@ class ConvUnit(wiring.Component):
         ky_end = ky == kh1
         row_end = merge | (tap_end & kx_end)
         kdone_n = kdone | (row_end & ky_end)
-        beat_end = kdone | kdone_n | Mux(merge, row_left == lanes_left, span2 | ~r1_lt)
+        beat_end = kdone | kdone_n | Mux(merge, rl_x.eq(lanes_left), span2 | ~r1_lt)
         # the k state after this piece (each case with its own n, not the selected one: the
         # sums start from registers, in parallel with the compares that select them)
         knext = [Signal(v.shape(), name=f"{v.name}_nx") for v in kcur]
