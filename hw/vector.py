@@ -1188,11 +1188,13 @@ class VectorUnit(wiring.Component):
             r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3d5), Mux(is_elt, o_shift, s3d5), nm + "c")
             r3d = _delay(m, r3, 2, nm + "r3")          # stage 11
             # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
+            # (|num| = s + half for s > 0, else half - s: both sums from s in parallel, not
+            # a negation after the rounding sum -- two carry chains in a row, ECP5 timing)
             half = cntd >> 1
             s = u1s[j]
-            num = _comb(m, Mux(s > 0, s + half, s - half), nm + "num")
-            neg1 = _reg(m, 1, num < 0, nm + "neg1")
-            a = _reg(m, unsigned(27), Mux(num < 0, -num, num)[:27], nm + "abs1")
+            pos = _comb(m, s > 0, nm + "pos")
+            neg1 = _reg(m, 1, ~pos & (s - half < 0), nm + "neg1")
+            a = _reg(m, unsigned(27), Mux(pos, s + half, half - s)[:27], nm + "abs1")
             d = _reg(m, unsigned(17), cntd, nm + "d1")
             q = Const(0, 9)
             neg = neg1
