@@ -59,7 +59,7 @@ place); per-channel shifts in [-31, 31]; ELTWISE offsets in [-2**16, 2**16), lef
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 
@@ -168,6 +168,32 @@ def _mbqm(m, x, mult, shift, name):
     return r4
 
 
+class _RegFIFO2(fifo.FIFOInterface, Elaboratable):
+    """A 2-entry FIFO in flip-flops with ``SyncFIFO``'s ports and cycle behaviour (no write
+    while full, read data valid while ``r_rdy``): ``r_data`` is a 2:1 multiplexer of registers
+    rather than a LUT-RAM read (on ECP5 the read started REQ's line lookup, issue #13)."""
+
+    def __init__(self, *, width: int):
+        super().__init__(width=width, depth=2)
+
+    def elaborate(self, platform):
+        m = Module()
+        ent = [Signal(self.width, name=f"ent{i}", reset_less=True) for i in range(2)]
+        wp, rp = Signal(), Signal()
+        level = Signal(range(3))
+        do_w = self.w_en & self.w_rdy
+        do_r = self.r_en & self.r_rdy
+        m.d.comb += [self.w_rdy.eq(level != 2), self.r_rdy.eq(level != 0),
+                     self.r_data.eq(Mux(rp, ent[1], ent[0])),
+                     self.w_level.eq(level), self.r_level.eq(level)]
+        with m.If(do_w):
+            m.d.sync += [wp.eq(~wp), Array(ent)[wp].eq(self.w_data)]
+        with m.If(do_r):
+            m.d.sync += rp.eq(~rp)
+        m.d.sync += level.eq(level + do_w - do_r)
+        return m
+
+
 class VectorUnit(wiring.Component):
     """The depthwise / vector unit (see the module docstring). Ports: ``unit_signature()``'s
     members at top level, ``rd`` (SRAM read master) and ``wr`` (SRAM write master)."""
@@ -264,7 +290,7 @@ class VectorUnit(wiring.Component):
                 m.d.sync += sq_v.eq(0)
             queued = sq_v
         else:
-            m.submodules.inq = inq = fifo.SyncFIFO(width=CMD.size, depth=2)
+            m.submodules.inq = inq = _RegFIFO2(width=CMD.size)
             m.d.comb += [take.eq(inq.w_rdy), inq.w_en.eq(nc_v), inq.w_data.eq(nc),
                          inc.eq(inq.r_data), inc_v.eq(inq.r_rdy), inq.r_en.eq(rq_free)]
             queued = inq.r_rdy
