@@ -170,26 +170,33 @@ def _mbqm(m, x, mult, shift, name):
 
 class _RegFIFO2(fifo.FIFOInterface, Elaboratable):
     """A 2-entry FIFO in flip-flops with ``SyncFIFO``'s ports and cycle behaviour (no write
-    while full, read data valid while ``r_rdy``): ``r_data`` is a 2:1 multiplexer of registers
-    rather than a LUT-RAM read (on ECP5 the read started REQ's line lookup, issue #13)."""
+    while full, read data valid while ``r_rdy``). The head is always ``ent0``, so ``r_data`` is
+    a register, not a LUT-RAM read nor a multiplexer behind a read pointer (on ECP5 either one
+    started REQ's line lookup, issue #13): a write goes into ``ent0`` when the FIFO is empty or
+    its one entry is read in the cycle, else into ``ent1``; a read of a full FIFO moves ``ent1``
+    into ``ent0``."""
 
     def __init__(self, *, width: int):
         super().__init__(width=width, depth=2)
 
     def elaborate(self, platform):
         m = Module()
-        ent = [Signal(self.width, name=f"ent{i}", reset_less=True) for i in range(2)]
-        wp, rp = Signal(), Signal()
+        ent0 = Signal(self.width, reset_less=True)
+        ent1 = Signal(self.width, reset_less=True)
         level = Signal(range(3))
         do_w = self.w_en & self.w_rdy
         do_r = self.r_en & self.r_rdy
         m.d.comb += [self.w_rdy.eq(level != 2), self.r_rdy.eq(level != 0),
-                     self.r_data.eq(Mux(rp, ent[1], ent[0])),
+                     self.r_data.eq(ent0),
                      self.w_level.eq(level), self.r_level.eq(level)]
-        with m.If(do_w):
-            m.d.sync += [wp.eq(~wp), Array(ent)[wp].eq(self.w_data)]
-        with m.If(do_r):
-            m.d.sync += rp.eq(~rp)
+        with m.If(level == 2):
+            with m.If(do_r):
+                m.d.sync += ent0.eq(ent1)
+        with m.Elif(do_w):
+            with m.If((level == 0) | do_r):
+                m.d.sync += ent0.eq(self.w_data)
+            with m.Else():
+                m.d.sync += ent1.eq(self.w_data)
         m.d.sync += level.eq(level + do_w - do_r)
         return m
 
