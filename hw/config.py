@@ -85,6 +85,13 @@ class Config:
     #: commands to EXEC through a skid register, so ASM's ready is a register (the same latency;
     #: ASM may run one command further ahead); for FPGA clocks.
     vector_req_stages: int = 1
+    #: Stages of the conv unit's act-gather walk (hw/conv_unit.py): 1 = a beat that ends a K
+    #: tile's pass over the M block's rows also starts the next K tile or M block in its cycle;
+    #: 2 = that happens in a turn cycle after it, from registers, so the beat's end decision only
+    #: reaches the walk's current state (the K tile and M block registers and the saved start
+    #: state, ~330 flip-flops, leave its fanout); one walk cycle more per K tile and M block
+    #: (1 in ``m_block`` rows at most); for FPGA clocks.
+    conv_walk_stages: int = 1
     #: Cycles from an accepted SRAM read to its line on ``rdata`` (hw/npu_if.py
     #: :func:`~hw.npu_if.sram_read_latency`): 2 = the arbiters drive the banks' address pins
     #: directly; 3 = the granted read and write requests are registered before the banks (their
@@ -142,6 +149,9 @@ class Config:
         if self.vector_req_stages not in (1, 2):
             raise ValueError("Config.vector_req_stages must be 1 or 2, got "
                              f"{self.vector_req_stages!r}")
+        if self.conv_walk_stages not in (1, 2):
+            raise ValueError("Config.conv_walk_stages must be 1 or 2, got "
+                             f"{self.conv_walk_stages!r}")
         if self.sram_arbiter_stages not in (0, 1, 2):
             raise ValueError("Config.sram_arbiter_stages must be 0, 1 or 2, got "
                              f"{self.sram_arbiter_stages!r}")
@@ -200,7 +210,8 @@ class Config:
 #: Fields added after build directories were first keyed by digests, with their defaults.
 _LATER_FIELDS = {"sram_read_ports": 1, "vector_taps": 0, "vector_post_lanes": 0,
                  "array_logic_rows": 0, "last_requant_lanes": 0, "vector_exec_stages": 1,
-                 "vector_req_stages": 1, "sram_read_latency": 2, "sram_arbiter_stages": 0}
+                 "vector_req_stages": 1, "sram_read_latency": 2, "sram_arbiter_stages": 0,
+                 "conv_walk_stages": 1}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -246,6 +257,7 @@ PRESETS: dict[str, Config] = {
         last_requant_lanes=1,
         vector_exec_stages=2,
         vector_req_stages=2,
+        conv_walk_stages=2,
         sram_read_latency=4,
         sram_arbiter_stages=2,
     ),

@@ -468,6 +468,14 @@ class ConvUnit(wiring.Component):
 
         # ---------------------------------------------------------------- act gather: generator
         ph = Signal()                    # generator active
+        # Config.conv_walk_stages = 2: the K tile / M block / end updates of the walk's block
+        # registers (kt_left, blk_rows_after, the saved k and row state: ~330 flip-flops) happen
+        # in a turn cycle after the beat that ends a K tile's pass over the block's rows, from
+        # registers, not on the beat's end decision (whose enables spread across the unit were
+        # the unit's ECP5 critical path); one cycle more per K tile and M block, no piece moves.
+        # With 1 the turn is a constant 0.
+        two_stage = cfg.conv_walk_stages == 2
+        turn = Signal()
         # loop counters
         blk_rows_after = Signal(24)      # rows after the current block
         mi_left = Signal(range(MB))      # rows left in the block after this one
@@ -599,7 +607,7 @@ class ConvUnit(wiring.Component):
         b_take = Signal()
         go = Signal()
         m.d.comb += [
-            go.eq(ph & paq.w_rdy),
+            go.eq(ph & paq.w_rdy & ~turn),
             paq.w_en.eq(go),
             paw.data.eq(~kdone & (tap_in | merge | span2)),
             paw.kind.eq(Mux(kdone, _ZERO, Mux(tap_in | merge | span2, _DATA, _PAD))),
@@ -684,6 +692,27 @@ class ConvUnit(wiring.Component):
                     + [v.eq(ins.in_c) for v in (r1, r1_s)]
                     + [v.eq(ic2) for v in (r1c, r1c_s)])
 
+        def tile_end(walked):
+            # the last row of the K tile's pass over the block is done: the next K tile (its
+            # start is the walked k state), else the next M block, else the end
+            with m.If(kt_left != 0):
+                # rows from the block start
+                m.d.sync += [kt_left.eq(kt_left - 1), mi_left.eq(blk_len1),
+                             *[v.eq(x) for v, x in zip(rcur, rsav, strict=True)]]
+                m.d.sync += [v.eq(x) for v, x in zip(ksav, walked, strict=True)]
+            with m.Elif(blk_rows_after != 0):
+                # next M block
+                nb1 = Mux(blk_rows_after > MB, MB - 1, blk_rows_after - 1)
+                m.d.sync += [
+                    *k_reset(), kt_left.eq(KT - 1), mi_left.eq(nb1), blk_len1.eq(nb1),
+                    blk_rows_after.eq(Mux(blk_rows_after > MB, blk_rows_after - MB, 0)),
+                    *row_advance(),
+                ]
+                # saved block start = the advanced row state
+                m.d.sync += [v.eq(x) for v, x in zip(rsav, row_nx, strict=True)]
+            with m.Else():
+                m.d.sync += ph.eq(0)
+
         with m.If(start_run):
             m.d.sync += [
                 ph.eq(1), win_a.eq(0), win_b.eq(0), lane.eq(0), lanes_left.eq(R), *k_reset(),
@@ -694,6 +723,13 @@ class ConvUnit(wiring.Component):
                 mi_left.eq(Mux(M > MB, MB - 1, M - 1)),
                 blk_rows_after.eq(Mux(M > MB, M - MB, 0)),
             ]
+            if two_stage:
+                m.d.sync += turn.eq(0)
+        with m.Elif(turn):
+            # conv_walk_stages = 2: the turn cycle after a K tile's last row. The beat's last
+            # piece already moved kcur to the walked state, and rcur is still the last row's.
+            m.d.sync += turn.eq(0)
+            tile_end(kcur)
         with m.Elif(go):
             # advance the k walk within the beat
             m.d.sync += [v.eq(x) for v, x in zip(kcur, knext, strict=True)]
@@ -704,23 +740,11 @@ class ConvUnit(wiring.Component):
                     # next row of the same K tile: same k range
                     m.d.sync += [mi_left.eq(mi_left - 1), *row_advance(),
                                  *[v.eq(x) for v, x in zip(kcur, ksav, strict=True)]]
-                with m.Elif(kt_left != 0):
-                    # next K tile: the walked k state is its start; rows from the block start
-                    m.d.sync += [kt_left.eq(kt_left - 1), mi_left.eq(blk_len1),
-                                 *[v.eq(x) for v, x in zip(rcur, rsav, strict=True)]]
-                    m.d.sync += [v.eq(x) for v, x in zip(ksav, knext, strict=True)]
-                with m.Elif(blk_rows_after != 0):
-                    # next M block
-                    nb1 = Mux(blk_rows_after > MB, MB - 1, blk_rows_after - 1)
-                    m.d.sync += [
-                        *k_reset(), kt_left.eq(KT - 1), mi_left.eq(nb1), blk_len1.eq(nb1),
-                        blk_rows_after.eq(Mux(blk_rows_after > MB, blk_rows_after - MB, 0)),
-                        *row_advance(),
-                    ]
-                    # saved block start = the advanced row state
-                    m.d.sync += [v.eq(x) for v, x in zip(rsav, row_nx, strict=True)]
                 with m.Else():
-                    m.d.sync += ph.eq(0)
+                    if two_stage:
+                        m.d.sync += turn.eq(1)
+                    else:
+                        tile_end(knext)
 
         # ---------------------------------------------------------------- act gather: assembler
         pr = data.View(piece_lay, pfifo.r_data)
