@@ -602,6 +602,9 @@ class Timing:
         self.array_latency = array_latency(config)
         self.requant_latency = len(RequantCore.stages_for(config))
         self.conv_setup = 18
+        # Config.conv_walk_stages = 2: the act-gather walk's turn cycle after each K tile's pass
+        # over an M block's rows (hw/conv_unit.py)
+        self.conv_turn = config.conv_walk_stages - 1
         self.issue = 1
         self.host_cycles = 0
         # the vector unit's own SRAM read port (Config.sram_read_ports): no port sharing

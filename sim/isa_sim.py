@@ -160,7 +160,9 @@ def _conv_cost(k: tuple, t: Timing) -> int:
     # max(s[i] + a[i], s[i - 1] + a[i - 1] + R + C + 1), a = a tile's activations (act-gather
     # cycles); tile 1 loads into the free bank right after tile 0 (R + 1 cycles).
     full, rest = divmod(m, t.acc_rows)
-    acts = [t.acc_rows * p for p in pieces] * full + [rest * p for p in pieces] * (1 if rest else 0)
+    # (each (M block, K tile) pass plus the walk's turn cycle after it, Timing.conv_turn)
+    acts = ([t.acc_rows * p + t.conv_turn for p in pieces] * full
+            + [rest * p + t.conv_turn for p in pieces] * (1 if rest else 0))
     gap = R + C + 1
     if min(acts) >= gap:
         stream = math.ceil(sum(acts))
