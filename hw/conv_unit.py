@@ -595,12 +595,24 @@ class ConvUnit(wiring.Component):
                 m.d.comb += [ci_nx.eq(ci + lanes_left), rpos_nx.eq(rpos + lanes_left),
                              rl_nx.eq(row_left - lanes_left), r1_nx.eq(r1 - lanes_left),
                              r1c_nx.eq(r1c - lanes_left)]
+        # the piece crosses into the next line (off + n > W), for stage B: one compare per
+        # candidate n from registers (the low bits of addr are a narrow sum), selected as n is
+        # (an adder after the FIFO's head had started stage B's request and window path). Each
+        # candidate is exact when selected: n <= lanes_left <= R < 2**LK then.
+        addr_lo = Signal(max(1, lgw))
+        if lgw:
+            m.d.comb += addr_lo.eq(base[:lgw] + toff[:lgw] + ci[:lgw])
+
+        def crosses(v):
+            return (addr_lo + v.as_unsigned()[:LK]) > W
+        cross_n = Mux(kdone, 0, Mux(merge, crosses(row_left),
+                                    Mux(span2 | ~r1_le, crosses(lanes_left), crosses(r1))))
         # A -> B through a short FIFO: the walk's enable depends on registers only, and B's
         # window compares and request start from the FIFO's output register (buffered: not
         # through a LUT-RAM read; one cycle more per instruction, the same throughput)
         pa_lay = data.StructLayout({
             "data": 1, "kind": 2, "line": LAB, "off": max(1, lgw), "lane": range(R + 1),
-            "n": range(R + 1), "zrest": 1, "last": 1})
+            "n": range(R + 1), "zrest": 1, "last": 1, "cross": 1})
         m.submodules.paq = paq = fifo.SyncFIFOBuffered(width=pa_lay.size, depth=4)
         paw = data.View(pa_lay, paq.w_data)
         par = data.View(pa_lay, paq.r_data)
@@ -613,6 +625,7 @@ class ConvUnit(wiring.Component):
             paw.kind.eq(Mux(kdone, _ZERO, Mux(tap_in | merge | span2, _DATA, _PAD))),
             paw.line.eq(addr[lgw:lgw + LAB]), paw.off.eq(addr[:lgw] if lgw else 0),
             paw.lane.eq(lane), paw.n.eq(n), paw.zrest.eq(kdone_n), paw.last.eq(beat_end),
+            paw.cross.eq(cross_n),
             paq.r_en.eq(b_take),
         ]
         pa_v, pa_data, pa_kind, pa_line = paq.r_rdy, par.data, par.kind, par.line
@@ -623,7 +636,7 @@ class ConvUnit(wiring.Component):
         # L + 1 into B if crossing); jump (fetch L into A; a crossing piece then takes a second
         # cycle for B).
         line = pa_line
-        cross = (pa_off + pa_n) > W
+        cross = par.cross
         hit_a = win_a & (win_x == line)
         slide = ~hit_a & win_b & ((win_x + 1)[:LAB] == line)
         fetch_only = Signal()            # a jump with a crossing piece: fetch A only
