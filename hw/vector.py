@@ -1120,17 +1120,25 @@ class VectorUnit(wiring.Component):
             m.d.comb += self.macs.eq(Mux(mac & ~am.zero, Mux(is_vm, am.kn, am.n) * am.nt, 0))
 
         # P0 beat
-        # ELTWISE's parameter record (row 0): E2 reads the offsets and the left shift from the
-        # memory; POST reads its multipliers, shifts, offset and clamp from a registered copy
-        # (row 0 is written only before the instruction's first beat, which reaches POST cycles
-        # later, so the copy holds the same record; the memory's read is then off POST's paths)
+        # ELTWISE's parameter record (row 0): E2 reads the offsets and the left shift from
+        # copies of row 0's words 0, 3 and 6 taken as they are written (the memory's contents,
+        # without its read -- and the row select before it -- in front of E2's adders: ECP5
+        # timing, issue #13); POST reads its multipliers, shifts, offset and clamp from a
+        # registered copy of the read (row 0 is written only before the instruction's first
+        # beat, which reaches POST cycles later, so the copy holds the same record)
         Pq = Signal(P.shape(), reset_less=True)
         m.d.sync += Pq.eq(P)
 
         def ew(i, src=P):
             return src[32 * i:32 * i + 32].as_signed()
 
-        a_off, b_off, left = ew(0), ew(3), ew(6)
+        def row0_word(i):
+            w = Signal(signed(32), name=f"row0_w{i}", reset_less=True)
+            with m.If(pmw.en[32 * i // (8 * L)] & (prow == 0)):
+                m.d.sync += w.eq(ew(i, pmw.data))
+            return w
+
+        a_off, b_off, left = row0_word(0), row0_word(3), row0_word(6)
         a_mult, a_shift, b_mult, b_shift = (ew(i, Pq) for i in (1, 2, 4, 5))
         o_mult, o_shift, o_off, o_lo, o_hi = (ew(i, Pq) for i in range(7, 12))
         p0v = Signal()
