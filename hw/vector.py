@@ -1209,6 +1209,16 @@ class VectorUnit(wiring.Component):
         hi = _comb(m, Mux(is_elt, o_hi, Mux(is_dw, dw.act_max, Mux(is_vm, vm.act_max,
                                                                     Mux(is_pool, pl_.act_max,
                                                                         127)))), "hi")
+        # the output stage's selects and operands as registered copies: they hold the
+        # instruction's fields (constant while POST holds a beat: a new instruction waits for
+        # idle, and ELTWISE's Pq is written before its first beat, which reaches this stage
+        # 11 cycles later), so a copy a cycle old is the same value, and the stage's adder and
+        # clamp start from registers beside them, not from the instruction registers' muxes
+        # across the unit (ECP5 timing, issue #13)
+        avg_y, lut_y, pass_y = (_reg(m, 1, v, n) for v, n in ((avg, "avg_y"), (is_lut, "lut_y"),
+                                                               (pass_, "pass_y")))
+        off_y, lo_y, hi_y = (_reg(m, v.shape(), v, n + "_y") for v, n in ((off, "off"),
+                                                                        (lo, "lo"), (hi, "hi")))
         ydata = []
         cntd = p0cnt
         for j in range(PL):
@@ -1253,9 +1263,9 @@ class VectorUnit(wiring.Component):
             # LUT: the table entry of the lane's byte, taken at stage 1
             lt1 = _reg(m, signed(8), T.word_select(u1s[j][:8], 8), nm + "lt1")
             ltd11 = _delay(m, lt1, 10, nm + "lt")
-            val = Mux(avg, qs, Mux(is_lut, ltd11, Mux(pass_, u1d11, r3d)))
-            y = _comb(m, (val + off)[:32].as_signed(), nm + "y")  # int32 add, as TFLM
-            yc = Mux(y < lo, lo, Mux(y > hi, hi, y))
+            val = Mux(avg_y, qs, Mux(lut_y, ltd11, Mux(pass_y, u1d11, r3d)))
+            y = _comb(m, (val + off_y)[:32].as_signed(), nm + "y")  # int32 add, as TFLM
+            yc = Mux(y < lo_y, lo_y, Mux(y > hi_y, hi_y, y))
             ydata.append(_reg(m, signed(8), yc[:8], nm + "y12"))
         # delays of the beat's address / lanes / valid (12 stages): the last phase's result
         # completes the output vector (the earlier phases' wait in ybuf)
