@@ -651,7 +651,9 @@ class ConvUnit(wiring.Component):
                 m.d.comb += [fill.eq(1), fetch_only.eq(cross)]
         fetch_line = Mux(fill == 1, line, (line + 1)[:LAB])
         need = fill != 0
-        credit = outstanding < RESP_DEPTH
+        # a register: outstanding's next value compared as it is registered (the compare is
+        # then off stage B's request -> emit path)
+        credit = Signal(init=1)
         emit = Signal()
         m.d.comb += [
             act_req_v.eq(pa_v & need & pfifo.w_rdy & credit),
@@ -665,7 +667,9 @@ class ConvUnit(wiring.Component):
             pw.zrest.eq(pa_zrest & ~fetch_only), pw.last.eq(pa_last & ~fetch_only),
         ]
         resp_pop = Signal()
-        m.d.sync += outstanding.eq(outstanding + (act_req_v & act_req_rdy) - resp_pop)
+        out_n = Signal.like(outstanding, name="outstanding_n")
+        m.d.comb += out_n.eq(outstanding + (act_req_v & act_req_rdy) - resp_pop)
+        m.d.sync += [outstanding.eq(out_n), credit.eq(out_n < RESP_DEPTH)]
         with m.If(emit & pa_data):
             with m.If(hit_a):
                 with m.If(fill == 2):
