@@ -755,7 +755,11 @@ class VectorUnit(wiring.Component):
         popents = [Signal(EB, name=f"pe{i}") for i in range(NS)]
         voff = [a[:LB] if LB else Const(0, 1) for a in [rq.xa[k] for k in range(TT)] + [rq.wa]]
         # the slots of the command REQ takes
-        in_line, in_need = [], []
+        # The lookup compares each slot's line with the tags; a vector's second slot (its line
+        # + 1) is compared as its line against registers holding each tag - 1 (``tm1``, and
+        # ``sl_m1`` beside ``sl_line`` for the line requested now), so no incrementer stands
+        # between the command's registers and the compares (ECP5 timing, issue #13).
+        in_line, in_need, in_key = [], [], []
         for v in range(V):
             a_ = inc.xa[v] if v < TT else inc.wa
             lo_l = a_[LB:LB + LA]
@@ -763,10 +767,13 @@ class VectorUnit(wiring.Component):
             en = inc.xe[v] if v < TT else inc.wen
             in_line += [lo_l, _comb(m, (lo_l + 1)[:LA], f"in_next{v}")]
             in_need += [en, en & ((off + L) > W)]
+            in_key += [lo_l, lo_l]
         # REQ's registers of the command it holds: its slots' lines and needs, which slots share
         # a line, the slots whose line is in the cache (or requested) and its entry, the entries
         # its needed slots use
         sl_line = [Signal(LA, name=f"sl_line{s_}") for s_ in range(NS)]
+        sl_m1 = [Signal(LA, name=f"sl_m1_{s_}") for s_ in range(NS)]   # sl_line - 1
+        tm1 = [Signal(LA, name=f"tm1_{e}") for e in range(NE)]        # tags - 1
         sl_need = Signal(NS)
         same = [Signal(NS, name=f"same{s_}") for s_ in range(NS)]
         hv = Signal(NS)
@@ -779,6 +786,7 @@ class VectorUnit(wiring.Component):
             with m.If(miss[s_]):
                 m.d.comb += fm.eq(s_)
         fm_line = _comb(m, Array(sl_line)[fm], "fm_line", LA)
+        fm_m1 = _comb(m, Array(sl_m1)[fm], "fm_m1", LA)
         # the victim: the first entry not in use from the pointer on, wrapping (NE > NS, so
         # one is always free): the lowest set bit of (free entries at or after the pointer,
         # then all free entries), one-hot (``voh``) by a carry chain, and binary by OR trees
@@ -806,7 +814,7 @@ class VectorUnit(wiring.Component):
             m.d.sync += [tv.eq(tv | voh), npop.eq(npop + 1), Array(popents)[npop].eq(victim)]
             for e in range(NE):
                 with m.If(voh[e]):
-                    m.d.sync += tags[e].eq(fm_line)
+                    m.d.sync += [tags[e].eq(fm_line), tm1[e].eq(fm_m1)]
             # the pointer moves past the victim (to entry 0 after the last)
             m.d.sync += therm.eq(Mux(voh[NE - 1], (1 << NE) - 1,
                                      Cat(*[voh[:e].any() if e else Const(0, 1)
@@ -823,10 +831,11 @@ class VectorUnit(wiring.Component):
         need_plain = [[] for _ in range(NE)]
         need_fwd = []
         for s_ in range(NS):
-            fwd = _comb(m, rfire & Cat(*[in_line[s_] == sl_line[t_] for t_ in range(NS)])
-                        .bit_select(fm, 1), f"fwd{s_}")
-            plain = _comb(m, Cat(*[tv[e] & (tags[e] == in_line[s_]) for e in range(NE)]),
-                          f"plain{s_}", NE)
+            odd = s_ % 2
+            fwd = _comb(m, rfire & Cat(*[in_key[s_] == (sl_m1 if odd else sl_line)[t_]
+                                         for t_ in range(NS)]).bit_select(fm, 1), f"fwd{s_}")
+            plain = _comb(m, Cat(*[tv[e] & ((tm1 if odd else tags)[e] == in_key[s_])
+                                   for e in range(NE)]), f"plain{s_}", NE)
             pidx = Signal(EB, name=f"pidx{s_}")
             for e in reversed(range(NE)):
                 with m.If(plain[e]):
@@ -843,7 +852,9 @@ class VectorUnit(wiring.Component):
         with m.If(load):
             m.d.sync += [sl_need.eq(Cat(*in_need)), hv.eq(hv_n), inuse.eq(inuse_n)]
             for s_ in range(NS):
-                m.d.sync += [sl_line[s_].eq(in_line[s_]), hidx[s_].eq(hidx_n[s_]),
+                m.d.sync += [sl_line[s_].eq(in_line[s_]),
+                             sl_m1[s_].eq(in_key[s_] if s_ % 2 else (in_line[s_] - 1)[:LA]),
+                             hidx[s_].eq(hidx_n[s_]),
                              same[s_].eq(Cat(*[in_line[s_] == in_line[t_] for t_ in range(NS)]))]
         with m.Elif(rfire):
             m.d.sync += inuse.eq(inuse | voh)
