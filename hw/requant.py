@@ -343,15 +343,23 @@ class SerialRequant(wiring.Component):
         count = Signal(range(self.depth + 1))      # beats accepted and not yet popped
         take = self.i.valid & self.i.ready
         give = self.o.valid & self.o.ready
-        m.d.sync += count.eq(count + take - give)
         last_ph = ph == H - 1
-        m.d.comb += self.i.ready.eq((~busy | last_ph) & (count < self.depth))
+        # i.ready = (~busy | last_ph) & (count < depth), kept in a register computed from the
+        # next state (the same value every cycle): the producer's handshake then starts from a
+        # flip-flop, not from the phase counter and the count compare (ECP5 timing, issue #13)
+        count_n, busy_n, ph_n = Signal.like(count), Signal(), Signal.like(ph)
+        m.d.comb += [count_n.eq(count + take - give), busy_n.eq(busy), ph_n.eq(ph)]
         with m.If(take):
-            m.d.sync += [beat.eq(self.i.payload), busy.eq(1), ph.eq(0)]
+            m.d.comb += [busy_n.eq(1), ph_n.eq(0)]
+            m.d.sync += beat.eq(self.i.payload)
         with m.Elif(busy):
-            m.d.sync += ph.eq(ph + 1)
+            m.d.comb += ph_n.eq(ph + 1)
             with m.If(last_ph):
-                m.d.sync += [busy.eq(0), ph.eq(0)]
+                m.d.comb += [busy_n.eq(0), ph_n.eq(0)]
+        ready = Signal(init=1)
+        m.d.sync += [count.eq(count_n), busy.eq(busy_n), ph.eq(ph_n),
+                     ready.eq((~busy_n | (ph_n == H - 1)) & (count_n < self.depth))]
+        m.d.comb += self.i.ready.eq(ready)
         m.d.comb += [core.i.valid.eq(busy), core.bypass.eq(0),
                      core.i.p.zp.eq(beat.zp), core.i.p.qmin.eq(beat.qmin),
                      core.i.p.qmax.eq(beat.qmax), core.i.p.last.eq(beat.last)]
