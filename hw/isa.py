@@ -505,10 +505,10 @@ class Timing:
       padding tap; with in_c a multiple of R a 16-lane beat is one piece, a first layer (in_c =
       3, 3x3) takes 3 + 2 pieces for its two K tiles. Over the sequence of (block, K tile) with
       a[i] = rows x pieces (+ ``conv_turn``: 1 with ``Config.conv_walk_stages`` = 2, the walk's
-      turn cycle after each such pass), tile i + 1 starts at max(s[i] + a[i], s[i-1] + a[i-1] + R + C + 1)
-      (it loads its R rows into tile i - 1's bank, released C + 1 cycles after that tile's last
-      row; tile 1 into the free bank, R + 1 cycles after tile 0): blocks of >= R + C + 1 rows
-      stream one row per cycle. Plus ``conv_setup`` + R (the first tile's load)
+      turn cycle after each such pass), tile i + 1 starts at max(s[i] + a[i], s[i-1] + a[i-1]
+      + R + C + 1) (it loads its R rows into tile i - 1's bank, released C + 1 cycles after that
+      tile's last row; tile 1 into the free bank, R + 1 cycles after tile 0): blocks of
+      >= R + C + 1 rows stream one row per cycle. Plus ``conv_setup`` + R (the first tile's load)
       + ``array_latency`` (``hw.systolic.array_latency``: R + C + 1, + 2 at a fast clock) +
       ``requant_latency`` (the conv unit's requant pipeline, ``hw.requant.RequantCore``: 18
       stages at a fast clock, 7 at a slow one) per instruction, and the int32 partials read
