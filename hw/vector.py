@@ -1271,9 +1271,12 @@ class VectorUnit(wiring.Component):
             # a, q at stage 10
             qs = _reg(m, signed(32), Mux(neg, -q, q), nm + "qs11")  # stage 11
             u1d11 = _delay(m, u1s[j], 11, nm + "u1p")
-            # LUT: the table entry of the lane's byte, taken at stage 1
-            lt1 = _reg(m, signed(8), T.word_select(u1s[j][:8], 8), nm + "lt1")
-            ltd11 = _delay(m, lt1, 10, nm + "lt")
+            # LUT: the lane's byte registered at stage 1, its table entry taken at stage 2 (the
+            # 256:1 byte select of the table registers starts from a register, not from POST's
+            # phase select: ECP5 timing, issue #13)
+            li1 = _reg(m, unsigned(8), u1s[j][:8], nm + "li1")
+            lt2 = _reg(m, signed(8), T.word_select(li1, 8), nm + "lt2")
+            ltd11 = _delay(m, lt2, 9, nm + "lt")
             val = Mux(avg_y, qs, Mux(lut_y, ltd11, Mux(pass_y, u1d11, r3d)))
             y = _comb(m, (val + off_y)[:32].as_signed(), nm + "y")  # int32 add, as TFLM
             yc = Mux(y < lo_y, lo_y, Mux(y > hi_y, hi_y, y))
