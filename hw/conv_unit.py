@@ -481,6 +481,9 @@ class ConvUnit(wiring.Component):
         mi_left = Signal(range(MB))      # rows left in the block after this one
         blk_len1 = Signal(range(MB))     # rows in the current block - 1
         kt_left = Signal(DIM_BITS + 8)   # K tiles left after this one
+        # kt_left != 0 and blk_rows_after != 0 as registers, set with them (the turn's case
+        # selects start from flip-flops, not from 24-bit OR trees: ECP5 timing, issue #13)
+        kt_nz, bra_nz = Signal(), Signal()
         # row state (current and saved at the block start)
         SA = signed(32)
         ox_left, ox_left_s = Signal(12), Signal(12)
@@ -712,17 +715,19 @@ class ConvUnit(wiring.Component):
         def tile_end(walked):
             # the last row of the K tile's pass over the block is done: the next K tile (its
             # start is the walked k state), else the next M block, else the end
-            with m.If(kt_left != 0):
+            with m.If(kt_nz):
                 # rows from the block start
-                m.d.sync += [kt_left.eq(kt_left - 1), mi_left.eq(blk_len1),
+                m.d.sync += [kt_left.eq(kt_left - 1), kt_nz.eq(kt_left != 1), mi_left.eq(blk_len1),
                              *[v.eq(x) for v, x in zip(rcur, rsav, strict=True)]]
                 m.d.sync += [v.eq(x) for v, x in zip(ksav, walked, strict=True)]
-            with m.Elif(blk_rows_after != 0):
+            with m.Elif(bra_nz):
                 # next M block
                 nb1 = Mux(blk_rows_after > MB, MB - 1, blk_rows_after - 1)
                 m.d.sync += [
-                    *k_reset(), kt_left.eq(KT - 1), mi_left.eq(nb1), blk_len1.eq(nb1),
+                    *k_reset(), kt_left.eq(KT - 1), kt_nz.eq(KT != 1), mi_left.eq(nb1),
+                    blk_len1.eq(nb1),
                     blk_rows_after.eq(Mux(blk_rows_after > MB, blk_rows_after - MB, 0)),
+                    bra_nz.eq(blk_rows_after > MB),
                     *row_advance(),
                 ]
                 # saved block start = the advanced row state
@@ -735,10 +740,10 @@ class ConvUnit(wiring.Component):
                 ph.eq(1), win_a.eq(0), win_b.eq(0), lane.eq(0), lanes_left.eq(R), *k_reset(),
                 *[v.eq(x) for v, x in zip(rcur, row0, strict=True)],
                 *[v.eq(x) for v, x in zip(rsav, row0, strict=True)],
-                kt_left.eq(KT - 1),
+                kt_left.eq(KT - 1), kt_nz.eq(KT != 1),
                 blk_len1.eq(Mux(M > MB, MB - 1, M - 1)),
                 mi_left.eq(Mux(M > MB, MB - 1, M - 1)),
-                blk_rows_after.eq(Mux(M > MB, M - MB, 0)),
+                blk_rows_after.eq(Mux(M > MB, M - MB, 0)), bra_nz.eq(M > MB),
             ]
             if two_stage:
                 m.d.sync += turn.eq(0)
