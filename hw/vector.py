@@ -147,25 +147,44 @@ def _delay(m, sig, n, name):
     return sig
 
 
+#: Registered stages of :func:`_mbqm` (its result is valid this many cycles after its inputs).
+MBQM_LATENCY = 5
+
+
 def _mbqm(m, x, mult, shift, name):
-    """TFLite MultiplyByQuantizedMultiplier(int32 x, int32 mult, int32 shift), 4 registered
-    stages; shift is clamped to [-31, 31]. Returns the int32 result (valid 4 cycles later)."""
+    """TFLite MultiplyByQuantizedMultiplier(int32 x, int32 mult, int32 shift) in
+    ``MBQM_LATENCY`` registered stages; shift is clamped to [-31, 31]. Returns the int32 result.
+
+    The 32 x 32 product is four registered 16 x 16 partial products (each one MULT18X18D on
+    ECP5: the low halves as unsigned, the high halves signed), summed with TFLite's rounding
+    constant in the next stage: the multiplier blocks and the adders behind them are two
+    register-to-register paths, not one (ECP5 timing, issue #13). The sum is exact:
+    x * mult = (xh * 2^16 + xl) * (mh * 2^16 + ml) with xh, mh the signed high halves and xl, ml
+    the unsigned low halves."""
     sh = _comb(m, shift.as_signed(), name + "_sh")
     left = Mux(sh > 31, 31, Mux(sh > 0, sh, 0))[:5]
     right = Mux(sh < -31, 31, Mux(sh < 0, -sh, 0))[:5]
     xs1 = _reg(m, signed(32), (x.as_signed() << left)[:32], name + "_xs1")
     mu1 = _reg(m, signed(32), mult, name + "_mu1")
     rt1 = _reg(m, 5, right, name + "_rt1")
-    p2 = _reg(m, signed(64), xs1 * mu1, name + "_p2")
+    xl, xh, ml, mh = xs1[:16], xs1[16:].as_signed(), mu1[:16], mu1[16:].as_signed()
+    ll2 = _reg(m, unsigned(32), xl * ml, name + "_ll2")
+    lh2 = _reg(m, signed(33), xl * mh, name + "_lh2")
+    hl2 = _reg(m, signed(33), xh * ml, name + "_hl2")
+    hh2 = _reg(m, signed(32), xh * mh, name + "_hh2")
     ovf2 = _reg(m, 1, (xs1 == -(1 << 31)) & (mu1 == -(1 << 31)), name + "_ovf2")
     rt2 = _reg(m, 5, rt1, name + "_rt2")
-    q3 = _reg(m, signed(32), Mux(ovf2, (1 << 31) - 1, ((p2 + (1 << 30)) >> 31)[:32]),
-              name + "_q3")
+    # the product + 2^30 (TFLite's rounding before >> 31)
+    p3 = _reg(m, signed(64), ((hh2 << 32) + ((lh2 + hl2) << 16) + ll2 + (1 << 30))[:64],
+              name + "_p3")
+    ovf3 = _reg(m, 1, ovf2, name + "_ovf3")
     rt3 = _reg(m, 5, rt2, name + "_rt3")
-    half = (Const(1, 33) << rt3) >> 1
-    rnd = _comb(m, q3 + half - ((q3 < 0) & (rt3 != 0)), name + "_rnd")
-    r4 = _reg(m, signed(32), (rnd >> rt3)[:32], name + "_r4")
-    return r4
+    q4 = _reg(m, signed(32), Mux(ovf3, (1 << 31) - 1, (p3 >> 31)[:32]), name + "_q4")
+    rt4 = _reg(m, 5, rt3, name + "_rt4")
+    half = (Const(1, 33) << rt4) >> 1
+    rnd = _comb(m, q4 + half - ((q4 < 0) & (rt4 != 0)), name + "_rnd")
+    r5 = _reg(m, signed(32), (rnd >> rt4)[:32], name + "_r5")
+    return r5
 
 
 class _RegFIFO2(fifo.FIFOInterface, Elaboratable):
@@ -1232,23 +1251,26 @@ class VectorUnit(wiring.Component):
                                                                         (lo, "lo"), (hi, "hi")))
         ydata = []
         cntd = p0cnt
+        # stages: r1, r2 at MB; v5 at MB + 1; r3 at 2 MB + 1, delayed to 11; y at 12
+        MB = MBQM_LATENCY
+        assert 2 * MB + 1 <= POST_LATENCY - 1
         for j in range(PL):
             nm = f"l{j}"
             r1 = _mbqm(m, u1s[j], a_mult, a_shift, nm + "a")
             r2 = _mbqm(m, u2s[j], b_mult, b_shift, nm + "b")
             # DWCONV / VMATMUL: the accumulator + bias, in POST's first cycle (off EXEC's path)
             u1b = _reg(m, signed(32), Mux(dw_vm, (u1s[j] + u2s[j])[:32], u1s[j]), nm + "u1b")
-            u1d4 = _delay(m, u1b, 3, nm + "u1")
+            u1dm = _delay(m, u1b, MB - 1, nm + "u1")
             # ELTWISE MUL: (a + a_off) * (b + b_off), 18 x 18 bits, taken at stage 1
             pm1 = _reg(m, signed(32), (u1s[j][:18].as_signed() * u2s[j][:18].as_signed())[:32],
                        nm + "pm1")
-            pmd4 = _delay(m, pm1, 3, nm + "pm")
-            m3d5 = _delay(m, m3s[j], 5, nm + "m3")
-            s3d5 = _delay(m, s3s[j], 5, nm + "s3")
-            v5 = _reg(m, signed(32), Mux(elt_add, (r1 + r2)[:32], Mux(elt_mul, pmd4, u1d4)),
+            pmdm = _delay(m, pm1, MB - 1, nm + "pm")
+            m3dv = _delay(m, m3s[j], MB + 1, nm + "m3")
+            s3dv = _delay(m, s3s[j], MB + 1, nm + "s3")
+            v5 = _reg(m, signed(32), Mux(elt_add, (r1 + r2)[:32], Mux(elt_mul, pmdm, u1dm)),
                       nm + "v5")
-            r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3d5), Mux(is_elt, o_shift, s3d5), nm + "c")
-            r3d = _delay(m, r3, 2, nm + "r3")          # stage 11
+            r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3dv), Mux(is_elt, o_shift, s3dv), nm + "c")
+            r3d = _delay(m, r3, 10 - 2 * MB, nm + "r3")  # stage 11
             # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
             # (|num| = s + half for s > 0, else half - s: both sums from s in parallel, not
             # a negation after the rounding sum -- two carry chains in a row, ECP5 timing)

@@ -2,13 +2,15 @@
 
 import random
 
+import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.sim import Simulator
 
 from hw.config import preset
-from hw.vector import VectorUnit, _RegFIFO2
+from hw.vector import MBQM_LATENCY, VectorUnit, _mbqm, _RegFIFO2
+from models.arith import mbqm
 from sim.cocotb_run import run_cocotb
 
 CASES = [
@@ -91,6 +93,41 @@ def test_vector_post_lanes(cfg):
 def region(cfg) -> int:
     """SRAM bytes the bench fills: enough for the widest fixed shape."""
     return 16384 if cfg.vector_lanes <= 4 else 65536
+
+
+def test_mbqm_pipeline_matches_golden():
+    """POST's MultiplyByQuantizedMultiplier pipeline (``_mbqm``: the 32 x 32 product as four
+    registered partial products) equals the golden ``models.arith.mbqm`` on int32 extremes and
+    random operands, one operand set per cycle, each result ``MBQM_LATENCY`` cycles later."""
+    rng = random.Random(5)
+    edge = [-(1 << 31), -(1 << 31) + 1, -1, 0, 1, (1 << 31) - 1, 1 << 30, -(1 << 30), 0xFFFF,
+            -0x10000, 0x7FFF8000]
+    vals = [(rng.choice(edge), rng.choice(edge), rng.randrange(-31, 32)) for _ in range(400)]
+    vals += [(rng.randrange(-1 << 31, 1 << 31), rng.randrange(-1 << 31, 1 << 31),
+              rng.randrange(-31, 32)) for _ in range(1600)]
+    vals += [(-(1 << 31), -(1 << 31), 0), (-(1 << 31), -(1 << 31), -5), (1, -(1 << 31), 31)]
+    want = [int(mbqm(x, mu, sh)) for x, mu, sh in vals]
+    m = Module()
+    x, mult, shift = Signal(signed(32)), Signal(signed(32)), Signal(signed(8))
+    out = _mbqm(m, x, mult, shift, "t")
+    got = []
+
+    async def bench(ctx):
+        for k in range(len(vals) + MBQM_LATENCY):
+            if k < len(vals):
+                for sig, v in zip((x, mult, shift), vals[k], strict=True):
+                    ctx.set(sig, v)
+            await ctx.tick()
+            if k + 1 >= MBQM_LATENCY:
+                got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    bad = [(v, w, g) for v, w, g in zip(vals, want, got, strict=False) if w != g]
+    assert len(got) >= len(vals) and not bad, f"{len(bad)} mismatches, first {bad[:3]}"
+    assert len(set(np.sign(want))) == 3   # negative, zero and positive results
 
 
 def test_reg_fifo2_matches_sync_fifo():
