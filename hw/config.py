@@ -92,6 +92,13 @@ class Config:
     #: state, ~330 flip-flops, leave its fanout); one walk cycle more per K tile and M block
     #: (1 in ``m_block`` rows at most); for FPGA clocks.
     conv_walk_stages: int = 1
+    #: Stages of the conv unit's output scatter (hw/conv_unit.py ``_Scatter``): 1 = an output
+    #: beat (the engine's row, with the int32 partials added in MID) is shifted to its byte
+    #: offset as it is taken; 2 = it is registered first (data, address, byte count) and
+    #: shifted in the next cycle, so the engine's output, the partials' add and the mode's
+    #: selects do not reach the shifter in one cycle: one cycle more per instruction, the same
+    #: throughput; for FPGA clocks.
+    conv_out_stages: int = 1
     #: Cycles from an accepted SRAM read to its line on ``rdata`` (hw/npu_if.py
     #: :func:`~hw.npu_if.sram_read_latency`): 2 = the arbiters drive the banks' address pins
     #: directly; 3 = the granted read and write requests are registered before the banks (their
@@ -143,21 +150,12 @@ class Config:
         if not 0 <= self.array_logic_rows <= self.array_rows:
             raise ValueError("Config.array_logic_rows must be in [0, array_rows], got "
                              f"{self.array_logic_rows!r}")
-        if self.vector_exec_stages not in (1, 2):
-            raise ValueError("Config.vector_exec_stages must be 1 or 2, got "
-                             f"{self.vector_exec_stages}")
-        if self.vector_req_stages not in (1, 2):
-            raise ValueError("Config.vector_req_stages must be 1 or 2, got "
-                             f"{self.vector_req_stages!r}")
-        if self.conv_walk_stages not in (1, 2):
-            raise ValueError("Config.conv_walk_stages must be 1 or 2, got "
-                             f"{self.conv_walk_stages!r}")
-        if self.sram_arbiter_stages not in (0, 1, 2):
-            raise ValueError("Config.sram_arbiter_stages must be 0, 1 or 2, got "
-                             f"{self.sram_arbiter_stages!r}")
-        if self.sram_read_latency not in (2, 3, 4):
-            raise ValueError("Config.sram_read_latency must be 2, 3 or 4, got "
-                             f"{self.sram_read_latency!r}")
+        for f, ok in (("vector_exec_stages", (1, 2)), ("vector_req_stages", (1, 2)),
+                      ("conv_walk_stages", (1, 2)), ("conv_out_stages", (1, 2)),
+                      ("sram_arbiter_stages", (0, 1, 2)), ("sram_read_latency", (2, 3, 4))):
+            if getattr(self, f) not in ok:
+                raise ValueError(f"Config.{f} must be {', '.join(map(str, ok[:-1]))} or "
+                                 f"{ok[-1]}, got {getattr(self, f)!r}")
         lr = self.last_requant_lanes
         if lr and (lr < 0 or self.array_cols % lr):
             raise ValueError("Config.last_requant_lanes must be 0 or divide array_cols, got "
@@ -211,7 +209,7 @@ class Config:
 _LATER_FIELDS = {"sram_read_ports": 1, "vector_taps": 0, "vector_post_lanes": 0,
                  "array_logic_rows": 0, "last_requant_lanes": 0, "vector_exec_stages": 1,
                  "vector_req_stages": 1, "sram_read_latency": 2, "sram_arbiter_stages": 0,
-                 "conv_walk_stages": 1}
+                 "conv_walk_stages": 1, "conv_out_stages": 1}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -258,6 +256,7 @@ PRESETS: dict[str, Config] = {
         vector_exec_stages=2,
         vector_req_stages=2,
         conv_walk_stages=2,
+        conv_out_stages=2,
         sram_read_latency=4,
         sram_arbiter_stages=2,
     ),

@@ -134,6 +134,9 @@ class _Scatter(wiring.Component):
     def __init__(self, config: Config, nbytes: int):
         self.W = line_bytes(config)
         self.B = nbytes
+        # Config.conv_out_stages = 2: the input beat registered before the shift (the beat's
+        # byte mask applied on the way in)
+        self.in_reg = config.conv_out_stages == 2
         self.lab = line_addr_bits(config)
         self.lgw = (self.W - 1).bit_length()
         # lines a run of B bytes at any offset can touch
@@ -173,6 +176,7 @@ class _Scatter(wiring.Component):
         wr = self.wr.req
         m.d.comb += [wr.p.addr.eq(pline), wr.p.data.eq(pdata), wr.p.mask.eq(pmask)]
         consume = Signal()
+        in_idle = Signal()      # no beat waits in the input register (conv_out_stages = 2)
         merged_data = Cat(*[Mux(cur_mask[i], cur_data[8 * i:8 * i + 8], pdata[8 * i:8 * i + 8])
                             for i in range(W)])
         with m.If(piece):
@@ -188,7 +192,7 @@ class _Scatter(wiring.Component):
                 with m.If(wr.ready):
                     m.d.comb += consume.eq(1)
                     m.d.sync += [pline.eq(cur_line), pdata.eq(cur_data), pmask.eq(cur_mask)]
-        with m.Elif(self.flush & pv):
+        with m.Elif(self.flush & pv & in_idle):
             m.d.comb += wr.valid.eq(1)
             with m.If(wr.ready):
                 m.d.sync += pv.eq(0)
@@ -198,23 +202,41 @@ class _Scatter(wiring.Component):
                 m.d.sync += have.eq(0)
         # load a new run when the register is free (or frees this cycle)
         free = ~have | (consume & last_step)
-        m.d.comb += self.i_ready.eq(free)
-        off = self.i_addr[:lgw] if lgw else Const(0, 1)
         nmask = Signal(B)
         m.d.comb += nmask.eq(Cat(*[i < self.i_n for i in range(B)]))
         data_m = Signal(8 * B)
         m.d.comb += data_m.eq(Cat(*[Mux(nmask[i], self.i_data[8 * i:8 * i + 8], 0)
                                     for i in range(B)]))
-        with m.If(self.i_valid & free):
+        if self.in_reg:
+            # the input register: loads when empty or moving into the shift stage
+            r_v = Signal()
+            r_addr, r_data, r_n, r_mask = (Signal.like(v, name="r_" + n) for v, n in (
+                (self.i_addr, "addr"), (data_m, "data"), (self.i_n, "n"), (nmask, "mask")))
+            load = r_v & free
+            m.d.comb += self.i_ready.eq(~r_v | free)
+            with m.If(self.i_valid & self.i_ready):
+                m.d.sync += [r_v.eq(1), r_addr.eq(self.i_addr), r_data.eq(data_m),
+                             r_n.eq(self.i_n), r_mask.eq(nmask)]
+            with m.Elif(load):
+                m.d.sync += r_v.eq(0)
+            s_addr, s_data, s_n, s_mask = r_addr, r_data, r_n, r_mask
+            idle = ~r_v
+        else:
+            load = self.i_valid & free
+            m.d.comb += self.i_ready.eq(free)
+            s_addr, s_data, s_n, s_mask = self.i_addr, data_m, self.i_n, nmask
+            idle = 1
+        off = s_addr[:lgw] if lgw else Const(0, 1)
+        with m.If(load):
             m.d.sync += [
-                have.eq(self.i_n != 0),
+                have.eq(s_n != 0),
                 step.eq(0),
-                cur_line.eq(self.i_addr[lgw:lgw + self.lab]),
-                vec.eq(data_m << (off * 8)),
-                vmask.eq(nmask << off),
-                nsteps.eq((off + self.i_n + W - 1) >> lgw),
+                cur_line.eq(s_addr[lgw:lgw + self.lab]),
+                vec.eq(s_data << (off * 8)),
+                vmask.eq(s_mask << off),
+                nsteps.eq((off + s_n + W - 1) >> lgw),
             ]
-        m.d.comb += self.empty.eq(~have & ~pv)
+        m.d.comb += [in_idle.eq(idle), self.empty.eq(~have & ~pv & idle)]
         return m
 
 

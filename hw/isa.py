@@ -510,6 +510,7 @@ class Timing:
       tile's last row; tile 1 into the free bank, R + 1 cycles after tile 0): blocks of
       >= R + C + 1 rows stream one row per cycle. Plus ``conv_setup`` + R (the first tile's load)
       + ``array_latency`` (``hw.systolic.array_latency``: R + C + 1, + 2 at a fast clock) +
+      ``conv_out`` (1 with ``Config.conv_out_stages`` = 2: the output scatter's register) +
       ``requant_latency`` (the conv unit's requant pipeline, ``hw.requant.RequantCore``: 18
       stages at a fast clock, 7 at a slow one) per instruction, and the int32 partials read
       back for acc MID/LAST; a LAST through a time-shared requant (``Config.last_requant_lanes``)
@@ -606,6 +607,8 @@ class Timing:
         # Config.conv_walk_stages = 2: the act-gather walk's turn cycle after each K tile's pass
         # over an M block's rows (hw/conv_unit.py)
         self.conv_turn = config.conv_walk_stages - 1
+        # Config.conv_out_stages = 2: the output scatter's input register, per instruction
+        self.conv_out = config.conv_out_stages - 1
         self.issue = 1
         self.host_cycles = 0
         # the vector unit's own SRAM read port (Config.sram_read_ports): no port sharing

@@ -177,7 +177,8 @@ def _conv_cost(k: tuple, t: Timing) -> int:
     if acc == AccMode.LAST and t.last_requant_cycles > 1:
         # a time-shared LAST requant takes one output beat per last_requant_cycles
         stream = max(stream, m * t.last_requant_cycles) + t.last_requant_cycles
-    return (t.issue + t.conv_setup + R + stream + extra + t.array_latency + t.requant_latency)
+    return (t.issue + t.conv_setup + R + stream + extra + t.array_latency + t.requant_latency
+            + t.conv_out)
 
 
 def _conv_pieces(k: tuple, R: int, nk: int, W: int = 0) -> list[float]:

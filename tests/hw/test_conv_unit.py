@@ -15,9 +15,10 @@ CASES = [
     pytest.param(TINY.replace(last_requant_lanes=1), {"count": 24}, None, id="tiny-lastrq1"),
     # the weight buffer's read data registered before the shifter (Config.sram_read_latency = 4)
     pytest.param(TINY.replace(sram_read_latency=4), {"count": 24}, None, id="tiny-lat4"),
-    # the walk's K tile / M block turn in a cycle of its own (Config.conv_walk_stages = 2)
-    pytest.param(TINY.replace(conv_walk_stages=2, sram_read_latency=4), {"count": 24}, None,
-                 id="tiny-walk2"),
+    # the walk's K tile / M block turn in a cycle of its own (Config.conv_walk_stages = 2) and
+    # the output scatter's input register (Config.conv_out_stages = 2)
+    pytest.param(TINY.replace(conv_walk_stages=2, conv_out_stages=2, sram_read_latency=4),
+                 {"count": 24}, None, id="tiny-walk2"),
     pytest.param(preset("ecp5"), {"count": 80, "big": True}, None, id="ecp5",
                  marks=pytest.mark.full),
     pytest.param(TINY.replace(array_rows=3, array_cols=2), {"count": 80, "big": True}, None,
