@@ -220,6 +220,42 @@ class _RegFIFO2(fifo.FIFOInterface, Elaboratable):
         return m
 
 
+class _HeadFIFO(fifo.FIFOInterface, Elaboratable):
+    """A FIFO with ``SyncFIFO``'s ports and cycle behaviour whose head is a register: the head
+    register ``hd`` in front of a ``SyncFIFO(depth - 1)``. A write goes into ``hd`` when it is
+    empty or read in the cycle and the FIFO behind it is empty, else into that FIFO; a read
+    refills ``hd`` from that FIFO's head. So ``r_data`` is a register, not a LUT-RAM read behind
+    a read pointer (on ECP5 ASM's command-metadata FIFO head started the line cache's read
+    address and the byte shifter: issue #13). ``hd`` empty implies the FIFO behind is empty."""
+
+    def __init__(self, *, width: int, depth: int):
+        if depth < 2:
+            raise ValueError("_HeadFIFO needs depth >= 2")
+        super().__init__(width=width, depth=depth)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.body = body = fifo.SyncFIFO(width=self.width, depth=self.depth - 1)
+        hd = Signal(self.width, reset_less=True)
+        hd_v = Signal()
+        do_w = self.w_en & self.w_rdy
+        do_r = self.r_en & self.r_rdy
+        refill = ~hd_v | do_r
+        to_hd = refill & ~body.r_rdy
+        m.d.comb += [self.w_rdy.eq(body.w_rdy), self.r_rdy.eq(hd_v), self.r_data.eq(hd),
+                     self.w_level.eq(hd_v + body.r_level), self.r_level.eq(hd_v + body.r_level),
+                     body.w_data.eq(self.w_data), body.w_en.eq(do_w & ~to_hd),
+                     body.r_en.eq(refill & body.r_rdy)]
+        with m.If(refill):
+            with m.If(body.r_rdy):
+                m.d.sync += [hd.eq(body.r_data), hd_v.eq(1)]
+            with m.Elif(do_w):
+                m.d.sync += [hd.eq(self.w_data), hd_v.eq(1)]
+            with m.Else():
+                m.d.sync += hd_v.eq(0)
+        return m
+
+
 class VectorUnit(wiring.Component):
     """The depthwise / vector unit (see the module docstring). Ports: ``unit_signature()``'s
     members at top level, ``rd`` (SRAM read master) and ``wr`` (SRAM write master)."""
@@ -761,7 +797,9 @@ class VectorUnit(wiring.Component):
         V = TT + 1
         NS = 2 * V
         EB = max(1, (NE - 1).bit_length())
-        metaq = fifo.SyncFIFO(width=META.size, depth=META_DEPTH)
+        # (vector_req_stages = 2, FPGA clocks: the head a register, the same cycles)
+        metaq = (_HeadFIFO if self.config.vector_req_stages == 2
+                 else fifo.SyncFIFO)(width=META.size, depth=META_DEPTH)
         respq = fifo.SyncFIFO(width=8 * W, depth=RESP_DEPTH)
         m.submodules.metaq = metaq
         m.submodules.respq = respq
@@ -1068,19 +1106,44 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [sel[j].eq(mh.sel[j]) for j in range(L)]
         else:
             sel = [Const(0, 1)]
-        tpad_dw = [_comb(m, is_dw & am.tpad[k], f"tpad_dw{k}") for k in range(TT)]
-        # VMATMUL's lanes beyond the chunk's K multiply a zero x here, so the dot products add
-        # the products without a mask (only VMATMUL reads them)
-        vm_off = [_comb(m, is_vm & (am.kn <= j), f"vm_off{j}") for j in range(L)]
+        # Lane j's x byte of tap k: a DWCONV padding tap is in_zp; VMATMUL's lanes beyond the
+        # chunk's K multiply a zero x here, so the dot products add the products without a mask
+        # (only VMATMUL reads them); else byte sel[j] (DWCONV) or j of the tap's vector.
+        def x_src(meta, sels):
+            """(byte index per lane, forced per tap and lane, forced value per tap) of a
+            command's metadata and DWCONV lane selects"""
+            tpad_dw = [is_dw & meta.tpad[k] for k in range(TT)]
+            vm_off = [is_vm & (meta.kn <= j) for j in range(L)]
+            idx = [Mux(is_dw, sels[j], j) if L > 1 else Const(0, 1) for j in range(L)]
+            frc = [[tpad_dw[k] | vm_off[j] for j in range(L)] for k in range(TT)]
+            fv = [Mux(tpad_dw[k], in_zp, 0) for k in range(TT)]
+            return idx, frc, fv
+
+        if skid:
+            # vector_req_stages = 2 (FPGA clocks): taken as av loads, in registers, so the
+            # multipliers' operands are a byte select and a force behind registers, not the
+            # opcode's selects (the instruction's fields are constant while commands flow: a
+            # new instruction waits for idle)
+            nmeta = data.View(META, Mux(sk_v, sk_meta, mh))
+            nidx, nfrc, nfv = x_src(nmeta, nmeta.sel)
+            x_idx = [Signal(max(1, LL), name=f"av_idx{j}", reset_less=True) for j in range(L)]
+            x_frc = [[Signal(name=f"av_frc{k}_{j}", reset_less=True) for j in range(L)]
+                     for k in range(TT)]
+            x_fv = [Signal(signed(8), name=f"av_fv{k}", reset_less=True) for k in range(TT)]
+            with m.If(exec_take | ~av):
+                m.d.sync += [*[a.eq(b) for a, b in zip(x_idx, nidx, strict=True)],
+                             *[a.eq(b) for a, b in zip(x_fv, nfv, strict=True)],
+                             *[a.eq(b) for ra, rb in zip(x_frc, nfrc, strict=True)
+                               for a, b in zip(ra, rb, strict=True)]]
+        else:
+            x_idx, x_frc, x_fv = x_src(am, sel)
         ws = []                        # tap 0's w byte per lane (every opcode)
         xk, pk = [], []                # per lane: every tap (DWCONV / POOL)
         for j in range(L):
             xl_, pl_k = [], []
             for k in range(TT):
-                ax = av_xs[k]
-                xr = Mux(is_dw, ax.word_select(sel[j], 8), ax[8 * j:8 * j + 8]).as_signed()
-                xj = _comb(m, Mux(tpad_dw[k], in_zp, Mux(vm_off[j], 0, xr)), f"x{j}_{k}",
-                           signed(8))
+                xr = av_xs[k].word_select(x_idx[j], 8).as_signed()
+                xj = _comb(m, Mux(x_frc[k][j], x_fv[k], xr), f"x{j}_{k}", signed(8))
                 wk = wtap[k][8 * j:8 * j + 8].as_signed()
                 xl_.append(xj)
                 pl_k.append(_comb(m, xj * wk, f"p{j}_{k}", signed(16)))

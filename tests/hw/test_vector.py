@@ -9,7 +9,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.sim import Simulator
 
 from hw.config import preset
-from hw.vector import MBQM_LATENCY, VectorUnit, _mbqm, _RegFIFO2
+from hw.vector import MBQM_LATENCY, VectorUnit, _HeadFIFO, _mbqm, _RegFIFO2
 from models.arith import mbqm
 from sim.cocotb_run import run_cocotb
 
@@ -130,26 +130,31 @@ def test_mbqm_pipeline_matches_golden():
     assert len(set(np.sign(want))) == 3   # negative, zero and positive results
 
 
-def test_reg_fifo2_matches_sync_fifo():
-    """REQ's command FIFO in flip-flops (``_RegFIFO2``, ``vector_req_stages`` = 2) behaves
-    cycle for cycle as Amaranth's ``SyncFIFO`` of depth 2: the same ``w_rdy``, ``r_rdy``,
-    levels and (while ``r_rdy``) head, under random writes and reads."""
+@pytest.mark.parametrize(("kind", "depth"), [("reg2", 2), ("head", 2), ("head", 3), ("head", 8)])
+def test_reg_fifos_match_sync_fifo(kind, depth):
+    """The vector unit's FIFOs with a register head behave cycle for cycle as Amaranth's
+    ``SyncFIFO`` of their depth: the same ``w_rdy``, ``r_rdy``, levels and (while ``r_rdy``)
+    head, under random writes and reads. ``_RegFIFO2``: REQ's command FIFO; ``_HeadFIFO``: ASM's
+    command-metadata FIFO (both with ``vector_req_stages`` = 2)."""
     m = Module()
-    m.submodules.ref = ref = SyncFIFO(width=8, depth=2)
-    m.submodules.dut = dut = _RegFIFO2(width=8)
-    rng = random.Random(13)
+    m.submodules.ref = ref = SyncFIFO(width=8, depth=depth)
+    m.submodules.dut = dut = (_RegFIFO2(width=8) if kind == "reg2"
+                              else _HeadFIFO(width=8, depth=depth))
+    rng = random.Random(13 + depth)
     seen = []
 
     async def bench(ctx):
-        for _ in range(3000):
-            w, r, d = rng.random() < 0.6, rng.random() < 0.5, rng.randrange(256)
+        for k in range(3000):
+            # phases that favour writes, then reads, so deep FIFOs fill and drain
+            pw = 0.75 if (k // 200) % 2 == 0 else 0.35
+            w, r, d = rng.random() < pw, rng.random() < 0.5, rng.randrange(256)
             for f in (ref, dut):
                 ctx.set(f.w_en, w)
                 ctx.set(f.w_data, d)
                 ctx.set(f.r_en, r)
             got = [(ctx.get(f.w_rdy), ctx.get(f.r_rdy), ctx.get(f.r_level),
                     ctx.get(f.r_data) if ctx.get(f.r_rdy) else None) for f in (ref, dut)]
-            assert got[1] == got[0], f"cycle {len(seen)}: ref {got[0]}, _RegFIFO2 {got[1]}"
+            assert got[1] == got[0], f"cycle {len(seen)}: ref {got[0]}, {kind} {got[1]}"
             seen.append(got[0])
             await ctx.tick()
 
@@ -158,5 +163,5 @@ def test_reg_fifo2_matches_sync_fifo():
     sim.add_testbench(bench)
     sim.run()
     # the walk reached every level, with reads of a full FIFO
-    assert {g[2] for g in seen} == {0, 1, 2}
+    assert {g[2] for g in seen} == set(range(depth + 1))
 
