@@ -208,14 +208,14 @@ class _RegFIFO2(fifo.FIFOInterface, Elaboratable):
         m.d.comb += [self.w_rdy.eq(level != 2), self.r_rdy.eq(level != 0),
                      self.r_data.eq(ent0),
                      self.w_level.eq(level), self.r_level.eq(level)]
-        with m.If(level == 2):
-            with m.If(do_r):
-                m.d.sync += ent0.eq(ent1)
-        with m.Elif(do_w):
-            with m.If((level == 0) | do_r):
-                m.d.sync += ent0.eq(self.w_data)
-            with m.Else():
-                m.d.sync += ent1.eq(self.w_data)
+        # ent1 takes every write (it only matters where the entry stays there: level 1 and no
+        # read); ent0 loads when read or empty (ent1 if full, else the write; a load without a
+        # write into an emptying FIFO is unused), so ``do_r`` only enables ent0 and steers no
+        # data (it comes from REQ's ``complete``: ECP5 timing)
+        with m.If(do_w):
+            m.d.sync += ent1.eq(self.w_data)
+        with m.If(do_r | (level == 0)):
+            m.d.sync += ent0.eq(Mux(level == 2, ent1, self.w_data))
         m.d.sync += level.eq(level + do_w - do_r)
         return m
 
@@ -861,12 +861,16 @@ class VectorUnit(wiring.Component):
             self.rd.req.payload.addr.eq(fm_line),
             rfire.eq(self.rd.req.valid & self.rd.req.ready),
         ]
-        # slot resolved this cycle: in the cache, or its line is the one requested now
+        # the slots whose line is the one requested now
         fm_same = [_comb(m, rfire & same[s_].bit_select(fm, 1), f"fm_same{s_}") for s_ in range(NS)]
-        res = [hv[s_] | fm_same[s_] for s_ in range(NS)]
         ent = [Mux(hv[s_], hidx[s_], victim) for s_ in range(NS)]
-        m.d.comb += complete.eq(rq_v & metaq.w_rdy
-                                & Cat(*[~sl_need[s_] | res[s_] for s_ in range(NS)]).all())
+        # complete: every needed slot hits, or its line is the one requested now. With a miss
+        # that is: a request fires and the misses are one line, which is every two missing
+        # slots sharing a line (``same`` is line equality): no priority encoder (``fm``) and
+        # line select in front of ``complete``, which loads REQ's registers (ECP5 timing)
+        one_line = _comb(m, Cat(*[~miss[s_] | ~miss[t_] | same[s_][t_] for s_ in range(NS)
+                                  for t_ in range(s_ + 1, NS)]).all(), "one_line")
+        m.d.comb += complete.eq(rq_v & metaq.w_rdy & (~miss.any() | (rfire & one_line)))
         with m.If(rfire):
             m.d.sync += [tv.eq(tv | voh), npop.eq(npop + 1), Array(popents)[npop].eq(victim)]
             for e in range(NE):
