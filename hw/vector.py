@@ -151,7 +151,14 @@ def _delay(m, sig, n, name):
 MBQM_LATENCY = 5
 
 
-def _mbqm(m, x, mult, shift, name):
+def _shift_lr(shift):
+    """MultiplyByQuantizedMultiplier's shift as (left, right) amounts, clamped to [0, 31]."""
+    sh = shift.as_signed()
+    return (Mux(sh > 31, 31, Mux(sh > 0, sh, 0))[:5],
+            Mux(sh < -31, 31, Mux(sh < 0, -sh, 0))[:5])
+
+
+def _mbqm(m, x, mult, shift, name, lr=None):
     """TFLite MultiplyByQuantizedMultiplier(int32 x, int32 mult, int32 shift) in
     ``MBQM_LATENCY`` registered stages; shift is clamped to [-31, 31]. Returns the int32 result.
 
@@ -160,10 +167,9 @@ def _mbqm(m, x, mult, shift, name):
     constant in the next stage: the multiplier blocks and the adders behind them are two
     register-to-register paths, not one (ECP5 timing, issue #13). The sum is exact:
     x * mult = (xh * 2^16 + xl) * (mh * 2^16 + ml) with xh, mh the signed high halves and xl, ml
-    the unsigned low halves."""
-    sh = _comb(m, shift.as_signed(), name + "_sh")
-    left = Mux(sh > 31, 31, Mux(sh > 0, sh, 0))[:5]
-    right = Mux(sh < -31, 31, Mux(sh < 0, -sh, 0))[:5]
+    the unsigned low halves. ``lr``: the shift as (left, right) amounts already (``_shift_lr``),
+    instead of ``shift``."""
+    left, right = lr if lr is not None else _shift_lr(_comb(m, shift.as_signed(), name + "_sh"))
     xs1 = _reg(m, signed(32), (x.as_signed() << left)[:32], name + "_xs1")
     mu1 = _reg(m, signed(32), mult, name + "_mu1")
     rt1 = _reg(m, 5, right, name + "_rt1")
@@ -1313,6 +1319,10 @@ class VectorUnit(wiring.Component):
                                                                (pass_, "pass_y")))
         off_y, lo_y, hi_y = (_reg(m, v.shape(), v, n + "_y") for v, n in ((off, "off"),
                                                                         (lo, "lo"), (hi, "hi")))
+        # r3's shift: ELTWISE's as registered amounts, and is_elt, local copies like the above
+        # (Pq is written before ELTWISE's first beat, which reaches r3's input MB + 1 cycles on)
+        elt_y = _reg(m, 1, is_elt, "elt_y")
+        lr_o = [_reg(m, 5, v, f"o_{d}_y") for d, v in zip("lr", _shift_lr(o_shift), strict=True)]
         ydata = []
         cntd = p0cnt
         # stages: r1, r2 at MB; v5 at MB + 1; r3 at 2 MB + 1, delayed to 11; y at 12
@@ -1330,10 +1340,15 @@ class VectorUnit(wiring.Component):
                        nm + "pm1")
             pmdm = _delay(m, pm1, MB - 1, nm + "pm")
             m3dv = _delay(m, m3s[j], MB + 1, nm + "m3")
-            s3dv = _delay(m, s3s[j], MB + 1, nm + "s3")
             v5 = _reg(m, signed(32), Mux(elt_add, (r1 + r2)[:32], Mux(elt_mul, pmdm, u1dm)),
                       nm + "v5")
-            r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3dv), Mux(is_elt, o_shift, s3dv), nm + "c")
+            # its shift as amounts: a lane's decoded as it enters POST and delayed, ELTWISE's
+            # from a registered copy (lr_o), selected by a local copy of is_elt: no compares
+            # and no is_elt from across the unit in front of the left shifter (ECP5 timing)
+            s3lr = [_delay(m, _reg(m, 5, v, f"{nm}s3{d}"), MB, f"{nm}s3{d}")
+                    for d, v in zip("lr", _shift_lr(s3s[j]), strict=True)]
+            lr3 = [Mux(elt_y, o, c) for o, c in zip(lr_o, s3lr, strict=True)]
+            r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3dv), None, nm + "c", lr=lr3)
             r3d = _delay(m, r3, 10 - 2 * MB, nm + "r3")  # stage 11
             # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
             # (|num| = s + half for s > 0, else half - s: both sums from s in parallel, not
