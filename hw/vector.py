@@ -1315,8 +1315,8 @@ class VectorUnit(wiring.Component):
         # 11 cycles later), so a copy a cycle old is the same value, and the stage's adder and
         # clamp start from registers beside them, not from the instruction registers' muxes
         # across the unit (ECP5 timing, issue #13)
-        avg_y, lut_y, pass_y = (_reg(m, 1, v, n) for v, n in ((avg, "avg_y"), (is_lut, "lut_y"),
-                                                               (pass_, "pass_y")))
+        avg_y, lut_y, alt_y = (_reg(m, 1, v, n) for v, n in ((avg, "avg_y"), (is_lut, "lut_y"),
+                                                              (avg | is_lut | pass_, "alt_y")))
         off_y, lo_y, hi_y = (_reg(m, v.shape(), v, n + "_y") for v, n in ((off, "off"),
                                                                         (lo, "lo"), (hi, "hi")))
         # r3's shift: ELTWISE's as registered amounts, and is_elt, local copies like the above
@@ -1370,15 +1370,19 @@ class VectorUnit(wiring.Component):
                 d = _reg(m, unsigned(17), d, f"{nm}dd{b}")
                 neg = _reg(m, 1, neg, f"{nm}dn{b}")
             # a, q at stage 10
-            qs = _reg(m, signed(32), Mux(neg, -q, q), nm + "qs11")  # stage 11
-            u1d11 = _delay(m, u1s[j], 11, nm + "u1p")
+            u1d10 = _delay(m, u1s[j], 10, nm + "u1p")
             # LUT: the lane's byte registered at stage 1, its table entry taken at stage 2 (the
             # 256:1 byte select of the table registers starts from a register, not from POST's
             # phase select: ECP5 timing, issue #13)
             li1 = _reg(m, unsigned(8), u1s[j][:8], nm + "li1")
             lt2 = _reg(m, signed(8), T.word_select(li1, 8), nm + "lt2")
-            ltd11 = _delay(m, lt2, 9, nm + "lt")
-            val = Mux(avg_y, qs, Mux(lut_y, ltd11, Mux(pass_y, u1d11, r3d)))
+            ltd10 = _delay(m, lt2, 8, nm + "lt")
+            # the results other than r3 (AVG's quotient, the LUT entry, the pass-through)
+            # selected at stage 10 into one register, so the output stage's adder sees a 2:1
+            # select (ECP5 timing)
+            alt11 = _reg(m, signed(32), Mux(avg_y, Mux(neg, -q, q), Mux(lut_y, ltd10, u1d10)),
+                         nm + "alt11")
+            val = Mux(alt_y, alt11, r3d)
             y = _comb(m, (val + off_y)[:32].as_signed(), nm + "y")  # int32 add, as TFLM
             yc = Mux(y < lo_y, lo_y, Mux(y > hi_y, hi_y, y))
             ydata.append(_reg(m, signed(8), yc[:8], nm + "y12"))
