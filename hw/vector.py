@@ -1003,11 +1003,6 @@ class VectorUnit(wiring.Component):
             m.d.comb += [wp.addr.eq(pe), wp.data.eq(data_), wp.en.eq(pop)]
         # a vector: L bytes from byte off (< W) of its line and the next one (a byte shifter of
         # W + L bytes: a shift of both whole lines would be 4x wider and slow down elaboration)
-        # DWCONV's MAC commands: lane j of an x vector is byte sel[j] of the vector (the lane's
-        # input channel, counted in REQ), taken here as byte off + sel[j] of the window instead
-        # of a byte select in EXEC in front of the multipliers (ECP5 timing); every other
-        # vector (and the K_WLOAD / K_PARAM vectors of a DWCONV) is bytes off .. off + L - 1
-        dwx = _comb(m, is_dw & (mh.kind == K_MAC), "dwx")
         vec_n = []
         for v in range(V):
             halves = []
@@ -1016,13 +1011,7 @@ class VectorUnit(wiring.Component):
                 rp = mem.read_port(domain="comb")
                 m.d.comb += rp.addr.eq(e)
                 halves.append(_comb(m, Mux(pop & (pe == e), data_, rp.data), f"v{v}_{nm}"))
-            win = Cat(*halves)
-            if v < TT and L > 1:
-                vec_n.append(_comb(m, Cat(*[
-                    win.word_select(mh.off[v] + Mux(dwx, mh.sel[j], j), 8) for j in range(L)]),
-                    f"v{v}_x"))
-            else:
-                vec_n.append(win.bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L))
+            vec_n.append(Cat(*halves).bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L))
         with m.If(done_cmd):
             m.d.sync += pc.eq(0)
         if skid:
@@ -1117,39 +1106,53 @@ class VectorUnit(wiring.Component):
         mx = [Signal(signed(8), name=f"mx{j}") for j in range(L)]
         cnt = Signal(17)
         in_zp = dw.in_zp
+        # DWCONV lane j reads input channel (r + j) // depth_mult of the group: counted in REQ
+        # (meta ``sel``), EXEC reads it from registers.
+        if L > 1 and skid:
+            sel = [av_meta.sel[j] for j in range(L)]
+        elif L > 1:
+            sel = [Signal(LL, name=f"av_sel{j}", reset_less=True) for j in range(L)]
+            with m.If(done_cmd):
+                m.d.sync += [sel[j].eq(mh.sel[j]) for j in range(L)]
+        else:
+            sel = [Const(0, 1)]
         # Lane j's x byte of tap k: a DWCONV padding tap is in_zp; VMATMUL's lanes beyond the
         # chunk's K multiply a zero x here, so the dot products add the products without a mask
-        # (only VMATMUL reads them); else lane j of the tap's vector (for DWCONV its channel's
-        # byte, selected in ASM).
-        def x_src(meta):
-            """(forced per tap and lane, forced value per tap) of a command's metadata"""
+        # (only VMATMUL reads them); else byte sel[j] (DWCONV) or j of the tap's vector.
+        def x_src(meta, sels):
+            """(byte index per lane, forced per tap and lane, forced value per tap) of a
+            command's metadata and DWCONV lane selects"""
             tpad_dw = [is_dw & meta.tpad[k] for k in range(TT)]
             vm_off = [is_vm & (meta.kn <= j) for j in range(L)]
+            idx = [Mux(is_dw, sels[j], j) if L > 1 else Const(0, 1) for j in range(L)]
             frc = [[tpad_dw[k] | vm_off[j] for j in range(L)] for k in range(TT)]
             fv = [Mux(tpad_dw[k], in_zp, 0) for k in range(TT)]
-            return frc, fv
+            return idx, frc, fv
 
         if skid:
             # vector_req_stages = 2 (FPGA clocks): taken as av loads, in registers, so the
-            # multipliers' operands are a force behind registers, not the opcode's selects (the
-            # instruction's fields are constant while commands flow: a new instruction waits
-            # for idle)
-            nfrc, nfv = x_src(data.View(META, Mux(sk_v, sk_meta, mh)))
+            # multipliers' operands are a byte select and a force behind registers, not the
+            # opcode's selects (the instruction's fields are constant while commands flow: a
+            # new instruction waits for idle)
+            nmeta = data.View(META, Mux(sk_v, sk_meta, mh))
+            nidx, nfrc, nfv = x_src(nmeta, nmeta.sel)
+            x_idx = [Signal(max(1, LL), name=f"av_idx{j}", reset_less=True) for j in range(L)]
             x_frc = [[Signal(name=f"av_frc{k}_{j}", reset_less=True) for j in range(L)]
                      for k in range(TT)]
             x_fv = [Signal(signed(8), name=f"av_fv{k}", reset_less=True) for k in range(TT)]
             with m.If(exec_take | ~av):
-                m.d.sync += [*[a.eq(b) for a, b in zip(x_fv, nfv, strict=True)],
+                m.d.sync += [*[a.eq(b) for a, b in zip(x_idx, nidx, strict=True)],
+                             *[a.eq(b) for a, b in zip(x_fv, nfv, strict=True)],
                              *[a.eq(b) for ra, rb in zip(x_frc, nfrc, strict=True)
                                for a, b in zip(ra, rb, strict=True)]]
         else:
-            x_frc, x_fv = x_src(am)
+            x_idx, x_frc, x_fv = x_src(am, sel)
         ws = []                        # tap 0's w byte per lane (every opcode)
         xk, pk = [], []                # per lane: every tap (DWCONV / POOL)
         for j in range(L):
             xl_, pl_k = [], []
             for k in range(TT):
-                xr = av_xs[k][8 * j:8 * j + 8].as_signed()
+                xr = av_xs[k].word_select(x_idx[j], 8).as_signed()
                 xj = _comb(m, Mux(x_frc[k][j], x_fv[k], xr), f"x{j}_{k}", signed(8))
                 wk = wtap[k][8 * j:8 * j + 8].as_signed()
                 xl_.append(xj)
