@@ -12,6 +12,7 @@ from amaranth.sim import Simulator
 from hw.config import preset
 from hw.systolic import SystolicArray, registered_mul
 from sim.cocotb_run import run_cocotb
+from tests.hw.pipe_sim import run_pipeline
 
 TINY = preset("tiny")
 
@@ -93,19 +94,5 @@ def test_logic_mul_pipelined(sa, sb, stages):
     a = Signal(signed(8) if sa else unsigned(8))
     b = Signal(signed(8) if sb else unsigned(8))
     p = logic_mul(m, a, b, "t", stages=stages)
-    got = []
-
-    async def bench(ctx):
-        for i in range(len(pairs) + stages):
-            if i < len(pairs):
-                ctx.set(a, pairs[i][0])
-                ctx.set(b, pairs[i][1])
-            await ctx.tick()
-            if i + 1 >= stages:
-                got.append(ctx.get(p))
-
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    got = run_pipeline(m, (a, b), pairs, p, stages)
     assert got[:len(pairs)] == [x * y for x, y in pairs]
