@@ -1348,11 +1348,11 @@ class VectorUnit(wiring.Component):
             # its shift as amounts: a lane's decoded as it enters POST and delayed, ELTWISE's
             # from a registered copy (lr_o), selected by a local copy of is_elt: no compares
             # and no is_elt from across the unit in front of the left shifter (ECP5 timing)
-            s3lr = [_delay(m, _reg(m, 5, v, f"{nm}s3{d}"), MB, f"{nm}s3{d}")
+            s3lr = [_delay(m, v, MB + 1, f"{nm}s3{d}")
                     for d, v in zip("lr", _shift_lr(s3s[j]), strict=True)]
             lr3 = [Mux(elt_y, o, c) for o, c in zip(lr_o, s3lr, strict=True)]
             r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3dv), None, nm + "c", lr=lr3)
-            r3d = _delay(m, r3, 10 - 2 * MB, nm + "r3")  # stage 11
+            r3d = _delay(m, r3, POST_LATENCY - 1 - (2 * MB + 1), nm + "r3")  # stage 11
             # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
             # (|num| = s + half for s > 0, else half - s: both sums from s in parallel, not
             # a negation after the rounding sum -- two carry chains in a row, ECP5 timing)
