@@ -168,7 +168,7 @@ def _mbqm(m, x, mult, shift, name, lr=None):
     register-to-register paths, not one (ECP5 timing, issue #13). The sum is exact:
     x * mult = (xh * 2^16 + xl) * (mh * 2^16 + ml) with xh, mh the signed high halves and xl, ml
     the unsigned low halves. ``lr``: the shift as (left, right) amounts already (``_shift_lr``),
-    instead of ``shift``."""
+    instead of ``shift``; its left amount may be wider (x is then taken as (x << left)[:32])."""
     left, right = lr if lr is not None else _shift_lr(_comb(m, shift.as_signed(), name + "_sh"))
     xs1 = _reg(m, signed(32), (x.as_signed() << left)[:32], name + "_xs1")
     mu1 = _reg(m, signed(32), mult, name + "_mu1")
@@ -1085,11 +1085,14 @@ class VectorUnit(wiring.Component):
                             for i in range(12)])),
         ]
         P = pmr.data
-        tw = [Signal(8 * L, name=f"tw{i}") for i in range(NT)]
-        T = Cat(*tw)
-        for i in range(NT):
-            with m.If(e_take & (em.kind == K_TABLE) & (em.idx == i // TT)):
-                m.d.sync += tw[i].eq(e_xs[i % TT])
+        # LUT table: a K_TABLE command (chunk idx) writes its TT x vectors as row idx (table
+        # bytes idx*TT*L ..; the last row's vectors past byte 255 are never read). A memory,
+        # not 256 byte registers behind a 256:1 select per POST lane (ECP5 area, issue #13).
+        tmem = Memory(shape=unsigned(TT * 8 * L), depth=TC, init=[])
+        m.submodules.tmem = tmem
+        tmw = tmem.write_port(granularity=8 * L)
+        m.d.comb += [tmw.addr.eq(em.idx), tmw.data.eq(Cat(*e_xs)),
+                     tmw.en.eq((e_take & (em.kind == K_TABLE)).replicate(TT))]
         # weight memory: TT taps of one group per row, rows in command order (K_WLOAD)
         wmem = Memory(shape=unsigned(TT * 8 * L), depth=D, init=[])
         m.submodules.wmem = wmem
@@ -1242,7 +1245,15 @@ class VectorUnit(wiring.Component):
             return w
 
         a_off, b_off, left = row0_word(0), row0_word(3), row0_word(6)
-        a_mult, a_shift, b_mult, b_shift = (ew(i, Pq) for i in (1, 2, 4, 5))
+        # ELTWISE ADD's inputs: MultiplyByQuantizedMultiplier((x << left)[:32], mult, shift)
+        # is _mbqm(x) with (left + shift's left amount) as one left amount:
+        # ((x << a)[:32] << b)[:32] == (x << (a + b))[:32]. So POST's PL lanes shift, not EXEC's
+        # L (ECP5 area, issue #13). Registered from row 0's words 2, 5 and 6 as they are written
+        # (valid when Pq is, the cycle the first beat can enter POST).
+        elt_lr = [[_reg(m, 6, left[:5] + l_, f"{n}_lsum"), _reg(m, 5, r_, f"{n}_rt")]
+                  for n, (l_, r_) in (("a", _shift_lr(row0_word(2))),
+                                      ("b", _shift_lr(row0_word(5))))]
+        a_mult, b_mult = ew(1, Pq), ew(4, Pq)
         o_mult, o_shift, o_off, o_lo, o_hi = (ew(i, Pq) for i in range(7, 12))
         p0v = Signal()
         u1 = [Signal(signed(32), name=f"u1_{j}") for j in range(L)]
@@ -1262,17 +1273,13 @@ class VectorUnit(wiring.Component):
                 a8 = e_xs[0][8 * j:8 * j + 8].as_signed()
                 ea = (a8 + a_off)[:18].as_signed()
                 eb = (ws[j] + b_off)[:18].as_signed()
-                lk = left[:5]
                 with m.If(is_dw | is_vm):   # + bias in POST (u2 is free for DWCONV / VMATMUL)
                     m.d.sync += [u1[j].eq(acc_n[j]), u2[j].eq(bias), m3[j].eq(mult),
                                  s3[j].eq(shift)]
                 with m.Elif(is_pool):
                     m.d.sync += u1[j].eq(Mux(pl_.mode == PoolMode.MAX, mx_n[j], acc_n[j]))
-                with m.Elif(is_elt):
-                    with m.If(el.mode == EltMode.ADD):
-                        m.d.sync += [u1[j].eq((ea << lk)[:32]), u2[j].eq((eb << lk)[:32])]
-                    with m.Else():   # MUL: the product is taken in POST (PL multipliers)
-                        m.d.sync += [u1[j].eq(ea), u2[j].eq(eb)]
+                with m.Elif(is_elt):   # ADD: the left shift in POST's r1 / r2; MUL: the
+                    m.d.sync += [u1[j].eq(ea), u2[j].eq(eb)]    # product in POST (PL lanes)
                 with m.Else():   # LUT: the table is read in POST (PL 256:1 byte selects)
                     m.d.sync += u1[j].eq(e_xs[0][8 * j:8 * j + 8] ^ 0x80)
 
@@ -1333,8 +1340,8 @@ class VectorUnit(wiring.Component):
         assert 2 * MB + 1 <= POST_LATENCY - 1
         for j in range(PL):
             nm = f"l{j}"
-            r1 = _mbqm(m, u1s[j], a_mult, a_shift, nm + "a")
-            r2 = _mbqm(m, u2s[j], b_mult, b_shift, nm + "b")
+            r1 = _mbqm(m, u1s[j], a_mult, None, nm + "a", lr=elt_lr[0])
+            r2 = _mbqm(m, u2s[j], b_mult, None, nm + "b", lr=elt_lr[1])
             # DWCONV / VMATMUL: the accumulator + bias, in POST's first cycle (off EXEC's path)
             u1b = _reg(m, signed(32), Mux(dw_vm, (u1s[j] + u2s[j])[:32], u1s[j]), nm + "u1b")
             u1dm = _delay(m, u1b, MB - 1, nm + "u1")
@@ -1374,11 +1381,17 @@ class VectorUnit(wiring.Component):
                 neg = _reg(m, 1, neg, f"{nm}dn{b}")
             # a, q at stage 10
             u1d10 = _delay(m, u1s[j], 10, nm + "u1p")
-            # LUT: the lane's byte registered at stage 1, its table entry taken at stage 2 (the
-            # 256:1 byte select of the table registers starts from a register, not from POST's
-            # phase select: ECP5 timing, issue #13)
+            # LUT: the lane's byte registered at stage 1, its table entry read at stage 2 (the
+            # table's read address starts from a register, not from POST's phase select: ECP5
+            # timing, issue #13)
             li1 = _reg(m, unsigned(8), u1s[j][:8], nm + "li1")
-            lt2 = _reg(m, signed(8), T.word_select(li1, 8), nm + "lt2")
+            tmr = tmem.read_port(domain="comb")
+            if (TT * L) & (TT * L - 1):     # table row, and the byte in it
+                row, col = li1 // (TT * L), li1 % (TT * L)
+            else:
+                row, col = li1 >> (TT * L).bit_length() - 1, li1[:(TT * L).bit_length() - 1]
+            m.d.comb += tmr.addr.eq(row)
+            lt2 = _reg(m, signed(8), tmr.data.word_select(col, 8), nm + "lt2")
             ltd10 = _delay(m, lt2, 8, nm + "lt")
             # the results other than r3 (AVG's quotient, the LUT entry, the pass-through)
             # selected at stage 10 into one register, so the output stage's adder sees a 2:1
