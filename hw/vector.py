@@ -199,7 +199,8 @@ class _RegFIFO2(fifo.FIFOInterface, Elaboratable):
     a register, not a LUT-RAM read nor a multiplexer behind a read pointer (on ECP5 either one
     started REQ's line lookup, issue #13): a write goes into ``ent0`` when the FIFO is empty or
     its one entry is read in the cycle, else into ``ent1``; a read of a full FIFO moves ``ent1``
-    into ``ent0``."""
+    into ``ent0``. Not ``_HeadFIFO(depth=2)``, which has the same cycles: there the read steers
+    where a write goes (its body's write enable), here it only enables ``ent0``."""
 
     def __init__(self, *, width: int):
         super().__init__(width=width, depth=2)
@@ -1433,15 +1434,25 @@ class VectorUnit(wiring.Component):
         woffs = h_addr[:LB] if LB else Const(0, 1)
         wline = h_addr[LB:LB + LA]
         lane_mask = Cat(*[h_n > j for j in range(L)])
-        # (shift the L data bytes; a shift of the zero-padded two lines would be 2W x 3W wide)
-        sdata = _comb(m, h_data << Cat(Const(0, 3), woffs), "sdata", 16 * W)
+        # byte i of the beat goes to byte woffs + i of the two lines: with L dividing W (lines
+        # of whole vectors), line byte p of either line is byte (p - woffs) mod L, so both
+        # lines' data is the beat rotated by woffs mod L bytes and repeated (the mask picks
+        # the bytes written): a rotate of L bytes, not a shift into 2W (ECP5 area, issue #13)
+        if LB and W % L == 0:
+            rot = woffs[:LL] if LL else Const(0, 1)
+            rdata = _comb(m, (Cat(h_data, h_data) << Cat(Const(0, 3), rot))[8 * L:16 * L],
+                          "rdata", 8 * L)
+            ldata = [rdata.replicate(W // L)] * 2
+        else:
+            sdata = _comb(m, h_data << Cat(Const(0, 3), woffs), "sdata", 16 * W)
+            ldata = [sdata[:8 * W], sdata[8 * W:]]
         smask = _comb(m, lane_mask << woffs, "smask", 2 * W)
         second = Signal()
         hi_need = smask[W:].any()
         m.d.comb += [
             self.wr.req.valid.eq(outq.r_rdy & (h_n != 0)),
             self.wr.req.payload.addr.eq(Mux(second, wline + 1, wline)),
-            self.wr.req.payload.data.eq(Mux(second, sdata[8 * W:], sdata[:8 * W])),
+            self.wr.req.payload.data.eq(Mux(second, ldata[1], ldata[0])),
             self.wr.req.payload.mask.eq(Mux(second, smask[W:], smask[:W])),
         ]
         wfire = self.wr.req.valid & self.wr.req.ready
