@@ -403,7 +403,7 @@ class VectorUnit(wiring.Component):
         gr = Signal(5)              # gco % depth_mult
         widx = Signal(8)            # weight memory row
         t = Signal(16)              # tap counter: up to k_h * k_w = 255 * 255 taps
-        tl = Signal(17)             # DPIX: taps of the window left (teff - t)
+        tl = Signal(17)             # DLOAD / DPIX: taps of the window left (teff - t)
         pa = Signal(24)
         wa = Signal(24)
         oa = Signal(24)
@@ -597,12 +597,15 @@ class VectorUnit(wiring.Component):
                 # each group's weights, TT taps per weight memory row (rows in command order)
                 m.d.comb += busy_seq.eq(1)
                 m.d.comb += [lbase.eq(wa), lstride.eq(co)]
-                wleft = Signal(17)
-                m.d.comb += wleft.eq(ntap - t)
+                # the window's taps left: tl = ntap - t, a register (teff = ntap here: DLOAD
+                # runs only with wc, so ntap != 0), not a subtract before the compares that
+                # enable SEQ's registers (ECP5 timing, issue #13)
+                wleft = tl
                 with m.If(take):
                     emit(xa=lin, xe=Cat(*[wleft > k for k in range(TT)]), kind=K_WLOAD,
                          idx=widx)
-                    m.d.sync += [t.eq(t + TT), wa.eq(wa + tco), widx.eq(widx + 1)]
+                    m.d.sync += [t.eq(t + TT), tl.eq(tl - TT), wa.eq(wa + tco),
+                                 widx.eq(widx + 1)]
                     with m.If(wleft <= TT):
                         m.d.sync += [t.eq(0), tl.eq(teff), wa.eq(w_grp_n)]
                         with m.If(g_last):
