@@ -59,9 +59,6 @@ place); per-channel shifts in [-31, 31]; ELTWISE offsets in [-2**16, 2**16), lef
 
 from __future__ import annotations
 
-import functools
-import operator
-
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
@@ -1211,20 +1208,17 @@ class VectorUnit(wiring.Component):
                 for k in range(min(TT, j + 1))] for j in range(L)]
         m.d.comb += cnt_n.eq(Mux(am.first, 0, cnt) + sum(tok))
         for j in range(L):
-            # one adder per lane: the accumulator (or 0) + the opcode's addend -- VMATMUL the
-            # dot product of the row that lands in lane j (a lane no row lands in keeps its
-            # acc), POOL the taps' sum, DWCONV the tap products -- not an adder per addend
-            # behind a select (ECP5 area and E2's path, issue #13)
-            ks = range(min(TT, j + 1))
-            hit = _comb(m, Cat(*[vmk[j][k] for k in ks]).any(), f"vmh{j}")
-            dsel = functools.reduce(operator.or_, [Mux(vmk[j][k], dots[k], 0) for k in ks])
-            keep = is_vm & ~hit
-            base = _comb(m, Mux(am.first & ~keep, 0, acc[j]), f"base{j}", signed(32))
-            add = _comb(m, Mux(is_vm, Mux(hit & ~am.zero, dsel, 0),
-                               Mux(is_pool, psum[j],
-                                   sum(Mux(pon[k], pk[j][k], 0) for k in range(TT)))),
-                        f"add{j}", signed(32))
-            m.d.comb += acc_n[j].eq(base + add)
+            base = _comb(m, Mux(am.first, 0, acc[j]), f"base{j}", signed(32))
+            with m.If(is_vm):
+                m.d.comb += acc_n[j].eq(acc[j])
+                for k in range(min(TT, j + 1)):
+                    with m.If(vmk[j][k]):
+                        m.d.comb += acc_n[j].eq(base + Mux(am.zero, 0, dots[k]))
+            with m.Elif(is_pool):
+                m.d.comb += acc_n[j].eq(base + psum[j])
+            with m.Else():
+                m.d.comb += acc_n[j].eq(
+                    base + sum(Mux(pon[k], pk[j][k], 0) for k in range(TT)))
             mcur = _comb(m, Mux(am.first, -128, mx[j]), f"mx{j}_i", signed(8))
             m.d.comb += mx_n[j].eq(Mux(pmax[j] > mcur, pmax[j], mcur))
         with m.If(mac):
