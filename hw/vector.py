@@ -1284,7 +1284,7 @@ class VectorUnit(wiring.Component):
                     m.d.sync += u1[j].eq(Mux(pl_.mode == PoolMode.MAX, mx_n[j], acc_n[j]))
                 with m.Elif(is_elt):   # ADD: the left shift in POST's r1 / r2; MUL: the
                     m.d.sync += [u1[j].eq(ea), u2[j].eq(eb)]    # product in POST (PL lanes)
-                with m.Else():   # LUT: the table is read in POST (PL 256:1 byte selects)
+                with m.Else():   # LUT: the table is read in POST (PL lanes)
                     m.d.sync += u1[j].eq(e_xs[0][8 * j:8 * j + 8] ^ 0x80)
 
         # ------------------------------------------------------------------ POST
