@@ -153,12 +153,7 @@ class _Scatter(wiring.Component):
         W, B, S, lgw = self.W, self.B, self.S, self.lgw
         # input register
         have = Signal()
-        # the run at its offset in S lines. With B dividing W, line byte p of every line is
-        # beat byte (p - offset) mod B: the data is the beat rotated by offset mod B and
-        # repeated (the masks pick the bytes), a B-byte register and rotate instead of a shift
-        # into S lines (ECP5 area, issue #13)
-        rot = W % B == 0 and B > 1
-        vec = Signal(8 * B if rot else 8 * W * S)
+        vec = Signal(8 * W * S)       # the run shifted to its offset in S lines
         vmask = Signal(W * S)
         step = Signal(range(S + 1))
         nsteps = Signal(range(S + 1))
@@ -173,8 +168,7 @@ class _Scatter(wiring.Component):
         # (named signals: the per-byte slices below then refer to one wire each)
         cur_data = Signal(8 * W)
         cur_mask = Signal(W)
-        m.d.comb += [cur_data.eq(vec.replicate(W // B) if rot else
-                                 vec.word_select(step, 8 * W) if S > 1 else vec),
+        m.d.comb += [cur_data.eq(vec.word_select(step, 8 * W) if S > 1 else vec),
                      cur_mask.eq(vmask.word_select(step, W) if S > 1 else vmask)]
         piece = have
         last_step = step + 1 == nsteps
@@ -238,8 +232,7 @@ class _Scatter(wiring.Component):
                 have.eq(s_n != 0),
                 step.eq(0),
                 cur_line.eq(s_addr[lgw:lgw + self.lab]),
-                vec.eq((Cat(s_data, s_data) << (off[:(B - 1).bit_length()] * 8))[8 * B:]
-                       if rot else s_data << (off * 8)),
+                vec.eq(s_data << (off * 8)),
                 vmask.eq(s_mask << off),
                 nsteps.eq((off + s_n + W - 1) >> lgw),
             ]
