@@ -604,8 +604,8 @@ class VectorUnit(wiring.Component):
                 with m.If(take):
                     emit(xa=lin, xe=Cat(*[wleft > k for k in range(TT)]), kind=K_WLOAD,
                          idx=widx)
-                    m.d.sync += [t.eq(t + TT), tl.eq(tl - TT), wa.eq(wa + tco),
-                                 widx.eq(widx + 1)]
+                    # (t stays 0 here: DLOAD counts in tl and leaves with t = 0)
+                    m.d.sync += [tl.eq(tl - TT), wa.eq(wa + tco), widx.eq(widx + 1)]
                     with m.If(wleft <= TT):
                         m.d.sync += [t.eq(0), tl.eq(teff), wa.eq(w_grp_n)]
                         with m.If(g_last):
