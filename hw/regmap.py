@@ -220,7 +220,7 @@ def soc_csrs() -> list[Csr]:
     for csr, field, idx in isp_csr_fields():
         where = field if idx is None else f"{field}[{idx}]"
         regs.append(Csr(csr, off, "RW", f"ISP parameter `{where}` (hw.isp.params_layout; "
-                        "models.isp.IspParams.hw_fields computes it)"))
+                        "models.isp.IspParams.hw_fields computes it; its bits only)"))
         off += 1
     _SOC_CACHE.extend(regs)
     return _SOC_CACHE

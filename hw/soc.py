@@ -56,6 +56,9 @@ from hw.tensor_writer import TensorWriter
 
 __all__ = ["Soc", "top", "BufState", "ISP_WAIT_LIMIT"]
 
+#: SoC CSR words per first-level read multiplexer (the host port's read is two registers deep).
+CSR_GROUP = 16
+
 #: Cycles a clean frame's record waits for its tensor before it is sent with ISP_ERROR.
 ISP_WAIT_LIMIT = 1 << 20
 
@@ -163,7 +166,10 @@ class Soc(wiring.Component):
             if idx is not None:
                 tgt = tgt[idx]
             tgt = Value.cast(tgt)
-            m.d.comb += tgt.eq(regs[name][:len(tgt)])
+            # the register holds the field's bits only (reads extend them by the field's sign):
+            # 33 words of ISP parameters are 448 bits on `ecp5`, not 1,056
+            regs[name] = Signal(tgt.shape(), name=f"csr_{name.lower()}")
+            m.d.comb += tgt.eq(regs[name])
         p = isp.params
         npix = Signal(32)
         m.d.sync += npix.eq(p.out_w * p.out_h)
@@ -367,24 +373,44 @@ class Soc(wiring.Component):
         vals.update(seq["cnt"])
         vals.update(seq["kpi"])
         assert set(vals) == {c.name for c in regmap.soc_csrs()}
+        # Two registered levels: each group of CSR_GROUP words has its own read mux and register
+        # (placed near its registers), then one small mux of the groups feeds `rsp`. Before,
+        # one 60:1 mux drew 1,900 wires to one spot, the die's routing hot spot.
+        groups: dict[int, list] = {}
+        for c in regmap.soc_csrs():
+            groups.setdefault(c.offset // CSR_GROUP, []).append(c)
+        g_val = {}
+        for g, cs in groups.items():
+            v = g_val[g] = Signal(32, name=f"csr_rd_g{g}")
+            with m.Switch(word % CSR_GROUP):
+                for c in cs:
+                    with m.Case(c.offset % CSR_GROUP):
+                        m.d.sync += v.eq(vals[c.name])
+                with m.Default():
+                    m.d.sync += v.eq(0)
+        rd_grp = Signal(range(max(groups) + 1))
+        rd_pend = Signal()                     # a read's group registers load this cycle
         rdata = Signal(32)
-        with m.Switch(word):
-            for c in regmap.soc_csrs():
-                with m.Case(c.offset):
-                    m.d.comb += rdata.eq(vals[c.name])
+        with m.Switch(rd_grp):
+            for g in groups:
+                with m.Case(g):
+                    m.d.comb += rdata.eq(g_val[g])
+        m.d.sync += rd_pend.eq(0)
+        with m.If(rd_pend):
+            m.d.sync += [rsp.eq(rdata), rsp_valid.eq(1)]
         m.d.comb += [
             npu.host_cmd.payload.addr.eq(self.host_cmd_addr),
             npu.host_cmd.payload.we.eq(self.host_cmd_we),
             npu.host_cmd.payload.wdata.eq(self.host_cmd_wdata),
             npu.host_cmd.valid.eq(self.host_cmd_valid & ~is_soc),
-            self.host_cmd_ready.eq(Mux(is_soc, ~rsp_valid, npu.host_cmd.ready)),
+            self.host_cmd_ready.eq(Mux(is_soc, ~rsp_valid & ~rd_pend, npu.host_cmd.ready)),
             self.host_rsp_valid.eq(rsp_valid | npu.host_rsp.valid),
             self.host_rsp_data.eq(Mux(rsp_valid, rsp, npu.host_rsp.payload.rdata)),
             npu.host_rsp.ready.eq(self.host_rsp_ready & ~rsp_valid),
         ]
         with m.If(rsp_valid & self.host_rsp_ready):
             m.d.sync += rsp_valid.eq(0)
-        with m.If(self.host_cmd_valid & is_soc & ~rsp_valid):
+        with m.If(self.host_cmd_valid & is_soc & ~rsp_valid & ~rd_pend):
             with m.If(self.host_cmd_we):
                 with m.Switch(word):
                     for c in regmap.soc_csrs():
@@ -396,7 +422,7 @@ class Soc(wiring.Component):
                                 m.d.comb += clear.eq(
                                     self.host_cmd_wdata[regmap.SOC_CTRL_BITS["CLEAR"]])
             with m.Else():
-                m.d.sync += [rsp.eq(rdata), rsp_valid.eq(1)]
+                m.d.sync += [rd_grp.eq(word // CSR_GROUP), rd_pend.eq(1)]
         with m.If(clear):
             for c in seq["cnt"].values():
                 m.d.sync += c.eq(0)

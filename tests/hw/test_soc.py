@@ -153,14 +153,33 @@ def test_soc_regmap_doc_current_and_unique():
 def test_soc_registers():
     """The SoC CSRs of hw.regmap read back through the host port; the NPU's CSRs stay reachable
     below them."""
+    from amaranth import Shape
+
+    from hw.config import preset
+    from hw.isp import params_layout
     from sim.harness.soc import SocSim
 
+    layout = dict(params_layout(preset("tiny")))
     with SocSim("tiny") as sim:
         assert sim.csr_read("SOC_ID") == regmap.SOC_ID_MAGIC
         assert sim.csr_read("ID") == regmap.ID_MAGIC
-        for k, name in enumerate(("STAGE0_ADDR", "PROG1_ADDR", "FRAME_BUDGET", "ISP_ROI_W")):
-            sim.csr_write(name, 0x1230 + 16 * k)
-            assert sim.csr_read(name) == 0x1230 + 16 * k
+        for k, name in enumerate(("STAGE0_ADDR", "PROG1_ADDR", "FRAME_BUDGET", "FRAME_COUNTER")):
+            sim.csr_write(name, 0xA5C31230 + 16 * k)
+            assert sim.csr_read(name) == 0xA5C31230 + 16 * k
+        # ISP registers hold their params_layout field's bits, read back extended by its sign
+        roi_w = Shape.cast(layout["roi_w"].shape).width
+        sim.csr_write("ISP_ROI_W", 0xFFFF1235)
+        assert sim.csr_read("ISP_ROI_W") == 0xFFFF1235 & ((1 << roi_w) - 1)
+        off = Shape.cast(layout["norm_off"].shape.elem_shape)
+        assert off.signed
+        sim.csr_write("ISP_NORM_OFF1", -5)
+        assert sim.csr_read("ISP_NORM_OFF1") == -5 & 0xFFFFFFFF
+        sim.csr_write("ISP_NORM_OFF1", 1 << (off.width - 1))      # the top bit is the sign
+        assert sim.csr_read("ISP_NORM_OFF1") == -(1 << (off.width - 1)) & 0xFFFFFFFF
+        # back to back reads of every group's registers, and an unmapped word reads 0
+        assert [sim.csr_read(n) for n in ("SOC_ID", "ISP_ROI_W", "FRAME_COUNTER")] == \
+            [regmap.SOC_ID_MAGIC, 0xFFFF1235 & ((1 << roi_w) - 1), 0xA5C31230 + 48]
+        assert int(sim.read_words(regmap.SOC_CSR_BASE + 4 * 40, 1)[0]) == 0
         sim.write_mem(100, bytes(range(10)))
         assert bytes(sim.read_mem(100, 10)) == bytes(range(10))
 
