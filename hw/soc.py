@@ -93,8 +93,15 @@ class Soc(wiring.Component):
         m.submodules.isp = isp = Isp(cfg)
         m.submodules.writer = writer = TensorWriter(cfg)
         npu = NpuTop(cfg, units=self.units, ext_ports=True)
-        npu_rst = Signal()
-        m.submodules.npu = ResetInserter(npu_rst)(npu)
+        npu_rst = Signal()        # the sequencer's request (RUN, NPU error)
+        # The NPU's reset is a register: it reaches every flip-flop of the NPU, and as the
+        # sequencer's combinational output it was the routed die's critical path (FSM state ->
+        # the reset's LUT -> 11.6 ns of wire to the far LSR inputs). It takes effect one cycle
+        # later, while the sequencer is in EMIT; the NPU starts again at the earliest two cycles
+        # after that (EMIT -> WAIT -> NPU).
+        npu_rst_q = Signal()
+        m.d.sync += npu_rst_q.eq(npu_rst)
+        m.submodules.npu = ResetInserter(npu_rst_q)(npu)
         m.submodules.tx = tx = MetadataTx(cfg)
         wiring.connect(m, rx.o, isp.i)
         wiring.connect(m, isp.o, writer.i)

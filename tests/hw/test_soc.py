@@ -114,6 +114,28 @@ def test_timeout_and_image_mode():
         dev.close()
 
 
+def test_npu_error_frame_and_recovery():
+    """A program address the NPU refuses (misaligned): the frame leaves with NPU_ERROR, VALID
+    clear and no tensors, NPU_ERRORS counts it; with the address restored the NPU (reset by the
+    sequencer) infers the next frame bit-exact."""
+    dev = make_device()
+    try:
+        imgs = photos(2)
+        dev._transports()
+        sim, lay = dev._rtl.sim, dev._rtl.layout
+        for k in range(2):
+            sim.csr_write(f"PROG{k}_ADDR", lay.prog[k] + 4)
+        bad = dev.capture(imgs[0])
+        assert not bad.valid and bad.errors == ["NPU_ERROR"] and bad.npu_outputs == []
+        assert dev._rtl.counters()["NPU_ERRORS"] == 1
+        for k in range(2):
+            sim.csr_write(f"PROG{k}_ADDR", lay.prog[k])
+        good = dev.capture(imgs[1])
+        assert good.valid and good.bit_exact and good.frame_counter == 1
+    finally:
+        dev.close()
+
+
 def test_raw_passthrough_mode():
     """raw+metadata: every input burst (a corrupted one included) leaves on VC 1 with only its VC
     bit and ECC byte changed, beside metadata frames equal to the golden die's; back-pressure
