@@ -274,9 +274,12 @@ _ROUTER2_ITER = re.compile(r"Info:\s+iter=(\d+) wires=\d+ overused=(\d+)")
 
 #: router2 counts as stalled when its overused wires have not reached a new minimum for this many
 #: iterations or seconds (on the routed die a new minimum came every 1-4 iterations, < 1 min;
-#: the stalled dies of sessions 8 and 15 sat at ~10,000 / ~4,300 for 10+ iterations).
+#: the stalled dies of sessions 8 and 15 sat at ~10,000 / ~4,300 for 10+ iterations), or as
+#: diverging when they exceed the best by ROUTER2_DIVERGE (x best + 50): a session-16 placement
+#: of the die went 11,218 -> 17,495 in 7 iterations (the routed one never rose above 1.1 x + 5).
 ROUTER2_STALL_ITERS = 15
 ROUTER2_STALL_S = 900.0
+ROUTER2_DIVERGE = 1.25
 
 
 class Router2Watch:
@@ -296,7 +299,8 @@ class Router2Watch:
             self.best = (over, it, now)
             return None
         best, at, t = self.best
-        if it - at >= self.iters or now - t >= self.seconds:
+        if (it - at >= self.iters or now - t >= self.seconds
+                or over > ROUTER2_DIVERGE * best + 50):
             return (f"router2 stalled: {over} overused wires at iteration {it}, best {best} at "
                     f"iteration {at}")
         return None

@@ -164,7 +164,8 @@ def test_pnr_defaults_by_design_size():
 
 def test_router2_watch_stall_rules():
     """router2 counts as stalled after ROUTER2_STALL_ITERS iterations, or ROUTER2_STALL_S
-    seconds, without a new minimum of overused wires; a converging run never does."""
+    seconds, without a new minimum of overused wires, or once it diverges; a converging run (the
+    routed die's tail) never does."""
     from sw.synth import ROUTER2_STALL_ITERS, ROUTER2_STALL_S, Router2Watch
 
     now = [0.0]
@@ -182,6 +183,12 @@ def test_router2_watch_stall_rules():
         assert w.see(_r2(20 + k, 4300 + k % 3)) is None
     reason = w.see(_r2(20 + ROUTER2_STALL_ITERS, 4301))
     assert reason and "4300" in reason and "iteration 20" in reason
+    # diverging (a session-16 placement of the die): stopped before the iteration rule
+    w = Router2Watch(clock=lambda: now[0])
+    seen = [w.see(_r2(it, over)) for it, over in ((13, 11457), (14, 11218), (15, 11463),
+                                                  (16, 11734), (17, 12238), (18, 13283),
+                                                  (19, 14417), (20, 15990))]
+    assert seen[:6] == [None] * 6 and seen[6] and "best 11218 at iteration 14" in seen[6]
     w = Router2Watch(clock=lambda: now[0])
     assert w.see(_r2(3, 500)) is None
     now[0] += ROUTER2_STALL_S - 1
