@@ -395,7 +395,7 @@ class Soc(wiring.Component):
                         m.d.sync += v.eq(vals[c.name])
                 with m.Default():
                     m.d.sync += v.eq(0)
-        rd_grp = Signal(range(max(groups) + 1))
+        rd_grp = Signal(len(word))             # any group of the word space (unused: 0)
         rd_pend = Signal()                     # a read's group registers load this cycle
         rdata = Signal(32)
         with m.Switch(rd_grp):
