@@ -449,9 +449,10 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     step while yosys and nextpnr run. ``freq_mhz`` is the timing constraint (default: the
     config's ``clock_mhz``); ``router`` is nextpnr's router ("router1" or "router2"), ``placer``
     its placer ("heap" or "static": electrostatic, faster and less wire on the big dies, see
-    docs/fpga.md); both default by the design's size (:func:`pnr_defaults`). A router2 run that
-    stalls (:class:`Router2Watch`) or fails is placed and routed again with router1; the
-    report's ``pnr`` then says so (``router`` "router1", ``router2_failed`` the reason). Returns
+    docs/fpga.md); both default by the design's size (:func:`pnr_defaults`). With router2 the
+    design is placed once (nextpnr-place.log) and routed from the saved placement; a router2 run
+    that stalls (:class:`Router2Watch`) or fails is routed again from it with router1, and the
+    report's ``pnr`` says so (``router`` "router1", ``router2_failed`` the reason). Returns
     the report dict (also written atomically to ``<outdir>/report.json``, default
     ``build/synth/<target>``, and to the run's work directory). Bad target/top/config/router/
     placer -> UserError.
@@ -510,26 +511,42 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     placer, router = placer or d_placer, router or d_router
     pnr_info = {"placer": placer, "router": router, "seed": seed}
 
-    def nextpnr(router_):
-        _run([_tool(t["nextpnr"]), *t["pnr_args"], "--json", "top.json", "--freq", str(freq),
-              "--report", pnr_report.name, "--seed", str(seed), "--timing-allow-fail",
-              "--router", router_, "--placer", placer],
-             out / "nextpnr.log", out, progress, "nextpnr",
-             stall=Router2Watch() if router_ == "router2" else None)
+    def nextpnr(*args, log="nextpnr.log", label="nextpnr", stall=None):
+        _run([_tool(t["nextpnr"]), *t["pnr_args"], "--freq", str(freq), "--seed", str(seed),
+              "--timing-allow-fail", *args], out / log, out, progress, label, stall=stall)
 
-    try:
-        nextpnr(router)
-    except (_Stalled, UserError) as e:
-        if router != "router2":
-            raise
-        # router2 stalled, or failed (it cannot route a clock from a general-purpose pin, which
-        # the unconstrained I/O of the shell can be placed on; router1 can)
-        (out / "nextpnr.log").replace(out / "nextpnr-router2.log")
-        if progress:
-            progress(f"synth: {e}; placing and routing again with router1 (log of the router2 "
-                     "run: nextpnr-router2.log)")
-        pnr_info.update(router="router1", router2_failed=str(e))
-        nextpnr("router1")
+    if router != "router2":
+        nextpnr("--json", "top.json", "--report", pnr_report.name, "--router", router,
+                "--placer", placer)
+    else:
+        # Placed once and saved, so that a router1 fallback routes the same placement instead
+        # of placing again (~10 min on the die). nextpnr takes the router from the saved
+        # settings, not from the command line.
+        placed = out / "placed.json"
+        try:
+            nextpnr("--json", "top.json", "--router", "router2", "--placer", placer,
+                    "--no-route", "--write", placed.name, log="nextpnr-place.log",
+                    label="nextpnr (place)")
+            route = ("--json", placed.name, "--no-pack", "--no-place", "--report",
+                     pnr_report.name)
+            try:
+                nextpnr(*route, "--router", "router2", stall=Router2Watch())
+            except (_Stalled, UserError) as e:
+                # stalled, or failed: router2 cannot route a clock from a general-purpose pin,
+                # where the shell's unconstrained clock can land; router1 can
+                (out / "nextpnr.log").replace(out / "nextpnr-router2.log")
+                if progress:
+                    progress(f"synth: {e}; routing the placement again with router1 (log of "
+                             "the router2 run: nextpnr-router2.log)")
+                pnr_info.update(router="router1", router2_failed=str(e))
+                text, n = re.subn(r'"router":\s*"router2"', '"router": "router1"',
+                                  placed.read_text())
+                if n != 1:
+                    raise UserError(f"{placed}: no single router setting to change") from e
+                placed.write_text(text)
+                nextpnr(*route, "--router", "router1")
+        finally:
+            placed.unlink(missing_ok=True)     # 170 MB on the die
     rep = json.loads(pnr_report.read_text())
     util = rep.get("utilization", {})
     fmax = rep.get("fmax", {})
