@@ -276,12 +276,14 @@ def test_synth_ecp5_meets_150mhz(capsys):
 @pytest.mark.full
 def test_synth_router2_failure_falls_back_to_router1(tmp_path):
     """The ecp5 GEMM with the static placer and router2: router2 cannot route the clock from the
-    general-purpose pin it lands on (docs/fpga.md); the run is placed and routed again with
-    router1 and says so in its report."""
+    general-purpose pin it lands on (docs/fpga.md); router1 routes the saved placement again and
+    the report says so; the saved placement is deleted afterwards."""
     r = synth("ecp5", "ecp5", "gemm", outdir=tmp_path, placer="static", router="router2")
     assert r["pnr"]["router"] == "router1" and "router2_failed" in r["pnr"], r["pnr"]
     assert r["fmax_mhz"] > 0
-    assert (tmp_path / "gemm-ecp5" / "nextpnr-router2.log").exists()
+    work = tmp_path / "gemm-ecp5"
+    assert (work / "nextpnr-router2.log").exists() and (work / "nextpnr-place.log").exists()
+    assert not (work / "placed.json").exists()
 
 
 @pytest.mark.full
