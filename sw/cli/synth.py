@@ -34,12 +34,28 @@ def register(sub):
     p.add_argument("--placer", choices=["heap", "static"], default=None,
                    help="nextpnr placer (default: static, electrostatic placement, for big ecp5 "
                         "designs such as the soc: faster, less wire; heap otherwise)")
+    p.add_argument("--placements", type=_count, default=None, metavar="N",
+                   help="with router2: placements (seeds --seed, --seed + 1, ...) to try before "
+                        "router1 routes the one router2 came closest on (default: 2 for big ecp5 "
+                        "designs, 1 otherwise)")
     p.add_argument("--freq", type=_mhz, default=None, metavar="MHZ",
                    help="timing constraint in MHz (default: the config's clock_mhz; e.g. 150 for "
                         "the SPEC's GEMM bar on the 100 MHz ecp5 die)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common(p)
     p.set_defaults(func=run)
+
+
+def _count(text: str) -> int:
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= v <= 16:
+        raise argparse.ArgumentTypeError(f"placements must be in [1, 16], got {text}")
+    return v
 
 
 def _mhz(text: str) -> float:
@@ -64,9 +80,10 @@ def run(args):
         if args.flat:
             raise UserError("synth: --plot draws blocks; it cannot be used with --flat")
     if args.estimate:
-        if args.flat or args.no_pnr or args.freq or args.router or args.placer:
+        if (args.flat or args.no_pnr or args.freq or args.router or args.placer
+                or args.placements):
             raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr/--freq/"
-                            "--router/--placer")
+                            "--router/--placer/--placements")
         report = estimate(args.target, args.config, args.top)
     else:
         def progress(line):
@@ -74,7 +91,8 @@ def run(args):
 
         report = synth(args.target, args.config, args.top, pnr=not args.no_pnr, seed=args.seed,
                        blocks=not args.flat, progress=None if args.quiet else progress,
-                       freq_mhz=args.freq, router=args.router, placer=args.placer)
+                       freq_mhz=args.freq, router=args.router, placer=args.placer,
+                       placements=args.placements)
     if args.plot is not None:
         plot_blocks(report, args.plot)
     if not args.json:

@@ -140,6 +140,9 @@ def test_cli_estimate_json_and_plot(tmp_path):
     ["--estimate", "--router", "router2"],
     ["--placer", "annealing"],
     ["--estimate", "--placer", "static"],
+    ["--placements", "0"],
+    ["--placements", "two"],
+    ["--estimate", "--placements", "2"],
 ])
 def test_cli_synth_errors_are_one_line(argv, capsys, tmp_path):
     assert main(["synth", "--target", "ecp5", "--config", "tiny", *argv, "--json"]) == 2
@@ -152,14 +155,90 @@ def _r2(it: int, over: int) -> str:
 
 
 def test_pnr_defaults_by_design_size():
-    """Big ecp5 designs (the die: ~62k yosys LUTs) get the static placer and router2, small ones
-    (the GEMM tops, single units) HeAP and router1; ice40 always HeAP and router1."""
+    """Big ecp5 designs (the die: ~62k yosys LUTs) get the static placer and router2 with two
+    placements to try, small ones (the GEMM tops, single units) HeAP and router1; ice40 always
+    HeAP and router1."""
     from sw.synth import TARGETS, pnr_defaults
 
     big = TARGETS["ecp5"]["big"]["luts"]
-    assert pnr_defaults("ecp5", 62_000) == ("static", "router2") == pnr_defaults("ecp5", big)
-    assert pnr_defaults("ecp5", big - 1) == ("heap", "router1") == pnr_defaults("ecp5", 6_000)
-    assert pnr_defaults("ice40", 62_000) == ("heap", "router1")
+    assert pnr_defaults("ecp5", 62_000) == ("static", "router2", 2) == pnr_defaults("ecp5", big)
+    assert pnr_defaults("ecp5", big - 1) == ("heap", "router1", 1) == pnr_defaults("ecp5", 6_000)
+    assert pnr_defaults("ice40", 62_000) == ("heap", "router1", 1)
+
+
+def _fake_nextpnr(work, fewest, fail=()):
+    """A stand-in for synth's nextpnr call: placing writes a placement whose settings name
+    router2; router2 on seed s feeds the watch a curve bottoming at fewest[s] and then diverging
+    (the watch's verdict stops it), or fails outright for seeds in ``fail``, or routes when
+    fewest[s] is 0; router1 checks the placement now names router1 and writes the report."""
+    from hw.errors import UserError
+    from sw.synth import _Stalled
+
+    calls = []
+
+    def nextpnr(*args, log="nextpnr.log", label="", stall=None, s=1):
+        router = args[args.index("--router") + 1]
+        calls.append((s, "place" if "--no-route" in args else router))
+        if "--no-route" in args:
+            (work / args[args.index("--write") + 1]).write_text(
+                json.dumps({"settings": {"router": "router2", "seed": str(s)}}))
+            return
+        placed = work / args[args.index("--json") + 1]
+        (work / log).write_text(f"{router} seed {s}\n")
+        if router == "router2":
+            if s in fail:
+                raise UserError("nextpnr failed (exit 1): cannot route clock")
+            tail = [fewest[s] * 2 + 60] * 20 if fewest[s] else []
+            for it, over in enumerate([900, fewest[s]] + tail):
+                reason = stall.see(_r2(it, over))
+                if reason:
+                    raise _Stalled(reason)
+            assert fewest[s] == 0
+        else:
+            assert '"router": "router1"' in placed.read_text()
+        (work / args[args.index("--report") + 1]).write_text(f"{{\"seed\": {s}}}")
+
+    return nextpnr, calls
+
+
+def test_router2_flow_tries_placements_then_router1_on_the_closest(tmp_path):
+    """All placements stall: router1 routes the one router2 came closest on (seed 2 here), and
+    the report lists each attempt; no saved placement is left behind."""
+    from sw.synth import _place_and_route2
+
+    nextpnr, calls = _fake_nextpnr(tmp_path, {1: 900, 2: 300, 3: 700})
+    info = {"router": "router2"}
+    _place_and_route2(tmp_path, nextpnr, "static", 1, 3, "rep.json", info, None)
+    assert calls == [(1, "place"), (1, "router2"), (2, "place"), (2, "router2"), (3, "place"),
+                     (3, "router2"), (2, "router1")]
+    assert info["router"] == "router1" and info["seed"] == 2 and "router2_failed" in info
+    assert [a["fewest_overused"] for a in info["attempts"]] == [900, 300, 700]
+    assert json.loads((tmp_path / "rep.json").read_text()) == {"seed": 2}
+    assert not list(tmp_path.glob("placed-*"))
+    assert all((tmp_path / f"nextpnr-router2-s{s}.log").exists() for s in (1, 2, 3))
+
+
+def test_router2_flow_stops_at_the_first_routed_placement(tmp_path):
+    from sw.synth import _place_and_route2
+
+    nextpnr, calls = _fake_nextpnr(tmp_path, {5: 400, 6: 0})
+    info = {"router": "router2"}
+    _place_and_route2(tmp_path, nextpnr, "static", 5, 3, "rep.json", info, None)
+    assert calls == [(5, "place"), (5, "router2"), (6, "place"), (6, "router2")]
+    assert info["router"] == "router2" and info["seed"] == 6 and "router2_failed" not in info
+    assert [a["router2"] for a in info["attempts"]][1] == "routed"
+    assert not list(tmp_path.glob("placed-*"))
+
+
+def test_router2_flow_failure_goes_straight_to_router1(tmp_path):
+    """router2 failing outright (not a stall) would fail on any placement: router1 at once."""
+    from sw.synth import _place_and_route2
+
+    nextpnr, calls = _fake_nextpnr(tmp_path, {1: 0, 2: 0}, fail={1})
+    info = {"router": "router2"}
+    _place_and_route2(tmp_path, nextpnr, "static", 1, 2, "rep.json", info, None)
+    assert calls == [(1, "place"), (1, "router2"), (1, "router1")]
+    assert info["router"] == "router1" and "cannot route clock" in info["router2_failed"]
 
 
 def test_router2_watch_stall_rules():
@@ -282,8 +361,9 @@ def test_synth_router2_failure_falls_back_to_router1(tmp_path):
     assert r["pnr"]["router"] == "router1" and "router2_failed" in r["pnr"], r["pnr"]
     assert r["fmax_mhz"] > 0
     work = tmp_path / "gemm-ecp5"
-    assert (work / "nextpnr-router2.log").exists() and (work / "nextpnr-place.log").exists()
-    assert not (work / "placed.json").exists()
+    assert (work / "nextpnr-router2-s1.log").exists()
+    assert (work / "nextpnr-place-s1.log").exists()
+    assert not list(work.glob("placed-*.json"))
 
 
 @pytest.mark.full
@@ -332,3 +412,18 @@ def test_sweep_area_column_is_the_npu_estimate():
         est = estimate("ecp5", preset("tiny").replace(**c.overrides), "npu")
         assert r["area"] == est["luts"] > 0
     assert rows[1]["area"] > rows[0]["area"]
+
+
+def test_summary_names_the_pnr_run():
+    """The readable summary says which placer, router and seed routed the design, and what
+    router2 reached on the placements it did not route."""
+    from sw.synth import summary
+
+    r = {"top": "soc", "config": "ecp5", "device": "LFE5U-85F", "target": "ecp5",
+         "fmax_mhz": 61.5, "meets_timing": False, "constraint_mhz": 100, "pnr_s": 2700.0,
+         "pnr": {"placer": "static", "router": "router1", "seed": 2,
+                 "attempts": [{"seed": 1, "router2": "stalled", "fewest_overused": 1727},
+                              {"seed": 2, "router2": "stalled", "fewest_overused": 420}]}}
+    line = next(x for x in summary(r).splitlines() if x.strip().startswith("PnR"))
+    assert "static placer, router1, seed 2" in line and "seed 1: 1727" in line
+    assert "seed 2: 420" in line and "45m" in line
