@@ -542,7 +542,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         "luts": _count(util, _LUT), "ffs": _count(util, _FF), "dsps": _count(util, _DSP),
         "brams": _count(util, _BRAM), "lutram": _count(util, _LUTRAM),
         "utilization": util, "pnr_s": round(time.monotonic() - t1, 1),
-        "pnr": pnr_info,
+        "pnr": pnr_info, "critical_path": critical_path(rep, top),
+        "slack_histogram": slack_histogram((out / "nextpnr.log").read_text(errors="replace")),
     })
     if target == "ice40":   # iCE40 logic cells hold a LUT and a flip-flop each
         report["ffs"] = totals["ffs"]
@@ -609,6 +610,71 @@ def _place_and_route2(out: Path, nextpnr, placer: str, seed: int, places: int, r
     finally:
         for f in out.glob("placed-s*.json"):
             f.unlink(missing_ok=True)
+
+
+def block_of_cell(cell: str, top: str) -> str:
+    """The block (one of :data:`BLOCKS`) of a cell of ``top``'s flattened netlist, by its
+    hierarchical name (``dut.npu.vec.em[15]_LUT4_C`` -> ``vector``)."""
+    path = soc_path(cell, top)
+    best, block = -1, "shell"
+    for prefix, b in BLOCK_RULES:
+        if prefix == "" or path.startswith(prefix + "."):
+            if len(prefix) > best:
+                best, block = len(prefix), b
+    if top in _TOP_BLOCK and best == len(TOP_ROOT[top]):
+        return _TOP_BLOCK[top]
+    return block
+
+
+def critical_path(pnr_report: dict, top: str) -> dict | None:
+    """The clock-to-clock critical path of nextpnr's JSON report, summarised: total, logic and
+    routing delay (ns), the number of routed nets, and the start and end cells (flip-flops by
+    their register's name, as SoC paths: ``dut.npu.conv.acc_mode[1]``) with their blocks. Only the
+    ends are named: the cells between carry names ABC derived from whatever net they drive,
+    often another block's. None without a clock-to-clock path."""
+    paths = [c for c in pnr_report.get("critical_paths", [])
+             if c.get("from", "").startswith("posedge") and c.get("to", "").startswith("posedge")]
+    if not paths:
+        return None
+    cp = max(paths, key=lambda c: sum(step["delay"] for step in c["path"]))
+    steps = cp["path"]
+    ns = {k: round(sum(st["delay"] for st in steps if st["type"] in kinds), 2)
+          for k, kinds in (("ns", ("clk-to-q", "logic", "routing", "setup")),
+                           ("logic_ns", ("clk-to-q", "logic", "setup")),
+                           ("routing_ns", ("routing",)))}
+    ends = {}
+    for key, cell in (("from", steps[0]["from"]["cell"]), ("to", steps[-1]["to"]["cell"])):
+        ends[key] = soc_path(re.sub(r"_TRELLIS_FF_Q$|_DFF(_\w+)?$", "", cell), top)
+        ends[key + "_block"] = block_of_cell(cell, top)
+    return {**ns, "nets": sum(st["type"] == "routing" for st in steps), **ends}
+
+
+_HIST_LEGEND = re.compile(r"Info:\s+legend: \* represents (\d+) endpoint")
+_HIST_ROW = re.compile(r"Info: \[\s*(-?\d+),\s*(-?\d+)\)\s*\|(\**)(\+?)")
+
+
+def slack_histogram(log_text: str) -> list[dict]:
+    """nextpnr's last slack histogram (after routing) from its log: per bin the slack range in
+    ns and the number of endpoints, as the bounds nextpnr's text gives (each ``*`` stands for a
+    fixed number of endpoints, a ``+`` for fewer than that)."""
+    at = log_text.rfind("Slack histogram:")
+    if at < 0:
+        return []
+    per = None
+    rows = []
+    for line in log_text[at:].splitlines()[1:]:
+        m = _HIST_LEGEND.match(line)
+        if m:
+            per = int(m.group(1))
+            continue
+        r = _HIST_ROW.match(line)
+        if r and per:
+            stars, plus = len(r.group(3)), bool(r.group(4))
+            rows.append({"slack_ns": [int(r.group(1)) / 1000, int(r.group(2)) / 1000],
+                         "endpoints": [stars * per + plus, stars * per + (per - 1) * plus]})
+        elif rows:
+            break
+    return rows
 
 
 def _write(report: dict, out: Path, final: Path) -> dict:
@@ -861,6 +927,18 @@ def summary(r: dict) -> str:
         lines.append(f"  PnR         {pnr['placer']} placer, {pnr['router']}, seed {pnr['seed']}"
                      + (f" (router2 did not route{tried})" if tried else "")
                      + (f", {_fmt_s(r['pnr_s'])}" if r.get("pnr_s") is not None else ""))
+    cp = r.get("critical_path")
+    if cp:
+        lines.append(f"  path        {cp['ns']:.2f} ns ({cp['logic_ns']:.2f} logic, "
+                     f"{cp['routing_ns']:.2f} routing, {cp['nets']} nets), "
+                     f"{cp['from_block']} -> {cp['to_block']}")
+        lines.append(f"              {cp['from']} -> {cp['to']}")
+    hist = r.get("slack_histogram")
+    if hist and r.get("constraint_mhz"):
+        lo = sum(b["endpoints"][0] for b in hist if b["slack_ns"][1] <= 0)
+        hi = sum(b["endpoints"][1] for b in hist if b["slack_ns"][0] < 0)
+        lines.append(f"  failing     {lo}-{hi} endpoints at {r['constraint_mhz']} MHz "
+                     "(nextpnr's slack histogram)")
     cap = r.get("capacity", {})
     for k, label in (("luts", "LUTs"), ("ffs", "FFs"), ("dsps", "DSPs"), ("brams", "BRAMs"),
                      ("lutram", "LUTRAM")):

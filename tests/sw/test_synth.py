@@ -2,6 +2,7 @@
 the analytical estimate, the CLI; a small yosys smoke test in CI, full PnR in full."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -427,3 +428,46 @@ def test_summary_names_the_pnr_run():
     line = next(x for x in summary(r).splitlines() if x.strip().startswith("PnR"))
     assert "static placer, router1, seed 2" in line and "seed 1: 1727" in line
     assert "seed 2: 420" in line and "45m" in line
+
+
+def test_critical_path_and_slack_histogram_of_a_real_die_run():
+    """Fixture: nextpnr's report and log of whole-die runs (stored with their provenance). The
+    path's delays add up to the period of nextpnr's own Fmax, its ends are the vector unit's
+    registers the report names, and the histogram starts at the worst path's slack."""
+    from sw.synth import critical_path, slack_histogram
+
+    fx = json.loads((DATA / "nextpnr_soc_ecp5.json").read_text())
+    rep = fx["report"]
+    cp = critical_path(rep, "soc")
+    (fmax,) = (v["achieved"] for v in rep["fmax"].values())
+    assert cp["ns"] == pytest.approx(1000 / fmax, abs=0.01)      # (2-decimal rounding only)
+    assert cp["logic_ns"] + cp["routing_ns"] == pytest.approx(cp["ns"], abs=0.02)
+    steps = max(rep["critical_paths"], key=lambda c: len(c["path"]))["path"]
+    assert cp["from"] == "dut.npu." + steps[0]["from"]["cell"].split("dut.npu.", 1)[1].replace(
+        "_TRELLIS_FF_Q", "")
+    assert cp["from_block"] == cp["to_block"] == "vector" and cp["to"].startswith("dut.npu.vec.")
+    assert critical_path({"critical_paths": []}, "soc") is None
+
+    hist = slack_histogram("Info: noise\n" + fx["log_tail"])
+    fmax2 = float(re.search(r"Max frequency for clock '[^']+': ([\d.]+) MHz", fx["log_tail"])[1])
+    worst = 10.0 - 1000 / fmax2          # the slack of the 100 MHz constraint's worst path
+    # the first bin starts at the worst slack (to the printed Fmax's 2 decimals: +-3 ps here)
+    assert hist[0]["slack_ns"][0] == pytest.approx(worst, abs=0.005)
+    assert hist[0]["endpoints"][0] >= 1
+    assert all(a["slack_ns"][1] == b["slack_ns"][0] for a, b in zip(hist, hist[1:], strict=False))
+    assert all(lo <= hi for lo, hi in (b["endpoints"] for b in hist))
+    assert slack_histogram("no histogram here") == []
+
+
+def test_slack_histogram_counts_stars_and_plus():
+    """Each '*' is the legend's number of endpoints, a '+' between 1 and that number less one."""
+    from sw.synth import slack_histogram
+
+    text = ("Info: Slack histogram:\nInfo:  legend: * represents 10 endpoint(s)\n"
+            "Info:          + represents [1,10) endpoint(s)\n"
+            "Info: [ -2000,  -1000) |+\nInfo: [ -1000,      0) |***+\n"
+            "Info: [     0,   1000) |****** \n\nInfo: Program finished normally.\n")
+    assert slack_histogram(text) == [
+        {"slack_ns": [-2.0, -1.0], "endpoints": [1, 9]},
+        {"slack_ns": [-1.0, 0.0], "endpoints": [31, 39]},
+        {"slack_ns": [0.0, 1.0], "endpoints": [60, 60]}]
