@@ -337,6 +337,12 @@ def test_synth_tiny_gemm_blocks_pnr_and_progress(tmp_path):
     r = json.loads(p.stdout)
     assert p.returncode in (0, 1) and r["fmax_mhz"] > 0
     assert r["pnr"] == {"placer": "static", "router": "router1", "seed": 1}   # small: router1
+    cp = r["critical_path"]
+    assert cp["ns"] == pytest.approx(1000 / r["fmax_mhz"], abs=0.01)    # (Fmax's 2 decimals)
+    assert cp["from_block"] in r["blocks"] and cp["to_block"] in r["blocks"]
+    hist = r["slack_histogram"]
+    assert hist and hist[0]["slack_ns"][0] == pytest.approx(1000 / r["constraint_mhz"] - cp["ns"],
+                                                             abs=0.01)
     assert "synth: yosys" in p.stderr and "synth: nextpnr" in p.stderr
     assert set(r["blocks"]) == {"shell", "gemm_ctrl", "systolic", "requant"}
     assert r["blocks"]["systolic"]["dsps"] == 16 == r["dsps"] - r["blocks"]["requant"]["dsps"]
