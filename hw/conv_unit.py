@@ -68,7 +68,7 @@ from hw.npu_if import (
     unit_members,
 )
 from hw.requant import SHIFT_BITS, Requant, RequantCore, SerialRequant
-from hw.sram import NOINIT_ATTR, delayed
+from hw.sram import NOINIT_ATTR, data_reg, delayed
 
 __all__ = ["ConvUnit", "top"]
 
@@ -153,18 +153,18 @@ class _Scatter(wiring.Component):
         W, B, S, lgw = self.W, self.B, self.S, self.lgw
         # input register
         have = Signal()
-        vec = Signal(8 * W * S)       # the run shifted to its offset in S lines
-        vmask = Signal(W * S)
+        vec = data_reg(8 * W * S)       # the run shifted to its offset in S lines
+        vmask = data_reg(W * S)
         step = Signal(range(S + 1))
         nsteps = Signal(range(S + 1))
         # pending (merged) line write
         pv = Signal()
-        pline = Signal(self.lab)
-        pdata = Signal(8 * W)
-        pmask = Signal(W)
+        pline = data_reg(self.lab)
+        pdata = data_reg(8 * W)
+        pmask = data_reg(W)
 
         # the run's first line + step, a register beside step (an adder fed the merge compare)
-        cur_line = Signal(self.lab)
+        cur_line = data_reg(self.lab)
         # (named signals: the per-byte slices below then refer to one wire each)
         cur_data = Signal(8 * W)
         cur_mask = Signal(W)
@@ -210,8 +210,9 @@ class _Scatter(wiring.Component):
         if self.in_reg:
             # the input register: loads when empty or moving into the shift stage
             r_v = Signal()
-            r_addr, r_data, r_n, r_mask = (Signal.like(v, name="r_" + n) for v, n in (
-                (self.i_addr, "addr"), (data_m, "data"), (self.i_n, "n"), (nmask, "mask")))
+            r_addr, r_data, r_n, r_mask = (
+                Signal.like(v, name="r_" + n, reset_less=True) for v, n in (
+                    (self.i_addr, "addr"), (data_m, "data"), (self.i_n, "n"), (nmask, "mask")))
             load = r_v & free
             m.d.comb += self.i_ready.eq(~r_v | free)
             with m.If(self.i_valid & self.i_ready):
@@ -279,7 +280,7 @@ class ConvUnit(wiring.Component):
 
         # ---------------------------------------------------------------- instruction register
         conv_lay = LAYOUTS[Opcode.CONV]
-        ins = Signal(conv_lay)
+        ins = data_reg(conv_lay)
         cmd_view = data.View(INSTR_LAYOUT, self.cmd.payload)
 
         IDLE, S1, S2, S3, S4, RUN, FIN = range(7)
@@ -293,36 +294,36 @@ class ConvUnit(wiring.Component):
                 m.d.sync += [err.eq(1), state.eq(IDLE)]
 
         # ---------------------------------------------------------------- derived constants
-        pitch = Signal(16)
-        wp = Signal(32)                  # in_w * pitch (one input row)
-        K = Signal(24)
-        K1 = Signal(8)
-        M = Signal(24)
-        KT = Signal(DIM_BITS + 8)
-        step_x = Signal(signed(32))      # sw * pitch
-        step_y = Signal(signed(32))      # sh * wp - (out_w - 1) * sw * pitch
-        rowbytes = Signal(20)            # k_w * in_c (bytes of a kernel row when dense)
-        contig = Signal()                # pitch == in_c: a kernel row is contiguous in SRAM
+        pitch = data_reg(16)
+        wp = data_reg(32)                  # in_w * pitch (one input row)
+        K = data_reg(24)
+        K1 = data_reg(8)
+        M = data_reg(24)
+        KT = data_reg(DIM_BITS + 8)
+        step_x = data_reg(signed(32))      # sw * pitch
+        step_y = data_reg(signed(32))      # sh * wp - (out_w - 1) * sw * pitch
+        rowbytes = data_reg(20)            # k_w * in_c (bytes of a kernel row when dense)
+        contig = data_reg()                # pitch == in_c: a kernel row is contiguous in SRAM
         # base0 = in_addr - pt * wp - pl * pitch (the first row's pixel 0) = a0 - ptw, step_y =
         # shw - oxp, from products registered in the setup cycles before: every setup register
         # is one DSP product (of at most 16 x 16 bits: one MULT18X18D), one shift-add of a
         # narrow factor (_small_mul, logic) or one adder of registers (ECP5 timing: a MULT18X18D
         # and its routes take most of a 10 ns cycle)
-        shi = Signal(15)                 # sh * in_w
-        pti = Signal(16)                 # pt * in_w
-        ows = Signal(16)                 # (out_w - 1) * sw
-        shw = Signal(32)                 # sh * wp = shi * pitch
-        ptw = Signal(32)                 # pt * wp = pti * pitch
-        oxp = Signal(32)                 # (out_w - 1) * sw * pitch = ows * pitch
-        plp = Signal(20)                 # pl * pitch
-        a0 = Signal(signed(32))          # in_addr - plp
+        shi = data_reg(15)                 # sh * in_w
+        pti = data_reg(16)                 # pt * in_w
+        ows = data_reg(16)                 # (out_w - 1) * sw
+        shw = data_reg(32)                 # sh * wp = shi * pitch
+        ptw = data_reg(32)                 # pt * wp = pti * pitch
+        oxp = data_reg(32)                 # (out_w - 1) * sw * pitch = ows * pitch
+        plp = data_reg(20)                 # pl * pitch
+        a0 = data_reg(signed(32))          # in_addr - plp
         base0 = Signal(signed(32))
-        in_c_r = Signal(range(R + 1))    # min(in_c, R)
-        ic2 = Signal(18)                 # in_c + in_c_r (r1c's value at a tap's start)
-        kw1 = Signal(4)                  # k_w - 1, k_h - 1: the walk's end tests compare
-        kh1 = Signal(4)                  # registers (no subtractor before them)
-        xlo0 = Signal(5)                 # the window bounds xlo, xhi of a row's first pixel
-        xhi0 = Signal(5)
+        in_c_r = data_reg(range(R + 1))    # min(in_c, R)
+        ic2 = data_reg(18)                 # in_c + in_c_r (r1c's value at a tap's start)
+        kw1 = data_reg(4)                  # k_w - 1, k_h - 1: the walk's end tests compare
+        kh1 = data_reg(4)                  # registers (no subtractor before them)
+        xlo0 = data_reg(5)                 # the window bounds xlo, xhi of a row's first pixel
+        xhi0 = data_reg(5)
         acc_mode = Signal(AccMode)
         mode_raw = Signal()
         mode_rd_acc = Signal()
@@ -411,7 +412,8 @@ class ConvUnit(wiring.Component):
             wbw.en.eq(Mux(bq.valid & (bq.p.buf == 0), bq.p.mask, 0)),
         ]
         # PBUF: registers, pwords words per slot
-        pbuf = [[Signal(8, name=f"pbuf{s}_{i}") for i in range(self.pwords * W)] for s in range(2)]
+        pbuf = [[data_reg(8, name=f"pbuf{s}_{i}") for i in range(self.pwords * W)]
+                for s in range(2)]
         for s in range(2):
             for i in range(self.pwords * W):
                 wi, bi = divmod(i, W)
@@ -455,8 +457,8 @@ class ConvUnit(wiring.Component):
                 ep.p.shift[j].eq(Mux(use, Cat(*rec(8, 1))[:SHIFT_BITS], 0)),
             ]
         # bias/mult/shift again for the unit's own requant (LAST); registered at start
-        rq_mult = Signal(data.ArrayLayout(signed(32), C))
-        rq_shift = Signal(data.ArrayLayout(signed(SHIFT_BITS), C))
+        rq_mult = data_reg(data.ArrayLayout(signed(32), C))
+        rq_shift = data_reg(data.ArrayLayout(signed(SHIFT_BITS), C))
         with m.If(start_run):
             m.d.sync += [rq_mult.eq(ep.p.mult), rq_shift.eq(ep.p.shift)]
 
@@ -508,42 +510,42 @@ class ConvUnit(wiring.Component):
         kt_nz, bra_nz = Signal(), Signal()
         # row state (current and saved at the block start)
         SA = signed(32)
-        ox_left, ox_left_s = Signal(12), Signal(12)
-        iy0, iy0_s = Signal(signed(16)), Signal(signed(16))
-        ix0, ix0_s = Signal(signed(16)), Signal(signed(16))
-        base, base_s = Signal(SA), Signal(SA)
+        ox_left, ox_left_s = data_reg(12), data_reg(12)
+        iy0, iy0_s = data_reg(signed(16)), data_reg(signed(16))
+        ix0, ix0_s = data_reg(signed(16)), data_reg(signed(16))
+        base, base_s = data_reg(SA), data_reg(SA)
         # the row's window bounds in kernel coordinates, beside iy0 / ix0 (updated with them):
         # tap (ky, kx) is inside the input iff ylo <= ky < yhi and xlo <= kx < xhi, i.e. ylo =
         # -iy0, yhi = in_h - iy0, xlo = -ix0, xhi = in_w - ix0, saturated to [0, 31] (ky, kx,
         # kx + 1 and k_w are in [0, 16], so the tests stay exact). The walk's per-piece tests are
         # then 5-bit compares of registers, not an adder into a 16-bit compare (ECP5 timing).
         BND = unsigned(5)
-        ylo, ylo_s = Signal(BND), Signal(BND)
-        yhi, yhi_s = Signal(BND), Signal(BND)
-        xlo, xlo_s = Signal(BND), Signal(BND)
-        xhi, xhi_s = Signal(BND), Signal(BND)
+        ylo, ylo_s = data_reg(BND), data_reg(BND)
+        yhi, yhi_s = data_reg(BND), data_reg(BND)
+        xlo, xlo_s = data_reg(BND), data_reg(BND)
+        xhi, xhi_s = data_reg(BND), data_reg(BND)
         # k state (current and saved at the K tile start)
-        ky, ky_s = Signal(4), Signal(4)
-        kx, kx_s = Signal(4), Signal(4)
-        ci, ci_s = Signal(16), Signal(16)
-        toff, toff_s = Signal(SA), Signal(SA)     # ky * wp + kx * pitch
-        trow, trow_s = Signal(SA), Signal(SA)     # ky * wp
-        rpos, rpos_s = Signal(20), Signal(20)     # kx * in_c + ci (bytes into the kernel row)
+        ky, ky_s = data_reg(4), data_reg(4)
+        kx, kx_s = data_reg(4), data_reg(4)
+        ci, ci_s = data_reg(16), data_reg(16)
+        toff, toff_s = data_reg(SA), data_reg(SA)     # ky * wp + kx * pitch
+        trow, trow_s = data_reg(SA), data_reg(SA)     # ky * wp
+        rpos, rpos_s = data_reg(20), data_reg(20)     # kx * in_c + ci (bytes into the kernel row)
         kdone, kdone_s = Signal(), Signal()
         # rowbytes - rpos and in_c - ci in registers beside rpos and ci (updated by - n as those
         # are by + n), and R - lane beside lane: the walk's one-cycle recurrence then starts with
         # compares, not subtractors (ECP5 timing, issue #13)
-        row_left, row_left_s = Signal(signed(21)), Signal(signed(21))
-        r1, r1_s = Signal(signed(17)), Signal(signed(17))
+        row_left, row_left_s = data_reg(signed(21)), data_reg(signed(21))
+        r1, r1_s = data_reg(signed(17)), data_reg(signed(17))
         # and r1 + min(in_c, R) beside r1: span2's test lanes_left - r1 < in_c (see there) is
         # then one compare, lanes_left < r1c, not a subtractor into a compare
-        r1c, r1c_s = Signal(signed(18)), Signal(signed(18))
+        r1c, r1c_s = data_reg(signed(18)), data_reg(signed(18))
         kcur = [ky, kx, ci, toff, trow, rpos, kdone, row_left, r1, r1c]
         ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s, row_left_s, r1_s, r1c_s]
         lane = Signal(range(R + 1))
         lanes_left = Signal((R - lane).shape())
         # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
-        win_x = Signal(LAB)
+        win_x = data_reg(LAB)
         win_a = Signal()
         win_b = Signal()
         outstanding = Signal(range(RESP_DEPTH + 1))
@@ -792,8 +794,8 @@ class ConvUnit(wiring.Component):
 
         # ---------------------------------------------------------------- act gather: assembler
         pr = data.View(piece_lay, pfifo.r_data)
-        slot_a = Signal(W8)
-        slot_b = Signal(W8)
+        slot_a = data_reg(W8)
+        slot_b = data_reg(W8)
         beat = Signal(8 * R)
         macs = Signal(16)
         m.submodules.afifo = afifo = fifo.SyncFIFO(width=8 * R + len(macs), depth=4)
@@ -873,7 +875,7 @@ class ConvUnit(wiring.Component):
         two = Cat(wrp0.data, wrp1.data)
         w_src_v = w_inflight
         if wreg:
-            two = delayed(m, two, "w_two")
+            two = delayed(m, two, "w_two", reset_less=True)
             w_off_r = delayed(m, w_off_r, "w_off_rr")
             w_valid_r = delayed(m, w_valid_r, "w_valid_rr")
             m.d.sync += w_mid_v.eq(w_inflight)
@@ -902,8 +904,8 @@ class ConvUnit(wiring.Component):
         wiring.connect(m, wiring.flipped(self.wr), scat.wr)
         eo = eng.out
         o_left = Signal(24)              # output beats still to write
-        o_addr = Signal(24)
-        o_step = Signal(24)
+        o_addr = data_reg(24)
+        o_step = data_reg(24)
         with m.If(start_run):
             m.d.sync += [o_left.eq(M),
                          o_addr.eq(Mux(mode_wr_acc, ins.acc_addr, ins.out_addr)),
@@ -1026,8 +1028,8 @@ class ConvUnit(wiring.Component):
                     m.d.sync += g_on.eq(0)
         # assembler: window of S lines, then the beat at the pixel's offset
         pr = data.View(ent_lay, pq.r_data)
-        cur = Signal(8 * W)
-        win = [Signal(8 * W, name=f"pwin{i}") for i in range(S)]
+        cur = data_reg(8 * W)
+        win = [data_reg(8 * W, name=f"pwin{i}") for i in range(S)]
         line_in = Mux(pr.new, presp.r_data, cur)
         m.submodules.pout = pout = fifo.SyncFIFO(width=8 * B, depth=2)
         can = pq.r_rdy & (~pr.new | presp.r_rdy) & (~pr.last | pout.w_rdy)

@@ -82,6 +82,7 @@ from hw.metadata import (
     struct_layout,
 )
 from hw.npu_if import line_addr_bits, line_bytes, sram_read_signature
+from hw.sram import data_reg
 
 __all__ = ["MetadataTx", "TX_CMD_LAYOUT", "READ_SLOTS", "TOKEN_LAYOUT", "linear_xor"]
 
@@ -177,7 +178,7 @@ class _SramBytes(wiring.Component):
         rd_ptr = Signal(range(S))
         tags = [Signal(tag, name=f"tag{i}") for i in range(S)]
         full = Signal(S)
-        lines = [Signal(8 * W, name=f"line{i}") for i in range(S)]
+        lines = [data_reg(8 * W, name=f"line{i}") for i in range(S)]
 
         job = self.job.payload
         m.d.comb += self.job.ready.eq(lines_left == 0)
@@ -365,12 +366,12 @@ class _Framer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         self.m = m
-        self.cmd_r = cmd = Signal(TX_CMD_LAYOUT)
+        self.cmd_r = cmd = data_reg(TX_CMD_LAYOUT)
         self.cyc = Signal(32)  # cycles since the cmd handshake (0 in that cycle)
         self.cnt = Signal(32)  # bytes left to capture / to read in DESC
         self.idx = Signal(range(max(HEADER_BYTES, TABLE_ENTRY_BYTES, TRAILER_BYTES,
                                     CRC_BYTES) + 1))
-        self.cap = Signal(8 * TABLE_HEADER_BYTES)  # captured table bytes (shifted in at the top)
+        self.cap = data_reg(8 * TABLE_HEADER_BYTES)  # captured table bytes (shifted in at the top)
         self.n_tensors = Signal(16)
         self.payload_bytes = Signal(32)
         self.pay_rem = Signal(32)  # payload bytes not yet emitted (the table's payload_bytes)
@@ -656,7 +657,7 @@ class MetadataTx(wiring.Component):
         # two ran in a row across the FPGA, 17.0 ns: issue #13, session 12); one cycle more per
         # job, the same throughput
         jq_v = Signal()
-        jq = Signal(JOB_LAYOUT)
+        jq = data_reg(JOB_LAYOUT)
         m.d.comb += [framer.job.ready.eq(~jq_v | reader.job.ready),
                      reader.job.valid.eq(jq_v), reader.job.payload.eq(jq)]
         with m.If(framer.job.valid & framer.job.ready):

@@ -51,7 +51,7 @@ from hw.npu_if import (
     sram_write_signature,
     unit_signature,
 )
-from hw.sram import Sram
+from hw.sram import Sram, data_reg
 
 __all__ = ["NpuTop", "NullUnit", "top", "QUEUE_DEPTH", "index_bits", "host_cmd_layout",
            "unit_classes"]
@@ -227,7 +227,7 @@ class NpuTop(wiring.Component):
 
         # ---- fetch
         nlmax = max(-(-INSTR_BYTES // W), 1) + (1 if W > 16 else 0)
-        fbuf = [Signal(8 * W, name=f"fline{i}") for i in range(nlmax)]
+        fbuf = [data_reg(8 * W, name=f"fline{i}") for i in range(nlmax)]
         pc = Signal(24)
         pc_oob = Signal()   # pc + INSTR_BYTES is past the SRAM (set with pc: a register)
 

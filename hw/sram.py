@@ -82,9 +82,20 @@ _install_noinit()
 SUB_LINES = 2048
 
 
-def delayed(m: Module, sig, name: str) -> Signal:
-    """``sig`` one cycle later (a register named ``name``)."""
-    q = Signal.like(sig, name=name) if isinstance(sig, Signal) else Signal(len(sig), name=name)
+def data_reg(shape=1, **kwargs) -> Signal:
+    """A data register: no reset. For registers every reader of which is qualified by a flag
+    that is reset (a valid bit, a state), or that are written before they are read (an
+    instruction's fields and what is derived from them). On ECP5 a synchronous reset is a
+    routed LSR net to every flip-flop it resets, and the flip-flops of a tile must share one
+    LSR net: the datapath's resets made the die's largest nets (issue #13, docs/fpga.md)."""
+    return Signal(shape, reset_less=True, **kwargs)
+
+
+def delayed(m: Module, sig, name: str, reset_less: bool = False) -> Signal:
+    """``sig`` one cycle later (a register named ``name``; ``reset_less``: a data register, see
+    :func:`data_reg`)."""
+    q = (Signal.like(sig, name=name, reset_less=reset_less) if isinstance(sig, Signal)
+         else Signal(len(sig), name=name, reset_less=reset_less))
     m.d.sync += q.eq(sig)
     return q
 

@@ -70,6 +70,7 @@ from hw.npu_if import (
     line_bytes,
     unit_members,
 )
+from hw.sram import data_reg
 
 __all__ = ["VectorUnit", "POST_LATENCY", "top"]
 
@@ -304,7 +305,7 @@ class VectorUnit(wiring.Component):
         NB = (L).bit_length()
 
         # ------------------------------------------------------------------ instruction
-        ins = Signal(INSTR_LAYOUT)
+        ins = data_reg(INSTR_LAYOUT)
         busy_seq = Signal()
         supported = Signal()
         m.d.comb += supported.eq(
@@ -340,7 +341,7 @@ class VectorUnit(wiring.Component):
         # 2: through a 2-entry FIFO, so the command REQ takes is always a register and its line
         # lookup starts from registers (one more cycle of latency per instruction, the same
         # throughput; for FPGA clocks).
-        rq = Signal(CMD)
+        rq = data_reg(CMD)
         rq_v = Signal()
         nc = Signal(CMD)                 # the command SEQ emits this cycle
         nc_v = Signal()
@@ -965,9 +966,9 @@ class VectorUnit(wiring.Component):
         mv = metaq.r_rdy
         pc = Signal(range(NS + 1))
         av = Signal()
-        av_meta = Signal(META)
-        av_xs = [Signal(8 * L, name=f"av_x{k}") for k in range(TT)]
-        av_w = Signal(8 * L)
+        av_meta = data_reg(META)
+        av_xs = [data_reg(8 * L, name=f"av_x{k}") for k in range(TT)]
+        av_w = data_reg(8 * L)
         exec_take = Signal()
         # Config.vector_req_stages = 2 (FPGA clocks): ASM hands its commands to EXEC through a
         # skid register, so ASM's ``out_ready`` is a register (~skid full) and its pops, cache
@@ -1019,9 +1020,9 @@ class VectorUnit(wiring.Component):
         with m.If(done_cmd):
             m.d.sync += pc.eq(0)
         if skid:
-            sk_meta = Signal(META)
-            sk_w = Signal(8 * L)
-            sk_xs = [Signal(8 * L, name=f"sk_x{k}") for k in range(TT)]
+            sk_meta = data_reg(META)
+            sk_w = data_reg(8 * L)
+            sk_xs = [data_reg(8 * L, name=f"sk_x{k}") for k in range(TT)]
             with m.If(done_cmd):        # (data only: sk_v says whether it holds a command)
                 m.d.sync += [sk_meta.eq(mh), sk_w.eq(vec_n[TT]),
                              *[a.eq(b) for a, b in zip(sk_xs, vec_n[:TT], strict=True)]]
@@ -1056,9 +1057,9 @@ class VectorUnit(wiring.Component):
         if two:
             e2v = Signal()
             e_take = Signal()        # E2 acts this cycle
-            em = Signal(META)
-            e_xs = [Signal(8 * L, name=f"e2_x{k}") for k in range(TT)]
-            e_w = Signal(8 * L)
+            em = data_reg(META)
+            e_xs = [data_reg(8 * L, name=f"e2_x{k}") for k in range(TT)]
+            e_w = data_reg(8 * L)
         else:
             e_take, em, e_xs, e_w = exec_take, av_meta, av_xs, av_w
         # P0 takes a beat this cycle: free, or its last phase moves into POST now (H > 1: an
@@ -1260,13 +1261,13 @@ class VectorUnit(wiring.Component):
         a_mult, b_mult = ew(1, Pq), ew(4, Pq)
         o_mult, o_shift, o_off, o_lo, o_hi = (ew(i, Pq) for i in range(7, 12))
         p0v = Signal()
-        u1 = [Signal(signed(32), name=f"u1_{j}") for j in range(L)]
-        u2 = [Signal(signed(32), name=f"u2_{j}") for j in range(L)]
-        m3 = [Signal(signed(32), name=f"m3_{j}") for j in range(L)]
-        s3 = [Signal(signed(32), name=f"s3_{j}") for j in range(L)]
-        p0cnt = Signal(17)
-        p0a = Signal(24)
-        p0n = Signal(NB)
+        u1 = [data_reg(signed(32), name=f"u1_{j}") for j in range(L)]
+        u2 = [data_reg(signed(32), name=f"u2_{j}") for j in range(L)]
+        m3 = [data_reg(signed(32), name=f"m3_{j}") for j in range(L)]
+        s3 = [data_reg(signed(32), name=f"s3_{j}") for j in range(L)]
+        p0cnt = data_reg(17)
+        p0a = data_reg(24)
+        p0n = data_reg(NB)
         m.d.sync += p0v.eq(emit_b)
         with m.If(emit_b):
             m.d.sync += [p0cnt.eq(cnt_n), p0a.eq(am.oa), p0n.eq(am.n)]
