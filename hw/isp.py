@@ -37,6 +37,7 @@ from amaranth.utils import bits_for
 
 from hw.config import Config
 from hw.csi2 import PIXEL_LAYOUT
+from hw.sram import data_reg
 from hw.systolic import _dsp_family, registered_mul
 
 __all__ = ["PATTERNS", "pattern_positions", "RECIP_BITS", "MAX_BOX", "TENSOR_LAYOUT",
@@ -182,11 +183,15 @@ class Isp(wiring.Component):
         cmax = (1 << cb) - 1
         half = cfg.max_line_pixels // 2
 
+        # reg / regs: registers without reset (hw.sram.data_reg): the static parameters below
+        # (loaded every cycle) and pipeline data loaded every cycle beside its stage's valid
+        # bit (which is reset), or combinational values; state that carries from pixel to
+        # pixel is declared with Signal (it resets)
         def reg(name, shape=1):
-            return Signal(shape, name=name)
+            return data_reg(shape, name=name)
 
         def regs(prefix, n, shape):
-            return [Signal(shape, name=f"{prefix}{i}") for i in range(n)]
+            return [data_reg(shape, name=f"{prefix}{i}") for i in range(n)]
 
         m.submodules.fifo = ofifo = fifo.SyncFIFOBuffered(width=TENSOR_LAYOUT.size,
                                                           depth=FIFO_DEPTH)
@@ -359,7 +364,7 @@ class Isp(wiring.Component):
                      gey_l.eq(ay_r >= thry_l), gey_n.eq(ay_r >= thry_n)]
         cx_r, j_r = Signal(cb + 1), Signal(cb)
         xlast_r = Signal()
-        hs_r = regs("hs_r", 3, SUM_BITS)
+        hs_r = [Signal(SUM_BITS, name=f"hs_r{i}") for i in range(3)]   # (state: resets)
         ax, cx, j, xlast = Signal(signed(cb + 3)), Signal(cb + 1), Signal(cb), Signal()
         hs = regs("hs", 3, SUM_BITS)
         with m.If(row_start):
@@ -611,7 +616,7 @@ class Isp(wiring.Component):
         m.d.sync += [s13d_v.eq(s13c_v), s13d_first.eq(s13c_first), s13d_last.eq(s13c_last),
                      *[s13d_t[i].eq(s13c_t[i] + p.norm_off[i]) for i in range(3)]]
         s14_v, s14_last, s14_first = Signal(), Signal(), Signal()
-        s14_q = [Signal(signed(8), name=f"s14_q{i}") for i in range(3)]
+        s14_q = [data_reg(signed(8), name=f"s14_q{i}") for i in range(3)]
         m.d.sync += [s14_v.eq(s13d_v), s14_last.eq(s13d_last), s14_first.eq(s13d_first)]
         for i in range(3):
             t = s13d_t[i]
