@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from hw.config import preset_names
-from sw.cli import add_common, seed_int
+from sw.cli import add_common, positive_int, seed_int
 
 
 def register(sub):
@@ -34,7 +34,7 @@ def register(sub):
     p.add_argument("--placer", choices=["heap", "static"], default=None,
                    help="nextpnr placer (default: static, electrostatic placement, for big ecp5 "
                         "designs such as the soc: faster, less wire; heap otherwise)")
-    p.add_argument("--placements", type=_count, default=None, metavar="N",
+    p.add_argument("--placements", type=positive_int, default=None, metavar="N",
                    help="with router2: placements (seeds --seed, --seed + 1, ...) to try before "
                         "router1 routes the one router2 came closest on (default: 2 for big ecp5 "
                         "designs, 1 otherwise)")
@@ -44,18 +44,6 @@ def register(sub):
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common(p)
     p.set_defaults(func=run)
-
-
-def _count(text: str) -> int:
-    import argparse
-
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= v <= 16:
-        raise argparse.ArgumentTypeError(f"placements must be in [1, 16], got {text}")
-    return v
 
 
 def _mhz(text: str) -> float:
