@@ -507,39 +507,42 @@ class ConvUnit(wiring.Component):
         kt_left = Signal(DIM_BITS + 8)   # K tiles left after this one
         # kt_left != 0 and blk_rows_after != 0 as registers, set with them (the turn's case
         # selects start from flip-flops, not from 24-bit OR trees: ECP5 timing, issue #13)
-        kt_nz, bra_nz = Signal(), Signal()
+        kt_nz, bra_nz = Signal(name="kt_nz"), Signal(name="bra_nz")
         # row state (current and saved at the block start)
         SA = signed(32)
-        ox_left, ox_left_s = data_reg(12), data_reg(12)
-        iy0, iy0_s = data_reg(signed(16)), data_reg(signed(16))
-        ix0, ix0_s = data_reg(signed(16)), data_reg(signed(16))
-        base, base_s = data_reg(SA), data_reg(SA)
+        ox_left, ox_left_s = data_reg(12, name="ox_left"), data_reg(12, name="ox_left_s")
+        iy0, iy0_s = data_reg(signed(16), name="iy0"), data_reg(signed(16), name="iy0_s")
+        ix0, ix0_s = data_reg(signed(16), name="ix0"), data_reg(signed(16), name="ix0_s")
+        base, base_s = data_reg(SA, name="base"), data_reg(SA, name="base_s")
         # the row's window bounds in kernel coordinates, beside iy0 / ix0 (updated with them):
         # tap (ky, kx) is inside the input iff ylo <= ky < yhi and xlo <= kx < xhi, i.e. ylo =
         # -iy0, yhi = in_h - iy0, xlo = -ix0, xhi = in_w - ix0, saturated to [0, 31] (ky, kx,
         # kx + 1 and k_w are in [0, 16], so the tests stay exact). The walk's per-piece tests are
         # then 5-bit compares of registers, not an adder into a 16-bit compare (ECP5 timing).
         BND = unsigned(5)
-        ylo, ylo_s = data_reg(BND), data_reg(BND)
-        yhi, yhi_s = data_reg(BND), data_reg(BND)
-        xlo, xlo_s = data_reg(BND), data_reg(BND)
-        xhi, xhi_s = data_reg(BND), data_reg(BND)
+        ylo, ylo_s = data_reg(BND, name="ylo"), data_reg(BND, name="ylo_s")
+        yhi, yhi_s = data_reg(BND, name="yhi"), data_reg(BND, name="yhi_s")
+        xlo, xlo_s = data_reg(BND, name="xlo"), data_reg(BND, name="xlo_s")
+        xhi, xhi_s = data_reg(BND, name="xhi"), data_reg(BND, name="xhi_s")
         # k state (current and saved at the K tile start)
-        ky, ky_s = data_reg(4), data_reg(4)
-        kx, kx_s = data_reg(4), data_reg(4)
-        ci, ci_s = data_reg(16), data_reg(16)
-        toff, toff_s = data_reg(SA), data_reg(SA)     # ky * wp + kx * pitch
-        trow, trow_s = data_reg(SA), data_reg(SA)     # ky * wp
-        rpos, rpos_s = data_reg(20), data_reg(20)     # kx * in_c + ci (bytes into the kernel row)
-        kdone, kdone_s = Signal(), Signal()
+        ky, ky_s = data_reg(4, name="ky"), data_reg(4, name="ky_s")
+        kx, kx_s = data_reg(4, name="kx"), data_reg(4, name="kx_s")
+        ci, ci_s = data_reg(16, name="ci"), data_reg(16, name="ci_s")
+        # ky * wp + kx * pitch
+        toff, toff_s = data_reg(SA, name="toff"), data_reg(SA, name="toff_s")
+        trow, trow_s = data_reg(SA, name="trow"), data_reg(SA, name="trow_s")     # ky * wp
+        # kx * in_c + ci (bytes into the kernel row)
+        rpos, rpos_s = data_reg(20, name="rpos"), data_reg(20, name="rpos_s")
+        kdone, kdone_s = Signal(name="kdone"), Signal(name="kdone_s")
         # rowbytes - rpos and in_c - ci in registers beside rpos and ci (updated by - n as those
         # are by + n), and R - lane beside lane: the walk's one-cycle recurrence then starts with
         # compares, not subtractors (ECP5 timing, issue #13)
-        row_left, row_left_s = data_reg(signed(21)), data_reg(signed(21))
-        r1, r1_s = data_reg(signed(17)), data_reg(signed(17))
+        row_left = data_reg(signed(21), name="row_left")
+        row_left_s = data_reg(signed(21), name="row_left_s")
+        r1, r1_s = data_reg(signed(17), name="r1"), data_reg(signed(17), name="r1_s")
         # and r1 + min(in_c, R) beside r1: span2's test lanes_left - r1 < in_c (see there) is
         # then one compare, lanes_left < r1c, not a subtractor into a compare
-        r1c, r1c_s = data_reg(signed(18)), data_reg(signed(18))
+        r1c, r1c_s = data_reg(signed(18), name="r1c"), data_reg(signed(18), name="r1c_s")
         kcur = [ky, kx, ci, toff, trow, rpos, kdone, row_left, r1, r1c]
         ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s, row_left_s, r1_s, r1c_s]
         lane = Signal(range(R + 1))

@@ -88,7 +88,8 @@ def data_reg(shape=1, **kwargs) -> Signal:
     instruction's fields and what is derived from them). On ECP5 a synchronous reset is a
     routed LSR net to every flip-flop it resets, and the flip-flops of a tile must share one
     LSR net: the datapath's resets made the die's largest nets (issue #13, docs/fpga.md)."""
-    return Signal(shape, reset_less=True, **kwargs)
+    # (src_loc_at=1: the signal is named after the caller's variable, as Signal(...) would be)
+    return Signal(shape, reset_less=True, src_loc_at=1, **kwargs)
 
 
 def delayed(m: Module, sig, name: str, reset_less: bool = False) -> Signal:
