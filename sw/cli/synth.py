@@ -29,15 +29,14 @@ def register(sub):
                    help="draw area per block vs device capacity to FILE (PNG/SVG/PDF)")
     p.add_argument("--seed", type=seed_int, default=1, help="nextpnr placement seed")
     p.add_argument("--router", choices=["router1", "router2"], default=None,
-                   help="nextpnr router (default: router2 for big ecp5 designs such as the soc, "
-                        "falling back to router1 if it stalls or fails; router1 otherwise)")
+                   help="nextpnr router (default: router1; router2 is watched and falls back to "
+                        "router1 when it stalls, diverges or fails)")
     p.add_argument("--placer", choices=["heap", "static"], default=None,
                    help="nextpnr placer (default: static, electrostatic placement, for big ecp5 "
                         "designs such as the soc: faster, less wire; heap otherwise)")
     p.add_argument("--placements", type=positive_int, default=None, metavar="N",
                    help="with router2: placements (seeds --seed, --seed + 1, ...) to try before "
-                        "router1 routes the one router2 came closest on (default: 2 for big ecp5 "
-                        "designs, 1 otherwise)")
+                        "router1 routes the one router2 came closest on (default 1)")
     p.add_argument("--freq", type=_mhz, default=None, metavar="MHZ",
                    help="timing constraint in MHz (default: the config's clock_mhz; e.g. 150 for "
                         "the SPEC's GEMM bar on the 100 MHz ecp5 die)")

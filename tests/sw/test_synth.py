@@ -156,13 +156,12 @@ def _r2(it: int, over: int) -> str:
 
 
 def test_pnr_defaults_by_design_size():
-    """Big ecp5 designs (the die: ~62k yosys LUTs) get the static placer and router2 with two
-    placements to try, small ones (the GEMM tops, single units) HeAP and router1; ice40 always
-    HeAP and router1."""
+    """Big ecp5 designs (the die: ~62k yosys LUTs) get the static placer (and router1), small
+    ones (the GEMM tops, single units) HeAP and router1; ice40 always HeAP and router1."""
     from sw.synth import TARGETS, pnr_defaults
 
     big = TARGETS["ecp5"]["big"]["luts"]
-    assert pnr_defaults("ecp5", 62_000) == ("static", "router2", 2) == pnr_defaults("ecp5", big)
+    assert pnr_defaults("ecp5", 62_000) == ("static", "router1", 1) == pnr_defaults("ecp5", big)
     assert pnr_defaults("ecp5", big - 1) == ("heap", "router1", 1) == pnr_defaults("ecp5", 6_000)
     assert pnr_defaults("ice40", 62_000) == ("heap", "router1", 1)
 
@@ -389,8 +388,8 @@ def test_synth_ecp5_soc_fits_with_room_to_route(tmp_path):
 def test_synth_ecp5_soc_fits_lfe5u85f_at_100mhz(tmp_path):
     """Issue #13 / SPEC section 9: the whole ecp5 logic die (top soc) fits an LFE5U-85F and
     routes at >= 100 MHz, with per-block numbers that add up to yosys's totals. ecp5's default
-    static placer and router2 (by its size): the die places and routes in ~22 min
-    (docs/fpga.md)."""
+    static placer (by its size) and router1: the die places in ~10 min and routes in ~28
+    (docs/fpga.md, session 17)."""
     r = synth("ecp5", "ecp5", "soc", outdir=tmp_path)
     assert KEYS <= set(r) and r["constraint_mhz"] == 100
     assert r["meets_timing"] and r["fmax_mhz"] >= 100, r
