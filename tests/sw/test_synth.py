@@ -429,10 +429,11 @@ def test_summary_names_the_pnr_run():
          "fmax_mhz": 61.5, "meets_timing": False, "constraint_mhz": 100, "pnr_s": 2700.0,
          "pnr": {"placer": "static", "router": "router1", "seed": 2,
                  "attempts": [{"seed": 1, "router2": "stalled", "fewest_overused": 1727},
-                              {"seed": 2, "router2": "stalled", "fewest_overused": 420}]}}
+                              {"seed": 2, "router2": "stalled", "fewest_overused": 420},
+                              {"seed": 3, "router2": "failed (exit 1)", "fewest_overused": None}]}}
     line = next(x for x in summary(r).splitlines() if x.strip().startswith("PnR"))
     assert "static placer, router1, seed 2" in line and "seed 1: 1727" in line
-    assert "seed 2: 420" in line and "45m" in line
+    assert "seed 2: 420" in line and "seed 3: failed" in line and "45m" in line
 
 
 def test_critical_path_and_slack_histogram_of_a_real_die_run():
