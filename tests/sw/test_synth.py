@@ -161,9 +161,9 @@ def test_pnr_defaults_by_design_size():
     from sw.synth import TARGETS, pnr_defaults
 
     big = TARGETS["ecp5"]["big"]["luts"]
-    assert pnr_defaults("ecp5", 62_000) == ("static", "router1", 1) == pnr_defaults("ecp5", big)
-    assert pnr_defaults("ecp5", big - 1) == ("heap", "router1", 1) == pnr_defaults("ecp5", 6_000)
-    assert pnr_defaults("ice40", 62_000) == ("heap", "router1", 1)
+    assert pnr_defaults("ecp5", 62_000) == ("static", "router1") == pnr_defaults("ecp5", big)
+    assert pnr_defaults("ecp5", big - 1) == ("heap", "router1") == pnr_defaults("ecp5", 6_000)
+    assert pnr_defaults("ice40", 62_000) == ("heap", "router1")
 
 
 def _fake_nextpnr(work, fewest, fail=()):
