@@ -7,6 +7,8 @@ Contract (used by sim/harness/npu.py and sim/harness/pixel.py):
   build, so several builds can be loaded into one process with ctypes).
 - A file lock makes concurrent builds (pytest-xdist workers, parallel CLI runs) safe: the second
   waits and reuses the first's library.
+- After a successful build only the library, the Verilog and ``build.log`` stay (the object tree
+  is deleted: ~150 MB per build, mostly precompiled headers).
 - ``build.log`` in the build directory keeps Verilator's and the compiler's output.
 - Generating a big top's Verilog only to hash it takes minutes (the ``default`` NPU: 1–3 min), so
   a second key comes first: :func:`hw_digest` (every ``hw/*.py`` file, the Amaranth version) plus
@@ -26,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -101,4 +104,7 @@ def _build(name, top, verilog: str, source: Path, flags, cflags, opt, tail) -> P
         (bdir / "build.log").write_text(r.stdout + r.stderr)
         if r.returncode or not lib.exists():
             raise RuntimeError(f"{name} harness build failed, see {bdir / 'build.log'}")
+        # Only the library is reused (a build runs only when it is missing): the object tree,
+        # ~150 MB of it precompiled headers, goes.
+        shutil.rmtree(bdir / "obj", ignore_errors=True)
     return lib
