@@ -852,7 +852,15 @@ class ConvUnit(wiring.Component):
         w_inflight = Signal()
         w_mid_v = Signal()               # the registered lines (wreg)
         w_cut_v = Signal()
-        w_go = wph & (wfifo.level + w_inflight + w_mid_v + w_cut_v < WDEPTH)
+        # rows requested and not yet taken from the FIFO (its level plus the rows in flight to
+        # it) as one register, counted up by w_go and down by the engine's take: the request's
+        # test is then a 3-bit compare of a register, not an adder of the FIFO's level (the
+        # unit's ECP5 critical path went w_inflight -> that sum -> the walk's enables)
+        w_used = Signal(range(WDEPTH + 1))
+        # w_k == w_kend and w_blocks == 0 as registers beside them (set where they are)
+        w_last, w_bz = Signal(), Signal()
+        w_go = wph & (w_used < WDEPTH)
+        m.d.sync += w_used.eq(w_used + w_go - (wfifo.r_rdy & wfifo.r_en))
         q = w_byte[lgw:] if lgw else w_byte
         m.d.comb += [
             wrp0.addr.eq(Cat(q[:self.wbits], ins.wslot)),
@@ -864,17 +872,20 @@ class ConvUnit(wiring.Component):
         m.d.sync += [w_inflight.eq(w_go), w_off_r.eq(w_byte[:lgw] if lgw else 0),
                      w_valid_r.eq(w_k < K)]
         with m.If(start_run):
-            m.d.sync += [wph.eq(1), w_k.eq(0), w_byte.eq(0), w_kend.eq(KT * R - 1),
-                         w_blocks.eq((M - 1) >> ((MB - 1).bit_length()))]
+            blocks0 = ((M - 1) >> ((MB - 1).bit_length()))[:len(w_blocks)]
+            kend0 = (KT * R - 1)[:len(w_kend)]
+            m.d.sync += [wph.eq(1), w_k.eq(0), w_byte.eq(0), w_kend.eq(kend0),
+                         w_last.eq(kend0 == 0), w_blocks.eq(blocks0), w_bz.eq(blocks0 == 0)]
         with m.Elif(w_go):
-            with m.If(w_k == w_kend):
-                m.d.sync += [w_k.eq(0), w_byte.eq(0)]
-                with m.If(w_blocks == 0):
+            with m.If(w_last):
+                m.d.sync += [w_k.eq(0), w_byte.eq(0), w_last.eq(w_kend == 0)]
+                with m.If(w_bz):
                     m.d.sync += wph.eq(0)
                 with m.Else():
-                    m.d.sync += w_blocks.eq(w_blocks - 1)
+                    m.d.sync += [w_blocks.eq(w_blocks - 1), w_bz.eq(w_blocks == 1)]
             with m.Else():
-                m.d.sync += [w_k.eq(w_k + 1), w_byte.eq(w_byte + ins.n_cols)]
+                m.d.sync += [w_k.eq(w_k + 1), w_byte.eq(w_byte + ins.n_cols),
+                             w_last.eq(w_k + 1 == w_kend)]
         two = Cat(wrp0.data, wrp1.data)
         w_src_v = w_inflight
         if wreg:
