@@ -121,6 +121,10 @@ def _meta_layout(L: int, LB: int, TT: int, NE: int, SG: int) -> data.StructLayou
         "off": data.ArrayLayout(max(1, LB), V),
         "npop": (2 * V).bit_length(),
         "pe": data.ArrayLayout(EB, 2 * V),
+        # per slot (vector v's line: bit 2v, its next line: 2v + 1): its entry is the last one
+        # the command's lines fill (pe[npop - 1]), for ASM's bypass of the line popped as the
+        # command completes
+        "lm": 2 * V,
         "sel": data.ArrayLayout(max(1, (L - 1).bit_length()), L),  # DWCONV lane -> channel
     })
     return data.StructLayout(f)
@@ -882,8 +886,11 @@ class VectorUnit(wiring.Component):
         one_line = _comb(m, Cat(*[~miss[s_] | ~miss[t_] | same[s_][t_] for s_ in range(NS)
                                   for t_ in range(s_ + 1, NS)]).all(), "one_line")
         m.d.comb += complete.eq(rq_v & metaq.w_rdy & (~miss.any() | (rfire & one_line)))
+        # the entry the command's latest request fills (pe[npop - 1] while npop > 0)
+        lastpe = data_reg(EB, name="lastpe")
         with m.If(rfire):
-            m.d.sync += [tv.eq(tv | voh), npop.eq(npop + 1), Array(popents)[npop].eq(victim)]
+            m.d.sync += [tv.eq(tv | voh), npop.eq(npop + 1), Array(popents)[npop].eq(victim),
+                         lastpe.eq(victim)]
             for e in range(NE):
                 with m.If(voh[e]):
                     m.d.sync += [tags[e].eq(fm_line), tm1[e].eq(fm_m1)]
@@ -942,6 +949,13 @@ class VectorUnit(wiring.Component):
                          meta_in.off[v].eq(voff[v])]
         for i in range(NS):
             m.d.comb += meta_in.pe[i].eq(Mux(rfire & (npop == i), victim, popents[i]))
+        # lm: ent[s] == the last entry filled (victim if a request goes out now, else lastpe),
+        # case by case so that the compares start from registers (voh is one-hot: an entry
+        # equals the victim iff its bit in voh is set)
+        for s_ in range(NS):
+            m.d.comb += meta_in.lm[s_].eq(
+                Mux(rfire, ~hv[s_] | voh.bit_select(hidx[s_], 1),
+                    Mux(hv[s_], hidx[s_] == lastpe, voh.bit_select(lastpe, 1))))
         # DWCONV lane j reads input channel (r + j) // depth_mult of the group (r < dm: SEQ
         # keeps r = gco % dm), no divider: the count of the multiples t * dm (t = 1 .. j, set
         # up per instruction) that r + j reaches, each compare on REQ's register in parallel
@@ -1015,7 +1029,12 @@ class VectorUnit(wiring.Component):
                                       (cache_hi, mh.hi[v], line[:8 * L], "hi")):
                 rp = mem.read_port(domain="comb")
                 m.d.comb += rp.addr.eq(e)
-                halves.append(_comb(m, Mux(pop & (pe == e), data_, rp.data), f"v{v}_{nm}"))
+                # the line popped this cycle bypasses the cache. vec_n is taken only as the
+                # command completes (done_cmd), when a pop, if any, is the last one (pc = npop -
+                # 1, pop = pend): so the bypass is pend and the slot's lm bit, both from
+                # registers, not the entry select pe and a compare (ECP5 timing, issue #13)
+                lm = mh.lm[2 * v + (nm == "hi")]
+                halves.append(_comb(m, Mux(pend & lm, data_, rp.data), f"v{v}_{nm}"))
             vec_n.append(Cat(*halves).bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L))
         with m.If(done_cmd):
             m.d.sync += pc.eq(0)
