@@ -34,6 +34,7 @@ from hw.npu_if import (
     sram_read_signature,
     unit_members,
 )
+from hw.sram import data_reg
 
 __all__ = ["Mover", "LoadUnit", "StoreUnit", "ROW_ADDR_BITS"]
 
@@ -102,7 +103,7 @@ class Mover(wiring.Component):
             desc.fill.eq(r.fill),
         ]
         i_left = Signal(cnt_bits)     # lines still to request for the current row
-        i_line = Signal(self.ab)      # next line address to request
+        i_line = data_reg(self.ab)    # next line address to request
         credits = Signal(range(RESP_DEPTH + 1))  # reads issued and not yet popped from rfifo
         take_row = self.row.valid & self.row.ready
         m.d.comb += [
@@ -127,16 +128,24 @@ class Mover(wiring.Component):
         # the row's counters count down beside registered tests of them (``last``, ``more``,
         # ``first``) and the output address counts up: the per-cycle decisions start from
         # registers, no 25-bit compare or adder before them (ECP5 timing)
-        cur = Signal(desc_lay)
+        # data registers (no reset: read only while ``active`` / ``i_left != 0`` / ``have_prev``,
+        # which are reset, and written before; see hw.sram.data_reg)
+        cur = data_reg(desc_lay)
         active = Signal()
         wl = Signal(cnt_bits)         # words of the row after the next one
         last = Signal()               # the next word is the row's last (wl == 0)
         first = Signal()              # the next word is the row's first
-        oaddr = Signal.like(self.out.payload.addr)  # the next word's line address
+        oaddr = data_reg(len(self.out.payload.addr))  # the next word's line address
         pl = Signal(cnt_bits)         # lines of the row still to pop
         more = Signal()               # pl != 0
         have_prev = Signal()
-        prev = Signal(8 * W)
+        prev = data_reg(8 * W)
+        # the output word's registers (the stream's valid keeps its reset)
+        o_addr = data_reg(len(self.out.payload.addr))
+        o_data = data_reg(8 * W)
+        o_mask = data_reg(W)
+        m.d.comb += [self.out.payload.addr.eq(o_addr), self.out.payload.data.eq(o_data),
+                     self.out.payload.mask.eq(o_mask)]
         out_free = ~self.out.valid | self.out.ready
         pop = Signal()
         m.d.comb += [rfifo.r_en.eq(pop)]
@@ -176,9 +185,9 @@ class Mover(wiring.Component):
             with m.If(emit):
                 m.d.sync += [
                     self.out.valid.eq(1),
-                    self.out.payload.addr.eq(oaddr),
-                    self.out.payload.data.eq(Mux(cur.fill, self.value.replicate(W), word)),
-                    self.out.payload.mask.eq(mask),
+                    o_addr.eq(oaddr),
+                    o_data.eq(Mux(cur.fill, self.value.replicate(W), word)),
+                    o_mask.eq(mask),
                     oaddr.eq(oaddr + 1), first.eq(0), wl.eq(wl - 1), last.eq(wl == 1),
                 ]
                 with m.If(last):
@@ -206,9 +215,9 @@ class LoadUnit(wiring.Component):
         ld = ins.load
         active = Signal()
         row_valid = Signal()
-        row = Signal(row_layout())
-        buf = Signal(1)
-        slot = Signal(1)
+        row = data_reg(row_layout())  # (data: read under row_valid / active, see hw.sram.data_reg)
+        buf = data_reg(1)
+        slot = data_reg(1)
         err = Signal()
         m.d.comb += [self.cmd.ready.eq(~active & ~err), self.idle.eq(~active),
                      self.error.eq(err), self.macs.eq(0)]
@@ -259,18 +268,20 @@ class StoreUnit(wiring.Component):
         active = Signal()
         gen = Signal()              # rows still to generate
         err = Signal()
-        fill = Signal()
-        value = Signal(8)
-        n = Signal(16)
-        rows = Signal(16)
-        planes = Signal(16)
-        srs, sps, drs, dps = (Signal(24, name=x) for x in ("srs", "sps", "drs", "dps"))
-        r = Signal(16)
-        p = Signal(16)
-        cur_s, cur_d, pl_s, pl_d = (Signal(A, name=x) for x in ("cur_s", "cur_d", "pl_s", "pl_d"))
+        # the command's fields and the walk's position: data registers, written as a command is
+        # taken and read only under ``gen`` / ``active`` (hw.sram.data_reg)
+        fill = data_reg(1)
+        value = data_reg(8)
+        n = data_reg(16)
+        rows = data_reg(16)
+        planes = data_reg(16)
+        srs, sps, drs, dps = (data_reg(24, name=x) for x in ("srs", "sps", "drs", "dps"))
+        r = data_reg(16)
+        p = data_reg(16)
+        cur_s, cur_d, pl_s, pl_d = (data_reg(A, name=x) for x in ("cur_s", "cur_d", "pl_s", "pl_d"))
         # the current row's ends (cur + n), kept beside cur, so the bounds check that gates the
         # row is a compare of registers with a constant
-        end_s, end_d = Signal(A + 1), Signal(A + 1)
+        end_s, end_d = data_reg(A + 1, name="end_s"), data_reg(A + 1, name="end_d")
 
         def set_cur(vs, vd, nn):
             vs, vd = Value.cast(vs)[:A], Value.cast(vd)[:A]
