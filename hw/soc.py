@@ -52,6 +52,7 @@ from hw.isp import Isp
 from hw.metadata import MetaFlag
 from hw.metadata_tx import MetadataTx
 from hw.npu import NpuTop
+from hw.sram import data_reg
 from hw.tensor_writer import TensorWriter
 
 __all__ = ["Soc", "top", "BufState", "ISP_WAIT_LIMIT"]
@@ -368,7 +369,7 @@ class Soc(wiring.Component):
         """SoC CSRs at SOC_CSR_BASE; every other address goes to the NPU's host port."""
         is_soc = self.host_cmd_addr >= regmap.SOC_CSR_BASE
         word = self.host_cmd_addr[2:10]
-        rsp = Signal(32)
+        rsp = data_reg(32)                     # (data: read under rsp_valid)
         rsp_valid = Signal()
         clear = Signal()
         rx = seq["rx"]
@@ -388,7 +389,8 @@ class Soc(wiring.Component):
             groups.setdefault(c.offset // CSR_GROUP, []).append(c)
         g_val = {}
         for g, cs in groups.items():
-            v = g_val[g] = Signal(32, name=f"csr_rd_g{g}")
+            # (data: read into rsp only under rd_pend; hw.sram.data_reg)
+            v = g_val[g] = data_reg(32, name=f"csr_rd_g{g}")
             with m.Switch(word % CSR_GROUP):
                 for c in cs:
                     with m.Case(c.offset % CSR_GROUP):

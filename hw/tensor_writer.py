@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 from hw.config import Config
 from hw.isp import TENSOR_LAYOUT
 from hw.npu_if import line_addr_bits, line_bytes, sram_write_signature
+from hw.sram import data_reg
 
 __all__ = ["TensorWriter"]
 
@@ -53,19 +54,21 @@ class TensorWriter(wiring.Component):
         lab = line_addr_bits(self.config)
         beat = self.i.payload
 
-        base = Signal(32)          # the frame's buffer
-        addr = Signal(32)          # byte address of the next byte
+        # data registers (hw.sram.data_reg): written as a frame starts or under the masks and
+        # valid bits that say which of them are read
+        base = data_reg(32)        # the frame's buffer
+        addr = data_reg(32)        # byte address of the next byte
         chan = Signal(2)           # byte of the current pixel
         count = Signal(32)         # pixels taken in this frame
         bad = Signal()             # a `last` before n_pixels, or n_pixels without `last`
-        acc = Signal(8 * W)        # line accumulator
+        acc = data_reg(8 * W)      # line accumulator (its bytes are valid under acc_mask)
         acc_mask = Signal(W)
-        acc_line = Signal(lab)
+        acc_line = data_reg(lab)
         # the write register (the SRAM port's payload), filled from the accumulator
         w_valid = Signal()
-        w_data = Signal(8 * W)
-        w_mask = Signal(W)
-        w_line = Signal(lab)
+        w_data = data_reg(8 * W)
+        w_mask = data_reg(W)
+        w_line = data_reg(lab)
         m.d.comb += [
             self.wr.req.valid.eq(w_valid), self.wr.req.payload.addr.eq(w_line),
             self.wr.req.payload.data.eq(w_data), self.wr.req.payload.mask.eq(w_mask),
