@@ -33,6 +33,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.sram import data_reg
 from hw.systolic import registered_mul
 
 __all__ = ["SHIFT_BITS", "requant_in_layout", "requant_out_layout", "raw_out_layout", "RequantCore",
@@ -337,7 +338,7 @@ class SerialRequant(wiring.Component):
         q = fifo.SyncFIFOBuffered(width=requant_out_layout(L).size, depth=self.depth)
         m.submodules.fifo = q
         # the beat being fed (held until its last phase has entered the core)
-        beat = Signal(requant_in_layout(L))
+        beat = data_reg(requant_in_layout(L))  # (data: read under busy; hw.sram.data_reg)
         busy = Signal()
         ph = Signal(range(H))
         count = Signal(range(self.depth + 1))      # beats accepted and not yet popped
@@ -372,7 +373,7 @@ class SerialRequant(wiring.Component):
                 m.d.comb += getattr(core.i.p, f)[k].eq(sel)
         # the core's phases come out in order, one per cycle: the last completes the beat
         oph = Signal(range(H))
-        parts = [Signal(8 * PL, name=f"part{h}") for h in range(H - 1)]
+        parts = [data_reg(8 * PL, name=f"part{h}") for h in range(H - 1)]
         with m.If(core.o.valid):
             m.d.sync += oph.eq(Mux(oph == H - 1, 0, oph + 1))
             for h in range(H - 1):
