@@ -383,55 +383,59 @@ class VectorUnit(wiring.Component):
             m.d.comb += stmts
 
         # ------------------------------------------------------------------ SEQ
-        # shared loop registers
+        # shared loop registers: data registers (no reset, hw.sram.data_reg), each written in
+        # SETUP1 / SETUP2 (every instruction) or in the state that starts its loop (GINIT,
+        # VPARAM, ...) before any state reads it; the FSM's state keeps its reset
         SA = signed(34)
-        c_ = Signal(12)
-        tco = Signal(20)            # TT * co
-        ntap = Signal(16)
-        wc = Signal()
-        co = Signal(16)
-        dm = Signal(4)
+        c_ = data_reg(12)
+        tco = data_reg(20)            # TT * co
+        ntap = data_reg(16)
+        wc = data_reg()
+        co = data_reg(16)
+        dm = data_reg(4)
         # t * dm for t = 1 .. L - 1 (REQ's lane-to-channel selects compare with them)
-        dmk = [None] + [Signal(4 + t.bit_length(), name=f"dm{t}") for t in range(1, L)]
-        rowb = Signal(24)
-        stepx = Signal(28)
-        stepy = Signal(32)
-        plc = Signal(28)
-        xa00 = Signal(SA)
-        co0 = Signal(17)            # first output channel of the super-group
-        ci0 = Signal(13)            # its input channel
-        rres = Signal(5)            # co0 % depth_mult
-        sg = Signal(range(SG + 1))  # channel groups per super-group (this instruction)
-        gi = Signal(range(SG))      # group within the super-group
-        gco = Signal(17)            # the group's first output channel
-        goff = Signal(13)           # its input channel - ci0
-        gr = Signal(5)              # gco % depth_mult
-        widx = Signal(8)            # weight memory row
-        t = Signal(16)              # tap counter: up to k_h * k_w = 255 * 255 taps
-        tl = Signal(17)             # DLOAD / DPIX: taps of the window left (teff - t)
-        pa = Signal(24)
-        wa = Signal(24)
-        oa = Signal(24)
-        oa_pix = Signal(24)
-        oy, ox = Signal(12), Signal(12)
-        ky, kx = Signal(8), Signal(8)
-        iy0, ix0, iy, ix = (Signal(signed(18), name=n) for n in ("iy0", "ix0", "iy", "ix"))
-        xa_rp, xa_pix, xa_row, xa = (Signal(SA, name=n) for n in ("xa_rp", "xa_pix", "xa_row",
+        dmk = [None] + [data_reg(4 + t.bit_length(), name=f"dm{t}") for t in range(1, L)]
+        rowb = data_reg(24)
+        stepx = data_reg(28)
+        stepy = data_reg(32)
+        plc = data_reg(28)
+        xa00 = data_reg(SA)
+        co0 = data_reg(17)            # first output channel of the super-group
+        ci0 = data_reg(13)            # its input channel
+        rres = data_reg(5)            # co0 % depth_mult
+        sg = data_reg(range(SG + 1))  # channel groups per super-group (this instruction)
+        gi = data_reg(range(SG))      # group within the super-group
+        gco = data_reg(17)            # the group's first output channel
+        goff = data_reg(13)           # its input channel - ci0
+        gr = data_reg(5)              # gco % depth_mult
+        widx = data_reg(8)            # weight memory row
+        t = data_reg(16)              # tap counter: up to k_h * k_w = 255 * 255 taps
+        tl = data_reg(17)             # DLOAD / DPIX: taps of the window left (teff - t)
+        pa = data_reg(24)
+        wa = data_reg(24)
+        oa = data_reg(24)
+        oa_pix = data_reg(24)
+        oy, ox = data_reg(12, name="oy"), data_reg(12, name="ox")
+        ky, kx = data_reg(8, name="ky"), data_reg(8, name="kx")
+        iy0, ix0, iy, ix = (data_reg(signed(18), name=n) for n in ("iy0", "ix0", "iy", "ix"))
+        xa_rp, xa_pix, xa_row, xa = (data_reg(SA, name=n) for n in ("xa_rp", "xa_pix", "xa_row",
                                                                     "xa"))
         # elementwise / vmatmul
-        ei = Signal(25)
-        erem = Signal(25)           # ELTWISE / LUT: count - ei
-        elim = Signal(17)           # ELTWISE: b_period - er (L when b_period <= 1)
+        ei = data_reg(25)
+        erem = data_reg(25)           # ELTWISE / LUT: count - ei
+        elim = data_reg(17)           # ELTWISE: b_period - er (L when b_period <= 1)
         per = el.b_period
         per1 = _comb(m, per <= 1, "per1")
-        er = Signal(17)
-        vi, vj0, vjj, vk0 = Signal(16), Signal(17), Signal(8), Signal(17)
+        er = data_reg(17)
+        vi, vj0 = data_reg(16, name="vi"), data_reg(17, name="vj0")
+        vjj, vk0 = data_reg(8, name="vjj"), data_reg(17, name="vk0")
         # VMATMUL loop state kept as registers, so SEQ's decisions start from registers: the
         # group's output lanes min(n - vj0, L) (set in VPARAM), its channels left (vnj - vjj)
         # and K left (k - vk0)
-        vnj, vl, vkr = Signal(range(L + 1)), Signal(9), Signal(18)
-        xrow, wrow, wrow0, orow = Signal(24), Signal(24), Signal(24), Signal(24)
-        vkL = Signal(24)
+        vnj, vl = data_reg(range(L + 1), name="vnj"), data_reg(9, name="vl")
+        vkr = data_reg(18, name="vkr")
+        xrow, wrow, wrow0, orow = (data_reg(24, name=n) for n in ("xrow", "wrow", "wrow0", "orow"))
+        vkL = data_reg(24)
 
         # DWCONV / POOL field views (same names, different offsets), registers loaded with ins
         def view(name):     # the field of the instruction being accepted
@@ -467,8 +471,8 @@ class VectorUnit(wiring.Component):
         # the next channel group of a super-group (one step per group, no divider by in_c)
         # (gr + L) // dm and % dm without a divider: L = lq * dm + lr (lq, lr set up per
         # instruction from a table), and gr + lr < 2 * dm (both < dm), so one compare decides
-        lq = Signal(range(L + 1))
-        lr = Signal(4)
+        lq = data_reg(range(L + 1))
+        lr = data_reg(4)
         g_s = _comb(m, gr + lr, "g_s", 6)
         g_wrap = _comb(m, g_s >= dm, "g_wrap")
         gco_n = _comb(m, gco + L, "gco_n", 18)
@@ -476,8 +480,8 @@ class VectorUnit(wiring.Component):
         gr_n = _comb(m, Mux(g_wrap, g_s - dm, g_s), "gr_n", 5)
         # the last group of a super-group: compares of registers with bounds set up in GINIT
         # (gi + 1 >= sg, gco + L >= co)
-        sgm1 = Signal(range(SG + 1))
-        co_l = Signal(signed(18))
+        sgm1 = data_reg(range(SG + 1))
+        co_l = data_reg(signed(18))
         g_last = _comb(m, (gi >= sgm1) | (gco >= co_l), "g_last")
         w_grp_n = _comb(m, dw.w_addr + gco_n, "w_grp_n", 24)
         w_grp0 = _comb(m, dw.w_addr + co0, "w_grp0", 24)
