@@ -40,7 +40,18 @@ busy or a frame record waiting; the ISP's own pipeline is not included).
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal, Value
+from amaranth import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    DomainRenamer,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    Value,
+)
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,7 +63,7 @@ from hw.isp import Isp
 from hw.metadata import MetaFlag
 from hw.metadata_tx import MetadataTx
 from hw.npu import NpuTop
-from hw.sram import data_reg
+from hw.sram import data_reg, global_net
 from hw.tensor_writer import TensorWriter
 
 __all__ = ["Soc", "top", "BufState", "ISP_WAIT_LIMIT"]
@@ -100,9 +111,16 @@ class Soc(wiring.Component):
         # the reset's LUT -> 11.6 ns of wire to the far LSR inputs). It takes effect one cycle
         # later, while the sequencer is in EMIT; the NPU starts again at the earliest two cycles
         # after that (EMIT -> WAIT -> NPU).
-        npu_rst_q = Signal()
-        m.d.sync += npu_rst_q.eq(npu_rst)
-        m.submodules.npu = ResetInserter(npu_rst_q)(npu)
+        # It is also the NPU's only reset: the die's reset or the request, one register (the
+        # NPU leaves a die reset a cycle after the rest), on ECP5 on a global network
+        # (hw.sram.global_net). As a LUT of both per NPU module it made routed nets of 600-1,800
+        # LSR pins (issue #13).
+        npu_rst_q = Signal(init=1, reset_less=True)
+        m.d.sync += npu_rst_q.eq(npu_rst | ResetSignal())
+        m.domains.npu = ClockDomain("npu", local=True)
+        m.d.comb += [ClockSignal("npu").eq(ClockSignal()),
+                     ResetSignal("npu").eq(global_net(m, platform, npu_rst_q, "npu_rst_g"))]
+        m.submodules.npu = DomainRenamer({"sync": "npu"})(npu)
         m.submodules.tx = tx = MetadataTx(cfg)
         wiring.connect(m, rx.o, isp.i)
         wiring.connect(m, isp.o, writer.i)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -90,6 +90,19 @@ def data_reg(shape=1, **kwargs) -> Signal:
     LSR net: the datapath's resets made the die's largest nets (issue #13, docs/fpga.md)."""
     # (src_loc_at=1: the signal is named after the caller's variable, as Signal(...) would be)
     return Signal(shape, reset_less=True, src_loc_at=1, **kwargs)
+
+
+def global_net(m: Module, platform, sig: Signal, name: str) -> Signal:
+    """``sig`` (a 1-bit register's output) as a net for very many flip-flop control pins (a
+    reset). On ECP5 (a platform with ``dsp_family == "ecp5"``, as ``logicdie synth`` passes) it
+    goes through a DCCA, i.e. on a global (primary clock) network: nextpnr promotes only clocks
+    to globals itself, and as a routed net a reset to thousands of LSR pins was one of the die's
+    longest, slowest-to-route nets (issue #13). Elsewhere (simulation) it is ``sig`` itself."""
+    if getattr(platform, "dsp_family", None) != "ecp5":
+        return sig
+    out = Signal(name=name)
+    m.submodules[f"{name}_dcc"] = Instance("DCCA", i_CLKI=sig, i_CE=1, o_CLKO=out)
+    return out
 
 
 def delayed(m: Module, sig, name: str, reset_less: bool = False) -> Signal:

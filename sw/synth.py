@@ -45,6 +45,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.config import Config, preset
 from hw.errors import UserError
+from hw.sram import global_net
 from hw.tops import TOPS, build_top
 from sim.toolchain import build_dir
 
@@ -104,10 +105,15 @@ class IOShell(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         # The design runs in domain "dut", whose reset is registered (as a reset synchroniser
-        # would): the pin's routing is not a path of the design.
+        # would): the pin's routing is not a path of the design. On ECP5 the registered reset
+        # drives the design through a DCCA, i.e. on a global (primary clock) network, as a
+        # board design would distribute it: nextpnr promotes only clocks to globals itself, and
+        # as a routed net the reset reached ~3,400 LSR pins across the die (issue #13).
         m.domains.dut = ClockDomain("dut")
         m.d.comb += ClockSignal("dut").eq(ClockSignal("sync"))
-        m.d.sync += ResetSignal("dut").eq(ResetSignal("sync"))
+        rst_q = Signal(name="rst_q")
+        m.d.sync += rst_q.eq(ResetSignal("sync"))
+        m.d.comb += ResetSignal("dut").eq(global_net(m, platform, rst_q, "rst_g"))
         m.submodules.dut = dut = DomainRenamer({"sync": "dut"})(self.inner)
         ins, outs = [], []
         for _, member, value in dut.signature.flatten(dut):
