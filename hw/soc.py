@@ -111,15 +111,18 @@ class Soc(wiring.Component):
         # the reset's LUT -> 11.6 ns of wire to the far LSR inputs). It takes effect one cycle
         # later, while the sequencer is in EMIT; the NPU starts again at the earliest two cycles
         # after that (EMIT -> WAIT -> NPU).
-        # It is also the NPU's only reset: the die's reset or the request, one register (the
-        # NPU leaves a die reset a cycle after the rest), on ECP5 on a global network
-        # (hw.sram.global_net). As a LUT of both per NPU module it made routed nets of 600-1,800
-        # LSR pins (issue #13).
-        npu_rst_q = Signal(init=1, reset_less=True)
-        m.d.sync += npu_rst_q.eq(npu_rst | ResetSignal())
+        # The NPU's reset is the die's reset or that register (as ResetInserter would make it)
+        # as one net, in a domain of its own: on ECP5 on a global network (hw.sram.global_net).
+        # As an OR of both per NPU module (ResetInserter's lowering) it made routed nets of
+        # 600-1,800 LSR pins (issue #13). (Not a register of both: the NPU would leave a die
+        # reset a cycle after the host port, which then loses its first command.)
+        npu_rst_q = Signal()
+        m.d.sync += npu_rst_q.eq(npu_rst)
+        npu_rst_any = Signal()
+        m.d.comb += npu_rst_any.eq(npu_rst_q | ResetSignal())
         m.domains.npu = ClockDomain("npu", local=True)
         m.d.comb += [ClockSignal("npu").eq(ClockSignal()),
-                     ResetSignal("npu").eq(global_net(m, platform, npu_rst_q, "npu_rst_g"))]
+                     ResetSignal("npu").eq(global_net(m, platform, npu_rst_any, "npu_rst_g"))]
         m.submodules.npu = DomainRenamer({"sync": "npu"})(npu)
         m.submodules.tx = tx = MetadataTx(cfg)
         wiring.connect(m, rx.o, isp.i)
