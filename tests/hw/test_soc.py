@@ -207,6 +207,19 @@ def test_soc_registers():
         assert bytes(sim.read_mem(100, 10)) == bytes(range(10))
 
 
+def test_npu_host_command_right_after_reset():
+    """The NPU leaves a die reset with the host port: a command in the first cycle after reset
+    reaches it (the NPU's reset is its own domain's, hw/soc.py; a registered copy of the die's
+    reset would hold the NPU a cycle longer and the write below would be lost)."""
+    from sim.harness.soc import SocSim
+
+    with SocSim("tiny") as sim:
+        for value in (0x1230, 0x4560):
+            sim.reset()
+            sim.csr_write("PROG_ADDR", value)
+            assert sim.csr_read("PROG_ADDR") == value
+
+
 @pytest.mark.full
 def test_person_detect_vga():
     """person_detect at VGA through the tiny die: three photos, bit-exact bytes, golden classes."""
