@@ -93,11 +93,12 @@ def data_reg(shape=1, **kwargs) -> Signal:
 
 
 def global_net(m: Module, platform, sig: Signal, name: str) -> Signal:
-    """``sig`` (a 1-bit register's output) as a net for very many flip-flop control pins (a
-    reset). On ECP5 (a platform with ``dsp_family == "ecp5"``, as ``logicdie synth`` passes) it
-    goes through a DCCA, i.e. on a global (primary clock) network: nextpnr promotes only clocks
-    to globals itself, and as a routed net a reset to thousands of LSR pins was one of the die's
-    longest, slowest-to-route nets (issue #13). Elsewhere (simulation) it is ``sig`` itself."""
+    """``sig`` (1 bit, best a register's output) as a net for very many flip-flop control
+    pins (a reset). On ECP5 (a platform with ``dsp_family == "ecp5"``, as ``logicdie synth``
+    passes) it goes through a DCCA, i.e. on a global (primary clock) network: nextpnr promotes
+    only clocks to globals itself, and as a routed net a reset to thousands of LSR pins was one
+    of the die's longest, slowest-to-route nets (issue #13). Elsewhere (simulation) it is
+    ``sig`` itself."""
     if getattr(platform, "dsp_family", None) != "ecp5":
         return sig
     out = Signal(name=name)

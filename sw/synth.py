@@ -111,7 +111,9 @@ class IOShell(wiring.Component):
         # as a routed net the reset reached ~3,400 LSR pins across the die (issue #13).
         m.domains.dut = ClockDomain("dut")
         m.d.comb += ClockSignal("dut").eq(ClockSignal("sync"))
-        rst_q = Signal(name="rst_q")
+        # (reset_less: a register in the domain it samples the reset of would be held at its
+        # init by that reset, a constant 0 that yosys happened not to fold; so it was before)
+        rst_q = Signal(name="rst_q", reset_less=True)
         m.d.sync += rst_q.eq(ResetSignal("sync"))
         m.d.comb += ResetSignal("dut").eq(global_net(m, platform, rst_q, "rst_g"))
         m.submodules.dut = dut = DomainRenamer({"sync": "dut"})(self.inner)
