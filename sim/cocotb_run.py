@@ -83,8 +83,7 @@ def run_cocotb(
         # finished build (its stamp and its executable) is this build: no Verilator, no make.
         if not (stamp.exists() and (bdir / top).exists()):
             stamp.unlink(missing_ok=True)
-            if not src.exists() or src.read_text() != text:
-                src.write_text(text)
+            src.write_text(text)
             runner.build(
                 sources=[src],
                 hdl_toplevel=top,
