@@ -543,8 +543,14 @@ class ConvUnit(wiring.Component):
         # and r1 + min(in_c, R) beside r1: span2's test lanes_left - r1 < in_c (see there) is
         # then one compare, lanes_left < r1c, not a subtractor into a compare
         r1c, r1c_s = data_reg(signed(18), name="r1c"), data_reg(signed(18), name="r1c_s")
-        kcur = [ky, kx, ci, toff, trow, rpos, kdone, row_left, r1, r1c]
-        ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s, row_left_s, r1_s, r1c_s]
+        # ky == k_h - 1 and kx == k_w - 1 as flags beside ky and kx, set with them from each
+        # candidate next value (ky + 1, kx + 1, 0, the saved state's): the walk's decisions start
+        # from flip-flops, not from compares (the unit's ECP5 critical path began with them)
+        kye, kye_s = data_reg(name="ky_end"), data_reg(name="ky_end_s")
+        kxe, kxe_s = data_reg(name="kx_end"), data_reg(name="kx_end_s")
+        kcur = [ky, kx, ci, toff, trow, rpos, kdone, row_left, r1, r1c, kye, kxe]
+        ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s, row_left_s, r1_s, r1c_s,
+                kye_s, kxe_s]
         lane = Signal(range(R + 1))
         lanes_left = Signal((R - lane).shape())
         # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
@@ -576,7 +582,7 @@ class ConvUnit(wiring.Component):
         iy_ok = (ky >= ylo) & (ky < yhi)
         ix_ge0 = kx >= xlo
         tap_in = iy_ok & ix_ge0 & (kx < xhi)
-        kx_end = kx == kw1
+        kx_end = kxe                     # kx == kw1
         merge = (contig & ~kdone & iy_ok & ix_ge0 & (ins.k_w <= xhi)
                  & rl_x.le(lanes_left) & (row_left > r1))
         # or the rest of this tap and the start of the next one (dense, both inside the input,
@@ -597,28 +603,32 @@ class ConvUnit(wiring.Component):
         # a merge ends the row (n = row_left > r1), a span2 the beat (n = lanes_left > r1), a
         # rest of a tap (n = min(lanes_left, r1)) the tap if r1 <= lanes_left, the beat if >=
         tap_end = ~merge & ~span2 & r1_le
-        ky_end = ky == kh1
+        ky_end = kye                     # ky == kh1
         row_end = merge | (tap_end & kx_end)
         kdone_n = kdone | (row_end & ky_end)
         beat_end = kdone | kdone_n | Mux(merge, rl_x.eq(lanes_left), span2 | ~r1_lt)
         # the k state after this piece (each case with its own n, not the selected one: the
         # sums start from registers, in parallel with the compares that select them)
         knext = [Signal(v.shape(), name=f"{v.name}_nx") for v in kcur]
-        ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx, rl_nx, r1_nx, r1c_nx = knext
+        (ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx, rl_nx, r1_nx, r1c_nx,
+         kye_nx, kxe_nx) = knext
+        kx_inc_end = (kx + 1)[:len(kx)] == kw1
         m.d.comb += [x.eq(v) for x, v in zip(knext, kcur, strict=True)]
         with m.If(~kdone):
             with m.If(row_end):
                 m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
                              toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end),
-                             rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c), r1c_nx.eq(ic2)]
+                             rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c), r1c_nx.eq(ic2),
+                             kye_nx.eq((ky + 1)[:len(ky)] == kh1), kxe_nx.eq(kw1 == 0)]
             with m.Elif(span2):          # n = lanes_left
-                m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(lanes_left - r1),
+                m.d.comb += [kx_nx.eq(kx + 1), kxe_nx.eq(kx_inc_end), ci_nx.eq(lanes_left - r1),
                              toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + lanes_left),
                              rl_nx.eq(row_left - lanes_left),
                              r1_nx.eq(ins.in_c - (lanes_left - r1)),
                              r1c_nx.eq(ic2 - (lanes_left - r1))]
             with m.Elif(tap_end):        # n = r1
-                m.d.comb += [kx_nx.eq(kx + 1), ci_nx.eq(0), toff_nx.eq(toff + pitch),
+                m.d.comb += [kx_nx.eq(kx + 1), kxe_nx.eq(kx_inc_end), ci_nx.eq(0),
+                             toff_nx.eq(toff + pitch),
                              rpos_nx.eq(rpos + r1), rl_nx.eq(row_left - r1), r1_nx.eq(ins.in_c),
                              r1c_nx.eq(ic2)]
             with m.Else():               # n = lanes_left < r1
@@ -734,10 +744,8 @@ class ConvUnit(wiring.Component):
             return [v.eq(x) for v, x in zip(rcur, row_nx, strict=True)]
 
         def k_reset():
-            return ([v.eq(0) for v in kcur[:-3]] + [v.eq(0) for v in ksav[:-3]]
-                    + [v.eq(rowbytes) for v in (row_left, row_left_s)]
-                    + [v.eq(ins.in_c) for v in (r1, r1_s)]
-                    + [v.eq(ic2) for v in (r1c, r1c_s)])
+            k0 = [0, 0, 0, 0, 0, 0, 0, rowbytes, ins.in_c, ic2, kh1 == 0, kw1 == 0]
+            return [v.eq(x) for regs in (kcur, ksav) for v, x in zip(regs, k0, strict=True)]
 
         def tile_end(walked):
             # the last row of the K tile's pass over the block is done: the next K tile (its
