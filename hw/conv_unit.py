@@ -551,6 +551,23 @@ class ConvUnit(wiring.Component):
         kcur = [ky, kx, ci, toff, trow, rpos, kdone, row_left, r1, r1c, kye, kxe]
         ksav = [ky_s, kx_s, ci_s, toff_s, trow_s, rpos_s, kdone_s, row_left_s, r1_s, r1c_s,
                 kye_s, kxe_s]
+        # The window tests of the k state against the row's bounds, as flags set with either
+        # (a tap's pixel row and column inside the input, the next column inside it, the whole
+        # kernel row inside it): when only the k state moves, from each candidate next value's
+        # compares; when the row moves, from the new row's bounds (docs/fpga.md, session 19).
+        w_iy, w_ixg = data_reg(name="w_iy"), data_reg(name="w_ixg")
+        w_ixl, w_ix1 = data_reg(name="w_ixl"), data_reg(name="w_ix1")
+        w_kw = data_reg(name="w_kw")
+        wflags = [w_iy, w_ixg, w_ixl, w_ix1, w_kw]
+
+        def window_x(kxv, lo, hi):
+            return [kxv >= lo, kxv < hi, kxv + 1 < hi]
+
+        def window_flags(kyv, kxv, bounds):
+            """The window flags' values for k state (kyv, kxv) in a row of bounds (ylo, yhi,
+            xlo, xhi)."""
+            lo_y, hi_y, lo_x, hi_x = bounds
+            return [(kyv >= lo_y) & (kyv < hi_y), *window_x(kxv, lo_x, hi_x), ins.k_w <= hi_x]
         lane = Signal(range(R + 1))
         lanes_left = Signal((R - lane).shape())
         # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
@@ -579,16 +596,18 @@ class ConvUnit(wiring.Component):
         r1_le = r1_x.le(lanes_left)      # the tap ends within the beat
         r1_lt = r1_x.lt(lanes_left)
         seg = Mux(r1_le, r1, lanes_left)
-        iy_ok = (ky >= ylo) & (ky < yhi)
-        ix_ge0 = kx >= xlo
-        tap_in = iy_ok & ix_ge0 & (kx < xhi)
+        iy_ok = w_iy                     # ylo <= ky < yhi
+        ix_ge0 = w_ixg                   # kx >= xlo
+        tap_in = iy_ok & ix_ge0 & w_ixl  # & kx < xhi
         kx_end = kxe                     # kx == kw1
-        merge = (contig & ~kdone & iy_ok & ix_ge0 & (ins.k_w <= xhi)
-                 & rl_x.le(lanes_left) & (row_left > r1))
+        # (row_left >= r1 always; where equal, a merge is the tap's rest: the same piece, n,
+        # ends and next state, so merge does not test row_left > r1)
+        merge = (contig & ~kdone & iy_ok & ix_ge0 & w_kw            # w_kw: k_w <= xhi
+                 & rl_x.le(lanes_left))
         # or the rest of this tap and the start of the next one (dense, both inside the input,
         # lanes_left - r1 < in_c: lanes_left - r1 is in [1, R - 1] there, so with in_c
         # saturated to R that is lanes_left < r1c = r1 + min(in_c, R))
-        span2 = (contig & ~kdone & iy_ok & ix_ge0 & (kx + 1 < xhi) & ~kx_end
+        span2 = (contig & ~kdone & iy_ok & ix_ge0 & w_ix1 & ~kx_end     # w_ix1: kx + 1 < xhi
                  & r1_lt & r1c_x.gt(lanes_left))
         addr = Signal(signed(34))
         m.d.comb += addr.eq(base + toff + ci)
@@ -612,23 +631,33 @@ class ConvUnit(wiring.Component):
         knext = [Signal(v.shape(), name=f"{v.name}_nx") for v in kcur]
         (ky_nx, kx_nx, ci_nx, toff_nx, trow_nx, rpos_nx, kdone_nx, rl_nx, r1_nx, r1c_nx,
          kye_nx, kxe_nx) = knext
-        kx_inc_end = (kx + 1)[:len(kx)] == kw1
         m.d.comb += [x.eq(v) for x, v in zip(knext, kcur, strict=True)]
+        # and the window flags after this piece, while the row stays
+        wnext = [Signal(name=f"{v.name}_nx") for v in wflags]
+        wy_nx, wxg_nx, wxl_nx, wx1_nx, _ = wnext
+        m.d.comb += [x.eq(v) for x, v in zip(wnext, wflags, strict=True)]
+        ky_inc, kx_inc = (ky + 1)[:len(ky)], (kx + 1)[:len(kx)]
+        kx_inc_end = kx_inc == kw1
+        tap_next = [kx_nx.eq(kx + 1), kxe_nx.eq(kx_inc_end),
+                    *[f.eq(v) for f, v in zip((wxg_nx, wxl_nx, wx1_nx),
+                                              window_x(kx_inc, xlo, xhi), strict=True)]]
         with m.If(~kdone):
             with m.If(row_end):
                 m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
                              toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end),
                              rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c), r1c_nx.eq(ic2),
-                             kye_nx.eq((ky + 1)[:len(ky)] == kh1), kxe_nx.eq(kw1 == 0)]
+                             kye_nx.eq(ky_inc == kh1), kxe_nx.eq(kw1 == 0),
+                             wy_nx.eq((ky_inc >= ylo) & (ky_inc < yhi)),
+                             *[f.eq(v) for f, v in zip((wxg_nx, wxl_nx, wx1_nx),
+                                                       window_x(0, xlo, xhi), strict=True)]]
             with m.Elif(span2):          # n = lanes_left
-                m.d.comb += [kx_nx.eq(kx + 1), kxe_nx.eq(kx_inc_end), ci_nx.eq(lanes_left - r1),
+                m.d.comb += [*tap_next, ci_nx.eq(lanes_left - r1),
                              toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + lanes_left),
                              rl_nx.eq(row_left - lanes_left),
                              r1_nx.eq(ins.in_c - (lanes_left - r1)),
                              r1c_nx.eq(ic2 - (lanes_left - r1))]
             with m.Elif(tap_end):        # n = r1
-                m.d.comb += [kx_nx.eq(kx + 1), kxe_nx.eq(kx_inc_end), ci_nx.eq(0),
-                             toff_nx.eq(toff + pitch),
+                m.d.comb += [*tap_next, ci_nx.eq(0), toff_nx.eq(toff + pitch),
                              rpos_nx.eq(rpos + r1), rl_nx.eq(row_left - r1), r1_nx.eq(ins.in_c),
                              r1c_nx.eq(ic2)]
             with m.Else():               # n = lanes_left < r1
@@ -747,6 +776,10 @@ class ConvUnit(wiring.Component):
             k0 = [0, 0, 0, 0, 0, 0, 0, rowbytes, ins.in_c, ic2, kh1 == 0, kw1 == 0]
             return [v.eq(x) for regs in (kcur, ksav) for v, x in zip(regs, k0, strict=True)]
 
+        def set_window(kyv, kxv, row):
+            m.d.sync += [f.eq(v) for f, v in zip(wflags, window_flags(kyv, kxv, row[4:]),
+                                                 strict=True)]
+
         def tile_end(walked):
             # the last row of the K tile's pass over the block is done: the next K tile (its
             # start is the walked k state), else the next M block, else the end
@@ -755,6 +788,7 @@ class ConvUnit(wiring.Component):
                 m.d.sync += [kt_left.eq(kt_left - 1), kt_nz.eq(kt_left != 1), mi_left.eq(blk_len1),
                              *[v.eq(x) for v, x in zip(rcur, rsav, strict=True)]]
                 m.d.sync += [v.eq(x) for v, x in zip(ksav, walked, strict=True)]
+                set_window(walked[0], walked[1], rsav)
             with m.Elif(bra_nz):
                 # next M block
                 nb1 = Mux(blk_rows_after > MB, MB - 1, blk_rows_after - 1)
@@ -767,6 +801,7 @@ class ConvUnit(wiring.Component):
                 ]
                 # saved block start = the advanced row state
                 m.d.sync += [v.eq(x) for v, x in zip(rsav, row_nx, strict=True)]
+                set_window(0, 0, row_nx)
             with m.Else():
                 m.d.sync += ph.eq(0)
 
@@ -780,6 +815,7 @@ class ConvUnit(wiring.Component):
                 mi_left.eq(Mux(M > MB, MB - 1, M - 1)),
                 blk_rows_after.eq(Mux(M > MB, M - MB, 0)), bra_nz.eq(M > MB),
             ]
+            set_window(0, 0, row0)
             if two_stage:
                 m.d.sync += turn.eq(0)
         with m.Elif(turn):
@@ -790,6 +826,7 @@ class ConvUnit(wiring.Component):
         with m.Elif(go):
             # advance the k walk within the beat
             m.d.sync += [v.eq(x) for v, x in zip(kcur, knext, strict=True)]
+            m.d.sync += [v.eq(x) for v, x in zip(wflags, wnext, strict=True)]
             m.d.sync += [lane.eq(lane_n), lanes_left.eq(lanes_left_n)]
             with m.If(beat_end):
                 m.d.sync += [lane.eq(0), lanes_left.eq(R)]
@@ -797,6 +834,7 @@ class ConvUnit(wiring.Component):
                     # next row of the same K tile: same k range
                     m.d.sync += [mi_left.eq(mi_left - 1), *row_advance(),
                                  *[v.eq(x) for v, x in zip(kcur, ksav, strict=True)]]
+                    set_window(ky_s, kx_s, row_nx)
                 with m.Else():
                     if two_stage:
                         m.d.sync += turn.eq(1)
