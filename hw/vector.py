@@ -1000,10 +1000,16 @@ class VectorUnit(wiring.Component):
         pop = Signal()
         done_cmd = Signal()
         pend = Signal()
+        # respq.r_rdy (level != 0) as a flag of its own, set by a write and cleared by the read
+        # of the last entry: ASM's pop / done decisions start from a flip-flop, not from the
+        # FIFO's level (the unit's ECP5 path ran respq.level -> pop -> metaq's level)
+        resp_nz = Signal()
+        m.d.sync += resp_nz.eq(Mux(respq.w_en & respq.w_rdy, 1,
+                                   Mux(pop & (respq.r_level == 1), 0, resp_nz)))
         m.d.comb += [
             pend.eq(pc < mh.npop),
-            pop.eq(mv & pend & respq.r_rdy & ((pc + 1 < mh.npop) | out_ready)),
-            done_cmd.eq(mv & out_ready & (~pend | ((pc + 1 == mh.npop) & respq.r_rdy))),
+            pop.eq(mv & pend & resp_nz & ((pc + 1 < mh.npop) | out_ready)),
+            done_cmd.eq(mv & out_ready & (~pend | ((pc + 1 == mh.npop) & resp_nz))),
             respq.r_en.eq(pop),
             metaq.r_en.eq(done_cmd),
         ]
