@@ -68,7 +68,7 @@ from hw.npu_if import (
     unit_members,
 )
 from hw.requant import SHIFT_BITS, Requant, RequantCore, SerialRequant
-from hw.sram import NOINIT_ATTR, data_reg, delayed
+from hw.sram import NOINIT_ATTR, data_reg, delayed, global_net
 
 __all__ = ["ConvUnit", "top"]
 
@@ -373,6 +373,15 @@ class ConvUnit(wiring.Component):
         # the largest K of each column count from a table; n_cols 0 or > C fits or is bad anyway)
         k_fit = Array([Const(self.wbuf_slot // c if c else (1 << 24) - 1, 24)
                        for c in range(C + 1)])[Mux(ins.n_cols > C, 0, ins.n_cols)]
+        # start_run (S4, neither a no-op nor bad) is a register set in S3, and on ECP5 it runs
+        # on a global network (hw.sram.global_net): it loads the walk's, the counters' and the
+        # engine's registers, ~700 pins (CE, LSR, D) that were one routed net from a LUT
+        start_q = Signal(name="start_q")
+        noop_v = (M == 0) | (ins.n_cols == 0)
+        bad_v = ((ins.n_cols > C) | (K > k_fit) | (K == 0)
+                 | (ins.stride_h == 0) | (ins.stride_w == 0)
+                 | ((ins.acc != AccMode.NONE) if not self.raw_ok else 0))
+        m.d.sync += start_q.eq(0)
         with m.If(state == S3):
             m.d.sync += [
                 KT.eq(kt_val),
@@ -380,20 +389,15 @@ class ConvUnit(wiring.Component):
                 step_y.eq(shw - oxp),
                 state.eq(S4),
             ]
-            m.d.sync += [
-                noop.eq((M == 0) | (ins.n_cols == 0)),
-                bad.eq((ins.n_cols > C) | (K > k_fit) | (K == 0)
-                       | (ins.stride_h == 0) | (ins.stride_w == 0)
-                       | ((ins.acc != AccMode.NONE) if not self.raw_ok else 0)),
-            ]
-        m.d.comb += base0.eq(a0 - ptw)
+            m.d.sync += [noop.eq(noop_v), bad.eq(bad_v), start_q.eq(~noop_v & ~bad_v)]
+        m.d.comb += [base0.eq(a0 - ptw),
+                     start_run.eq(global_net(m, platform, start_q, "conv_start_g"))]
         with m.If(state == S4):
             with m.If(noop):
                 m.d.sync += state.eq(IDLE)
             with m.Elif(bad):
                 m.d.sync += [state.eq(IDLE), err.eq(1)]
             with m.Else():
-                m.d.comb += start_run.eq(1)
                 m.d.sync += state.eq(RUN)
 
         # ---------------------------------------------------------------- buffers
