@@ -517,6 +517,10 @@ class ConvUnit(wiring.Component):
         ox_left, ox_left_s = data_reg(12, name="ox_left"), data_reg(12, name="ox_left_s")
         iy0, iy0_s = data_reg(signed(16), name="iy0"), data_reg(signed(16), name="iy0_s")
         ix0, ix0_s = data_reg(signed(16), name="ix0"), data_reg(signed(16), name="ix0_s")
+        # iy0 + stride_h and ix0 + stride_w (the next row's, when it wraps / does not) beside
+        # iy0 and ix0: the row advance and its window flags start from registers, not adders
+        iy0n, iy0n_s = data_reg(signed(16), name="iy0n"), data_reg(signed(16), name="iy0n_s")
+        ix0n, ix0n_s = data_reg(signed(16), name="ix0n"), data_reg(signed(16), name="ix0n_s")
         base, base_s = data_reg(SA, name="base"), data_reg(SA, name="base_s")
         # the row's window bounds in kernel coordinates, beside iy0 / ix0 (updated with them):
         # tap (ky, kx) is inside the input iff ylo <= ky < yhi and xlo <= kx < xhi, i.e. ylo =
@@ -754,9 +758,9 @@ class ConvUnit(wiring.Component):
 
         # the row after the current one (and its window bounds)
         wrap = ox_left == 0
-        iy0_nx = Signal.like(iy0)
-        ix0_nx = Signal.like(ix0)
-        m.d.comb += [iy0_nx.eq(iy0 + ins.stride_h), ix0_nx.eq(ix0 + ins.stride_w)]
+        iy0_nx, ix0_nx = iy0n, ix0n      # iy0 + stride_h, ix0 + stride_w
+        ix0n_0 = Signal.like(ix0n)       # ix0n of a row's first pixel
+        m.d.comb += ix0n_0.eq(ins.stride_w - ins.pad_left)
         row_nx = [
             Mux(wrap, ins.out_w - 1, ox_left - 1),
             Mux(wrap, iy0_nx, iy0),
@@ -766,12 +770,28 @@ class ConvUnit(wiring.Component):
             Mux(wrap, _sat5(ins.in_h - iy0_nx), yhi),
             Mux(wrap, xlo0, _sat5(-ix0_nx)),
             Mux(wrap, xhi0, _sat5(ins.in_w - ix0_nx)),
+            Mux(wrap, iy0n + ins.stride_h, iy0n),
+            Mux(wrap, ix0n_0, ix0n + ins.stride_w),
         ]
-        rcur = [ox_left, iy0, ix0, base, ylo, yhi, xlo, xhi]
-        rsav = [ox_left_s, iy0_s, ix0_s, base_s, ylo_s, yhi_s, xlo_s, xhi_s]
+        rcur = [ox_left, iy0, ix0, base, ylo, yhi, xlo, xhi, iy0n, ix0n]
+        rsav = [ox_left_s, iy0_s, ix0_s, base_s, ylo_s, yhi_s, xlo_s, xhi_s, iy0n_s, ix0n_s]
         # the first row of the instruction
         row0 = [ins.out_w - 1, -ins.pad_top, -ins.pad_left, base0, _sat5(ins.pad_top),
-                _sat5(ins.in_h + ins.pad_top), xlo0, xhi0]
+                _sat5(ins.in_h + ins.pad_top), xlo0, xhi0, ins.stride_h - ins.pad_top, ix0n_0]
+
+        def next_row_window(kyv, kxv):
+            """The window flags of k state (kyv, kxv) in the row after the current one. The
+            bounds are 5-bit saturations of the row's iy0 / ix0 offsets, and kyv, kxv, kxv + 1
+            and k_w (>= 1 in a run) lie in [0, 16], so kyv >= sat5(-iy0) <=> iy0 + kyv >= 0 and
+            kyv < sat5(in_h - iy0) <=> iy0 + kyv < in_h (alike in x): the moving bound's tests
+            are an adder and a compare of registers (iy0n, ix0n), not the bounds' saturations
+            followed by compares."""
+            iy, ix = iy0n + kyv, ix0n + kxv
+            return [Mux(wrap, (iy >= 0) & (iy < ins.in_h), (kyv >= ylo) & (kyv < yhi)),
+                    *[Mux(wrap, a, b) for a, b in zip(
+                        [*window_x(kxv, xlo0, xhi0), ins.k_w <= xhi0],
+                        [ix >= 0, ix < ins.in_w, ix + 1 < ins.in_w, ix0n + ins.k_w <= ins.in_w],
+                        strict=True)]]
 
         def row_advance():
             return [v.eq(x) for v, x in zip(rcur, row_nx, strict=True)]
@@ -780,9 +800,11 @@ class ConvUnit(wiring.Component):
             k0 = [0, 0, 0, 0, 0, 0, 0, rowbytes, ins.in_c, ic2, kh1 == 0, kw1 == 0]
             return [v.eq(x) for regs in (kcur, ksav) for v, x in zip(regs, k0, strict=True)]
 
-        def set_window(kyv, kxv, row):
-            m.d.sync += [f.eq(v) for f, v in zip(wflags, window_flags(kyv, kxv, row[4:]),
-                                                 strict=True)]
+        def set_window(kyv, kxv, row=None):
+            """The window flags for k state (kyv, kxv) in ``row`` (a row state list), or in
+            the row after the current one."""
+            v = next_row_window(kyv, kxv) if row is None else window_flags(kyv, kxv, row[4:8])
+            m.d.sync += [f.eq(x) for f, x in zip(wflags, v, strict=True)]
 
         def tile_end(walked):
             # the last row of the K tile's pass over the block is done: the next K tile (its
@@ -805,7 +827,7 @@ class ConvUnit(wiring.Component):
                 ]
                 # saved block start = the advanced row state
                 m.d.sync += [v.eq(x) for v, x in zip(rsav, row_nx, strict=True)]
-                set_window(0, 0, row_nx)
+                set_window(0, 0)
             with m.Else():
                 m.d.sync += ph.eq(0)
 
@@ -838,7 +860,7 @@ class ConvUnit(wiring.Component):
                     # next row of the same K tile: same k range
                     m.d.sync += [mi_left.eq(mi_left - 1), *row_advance(),
                                  *[v.eq(x) for v, x in zip(kcur, ksav, strict=True)]]
-                    set_window(ky_s, kx_s, row_nx)
+                    set_window(ky_s, kx_s)
                 with m.Else():
                     if two_stage:
                         m.d.sync += turn.eq(1)
