@@ -515,6 +515,8 @@ class ConvUnit(wiring.Component):
         # row state (current and saved at the block start)
         SA = signed(32)
         ox_left, ox_left_s = data_reg(12, name="ox_left"), data_reg(12, name="ox_left_s")
+        # ox_left == 0 (the row is the output row's last pixel: the next one wraps) beside it
+        ox_z, ox_z_s = data_reg(name="ox_z"), data_reg(name="ox_z_s")
         iy0, iy0_s = data_reg(signed(16), name="iy0"), data_reg(signed(16), name="iy0_s")
         ix0, ix0_s = data_reg(signed(16), name="ix0"), data_reg(signed(16), name="ix0_s")
         # iy0 + stride_h and ix0 + stride_w (the next row's, when it wraps / does not) beside
@@ -757,12 +759,13 @@ class ConvUnit(wiring.Component):
                 m.d.sync += [win_x.eq(line), win_a.eq(1), win_b.eq(0)]
 
         # the row after the current one (and its window bounds)
-        wrap = ox_left == 0
+        wrap = ox_z                      # ox_left == 0
+        ox_w1 = (ins.out_w - 1)[:len(ox_left)]   # ox_left of a row's first pixel
         iy0_nx, ix0_nx = iy0n, ix0n      # iy0 + stride_h, ix0 + stride_w
         ix0n_0 = Signal.like(ix0n)       # ix0n of a row's first pixel
         m.d.comb += ix0n_0.eq(ins.stride_w - ins.pad_left)
         row_nx = [
-            Mux(wrap, ins.out_w - 1, ox_left - 1),
+            Mux(wrap, ox_w1, ox_left - 1),
             Mux(wrap, iy0_nx, iy0),
             Mux(wrap, -ins.pad_left, ix0_nx),
             Mux(wrap, base + step_y, base + step_x),
@@ -772,12 +775,15 @@ class ConvUnit(wiring.Component):
             Mux(wrap, xhi0, _sat5(ins.in_w - ix0_nx)),
             Mux(wrap, iy0n + ins.stride_h, iy0n),
             Mux(wrap, ix0n_0, ix0n + ins.stride_w),
+            Mux(wrap, ox_w1 == 0, ox_left == 1),
         ]
-        rcur = [ox_left, iy0, ix0, base, ylo, yhi, xlo, xhi, iy0n, ix0n]
-        rsav = [ox_left_s, iy0_s, ix0_s, base_s, ylo_s, yhi_s, xlo_s, xhi_s, iy0n_s, ix0n_s]
+        rcur = [ox_left, iy0, ix0, base, ylo, yhi, xlo, xhi, iy0n, ix0n, ox_z]
+        rsav = [ox_left_s, iy0_s, ix0_s, base_s, ylo_s, yhi_s, xlo_s, xhi_s, iy0n_s, ix0n_s,
+                ox_z_s]
         # the first row of the instruction
-        row0 = [ins.out_w - 1, -ins.pad_top, -ins.pad_left, base0, _sat5(ins.pad_top),
-                _sat5(ins.in_h + ins.pad_top), xlo0, xhi0, ins.stride_h - ins.pad_top, ix0n_0]
+        row0 = [ox_w1, -ins.pad_top, -ins.pad_left, base0, _sat5(ins.pad_top),
+                _sat5(ins.in_h + ins.pad_top), xlo0, xhi0, ins.stride_h - ins.pad_top, ix0n_0,
+                ox_w1 == 0]
 
         def next_row_window(kyv, kxv):
             """The window flags of k state (kyv, kxv) in the row after the current one. The
