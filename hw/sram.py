@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth import Array, Cat, Const, Instance, Module, Mux, Signal
+from amaranth import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -103,6 +103,25 @@ def global_net(m: Module, platform, sig: Signal, name: str) -> Signal:
         return sig
     out = Signal(name=name)
     m.submodules[f"{name}_dcc"] = Instance("DCCA", i_CLKI=sig, i_CE=1, o_CLKO=out)
+    return out
+
+
+def copies(m: Module, platform, sig: Signal, n: int, name: str) -> list[Signal]:
+    """``n`` copies of ``sig`` one cycle later (data registers named ``name``0 ..), to split a
+    net of very many pins into ``n`` nets. On ECP5 (``platform.dsp_family == "ecp5"``) each
+    copy's flip-flops are FD1S3AX instances: yosys merges identical registers (``opt_merge``;
+    a ``keep`` on the wires does not stop it), not instances of library cells. nextpnr's
+    router1 rips a net up whole when it takes one of its wires, so a net of 1,000+ pins came
+    back again and again in the die's routing tail (issue #13, docs/fpga.md session 19)."""
+    out = [Signal(len(sig), name=f"{name}{k}", reset_less=True) for k in range(n)]
+    ecp5 = getattr(platform, "dsp_family", None) == "ecp5"
+    for k, q in enumerate(out):
+        if not ecp5:
+            m.d.sync += q.eq(sig)
+            continue
+        for i in range(len(sig)):
+            m.submodules[f"{name}{k}_ff{i}"] = Instance(
+                "FD1S3AX", p_GSR="DISABLED", i_D=sig[i], i_CK=ClockSignal(), o_Q=q[i])
     return out
 
 
@@ -308,11 +327,13 @@ class Sram(wiring.Component):
         stages = 3 if split else 2             # cycles from the bank inputs to rdata
         lines = [Signal(8 * self.W, name=f"line{g}") for g in range(ngroups)]
         # per read port, the sub-bank of the read whose data are in the sub-bank registers
-        sels = [0] * ngroups
+        # (its last register in one copy per bank and byte: the select of the byte's sub-bank
+        # multiplexer, ~80 pins each on ``ecp5``; one register drove 600-1,300 pins per bit)
+        sels = [[[0] * wb for _ in range(cfg.sram_banks)] for _ in range(ngroups)]
         for g in range(ngroups if nsub > 1 else 0):
-            sels[g] = r_addr[g][sb:]
-            for d in range(2):
-                sels[g] = delayed(m, sels[g], f"rsub{g}_{d}")
+            sel0 = delayed(m, r_addr[g][sb:], f"rsub{g}_0", reset_less=True)
+            sel1 = iter(copies(m, platform, sel0, cfg.sram_banks * wb, f"rsub{g}_1_"))
+            sels[g] = [[next(sel1) for _ in range(wb)] for _ in range(cfg.sram_banks)]
         for b in range(cfg.sram_banks):
             outs = [[] for _ in range(ngroups)]
             for k in range(nsub):
@@ -336,7 +357,10 @@ class Sram(wiring.Component):
                     else:
                         outs[g].append(rp.data)
             for g in range(ngroups):
-                m.d.comb += lines[g][8 * wb * b: 8 * wb * (b + 1)].eq(Array(outs[g])[sels[g]])
+                for y in range(wb):
+                    lo = 8 * (wb * b + y)
+                    m.d.comb += lines[g][lo:lo + 8].eq(
+                        Array(o[8 * y:8 * y + 8] for o in outs[g])[sels[g][b][y]])
 
         # ---- response routing per group: (valid, master) through the read port (and the
         # sub-bank registers) and the rdata register
