@@ -570,6 +570,9 @@ class ConvUnit(wiring.Component):
         w_kw = data_reg(name="w_kw")
         wflags = [w_iy, w_ixg, w_ixl, w_ix1, w_kw]
 
+        def window_y(kyv, lo, hi):
+            return (kyv >= lo) & (kyv < hi)
+
         def window_x(kxv, lo, hi):
             return [kxv >= lo, kxv < hi, kxv + 1 < hi]
 
@@ -577,7 +580,7 @@ class ConvUnit(wiring.Component):
             """The window flags' values for k state (kyv, kxv) in a row of bounds (ylo, yhi,
             xlo, xhi)."""
             lo_y, hi_y, lo_x, hi_x = bounds
-            return [(kyv >= lo_y) & (kyv < hi_y), *window_x(kxv, lo_x, hi_x), ins.k_w <= hi_x]
+            return [window_y(kyv, lo_y, hi_y), *window_x(kxv, lo_x, hi_x), ins.k_w <= hi_x]
         lane = Signal(range(R + 1))
         lanes_left = Signal((R - lane).shape())
         # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
@@ -657,7 +660,7 @@ class ConvUnit(wiring.Component):
                              toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end),
                              rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c), r1c_nx.eq(ic2),
                              kye_nx.eq(ky_inc == kh1), kxe_nx.eq(kw1 == 0),
-                             wy_nx.eq((ky_inc >= ylo) & (ky_inc < yhi)),
+                             wy_nx.eq(window_y(ky_inc, ylo, yhi)),
                              *[f.eq(v) for f, v in zip((wxg_nx, wxl_nx, wx1_nx),
                                                        window_x(0, xlo, xhi), strict=True)]]
             with m.Elif(span2):          # n = lanes_left
@@ -793,7 +796,7 @@ class ConvUnit(wiring.Component):
             are an adder and a compare of registers (iy0n, ix0n), not the bounds' saturations
             followed by compares."""
             iy, ix = iy0n + kyv, ix0n + kxv
-            return [Mux(wrap, (iy >= 0) & (iy < ins.in_h), (kyv >= ylo) & (kyv < yhi)),
+            return [Mux(wrap, window_y(iy, 0, ins.in_h), window_y(kyv, ylo, yhi)),
                     *[Mux(wrap, a, b) for a, b in zip(
                         [*window_x(kxv, xlo0, xhi0), ins.k_w <= xhi0],
                         [ix >= 0, ix < ins.in_w, ix + 1 < ins.in_w, ix0n + ins.k_w <= ins.in_w],
