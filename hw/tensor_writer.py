@@ -11,6 +11,9 @@ Contract:
   ``first`` are dropped.
 * The bytes are written in order from the buffer's address, one byte per cycle into a line
   accumulator that is written to SRAM (byte mask) when the line changes and at the frame's end.
+* ``i.ready`` is a register's output (the input goes through a two-entry FIFO at full rate): the
+  ISP's output stage does not wait on the SRAM port's ready through the writer's decisions (the
+  routed `ecp5` die's critical path, issue #13). The beats and their order are unchanged.
 * ``done`` pulses once per frame, after its last SRAM write was accepted, with ``complete`` = the
   frame had exactly ``n_pixels`` pixels with ``last`` on the final one (a ``last`` elsewhere ends
   the frame incomplete). ``filling`` is high from ``start`` to ``done``.
@@ -19,7 +22,7 @@ Contract:
 from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
@@ -52,7 +55,14 @@ class TensorWriter(wiring.Component):
         W = line_bytes(self.config)
         lw = (W - 1).bit_length()
         lab = line_addr_bits(self.config)
-        beat = self.i.payload
+        # the input FIFO: w_rdy and r_rdy are compares of its level register
+        m.submodules.ififo = ififo = fifo.SyncFIFO(width=TENSOR_LAYOUT.size, depth=2)
+        m.d.comb += [ififo.w_data.eq(self.i.payload), ififo.w_en.eq(self.i.valid),
+                     self.i.ready.eq(ififo.w_rdy)]
+        i_valid = ififo.r_rdy
+        i_ready = ififo.r_en
+        beat = Signal(TENSOR_LAYOUT)
+        m.d.comb += beat.eq(ififo.r_data)
 
         # data registers (hw.sram.data_reg): written as a frame starts or under the masks and
         # valid bits that say which of them are read
@@ -64,6 +74,11 @@ class TensorWriter(wiring.Component):
         acc = data_reg(8 * W)      # line accumulator (its bytes are valid under acc_mask)
         acc_mask = Signal(W)
         acc_line = data_reg(lab)
+        # the accumulator's line differs from the next byte's: acc_mask.any() & (cur_line !=
+        # acc_line) as a register. Every taken byte sets acc_line to its line and steps addr, so
+        # the next byte is on another line exactly when this one was the line's last (pos all
+        # ones); start and restart clear acc_mask, and with it the flag.
+        line_change = Signal()
         # the write register (the SRAM port's payload), filled from the accumulator
         w_valid = Signal()
         w_data = data_reg(8 * W)
@@ -93,21 +108,21 @@ class TensorWriter(wiring.Component):
 
         with m.FSM(name="writer"):
             with m.State("IDLE"):
-                with m.If(self.i.valid & beat.first & self.buf_ok):
+                with m.If(i_valid & beat.first & self.buf_ok):
                     m.d.comb += self.start.eq(1)
                     m.d.sync += [base.eq(self.buf_addr), addr.eq(self.buf_addr), chan.eq(0),
-                                 count.eq(0), bad.eq(0), acc_mask.eq(0)]
+                                 count.eq(0), bad.eq(0), acc_mask.eq(0), line_change.eq(0)]
                     m.next = "FILL"
-                with m.Elif(self.i.valid & ~beat.first):
-                    m.d.comb += self.i.ready.eq(1)      # stray beats outside a frame: dropped
+                with m.Elif(i_valid & ~beat.first):
+                    m.d.comb += i_ready.eq(1)      # stray beats outside a frame: dropped
             with m.State("FILL"):
                 m.d.comb += self.filling.eq(1)
-                with m.If(self.i.valid & beat.first & (chan == 0) & (count != 0)):
+                with m.If(i_valid & beat.first & (chan == 0) & (count != 0)):
                     # a new frame inside this one: abandon it, restart at the same buffer
                     m.d.comb += [self.start.eq(1), self.restart.eq(1)]
-                    m.d.sync += [addr.eq(base), count.eq(0), bad.eq(0), acc_mask.eq(0)]
-                with m.Elif(self.i.valid):
-                    line_change = acc_mask.any() & (cur_line != acc_line)
+                    m.d.sync += [addr.eq(base), count.eq(0), bad.eq(0), acc_mask.eq(0),
+                                 line_change.eq(0)]
+                with m.Elif(i_valid):
                     with m.If(~line_change | w_free):
                         with m.If(line_change):
                             flush()
@@ -115,9 +130,9 @@ class TensorWriter(wiring.Component):
                         with m.Else():
                             m.d.sync += acc_mask.eq(acc_mask | one_hot)
                         m.d.sync += [acc.word_select(pos, 8).eq(byte), acc_line.eq(cur_line),
-                                     addr.eq(addr + 1)]
+                                     addr.eq(addr + 1), line_change.eq(pos.all())]
                         with m.If(chan + 1 == nbytes):
-                            m.d.comb += self.i.ready.eq(1)
+                            m.d.comb += i_ready.eq(1)
                             m.d.sync += [chan.eq(0), count.eq(count + 1)]
                             with m.If(beat.last | (count + 1 == self.n_pixels)):
                                 m.d.sync += bad.eq(~beat.last | (count + 1 != self.n_pixels))
