@@ -399,7 +399,11 @@ class VectorUnit(wiring.Component):
         stepx = data_reg(28)
         stepy = data_reg(32)
         plc = data_reg(28)
-        xa00 = data_reg(SA)
+        # the window's origin in_addr - p_t * rowb - plc, as two registers set in SETUP2 (the
+        # product and the difference; GINIT adds them with ci0): in one cycle it was the unit's
+        # routed ECP5 critical path (f_pad_top -> the product's adders -> two subtracts, 14.7 ns)
+        xa0p = data_reg(SA)           # in_addr - plc
+        ptr = data_reg(28)            # p_t * rowb
         co0 = data_reg(17)            # first output channel of the super-group
         ci0 = data_reg(13)            # its input channel
         rres = data_reg(5)            # co0 % depth_mult
@@ -542,7 +546,8 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [
                     stepy.eq(s_h * rowb),
                     wc.eq(wc_n),
-                    xa00.eq(in_addr - p_t * rowb - plc),
+                    xa0p.eq(in_addr - plc),
+                    ptr.eq(p_t * rowb),
                     tco.eq(co * TT),
                     sg.eq(1),
                 ]
@@ -575,7 +580,7 @@ class VectorUnit(wiring.Component):
             # ---------------- DWCONV / POOL: super-groups > pixels > groups > taps
             with m.State("GINIT"):
                 m.d.comb += busy_seq.eq(1)
-                base = xa00 + ci0
+                base = xa0p - ptr + ci0
                 m.d.sync += [
                     xa_rp.eq(base), xa_pix.eq(base), xa_row.eq(base), xa.eq(base),
                     iy0.eq(-p_t), ix0.eq(-p_l), iy.eq(-p_t), ix.eq(-p_l),
