@@ -51,7 +51,7 @@ from hw.npu_if import (
     sram_write_signature,
     unit_signature,
 )
-from hw.sram import Sram, data_reg
+from hw.sram import Sram, copies, data_reg
 
 __all__ = ["NpuTop", "NullUnit", "top", "QUEUE_DEPTH", "index_bits", "host_cmd_layout",
            "unit_classes"]
@@ -476,13 +476,23 @@ class NpuTop(wiring.Component):
         # no unit's stall or busy logic reaches a 64-bit adder in the cycle it happens, and a
         # counter lags its events by one cycle; the host port samples CSRs one cycle after it
         # accepts the read (state "CSR" below), so the read still sees every count.
+        # The clear (CTRL.CLEAR, ext_start) reaches the counters a cycle later, through
+        # a registered copy per counter (hw.sram.copies): as one combinational net it was a
+        # 578-pin LSR net from the SoC sequencer's start decision (issue #13). The counts equal
+        # the undelayed clear's from the second cycle after the strobe on (the clear then drops
+        # the pending increment, which the undelayed clear had zeroed); a CSR read sampled in
+        # the cycle right after the strobe sees the counts before it (a host port read is
+        # sampled one cycle after it is accepted, so a read after a host-port START or CLEAR
+        # write sees zeros; only a read racing ext_start can see the old counts).
         cnt = {k: Signal(64, name=f"cnt_{k.lower()}") for k in incs}
-        for k, c in cnt.items():
+        clear_q = copies(m, platform, clear, len(cnt), "clear_q")
+        for (k, c), cq in zip(cnt.items(), clear_q, strict=True):
             inc = Signal(len(Value.cast(incs[k])), name=f"inc_{k.lower()}")
-            with m.If(clear):
-                m.d.sync += [c.eq(0), inc.eq(0)]
+            m.d.sync += inc.eq(Mux(busy, incs[k], 0))
+            with m.If(cq):
+                m.d.sync += c.eq(0)
             with m.Else():
-                m.d.sync += [c.eq(c + inc), inc.eq(Mux(busy, incs[k], 0))]
+                m.d.sync += c.eq(c + inc)
 
         # ---- CSR read mux
         hwcfg = (cfg.array_rows & 0xFF) | (cfg.array_cols & 0xFF) << 8 | \
