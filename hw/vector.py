@@ -477,11 +477,16 @@ class VectorUnit(wiring.Component):
         # instruction from a table), and gr + lr < 2 * dm (both < dm), so one compare decides
         lq = data_reg(range(L + 1))
         lr = data_reg(4)
+        # the wrap test gr + lr >= dm as a register set with gr (g_wrap) and with rres
+        # (rres_w): from the sum's compare it was the start of the unit's routed ECP5 critical
+        # path (gr + lr -> >= dm -> goff_n -> xa_pix + goff_n -> xa_row)
+        g_wrap = data_reg(name="g_wrap")
+        rres_w = data_reg(name="rres_w")
         g_s = _comb(m, gr + lr, "g_s", 6)
-        g_wrap = _comb(m, g_s >= dm, "g_wrap")
         gco_n = _comb(m, gco + L, "gco_n", 18)
         goff_n = _comb(m, goff + lq + g_wrap, "goff_n", 13)
         gr_n = _comb(m, Mux(g_wrap, g_s - dm, g_s), "gr_n", 5)
+        gr_n_w = _comb(m, gr_n + lr >= dm, "gr_n_w")
         # the last group of a super-group: compares of registers with bounds set up in GINIT
         # (gi + 1 >= sg, gco + L >= co)
         sgm1 = data_reg(range(SG + 1))
@@ -491,10 +496,11 @@ class VectorUnit(wiring.Component):
         w_grp0 = _comb(m, dw.w_addr + co0, "w_grp0", 24)
 
         def group_step():
-            m.d.sync += [gi.eq(gi + 1), gco.eq(gco_n), goff.eq(goff_n), gr.eq(gr_n)]
+            m.d.sync += [gi.eq(gi + 1), gco.eq(gco_n), goff.eq(goff_n), gr.eq(gr_n),
+                         g_wrap.eq(gr_n_w)]
 
         def group_reset():
-            m.d.sync += [gi.eq(0), gco.eq(co0), goff.eq(0), gr.eq(rres)]
+            m.d.sync += [gi.eq(0), gco.eq(co0), goff.eq(0), gr.eq(rres), g_wrap.eq(rres_w)]
 
         # parameter / weight loads: up to TT x vectors at lbase + k * lstride
         lbase = Signal(24)
@@ -547,6 +553,7 @@ class VectorUnit(wiring.Component):
                     stepy.eq(s_h * rowb),
                     wc.eq(wc_n),
                     xa0p.eq(in_addr - plc),
+                    rres_w.eq(lr >= dm),         # rres = 0 (SETUP1 set lr and dm)
                     ptr.eq(p_t * rowb),
                     tco.eq(co * TT),
                     sg.eq(1),
@@ -701,7 +708,8 @@ class VectorUnit(wiring.Component):
                                          xa_rp.eq(ny), xa_pix.eq(ny), xa_row.eq(ny), xa.eq(ny)]
                         with m.Else():
                             # the next super-group
-                            m.d.sync += [co0.eq(gco_n), ci0.eq(ci0 + goff_n), rres.eq(gr_n)]
+                            m.d.sync += [co0.eq(gco_n), ci0.eq(ci0 + goff_n), rres.eq(gr_n),
+                                         rres_w.eq(gr_n_w)]
                             m.next = "GINIT"
                             with m.If(gco_n >= co):
                                 m.next = "DONE"
