@@ -103,26 +103,30 @@ class Mover(wiring.Component):
             desc.fill.eq(r.fill),
         ]
         i_left = Signal(cnt_bits)     # lines still to request for the current row
+        # i_left == 0 as a register set with it (a row is taken only at zero, a line issued only
+        # above it): the row port's ready starts from a flip-flop, not a 25-bit compare (the
+        # NPU's routed ECP5 critical path ran i_left -> ready -> the walk's next row ends)
+        i_zero = Signal(init=1)
         i_line = data_reg(self.ab)    # next line address to request
         credits = Signal(range(RESP_DEPTH + 1))  # reads issued and not yet popped from rfifo
         take_row = self.row.valid & self.row.ready
         m.d.comb += [
-            self.row.ready.eq((i_left == 0) & dfifo.w_rdy),
+            self.row.ready.eq(i_zero & dfifo.w_rdy),
             dfifo.w_en.eq(take_row & (r.n != 0)),
             dfifo.w_data.eq(desc),
         ]
         with m.If(take_row & (r.n != 0)):
-            m.d.sync += [i_left.eq(desc.nl), i_line.eq(start[lw:])]
+            m.d.sync += [i_left.eq(desc.nl), i_line.eq(start[lw:]), i_zero.eq(desc.nl == 0)]
         issue = Signal()
         m.d.comb += [
-            self.rd.req.valid.eq((i_left != 0) & (credits < RESP_DEPTH)),
+            self.rd.req.valid.eq(~i_zero & (credits < RESP_DEPTH)),
             self.rd.req.payload.addr.eq(i_line),
             issue.eq(self.rd.req.valid & self.rd.req.ready),
             rfifo.w_en.eq(self.rd.rvalid),
             rfifo.w_data.eq(self.rd.rdata),
         ]
         with m.If(issue):
-            m.d.sync += [i_left.eq(i_left - 1), i_line.eq(i_line + 1)]
+            m.d.sync += [i_left.eq(i_left - 1), i_line.eq(i_line + 1), i_zero.eq(i_left == 1)]
 
         # ---- write side: realign and emit destination lines
         # the row's counters count down beside registered tests of them (``last``, ``more``,
@@ -194,7 +198,7 @@ class Mover(wiring.Component):
                     m.d.sync += [active.eq(0), have_prev.eq(0)]
 
         m.d.comb += self.busy.eq(
-            (i_left != 0) | (dfifo.level != 0) | active | self.out.valid | (credits != 0))
+            ~i_zero | (dfifo.level != 0) | active | self.out.valid | (credits != 0))
         return m
 
 
@@ -278,6 +282,7 @@ class StoreUnit(wiring.Component):
         srs, sps, drs, dps = (data_reg(24, name=x) for x in ("srs", "sps", "drs", "dps"))
         r = data_reg(16)
         p = data_reg(16)
+        r_more = data_reg(name="r_more")   # r + 1 < rows, set with r (a register before the walk)
         cur_s, cur_d, pl_s, pl_d = (data_reg(A, name=x) for x in ("cur_s", "cur_d", "pl_s", "pl_d"))
         # the current row's ends (cur + n), kept beside cur, so the bounds check that gates the
         # row is a compare of registers with a constant
@@ -297,6 +302,7 @@ class StoreUnit(wiring.Component):
                     drs.eq(cp.dst_row_stride), dps.eq(cp.dst_plane_stride),
                     *set_cur(cp.src_addr, cp.dst_addr, cp.row_bytes),
                     pl_s.eq(cp.src_addr), pl_d.eq(cp.dst_addr), r.eq(0), p.eq(0),
+                    r_more.eq(cp.rows > 1),
                     gen.eq((cp.row_bytes != 0) & (cp.rows != 0) & (cp.planes != 0)),
                 ]
             with m.Elif(op == Opcode.FILL):
@@ -304,7 +310,7 @@ class StoreUnit(wiring.Component):
                     active.eq(1), fill.eq(1), n.eq(fl.row_bytes), rows.eq(fl.rows),
                     planes.eq(1), srs.eq(0), sps.eq(0), drs.eq(fl.dst_row_stride), dps.eq(0),
                     *set_cur(0, fl.dst_addr, fl.row_bytes), pl_s.eq(0), pl_d.eq(fl.dst_addr),
-                    r.eq(0), p.eq(0), value.eq(fl.value),
+                    r.eq(0), p.eq(0), value.eq(fl.value), r_more.eq(fl.rows > 1),
                     gen.eq((fl.row_bytes != 0) & (fl.rows != 0)),
                 ]
             with m.Else():
@@ -318,10 +324,12 @@ class StoreUnit(wiring.Component):
         with m.If(gen & oob):
             m.d.sync += [err.eq(1), gen.eq(0)]
         with m.If(mv.row.valid & mv.row.ready):
-            with m.If(r + 1 < rows):
-                m.d.sync += [r.eq(r + 1), *set_cur(cur_s + srs, cur_d + drs, n)]
+            with m.If(r_more):
+                m.d.sync += [r.eq(r + 1), r_more.eq(r + 2 < rows),
+                             *set_cur(cur_s + srs, cur_d + drs, n)]
             with m.Else():
-                m.d.sync += [r.eq(0), p.eq(p + 1), pl_s.eq(pl_s + sps), pl_d.eq(pl_d + dps),
+                m.d.sync += [r.eq(0), r_more.eq(rows > 1), p.eq(p + 1), pl_s.eq(pl_s + sps),
+                             pl_d.eq(pl_d + dps),
                              *set_cur(pl_s + sps, pl_d + dps, n)]
                 with m.If(p + 1 >= planes):
                     m.d.sync += gen.eq(0)
