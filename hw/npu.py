@@ -245,8 +245,21 @@ class NpuTop(wiring.Component):
         else:
             m.d.comb += nl.eq(INSTR_BYTES // W)
             ins_raw = Cat(*fbuf)[:INSTR_BITS]
-        ins = data.View(INSTR_LAYOUT, ins_raw)
-        opc = ins.header.opcode.as_value()
+        # DECODE's opcode tests as registers, set as the instruction's first line (which holds
+        # its header) arrives: from the fetch buffer they started the NPU's routed ECP5 critical
+        # path (the opcode -> SYNC / DONE and the queue -> advance -> pc's enable)
+        line0 = (rd_fetch.rdata >> (off16 * 128)) if W > 16 else rd_fetch.rdata
+        opc_in = data.View(INSTR_LAYOUT, Cat(line0, Const(0, INSTR_BITS))[:INSTR_BITS]) \
+            .header.opcode.as_value()
+        d_bad, d_bar, d_done = Signal(), Signal(), Signal()   # bad opcode, SYNC or DONE, DONE
+        d_q = Signal(2)                                       # the queue of any other opcode
+        with m.If(rd_fetch.rvalid & (f_rsp == 0)):
+            m.d.sync += [d_bad.eq(opc_in > max(op.value for op in Opcode)),
+                         d_bar.eq((opc_in == Opcode.SYNC) | (opc_in == Opcode.DONE)),
+                         d_done.eq(opc_in == Opcode.DONE),
+                         d_q.eq(Mux(opc_in == Opcode.LOAD, LOADQ,
+                                    Mux((opc_in == Opcode.COPY) | (opc_in == Opcode.FILL),
+                                        STOREQ, COMPQ)))]
         m.d.comb += [
             rd_fetch.req.payload.addr.eq(pc[lw:] + f_req),
         ]
@@ -290,25 +303,19 @@ class NpuTop(wiring.Component):
                 advance = Signal()
                 with m.If(~running):
                     m.next = "IDLE"
-                with m.Elif(opc > max(op.value for op in Opcode)):
+                with m.Elif(d_bad):
                     fail(1, fidx)
                     m.next = "IDLE"
-                with m.Elif((opc == Opcode.SYNC) | (opc == Opcode.DONE)):
+                with m.Elif(d_bar):
                     with m.If(all_idle):
                         m.d.comb += barrier_retire.eq(1)
-                        with m.If(opc == Opcode.DONE):
+                        with m.If(d_done):
                             m.d.sync += [done.eq(1), busy.eq(0)]
                             m.next = "IDLE"
                         with m.Else():
                             m.d.comb += advance.eq(1)
                 with m.Else():
-                    q = Signal(2)
-                    with m.If(opc == Opcode.LOAD):
-                        m.d.comb += q.eq(LOADQ)
-                    with m.Elif((opc == Opcode.COPY) | (opc == Opcode.FILL)):
-                        m.d.comb += q.eq(STOREQ)
-                    with m.Else():
-                        m.d.comb += q.eq(COMPQ)
+                    q = d_q
                     for i, f in enumerate(qs):
                         m.d.comb += [f.w_data.eq(Cat(ins_raw, fidx)),
                                      f.w_en.eq((q == i) & f.w_rdy)]
