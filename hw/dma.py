@@ -106,6 +106,8 @@ class Mover(wiring.Component):
         # i_left == 0 as a register set with it (a row is taken only at zero, a line issued only
         # above it): the row port's ready starts from a flip-flop, not a 25-bit compare (the
         # NPU's routed ECP5 critical path ran i_left -> ready -> the walk's next row ends)
+        # (a row taken has n != 0, so its nl is 0 exactly for a FILL: nl = ceil((dl + n) / W) +
+        # (sh != 0) >= 1 otherwise)
         i_zero = Signal(init=1)
         i_line = data_reg(self.ab)    # next line address to request
         credits = Signal(range(RESP_DEPTH + 1))  # reads issued and not yet popped from rfifo
@@ -116,7 +118,7 @@ class Mover(wiring.Component):
             dfifo.w_data.eq(desc),
         ]
         with m.If(take_row & (r.n != 0)):
-            m.d.sync += [i_left.eq(desc.nl), i_line.eq(start[lw:]), i_zero.eq(desc.nl == 0)]
+            m.d.sync += [i_left.eq(desc.nl), i_line.eq(start[lw:]), i_zero.eq(r.fill)]
         issue = Signal()
         m.d.comb += [
             self.rd.req.valid.eq(~i_zero & (credits < RESP_DEPTH)),
