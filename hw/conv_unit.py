@@ -589,9 +589,14 @@ class ConvUnit(wiring.Component):
         win_b = Signal()
         outstanding = Signal(range(RESP_DEPTH + 1))
 
+        # the piece's lanes as masks made at stage B from its registers (lane0 <= r < lane0 + n:
+        # the piece's segment; r >= lane0 + n with zrest: zeroed) and the beat's valid K lanes
+        # (kv): the assembler's lane selects are then flip-flops of the FIFO's head, not an
+        # adder and compares behind it (the conv unit's ECP5 critical path ran lane0 -> the
+        # segment compares -> the lane muxes -> the act FIFO)
         piece_lay = data.StructLayout({
-            "fill": 2, "shift": 1, "kind": 2, "rsh": range(W + R), "lane0": range(R + 1),
-            "n": range(R + 1), "zrest": 1, "last": 1,
+            "fill": 2, "shift": 1, "kind": 2, "rsh": range(W + R), "seg": R, "zero": R,
+            "kv": range(R + 1), "last": 1,
         })
         # buffered: the assembler's piece (shift amount, sources, lanes) comes from registers,
         # not through the FIFO's LUT-RAM read (ECP5 timing); 6 entries as before, plus the output
@@ -745,9 +750,13 @@ class ConvUnit(wiring.Component):
             pfifo.w_en.eq(emit),
             pw.fill.eq(fill), pw.shift.eq(shift), pw.kind.eq(pa_kind),
             pw.rsh.eq(pa_off + R - pa_lane),
-            pw.lane0.eq(pa_lane), pw.n.eq(Mux(fetch_only, 0, pa_n)),
-            pw.zrest.eq(pa_zrest & ~fetch_only), pw.last.eq(pa_last & ~fetch_only),
+            pw.last.eq(pa_last & ~fetch_only),
         ]
+        seg_end = pa_lane + pa_n
+        for r in range(R):
+            m.d.comb += [pw.seg[r].eq(~fetch_only & (r >= pa_lane) & (r < seg_end)),
+                         pw.zero[r].eq(~fetch_only & pa_zrest & (r >= seg_end))]
+        m.d.comb += pw.kv.eq(Mux(pa_zrest & ~fetch_only, seg_end, R))
         resp_pop = Signal()
         out_n = Signal.like(outstanding, name="outstanding_n")
         m.d.comb += out_n.eq(outstanding + (act_req_v & act_req_rdy) - resp_pop)
@@ -899,13 +908,11 @@ class ConvUnit(wiring.Component):
         newbeat = Signal(8 * R)
         lanes = []
         for r in range(R):
-            inseg = (r >= pr.lane0) & (r < pr.lane0 + pr.n)
-            zero = pr.zrest & (r >= pr.lane0 + pr.n)
-            v = Mux(inseg, Mux(pr.kind == _PAD, ins.in_zp.as_unsigned(), sh[8 * r:8 * r + 8]),
-                    Mux(zero, 0, beat[8 * r:8 * r + 8]))
+            v = Mux(pr.seg[r], Mux(pr.kind == _PAD, ins.in_zp.as_unsigned(), sh[8 * r:8 * r + 8]),
+                    Mux(pr.zero[r], 0, beat[8 * r:8 * r + 8]))
             lanes.append(v)
         m.d.comb += newbeat.eq(Cat(*lanes))
-        kvalid = Mux(pr.zrest, pr.lane0 + pr.n, R)
+        kvalid = pr.kv
         # the beat's MACs (valid K lanes x n_cols) go with it through the FIFO: a shift-add from
         # registers here, not a MULT18X18D between the FIFO's read and the macs port (timing)
         beat_macs = _small_mul(kvalid, ins.n_cols)
