@@ -1,0 +1,77 @@
+"""sw.pnr_endpoints: the approximate per-endpoint timing of a routed netlist, on a hand-made one."""
+
+import json
+
+import pytest
+
+from sw import pnr_endpoints as pe
+
+
+def _design():
+    """ff_a -> lut1 -> lut2 -> ff_b (D); ff_a -> carry c1 -(FCI)-> c2 -> ff_b (CE);
+    ff_b -> lutram write (WD) and read (RAD: not an endpoint); a multiplier -> ff_c."""
+    cells = {
+        "ff_a[0]_TRELLIS_FF_Q": {"type": "TRELLIS_FF"},
+        "lut1": {"type": "TRELLIS_COMB", "parameters": {"MODE": "LOGIC"}},
+        "lut2": {"type": "TRELLIS_COMB", "parameters": {"MODE": "LOGIC"}},
+        "c1": {"type": "TRELLIS_COMB", "parameters": {"MODE": "CCU2"}},
+        "c2": {"type": "TRELLIS_COMB", "parameters": {"MODE": "CCU2"}},
+        "ff_b[3]_TRELLIS_FF_Q": {"type": "TRELLIS_FF"},
+        "ram$DPRAM_COMB0": {"type": "TRELLIS_COMB", "parameters": {"MODE": "DPRAM"}},
+        "\\$mul7_MULT18X18D_P0": {"type": "MULT18X18D"},
+        "ff_c[1]_TRELLIS_FF_Q": {"type": "TRELLIS_FF"},
+    }
+
+    def net(driver, *sinks):
+        return {"driver": driver, "port": "Q", "net": driver + "_o",
+                "endpoints": [{"cell": c, "port": p, "delay": [d, d]} for c, p, d in sinks]}
+
+    nets = [
+        net("ff_a[0]_TRELLIS_FF_Q", ("lut1", "A", 1.0), ("c1", "A0", 0.5)),
+        net("lut1", ("lut2", "B", 2.0)),
+        net("lut2", ("ff_b[3]_TRELLIS_FF_Q", "DI", 0.5)),
+        net("c1", ("c2", "FCI", 0.0)),
+        net("c2", ("ff_b[3]_TRELLIS_FF_Q", "CE", 0.25)),
+        net("ff_b[3]_TRELLIS_FF_Q", ("ram$DPRAM_COMB0", "WD0", 1.5),
+            ("ram$DPRAM_COMB0", "RAD0", 7.0)),
+        net("\\$mul7_MULT18X18D_P0", ("ff_c[1]_TRELLIS_FF_Q", "DI", 1.0)),
+    ]
+    return {"modules": {"top": {"cells": cells}}}, {"detailed_net_timings": nets}
+
+
+def test_arrivals_follow_the_routed_paths():
+    eps = {(e.cell, e.port): e for e in pe.endpoints(*_design())}
+    # clock-to-out 0.52, LUTs 0.25 each, routed delays, setup 0.1
+    assert eps[("ff_b[3]_TRELLIS_FF_Q", "DI")].arrival_ns == pytest.approx(
+        0.52 + 1.0 + 0.25 + 2.0 + 0.25 + 0.5 + 0.1)
+    # a carry cell 0.3, its carry input 0.05 more
+    assert eps[("ff_b[3]_TRELLIS_FF_Q", "CE")].arrival_ns == pytest.approx(
+        0.52 + 0.5 + 0.3 + 0.0 + 0.05 + 0.3 + 0.25 + 0.1)
+    assert eps[("ff_b[3]_TRELLIS_FF_Q", "DI")].start == "ff_a[0]_TRELLIS_FF_Q"
+    # a LUT-RAM write is an endpoint, its read address is not
+    assert eps[("ram$DPRAM_COMB0", "WD0")].arrival_ns == pytest.approx(0.52 + 1.5 + 0.1)
+    assert ("ram$DPRAM_COMB0", "RAD0") not in eps
+    # a multiplier without reported inputs starts its path (3.5 ns through it)
+    assert eps[("ff_c[1]_TRELLIS_FF_Q", "DI")].arrival_ns == pytest.approx(3.5 + 1.0 + 0.1)
+
+
+def test_group_by_register_and_pair():
+    eps = pe.endpoints(*_design())
+    g = pe.group(eps, period_ns=4.5)
+    assert g["endpoints"] == 4 and g["failing"] == 2
+    assert g["registers"][0][:2] == ("ff_b", 1) or g["registers"][0][:2] == ("ff_c", 1)
+    names = {r[0] for r in g["registers"]}
+    assert names == {"ff_b", "ff_c"}
+    assert dict(g["pairs"]) == {("ff_a", "ff_b"): 1, ("\\$mul7_MULT18X18D_P0", "ff_c"): 1}
+
+
+def test_cli(tmp_path, capsys):
+    routed, det = _design()
+    (tmp_path / "routed.json").write_text(json.dumps(routed))
+    (tmp_path / "det.json").write_text(json.dumps(det))
+    assert pe.main([str(tmp_path), "--period", "4.5"]) == 0
+    out = capsys.readouterr().out
+    assert "4 endpoints, 2 over 4.5 ns" in out and "ff_a -> ff_b" in out
+    (tmp_path / "det.json").write_text(json.dumps({"critical_paths": []}))
+    assert pe.main([str(tmp_path)]) == 2
+    assert "detailed-timing-report" in capsys.readouterr().err
