@@ -272,6 +272,15 @@ class NpuTop(wiring.Component):
                         m.d.sync += fbuf[i].eq(rd_fetch.rdata)
             m.d.sync += f_rsp.eq(f_rsp + 1)
 
+        # past_end(start_addr) with the compares before the select: ext_start (the SoC
+        # sequencer's decision) then selects a result, and does not start a 24-bit compare
+        # (the routed die's path ran TX idle -> the sequencer -> ext_start -> here, issue #13)
+        start_oob = Signal()
+        if self.ext_ports:
+            m.d.comb += start_oob.eq(Mux(self.ext_start, past_end(self.ext_prog_addr),
+                                         past_end(prog_addr)))
+        else:
+            m.d.comb += start_oob.eq(past_end(prog_addr))
         units_idle = load.idle & store.idle & conv.idle & vec.idle
         inflight = Signal(4)  # LOAD, COMPUTE slot A, STORE, COMPUTE slot B
         queues_empty = Cat(*[f.level == 0 for f in qs]).all()
@@ -285,7 +294,7 @@ class NpuTop(wiring.Component):
             with m.State("IDLE"):
                 with m.If(start & ~busy & (f_out == 0) & (start_addr[:4] == 0)):
                     m.d.sync += [pc.eq(start_addr), fidx.eq(0), f_req.eq(0), f_rsp.eq(0),
-                                 pc_oob.eq(past_end(start_addr))]
+                                 pc_oob.eq(start_oob)]
                     m.next = "REQ"
             with m.State("REQ"):
                 with m.If(~running):

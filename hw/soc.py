@@ -326,7 +326,11 @@ class Soc(wiring.Component):
                     with m.Else():
                         m.d.sync += wait_n.eq(wait_n + 1)
             with m.State("NPU"):
-                with m.If(~tx_busy & ~npu_st[0]):
+                # the TX's busy a cycle late (a register: the TX reader's idle test was the
+                # start of the routed die's critical path, issue #13). Safe: a command the TX
+                # takes in EMIT makes tx_busy_d high by the time this state is reached (EMIT ->
+                # WAIT -> NPU); the NPU starts at most one cycle after the TX finishes.
+                with m.If(~tx_busy_d & ~npu_st[0]):
                     m.d.comb += npu.ext_start.eq(1)
                     m.d.sync += npu_t0.eq(now)
                     m.next = "RUN"
