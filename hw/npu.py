@@ -210,14 +210,23 @@ class NpuTop(wiring.Component):
         host_done = Signal()      # CTRL.HOST_DONE strobe
         clear = Signal()          # CTRL.CLEAR strobe
 
+        def past_end(a):
+            return a[:24] > cfg.sram_bytes - INSTR_BYTES
+
         start_addr = Signal(24)   # PROG_ADDR, or ext_prog_addr with ext_start
+        # past_end(start_addr) with the compares before the select: ext_start (the SoC
+        # sequencer's decision) then selects a result, and does not start a 24-bit compare
+        # (the routed die's path ran TX idle -> the sequencer -> ext_start -> here, issue #13)
+        start_oob = Signal()
         if self.ext_ports:
-            m.d.comb += start_addr.eq(Mux(self.ext_start, self.ext_prog_addr, prog_addr))
+            m.d.comb += [start_addr.eq(Mux(self.ext_start, self.ext_prog_addr, prog_addr)),
+                         start_oob.eq(Mux(self.ext_start, past_end(self.ext_prog_addr),
+                                          past_end(prog_addr)))]
             with m.If(self.ext_start):
                 m.d.comb += [start.eq(1), clear.eq(1)]
                 m.d.sync += prog_addr.eq(self.ext_prog_addr)
         else:
-            m.d.comb += start_addr.eq(prog_addr)
+            m.d.comb += [start_addr.eq(prog_addr), start_oob.eq(past_end(prog_addr))]
 
         # ---- queues
         qw = INSTR_BITS + ib
@@ -231,8 +240,6 @@ class NpuTop(wiring.Component):
         pc = Signal(24)
         pc_oob = Signal()   # pc + INSTR_BYTES is past the SRAM (set with pc: a register)
 
-        def past_end(a):
-            return a[:24] > cfg.sram_bytes - INSTR_BYTES
         fidx = Signal(ib)
         f_req = Signal(range(nlmax + 1))
         f_rsp = Signal(range(nlmax + 1))
@@ -272,15 +279,6 @@ class NpuTop(wiring.Component):
                         m.d.sync += fbuf[i].eq(rd_fetch.rdata)
             m.d.sync += f_rsp.eq(f_rsp + 1)
 
-        # past_end(start_addr) with the compares before the select: ext_start (the SoC
-        # sequencer's decision) then selects a result, and does not start a 24-bit compare
-        # (the routed die's path ran TX idle -> the sequencer -> ext_start -> here, issue #13)
-        start_oob = Signal()
-        if self.ext_ports:
-            m.d.comb += start_oob.eq(Mux(self.ext_start, past_end(self.ext_prog_addr),
-                                         past_end(prog_addr)))
-        else:
-            m.d.comb += start_oob.eq(past_end(prog_addr))
         units_idle = load.idle & store.idle & conv.idle & vec.idle
         inflight = Signal(4)  # LOAD, COMPUTE slot A, STORE, COMPUTE slot B
         queues_empty = Cat(*[f.level == 0 for f in qs]).all()

@@ -22,7 +22,7 @@ Contract:
 from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
@@ -61,8 +61,7 @@ class TensorWriter(wiring.Component):
                      self.i.ready.eq(ififo.w_rdy)]
         i_valid = ififo.r_rdy
         i_ready = ififo.r_en
-        beat = Signal(TENSOR_LAYOUT)
-        m.d.comb += beat.eq(ififo.r_data)
+        beat = data.View(TENSOR_LAYOUT, ififo.r_data)
 
         # data registers (hw.sram.data_reg): written as a frame starts or under the masks and
         # valid bits that say which of them are read
