@@ -27,6 +27,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw.tops import TOPS
+
 __all__ = ["Endpoint", "endpoints", "group", "main"]
 
 #: Delay through a cell, by kind (ns); others :data:`DEFAULT_NS`.
@@ -113,9 +115,10 @@ def _register(cell: str) -> str:
     return re.sub(r"\[\d+\]", "", name)
 
 
-def group(eps: list[Endpoint], period_ns: float) -> dict:
+def group(eps: list[Endpoint], period_ns: float, design: str | None = None) -> dict:
     """The endpoints over ``period_ns``: counts and worst arrival per register, counts per
-    (start register, end register)."""
+    (start register, end register); with ``design`` (the top synthesized: ``soc``, ``npu``...)
+    also counts per block and per (start block, end block) (:func:`sw.synth.block_of_cell`)."""
     fail = [e for e in eps if e.arrival_ns > period_ns]
     by_reg: dict[str, list] = {}
     for e in fail:
@@ -123,11 +126,17 @@ def group(eps: list[Endpoint], period_ns: float) -> dict:
         r[0] += 1
         r[1] = max(r[1], e.arrival_ns)
     pairs = collections.Counter((_register(e.start), _register(e.cell)) for e in fail)
-    return {"endpoints": len(eps), "failing": len(fail),
-            "worst_ns": eps[0].arrival_ns if eps else None,
-            "registers": sorted(((k, n, w) for k, (n, w) in by_reg.items()),
-                                key=lambda r: (-r[1], -r[2])),
-            "pairs": pairs.most_common()}
+    out = {"endpoints": len(eps), "failing": len(fail),
+           "worst_ns": eps[0].arrival_ns if eps else None,
+           "registers": sorted(((k, n, w) for k, (n, w) in by_reg.items()),
+                               key=lambda r: (-r[1], -r[2])),
+           "pairs": pairs.most_common()}
+    if design is not None:
+        from sw.synth import block_of_cell
+        ends = [(block_of_cell(e.start, design), block_of_cell(e.cell, design)) for e in fail]
+        out["blocks"] = collections.Counter(b for _, b in ends).most_common()
+        out["block_pairs"] = collections.Counter(ends).most_common()
+    return out
 
 
 def main(argv=None) -> int:
@@ -136,6 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("dir", type=Path, help="directory with routed.json and det.json")
     ap.add_argument("--period", type=float, default=10.0, help="clock period, ns (10)")
     ap.add_argument("--top", type=int, default=30, help="rows per table (30)")
+    ap.add_argument("--design", metavar="TOP", choices=sorted(TOPS),
+                    help="the top synthesized (soc, npu, vector...): adds per-block tables")
     a = ap.parse_args(argv)
     try:
         routed = json.loads((a.dir / "routed.json").read_text())
@@ -145,7 +156,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    g = group(endpoints(routed, det), a.period)
+    g = group(endpoints(routed, det), a.period, a.design)
     print(f"{g['endpoints']} endpoints, {g['failing']} over {a.period} ns, worst "
           f"{g['worst_ns']:.2f} ns (approximate)")
     print("failing endpoints by register (count, worst ns):")
@@ -154,6 +165,13 @@ def main(argv=None) -> int:
     print("by (start, end):")
     for (s, e), n in g["pairs"][:a.top]:
         print(f"  {n:6d}  {s} -> {e}")
+    if "blocks" in g:
+        print("failing endpoints by block:")
+        for b, n in g["blocks"]:
+            print(f"  {n:6d}  {b}")
+        print("by (start block, end block):")
+        for (s, e), n in g["block_pairs"][:a.top]:
+            print(f"  {n:6d}  {s} -> {e}")
     return 0
 
 

@@ -75,3 +75,18 @@ def test_cli(tmp_path, capsys):
     (tmp_path / "det.json").write_text(json.dumps({"critical_paths": []}))
     assert pe.main([str(tmp_path)]) == 2
     assert "detailed-timing-report" in capsys.readouterr().err
+
+
+def test_group_by_block_on_soc_names():
+    """With the design named, failing endpoints count per block by their hierarchical names."""
+    from sw.synth import block_of_cell
+    a, b = "dut.npu.vec.x[0]_TRELLIS_FF_Q", "dut.npu.conv.y[2]_TRELLIS_FF_Q"
+    c = "dut.isp.z[1]_TRELLIS_FF_Q"
+    eps = [pe.Endpoint(12.0, b, "DI", a), pe.Endpoint(11.0, c, "DI", c),
+           pe.Endpoint(10.5, b, "CE", b), pe.Endpoint(9.0, a, "DI", a)]
+    g = pe.group(eps, period_ns=10.0, design="soc")
+    vb, cb, ib = (block_of_cell(x, "soc") for x in (a, b, c))
+    assert len({vb, cb, ib}) == 3                  # three different blocks
+    assert dict(g["blocks"]) == {cb: 2, ib: 1}
+    assert dict(g["block_pairs"]) == {(vb, cb): 1, (ib, ib): 1, (cb, cb): 1}
+    assert "blocks" not in pe.group(eps, period_ns=10.0)
