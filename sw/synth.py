@@ -448,7 +448,8 @@ PLACERS = ("heap", "static")
 def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
           pnr: bool = True, seed: int = 1, outdir: Path | None = None, progress=None,
           blocks: bool = True, freq_mhz: float | None = None, router: str | None = None,
-          placer: str | None = None, placements: int | None = None) -> dict:
+          placer: str | None = None, placements: int | None = None,
+          endpoints: bool = False) -> dict:
     """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
 
     ``config`` defaults to the preset named like the target. With ``blocks`` (default) each block
@@ -470,8 +471,10 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     so: ``seed`` of the placement routed, ``attempts`` (per router2 run: seed, outcome, fewest
     overused wires), and on fallback ``router`` "router1" and ``router2_failed``. Returns
     the report dict (also written atomically to ``<outdir>/report.json``, default
-    ``build/synth/<target>``, and to the run's work directory). Bad target/top/config/router/
-    placer -> UserError.
+    ``build/synth/<target>``, and to the run's work directory). With ``endpoints`` (ecp5) nextpnr
+    also writes its detailed timing report and routed netlist, and the report gains
+    ``failing_endpoints`` (:func:`failing_endpoints`: which blocks and registers miss the
+    constraint, beyond the one critical path). Bad target/top/config/router/placer -> UserError.
     """
     if target not in TARGETS:
         raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -483,6 +486,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         raise UserError(f"unknown nextpnr placer {placer!r}; choose {' or '.join(PLACERS)}")
     if placements is not None and placements < 1:
         raise UserError(f"placements must be at least 1, got {placements}")
+    if endpoints and (target != "ecp5" or not pnr):
+        raise UserError("synth: the failing-endpoint report needs place-and-route on ecp5")
     cfg = preset(config if config is not None else target)
     t = TARGETS[target]
     # Intermediate files per (top, config) so concurrent runs of different tops never collide; the
@@ -530,9 +535,16 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     places = placements or 1
     pnr_info = {"placer": placer, "router": router, "seed": seed}
 
+    routed = out / "routed.json"
+    routed.unlink(missing_ok=True)
+
     def nextpnr(*args, log="nextpnr.log", label="nextpnr", stall=None, s=seed):
+        # the run that writes the report routes: with ``endpoints`` it also writes the detailed
+        # per-net timing and the routed netlist
+        more = (["--detailed-timing-report", "--write", routed.name]
+                if endpoints and "--report" in args else [])
         _run([_tool(t["nextpnr"]), *t["pnr_args"], "--freq", str(freq), "--seed", str(s),
-              "--timing-allow-fail", *args], out / log, out, progress, label, stall=stall)
+              "--timing-allow-fail", *args, *more], out / log, out, progress, label, stall=stall)
 
     if router != "router2":
         nextpnr("--json", "top.json", "--report", pnr_report.name, "--router", router,
@@ -541,6 +553,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         _place_and_route2(out, nextpnr, placer, seed, places, pnr_report.name, pnr_info,
                           progress)
     rep = json.loads(pnr_report.read_text())
+    if endpoints:
+        report["failing_endpoints"] = failing_endpoints(routed, rep, top, 1000.0 / freq)
+        routed.unlink(missing_ok=True)         # ~50-250 MB; nextpnr.json keeps the net timings
     util = rep.get("utilization", {})
     fmax = rep.get("fmax", {})
     achieved = [v["achieved"] for v in fmax.values()]
@@ -558,6 +573,23 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     if target == "ice40":   # iCE40 logic cells hold a LUT and a flip-flop each
         report["ffs"] = totals["ffs"]
     return _write(report, out, final)
+
+
+def failing_endpoints(routed: Path, pnr_report: dict, top: str, period_ns: float,
+                      rows: int = 15) -> dict:
+    """The endpoints of a routed ecp5 design that miss ``period_ns``, from nextpnr's routed
+    netlist and detailed timing report (:mod:`sw.pnr_endpoints`: an approximate per-endpoint
+    STA, for ranking): counts per block, per (start block, end block) and the ``rows`` worst
+    registers (name, block, count, worst ns)."""
+    from sw import pnr_endpoints as pe
+
+    g = pe.group(pe.endpoints(json.loads(routed.read_text()), pnr_report), period_ns, top)
+    return {"period_ns": round(period_ns, 3), "endpoints": g["endpoints"],
+            "failing": g["failing"], "worst_ns": round(g["worst_ns"] or 0.0, 2),
+            "by_block": dict(g["blocks"]),
+            "block_pairs": [[s, e, n] for (s, e), n in g["block_pairs"][:rows]],
+            "registers": [[r, block_of_cell(r, top), n, round(w, 2)]
+                          for r, n, w in g["registers"][:rows]]}
 
 
 def _place_and_route2(out: Path, nextpnr, placer: str, seed: int, places: int, report: str,
@@ -944,6 +976,13 @@ def summary(r: dict) -> str:
                      f"{cp['routing_ns']:.2f} routing, {cp['nets']} nets), "
                      f"{cp['from_block']} -> {cp['to_block']}")
         lines.append(f"              {cp['from']} -> {cp['to']}")
+    fe = r.get("failing_endpoints")
+    if fe:
+        lines.append(f"  endpoints   {fe['failing']} of {fe['endpoints']} over "
+                     f"{fe['period_ns']} ns (approximate per-endpoint STA), by block: "
+                     + ", ".join(f"{b} {n}" for b, n in fe["by_block"].items()))
+        for name, b, n, w in fe["registers"][:5]:
+            lines.append(f"              {n:5d} {w:6.2f} ns  {name} ({b})")
     hist = r.get("slack_histogram")
     if hist and r.get("constraint_mhz"):
         lo = sum(b["endpoints"][0] for b in hist if b["slack_ns"][1] <= 0)

@@ -40,6 +40,9 @@ def register(sub):
     p.add_argument("--freq", type=_mhz, default=None, metavar="MHZ",
                    help="timing constraint in MHz (default: the config's clock_mhz; e.g. 150 for "
                         "the SPEC's GEMM bar on the 100 MHz ecp5 die)")
+    p.add_argument("--endpoints", action="store_true",
+                   help="ecp5: also count the endpoints that miss the constraint per block and "
+                        "register (nextpnr's detailed timing; an approximate STA for ranking)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common(p)
     p.set_defaults(func=run)
@@ -68,9 +71,9 @@ def run(args):
             raise UserError("synth: --plot draws blocks; it cannot be used with --flat")
     if args.estimate:
         if (args.flat or args.no_pnr or args.freq or args.router or args.placer
-                or args.placements):
+                or args.placements or args.endpoints):
             raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr/--freq/"
-                            "--router/--placer/--placements")
+                            "--router/--placer/--placements/--endpoints")
         report = estimate(args.target, args.config, args.top)
     else:
         def progress(line):
@@ -79,7 +82,7 @@ def run(args):
         report = synth(args.target, args.config, args.top, pnr=not args.no_pnr, seed=args.seed,
                        blocks=not args.flat, progress=None if args.quiet else progress,
                        freq_mhz=args.freq, router=args.router, placer=args.placer,
-                       placements=args.placements)
+                       placements=args.placements, endpoints=args.endpoints)
     if args.plot is not None:
         plot_blocks(report, args.plot)
     if not args.json:

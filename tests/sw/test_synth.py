@@ -144,6 +144,8 @@ def test_cli_estimate_json_and_plot(tmp_path):
     ["--placements", "0"],
     ["--placements", "two"],
     ["--estimate", "--placements", "2"],
+    ["--estimate", "--endpoints"],
+    ["--no-pnr", "--endpoints"],
 ])
 def test_cli_synth_errors_are_one_line(argv, capsys, tmp_path):
     assert main(["synth", "--target", "ecp5", "--config", "tiny", *argv, "--json"]) == 2
@@ -346,6 +348,24 @@ def test_synth_tiny_gemm_blocks_pnr_and_progress(tmp_path):
     assert set(r["blocks"]) == {"shell", "gemm_ctrl", "systolic", "requant"}
     assert r["blocks"]["systolic"]["dsps"] == 16 == r["dsps"] - r["blocks"]["requant"]["dsps"]
     assert (tmp_path / "g.svg").read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.full
+def test_synth_failing_endpoints_per_block(tmp_path):
+    """--endpoints at a clock the tiny GEMM top cannot meet: every failing endpoint counted in
+    one block of the report, the worst beyond the period, and the routed netlist removed."""
+    r = synth("ecp5", "tiny", "gemm", freq_mhz=400, endpoints=True, outdir=tmp_path)
+    fe = r["failing_endpoints"]
+    assert not r["meets_timing"]
+    assert fe["period_ns"] == 2.5 and 0 < fe["failing"] <= fe["endpoints"]
+    assert sum(fe["by_block"].values()) == fe["failing"]
+    assert set(fe["by_block"]) <= set(r["blocks"])
+    assert fe["worst_ns"] > 2.5 and all(2.5 < w <= fe["worst_ns"] for *_, w in fe["registers"])
+    assert {b for _, b, _, _ in fe["registers"]} <= set(fe["by_block"])
+    assert "endpoints" in sy.summary(r)
+    assert sum(n for _, _, n in fe["block_pairs"]) <= fe["failing"]
+    assert not (Path(r["workdir"]) / "routed.json").exists()
+    assert "detailed_net_timings" in json.loads((Path(r["workdir"]) / "nextpnr.json").read_text())
 
 
 @pytest.mark.full
