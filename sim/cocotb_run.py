@@ -59,8 +59,11 @@ def run_cocotb(
     testcase: str | None = None,
     waves: bool | None = None,
     seed: int = 1,
+    sources: tuple[Path, ...] = (),
 ) -> Path:
     """Build ``component`` as Verilog module ``top`` and run cocotb ``test_module`` against it.
+    ``sources``: more Verilog files to build with it (models of the vendor primitives the
+    component instantiates, e.g. ``sim/verilog/MULT18X18D.v``; part of the build's hash).
 
     Raises (via cocotb's runner) if any cocotb test fails. Returns the run directory.
     """
@@ -72,7 +75,9 @@ def run_cocotb(
     text = verilog_of(component, top)
     flags = list(VERILATOR_FLAGS) + (["--trace-fst", "--trace-structs"] if waves else [])
     opt = cxx_opt()
-    key = hashlib.sha256((text + "\0" + " ".join(flags) + "\0" + opt).encode()).hexdigest()[:16]
+    extra = "".join(Path(f).read_text() for f in sources)
+    key = hashlib.sha256((text + "\0" + extra + "\0" + " ".join(flags) + "\0" + opt).encode()
+                         ).hexdigest()[:16]
     bdir = build_dir("cocotb", f"{top}-{key}")
     src = bdir / f"{top}.v"
     with open(bdir / ".lock", "w") as lock:
@@ -85,7 +90,7 @@ def run_cocotb(
             stamp.unlink(missing_ok=True)
             src.write_text(text)
             runner.build(
-                sources=[src],
+                sources=[src, *(Path(f).resolve() for f in sources)],
                 hdl_toplevel=top,
                 build_dir=bdir,
                 build_args=flags,

@@ -4,7 +4,7 @@ models/systolic.py."""
 import random
 
 import pytest
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -12,6 +12,7 @@ from amaranth.sim import Simulator
 from hw.config import preset
 from hw.systolic import SystolicArray, registered_mul
 from sim.cocotb_run import run_cocotb
+from sim.toolchain import project_root
 from tests.hw.pipe_sim import run_pipeline
 
 TINY = preset("tiny")
@@ -34,15 +35,16 @@ def test_systolic(cfg):
 
 
 class _Mul(wiring.Component):
-    """registered_mul under a given (fake) platform, for the Amaranth simulator."""
+    """registered_mul under a given (fake) platform, for the Amaranth simulator (or Verilator
+    with the ECP5 primitive's model)."""
 
-    a: In(signed(8))
-    b: In(signed(8))
-    p: Out(signed(16))
-
-    def __init__(self, family):
+    def __init__(self, family, a=None, b=None):
         self.family = family
-        super().__init__()
+        a, b = a or signed(8), b or signed(8)
+        sa, sb = a.signed, b.signed
+        width = a.width + b.width + (sa != sb)
+        super().__init__({"a": In(a), "b": In(b),
+                          "p": Out(signed(width) if sa or sb else unsigned(width))})
 
     def elaborate(self, platform):
         m = Module()
@@ -74,6 +76,21 @@ def test_registered_mul(family):
     sim.add_testbench(bench)
     sim.run()
     assert got[:len(pairs)] == [a * b for a, b in pairs]
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    (unsigned(16), signed(16)), (signed(16), unsigned(16)), (unsigned(16), unsigned(16)),
+    (signed(16), signed(16)), (signed(18), signed(18)), (unsigned(17), unsigned(17)),
+    (signed(8), signed(8))], ids=str)
+def test_registered_mul_ecp5_dsp(a, b):
+    """The ECP5 lowering (one MULT18X18D with its own input and output registers: what synthesis
+    builds, while every other bench simulates the fabric version) on the primitive's simulation
+    model: a * b two cycles later for every operand kind the gateware uses (the requant's and the
+    vector unit's 16-bit partial products, its 18 x 18 ELTWISE product, the array's int8)."""
+    run_cocotb(_Mul("ecp5", a, b), "dsp_mul", "tests.hw.tb_dsp",
+               {"wa": a.width, "sa": a.signed, "wb": b.width, "sb": b.signed, "n": 2000,
+                "seed": a.width * 3 + b.width},
+               sources=(project_root() / "sim" / "verilog" / "MULT18X18D.v",))
 
 
 @pytest.mark.parametrize("sa, sb, stages", [(True, True, 2), (False, True, 1), (True, False, 2),
