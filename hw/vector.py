@@ -59,7 +59,18 @@ place); per-channel shifts in [-31, 31]; ELTWISE offsets in [-2**16, 2**16), lef
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import (
+    Array,
+    Cat,
+    Const,
+    Elaboratable,
+    Module,
+    Mux,
+    Signal,
+    Value,
+    signed,
+    unsigned,
+)
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 
@@ -71,6 +82,7 @@ from hw.npu_if import (
     unit_members,
 )
 from hw.sram import data_reg
+from hw.systolic import registered_mul
 
 __all__ = ["VectorUnit", "POST_LATENCY", "top"]
 
@@ -163,27 +175,29 @@ def _shift_lr(shift):
             Mux(sh < -31, 31, Mux(sh < 0, -sh, 0))[:5])
 
 
-def _mbqm(m, x, mult, shift, name, lr=None):
+def _mbqm(m, x, mult, shift, name, lr=None, platform=None):
     """TFLite MultiplyByQuantizedMultiplier(int32 x, int32 mult, int32 shift) in
     ``MBQM_LATENCY`` registered stages; shift is clamped to [-31, 31]. Returns the int32 result.
 
-    The 32 x 32 product is four registered 16 x 16 partial products (each one MULT18X18D on
-    ECP5: the low halves as unsigned, the high halves signed), summed with TFLite's rounding
-    constant in the next stage: the multiplier blocks and the adders behind them are two
-    register-to-register paths, not one (ECP5 timing, issue #13). The sum is exact:
-    x * mult = (xh * 2^16 + xl) * (mh * 2^16 + ml) with xh, mh the signed high halves and xl, ml
-    the unsigned low halves. ``lr``: the shift as (left, right) amounts already (``_shift_lr``),
-    instead of ``shift``; its left amount may be wider (x is then taken as (x << left)[:32])."""
+    The 32 x 32 product is four 16 x 16 partial products with registered operands and products
+    (:func:`hw.systolic.registered_mul`: on ECP5 one MULT18X18D each, its own input and output
+    registers, so no fabric path runs through a multiplier; the low halves unsigned, the high
+    halves signed), summed with TFLite's rounding constant in the next stage (ECP5 timing, issue
+    #13). The sum is exact: x * mult = (xh * 2^16 + xl) * (mh * 2^16 + ml) with xh, mh the signed
+    high halves and xl, ml the unsigned low halves. ``lr``: the shift as (left, right) amounts
+    already (``_shift_lr``), instead of ``shift``; its left amount may be wider (x is then taken
+    as (x << left)[:32]). ``platform``: the one ``elaborate`` received."""
     left, right = lr if lr is not None else _shift_lr(_comb(m, shift.as_signed(), name + "_sh"))
-    xs1 = _reg(m, signed(32), (x.as_signed() << left)[:32], name + "_xs1")
-    mu1 = _reg(m, signed(32), mult, name + "_mu1")
+    xs0 = _comb(m, (x.as_signed() << left)[:32], name + "_xs0", signed(32))
+    mult = Value.cast(mult)
     rt1 = _reg(m, 5, right, name + "_rt1")
-    xl, xh, ml, mh = xs1[:16], xs1[16:].as_signed(), mu1[:16], mu1[16:].as_signed()
-    ll2 = _reg(m, unsigned(32), xl * ml, name + "_ll2")
-    lh2 = _reg(m, signed(33), xl * mh, name + "_lh2")
-    hl2 = _reg(m, signed(33), xh * ml, name + "_hl2")
-    hh2 = _reg(m, signed(32), xh * mh, name + "_hh2")
-    ovf2 = _reg(m, 1, (xs1 == -(1 << 31)) & (mu1 == -(1 << 31)), name + "_ovf2")
+    # TFLite's one overflow case, INT32_MIN * INT32_MIN (the rest: exact in 64 bits)
+    ovf1 = _reg(m, 1, (xs0 == -(1 << 31)) & (mult.as_signed() == -(1 << 31)), name + "_ovf1")
+    xl, xh, ml, mh = xs0[:16], xs0[16:].as_signed(), mult[:16], mult[16:].as_signed()
+    ll2, lh2, hl2, hh2 = (registered_mul(m, platform, a, b, f"{name}_{k}2")
+                          for a, b, k in ((xl, ml, "ll"), (xl, mh, "lh"), (xh, ml, "hl"),
+                                          (xh, mh, "hh")))
+    ovf2 = _reg(m, 1, ovf1, name + "_ovf2")
     rt2 = _reg(m, 5, rt1, name + "_rt2")
     # the product + 2^30 (TFLite's rounding before >> 31)
     p3 = _reg(m, signed(64), ((hh2 << 32) + ((lh2 + hl2) << 16) + ll2 + (1 << 30))[:64],
@@ -1387,15 +1401,16 @@ class VectorUnit(wiring.Component):
         assert 2 * MB + 1 <= POST_LATENCY - 1
         for j in range(PL):
             nm = f"l{j}"
-            r1 = _mbqm(m, u1s[j], a_mult, None, nm + "a", lr=elt_lr[0])
-            r2 = _mbqm(m, u2s[j], b_mult, None, nm + "b", lr=elt_lr[1])
+            r1 = _mbqm(m, u1s[j], a_mult, None, nm + "a", lr=elt_lr[0], platform=platform)
+            r2 = _mbqm(m, u2s[j], b_mult, None, nm + "b", lr=elt_lr[1], platform=platform)
             # DWCONV / VMATMUL: the accumulator + bias, in POST's first cycle (off EXEC's path)
             u1b = _reg(m, signed(32), Mux(dw_vm, (u1s[j] + u2s[j])[:32], u1s[j]), nm + "u1b")
             u1dm = _delay(m, u1b, MB - 1, nm + "u1")
-            # ELTWISE MUL: (a + a_off) * (b + b_off), 18 x 18 bits, taken at stage 1
-            pm1 = _reg(m, signed(32), (u1s[j][:18].as_signed() * u2s[j][:18].as_signed())[:32],
-                       nm + "pm1")
-            pmdm = _delay(m, pm1, MB - 1, nm + "pm")
+            # ELTWISE MUL: (a + a_off) * (b + b_off), 18 x 18 bits, taken at stage 1, the
+            # product two cycles later (registered operands and product: one MULT18X18D)
+            pm2 = registered_mul(m, platform, u1s[j][:18].as_signed(), u2s[j][:18].as_signed(),
+                                 nm + "pm2")
+            pmdm = _delay(m, pm2[:32].as_signed(), MB - 2, nm + "pm")
             m3dv = _delay(m, m3s[j], MB + 1, nm + "m3")
             v5 = _reg(m, signed(32), Mux(elt_add, (r1 + r2)[:32], Mux(elt_mul, pmdm, u1dm)),
                       nm + "v5")
@@ -1405,7 +1420,8 @@ class VectorUnit(wiring.Component):
             s3lr = [_delay(m, v, MB + 1, f"{nm}s3{d}")
                     for d, v in zip("lr", _shift_lr(s3s[j]), strict=True)]
             lr3 = [Mux(elt_y, o, c) for o, c in zip(lr_o, s3lr, strict=True)]
-            r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3dv), None, nm + "c", lr=lr3)
+            r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3dv), None, nm + "c", lr=lr3,
+                       platform=platform)
             r3d = _delay(m, r3, POST_LATENCY - 1 - (2 * MB + 1), nm + "r3")  # stage 11
             # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
             # (|num| = s + half for s > 0, else half - s: both sums from s in parallel, not
