@@ -579,8 +579,9 @@ def failing_endpoints(routed: Path, pnr_report: dict, top: str, period_ns: float
                       rows: int = 15) -> dict:
     """The endpoints of a routed ecp5 design that miss ``period_ns``, from nextpnr's routed
     netlist and detailed timing report (:mod:`sw.pnr_endpoints`: an approximate per-endpoint
-    STA, for ranking): counts per block, per (start block, end block) and the ``rows`` worst
-    registers (name, block, count, worst ns)."""
+    STA, for ranking): counts per block, per (start block, end block), the ``rows`` registers
+    with most (name, block, count, worst ns) and the ``rows`` commonest (start register, end
+    register) pairs."""
     from sw import pnr_endpoints as pe
 
     g = pe.group(pe.endpoints(json.loads(routed.read_text()), pnr_report), period_ns, top)
@@ -589,7 +590,8 @@ def failing_endpoints(routed: Path, pnr_report: dict, top: str, period_ns: float
             "by_block": dict(g["blocks"]),
             "block_pairs": [[s, e, n] for (s, e), n in g["block_pairs"][:rows]],
             "registers": [[r, block_of_cell(r, top), n, round(w, 2)]
-                          for r, n, w in g["registers"][:rows]]}
+                          for r, n, w in g["registers"][:rows]],
+            "pairs": [[s, e, n] for (s, e), n in g["pairs"][:rows]]}
 
 
 def _place_and_route2(out: Path, nextpnr, placer: str, seed: int, places: int, report: str,

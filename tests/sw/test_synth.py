@@ -364,6 +364,7 @@ def test_synth_failing_endpoints_per_block(tmp_path):
     assert {b for _, b, _, _ in fe["registers"]} <= set(fe["by_block"])
     assert "endpoints" in sy.summary(r)
     assert sum(n for _, _, n in fe["block_pairs"]) <= fe["failing"]
+    assert fe["pairs"] and sum(n for _, _, n in fe["pairs"]) <= fe["failing"]
     assert not (Path(r["workdir"]) / "routed.json").exists()
     assert "detailed_net_timings" in json.loads((Path(r["workdir"]) / "nextpnr.json").read_text())
 
