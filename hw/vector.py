@@ -1158,11 +1158,19 @@ class VectorUnit(wiring.Component):
         wmem = Memory(shape=unsigned(TT * 8 * L), depth=D, init=[])
         m.submodules.wmem = wmem
         wmw = wmem.write_port()
-        wmr = wmem.read_port(domain="comb")
-        m.d.comb += [
-            wmw.addr.eq(am.idx), wmr.addr.eq(am.idx), wmw.data.eq(Cat(*av_xs)),
-            wmw.en.eq(exec_take & (am.kind == K_WLOAD)),
-        ]
+        m.d.comb += [wmw.addr.eq(am.idx), wmw.data.eq(Cat(*av_xs)),
+                     wmw.en.eq(exec_take & (am.kind == K_WLOAD))]
+        if skid:
+            # (vector_req_stages = 2, FPGA clocks) read as av loads, at the row of the command
+            # it loads, into a register: the row select, the LUT-RAM and its address fanout are
+            # off E1's path into the multipliers (on ECP5 av_meta.idx -> the read -> a product
+            # was the unit's path). A WLOAD leaving av writes at that same edge: the read is
+            # transparent to it, so a MAC right behind reads the row it writes.
+            wmr = wmem.read_port(domain="sync", transparent_for=(wmw,))
+            m.d.comb += [wmr.addr.eq(Mux(sk_v, sk_meta.idx, mh.idx)), wmr.en.eq(exec_take | ~av)]
+        else:
+            wmr = wmem.read_port(domain="comb")
+            m.d.comb += wmr.addr.eq(am.idx)
         wtap = [_comb(m, Mux(wc, wmr.data[8 * L * k:8 * L * (k + 1)], av_w), f"wtap{k}",
                       8 * L) for k in range(TT)]
 
