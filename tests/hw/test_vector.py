@@ -29,8 +29,8 @@ def window_specs(L: int) -> list[dict]:
     """DWCONV / POOL shapes that exercise the super-groups (hw.isa.Timing.dw_groups channel
     groups of L lanes per pixel): channel counts of several super-groups and a partial one, at
     odd alignments (the bench places tensors at random byte offsets), strides 1 and 2 with SAME
-    and VALID padding, depth multipliers, kernels that shrink the super-group (4x4, 5x5) and a
-    map smaller than the window."""
+    and VALID padding, depth multipliers, kernels that shrink the super-group (4x4, 5x5), a
+    map smaller than the window and kernels of one weight row (1x1, 1x2)."""
     def dw(h, w, c, k, s, p, dm=1, kw=None):
         kw = kw or k
         return {"opcode": "DWCONV", "in_h": h, "in_w": w, "in_c": c, "k_h": k, "k_w": kw,
@@ -47,6 +47,10 @@ def window_specs(L: int) -> list[dict]:
         dw(6, 6, 4 * L + 1, 4, 1, 1),           # 16 taps: fewer groups per super-group
         dw(6, 5, 3 * L, 5, 1, 2),               # 25 taps
         dw(2, 3, 5 * L + 7, 3, 1, 1),           # map smaller than the kernel
+        # one weight row per group (1x1, 1x2): a MAC reads the row the WLOAD just ahead of it
+        # wrote (the weight memory's read as the command enters EXEC, vector_req_stages = 2)
+        dw(4, 5, L - 1, 1, 1, 0),
+        dw(3, 6, L + 2, 1, 1, 0, kw=2),
         pool,
         dict(pool, mode="AVG", stride_h=1, stride_w=1, out_h=8, out_w=7),
     ]
