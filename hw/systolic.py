@@ -37,6 +37,7 @@ from amaranth.hdl import (
     Instance,
     Module,
     Mux,
+    Shape,
     Signal,
     Value,
     signed,
@@ -53,8 +54,8 @@ def array_latency(config: Config) -> int:
     input register and the registered products of a fast clock (``Config.fast_clock``)."""
     return config.array_rows + config.array_cols + 1 + (2 if config.fast_clock else 0)
 
-__all__ = ["SystolicArray", "act_layout", "in_logic", "logic_mul", "psum_layout", "psum_bits",
-           "registered_mul"]
+__all__ = ["SystolicArray", "act_layout", "in_logic", "logic_mul", "product_shape", "psum_layout",
+           "psum_bits", "registered_mul"]
 
 
 def _dsp_family(platform) -> str | None:
@@ -70,6 +71,14 @@ def in_logic(platform, a, b, dsp: bool = True) -> bool:
     return fam is not None and small and (not dsp or fam == "ice40")
 
 
+def product_shape(a, b) -> Shape:
+    """The exact shape of the product of operands of shapes ``a`` and ``b``: signed when either
+    is, one bit wider for unsigned x signed (the unsigned operand gains a sign bit)."""
+    a, b = Shape.cast(a), Shape.cast(b)
+    width = a.width + b.width + (a.signed != b.signed)
+    return signed(width) if (a.signed or b.signed) else unsigned(width)
+
+
 def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) -> Signal:
     """``a * b`` with registered operands and product: valid two cycles after ``a``/``b``.
 
@@ -82,9 +91,8 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) ->
     the requant needs; simulation keeps ``*``.
     """
     a, b = Value.cast(a), Value.cast(b)
-    sa, sb = a.shape().signed, b.shape().signed
-    width = len(a) + len(b) + (sa != sb)     # unsigned x signed: the unsigned operand gains a bit
-    shape = signed(width) if (sa or sb) else unsigned(width)
+    shape = product_shape(a.shape(), b.shape())
+    width = shape.width
     out = Signal(shape, name=name, reset_less=True)
     logic = in_logic(platform, a, b, dsp)
     if _dsp_family(platform) == "ecp5" and not logic:
@@ -135,7 +143,7 @@ def logic_mul(m: Module, a, b, name: str, stages: int = 1) -> Value:
     a, b = Value.cast(a), Value.cast(b)
     n, na = len(b), len(a)
     sa, sb = a.shape().signed, b.shape().signed
-    width = na + n + (sa != sb)
+    width = product_shape(a.shape(), b.shape()).width
     ax = a.as_signed() if sa else Cat(a, Const(0, 1)).as_signed()
 
     def row(i):

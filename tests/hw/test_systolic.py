@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from hw.config import preset
-from hw.systolic import SystolicArray, registered_mul
+from hw.systolic import SystolicArray, product_shape, registered_mul
 from sim.cocotb_run import run_cocotb
 from sim.toolchain import project_root
 from tests.hw.pipe_sim import run_pipeline
@@ -41,10 +41,7 @@ class _Mul(wiring.Component):
     def __init__(self, family, a=None, b=None):
         self.family = family
         a, b = a or signed(8), b or signed(8)
-        sa, sb = a.signed, b.signed
-        width = a.width + b.width + (sa != sb)
-        super().__init__({"a": In(a), "b": In(b),
-                          "p": Out(signed(width) if sa or sb else unsigned(width))})
+        super().__init__({"a": In(a), "b": In(b), "p": Out(product_shape(a, b))})
 
     def elaborate(self, platform):
         m = Module()
