@@ -202,7 +202,18 @@ class GemmEngine(wiring.Component):
         # previous admission; only blocks of one or two rows need idle cycles for that.
         gap = Signal(2)                  # thermometer code: 0b00, 0b01 (1), 0b11 (2)
         # (``adm_done`` is high whenever ``busy`` is low.)
-        ok = ~adm_done & ~p_avail[0] & (~kt_last | credit_ok) & ~gap[0]
+        # The admission condition is one register, ``ok`` (issue #13: as logic over the five
+        # registers below it was the start of the die's worst path, credit_ok -> ready -> the
+        # loop counters' enables). Each of the five gets its next value as a comb signal
+        # (``*_n``, the register loads it every cycle) and ``ok`` is the condition over those.
+        nxt = {}
+        for r in (adm_done, p_avail, kt_last, credit_ok, gap):
+            nxt[r.name] = Signal.like(r, name=f"{r.name}_n")
+            m.d.comb += nxt[r.name].eq(r)
+            m.d.sync += r.eq(nxt[r.name])
+        adm_done_n, p_avail_n, kt_last_n, credit_ok_n, gap_n = nxt.values()
+        ok = Signal()        # ~adm_done & ~p_avail[0] & (~kt_last | credit_ok) & ~gap[0]
+        m.d.sync += ok.eq(~adm_done_n & ~p_avail_n[0] & (~kt_last_n | credit_ok_n) & ~gap_n[0])
         m.d.comb += [
             array.a_in.valid.eq(self.act.valid & ok),
             self.act.ready.eq(array.a_in.ready & ok),
@@ -222,24 +233,31 @@ class GemmEngine(wiring.Component):
             return [mi.eq(0), mi_left.eq(blk), blk_last.eq(blk), last_row.eq(blk == 0)]
 
         def restart_k():
-            return [kt_left.eq(k1), kt_last.eq(k1 == 0), kt_first.eq(1)]
+            m.d.comb += kt_last_n.eq(k1 == 0)
+            return [kt_left.eq(k1), kt_first.eq(1)]
 
         def restart_blocks():
             return [blocks_left.eq(last_idx), last_blk.eq(single_blk), *load_block(single_blk)]
 
+        # A command, the two start cycles and admissions are exclusive (admission needs
+        # ``adm_done`` low: from the second start cycle to the last admission), so they are
+        # separate statements: the admission's enables do not decode ``start``.
         with m.If(self.cmd.valid & ~busy):
-            m.d.sync += [start.eq(1), adm_done.eq(1)]
-        with m.Elif(start == 1):
+            m.d.sync += start.eq(1)
+            m.d.comb += adm_done_n.eq(1)
+        with m.If(start == 1):
             m.d.sync += [start.eq(2), m1.eq(cmd.m - 1), k1.eq(cmd.k_tiles - 1),
                          n1.eq(cmd.n_tiles - 1)]
-        with m.Elif(start == 2):
-            m.d.sync += [start.eq(0), adm_done.eq(0), nt_left.eq(n1), nt_last.eq(n1 == 0),
+        with m.If(start == 2):
+            m.d.sync += [start.eq(0), nt_left.eq(n1), nt_last.eq(n1 == 0),
                          *restart_k(), *restart_blocks()]
-        with m.Elif(admit):
+            m.d.comb += adm_done_n.eq(0)
+        with m.If(admit):
             with m.If(~last_row):
                 m.d.sync += [mi.eq(mi + 1), mi_left.eq(mi_left - 1), last_row.eq(mi_left == 1)]
             with m.Elif(~kt_last):
-                m.d.sync += [kt_left.eq(kt_left - 1), kt_last.eq(kt_left == 1), kt_first.eq(0),
+                m.d.comb += kt_last_n.eq(kt_left == 1)
+                m.d.sync += [kt_left.eq(kt_left - 1), kt_first.eq(0),
                              mi.eq(0), mi_left.eq(blk_last), last_row.eq(blk_last == 0)]
             with m.Elif(~last_blk):
                 m.d.sync += [*restart_k(), blocks_left.eq(blocks_left - 1),
@@ -248,17 +266,17 @@ class GemmEngine(wiring.Component):
                 m.d.sync += [*restart_k(), *restart_blocks(), nt_left.eq(nt_left - 1),
                              nt_last.eq(nt_left == 1)]
                 with m.If(nt_last):
-                    m.d.sync += adm_done.eq(1)
+                    m.d.comb += adm_done_n.eq(1)
         with m.If(admit & last_row & ~kt_last & (blk_last < 2)):
-            m.d.sync += gap.eq(Mux(blk_last == 0, 0b11, 0b01))
+            m.d.comb += gap_n.eq(Mux(blk_last == 0, 0b11, 0b01))
         with m.Else():
-            m.d.sync += gap.eq(gap >> 1)
+            m.d.comb += gap_n.eq(gap >> 1)
         with m.If(self.cmd.valid & ~busy):
-            m.d.sync += p_avail.eq(1)
+            m.d.comb += p_avail_n.eq(1)
         with m.Elif(p_push & ~nt_advance):
-            m.d.sync += p_avail.eq(p_avail.rotate_left(1))
+            m.d.comb += p_avail_n.eq(p_avail.rotate_left(1))
         with m.Elif(nt_advance & ~p_push):
-            m.d.sync += p_avail.eq(p_avail.rotate_right(1))
+            m.d.comb += p_avail_n.eq(p_avail.rotate_right(1))
 
         # ---- accumulate K tiles. A row's next K-tile read comes >= 3 cycles after its
         # previous one (admission enforces the gap for blocks of one or two rows), so every
@@ -403,9 +421,9 @@ class GemmEngine(wiring.Component):
         inc = admit & kt_last
         m.d.sync += free.eq(free - inc + out_take)
         with m.If(inc & ~out_take):
-            m.d.sync += credit_ok.eq((free != 0) & (free != 1))
+            m.d.comb += credit_ok_n.eq((free != 0) & (free != 1))
         with m.Elif(out_take & ~inc):
-            m.d.sync += credit_ok.eq(1)
+            m.d.comb += credit_ok_n.eq(1)
         return m
 
 
