@@ -229,8 +229,13 @@ class NpuTop(wiring.Component):
             m.d.comb += [start_addr.eq(prog_addr), start_oob.eq(past_end(prog_addr))]
 
         # ---- queues
+        # An entry: the instruction, its index and (COMPUTE queue) its class as three decoded
+        # bits, CONV / vector op / HOST, set at DECODE from registers (issue #13: decoding the
+        # head's opcode was in front of the issue decision, which enables the queue's 270-bit
+        # head register and the units' command registers).
         qw = INSTR_BITS + ib
-        qs = [fifo.SyncFIFOBuffered(width=qw, depth=QUEUE_DEPTH) for _ in range(3)]
+        qs = [fifo.SyncFIFOBuffered(width=qw + (3 if q == COMPQ else 0), depth=QUEUE_DEPTH)
+              for q in range(3)]
         for q, f in enumerate(qs):
             m.submodules[f"q{q}"] = f
 
@@ -260,8 +265,12 @@ class NpuTop(wiring.Component):
             .header.opcode.as_value()
         d_bad, d_bar, d_done = Signal(), Signal(), Signal()   # bad opcode, SYNC or DONE, DONE
         d_q = Signal(2)                                       # the queue of any other opcode
+        d_cls = Signal(3)                                     # CONV, vector op, HOST
         with m.If(rd_fetch.rvalid & (f_rsp == 0)):
             m.d.sync += [d_bad.eq(opc_in > max(op.value for op in Opcode)),
+                         d_cls.eq(Cat(opc_in == Opcode.CONV,
+                                      Cat(*[opc_in == op for op in _VECTOR_OPS]).any(),
+                                      opc_in == Opcode.HOST)),
                          d_bar.eq((opc_in == Opcode.SYNC) | (opc_in == Opcode.DONE)),
                          d_done.eq(opc_in == Opcode.DONE),
                          d_q.eq(Mux(opc_in == Opcode.LOAD, LOADQ,
@@ -324,7 +333,7 @@ class NpuTop(wiring.Component):
                 with m.Else():
                     q = d_q
                     for i, f in enumerate(qs):
-                        m.d.comb += [f.w_data.eq(Cat(ins_raw, fidx)),
+                        m.d.comb += [f.w_data.eq(Cat(ins_raw, fidx, d_cls)),
                                      f.w_en.eq((q == i) & f.w_rdy)]
                         with m.If((q == i) & f.w_rdy):
                             m.d.comb += advance.eq(1)
@@ -340,6 +349,8 @@ class NpuTop(wiring.Component):
         # overlap = 1 a CONV needs only slot A empty, a vector op only slot B empty (and no HOST
         # in slot A). Trace pair 1 reports slot A (and SYNC/DONE), pair 3 slot B.
         tok = {k: Signal(8, name=f"tok_{k[0]}{k[1]}") for k in ((0, 1), (1, 0), (1, 2), (2, 1))}
+        # tok != 0 as registers, set with the counts (the issue decision reads flags)
+        tok_nz = {k: Signal(name=f"tok_nz_{k[0]}{k[1]}") for k in tok}
         inc = {k: Signal(2, name=f"inc_{k[0]}{k[1]}") for k in tok}
         dec = {k: Signal(name=f"dec_{k[0]}{k[1]}") for k in tok}
         nslot = 4  # LOAD, COMPUTE slot A, STORE, COMPUTE slot B
@@ -354,12 +365,12 @@ class NpuTop(wiring.Component):
         heads = []
         for q, f in enumerate(qs):
             h = data.View(INSTR_LAYOUT, f.r_data[:INSTR_BITS])
-            hidx = f.r_data[INSTR_BITS:]
+            hidx = f.r_data[INSTR_BITS:INSTR_BITS + ib]
             heads.append((h, hidx))
             need_prev = h.header.pop_prev if q > 0 else Const(0)
             need_next = h.header.pop_next if q < 2 else Const(0)
-            tok_ok = ((~need_prev | (tok[(q - 1, q)] != 0) if q > 0 else Const(1))
-                      & (~need_next | (tok[(q + 1, q)] != 0) if q < 2 else Const(1)))
+            tok_ok = ((~need_prev | tok_nz[(q - 1, q)] if q > 0 else Const(1))
+                      & (~need_next | tok_nz[(q + 1, q)] if q < 2 else Const(1)))
             can = Signal(name=f"can{q}")
             if q == LOADQ:
                 m.d.comb += can.eq(running & f.r_rdy & tok_ok & ~inflight[q])
@@ -372,10 +383,7 @@ class NpuTop(wiring.Component):
                              fire[q].eq(can & store.cmd.ready),
                              dec[(1, 2)].eq(fire[q] & need_prev), start_slot[2].eq(fire[q])]
             else:
-                hop = h.header.opcode
-                is_conv = hop == Opcode.CONV
-                is_vec = Cat(*[hop == op for op in _VECTOR_OPS]).any()
-                is_host = hop == Opcode.HOST
+                is_conv, is_vec, is_host = (f.r_data[qw + i] for i in range(3))
                 is_nop = ~is_conv & ~is_vec & ~is_host
                 ov = h.header.overlap
                 a_busy, b_busy = inflight[1], inflight[3]
@@ -426,7 +434,9 @@ class NpuTop(wiring.Component):
             inc[(2, 1)].eq(retire[2] & inf_pp[2]),
         ]
         for k, t in tok.items():
-            m.d.sync += t.eq(t + inc[k] - dec[k])
+            t_next = Signal.like(t, name=f"{t.name}_next")
+            m.d.comb += t_next.eq(t + inc[k] - dec[k])
+            m.d.sync += [t.eq(t_next), tok_nz[k].eq(t_next != 0)]
 
         # trace ports
         for q in range(3):
@@ -465,7 +475,7 @@ class NpuTop(wiring.Component):
             m.d.sync += [busy.eq(~misaligned), done.eq(0), error.eq(misaligned),
                          err_code.eq(Mux(misaligned, 3, 0)), err_index.eq(0), host_wait.eq(0),
                          inflight.eq(0)]
-            for t in tok.values():
+            for t in (*tok.values(), *tok_nz.values()):
                 m.d.sync += t.eq(0)
 
         # ---- counters
@@ -473,6 +483,15 @@ class NpuTop(wiring.Component):
         m.d.comb += n_ret.eq(self.retire_valid[0] + self.retire_valid[1] + self.retire_valid[2]
                              + self.retire_valid[3])
         stall_any = load.stall | store.stall | conv.stall | vec.stall
+        # The units' MAC counts are registered before their sum (issue #13: the vector unit's
+        # count is E2's take decision times a product; with the adder behind it that was a
+        # 15.8 ns path on the die). MACS lags its events by one more cycle, which the contract
+        # below allows: a unit's last MAC is many cycles before its results are stored.
+        unit_macs = []
+        for name, u in (("conv", conv), ("vec", vec)):
+            r = Signal.like(u.macs, name=f"macs_{name}")
+            m.d.sync += r.eq(u.macs)
+            unit_macs.append(r)
         incs = {
             "CYCLES": Const(1),
             "LOAD_BUSY": ~load.idle,
@@ -480,7 +499,7 @@ class NpuTop(wiring.Component):
             "VEC_BUSY": ~vec.idle,
             "STORE_BUSY": ~store.idle,
             "STALL": stall_any,
-            "MACS": conv.macs + vec.macs,
+            "MACS": unit_macs[0] + unit_macs[1],
             "INSTRS": n_ret,
             "HOST_WAIT": host_wait,
         }
