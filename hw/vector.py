@@ -854,6 +854,7 @@ class VectorUnit(wiring.Component):
         # round-robin pointer as a thermometer: the entries at or after it
         therm = Signal(NE, init=(1 << NE) - 1)
         outstanding = Signal(range(RESP_DEPTH + 1))
+        out_zero = Signal(init=1)        # outstanding == 0, set with it (``idle`` reads flags)
         npop = Signal(range(NS + 1))
         popents = [Signal(EB, name=f"pe{i}") for i in range(NS)]
         voff = [a[:LB] if LB else Const(0, 1) for a in [rq.xa[k] for k in range(TT)] + [rq.wa]]
@@ -1041,9 +1042,10 @@ class VectorUnit(wiring.Component):
             metaq.r_en.eq(done_cmd),
         ]
         with m.If(self.rd.req.valid & self.rd.req.ready):
-            m.d.sync += outstanding.eq(outstanding + 1 - pop)
+            m.d.sync += [outstanding.eq(outstanding + 1 - pop),
+                         out_zero.eq(pop & (outstanding == 0))]
         with m.Elif(pop):
-            m.d.sync += outstanding.eq(outstanding - 1)
+            m.d.sync += [outstanding.eq(outstanding - 1), out_zero.eq(outstanding == 1)]
         line = respq.r_data
         pe = _comb(m, Array(list(mh.pe))[pc[:max(1, (NS - 1).bit_length())]], "pe", EB)
         with m.If(pop):
@@ -1102,6 +1104,7 @@ class VectorUnit(wiring.Component):
 
         # ------------------------------------------------------------------ EXEC
         post_cnt = Signal(range(OUT_DEPTH + 1))
+        post_zero = Signal(init=1)       # post_cnt == 0, set with it
         emit_b = Signal()
         # EXEC runs in Config.vector_exec_stages stages. E1 is the command in av: the operand
         # selects, the weight memory (read; K_WLOAD writes it) and the tap products. E2
@@ -1495,9 +1498,9 @@ class VectorUnit(wiring.Component):
         m.d.comb += [outq.w_en.eq(oav), outq.w_data.eq(Cat(oaa, oan, *yout))]
         wpop = Signal()
         with m.If(emit_b & ~wpop):
-            m.d.sync += post_cnt.eq(post_cnt + 1)
+            m.d.sync += [post_cnt.eq(post_cnt + 1), post_zero.eq(0)]
         with m.Elif(~emit_b & wpop):
-            m.d.sync += post_cnt.eq(post_cnt - 1)
+            m.d.sync += [post_cnt.eq(post_cnt - 1), post_zero.eq(post_cnt == 1)]
         h_addr = outq.r_data[:24]
         h_n = outq.r_data[24:24 + NB]
         h_data = outq.r_data[24 + NB:]
@@ -1537,11 +1540,12 @@ class VectorUnit(wiring.Component):
         m.d.comb += outq.r_en.eq(wpop)
 
         # ------------------------------------------------------------------ status
+        # (every term a register: ``cmd.ready`` is ``idle``, and the NPU's issue decision,
+        # which enables its queue's head register and ``ins``, starts from it; issue #13)
         idle = Signal()
         m.d.comb += [
             idle.eq(~busy_seq & ~queued & ~rq_v & ~metaq.r_rdy & ~av & ~sk_v & ~(e2v if two else 0)
-                    & (post_cnt == 0)
-                    & (outstanding == 0)),
+                    & post_zero & out_zero),
             self.idle.eq(idle),
             self.cmd.ready.eq(idle),
             self.stall.eq((self.rd.req.valid & ~self.rd.req.ready)
