@@ -69,6 +69,7 @@ class TensorWriter(wiring.Component):
         addr = data_reg(32)        # byte address of the next byte
         chan = Signal(2)           # byte of the current pixel
         count = Signal(32)         # pixels taken in this frame
+        count_nz = Signal()        # count != 0, set with it (the restart test reads a flag)
         bad = Signal()             # a `last` before n_pixels, or n_pixels without `last`
         acc = data_reg(8 * W)      # line accumulator (its bytes are valid under acc_mask)
         acc_mask = Signal(W)
@@ -110,17 +111,18 @@ class TensorWriter(wiring.Component):
                 with m.If(i_valid & beat.first & self.buf_ok):
                     m.d.comb += self.start.eq(1)
                     m.d.sync += [base.eq(self.buf_addr), addr.eq(self.buf_addr), chan.eq(0),
-                                 count.eq(0), bad.eq(0), acc_mask.eq(0), line_change.eq(0)]
+                                 count.eq(0), count_nz.eq(0), bad.eq(0), acc_mask.eq(0),
+                                 line_change.eq(0)]
                     m.next = "FILL"
                 with m.Elif(i_valid & ~beat.first):
                     m.d.comb += i_ready.eq(1)      # stray beats outside a frame: dropped
             with m.State("FILL"):
                 m.d.comb += self.filling.eq(1)
-                with m.If(i_valid & beat.first & (chan == 0) & (count != 0)):
+                with m.If(i_valid & beat.first & (chan == 0) & count_nz):
                     # a new frame inside this one: abandon it, restart at the same buffer
                     m.d.comb += [self.start.eq(1), self.restart.eq(1)]
-                    m.d.sync += [addr.eq(base), count.eq(0), bad.eq(0), acc_mask.eq(0),
-                                 line_change.eq(0)]
+                    m.d.sync += [addr.eq(base), count.eq(0), count_nz.eq(0), bad.eq(0),
+                                 acc_mask.eq(0), line_change.eq(0)]
                 with m.Elif(i_valid):
                     with m.If(~line_change | w_free):
                         with m.If(line_change):
@@ -132,7 +134,8 @@ class TensorWriter(wiring.Component):
                                      addr.eq(addr + 1), line_change.eq(pos.all())]
                         with m.If(chan + 1 == nbytes):
                             m.d.comb += i_ready.eq(1)
-                            m.d.sync += [chan.eq(0), count.eq(count + 1)]
+                            m.d.sync += [chan.eq(0), count.eq(count + 1),
+                                         count_nz.eq(~count.all())]
                             with m.If(beat.last | (count + 1 == self.n_pixels)):
                                 m.d.sync += bad.eq(~beat.last | (count + 1 != self.n_pixels))
                                 m.next = "END"
