@@ -1231,15 +1231,7 @@ class VectorUnit(wiring.Component):
                 xj = _comb(m, Mux(x_frc[k][j], x_fv[k], xr), f"x{j}_{k}", signed(8))
                 wk = wtap[k][8 * j:8 * j + 8].as_signed()
                 xl_.append(xj)
-                if two:
-                    # E2's product register is the product's own (on ECP5 the MULT18X18D's
-                    # output register, loaded as E1 moves on): no route from the multiplier
-                    # back to a fabric register (issue #13: the tap products, placed where a
-                    # DSP site was free, ended the die's worst paths)
-                    pl_k.append(registered_mul(m, platform, xj, wk, f"e2_p{j}_{k}",
-                                               inputs=False, en=exec_take))
-                else:
-                    pl_k.append(_comb(m, xj * wk, f"p{j}_{k}", signed(16)))
+                pl_k.append(_comb(m, xj * wk, f"p{j}_{k}", signed(16)))
             wj = Mux(am.bc, av_w[:8], av_w[8 * j:8 * j + 8]).as_signed()
             ws.append(wj)
             xk.append(xl_)
@@ -1265,7 +1257,7 @@ class VectorUnit(wiring.Component):
                 return r
             pmax = [e2reg(v, f"e2_pmax{j}") for j, v in enumerate(pmax)]
             psum = [e2reg(v, f"e2_psum{j}") for j, v in enumerate(psum)]
-            # (pk: registered where they are made, above)
+            pk = [[e2reg(pk[j][k], f"e2_p{j}_{k}") for k in range(TT)] for j in range(L)]
             ws = [Mux(em.bc, e_w[:8], e_w[8 * j:8 * j + 8]).as_signed() for j in range(L)]
         am = em                        # from here on: E2's command
         # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
