@@ -79,13 +79,8 @@ def product_shape(a, b) -> Shape:
     return signed(width) if (a.signed or b.signed) else unsigned(width)
 
 
-def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True,
-                   inputs: bool = True, en=None) -> Signal:
+def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) -> Signal:
     """``a * b`` with registered operands and product: valid two cycles after ``a``/``b``.
-    ``inputs`` False: the product alone is registered, valid one cycle after ``a``/``b``, and
-    loaded only in cycles where ``en`` is high (``en`` None: every cycle); on ECP5 that is the
-    MULT18X18D's output register with CE0 = ``en`` (nextpnr times the operands as register
-    inputs of the block, the multiplier included in their setup).
 
     Operands are signed or unsigned values that fit an 18x18 signed multiplier. With a platform
     whose ``dsp_family`` is ``"ecp5"`` this is one MULT18X18D using its own input and output
@@ -100,14 +95,6 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True,
     width = shape.width
     out = Signal(shape, name=name, reset_less=True)
     logic = in_logic(platform, a, b, dsp)
-    if en is not None and inputs:
-        raise ValueError("registered_mul: an enable is for the product register alone "
-                         "(inputs=False)")
-    ce = Const(1, 1) if en is None else en
-    if not inputs and (_dsp_family(platform) != "ecp5" or logic):
-        with m.If(ce):
-            m.d.sync += out.eq(a * b)
-        return out
     if _dsp_family(platform) == "ecp5" and not logic:
         def to18(v):
             s = Signal(signed(18), name=f"{name}_{'ab'[len(ops)]}18")
@@ -123,12 +110,11 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True,
         ports.update({f"o_P{i}": p[i] for i in range(36)})
         for k in range(4):
             ports[f"i_CLK{k}"] = ClockSignal("sync") if k == 0 else Const(0, 1)
-            ports[f"i_CE{k}"] = ce if k == 0 else Const(1, 1)
+            ports[f"i_CE{k}"] = Const(1, 1)
             ports[f"i_RST{k}"] = Const(0, 1)
         m.submodules[name + "_dsp"] = Instance(
             "MULT18X18D",
-            p_REG_INPUTA_CLK="CLK0" if inputs else "NONE",
-            p_REG_INPUTB_CLK="CLK0" if inputs else "NONE", p_REG_OUTPUT_CLK="CLK0",
+            p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
             p_REG_PIPELINE_CLK="NONE", p_GSR="DISABLED", p_RESETMODE="SYNC",
             i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1), i_SOURCEA=Const(0, 1),
             i_SOURCEB=Const(0, 1), **ports)

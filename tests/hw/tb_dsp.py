@@ -1,7 +1,6 @@
 """cocotb bench of hw.systolic.registered_mul lowered to the ECP5 MULT18X18D (on its simulation
-model, sim/verilog/MULT18X18D.v): p == a * b two cycles after a and b; with ``out_only`` (the
-product register alone, enabled by ``en``) p == a * b of the last cycle whose ``en`` was high,
-one cycle later (run by tests/hw/test_systolic.py)."""
+model, sim/verilog/MULT18X18D.v): p == a * b two cycles after a and b (run by
+tests/hw/test_systolic.py)."""
 
 from __future__ import annotations
 
@@ -28,9 +27,6 @@ async def products(dut):
     pairs = corners + [(rng.randint(alo, ahi), rng.randint(blo, bhi)) for _ in range(p["n"])]
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 0
-    if p.get("out_only"):
-        await _enabled_products(dut, p, rng, pairs)
-        return
     got = []
     for i in range(len(pairs) + 2):
         if i < len(pairs):
@@ -44,24 +40,3 @@ async def products(dut):
     # the product of the pair set before edge i is read after edge i + 1
     bad = [(pairs[i], want[i], got[i]) for i in range(len(pairs)) if got[i] != want[i]]
     assert not bad, f"{len(bad)} of {len(pairs)} products differ, first {bad[:3]}"
-
-
-def _value(dut, p) -> int:
-    return dut.p.value.to_signed() if p["sa"] or p["sb"] else int(dut.p.value)
-
-
-async def _enabled_products(dut, p, rng, pairs):
-    """The product register alone: loaded with a * b at edges where en is high (random), held
-    otherwise; read after each edge."""
-    want, held, bad, loads = [], None, [], 0
-    for i, (a, b) in enumerate(pairs):
-        en = rng.random() < 0.6
-        dut.a.value, dut.b.value, dut.en.value = a, b, int(en)
-        await RisingEdge(dut.clk)
-        await Timer(1, unit="ns")
-        if en:
-            held, loads = a * b, loads + 1
-        if held is not None and _value(dut, p) != held:
-            bad.append((i, a, b, en, held, _value(dut, p)))
-        want.append(held)
-    assert loads > len(pairs) // 3 and not bad, f"{len(bad)} of {len(pairs)} differ: {bad[:3]}"

@@ -38,17 +38,15 @@ class _Mul(wiring.Component):
     """registered_mul under a given (fake) platform, for the Amaranth simulator (or Verilator
     with the ECP5 primitive's model)."""
 
-    def __init__(self, family, a=None, b=None, out_only=False):
-        self.family, self.out_only = family, out_only
+    def __init__(self, family, a=None, b=None):
+        self.family = family
         a, b = a or signed(8), b or signed(8)
-        ports = {"a": In(a), "b": In(b), "p": Out(product_shape(a, b))}
-        super().__init__(ports | ({"en": In(1)} if out_only else {}))
+        super().__init__({"a": In(a), "b": In(b), "p": Out(product_shape(a, b))})
 
     def elaborate(self, platform):
         m = Module()
         fake = type("P", (), {"dsp_family": self.family})()
-        extra = {"inputs": False, "en": self.en} if self.out_only else {}
-        m.d.comb += self.p.eq(registered_mul(m, fake, self.a, self.b, "mul", **extra))
+        m.d.comb += self.p.eq(registered_mul(m, fake, self.a, self.b, "mul"))
         return m
 
 
@@ -90,24 +88,6 @@ def test_registered_mul_ecp5_dsp(a, b):
                {"wa": a.width, "sa": a.signed, "wb": b.width, "sb": b.signed, "n": 2000,
                 "seed": a.width * 3 + b.width},
                sources=(project_root() / "sim" / "verilog" / "MULT18X18D.v",))
-
-
-@pytest.mark.parametrize("family", ["ecp5", None])
-def test_registered_mul_product_register_alone(family):
-    """``inputs=False``: the product register alone with its enable (the vector unit's tap
-    products), on the MULT18X18D model (its output register, CE0) and in fabric: a * b of the
-    last enabled cycle, one cycle later."""
-    a, b = signed(8), signed(8)
-    run_cocotb(_Mul(family, a, b, out_only=True), f"dsp_mul_out_{family}", "tests.hw.tb_dsp",
-               {"wa": 8, "sa": True, "wb": 8, "sb": True, "n": 2000, "seed": 3,
-                "out_only": True},
-               sources=(project_root() / "sim" / "verilog" / "MULT18X18D.v",) if family else ())
-
-
-def test_registered_mul_enable_needs_inputs_false():
-    from amaranth.hdl import Module, Signal
-    with pytest.raises(ValueError, match="inputs=False"):
-        registered_mul(Module(), None, Signal(8), Signal(8), "x", en=Signal())
 
 
 @pytest.mark.parametrize("sa, sb, stages", [(True, True, 2), (False, True, 1), (True, False, 2),
