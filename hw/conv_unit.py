@@ -171,7 +171,11 @@ class _Scatter(wiring.Component):
         m.d.comb += [cur_data.eq(vec.word_select(step, 8 * W) if S > 1 else vec),
                      cur_mask.eq(vmask.word_select(step, W) if S > 1 else vmask)]
         piece = have
-        last_step = step + 1 == nsteps
+        # step + 1 == nsteps and pline == cur_line as flags, set where their operands move
+        # (issue #13: the compares were in front of ``consume``, hence of ``i_ready`` and the
+        # conv unit's output address enable)
+        last_step = Signal()
+        same_line = Signal()
         # merge or write the pending line
         wr = self.wr.req
         m.d.comb += [wr.p.addr.eq(pline), wr.p.data.eq(pdata), wr.p.mask.eq(pmask)]
@@ -184,7 +188,7 @@ class _Scatter(wiring.Component):
                 m.d.comb += consume.eq(1)
                 m.d.sync += [pv.eq(1), pline.eq(cur_line), pdata.eq(cur_data),
                              pmask.eq(cur_mask)]
-            with m.Elif(pline == cur_line):
+            with m.Elif(same_line):
                 m.d.comb += consume.eq(1)
                 m.d.sync += [pdata.eq(merged_data), pmask.eq(pmask | cur_mask)]
             with m.Else():
@@ -197,7 +201,9 @@ class _Scatter(wiring.Component):
             with m.If(wr.ready):
                 m.d.sync += pv.eq(0)
         with m.If(consume):
-            m.d.sync += [step.eq(step + 1), cur_line.eq(cur_line + 1)]
+            # (every consume leaves pline at the old cur_line and moves cur_line past it)
+            m.d.sync += [step.eq(step + 1), cur_line.eq(cur_line + 1),
+                         last_step.eq(step + 2 == nsteps), same_line.eq(0)]
             with m.If(last_step):
                 m.d.sync += have.eq(0)
         # load a new run when the register is free (or frees this cycle)
@@ -228,14 +234,19 @@ class _Scatter(wiring.Component):
             s_addr, s_data, s_n, s_mask = self.i_addr, data_m, self.i_n, nmask
             idle = 1
         off = s_addr[:lgw] if lgw else Const(0, 1)
+        s_line = s_addr[lgw:lgw + self.lab]
+        n_steps = (off + s_n + W - 1) >> lgw
         with m.If(load):
             m.d.sync += [
                 have.eq(s_n != 0),
                 step.eq(0),
-                cur_line.eq(s_addr[lgw:lgw + self.lab]),
+                cur_line.eq(s_line),
                 vec.eq(s_data << (off * 8)),
                 vmask.eq(s_mask << off),
-                nsteps.eq((off + s_n + W - 1) >> lgw),
+                nsteps.eq(n_steps),
+                last_step.eq(n_steps == 1),
+                # pline after this cycle: the old cur_line if a piece is consumed now
+                same_line.eq(Mux(consume, cur_line == s_line, pline == s_line)),
             ]
         m.d.comb += [in_idle.eq(idle), self.empty.eq(~have & ~pv & idle)]
         return m
