@@ -434,9 +434,17 @@ class NpuTop(wiring.Component):
             inc[(2, 1)].eq(retire[2] & inf_pp[2]),
         ]
         for k, t in tok.items():
-            t_next = Signal.like(t, name=f"{t.name}_next")
-            m.d.comb += t_next.eq(t + inc[k] - dec[k])
-            m.d.sync += [t.eq(t_next), tok_nz[k].eq(t_next != 0)]
+            # t moves by inc - dec in [-1, 3] (mod 256): the flag's next value is one of
+            # five tests of t alone, selected by inc and dec (die run H's path was the issue
+            # decision -> dec -> the adder -> a compare of its sum)
+            nz_if = {-1: t != 1, 0: tok_nz[k], 1: t != 255, 2: t != 254, 3: t != 253}
+            step = Signal(range(-1, 4), name=f"{t.name}_step")
+            m.d.comb += step.eq(inc[k] - dec[k])
+            with m.Switch(step):
+                for d, v in nz_if.items():
+                    with m.Case(d):
+                        m.d.sync += tok_nz[k].eq(v)
+            m.d.sync += t.eq(t + inc[k] - dec[k])
 
         # trace ports
         for q in range(3):
