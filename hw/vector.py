@@ -1540,8 +1540,9 @@ class VectorUnit(wiring.Component):
         m.d.comb += outq.r_en.eq(wpop)
 
         # ------------------------------------------------------------------ status
-        # (every term a register: ``cmd.ready`` is ``idle``, and the NPU's issue decision,
-        # which enables its queue's head register and ``ins``, starts from it; issue #13)
+        # (registers and SEQ's state decode, no compare of a count: ``cmd.ready`` is ``idle``,
+        # and the NPU's issue decision, which enables its queue's head register and ``ins``,
+        # starts from it; issue #13)
         idle = Signal()
         m.d.comb += [
             idle.eq(~busy_seq & ~queued & ~rq_v & ~metaq.r_rdy & ~av & ~sk_v & ~(e2v if two else 0)
