@@ -42,6 +42,7 @@ from amaranth.lib.wiring import In, Out
 from hw import regmap
 from hw.config import Config
 from hw.dma import LoadUnit, StoreUnit
+from hw.fifos import SlowHeadFIFO
 from hw.isa import INSTR_BITS, INSTR_BYTES, INSTR_LAYOUT, Opcode
 from hw.npu_if import (
     buf_write_signature,
@@ -234,8 +235,8 @@ class NpuTop(wiring.Component):
         # head's opcode was in front of the issue decision, which enables the queue's 270-bit
         # head register and the units' command registers).
         qw = INSTR_BITS + ib
-        qs = [fifo.SyncFIFOBuffered(width=qw + (3 if q == COMPQ else 0), depth=QUEUE_DEPTH)
-              for q in range(3)]
+        queue = SlowHeadFIFO if cfg.npu_issue_stages == 2 else fifo.SyncFIFOBuffered
+        qs = [queue(width=qw + (3 if q == COMPQ else 0), depth=QUEUE_DEPTH) for q in range(3)]
         for q, f in enumerate(qs):
             m.submodules[f"q{q}"] = f
 
