@@ -227,6 +227,14 @@ class LoadUnit(wiring.Component):
         err = Signal()
         m.d.comb += [self.cmd.ready.eq(~active & ~err), self.idle.eq(~active),
                      self.error.eq(err), self.macs.eq(0)]
+        # the row and the slot load in every cycle the unit is ready (read only while active),
+        # so their enables are registers, not the NPU's issue decision behind ``cmd.valid``
+        # (ECP5 timing, issue #13); the handshake's cycle loads the command taken
+        with m.If(self.cmd.ready):
+            m.d.sync += [
+                row.src.eq(ld.sram_addr), row.dst.eq(0), row.n.eq(ld.nbytes), row.fill.eq(0),
+                buf.eq(ld.buf == BufSel.PBUF), slot.eq(ld.slot),
+            ]
         with m.If(self.cmd.valid & self.cmd.ready):
             cap = Mux(ld.buf == BufSel.PBUF, sizes["pbuf_slot"], sizes["wbuf_slot"])
             bad = ((ins.header.opcode != Opcode.LOAD) | (ld.nbytes > cap)
@@ -234,11 +242,7 @@ class LoadUnit(wiring.Component):
             with m.If(bad):
                 m.d.sync += err.eq(1)
             with m.Else():
-                m.d.sync += [
-                    active.eq(1), row_valid.eq(1),
-                    row.src.eq(ld.sram_addr), row.dst.eq(0), row.n.eq(ld.nbytes), row.fill.eq(0),
-                    buf.eq(ld.buf == BufSel.PBUF), slot.eq(ld.slot),
-                ]
+                m.d.sync += [active.eq(1), row_valid.eq(1)]
         m.d.comb += [mv.row.valid.eq(row_valid), mv.row.payload.eq(row), mv.value.eq(0)]
         with m.If(mv.row.valid & mv.row.ready):
             m.d.sync += row_valid.eq(0)
@@ -295,26 +299,34 @@ class StoreUnit(wiring.Component):
             return [cur_s.eq(vs), cur_d.eq(vd), end_s.eq(vs + nn), end_d.eq(vd + nn)]
         m.d.comb += [self.cmd.ready.eq(~active & ~err), self.idle.eq(~active),
                      self.error.eq(err), self.macs.eq(0), mv.value.eq(value)]
-        with m.If(self.cmd.valid & self.cmd.ready):
-            op = ins.header.opcode
-            with m.If(op == Opcode.COPY):
+        op = ins.header.opcode
+        # the command's fields load in every cycle the unit is ready (they are read only under
+        # ``gen`` / ``active``), so their enables are registers, not the NPU's issue decision
+        # behind ``cmd.valid`` (ECP5 timing, issue #13); the handshake's cycle loads the
+        # command taken. Only ``active``, ``gen`` and ``err`` wait for the handshake.
+        with m.If(self.cmd.ready):
+            with m.If(op == Opcode.FILL):
                 m.d.sync += [
-                    active.eq(1), fill.eq(0), n.eq(cp.row_bytes), rows.eq(cp.rows),
+                    fill.eq(1), n.eq(fl.row_bytes), rows.eq(fl.rows),
+                    planes.eq(1), srs.eq(0), sps.eq(0), drs.eq(fl.dst_row_stride), dps.eq(0),
+                    *set_cur(0, fl.dst_addr, fl.row_bytes), pl_s.eq(0), pl_d.eq(fl.dst_addr),
+                    r.eq(0), p.eq(0), value.eq(fl.value), r_more.eq(fl.rows > 1),
+                ]
+            with m.Else():
+                m.d.sync += [
+                    fill.eq(0), n.eq(cp.row_bytes), rows.eq(cp.rows),
                     planes.eq(cp.planes), srs.eq(cp.src_row_stride), sps.eq(cp.src_plane_stride),
                     drs.eq(cp.dst_row_stride), dps.eq(cp.dst_plane_stride),
                     *set_cur(cp.src_addr, cp.dst_addr, cp.row_bytes),
                     pl_s.eq(cp.src_addr), pl_d.eq(cp.dst_addr), r.eq(0), p.eq(0),
                     r_more.eq(cp.rows > 1),
-                    gen.eq((cp.row_bytes != 0) & (cp.rows != 0) & (cp.planes != 0)),
                 ]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            with m.If(op == Opcode.COPY):
+                m.d.sync += [active.eq(1),
+                             gen.eq((cp.row_bytes != 0) & (cp.rows != 0) & (cp.planes != 0))]
             with m.Elif(op == Opcode.FILL):
-                m.d.sync += [
-                    active.eq(1), fill.eq(1), n.eq(fl.row_bytes), rows.eq(fl.rows),
-                    planes.eq(1), srs.eq(0), sps.eq(0), drs.eq(fl.dst_row_stride), dps.eq(0),
-                    *set_cur(0, fl.dst_addr, fl.row_bytes), pl_s.eq(0), pl_d.eq(fl.dst_addr),
-                    r.eq(0), p.eq(0), value.eq(fl.value), r_more.eq(fl.rows > 1),
-                    gen.eq((fl.row_bytes != 0) & (fl.rows != 0)),
-                ]
+                m.d.sync += [active.eq(1), gen.eq((fl.row_bytes != 0) & (fl.rows != 0))]
             with m.Else():
                 m.d.sync += err.eq(1)
         oob = ((~fill & (end_s > cfg.sram_bytes)) | (end_d > cfg.sram_bytes))
