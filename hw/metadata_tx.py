@@ -264,7 +264,9 @@ class _Packetizer(wiring.Component):
         crc = Signal(16)
         idx = Signal(2)
         tok = self.i.payload
-        ecc = Cat(*[(h24 & mask).xor() for mask in ECC_MASKS], Const(0, 2))
+        # the header's ECC is a register, computed from the header token as h24 loads (its
+        # parity trees were in front of the beat packer's output register: ECP5 timing)
+        ecc = Signal(8)
         hdr_bytes = Cat(h24, ecc)
         is_long = h24[4:6] != 0  # DT >= 0x10
 
@@ -277,7 +279,8 @@ class _Packetizer(wiring.Component):
                              self.o.payload.byte.eq(h[:8]),
                              self.i.ready.eq(~tok.hdr | self.o.ready)]
                 with m.If(self.i.valid & tok.hdr & self.o.ready):
-                    m.d.sync += [h24.eq(h), rem.eq(tok.wc), crc.eq(CRC_SEED), idx.eq(1)]
+                    m.d.sync += [h24.eq(h), rem.eq(tok.wc), crc.eq(CRC_SEED), idx.eq(1),
+                                 ecc.eq(Cat(*[(h & mask).xor() for mask in ECC_MASKS]))]
                     m.next = "HDR"
             with m.State("HDR"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.byte.eq(hdr_bytes.word_select(
@@ -379,13 +382,25 @@ class _Framer(wiring.Component):
         self.blob_rem = Signal(34)  # blob bytes not yet emitted (never wraps: 32-bit sizes)
         self.pkt_rem = Signal(16)  # bytes left in the current EMBEDDED / RAW8 packet
         self.crc32 = Signal(32)
+        # the CRC folds in each taken blob byte a cycle later, from registers (``crc_v``,
+        # ``crc_b``): the packetizer's ready enables 9 flip-flops, not the 32-bit CRC step
+        # (ECP5 timing, issue #13); CRC waits for the last pending byte
+        self.crc_v = Signal()
+        self.crc_b = Signal(8)
+        m.d.sync += self.crc_v.eq(0)
+        with m.If(self.crc_v):
+            m.d.sync += self.crc32.eq(_crc_step(self.crc32, self.crc_b, 32, _crc32_byte))
         m.d.sync += self.cyc.eq(self.cyc + 1)
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
+                # ``cmd_r`` loads in every IDLE cycle (nothing reads it there): its enables
+                # are the FSM's state decode, not the SoC's decision behind ``cmd.valid``
+                # (ECP5 timing, issue #13); the handshake's cycle loads the command taken
+                m.d.sync += cmd.eq(self.cmd.payload)
                 with m.If(self.cmd.valid):
-                    m.d.sync += [cmd.eq(self.cmd.payload), self.cyc.eq(1), self.tensor.eq(0),
+                    m.d.sync += [self.cyc.eq(1), self.tensor.eq(0),
                                  self.n_tensors.eq(0), self.payload_bytes.eq(0),
                                  self.cnt.eq(TABLE_HEADER_BYTES)]
                     _goto(m, self.cmd.payload.tensors, "TBL_JOB", "FS")
@@ -443,7 +458,7 @@ class _Framer(wiring.Component):
                 m.d.sync += [self.pkt_rem.eq(self.pkt_rem - 1),
                              self.blob_rem.eq(self.blob_rem - 1)]
                 if update_crc:
-                    m.d.sync += self.crc32.eq(_crc_step(self.crc32, byte, 32, _crc32_byte))
+                    m.d.sync += [self.crc_v.eq(1), self.crc_b.eq(byte)]
         return taken
 
     def _after_table(self, cmd):
@@ -615,7 +630,8 @@ class _Framer(wiring.Component):
                     m.d.sync += idx.eq(0)
                     m.next = "CRC"
         with m.State("CRC"):
-            with m.If(self._emit_blob((~self.crc32).word_select(idx, 8), 1, update_crc=False)):
+            with m.If(self._emit_blob((~self.crc32).word_select(idx, 8), ~self.crc_v,
+                                      update_crc=False)):
                 m.d.sync += idx.eq(idx + 1)
                 with m.If(idx == CRC_BYTES - 1):
                     m.next = "FE"
