@@ -88,7 +88,11 @@ class TensorWriter(wiring.Component):
             self.wr.req.valid.eq(w_valid), self.wr.req.payload.addr.eq(w_line),
             self.wr.req.payload.data.eq(w_data), self.wr.req.payload.mask.eq(w_mask),
         ]
-        w_free = ~w_valid | self.wr.req.ready
+        # the write register is free when empty: not also in the cycle the port takes it, so
+        # the SRAM arbiter's ready enables only ``w_valid``, not the accumulator's flush and
+        # the advance behind it (ECP5 timing, issue #13). A line is written every W bytes
+        # (W cycles or more), so this costs a cycle only when a flush follows one at once.
+        w_free = ~w_valid
         with m.If(self.wr.req.ready):
             m.d.sync += w_valid.eq(0)
 
