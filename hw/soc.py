@@ -59,6 +59,7 @@ from hw import regmap
 from hw.config import Config
 from hw.csi2 import COUNTER_NAMES, ecc_parity
 from hw.csi2_rx import Csi2Rx
+from hw.fifos import SlowHeadFIFO
 from hw.isp import Isp
 from hw.metadata import MetaFlag
 from hw.metadata_tx import MetadataTx
@@ -224,7 +225,9 @@ class Soc(wiring.Component):
             m.d.sync += n_status.eq(n_status + 1)
         with m.If(rx.o.valid & rx.o.ready & rx.o.payload.sof):
             m.d.sync += sof_tag.eq(n_status)
-        m.submodules.records = rec = fifo.SyncFIFOBuffered(width=8 + 32, depth=8)
+        # (the head reloads only while empty: its enables are not EMIT's handshake; a record
+        # is read once per frame, so the cycles are SyncFIFOBuffered's)
+        m.submodules.records = rec = SlowHeadFIFO(width=8 + 32, depth=8)
         m.d.comb += rec_room.eq(rec.level <= rec.depth - 3)
         m.d.comb += [rec.w_data.eq(Cat(rx.status.flags, open_stamp)),
                      rec.w_en.eq(rx.status_valid)]
@@ -293,6 +296,18 @@ class Soc(wiring.Component):
 
         valid = Signal()
         m.d.comb += valid.eq((flags & int(MetaFlag.VALID)).any())
+        # The counters add registered event pulses (a cycle after the event), so an event's
+        # decision is not the enable of a 32-bit adder's register, and EMIT's ``total >
+        # budget`` is a register ``over``, set from the next cycle's total (now + 1 - r_stamp:
+        # the records' head holds until EMIT pops it); FRAME_BUDGET acts a cycle after its
+        # write (ECP5 timing, issue #13: TIMEOUTS / FRAMES_VALID were 13 ns paths)
+        over = Signal()
+        m.d.sync += over.eq((now + 1 - r_stamp)[:32] > regs["FRAME_BUDGET"])
+        ev = {k: Signal(name=f"ev_{k.lower()}") for k in cnt}
+        m.d.sync += [e.eq(0) for e in ev.values()]
+        for k, e in ev.items():
+            with m.If(e):
+                m.d.sync += cnt[k].eq(cnt[k] + 1)
         with m.FSM(name="seq"):
             with m.State("WAIT"):
                 with m.If(rec.r_rdy & enable):
@@ -321,7 +336,7 @@ class Soc(wiring.Component):
                                 | ((state[1] == BufState.FULL) & newer[1])
                                 | (wait_n == ISP_WAIT_LIMIT)):
                         m.d.sync += [flags.eq(int(MetaFlag.ISP_ERROR)), wait_n.eq(0),
-                                     cnt["ISP_ERRORS"].eq(cnt["ISP_ERRORS"] + 1)]
+                                     ev["ISP_ERRORS"].eq(1)]
                         m.next = "EMIT"
                     with m.Else():
                         m.d.sync += wait_n.eq(wait_n + 1)
@@ -339,7 +354,7 @@ class Soc(wiring.Component):
                 with m.If(npu_st[3]):
                     m.d.comb += npu_rst.eq(1)
                     m.d.sync += [flags.eq(int(MetaFlag.NPU_ERROR)), c_npu.eq(now - npu_t0),
-                                 cnt["NPU_ERRORS"].eq(cnt["NPU_ERRORS"] + 1)]
+                                 ev["NPU_ERRORS"].eq(1)]
                     m.next = "EMIT"
                 with m.Elif(npu_st[1] & ~npu_st[0]):
                     m.d.sync += [
@@ -353,7 +368,7 @@ class Soc(wiring.Component):
                 # value) exceeds FRAME_BUDGET: VALID and IMAGE clear, no tensors
                 total = now - r_stamp
                 budget = regs["FRAME_BUDGET"]
-                late = valid & (budget != 0) & (total > budget)
+                late = valid & (budget != 0) & over
                 out_flags = Mux(late, int(MetaFlag.TIMEOUT), flags)
                 p = isp.params
                 row_bytes = Mux(p.channels3, p.out_w * 3, p.out_w)
@@ -378,9 +393,8 @@ class Soc(wiring.Component):
                         tx_t0.eq(now), tx_buf.eq(sel), tx_buf_valid.eq(sel_valid),
                         kpi["KPI_ISP"].eq(c_isp), kpi["KPI_NPU"].eq(c_npu),
                         kpi["KPI_TOTAL"].eq(total),
-                        cnt["FRAMES_OUT"].eq(cnt["FRAMES_OUT"] + 1),
-                        cnt["FRAMES_VALID"].eq(cnt["FRAMES_VALID"] + (valid & ~late)),
-                        cnt["TIMEOUTS"].eq(cnt["TIMEOUTS"] + late),
+                        ev["FRAMES_OUT"].eq(1), ev["FRAMES_VALID"].eq(valid & ~late),
+                        ev["TIMEOUTS"].eq(late),
                     ]
                     m.next = "WAIT"
         status = Cat(writer.filling, npu_st[0], tx_busy, rec.r_rdy, Const(0, 4), state[0],
