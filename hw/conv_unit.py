@@ -221,9 +221,13 @@ class _Scatter(wiring.Component):
                     (self.i_addr, "addr"), (data_m, "data"), (self.i_n, "n"), (nmask, "mask")))
             load = r_v & free
             m.d.comb += self.i_ready.eq(~r_v | free)
+            # (data: they load whenever the register takes a beat or would, so the engine's
+            # output valid is not in their enables; r_v says whether they hold a beat)
+            with m.If(self.i_ready):
+                m.d.sync += [r_addr.eq(self.i_addr), r_data.eq(data_m), r_n.eq(self.i_n),
+                             r_mask.eq(nmask)]
             with m.If(self.i_valid & self.i_ready):
-                m.d.sync += [r_v.eq(1), r_addr.eq(self.i_addr), r_data.eq(data_m),
-                             r_n.eq(self.i_n), r_mask.eq(nmask)]
+                m.d.sync += r_v.eq(1)
             with m.Elif(load):
                 m.d.sync += r_v.eq(0)
             s_addr, s_data, s_n, s_mask = r_addr, r_data, r_n, r_mask
@@ -299,8 +303,13 @@ class ConvUnit(wiring.Component):
         err = Signal()
         m.d.comb += [self.cmd.ready.eq(state == IDLE), self.idle.eq(state == IDLE),
                      self.error.eq(err)]
+        # ``ins`` loads in every IDLE cycle (nothing reads it there), so its enables are the
+        # state register's decode, not the NPU's issue decision behind ``cmd.valid`` (ECP5
+        # timing, issue #13); the cycle the command is taken loads that command
+        with m.If(state == IDLE):
+            m.d.sync += ins.eq(cmd_view.conv)
         with m.If(self.cmd.valid & (state == IDLE)):
-            m.d.sync += [ins.eq(cmd_view.conv), state.eq(S1)]
+            m.d.sync += state.eq(S1)
             with m.If(cmd_view.header.opcode != Opcode.CONV):
                 m.d.sync += [err.eq(1), state.eq(IDLE)]
 
