@@ -76,7 +76,10 @@ class Config:
     #: Pipeline stages of the vector unit's EXEC (hw/vector.py): 1 = select, multiply and
     #: accumulate in one cycle; 2 = operands selected and multiplied in a stage of their own (the
     #: tap products registered), then accumulate: one more cycle of latency per instruction
-    #: (``Timing.vector_latency``), the same throughput; for FPGA clocks.
+    #: (``Timing.vector_latency``), the same throughput; for FPGA clocks. 3 = also the result
+    #: beat enters POST's P0 registers a cycle after the accumulate, from the accumulators and
+    #: registered copies (not through the accumulate adders, nor enabled by the emit decision):
+    #: one more cycle per instruction, the same throughput.
     vector_exec_stages: int = 1
     #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
     #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
@@ -121,6 +124,12 @@ class Config:
     #: take one cycle more (``hw.npu_if.sram_read_latency``); a request to a master without
     #: the grant may wait two cycles.
     sram_arbiter_stages: int = 0
+    #: Stages of the NPU's issue queues (hw/npu.py): 1 = ``SyncFIFOBuffered``, whose head
+    #: register reloads in the cycle the issue decision reads it (the decision enables the
+    #: instruction-wide head); 2 = the head reloads only while empty (``_IssueQueue``), so its
+    #: enables are a register: one queue issues at most every other cycle (the same
+    #: write-to-issue latency); for FPGA clocks.
+    npu_issue_stages: int = 1
 
     def __post_init__(self):
         for f in (
@@ -150,9 +159,10 @@ class Config:
         if not 0 <= self.array_logic_rows <= self.array_rows:
             raise ValueError("Config.array_logic_rows must be in [0, array_rows], got "
                              f"{self.array_logic_rows!r}")
-        for f, ok in (("vector_exec_stages", (1, 2)), ("vector_req_stages", (1, 2)),
+        for f, ok in (("vector_exec_stages", (1, 2, 3)), ("vector_req_stages", (1, 2)),
                       ("conv_walk_stages", (1, 2)), ("conv_out_stages", (1, 2)),
-                      ("sram_arbiter_stages", (0, 1, 2)), ("sram_read_latency", (2, 3, 4))):
+                      ("sram_arbiter_stages", (0, 1, 2)), ("sram_read_latency", (2, 3, 4)),
+                      ("npu_issue_stages", (1, 2))):
             if getattr(self, f) not in ok:
                 raise ValueError(f"Config.{f} must be {', '.join(map(str, ok[:-1]))} or "
                                  f"{ok[-1]}, got {getattr(self, f)!r}")
@@ -209,7 +219,7 @@ class Config:
 _LATER_FIELDS = {"sram_read_ports": 1, "vector_taps": 0, "vector_post_lanes": 0,
                  "array_logic_rows": 0, "last_requant_lanes": 0, "vector_exec_stages": 1,
                  "vector_req_stages": 1, "sram_read_latency": 2, "sram_arbiter_stages": 0,
-                 "conv_walk_stages": 1, "conv_out_stages": 1}
+                 "conv_walk_stages": 1, "conv_out_stages": 1, "npu_issue_stages": 1}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -253,10 +263,11 @@ PRESETS: dict[str, Config] = {
         vector_taps=2,
         vector_post_lanes=1,
         last_requant_lanes=1,
-        vector_exec_stages=2,
+        vector_exec_stages=3,
         vector_req_stages=2,
         conv_walk_stages=2,
         conv_out_stages=2,
+        npu_issue_stages=2,
         sram_read_latency=4,
         sram_arbiter_stages=2,
     ),

@@ -36,7 +36,8 @@ Structure (one pipeline shared by every opcode)::
   counter backs every read in flight with room in the response FIFO.
 - **ASM** pops each command's lines into the cache and extracts the vectors (byte shifters).
 - **EXEC** (in ``Config.vector_exec_stages`` stages: with 2, E1 selects the operands, reads
-  the weight memory and registers the tap products, E2 does the rest) multiplies / accumulates
+  the weight memory and registers the tap products, E2 does the rest; with 3 the result beat
+  enters POST's P0 a cycle after E2, from registers) multiplies / accumulates
   in int32 (wrapping), takes the max and the valid-tap count for POOL, writes parameter / weight
   memory rows and table vectors, reads the command's weight row and its group's parameters
   (asynchronous read ports), and emits one result beat per output vector.
@@ -337,6 +338,7 @@ class VectorUnit(wiring.Component):
         # of every stage start from registers, not from an opcode compare and a field select.
         pin = INSTR_LAYOUT(self.cmd.payload)
         accept = _comb(m, self.cmd.valid & self.cmd.ready & supported, "accept")
+        idle = Signal()                  # (set under "status" below; it is ``cmd.ready``)
         load_ins = [ins.eq(self.cmd.payload)]
 
         def decoded(value, name, shape=1):
@@ -533,8 +535,13 @@ class VectorUnit(wiring.Component):
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.comb += busy_seq.eq(0)
-                with m.If(accept):
+                # ``ins`` and its decoded registers load in every idle cycle (nothing reads
+                # them while the unit is idle), so their 450 enables are ``idle`` (registers),
+                # not the NPU's issue decision behind ``cmd.valid`` (ECP5 timing, issue #13);
+                # the cycle SEQ accepts loads the instruction it accepts
+                with m.If(idle):
                     m.d.sync += load_ins
+                with m.If(accept):
                     m.next = "SETUP1"
             with m.State("SETUP1"):
                 m.d.comb += busy_seq.eq(1)
@@ -1081,7 +1088,10 @@ class VectorUnit(wiring.Component):
             sk_meta = data_reg(META)
             sk_w = data_reg(8 * L)
             sk_xs = [data_reg(8 * L, name=f"sk_x{k}") for k in range(TT)]
-            with m.If(done_cmd):        # (data only: sk_v says whether it holds a command)
+            # (data only: sk_v says whether it holds a command.) They load in every cycle the
+            # skid is empty -- ASM completes a command only then (out_ready = ~sk_v) -- so
+            # their enable is sk_v, not ASM's decision ``done_cmd`` (ECP5 timing, issue #13)
+            with m.If(~sk_v):
                 m.d.sync += [sk_meta.eq(mh), sk_w.eq(vec_n[TT]),
                              *[a.eq(b) for a, b in zip(sk_xs, vec_n[:TT], strict=True)]]
             # av loads when it is free or taken: from the skid if that is full (ASM is then
@@ -1111,7 +1121,12 @@ class VectorUnit(wiring.Component):
         # accumulates, writes the parameter memory and the LUT table and fills P0. With one
         # stage E2 is E1; with two, E2 is a register stage after E1 (the products registered):
         # one cycle more latency, the same throughput (E1 moves on whenever E2 does).
-        two = self.config.vector_exec_stages == 2
+        two = self.config.vector_exec_stages >= 2
+        # 3: P0 loads a cycle after E2 emits, from registers (the accumulators, which then hold
+        # the emitted sums, and registered copies of E2's other operands), so neither E2's
+        # accumulate adders nor its emit decision (the enable of P0's 16 L-lane registers) is
+        # in front of P0 (ECP5 timing, issue #13); one cycle more per instruction
+        late0 = self.config.vector_exec_stages == 3
         am = av_meta                 # E1's command (rebound to E2's below)
         if two:
             e2v = Signal()
@@ -1335,25 +1350,38 @@ class VectorUnit(wiring.Component):
         p0cnt = data_reg(17)
         p0a = data_reg(24)
         p0n = data_reg(NB)
-        m.d.sync += p0v.eq(emit_b)
-        with m.If(emit_b):
-            m.d.sync += [p0cnt.eq(cnt_n), p0a.eq(am.oa), p0n.eq(am.n)]
+        if late0:
+            # the cycle after the emit: the accumulators, max and count hold its sums, Pq its
+            # parameter row; E2's x vector 0, w bytes, address and lanes in copies of the cycle
+            p0_load = Signal(name="emit_d")     # (reset: no beat after a reset)
+            m.d.sync += p0_load.eq(emit_b)
+            p0_acc, p0_mx, p0_cnt, p0_P = acc, mx, cnt, Pq
+            p0_x0 = _reg(m, 8 * L, e_xs[0], "e2_x0_d")
+            p0_ws = [_reg(m, signed(8), w, f"e2_ws{j}_d") for j, w in enumerate(ws)]
+            p0_oa, p0_n = _reg(m, 24, am.oa, "e2_oa_d"), _reg(m, NB, am.n, "e2_n_d")
+        else:
+            p0_load = emit_b
+            p0_acc, p0_mx, p0_cnt, p0_P, p0_x0, p0_ws, p0_oa, p0_n = (
+                acc_n, mx_n, cnt_n, P, e_xs[0], ws, am.oa, am.n)
+        m.d.sync += p0v.eq(p0_load)
+        with m.If(p0_load):
+            m.d.sync += [p0cnt.eq(p0_cnt), p0a.eq(p0_oa), p0n.eq(p0_n)]
             for j in range(L):
-                bias = P[96 * j:96 * j + 32].as_signed()
-                mult = P[96 * j + 32:96 * j + 64].as_signed()
-                shift = P[96 * j + 64:96 * j + 96].as_signed()
-                a8 = e_xs[0][8 * j:8 * j + 8].as_signed()
+                bias = p0_P[96 * j:96 * j + 32].as_signed()
+                mult = p0_P[96 * j + 32:96 * j + 64].as_signed()
+                shift = p0_P[96 * j + 64:96 * j + 96].as_signed()
+                a8 = p0_x0[8 * j:8 * j + 8].as_signed()
                 ea = (a8 + a_off)[:18].as_signed()
-                eb = (ws[j] + b_off)[:18].as_signed()
+                eb = (p0_ws[j] + b_off)[:18].as_signed()
                 with m.If(is_dw | is_vm):   # + bias in POST (u2 is free for DWCONV / VMATMUL)
-                    m.d.sync += [u1[j].eq(acc_n[j]), u2[j].eq(bias), m3[j].eq(mult),
+                    m.d.sync += [u1[j].eq(p0_acc[j]), u2[j].eq(bias), m3[j].eq(mult),
                                  s3[j].eq(shift)]
                 with m.Elif(is_pool):
-                    m.d.sync += u1[j].eq(Mux(pl_.mode == PoolMode.MAX, mx_n[j], acc_n[j]))
+                    m.d.sync += u1[j].eq(Mux(pl_.mode == PoolMode.MAX, p0_mx[j], p0_acc[j]))
                 with m.Elif(is_elt):   # ADD: the left shift in POST's r1 / r2; MUL: the
                     m.d.sync += [u1[j].eq(ea), u2[j].eq(eb)]    # product in POST (PL lanes)
                 with m.Else():   # LUT: the table is read in POST (PL lanes)
-                    m.d.sync += u1[j].eq(e_xs[0][8 * j:8 * j + 8] ^ 0x80)
+                    m.d.sync += u1[j].eq(p0_x0[8 * j:8 * j + 8] ^ 0x80)
 
         # ------------------------------------------------------------------ POST
         # The beat in P0 enters POST in H phases of PL lanes, one per cycle (lanes
@@ -1362,8 +1390,13 @@ class VectorUnit(wiring.Component):
             ph = Signal(range(H))       # phase of the beat in P0
             pact = Signal()             # P0 holds a beat (phase ph enters POST this cycle)
             plast = _comb(m, pact & (ph == H - 1), "plast")
-            m.d.comb += p0free.eq(~pact | (ph == H - 1))
-            with m.If(emit_b):
+            if late0:
+                # E2 emits into P0 as it will be a cycle later: free unless a beat loads
+                # now, or holds phases after the next cycle's
+                m.d.comb += p0free.eq(~p0_load & (~pact | (ph >= H - 2)))
+            else:
+                m.d.comb += p0free.eq(~pact | (ph == H - 1))
+            with m.If(p0_load):
                 m.d.sync += [pact.eq(1), ph.eq(0)]
             with m.Elif(pact):
                 m.d.sync += ph.eq(ph + 1)
@@ -1543,7 +1576,6 @@ class VectorUnit(wiring.Component):
         # (registers and SEQ's state decode, no compare of a count: ``cmd.ready`` is ``idle``,
         # and the NPU's issue decision, which enables its queue's head register and ``ins``,
         # starts from it; issue #13)
-        idle = Signal()
         m.d.comb += [
             idle.eq(~busy_seq & ~queued & ~rq_v & ~metaq.r_rdy & ~av & ~sk_v & ~(e2v if two else 0)
                     & post_zero & out_zero),
