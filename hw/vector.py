@@ -253,12 +253,15 @@ class _HeadFIFO(fifo.FIFOInterface, Elaboratable):
     empty or read in the cycle and the FIFO behind it is empty, else into that FIFO; a read
     refills ``hd`` from that FIFO's head. So ``r_data`` is a register, not a LUT-RAM read behind
     a read pointer (on ECP5 ASM's command-metadata FIFO head started the line cache's read
-    address and the byte shifter: issue #13). ``hd`` empty implies the FIFO behind is empty."""
+    address and the byte shifter: issue #13). ``hd`` empty implies the FIFO behind is empty.
+    ``r_data_n`` is the head's value after this cycle (for flags the consumer registers beside
+    it)."""
 
     def __init__(self, *, width: int, depth: int):
         if depth < 2:
             raise ValueError("_HeadFIFO needs depth >= 2")
         super().__init__(width=width, depth=depth)
+        self.r_data_n = Signal(width)
 
     def elaborate(self, platform):
         m = Module()
@@ -272,7 +275,9 @@ class _HeadFIFO(fifo.FIFOInterface, Elaboratable):
         m.d.comb += [self.w_rdy.eq(body.w_rdy), self.r_rdy.eq(hd_v), self.r_data.eq(hd),
                      self.w_level.eq(hd_v + body.r_level), self.r_level.eq(hd_v + body.r_level),
                      body.w_data.eq(self.w_data), body.w_en.eq(do_w & ~to_hd),
-                     body.r_en.eq(refill & body.r_rdy)]
+                     body.r_en.eq(refill & body.r_rdy),
+                     self.r_data_n.eq(Mux(refill & (body.r_rdy | do_w),
+                                          Mux(body.r_rdy, body.r_data, self.w_data), hd))]
         with m.If(refill):
             with m.If(body.r_rdy):
                 m.d.sync += [hd.eq(body.r_data), hd_v.eq(1)]
@@ -1041,10 +1046,20 @@ class VectorUnit(wiring.Component):
         resp_nz = Signal()
         m.d.sync += resp_nz.eq(Mux(respq.w_en & respq.w_rdy, 1,
                                    Mux(pop & (respq.r_level == 1), 0, resp_nz)))
+        lastp = Signal()        # pc + 1 == mh.npop (with pend: the command's last pop)
+        if skid:
+            # (vector_req_stages = 2) pend and lastp as registers, set from the next values
+            # of pc and of the head's npop: the pop and completion decisions start from
+            # flip-flops, not from compares of the head (ECP5 timing, issue #13: the head's
+            # enable, which done_cmd drives, was the unit's path)
+            pc_n = Mux(done_cmd, 0, Mux(pop, pc + 1, pc))
+            npop_n = data.View(META, metaq.r_data_n).npop
+            m.d.sync += [pend.eq(pc_n < npop_n), lastp.eq(pc_n + 1 == npop_n)]
+        else:
+            m.d.comb += [pend.eq(pc < mh.npop), lastp.eq(pc + 1 == mh.npop)]
         m.d.comb += [
-            pend.eq(pc < mh.npop),
-            pop.eq(mv & pend & resp_nz & ((pc + 1 < mh.npop) | out_ready)),
-            done_cmd.eq(mv & out_ready & (~pend | ((pc + 1 == mh.npop) & resp_nz))),
+            pop.eq(mv & pend & resp_nz & (~lastp | out_ready)),
+            done_cmd.eq(mv & out_ready & (~pend | (lastp & resp_nz))),
             respq.r_en.eq(pop),
             metaq.r_en.eq(done_cmd),
         ]
