@@ -234,8 +234,9 @@ def inverted_residual(hw_=(16, 16), c=8, expand=4, stride=1, seed=0) -> bytes:
     return b.finish()
 
 
-@pytest.mark.parametrize("cfg", ["tiny", pytest.param(preset("tiny").replace(npu_issue_stages=2),
-                                                    id="issue2")])
+@pytest.mark.parametrize("cfg", [pytest.param("tiny", marks=pytest.mark.full),
+                                 pytest.param(preset("tiny").replace(npu_issue_stages=2),
+                                              id="issue2")])
 def test_conv_vector_overlap_rtl(cfg):
     """The compiler bands and interleaves the layers so the conv unit and the vector unit run at
     the same time (CONV_BUSY + VEC_BUSY > CYCLES), bit-exact with IsaSim on two inputs; the cycle

@@ -76,15 +76,16 @@ POST_CASES = [
     pytest.param(preset("tiny").replace(vector_req_stages=2), id="tiny-req2"),
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=2,
                                         vector_req_stages=2, sram_read_latency=3),
-                 id="tiny-post1-taps2-exec2-req2-lat3"),
+                 id="tiny-post1-taps2-exec2-req2-lat3", marks=pytest.mark.full),
     # P0 loaded a cycle after E2 (vector_exec_stages = 3, the ecp5 preset's) with a time-shared
     # POST of 4 and of 2 phases (P0's free test looks a cycle ahead) and with an untimeshared one
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=3,
                                         vector_req_stages=2, sram_read_latency=4),
                  id="tiny-post1-taps2-exec3-req2-lat4"),
     pytest.param(preset("tiny").replace(vector_post_lanes=2, vector_exec_stages=3),
-                 id="tiny-post2-exec3"),
-    pytest.param(preset("tiny").replace(vector_exec_stages=3), id="tiny-exec3"),
+                 id="tiny-post2-exec3", marks=pytest.mark.full),
+    pytest.param(preset("tiny").replace(vector_exec_stages=3), id="tiny-exec3",
+                 marks=pytest.mark.full),
 ]
 
 
