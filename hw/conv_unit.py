@@ -69,6 +69,7 @@ from hw.npu_if import (
 )
 from hw.requant import SHIFT_BITS, Requant, RequantCore, SerialRequant
 from hw.sram import NOINIT_ATTR, data_reg, delayed, global_net
+from hw.systolic import small_mul
 
 __all__ = ["ConvUnit", "top"]
 
@@ -110,15 +111,6 @@ class _Small:
 
     def gt(self, y):                     # x > y
         return self.big | (~self.neg & (self.lo > y))
-
-
-def _small_mul(a, b):
-    """a * b for a narrow unsigned a: a shift-add tree in logic (no DSP block)."""
-    terms = [Mux(a[i], b << i, 0) for i in range(len(a))]
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
 
 
 def _raw_mode_available() -> bool:
@@ -359,12 +351,12 @@ class ConvUnit(wiring.Component):
         with m.If(state == S1):
             m.d.sync += [
                 pitch.eq(Mux(ins.in_pitch != 0, ins.in_pitch, ins.in_c)),
-                K1.eq(_small_mul(ins.k_h, ins.k_w)),
+                K1.eq(small_mul(ins.k_h, ins.k_w)),
                 M.eq(ins.out_h * ins.out_w),
                 acc_mode.eq(ins.acc),
-                ows.eq(_small_mul(ins.stride_w, (ins.out_w - 1)[:len(ins.out_w)])),
-                shi.eq(_small_mul(ins.stride_h, ins.in_w)),
-                pti.eq(_small_mul(ins.pad_top, ins.in_w)),
+                ows.eq(small_mul(ins.stride_w, (ins.out_w - 1)[:len(ins.out_w)])),
+                shi.eq(small_mul(ins.stride_h, ins.in_w)),
+                pti.eq(small_mul(ins.pad_top, ins.in_w)),
                 in_c_r.eq(Mux(ins.in_c > R, R, ins.in_c)),
                 kw1.eq(ins.k_w - 1), kh1.eq(ins.k_h - 1),
                 xlo0.eq(_sat5(ins.pad_left)),
@@ -375,14 +367,14 @@ class ConvUnit(wiring.Component):
             m.d.sync += [
                 wp.eq(ins.in_w * pitch),
                 K.eq(K1 * ins.in_c),
-                step_x.eq(_small_mul(ins.stride_w, pitch)),
-                rowbytes.eq(_small_mul(ins.k_w, ins.in_c)),
+                step_x.eq(small_mul(ins.stride_w, pitch)),
+                rowbytes.eq(small_mul(ins.k_w, ins.in_c)),
                 contig.eq(pitch == ins.in_c),
                 ic2.eq(ins.in_c + in_c_r),
                 shw.eq(shi * pitch),
                 ptw.eq(pti * pitch),
                 oxp.eq(ows * pitch),
-                plp.eq(_small_mul(ins.pad_left, pitch)),
+                plp.eq(small_mul(ins.pad_left, pitch)),
                 state.eq(S3),
             ]
         if R & (R - 1):
@@ -935,7 +927,7 @@ class ConvUnit(wiring.Component):
         kvalid = pr.kv
         # the beat's MACs (valid K lanes x n_cols) go with it through the FIFO: a shift-add from
         # registers here, not a MULT18X18D between the FIFO's read and the macs port (timing)
-        beat_macs = _small_mul(kvalid, ins.n_cols)
+        beat_macs = small_mul(kvalid, ins.n_cols)
         with m.If(can):
             m.d.sync += beat.eq(Mux(pr.last, 0, newbeat))
         m.d.comb += [afifo.w_en.eq(can & pr.last), afifo.w_data.eq(Cat(newbeat, beat_macs))]

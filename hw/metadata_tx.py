@@ -83,6 +83,7 @@ from hw.metadata import (
 )
 from hw.npu_if import line_addr_bits, line_bytes, sram_read_signature
 from hw.sram import data_reg
+from hw.systolic import small_mul
 
 __all__ = ["MetadataTx", "TX_CMD_LAYOUT", "READ_SLOTS", "TOKEN_LAYOUT", "linear_xor"]
 
@@ -542,7 +543,9 @@ class _Framer(wiring.Component):
         with m.State("BLOB"):
             m.d.sync += [idx.eq(0), self.pkt_rem.eq(0), self.crc32.eq(0xFFFFFFFF),
                          self.pay_rem.eq(self.payload_bytes),
-                         self.blob_rem.eq(HEADER_BYTES + self.n_tensors * TENSOR_BYTES
+                         # (a constant times n_tensors in logic: yosys put it on a DSP)
+                         self.blob_rem.eq(HEADER_BYTES
+                                          + small_mul(Const(TENSOR_BYTES), self.n_tensors)
                                           + self.payload_bytes + TRAILER_BYTES + CRC_BYTES)]
             m.next = "HEADER"
         with m.State("HEADER"):

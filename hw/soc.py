@@ -65,6 +65,7 @@ from hw.metadata import MetaFlag
 from hw.metadata_tx import MetadataTx
 from hw.npu import NpuTop
 from hw.sram import data_reg, global_net
+from hw.systolic import small_mul
 from hw.tensor_writer import TensorWriter
 
 __all__ = ["Soc", "top", "BufState", "ISP_WAIT_LIMIT"]
@@ -371,7 +372,7 @@ class Soc(wiring.Component):
                 late = valid & (budget != 0) & over
                 out_flags = Mux(late, int(MetaFlag.TIMEOUT), flags)
                 p = isp.params
-                row_bytes = Mux(p.channels3, p.out_w * 3, p.out_w)
+                row_bytes = Mux(p.channels3, small_mul(Const(3), p.out_w), p.out_w)
                 m.d.comb += [
                     tx.cmd.valid.eq(~tx_busy),
                     tx.cmd.payload.frame_counter.eq(regs["FRAME_COUNTER"]),

@@ -55,7 +55,7 @@ def array_latency(config: Config) -> int:
     return config.array_rows + config.array_cols + 1 + (2 if config.fast_clock else 0)
 
 __all__ = ["SystolicArray", "act_layout", "in_logic", "logic_mul", "product_shape", "psum_layout",
-           "psum_bits", "registered_mul"]
+           "psum_bits", "registered_mul", "small_mul"]
 
 
 def _dsp_family(platform) -> str | None:
@@ -128,6 +128,18 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) ->
         else:
             m.d.sync += [ra.eq(a), rb.eq(b), out.eq(ra * rb)]
     return out
+
+
+def small_mul(a, b):
+    """a * b for a narrow unsigned ``a``: a shift-add tree in logic, combinational. yosys maps
+    every ``*`` whose operands are both 2 bits or wider to a MULT18X18D on the ECP5 (the vector
+    unit's 3 x 2-bit MAC count landed on a DSP across the die: the routed die's critical path,
+    issue #13), so narrow products that need no DSP use this."""
+    terms = [Mux(a[i], b << i, 0) for i in range(len(a))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def logic_mul(m: Module, a, b, name: str, stages: int = 1) -> Value:
