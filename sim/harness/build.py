@@ -78,7 +78,9 @@ def build_harness(name: str, top: str, verilog: Callable[[], str], source: Path,
         if known.exists():
             return known
     lib = _build(name, top, verilog(), source, flags, cflags, opt, tail)
-    tmp = index.with_suffix(".tmp")
+    # (a temporary file per process: two workers that both missed the index would otherwise
+    # share one, and the second's replace finds it gone -- FileNotFoundError under xdist)
+    tmp = index.with_name(f"{index.name}.{os.getpid()}.tmp")
     tmp.write_text(str(lib))
     tmp.replace(index)
     return lib
