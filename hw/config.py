@@ -126,9 +126,9 @@ class Config:
     sram_arbiter_stages: int = 0
     #: Stages of the NPU's issue queues (hw/npu.py): 1 = ``SyncFIFOBuffered``, whose head
     #: register reloads in the cycle the issue decision reads it (the decision enables the
-    #: instruction-wide head); 2 = the head reloads only while empty (``_IssueQueue``), so its
-    #: enables are a register: one queue issues at most every other cycle (the same
-    #: write-to-issue latency); for FPGA clocks.
+    #: instruction-wide head); 2 = the head reloads only while empty
+    #: (``hw.fifos.SlowHeadFIFO``), so its enables are a register: one queue issues at most
+    #: every other cycle (the same write-to-issue latency); for FPGA clocks.
     npu_issue_stages: int = 1
 
     def __post_init__(self):
