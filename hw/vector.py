@@ -215,74 +215,96 @@ def _mbqm(m, x, mult, shift, name, lr=None, platform=None):
 
 class _RegFIFO2(fifo.FIFOInterface, Elaboratable):
     """A 2-entry FIFO in flip-flops with ``SyncFIFO``'s ports and cycle behaviour (no write
-    while full, read data valid while ``r_rdy``). The head is always ``ent0``, so ``r_data`` is
-    a register, not a LUT-RAM read nor a multiplexer behind a read pointer (on ECP5 either one
-    started REQ's line lookup, issue #13): a write goes into ``ent0`` when the FIFO is empty or
-    its one entry is read in the cycle, else into ``ent1``; a read of a full FIFO moves ``ent1``
-    into ``ent0``. Not ``_HeadFIFO(depth=2)``, which has the same cycles: there the read steers
-    where a write goes (its body's write enable), here it only enables ``ent0``."""
+    while full, read data valid while ``r_rdy``): two entries in a ring, written at ``wp`` and
+    read at ``rp``, so a read only flips ``rp`` and ``r_data`` is a 2:1 multiplexer of
+    registers by a register. The read decision (REQ's ``complete``, from the line lookup and
+    the SRAM port's ``ready``) enables no data register: as the enable of the head of an
+    earlier version (the head in ``ent0``, refilled on a read), that net reached the ~110
+    flip-flops of the command spread over 40 columns of the die (15.1 ns, issue #13)."""
 
     def __init__(self, *, width: int):
         super().__init__(width=width, depth=2)
 
     def elaborate(self, platform):
         m = Module()
-        ent0 = Signal(self.width, reset_less=True)
-        ent1 = Signal(self.width, reset_less=True)
+        ent = [Signal(self.width, reset_less=True, name=f"ent{i}") for i in range(2)]
+        rp = Signal()
+        wp = Signal()
         level = Signal(range(3))
         do_w = self.w_en & self.w_rdy
         do_r = self.r_en & self.r_rdy
         m.d.comb += [self.w_rdy.eq(level != 2), self.r_rdy.eq(level != 0),
-                     self.r_data.eq(ent0),
+                     self.r_data.eq(Mux(rp, ent[1], ent[0])),
                      self.w_level.eq(level), self.r_level.eq(level)]
-        # ent1 takes every write (it only matters where the entry stays there: level 1 and no
-        # read); ent0 loads when read or empty (ent1 if full, else the write; a load without a
-        # write into an emptying FIFO is unused), so ``do_r`` only enables ent0 and steers no
-        # data (it comes from REQ's ``complete``: ECP5 timing)
-        with m.If(do_w):
-            m.d.sync += ent1.eq(self.w_data)
-        with m.If(do_r | (level == 0)):
-            m.d.sync += ent0.eq(Mux(level == 2, ent1, self.w_data))
-        m.d.sync += level.eq(level + do_w - do_r)
+        for i in range(2):
+            with m.If(do_w & (wp == i)):
+                m.d.sync += ent[i].eq(self.w_data)
+        m.d.sync += [level.eq(level + do_w - do_r), wp.eq(wp ^ do_w), rp.eq(rp ^ do_r)]
         return m
 
 
 class _HeadFIFO(fifo.FIFOInterface, Elaboratable):
-    """A FIFO with ``SyncFIFO``'s ports and cycle behaviour whose head is a register: the head
-    register ``hd`` in front of a ``SyncFIFO(depth - 1)``. A write goes into ``hd`` when it is
-    empty or read in the cycle and the FIFO behind it is empty, else into that FIFO; a read
-    refills ``hd`` from that FIFO's head. So ``r_data`` is a register, not a LUT-RAM read behind
-    a read pointer (on ECP5 ASM's command-metadata FIFO head started the line cache's read
-    address and the byte shifter: issue #13). ``hd`` empty implies the FIFO behind is empty.
-    ``r_data_n`` is the head's value after this cycle (for flags the consumer registers beside
-    it)."""
+    """A FIFO with ``SyncFIFO``'s ports whose head is a register: the head register ``hd`` in
+    front of a ``SyncFIFO``. A write goes into ``hd`` when it is empty or read in the cycle and
+    the FIFO behind it is empty, else into that FIFO; a read refills ``hd`` from that FIFO's
+    head. So ``r_data`` is a register, not a LUT-RAM read behind a read pointer (on ECP5 ASM's
+    command-metadata FIFO head started the line cache's read address and the byte shifter:
+    issue #13). ``hd`` empty implies the FIFO behind is empty. ``r_data_n`` is the head's value
+    after this cycle (for flags the consumer registers beside it).
 
-    def __init__(self, *, width: int, depth: int):
+    Without ``write_stage`` the cycles are ``SyncFIFO(depth)``'s. With it a write first goes
+    into a stage register that loads in every cycle (no enable) and reaches the head structure
+    a cycle later, so the write decision (REQ's ``complete``) enables no data register and no
+    LUT-RAM write (on the die ``complete`` reached ~140 LUT-RAM write enables and the head's
+    enable: 14.8-15.1 ns, issue #13): a write is readable two cycles later, ``w_rdy`` is a
+    register (fewer than ``depth`` entries after this cycle), ``w_level`` counts the staged
+    entry and ``r_level`` does not; ``nonempty`` is an entry anywhere (staged or held)."""
+
+    def __init__(self, *, width: int, depth: int, write_stage: bool = False):
         if depth < 2:
             raise ValueError("_HeadFIFO needs depth >= 2")
         super().__init__(width=width, depth=depth)
+        self.write_stage = write_stage
         self.r_data_n = Signal(width)
+        self.nonempty = Signal()
 
     def elaborate(self, platform):
         m = Module()
+        ws = self.write_stage
         m.submodules.body = body = fifo.SyncFIFO(width=self.width, depth=self.depth - 1)
         hd = Signal(self.width, reset_less=True)
         hd_v = Signal()
-        do_w = self.w_en & self.w_rdy
         do_r = self.r_en & self.r_rdy
+        if ws:
+            sd = Signal(self.width, reset_less=True)
+            sv = Signal()
+            held = Signal(range(self.depth + 1))       # entries, the staged one included
+            w_ok = Signal(init=1)                      # held < depth
+            do_wo = self.w_en & self.w_rdy
+            held_n = held + do_wo - do_r
+            m.d.sync += [sd.eq(self.w_data), sv.eq(do_wo), held.eq(held_n),
+                         w_ok.eq(held_n < self.depth)]
+            m.d.comb += [self.w_rdy.eq(w_ok), self.w_level.eq(held),
+                         self.nonempty.eq(held != 0)]
+            do_w, w_data = sv, sd
+        else:
+            do_w = self.w_en & self.w_rdy
+            w_data = self.w_data
+            m.d.comb += [self.w_rdy.eq(body.w_rdy), self.w_level.eq(hd_v + body.r_level),
+                         self.nonempty.eq(hd_v)]
         refill = ~hd_v | do_r
         to_hd = refill & ~body.r_rdy
-        m.d.comb += [self.w_rdy.eq(body.w_rdy), self.r_rdy.eq(hd_v), self.r_data.eq(hd),
-                     self.w_level.eq(hd_v + body.r_level), self.r_level.eq(hd_v + body.r_level),
-                     body.w_data.eq(self.w_data), body.w_en.eq(do_w & ~to_hd),
+        m.d.comb += [self.r_rdy.eq(hd_v), self.r_data.eq(hd),
+                     self.r_level.eq(hd_v + body.r_level),
+                     body.w_data.eq(w_data), body.w_en.eq(do_w & ~to_hd),
                      body.r_en.eq(refill & body.r_rdy),
                      self.r_data_n.eq(Mux(refill & (body.r_rdy | do_w),
-                                          Mux(body.r_rdy, body.r_data, self.w_data), hd))]
+                                          Mux(body.r_rdy, body.r_data, w_data), hd))]
         with m.If(refill):
             with m.If(body.r_rdy):
                 m.d.sync += [hd.eq(body.r_data), hd_v.eq(1)]
             with m.Elif(do_w):
-                m.d.sync += [hd.eq(self.w_data), hd_v.eq(1)]
+                m.d.sync += [hd.eq(w_data), hd_v.eq(1)]
             with m.Else():
                 m.d.sync += hd_v.eq(0)
         return m
@@ -858,9 +880,11 @@ class VectorUnit(wiring.Component):
         V = TT + 1
         NS = 2 * V
         EB = max(1, (NE - 1).bit_length())
-        # (vector_req_stages = 2, FPGA clocks: the head a register, the same cycles)
-        metaq = (_HeadFIFO if self.config.vector_req_stages == 2
-                 else fifo.SyncFIFO)(width=META.size, depth=META_DEPTH)
+        # (vector_req_stages = 2, FPGA clocks: the head a register, and the write staged a
+        # cycle, so one more cycle of latency and the same throughput)
+        metaq = (_HeadFIFO(width=META.size, depth=META_DEPTH, write_stage=True)
+                 if self.config.vector_req_stages == 2
+                 else fifo.SyncFIFO(width=META.size, depth=META_DEPTH))
         respq = fifo.SyncFIFO(width=8 * W, depth=RESP_DEPTH)
         m.submodules.metaq = metaq
         m.submodules.respq = respq
@@ -1025,6 +1049,8 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ ASM
         mh = data.View(META, metaq.r_data)
         mv = metaq.r_rdy
+        # a command between REQ and ASM (in the write stage, too)
+        mq_any = metaq.nonempty if isinstance(metaq, _HeadFIFO) else metaq.r_rdy
         pc = Signal(range(NS + 1))
         av = Signal()
         av_meta = data_reg(META)
@@ -1597,7 +1623,7 @@ class VectorUnit(wiring.Component):
         # and the NPU's issue decision, which enables its queue's head register and ``ins``,
         # starts from it; issue #13)
         m.d.comb += [
-            idle.eq(~busy_seq & ~queued & ~rq_v & ~metaq.r_rdy & ~av & ~sk_v & ~(e2v if two else 0)
+            idle.eq(~busy_seq & ~queued & ~rq_v & ~mq_any & ~av & ~sk_v & ~(e2v if two else 0)
                     & post_zero & out_zero),
             self.idle.eq(idle),
             self.cmd.ready.eq(idle),
