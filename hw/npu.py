@@ -293,6 +293,18 @@ class NpuTop(wiring.Component):
         inflight = Signal(4)  # LOAD, COMPUTE slot A, STORE, COMPUTE slot B
         queues_empty = Cat(*[f.level == 0 for f in qs]).all()
         all_idle = units_idle & (inflight == 0) & queues_empty
+        if cfg.npu_issue_stages == 2:
+            # (FPGA clocks) a barrier (SYNC / DONE) reads all_idle a cycle late, from a
+            # register: the units' idle flags no longer reach the fetch state, pc and fidx in
+            # the cycle (on the routed ECP5 die, 15.8 ns, issue #13). Exact: while DECODE holds
+            # a barrier (and in the REQ cycle before it) fetch pushes nothing, and nothing goes
+            # busy without an issue from a non-empty queue, so all_idle stays once true. The
+            # price: one cycle per SYNC / DONE.
+            all_idle_q = Signal()
+            m.d.sync += all_idle_q.eq(all_idle)
+            barrier_ok = all_idle_q
+        else:
+            barrier_ok = all_idle
         barrier_retire = Signal()  # SYNC / DONE issue+retire pulse (COMPUTE pair)
 
         def fail(code, index):
@@ -324,7 +336,7 @@ class NpuTop(wiring.Component):
                     fail(1, fidx)
                     m.next = "IDLE"
                 with m.Elif(d_bar):
-                    with m.If(all_idle):
+                    with m.If(barrier_ok):
                         m.d.comb += barrier_retire.eq(1)
                         with m.If(d_done):
                             m.d.sync += [done.eq(1), busy.eq(0)]
