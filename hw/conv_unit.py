@@ -907,30 +907,50 @@ class ConvUnit(wiring.Component):
         new = pr.fill != 0
         a_next = Mux(pr.fill == 1, afresp.r_data, Mux(pr.shift, slot_b, slot_a))
         b_next = Mux(pr.fill == 2, afresp.r_data, slot_b)
-        can = pfifo.r_rdy & (~new | afresp.r_rdy) & (~pr.last | afifo.w_rdy)
+        if two_stage:
+            # conv_walk_stages = 2: the assembler in two stages. The first takes the piece and
+            # its line into the window's slots and the piece's fields into registers (``q``);
+            # the next cycle the second shifts the window, which is then registers, into the
+            # beat. Each stage's enable is a few registers (the piece FIFO's head, the line
+            # FIFO's and the act FIFO's flags), and the shifter's amount is a register (on the
+            # routed ECP5 die one ``can`` enabled the slots, the beat and the piece FIFO's head,
+            # and the shifter ran from the head's reload: 15.0 ns, issue #13). One cycle more
+            # of latency, the same throughput.
+            q = data_reg(piece_lay, name="asm_q")
+            q_v = Signal()
+            go2 = q_v & (~q.last | afifo.w_rdy)
+            can = pfifo.r_rdy & (~new | afresp.r_rdy) & (~q_v | go2)
+            with m.If(can):
+                m.d.sync += [slot_a.eq(a_next), slot_b.eq(b_next), q.eq(pr)]
+            with m.If(can | go2):
+                m.d.sync += q_v.eq(can)
+            wa, wb, sp = slot_a, slot_b, q
+        else:
+            can = pfifo.r_rdy & (~new | afresp.r_rdy) & (~pr.last | afifo.w_rdy)
+            go2 = can
+            with m.If(can):
+                m.d.sync += [slot_a.eq(a_next), slot_b.eq(b_next)]
+            wa, wb, sp = a_next, b_next, pr
         m.d.comb += [pfifo.r_en.eq(can), resp_pop.eq(can & new), afresp.r_en.eq(can & new)]
-        with m.If(can):
-            m.d.sync += [slot_a.eq(a_next), slot_b.eq(b_next)]
         # lane r (lane0 <= r < lane0 + n) takes byte off + r - lane0 of the two-line window: one
         # shift by rsh = off - lane0 + R of the window behind R zero bytes (stage B computed rsh;
         # one shifter instead of a rotate by off and a shift by lane0, ECP5 timing)
-        window = Cat(Const(0, 8 * R), a_next, b_next)
+        window = Cat(Const(0, 8 * R), wa, wb)
         sh = Signal(8 * R)
-        m.d.comb += sh.eq((window >> (pr.rsh * 8))[:8 * R])
+        m.d.comb += sh.eq((window >> (sp.rsh * 8))[:8 * R])
         newbeat = Signal(8 * R)
         lanes = []
         for r in range(R):
-            v = Mux(pr.seg[r], Mux(pr.kind == _PAD, ins.in_zp.as_unsigned(), sh[8 * r:8 * r + 8]),
-                    Mux(pr.zero[r], 0, beat[8 * r:8 * r + 8]))
+            v = Mux(sp.seg[r], Mux(sp.kind == _PAD, ins.in_zp.as_unsigned(), sh[8 * r:8 * r + 8]),
+                    Mux(sp.zero[r], 0, beat[8 * r:8 * r + 8]))
             lanes.append(v)
         m.d.comb += newbeat.eq(Cat(*lanes))
-        kvalid = pr.kv
         # the beat's MACs (valid K lanes x n_cols) go with it through the FIFO: a shift-add from
         # registers here, not a MULT18X18D between the FIFO's read and the macs port (timing)
-        beat_macs = small_mul(kvalid, ins.n_cols)
-        with m.If(can):
-            m.d.sync += beat.eq(Mux(pr.last, 0, newbeat))
-        m.d.comb += [afifo.w_en.eq(can & pr.last), afifo.w_data.eq(Cat(newbeat, beat_macs))]
+        beat_macs = small_mul(sp.kv, ins.n_cols)
+        with m.If(go2):
+            m.d.sync += beat.eq(Mux(sp.last, 0, newbeat))
+        m.d.comb += [afifo.w_en.eq(go2 & sp.last), afifo.w_data.eq(Cat(newbeat, beat_macs))]
         ea = eng.act
         m.d.comb += [ea.valid.eq(afifo.r_rdy), ea.payload.eq(afifo.r_data[:8 * R]),
                      afifo.r_en.eq(ea.ready)]
