@@ -83,8 +83,9 @@ class Config:
     vector_exec_stages: int = 1
     #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
     #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
-    #: through a 2-entry FIFO and the lookup starts from its registers: one more cycle of latency
-    #: per instruction (``Timing.vector_latency``), the same throughput; and ASM hands its
+    #: through a 2-entry FIFO and the lookup starts from its registers, and REQ's command
+    #: metadata reaches ASM's FIFO through a write stage: two more cycles of latency per
+    #: instruction (``Timing.vector_latency``), the same throughput; and ASM hands its
     #: commands to EXEC through a skid register, so ASM's ready is a register (the same latency;
     #: ASM may run one command further ahead); for FPGA clocks.
     vector_req_stages: int = 1
@@ -93,7 +94,9 @@ class Config:
     #: 2 = that happens in a turn cycle after it, from registers, so the beat's end decision only
     #: reaches the walk's current state (the K tile and M block registers and the saved start
     #: state, ~330 flip-flops, leave its fanout); one walk cycle more per K tile and M block
-    #: (1 in ``m_block`` rows at most); for FPGA clocks.
+    #: (1 in ``m_block`` rows at most); and the act assembler in two stages (the window's
+    #: slots and the piece in registers, then the shift into the beat): one cycle more of
+    #: latency, the same throughput; for FPGA clocks.
     conv_walk_stages: int = 1
     #: Stages of the conv unit's output scatter (hw/conv_unit.py ``_Scatter``): 1 = an output
     #: beat (the engine's row, with the int32 partials added in MID) is shifted to its byte
@@ -128,7 +131,8 @@ class Config:
     #: register reloads in the cycle the issue decision reads it (the decision enables the
     #: instruction-wide head); 2 = the head reloads only while empty
     #: (``hw.fifos.SlowHeadFIFO``), so its enables are a register: one queue issues at most
-    #: every other cycle (the same write-to-issue latency); for FPGA clocks.
+    #: every other cycle (the same write-to-issue latency), and a barrier (SYNC / DONE) sees
+    #: the units idle a cycle late, from a register (one cycle per barrier); for FPGA clocks.
     npu_issue_stages: int = 1
 
     def __post_init__(self):
