@@ -1510,7 +1510,9 @@ class VectorUnit(wiring.Component):
             s3lr = [_delay(m, v, MB + 1, f"{nm}s3{d}")
                     for d, v in zip("lr", _shift_lr(s3s[j]), strict=True)]
             lr3 = [Mux(elt_y, o, c) for o, c in zip(lr_o, s3lr, strict=True)]
-            r3 = _mbqm(m, v5, Mux(is_elt, o_mult, m3dv), None, nm + "c", lr=lr3,
+            # (the multiplier selected by the local copy too: is_elt itself started the
+            # unit's ECP5 critical path, is_elt -> the multiplier's INT32_MIN compare -> ovf1)
+            r3 = _mbqm(m, v5, Mux(elt_y, o_mult, m3dv), None, nm + "c", lr=lr3,
                        platform=platform)
             r3d = _delay(m, r3, POST_LATENCY - 1 - (2 * MB + 1), nm + "r3")  # stage 11
             # AVG: num = sum +- cnt // 2, |num| // cnt (9 quotient bits), sign
