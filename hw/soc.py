@@ -246,16 +246,23 @@ class Soc(wiring.Component):
             writer.buf_ok.eq(enable & (free0 | (state[1] == BufState.FREE))),
             writer.buf_addr.eq(Mux(free0, stage_addr[0], stage_addr[1])),
         ]
+        # the buffers' tags after this cycle (``tag_n``): the sequencer's tag-to-head compares
+        # are registers set from them and from the head's next value (below)
+        tag_n = [Signal(16, name=f"buf{b}_tag_n") for b in range(2)]
+        m.d.comb += [t.eq(tg) for t, tg in zip(tag_n, tag, strict=True)]
         with m.If(writer.start & ~writer.restart):
             m.d.sync += wbuf.eq(~free0)
             with m.If(free0):
-                m.d.sync += [state[0].eq(BufState.FILLING), tag[0].eq(sof_tag)]
+                m.d.sync += state[0].eq(BufState.FILLING)
+                m.d.comb += tag_n[0].eq(sof_tag)
             with m.Else():
-                m.d.sync += [state[1].eq(BufState.FILLING), tag[1].eq(sof_tag)]
+                m.d.sync += state[1].eq(BufState.FILLING)
+                m.d.comb += tag_n[1].eq(sof_tag)
         with m.If(writer.restart):
             for b in range(2):
                 with m.If(wbuf == b):
-                    m.d.sync += tag[b].eq(sof_tag)
+                    m.d.comb += tag_n[b].eq(sof_tag)
+        m.d.sync += [t.eq(tn) for t, tn in zip(tag, tag_n, strict=True)]
         with m.If(writer.done):
             for b in range(2):
                 with m.If(wbuf == b):
@@ -279,10 +286,22 @@ class Soc(wiring.Component):
         kpi = {k: Signal(32, name=k.lower()) for k in regmap.SOC_KPI}
         cnt = {k: Signal(32, name=k.lower()) for k in regmap.SOC_COUNTERS}
         npu_st = npu.status                   # bit 0 busy, 1 done, 2 host_wait, 3 error
-        full_eq = [(state[b] == BufState.FULL) & (tag[b] == head) for b in range(2)]
-        older = [(tag[b] - head)[15] for b in range(2)]           # tag < head (mod 2^16)
-        newer = [~older[b] & (tag[b] != head) for b in range(2)]
         tx_accept = tx.cmd.valid & tx.cmd.ready
+        # tag == head and tag < head (mod 2^16) as registers, set from the next tags and head
+        # (exact: they change only by those assignments), so WAIT's decisions start from flags,
+        # not from a 16-bit subtract and compares of the registers (on the routed die the
+        # sequencer's state was a 15.2 ns path, issue #13)
+        # (EMIT pops the record at the head as the TX takes its command: tx_accept)
+        head_n = Signal(16)
+        m.d.comb += head_n.eq(Mux(tx_accept, head + 1, head))
+        m.d.sync += head.eq(head_n)
+        t_eq = [Signal(name=f"buf{b}_at_head", init=1) for b in range(2)]
+        t_old = [Signal(name=f"buf{b}_older") for b in range(2)]
+        m.d.sync += [*[f.eq(tn == head_n) for f, tn in zip(t_eq, tag_n, strict=True)],
+                     *[f.eq((tn - head_n)[15]) for f, tn in zip(t_old, tag_n, strict=True)]]
+        full_eq = [(state[b] == BufState.FULL) & t_eq[b] for b in range(2)]
+        older = t_old                                             # tag < head (mod 2^16)
+        newer = [~t_old[b] & ~t_eq[b] for b in range(2)]
         m.d.sync += tx_acc_d.eq(tx_accept)
         m.d.comb += tx_busy.eq(~tx.idle | tx_acc_d)
         tx_busy_d = Signal()
@@ -390,7 +409,7 @@ class Soc(wiring.Component):
                 with m.If(tx_accept):
                     m.d.comb += [rec.r_en.eq(1), self.frame_out.eq(1)]
                     m.d.sync += [
-                        head.eq(head + 1), regs["FRAME_COUNTER"].eq(regs["FRAME_COUNTER"] + 1),
+                        regs["FRAME_COUNTER"].eq(regs["FRAME_COUNTER"] + 1),
                         tx_t0.eq(now), tx_buf.eq(sel), tx_buf_valid.eq(sel_valid),
                         kpi["KPI_ISP"].eq(c_isp), kpi["KPI_NPU"].eq(c_npu),
                         kpi["KPI_TOTAL"].eq(total),
