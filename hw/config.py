@@ -83,9 +83,10 @@ class Config:
     vector_exec_stages: int = 1
     #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
     #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
-    #: through a 2-entry FIFO and the lookup starts from its registers, and REQ's command
-    #: metadata reaches ASM's FIFO through a write stage: two more cycles of latency per
-    #: instruction (``Timing.vector_latency``), the same throughput; and ASM hands its
+    #: through a 2-entry FIFO and the lookup starts from its registers, REQ's command
+    #: metadata reaches ASM's FIFO through a write stage and its line requests reach the SRAM
+    #: port through a 2-entry FIFO: three more cycles of latency per instruction
+    #: (``Timing.vector_latency``), the same throughput; and ASM hands its
     #: commands to EXEC through a skid register, so ASM's ready is a register (the same latency;
     #: ASM may run one command further ahead); for FPGA clocks.
     vector_req_stages: int = 1

@@ -591,10 +591,10 @@ class Timing:
         # read (the SRAM's latency), EXEC's and the command input's stages, POST, write
         from hw.npu_if import sram_read_latency
 
-        # (vector_req_stages = 2: REQ's command FIFO and the command-metadata FIFO's write
-        # stage, one cycle each)
+        # (vector_req_stages = 2: REQ's command FIFO, the command-metadata FIFO's write stage
+        # and the line requests' FIFO, one cycle each)
         self.vector_latency = (16 + sram_read_latency(config) + config.vector_exec_stages
-                               + 2 * config.vector_req_stages - 1)
+                               + (4 if config.vector_req_stages == 2 else 1))
         from hw.gemm import m_block
 
         self.acc_rows = m_block(config)

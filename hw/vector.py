@@ -220,7 +220,8 @@ class _RegFIFO2(fifo.FIFOInterface, Elaboratable):
     registers by a register. The read decision (REQ's ``complete``, from the line lookup and
     the SRAM port's ``ready``) enables no data register: as the enable of the head of an
     earlier version (the head in ``ent0``, refilled on a read), that net reached the ~110
-    flip-flops of the command spread over 40 columns of the die (15.1 ns, issue #13)."""
+    flip-flops of the command spread over 40 columns of the die (15.1 ns, issue #13). Also the
+    FIFO of REQ's line requests (its ``w_rdy`` a register, not the SRAM port's ready)."""
 
     def __init__(self, *, width: int):
         super().__init__(width=width, depth=2)
@@ -942,11 +943,26 @@ class VectorUnit(wiring.Component):
             m.d.comb += victim[b].eq(Cat(*[voh[e] for e in range(NE) if e >> b & 1]).any())
         credit = outstanding < RESP_DEPTH
         rfire = Signal()
-        m.d.comb += [
-            self.rd.req.valid.eq(rq_v & miss.any() & credit),
-            self.rd.req.payload.addr.eq(fm_line),
-            rfire.eq(self.rd.req.valid & self.rd.req.ready),
-        ]
+        req_v = rq_v & miss.any() & credit
+        if self.config.vector_req_stages == 2:
+            # (FPGA clocks) the line requests go to the SRAM port through a 2-entry FIFO whose
+            # ``w_rdy`` is a register, so a request fires on REQ's registers alone: the SRAM
+            # arbiter's ready (from another block) no longer enters ``rfire``, which updates the
+            # tags, ``inuse``, ``hv`` and REQ's other registers (issue #13). One cycle more of
+            # read latency; ``outstanding`` counts the requests in the FIFO too.
+            m.submodules.reqq = reqq = _RegFIFO2(width=LA)
+            m.d.comb += [
+                reqq.w_en.eq(req_v), reqq.w_data.eq(fm_line),
+                rfire.eq(req_v & reqq.w_rdy),
+                self.rd.req.valid.eq(reqq.r_rdy), self.rd.req.payload.addr.eq(reqq.r_data),
+                reqq.r_en.eq(self.rd.req.ready),
+            ]
+        else:
+            m.d.comb += [
+                self.rd.req.valid.eq(req_v),
+                self.rd.req.payload.addr.eq(fm_line),
+                rfire.eq(self.rd.req.valid & self.rd.req.ready),
+            ]
         # the slots whose line is the one requested now
         fm_same = [_comb(m, rfire & same[s_].bit_select(fm, 1), f"fm_same{s_}") for s_ in range(NS)]
         ent = [Mux(hv[s_], hidx[s_], victim) for s_ in range(NS)]
@@ -1092,7 +1108,7 @@ class VectorUnit(wiring.Component):
             respq.r_en.eq(pop),
             metaq.r_en.eq(done_cmd),
         ]
-        with m.If(self.rd.req.valid & self.rd.req.ready):
+        with m.If(rfire):
             m.d.sync += [outstanding.eq(outstanding + 1 - pop),
                          out_zero.eq(pop & (outstanding == 0))]
         with m.Elif(pop):
