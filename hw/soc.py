@@ -283,6 +283,8 @@ class Soc(wiring.Component):
         tx_buf = Signal()
         tx_buf_valid = Signal()
         tx_t0 = Signal(32)
+        acc_now = data_reg(32)                # now and EMIT's total, a cycle late
+        acc_total = data_reg(32)
         kpi = {k: Signal(32, name=k.lower()) for k in regmap.SOC_KPI}
         cnt = {k: Signal(32, name=k.lower()) for k in regmap.SOC_COUNTERS}
         npu_st = npu.status                   # bit 0 busy, 1 done, 2 host_wait, 3 error
@@ -291,9 +293,9 @@ class Soc(wiring.Component):
         # (exact: they change only by those assignments), so WAIT's decisions start from flags,
         # not from a 16-bit subtract and compares of the registers (on the routed die the
         # sequencer's state was a 15.2 ns path, issue #13)
-        # (EMIT pops the record at the head as the TX takes its command: tx_accept)
+        # (EMIT pops the record at the head a cycle after the TX takes its command, below)
         head_n = Signal(16)
-        m.d.comb += head_n.eq(Mux(tx_accept, head + 1, head))
+        m.d.comb += head_n.eq(Mux(tx_acc_d, head + 1, head))
         m.d.sync += head.eq(head_n)
         t_eq = [Signal(name=f"buf{b}_at_head", init=1) for b in range(2)]
         t_old = [Signal(name=f"buf{b}_older") for b in range(2)]
@@ -406,17 +408,27 @@ class Soc(wiring.Component):
                     tx.cmd.payload.image_rows.eq(p.out_h),
                     tx.cmd.payload.image_row_bytes.eq(row_bytes),
                 ]
+                m.d.sync += [acc_now.eq(now), acc_total.eq(total)]
                 with m.If(tx_accept):
                     m.d.comb += [rec.r_en.eq(1), self.frame_out.eq(1)]
                     m.d.sync += [
-                        regs["FRAME_COUNTER"].eq(regs["FRAME_COUNTER"] + 1),
-                        tx_t0.eq(now), tx_buf.eq(sel), tx_buf_valid.eq(sel_valid),
-                        kpi["KPI_ISP"].eq(c_isp), kpi["KPI_NPU"].eq(c_npu),
-                        kpi["KPI_TOTAL"].eq(total),
+                        tx_buf.eq(sel), tx_buf_valid.eq(sel_valid),
                         ev["FRAMES_OUT"].eq(1), ev["FRAMES_VALID"].eq(valid & ~late),
                         ev["TIMEOUTS"].eq(late),
                     ]
                     m.next = "WAIT"
+        # The frame's wide registers take the TX's accept a cycle later (tx_acc_d, a register):
+        # the accept (the TX's ready and idle, from across the die) enables only flags and the
+        # state (its fanout to ~180 flip-flops was a 14.2 ns path, issue #13). Exact: in that
+        # cycle the sequencer is in WAIT and idle (the records' head reloads a cycle after a
+        # read: SlowHeadFIFO), so c_isp / c_npu hold, and the TX cannot finish yet; the accept
+        # cycle's now and total come from registers (acc_now / acc_total).
+        with m.If(tx_acc_d):
+            m.d.sync += [
+                regs["FRAME_COUNTER"].eq(regs["FRAME_COUNTER"] + 1), tx_t0.eq(acc_now),
+                kpi["KPI_ISP"].eq(c_isp), kpi["KPI_NPU"].eq(c_npu),
+                kpi["KPI_TOTAL"].eq(acc_total),
+            ]
         status = Cat(writer.filling, npu_st[0], tx_busy, rec.r_rdy, Const(0, 4), state[0],
                      state[1])
         m.d.comb += [self.irq.eq(npu_st[2]),
