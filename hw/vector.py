@@ -64,7 +64,6 @@ from amaranth.hdl import (
     Array,
     Cat,
     Const,
-    Elaboratable,
     Module,
     Mux,
     Signal,
@@ -76,6 +75,7 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 
 from hw.config import Config
+from hw.fifos import HeadFIFO, RingFIFO2
 from hw.isa import INSTR_LAYOUT, EltMode, Opcode, PoolMode, Timing
 from hw.npu_if import (
     line_addr_bits,
@@ -217,104 +217,6 @@ def _mbqm(m, x, mult, shift, name, lr=None, platform=None):
     return r5
 
 
-class _RegFIFO2(fifo.FIFOInterface, Elaboratable):
-    """A 2-entry FIFO in flip-flops with ``SyncFIFO``'s ports and cycle behaviour (no write
-    while full, read data valid while ``r_rdy``): two entries in a ring, written at ``wp`` and
-    read at ``rp``, so a read only flips ``rp`` and ``r_data`` is a 2:1 multiplexer of
-    registers by a register. The read decision (REQ's ``complete``, from the line lookup and
-    the SRAM port's ``ready``) enables no data register: as the enable of the head of an
-    earlier version (the head in ``ent0``, refilled on a read), that net reached the ~110
-    flip-flops of the command spread over 40 columns of the die (15.1 ns, issue #13). Also the
-    FIFO of REQ's line requests (its ``w_rdy`` a register, not the SRAM port's ready)."""
-
-    def __init__(self, *, width: int):
-        super().__init__(width=width, depth=2)
-
-    def elaborate(self, platform):
-        m = Module()
-        ent = [Signal(self.width, reset_less=True, name=f"ent{i}") for i in range(2)]
-        rp = Signal()
-        wp = Signal()
-        level = Signal(range(3))
-        do_w = self.w_en & self.w_rdy
-        do_r = self.r_en & self.r_rdy
-        m.d.comb += [self.w_rdy.eq(level != 2), self.r_rdy.eq(level != 0),
-                     self.r_data.eq(Mux(rp, ent[1], ent[0])),
-                     self.w_level.eq(level), self.r_level.eq(level)]
-        for i in range(2):
-            with m.If(do_w & (wp == i)):
-                m.d.sync += ent[i].eq(self.w_data)
-        m.d.sync += [level.eq(level + do_w - do_r), wp.eq(wp ^ do_w), rp.eq(rp ^ do_r)]
-        return m
-
-
-class _HeadFIFO(fifo.FIFOInterface, Elaboratable):
-    """A FIFO with ``SyncFIFO``'s ports whose head is a register: the head register ``hd`` in
-    front of a ``SyncFIFO``. A write goes into ``hd`` when it is empty or read in the cycle and
-    the FIFO behind it is empty, else into that FIFO; a read refills ``hd`` from that FIFO's
-    head. So ``r_data`` is a register, not a LUT-RAM read behind a read pointer (on ECP5 ASM's
-    command-metadata FIFO head started the line cache's read address and the byte shifter:
-    issue #13). ``hd`` empty implies the FIFO behind is empty. ``r_data_n`` is the head's value
-    after this cycle (for flags the consumer registers beside it).
-
-    Without ``write_stage`` the cycles are ``SyncFIFO(depth)``'s. With it a write first goes
-    into a stage register that loads in every cycle (no enable) and reaches the head structure
-    a cycle later, so the write decision (REQ's ``complete``) enables no data register and no
-    LUT-RAM write (on the die ``complete`` reached ~140 LUT-RAM write enables and the head's
-    enable: 14.8-15.1 ns, issue #13): a write is readable two cycles later, ``w_rdy`` is a
-    register (fewer than ``depth`` entries after this cycle), ``w_level`` counts the staged
-    entry and ``r_level`` does not; ``nonempty`` is an entry anywhere (staged or held)."""
-
-    def __init__(self, *, width: int, depth: int, write_stage: bool = False):
-        if depth < 2:
-            raise ValueError("_HeadFIFO needs depth >= 2")
-        super().__init__(width=width, depth=depth)
-        self.write_stage = write_stage
-        self.r_data_n = Signal(width)
-        self.nonempty = Signal()
-
-    def elaborate(self, platform):
-        m = Module()
-        ws = self.write_stage
-        m.submodules.body = body = fifo.SyncFIFO(width=self.width, depth=self.depth - 1)
-        hd = Signal(self.width, reset_less=True)
-        hd_v = Signal()
-        do_r = self.r_en & self.r_rdy
-        if ws:
-            sd = Signal(self.width, reset_less=True)
-            sv = Signal()
-            held = Signal(range(self.depth + 1))       # entries, the staged one included
-            w_ok = Signal(init=1)                      # held < depth
-            do_wo = self.w_en & self.w_rdy
-            held_n = held + do_wo - do_r
-            m.d.sync += [sd.eq(self.w_data), sv.eq(do_wo), held.eq(held_n),
-                         w_ok.eq(held_n < self.depth)]
-            m.d.comb += [self.w_rdy.eq(w_ok), self.w_level.eq(held),
-                         self.nonempty.eq(held != 0)]
-            do_w, w_data = sv, sd
-        else:
-            do_w = self.w_en & self.w_rdy
-            w_data = self.w_data
-            m.d.comb += [self.w_rdy.eq(body.w_rdy), self.w_level.eq(hd_v + body.r_level),
-                         self.nonempty.eq(hd_v)]
-        refill = ~hd_v | do_r
-        to_hd = refill & ~body.r_rdy
-        m.d.comb += [self.r_rdy.eq(hd_v), self.r_data.eq(hd),
-                     self.r_level.eq(hd_v + body.r_level),
-                     body.w_data.eq(w_data), body.w_en.eq(do_w & ~to_hd),
-                     body.r_en.eq(refill & body.r_rdy),
-                     self.r_data_n.eq(Mux(refill & (body.r_rdy | do_w),
-                                          Mux(body.r_rdy, body.r_data, w_data), hd))]
-        with m.If(refill):
-            with m.If(body.r_rdy):
-                m.d.sync += [hd.eq(body.r_data), hd_v.eq(1)]
-            with m.Elif(do_w):
-                m.d.sync += [hd.eq(w_data), hd_v.eq(1)]
-            with m.Else():
-                m.d.sync += hd_v.eq(0)
-        return m
-
-
 class VectorUnit(wiring.Component):
     """The depthwise / vector unit (see the module docstring). Ports: ``unit_signature()``'s
     members at top level, ``rd`` (SRAM read master) and ``wr`` (SRAM write master)."""
@@ -412,7 +314,7 @@ class VectorUnit(wiring.Component):
                 m.d.sync += sq_v.eq(0)
             queued = sq_v
         else:
-            m.submodules.inq = inq = _RegFIFO2(width=CMD.size)
+            m.submodules.inq = inq = RingFIFO2(width=CMD.size)
             m.d.comb += [take.eq(inq.w_rdy), inq.w_en.eq(nc_v), inq.w_data.eq(nc),
                          inc.eq(inq.r_data), inc_v.eq(inq.r_rdy), inq.r_en.eq(rq_free)]
             queued = inq.r_rdy
@@ -887,7 +789,7 @@ class VectorUnit(wiring.Component):
         EB = max(1, (NE - 1).bit_length())
         # (vector_req_stages = 2, FPGA clocks: the head a register, and the write staged a
         # cycle, so one more cycle of latency and the same throughput)
-        metaq = (_HeadFIFO(width=META.size, depth=META_DEPTH, write_stage=True)
+        metaq = (HeadFIFO(width=META.size, depth=META_DEPTH, write_stage=True)
                  if self.config.vector_req_stages == 2
                  else fifo.SyncFIFO(width=META.size, depth=META_DEPTH))
         respq = fifo.SyncFIFO(width=8 * W, depth=RESP_DEPTH)
@@ -954,7 +856,7 @@ class VectorUnit(wiring.Component):
             # arbiter's ready (from another block) no longer enters ``rfire``, which updates the
             # tags, ``inuse``, ``hv`` and REQ's other registers (issue #13). One cycle more of
             # read latency; ``outstanding`` counts the requests in the FIFO too.
-            m.submodules.reqq = reqq = _RegFIFO2(width=LA)
+            m.submodules.reqq = reqq = RingFIFO2(width=LA)
             m.d.comb += [
                 reqq.w_en.eq(req_v), reqq.w_data.eq(fm_line),
                 rfire.eq(req_v & reqq.w_rdy),
@@ -1070,7 +972,7 @@ class VectorUnit(wiring.Component):
         mh = data.View(META, metaq.r_data)
         mv = metaq.r_rdy
         # a command between REQ and ASM (in the write stage, too)
-        mq_any = metaq.nonempty if isinstance(metaq, _HeadFIFO) else metaq.r_rdy
+        mq_any = metaq.nonempty if isinstance(metaq, HeadFIFO) else metaq.r_rdy
         pc = Signal(range(NS + 1))
         av = Signal()
         av_meta = data_reg(META)

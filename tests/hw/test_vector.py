@@ -5,11 +5,9 @@ import random
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib.fifo import SyncFIFO
-from amaranth.sim import Simulator
 
 from hw.config import preset
-from hw.vector import MBQM_LATENCY, VectorUnit, _HeadFIFO, _mbqm, _RegFIFO2
+from hw.vector import MBQM_LATENCY, VectorUnit, _mbqm
 from models.arith import mbqm
 from sim.cocotb_run import run_cocotb
 from tests.hw.pipe_sim import run_pipeline
@@ -130,59 +128,4 @@ def test_mbqm_pipeline_matches_golden():
     assert len(set(np.sign(want))) == 3   # negative, zero and positive results
 
 
-@pytest.mark.parametrize(("kind", "depth"), [("reg2", 2), ("head", 2), ("head", 3), ("head", 8),
-                                             ("staged", 2), ("staged", 8)])
-def test_reg_fifos_match_sync_fifo(kind, depth):
-    """The vector unit's FIFOs with a register head behave cycle for cycle as Amaranth's
-    ``SyncFIFO`` of their depth: the same ``w_rdy``, ``r_rdy``, levels and (while ``r_rdy``)
-    head, under random writes and reads. ``_RegFIFO2``: REQ's command FIFO; ``_HeadFIFO``: ASM's
-    command-metadata FIFO (both with ``vector_req_stages`` = 2). ``staged`` (``_HeadFIFO`` with
-    ``write_stage``, what ``vector_req_stages`` = 2 uses): the reference ``SyncFIFO`` takes each
-    write a cycle after the FIFO accepts it; the FIFO accepts a write while fewer than ``depth``
-    entries are in it or staged, and its read side equals the reference's."""
-    m = Module()
-    m.submodules.ref = ref = SyncFIFO(width=8, depth=depth)
-    m.submodules.dut = dut = (_RegFIFO2(width=8) if kind == "reg2"
-                              else _HeadFIFO(width=8, depth=depth,
-                                             write_stage=kind == "staged"))
-    rng = random.Random(13 + depth)
-    seen = []
-
-    async def bench(ctx):
-        staged = None          # (staged only) the write the FIFO accepted in the previous cycle
-        for k in range(3000):
-            # phases that favour writes, then reads, so deep FIFOs fill and drain
-            pw = 0.75 if (k // 200) % 2 == 0 else 0.35
-            w, r, d = rng.random() < pw, rng.random() < 0.5, rng.randrange(256)
-            ctx.set(dut.w_en, w)
-            ctx.set(dut.w_data, d)
-            for f in (ref, dut):
-                ctx.set(f.r_en, r)
-            if kind == "staged":
-                ctx.set(ref.w_en, staged is not None)
-                ctx.set(ref.w_data, staged or 0)
-                held = ctx.get(ref.r_level) + (staged is not None)
-                assert ctx.get(dut.w_rdy) == (held < depth), f"cycle {k}: w_rdy, {held} held"
-                assert ctx.get(dut.w_level) == held, f"cycle {k}: w_level"
-                assert ctx.get(dut.nonempty) == (held != 0), f"cycle {k}: nonempty"
-                assert staged is None or ctx.get(ref.w_rdy), f"cycle {k}: reference overflow"
-                staged = d if w and ctx.get(dut.w_rdy) else None
-                got = [(ctx.get(f.r_rdy), ctx.get(f.r_level),
-                        ctx.get(f.r_data) if ctx.get(f.r_rdy) else None) for f in (ref, dut)]
-                seen.append((None, None, held))
-            else:
-                ctx.set(ref.w_en, w)
-                ctx.set(ref.w_data, d)
-                got = [(ctx.get(f.w_rdy), ctx.get(f.r_rdy), ctx.get(f.r_level),
-                        ctx.get(f.r_data) if ctx.get(f.r_rdy) else None) for f in (ref, dut)]
-                seen.append(got[0])
-            assert got[1] == got[0], f"cycle {k}: ref {got[0]}, {kind} {got[1]}"
-            await ctx.tick()
-
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    # the walk reached every level, with reads of a full FIFO
-    assert {g[2] for g in seen} == set(range(depth + 1))
 
