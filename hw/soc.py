@@ -293,7 +293,7 @@ class Soc(wiring.Component):
         # (exact: they change only by those assignments), so WAIT's decisions start from flags,
         # not from a 16-bit subtract and compares of the registers (on the routed die the
         # sequencer's state was a 15.2 ns path, issue #13)
-        # (EMIT pops the record at the head a cycle after the TX takes its command, below)
+        # (the head index moves on a cycle after the TX takes EMIT's command: below)
         head_n = Signal(16)
         m.d.comb += head_n.eq(Mux(tx_acc_d, head + 1, head))
         m.d.sync += head.eq(head_n)
