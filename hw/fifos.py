@@ -54,8 +54,8 @@ class RingFIFO2(fifo.FIFOInterface, Elaboratable):
     """A 2-entry FIFO in flip-flops with ``SyncFIFO``'s ports and cycle behaviour (no write
     while full, read data valid while ``r_rdy``): two entries in a ring, written at ``wp`` and
     read at ``rp``, so a read only flips ``rp`` and ``r_data`` is a 2:1 multiplexer of
-    registers by a register. The read decision (REQ's ``complete``, from the line lookup and
-    the SRAM port's ``ready``) enables no data register: as the enable of the head of an
+    registers by a register. The read decision (the vector unit's REQ ``complete``, from its
+    line lookup) enables no data register: as the enable of the head of an
     earlier version (the head in ``ent0``, refilled on a read), that net reached the ~110
     flip-flops of the command spread over 40 columns of the die (15.1 ns, issue #13). Also the
     FIFO of REQ's line requests (its ``w_rdy`` a register, not the SRAM port's ready)."""
