@@ -123,7 +123,7 @@ class HeadFIFO(fifo.FIFOInterface, Elaboratable):
             m.d.sync += [sd.eq(self.w_data), sv.eq(do_wo), held.eq(held_n),
                          w_ok.eq(held_n < self.depth)]
             m.d.comb += [self.w_rdy.eq(w_ok), self.w_level.eq(held),
-                         self.nonempty.eq(held != 0)]
+                         self.nonempty.eq(sv | hd_v)]      # (hd empty: the body is too)
             do_w, w_data = sv, sd
         else:
             do_w = self.w_en & self.w_rdy

@@ -789,9 +789,13 @@ class VectorUnit(wiring.Component):
         EB = max(1, (NE - 1).bit_length())
         # (vector_req_stages = 2, FPGA clocks: the head a register, and the write staged a
         # cycle, so one more cycle of latency and the same throughput)
-        metaq = (HeadFIFO(width=META.size, depth=META_DEPTH, write_stage=True)
-                 if self.config.vector_req_stages == 2
-                 else fifo.SyncFIFO(width=META.size, depth=META_DEPTH))
+        # ``mq_any``: a command between REQ and ASM (in the write stage, too)
+        if self.config.vector_req_stages == 2:
+            metaq = HeadFIFO(width=META.size, depth=META_DEPTH, write_stage=True)
+            mq_any = metaq.nonempty
+        else:
+            metaq = fifo.SyncFIFO(width=META.size, depth=META_DEPTH)
+            mq_any = metaq.r_rdy
         respq = fifo.SyncFIFO(width=8 * W, depth=RESP_DEPTH)
         m.submodules.metaq = metaq
         m.submodules.respq = respq
@@ -971,8 +975,6 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ ASM
         mh = data.View(META, metaq.r_data)
         mv = metaq.r_rdy
-        # a command between REQ and ASM (in the write stage, too)
-        mq_any = metaq.nonempty if isinstance(metaq, HeadFIFO) else metaq.r_rdy
         pc = Signal(range(NS + 1))
         av = Signal()
         av_meta = data_reg(META)
