@@ -79,7 +79,10 @@ class Config:
     #: (``Timing.vector_latency``), the same throughput; for FPGA clocks. 3 = also the result
     #: beat enters POST's P0 registers a cycle after the accumulate, from the accumulators and
     #: registered copies (not through the accumulate adders, nor enabled by the emit decision):
-    #: one more cycle per instruction, the same throughput.
+    #: one more cycle per instruction, the same throughput. 4 = also the multipliers' operands
+    #: (each lane's selected x and w bytes) are registered before the products, which get a
+    #: stage of their own, so a multiplier placed far from the unit costs latency, not the
+    #: clock: one more cycle per instruction, the same throughput.
     vector_exec_stages: int = 1
     #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
     #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
@@ -164,7 +167,7 @@ class Config:
         if not 0 <= self.array_logic_rows <= self.array_rows:
             raise ValueError("Config.array_logic_rows must be in [0, array_rows], got "
                              f"{self.array_logic_rows!r}")
-        for f, ok in (("vector_exec_stages", (1, 2, 3)), ("vector_req_stages", (1, 2)),
+        for f, ok in (("vector_exec_stages", (1, 2, 3, 4)), ("vector_req_stages", (1, 2)),
                       ("conv_walk_stages", (1, 2)), ("conv_out_stages", (1, 2)),
                       ("sram_arbiter_stages", (0, 1, 2)), ("sram_read_latency", (2, 3, 4)),
                       ("npu_issue_stages", (1, 2))):
@@ -268,7 +271,7 @@ PRESETS: dict[str, Config] = {
         vector_taps=2,
         vector_post_lanes=1,
         last_requant_lanes=1,
-        vector_exec_stages=3,
+        vector_exec_stages=4,
         vector_req_stages=2,
         conv_walk_stages=2,
         conv_out_stages=2,

@@ -1094,8 +1094,14 @@ class VectorUnit(wiring.Component):
         # the emitted sums, and registered copies of E2's other operands), so neither E2's
         # accumulate adders nor its emit decision (the enable of P0's 16 L-lane registers) is
         # in front of P0 (ECP5 timing, issue #13); one cycle more per instruction
-        late0 = self.config.vector_exec_stages == 3
-        am = av_meta                 # E1's command (rebound to E2's below)
+        late0 = self.config.vector_exec_stages >= 3
+        # 4: E1 registers the multipliers' operands (each lane's selected x and w byte per tap)
+        # and the products are formed from those registers in a stage of their own (E1b) before
+        # E2 registers them, so a multiplier placed far from the unit costs a cycle of latency,
+        # not the clock (ECP5: the tap DSPs sit in the die's DSP rows; issue #13); one more
+        # cycle per instruction, the same throughput
+        ops = self.config.vector_exec_stages >= 4
+        am = av_meta                 # E1's command (rebound to E1b's and E2's below)
         if two:
             e2v = Signal()
             e_take = Signal()        # E2 acts this cycle
@@ -1104,15 +1110,33 @@ class VectorUnit(wiring.Component):
             e_w = data_reg(8 * L)
         else:
             e_take, em, e_xs, e_w = exec_take, av_meta, av_xs, av_w
+        if ops:
+            o_v = Signal()
+            o_take = Signal()        # E1b hands its command to E2 this cycle
+            om = data_reg(META)
+            o_xs = [data_reg(8 * L, name=f"e1b_x{k}") for k in range(TT)]
+            o_w = data_reg(8 * L)
+        else:
+            o_take, om, o_xs, o_w = exec_take, av_meta, av_xs, av_w
         # P0 takes a beat this cycle: free, or its last phase moves into POST now (H > 1: an
         # emitting command waits for it; the others go on, they change nothing POST reads)
         p0free = Signal()
         e_ok = (post_cnt < OUT_DEPTH) & ((~em.emit | p0free) if H > 1 else 1)
         if two:
-            m.d.comb += [e_take.eq(e2v & e_ok), exec_take.eq(av & (~e2v | e_take))]
-            with m.If(exec_take):
-                m.d.sync += [e2v.eq(1), em.eq(av_meta), e_w.eq(av_w),
-                             *[a.eq(b) for a, b in zip(e_xs, av_xs, strict=True)]]
+            m.d.comb += e_take.eq(e2v & e_ok)
+            if ops:
+                m.d.comb += [o_take.eq(o_v & (~e2v | e_take)),
+                             exec_take.eq(av & (~o_v | o_take))]
+                with m.If(exec_take):
+                    m.d.sync += [o_v.eq(1), om.eq(av_meta), o_w.eq(av_w),
+                                 *[a.eq(b) for a, b in zip(o_xs, av_xs, strict=True)]]
+                with m.Elif(o_take):
+                    m.d.sync += o_v.eq(0)
+            else:
+                m.d.comb += exec_take.eq(av & (~e2v | e_take))
+            with m.If(o_take):
+                m.d.sync += [e2v.eq(1), em.eq(om), e_w.eq(o_w),
+                             *[a.eq(b) for a, b in zip(e_xs, o_xs, strict=True)]]
             with m.Elif(e_take):
                 m.d.sync += e2v.eq(0)
         else:
@@ -1207,18 +1231,29 @@ class VectorUnit(wiring.Component):
             x_idx, x_frc, x_fv = x_src(am, sel)
         ws = []                        # tap 0's w byte per lane (every opcode)
         xk, pk = [], []                # per lane: every tap (DWCONV / POOL)
+
+        def e1b(v, name):
+            """(vector_exec_stages = 4) v registered as E1 hands its command to E1b"""
+            if not ops:
+                return v
+            r = Signal(v.shape(), name=name, reset_less=True)
+            with m.If(exec_take):
+                m.d.sync += r.eq(v)
+            return r
         for j in range(L):
             xl_, pl_k = [], []
             for k in range(TT):
                 xr = av_xs[k].word_select(x_idx[j], 8).as_signed()
-                xj = _comb(m, Mux(x_frc[k][j], x_fv[k], xr), f"x{j}_{k}", signed(8))
-                wk = wtap[k][8 * j:8 * j + 8].as_signed()
+                xj = e1b(_comb(m, Mux(x_frc[k][j], x_fv[k], xr), f"x{j}_{k}", signed(8)),
+                         f"e1b_x{j}_{k}")
+                wk = e1b(wtap[k][8 * j:8 * j + 8].as_signed(), f"e1b_w{j}_{k}")
                 xl_.append(xj)
                 pl_k.append(_comb(m, xj * wk, f"p{j}_{k}", signed(16)))
             wj = Mux(am.bc, av_w[:8], av_w[8 * j:8 * j + 8]).as_signed()
             ws.append(wj)
             xk.append(xl_)
             pk.append(pl_k)
+        am = om                        # from here on: E1b's command (E1's but with 4 stages)
         # POOL: each lane's unmasked taps (tok), their max (a masked tap is -128, the max's
         # identity) and their sum, reduced here, so the accumulate compares / adds one value
         tok = [_comb(m, ~am.tpad[k] & ~am.zero & (am.nt > k), f"tok{k}") for k in range(TT)]
@@ -1235,7 +1270,7 @@ class VectorUnit(wiring.Component):
         if two:                        # E1 -> E2: the products, POOL's max and sum, registered
             def e2reg(v, name):
                 r = Signal(v.shape(), name=name, reset_less=True)
-                with m.If(exec_take):
+                with m.If(o_take):
                     m.d.sync += r.eq(v)
                 return r
             pmax = [e2reg(v, f"e2_pmax{j}") for j, v in enumerate(pmax)]
@@ -1550,6 +1585,7 @@ class VectorUnit(wiring.Component):
         # starts from it; issue #13)
         m.d.comb += [
             idle.eq(~busy_seq & ~queued & ~rq_v & ~mq_any & ~av & ~sk_v & ~(e2v if two else 0)
+                    & ~(o_v if ops else 0)
                     & post_zero & out_zero),
             self.idle.eq(idle),
             self.cmd.ready.eq(idle),

@@ -79,7 +79,13 @@ POST_CASES = [
     # POST of 4 and of 2 phases (P0's free test looks a cycle ahead) and with an untimeshared one
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=3,
                                         vector_req_stages=2, sram_read_latency=4),
-                 id="tiny-post1-taps2-exec3-req2-lat4"),
+                 id="tiny-post1-taps2-exec3-req2-lat4", marks=pytest.mark.full),
+    # the multipliers' operands registered too (vector_exec_stages = 4, the ecp5 preset's)
+    pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=4,
+                                        vector_req_stages=2, sram_read_latency=4),
+                 id="tiny-post1-taps2-exec4-req2-lat4"),
+    pytest.param(preset("tiny").replace(vector_exec_stages=4), id="tiny-exec4",
+                 marks=pytest.mark.full),
     pytest.param(preset("tiny").replace(vector_post_lanes=2, vector_exec_stages=3),
                  id="tiny-post2-exec3", marks=pytest.mark.full),
     pytest.param(preset("tiny").replace(vector_exec_stages=3), id="tiny-exec3",
