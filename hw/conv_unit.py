@@ -79,10 +79,6 @@ _DATA, _PAD, _ZERO = 0, 1, 2
 _TAG_ACT, _TAG_ACC = 0, 1
 
 
-def _min(a, b):
-    return Mux(a < b, a, b)
-
-
 def _sat5(v):
     """v clamped to [0, 31] (5 bits)."""
     return Mux(v < 0, 0, Mux(v > 31, 31, v[:5]))
@@ -440,12 +436,19 @@ class ConvUnit(wiring.Component):
         # ---------------------------------------------------------------- engine command + params
         ecmd = eng.cmd
         m_left = Signal(24)              # rows not yet commanded
+        # The command's valid, (state == RUN) & (m_left != 0), and m_left > m_chunk (the min's
+        # select) as flag registers, set from the next values: the engine's command decision
+        # (its ``cmd`` register's enable and its admission flags, across the die) starts from
+        # a flip-flop, not from a 24-bit compare (ECP5 timing, issue #13). State leaves RUN
+        # only with m_left == 0, and a run starts with M != 0 (else it is a no-op).
+        ecmd_v = Signal()
+        m_gt = Signal()
         par_pend = Signal()
         with m.If(start_run):
-            m.d.sync += m_left.eq(M)
-        m_this = _min(m_left, self.m_chunk)
+            m.d.sync += [m_left.eq(M), ecmd_v.eq(1), m_gt.eq(M > self.m_chunk)]
+        m_this = Mux(m_gt, self.m_chunk, m_left)
         m.d.comb += [
-            ecmd.valid.eq((state == RUN) & (m_left != 0)),
+            ecmd.valid.eq(ecmd_v),
             ecmd.p.m.eq(m_this),
             ecmd.p.k_tiles.eq(KT),
             ecmd.p.n_tiles.eq(1),
@@ -456,7 +459,8 @@ class ConvUnit(wiring.Component):
         if self.raw_ok:
             m.d.comb += ecmd.p.raw.eq(mode_raw)
         with m.If(ecmd.valid & ecmd.ready):
-            m.d.sync += [m_left.eq(m_left - m_this), par_pend.eq(1)]
+            m.d.sync += [m_left.eq(m_left - m_this), par_pend.eq(1), ecmd_v.eq(m_gt),
+                         m_gt.eq(m_left > 2 * self.m_chunk)]
         ep = eng.params
         m.d.comb += ep.valid.eq(par_pend)
         with m.If(ep.valid & ep.ready):
