@@ -310,11 +310,25 @@ class NpuTop(wiring.Component):
         def fail(code, index):
             m.d.sync += [error.eq(1), err_code.eq(code), err_index.eq(index)]
 
+        go = start & ~busy & (f_out == 0) & (start_addr[:4] == 0)
+        go_addr, go_oob = start_addr, start_oob
+        if cfg.npu_issue_stages == 2:
+            # (FPGA clocks) fetch leaves IDLE a cycle after the start, from registers: the start
+            # strobe (the host port's CTRL decode or the SoC sequencer's ext_start, across the
+            # die) and its address select no longer reach pc's and fidx's enables (on the routed
+            # ECP5 die, 14.9 ns, issue #13). busy, done and error still change in the start
+            # cycle; fetch is in IDLE then and in the cycle after (busy was low). The price: one
+            # cycle per run.
+            go_q = Signal()
+            go_addr, go_oob = Signal(24, reset_less=True), Signal(reset_less=True)
+            m.d.sync += [go_q.eq(go), go_addr.eq(start_addr), go_oob.eq(start_oob)]
+            go = go_q
+
         with m.FSM(name="fetch"):
             with m.State("IDLE"):
-                with m.If(start & ~busy & (f_out == 0) & (start_addr[:4] == 0)):
-                    m.d.sync += [pc.eq(start_addr), fidx.eq(0), f_req.eq(0), f_rsp.eq(0),
-                                 pc_oob.eq(start_oob)]
+                with m.If(go):
+                    m.d.sync += [pc.eq(go_addr), fidx.eq(0), f_req.eq(0), f_rsp.eq(0),
+                                 pc_oob.eq(go_oob)]
                     m.next = "REQ"
             with m.State("REQ"):
                 with m.If(~running):
