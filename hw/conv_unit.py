@@ -50,6 +50,7 @@ from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
+from hw.fifos import RingFIFO2
 from hw.gemm import DIM_BITS, GemmEngine, cmd_layout, m_block
 from hw.isa import (
     INSTR_LAYOUT,
@@ -1144,15 +1145,28 @@ class ConvUnit(wiring.Component):
         credit = outst < RD
         go = Signal()
         pw = data.View(ent_lay, pq.w_data)
+        g_req = Signal()                 # the generator requests a line this cycle
+        if self.config.conv_walk_stages == 2:
+            # (FPGA clocks) the line requests go through a 2-entry FIFO to the read port, so
+            # the generator's step (``go``: g_left's, g_addr's and g_step's enables) sees the
+            # FIFO's ready, not the port's ready behind the act gather's request decision (on
+            # the routed ECP5 die that ran from the act walk's address adders to g_left:
+            # 14.6 ns, issue #13). The credit counts a request as it enters the FIFO.
+            m.submodules.preq = preq = RingFIFO2(width=len(req_line))
+            m.d.comb += [preq.w_en.eq(g_req), preq.w_data.eq(ln), req_v.eq(preq.r_rdy),
+                         req_line.eq(preq.r_data), preq.r_en.eq(req_rdy)]
+            g_rdy = preq.w_rdy
+        else:
+            m.d.comb += [req_v.eq(g_req), req_line.eq(ln)]
+            g_rdy = req_rdy
         m.d.comb += [
-            req_v.eq(g_on & need & pq.w_rdy & credit),
-            req_line.eq(ln),
-            go.eq(g_on & pq.w_rdy & (~need | (credit & req_rdy))),
+            g_req.eq(g_on & need & pq.w_rdy & credit),
+            go.eq(g_on & pq.w_rdy & (~need | (credit & g_rdy))),
             pq.w_en.eq(go),
             pw.new.eq(need), pw.slot.eq(g_step), pw.off.eq(g_off), pw.last.eq(lastl),
         ]
         pop = Signal()
-        m.d.sync += outst.eq(outst + (req_v & req_rdy) - pop)
+        m.d.sync += outst.eq(outst + (g_req & g_rdy) - pop)
         with m.If(go & need):
             m.d.sync += [c_v.eq(1), c_line.eq(ln)]
         with m.If(start_run):
