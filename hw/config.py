@@ -100,7 +100,8 @@ class Config:
     #: state, ~330 flip-flops, leave its fanout); one walk cycle more per K tile and M block
     #: (1 in ``m_block`` rows at most); and the act assembler in two stages (the window's
     #: slots and the piece in registers, then the shift into the beat): one cycle more of
-    #: latency, the same throughput; for FPGA clocks.
+    #: latency, the same throughput; and the partials gather's line requests through a
+    #: 2-entry FIFO (one cycle more of latency); for FPGA clocks.
     conv_walk_stages: int = 1
     #: Stages of the conv unit's output scatter (hw/conv_unit.py ``_Scatter``): 1 = an output
     #: beat (the engine's row, with the int32 partials added in MID) is shifted to its byte
