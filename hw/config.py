@@ -81,8 +81,10 @@ class Config:
     #: registered copies (not through the accumulate adders, nor enabled by the emit decision):
     #: one more cycle per instruction, the same throughput. 4 = also the multipliers' operands
     #: (each lane's selected x and w bytes) are registered before the products, which get a
-    #: stage of their own, so a multiplier placed far from the unit costs latency, not the
-    #: clock: one more cycle per instruction, the same throughput.
+    #: stage of their own (E1b), and the accumulate's addends (dot products, tap sums) are
+    #: formed from the registered products in another (E1c), so a multiplier placed far from
+    #: the unit costs latency, not the clock, and E2 adds one registered value: two more
+    #: cycles per instruction, the same throughput.
     vector_exec_stages: int = 1
     #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
     #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go

@@ -37,10 +37,12 @@ Structure (one pipeline shared by every opcode)::
 - **ASM** pops each command's lines into the cache and extracts the vectors (byte shifters).
 - **EXEC** (in ``Config.vector_exec_stages`` stages: with 2, E1 selects the operands, reads
   the weight memory and registers the tap products, E2 does the rest; with 3 the result beat
-  enters POST's P0 a cycle after E2, from registers) multiplies / accumulates
-  in int32 (wrapping), takes the max and the valid-tap count for POOL, writes parameter / weight
-  memory rows and table vectors, reads the command's weight row and its group's parameters
-  (asynchronous read ports), and emits one result beat per output vector.
+  enters POST's P0 a cycle after E2, from registers; with 4 also E1 registers the multipliers'
+  operands, E1b forms the products and E1c the accumulate's addends, each behind registers)
+  multiplies / accumulates in int32 (wrapping), takes the max and the valid-tap count for
+  POOL, writes parameter / weight memory rows and table vectors, reads the command's weight row
+  and its group's parameters (asynchronous read ports), and emits one result beat per output
+  vector.
 - **POST** (fixed latency): MultiplyByQuantizedMultiplier pipelines (two for ELTWISE ADD's inputs,
   one for the output), the ELTWISE MUL product, the rounded AVG division (restoring, 9 quotient
   bits: |avg| <= 128), output offset and clamp. It is ``PL`` = ``Config.post_lanes`` lanes wide
@@ -215,6 +217,19 @@ def _mbqm(m, x, mult, shift, name, lr=None, platform=None):
     rnd = _comb(m, q4 + half - ((q4 < 0) & (rt4 != 0)), name + "_rnd")
     r5 = _reg(m, signed(32), (rnd >> rt4)[:32], name + "_r5")
     return r5
+
+
+class _ExecStage:
+    """A register stage of the vector unit's EXEC after E1: ``v`` (holds a command), ``take``
+    (hands it to the next stage this cycle), the command's metadata ``meta`` and its x vectors
+    ``xs`` and w vector ``w`` (data registers)."""
+
+    def __init__(self, name: str, meta_layout, TT: int, L: int):
+        self.v = Signal(name=f"{name}_v")
+        self.take = Signal(name=f"{name}_take")
+        self.meta = Signal(meta_layout, name=f"{name}_meta", reset_less=True)
+        self.xs = [Signal(8 * L, name=f"{name}_x{k}", reset_less=True) for k in range(TT)]
+        self.w = Signal(8 * L, name=f"{name}_w", reset_less=True)
 
 
 class VectorUnit(wiring.Component):
@@ -1095,52 +1110,46 @@ class VectorUnit(wiring.Component):
         # accumulate adders nor its emit decision (the enable of P0's 16 L-lane registers) is
         # in front of P0 (ECP5 timing, issue #13); one cycle more per instruction
         late0 = self.config.vector_exec_stages >= 3
-        # 4: E1 registers the multipliers' operands (each lane's selected x and w byte per tap)
-        # and the products are formed from those registers in a stage of their own (E1b) before
-        # E2 registers them, so a multiplier placed far from the unit costs a cycle of latency,
-        # not the clock (ECP5: the tap DSPs sit in the die's DSP rows; issue #13); one more
-        # cycle per instruction, the same throughput
+        # 4: E1 registers the multipliers' operands (each lane's selected x and w byte per tap);
+        # the products are formed from those registers in a stage of their own (E1b) and
+        # registered, and the accumulate's addends (VMATMUL's dot products across the lanes,
+        # DWCONV's tap sums, POOL's sums) are formed from those in another (E1c) and
+        # registered, so a multiplier placed far from the unit costs latency, not the clock
+        # (ECP5: the tap DSPs sit in the die's DSP rows), and E2's accumulate is one adder
+        # behind registers (issue #13); two more cycles per instruction, the same throughput
         ops = self.config.vector_exec_stages >= 4
-        am = av_meta                 # E1's command (rebound to E1b's and E2's below)
+        am = av_meta                 # E1's command (rebound to the later stages' below)
+        # the register stages after E1, in order; E1 moves on whenever the next one does
+        stages = [_ExecStage(n, META, TT, L)
+                  for n in (["e1b", "e1c"] if ops else []) + (["e2"] if two else [])]
         if two:
-            e2v = Signal()
-            e_take = Signal()        # E2 acts this cycle
-            em = data_reg(META)
-            e_xs = [data_reg(8 * L, name=f"e2_x{k}") for k in range(TT)]
-            e_w = data_reg(8 * L)
+            e2 = stages[-1]
+            e_take, em, e_xs, e_w = e2.take, e2.meta, e2.xs, e2.w
         else:
             e_take, em, e_xs, e_w = exec_take, av_meta, av_xs, av_w
-        if ops:
-            o_v = Signal()
-            o_take = Signal()        # E1b hands its command to E2 this cycle
-            om = data_reg(META)
-            o_xs = [data_reg(8 * L, name=f"e1b_x{k}") for k in range(TT)]
-            o_w = data_reg(8 * L)
-        else:
-            o_take, om, o_xs, o_w = exec_take, av_meta, av_xs, av_w
         # P0 takes a beat this cycle: free, or its last phase moves into POST now (H > 1: an
         # emitting command waits for it; the others go on, they change nothing POST reads)
         p0free = Signal()
         e_ok = (post_cnt < OUT_DEPTH) & ((~em.emit | p0free) if H > 1 else 1)
         if two:
-            m.d.comb += e_take.eq(e2v & e_ok)
-            if ops:
-                m.d.comb += [o_take.eq(o_v & (~e2v | e_take)),
-                             exec_take.eq(av & (~o_v | o_take))]
-                with m.If(exec_take):
-                    m.d.sync += [o_v.eq(1), om.eq(av_meta), o_w.eq(av_w),
-                                 *[a.eq(b) for a, b in zip(o_xs, av_xs, strict=True)]]
-                with m.Elif(o_take):
-                    m.d.sync += o_v.eq(0)
-            else:
-                m.d.comb += exec_take.eq(av & (~e2v | e_take))
-            with m.If(o_take):
-                m.d.sync += [e2v.eq(1), em.eq(om), e_w.eq(o_w),
-                             *[a.eq(b) for a, b in zip(e_xs, o_xs, strict=True)]]
-            with m.Elif(e_take):
-                m.d.sync += e2v.eq(0)
+            m.d.comb += [e_take.eq(e2.v & e_ok),
+                         exec_take.eq(av & (~stages[0].v | stages[0].take))]
+            src = (exec_take, av_meta, av_xs, av_w)
+            for i, st in enumerate(stages):
+                if st is not e2:
+                    nx = stages[i + 1]
+                    m.d.comb += st.take.eq(st.v & (~nx.v | nx.take))
+                in_take, meta, xs, w = src
+                with m.If(in_take):
+                    m.d.sync += [st.v.eq(1), st.meta.eq(meta), st.w.eq(w),
+                                 *[a.eq(b) for a, b in zip(st.xs, xs, strict=True)]]
+                with m.Elif(st.take):
+                    m.d.sync += st.v.eq(0)
+                src = (st.take, st.meta, st.xs, st.w)
         else:
             m.d.comb += exec_take.eq(av & e_ok)
+        # the products' stage hands them on (E1 with 2 or 3 stages, E1b with 4)
+        o_take = stages[0].take if ops else exec_take
         # parameter memory: one 12-vector record per group of a super-group (row 0 for
         # ELTWISE / VMATMUL); a K_PARAM command (chunk idx) writes vectors idx*TT .. from its x
         # vectors. Read combinationally by the command in EXEC (and by POST for ELTWISE).
@@ -1253,7 +1262,8 @@ class VectorUnit(wiring.Component):
             ws.append(wj)
             xk.append(xl_)
             pk.append(pl_k)
-        am = om                        # from here on: E1b's command (E1's but with 4 stages)
+        if ops:                        # from here on: E1b's command
+            am = stages[0].meta
         # POOL: each lane's unmasked taps (tok), their max (a masked tap is -128, the max's
         # identity) and their sum, reduced here, so the accumulate compares / adds one value
         tok = [_comb(m, ~am.tpad[k] & ~am.zero & (am.nt > k), f"tok{k}") for k in range(TT)]
@@ -1273,15 +1283,49 @@ class VectorUnit(wiring.Component):
                 with m.If(o_take):
                     m.d.sync += r.eq(v)
                 return r
-            pmax = [e2reg(v, f"e2_pmax{j}") for j, v in enumerate(pmax)]
-            psum = [e2reg(v, f"e2_psum{j}") for j, v in enumerate(psum)]
-            pk = [[e2reg(pk[j][k], f"e2_p{j}_{k}") for k in range(TT)] for j in range(L)]
+            rn = "e1c" if ops else "e2"    # (the stage the registers belong to)
+            pmax = [e2reg(v, f"{rn}_pmax{j}") for j, v in enumerate(pmax)]
+            psum = [e2reg(v, f"{rn}_psum{j}") for j, v in enumerate(psum)]
+            pk = [[e2reg(pk[j][k], f"{rn}_p{j}_{k}") for k in range(TT)] for j in range(L)]
             ws = [Mux(em.bc, e_w[:8], e_w[8 * j:8 * j + 8]).as_signed() for j in range(L)]
+        def addends(am, sfx):
+            """Per lane the value the accumulate adds (VMATMUL: the dot product of the lane's
+            weight row, DWCONV: the tap products' sum, POOL: the taps' sum) and whether the
+            accumulator changes (a VMATMUL lane outside the chunk's rows does not), from the
+            products and sums of ``am``'s stage"""
+            # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
+            dots = [_comb(m, sum(pk[j][k] for j in range(L)), f"dot{k}{sfx}", signed(32))
+                    for k in range(TT)]
+            pon = [_comb(m, ~am.zero & (am.nt > k), f"pon{k}{sfx}") for k in range(TT)]
+            add, upd = [], []
+            for j in range(L):
+                vmk = [_comb(m, (am.jj + k == j) & (am.nt > k), f"vm{j}_{k}{sfx}")
+                       for k in range(min(TT, j + 1))]
+                vm_add = Const(0, signed(32))
+                for k in range(min(TT, j + 1)):          # (the last matching row wins)
+                    vm_add = Mux(vmk[k], Mux(am.zero, 0, dots[k]), vm_add)
+                add.append(_comb(m, Mux(is_vm, vm_add, Mux(is_pool, psum[j], sum(
+                    Mux(pon[k], pk[j][k], 0) for k in range(TT)))), f"add{j}{sfx}", signed(32)))
+                upd.append(_comb(m, ~is_vm | Cat(*vmk).any(), f"upd{j}{sfx}"))
+            return add, upd
+
+        if ops:
+            # E1c: the addends from the registered products, registered into E2 (with POOL's
+            # max); no sum is wider than 16 + log2(max(L, TT)) + 1 bits
+            e1c, aw = stages[1], 17 + max(L, TT).bit_length()
+            add, upd = addends(e1c.meta, "_c")
+
+            def e1creg(v, shape, name):
+                r = Signal(shape, name=name, reset_less=True)
+                with m.If(e1c.take):
+                    m.d.sync += r.eq(v)
+                return r
+            add = [e1creg(v, signed(aw), f"e2_add{j}") for j, v in enumerate(add)]
+            upd = [e1creg(v, 1, f"e2_upd{j}") for j, v in enumerate(upd)]
+            pmax = [e1creg(v, signed(8), f"e2_pmax{j}") for j, v in enumerate(pmax)]
         am = em                        # from here on: E2's command
-        # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
-        dots = [Signal(signed(32), name=f"dot{k}") for k in range(TT)]
-        for k in range(TT):
-            m.d.comb += dots[k].eq(sum(pk[j][k] for j in range(L)))
+        if not ops:
+            add, upd = addends(am, "")
         mac = _comb(m, e_take & (am.kind == K_MAC), "mac")
         acc_n = [Signal(signed(32), name=f"accn{j}") for j in range(L)]
         mx_n = [Signal(signed(8), name=f"mxn{j}") for j in range(L)]
@@ -1289,22 +1333,10 @@ class VectorUnit(wiring.Component):
         if two:
             tok = [_comb(m, ~am.tpad[k] & ~am.zero & (am.nt > k), f"e2_tok{k}")
                    for k in range(TT)]
-        pon = [_comb(m, ~am.zero & (am.nt > k), f"pon{k}") for k in range(TT)]
-        vmk = [[_comb(m, (am.jj + k == j) & (am.nt > k), f"vm{j}_{k}")
-                for k in range(min(TT, j + 1))] for j in range(L)]
         m.d.comb += cnt_n.eq(Mux(am.first, 0, cnt) + sum(tok))
         for j in range(L):
             base = _comb(m, Mux(am.first, 0, acc[j]), f"base{j}", signed(32))
-            with m.If(is_vm):
-                m.d.comb += acc_n[j].eq(acc[j])
-                for k in range(min(TT, j + 1)):
-                    with m.If(vmk[j][k]):
-                        m.d.comb += acc_n[j].eq(base + Mux(am.zero, 0, dots[k]))
-            with m.Elif(is_pool):
-                m.d.comb += acc_n[j].eq(base + psum[j])
-            with m.Else():
-                m.d.comb += acc_n[j].eq(
-                    base + sum(Mux(pon[k], pk[j][k], 0) for k in range(TT)))
+            m.d.comb += acc_n[j].eq(Mux(upd[j], base + add[j], acc[j]))
             mcur = _comb(m, Mux(am.first, -128, mx[j]), f"mx{j}_i", signed(8))
             m.d.comb += mx_n[j].eq(Mux(pmax[j] > mcur, pmax[j], mcur))
         with m.If(mac):
@@ -1584,8 +1616,8 @@ class VectorUnit(wiring.Component):
         # and the NPU's issue decision, which enables its queue's head register and ``ins``,
         # starts from it; issue #13)
         m.d.comb += [
-            idle.eq(~busy_seq & ~queued & ~rq_v & ~mq_any & ~av & ~sk_v & ~(e2v if two else 0)
-                    & ~(o_v if ops else 0)
+            idle.eq(~busy_seq & ~queued & ~rq_v & ~mq_any & ~av & ~sk_v
+                    & ~Cat(*[st.v for st in stages]).any()
                     & post_zero & out_zero),
             self.idle.eq(idle),
             self.cmd.ready.eq(idle),
