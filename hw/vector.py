@@ -385,6 +385,10 @@ class VectorUnit(wiring.Component):
         oa = data_reg(24)
         oa_pix = data_reg(24)
         oy, ox = data_reg(12, name="oy"), data_reg(12, name="ox")
+        # ox >= out_w - 1 and oy >= out_h - 1 as flags, set with ox / oy: DPIX's pixel step
+        # (the enables of the address registers) starts from them, not from 12-bit compares
+        # (ECP5 timing, issue #13)
+        lox, loy = data_reg(name="lox"), data_reg(name="loy")
         ky, kx = data_reg(8, name="ky"), data_reg(8, name="kx")
         iy0, ix0, iy, ix = (data_reg(signed(18), name=n) for n in ("iy0", "ix0", "iy", "ix"))
         xa_rp, xa_pix, xa_row, xa = (data_reg(SA, name=n) for n in ("xa_rp", "xa_pix", "xa_row",
@@ -565,6 +569,7 @@ class VectorUnit(wiring.Component):
                     xa_rp.eq(base), xa_pix.eq(base), xa_row.eq(base), xa.eq(base),
                     iy0.eq(-p_t), ix0.eq(-p_l), iy.eq(-p_t), ix.eq(-p_l),
                     oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
+                    lox.eq(owm1 == 0), loy.eq(ohm1 == 0),
                     oa.eq(out_addr + co0), oa_pix.eq(out_addr + co0),
                     wa.eq(w_grp0), t.eq(0), tl.eq(teff), widx.eq(0),
                     sgm1.eq(sg - 1), co_l.eq(co - L),
@@ -638,8 +643,7 @@ class VectorUnit(wiring.Component):
                     ]
                     chain.append(nxt)
                     cur = nxt
-                last_ox = ox >= owm1
-                last_oy = oy >= ohm1
+                last_ox, last_oy = lox, loy
                 last_tap = _comb(m, Mux(one, tl <= 1, tl <= TT), "last_tap")
                 with m.If(take):
                     emit(xa=[a_[:24] for a_ in taddr],
@@ -671,12 +675,14 @@ class VectorUnit(wiring.Component):
                                      oa.eq(oa_pix + co)]
                         with m.If(~last_ox):
                             nx = xa_pix + stepx
-                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + s_w), iy.eq(iy0),
+                            m.d.sync += [ox.eq(ox + 1), lox.eq((ox + 1)[:12] >= owm1),
+                                         ix0.eq(ix0 + s_w), iy.eq(iy0),
                                          ix.eq(ix0 + s_w), xa_pix.eq(nx), xa_row.eq(nx),
                                          xa.eq(nx)]
                         with m.Elif(~last_oy):
                             ny = xa_rp + stepy
-                            m.d.sync += [ox.eq(0), oy.eq(oy + 1), iy0.eq(iy0 + s_h),
+                            m.d.sync += [ox.eq(0), oy.eq(oy + 1), lox.eq(owm1 == 0),
+                                         loy.eq((oy + 1)[:12] >= ohm1), iy0.eq(iy0 + s_h),
                                          ix0.eq(-p_l), iy.eq(iy0 + s_h), ix.eq(-p_l),
                                          xa_rp.eq(ny), xa_pix.eq(ny), xa_row.eq(ny), xa.eq(ny)]
                         with m.Else():
