@@ -79,8 +79,13 @@ def product_shape(a, b) -> Shape:
     return signed(width) if (a.signed or b.signed) else unsigned(width)
 
 
-def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) -> Signal:
+def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True,
+                   en_in=None, en_out=None) -> Signal:
     """``a * b`` with registered operands and product: valid two cycles after ``a``/``b``.
+    ``en_in`` / ``en_out``: the enables of the operand and of the product registers (default:
+    they load every cycle), for a multiplier inside a pipeline that stalls (on ECP5 the
+    MULT18X18D's CE0 and CE1, both registers on CLK0, their setup timed by nextpnr); not with
+    a product in logic (:func:`in_logic`).
 
     Operands are signed or unsigned values that fit an 18x18 signed multiplier. With a platform
     whose ``dsp_family`` is ``"ecp5"`` this is one MULT18X18D using its own input and output
@@ -95,6 +100,10 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) ->
     width = shape.width
     out = Signal(shape, name=name, reset_less=True)
     logic = in_logic(platform, a, b, dsp)
+    if logic and (en_in is not None or en_out is not None):
+        raise ValueError("registered_mul: enables need a DSP or a simulation product")
+    en_in = Const(1, 1) if en_in is None else en_in
+    en_out = Const(1, 1) if en_out is None else en_out
     if _dsp_family(platform) == "ecp5" and not logic:
         def to18(v):
             s = Signal(signed(18), name=f"{name}_{'ab'[len(ops)]}18")
@@ -110,11 +119,12 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) ->
         ports.update({f"o_P{i}": p[i] for i in range(36)})
         for k in range(4):
             ports[f"i_CLK{k}"] = ClockSignal("sync") if k == 0 else Const(0, 1)
-            ports[f"i_CE{k}"] = Const(1, 1)
+            ports[f"i_CE{k}"] = (en_in, en_out)[k] if k < 2 else Const(1, 1)
             ports[f"i_RST{k}"] = Const(0, 1)
         m.submodules[name + "_dsp"] = Instance(
             "MULT18X18D",
             p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
+            p_REG_INPUTA_CE="CE0", p_REG_INPUTB_CE="CE0", p_REG_OUTPUT_CE="CE1",
             p_REG_PIPELINE_CLK="NONE", p_GSR="DISABLED", p_RESETMODE="SYNC",
             i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1), i_SOURCEA=Const(0, 1),
             i_SOURCEB=Const(0, 1), **ports)
@@ -126,7 +136,10 @@ def registered_mul(m: Module, platform, a, b, name: str, *, dsp: bool = True) ->
             m.d.sync += [ra.eq(a), rb.eq(b)]
             m.d.comb += out.eq(logic_mul(m, ra, rb, name, stages=1))
         else:
-            m.d.sync += [ra.eq(a), rb.eq(b), out.eq(ra * rb)]
+            with m.If(en_in):
+                m.d.sync += [ra.eq(a), rb.eq(b)]
+            with m.If(en_out):
+                m.d.sync += out.eq(ra * rb)
     return out
 
 

@@ -85,7 +85,7 @@ from hw.npu_if import (
     unit_members,
 )
 from hw.sram import data_reg
-from hw.systolic import registered_mul, small_mul
+from hw.systolic import in_logic, registered_mul, small_mul
 
 __all__ = ["VectorUnit", "POST_LATENCY", "top"]
 
@@ -1255,15 +1255,25 @@ class VectorUnit(wiring.Component):
             with m.If(exec_take):
                 m.d.sync += r.eq(v)
             return r
+        # (4 stages, a DSP or simulation product: the operand and product registers are the
+        # multiplier's own, hw.systolic.registered_mul with the stages' enables; on ECP5 the
+        # MULT18X18D's input and output registers, so no fabric route is in front of or
+        # behind its multiply)
+        dsp_regs = ops and not in_logic(platform, Const(0, signed(8)), Const(0, signed(8)))
         for j in range(L):
             xl_, pl_k = [], []
             for k in range(TT):
                 xr = av_xs[k].word_select(x_idx[j], 8).as_signed()
-                xj = e1b(_comb(m, Mux(x_frc[k][j], x_fv[k], xr), f"x{j}_{k}", signed(8)),
-                         f"e1b_x{j}_{k}")
-                wk = e1b(wtap[k][8 * j:8 * j + 8].as_signed(), f"e1b_w{j}_{k}")
+                x1 = _comb(m, Mux(x_frc[k][j], x_fv[k], xr), f"x{j}_{k}", signed(8))
+                w1 = wtap[k][8 * j:8 * j + 8].as_signed()
+                xj = e1b(x1, f"e1b_x{j}_{k}")      # (POOL's operand)
                 xl_.append(xj)
-                pl_k.append(_comb(m, xj * wk, f"p{j}_{k}", signed(16)))
+                if dsp_regs:
+                    pl_k.append(registered_mul(m, platform, x1, w1, f"e1c_p{j}_{k}",
+                                               en_in=exec_take, en_out=o_take))
+                else:
+                    pl_k.append(_comb(m, xj * e1b(w1, f"e1b_w{j}_{k}"), f"p{j}_{k}",
+                                      signed(16)))
             wj = Mux(am.bc, av_w[:8], av_w[8 * j:8 * j + 8]).as_signed()
             ws.append(wj)
             xk.append(xl_)
@@ -1292,7 +1302,8 @@ class VectorUnit(wiring.Component):
             rn = "e1c" if ops else "e2"    # (the stage the registers belong to)
             pmax = [e2reg(v, f"{rn}_pmax{j}") for j, v in enumerate(pmax)]
             psum = [e2reg(v, f"{rn}_psum{j}") for j, v in enumerate(psum)]
-            pk = [[e2reg(pk[j][k], f"{rn}_p{j}_{k}") for k in range(TT)] for j in range(L)]
+            if not dsp_regs:
+                pk = [[e2reg(pk[j][k], f"{rn}_p{j}_{k}") for k in range(TT)] for j in range(L)]
             ws = [Mux(em.bc, e_w[:8], e_w[8 * j:8 * j + 8]).as_signed() for j in range(L)]
         def addends(am, sfx):
             """Per lane the value the accumulate adds (VMATMUL: the dot product of the lane's
