@@ -593,7 +593,9 @@ class Timing:
 
         # (vector_req_stages = 2: REQ's command FIFO, the command-metadata FIFO's write stage
         # and the line requests' FIFO, one cycle each)
-        self.vector_latency = (16 + sram_read_latency(config) + config.vector_exec_stages
+        from hw.vector import exec_latency
+
+        self.vector_latency = (16 + sram_read_latency(config) + exec_latency(config)
                                + (4 if config.vector_req_stages == 2 else 1))
         from hw.gemm import m_block
 

@@ -219,6 +219,18 @@ def _mbqm(m, x, mult, shift, name, lr=None, platform=None):
     return r5
 
 
+def exec_stage_names(config: Config) -> list[str]:
+    """The register stages of the vector unit's EXEC after E1 (``Config.vector_exec_stages``)"""
+    n = config.vector_exec_stages
+    return (["e1b", "e1c"] if n >= 4 else []) + (["e2"] if n >= 2 else [])
+
+
+def exec_latency(config: Config) -> int:
+    """Cycles from a command entering EXEC (E1) to its result beat in P0: E1, the stages after
+    it, and P0's load a cycle after E2 with 3 or more stages (``Timing.vector_latency``)"""
+    return 1 + len(exec_stage_names(config)) + (config.vector_exec_stages >= 3)
+
+
 class _ExecStage:
     """A register stage of the vector unit's EXEC after E1: ``v`` (holds a command), ``take``
     (hands it to the next stage this cycle), the command's metadata ``meta`` and its x vectors
@@ -1126,8 +1138,7 @@ class VectorUnit(wiring.Component):
         ops = self.config.vector_exec_stages >= 4
         am = av_meta                 # E1's command (rebound to the later stages' below)
         # the register stages after E1, in order; E1 moves on whenever the next one does
-        stages = [_ExecStage(n, META, TT, L)
-                  for n in (["e1b", "e1c"] if ops else []) + (["e2"] if two else [])]
+        stages = [_ExecStage(n, META, TT, L) for n in exec_stage_names(self.config)]
         if two:
             e2 = stages[-1]
             e_take, em, e_xs, e_w = e2.take, e2.meta, e2.xs, e2.w
