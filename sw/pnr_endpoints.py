@@ -11,6 +11,10 @@ lists no nets into a MULT18X18D's inputs, and gives each net out of one the arri
 with the path before included (nextpnr does time the multiplier: 3.93 ns from A/B to P,
 unregistered); so a path through a multiplier starts at it with no delay of its own and takes
 that arrival (checked against nextpnr's critical path on a small design: 13.55 + setup vs 13.60).
+A multiplier with registers (``REG_OUTPUT_CLK`` / ``REG_INPUTA_CLK`` set, as
+:func:`hw.systolic.registered_mul` builds it) is timed by nextpnr as registers: a path starts
+at its registered output (the net out of it again carries the arrival, clock-to-out included)
+and ends at its registered inputs, which nextpnr does list.
 
     python -m sw.pnr_endpoints DIR [--period NS] [--top N]
 
@@ -46,7 +50,7 @@ SETUP_NS = 0.1
 @dataclass(frozen=True)
 class Endpoint:
     arrival_ns: float   # data arrival at the endpoint, setup included
-    cell: str           # the endpoint's cell (a flip-flop or a LUT-RAM write port)
+    cell: str           # the endpoint's cell (a flip-flop, a LUT-RAM write port, a DSP's input)
     port: str
     start: str          # the cell the worst path to it starts at
 
@@ -55,6 +59,12 @@ def _kind(cell: dict) -> str:
     if cell["type"] == "TRELLIS_COMB":
         return cell.get("parameters", {}).get("MODE", "LOGIC")
     return cell["type"]
+
+
+def _dsp_reg(cell: dict, reg: str) -> bool:
+    """Whether a MULT18X18D's ``reg`` (``INPUTA``, ``OUTPUT``) register is clocked."""
+    return cell["type"] == "MULT18X18D" and cell.get("parameters", {}).get(
+        f"REG_{reg}_CLK", "NONE") not in ("NONE", None)
 
 
 def endpoints(routed: dict, det: dict) -> list[Endpoint]:
@@ -77,8 +87,8 @@ def endpoints(routed: dict, det: dict) -> list[Endpoint]:
                 stack.pop()
                 continue
             k = _kind(cells[x]) if x in cells else "TRELLIS_IO"
-            if k in START_NS:
-                memo[x] = (START_NS[k], x)
+            if k in START_NS or (x in cells and _dsp_reg(cells[x], "OUTPUT")):
+                memo[x] = (START_NS.get(k, 0.0), x)
                 stack.pop()
                 continue
             srcs = [(p, d, dl) for p, d, dl in inputs[x]
@@ -99,10 +109,10 @@ def endpoints(routed: dict, det: dict) -> list[Endpoint]:
     out = []
     for c, cell in cells.items():
         k = _kind(cell)
-        if k not in ("TRELLIS_FF", "DPRAM"):
+        if k not in ("TRELLIS_FF", "DPRAM") and not _dsp_reg(cell, "INPUTA"):
             continue
         for p, d, dl in inputs[c]:
-            if p == "CLK" or (k == "DPRAM" and not p.startswith("W")):
+            if p.startswith("CLK") or (k == "DPRAM" and not p.startswith("W")):
                 continue
             a, s = arrival(d)
             out.append(Endpoint(a + dl + SETUP_NS, c, p, s))

@@ -55,6 +55,33 @@ def test_arrivals_follow_the_routed_paths():
     assert eps[("ff_c[1]_TRELLIS_FF_Q", "DI")].arrival_ns == pytest.approx(5.0 + 0.1)
 
 
+def test_registered_multiplier_ends_and_starts_paths():
+    """A MULT18X18D with input and output registers: its inputs are endpoints (the path into
+    it is not added to the path out of it), its output starts a path with the net's arrival."""
+    cells = {
+        "ff_a[0]_TRELLIS_FF_Q": {"type": "TRELLIS_FF"},
+        "lut1": {"type": "TRELLIS_COMB", "parameters": {"MODE": "LOGIC"}},
+        "m_dsp": {"type": "MULT18X18D", "parameters": {"REG_INPUTA_CLK": "CLK0",
+                                                      "REG_OUTPUT_CLK": "CLK0"}},
+        "ff_c[1]_TRELLIS_FF_Q": {"type": "TRELLIS_FF"},
+    }
+    nets = [
+        {"driver": "ff_a[0]_TRELLIS_FF_Q", "endpoints": [
+            {"cell": "lut1", "port": "A", "delay": [1.0, 1.0]}]},
+        {"driver": "lut1", "endpoints": [
+            {"cell": "m_dsp", "port": "A0", "delay": [4.0, 4.0]},
+            {"cell": "m_dsp", "port": "CE1", "delay": [2.0, 2.0]}]},
+        {"driver": "m_dsp", "endpoints": [
+            {"cell": "ff_c[1]_TRELLIS_FF_Q", "port": "M", "delay": [6.0, 6.0]}]},
+    ]
+    eps = {(e.cell, e.port): e for e in pe.endpoints({"modules": {"top": {"cells": cells}}},
+                                                     {"detailed_net_timings": nets})}
+    assert eps[("m_dsp", "A0")].arrival_ns == pytest.approx(0.52 + 1.0 + 0.25 + 4.0 + 0.1)
+    assert eps[("m_dsp", "CE1")].start == "ff_a[0]_TRELLIS_FF_Q"
+    assert eps[("ff_c[1]_TRELLIS_FF_Q", "M")].arrival_ns == pytest.approx(6.0 + 0.1)
+    assert eps[("ff_c[1]_TRELLIS_FF_Q", "M")].start == "m_dsp"
+
+
 def test_group_by_register_and_pair():
     eps = pe.endpoints(*_design())
     g = pe.group(eps, period_ns=4.5)
