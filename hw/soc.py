@@ -442,6 +442,7 @@ class Soc(wiring.Component):
         word = self.host_cmd_addr[2:10]
         rsp = data_reg(32)                     # (data: read under rsp_valid)
         rsp_valid = Signal()
+        w_v = Signal()                         # a write taken last cycle, done this cycle
         clear = Signal()
         rx = seq["rx"]
         vals = {"SOC_ID": Const(regmap.SOC_ID_MAGIC, 32), "SOC_CTRL": Const(0, 32),
@@ -483,26 +484,34 @@ class Soc(wiring.Component):
             npu.host_cmd.payload.we.eq(self.host_cmd_we),
             npu.host_cmd.payload.wdata.eq(self.host_cmd_wdata),
             npu.host_cmd.valid.eq(self.host_cmd_valid & ~is_soc),
-            self.host_cmd_ready.eq(Mux(is_soc, ~rsp_valid & ~rd_pend, npu.host_cmd.ready)),
+            self.host_cmd_ready.eq(Mux(is_soc, ~rsp_valid & ~rd_pend & ~w_v, npu.host_cmd.ready)),
             self.host_rsp_valid.eq(rsp_valid | npu.host_rsp.valid),
             self.host_rsp_data.eq(Mux(rsp_valid, rsp, npu.host_rsp.payload.rdata)),
             npu.host_rsp.ready.eq(self.host_rsp_ready & ~rsp_valid),
         ]
         with m.If(rsp_valid & self.host_rsp_ready):
             m.d.sync += rsp_valid.eq(0)
-        with m.If(self.host_cmd_valid & is_soc & ~rsp_valid & ~rd_pend):
+        # A write is taken into registers (``w_v``, word, data) and done in the next cycle, from
+        # them: the CSRs' enables decode a registered word, not the host command's address
+        # compare and handshake (on the routed ECP5 die those ran from the host port to ~60
+        # 32-bit registers' enables, issue #13). The port takes no SoC command while a write
+        # is pending, so a read right behind a write reads the written value.
+        w_word, w_data = data_reg(len(word)), data_reg(32)
+        m.d.sync += w_v.eq(0)
+        with m.If(self.host_cmd_valid & is_soc & ~rsp_valid & ~rd_pend & ~w_v):
             with m.If(self.host_cmd_we):
-                with m.Switch(word):
-                    for c in regmap.soc_csrs():
-                        if c.access == "RW":
-                            with m.Case(c.offset):
-                                m.d.sync += regs[c.name].eq(self.host_cmd_wdata)
-                        elif c.name == "SOC_CTRL":
-                            with m.Case(c.offset):
-                                m.d.comb += clear.eq(
-                                    self.host_cmd_wdata[regmap.SOC_CTRL_BITS["CLEAR"]])
+                m.d.sync += [w_v.eq(1), w_word.eq(word), w_data.eq(self.host_cmd_wdata)]
             with m.Else():
                 m.d.sync += [rd_grp.eq(word // CSR_GROUP), rd_pend.eq(1)]
+        with m.If(w_v):
+            with m.Switch(w_word):
+                for c in regmap.soc_csrs():
+                    if c.access == "RW":
+                        with m.Case(c.offset):
+                            m.d.sync += regs[c.name].eq(w_data)
+                    elif c.name == "SOC_CTRL":
+                        with m.Case(c.offset):
+                            m.d.comb += clear.eq(w_data[regmap.SOC_CTRL_BITS["CLEAR"]])
         with m.If(clear):
             for c in seq["cnt"].values():
                 m.d.sync += c.eq(0)
