@@ -22,10 +22,11 @@ Contract:
 from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
+from hw.fifos import HeadFIFO
 from hw.isp import TENSOR_LAYOUT
 from hw.npu_if import line_addr_bits, line_bytes, sram_write_signature
 from hw.sram import data_reg
@@ -55,8 +56,11 @@ class TensorWriter(wiring.Component):
         W = line_bytes(self.config)
         lw = (W - 1).bit_length()
         lab = line_addr_bits(self.config)
-        # the input FIFO: w_rdy and r_rdy are compares of its level register
-        m.submodules.ififo = ififo = fifo.SyncFIFO(width=TENSOR_LAYOUT.size, depth=2)
+        # the input FIFO: w_rdy and r_rdy are compares of its level register, and its head
+        # is a register (hw.fifos.HeadFIFO, SyncFIFO's cycles): the beat's fields start the
+        # writer's decisions (the flush into the 128-bit write register, the accumulator's
+        # byte enables) from flip-flops, not from a LUT-RAM read (ECP5 timing, issue #13)
+        m.submodules.ififo = ififo = HeadFIFO(width=TENSOR_LAYOUT.size, depth=2)
         m.d.comb += [ififo.w_data.eq(self.i.payload), ififo.w_en.eq(self.i.valid),
                      self.i.ready.eq(ififo.w_rdy)]
         i_valid = ififo.r_rdy
