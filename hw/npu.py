@@ -41,6 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw import regmap
 from hw.config import Config
+from hw.csr import grouped_read
 from hw.dma import LoadUnit, StoreUnit
 from hw.fifos import SlowHeadFIFO
 from hw.isa import INSTR_BITS, INSTR_BYTES, INSTR_LAYOUT, Opcode
@@ -578,13 +579,6 @@ class NpuTop(wiring.Component):
         assert set(csr_vals) == {c.name for c in regmap.CSRS}
         ob = (regmap.CSR_WORDS - 1).bit_length()
 
-        def csr_read(addr):
-            v = Signal(32, name="csr_rdata")
-            with m.Switch(addr[2:2 + ob]):
-                for c in regmap.CSRS:
-                    with m.Case(c.offset):
-                        m.d.comb += v.eq(csr_vals[c.name])
-            return v
 
         # ---- host port
         hc = self.host_cmd
@@ -594,7 +588,12 @@ class NpuTop(wiring.Component):
         rsp = Signal(32)
         is_csr = hp.addr >= regmap.CSR_BASE
         in_sram = hp.addr < cfg.sram_bytes
-        csr_rd = csr_read(h_addr)
+        # the CSR read in two registered levels (hw.csr.grouped_read, groups of 8 words): the
+        # group registers load from h_addr in the CSR state, rsp from them in CSR2 (the one
+        # mux of every CSR into rsp, fed by the 64-bit counters across the controller, was a
+        # 12.7 ns path on the routed ECP5 die, issue #13); one cycle more per CSR read
+        h_word = h_addr[2:2 + ob]
+        csr_rd = grouped_read(m, regmap.CSRS, csr_vals, h_word, h_word // 8, 8, "npu_csr_rd")
         word_sel = h_addr[2:lw]
         m.d.comb += [
             self.host_rsp.payload.rdata.eq(rsp),
@@ -628,6 +627,8 @@ class NpuTop(wiring.Component):
                         m.d.sync += rsp.eq(0)
                         m.next = "RSP"
             with m.State("CSR"):
+                m.next = "CSR2"
+            with m.State("CSR2"):
                 m.d.sync += rsp.eq(csr_rd)
                 m.next = "RSP"
             with m.State("SRAM"):

@@ -59,6 +59,7 @@ from hw import regmap
 from hw.config import Config
 from hw.csi2 import COUNTER_NAMES, ecc_parity
 from hw.csi2_rx import Csi2Rx
+from hw.csr import grouped_read
 from hw.fifos import SlowHeadFIFO
 from hw.isp import Isp
 from hw.metadata import MetaFlag
@@ -453,29 +454,13 @@ class Soc(wiring.Component):
         vals.update(seq["cnt"])
         vals.update(seq["kpi"])
         assert set(vals) == {c.name for c in regmap.soc_csrs()}
-        # Two registered levels: each group of CSR_GROUP words has its own read mux and register
-        # (placed near its registers), then one small mux of the groups feeds `rsp`. Before,
-        # one 60:1 mux drew 1,900 wires to one spot, the die's routing hot spot.
-        groups: dict[int, list] = {}
-        for c in regmap.soc_csrs():
-            groups.setdefault(c.offset // CSR_GROUP, []).append(c)
-        g_val = {}
-        for g, cs in groups.items():
-            # (data: read into rsp only under rd_pend; hw.sram.data_reg)
-            v = g_val[g] = data_reg(32, name=f"csr_rd_g{g}")
-            with m.Switch(word % CSR_GROUP):
-                for c in cs:
-                    with m.Case(c.offset % CSR_GROUP):
-                        m.d.sync += v.eq(vals[c.name])
-                with m.Default():
-                    m.d.sync += v.eq(0)
+        # Two registered levels (hw.csr.grouped_read): each group of CSR_GROUP words has its
+        # own read mux and register (placed near its registers), then one small mux of the
+        # groups feeds `rsp`. Before, one 60:1 mux drew 1,900 wires to one spot, the die's
+        # routing hot spot.
         rd_grp = Signal(len(word))             # any group of the word space (unused: 0)
         rd_pend = Signal()                     # a read's group registers load this cycle
-        rdata = Signal(32)
-        with m.Switch(rd_grp):
-            for g in groups:
-                with m.Case(g):
-                    m.d.comb += rdata.eq(g_val[g])
+        rdata = grouped_read(m, regmap.soc_csrs(), vals, word, rd_grp, CSR_GROUP, "csr_rd")
         m.d.sync += rd_pend.eq(0)
         with m.If(rd_pend):
             m.d.sync += [rsp.eq(rdata), rsp_valid.eq(1)]
