@@ -107,10 +107,11 @@ class Config:
     conv_walk_stages: int = 1
     #: Stages of the conv unit's output scatter (hw/conv_unit.py ``_Scatter``): 1 = an output
     #: beat (the engine's row, with the int32 partials added in MID) is shifted to its byte
-    #: offset as it is taken; 2 = it is registered first (data, address, byte count) and
-    #: shifted in the next cycle, so the engine's output, the partials' add and the mode's
-    #: selects do not reach the shifter in one cycle: one cycle more per instruction, the same
-    #: throughput; for FPGA clocks.
+    #: offset as it is taken; 2 = it goes through a 2-entry FIFO first (data, address, byte
+    #: count; the FIFO's ready a register) and is shifted in the next cycle, so the engine's
+    #: output, the partials' add and the mode's selects do not reach the shifter in one cycle,
+    #: nor the SRAM port's ready the engine's output handshake: one cycle more per
+    #: instruction, the same throughput; for FPGA clocks.
     conv_out_stages: int = 1
     #: Cycles from an accepted SRAM read to its line on ``rdata`` (hw/npu_if.py
     #: :func:`~hw.npu_if.sram_read_latency`): 2 = the arbiters drive the banks' address pins

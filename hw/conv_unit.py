@@ -123,8 +123,8 @@ class _Scatter(wiring.Component):
     def __init__(self, config: Config, nbytes: int):
         self.W = line_bytes(config)
         self.B = nbytes
-        # Config.conv_out_stages = 2: the input beat registered before the shift (the beat's
-        # byte mask applied on the way in)
+        # Config.conv_out_stages = 2: the input beat through a 2-entry FIFO before the shift
+        # (the beat's byte mask applied on the way in)
         self.in_reg = config.conv_out_stages == 2
         self.lab = line_addr_bits(config)
         self.lgw = (self.W - 1).bit_length()
@@ -203,24 +203,21 @@ class _Scatter(wiring.Component):
         m.d.comb += data_m.eq(Cat(*[Mux(nmask[i], self.i_data[8 * i:8 * i + 8], 0)
                                     for i in range(B)]))
         if self.in_reg:
-            # the input register: loads when empty or moving into the shift stage
-            r_v = Signal()
-            r_addr, r_data, r_n, r_mask = (
-                Signal.like(v, name="r_" + n, reset_less=True) for v, n in (
-                    (self.i_addr, "addr"), (data_m, "data"), (self.i_n, "n"), (nmask, "mask")))
-            load = r_v & free
-            m.d.comb += self.i_ready.eq(~r_v | free)
-            # (data: they load whenever the register takes a beat or would, so the engine's
-            # output valid is not in their enables; r_v says whether they hold a beat)
-            with m.If(self.i_ready):
-                m.d.sync += [r_addr.eq(self.i_addr), r_data.eq(data_m), r_n.eq(self.i_n),
-                             r_mask.eq(nmask)]
-            with m.If(self.i_valid & self.i_ready):
-                m.d.sync += r_v.eq(1)
-            with m.Elif(load):
-                m.d.sync += r_v.eq(0)
-            s_addr, s_data, s_n, s_mask = r_addr, r_data, r_n, r_mask
-            idle = ~r_v
+            # the input register as a 2-entry ring (hw.fifos.RingFIFO2): its ready is its level
+            # register, not the shift stage's ``free`` (which waits on the SRAM port's ready,
+            # across the die: on the routed ECP5 die that reached the conv unit's output count
+            # and address enables, issue #13); its entries load whenever free, so the engine's
+            # output valid is in no data register's enable; the same latency and throughput
+            in_lay = data.StructLayout({"addr": len(self.i_addr), "data": len(data_m),
+                                        "n": len(self.i_n), "mask": len(nmask)})
+            m.submodules.inq = inq = RingFIFO2(width=in_lay.size)
+            iw, ir = data.View(in_lay, inq.w_data), data.View(in_lay, inq.r_data)
+            load = inq.r_rdy & free
+            m.d.comb += [self.i_ready.eq(inq.w_rdy), inq.w_en.eq(self.i_valid),
+                         iw.addr.eq(self.i_addr), iw.data.eq(data_m), iw.n.eq(self.i_n),
+                         iw.mask.eq(nmask), inq.r_en.eq(free)]
+            s_addr, s_data, s_n, s_mask = ir.addr, ir.data, ir.n, ir.mask
+            idle = ~inq.r_rdy
         else:
             load = self.i_valid & free
             m.d.comb += self.i_ready.eq(free)

@@ -74,8 +74,10 @@ class RingFIFO2(fifo.FIFOInterface, Elaboratable):
         m.d.comb += [self.w_rdy.eq(level != 2), self.r_rdy.eq(level != 0),
                      self.r_data.eq(Mux(rp, ent[1], ent[0])),
                      self.w_level.eq(level), self.r_level.eq(level)]
+        # the entry at wp is free whenever the FIFO is not full, so it loads w_data in every
+        # such cycle, written or not: the write decision (``w_en``) enables no data register
         for i in range(2):
-            with m.If(do_w & (wp == i)):
+            with m.If(self.w_rdy & (wp == i)):
                 m.d.sync += ent[i].eq(self.w_data)
         m.d.sync += [level.eq(level + do_w - do_r), wp.eq(wp ^ do_w), rp.eq(rp ^ do_r)]
         return m
