@@ -1316,6 +1316,7 @@ class VectorUnit(wiring.Component):
             if not dsp_regs:
                 pk = [[e2reg(pk[j][k], f"{rn}_p{j}_{k}") for k in range(TT)] for j in range(L)]
             ws = [Mux(em.bc, e_w[:8], e_w[8 * j:8 * j + 8]).as_signed() for j in range(L)]
+
         def addends(am, sfx):
             """Per lane the value the accumulate adds (VMATMUL: the dot product of the lane's
             weight row, DWCONV: the tap products' sum, POOL: the taps' sum) and whether the
