@@ -243,32 +243,47 @@ class Soc(wiring.Component):
         prog_addr = [regs["PROG0_ADDR"], regs["PROG1_ADDR"]]
         wbuf = Signal()                       # buffer the writer fills
         free0 = state[0] == BufState.FREE
+        # the buffers' states after this cycle (``state_n``; every update below sets them):
+        # the writer's ``buf_ok`` is a register set from them (and from SOC_CFG.enable, so an
+        # enable takes effect a cycle later), so the writer's start decision, far across the
+        # die, starts from a flip-flop and not from the SoC's state compares (on the routed
+        # die buf0_state -> buf_ok -> the writer's start -> back -> the next tags was run Q's
+        # 15.8 ns path, issue #13); buf_addr's select is the current state, as buf_ok's is
+        state_n = [Signal(2, name=f"buf{b}_state_n") for b in range(2)]
+        m.d.comb += [sn.eq(st) for sn, st in zip(state_n, state, strict=True)]
+        m.d.sync += [st.eq(sn) for st, sn in zip(state, state_n, strict=True)]
+        buf_ok = Signal(name="buf_ok_q")
+        m.d.sync += buf_ok.eq(enable & ((state_n[0] == BufState.FREE)
+                                        | (state_n[1] == BufState.FREE)))
         m.d.comb += [
-            writer.buf_ok.eq(enable & (free0 | (state[1] == BufState.FREE))),
+            writer.buf_ok.eq(buf_ok),
             writer.buf_addr.eq(Mux(free0, stage_addr[0], stage_addr[1])),
         ]
         # the buffers' tags after this cycle (``tag_n``): the sequencer's tag-to-head compares
         # are registers set from them and from the head's next value (below)
+        # (``sof_n[b]``: buffer b takes sof_tag as its tag now; its tag-to-head flags select
+        # between tests of sof_tag and of its tag, so the writer's start only selects)
         tag_n = [Signal(16, name=f"buf{b}_tag_n") for b in range(2)]
-        m.d.comb += [t.eq(tg) for t, tg in zip(tag_n, tag, strict=True)]
+        sof_n = [Signal(name=f"buf{b}_sof_n") for b in range(2)]
+        m.d.comb += [tn.eq(Mux(sn, sof_tag, tg))
+                     for tn, sn, tg in zip(tag_n, sof_n, tag, strict=True)]
         with m.If(writer.start & ~writer.restart):
             m.d.sync += wbuf.eq(~free0)
             with m.If(free0):
-                m.d.sync += state[0].eq(BufState.FILLING)
-                m.d.comb += tag_n[0].eq(sof_tag)
+                m.d.comb += [state_n[0].eq(BufState.FILLING), sof_n[0].eq(1)]
             with m.Else():
-                m.d.sync += state[1].eq(BufState.FILLING)
-                m.d.comb += tag_n[1].eq(sof_tag)
+                m.d.comb += [state_n[1].eq(BufState.FILLING), sof_n[1].eq(1)]
         with m.If(writer.restart):
             for b in range(2):
                 with m.If(wbuf == b):
-                    m.d.comb += tag_n[b].eq(sof_tag)
+                    m.d.comb += sof_n[b].eq(1)
         m.d.sync += [t.eq(tn) for t, tn in zip(tag, tag_n, strict=True)]
         with m.If(writer.done):
             for b in range(2):
                 with m.If(wbuf == b):
-                    m.d.sync += [state[b].eq(Mux(writer.complete, BufState.FULL, BufState.FREE)),
-                                 done_at[b].eq(now)]
+                    m.d.comb += state_n[b].eq(Mux(writer.complete, BufState.FULL,
+                                                  BufState.FREE))
+                    m.d.sync += done_at[b].eq(now)
 
         # ---- the frame sequencer
         head = Signal(16)                     # index of the record at the FIFO's head
@@ -300,8 +315,10 @@ class Soc(wiring.Component):
         m.d.sync += head.eq(head_n)
         t_eq = [Signal(name=f"buf{b}_at_head", init=1) for b in range(2)]
         t_old = [Signal(name=f"buf{b}_older") for b in range(2)]
-        m.d.sync += [*[f.eq(tn == head_n) for f, tn in zip(t_eq, tag_n, strict=True)],
-                     *[f.eq((tn - head_n)[15]) for f, tn in zip(t_old, tag_n, strict=True)]]
+        for b in range(2):
+            m.d.sync += [t_eq[b].eq(Mux(sof_n[b], sof_tag == head_n, tag[b] == head_n)),
+                         t_old[b].eq(Mux(sof_n[b], (sof_tag - head_n)[15],
+                                         (tag[b] - head_n)[15]))]
         full_eq = [(state[b] == BufState.FULL) & t_eq[b] for b in range(2)]
         older = t_old                                             # tag < head (mod 2^16)
         newer = [~t_old[b] & ~t_eq[b] for b in range(2)]
@@ -315,7 +332,7 @@ class Soc(wiring.Component):
                 m.d.sync += tx_buf_valid.eq(0)
                 for b in range(2):
                     with m.If(tx_buf == b):
-                        m.d.sync += state[b].eq(BufState.FREE)
+                        m.d.comb += state_n[b].eq(BufState.FREE)
 
         valid = Signal()
         m.d.comb += valid.eq((flags & int(MetaFlag.VALID)).any())
@@ -336,12 +353,12 @@ class Soc(wiring.Component):
                 with m.If(rec.r_rdy & enable):
                     for b in range(2):   # tensors of frames already sent: release
                         with m.If((state[b] == BufState.FULL) & older[b]):
-                            m.d.sync += state[b].eq(BufState.FREE)
+                            m.d.comb += state_n[b].eq(BufState.FREE)
                     m.d.sync += [sel_valid.eq(0), c_isp.eq(0), c_npu.eq(0)]
                     with m.If(r_flags != 0):
                         for b in range(2):
                             with m.If(full_eq[b]):
-                                m.d.sync += state[b].eq(BufState.FREE)
+                                m.d.comb += state_n[b].eq(BufState.FREE)
                         m.d.sync += [flags.eq(int(MetaFlag.RX_ERROR)), wait_n.eq(0)]
                         m.next = "EMIT"
                     with m.Elif(full_eq[0] | full_eq[1]):
@@ -350,7 +367,7 @@ class Soc(wiring.Component):
                                      c_isp.eq(Mux(full_eq[0], done_at[0], done_at[1]) - r_stamp)]
                         for b in range(2):
                             with m.If(b_sel == b):
-                                m.d.sync += state[b].eq(BufState.BUSY)
+                                m.d.comb += state_n[b].eq(BufState.BUSY)
                         m.next = "NPU"
                     w_newer = Mux(wbuf, newer[1], newer[0])
                     w_filling = Mux(wbuf, state[1], state[0]) == BufState.FILLING
