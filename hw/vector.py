@@ -155,9 +155,14 @@ def _comb(m, src, name, shape=None):
     return s
 
 
-def _reg(m, shape, src, name):
+def _reg(m, shape, src, name, en=None):
+    """``src`` in a data register named ``name``, loaded in every cycle or where ``en``"""
     s = Signal(shape, name=name, reset_less=True)
-    m.d.sync += s.eq(src)
+    if en is None:
+        m.d.sync += s.eq(src)
+    else:
+        with m.If(en):
+            m.d.sync += s.eq(src)
     return s
 
 
@@ -1260,12 +1265,7 @@ class VectorUnit(wiring.Component):
 
         def e1b(v, name):
             """(vector_exec_stages = 4) v registered as E1 hands its command to E1b"""
-            if not ops:
-                return v
-            r = Signal(v.shape(), name=name, reset_less=True)
-            with m.If(exec_take):
-                m.d.sync += r.eq(v)
-            return r
+            return _reg(m, v.shape(), v, name, exec_take) if ops else v
         # (4 stages, a DSP or simulation product: the operand and product registers are the
         # multiplier's own, hw.systolic.registered_mul with the stages' enables; on ECP5 the
         # MULT18X18D's input and output registers, so no fabric route is in front of or
@@ -1306,10 +1306,7 @@ class VectorUnit(wiring.Component):
                               signed(8 + TT.bit_length())))
         if two:                        # E1 -> E2: the products, POOL's max and sum, registered
             def e2reg(v, name):
-                r = Signal(v.shape(), name=name, reset_less=True)
-                with m.If(o_take):
-                    m.d.sync += r.eq(v)
-                return r
+                return _reg(m, v.shape(), v, name, o_take)
             rn = "e1c" if ops else "e2"    # (the stage the registers belong to)
             pmax = [e2reg(v, f"{rn}_pmax{j}") for j, v in enumerate(pmax)]
             psum = [e2reg(v, f"{rn}_psum{j}") for j, v in enumerate(psum)]
@@ -1343,15 +1340,9 @@ class VectorUnit(wiring.Component):
             # max); no sum is wider than 16 + log2(max(L, TT)) + 1 bits
             e1c, aw = stages[1], 17 + max(L, TT).bit_length()
             add, upd = addends(e1c.meta, "_c")
-
-            def e1creg(v, shape, name):
-                r = Signal(shape, name=name, reset_less=True)
-                with m.If(e1c.take):
-                    m.d.sync += r.eq(v)
-                return r
-            add = [e1creg(v, signed(aw), f"e2_add{j}") for j, v in enumerate(add)]
-            upd = [e1creg(v, 1, f"e2_upd{j}") for j, v in enumerate(upd)]
-            pmax = [e1creg(v, signed(8), f"e2_pmax{j}") for j, v in enumerate(pmax)]
+            add = [_reg(m, signed(aw), v, f"e2_add{j}", e1c.take) for j, v in enumerate(add)]
+            upd = [_reg(m, 1, v, f"e2_upd{j}", e1c.take) for j, v in enumerate(upd)]
+            pmax = [_reg(m, signed(8), v, f"e2_pmax{j}", e1c.take) for j, v in enumerate(pmax)]
         am = em                        # from here on: E2's command
         if not ops:
             add, upd = addends(am, "")
