@@ -1121,6 +1121,8 @@ class VectorUnit(wiring.Component):
         # ------------------------------------------------------------------ EXEC
         post_cnt = Signal(range(OUT_DEPTH + 1))
         post_zero = Signal(init=1)       # post_cnt == 0, set with it
+        post_room = Signal(init=1)       # post_cnt < OUT_DEPTH, set with it (EXEC's advance
+        #                                  starts from a flip-flop, not a compare)
         emit_b = Signal()
         # EXEC runs in Config.vector_exec_stages stages. E1 is the command in av: the operand
         # selects, the weight memory (read; K_WLOAD writes it) and the tap products. E2
@@ -1152,15 +1154,19 @@ class VectorUnit(wiring.Component):
         # P0 takes a beat this cycle: free, or its last phase moves into POST now (H > 1: an
         # emitting command waits for it; the others go on, they change nothing POST reads)
         p0free = Signal()
-        e_ok = (post_cnt < OUT_DEPTH) & ((~em.emit | p0free) if H > 1 else 1)
+        e_ok = post_room & ((~em.emit | p0free) if H > 1 else 1)
         if two:
-            m.d.comb += [e_take.eq(e2.v & e_ok),
-                         exec_take.eq(av & (~stages[0].v | stages[0].take))]
+            # The stages move together: all of them unless E2 holds a beat it cannot hand on
+            # (a bubble in a later stage is not filled while E2 waits). Each stage's take is
+            # then its valid and one shared ``adv``, not a ready chain back from E2 through
+            # every stage into E1's and av's enables (ECP5 timing, issue #13: with four stages
+            # that chain ran from POST's room through E2, E1c, E1b into the skid -> av moves)
+            adv = _comb(m, ~e2.v | e_ok, "e_adv")
+            m.d.comb += [e_take.eq(e2.v & e_ok), exec_take.eq(av & adv)]
             src = (exec_take, av_meta, av_xs, av_w)
-            for i, st in enumerate(stages):
+            for st in stages:
                 if st is not e2:
-                    nx = stages[i + 1]
-                    m.d.comb += st.take.eq(st.v & (~nx.v | nx.take))
+                    m.d.comb += st.take.eq(st.v & adv)
                 in_take, meta, xs, w = src
                 with m.If(in_take):
                     m.d.sync += [st.v.eq(1), st.meta.eq(meta), st.w.eq(w),
@@ -1590,9 +1596,11 @@ class VectorUnit(wiring.Component):
         m.d.comb += [outq.w_en.eq(oav), outq.w_data.eq(Cat(oaa, oan, *yout))]
         wpop = Signal()
         with m.If(emit_b & ~wpop):
-            m.d.sync += [post_cnt.eq(post_cnt + 1), post_zero.eq(0)]
+            m.d.sync += [post_cnt.eq(post_cnt + 1), post_zero.eq(0),
+                         post_room.eq(post_cnt + 1 < OUT_DEPTH)]
         with m.Elif(~emit_b & wpop):
-            m.d.sync += [post_cnt.eq(post_cnt - 1), post_zero.eq(post_cnt == 1)]
+            m.d.sync += [post_cnt.eq(post_cnt - 1), post_zero.eq(post_cnt == 1),
+                         post_room.eq(1)]
         h_addr = outq.r_data[:24]
         h_n = outq.r_data[24:24 + NB]
         h_data = outq.r_data[24 + NB:]
