@@ -27,6 +27,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
+from hw.fifos import RingFIFO2
 from hw.isa import INSTR_LAYOUT, BufSel, Opcode, buffer_sizes
 from hw.npu_if import (
     line_addr_bits,
@@ -146,18 +147,21 @@ class Mover(wiring.Component):
         more = Signal()               # pl != 0
         have_prev = Signal()
         prev = data_reg(8 * W)
-        # the output word's registers (the stream's valid keeps its reset)
-        o_addr = data_reg(len(self.out.payload.addr))
-        o_data = data_reg(8 * W)
-        o_mask = data_reg(W)
-        m.d.comb += [self.out.payload.addr.eq(o_addr), self.out.payload.data.eq(o_data),
-                     self.out.payload.mask.eq(o_mask)]
-        out_free = ~self.out.valid | self.out.ready
+        # the output words go through a 2-entry ring (``RingFIFO2``): the ring's free entry
+        # loads the word in every cycle, and whether one more word fits is its ``w_rdy`` (a
+        # register), not the consumer's ready, so the write port's ready (from the SRAM
+        # arbiter, across the die) reaches neither the pops of ``rfifo`` and their ~8W-bit
+        # head register nor the word's registers (ECP5 timing, issue #13: the STORE unit's
+        # read FIFO, 128 endpoints at 11 ns). The same latency as one output register, and
+        # never a cycle later.
+        m.submodules.oq = oq = RingFIFO2(width=len(self.out.payload.as_value()))
+        m.d.comb += [self.out.valid.eq(oq.r_rdy), self.out.payload.eq(oq.r_data),
+                     oq.r_en.eq(self.out.ready)]
+        o_next = data.View(self.out.payload.shape(), oq.w_data)
+        out_free = oq.w_rdy
         pop = Signal()
         m.d.comb += [rfifo.r_en.eq(pop)]
         m.d.sync += credits.eq(credits + issue - pop)
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += self.out.valid.eq(0)
 
         with m.If(~active):
             m.d.comb += dfifo.r_en.eq(1)
@@ -188,19 +192,17 @@ class Mover(wiring.Component):
                 lo_ok = ~first | (cur.lo <= b) if b < W - 1 else Const(1)
                 hi_ok = ~last | (b < cur.hi_last)
                 m.d.comb += mask[b].eq(lo_ok & hi_ok)
+            m.d.comb += [oq.w_en.eq(emit), o_next.addr.eq(oaddr),
+                         o_next.data.eq(Mux(cur.fill, self.value.replicate(W), word)),
+                         o_next.mask.eq(mask)]
             with m.If(emit):
-                m.d.sync += [
-                    self.out.valid.eq(1),
-                    o_addr.eq(oaddr),
-                    o_data.eq(Mux(cur.fill, self.value.replicate(W), word)),
-                    o_mask.eq(mask),
-                    oaddr.eq(oaddr + 1), first.eq(0), wl.eq(wl - 1), last.eq(wl == 1),
-                ]
+                m.d.sync += [oaddr.eq(oaddr + 1), first.eq(0), wl.eq(wl - 1),
+                             last.eq(wl == 1)]
                 with m.If(last):
                     m.d.sync += [active.eq(0), have_prev.eq(0)]
 
         m.d.comb += self.busy.eq(
-            ~i_zero | (dfifo.level != 0) | active | self.out.valid | (credits != 0))
+            ~i_zero | (dfifo.level != 0) | active | oq.r_rdy | (credits != 0))
         return m
 
 
