@@ -590,13 +590,10 @@ class Timing:
         self.vector_setup = 3
         # read (the SRAM's latency), EXEC's and the command input's stages, POST, write
         from hw.npu_if import sram_read_latency
-
-        # (vector_req_stages = 2: REQ's command FIFO, the command-metadata FIFO's write stage
-        # and the line requests' FIFO, one cycle each)
-        from hw.vector import exec_latency
+        from hw.vector import exec_latency, req_latency
 
         self.vector_latency = (16 + sram_read_latency(config) + exec_latency(config)
-                               + (4 if config.vector_req_stages == 2 else 1))
+                               + req_latency(config))
         from hw.gemm import m_block
 
         self.acc_rows = m_block(config)

@@ -236,6 +236,14 @@ def exec_latency(config: Config) -> int:
     return 1 + len(exec_stage_names(config)) + (config.vector_exec_stages >= 3)
 
 
+def req_latency(config: Config) -> int:
+    """Cycles of the vector unit's command input and line lookup (``Timing.vector_latency``):
+    REQ's register, and with ``Config.vector_req_stages`` = 2 one each for the command FIFO
+    (``inq``), the command metadata FIFO's write stage (``HeadFIFO(write_stage=True)``) and the
+    line requests' FIFO (``reqq``)"""
+    return 1 + (3 if config.vector_req_stages == 2 else 0)
+
+
 class _ExecStage:
     """A register stage of the vector unit's EXEC after E1: ``v`` (holds a command), ``take``
     (hands it to the next stage this cycle), the command's metadata ``meta`` and its x vectors
