@@ -433,6 +433,9 @@ class VectorUnit(wiring.Component):
         vnj, vl = data_reg(range(L + 1), name="vnj"), data_reg(9, name="vl")
         vkr = data_reg(18, name="vkr")
         xrow, wrow, wrow0, orow = (data_reg(24, name=n) for n in ("xrow", "wrow", "wrow0", "orow"))
+        wv = data_reg(24, name="wv")      # wrow + vk0 (the command's first weight chunk)
+        # j * k for j = 1 .. TT (set up with the instruction; VRUN's weight rows)
+        vkj = [None, vm.k] + [data_reg(24, name=f"vk{j}") for j in range(2, TT + 1)]
         vkL = data_reg(24)
 
         # DWCONV / POOL field views (same names, different offsets), registers loaded with ins
@@ -496,17 +499,23 @@ class VectorUnit(wiring.Component):
         def group_reset():
             m.d.sync += [gi.eq(0), gco.eq(co0), goff.eq(0), gr.eq(rres), g_wrap.eq(rres_w)]
 
-        # parameter / weight loads: up to TT x vectors at lbase + k * lstride
+        # parameter / weight loads: up to TT x vectors, vector k at lbase + loff[k], each an
+        # adder of its own (a chain lbase + stride + stride ... put TT - 1 adders in series
+        # between SEQ's registers and the command FIFO's entries: ECP5 timing, issue #13).
+        # A parameter record's or the LUT table's chunk t: loff[k] = (t * TT + k) * L (t is a
+        # chunk index, a few bits); DLOAD's weight rows: loff[k] = k * co (``cok``, set up with
+        # co)
         lbase = Signal(24)
-        lstride = Signal(24)
-        lin = [lbase]
-        for k in range(1, TT):
-            lin.append(_comb(m, (lin[-1] + lstride)[:24], f"lin{k}", 24))
+        loff = [Signal(24, name=f"loff{k}") for k in range(TT)]
+        lin = [_comb(m, (lbase + loff[k])[:24], f"lin{k}", 24) for k in range(TT)]
+        tb = max(PC, TC).bit_length()
+        chunk_off = [(t[:tb] * TT + k) * L for k in range(TT)]
+        cok = ([Const(0, 1), co] + [data_reg(20, name=f"co{k}") for k in range(2, TT)])[:TT]
         pxe = _comb(m, Cat(*[t * TT + k < 12 for k in range(TT)]), "pxe", TT)
 
         def param_cmd():
             """One of the PC commands loading a 12-vector parameter record (t: chunk)."""
-            m.d.comb += [lbase.eq(pa + t * (TT * L)), lstride.eq(L)]
+            m.d.comb += [lbase.eq(pa), *[a.eq(b) for a, b in zip(loff, chunk_off, strict=True)]]
             emit(xa=lin, xe=pxe, kind=K_PARAM, idx=t, grp=gi)
             m.d.sync += t.eq(t + 1)
 
@@ -544,6 +553,7 @@ class VectorUnit(wiring.Component):
                     elim.eq(Mux(per1, L, per)),
                     vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), vkr.eq(vm.k), t.eq(0),
                     xrow.eq(vm.in_addr), wrow.eq(vm.w_addr), wrow0.eq(vm.w_addr),
+                    wv.eq(vm.w_addr), *[vkj[j].eq(vm.k * j) for j in range(2, TT + 1)],
                     orow.eq(vm.out_addr),
                     vkL.eq(vm.k << LL),
                 ]
@@ -558,6 +568,7 @@ class VectorUnit(wiring.Component):
                     rres_w.eq(lr >= dm),         # rres = 0 (SETUP1 set lr and dm)
                     ptr.eq(p_t * rowb),
                     tco.eq(co * TT),
+                    *[cok[k].eq(co * k) for k in range(2, TT)],
                     sg.eq(1),
                 ]
                 # super-group: POOL SG groups; DWCONV with register weights as many as the
@@ -620,7 +631,7 @@ class VectorUnit(wiring.Component):
             with m.State("DLOAD"):
                 # each group's weights, TT taps per weight memory row (rows in command order)
                 m.d.comb += busy_seq.eq(1)
-                m.d.comb += [lbase.eq(wa), lstride.eq(co)]
+                m.d.comb += [lbase.eq(wa), *[a.eq(b) for a, b in zip(loff, cok, strict=True)]]
                 # the window's taps left: tl = ntap - t, a register (teff = ntap here: DLOAD
                 # runs only with wc, so ntap != 0), not a subtract before the compares that
                 # enable SEQ's registers (ECP5 timing, issue #13)
@@ -749,7 +760,8 @@ class VectorUnit(wiring.Component):
             with m.State("LTABLE"):
                 m.d.comb += busy_seq.eq(1)
                 # the 256-byte table, TT vectors per command (t: chunk)
-                m.d.comb += [lbase.eq(lu.lut_addr + t * (TT * L)), lstride.eq(L)]
+                m.d.comb += [lbase.eq(lu.lut_addr),
+                             *[a.eq(b) for a, b in zip(loff, chunk_off, strict=True)]]
                 with m.If(take):
                     emit(xa=lin, xe=Cat(*[t * TT + k < NT for k in range(TT)]), kind=K_TABLE,
                          idx=t)
@@ -789,31 +801,35 @@ class VectorUnit(wiring.Component):
                 last_jj = _comb(m, vl <= TT, "last_jj")
                 last_j0 = vj0 + L >= vm.n
                 last_i = vi + 1 >= vm.m
-                rows = [wrow]
-                for j in range(TT):
-                    r_ = Signal(24, name=f"vrow{j + 1}")
-                    m.d.comb += r_.eq(rows[-1] + vm.k)
-                    rows.append(r_)
+                # weight row j of the command: wrow + j * k, each an adder from registers
+                # (``vkj``: j * k), and its chunk at wv + j * k (wv = wrow + vk0, a register
+                # kept beside them): no chain of TT adders in series between SEQ's registers
+                # and the command FIFO's entries (ECP5 timing, issue #13)
+                rows = [wrow] + [_comb(m, (wrow + vkj[j])[:24], f"vrow{j}", 24)
+                                 for j in range(1, TT + 1)]
                 with m.If(take):
-                    emit(xa=[(rows[j] + vk0)[:24] for j in range(TT)],
+                    emit(xa=[wv] + [(wv + vkj[j])[:24] for j in range(1, TT)],
                          xe=Cat(*[(vnt > j) & (vm.k != 0) for j in range(TT)]),
                          wa=xrow + vk0, wen=vm.k != 0,
                          kind=K_MAC, first=vk0 == 0, last=last_k, emit=last_k & last_jj,
                          zero=vm.k == 0, n=vnj, kn=vkn, jj=vjj, nt=vnt, oa=orow + vj0)
-                    m.d.sync += [vk0.eq(vk0 + L), vkr.eq(vkr - L)]
+                    m.d.sync += [vk0.eq(vk0 + L), vkr.eq(vkr - L), wv.eq(wv + L)]
                     with m.If(last_k):
-                        m.d.sync += [vk0.eq(0), vkr.eq(vm.k), vjj.eq(vjj + vnt), vl.eq(vl - vnt)]
+                        m.d.sync += [vk0.eq(0), vkr.eq(vm.k), vjj.eq(vjj + vnt), vl.eq(vl - vnt),
+                                     wv.eq(wrow)]
                         for j in range(TT):
                             with m.If(vnt == j + 1):
-                                m.d.sync += wrow.eq(rows[j + 1])
+                                m.d.sync += [wrow.eq(rows[j + 1]), wv.eq(rows[j + 1])]
                         with m.If(last_jj):
-                            m.d.sync += [vjj.eq(0), vj0.eq(vj0 + L), wrow0.eq(wrow0 + vkL),
-                                         wrow.eq(wrow0 + vkL), pa.eq(pa + 12 * L)]
+                            nw = wrow0 + vkL
+                            m.d.sync += [vjj.eq(0), vj0.eq(vj0 + L), wrow0.eq(nw),
+                                         wrow.eq(nw), wv.eq(nw), pa.eq(pa + 12 * L)]
                             m.next = "VPARAM"
                             with m.If(last_j0):
                                 m.d.sync += [vj0.eq(0), vi.eq(vi + 1), xrow.eq(xrow + vm.k),
                                              orow.eq(orow + vm.n), wrow0.eq(vm.w_addr),
-                                             wrow.eq(vm.w_addr), pa.eq(vm.p_addr)]
+                                             wrow.eq(vm.w_addr), wv.eq(vm.w_addr),
+                                             pa.eq(vm.p_addr)]
                                 with m.If(last_i):
                                     m.next = "DONE"
             with m.State("DONE"):
@@ -1396,9 +1412,19 @@ class VectorUnit(wiring.Component):
         def ew(i, src=P):
             return src[32 * i:32 * i + 32].as_signed()
 
+        # The copies load while the K_PARAM command writing the word is in E2, taken or not
+        # (a stalled one writes the same word again a cycle later; no beat that reads row 0 is
+        # in flight then: an instruction's parameter commands precede its beats, and a new
+        # instruction waits for idle), so their enables are E2's registers, not E2's take and
+        # POST's room behind it (ECP5 timing, issue #13: e2_meta -> row0_w*, 12.3 ns on the
+        # unit alone)
+        e_v = e2.v if two else av
+        row0_at = [_comb(m, e_v & (em.kind == K_PARAM) & (em.idx == i) & (prow == 0),
+                         f"row0_at{i}") for i in range(-(-12 // TT))]
+
         def row0_word(i):
             w = Signal(signed(32), name=f"row0_w{i}", reset_less=True)
-            with m.If(pmw.en[32 * i // (8 * L)] & (prow == 0)):
+            with m.If(row0_at[32 * i // (8 * L) // TT]):
                 m.d.sync += w.eq(ew(i, pmw.data))
             return w
 
