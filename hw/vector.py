@@ -913,7 +913,10 @@ class VectorUnit(wiring.Component):
         victim = Signal(EB)
         for b in range(EB):
             m.d.comb += victim[b].eq(Cat(*[voh[e] for e in range(NE) if e >> b & 1]).any())
-        credit = outstanding < RESP_DEPTH
+        # outstanding < RESP_DEPTH as a flag set with the count (a request fires on flip-flops,
+        # not a compare: run S's die path ran outstanding -> the compare -> rfire -> complete ->
+        # the lookup registers, 15.9 ns, issue #13)
+        credit = Signal(init=1)
         rfire = Signal()
         req_v = rq_v & miss.any() & credit
         if self.config.vector_req_stages == 2:
@@ -1080,9 +1083,11 @@ class VectorUnit(wiring.Component):
         ]
         with m.If(rfire):
             m.d.sync += [outstanding.eq(outstanding + 1 - pop),
-                         out_zero.eq(pop & (outstanding == 0))]
+                         out_zero.eq(pop & (outstanding == 0)),
+                         credit.eq(pop | (outstanding + 1 < RESP_DEPTH))]
         with m.Elif(pop):
-            m.d.sync += [outstanding.eq(outstanding - 1), out_zero.eq(outstanding == 1)]
+            m.d.sync += [outstanding.eq(outstanding - 1), out_zero.eq(outstanding == 1),
+                         credit.eq(1)]
         line = respq.r_data
         pe = _comb(m, Array(list(mh.pe))[pc[:max(1, (NS - 1).bit_length())]], "pe", EB)
         with m.If(pop):
