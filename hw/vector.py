@@ -1173,7 +1173,7 @@ class VectorUnit(wiring.Component):
         # behind registers (issue #13); two more cycles per instruction, the same throughput
         ops = self.config.vector_exec_stages >= 4
         am = av_meta                 # E1's command (rebound to the later stages' below)
-        # the register stages after E1, in order; E1 moves on whenever the next one does
+        # the register stages after E1, in order (with E1 they advance together, below)
         stages = [_ExecStage(n, META, TT, L) for n in exec_stage_names(self.config)]
         if two:
             e2 = stages[-1]
@@ -1189,13 +1189,13 @@ class VectorUnit(wiring.Component):
             # (a bubble in a later stage is not filled while E2 waits). Each stage's take is
             # then its valid and one shared ``adv``, not a ready chain back from E2 through
             # every stage into E1's and av's enables (ECP5 timing, issue #13: with four stages
-            # that chain ran from POST's room through E2, E1c, E1b into the skid -> av moves)
+            # that chain ran from POST's room through E2, E1c, E1b into the skid -> av moves).
+            # (E2's take, e_take, is then e2.v & e_ok.)
             adv = _comb(m, ~e2.v | e_ok, "e_adv")
-            m.d.comb += [e_take.eq(e2.v & e_ok), exec_take.eq(av & adv)]
+            m.d.comb += exec_take.eq(av & adv)
             src = (exec_take, av_meta, av_xs, av_w)
             for st in stages:
-                if st is not e2:
-                    m.d.comb += st.take.eq(st.v & adv)
+                m.d.comb += st.take.eq(st.v & adv)
                 in_take, meta, xs, w = src
                 with m.If(in_take):
                     m.d.sync += [st.v.eq(1), st.meta.eq(meta), st.w.eq(w),
@@ -1425,7 +1425,7 @@ class VectorUnit(wiring.Component):
         # unit alone)
         e_v = e2.v if two else av
         row0_at = [_comb(m, e_v & (em.kind == K_PARAM) & (em.idx == i) & (prow == 0),
-                         f"row0_at{i}") for i in range(-(-12 // TT))]
+                         f"row0_at{i}") for i in range(PC)]
 
         def row0_word(i):
             w = Signal(signed(32), name=f"row0_w{i}", reset_less=True)
