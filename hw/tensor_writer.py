@@ -77,6 +77,9 @@ class TensorWriter(wiring.Component):
         bad = Signal()             # a `last` before n_pixels, or n_pixels without `last`
         acc = data_reg(8 * W)      # line accumulator (its bytes are valid under acc_mask)
         acc_mask = Signal(W)
+        acc_nz = Signal()          # acc_mask != 0, set with it: END's flush-or-done decision
+        #                            (and the SoC's buffer states behind ``done``) starts from
+        #                            a flip-flop, not a W-input OR (ECP5 timing, issue #13)
         acc_line = data_reg(lab)
         # the accumulator's line differs from the next byte's: acc_mask.any() & (cur_line !=
         # acc_line) as a register. Every taken byte sets acc_line to its line and steps addr, so
@@ -120,7 +123,7 @@ class TensorWriter(wiring.Component):
                     m.d.comb += self.start.eq(1)
                     m.d.sync += [base.eq(self.buf_addr), addr.eq(self.buf_addr), chan.eq(0),
                                  count.eq(0), count_nz.eq(0), bad.eq(0), acc_mask.eq(0),
-                                 line_change.eq(0)]
+                                 acc_nz.eq(0), line_change.eq(0)]
                     m.next = "FILL"
                 with m.Elif(i_valid & ~beat.first):
                     m.d.comb += i_ready.eq(1)      # stray beats outside a frame: dropped
@@ -130,7 +133,7 @@ class TensorWriter(wiring.Component):
                     # a new frame inside this one: abandon it, restart at the same buffer
                     m.d.comb += [self.start.eq(1), self.restart.eq(1)]
                     m.d.sync += [addr.eq(base), count.eq(0), count_nz.eq(0), bad.eq(0),
-                                 acc_mask.eq(0), line_change.eq(0)]
+                                 acc_mask.eq(0), acc_nz.eq(0), line_change.eq(0)]
                 with m.Elif(i_valid):
                     with m.If(~line_change | w_free):
                         with m.If(line_change):
@@ -139,6 +142,7 @@ class TensorWriter(wiring.Component):
                         with m.Else():
                             m.d.sync += acc_mask.eq(acc_mask | one_hot)
                         m.d.sync += [acc.word_select(pos, 8).eq(byte), acc_line.eq(cur_line),
+                                     acc_nz.eq(1),
                                      addr.eq(addr + 1), line_change.eq(pos.all())]
                         with m.If(chan + 1 == nbytes):
                             m.d.comb += i_ready.eq(1)
@@ -151,10 +155,10 @@ class TensorWriter(wiring.Component):
                             m.d.sync += chan.eq(chan + 1)
             with m.State("END"):
                 m.d.comb += self.filling.eq(1)
-                with m.If(acc_mask.any()):
+                with m.If(acc_nz):
                     with m.If(w_free):
                         flush()
-                        m.d.sync += acc_mask.eq(0)
+                        m.d.sync += [acc_mask.eq(0), acc_nz.eq(0)]
                 with m.Elif(~w_valid):
                     m.d.comb += [self.done.eq(1), self.complete.eq(~bad)]
                     m.next = "IDLE"
