@@ -129,6 +129,15 @@ class TensorWriter(wiring.Component):
                     m.d.comb += i_ready.eq(1)      # stray beats outside a frame: dropped
             with m.State("FILL"):
                 m.d.comb += self.filling.eq(1)
+                # a complete line (the next byte is on another line) goes to the write register
+                # as soon as that is free, with or without a byte this cycle: the flush's
+                # enables (w_data's 8 * W, w_mask, w_line) are three flip-flops, not the input
+                # beat's restart and take decisions (ECP5 timing, issue #13). In a restart's
+                # cycle it writes the abandoned frame's line into the buffer the new frame
+                # rewrites (a restart reuses the buffer; writes keep their order).
+                with m.If(line_change & w_free):
+                    flush()
+                    m.d.sync += [acc_mask.eq(0), acc_nz.eq(0), line_change.eq(0)]
                 with m.If(i_valid & beat.first & (chan == 0) & count_nz):
                     # a new frame inside this one: abandon it, restart at the same buffer
                     m.d.comb += [self.start.eq(1), self.restart.eq(1)]
@@ -137,7 +146,6 @@ class TensorWriter(wiring.Component):
                 with m.Elif(i_valid):
                     with m.If(~line_change | w_free):
                         with m.If(line_change):
-                            flush()
                             m.d.sync += acc_mask.eq(one_hot)
                         with m.Else():
                             m.d.sync += acc_mask.eq(acc_mask | one_hot)
