@@ -90,7 +90,8 @@ class Config:
     #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
     #: through a 2-entry FIFO and the lookup starts from its registers, REQ's command
     #: metadata reaches ASM's FIFO through a write stage and its line requests reach the SRAM
-    #: port through a 2-entry FIFO: three more cycles of latency per instruction
+    #: port through a 2-entry FIFO, and the unit's ``idle`` (its ``cmd.ready``) is a
+    #: register's: four more cycles of latency per instruction
     #: (``Timing.vector_latency``), the same throughput; and ASM hands its
     #: commands to EXEC through a skid register, so ASM's ready is a register (the same latency;
     #: ASM may run one command further ahead); for FPGA clocks.

@@ -240,8 +240,9 @@ def req_latency(config: Config) -> int:
     """Cycles of the vector unit's command input and line lookup (``Timing.vector_latency``):
     REQ's register, and with ``Config.vector_req_stages`` = 2 one each for the command FIFO
     (``inq``), the command metadata FIFO's write stage (``HeadFIFO(write_stage=True)``) and the
-    line requests' FIFO (``reqq``)"""
-    return 1 + (3 if config.vector_req_stages == 2 else 0)
+    line requests' FIFO (``reqq``), and ``idle``'s register (the unit reports idle a cycle
+    after it drains)"""
+    return 1 + (4 if config.vector_req_stages == 2 else 0)
 
 
 class _ExecStage:
@@ -1682,10 +1683,23 @@ class VectorUnit(wiring.Component):
         # (registers and SEQ's state decode, no compare of a count: ``cmd.ready`` is ``idle``,
         # and the NPU's issue decision, which enables its queue's head register and ``ins``,
         # starts from it; issue #13)
+        drained = _comb(m, ~queued & ~rq_v & ~mq_any & ~av & ~sk_v
+                        & ~Cat(*[st.v for st in stages]).any() & post_zero & out_zero,
+                        "drained")
+        if self.config.vector_req_stages == 2:
+            # (FPGA clocks) ``idle`` from two flip-flops: SEQ was idle last cycle and accepted
+            # nothing (so it emitted nothing and is idle now), and everything after it was
+            # empty (only SEQ feeds it, so it still is). ``ins``'s 450 enables, the NPU's
+            # issue and retire decisions start from it, not from a 15-input AND of the stages'
+            # flags (die run T: vec.ins from cmd.ready, issue #13). The unit reports idle a
+            # cycle after it drains: one more cycle per instruction (``req_latency``).
+            seq_idle_q = Signal(init=1)
+            drained_q = Signal(init=1)
+            m.d.sync += [seq_idle_q.eq(~busy_seq & ~accept), drained_q.eq(drained)]
+            m.d.comb += idle.eq(seq_idle_q & drained_q)
+        else:
+            m.d.comb += idle.eq(~busy_seq & drained)
         m.d.comb += [
-            idle.eq(~busy_seq & ~queued & ~rq_v & ~mq_any & ~av & ~sk_v
-                    & ~Cat(*[st.v for st in stages]).any()
-                    & post_zero & out_zero),
             self.idle.eq(idle),
             self.cmd.ready.eq(idle),
             self.stall.eq((self.rd.req.valid & ~self.rd.req.ready)
