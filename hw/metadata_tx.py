@@ -400,11 +400,14 @@ class _Framer(wiring.Component):
                 # ``cmd_r`` loads in every IDLE cycle (nothing reads it there): its enables
                 # are the FSM's state decode, not the SoC's decision behind ``cmd.valid``
                 # (ECP5 timing, issue #13); the handshake's cycle loads the command taken
-                m.d.sync += cmd.eq(self.cmd.payload)
+                # so do the counters' starting values (cyc is 1 in the cycle after the
+                # handshake, as it counts from 0 in it): their 130 enables are not the
+                # decision behind ``cmd.valid`` either (die run T: tx.cmd.valid ->
+                # payload_bytes, issue #13)
+                m.d.sync += [cmd.eq(self.cmd.payload), self.cyc.eq(1), self.tensor.eq(0),
+                             self.n_tensors.eq(0), self.payload_bytes.eq(0),
+                             self.cnt.eq(TABLE_HEADER_BYTES)]
                 with m.If(self.cmd.valid):
-                    m.d.sync += [self.cyc.eq(1), self.tensor.eq(0),
-                                 self.n_tensors.eq(0), self.payload_bytes.eq(0),
-                                 self.cnt.eq(TABLE_HEADER_BYTES)]
                     _goto(m, self.cmd.payload.tensors, "TBL_JOB", "FS")
             self._table(cmd)
             self._image(cmd)
