@@ -292,13 +292,21 @@ class StoreUnit(wiring.Component):
         p = data_reg(16)
         r_more = data_reg(name="r_more")   # r + 1 < rows, set with r (a register before the walk)
         cur_s, cur_d, pl_s, pl_d = (data_reg(A, name=x) for x in ("cur_s", "cur_d", "pl_s", "pl_d"))
-        # the current row's ends (cur + n), kept beside cur, so the bounds check that gates the
-        # row is a compare of registers with a constant
+        # the current row's ends (cur + n) and the plane's first row's (pl + n), kept beside
+        # cur and pl, so that each step is one adder from registers (end + stride; no address
+        # wraps: the ISA's addresses and strides have 24 bits, a row starts in bounds), and the
+        # bounds check that gates the row is a flag (``oob``) set with them: the row handshake,
+        # which enables the walk's ~250 registers, starts from flip-flops, not from a compare
+        # (die run T: store.end_d -> end_d, issue #13)
         end_s, end_d = data_reg(A + 1, name="end_s"), data_reg(A + 1, name="end_d")
+        pe_s, pe_d = data_reg(A + 1, name="pe_s"), data_reg(A + 1, name="pe_d")
+        oob = data_reg(name="oob")
 
-        def set_cur(vs, vd, nn):
-            vs, vd = Value.cast(vs)[:A], Value.cast(vd)[:A]
-            return [cur_s.eq(vs), cur_d.eq(vd), end_s.eq(vs + nn), end_d.eq(vd + nn)]
+        def set_cur(vs, vd, es, ed, fill_v):
+            es_, ed_ = Value.cast(es)[:A + 1], Value.cast(ed)[:A + 1]
+            return [cur_s.eq(Value.cast(vs)[:A]), cur_d.eq(Value.cast(vd)[:A]), end_s.eq(es_),
+                    end_d.eq(ed_),
+                    oob.eq((~fill_v & (es_ > cfg.sram_bytes)) | (ed_ > cfg.sram_bytes))]
         m.d.comb += [self.cmd.ready.eq(~active & ~err), self.idle.eq(~active),
                      self.error.eq(err), self.macs.eq(0), mv.value.eq(value)]
         op = ins.header.opcode
@@ -311,7 +319,9 @@ class StoreUnit(wiring.Component):
                 m.d.sync += [
                     fill.eq(1), n.eq(fl.row_bytes), rows.eq(fl.rows),
                     planes.eq(1), srs.eq(0), sps.eq(0), drs.eq(fl.dst_row_stride), dps.eq(0),
-                    *set_cur(0, fl.dst_addr, fl.row_bytes), pl_s.eq(0), pl_d.eq(fl.dst_addr),
+                    *set_cur(0, fl.dst_addr, fl.row_bytes, fl.dst_addr + fl.row_bytes, 1),
+                    pl_s.eq(0), pl_d.eq(fl.dst_addr), pe_s.eq(fl.row_bytes),
+                    pe_d.eq(fl.dst_addr + fl.row_bytes),
                     r.eq(0), p.eq(0), value.eq(fl.value), r_more.eq(fl.rows > 1),
                 ]
             with m.Else():
@@ -319,8 +329,11 @@ class StoreUnit(wiring.Component):
                     fill.eq(0), n.eq(cp.row_bytes), rows.eq(cp.rows),
                     planes.eq(cp.planes), srs.eq(cp.src_row_stride), sps.eq(cp.src_plane_stride),
                     drs.eq(cp.dst_row_stride), dps.eq(cp.dst_plane_stride),
-                    *set_cur(cp.src_addr, cp.dst_addr, cp.row_bytes),
-                    pl_s.eq(cp.src_addr), pl_d.eq(cp.dst_addr), r.eq(0), p.eq(0),
+                    *set_cur(cp.src_addr, cp.dst_addr, cp.src_addr + cp.row_bytes,
+                             cp.dst_addr + cp.row_bytes, 0),
+                    pl_s.eq(cp.src_addr), pl_d.eq(cp.dst_addr),
+                    pe_s.eq(cp.src_addr + cp.row_bytes), pe_d.eq(cp.dst_addr + cp.row_bytes),
+                    r.eq(0), p.eq(0),
                     r_more.eq(cp.rows > 1),
                 ]
         with m.If(self.cmd.valid & self.cmd.ready):
@@ -331,7 +344,6 @@ class StoreUnit(wiring.Component):
                 m.d.sync += [active.eq(1), gen.eq((fl.row_bytes != 0) & (fl.rows != 0))]
             with m.Else():
                 m.d.sync += err.eq(1)
-        oob = ((~fill & (end_s > cfg.sram_bytes)) | (end_d > cfg.sram_bytes))
         m.d.comb += [
             mv.row.valid.eq(gen & ~oob),
             mv.row.payload.src.eq(cur_s), mv.row.payload.dst.eq(cur_d),
@@ -342,11 +354,11 @@ class StoreUnit(wiring.Component):
         with m.If(mv.row.valid & mv.row.ready):
             with m.If(r_more):
                 m.d.sync += [r.eq(r + 1), r_more.eq(r + 2 < rows),
-                             *set_cur(cur_s + srs, cur_d + drs, n)]
+                             *set_cur(cur_s + srs, cur_d + drs, end_s + srs, end_d + drs, fill)]
             with m.Else():
                 m.d.sync += [r.eq(0), r_more.eq(rows > 1), p.eq(p + 1), pl_s.eq(pl_s + sps),
-                             pl_d.eq(pl_d + dps),
-                             *set_cur(pl_s + sps, pl_d + dps, n)]
+                             pl_d.eq(pl_d + dps), pe_s.eq(pe_s + sps), pe_d.eq(pe_d + dps),
+                             *set_cur(pl_s + sps, pl_d + dps, pe_s + sps, pe_d + dps, fill)]
                 with m.If(p + 1 >= planes):
                     m.d.sync += gen.eq(0)
         with m.If(active & ~gen & ~mv.busy & ~(self.cmd.valid & self.cmd.ready)):
