@@ -218,8 +218,12 @@ def _mbqm(m, x, mult, shift, name, lr=None, platform=None):
     rt3 = _reg(m, 5, rt2, name + "_rt3")
     q4 = _reg(m, signed(32), Mux(ovf3, (1 << 31) - 1, (p3 >> 31)[:32]), name + "_q4")
     rt4 = _reg(m, 5, rt3, name + "_rt4")
-    half = (Const(1, 33) << rt4) >> 1
-    rnd = _comb(m, q4 + half - ((q4 < 0) & (rt4 != 0)), name + "_rnd")
+    # the rounding addend of RoundingDivideByPOT, 2^(rt - 1) - (q4 < 0) (0 for rt = 0), a
+    # register beside q4 (q4 < 0 is p3's bit 62 unless ovf3): stage 5 is one adder and the
+    # shift, not two carry chains and the shift (POST's r5 on die run T, issue #13)
+    half3 = (Const(1, 33) << rt3) >> 1
+    adj4 = _reg(m, 32, half3 - (~ovf3 & p3[62] & (rt3 != 0)), name + "_adj4")
+    rnd = _comb(m, q4 + adj4, name + "_rnd")
     r5 = _reg(m, signed(32), (rnd >> rt4)[:32], name + "_r5")
     return r5
 
