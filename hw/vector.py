@@ -982,10 +982,11 @@ class VectorUnit(wiring.Component):
                                          for t_ in range(NS)]).bit_select(fm, 1), f"fwd{s_}")
             plain = _comb(m, Cat(*[tv[e] & ((tm1 if odd else tags)[e] == in_key[s_])
                                    for e in range(NE)]), f"plain{s_}", NE)
+            # (plain is one-hot or zero: its entry number by OR trees, as the victim's, not a
+            # priority chain over NE entries -- REQ's lookup was the unit's ECP5 path)
             pidx = Signal(EB, name=f"pidx{s_}")
-            for e in reversed(range(NE)):
-                with m.If(plain[e]):
-                    m.d.comb += pidx.eq(e)
+            for b in range(EB):
+                m.d.comb += pidx[b].eq(Cat(*[plain[e] for e in range(NE) if e >> b & 1]).any())
             killed = rfire & (plain & voh).any()
             m.d.comb += [hv_n[s_].eq(fwd | (plain.any() & ~killed)),
                          hidx_n[s_].eq(Mux(fwd, victim, pidx))]
