@@ -410,6 +410,14 @@ class VectorUnit(wiring.Component):
         widx = data_reg(8)            # weight memory row
         t = data_reg(16)              # tap counter: up to k_h * k_w = 255 * 255 taps
         tl = data_reg(17)             # DLOAD / DPIX: taps of the window left (teff - t)
+        # tl <= 1, tl <= TT and tl >= TT as flags set with tl (set_tl): the last-tap and
+        # taps-per-command decisions, which enable the pixel walk's registers, start from
+        # flip-flops, not compares of tl (die run T: vec.ox, xa_pix, xa_row, issue #13)
+        tl_le1, tl_leT, tl_geT = (data_reg(name=x) for x in ("tl_le1", "tl_leT", "tl_geT"))
+
+        def set_tl(v):
+            v = Value.cast(v)[:17]
+            return [tl.eq(v), tl_le1.eq(v <= 1), tl_leT.eq(v <= TT), tl_geT.eq(v >= TT)]
         pa = data_reg(24)
         wa = data_reg(24)
         oa = data_reg(24)
@@ -612,7 +620,7 @@ class VectorUnit(wiring.Component):
                     oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
                     lox.eq(owm1 == 0), loy.eq(ohm1 == 0),
                     oa.eq(out_addr + co0), oa_pix.eq(out_addr + co0),
-                    wa.eq(w_grp0), t.eq(0), tl.eq(teff), widx.eq(0),
+                    wa.eq(w_grp0), t.eq(0), *set_tl(teff), widx.eq(0),
                     sgm1.eq(sg - 1), co_l.eq(co - L),
                 ]
                 group_reset()
@@ -625,7 +633,7 @@ class VectorUnit(wiring.Component):
                 with m.If(take):
                     param_cmd()
                     with m.If(t == PC - 1):
-                        m.d.sync += [t.eq(0), tl.eq(teff), pa.eq(pa + 12 * L)]
+                        m.d.sync += [t.eq(0), *set_tl(teff), pa.eq(pa + 12 * L)]
                         with m.If(g_last):
                             group_reset()
                             m.next = "DPIX"
@@ -645,9 +653,9 @@ class VectorUnit(wiring.Component):
                     emit(xa=lin, xe=Cat(*[wleft > k for k in range(TT)]), kind=K_WLOAD,
                          idx=widx)
                     # (t stays 0 here: DLOAD counts in tl and leaves with t = 0)
-                    m.d.sync += [tl.eq(tl - TT), wa.eq(wa + tco), widx.eq(widx + 1)]
-                    with m.If(wleft <= TT):
-                        m.d.sync += [t.eq(0), tl.eq(teff), wa.eq(w_grp_n)]
+                    m.d.sync += [*set_tl(tl - TT), wa.eq(wa + tco), widx.eq(widx + 1)]
+                    with m.If(tl_leT):              # wleft <= TT
+                        m.d.sync += [t.eq(0), *set_tl(teff), wa.eq(w_grp_n)]
                         with m.If(g_last):
                             group_reset()
                             m.d.sync += [wa.eq(w_grp0), widx.eq(0)]
@@ -662,7 +670,7 @@ class VectorUnit(wiring.Component):
                 # from registers)
                 one = _comb(m, ~(wc | is_pool), "one_tap")
                 nt_ = Signal(range(TT + 1))
-                m.d.comb += nt_.eq(Mux(one, 1, Mux(tl >= TT, TT, tl)))
+                m.d.comb += nt_.eq(Mux(one, 1, Mux(tl_geT, TT, tl)))
                 cur = (ky, kx, iy, ix, xa, xa_row)
                 chain, taddr, tpad = [], [], []
                 for j in range(TT):
@@ -685,7 +693,7 @@ class VectorUnit(wiring.Component):
                     chain.append(nxt)
                     cur = nxt
                 last_ox, last_oy = lox, loy
-                last_tap = _comb(m, Mux(one, tl <= 1, tl <= TT), "last_tap")
+                last_tap = _comb(m, Mux(one, tl_le1, tl_leT), "last_tap")
                 with m.If(take):
                     emit(xa=[a_[:24] for a_ in taddr],
                          xe=Cat(*[~tpad[j] & (nt_ > j) & ~kzero for j in range(TT)]),
@@ -693,7 +701,7 @@ class VectorUnit(wiring.Component):
                          kind=K_MAC, idx=widx, nt=nt_, grp=gi,
                          first=t == 0, last=last_tap, emit=last_tap,
                          zero=kzero, n=nout, r=gr, oa=oa)
-                    m.d.sync += [t.eq(t + nt_), tl.eq(tl - nt_), wa.eq(wa + co),
+                    m.d.sync += [t.eq(t + nt_), *set_tl(tl - nt_), wa.eq(wa + co),
                                  widx.eq(widx + 1)]
                     with m.If(~last_tap):
                         for j in range(TT):
@@ -705,12 +713,12 @@ class VectorUnit(wiring.Component):
                         # the next channel group of the same pixel
                         group_step()
                         gx = xa_pix + goff_n
-                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), tl.eq(teff), iy.eq(iy0),
+                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), *set_tl(teff), iy.eq(iy0),
                                      ix.eq(ix0), xa.eq(gx), xa_row.eq(gx), oa.eq(oa + L),
                                      wa.eq(w_grp_n)]
                     with m.Else():
                         group_reset()
-                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), tl.eq(teff), widx.eq(0),
+                        m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), *set_tl(teff), widx.eq(0),
                                      wa.eq(w_grp0), iy.eq(iy0), ix.eq(ix0), xa.eq(xa_pix),
                                      xa_row.eq(xa_pix), oa_pix.eq(oa_pix + co),
                                      oa.eq(oa_pix + co)]
