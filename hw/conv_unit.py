@@ -50,7 +50,7 @@ from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
-from hw.fifos import RingFIFO2
+from hw.fifos import HeadFIFO, RingFIFO2
 from hw.gemm import DIM_BITS, GemmEngine, cmd_layout, m_block
 from hw.isa import (
     INSTR_LAYOUT,
@@ -1130,7 +1130,11 @@ class ConvUnit(wiring.Component):
         c_line = Signal(LAB)
         outst = Signal(range(RD + 1))
         ent_lay = data.StructLayout({"new": 1, "slot": range(S), "off": max(1, lgw), "last": 1})
-        m.submodules.pq = pq = fifo.SyncFIFO(width=ent_lay.size, depth=4)
+        # (the entries' head is a register, hw.fifos.HeadFIFO, SyncFIFO's cycles: the
+        # assembler's take ``can``, which enables ``cur`` and the window's 8 * W flip-flops and
+        # pops the responses, starts from it, not from a LUT-RAM read behind a read pointer:
+        # die run U's path, pq's read address -> the LUT-RAM -> can -> cur -> outst, 14.4 ns)
+        m.submodules.pq = pq = HeadFIFO(width=ent_lay.size, depth=4)
         nbytes = ins.n_cols * 4
         g_off = g_addr[:lgw] if lgw else Const(0, 1)
         g_line0 = g_addr[lgw:lgw + LAB]
