@@ -166,6 +166,13 @@ def _reg(m, shape, src, name, en=None):
     return s
 
 
+def _onehot_index(oh, bits: int) -> Value:
+    """The index of the set bit of ``oh`` (one-hot or zero; zero gives 0) by OR trees, one per
+    index bit: no priority chain."""
+    return Cat(*[Cat(*[oh[e] for e in range(len(oh)) if e >> b & 1]).any()
+                 for b in range(bits)])
+
+
 def _delay(m, sig, n, name):
     for k in range(n):
         sig = _reg(m, sig.shape(), sig, f"{name}_d{k}")
@@ -923,9 +930,7 @@ class VectorUnit(wiring.Component):
         y = Cat(free & therm, free)
         first = _comb(m, (y & (~y + 1))[:2 * NE], "vfirst", 2 * NE)
         voh = _comb(m, first[:NE] | first[NE:], "voh", NE)
-        victim = Signal(EB)
-        for b in range(EB):
-            m.d.comb += victim[b].eq(Cat(*[voh[e] for e in range(NE) if e >> b & 1]).any())
+        victim = _comb(m, _onehot_index(voh, EB), "victim", EB)
         # outstanding < RESP_DEPTH as a flag set with the count (a request fires on flip-flops,
         # not a compare: run S's die path ran outstanding -> the compare -> rfire -> complete ->
         # the lookup registers, 15.9 ns, issue #13)
@@ -992,9 +997,7 @@ class VectorUnit(wiring.Component):
                                    for e in range(NE)]), f"plain{s_}", NE)
             # (plain is one-hot or zero: its entry number by OR trees, as the victim's, not a
             # priority chain over NE entries -- REQ's lookup was the unit's ECP5 path)
-            pidx = Signal(EB, name=f"pidx{s_}")
-            for b in range(EB):
-                m.d.comb += pidx[b].eq(Cat(*[plain[e] for e in range(NE) if e >> b & 1]).any())
+            pidx = _comb(m, _onehot_index(plain, EB), f"pidx{s_}", EB)
             killed = rfire & (plain & voh).any()
             m.d.comb += [hv_n[s_].eq(fwd | (plain.any() & ~killed)),
                          hidx_n[s_].eq(Mux(fwd, victim, pidx))]
