@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import zlib
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -182,31 +182,38 @@ class _SramBytes(wiring.Component):
         full = Signal(S)
         lines = [data_reg(8 * W, name=f"line{i}") for i in range(S)]
 
+        # lines_left == 0 and == 1 as flags set with it: the job's ready, the request's valid
+        # and the last line's tag start from flip-flops, not 30-bit compares (ECP5 timing,
+        # issue #13)
+        ll_z = Signal(init=1)
+        ll_1 = Signal()
         job = self.job.payload
-        m.d.comb += self.job.ready.eq(lines_left == 0)
+        m.d.comb += self.job.ready.eq(ll_z)
         with m.If(self.job.valid & self.job.ready & (job.len != 0)):
             # lines = ceil((addr % W + len) / W) and the last byte's offset (addr + len - 1) % W,
             # each one adder of len and a few-bit constant (the job's fields come from the
-            # framer's mux, so no 32-bit adders in a row)
+            # framer's mux, so no 32-bit adders in a row); one line iff addr % W + len <= W
             lo = job.addr[:sh]
             m.d.sync += [
                 next_line.eq(job.addr[sh:]),
                 lines_left.eq((job.len + (lo + (W - 1))) >> sh),
+                ll_z.eq(0), ll_1.eq((job.len[sh + 1:] == 0) & (job.len[:sh + 1] <= W - lo)),
                 first_off.eq(lo),
                 last_off.eq((lo + job.len[:sh] - 1)[:sh]),
             ]
 
         pop = Signal()
         req = self.rd.req
-        m.d.comb += [req.valid.eq((lines_left != 0) & ((used < S) | pop)),
+        m.d.comb += [req.valid.eq(~ll_z & ((used < S) | pop)),
                      req.payload.addr.eq(next_line)]
         with m.If(req.valid & req.ready):
             m.d.sync += [next_line.eq(next_line + 1), lines_left.eq(lines_left - 1),
+                         ll_z.eq(ll_1), ll_1.eq(lines_left == 2),
                          first_off.eq(0), req_ptr.eq(_inc(req_ptr, S))]
             for i in range(S):
                 with m.If(req_ptr == i):
                     m.d.sync += [tags[i].first.eq(first_off),
-                                 tags[i].last.eq(Mux(lines_left == 1, last_off, W - 1))]
+                                 tags[i].last.eq(Mux(ll_1, last_off, W - 1))]
         m.d.sync += used.eq(used + (req.valid & req.ready) - pop)
 
         # ---- responses (always room: a slot was allocated at request time)
@@ -237,7 +244,7 @@ class _SramBytes(wiring.Component):
                     with m.If(rd_ptr == i):
                         # a response into the same slot this cycle is impossible: it was allocated
                         m.d.sync += full[i].eq(0)
-        m.d.comb += self.idle.eq((lines_left == 0) & (used == 0))
+        m.d.comb += self.idle.eq(ll_z & (used == 0))
         return m
 
 
@@ -373,7 +380,11 @@ class _Framer(wiring.Component):
         self.m = m
         self.cmd_r = cmd = data_reg(TX_CMD_LAYOUT)
         self.cyc = Signal(32)  # cycles since the cmd handshake (0 in that cycle)
-        self.cnt = Signal(32)  # bytes left to capture / to read in DESC
+        # bytes left to capture / to read in DESC (at most a table's entries), and cnt == 1 as a
+        # flag set with it (``_set_cnt``): the capture's and DESC's last-byte tests, which
+        # change state, start from a flip-flop, not a 32-bit compare (ECP5 timing, issue #13)
+        self.cnt = Signal(range(0x10000 * TABLE_ENTRY_BYTES))
+        self.cnt1 = Signal()
         self.idx = Signal(range(max(HEADER_BYTES, TABLE_ENTRY_BYTES, TRAILER_BYTES,
                                     CRC_BYTES) + 1))
         self.cap = data_reg(8 * TABLE_HEADER_BYTES)  # captured table bytes (shifted in at the top)
@@ -405,8 +416,8 @@ class _Framer(wiring.Component):
                 # decision behind ``cmd.valid`` either (die run T: tx.cmd.valid ->
                 # payload_bytes, issue #13)
                 m.d.sync += [cmd.eq(self.cmd.payload), self.cyc.eq(1), self.tensor.eq(0),
-                             self.n_tensors.eq(0), self.payload_bytes.eq(0),
-                             self.cnt.eq(TABLE_HEADER_BYTES)]
+                             self.n_tensors.eq(0), self.payload_bytes.eq(0)]
+                self._set_cnt(TABLE_HEADER_BYTES)
                 with m.If(self.cmd.valid):
                     _goto(m, self.cmd.payload.tensors, "TBL_JOB", "FS")
             self._table(cmd)
@@ -437,13 +448,23 @@ class _Framer(wiring.Component):
                 m.next = then
         return job.ready
 
+    def _set_cnt(self, value, one=None):
+        """``cnt`` := value (None: cnt - 1) and its flag ``cnt1`` := value == 1 (``one``, when
+        given: a known answer, not a compare)."""
+        if value is None:
+            value, one = self.cnt - 1, self.cnt == 2
+        elif one is None:
+            one = Value.cast(value) == 1
+        self.m.d.sync += [self.cnt.eq(value), self.cnt1.eq(one)]
+
     def _capture(self):
         """Shift reader bytes into the top of ``cap`` while ``cnt`` > 0; returns 'last byte'."""
         m, b = self.m, self.b
         m.d.comb += b.ready.eq(1)
         with m.If(b.valid):
-            m.d.sync += [self.cap.eq(Cat(self.cap[8:], b.payload)), self.cnt.eq(self.cnt - 1)]
-        return b.valid & (self.cnt == 1)
+            m.d.sync += self.cap.eq(Cat(self.cap[8:], b.payload))
+            self._set_cnt(None)
+        return b.valid & self.cnt1
 
     def _emit_blob(self, byte, avail, update_crc=True):
         """Offer one blob byte; returns the 'taken' condition. Opens an EMBEDDED packet of
@@ -559,16 +580,16 @@ class _Framer(wiring.Component):
                     m.d.sync += idx.eq(0)
                     _goto(m, self.n_tensors == 0, "T_FILL", "DESC_JOB")
         with m.State("DESC_JOB"):
-            m.d.sync += self.cnt.eq(table_bytes)
+            self._set_cnt(table_bytes, one=TABLE_ENTRY_BYTES == 1)    # n_tensors > 0 here
             self._issue(cmd.table_addr + TABLE_HEADER_BYTES, table_bytes, "DESC")
         with m.State("DESC"):
             skip = idx < desc_skip
             taken = self._emit_blob(b.payload, b.valid & ~skip)
             m.d.comb += b.ready.eq(skip | taken)
             with m.If(b.valid & b.ready):
-                m.d.sync += [self.cnt.eq(self.cnt - 1),
-                             idx.eq(Mux(idx == TABLE_ENTRY_BYTES - 1, 0, idx + 1))]
-                with m.If(self.cnt == 1):
+                m.d.sync += idx.eq(Mux(idx == TABLE_ENTRY_BYTES - 1, 0, idx + 1))
+                self._set_cnt(None)
+                with m.If(self.cnt1):
                     m.d.sync += idx.eq(0)
                     m.next = "T_JOBS"
 
@@ -592,7 +613,8 @@ class _Framer(wiring.Component):
             with m.If(self._issue(entry + off, 4)):
                 m.d.sync += idx.eq(1)
                 with m.If(idx == 1):
-                    m.d.sync += [idx.eq(0), self.cnt.eq(8)]
+                    m.d.sync += idx.eq(0)
+                    self._set_cnt(8)
                     m.next = "T_CAP"
         with m.State("T_CAP"):
             with m.If(self._capture()):
