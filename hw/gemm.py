@@ -42,6 +42,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
 from hw.requant import SHIFT_BITS, RequantCore
+from hw.sram import copies
 from hw.systolic import SystolicArray
 
 __all__ = ["m_block", "cmd_layout", "params_layout", "out_layout", "GemmEngine", "GemmTop", "top"]
@@ -140,22 +141,24 @@ class GemmEngine(wiring.Component):
         # no read mux), slot 1 moves into it on a pop.
         p_slot = [Signal(play, name=f"p_slot{i}", reset_less=True) for i in range(2)]
         # Slot 0 loads on a pop or on a push into the empty FIFO. Its 70 C flip-flops sit next
-        # to the requant lanes all over the die, so each lane has its own copies of the two
-        # enable registers (``p_pop`` and p_ready & empty; junk loads of an empty slot are
-        # harmless, so the copies may differ in reset behaviour, which keeps yosys from merging
-        # them).
-        pop_c, rdye_c = [], []
+        # to the requant lanes all over the die, so each lane has its own copies
+        # (:func:`hw.sram.copies`) of the two enable registers (``p_pop`` and p_ready & empty)
+        # and of the select between slot 1 and the pushed beat (``p_cnt[2]``: one net to the
+        # 70 C multiplexers was a die path, issue #13, session 28). The copies are reset-less:
+        # in the cycle after a reset they may be stale, when junk loads of the empty slot are
+        # harmless and no push can happen (p_ready is 0).
+        pop_next, rdye_next = Signal(), Signal()
+        pop_c = copies(m, platform, pop_next, C, "p_pop_c")
+        rdye_c = copies(m, platform, rdye_next, C, "p_rdye_c")
+        sel_c = copies(m, platform, p_cnt_next[2], C, "p_sel_c")
         for n in range(C):
-            variants = [dict(init=0), dict(init=1), dict(reset_less=True)]
-            pop_c.append(Signal(name=f"p_pop_c{n}", **variants[n % 3]))
-            rdye_c.append(Signal(name=f"p_rdye_c{n}", **variants[(n // 3) % 3]))
             with m.If(pop_c[n] | (self.params.valid & rdye_c[n])):
                 m.d.sync += [
-                    p_slot[0].bias[n].eq(Mux(p_cnt[2], p_slot[1].bias[n],
+                    p_slot[0].bias[n].eq(Mux(sel_c[n], p_slot[1].bias[n],
                                              self.params.p.bias[n])),
-                    p_slot[0].mult[n].eq(Mux(p_cnt[2], p_slot[1].mult[n],
+                    p_slot[0].mult[n].eq(Mux(sel_c[n], p_slot[1].mult[n],
                                              self.params.p.mult[n])),
-                    p_slot[0].shift[n].eq(Mux(p_cnt[2], p_slot[1].shift[n],
+                    p_slot[0].shift[n].eq(Mux(sel_c[n], p_slot[1].shift[n],
                                               self.params.p.shift[n])),
                 ]
         with m.If(self.params.valid & ~p_cnt[2]):    # (not p_push: a different net from the
@@ -174,8 +177,8 @@ class GemmEngine(wiring.Component):
             m.d.sync += [p_left.eq(p_left - 1), p_one.eq(p_left == 2)]
         # (At a new command the FIFO is empty: the previous GEMM popped all its beats.)
         m.d.sync += [p_nz.eq(p_nz_next), p_cnt.eq(p_cnt_next),
-                     p_ready.eq(p_nz_next & ~p_cnt_next[2]),
-                     *[r.eq(p_nz_next & p_cnt_next[0]) for r in rdye_c]]
+                     p_ready.eq(p_nz_next & ~p_cnt_next[2])]
+        m.d.comb += rdye_next.eq(p_nz_next & p_cnt_next[0])
 
         # ---- admission of activations ---------------------------------------------------------
         # Loop state is kept as down-counters plus registered flags, so that the admission
@@ -344,8 +347,8 @@ class GemmEngine(wiring.Component):
         # parameter FIFO's shift enable)
         head = p_slot[0]
         pre = self.acc_latency - 1
-        pop_next = v[pre] & t[pre].lastk & t[pre].nt_end
-        m.d.sync += [p_pop.eq(pop_next), *[c.eq(pop_next) for c in pop_c]]
+        m.d.comb += pop_next.eq(v[pre] & t[pre].lastk & t[pre].nt_end)
+        m.d.sync += p_pop.eq(pop_next)
         m.d.comb += [
             rq.i.valid.eq(va & ta.lastk),
             rq.bypass.eq(cmd.raw),
