@@ -158,6 +158,7 @@ class _SramBytes(wiring.Component):
         self.slots = slots
         super().__init__({
             "job": In(stream.Signature(JOB_LAYOUT)),
+            "job_nz": In(1),  # the job's len != 0 (the caller's register)
             "o": Out(stream.Signature(8)),
             "rd": Out(sram_read_signature(config)),
             "idle": Out(1),
@@ -189,7 +190,7 @@ class _SramBytes(wiring.Component):
         ll_1 = Signal()
         job = self.job.payload
         m.d.comb += self.job.ready.eq(ll_z)
-        with m.If(self.job.valid & self.job.ready & (job.len != 0)):
+        with m.If(self.job.valid & self.job.ready & self.job_nz):
             # lines = ceil((addr % W + len) / W) and the last byte's offset (addr + len - 1) % W,
             # each one adder of len and a few-bit constant (the job's fields come from the
             # framer's mux, so no 32-bit adders in a row); one line iff addr % W + len <= W
@@ -394,6 +395,11 @@ class _Framer(wiring.Component):
         self.tensor = Signal(16)  # tensors done
         self.blob_rem = Signal(34)  # blob bytes not yet emitted (never wraps: 32-bit sizes)
         self.pkt_rem = Signal(16)  # bytes left in the current EMBEDDED / RAW8 packet
+        # pkt_rem == 0 and == 1 as flags set with it (``_set_pkt``): the blob's packet-open
+        # decision and the image row's end, which gate ``taken`` and the counters' enables,
+        # start from flip-flops (die run U: the framer's ``cnt`` enable, 14.1 ns, issue #13)
+        self.pkt_z = Signal(init=1)
+        self.pkt_1 = Signal()
         self.crc32 = Signal(32)
         # the CRC folds in each taken blob byte a cycle later, from registers (``crc_v``,
         # ``crc_b``): the packetizer's ready enables 9 flip-flops, not the 32-bit CRC step
@@ -454,8 +460,17 @@ class _Framer(wiring.Component):
         if value is None:
             value, one = self.cnt - 1, self.cnt == 2
         elif one is None:
-            one = Value.cast(value) == 1
+            one = Value.cast(value)[:len(self.cnt)] == 1
         self.m.d.sync += [self.cnt.eq(value), self.cnt1.eq(one)]
+
+    def _set_pkt(self, value):
+        """``pkt_rem`` := value (None: pkt_rem - 1) and its flags ``pkt_z`` / ``pkt_1``."""
+        if value is None:
+            z, one, value = self.pkt_1, self.pkt_rem == 2, self.pkt_rem - 1
+        else:
+            v = Value.cast(value)[:len(self.pkt_rem)]    # (as pkt_rem takes it)
+            z, one = v == 0, v == 1
+        self.m.d.sync += [self.pkt_rem.eq(value), self.pkt_z.eq(z), self.pkt_1.eq(one)]
 
     def _capture(self):
         """Shift reader bytes into the top of ``cap`` while ``cnt`` > 0; returns 'last byte'."""
@@ -471,18 +486,18 @@ class _Framer(wiring.Component):
         min(line_bytes, bytes left) first when the previous one is full (the byte waits)."""
         m, tok = self.m, self.tok
         taken = Signal()
-        with m.If(self.pkt_rem == 0):
+        with m.If(self.pkt_z):
             wc = Mux(self.blob_rem > self.line_bytes, self.line_bytes, self.blob_rem)
             m.d.comb += [tok.valid.eq(1), tok.payload.hdr.eq(1),
                          tok.payload.dt.eq(DataType.EMBEDDED.value), tok.payload.wc.eq(wc)]
             with m.If(tok.ready):
-                m.d.sync += self.pkt_rem.eq(wc)
+                self._set_pkt(wc)
         with m.Else():
             m.d.comb += [tok.valid.eq(avail), tok.payload.byte.eq(byte),
                          taken.eq(avail & tok.ready)]
             with m.If(taken):
-                m.d.sync += [self.pkt_rem.eq(self.pkt_rem - 1),
-                             self.blob_rem.eq(self.blob_rem - 1)]
+                m.d.sync += self.blob_rem.eq(self.blob_rem - 1)
+                self._set_pkt(None)
                 if update_crc:
                     m.d.sync += [self.crc_v.eq(1), self.crc_b.eq(byte)]
         return taken
@@ -526,18 +541,18 @@ class _Framer(wiring.Component):
                              tok.payload.dt.eq(DataType.RAW8.value),
                              tok.payload.wc.eq(cmd.image_row_bytes)]
                 with m.If(tok.ready):
-                    m.d.sync += [rows_left.eq(rows_left - 1),
-                                 self.pkt_rem.eq(cmd.image_row_bytes)]
+                    m.d.sync += rows_left.eq(rows_left - 1)
+                    self._set_pkt(cmd.image_row_bytes)
                     m.next = "IMG_DATA"
         with m.State("IMG_DATA"):
-            with m.If(self.pkt_rem == 0):
+            with m.If(self.pkt_z):
                 m.next = "IMG_HDR"
             with m.Else():
                 m.d.comb += [tok.valid.eq(b.valid), tok.payload.byte.eq(b.payload),
                              b.ready.eq(tok.ready)]
                 with m.If(b.valid & tok.ready):
-                    m.d.sync += self.pkt_rem.eq(self.pkt_rem - 1)
-                    with m.If(self.pkt_rem == 1):
+                    self._set_pkt(None)
+                    with m.If(self.pkt_1):
                         m.next = "IMG_HDR"
 
     def _blob_header(self, cmd):
@@ -566,7 +581,8 @@ class _Framer(wiring.Component):
         desc_skip = TABLE_ENTRY_BYTES - TENSOR_BYTES  # entry bytes before the descriptor
 
         with m.State("BLOB"):
-            m.d.sync += [idx.eq(0), self.pkt_rem.eq(0), self.crc32.eq(0xFFFFFFFF),
+            self._set_pkt(0)
+            m.d.sync += [idx.eq(0), self.crc32.eq(0xFFFFFFFF),
                          self.pay_rem.eq(self.payload_bytes),
                          # (a constant times n_tensors in logic: yosys put it on a DSP)
                          self.blob_rem.eq(HEADER_BYTES
@@ -703,10 +719,15 @@ class MetadataTx(wiring.Component):
         # job, the same throughput
         jq_v = Signal()
         jq = data_reg(JOB_LAYOUT)
+        # (with ``len != 0`` as a flag beside it: the reader's load enable, its line counters'
+        # and addresses', starts from flip-flops, not a 32-bit OR)
+        jq_nz = data_reg(name="jq_nz")
         m.d.comb += [framer.job.ready.eq(~jq_v | reader.job.ready),
-                     reader.job.valid.eq(jq_v), reader.job.payload.eq(jq)]
+                     reader.job.valid.eq(jq_v), reader.job.payload.eq(jq),
+                     reader.job_nz.eq(jq_nz)]
         with m.If(framer.job.valid & framer.job.ready):
-            m.d.sync += [jq_v.eq(1), jq.eq(framer.job.payload)]
+            m.d.sync += [jq_v.eq(1), jq.eq(framer.job.payload),
+                         jq_nz.eq(framer.job.payload.len != 0)]
         with m.Elif(reader.job.ready):
             m.d.sync += jq_v.eq(0)
         wiring.connect(m, reader.o, framer.b)
