@@ -115,10 +115,11 @@ def _raw_mode_available() -> bool:
 
 
 class _Scatter(wiring.Component):
-    """Byte-run writer: input beats {addr, data (B bytes), n (bytes used)} go to SRAM as masked line
-    writes, consecutive runs in the same line merged into one write. ``empty`` is high when every
-    accepted beat has been written (the pending line included) -- only if ``flush`` is high; while
-    ``flush`` is low a partial line waits for more bytes."""
+    """Byte-run writer: input beats {addr, data (B bytes), n (bytes used), mask (the first n of
+    the B bytes, ``i < n`` per byte: the caller's registers, not compares here)} go to SRAM as
+    masked line writes, consecutive runs in the same line merged into one write. ``empty`` is
+    high when every accepted beat has been written (the pending line included) -- only if
+    ``flush`` is high; while ``flush`` is low a partial line waits for more bytes."""
 
     def __init__(self, config: Config, nbytes: int):
         self.W = line_bytes(config)
@@ -132,7 +133,7 @@ class _Scatter(wiring.Component):
         self.S = (self.W - 1 + self.B + self.W - 1) // self.W
         super().__init__({
             "i_valid": In(1), "i_ready": Out(1), "i_addr": In(24), "i_data": In(8 * nbytes),
-            "i_n": In(range(nbytes + 1)),
+            "i_n": In(range(nbytes + 1)), "i_mask": In(nbytes),
             "flush": In(1), "empty": Out(1),
             "wr": Out(sram_write_signature(config)),
         })
@@ -165,9 +166,28 @@ class _Scatter(wiring.Component):
         # conv unit's output address enable)
         last_step = Signal()
         same_line = Signal()
-        # merge or write the pending line
+        # merge or write the pending line: a write is a handshake (w_valid, w_ready) with the
+        # SRAM port, or with conv_out_stages = 2 with a 2-entry ring (hw.fifos.RingFIFO2) in
+        # front of it, whose ready is its level register: the consume decision, which enables
+        # ``vec`` and the step registers, then does not wait on the SRAM arbiter's grant from
+        # across the die (die run U: ``scat.vec`` / ``cur_line``, 11.0-11.5 ns, issue #13); one
+        # cycle more per write, the same throughput
         wr = self.wr.req
-        m.d.comb += [wr.p.addr.eq(pline), wr.p.data.eq(pdata), wr.p.mask.eq(pmask)]
+        w_valid, w_ready = Signal(), Signal()
+        if self.in_reg:
+            out_lay = data.StructLayout({"addr": self.lab, "data": 8 * W, "mask": W})
+            m.submodules.outq = outq = RingFIFO2(width=out_lay.size)
+            ow, orr = data.View(out_lay, outq.w_data), data.View(out_lay, outq.r_data)
+            m.d.comb += [ow.addr.eq(pline), ow.data.eq(pdata), ow.mask.eq(pmask),
+                         outq.w_en.eq(w_valid), w_ready.eq(outq.w_rdy),
+                         wr.valid.eq(outq.r_rdy), wr.p.addr.eq(orr.addr),
+                         wr.p.data.eq(orr.data), wr.p.mask.eq(orr.mask),
+                         outq.r_en.eq(wr.ready)]
+            out_idle = ~outq.r_rdy
+        else:
+            m.d.comb += [wr.p.addr.eq(pline), wr.p.data.eq(pdata), wr.p.mask.eq(pmask),
+                         wr.valid.eq(w_valid), w_ready.eq(wr.ready)]
+            out_idle = 1
         consume = Signal()
         in_idle = Signal()      # no beat waits in the input register (conv_out_stages = 2)
         merged_data = Cat(*[Mux(cur_mask[i], cur_data[8 * i:8 * i + 8], pdata[8 * i:8 * i + 8])
@@ -181,13 +201,13 @@ class _Scatter(wiring.Component):
                 m.d.comb += consume.eq(1)
                 m.d.sync += [pdata.eq(merged_data), pmask.eq(pmask | cur_mask)]
             with m.Else():
-                m.d.comb += wr.valid.eq(1)
-                with m.If(wr.ready):
+                m.d.comb += w_valid.eq(1)
+                with m.If(w_ready):
                     m.d.comb += consume.eq(1)
                     m.d.sync += [pline.eq(cur_line), pdata.eq(cur_data), pmask.eq(cur_mask)]
         with m.Elif(self.flush & pv & in_idle):
-            m.d.comb += wr.valid.eq(1)
-            with m.If(wr.ready):
+            m.d.comb += w_valid.eq(1)
+            with m.If(w_ready):
                 m.d.sync += pv.eq(0)
         with m.If(consume):
             # (every consume leaves pline at the old cur_line and moves cur_line past it)
@@ -197,8 +217,7 @@ class _Scatter(wiring.Component):
                 m.d.sync += have.eq(0)
         # load a new run when the register is free (or frees this cycle)
         free = ~have | (consume & last_step)
-        nmask = Signal(B)
-        m.d.comb += nmask.eq(Cat(*[i < self.i_n for i in range(B)]))
+        nmask = self.i_mask
         data_m = Signal(8 * B)
         m.d.comb += data_m.eq(Cat(*[Mux(nmask[i], self.i_data[8 * i:8 * i + 8], 0)
                                     for i in range(B)]))
@@ -238,7 +257,7 @@ class _Scatter(wiring.Component):
                 # pline after this cycle: the old cur_line if a piece is consumed now
                 same_line.eq(Mux(consume, cur_line == s_line, pline == s_line)),
             ]
-        m.d.comb += [in_idle.eq(idle), self.empty.eq(~have & ~pv & idle)]
+        m.d.comb += [in_idle.eq(idle), self.empty.eq(~have & ~pv & idle & out_idle)]
         return m
 
 
@@ -486,12 +505,24 @@ class ConvUnit(wiring.Component):
         rq_port = self.rd.req
         act_req_v, act_req_line, act_req_rdy = Signal(), Signal(LAB), Signal()
         acc_req_v, acc_req_line, acc_req_rdy = Signal(), Signal(LAB), Signal()
-        sel_act = act_req_v
+        if cfg.conv_walk_stages == 2:
+            # (FPGA clocks) the act gather's line requests go through a 2-entry FIFO to the
+            # port, as the partials' do: stage B's emit, which pops the piece FIFO's head
+            # (``paq``'s output register) and writes the window, sees the FIFO's ready, not
+            # the port's ready from the SRAM arbiter across the die (die run U: paq's head,
+            # 14.25 ns, issue #13). The credit counts a request as it enters the FIFO.
+            m.submodules.areq = areq = RingFIFO2(width=LAB)
+            m.d.comb += [areq.w_en.eq(act_req_v), areq.w_data.eq(act_req_line),
+                         act_req_rdy.eq(areq.w_rdy), areq.r_en.eq(rq_port.ready)]
+            port_act_v, port_act_line = areq.r_rdy, areq.r_data
+        else:
+            m.d.comb += act_req_rdy.eq(rq_port.ready)
+            port_act_v, port_act_line = act_req_v, act_req_line
+        sel_act = port_act_v
         m.d.comb += [
-            rq_port.valid.eq(act_req_v | acc_req_v),
-            rq_port.p.addr.eq(Mux(sel_act, act_req_line, acc_req_line)),
-            act_req_rdy.eq(rq_port.ready),
-            acc_req_rdy.eq(rq_port.ready & ~act_req_v),
+            rq_port.valid.eq(port_act_v | acc_req_v),
+            rq_port.p.addr.eq(Mux(sel_act, port_act_line, acc_req_line)),
+            acc_req_rdy.eq(rq_port.ready & ~port_act_v),
         ]
         lat = sram_read_latency(self.config)
         tag_pipe = [Signal(2, name=f"tag{i}") for i in range(lat)]
@@ -599,6 +630,8 @@ class ConvUnit(wiring.Component):
         lanes_left = Signal((R - lane).shape())
         # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
         win_x = data_reg(LAB)
+        win_x1 = data_reg(LAB, name="win_x1")      # win_x + 1, set with it (stage B's slide test
+        #                                           is then a compare of registers)
         win_a = Signal()
         win_b = Signal()
         outstanding = Signal(range(RESP_DEPTH + 1))
@@ -673,29 +706,34 @@ class ConvUnit(wiring.Component):
         tap_next = [kx_nx.eq(kx + 1), kxe_nx.eq(kx_inc_end),
                     *[f.eq(v) for f, v in zip((wxg_nx, wxl_nx, wx1_nx),
                                               window_x(kx_inc, xlo, xhi), strict=True)]]
-        with m.If(~kdone):
-            with m.If(row_end):
-                m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
-                             toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end),
-                             rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c), r1c_nx.eq(ic2),
-                             kye_nx.eq(ky_inc == kh1), kxe_nx.eq(kw1 == 0),
-                             wy_nx.eq(window_y(ky_inc, ylo, yhi)),
-                             *[f.eq(v) for f, v in zip((wxg_nx, wxl_nx, wx1_nx),
-                                                       window_x(0, xlo, xhi), strict=True)]]
-            with m.Elif(span2):          # n = lanes_left
-                m.d.comb += [*tap_next, ci_nx.eq(lanes_left - r1),
-                             toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + lanes_left),
-                             rl_nx.eq(row_left - lanes_left),
-                             r1_nx.eq(ins.in_c - (lanes_left - r1)),
-                             r1c_nx.eq(ic2 - (lanes_left - r1))]
-            with m.Elif(tap_end):        # n = r1
-                m.d.comb += [*tap_next, ci_nx.eq(0), toff_nx.eq(toff + pitch),
-                             rpos_nx.eq(rpos + r1), rl_nx.eq(row_left - r1), r1_nx.eq(ins.in_c),
-                             r1c_nx.eq(ic2)]
-            with m.Else():               # n = lanes_left < r1
-                m.d.comb += [ci_nx.eq(ci + lanes_left), rpos_nx.eq(rpos + lanes_left),
-                             rl_nx.eq(row_left - lanes_left), r1_nx.eq(r1 - lanes_left),
-                             r1c_nx.eq(r1c - lanes_left)]
+        # (no hold under kdone: the walk never advances with kdone set -- the piece that sets
+        # it ends the beat, after which the saved state, k_reset or the end (ph = 0) replaces
+        # the k state, and a K tile's walked state is saved only before the last tile, which
+        # alone reaches the kernel's end. So r1, r1c, row_left, ci and rpos change with every
+        # piece, and yosys makes their enables ``go`` and the turn's, not a hold condition
+        # through the piece's compares: die run U, 12.4-13.2 ns, issue #13)
+        with m.If(row_end):
+            m.d.comb += [ky_nx.eq(ky + 1), kx_nx.eq(0), ci_nx.eq(0), trow_nx.eq(trow + wp),
+                         toff_nx.eq(trow + wp), rpos_nx.eq(0), kdone_nx.eq(ky_end),
+                         rl_nx.eq(rowbytes), r1_nx.eq(ins.in_c), r1c_nx.eq(ic2),
+                         kye_nx.eq(ky_inc == kh1), kxe_nx.eq(kw1 == 0),
+                         wy_nx.eq(window_y(ky_inc, ylo, yhi)),
+                         *[f.eq(v) for f, v in zip((wxg_nx, wxl_nx, wx1_nx),
+                                                   window_x(0, xlo, xhi), strict=True)]]
+        with m.Elif(span2):          # n = lanes_left
+            m.d.comb += [*tap_next, ci_nx.eq(lanes_left - r1),
+                         toff_nx.eq(toff + pitch), rpos_nx.eq(rpos + lanes_left),
+                         rl_nx.eq(row_left - lanes_left),
+                         r1_nx.eq(ins.in_c - (lanes_left - r1)),
+                         r1c_nx.eq(ic2 - (lanes_left - r1))]
+        with m.Elif(tap_end):        # n = r1
+            m.d.comb += [*tap_next, ci_nx.eq(0), toff_nx.eq(toff + pitch),
+                         rpos_nx.eq(rpos + r1), rl_nx.eq(row_left - r1), r1_nx.eq(ins.in_c),
+                         r1c_nx.eq(ic2)]
+        with m.Else():               # n = lanes_left < r1
+            m.d.comb += [ci_nx.eq(ci + lanes_left), rpos_nx.eq(rpos + lanes_left),
+                         rl_nx.eq(row_left - lanes_left), r1_nx.eq(r1 - lanes_left),
+                         r1c_nx.eq(r1c - lanes_left)]
         # the piece crosses into the next line (off + n > W), for stage B: one compare per
         # candidate n from registers (the low bits of addr are a narrow sum), selected as n is
         # (an adder after the FIFO's head had started stage B's request and window path). Each
@@ -739,7 +777,7 @@ class ConvUnit(wiring.Component):
         line = pa_line
         cross = par.cross
         hit_a = win_a & (win_x == line)
-        slide = ~hit_a & win_b & ((win_x + 1)[:LAB] == line)
+        slide = ~hit_a & win_b & (win_x1 == line)
         fetch_only = Signal()            # a jump with a crossing piece: fetch A only
         fill = Signal(2)                 # 0 none, 1 A, 2 B
         shift = Signal()
@@ -780,9 +818,10 @@ class ConvUnit(wiring.Component):
                 with m.If(fill == 2):
                     m.d.sync += win_b.eq(1)
             with m.Elif(slide):
-                m.d.sync += [win_x.eq(line), win_a.eq(1), win_b.eq(fill == 2)]
+                m.d.sync += [win_x.eq(line), win_x1.eq(line + 1), win_a.eq(1),
+                             win_b.eq(fill == 2)]
             with m.Else():
-                m.d.sync += [win_x.eq(line), win_a.eq(1), win_b.eq(0)]
+                m.d.sync += [win_x.eq(line), win_x1.eq(line + 1), win_a.eq(1), win_b.eq(0)]
 
         # the row after the current one (and its window bounds)
         wrap = ox_z                      # ox_left == 0
@@ -1076,16 +1115,27 @@ class ConvUnit(wiring.Component):
         ]
         for j in range(C):
             m.d.comb += rq.i.p.bias[j].eq(0)
-        # scatter input: requant output has priority (only in LAST, where eo goes to rq)
-        int8_n = ins.n_cols
+        # scatter input: requant output has priority (only in LAST, where eo goes to rq). The
+        # bytes used (n_cols int8 or n_cols int32) and their masks are registers set at the run's
+        # start: the masks were compares of the selected count in front of every byte of the
+        # scatter's input ring (die run U: 12.2 ns into ``scat.inq``, issue #13)
+        n_bits = len(scat.i_n)
+        int8_n, int32_n = data_reg(n_bits, name="int8_n"), data_reg(n_bits, name="int32_n")
+        int8_m, int32_m = data_reg(B4, name="int8_m"), data_reg(B4, name="int32_m")
+        with m.If(start_run):
+            n8, n32 = ins.n_cols[:n_bits], (ins.n_cols * 4)[:n_bits]
+            m.d.sync += [int8_n.eq(n8), int32_n.eq(n32),
+                         int8_m.eq(Cat(*[i < n8 for i in range(B4)])),
+                         int32_m.eq(Cat(*[i < n32 for i in range(B4)]))]
         with m.If(rq.o.valid):
             m.d.comb += [scat.i_valid.eq(1), scat.i_data.eq(rq.o.p.data), scat.i_n.eq(int8_n),
-                         rq.o.ready.eq(scat.i_ready)]
+                         scat.i_mask.eq(int8_m), rq.o.ready.eq(scat.i_ready)]
         with m.Else():
             m.d.comb += [
                 scat.i_valid.eq(src_ok & ~to_rq),
                 scat.i_data.eq(Mux(mode_wr_acc, acc_sum.as_value(), eo.p.data.as_value())),
-                scat.i_n.eq(Mux(mode_wr_acc, ins.n_cols * 4, int8_n)),
+                scat.i_n.eq(Mux(mode_wr_acc, int32_n, int8_n)),
+                scat.i_mask.eq(Mux(mode_wr_acc, int32_m, int8_m)),
             ]
         m.d.comb += scat.i_addr.eq(o_addr)
         with m.If(scat.i_valid & scat.i_ready):
