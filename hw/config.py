@@ -88,10 +88,10 @@ class Config:
     vector_exec_stages: int = 1
     #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
     #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
-    #: through a 2-entry FIFO and the lookup starts from its registers, REQ's command
-    #: metadata reaches ASM's FIFO through a write stage and its line requests reach the SRAM
-    #: port through a 2-entry FIFO, and the unit's ``idle`` (its ``cmd.ready``) is a
-    #: register's: four more cycles of latency per instruction
+    #: through a register and a 2-entry FIFO and the lookup starts from its registers, REQ's
+    #: command metadata reaches ASM's FIFO through a write stage and its line requests reach
+    #: the SRAM port through a 2-entry FIFO, and the unit's ``idle`` (its ``cmd.ready``) is a
+    #: register's: five more cycles of latency per instruction
     #: (``Timing.vector_latency``), the same throughput; and ASM hands its
     #: commands to EXEC through a skid register, so ASM's ready is a register (the same latency;
     #: ASM may run one command further ahead); for FPGA clocks.
@@ -103,16 +103,17 @@ class Config:
     #: state, ~330 flip-flops, leave its fanout); one walk cycle more per K tile and M block
     #: (1 in ``m_block`` rows at most); and the act assembler in two stages (the window's
     #: slots and the piece in registers, then the shift into the beat): one cycle more of
-    #: latency, the same throughput; and the partials gather's line requests through a
-    #: 2-entry FIFO (one cycle more of latency); for FPGA clocks.
+    #: latency, the same throughput; and the act and partials gathers' line requests through
+    #: 2-entry FIFOs (one cycle more of latency each); for FPGA clocks.
     conv_walk_stages: int = 1
     #: Stages of the conv unit's output scatter (hw/conv_unit.py ``_Scatter``): 1 = an output
     #: beat (the engine's row, with the int32 partials added in MID) is shifted to its byte
     #: offset as it is taken; 2 = it goes through a 2-entry FIFO first (data, address, byte
     #: count; the FIFO's ready a register) and is shifted in the next cycle, so the engine's
     #: output, the partials' add and the mode's selects do not reach the shifter in one cycle,
-    #: nor the SRAM port's ready the engine's output handshake: one cycle more per
-    #: instruction, the same throughput; for FPGA clocks.
+    #: nor the SRAM port's ready the engine's output handshake; and its line writes go
+    #: through a 2-entry FIFO to the SRAM port (the shift's consume decision sees the FIFO's
+    #: ready): two cycles more per instruction, the same throughput; for FPGA clocks.
     conv_out_stages: int = 1
     #: Cycles from an accepted SRAM read to its line on ``rdata`` (hw/npu_if.py
     #: :func:`~hw.npu_if.sram_read_latency`): 2 = the arbiters drive the banks' address pins

@@ -249,11 +249,11 @@ def exec_latency(config: Config) -> int:
 
 def req_latency(config: Config) -> int:
     """Cycles of the vector unit's command input and line lookup (``Timing.vector_latency``):
-    REQ's register, and with ``Config.vector_req_stages`` = 2 one each for the command FIFO
-    (``inq``), the command metadata FIFO's write stage (``HeadFIFO(write_stage=True)``) and the
-    line requests' FIFO (``reqq``), and ``idle``'s register (the unit reports idle a cycle
-    after it drains)"""
-    return 1 + (4 if config.vector_req_stages == 2 else 0)
+    REQ's register, and with ``Config.vector_req_stages`` = 2 one each for SEQ's command
+    register (``ncr``), the command FIFO (``inq``), the command metadata FIFO's write stage
+    (``HeadFIFO(write_stage=True)``) and the line requests' FIFO (``reqq``), and ``idle``'s
+    register (the unit reports idle a cycle after it drains)"""
+    return 1 + (5 if config.vector_req_stages == 2 else 0)
 
 
 class _ExecStage:
@@ -366,10 +366,18 @@ class VectorUnit(wiring.Component):
                 m.d.sync += sq_v.eq(0)
             queued = sq_v
         else:
+            # (and SEQ's command is registered first, ``ncr``: the ring's entries load from
+            # a register, not from SEQ's address adders, window compares and state muxes, which
+            # reached them across the die: run U's ``vec.inq``, 12.95 ns, issue #13; one more
+            # cycle of latency, the same throughput)
+            ncr = data_reg(CMD, name="ncr")
+            ncr_v = Signal()
             m.submodules.inq = inq = RingFIFO2(width=CMD.size)
-            m.d.comb += [take.eq(inq.w_rdy), inq.w_en.eq(nc_v), inq.w_data.eq(nc),
+            m.d.comb += [take.eq(~ncr_v | inq.w_rdy), inq.w_en.eq(ncr_v), inq.w_data.eq(ncr),
                          inc.eq(inq.r_data), inc_v.eq(inq.r_rdy), inq.r_en.eq(rq_free)]
-            queued = inq.r_rdy
+            with m.If(take):
+                m.d.sync += [ncr.eq(nc), ncr_v.eq(nc_v)]
+            queued = ncr_v | inq.r_rdy
         load = _comb(m, inc_v & rq_free, "load")
         with m.If(load):
             m.d.sync += [rq.eq(inc), rq_v.eq(1)]
@@ -445,6 +453,27 @@ class VectorUnit(wiring.Component):
         per = el.b_period
         per1 = _comb(m, per <= 1, "per1")
         er = data_reg(17)
+        # their compares as flags set with them (``set_e``): erem >= L, elim >= L, erem < elim,
+        # erem <= elim, erem <= L, elim <= L. The element count, the period wrap and the last
+        # command, which go into the command SEQ emits (the command ring's entries) and enable
+        # SEQ's registers, then start from flip-flops, not 25-bit compares (issue #13)
+        e_rge, e_lge, e_lt, e_le, e_rle, e_lle = (data_reg(name=f"e_{n}") for n in (
+            "rge", "lge", "lt", "le", "rle", "lle"))
+
+        e_sets = []
+
+        def set_e(rv, lv=None):
+            """erem := rv (and elim := lv) with the flags, from the values as stored."""
+            k = len(e_sets)
+            rv = _comb(m, rv, f"erem_n{k}", len(erem))
+            stmts = [erem.eq(rv), e_rge.eq(rv >= L), e_rle.eq(rv <= L)]
+            if lv is not None:
+                lv = _comb(m, lv, f"elim_n{k}", len(elim))
+                stmts += [elim.eq(lv), e_lge.eq(lv >= L), e_lle.eq(lv <= L)]
+            else:
+                lv = elim
+            e_sets.append(rv)
+            return stmts + [e_lt.eq(rv < lv), e_le.eq(rv <= lv)]
         vi, vj0 = data_reg(16, name="vi"), data_reg(17, name="vj0")
         vjj, vk0 = data_reg(8, name="vjj"), data_reg(17, name="vk0")
         # VMATMUL loop state kept as registers, so SEQ's decisions start from registers: the
@@ -569,8 +598,8 @@ class VectorUnit(wiring.Component):
                     plc.eq(p_l * in_c),
                     co0.eq(0), ci0.eq(0), rres.eq(0), gi.eq(0), widx.eq(0),
                     pa.eq(Mux(is_dw, dw.p_addr, Mux(is_elt, el.p_addr, vm.p_addr))),
-                    ei.eq(0), er.eq(0), erem.eq(Mux(is_lut, lu.count, el.count)),
-                    elim.eq(Mux(per1, L, per)),
+                    ei.eq(0), er.eq(0), *set_e(Mux(is_lut, lu.count, el.count),
+                                               Mux(per1, L, per)),
                     vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), vkr.eq(vm.k), t.eq(0),
                     xrow.eq(vm.in_addr), wrow.eq(vm.w_addr), wrow0.eq(vm.w_addr),
                     wv.eq(vm.w_addr), *[vkj[j].eq(vm.k * j) for j in range(2, TT + 1)],
@@ -754,7 +783,10 @@ class VectorUnit(wiring.Component):
             # broadcast or not periodic, per <= 1) are registers kept beside ei / er, so the
             # element count, the period wrap and the last command come from registers
             en_ = Signal(NB)
-            m.d.comb += en_.eq(Mux((erem >= L) & (elim >= L), L, Mux(erem < elim, erem, elim)))
+            m.d.comb += en_.eq(Mux(e_rge & e_lge, L, Mux(e_lt, erem, elim)))
+            # en_ = min(L, erem, elim), so the compares with en_ are parallel ones
+            e_wrap = per1 | (e_lle & ~e_lt)        # er + en_ >= per (elim <= L, elim <= erem)
+            e_next = set_e(erem - en_, Mux(per1, L, Mux(e_wrap, per, elim - en_)))
             with m.State("EPARAM"):
                 m.d.comb += busy_seq.eq(1)
                 with m.If(take):
@@ -767,16 +799,13 @@ class VectorUnit(wiring.Component):
                     emit(xa=el.a_addr + ei, xe=1, wa=el.b_addr + Mux(per != 0, er, ei), wen=1,
                          kind=K_MAC, first=1, last=1, emit=1, bc=per == 1, n=en_,
                          oa=el.out_addr + ei)
-                    # en_ = min(L, erem, elim), so the compares with en_ are parallel ones
-                    wrap = per1 | ((elim <= L) & (elim <= erem))    # er + en_ >= per
-                    m.d.sync += [ei.eq(ei + en_), erem.eq(erem - en_),
-                                 er.eq(Mux(wrap, 0, er + en_)),
-                                 elim.eq(Mux(per1, L, Mux(wrap, per, elim - en_)))]
-                    with m.If((erem <= L) & (erem <= elim)):    # ei + en_ >= count
+                    m.d.sync += [ei.eq(ei + en_), er.eq(Mux(e_wrap, 0, er + en_)), *e_next]
+                    with m.If(e_rle & e_le):    # ei + en_ >= count (erem <= L, erem <= elim)
                         m.next = "DONE"
 
             # ---------------- LUT
-            ln_ = _comb(m, Mux(erem >= L, L, erem), "ln", NB)
+            ln_ = _comb(m, Mux(e_rge, L, erem), "ln", NB)
+            l_next = set_e(erem - ln_)
             with m.State("LTABLE"):
                 m.d.comb += busy_seq.eq(1)
                 # the 256-byte table, TT vectors per command (t: chunk)
@@ -793,8 +822,8 @@ class VectorUnit(wiring.Component):
                 with m.If(take):
                     emit(xa=lu.in_addr + ei, xe=1, kind=K_MAC, first=1, last=1, emit=1,
                          n=ln_, oa=lu.out_addr + ei)
-                    m.d.sync += [ei.eq(ei + ln_), erem.eq(erem - ln_)]
-                    with m.If(erem <= L):                   # ei + ln_ >= count
+                    m.d.sync += [ei.eq(ei + ln_), *l_next]
+                    with m.If(e_rle):                       # ei + ln_ >= count
                         m.next = "DONE"
 
             # ---------------- VMATMUL
