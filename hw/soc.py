@@ -326,8 +326,15 @@ class Soc(wiring.Component):
         m.d.comb += tx_busy.eq(~tx.idle | tx_acc_d)
         tx_busy_d = Signal()
         m.d.sync += tx_busy_d.eq(tx_busy)
+        # KPI_TX loads a cycle after the TX went idle, from a register of now - tx_t0 (the
+        # value of the idle cycle): its 32 enables do not wait on the TX's idle reduction, nor
+        # its D on the subtract (die run U: tx_busy_d -> kpi_tx, issue #13)
+        tx_span = data_reg(32, name="tx_span")
+        tx_end_d = Signal()
+        m.d.sync += [tx_span.eq(now - tx_t0), tx_end_d.eq(tx_busy_d & ~tx_busy)]
+        with m.If(tx_end_d):
+            m.d.sync += kpi["KPI_TX"].eq(tx_span)
         with m.If(tx_busy_d & ~tx_busy):
-            m.d.sync += kpi["KPI_TX"].eq(now - tx_t0)
             with m.If(tx_buf_valid):
                 m.d.sync += tx_buf_valid.eq(0)
                 for b in range(2):
