@@ -104,7 +104,8 @@ class Config:
     #: (1 in ``m_block`` rows at most); and the act assembler in two stages (the window's
     #: slots and the piece in registers, then the shift into the beat): one cycle more of
     #: latency, the same throughput; and the act and partials gathers' line requests through
-    #: 2-entry FIFOs (one cycle more of latency each); for FPGA clocks.
+    #: 2-entry FIFOs (the partials' one cycle more of latency; the act gather's bypassed while
+    #: empty, so only a request that waits for the port is queued); for FPGA clocks.
     conv_walk_stages: int = 1
     #: Stages of the conv unit's output scatter (hw/conv_unit.py ``_Scatter``): 1 = an output
     #: beat (the engine's row, with the int32 partials added in MID) is shifted to its byte
