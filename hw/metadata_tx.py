@@ -249,6 +249,20 @@ class _SramBytes(wiring.Component):
         return m
 
 
+def _set_counter(m, reg, flags: dict, value=None):
+    """``reg`` := ``value`` (None: ``reg - 1``) with ``flags`` (n -> a Signal kept equal to
+    ``reg == n``) set beside it: from the value as ``reg`` takes it, or on a decrement from the
+    flag of n + 1 where one is kept, else a compare of ``reg`` with n + 1. The decisions read the
+    flags, flip-flops, not compares of the counter (ECP5 timing, issue #13)."""
+    if value is None:
+        value = reg - 1
+        nxt = {n: flags[n + 1] if n + 1 in flags else reg == n + 1 for n in flags}
+    else:
+        v = Value.cast(value)[:len(reg)]
+        nxt = {n: v == n for n in flags}
+    m.d.sync += [reg.eq(value), *[f.eq(nxt[n]) for n, f in flags.items()]]
+
+
 def _inc(ptr, n):
     return Mux(ptr == n - 1, 0, ptr + 1)
 
@@ -454,23 +468,13 @@ class _Framer(wiring.Component):
                 m.next = then
         return job.ready
 
-    def _set_cnt(self, value, one=None):
-        """``cnt`` := value (None: cnt - 1) and its flag ``cnt1`` := value == 1 (``one``, when
-        given: a known answer, not a compare)."""
-        if value is None:
-            value, one = self.cnt - 1, self.cnt == 2
-        elif one is None:
-            one = Value.cast(value)[:len(self.cnt)] == 1
-        self.m.d.sync += [self.cnt.eq(value), self.cnt1.eq(one)]
+    def _set_cnt(self, value):
+        """``cnt`` := value (None: cnt - 1), with its flag (:func:`_set_counter`)."""
+        _set_counter(self.m, self.cnt, {1: self.cnt1}, value)
 
     def _set_pkt(self, value):
-        """``pkt_rem`` := value (None: pkt_rem - 1) and its flags ``pkt_z`` / ``pkt_1``."""
-        if value is None:
-            z, one, value = self.pkt_1, self.pkt_rem == 2, self.pkt_rem - 1
-        else:
-            v = Value.cast(value)[:len(self.pkt_rem)]    # (as pkt_rem takes it)
-            z, one = v == 0, v == 1
-        self.m.d.sync += [self.pkt_rem.eq(value), self.pkt_z.eq(z), self.pkt_1.eq(one)]
+        """``pkt_rem`` := value (None: pkt_rem - 1), with its flags (:func:`_set_counter`)."""
+        _set_counter(self.m, self.pkt_rem, {0: self.pkt_z, 1: self.pkt_1}, value)
 
     def _capture(self):
         """Shift reader bytes into the top of ``cap`` while ``cnt`` > 0; returns 'last byte'."""
@@ -596,7 +600,7 @@ class _Framer(wiring.Component):
                     m.d.sync += idx.eq(0)
                     _goto(m, self.n_tensors == 0, "T_FILL", "DESC_JOB")
         with m.State("DESC_JOB"):
-            self._set_cnt(table_bytes, one=TABLE_ENTRY_BYTES == 1)    # n_tensors > 0 here
+            self._set_cnt(table_bytes)
             self._issue(cmd.table_addr + TABLE_HEADER_BYTES, table_bytes, "DESC")
         with m.State("DESC"):
             skip = idx < desc_skip
