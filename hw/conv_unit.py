@@ -1121,17 +1121,15 @@ class ConvUnit(wiring.Component):
         for j in range(C):
             m.d.comb += rq.i.p.bias[j].eq(0)
         # scatter input: requant output has priority (only in LAST, where eo goes to rq). The
-        # bytes used (n_cols int8 or n_cols int32) and their masks are registers set at the run's
+        # masks of the bytes used (n_cols int8 or n_cols int32) are registers set at the run's
         # start: the masks were compares of the selected count in front of every byte of the
         # scatter's input ring (die run U: 12.2 ns into ``scat.inq``, issue #13)
         n_bits = len(scat.i_n)
-        int8_n, int32_n = data_reg(n_bits, name="int8_n"), data_reg(n_bits, name="int32_n")
+        int8_n, int32_n = ins.n_cols[:n_bits], (ins.n_cols * 4)[:n_bits]
         int8_m, int32_m = data_reg(B4, name="int8_m"), data_reg(B4, name="int32_m")
         with m.If(start_run):
-            n8, n32 = ins.n_cols[:n_bits], (ins.n_cols * 4)[:n_bits]
-            m.d.sync += [int8_n.eq(n8), int32_n.eq(n32),
-                         int8_m.eq(Cat(*[i < n8 for i in range(B4)])),
-                         int32_m.eq(Cat(*[i < n32 for i in range(B4)]))]
+            m.d.sync += [int8_m.eq(Cat(*[i < int8_n for i in range(B4)])),
+                         int32_m.eq(Cat(*[i < int32_n for i in range(B4)]))]
         with m.If(rq.o.valid):
             m.d.comb += [scat.i_valid.eq(1), scat.i_data.eq(rq.o.p.data), scat.i_n.eq(int8_n),
                          scat.i_mask.eq(int8_m), rq.o.ready.eq(scat.i_ready)]
