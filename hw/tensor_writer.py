@@ -103,8 +103,16 @@ class TensorWriter(wiring.Component):
         with m.If(self.wr.req.ready):
             m.d.sync += w_valid.eq(0)
 
+        # the write register's data follows the accumulator in every cycle it is free, so its
+        # 8 * W + W + lab enables are ``~w_valid`` (one flip-flop), not the flush decision's
+        # LUTs (run U: ``w_data`` CE 12.73 ns, 128 endpoints; ECP5 timing, issue #13). Its
+        # readers (the SRAM port) read it only under ``w_valid``, and a flush is a cycle in
+        # which it is free, so what it holds when ``w_valid`` rises is the flushed line.
+        with m.If(w_free):
+            m.d.sync += [w_data.eq(acc), w_mask.eq(acc_mask), w_line.eq(acc_line)]
+
         def flush():
-            m.d.sync += [w_valid.eq(1), w_data.eq(acc), w_mask.eq(acc_mask), w_line.eq(acc_line)]
+            m.d.sync += w_valid.eq(1)
 
         nbytes = Mux(self.channels3, 3, 1)
         byte = Signal(8)
@@ -138,6 +146,14 @@ class TensorWriter(wiring.Component):
                 with m.If(line_change & w_free):
                     flush()
                     m.d.sync += [acc_mask.eq(0), acc_nz.eq(0), line_change.eq(0)]
+                # the accumulator's byte at ``pos`` takes the beat's byte in every FILL cycle
+                # the accumulator may change (it is not a whole line waiting for the write
+                # register): its byte enables are ``pos``'s decode and two flip-flops, not
+                # the input's take decision (run U: ``acc`` CE 11.44 ns, 113 endpoints;
+                # ECP5 timing, issue #13). Bytes at and after ``pos`` are not under
+                # ``acc_mask`` until a take sets their bit, in the cycle it writes the byte.
+                with m.If(~line_change | w_free):
+                    m.d.sync += acc.word_select(pos, 8).eq(byte)
                 with m.If(i_valid & beat.first & (chan == 0) & count_nz):
                     # a new frame inside this one: abandon it, restart at the same buffer
                     m.d.comb += [self.start.eq(1), self.restart.eq(1)]
@@ -149,8 +165,7 @@ class TensorWriter(wiring.Component):
                             m.d.sync += acc_mask.eq(one_hot)
                         with m.Else():
                             m.d.sync += acc_mask.eq(acc_mask | one_hot)
-                        m.d.sync += [acc.word_select(pos, 8).eq(byte), acc_line.eq(cur_line),
-                                     acc_nz.eq(1),
+                        m.d.sync += [acc_line.eq(cur_line), acc_nz.eq(1),
                                      addr.eq(addr + 1), line_change.eq(pos.all())]
                         with m.If(chan + 1 == nbytes):
                             m.d.comb += i_ready.eq(1)
