@@ -319,14 +319,23 @@ class ConvUnit(wiring.Component):
                 m.d.sync += [err.eq(1), state.eq(IDLE)]
 
         # ---------------------------------------------------------------- derived constants
+        # The walk's byte addresses (the setup's products and sums, the row's base, the k
+        # state's offsets) are kept modulo 2**AB, the SRAM's byte address width: the walk
+        # only adds, subtracts and multiplies them, and reads the sum's low AB bits (the
+        # piece's line and offset), which depend on the operands' low AB bits alone. Exact,
+        # and their adders, muxes and enables are AB bits wide, not 32 (ECP5: 19 of 32;
+        # run U's toff / base / trow, 12.3-13.5 ns, issue #13). The instruction's in_addr
+        # and in_pitch stay as the ISA has them.
+        AB = lgw + LAB
+        ADDR = unsigned(AB)
         pitch = data_reg(16)
-        wp = data_reg(32)                  # in_w * pitch (one input row)
+        wp = data_reg(ADDR)                # in_w * pitch (one input row)
         K = data_reg(24)
         K1 = data_reg(8)
         M = data_reg(24)
         KT = data_reg(DIM_BITS + 8)
-        step_x = data_reg(signed(32))      # sw * pitch
-        step_y = data_reg(signed(32))      # sh * wp - (out_w - 1) * sw * pitch
+        step_x = data_reg(ADDR)            # sw * pitch
+        step_y = data_reg(ADDR)            # sh * wp - (out_w - 1) * sw * pitch (mod 2**AB)
         rowbytes = data_reg(20)            # k_w * in_c (bytes of a kernel row when dense)
         contig = data_reg()                # pitch == in_c: a kernel row is contiguous in SRAM
         # base0 = in_addr - pt * wp - pl * pitch (the first row's pixel 0) = a0 - ptw, step_y =
@@ -337,12 +346,12 @@ class ConvUnit(wiring.Component):
         shi = data_reg(15)                 # sh * in_w
         pti = data_reg(16)                 # pt * in_w
         ows = data_reg(16)                 # (out_w - 1) * sw
-        shw = data_reg(32)                 # sh * wp = shi * pitch
-        ptw = data_reg(32)                 # pt * wp = pti * pitch
-        oxp = data_reg(32)                 # (out_w - 1) * sw * pitch = ows * pitch
+        shw = data_reg(ADDR)               # sh * wp = shi * pitch
+        ptw = data_reg(ADDR)               # pt * wp = pti * pitch
+        oxp = data_reg(ADDR)               # (out_w - 1) * sw * pitch = ows * pitch
         plp = data_reg(20)                 # pl * pitch
-        a0 = data_reg(signed(32))          # in_addr - plp
-        base0 = Signal(signed(32))
+        a0 = data_reg(ADDR)                # in_addr - plp
+        base0 = Signal(ADDR)
         in_c_r = data_reg(range(R + 1))    # min(in_c, R)
         ic2 = data_reg(18)                 # in_c + in_c_r (r1c's value at a tap's start)
         kw1 = data_reg(4)                  # k_w - 1, k_h - 1: the walk's end tests compare
@@ -563,7 +572,7 @@ class ConvUnit(wiring.Component):
         # selects start from flip-flops, not from 24-bit OR trees: ECP5 timing, issue #13)
         kt_nz, bra_nz = Signal(name="kt_nz"), Signal(name="bra_nz")
         # row state (current and saved at the block start)
-        SA = signed(32)
+        SA = ADDR                        # byte addresses modulo 2**AB (see the setup's)
         ox_left, ox_left_s = data_reg(12, name="ox_left"), data_reg(12, name="ox_left_s")
         # ox_left == 0 (the row is the output row's last pixel: the next one wraps) beside it
         ox_z, ox_z_s = data_reg(name="ox_z"), data_reg(name="ox_z_s")
@@ -679,7 +688,7 @@ class ConvUnit(wiring.Component):
         # saturated to R that is lanes_left < r1c = r1 + min(in_c, R))
         span2 = (contig & ~kdone & iy_ok & ix_ge0 & w_ix1 & ~kx_end     # w_ix1: kx + 1 < xhi
                  & r1_lt & r1c_x.gt(lanes_left))
-        addr = Signal(signed(34))
+        addr = Signal(ADDR)
         m.d.comb += addr.eq(base + toff + ci)
         n = Signal(range(R + 1))
         m.d.comb += n.eq(Mux(kdone, 0, Mux(merge, row_left, Mux(span2, lanes_left, seg))))
