@@ -1188,8 +1188,13 @@ class ConvUnit(wiring.Component):
         g_left = Signal(24)
         g_addr = Signal(24)
         g_step = Signal(range(S))
-        c_v = Signal()
-        c_line = Signal(LAB)
+        # the step's line differs from the last one requested (it is read), a flag: the
+        # generator's step ``go`` (g_left's, g_addr's, g_step's enables and the entry FIFO's
+        # write) starts from flip-flops, not from the line's adder and compare (die run U:
+        # ``g_left`` 12.57 ns, issue #13). Within a pixel the next line is this one + 1, so
+        # always read; a pixel's first line is compared with the previous pixel's last as
+        # g_addr steps; a run's first line is always read.
+        need = Signal(name="g_need")
         outst = Signal(range(RD + 1))
         ent_lay = data.StructLayout({"new": 1, "slot": range(S), "off": max(1, lgw), "last": 1})
         # (the entries' head is a register, hw.fifos.HeadFIFO, SyncFIFO's cycles: the
@@ -1203,7 +1208,6 @@ class ConvUnit(wiring.Component):
         g_nl = Signal(range(S + 1))
         m.d.comb += g_nl.eq((g_off + nbytes + W - 1) >> lgw)
         ln = (g_line0 + g_step)[:LAB]
-        need = ~c_v | (c_line != ln)
         lastl = g_step + 1 == g_nl
         credit = outst < RD
         go = Signal()
@@ -1230,15 +1234,16 @@ class ConvUnit(wiring.Component):
         ]
         pop = Signal()
         m.d.sync += outst.eq(outst + (g_req & g_rdy) - pop)
-        with m.If(go & need):
-            m.d.sync += [c_v.eq(1), c_line.eq(ln)]
+        g_addr_n = Signal.like(g_addr, name="g_addr_n")    # the next pixel's
+        m.d.comb += g_addr_n.eq(g_addr + nbytes)
         with m.If(start_run):
             m.d.sync += [g_on.eq(enable & (M != 0)), g_left.eq(M), g_addr.eq(ins.acc_addr),
-                         g_step.eq(0), c_v.eq(0)]
+                         g_step.eq(0), need.eq(1)]
         with m.Elif(go):
-            m.d.sync += g_step.eq(g_step + 1)
+            m.d.sync += [g_step.eq(g_step + 1), need.eq(1)]
             with m.If(lastl):
-                m.d.sync += [g_step.eq(0), g_addr.eq(g_addr + nbytes), g_left.eq(g_left - 1)]
+                m.d.sync += [g_step.eq(0), g_addr.eq(g_addr_n), g_left.eq(g_left - 1),
+                             need.eq(ln != g_addr_n[lgw:lgw + LAB])]
                 with m.If(g_left == 1):
                     m.d.sync += g_on.eq(0)
         # assembler: window of S lines, then the beat at the pixel's offset
