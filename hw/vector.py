@@ -537,16 +537,26 @@ class VectorUnit(wiring.Component):
         # (gi + 1 >= sg, gco + L >= co)
         sgm1 = data_reg(range(SG + 1))
         co_l = data_reg(signed(18))
-        g_last = _comb(m, (gi >= sgm1) | (gco >= co_l), "g_last")
-        w_grp_n = _comb(m, dw.w_addr + gco_n, "w_grp_n", 24)
+        # as a flag set with gi and gco (group_step, group_reset), from the values they take
+        g_last = data_reg(name="g_last")
+        # the next group's weights, dw.w_addr + gco + L, a register set with gco (+ L per
+        # step; from dw.w_addr + L, ``w_l``, set up in SETUP2, at a reset): DLOAD's and DPIX's
+        # weight address ``wa`` takes it without gco's + L and w_addr's adders in series, and
+        # the group's end decision is a flip-flop (die run U: ``vec.wa`` 13.8 ns, issue #13)
+        w_grp_n = data_reg(24, name="w_grp_n")
+        w_l = data_reg(24, name="w_l")
         w_grp0 = _comb(m, dw.w_addr + co0, "w_grp0", 24)
 
         def group_step():
-            m.d.sync += [gi.eq(gi + 1), gco.eq(gco_n), goff.eq(goff_n), gr.eq(gr_n),
-                         g_wrap.eq(gr_n_w)]
+            gi_n, gco_s = (gi + 1)[:len(gi)], gco_n[:len(gco)]
+            m.d.sync += [gi.eq(gi_n), gco.eq(gco_s), goff.eq(goff_n), gr.eq(gr_n),
+                         g_wrap.eq(gr_n_w), g_last.eq((gi_n >= sgm1) | (gco_s >= co_l)),
+                         w_grp_n.eq(w_grp_n + L)]
 
-        def group_reset():
-            m.d.sync += [gi.eq(0), gco.eq(co0), goff.eq(0), gr.eq(rres), g_wrap.eq(rres_w)]
+        def group_reset(sgm1_v=sgm1, co_l_v=co_l):
+            """(``sgm1_v``, ``co_l_v``: their values as GINIT sets them with the reset)"""
+            m.d.sync += [gi.eq(0), gco.eq(co0), goff.eq(0), gr.eq(rres), g_wrap.eq(rres_w),
+                         g_last.eq((sgm1_v == 0) | (co0 >= co_l_v)), w_grp_n.eq(w_l + co0)]
 
         # parameter / weight loads: up to TT x vectors, vector k at lbase + loff[k], each an
         # adder of its own (a chain lbase + stride + stride ... put TT - 1 adders in series
@@ -617,6 +627,7 @@ class VectorUnit(wiring.Component):
                     rres_w.eq(lr >= dm),         # rres = 0 (SETUP1 set lr and dm)
                     ptr.eq(p_t * rowb),
                     tco.eq(co * TT),
+                    w_l.eq(dw.w_addr + L),
                     *[cok[k].eq(co * k) for k in range(2, TT)],
                     sg.eq(1),
                 ]
@@ -650,6 +661,8 @@ class VectorUnit(wiring.Component):
             with m.State("GINIT"):
                 m.d.comb += busy_seq.eq(1)
                 base = xa0p - ptr + ci0
+                sgm1_n = _comb(m, sg - 1, "sgm1_n", sgm1.shape())
+                co_l_n = _comb(m, co - L, "co_l_n", co_l.shape())
                 m.d.sync += [
                     xa_rp.eq(base), xa_pix.eq(base), xa_row.eq(base), xa.eq(base),
                     iy0.eq(-p_t), ix0.eq(-p_l), iy.eq(-p_t), ix.eq(-p_l),
@@ -657,9 +670,9 @@ class VectorUnit(wiring.Component):
                     lox.eq(owm1 == 0), loy.eq(ohm1 == 0),
                     oa.eq(out_addr + co0), oa_pix.eq(out_addr + co0),
                     wa.eq(w_grp0), t.eq(0), *set_tl(teff), widx.eq(0),
-                    sgm1.eq(sg - 1), co_l.eq(co - L),
+                    sgm1.eq(sgm1_n), co_l.eq(co_l_n),
                 ]
-                group_reset()
+                group_reset(sgm1_n, co_l_n)
                 m.next = "DPARAM"
                 with m.If(~is_dw):
                     m.next = "DPIX"
@@ -1551,11 +1564,15 @@ class VectorUnit(wiring.Component):
                 with m.If(ph == H - 1):
                     m.d.sync += [pact.eq(0), ph.eq(0)]
 
-            def phase(regs, name):
-                return [_comb(m, Array(regs[h * PL + i] for h in range(H))[ph], f"{name}s{i}")
-                        for i in range(PL)]
-            u1s, u2s, m3s, s3s = (phase(r, n) for r, n in ((u1, "u1"), (u2, "u2"),
-                                                            (m3, "m3"), (s3, "s3")))
+            # P0's lanes shift down by PL in each phase after the first, so phase h's lanes
+            # are always lanes [0, PL): POST's operands are flip-flops, not an H-input select
+            # by ``ph`` in front of the left shifters, the multipliers' input registers and
+            # AVG's sums (die run U: ``l0a_hh2_dsp`` 13.9 ns, ``l0a_r5``, ``l0abs1``, issue
+            # #13). A load takes priority (the beat's last phase leaves in that cycle).
+            with m.If(~p0_load & pact):
+                m.d.sync += [r[i].eq(r[i + PL]) for r in (u1, u2, m3, s3)
+                             for i in range(L - PL)]
+            u1s, u2s, m3s, s3s = (r[:PL] for r in (u1, u2, m3, s3))
         else:
             pact, ph, plast = p0v, Const(0, 1), p0v
             u1s, u2s, m3s, s3s = u1, u2, m3, s3
