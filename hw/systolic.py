@@ -54,8 +54,8 @@ def array_latency(config: Config) -> int:
     input register and the registered products of a fast clock (``Config.fast_clock``)."""
     return config.array_rows + config.array_cols + 1 + (2 if config.fast_clock else 0)
 
-__all__ = ["SystolicArray", "act_layout", "in_logic", "logic_mul", "product_shape", "psum_layout",
-           "psum_bits", "registered_mul", "small_mul"]
+__all__ = ["SystolicArray", "act_layout", "add3", "csa_sum", "in_logic", "logic_mul",
+           "product_shape", "psum_layout", "psum_bits", "registered_mul", "small_mul"]
 
 
 def _dsp_family(platform) -> str | None:
@@ -153,6 +153,44 @@ def small_mul(a, b):
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
     return terms[0]
+
+
+def _extend(v, width: int) -> Value:
+    """``v`` as ``width`` bits: truncated, or extended by its sign (signed shapes) or zeros."""
+    v = Value.cast(v)
+    if len(v) >= width:
+        return v[:width]
+    fill = v[-1] if v.shape().signed else Const(0, 1)
+    return Cat(v, fill.replicate(width - len(v)))
+
+
+def csa_sum(values, width: int, cin=0) -> Value:
+    """``(sum(values) + cin) mod 2**width`` with one carry chain: carry-save steps (3:2
+    compressors, each bit's sum and carry of three operands: one LUT level each) reduce the
+    operands to two, then one adder. A chain of ``+`` is one carry chain per operand in a row
+    on the ECP5 (the vector unit's dot products and window addresses, issue #13). Operands
+    are taken modulo 2**width (signed ones sign-extended); ``cin`` (one bit) rides in the
+    first carry vector's free bit 0."""
+    vs = [_extend(v, width) for v in values]
+    has_cin = not (isinstance(cin, int) and cin == 0)
+    low = Const(cin, 1) if isinstance(cin, int) else Value.cast(cin)[:1]
+    if has_cin and len(vs) < 3:
+        vs += [Const(0, width)] * (3 - len(vs))
+    while len(vs) > 2:
+        a, b, c = vs[:3]
+        cy = (a & b) | (a & c) | (b & c)
+        vs = vs[3:] + [a ^ b ^ c, Cat(low, cy[:width - 1])]
+        low = Const(0, 1)
+    return vs[0] if len(vs) == 1 else (vs[0] + vs[1])[:width]
+
+
+def add3(a, b, c, width: int, cin=0, sub_b: bool = False) -> Value:
+    """``(a + b + c + cin) mod 2**width`` (``sub_b``: ``a - b + c``) with one carry chain
+    (:func:`csa_sum`: ``a + b + c`` is otherwise two adders in a row)."""
+    if sub_b:                   # - b = ~b + 1
+        assert isinstance(cin, int) and cin == 0, "add3: sub_b takes no carry-in"
+        return csa_sum([a, ~_extend(b, width), c], width, 1)
+    return csa_sum([a, b, c], width, cin)
 
 
 def logic_mul(m: Module, a, b, name: str, stages: int = 1) -> Value:

@@ -110,3 +110,73 @@ def test_logic_mul_pipelined(sa, sb, stages):
     p = logic_mul(m, a, b, "t", stages=stages)
     got = run_pipeline(m, (a, b), pairs, p, stages)
     assert got[:len(pairs)] == [x * y for x, y in pairs]
+
+
+@pytest.mark.parametrize("sub_b, cin", [(False, 0), (False, "sig"), (True, 0)])
+def test_add3(sub_b, cin):
+    """hw.systolic.add3 (a carry-save step before one adder) equals a + b + c + cin, or
+    a - b + c, modulo 2**width, for signed and unsigned operands of other widths (corners
+    and random), against Python's integers."""
+    from amaranth.hdl import Signal
+
+    from hw.systolic import add3
+
+    W = 19
+    m = Module()
+    a, b, c = Signal(signed(34)), Signal(unsigned(28)), Signal(unsigned(13))
+    ci = Signal()
+    out = Signal(W)
+    m.d.comb += out.eq(add3(a, b, c, W, cin=ci if cin == "sig" else cin, sub_b=sub_b))
+    rng = random.Random(3 + sub_b)
+    cases = [(x, y, z, k) for x in (-(1 << 33), -1, 0, 1, (1 << 33) - 1)
+             for y in (0, 1, (1 << 28) - 1) for z in (0, (1 << 13) - 1) for k in (0, 1)]
+    cases += [(rng.randint(-(1 << 33), (1 << 33) - 1), rng.randint(0, (1 << 28) - 1),
+               rng.randint(0, (1 << 13) - 1), rng.randint(0, 1)) for _ in range(2000)]
+    got, want = [], []
+
+    async def bench(ctx):
+        for x, y, z, k in cases:
+            ctx.set(a, x)
+            ctx.set(b, y)
+            ctx.set(c, z)
+            ctx.set(ci, k)
+            got.append(ctx.get(out))
+            want.append((x + (-y if sub_b else y) + z + (k if cin == "sig" else 0)) % (1 << W))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == want
+
+
+@pytest.mark.parametrize("n, cin", [(1, 1), (2, 0), (2, 1), (4, 0), (5, 1), (7, 0)])
+def test_csa_sum(n, cin):
+    """hw.systolic.csa_sum (3:2 compressors, then one adder) equals the operands' sum plus the
+    carry-in modulo 2**width, for signed 16-bit operands (the vector unit's products), corners
+    and random, against Python's integers."""
+    from amaranth.hdl import Signal
+
+    from hw.systolic import csa_sum
+
+    W = 21
+    m = Module()
+    vs = [Signal(signed(16), name=f"v{i}") for i in range(n)]
+    out = Signal(W)
+    m.d.comb += out.eq(csa_sum(vs, W, cin))
+    rng = random.Random(n)
+    corners = (-(1 << 15), -1, 0, 1, (1 << 15) - 1)
+    cases = [[x] * n for x in corners] + [[corners[(i + j) % 5] for j in range(n)]
+                                          for i in range(5)]
+    cases += [[rng.randint(-(1 << 15), (1 << 15) - 1) for _ in range(n)] for _ in range(2000)]
+    got = []
+
+    async def bench(ctx):
+        for xs in cases:
+            for v, x in zip(vs, xs, strict=True):
+                ctx.set(v, x)
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [(sum(xs) + cin) % (1 << W) for xs in cases]
