@@ -85,7 +85,7 @@ from hw.npu_if import (
     unit_members,
 )
 from hw.sram import data_reg
-from hw.systolic import in_logic, registered_mul, small_mul
+from hw.systolic import add3, csa_sum, in_logic, registered_mul, small_mul
 
 __all__ = ["VectorUnit", "POST_LATENCY", "top"]
 
@@ -530,7 +530,7 @@ class VectorUnit(wiring.Component):
         rres_w = data_reg(name="rres_w")
         g_s = _comb(m, gr + lr, "g_s", 6)
         gco_n = _comb(m, gco + L, "gco_n", 18)
-        goff_n = _comb(m, goff + lq + g_wrap, "goff_n", 13)
+        goff_n = _comb(m, add3(goff, lq, 0, 13, cin=g_wrap), "goff_n", 13)   # (one chain)
         gr_n = _comb(m, Mux(g_wrap, g_s - dm, g_s), "gr_n", 5)
         gr_n_w = _comb(m, gr_n + lr >= dm, "gr_n_w")
         # the last group of a super-group: compares of registers with bounds set up in GINIT
@@ -660,7 +660,9 @@ class VectorUnit(wiring.Component):
             # ---------------- DWCONV / POOL: super-groups > pixels > groups > taps
             with m.State("GINIT"):
                 m.d.comb += busy_seq.eq(1)
-                base = xa0p - ptr + ci0
+                # (one carry chain: hw.systolic.add3; two in a row into xa_rp, xa_pix, xa_row
+                # and xa were 12.3 ns on die run U, issue #13)
+                base = add3(xa0p, ptr, ci0, len(xa0p), sub_b=True)
                 sgm1_n = _comb(m, sg - 1, "sgm1_n", sgm1.shape())
                 co_l_n = _comb(m, co - L, "co_l_n", co_l.shape())
                 m.d.sync += [
@@ -761,7 +763,8 @@ class VectorUnit(wiring.Component):
                     with m.Elif(~g_last):
                         # the next channel group of the same pixel
                         group_step()
-                        gx = xa_pix + goff_n
+                        # xa_pix + goff_n = xa_pix + goff + lq + g_wrap, one carry chain
+                        gx = add3(xa_pix, goff, lq, len(xa_pix), cin=g_wrap)
                         m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), *set_tl(teff), iy.eq(iy0),
                                      ix.eq(ix0), xa.eq(gx), xa_row.eq(gx), oa.eq(oa + L),
                                      wa.eq(w_grp_n)]
@@ -799,7 +802,13 @@ class VectorUnit(wiring.Component):
             m.d.comb += en_.eq(Mux(e_rge & e_lge, L, Mux(e_lt, erem, elim)))
             # en_ = min(L, erem, elim), so the compares with en_ are parallel ones
             e_wrap = per1 | (e_lle & ~e_lt)        # er + en_ >= per (elim <= L, elim <= erem)
-            e_next = set_e(erem - en_, Mux(per1, L, Mux(e_wrap, per, elim - en_)))
+            # erem - en_ and elim - en_ as the case's subtract (en_ is L, erem or elim), each
+            # from registers and selected after, not a subtract after en_'s select (die run U:
+            # ``vec.erem`` 12.2 ns, issue #13)
+            e_all = e_rge & e_lge
+            e_next = set_e(Mux(e_all, erem - L, Mux(e_lt, 0, erem - elim)),
+                           Mux(per1, L, Mux(e_wrap, per,
+                                            Mux(e_all, elim - L, Mux(e_lt, elim - erem, 0)))))
             with m.State("EPARAM"):
                 m.d.comb += busy_seq.eq(1)
                 with m.If(take):
@@ -1414,8 +1423,12 @@ class VectorUnit(wiring.Component):
             accumulator changes (a VMATMUL lane outside the chunk's rows does not), from the
             products and sums of ``am``'s stage"""
             # VMATMUL: dot product k = weight row k (x vector k) . input chunk (w vector)
-            dots = [_comb(m, sum(pk[j][k] for j in range(L)), f"dot{k}{sfx}", signed(32))
-                    for k in range(TT)]
+            # (one carry chain after carry-save steps, hw.systolic.csa_sum, wide enough for L
+            # int16 products: ``sum`` made L - 1 adders in a row, die run U's ``e2_add``,
+            # 12.8 ns, issue #13)
+            dw_ = 17 + (L - 1).bit_length()
+            dots = [_comb(m, csa_sum([pk[j][k] for j in range(L)], dw_).as_signed(),
+                          f"dot{k}{sfx}", signed(32)) for k in range(TT)]
             pon = [_comb(m, ~am.zero & (am.nt > k), f"pon{k}{sfx}") for k in range(TT)]
             add, upd = [], []
             for j in range(L):
