@@ -70,7 +70,7 @@ from hw.npu_if import (
 )
 from hw.requant import SHIFT_BITS, Requant, RequantCore, SerialRequant
 from hw.sram import NOINIT_ATTR, data_reg, delayed, global_net
-from hw.systolic import small_mul
+from hw.systolic import add3, small_mul
 
 __all__ = ["ConvUnit", "top"]
 
@@ -689,7 +689,7 @@ class ConvUnit(wiring.Component):
         span2 = (contig & ~kdone & iy_ok & ix_ge0 & w_ix1 & ~kx_end     # w_ix1: kx + 1 < xhi
                  & r1_lt & r1c_x.gt(lanes_left))
         addr = Signal(ADDR)
-        m.d.comb += addr.eq(base + toff + ci)
+        m.d.comb += addr.eq(add3(base, toff, ci, AB))    # (one carry chain, not two)
         n = Signal(range(R + 1))
         m.d.comb += n.eq(Mux(kdone, 0, Mux(merge, row_left, Mux(span2, lanes_left, seg))))
         # within a beat (not its end) n is row_left (merge) or r1 (the rest of the tap): the
