@@ -205,7 +205,12 @@ class _SramBytes(wiring.Component):
 
         pop = Signal()
         req = self.rd.req
-        m.d.comb += [req.valid.eq(~ll_z & ((used < S) | pop)),
+        # a request needs a free slot at the cycle's start, not one the extractor frees in
+        # the cycle: the request (and with the port's ready, next_line's, lines_left's and the
+        # tags' enables) then starts from registers, not from the output's ready and the
+        # extractor's last-byte compare (die run U: ``next_line`` 12.53 ns, issue #13). A
+        # freed slot's line is asked for a cycle later, while the other slot's W bytes leave.
+        m.d.comb += [req.valid.eq(~ll_z & (used < S)),
                      req.payload.addr.eq(next_line)]
         with m.If(req.valid & req.ready):
             m.d.sync += [next_line.eq(next_line + 1), lines_left.eq(lines_left - 1),
