@@ -66,7 +66,7 @@ from hw.metadata import MetaFlag
 from hw.metadata_tx import MetadataTx
 from hw.npu import NpuTop
 from hw.sram import data_reg, global_net
-from hw.systolic import small_mul
+from hw.systolic import registered_mul, small_mul
 from hw.tensor_writer import TensorWriter
 
 __all__ = ["Soc", "top", "BufState", "ISP_WAIT_LIMIT"]
@@ -132,7 +132,7 @@ class Soc(wiring.Component):
         wiring.connect(m, isp.o, writer.i)
         wiring.connect(m, writer.wr, npu.ext_wr)
         wiring.connect(m, tx.rd, npu.ext_rd)
-        regs = self._csr_storage(m, isp, writer)
+        regs = self._csr_storage(m, platform, isp, writer)
         raw_mode = regs["SOC_CFG"][regmap.SOC_CFG_BITS["mode"][0]:][:2] == regmap.OutputMode.RAW
         rec_room = Signal()      # the frame-record FIFO can take two more records
         self._streams(m, rx, tx, raw_mode, rec_room)
@@ -189,7 +189,7 @@ class Soc(wiring.Component):
             m.d.sync += owner.eq(Mux(self.out_last, 0, Mux(use_tee, 2, 1)))
 
     # ------------------------------------------------------------------------------ registers
-    def _csr_storage(self, m, isp, writer) -> dict:
+    def _csr_storage(self, m, platform, isp, writer) -> dict:
         """RW CSR registers by name; the ISP parameter registers drive ``isp.params``."""
         regs = {c.name: Signal(32, name=f"csr_{c.name.lower()}")
                 for c in regmap.soc_csrs() if c.access == "RW"}
@@ -203,8 +203,11 @@ class Soc(wiring.Component):
             regs[name] = Signal(tgt.shape(), name=f"csr_{name.lower()}")
             m.d.comb += tgt.eq(regs[name])
         p = isp.params
-        npix = Signal(32)
-        m.d.sync += npix.eq(p.out_w * p.out_h)
+        # the frame's pixels, a product of two ISP registers with registered operands and
+        # product (on ECP5 one MULT18X18D's own registers: run U's ``npix``, 11.5 ns through a
+        # combinational one, issue #13). It follows a write of OUT_W / OUT_H two cycles later;
+        # the writer reads it when a frame's first pixel has passed the ISP, long after.
+        npix = registered_mul(m, platform, p.out_w, p.out_h, "npix")
         m.d.comb += [writer.channels3.eq(p.channels3), writer.n_pixels.eq(npix)]
         return regs
 
