@@ -764,6 +764,8 @@ class VectorUnit(wiring.Component):
                         # the next channel group of the same pixel
                         group_step()
                         # xa_pix + goff_n = xa_pix + goff + lq + g_wrap, one carry chain
+                        # (goff_n, the next group's input channel offset in the super-group,
+                        # is below 2**13, its width, so its sum is the same untruncated)
                         gx = add3(xa_pix, goff, lq, len(xa_pix), cin=g_wrap)
                         m.d.sync += [kx.eq(0), ky.eq(0), t.eq(0), *set_tl(teff), iy.eq(iy0),
                                      ix.eq(ix0), xa.eq(gx), xa_row.eq(gx), oa.eq(oa + L),
