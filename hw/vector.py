@@ -530,7 +530,7 @@ class VectorUnit(wiring.Component):
         rres_w = data_reg(name="rres_w")
         g_s = _comb(m, gr + lr, "g_s", 6)
         gco_n = _comb(m, gco + L, "gco_n", 18)
-        goff_n = _comb(m, add3(goff, lq, 0, 13, cin=g_wrap), "goff_n", 13)   # (one chain)
+        goff_n = _comb(m, csa_sum([goff, lq], 13, cin=g_wrap), "goff_n", 13)   # (one chain)
         gr_n = _comb(m, Mux(g_wrap, g_s - dm, g_s), "gr_n", 5)
         gr_n_w = _comb(m, gr_n + lr >= dm, "gr_n_w")
         # the last group of a super-group: compares of registers with bounds set up in GINIT
