@@ -1,7 +1,8 @@
 """The NPU's data-movement units: LOAD (SRAM -> the conv unit's WBUF/PBUF) and STORE (COPY, FILL:
 SRAM -> SRAM), both with :func:`hw.npu_if.unit_signature` command ports (docs/npu.md).
 
-Both are built on :class:`Mover`, which executes byte *rows* ``{src, dst, n, fill}``: copy ``n``
+Both are built on :class:`Mover`, which executes byte *rows* ``{src, dst, n, fill}`` (``n >= 1``:
+the units never send an empty row): copy ``n``
 bytes from SRAM byte address ``src`` to destination byte address ``dst`` (or write ``n`` copies of
 the fill value). A row becomes a descriptor (destination line ``dst // W``, ``nw`` destination
 lines, the realignment shift ``(src - dst % W) mod W`` and the first/last byte masks); the read
@@ -36,6 +37,7 @@ from hw.npu_if import (
     unit_members,
 )
 from hw.sram import data_reg
+from hw.systolic import csa_sum
 
 __all__ = ["Mover", "LoadUnit", "StoreUnit", "ROW_ADDR_BITS"]
 
@@ -77,7 +79,7 @@ class Mover(wiring.Component):
         W, lw = self.W, self.lw
         cnt_bits = 25
         desc_lay = data.StructLayout({
-            # nw1: the row's last destination word index (nw - 1; rows with n = 0 are dropped)
+            # nw1: the row's last destination word index (nw - 1; a row has n >= 1)
             "dline": ROW_ADDR_BITS - lw, "sh": max(1, lw), "nw1": cnt_bits, "nl": cnt_bits,
             "lo": max(1, lw), "hi_last": lw + 1, "fill": 1,
         })
@@ -116,18 +118,20 @@ class Mover(wiring.Component):
         # i_left == 0 as a register set with it (a row is taken only at zero, a line issued only
         # above it): the row port's ready starts from a flip-flop, not a 25-bit compare (the
         # NPU's routed ECP5 critical path ran i_left -> ready -> the walk's next row ends)
-        # (a row taken has n != 0, so its nl is 0 exactly for a FILL: nl = ceil((dl + n) / W) +
-        # (sh != 0) >= 1 otherwise)
+        # (a row has n >= 1 -- the units never send an empty one, so the take is not gated by a
+        # 24-bit ``n != 0`` in front of the row registers' enables (ECP5 timing, issue #13: the
+        # STORE mover's i_left, 11.6 ns on die run U) -- so its nl is 0 exactly for a FILL:
+        # nl = ceil((dl + n) / W) + (sh != 0) >= 1 otherwise)
         i_zero = Signal(init=1)
         i_line = data_reg(self.ab)    # next line address to request
         credits = Signal(range(RESP_DEPTH + 1))  # reads issued and not yet popped from rfifo
         take_row = self.row.valid & self.row.ready
         m.d.comb += [
             self.row.ready.eq(i_zero & dfifo.w_rdy),
-            dfifo.w_en.eq(take_row & (r.n != 0)),
+            dfifo.w_en.eq(take_row),
             dfifo.w_data.eq(desc),
         ]
-        with m.If(take_row & (r.n != 0)):
+        with m.If(take_row):
             m.d.sync += [i_left.eq(desc.nl), i_line.eq(start[lw:]), i_zero.eq(r.fill)]
         issue = Signal()
         m.d.comb += [
@@ -253,7 +257,8 @@ class LoadUnit(wiring.Component):
             with m.If(bad):
                 m.d.sync += err.eq(1)
             with m.Else():
-                m.d.sync += [active.eq(1), row_valid.eq(1)]
+                # (an empty LOAD sends no row: the mover takes rows of n >= 1 only)
+                m.d.sync += [active.eq(1), row_valid.eq(ld.nbytes != 0)]
         m.d.comb += [mv.row.valid.eq(row_valid), mv.row.payload.eq(row), mv.value.eq(0)]
         with m.If(mv.row.valid & mv.row.ready):
             m.d.sync += row_valid.eq(0)
@@ -301,21 +306,26 @@ class StoreUnit(wiring.Component):
         p = data_reg(16)
         r_more = data_reg(name="r_more")   # r + 1 < rows, set with r (a register before the walk)
         cur_s, cur_d, pl_s, pl_d = (data_reg(A, name=x) for x in ("cur_s", "cur_d", "pl_s", "pl_d"))
-        # the current row's ends (cur + n) and the plane's first row's (pl + n), kept beside
-        # cur and pl, so that each step is one adder from registers (end + stride; no address
-        # wraps: the ISA's addresses and strides have 24 bits, a row starts in bounds), and the
-        # bounds check that gates the row is a flag (``oob``) set with them: the row handshake,
-        # which enables the walk's ~250 registers, starts from flip-flops, not from a compare
-        # (die run T: store.end_d -> end_d, issue #13)
-        end_s, end_d = data_reg(A + 1, name="end_s"), data_reg(A + 1, name="end_d")
-        pe_s, pe_d = data_reg(A + 1, name="pe_s"), data_reg(A + 1, name="pe_d")
+        # the bounds check that gates the row is a flag (``oob``) set with the row's start: the
+        # row handshake, which enables the walk's ~200 registers, starts from flip-flops, not from
+        # a compare. A row ends past the SRAM when start + n > sram_bytes, and each step's next
+        # start is a sum of two registers, so the test is the sign of one sum of four terms
+        # (start, step, n, -(sram_bytes + 1)): carry-save steps and one carry chain, not an
+        # adder and then a compare (die runs T, U: store.end_d, end_s 11.6 ns, issue #13). No
+        # address wraps: the ISA's addresses and strides have 24 bits and a row starts in
+        # bounds, so A + 2 bits hold every sum.
         oob = data_reg(name="oob")
+        lim = Const(-(cfg.sram_bytes + 1))
 
-        def set_cur(vs, vd, es, ed, fill_v):
-            es_, ed_ = Value.cast(es)[:A + 1], Value.cast(ed)[:A + 1]
-            return [cur_s.eq(Value.cast(vs)[:A]), cur_d.eq(Value.cast(vd)[:A]), end_s.eq(es_),
-                    end_d.eq(ed_),
-                    oob.eq((~fill_v & (es_ > cfg.sram_bytes)) | (ed_ > cfg.sram_bytes))]
+        def past(*terms):
+            return ~csa_sum([*terms, lim], A + 2)[-1]
+
+        def set_cur(s_terms, d_terms, fill_v, nb):
+            """the row starting at the sum of s_terms / d_terms (one or two each), of nb bytes"""
+            def total(t):
+                return (t[0] if len(t) == 1 else t[0] + t[1])[:A]
+            return [cur_s.eq(total(s_terms)), cur_d.eq(total(d_terms)),
+                    oob.eq((~Value.cast(fill_v) & past(*s_terms, nb)) | past(*d_terms, nb))]
         m.d.comb += [self.cmd.ready.eq(~active & ~err), self.idle.eq(~active),
                      self.error.eq(err), self.macs.eq(0), mv.value.eq(value)]
         op = ins.header.opcode
@@ -328,9 +338,8 @@ class StoreUnit(wiring.Component):
                 m.d.sync += [
                     fill.eq(1), n.eq(fl.row_bytes), rows.eq(fl.rows),
                     planes.eq(1), srs.eq(0), sps.eq(0), drs.eq(fl.dst_row_stride), dps.eq(0),
-                    *set_cur(0, fl.dst_addr, fl.row_bytes, fl.dst_addr + fl.row_bytes, 1),
-                    pl_s.eq(0), pl_d.eq(fl.dst_addr), pe_s.eq(fl.row_bytes),
-                    pe_d.eq(fl.dst_addr + fl.row_bytes),
+                    *set_cur([Const(0, 1)], [fl.dst_addr], Const(1, 1), fl.row_bytes),
+                    pl_s.eq(0), pl_d.eq(fl.dst_addr),
                     r.eq(0), p.eq(0), value.eq(fl.value), r_more.eq(fl.rows > 1),
                 ]
             with m.Else():
@@ -338,10 +347,8 @@ class StoreUnit(wiring.Component):
                     fill.eq(0), n.eq(cp.row_bytes), rows.eq(cp.rows),
                     planes.eq(cp.planes), srs.eq(cp.src_row_stride), sps.eq(cp.src_plane_stride),
                     drs.eq(cp.dst_row_stride), dps.eq(cp.dst_plane_stride),
-                    *set_cur(cp.src_addr, cp.dst_addr, cp.src_addr + cp.row_bytes,
-                             cp.dst_addr + cp.row_bytes, 0),
+                    *set_cur([cp.src_addr], [cp.dst_addr], Const(0, 1), cp.row_bytes),
                     pl_s.eq(cp.src_addr), pl_d.eq(cp.dst_addr),
-                    pe_s.eq(cp.src_addr + cp.row_bytes), pe_d.eq(cp.dst_addr + cp.row_bytes),
                     r.eq(0), p.eq(0),
                     r_more.eq(cp.rows > 1),
                 ]
@@ -363,11 +370,10 @@ class StoreUnit(wiring.Component):
         with m.If(mv.row.valid & mv.row.ready):
             with m.If(r_more):
                 m.d.sync += [r.eq(r + 1), r_more.eq(r + 2 < rows),
-                             *set_cur(cur_s + srs, cur_d + drs, end_s + srs, end_d + drs, fill)]
+                             *set_cur([cur_s, srs], [cur_d, drs], fill, n)]
             with m.Else():
                 m.d.sync += [r.eq(0), r_more.eq(rows > 1), p.eq(p + 1), pl_s.eq(pl_s + sps),
-                             pl_d.eq(pl_d + dps), pe_s.eq(pe_s + sps), pe_d.eq(pe_d + dps),
-                             *set_cur(pl_s + sps, pl_d + dps, pe_s + sps, pe_d + dps, fill)]
+                             pl_d.eq(pl_d + dps), *set_cur([pl_s, sps], [pl_d, dps], fill, n)]
                 with m.If(p + 1 >= planes):
                     m.d.sync += gen.eq(0)
         with m.If(active & ~gen & ~mv.busy & ~(self.cmd.valid & self.cmd.ready)):
