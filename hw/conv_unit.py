@@ -1254,9 +1254,16 @@ class ConvUnit(wiring.Component):
         m.submodules.pout = pout = fifo.SyncFIFO(width=8 * B, depth=2)
         can = pq.r_rdy & (~pr.new | presp.r_rdy) & (~pr.last | pout.w_rdy)
         m.d.comb += [pq.r_en.eq(can), presp.r_en.eq(can & pr.new), pop.eq(can & pr.new)]
-        with m.If(can & pr.new):
+        # ``cur`` and the window's slot load while an entry is at the head, taken or not: an
+        # entry not taken this cycle is still at the head the next (the head, presp's head and
+        # ``cur`` behind a repeated line only change as it is taken), so it loads the same
+        # line again, and the cycle it is taken loads the right one; nothing reads ``cur``
+        # before the next entry, nor the head's own slot before the next one. So their ~500
+        # enables are the head's registers, not the take ``can`` behind the FIFOs' levels
+        # (ECP5 timing, issue #13: ``cur``/``pwin`` 124 endpoints at 10.9 ns on die run U)
+        with m.If(pq.r_rdy & pr.new):
             m.d.sync += cur.eq(presp.r_data)
-        with m.If(can):
+        with m.If(pq.r_rdy):
             for i in range(S):
                 with m.If(pr.slot == i):
                     m.d.sync += win[i].eq(line_in)
