@@ -286,7 +286,14 @@ class Soc(wiring.Component):
                 with m.If(wbuf == b):
                     m.d.comb += state_n[b].eq(Mux(writer.complete, BufState.FULL,
                                                   BufState.FREE))
-                    m.d.sync += done_at[b].eq(now)
+        # a buffer's done time is ``now`` in its last FILLING cycle, which is the writer's
+        # ``done`` cycle (``done`` ends FILLING, and only the buffer FILLING is written): the
+        # 32 flip-flops load in every FILLING cycle, so their enable is a compare of the state
+        # register, not the writer's ``done`` decision from across the die (ECP5 timing,
+        # issue #13: buf0/1_done 11.2 ns on die run U)
+        for b in range(2):
+            with m.If(state[b] == BufState.FILLING):
+                m.d.sync += done_at[b].eq(now)
 
         # ---- the frame sequencer
         head = Signal(16)                     # index of the record at the FIFO's head
