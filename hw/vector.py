@@ -223,15 +223,18 @@ def _mbqm(m, x, mult, shift, name, lr=None, platform=None):
               name + "_p3")
     ovf3 = _reg(m, 1, ovf2, name + "_ovf3")
     rt3 = _reg(m, 5, rt2, name + "_rt3")
-    q4 = _reg(m, signed(32), Mux(ovf3, (1 << 31) - 1, (p3 >> 31)[:32]), name + "_q4")
+    # RoundingDivideByPOT(q, rt) = (q + 2^(rt - 1) - (q < 0)) >> rt (nothing added for rt = 0)
+    # with q = the product >> 31 (INT32_MAX on overflow): the sum at stage 4 as q + hm1 + cin,
+    # hm1 = 2^(rt - 1) - 1 (0 for rt = 0) a register beside p3 and the carry-in cin = (rt != 0)
+    # & (q >= 0) from p3's sign bit (62): one carry chain from registers; stage 5 is the
+    # shift alone (die run U: POST's ``l0*_r5``, the rounding add then the 32-bit shift,
+    # 11.9-12.3 ns, issue #13)
+    hm1 = _reg(m, 31, (((Const(1, 32) << rt2) - 1) >> 1)[:31], name + "_hm1")
+    q3 = _comb(m, Mux(ovf3, (1 << 31) - 1, (p3 >> 31)[:32]), name + "_q3", signed(32))
+    cin = (rt3 != 0) & (ovf3 | ~p3[62])
+    rnd4 = _reg(m, signed(34), csa_sum([q3, hm1], 34, cin), name + "_rnd4")
     rt4 = _reg(m, 5, rt3, name + "_rt4")
-    # the rounding addend of RoundingDivideByPOT, 2^(rt - 1) - (q4 < 0) (0 for rt = 0), a
-    # register beside q4 (q4 < 0 is p3's bit 62 unless ovf3): stage 5 is one adder and the
-    # shift, not two carry chains and the shift (POST's r5 on die run T, issue #13)
-    half3 = (Const(1, 33) << rt3) >> 1
-    adj4 = _reg(m, 32, half3 - (~ovf3 & p3[62] & (rt3 != 0)), name + "_adj4")
-    rnd = _comb(m, q4 + adj4, name + "_rnd")
-    r5 = _reg(m, signed(32), (rnd >> rt4)[:32], name + "_r5")
+    r5 = _reg(m, signed(32), (rnd4 >> rt4)[:32], name + "_r5")
     return r5
 
 
