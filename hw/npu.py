@@ -573,26 +573,35 @@ class NpuTop(wiring.Component):
             "PROG_ADDR": prog_addr, "HOST_CALL": host_call, "ERROR": err_code,
             "ERROR_INDEX": err_index, "FETCH_INDEX": fidx,
         }
-        for k, c in cnt.items():
-            csr_vals[f"{k}_LO"] = c[:32]
-            csr_vals[f"{k}_HI"] = c[32:]
-        assert set(csr_vals) == {c.name for c in regmap.CSRS}
         ob = (regmap.CSR_WORDS - 1).bit_length()
+        h_addr = Signal(32)
+        h_word = h_addr[2:2 + ob]
+        # a counter's half is chosen first, into a word register per counter (loaded in every
+        # cycle, beside its counter; LO at an even word, HI at the next): the groups' registers
+        # then select among 4 counter words, not 8 halves across the controller (ECP5 timing,
+        # issue #13: npu_csr_rd_g2 / g3, 11.2 ns on die run U). The word register samples the
+        # counters when the group registers did before (state "CSR"), one cycle more per read.
+        for k, c in cnt.items():
+            assert regmap.offset(f"{k}_HI") == regmap.offset(f"{k}_LO") + 1
+            assert regmap.offset(f"{k}_LO") % 2 == 0
+            cw = Signal(32, name=f"csr_cw_{k.lower()}")
+            m.d.sync += cw.eq(Mux(h_word[0], c[32:], c[:32]))
+            csr_vals[f"{k}_LO"] = csr_vals[f"{k}_HI"] = cw
+        assert set(csr_vals) == {c.name for c in regmap.CSRS}
 
 
         # ---- host port
         hc = self.host_cmd
         hp = hc.payload
-        h_addr = Signal(32)
         h_wdata = Signal(32)
         rsp = Signal(32)
         is_csr = hp.addr >= regmap.CSR_BASE
         in_sram = hp.addr < cfg.sram_bytes
-        # the CSR read in two registered levels (hw.csr.grouped_read, groups of 8 words): the
-        # group registers load from h_addr in the CSR state, rsp from them in CSR2 (the one
-        # mux of every CSR into rsp, fed by the 64-bit counters across the controller, was a
-        # 12.7 ns path on the routed ECP5 die, issue #13); one cycle more per CSR read
-        h_word = h_addr[2:2 + ob]
+        # the CSR read in two registered levels (hw.csr.grouped_read, groups of 8 words) after
+        # the counters' word registers: those load from h_addr in the CSR state, the group
+        # registers from them in CSR_G, rsp from the groups in CSR2 (the one mux of every CSR
+        # into rsp, fed by the 64-bit counters across the controller, was a 12.7 ns path on
+        # the routed ECP5 die, issue #13); two cycles more per CSR read
         csr_rd = grouped_read(m, regmap.CSRS, csr_vals, h_word, h_word // 8, 8, "npu_csr_rd")
         word_sel = h_addr[2:lw]
         m.d.comb += [
@@ -627,6 +636,8 @@ class NpuTop(wiring.Component):
                         m.d.sync += rsp.eq(0)
                         m.next = "RSP"
             with m.State("CSR"):
+                m.next = "CSR_G"
+            with m.State("CSR_G"):
                 m.next = "CSR2"
             with m.State("CSR2"):
                 m.d.sync += rsp.eq(csr_rd)
