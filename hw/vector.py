@@ -254,9 +254,10 @@ def req_latency(config: Config) -> int:
     """Cycles of the vector unit's command input and line lookup (``Timing.vector_latency``):
     REQ's register, and with ``Config.vector_req_stages`` = 2 one each for SEQ's command
     register (``ncr``), the command FIFO (``inq``), the command metadata FIFO's write stage
-    (``HeadFIFO(write_stage=True)``) and the line requests' FIFO (``reqq``), and ``idle``'s
-    register (the unit reports idle a cycle after it drains)"""
-    return 1 + (5 if config.vector_req_stages == 2 else 0)
+    (``HeadFIFO(write_stage=True)``), the line requests' FIFO (``reqq``), ASM's output stage
+    (``h_*``, before the skid) and ``idle``'s register (the unit reports idle a cycle after it
+    drains)"""
+    return 1 + (6 if config.vector_req_stages == 2 else 0)
 
 
 class _ExecStage:
@@ -1119,15 +1120,22 @@ class VectorUnit(wiring.Component):
         av_xs = [data_reg(8 * L, name=f"av_x{k}") for k in range(TT)]
         av_w = data_reg(8 * L)
         exec_take = Signal()
-        # Config.vector_req_stages = 2 (FPGA clocks): ASM hands its commands to EXEC through a
-        # skid register, so ASM's ``out_ready`` is a register (~skid full) and its pops, cache
-        # bypass and shifter do not wait on EXEC's and POST's back-pressure in the cycle (on the
-        # die that chain ran from POST's phase through EXEC's take into ASM's registers). A
-        # command goes straight into ``av`` when it is free or taken this cycle, else into the
-        # skid; the latency is the same, and ASM may run one command further ahead of EXEC.
+        # Config.vector_req_stages = 2 (FPGA clocks): ASM hands its commands to EXEC through
+        # a register stage (``h_*``: the command as ASM completes it, its vectors' line halves
+        # read from the cache but not yet shifted) and a 2-entry skid ring (``skq``), so ASM's
+        # ``out_ready`` is a test of registers and its pops, cache reads and bypass do not wait
+        # on EXEC's and POST's back-pressure in the cycle (on the die that chain ran from POST's
+        # phase through EXEC's take into ASM's registers), and the byte shifter starts from
+        # registers, not from the cache's LUT-RAM reads (die run U: ``sk_x*`` / ``av_x*``, the
+        # read -> the bypass -> the shifter, 12.0 ns, issue #13). From the stage a command goes
+        # straight into ``av`` when the skid is empty and ``av`` is free or taken this cycle,
+        # else into the skid; one cycle more latency than without the stage, the same
+        # throughput.
         skid = self.config.vector_req_stages == 2
-        sk_v = Signal()
-        out_ready = ~sk_v if skid else ~av | exec_take
+        if skid:
+            out_ready = Signal()
+        else:
+            out_ready = ~av | exec_take
         pop = Signal()
         done_cmd = Signal()
         pend = Signal()
@@ -1177,6 +1185,7 @@ class VectorUnit(wiring.Component):
         # a vector: L bytes from byte off (< W) of its line and the next one (a byte shifter of
         # W + L bytes: a shift of both whole lines would be 4x wider and slow down elaboration)
         vec_n = []
+        line_pairs = []         # per vector: its line and the next one's first L bytes
         for v in range(V):
             halves = []
             for mem, e, data_, nm in ((cache_lo, mh.lo[v], line, "lo"),
@@ -1189,29 +1198,42 @@ class VectorUnit(wiring.Component):
                 # registers, not the entry select pe and a compare (ECP5 timing, issue #13)
                 lm = mh.lm[2 * v + (nm == "hi")]
                 halves.append(_comb(m, Mux(pend & lm, data_, rp.data), f"v{v}_{nm}"))
+            line_pairs.append(Cat(*halves))
             vec_n.append(Cat(*halves).bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L))
         with m.If(done_cmd):
             m.d.sync += pc.eq(0)
         if skid:
-            sk_meta = data_reg(META)
-            sk_w = data_reg(8 * L)
-            sk_xs = [data_reg(8 * L, name=f"sk_x{k}") for k in range(TT)]
-            # (data only: sk_v says whether it holds a command.) They load in every cycle the
-            # skid is empty -- ASM completes a command only then (out_ready = ~sk_v) -- so
-            # their enable is sk_v, not ASM's decision ``done_cmd`` (ECP5 timing, issue #13)
-            with m.If(~sk_v):
-                m.d.sync += [sk_meta.eq(mh), sk_w.eq(vec_n[TT]),
-                             *[a.eq(b) for a, b in zip(sk_xs, vec_n[:TT], strict=True)]]
-            # av loads when it is free or taken: from the skid if that is full (ASM is then
-            # stopped), else ASM's command of this cycle (if any)
-            with m.If(exec_take | ~av):
-                m.d.sync += [av.eq(sk_v | done_cmd), sk_v.eq(0),
-                             av_meta.eq(Mux(sk_v, sk_meta, mh)),
-                             av_w.eq(Mux(sk_v, sk_w, vec_n[TT])),
+            # the stage: loads in every cycle (data; h_v says it holds a command)
+            h_v = Signal()
+            h_meta = data_reg(META)
+            h_pairs = [data_reg(len(p_), name=f"h_pair{v}") for v, p_ in enumerate(line_pairs)]
+            m.d.sync += [h_v.eq(done_cmd), h_meta.eq(mh),
+                         *[a.eq(b) for a, b in zip(h_pairs, line_pairs, strict=True)]]
+            h_vec = [_comb(m, p_.bit_select(Cat(Const(0, 3), h_meta.off[v]), 8 * L),
+                           f"h_vec{v}", 8 * L) for v, p_ in enumerate(h_pairs)]
+            # the skid: the entry free loads the stage's command in every cycle (RingFIFO2),
+            # written when the stage holds one that does not go straight into av
+            m.submodules.skq = skq = RingFIFO2(width=META.size + 8 * L * V)
+            load_av = exec_take | ~av
+            m.d.comb += [skq.w_data.eq(Cat(h_meta, h_vec[TT], *h_vec[:TT])),
+                         skq.w_en.eq(h_v & ~(load_av & ~skq.r_rdy)),
+                         skq.r_en.eq(load_av)]
+            sk_meta = data.View(META, skq.r_data[:META.size])
+            sk_w = skq.r_data[META.size:META.size + 8 * L]
+            sk_xs = [skq.r_data[META.size + 8 * L * (k + 1):META.size + 8 * L * (k + 2)]
+                     for k in range(TT)]
+            sk_v = skq.r_rdy
+            # ASM completes a command only if the skid can take it the next cycle whatever
+            # EXEC does: at most one command in the skid and the stage after this cycle
+            m.d.comb += out_ready.eq(Mux(h_v, skq.r_level == 0, skq.w_rdy))
+            # av loads when it is free or taken: from the skid if that holds a command, else
+            # the stage's (if any)
+            n_meta = data.View(META, Mux(sk_v, sk_meta.as_value(), h_meta.as_value()))
+            with m.If(load_av):
+                m.d.sync += [av.eq(sk_v | h_v), av_meta.eq(n_meta),
+                             av_w.eq(Mux(sk_v, sk_w, h_vec[TT])),
                              *[a.eq(Mux(sk_v, b, c))
-                               for a, b, c in zip(av_xs, sk_xs, vec_n[:TT], strict=True)]]
-            with m.Else():
-                m.d.sync += sk_v.eq(sk_v | done_cmd)
+                               for a, b, c in zip(av_xs, sk_xs, h_vec[:TT], strict=True)]]
         else:
             with m.If(exec_take):
                 m.d.sync += av.eq(0)
@@ -1316,7 +1338,7 @@ class VectorUnit(wiring.Component):
             # was the unit's path). A WLOAD leaving av writes at that same edge: the read is
             # transparent to it, so a MAC right behind reads the row it writes.
             wmr = wmem.read_port(domain="sync", transparent_for=(wmw,))
-            m.d.comb += [wmr.addr.eq(Mux(sk_v, sk_meta.idx, mh.idx)), wmr.en.eq(exec_take | ~av)]
+            m.d.comb += [wmr.addr.eq(n_meta.idx), wmr.en.eq(load_av)]
         else:
             wmr = wmem.read_port(domain="comb")
             m.d.comb += wmr.addr.eq(am.idx)
@@ -1355,8 +1377,7 @@ class VectorUnit(wiring.Component):
             # multipliers' operands are a byte select and a force behind registers, not the
             # opcode's selects (the instruction's fields are constant while commands flow: a
             # new instruction waits for idle)
-            nmeta = data.View(META, Mux(sk_v, sk_meta, mh))
-            nidx, nfrc, nfv = x_src(nmeta, nmeta.sel)
+            nidx, nfrc, nfv = x_src(n_meta, n_meta.sel)
             x_idx = [Signal(max(1, LL), name=f"av_idx{j}", reset_less=True) for j in range(L)]
             x_frc = [[Signal(name=f"av_frc{k}_{j}", reset_less=True) for j in range(L)]
                      for k in range(TT)]
@@ -1763,7 +1784,7 @@ class VectorUnit(wiring.Component):
         # (registers and SEQ's state decode, no compare of a count: ``cmd.ready`` is ``idle``,
         # and the NPU's issue decision, which enables its queue's head register and ``ins``,
         # starts from it; issue #13)
-        drained = _comb(m, ~queued & ~rq_v & ~mq_any & ~av & ~sk_v
+        drained = _comb(m, ~queued & ~rq_v & ~mq_any & ~av & (~(h_v | sk_v) if skid else 1)
                         & ~Cat(*[st.v for st in stages]).any() & post_zero & out_zero,
                         "drained")
         if self.config.vector_req_stages == 2:
