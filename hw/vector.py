@@ -1184,7 +1184,9 @@ class VectorUnit(wiring.Component):
             m.d.comb += [wp.addr.eq(pe), wp.data.eq(data_), wp.en.eq(pop)]
         # a vector: L bytes from byte off (< W) of its line and the next one (a byte shifter of
         # W + L bytes: a shift of both whole lines would be 4x wider and slow down elaboration)
-        vec_n = []
+        def vec_at(pair, off):
+            return pair.bit_select(Cat(Const(0, 3), off), 8 * L)
+
         line_pairs = []         # per vector: its line and the next one's first L bytes
         for v in range(V):
             halves = []
@@ -1192,14 +1194,13 @@ class VectorUnit(wiring.Component):
                                       (cache_hi, mh.hi[v], line[:8 * L], "hi")):
                 rp = mem.read_port(domain="comb")
                 m.d.comb += rp.addr.eq(e)
-                # the line popped this cycle bypasses the cache. vec_n is taken only as the
+                # the line popped this cycle bypasses the cache. A pair is taken only as the
                 # command completes (done_cmd), when a pop, if any, is the last one (pc = npop -
                 # 1, pop = pend): so the bypass is pend and the slot's lm bit, both from
                 # registers, not the entry select pe and a compare (ECP5 timing, issue #13)
                 lm = mh.lm[2 * v + (nm == "hi")]
                 halves.append(_comb(m, Mux(pend & lm, data_, rp.data), f"v{v}_{nm}"))
             line_pairs.append(Cat(*halves))
-            vec_n.append(Cat(*halves).bit_select(Cat(Const(0, 3), mh.off[v]), 8 * L))
         with m.If(done_cmd):
             m.d.sync += pc.eq(0)
         if skid:
@@ -1209,8 +1210,8 @@ class VectorUnit(wiring.Component):
             h_pairs = [data_reg(len(p_), name=f"h_pair{v}") for v, p_ in enumerate(line_pairs)]
             m.d.sync += [h_v.eq(done_cmd), h_meta.eq(mh),
                          *[a.eq(b) for a, b in zip(h_pairs, line_pairs, strict=True)]]
-            h_vec = [_comb(m, p_.bit_select(Cat(Const(0, 3), h_meta.off[v]), 8 * L),
-                           f"h_vec{v}", 8 * L) for v, p_ in enumerate(h_pairs)]
+            h_vec = [_comb(m, vec_at(p_, h_meta.off[v]), f"h_vec{v}", 8 * L)
+                     for v, p_ in enumerate(h_pairs)]
             # the skid: the entry free loads the stage's command in every cycle (RingFIFO2),
             # written when the stage holds one that does not go straight into av
             m.submodules.skq = skq = RingFIFO2(width=META.size + 8 * L * V)
@@ -1223,6 +1224,7 @@ class VectorUnit(wiring.Component):
             sk_xs = [skq.r_data[META.size + 8 * L * (k + 1):META.size + 8 * L * (k + 2)]
                      for k in range(TT)]
             sk_v = skq.r_rdy
+            handoff_any = h_v | sk_v        # a command between ASM and av
             # ASM completes a command only if the skid can take it the next cycle whatever
             # EXEC does: at most one command in the skid and the stage after this cycle
             m.d.comb += out_ready.eq(Mux(h_v, skq.r_level == 0, skq.w_rdy))
@@ -1235,6 +1237,8 @@ class VectorUnit(wiring.Component):
                              *[a.eq(Mux(sk_v, b, c))
                                for a, b, c in zip(av_xs, sk_xs, h_vec[:TT], strict=True)]]
         else:
+            handoff_any = Const(0, 1)
+            vec_n = [vec_at(p_, mh.off[v]) for v, p_ in enumerate(line_pairs)]
             with m.If(exec_take):
                 m.d.sync += av.eq(0)
             with m.If(done_cmd):
@@ -1784,7 +1788,7 @@ class VectorUnit(wiring.Component):
         # (registers and SEQ's state decode, no compare of a count: ``cmd.ready`` is ``idle``,
         # and the NPU's issue decision, which enables its queue's head register and ``ins``,
         # starts from it; issue #13)
-        drained = _comb(m, ~queued & ~rq_v & ~mq_any & ~av & (~(h_v | sk_v) if skid else 1)
+        drained = _comb(m, ~queued & ~rq_v & ~mq_any & ~av & ~handoff_any
                         & ~Cat(*[st.v for st in stages]).any() & post_zero & out_zero,
                         "drained")
         if self.config.vector_req_stages == 2:
