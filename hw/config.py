@@ -84,7 +84,10 @@ class Config:
     #: stage of their own (E1b), and the accumulate's addends (dot products, tap sums) are
     #: formed from the registered products in another (E1c), so a multiplier placed far from
     #: the unit costs latency, not the clock, and E2 adds one registered value: two more
-    #: cycles per instruction, the same throughput.
+    #: cycles per instruction, the same throughput. 5 = also the products go through a fabric
+    #: register after the multiplier's own (E1c) before the addends are formed from them
+    #: (E1d), so neither the route from a DSP site nor the addends' adders share a cycle with
+    #: the other: three more cycles per instruction than 3, the same throughput.
     vector_exec_stages: int = 1
     #: Pipeline stages of the vector unit's command input (hw/vector.py REQ): 1 = a command's
     #: line lookup (tag compares) runs on the command as SEQ emits it; 2 = SEQ's commands go
@@ -174,7 +177,7 @@ class Config:
         if not 0 <= self.array_logic_rows <= self.array_rows:
             raise ValueError("Config.array_logic_rows must be in [0, array_rows], got "
                              f"{self.array_logic_rows!r}")
-        for f, ok in (("vector_exec_stages", (1, 2, 3, 4)), ("vector_req_stages", (1, 2)),
+        for f, ok in (("vector_exec_stages", (1, 2, 3, 4, 5)), ("vector_req_stages", (1, 2)),
                       ("conv_walk_stages", (1, 2)), ("conv_out_stages", (1, 2)),
                       ("sram_arbiter_stages", (0, 1, 2)), ("sram_read_latency", (2, 3, 4)),
                       ("npu_issue_stages", (1, 2))):
@@ -278,7 +281,7 @@ PRESETS: dict[str, Config] = {
         vector_taps=2,
         vector_post_lanes=1,
         last_requant_lanes=1,
-        vector_exec_stages=4,
+        vector_exec_stages=5,
         vector_req_stages=2,
         conv_walk_stages=2,
         conv_out_stages=2,

@@ -241,7 +241,8 @@ def _mbqm(m, x, mult, shift, name, lr=None, platform=None):
 def exec_stage_names(config: Config) -> list[str]:
     """The register stages of the vector unit's EXEC after E1 (``Config.vector_exec_stages``)"""
     n = config.vector_exec_stages
-    return (["e1b", "e1c"] if n >= 4 else []) + (["e2"] if n >= 2 else [])
+    return ((["e1b", "e1c"] if n >= 4 else []) + (["e1d"] if n >= 5 else [])
+            + (["e2"] if n >= 2 else []))
 
 
 def exec_latency(config: Config) -> int:
@@ -1474,12 +1475,23 @@ class VectorUnit(wiring.Component):
 
         if ops:
             # E1c: the addends from the registered products, registered into E2 (with POOL's
-            # max); no sum is wider than 16 + log2(max(L, TT)) + 1 bits
-            e1c, aw = stages[1], 17 + max(L, TT).bit_length()
-            add, upd = addends(e1c.meta, "_c")
-            add = [_reg(m, signed(aw), v, f"e2_add{j}", e1c.take) for j, v in enumerate(add)]
-            upd = [_reg(m, 1, v, f"e2_upd{j}", e1c.take) for j, v in enumerate(upd)]
-            pmax = [_reg(m, signed(8), v, f"e2_pmax{j}", e1c.take) for j, v in enumerate(pmax)]
+            # max); no sum is wider than 16 + log2(max(L, TT)) + 1 bits. With 5 stages E1c
+            # only registers the products (and POOL's max and sum) in the fabric as they come
+            # out of the multipliers' own registers, and E1d forms the addends from those:
+            # the route from a DSP site and the addends' carry-save sum and select are in
+            # different cycles (die run AA: the DSPs -> ``e2_add*``, 14.3 ns, issue #13)
+            ast, aw = stages[1], 17 + max(L, TT).bit_length()
+            if self.config.vector_exec_stages >= 5:
+                def e1d(v, name):
+                    return _reg(m, v.shape(), v, name, ast.take)
+                pk = [[e1d(pk[j][k], f"e1d_p{j}_{k}") for k in range(TT)] for j in range(L)]
+                psum = [e1d(v, f"e1d_psum{j}") for j, v in enumerate(psum)]
+                pmax = [e1d(v, f"e1d_pmax{j}") for j, v in enumerate(pmax)]
+                ast = stages[2]
+            add, upd = addends(ast.meta, "_c")
+            add = [_reg(m, signed(aw), v, f"e2_add{j}", ast.take) for j, v in enumerate(add)]
+            upd = [_reg(m, 1, v, f"e2_upd{j}", ast.take) for j, v in enumerate(upd)]
+            pmax = [_reg(m, signed(8), v, f"e2_pmax{j}", ast.take) for j, v in enumerate(pmax)]
         am = em                        # from here on: E2's command
         if not ops:
             add, upd = addends(am, "")

@@ -80,10 +80,14 @@ POST_CASES = [
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=3,
                                         vector_req_stages=2, sram_read_latency=4),
                  id="tiny-post1-taps2-exec3-req2-lat4", marks=pytest.mark.full),
-    # the multipliers' operands registered too (vector_exec_stages = 4, the ecp5 preset's)
+    # the multipliers' operands registered too (vector_exec_stages = 4), and the products again
+    # in the fabric (5, the ecp5 preset's)
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=4,
                                         vector_req_stages=2, sram_read_latency=4),
-                 id="tiny-post1-taps2-exec4-req2-lat4"),
+                 id="tiny-post1-taps2-exec4-req2-lat4", marks=pytest.mark.full),
+    pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=5,
+                                        vector_req_stages=2, sram_read_latency=4),
+                 id="tiny-post1-taps2-exec5-req2-lat4"),
     pytest.param(preset("tiny").replace(vector_exec_stages=4), id="tiny-exec4",
                  marks=pytest.mark.full),
     pytest.param(preset("tiny").replace(vector_post_lanes=2, vector_exec_stages=3),
