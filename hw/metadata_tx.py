@@ -504,11 +504,16 @@ class _Framer(wiring.Component):
         with m.Else():
             m.d.comb += [tok.valid.eq(avail), tok.payload.byte.eq(byte),
                          taken.eq(avail & tok.ready)]
+            if update_crc:
+                # crc_b loads the byte offered, taken or not (CRC reads it only after a
+                # taken one, crc_v): its 8 enables are the FSM's state, not the packetizer's
+                # ready (die run AA: crc_b 13.37 ns, issue #13)
+                m.d.sync += self.crc_b.eq(byte)
             with m.If(taken):
                 m.d.sync += self.blob_rem.eq(self.blob_rem - 1)
                 self._set_pkt(None)
                 if update_crc:
-                    m.d.sync += [self.crc_v.eq(1), self.crc_b.eq(byte)]
+                    m.d.sync += self.crc_v.eq(1)
         return taken
 
     def _after_table(self, cmd):
