@@ -642,12 +642,16 @@ class ConvUnit(wiring.Component):
             return [window_y(kyv, lo_y, hi_y), *window_x(kxv, lo_x, hi_x), ins.k_w <= hi_x]
         lane = Signal(range(R + 1))
         lanes_left = Signal((R - lane).shape())
-        # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B)
-        win_x = data_reg(LAB)
-        win_x1 = data_reg(LAB, name="win_x1")      # win_x + 1, set with it (stage B's slide test
-        #                                           is then a compare of registers)
+        # mirror of the assembler's two-line window: lines X (slot A) and X + 1 (slot B) hold
+        # data (win_a, win_b). X is the line of the last DATA piece B emitted (a hit keeps it,
+        # a slide or a jump sets it), so stage A, which writes the pieces in the order B takes
+        # them, compares each DATA piece's line with the last one's (``a_last``) and sends the
+        # results with the piece: B's window tests are then flags of the FIFO's head, not line
+        # compares in front of its request, emit and take (die run AA's path: paq's head ->
+        # the compares -> emit -> the window registers' enables, 14.0 ns, issue #13)
         win_a = Signal()
         win_b = Signal()
+        a_last = data_reg(LAB, name="a_last")
         outstanding = Signal(range(RESP_DEPTH + 1))
 
         # the piece's lanes as masks made at stage B from its registers (lane0 <= r < lane0 + n:
@@ -765,7 +769,7 @@ class ConvUnit(wiring.Component):
         # through a LUT-RAM read; one cycle more per instruction, the same throughput)
         pa_lay = data.StructLayout({
             "data": 1, "kind": 2, "line": LAB, "off": max(1, lgw), "lane": range(R + 1),
-            "n": range(R + 1), "zrest": 1, "last": 1, "cross": 1})
+            "n": range(R + 1), "zrest": 1, "last": 1, "cross": 1, "eq_x": 1, "eq_x1": 1})
         m.submodules.paq = paq = fifo.SyncFIFOBuffered(width=pa_lay.size, depth=4)
         paw = data.View(pa_lay, paq.w_data)
         par = data.View(pa_lay, paq.r_data)
@@ -779,8 +783,11 @@ class ConvUnit(wiring.Component):
             paw.line.eq(addr[lgw:lgw + LAB]), paw.off.eq(addr[:lgw] if lgw else 0),
             paw.lane.eq(lane), paw.n.eq(n), paw.zrest.eq(kdone_n), paw.last.eq(beat_end),
             paw.cross.eq(cross_n),
+            paw.eq_x.eq(paw.line == a_last), paw.eq_x1.eq(paw.line == (a_last + 1)[:LAB]),
             paq.r_en.eq(b_take),
         ]
+        with m.If(go & paw.data):
+            m.d.sync += a_last.eq(paw.line)
         pa_v, pa_data, pa_kind, pa_line = paq.r_rdy, par.data, par.kind, par.line
         pa_off, pa_lane, pa_n, pa_zrest, pa_last = par.off, par.lane, par.n, par.zrest, par.last
 
@@ -790,8 +797,11 @@ class ConvUnit(wiring.Component):
         # cycle for B).
         line = pa_line
         cross = par.cross
-        hit_a = win_a & (win_x == line)
-        slide = ~hit_a & win_b & (win_x1 == line)
+        # (a jump with a crossing piece is taken in two cycles, the first fetching A only,
+        # ``fetch_only``; ``fo_held`` marks the second: its line is X by then)
+        fo_held = Signal()
+        hit_a = win_a & (par.eq_x | fo_held)
+        slide = ~hit_a & win_b & par.eq_x1
         fetch_only = Signal()            # a jump with a crossing piece: fetch A only
         fill = Signal(2)                 # 0 none, 1 A, 2 B
         shift = Signal()
@@ -832,10 +842,13 @@ class ConvUnit(wiring.Component):
                 with m.If(fill == 2):
                     m.d.sync += win_b.eq(1)
             with m.Elif(slide):
-                m.d.sync += [win_x.eq(line), win_x1.eq(line + 1), win_a.eq(1),
-                             win_b.eq(fill == 2)]
+                m.d.sync += [win_a.eq(1), win_b.eq(fill == 2)]
             with m.Else():
-                m.d.sync += [win_x.eq(line), win_x1.eq(line + 1), win_a.eq(1), win_b.eq(0)]
+                m.d.sync += [win_a.eq(1), win_b.eq(0)]
+        with m.If(emit & fetch_only):
+            m.d.sync += fo_held.eq(1)
+        with m.Elif(b_take):
+            m.d.sync += fo_held.eq(0)
 
         # the row after the current one (and its window bounds)
         wrap = ox_z                      # ox_left == 0
