@@ -486,6 +486,11 @@ class VectorUnit(wiring.Component):
         # and K left (k - vk0)
         vnj, vl = data_reg(range(L + 1), name="vnj"), data_reg(9, name="vl")
         vkr = data_reg(18, name="vkr")
+        # VRUN's loop-end tests as flags set where their operands move (vkr <= L, vj0 + L >= n,
+        # vi + 1 >= m): the weight rows' and the output row's selects and enables start from
+        # flip-flops, not an adder and a compare of SEQ's counters (die run AA: ``wrow0``,
+        # ``wrow``, ``wv`` 12.2-13.0 ns, issue #13)
+        v_lk, v_lj0, v_li = Signal(name="v_lk"), Signal(name="v_lj0"), Signal(name="v_li")
         xrow, wrow, wrow0, orow = (data_reg(24, name=n) for n in ("xrow", "wrow", "wrow0", "orow"))
         wv = data_reg(24, name="wv")      # wrow + vk0 (the command's first weight chunk)
         # j * k for j = 1 .. TT (set up with the instruction; VRUN's weight rows)
@@ -616,6 +621,7 @@ class VectorUnit(wiring.Component):
                     ei.eq(0), er.eq(0), *set_e(Mux(is_lut, lu.count, el.count),
                                                Mux(per1, L, per)),
                     vi.eq(0), vj0.eq(0), vjj.eq(0), vk0.eq(0), vkr.eq(vm.k), t.eq(0),
+                    v_lk.eq(vm.k <= L), v_lj0.eq(vm.n <= L), v_li.eq(vm.m <= 1),
                     xrow.eq(vm.in_addr), wrow.eq(vm.w_addr), wrow0.eq(vm.w_addr),
                     wv.eq(vm.w_addr), *[vkj[j].eq(vm.k * j) for j in range(2, TT + 1)],
                     orow.eq(vm.out_addr),
@@ -858,7 +864,7 @@ class VectorUnit(wiring.Component):
             # ---------------- VMATMUL
             vrem_n = Signal(18)
             m.d.comb += vrem_n.eq(vm.n - vj0)
-            vkn = Mux(vkr > L, L, vkr)
+            vkn = Mux(v_lk, vkr, L)
             with m.State("VPARAM"):
                 m.d.comb += busy_seq.eq(1)
                 # vj0 is the group's for the whole of VPARAM (>= 1 cycle before VRUN)
@@ -873,12 +879,12 @@ class VectorUnit(wiring.Component):
                 # TT output channels per command: their weight rows are the x vectors, the
                 # input chunk is the w vector
                 m.d.comb += busy_seq.eq(1)
-                last_k = _comb(m, vkr <= L, "last_k")
+                last_k = v_lk                   # vkr <= L
                 vnt = Signal(range(TT + 1))
                 m.d.comb += vnt.eq(Mux(vl >= TT, TT, vl))
                 last_jj = _comb(m, vl <= TT, "last_jj")
-                last_j0 = vj0 + L >= vm.n
-                last_i = vi + 1 >= vm.m
+                last_j0 = v_lj0                 # vj0 + L >= n
+                last_i = v_li                   # vi + 1 >= m
                 # weight row j of the command: wrow + j * k, each an adder from registers
                 # (``vkj``: j * k), and its chunk at wv + j * k (wv = wrow + vk0, a register
                 # kept beside them): no chain of TT adders in series between SEQ's registers
@@ -891,20 +897,23 @@ class VectorUnit(wiring.Component):
                          wa=xrow + vk0, wen=vm.k != 0,
                          kind=K_MAC, first=vk0 == 0, last=last_k, emit=last_k & last_jj,
                          zero=vm.k == 0, n=vnj, kn=vkn, jj=vjj, nt=vnt, oa=orow + vj0)
-                    m.d.sync += [vk0.eq(vk0 + L), vkr.eq(vkr - L), wv.eq(wv + L)]
+                    m.d.sync += [vk0.eq(vk0 + L), vkr.eq(vkr - L), wv.eq(wv + L),
+                                 v_lk.eq(vkr <= 2 * L)]
                     with m.If(last_k):
                         m.d.sync += [vk0.eq(0), vkr.eq(vm.k), vjj.eq(vjj + vnt), vl.eq(vl - vnt),
-                                     wv.eq(wrow)]
+                                     wv.eq(wrow), v_lk.eq(vm.k <= L)]
                         for j in range(TT):
                             with m.If(vnt == j + 1):
                                 m.d.sync += [wrow.eq(rows[j + 1]), wv.eq(rows[j + 1])]
                         with m.If(last_jj):
                             nw = wrow0 + vkL
                             m.d.sync += [vjj.eq(0), vj0.eq(vj0 + L), wrow0.eq(nw),
-                                         wrow.eq(nw), wv.eq(nw), pa.eq(pa + 12 * L)]
+                                         wrow.eq(nw), wv.eq(nw), pa.eq(pa + 12 * L),
+                                         v_lj0.eq(vj0 + 2 * L >= vm.n)]
                             m.next = "VPARAM"
                             with m.If(last_j0):
                                 m.d.sync += [vj0.eq(0), vi.eq(vi + 1), xrow.eq(xrow + vm.k),
+                                             v_lj0.eq(vm.n <= L), v_li.eq(vi + 2 >= vm.m),
                                              orow.eq(orow + vm.n), wrow0.eq(vm.w_addr),
                                              wrow.eq(vm.w_addr), wv.eq(vm.w_addr),
                                              pa.eq(vm.p_addr)]
