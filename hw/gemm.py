@@ -138,30 +138,26 @@ class GemmEngine(wiring.Component):
         p_up, p_dn = p_push & ~p_pop, p_pop & ~p_push
         p_cnt_next = Mux(p_up, p_cnt.rotate_left(1), Mux(p_dn, p_cnt.rotate_right(1), p_cnt))
         # Two-entry parameter FIFO as a shift register: the head is always slot 0 (a register,
-        # no read mux), slot 1 moves into it on a pop.
+        # no read mux). A push goes into slot 1, which moves into slot 0 when slot 0 is empty or
+        # pops, so slot 0 has one source and slot 1 can sit between the control and the lanes:
+        # slot 0's 70 C flip-flops sit next to the requant lanes all over the die (die run AA:
+        # ``p_slot1`` -> ``p_slot0``, 132 endpoints at 12.1 ns with slot 0 also loading the
+        # pushed beat, issue #13). A beat pushed into the empty FIFO reaches the head a cycle
+        # later, long before the requant of its N tile reads it. Each lane has its own copy
+        # (:func:`hw.sram.copies`) of the move register (``p_mv``), loaded from its next value.
         p_slot = [Signal(play, name=f"p_slot{i}", reset_less=True) for i in range(2)]
-        # Slot 0 loads on a pop or on a push into the empty FIFO. Its 70 C flip-flops sit next
-        # to the requant lanes all over the die, so each lane has its own copies
-        # (:func:`hw.sram.copies`) of the two enable registers (``p_pop`` and p_ready & empty)
-        # and of the select between slot 1 and the pushed beat (``p_cnt[2]``: one net to the
-        # 70 C multiplexers was a die path, issue #13, session 28). The copies are reset-less:
-        # in the cycle after a reset they may be stale, when junk loads of the empty slot are
-        # harmless and no push can happen (p_ready is 0).
-        pop_next, rdye_next = Signal(), Signal()
-        pop_c = copies(m, platform, pop_next, C, "p_pop_c")
-        rdye_c = copies(m, platform, rdye_next, C, "p_rdye_c")
-        sel_c = copies(m, platform, p_cnt_next[2], C, "p_sel_c")
+        v0, v1 = Signal(name="p_v0"), Signal(name="p_v1")
+        pop_next = Signal()
+        mv = v1 & (~v0 | p_pop)
+        v0_next, v1_next = (v0 & ~p_pop) | mv, (v1 & ~mv) | p_push
+        m.d.sync += [v0.eq(v0_next), v1.eq(v1_next)]
+        mv_c = copies(m, platform, v1_next & (~v0_next | pop_next), C, "p_mv_c")
         for n in range(C):
-            with m.If(pop_c[n] | (self.params.valid & rdye_c[n])):
-                m.d.sync += [
-                    p_slot[0].bias[n].eq(Mux(sel_c[n], p_slot[1].bias[n],
-                                             self.params.p.bias[n])),
-                    p_slot[0].mult[n].eq(Mux(sel_c[n], p_slot[1].mult[n],
-                                             self.params.p.mult[n])),
-                    p_slot[0].shift[n].eq(Mux(sel_c[n], p_slot[1].shift[n],
-                                              self.params.p.shift[n])),
-                ]
-        with m.If(self.params.valid & ~p_cnt[2]):    # (not p_push: a different net from the
+            with m.If(mv_c[n]):
+                m.d.sync += [p_slot[0].bias[n].eq(p_slot[1].bias[n]),
+                             p_slot[0].mult[n].eq(p_slot[1].mult[n]),
+                             p_slot[0].shift[n].eq(p_slot[1].shift[n])]
+        with m.If(self.params.valid & (~v1 | mv)):    # (not p_push: a different net from the
             m.d.sync += p_slot[1].eq(self.params.payload)   # control's; slot 1 is free here)
         # p_left != 0 and p_left == 1 as registered flags: the push selects, the wide compares
         # work on registers and cmd inputs only.
@@ -178,7 +174,6 @@ class GemmEngine(wiring.Component):
         # (At a new command the FIFO is empty: the previous GEMM popped all its beats.)
         m.d.sync += [p_nz.eq(p_nz_next), p_cnt.eq(p_cnt_next),
                      p_ready.eq(p_nz_next & ~p_cnt_next[2])]
-        m.d.comb += rdye_next.eq(p_nz_next & p_cnt_next[0])
 
         # ---- admission of activations ---------------------------------------------------------
         # Loop state is kept as down-counters plus registered flags, so that the admission
