@@ -84,7 +84,7 @@ from hw.npu_if import (
     line_bytes,
     unit_members,
 )
-from hw.sram import data_reg
+from hw.sram import copies, data_reg
 from hw.systolic import add3, csa_sum, in_logic, registered_mul, small_mul
 
 __all__ = ["VectorUnit", "POST_LATENCY", "top"]
@@ -1589,21 +1589,34 @@ class VectorUnit(wiring.Component):
             p0_acc, p0_mx, p0_cnt, p0_P, p0_x0, p0_ws, p0_oa, p0_n = (
                 acc_n, mx_n, cnt_n, P, e_xs[0], ws, am.oa, am.n)
         m.d.sync += p0v.eq(p0_load)
+        # (late0) each lane's load enable and the opcode's selects are its own copies
+        # (:func:`hw.sram.copies`, from the next value: the same value in every cycle; the
+        # opcode's a cycle old, which is the same while a beat is in flight: a new instruction
+        # waits for idle), so no one net enables and selects P0's 128 L flip-flops (die run
+        # AA: ``u1_*`` / ``u2_*`` / ``m3_*`` / ``s3_*``, 32 endpoints each at 10.4-12.3 ns)
+        op_now = Cat(is_dw | is_vm, is_pool, is_elt, pl_.mode == PoolMode.MAX)
+        if late0:
+            ld_c = copies(m, platform, emit_b, L, "p0_ld_c")
+            op_c = copies(m, platform, op_now, L, "p0_op_c")
+        else:
+            ld_c, op_c = [p0_load] * L, [op_now] * L
         with m.If(p0_load):
             m.d.sync += [p0cnt.eq(p0_cnt), p0a.eq(p0_oa), p0n.eq(p0_n)]
-            for j in range(L):
+        for j in range(L):
+            with m.If(ld_c[j]):
                 bias = p0_P[96 * j:96 * j + 32].as_signed()
                 mult = p0_P[96 * j + 32:96 * j + 64].as_signed()
                 shift = p0_P[96 * j + 64:96 * j + 96].as_signed()
                 a8 = p0_x0[8 * j:8 * j + 8].as_signed()
                 ea = (a8 + a_off)[:18].as_signed()
                 eb = (p0_ws[j] + b_off)[:18].as_signed()
-                with m.If(is_dw | is_vm):   # + bias in POST (u2 is free for DWCONV / VMATMUL)
+                j_dwvm, j_pool, j_elt, j_max = op_c[j]
+                with m.If(j_dwvm):   # + bias in POST (u2 is free for DWCONV / VMATMUL)
                     m.d.sync += [u1[j].eq(p0_acc[j]), u2[j].eq(bias), m3[j].eq(mult),
                                  s3[j].eq(shift)]
-                with m.Elif(is_pool):
-                    m.d.sync += u1[j].eq(Mux(pl_.mode == PoolMode.MAX, p0_mx[j], p0_acc[j]))
-                with m.Elif(is_elt):   # ADD: the left shift in POST's r1 / r2; MUL: the
+                with m.Elif(j_pool):
+                    m.d.sync += u1[j].eq(Mux(j_max, p0_mx[j], p0_acc[j]))
+                with m.Elif(j_elt):   # ADD: the left shift in POST's r1 / r2; MUL: the
                     m.d.sync += [u1[j].eq(ea), u2[j].eq(eb)]    # product in POST (PL lanes)
                 with m.Else():   # LUT: the table is read in POST (PL lanes)
                     m.d.sync += u1[j].eq(p0_x0[8 * j:8 * j + 8] ^ 0x80)
@@ -1633,9 +1646,14 @@ class VectorUnit(wiring.Component):
             # by ``ph`` in front of the left shifters, the multipliers' input registers and
             # AVG's sums (die run U: ``l0a_hh2_dsp`` 13.9 ns, ``l0a_r5``, ``l0abs1``, issue
             # #13). A load takes priority (the beat's last phase leaves in that cycle).
-            with m.If(~p0_load & pact):
-                m.d.sync += [r[i].eq(r[i + PL]) for r in (u1, u2, m3, s3)
-                             for i in range(L - PL)]
+            if late0:   # (the shift's enable per lane, from its next value as above)
+                pact_n = p0_load | (pact & (ph != H - 1))
+                sh_c = copies(m, platform, ~emit_b & pact_n, L - PL, "p0_sh_c")
+            else:
+                sh_c = [~p0_load & pact] * (L - PL)
+            for i in range(L - PL):
+                with m.If(sh_c[i]):
+                    m.d.sync += [r[i].eq(r[i + PL]) for r in (u1, u2, m3, s3)]
             u1s, u2s, m3s, s3s = (r[:PL] for r in (u1, u2, m3, s3))
         else:
             pact, ph, plast = p0v, Const(0, 1), p0v
