@@ -14,6 +14,8 @@ from __future__ import annotations
 from amaranth import Elaboratable, Module, Mux, Signal
 from amaranth.lib import fifo
 
+from hw.sram import copies
+
 __all__ = ["SlowHeadFIFO", "HeadFIFO", "RingFIFO2"]
 
 
@@ -58,10 +60,15 @@ class RingFIFO2(fifo.FIFOInterface, Elaboratable):
     line lookup) enables no data register: as the enable of the head of an
     earlier version (the head in ``ent0``, refilled on a read), that net reached the ~110
     flip-flops of the command spread over 40 columns of the die (15.1 ns, issue #13). Also the
-    FIFO of REQ's line requests (its ``w_rdy`` a register, not the SRAM port's ready)."""
+    FIFO of REQ's line requests (its ``w_rdy`` a register, not the SRAM port's ready).
 
-    def __init__(self, *, width: int):
+    ``rp_copies`` > 1: the read pointer in that many copies (:func:`hw.sram.copies`), each
+    selecting a slice of ``r_data``, so no one net reaches the whole entry's multiplexers (die
+    run AC's path started at REQ's input ring's ``rp``: 2.3 ns to its first LUT, issue #13)."""
+
+    def __init__(self, *, width: int, rp_copies: int = 1):
         super().__init__(width=width, depth=2)
+        self.rp_copies = rp_copies
 
     def elaborate(self, platform):
         m = Module()
@@ -72,8 +79,16 @@ class RingFIFO2(fifo.FIFOInterface, Elaboratable):
         do_w = self.w_en & self.w_rdy
         do_r = self.r_en & self.r_rdy
         m.d.comb += [self.w_rdy.eq(level != 2), self.r_rdy.eq(level != 0),
-                     self.r_data.eq(Mux(rp, ent[1], ent[0])),
                      self.w_level.eq(level), self.r_level.eq(level)]
+        k = max(1, min(self.rp_copies, self.width))
+        if k == 1:
+            m.d.comb += self.r_data.eq(Mux(rp, ent[1], ent[0]))
+        else:
+            rpc = copies(m, platform, rp ^ do_r, k, "rp_c")
+            cuts = [self.width * c // k for c in range(k + 1)]
+            for c in range(k):
+                lo, hi = cuts[c], cuts[c + 1]
+                m.d.comb += self.r_data[lo:hi].eq(Mux(rpc[c], ent[1][lo:hi], ent[0][lo:hi]))
         # the entry at wp is free whenever the FIFO is not full, so it loads w_data in every
         # such cycle, written or not: the write decision (``w_en``) enables no data register
         for i in range(2):

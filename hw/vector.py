@@ -377,7 +377,7 @@ class VectorUnit(wiring.Component):
             # cycle of latency, the same throughput)
             ncr = data_reg(CMD, name="ncr")
             ncr_v = Signal()
-            m.submodules.inq = inq = RingFIFO2(width=CMD.size)
+            m.submodules.inq = inq = RingFIFO2(width=CMD.size, rp_copies=4)
             m.d.comb += [take.eq(~ncr_v | inq.w_rdy), inq.w_en.eq(ncr_v), inq.w_data.eq(ncr),
                          inc.eq(inq.r_data), inc_v.eq(inq.r_rdy), inq.r_en.eq(rq_free)]
             with m.If(take):

@@ -62,20 +62,21 @@ def test_slow_head_fifo_contract(depth):
     assert stats["reads"] > 500 and stats["full"] > 20 and stats["two_cycle"] > 100, stats
 
 
-@pytest.mark.parametrize(("kind", "depth"), [("reg2", 2), ("head", 2), ("head", 3), ("head", 8),
-                                             ("staged", 2), ("staged", 8)])
+@pytest.mark.parametrize(("kind", "depth"), [("reg2", 2), ("reg2c", 2), ("head", 2), ("head", 3),
+                                             ("head", 8), ("staged", 2), ("staged", 8)])
 def test_head_and_ring_fifos_match_sync_fifo(kind, depth):
     """``RingFIFO2`` and ``HeadFIFO`` behave cycle for cycle as Amaranth's ``SyncFIFO`` of their
     depth: the same ``w_rdy``, ``r_rdy``, levels and (while ``r_rdy``) head, under random writes
     and reads. ``RingFIFO2``: the vector unit's command input and line requests; ``HeadFIFO``:
-    its command-metadata FIFO (with ``vector_req_stages`` = 2). ``staged`` (``HeadFIFO`` with
+    its command-metadata FIFO (with ``vector_req_stages`` = 2). ``reg2c``: ``RingFIFO2`` with its
+    read pointer in 3 copies, each selecting a slice of the head. ``staged`` (``HeadFIFO`` with
     ``write_stage``, what ``vector_req_stages`` = 2 uses): the reference ``SyncFIFO`` takes each
     write a cycle after the FIFO accepts it; the FIFO accepts a write while fewer than ``depth``
     entries are in it or staged, and its read side equals the reference's."""
     m = Module()
     m.submodules.ref = ref = SyncFIFO(width=8, depth=depth)
-    m.submodules.dut = dut = (RingFIFO2(width=8) if kind == "reg2"
-                              else HeadFIFO(width=8, depth=depth,
+    m.submodules.dut = dut = (RingFIFO2(width=8, rp_copies=3 if kind == "reg2c" else 1)
+                              if kind.startswith("reg2") else HeadFIFO(width=8, depth=depth,
                                              write_stage=kind == "staged"))
     rng = random.Random(13 + depth)
     seen = []
