@@ -145,6 +145,8 @@ class GemmEngine(wiring.Component):
         # pushed beat, issue #13). A beat pushed into the empty FIFO reaches the head a cycle
         # later, long before the requant of its N tile reads it. Each lane has its own copy
         # (:func:`hw.sram.copies`) of the move register (``p_mv``), loaded from its next value.
+        # The copies are reset-less: in the cycle after a reset they may be stale, when a junk
+        # load of the empty slot 0 is harmless (p_v0 is 0 and slot 1 holds nothing).
         p_slot = [Signal(play, name=f"p_slot{i}", reset_less=True) for i in range(2)]
         v0, v1 = Signal(name="p_v0"), Signal(name="p_v1")
         pop_next = Signal()
