@@ -66,7 +66,7 @@ POST_CASES = [
     pytest.param(preset("tiny").replace(vector_post_lanes=1), id="tiny-post1"),
     pytest.param(preset("tiny").replace(vector_post_lanes=2), id="tiny-post2"),
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2), id="tiny-post1-taps2"),
-    # EXEC in two stages (Config.vector_exec_stages, the ecp5 preset's), with and without a
+    # EXEC in two stages (Config.vector_exec_stages = 2), with and without a
     # time-shared POST
     pytest.param(preset("tiny").replace(vector_exec_stages=2), id="tiny-exec2"),
     # the command input through a FIFO (Config.vector_req_stages = 2) alone, then with every
@@ -75,7 +75,7 @@ POST_CASES = [
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=2,
                                         vector_req_stages=2, sram_read_latency=3),
                  id="tiny-post1-taps2-exec2-req2-lat3", marks=pytest.mark.full),
-    # P0 loaded a cycle after E2 (vector_exec_stages = 3, the ecp5 preset's) with a time-shared
+    # P0 loaded a cycle after E2 (vector_exec_stages = 3) with a time-shared
     # POST of 4 and of 2 phases (P0's free test looks a cycle ahead) and with an untimeshared one
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2, vector_exec_stages=3,
                                         vector_req_stages=2, sram_read_latency=4),
