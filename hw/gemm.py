@@ -129,14 +129,11 @@ class GemmEngine(wiring.Component):
         p_left = Signal(DIM_BITS)        # params beats still to accept for this GEMM
         # pushed beats whose N tile admission has not passed, one-hot (0, 1, 2)
         p_avail = Signal(3, init=1)
-        p_cnt = Signal(3, init=1)        # beats in the parameter FIFO, one-hot (0, 1, 2)
         p_ready = Signal()
         p_push = self.params.valid & p_ready
         p_pop = Signal()
         m.d.comb += self.params.ready.eq(p_ready)
         cmd_take = self.cmd.valid & ~busy
-        p_up, p_dn = p_push & ~p_pop, p_pop & ~p_push
-        p_cnt_next = Mux(p_up, p_cnt.rotate_left(1), Mux(p_dn, p_cnt.rotate_right(1), p_cnt))
         # Two-entry parameter FIFO as a shift register: the head is always slot 0 (a register,
         # no read mux). A push goes into slot 1, which moves into slot 0 when slot 0 is empty or
         # pops, so slot 0 has one source and slot 1 can sit between the control and the lanes:
@@ -174,8 +171,8 @@ class GemmEngine(wiring.Component):
         with m.Elif(p_push):
             m.d.sync += [p_left.eq(p_left - 1), p_one.eq(p_left == 2)]
         # (At a new command the FIFO is empty: the previous GEMM popped all its beats.)
-        m.d.sync += [p_nz.eq(p_nz_next), p_cnt.eq(p_cnt_next),
-                     p_ready.eq(p_nz_next & ~p_cnt_next[2])]
+        # (ready: a beat is still to come and the FIFO is not full after this cycle)
+        m.d.sync += [p_nz.eq(p_nz_next), p_ready.eq(p_nz_next & ~(v0_next & v1_next))]
 
         # ---- admission of activations ---------------------------------------------------------
         # Loop state is kept as down-counters plus registered flags, so that the admission
