@@ -1634,12 +1634,13 @@ class VectorUnit(wiring.Component):
                 m.d.comb += p0free.eq(~p0_load & (~pact | (ph >= H - 2)))
             else:
                 m.d.comb += p0free.eq(~pact | (ph == H - 1))
-            with m.If(p0_load):
-                m.d.sync += [pact.eq(1), ph.eq(0)]
+            # (a load starts a beat; the last phase ends it)
+            pact_n = _comb(m, p0_load | (pact & ~plast), "pact_n")
+            m.d.sync += pact.eq(pact_n)
+            with m.If(p0_load | plast):
+                m.d.sync += ph.eq(0)
             with m.Elif(pact):
                 m.d.sync += ph.eq(ph + 1)
-                with m.If(ph == H - 1):
-                    m.d.sync += [pact.eq(0), ph.eq(0)]
 
             # P0's lanes shift down by PL in each phase after the first, so phase h's lanes
             # are always lanes [0, PL): POST's operands are flip-flops, not an H-input select
@@ -1647,7 +1648,6 @@ class VectorUnit(wiring.Component):
             # AVG's sums (die run U: ``l0a_hh2_dsp`` 13.9 ns, ``l0a_r5``, ``l0abs1``, issue
             # #13). A load takes priority (the beat's last phase leaves in that cycle).
             if late0:   # (the shift's enable per lane, from its next value as above)
-                pact_n = p0_load | (pact & (ph != H - 1))
                 sh_c = copies(m, platform, ~emit_b & pact_n, L - PL, "p0_sh_c")
             else:
                 sh_c = [~p0_load & pact] * (L - PL)
