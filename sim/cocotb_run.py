@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sim.toolchain import build_dir, make_flags, project_root, setup_env
+from sim.toolchain import build_dir, project_root, setup_env, verilator_make_flags
 
 __all__ = ["verilog_of", "run_cocotb", "tb_params", "VERILATOR_FLAGS"]
 
@@ -143,12 +143,9 @@ def cxx_opt() -> str:
 
 
 def _fix_pch_flag() -> None:
-    """The runner's ``make`` inherits MAKEFLAGS: set verilated.mk's ``CFG_CXXFLAGS_PCH_I`` (empty
-    in the wheel) and the optimization of the model's C++ (sim.toolchain.make_flags)."""
-    opt = cxx_opt()
-    os.environ["MAKEFLAGS"] = make_flags(os.environ.get("MAKEFLAGS", ""),
-                                         CFG_CXXFLAGS_PCH_I="-include", OPT_FAST=opt,
-                                         OPT_GLOBAL=opt)
+    """The runner's ``make`` inherits MAKEFLAGS: verilated.mk's variables for every Verilator
+    build (sim.toolchain.verilator_make_flags) at this module's optimization."""
+    os.environ["MAKEFLAGS"] = verilator_make_flags(os.environ.get("MAKEFLAGS", ""), cxx_opt())
 
 
 def _raise_on_failures(results_xml: Path) -> None:

