@@ -64,11 +64,18 @@ class RingFIFO2(fifo.FIFOInterface, Elaboratable):
 
     ``rp_copies`` > 1: the read pointer in that many copies (:func:`hw.sram.copies`), each
     selecting a slice of ``r_data``, so no one net reaches the whole entry's multiplexers (die
-    run AC's path started at REQ's input ring's ``rp``: 2.3 ns to its first LUT, issue #13)."""
+    run AC's path started at REQ's input ring's ``rp``: 2.3 ns to its first LUT, issue #13).
+
+    ``nxt_keep`` / ``nxt_pop``: the head after this cycle if this cycle reads nothing / reads
+    (each meaningful when the FIFO then has an entry). A consumer can register what it derives
+    from the head a cycle early from both and select by whether it read (the vector unit's REQ
+    registers its line lookup's compares so; issue #13)."""
 
     def __init__(self, *, width: int, rp_copies: int = 1):
         super().__init__(width=width, depth=2)
         self.rp_copies = rp_copies
+        self.nxt_keep = Signal(width)
+        self.nxt_pop = Signal(width)
 
     def elaborate(self, platform):
         m = Module()
@@ -91,9 +98,10 @@ class RingFIFO2(fifo.FIFOInterface, Elaboratable):
                 m.d.comb += self.r_data[lo:hi].eq(Mux(rpc[c], ent[1][lo:hi], ent[0][lo:hi]))
         # the entry at wp is free whenever the FIFO is not full, so it loads w_data in every
         # such cycle, written or not: the write decision (``w_en``) enables no data register
-        for i in range(2):
-            with m.If(self.w_rdy & (wp == i)):
-                m.d.sync += ent[i].eq(self.w_data)
+        ent_n = [Mux(self.w_rdy & (wp == i), self.w_data, ent[i]) for i in range(2)]
+        m.d.sync += [ent[i].eq(ent_n[i]) for i in range(2)]
+        m.d.comb += [self.nxt_keep.eq(Mux(rp, ent_n[1], ent_n[0])),
+                     self.nxt_pop.eq(Mux(rp, ent_n[0], ent_n[1]))]
         m.d.sync += [level.eq(level + do_w - do_r), wp.eq(wp ^ do_w), rp.eq(rp ^ do_r)]
         return m
 

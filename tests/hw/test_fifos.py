@@ -66,10 +66,11 @@ def test_slow_head_fifo_contract(depth):
                                              ("head", 8), ("staged", 2), ("staged", 8)])
 def test_head_and_ring_fifos_match_sync_fifo(kind, depth):
     """``RingFIFO2`` and ``HeadFIFO`` behave cycle for cycle as Amaranth's ``SyncFIFO`` of their
-    depth: the same ``w_rdy``, ``r_rdy``, levels and (while ``r_rdy``) head, under random writes
-    and reads. ``RingFIFO2``: the vector unit's command input and line requests; ``HeadFIFO``:
-    its command-metadata FIFO (with ``vector_req_stages`` = 2). ``reg2c``: ``RingFIFO2`` with its
-    read pointer in 3 copies, each selecting a slice of the head. ``staged`` (``HeadFIFO`` with
+    depth: the same ``w_rdy``, ``r_rdy``, levels and (while ``r_rdy``) head, under random writes and
+    reads (``RingFIFO2``'s ``nxt_keep`` / ``nxt_pop`` are the reference's next head, by whether the
+    cycle read). ``RingFIFO2``: the vector unit's command input and line requests; ``HeadFIFO``: its
+    command-metadata FIFO (with ``vector_req_stages`` = 2). ``reg2c``: ``RingFIFO2`` with its read
+    pointer in 3 copies, each selecting a slice of the head. ``staged`` (``HeadFIFO`` with
     ``write_stage``, what ``vector_req_stages`` = 2 uses): the reference ``SyncFIFO`` takes each
     write a cycle after the FIFO accepts it; the FIFO accepts a write while fewer than ``depth``
     entries are in it or staged, and its read side equals the reference's."""
@@ -80,9 +81,11 @@ def test_head_and_ring_fifos_match_sync_fifo(kind, depth):
                                              write_stage=kind == "staged"))
     rng = random.Random(13 + depth)
     seen = []
+    stats = {"nxt": 0}
 
     async def bench(ctx):
         staged = None          # (staged only) the write the FIFO accepted in the previous cycle
+        nxt = None             # (ring only) the head predicted by the previous cycle
         for k in range(3000):
             # phases that favour writes, then reads, so deep FIFOs fill and drain
             pw = 0.75 if (k // 200) % 2 == 0 else 0.35
@@ -110,6 +113,12 @@ def test_head_and_ring_fifos_match_sync_fifo(kind, depth):
                         ctx.get(f.r_data) if ctx.get(f.r_rdy) else None) for f in (ref, dut)]
                 seen.append(got[0])
             assert got[1] == got[0], f"cycle {k}: ref {got[0]}, {kind} {got[1]}"
+            if kind.startswith("reg2"):
+                if nxt is not None and ctx.get(ref.r_rdy):
+                    assert ctx.get(ref.r_data) == nxt, f"cycle {k}: nxt_keep / nxt_pop"
+                    stats["nxt"] += 1
+                popped = r and ctx.get(ref.r_rdy)
+                nxt = ctx.get(dut.nxt_pop if popped else dut.nxt_keep)
             await ctx.tick()
 
     sim = Simulator(m)
@@ -118,3 +127,4 @@ def test_head_and_ring_fifos_match_sync_fifo(kind, depth):
     sim.run()
     # the walk reached every level, with reads of a full FIFO
     assert {g[2] for g in seen} == set(range(depth + 1))
+    assert stats["nxt"] > 1000 or not kind.startswith("reg2"), stats
