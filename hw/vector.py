@@ -962,15 +962,22 @@ class VectorUnit(wiring.Component):
         # + 1) is compared as its line against registers holding each tag - 1 (``tm1``, and
         # ``sl_m1`` beside ``sl_line`` for the line requested now), so no incrementer stands
         # between the command's registers and the compares (ECP5 timing, issue #13).
-        in_line, in_need, in_key = [], [], []
-        for v in range(V):
-            a_ = inc.xa[v] if v < TT else inc.wa
-            lo_l = a_[LB:LB + LA]
-            off = a_[:LB] if LB else Const(0, 1)
-            en = inc.xe[v] if v < TT else inc.wen
-            in_line += [lo_l, _comb(m, (lo_l + 1)[:LA], f"in_next{v}")]
-            in_need += [en, en & ((off + L) > W)]
-            in_key += [lo_l, lo_l]
+        def slots_of(x, nm):
+            """The slots of command ``x``: each vector's line and the next one (``lines``),
+            whether the command needs them (``needs``), and the line a slot's key compares
+            (``keys``: the vector's line for both of its slots)"""
+            lines, needs, keys = [], [], []
+            for v in range(V):
+                a_ = x.xa[v] if v < TT else x.wa
+                lo_l = a_[LB:LB + LA]
+                off = a_[:LB] if LB else Const(0, 1)
+                en = x.xe[v] if v < TT else x.wen
+                lines += [lo_l, _comb(m, (lo_l + 1)[:LA], f"{nm}_next{v}")]
+                needs += [en, en & ((off + L) > W)]
+                keys += [lo_l, lo_l]
+            return lines, needs, keys
+
+        in_line, in_need, in_key = slots_of(inc, "in")
         # REQ's registers of the command it holds: its slots' lines and needs, which slots share
         # a line, the slots whose line is in the cache (or requested) and its entry, the entries
         # its needed slots use
@@ -1056,12 +1063,57 @@ class VectorUnit(wiring.Component):
         inuse_n = Signal(NE)
         need_plain = [[] for _ in range(NE)]
         need_fwd = []
+        if self.config.vector_req_stages == 2:
+            # (FPGA clocks) the compares a cycle early. A command waits in the input ring at
+            # least a cycle before REQ takes it, and the head after this cycle is the ring's
+            # ``nxt_keep`` or, if REQ takes the head now, its ``nxt_pop``. For both, registered
+            # now: each slot's line against the tags (``pc_*``), against the line this cycle's
+            # request writes (``eq_*``: after this cycle the tags differ from those compared in
+            # the victim's entry alone, when a request fires), and against the lines REQ holds
+            # after this cycle (``xc_*``: its own if it keeps its command, the head's if it
+            # takes it), for the forward of the next cycle's request; and the slots' needs.
+            # Next cycle ``lsel`` (REQ took the head) selects, and the lookup is the same
+            # function of the same tags as the one-cycle lookup below: run AC's path was the
+            # ring's read pointer -> the head select -> the compares -> ``inuse``, 13.84 ns,
+            # issue #13. Lines compare as lines: a vector's second slot by its line + 1.
+            lsel, rfd = Signal(), Signal()
+            vohd = Signal(NE)
+            m.d.sync += [lsel.eq(load), rfd.eq(rfire), vohd.eq(voh)]
+            fm_oh = _comb(m, miss & (~miss + 1), "fm_oh", NS)     # the first miss, one-hot
+            cand = []
+            for nm, val, held in (("k", inq.nxt_keep, sl_line), ("p", inq.nxt_pop, in_line)):
+                nx = Signal(CMD, name=f"nxt_{nm}")
+                m.d.comb += nx.eq(val)
+                lines, needs, _ = slots_of(nx, nm)
+                pc = [Signal(NE, name=f"pc_{nm}{s_}") for s_ in range(NS)]
+                xc = [Signal(NS, name=f"xc_{nm}{s_}") for s_ in range(NS)]
+                eq, nd = Signal(NS, name=f"eq_{nm}"), Signal(NS, name=f"nd_{nm}")
+                m.d.sync += [eq.eq(Cat(*[ln == fm_line for ln in lines])), nd.eq(Cat(*needs))]
+                for s_ in range(NS):
+                    m.d.sync += [pc[s_].eq(Cat(*[tags[e] == lines[s_] for e in range(NE)])),
+                                 xc[s_].eq(Cat(*[lines[s_] == held[t_] for t_ in range(NS)]))]
+                cand.append((pc, xc, eq, nd))
+            (pck, xck, eqk, ndk), (pcp, xcp, eqp, ndp) = cand
+            l_need = _comb(m, Mux(lsel, ndp, ndk), "l_need", NS)
+            l_eq = _comb(m, Mux(lsel, eqp, eqk), "l_eq", NS)
+            plains, fwds = [], []
+            for s_ in range(NS):
+                pcs = Mux(lsel, pcp[s_], pck[s_])
+                plains.append(_comb(m, tv & Cat(*[Mux(rfd & vohd[e], l_eq[s_], pcs[e])
+                                                  for e in range(NE)]), f"plain{s_}", NE))
+                fwds.append(_comb(m, rfire & (Mux(lsel, xcp[s_], xck[s_]) & fm_oh).any(),
+                                  f"fwd{s_}"))
+            l_needs = [l_need[s_] for s_ in range(NS)]
+        else:
+            plains = [_comb(m, Cat(*[tv[e] & ((tm1 if s_ % 2 else tags)[e] == in_key[s_])
+                                     for e in range(NE)]), f"plain{s_}", NE)
+                      for s_ in range(NS)]
+            fwds = [_comb(m, rfire & Cat(*[in_key[s_] == (sl_m1 if s_ % 2 else sl_line)[t_]
+                                           for t_ in range(NS)]).bit_select(fm, 1), f"fwd{s_}")
+                    for s_ in range(NS)]
+            l_needs = in_need
         for s_ in range(NS):
-            odd = s_ % 2
-            fwd = _comb(m, rfire & Cat(*[in_key[s_] == (sl_m1 if odd else sl_line)[t_]
-                                         for t_ in range(NS)]).bit_select(fm, 1), f"fwd{s_}")
-            plain = _comb(m, Cat(*[tv[e] & ((tm1 if odd else tags)[e] == in_key[s_])
-                                   for e in range(NE)]), f"plain{s_}", NE)
+            plain, fwd = plains[s_], fwds[s_]
             # (plain is one-hot or zero: its entry number by OR trees, as the victim's, not a
             # priority chain over NE entries -- REQ's lookup was the unit's ECP5 path)
             pidx = _comb(m, _onehot_index(plain, EB), f"pidx{s_}", EB)
@@ -1069,13 +1121,13 @@ class VectorUnit(wiring.Component):
             m.d.comb += [hv_n[s_].eq(fwd | (plain.any() & ~killed)),
                          hidx_n[s_].eq(Mux(fwd, victim, pidx))]
             for e in range(NE):
-                need_plain[e].append(in_need[s_] & plain[e])
-            need_fwd.append(in_need[s_] & fwd)
+                need_plain[e].append(l_needs[s_] & plain[e])
+            need_fwd.append(l_needs[s_] & fwd)
         for e in range(NE):
             m.d.comb += inuse_n[e].eq(Mux(rfire & voh[e], Cat(*need_fwd).any(),
                                           Cat(*need_plain[e]).any()))
         with m.If(load):
-            m.d.sync += [sl_need.eq(Cat(*in_need)), hv.eq(hv_n), inuse.eq(inuse_n)]
+            m.d.sync += [sl_need.eq(Cat(*l_needs)), hv.eq(hv_n), inuse.eq(inuse_n)]
             for s_ in range(NS):
                 m.d.sync += [sl_line[s_].eq(in_line[s_]),
                              sl_m1[s_].eq(in_key[s_] if s_ % 2 else (in_line[s_] - 1)[:LA]),
