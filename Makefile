@@ -23,7 +23,7 @@ demo: setup
 	$(TOOLENV) $(PY) -m sw.demo
 
 test: setup
-	$(TOOLENV) $(PY) -m pytest -q -n $(JOBS) -m "not full" tests
+	$(TOOLENV) $(PY) -m pytest -q -n $(JOBS) -m "not full" --durations=25 tests
 
 test-full: setup
 	$(TOOLENV) $(PY) -m pytest -q -n $(JOBS) tests
