@@ -88,20 +88,27 @@ class RingFIFO2(fifo.FIFOInterface, Elaboratable):
         m.d.comb += [self.w_rdy.eq(level != 2), self.r_rdy.eq(level != 0),
                      self.w_level.eq(level), self.r_level.eq(level)]
         k = max(1, min(self.rp_copies, self.width))
+        other = Signal(self.width)          # the entry behind the head
         if k == 1:
-            m.d.comb += self.r_data.eq(Mux(rp, ent[1], ent[0]))
+            m.d.comb += [self.r_data.eq(Mux(rp, ent[1], ent[0])),
+                         other.eq(Mux(rp, ent[0], ent[1]))]
         else:
             rpc = copies(m, platform, rp ^ do_r, k, "rp_c")
             cuts = [self.width * c // k for c in range(k + 1)]
             for c in range(k):
                 lo, hi = cuts[c], cuts[c + 1]
-                m.d.comb += self.r_data[lo:hi].eq(Mux(rpc[c], ent[1][lo:hi], ent[0][lo:hi]))
+                m.d.comb += [self.r_data[lo:hi].eq(Mux(rpc[c], ent[1][lo:hi], ent[0][lo:hi])),
+                             other[lo:hi].eq(Mux(rpc[c], ent[0][lo:hi], ent[1][lo:hi]))]
         # the entry at wp is free whenever the FIFO is not full, so it loads w_data in every
         # such cycle, written or not: the write decision (``w_en``) enables no data register
-        ent_n = [Mux(self.w_rdy & (wp == i), self.w_data, ent[i]) for i in range(2)]
-        m.d.sync += [ent[i].eq(ent_n[i]) for i in range(2)]
-        m.d.comb += [self.nxt_keep.eq(Mux(rp, ent_n[1], ent_n[0])),
-                     self.nxt_pop.eq(Mux(rp, ent_n[0], ent_n[1]))]
+        for i in range(2):
+            with m.If(self.w_rdy & (wp == i)):
+                m.d.sync += ent[i].eq(self.w_data)
+        # the head after the cycle: without a read the head stays, or (empty) the entry at wp
+        # (= rp) takes w_data; with one the entry behind it, held (full) or (one entry) taking
+        # w_data now. One select of w_data by the level after the head's 2:1 multiplexers.
+        m.d.comb += [self.nxt_keep.eq(Mux(level == 0, self.w_data, self.r_data)),
+                     self.nxt_pop.eq(Mux(level == 2, other, self.w_data))]
         m.d.sync += [level.eq(level + do_w - do_r), wp.eq(wp ^ do_w), rp.eq(rp ^ do_r)]
         return m
 

@@ -973,11 +973,13 @@ class VectorUnit(wiring.Component):
                 off = a_[:LB] if LB else Const(0, 1)
                 en = x.xe[v] if v < TT else x.wen
                 lines += [lo_l, _comb(m, (lo_l + 1)[:LA], f"{nm}_next{v}")]
-                needs += [en, en & ((off + L) > W)]
+                needs += [en, en & (off > W - L)]          # off + L > W
                 keys += [lo_l, lo_l]
             return lines, needs, keys
 
         in_line, in_need, in_key = slots_of(inc, "in")
+        # each slot's line - 1 (a vector's first slot: its line - 1; its second: its line)
+        in_m1 = [in_key[s_] if s_ % 2 else (in_line[s_] - 1)[:LA] for s_ in range(NS)]
         # REQ's registers of the command it holds: its slots' lines and needs, which slots share
         # a line, the slots whose line is in the cache (or requested) and its entry, the entries
         # its needed slots use
@@ -1075,23 +1077,29 @@ class VectorUnit(wiring.Component):
             # Next cycle ``lsel`` (REQ took the head) selects, and the lookup is the same
             # function of the same tags as the one-cycle lookup below: run AC's path was the
             # ring's read pointer -> the head select -> the compares -> ``inuse``, 13.84 ns,
-            # issue #13. Lines compare as lines: a vector's second slot by its line + 1.
+            # issue #13. As there, a slot compares its key (its vector's line) with a line
+            # (first slot) or a line - 1 (second slot: ``tm1``, ``fm_m1``, ``sl_m1``,
+            # ``in_m1``), so no adder stands between the ring and the compares.
             lsel, rfd = Signal(), Signal()
             vohd = Signal(NE)
             m.d.sync += [lsel.eq(load), rfd.eq(rfire), vohd.eq(voh)]
             fm_oh = _comb(m, miss & (~miss + 1), "fm_oh", NS)     # the first miss, one-hot
             cand = []
-            for nm, val, held in (("k", inq.nxt_keep, sl_line), ("p", inq.nxt_pop, in_line)):
+            for nm, val, held, held_m1 in (("k", inq.nxt_keep, sl_line, sl_m1),
+                                           ("p", inq.nxt_pop, in_line, in_m1)):
                 nx = Signal(CMD, name=f"nxt_{nm}")
                 m.d.comb += nx.eq(val)
-                lines, needs, _ = slots_of(nx, nm)
+                _, needs, keys = slots_of(nx, nm)
                 pc = [Signal(NE, name=f"pc_{nm}{s_}") for s_ in range(NS)]
                 xc = [Signal(NS, name=f"xc_{nm}{s_}") for s_ in range(NS)]
                 eq, nd = Signal(NS, name=f"eq_{nm}"), Signal(NS, name=f"nd_{nm}")
-                m.d.sync += [eq.eq(Cat(*[ln == fm_line for ln in lines])), nd.eq(Cat(*needs))]
+                m.d.sync += [eq.eq(Cat(*[keys[s_] == (fm_m1 if s_ % 2 else fm_line)
+                                         for s_ in range(NS)])),
+                             nd.eq(Cat(*needs))]
                 for s_ in range(NS):
-                    m.d.sync += [pc[s_].eq(Cat(*[tags[e] == lines[s_] for e in range(NE)])),
-                                 xc[s_].eq(Cat(*[lines[s_] == held[t_] for t_ in range(NS)]))]
+                    tg, hl = (tm1, held_m1) if s_ % 2 else (tags, held)
+                    m.d.sync += [pc[s_].eq(Cat(*[tg[e] == keys[s_] for e in range(NE)])),
+                                 xc[s_].eq(Cat(*[keys[s_] == hl[t_] for t_ in range(NS)]))]
                 cand.append((pc, xc, eq, nd))
             (pck, xck, eqk, ndk), (pcp, xcp, eqp, ndp) = cand
             l_need = _comb(m, Mux(lsel, ndp, ndk), "l_need", NS)
@@ -1130,7 +1138,7 @@ class VectorUnit(wiring.Component):
             m.d.sync += [sl_need.eq(Cat(*l_needs)), hv.eq(hv_n), inuse.eq(inuse_n)]
             for s_ in range(NS):
                 m.d.sync += [sl_line[s_].eq(in_line[s_]),
-                             sl_m1[s_].eq(in_key[s_] if s_ % 2 else (in_line[s_] - 1)[:LA]),
+                             sl_m1[s_].eq(in_m1[s_]),
                              hidx[s_].eq(hidx_n[s_]),
                              same[s_].eq(Cat(*[in_line[s_] == in_line[t_] for t_ in range(NS)]))]
         with m.Elif(rfire):
