@@ -522,7 +522,12 @@ class VectorUnit(wiring.Component):
         owm1 = decoded(view("out_w") - 1, "owm1", out_w.shape())
         ohm1 = decoded(view("out_h") - 1, "ohm1", out_h.shape())
         teff = _comb(m, Mux(kzero, 1, ntap), "teff", 17)   # taps of a window (ntap from INIT)
-        dm_e = _comb(m, Mux(is_dw & (dw.depth_mult != 0), dw.depth_mult, 1), "dm_e")
+        # the depth multiplier (1 unless DWCONV's is set), decoded as the instruction loads: it
+        # enters SETUP1's products (``co`` = in_c * dm_e on a MULT18X18D) from a register (the
+        # opcode flag's select in front of the DSP was the unit's path, 12.8 ns, issue #13)
+        dmul = pin.dwconv.depth_mult
+        dm_e = decoded(Mux((pin.header.opcode == Opcode.DWCONV) & (dmul != 0), dmul, 1), "dm_e",
+                       dmul.shape())
 
         nout = Signal(NB)
         rem_c = Signal(18)
