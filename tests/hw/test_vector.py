@@ -63,7 +63,9 @@ def test_vector(cfg, n, big, ready):
 
 
 POST_CASES = [
-    pytest.param(preset("tiny").replace(vector_post_lanes=1), id="tiny-post1"),
+    # (full tier: POST on one lane is in the CI tier with taps2 and with every ecp5 choice)
+    pytest.param(preset("tiny").replace(vector_post_lanes=1), id="tiny-post1",
+                 marks=pytest.mark.full),
     pytest.param(preset("tiny").replace(vector_post_lanes=2), id="tiny-post2"),
     pytest.param(preset("tiny").replace(vector_post_lanes=1, vector_taps=2), id="tiny-post1-taps2"),
     # EXEC in two stages (Config.vector_exec_stages = 2), with and without a
