@@ -967,22 +967,23 @@ class VectorUnit(wiring.Component):
         # + 1) is compared as its line against registers holding each tag - 1 (``tm1``, and
         # ``sl_m1`` beside ``sl_line`` for the line requested now), so no incrementer stands
         # between the command's registers and the compares (ECP5 timing, issue #13).
-        def slots_of(x, nm):
-            """The slots of command ``x``: each vector's line and the next one (``lines``),
-            whether the command needs them (``needs``), and the line a slot's key compares
-            (``keys``: the vector's line for both of its slots)"""
-            lines, needs, keys = [], [], []
+        def slots_of(x):
+            """The slots of command ``x``: the line a slot's key compares (``keys``: its vector's
+            line, for both of the vector's slots) and whether the command needs the slot"""
+            needs, keys = [], []
             for v in range(V):
                 a_ = x.xa[v] if v < TT else x.wa
                 lo_l = a_[LB:LB + LA]
                 off = a_[:LB] if LB else Const(0, 1)
                 en = x.xe[v] if v < TT else x.wen
-                lines += [lo_l, _comb(m, (lo_l + 1)[:LA], f"{nm}_next{v}")]
                 needs += [en, en & (off > W - L)]          # off + L > W
                 keys += [lo_l, lo_l]
-            return lines, needs, keys
+            return keys, needs
 
-        in_line, in_need, in_key = slots_of(inc, "in")
+        in_key, in_need = slots_of(inc)
+        # each slot's line: a vector's line, then the next one
+        in_line = [in_key[s_] if s_ % 2 == 0
+                   else _comb(m, (in_key[s_] + 1)[:LA], f"in_next{s_ // 2}") for s_ in range(NS)]
         # each slot's line - 1 (a vector's first slot: its line - 1; its second: its line)
         in_m1 = [in_key[s_] if s_ % 2 else (in_line[s_] - 1)[:LA] for s_ in range(NS)]
         # REQ's registers of the command it holds: its slots' lines and needs, which slots share
@@ -1094,7 +1095,7 @@ class VectorUnit(wiring.Component):
                                            ("p", inq.nxt_pop, in_line, in_m1)):
                 nx = Signal(CMD, name=f"nxt_{nm}")
                 m.d.comb += nx.eq(val)
-                _, needs, keys = slots_of(nx, nm)
+                keys, needs = slots_of(nx)
                 pc = [Signal(NE, name=f"pc_{nm}{s_}") for s_ in range(NS)]
                 xc = [Signal(NS, name=f"xc_{nm}{s_}") for s_ in range(NS)]
                 eq, nd = Signal(NS, name=f"eq_{nm}"), Signal(NS, name=f"nd_{nm}")
